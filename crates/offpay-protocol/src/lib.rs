@@ -1,1 +1,14 @@
+//! offpay-protocol: the sans-IO core of offpay.
+//!
+//! Amounts and identifiers, deterministic CBOR, COSE_Sign1 envelopes, the
+//! signature suites, X.509 certificates and CRLs, the messages of the offline
+//! protocol, the per-wallet hash chain and double-spend evidence. Nothing here
+//! reads a clock, a file or a socket: time and bytes are arguments.
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod suite;
+pub mod types;
+
+pub use suite::{PublicKey, SigningKey, Suite};
+pub use types::{Amount, AmountError, Currency, Hash32, Nonce, UnixSeconds, WalletId};
