@@ -12,3 +12,6 @@ pub mod types;
 
 pub use suite::{PublicKey, SigningKey, Suite};
 pub use types::{Amount, AmountError, Currency, Hash32, Nonce, UnixSeconds, WalletId};
+pub mod cbor;
+pub mod envelope;
+pub mod messages;

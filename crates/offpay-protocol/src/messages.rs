@@ -1,0 +1,963 @@
+//! The messages of the offline protocol and of sync, field by field.
+//!
+//! Each body is a deterministic CBOR map with unsigned-integer keys; key 0 is
+//! the message type, key 1 the protocol version, and the other keys are listed
+//! on each struct. Every body except [`DoubleSpendProof`] travels inside a
+//! COSE_Sign1 envelope ([`crate::envelope::Signed`]). docs/PROTOCOL.md is the
+//! byte-exact description; the tests check its vectors.
+
+use crate::cbor::{DecodeError, Decoder, Encoder, MapReader};
+use crate::envelope::{Body, Signed};
+use crate::types::{Amount, Currency, Hash32, Nonce, UnixSeconds, WalletId};
+
+/// Largest certificate carried inline in a message (DER bytes).
+pub const CERT_FIELD_BYTES_MAX: usize = 2048;
+/// Largest PaymentRequest envelope.
+pub const PAYMENT_REQUEST_BYTES_MAX: usize = 2560;
+/// Largest Payment envelope.
+pub const PAYMENT_BYTES_MAX: usize = 2560;
+/// Largest Receipt envelope.
+pub const RECEIPT_BYTES_MAX: usize = 512;
+/// Largest LoadVoucher envelope.
+pub const LOAD_VOUCHER_BYTES_MAX: usize = 512;
+/// Largest Redeem envelope.
+pub const REDEEM_BYTES_MAX: usize = 512;
+/// Largest RiskPolicy envelope.
+pub const RISK_POLICY_BYTES_MAX: usize = 512;
+/// Most entries in each list of a SyncReport or SyncResponse.
+pub const SYNC_ENTRIES_MAX: usize = 4096;
+/// Largest SyncReport envelope: a full log of inline-certificate payments.
+pub const SYNC_REPORT_BYTES_MAX: usize = 24 << 20;
+/// Largest CRL carried in a SyncResponse (DER bytes).
+pub const CRL_FIELD_BYTES_MAX: usize = 1 << 20;
+/// Largest SyncResponse envelope.
+pub const SYNC_RESPONSE_BYTES_MAX: usize = 4 << 20;
+/// Largest DoubleSpendProof encoding.
+pub const DOUBLE_SPEND_PROOF_BYTES_MAX: usize = 12 << 10;
+/// Largest lock reason text.
+pub const REASON_BYTES_MAX: usize = 128;
+
+/// Message type numbers (key 0 of every body).
+pub mod message_type {
+    /// [`super::PaymentRequest`]
+    pub const PAYMENT_REQUEST: u64 = 1;
+    /// [`super::Payment`]
+    pub const PAYMENT: u64 = 2;
+    /// [`super::Receipt`]
+    pub const RECEIPT: u64 = 3;
+    /// [`super::LoadVoucher`]
+    pub const LOAD_VOUCHER: u64 = 4;
+    /// [`super::Redeem`]
+    pub const REDEEM: u64 = 5;
+    /// [`super::SyncReport`]
+    pub const SYNC_REPORT: u64 = 6;
+    /// [`super::SyncResponse`]
+    pub const SYNC_RESPONSE: u64 = 7;
+    /// [`super::RiskPolicy`]
+    pub const RISK_POLICY: u64 = 9;
+    /// [`super::DoubleSpendProof`]
+    pub const DOUBLE_SPEND_PROOF: u64 = 10;
+}
+
+// ---- field helpers -------------------------------------------------------
+
+fn wallet(d: &mut Decoder<'_>, f: &'static str) -> Result<WalletId, DecodeError> {
+    d.fixed::<16>(f).map(WalletId)
+}
+fn hash(d: &mut Decoder<'_>, f: &'static str) -> Result<Hash32, DecodeError> {
+    d.fixed::<32>(f).map(Hash32)
+}
+fn nonce(d: &mut Decoder<'_>, f: &'static str) -> Result<Nonce, DecodeError> {
+    d.fixed::<16>(f).map(Nonce)
+}
+fn time(d: &mut Decoder<'_>, f: &'static str) -> Result<UnixSeconds, DecodeError> {
+    d.uint(f).map(UnixSeconds)
+}
+fn currency(d: &mut Decoder<'_>) -> Result<Currency, DecodeError> {
+    Currency::new(d.text("currency", 3)?).ok_or(DecodeError::InvalidValue("currency"))
+}
+/// A positive amount: minor units at key `k`, currency at key `k + 1`.
+fn amount(m: &mut MapReader<'_, '_>, k: u64, positive: bool) -> Result<Amount, DecodeError> {
+    let minor = m.required(k, "amount")?.uint("amount")?;
+    if positive && minor == 0 {
+        return Err(DecodeError::InvalidValue("amount must be positive"));
+    }
+    let cur = currency(m.required(k + 1, "currency")?)?;
+    Ok(Amount::new(minor, cur))
+}
+fn put_amount(e: &mut Encoder, k: u64, a: &Amount) {
+    e.uint(k).uint(a.minor);
+    e.uint(k + 1).text(a.currency.as_str());
+}
+
+/// A certificate carried in a message: inline DER, or a reference (SHA-256 of
+/// the DER) to one the receiver already holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CertField {
+    /// The whole DER certificate.
+    Inline(Vec<u8>),
+    /// SHA-256 of a DER certificate the receiver is expected to hold.
+    Reference(Hash32),
+}
+
+impl CertField {
+    /// The reference of this certificate (hashing the inline DER if needed).
+    pub fn reference(&self) -> Hash32 {
+        match self {
+            CertField::Inline(der) => Hash32::digest(der),
+            CertField::Reference(h) => *h,
+        }
+    }
+    /// Keys `k` (inline) and `k + 1` (reference): exactly one is present.
+    fn read(m: &mut MapReader<'_, '_>, k: u64) -> Result<CertField, DecodeError> {
+        let inline = match m.optional(k)? {
+            Some(d) => Some(d.bytes("certificate", CERT_FIELD_BYTES_MAX)?.to_vec()),
+            None => None,
+        };
+        let reference = match m.optional(k + 1)? {
+            Some(d) => Some(hash(d, "certificate reference")?),
+            None => None,
+        };
+        match (inline, reference) {
+            (Some(der), None) => Ok(CertField::Inline(der)),
+            (None, Some(h)) => Ok(CertField::Reference(h)),
+            (None, None) => Err(DecodeError::MissingField("certificate")),
+            (Some(_), Some(_)) => Err(DecodeError::InvalidValue("both certificate and reference")),
+        }
+    }
+    fn write(&self, e: &mut Encoder, k: u64) {
+        match self {
+            CertField::Inline(der) => e.uint(k).bytes(der),
+            CertField::Reference(h) => e.uint(k + 1).bytes(&h.0),
+        };
+    }
+}
+
+// ---- PaymentRequest ------------------------------------------------------
+
+/// Payee -> payer: "pay me this amount against this fresh nonce". Signed by the payee TA.
+///
+/// Keys: 2 payee, 3 amount, 4 currency, 5 nonce, 6 created, 7 expires,
+/// 8 payee certificate (DER) or 9 its reference.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PaymentRequest {
+    /// The payee wallet.
+    pub payee: WalletId,
+    /// What is asked.
+    pub amount: Amount,
+    /// Fresh random nonce; the payee TA keeps it pending until used or expired.
+    pub nonce: Nonce,
+    /// When the payee made the request (payee TA time).
+    pub created: UnixSeconds,
+    /// After this time the payer refuses to pay and the payee refuses the payment.
+    pub expires: UnixSeconds,
+    /// The payee's wallet certificate.
+    pub payee_cert: CertField,
+}
+
+impl Body for PaymentRequest {
+    const TYPE: u64 = message_type::PAYMENT_REQUEST;
+    const NAME: &'static str = "PaymentRequest";
+    const BYTES_MAX: usize = PAYMENT_REQUEST_BYTES_MAX;
+    fn field_count(&self) -> usize {
+        7
+    }
+    fn encode_fields(&self, e: &mut Encoder) {
+        e.uint(2).bytes(&self.payee.0);
+        put_amount(e, 3, &self.amount);
+        e.uint(5).bytes(&self.nonce.0);
+        e.uint(6).uint(self.created.0);
+        e.uint(7).uint(self.expires.0);
+        self.payee_cert.write(e, 8);
+    }
+    fn decode_fields(m: &mut MapReader<'_, '_>) -> Result<Self, DecodeError> {
+        Ok(PaymentRequest {
+            payee: wallet(m.required(2, "payee")?, "payee")?,
+            amount: amount(m, 3, true)?,
+            nonce: nonce(m.required(5, "nonce")?, "nonce")?,
+            created: time(m.required(6, "created")?, "created")?,
+            expires: time(m.required(7, "expires")?, "expires")?,
+            payee_cert: CertField::read(m, 8)?,
+        })
+    }
+}
+
+// ---- Payment -------------------------------------------------------------
+
+/// Payer -> payee: the payment itself, an outgoing entry of the payer's hash
+/// chain. Signed by the payer TA after it durably debited itself.
+///
+/// Keys: 2 payer, 3 seq, 4 prev, 5 payee, 6 amount, 7 currency, 8 nonce,
+/// 9 time, 10 payer certificate (DER) or 11 its reference.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Payment {
+    /// The paying wallet.
+    pub payer: WalletId,
+    /// The payer's outgoing sequence number (1, 2, 3, ...).
+    pub seq: u64,
+    /// Hash of the payer's previous outgoing entry ([`Hash32::ZERO`] for seq 1).
+    pub prev: Hash32,
+    /// The payee wallet (from the request).
+    pub payee: WalletId,
+    /// The amount paid (equal to the request's).
+    pub amount: Amount,
+    /// The request's nonce.
+    pub nonce: Nonce,
+    /// Payer TA time of payment.
+    pub time: UnixSeconds,
+    /// The payer's wallet certificate.
+    pub payer_cert: CertField,
+}
+
+impl Body for Payment {
+    const TYPE: u64 = message_type::PAYMENT;
+    const NAME: &'static str = "Payment";
+    const BYTES_MAX: usize = PAYMENT_BYTES_MAX;
+    fn field_count(&self) -> usize {
+        9
+    }
+    fn encode_fields(&self, e: &mut Encoder) {
+        e.uint(2).bytes(&self.payer.0);
+        e.uint(3).uint(self.seq);
+        e.uint(4).bytes(&self.prev.0);
+        e.uint(5).bytes(&self.payee.0);
+        put_amount(e, 6, &self.amount);
+        e.uint(8).bytes(&self.nonce.0);
+        e.uint(9).uint(self.time.0);
+        self.payer_cert.write(e, 10);
+    }
+    fn decode_fields(m: &mut MapReader<'_, '_>) -> Result<Self, DecodeError> {
+        let payer = wallet(m.required(2, "payer")?, "payer")?;
+        let seq = m.required(3, "seq")?.uint("seq")?;
+        if seq == 0 {
+            return Err(DecodeError::InvalidValue("seq starts at 1"));
+        }
+        Ok(Payment {
+            payer,
+            seq,
+            prev: hash(m.required(4, "prev")?, "prev")?,
+            payee: wallet(m.required(5, "payee")?, "payee")?,
+            amount: amount(m, 6, true)?,
+            nonce: nonce(m.required(8, "nonce")?, "nonce")?,
+            time: time(m.required(9, "time")?, "time")?,
+            payer_cert: CertField::read(m, 10)?,
+        })
+    }
+}
+
+// ---- Receipt -------------------------------------------------------------
+
+/// Payee -> payer: "I have durably accepted this payment". Signed by the payee TA.
+///
+/// Keys: 2 payment id (SHA-256 of the Payment payload), 3 payee, 4 payer, 5 seq, 6 time.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Receipt {
+    /// The accepted payment's id.
+    pub payment_id: Hash32,
+    /// The payee wallet.
+    pub payee: WalletId,
+    /// The payer wallet.
+    pub payer: WalletId,
+    /// The payment's seq in the payer's chain.
+    pub seq: u64,
+    /// Payee TA time of acceptance.
+    pub time: UnixSeconds,
+}
+
+impl Body for Receipt {
+    const TYPE: u64 = message_type::RECEIPT;
+    const NAME: &'static str = "Receipt";
+    const BYTES_MAX: usize = RECEIPT_BYTES_MAX;
+    fn field_count(&self) -> usize {
+        5
+    }
+    fn encode_fields(&self, e: &mut Encoder) {
+        e.uint(2).bytes(&self.payment_id.0);
+        e.uint(3).bytes(&self.payee.0);
+        e.uint(4).bytes(&self.payer.0);
+        e.uint(5).uint(self.seq);
+        e.uint(6).uint(self.time.0);
+    }
+    fn decode_fields(m: &mut MapReader<'_, '_>) -> Result<Self, DecodeError> {
+        Ok(Receipt {
+            payment_id: hash(m.required(2, "payment id")?, "payment id")?,
+            payee: wallet(m.required(3, "payee")?, "payee")?,
+            payer: wallet(m.required(4, "payer")?, "payer")?,
+            seq: m.required(5, "seq")?.uint("seq")?,
+            time: time(m.required(6, "time")?, "time")?,
+        })
+    }
+}
+
+// ---- LoadVoucher ---------------------------------------------------------
+
+/// Issuer -> wallet: online money moved offline, for one wallet, numbered.
+/// Signed by the issuer CA key. A wallet applies voucher `n` only right after `n - 1`.
+///
+/// Keys: 2 wallet, 3 load seq, 4 amount, 5 currency, 6 issued.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoadVoucher {
+    /// The wallet credited.
+    pub wallet: WalletId,
+    /// Per-wallet load sequence number (1, 2, 3, ...).
+    pub load_seq: u64,
+    /// The amount loaded.
+    pub amount: Amount,
+    /// Issuer time.
+    pub issued: UnixSeconds,
+}
+
+impl Body for LoadVoucher {
+    const TYPE: u64 = message_type::LOAD_VOUCHER;
+    const NAME: &'static str = "LoadVoucher";
+    const BYTES_MAX: usize = LOAD_VOUCHER_BYTES_MAX;
+    fn field_count(&self) -> usize {
+        5
+    }
+    fn encode_fields(&self, e: &mut Encoder) {
+        e.uint(2).bytes(&self.wallet.0);
+        e.uint(3).uint(self.load_seq);
+        put_amount(e, 4, &self.amount);
+        e.uint(6).uint(self.issued.0);
+    }
+    fn decode_fields(m: &mut MapReader<'_, '_>) -> Result<Self, DecodeError> {
+        let wallet = wallet(m.required(2, "wallet")?, "wallet")?;
+        let load_seq = m.required(3, "load seq")?.uint("load seq")?;
+        if load_seq == 0 {
+            return Err(DecodeError::InvalidValue("load seq starts at 1"));
+        }
+        Ok(LoadVoucher {
+            wallet,
+            load_seq,
+            amount: amount(m, 4, true)?,
+            issued: time(m.required(6, "issued")?, "issued")?,
+        })
+    }
+}
+
+// ---- Redeem --------------------------------------------------------------
+
+/// Wallet -> issuer: offline money back to the wallet holder's online account.
+/// An outgoing entry of the wallet's hash chain, like a [`Payment`].
+///
+/// Keys: 2 wallet, 3 seq, 4 prev, 5 amount, 6 currency, 7 time.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Redeem {
+    /// The redeeming wallet.
+    pub wallet: WalletId,
+    /// Outgoing sequence number.
+    pub seq: u64,
+    /// Hash of the previous outgoing entry.
+    pub prev: Hash32,
+    /// The amount redeemed.
+    pub amount: Amount,
+    /// Wallet TA time.
+    pub time: UnixSeconds,
+}
+
+impl Body for Redeem {
+    const TYPE: u64 = message_type::REDEEM;
+    const NAME: &'static str = "Redeem";
+    const BYTES_MAX: usize = REDEEM_BYTES_MAX;
+    fn field_count(&self) -> usize {
+        6
+    }
+    fn encode_fields(&self, e: &mut Encoder) {
+        e.uint(2).bytes(&self.wallet.0);
+        e.uint(3).uint(self.seq);
+        e.uint(4).bytes(&self.prev.0);
+        put_amount(e, 5, &self.amount);
+        e.uint(7).uint(self.time.0);
+    }
+    fn decode_fields(m: &mut MapReader<'_, '_>) -> Result<Self, DecodeError> {
+        let wallet = wallet(m.required(2, "wallet")?, "wallet")?;
+        let seq = m.required(3, "seq")?.uint("seq")?;
+        if seq == 0 {
+            return Err(DecodeError::InvalidValue("seq starts at 1"));
+        }
+        Ok(Redeem {
+            wallet,
+            seq,
+            prev: hash(m.required(4, "prev")?, "prev")?,
+            amount: amount(m, 5, true)?,
+            time: time(m.required(7, "time")?, "time")?,
+        })
+    }
+}
+
+// ---- RiskPolicy ----------------------------------------------------------
+
+/// The risk limits a wallet TA enforces, set by the issuer and signed by it.
+/// Amount and count limits hold whatever the clock says; the time limit is a second line.
+///
+/// Keys: 2 id, 3 epoch, 4 max payment, 5 currency, 6 max balance,
+/// 7 max offline spend, 8 max offline payments, 9 max offline seconds,
+/// 10 max unsynced log entries, 11 certificate validity seconds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RiskPolicy {
+    /// Policy id (a wallet certificate names it).
+    pub id: u32,
+    /// Version of the policy; a wallet only moves forward.
+    pub epoch: u32,
+    /// Largest single payment (and its currency: the policy's currency).
+    pub max_payment: Amount,
+    /// Holding limit: largest offline balance.
+    pub max_balance_minor: u64,
+    /// Largest total of outgoing payments between two syncs.
+    pub max_offline_spend_minor: u64,
+    /// Most outgoing payments between two syncs.
+    pub max_offline_payments: u32,
+    /// After this long without a sync the wallet refuses to pay.
+    pub max_offline_seconds: u64,
+    /// Most unsynced log entries (outgoing and incoming); then the wallet refuses to pay or receive.
+    pub max_log_entries: u32,
+    /// Validity given to wallet certificates under this policy.
+    pub cert_validity_seconds: u64,
+}
+
+impl RiskPolicy {
+    /// The policy's currency.
+    pub fn currency(&self) -> Currency {
+        self.max_payment.currency
+    }
+}
+
+impl Body for RiskPolicy {
+    const TYPE: u64 = message_type::RISK_POLICY;
+    const NAME: &'static str = "RiskPolicy";
+    const BYTES_MAX: usize = RISK_POLICY_BYTES_MAX;
+    fn field_count(&self) -> usize {
+        10
+    }
+    fn encode_fields(&self, e: &mut Encoder) {
+        e.uint(2).uint(self.id as u64);
+        e.uint(3).uint(self.epoch as u64);
+        put_amount(e, 4, &self.max_payment);
+        e.uint(6).uint(self.max_balance_minor);
+        e.uint(7).uint(self.max_offline_spend_minor);
+        e.uint(8).uint(self.max_offline_payments as u64);
+        e.uint(9).uint(self.max_offline_seconds);
+        e.uint(10).uint(self.max_log_entries as u64);
+        e.uint(11).uint(self.cert_validity_seconds);
+    }
+    fn decode_fields(m: &mut MapReader<'_, '_>) -> Result<Self, DecodeError> {
+        let u32f = |d: &mut Decoder<'_>, f| d.uint_max(f, u32::MAX as u64).map(|v| v as u32);
+        Ok(RiskPolicy {
+            id: u32f(m.required(2, "policy id")?, "policy id")?,
+            epoch: u32f(m.required(3, "epoch")?, "epoch")?,
+            max_payment: amount(m, 4, true)?,
+            max_balance_minor: m.required(6, "max balance")?.uint("max balance")?,
+            max_offline_spend_minor: m
+                .required(7, "max offline spend")?
+                .uint("max offline spend")?,
+            max_offline_payments: u32f(
+                m.required(8, "max offline payments")?,
+                "max offline payments",
+            )?,
+            max_offline_seconds: m
+                .required(9, "max offline seconds")?
+                .uint("max offline seconds")?,
+            max_log_entries: {
+                let v = u32f(m.required(10, "max log entries")?, "max log entries")?;
+                if v as usize > SYNC_ENTRIES_MAX {
+                    return Err(DecodeError::TooLarge {
+                        field: "max log entries",
+                        max: SYNC_ENTRIES_MAX as u64,
+                    });
+                }
+                v
+            },
+            cert_validity_seconds: m.required(11, "cert validity")?.uint("cert validity")?,
+        })
+    }
+}
+
+// ---- SyncReport ----------------------------------------------------------
+
+/// Wallet -> issuer: everything since the last checkpoint. Signed by the wallet TA.
+///
+/// Keys: 2 wallet, 3 report seq, 4 time, 5 base checkpoint number,
+/// 6 outgoing entries (array of Payment/Redeem envelopes, ascending seq),
+/// 7 incoming payments (array of accepted Payment envelopes),
+/// 8 loads applied (array of load seqs), 9 balance, 10 currency,
+/// 11 chain seq, 12 chain head, 13 last load seq, 14 rollback evidence
+/// (array of refused Payment envelopes), 15 locked (bool).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SyncReport {
+    /// The reporting wallet.
+    pub wallet: WalletId,
+    /// Per-wallet report number (1, 2, ...); the response echoes it.
+    pub report_seq: u64,
+    /// Wallet TA time.
+    pub time: UnixSeconds,
+    /// Number of the checkpoint this report builds on (0: none yet).
+    pub base_checkpoint: u64,
+    /// Outgoing chain entries since the base checkpoint.
+    pub outgoing: Vec<Vec<u8>>,
+    /// Payments accepted since the base checkpoint.
+    pub incoming: Vec<Vec<u8>>,
+    /// Load seqs applied since the base checkpoint.
+    pub loads: Vec<u64>,
+    /// Balance now.
+    pub balance: Amount,
+    /// The chain's last seq.
+    pub seq: u64,
+    /// The chain's head hash.
+    pub head: Hash32,
+    /// Last applied load seq.
+    pub load_seq: u64,
+    /// Payments refused because the payer rolled back (seq at or below one already seen).
+    pub evidence: Vec<Vec<u8>>,
+    /// Whether the TA is locked (rollback detected, or locked by the issuer).
+    pub locked: bool,
+}
+
+fn put_list(e: &mut Encoder, k: u64, items: &[Vec<u8>]) {
+    e.uint(k).array(items.len());
+    for it in items {
+        e.bytes(it);
+    }
+}
+fn read_list(
+    d: &mut Decoder<'_>,
+    f: &'static str,
+    item_max: usize,
+) -> Result<Vec<Vec<u8>>, DecodeError> {
+    let n = d.array(f, SYNC_ENTRIES_MAX)?;
+    let mut v = Vec::with_capacity(n.min(64));
+    for _ in 0..n {
+        v.push(d.bytes(f, item_max)?.to_vec());
+    }
+    d.leave();
+    Ok(v)
+}
+
+impl Body for SyncReport {
+    const TYPE: u64 = message_type::SYNC_REPORT;
+    const NAME: &'static str = "SyncReport";
+    const BYTES_MAX: usize = SYNC_REPORT_BYTES_MAX;
+    fn field_count(&self) -> usize {
+        14
+    }
+    fn encode_fields(&self, e: &mut Encoder) {
+        e.uint(2).bytes(&self.wallet.0);
+        e.uint(3).uint(self.report_seq);
+        e.uint(4).uint(self.time.0);
+        e.uint(5).uint(self.base_checkpoint);
+        put_list(e, 6, &self.outgoing);
+        put_list(e, 7, &self.incoming);
+        e.uint(8).array(self.loads.len());
+        for l in &self.loads {
+            e.uint(*l);
+        }
+        put_amount(e, 9, &self.balance);
+        e.uint(11).uint(self.seq);
+        e.uint(12).bytes(&self.head.0);
+        e.uint(13).uint(self.load_seq);
+        put_list(e, 14, &self.evidence);
+        e.uint(15).bool(self.locked);
+    }
+    fn decode_fields(m: &mut MapReader<'_, '_>) -> Result<Self, DecodeError> {
+        let wallet = wallet(m.required(2, "wallet")?, "wallet")?;
+        let report_seq = m.required(3, "report seq")?.uint("report seq")?;
+        let time = time(m.required(4, "time")?, "time")?;
+        let base_checkpoint = m.required(5, "base checkpoint")?.uint("base checkpoint")?;
+        let outgoing = read_list(m.required(6, "outgoing")?, "outgoing", PAYMENT_BYTES_MAX)?;
+        let incoming = read_list(m.required(7, "incoming")?, "incoming", PAYMENT_BYTES_MAX)?;
+        let loads = {
+            let d = m.required(8, "loads")?;
+            let n = d.array("loads", SYNC_ENTRIES_MAX)?;
+            let mut v = Vec::with_capacity(n.min(64));
+            for _ in 0..n {
+                v.push(d.uint("load seq")?);
+            }
+            d.leave();
+            v
+        };
+        Ok(SyncReport {
+            wallet,
+            report_seq,
+            time,
+            base_checkpoint,
+            outgoing,
+            incoming,
+            loads,
+            balance: amount(m, 9, false)?,
+            seq: m.required(11, "seq")?.uint("seq")?,
+            head: hash(m.required(12, "head")?, "head")?,
+            load_seq: m.required(13, "load seq")?.uint("load seq")?,
+            evidence: read_list(m.required(14, "evidence")?, "evidence", PAYMENT_BYTES_MAX)?,
+            locked: m.required(15, "locked")?.bool("locked")?,
+        })
+    }
+}
+
+// ---- SyncResponse and Checkpoint -----------------------------------------
+
+/// The issuer's signed statement of a wallet's reconciled state.
+///
+/// Keys (a nested map): 0 number, 1 seq, 2 head, 3 balance, 4 currency,
+/// 5 load seq, 6 time.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Checkpoint {
+    /// Checkpoint number (1, 2, ...).
+    pub number: u64,
+    /// The wallet's chain seq the issuer has recorded up to.
+    pub seq: u64,
+    /// The chain head at that seq.
+    pub head: Hash32,
+    /// The wallet's balance at the report.
+    pub balance: Amount,
+    /// The last load seq the wallet applied.
+    pub load_seq: u64,
+    /// Issuer time: the wallet's clock never goes below it.
+    pub time: UnixSeconds,
+}
+
+impl Checkpoint {
+    fn encode(&self, e: &mut Encoder) {
+        e.map(7);
+        e.uint(0).uint(self.number);
+        e.uint(1).uint(self.seq);
+        e.uint(2).bytes(&self.head.0);
+        put_amount(e, 3, &self.balance);
+        e.uint(5).uint(self.load_seq);
+        e.uint(6).uint(self.time.0);
+    }
+    fn decode(d: &mut Decoder<'_>) -> Result<Checkpoint, DecodeError> {
+        let mut m = d.map("checkpoint", 7)?;
+        let c = Checkpoint {
+            number: m
+                .required(0, "checkpoint number")?
+                .uint("checkpoint number")?,
+            seq: m.required(1, "checkpoint seq")?.uint("checkpoint seq")?,
+            head: hash(m.required(2, "checkpoint head")?, "checkpoint head")?,
+            balance: amount(&mut m, 3, false)?,
+            load_seq: m
+                .required(5, "checkpoint load seq")?
+                .uint("checkpoint load seq")?,
+            time: time(m.required(6, "checkpoint time")?, "checkpoint time")?,
+        };
+        m.end()?;
+        Ok(c)
+    }
+}
+
+/// What the issuer tells the TA to do with its lock.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WalletCommand {
+    /// Nothing changes.
+    None,
+    /// Lock the wallet (it may still sync); the reason is for the user.
+    Lock {
+        /// Why.
+        reason: String,
+    },
+    /// Unlock the wallet and adopt the checkpoint as its state (after a
+    /// rollback or a PIN lockout has been dealt with at the issuer).
+    Unlock,
+}
+
+/// Issuer -> wallet: the answer to a SyncReport (or to enrollment, with report seq 0).
+/// Signed by the issuer CA key.
+///
+/// Keys: 2 wallet, 3 report seq, 4 time, 5 checkpoint (map), 6 vouchers
+/// (array of LoadVoucher envelopes), 7 CRL (DER, optional), 8 renewed wallet
+/// certificate (DER, optional), 9 RiskPolicy envelope (optional),
+/// 10 command (0 none, 1 lock, 2 unlock), 11 lock reason (text, with command 1 only).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SyncResponse {
+    /// The wallet addressed.
+    pub wallet: WalletId,
+    /// The report answered.
+    pub report_seq: u64,
+    /// Issuer time.
+    pub time: UnixSeconds,
+    /// The new checkpoint.
+    pub checkpoint: Checkpoint,
+    /// Load vouchers to apply, ascending load seq.
+    pub vouchers: Vec<Vec<u8>>,
+    /// The current CRL of the issuer CA.
+    pub crl: Option<Vec<u8>>,
+    /// A renewed (or re-keyed) wallet certificate.
+    pub certificate: Option<Vec<u8>>,
+    /// A new risk policy.
+    pub policy: Option<Vec<u8>>,
+    /// Lock or unlock.
+    pub command: WalletCommand,
+}
+
+impl Body for SyncResponse {
+    const TYPE: u64 = message_type::SYNC_RESPONSE;
+    const NAME: &'static str = "SyncResponse";
+    const BYTES_MAX: usize = SYNC_RESPONSE_BYTES_MAX;
+    fn field_count(&self) -> usize {
+        5 + self.crl.is_some() as usize
+            + self.certificate.is_some() as usize
+            + self.policy.is_some() as usize
+            + matches!(self.command, WalletCommand::Lock { .. }) as usize
+    }
+    fn encode_fields(&self, e: &mut Encoder) {
+        e.uint(2).bytes(&self.wallet.0);
+        e.uint(3).uint(self.report_seq);
+        e.uint(4).uint(self.time.0);
+        e.uint(5);
+        self.checkpoint.encode(e);
+        put_list(e, 6, &self.vouchers);
+        if let Some(c) = &self.crl {
+            e.uint(7).bytes(c);
+        }
+        if let Some(c) = &self.certificate {
+            e.uint(8).bytes(c);
+        }
+        if let Some(p) = &self.policy {
+            e.uint(9).bytes(p);
+        }
+        match &self.command {
+            WalletCommand::None => e.uint(10).uint(0),
+            WalletCommand::Lock { reason } => e.uint(10).uint(1).uint(11).text(reason),
+            WalletCommand::Unlock => e.uint(10).uint(2),
+        };
+    }
+    fn decode_fields(m: &mut MapReader<'_, '_>) -> Result<Self, DecodeError> {
+        let wallet = wallet(m.required(2, "wallet")?, "wallet")?;
+        let report_seq = m.required(3, "report seq")?.uint("report seq")?;
+        let time = time(m.required(4, "time")?, "time")?;
+        let checkpoint = Checkpoint::decode(m.required(5, "checkpoint")?)?;
+        let vouchers = read_list(
+            m.required(6, "vouchers")?,
+            "vouchers",
+            LOAD_VOUCHER_BYTES_MAX,
+        )?;
+        let crl = m
+            .optional(7)?
+            .map(|d| d.bytes("crl", CRL_FIELD_BYTES_MAX).map(<[u8]>::to_vec))
+            .transpose()?;
+        let certificate = m
+            .optional(8)?
+            .map(|d| {
+                d.bytes("certificate", CERT_FIELD_BYTES_MAX)
+                    .map(<[u8]>::to_vec)
+            })
+            .transpose()?;
+        let policy = m
+            .optional(9)?
+            .map(|d| d.bytes("policy", RISK_POLICY_BYTES_MAX).map(<[u8]>::to_vec))
+            .transpose()?;
+        let command = match m.required(10, "command")?.uint("command")? {
+            0 => WalletCommand::None,
+            1 => WalletCommand::Lock {
+                reason: m
+                    .required(11, "lock reason")?
+                    .text("lock reason", REASON_BYTES_MAX)?
+                    .to_string(),
+            },
+            2 => WalletCommand::Unlock,
+            _ => return Err(DecodeError::InvalidValue("command")),
+        };
+        Ok(SyncResponse {
+            wallet,
+            report_seq,
+            time,
+            checkpoint,
+            vouchers,
+            crl,
+            certificate,
+            policy,
+            command,
+        })
+    }
+}
+
+// ---- outgoing chain entries ------------------------------------------------
+
+/// One entry of a wallet's outgoing hash chain: a payment or a redeem.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ChainEntry {
+    /// A payment to another wallet.
+    Payment(Signed<Payment>),
+    /// A redeem to the issuer.
+    Redeem(Signed<Redeem>),
+}
+
+impl ChainEntry {
+    /// Decode either kind of entry.
+    pub fn decode(bytes: &[u8]) -> Result<ChainEntry, DecodeError> {
+        let (_, payload, _) =
+            crate::envelope::decode_envelope(bytes, "chain entry", PAYMENT_BYTES_MAX)?;
+        match crate::envelope::peek_payload_type(&bytes[payload])? {
+            message_type::PAYMENT => Signed::<Payment>::decode(bytes).map(ChainEntry::Payment),
+            message_type::REDEEM => Signed::<Redeem>::decode(bytes).map(ChainEntry::Redeem),
+            t => Err(DecodeError::WrongMessageType {
+                expected: message_type::PAYMENT,
+                found: t,
+            }),
+        }
+    }
+    /// The wallet whose chain this is.
+    pub fn payer(&self) -> WalletId {
+        match self {
+            ChainEntry::Payment(p) => p.body().payer,
+            ChainEntry::Redeem(r) => r.body().wallet,
+        }
+    }
+    /// Sequence number.
+    pub fn seq(&self) -> u64 {
+        match self {
+            ChainEntry::Payment(p) => p.body().seq,
+            ChainEntry::Redeem(r) => r.body().seq,
+        }
+    }
+    /// Hash of the previous entry.
+    pub fn prev(&self) -> Hash32 {
+        match self {
+            ChainEntry::Payment(p) => p.body().prev,
+            ChainEntry::Redeem(r) => r.body().prev,
+        }
+    }
+    /// The amount leaving the wallet.
+    pub fn amount(&self) -> Amount {
+        match self {
+            ChainEntry::Payment(p) => p.body().amount,
+            ChainEntry::Redeem(r) => r.body().amount,
+        }
+    }
+    /// The entry hash (SHA-256 of the payload): the next entry's `prev`.
+    pub fn hash(&self) -> Hash32 {
+        match self {
+            ChainEntry::Payment(p) => p.payload_hash(),
+            ChainEntry::Redeem(r) => r.payload_hash(),
+        }
+    }
+    /// Entry time (payer TA clock).
+    pub fn time(&self) -> UnixSeconds {
+        match self {
+            ChainEntry::Payment(p) => p.body().time,
+            ChainEntry::Redeem(r) => r.body().time,
+        }
+    }
+    /// The envelope bytes.
+    pub fn bytes(&self) -> &[u8] {
+        match self {
+            ChainEntry::Payment(p) => p.bytes(),
+            ChainEntry::Redeem(r) => r.bytes(),
+        }
+    }
+    /// Verify the signature with the payer's key.
+    pub fn verify(
+        &self,
+        key: &crate::suite::PublicKey,
+    ) -> Result<(), crate::envelope::VerifyError> {
+        match self {
+            ChainEntry::Payment(p) => p.verify(key),
+            ChainEntry::Redeem(r) => r.verify(key),
+        }
+    }
+    /// The bytes the signature covers.
+    pub fn sig_structure(&self) -> Vec<u8> {
+        match self {
+            ChainEntry::Payment(p) => p.sig_structure(),
+            ChainEntry::Redeem(r) => r.sig_structure(),
+        }
+    }
+    /// The signature.
+    pub fn signature(&self) -> &[u8] {
+        match self {
+            ChainEntry::Payment(p) => p.signature(),
+            ChainEntry::Redeem(r) => r.signature(),
+        }
+    }
+}
+
+// ---- DoubleSpendProof ------------------------------------------------------
+
+/// Two validly signed, different entries of one payer's chain with the same
+/// seq or the same prev: proof that the payer's TA was rolled back, cloned or
+/// broken. It verifies with nothing but the scheme root certificate
+/// ([`crate::evidence::verify_double_spend`]). Not an envelope: its content is
+/// already signed, and anyone may assemble it.
+///
+/// Keys: 2 entry A, 3 entry B (envelopes; A sorts before B bytewise),
+/// 4 payer certificate (DER), 5 issuer CA certificate (DER).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DoubleSpendProof {
+    /// The entry whose bytes sort first.
+    pub entry_a: Vec<u8>,
+    /// The other entry.
+    pub entry_b: Vec<u8>,
+    /// The payer's wallet certificate.
+    pub payer_cert: Vec<u8>,
+    /// The issuer CA certificate that signed it.
+    pub issuer_cert: Vec<u8>,
+}
+
+impl DoubleSpendProof {
+    /// A proof of two entries (in either order; they are sorted).
+    pub fn new(
+        a: Vec<u8>,
+        b: Vec<u8>,
+        payer_cert: Vec<u8>,
+        issuer_cert: Vec<u8>,
+    ) -> DoubleSpendProof {
+        let (entry_a, entry_b) = if a <= b { (a, b) } else { (b, a) };
+        DoubleSpendProof {
+            entry_a,
+            entry_b,
+            payer_cert,
+            issuer_cert,
+        }
+    }
+    /// The canonical encoding.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut e = Encoder::new();
+        e.map(6);
+        e.uint(0).uint(message_type::DOUBLE_SPEND_PROOF);
+        e.uint(1).uint(crate::envelope::PROTOCOL_VERSION);
+        e.uint(2).bytes(&self.entry_a);
+        e.uint(3).bytes(&self.entry_b);
+        e.uint(4).bytes(&self.payer_cert);
+        e.uint(5).bytes(&self.issuer_cert);
+        e.finish()
+    }
+    /// Parse (structure only; [`crate::evidence::verify_double_spend`] checks it).
+    pub fn decode(bytes: &[u8]) -> Result<DoubleSpendProof, DecodeError> {
+        if bytes.len() > DOUBLE_SPEND_PROOF_BYTES_MAX {
+            return Err(DecodeError::TooLarge {
+                field: "DoubleSpendProof",
+                max: DOUBLE_SPEND_PROOF_BYTES_MAX as u64,
+            });
+        }
+        let mut d = Decoder::new(bytes);
+        let p = {
+            let mut m = d.map("DoubleSpendProof", 6)?;
+            crate::envelope::read_type_version(&mut m, message_type::DOUBLE_SPEND_PROOF)?;
+            let p = DoubleSpendProof {
+                entry_a: m
+                    .required(2, "entry a")?
+                    .bytes("entry a", PAYMENT_BYTES_MAX)?
+                    .to_vec(),
+                entry_b: m
+                    .required(3, "entry b")?
+                    .bytes("entry b", PAYMENT_BYTES_MAX)?
+                    .to_vec(),
+                payer_cert: m
+                    .required(4, "payer certificate")?
+                    .bytes("payer certificate", CERT_FIELD_BYTES_MAX)?
+                    .to_vec(),
+                issuer_cert: m
+                    .required(5, "issuer certificate")?
+                    .bytes("issuer certificate", CERT_FIELD_BYTES_MAX)?
+                    .to_vec(),
+            };
+            m.end()?;
+            p
+        };
+        d.finish()?;
+        if p.entry_a >= p.entry_b {
+            return Err(DecodeError::NonCanonical(
+                "proof entries not in ascending order",
+            ));
+        }
+        Ok(p)
+    }
+}
