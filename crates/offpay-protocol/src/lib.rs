@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod pki;
 pub mod suite;
 pub mod types;
 
@@ -14,4 +15,5 @@ pub use suite::{PublicKey, SigningKey, Suite};
 pub use types::{Amount, AmountError, Currency, Hash32, Nonce, UnixSeconds, WalletId};
 pub mod cbor;
 pub mod envelope;
+pub mod evidence;
 pub mod messages;

@@ -692,7 +692,7 @@ impl Body for SyncResponse {
     const NAME: &'static str = "SyncResponse";
     const BYTES_MAX: usize = SYNC_RESPONSE_BYTES_MAX;
     fn field_count(&self) -> usize {
-        5 + self.crl.is_some() as usize
+        6 + self.crl.is_some() as usize
             + self.certificate.is_some() as usize
             + self.policy.is_some() as usize
             + matches!(self.command, WalletCommand::Lock { .. }) as usize

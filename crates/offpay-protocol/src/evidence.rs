@@ -1,0 +1,117 @@
+//! Double-spend evidence: building and verifying a [`DoubleSpendProof`].
+//!
+//! Two different entries signed by one wallet key with the same seq (or the
+//! same prev) cannot come from an intact TA: its chain only grows. The proof
+//! carries both entries, the payer's certificate and the issuer CA
+//! certificate, so it verifies with nothing but the scheme root certificate.
+//! Certificate validity periods are deliberately not checked: the proof is
+//! about what the key signed, and a key signs nothing after its certificate
+//! expires without that being an offence of its own.
+
+use core::fmt;
+
+use crate::cbor::DecodeError;
+use crate::messages::{ChainEntry, DoubleSpendProof};
+use crate::pki::{Certificate, PkiError};
+use crate::types::{Amount, Hash32, WalletId};
+
+/// Why a proof does not prove a double spend.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EvidenceError {
+    /// The proof or an entry inside it is malformed.
+    Decode(DecodeError),
+    /// A certificate is malformed or does not chain to the root.
+    Certificate(PkiError),
+    /// An entry's signature does not verify under the payer's certificate.
+    BadSignature,
+    /// The entries are of different wallets, or not of the certificate's wallet.
+    WalletMismatch,
+    /// The two entries are the same entry.
+    SameEntry,
+    /// The entries share neither seq nor prev: no conflict.
+    NoConflict,
+}
+
+impl fmt::Display for EvidenceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EvidenceError::Decode(e) => write!(f, "malformed proof: {e}"),
+            EvidenceError::Certificate(e) => write!(f, "certificate: {e}"),
+            EvidenceError::BadSignature => f.write_str("entry signature does not verify"),
+            EvidenceError::WalletMismatch => f.write_str("entries are not of the certified wallet"),
+            EvidenceError::SameEntry => f.write_str("the two entries are identical"),
+            EvidenceError::NoConflict => f.write_str("entries share neither seq nor prev"),
+        }
+    }
+}
+impl std::error::Error for EvidenceError {}
+
+/// What a verified proof establishes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProvenDoubleSpend {
+    /// The wallet that signed both entries.
+    pub payer: WalletId,
+    /// Serial of its certificate (to revoke).
+    pub payer_serial: u64,
+    /// The conflicting seq (of entry A).
+    pub seq: u64,
+    /// Hashes of the two entries.
+    pub entries: [Hash32; 2],
+    /// Amounts of the two entries.
+    pub amounts: [Amount; 2],
+}
+
+/// Verify a proof against the scheme root certificate alone.
+pub fn verify_double_spend(
+    proof: &DoubleSpendProof,
+    root: &Certificate,
+) -> Result<ProvenDoubleSpend, EvidenceError> {
+    let issuer = Certificate::from_der(&proof.issuer_cert).map_err(EvidenceError::Certificate)?;
+    let payer = Certificate::from_der(&proof.payer_cert).map_err(EvidenceError::Certificate)?;
+    root.verify_signed_by(root)
+        .map_err(EvidenceError::Certificate)?;
+    issuer
+        .verify_signed_by(root)
+        .map_err(EvidenceError::Certificate)?;
+    if !issuer.is_ca() {
+        return Err(EvidenceError::Certificate(PkiError::NotACa));
+    }
+    payer
+        .verify_signed_by(&issuer)
+        .map_err(EvidenceError::Certificate)?;
+    let wallet = payer
+        .wallet_id()
+        .ok_or(EvidenceError::Certificate(PkiError::NotAWalletCertificate))?;
+    let a = ChainEntry::decode(&proof.entry_a).map_err(EvidenceError::Decode)?;
+    let b = ChainEntry::decode(&proof.entry_b).map_err(EvidenceError::Decode)?;
+    if a.payer() != wallet || b.payer() != wallet {
+        return Err(EvidenceError::WalletMismatch);
+    }
+    let (ha, hb) = (a.hash(), b.hash());
+    if ha == hb {
+        return Err(EvidenceError::SameEntry);
+    }
+    if a.seq() != b.seq() && a.prev() != b.prev() {
+        return Err(EvidenceError::NoConflict);
+    }
+    a.verify(payer.public_key())
+        .map_err(|_| EvidenceError::BadSignature)?;
+    b.verify(payer.public_key())
+        .map_err(|_| EvidenceError::BadSignature)?;
+    Ok(ProvenDoubleSpend {
+        payer: wallet,
+        payer_serial: payer.serial(),
+        seq: a.seq(),
+        entries: [ha, hb],
+        amounts: [a.amount(), b.amount()],
+    })
+}
+
+/// Decode and verify an encoded proof.
+pub fn verify_double_spend_bytes(
+    bytes: &[u8],
+    root: &Certificate,
+) -> Result<ProvenDoubleSpend, EvidenceError> {
+    let proof = DoubleSpendProof::decode(bytes).map_err(EvidenceError::Decode)?;
+    verify_double_spend(&proof, root)
+}

@@ -1,0 +1,419 @@
+//! X.509 v2 certificate revocation lists (RFC 5280 section 5).
+
+use core::fmt;
+use core::ops::Range;
+
+use super::asn1::{self, Reader, tag};
+use super::cert::Certificate;
+use super::x509::{self, encode_extension, oid};
+use super::{CRL_BYTES_MAX, PkiError};
+use crate::suite::{SIGNATURE_BYTES, SigningKey, Suite};
+use crate::types::{Hash32, UnixSeconds};
+
+/// Why a certificate was revoked: the RFC 5280 `CRLReason` codes (all but
+/// `removeFromCRL`, which only delta CRLs use; offpay publishes full CRLs).
+///
+/// offpay uses [`RevocationReason::KeyCompromise`] for a wallet caught
+/// double-spending or cloned (its key can no longer be trusted), and
+/// [`RevocationReason::Superseded`] for a wallet re-keyed at sync.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RevocationReason {
+    /// unspecified (0). Encoded by omitting the reasonCode entry extension, as RFC 5280 asks.
+    Unspecified,
+    /// keyCompromise (1); offpay: detected double spend or clone.
+    KeyCompromise,
+    /// cACompromise (2).
+    CaCompromise,
+    /// affiliationChanged (3).
+    AffiliationChanged,
+    /// superseded (4): replaced by a new certificate.
+    Superseded,
+    /// cessationOfOperation (5): the wallet was closed.
+    CessationOfOperation,
+    /// certificateHold (6): suspended.
+    CertificateHold,
+    /// privilegeWithdrawn (9).
+    PrivilegeWithdrawn,
+    /// aACompromise (10).
+    AaCompromise,
+}
+
+impl RevocationReason {
+    /// The RFC 5280 `CRLReason` code.
+    pub const fn code(self) -> u8 {
+        match self {
+            RevocationReason::Unspecified => 0,
+            RevocationReason::KeyCompromise => 1,
+            RevocationReason::CaCompromise => 2,
+            RevocationReason::AffiliationChanged => 3,
+            RevocationReason::Superseded => 4,
+            RevocationReason::CessationOfOperation => 5,
+            RevocationReason::CertificateHold => 6,
+            RevocationReason::PrivilegeWithdrawn => 9,
+            RevocationReason::AaCompromise => 10,
+        }
+    }
+
+    /// The reason for a `CRLReason` code (`None` for 7, unused, 8,
+    /// removeFromCRL, and unknown codes).
+    pub const fn from_code(code: u64) -> Option<Self> {
+        Some(match code {
+            0 => RevocationReason::Unspecified,
+            1 => RevocationReason::KeyCompromise,
+            2 => RevocationReason::CaCompromise,
+            3 => RevocationReason::AffiliationChanged,
+            4 => RevocationReason::Superseded,
+            5 => RevocationReason::CessationOfOperation,
+            6 => RevocationReason::CertificateHold,
+            9 => RevocationReason::PrivilegeWithdrawn,
+            10 => RevocationReason::AaCompromise,
+            _ => return None,
+        })
+    }
+}
+
+impl fmt::Display for RevocationReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            RevocationReason::Unspecified => "unspecified",
+            RevocationReason::KeyCompromise => "key compromise",
+            RevocationReason::CaCompromise => "CA compromise",
+            RevocationReason::AffiliationChanged => "affiliation changed",
+            RevocationReason::Superseded => "superseded",
+            RevocationReason::CessationOfOperation => "cessation of operation",
+            RevocationReason::CertificateHold => "certificate hold",
+            RevocationReason::PrivilegeWithdrawn => "privilege withdrawn",
+            RevocationReason::AaCompromise => "AA compromise",
+        })
+    }
+}
+
+/// One revoked certificate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct RevokedEntry {
+    /// The revoked certificate's serial number (wallet serials are `u64`).
+    pub serial: u64,
+    /// When it was revoked (revocationDate).
+    pub revoked_at: UnixSeconds,
+    /// Why (reasonCode entry extension; absent means unspecified).
+    pub reason: RevocationReason,
+}
+
+/// A parsed X.509 v2 CRL: the exact DER and its fields, entries sorted by serial.
+///
+/// Parsing requires version v2, `nextUpdate`, and the cRLNumber extension
+/// (fitting a `u64`); revoked serials must be positive and fit a `u64`, and
+/// appear once. Unknown critical extensions (CRL or entry level: e.g. delta
+/// CRL indicator, issuing distribution point, certificate issuer of indirect
+/// CRLs) are refused. A CRL past its `nextUpdate` is still a valid CRL:
+/// offline wallets hold old ones; see [`Crl::is_stale_at`].
+#[derive(Clone)]
+pub struct Crl {
+    der: Vec<u8>,
+    tbs: Range<usize>,
+    sig_suite: Suite,
+    signature: [u8; SIGNATURE_BYTES],
+    issuer_name: Vec<u8>,
+    issuer_cn: String,
+    number: u64,
+    this_update: UnixSeconds,
+    next_update: UnixSeconds,
+    akid: Option<Vec<u8>>,
+    entries: Vec<RevokedEntry>,
+}
+
+impl PartialEq for Crl {
+    fn eq(&self, other: &Self) -> bool {
+        self.der == other.der
+    }
+}
+impl Eq for Crl {}
+
+impl fmt::Debug for Crl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Crl")
+            .field("issuer_cn", &self.issuer_cn)
+            .field("number", &self.number)
+            .field("this_update", &self.this_update)
+            .field("next_update", &self.next_update)
+            .field("entries", &self.entries.len())
+            .field("bytes", &self.der.len())
+            .finish()
+    }
+}
+
+impl Crl {
+    /// Parse a DER CRL (at most [`CRL_BYTES_MAX`] bytes, no trailing bytes).
+    pub fn from_der(der: &[u8]) -> Result<Self, PkiError> {
+        if der.len() > CRL_BYTES_MAX {
+            return Err(PkiError::TooLarge {
+                len: der.len(),
+                max: CRL_BYTES_MAX,
+            });
+        }
+        let signed = x509::parse_signed(der, "CRL")?;
+        let mut r = Reader::new(signed.tbs.value);
+        if r.expect(tag::INTEGER, "CRL version (v2 required)")? != [1] {
+            return Err(PkiError::Malformed("CRL version (v2 required)"));
+        }
+        let alg = r.expect_tlv(tag::SEQUENCE, "TBS signature algorithm")?;
+        if alg.raw != signed.alg {
+            return Err(PkiError::Malformed(
+                "TBS and outer signature algorithms differ",
+            ));
+        }
+        let issuer = r.expect_tlv(tag::SEQUENCE, "CRL issuer")?;
+        let issuer_cn = x509::parse_name(issuer.value)?;
+        let this_update = asn1::time(r.any("thisUpdate")?, "thisUpdate")?;
+        let next_update = match r.peek_tag() {
+            Some(tag::UTC_TIME | tag::GENERALIZED_TIME) => {
+                asn1::time(r.any("nextUpdate")?, "nextUpdate")?
+            }
+            _ => return Err(PkiError::Malformed("nextUpdate missing")),
+        };
+        let mut entries = Vec::new();
+        if let Some(list) = r.optional(tag::SEQUENCE, "revokedCertificates")? {
+            let mut lr = Reader::new(list.value);
+            if lr.is_empty() {
+                // RFC 5280: absent, not empty, when nothing is revoked.
+                return Err(PkiError::Malformed("empty revokedCertificates"));
+            }
+            while !lr.is_empty() {
+                entries.push(parse_entry(
+                    lr.expect(tag::SEQUENCE, "revoked certificate")?,
+                )?);
+            }
+        }
+        let exts = r.expect(tag::ctx_cons(0), "crlExtensions (cRLNumber required)")?;
+        r.finish("tbsCertList")?;
+
+        let mut number = None;
+        let mut akid = None;
+        for e in x509::parse_extensions(asn1::single(exts, tag::SEQUENCE, "crlExtensions")?)? {
+            match e.oid {
+                oid::CRL_NUMBER => {
+                    const WHAT: &str = "cRLNumber (must fit in 64 bits)";
+                    number = Some(asn1::uint_u64(
+                        asn1::single(e.value, tag::INTEGER, WHAT)?,
+                        WHAT,
+                    )?);
+                }
+                oid::AKID => akid = x509::parse_akid(e.value)?,
+                _ if e.critical => return Err(PkiError::UnsupportedCriticalExtension),
+                _ => {}
+            }
+        }
+        let number = number.ok_or(PkiError::Malformed("cRLNumber missing"))?;
+
+        entries.sort_unstable_by_key(|e| e.serial);
+        if entries.windows(2).any(|w| w[0].serial == w[1].serial) {
+            return Err(PkiError::Malformed("serial listed twice in CRL"));
+        }
+        Ok(Crl {
+            der: der.to_vec(),
+            tbs: signed.tbs_range.clone(),
+            sig_suite: signed.suite,
+            signature: signed.sig,
+            issuer_name: issuer.raw.to_vec(),
+            issuer_cn,
+            number,
+            this_update,
+            next_update,
+            akid,
+            entries,
+        })
+    }
+
+    /// Parse a PEM CRL (label `X509 CRL`).
+    pub fn from_pem(pem: &str) -> Result<Self, PkiError> {
+        Self::from_der(&x509::from_pem(pem, "X509 CRL", CRL_BYTES_MAX)?)
+    }
+
+    /// The exact DER.
+    pub fn der(&self) -> &[u8] {
+        &self.der
+    }
+
+    /// PEM (label `X509 CRL`, LF line endings).
+    pub fn to_pem(&self) -> String {
+        x509::to_pem("X509 CRL", &self.der)
+    }
+
+    /// SHA-256 of the DER.
+    pub fn reference(&self) -> Hash32 {
+        Hash32::digest(&self.der)
+    }
+
+    /// The cRLNumber: grows with every CRL an issuer publishes.
+    pub fn number(&self) -> u64 {
+        self.number
+    }
+
+    /// The issuer's commonName ("" if none).
+    pub fn issuer_cn(&self) -> &str {
+        &self.issuer_cn
+    }
+
+    /// When this CRL was issued.
+    pub fn this_update(&self) -> UnixSeconds {
+        self.this_update
+    }
+
+    /// When the next CRL is due. Not enforced: see [`Crl::is_stale_at`].
+    pub fn next_update(&self) -> UnixSeconds {
+        self.next_update
+    }
+
+    /// `now` is past `next_update`: a newer CRL should exist. Offline wallets
+    /// keep using a stale CRL (it still lists what it lists); the risk policy
+    /// bounds how long a wallet may stay offline.
+    pub fn is_stale_at(&self, now: UnixSeconds) -> bool {
+        now > self.next_update
+    }
+
+    /// The revoked certificates, sorted by serial.
+    pub fn entries(&self) -> &[RevokedEntry] {
+        &self.entries
+    }
+
+    /// The entry for `serial`, if revoked (binary search).
+    pub fn is_revoked(&self, serial: u64) -> Option<&RevokedEntry> {
+        self.entries
+            .binary_search_by_key(&serial, |e| e.serial)
+            .ok()
+            .and_then(|i| self.entries.get(i))
+    }
+
+    /// Check that `issuer` signed this CRL: issuer Name equal to `issuer`'s
+    /// subject (DER) and, if both present, authorityKeyIdentifier equal to its
+    /// subjectKeyIdentifier ([`PkiError::CrlWrongIssuer`]); `issuer` is a CA
+    /// allowed to sign CRLs ([`PkiError::NotACrlIssuer`]); the signature
+    /// verifies ([`PkiError::CrlBadSignature`]).
+    pub fn verify_signed_by(&self, issuer: &Certificate) -> Result<(), PkiError> {
+        if self.issuer_name != issuer.subject_name {
+            return Err(PkiError::CrlWrongIssuer);
+        }
+        if let (Some(a), Some(s)) = (self.akid.as_deref(), issuer.subject_key_id())
+            && a != s
+        {
+            return Err(PkiError::CrlWrongIssuer);
+        }
+        if !issuer.may_sign_crls() {
+            return Err(PkiError::NotACrlIssuer);
+        }
+        let tbs = self.der.get(self.tbs.clone()).unwrap_or_default();
+        if !x509::verify(issuer.public_key(), self.sig_suite, tbs, &self.signature) {
+            return Err(PkiError::CrlBadSignature);
+        }
+        Ok(())
+    }
+}
+
+fn parse_entry(value: &[u8]) -> Result<RevokedEntry, PkiError> {
+    const SERIAL: &str = "revoked serial (positive, must fit in 64 bits)";
+    let mut r = Reader::new(value);
+    let serial = asn1::uint_u64(r.expect(tag::INTEGER, SERIAL)?, SERIAL)?;
+    if serial == 0 {
+        return Err(PkiError::Malformed(SERIAL));
+    }
+    let revoked_at = asn1::time(r.any("revocationDate")?, "revocationDate")?;
+    let mut reason = RevocationReason::Unspecified;
+    if let Some(exts) = r.optional(tag::SEQUENCE, "crlEntryExtensions")? {
+        for e in x509::parse_extensions(exts.value)? {
+            match e.oid {
+                oid::REASON_CODE => {
+                    const WHAT: &str = "reasonCode";
+                    let code = asn1::uint_u64(asn1::single(e.value, tag::ENUMERATED, WHAT)?, WHAT)?;
+                    reason = RevocationReason::from_code(code).ok_or(PkiError::Malformed(WHAT))?;
+                }
+                _ if e.critical => return Err(PkiError::UnsupportedCriticalExtension),
+                _ => {}
+            }
+        }
+    }
+    r.finish("revoked certificate")?;
+    Ok(RevokedEntry {
+        serial,
+        revoked_at,
+        reason,
+    })
+}
+
+/// Issue a full CRL signed by an issuer CA: version v2, `thisUpdate`,
+/// `nextUpdate`, cRLNumber `number`, authorityKeyIdentifier; each entry with
+/// its revocationDate and, unless unspecified, a reasonCode. Entries are
+/// written sorted by serial; a serial listed twice or zero is refused
+/// ([`PkiError::InvalidArgument`]), and so is a result over [`CRL_BYTES_MAX`]
+/// ([`PkiError::TooLarge`]; about 25 000 entries).
+pub fn issue_crl(
+    issuer_key: &SigningKey,
+    issuer: &Certificate,
+    number: u64,
+    this_update: UnixSeconds,
+    next_update: UnixSeconds,
+    revoked: &[RevokedEntry],
+) -> Result<Crl, PkiError> {
+    if issuer_key.public_key() != *issuer.public_key() {
+        return Err(PkiError::InvalidArgument(
+            "signing key does not match the issuer certificate",
+        ));
+    }
+    if !issuer.may_sign_crls() {
+        return Err(PkiError::NotACrlIssuer);
+    }
+    if next_update < this_update {
+        return Err(PkiError::InvalidArgument(
+            "next_update is before this_update",
+        ));
+    }
+    let mut sorted = revoked.to_vec();
+    sorted.sort_unstable_by_key(|e| e.serial);
+    if sorted.first().is_some_and(|e| e.serial == 0) {
+        return Err(PkiError::InvalidArgument("revoked serial must be positive"));
+    }
+    if sorted.windows(2).any(|w| w[0].serial == w[1].serial) {
+        return Err(PkiError::InvalidArgument("serial listed twice"));
+    }
+
+    let mut list = Vec::with_capacity(sorted.len() * 40);
+    for e in &sorted {
+        let mut entry = asn1::uint(e.serial);
+        entry.extend_from_slice(&asn1::put_time(e.revoked_at)?);
+        if e.reason != RevocationReason::Unspecified {
+            let code = asn1::tlv(tag::ENUMERATED, &[e.reason.code()]);
+            entry.extend_from_slice(&asn1::seq(&[&encode_extension(
+                oid::REASON_CODE,
+                false,
+                &code,
+            )]));
+        }
+        asn1::put(&mut list, tag::SEQUENCE, &entry);
+    }
+    let exts = asn1::seq(&[
+        &encode_extension(oid::CRL_NUMBER, false, &asn1::uint(number)),
+        &encode_extension(
+            oid::AKID,
+            false,
+            &x509::encode_akid(&issuer.key_identifier()),
+        ),
+    ]);
+    let mut tbs_body = Vec::with_capacity(list.len() + 256);
+    tbs_body.extend_from_slice(&asn1::uint(1));
+    tbs_body.extend_from_slice(x509::signature_algorithm(issuer_key.suite()));
+    tbs_body.extend_from_slice(&issuer.subject_name);
+    tbs_body.extend_from_slice(&asn1::put_time(this_update)?);
+    tbs_body.extend_from_slice(&asn1::put_time(next_update)?);
+    if !list.is_empty() {
+        asn1::put(&mut tbs_body, tag::SEQUENCE, &list);
+    }
+    asn1::put(&mut tbs_body, tag::ctx_cons(0), &exts);
+    let tbs = asn1::tlv(tag::SEQUENCE, &tbs_body);
+    let der = x509::sign(issuer_key, &tbs);
+    if der.len() > CRL_BYTES_MAX {
+        return Err(PkiError::TooLarge {
+            len: der.len(),
+            max: CRL_BYTES_MAX,
+        });
+    }
+    Crl::from_der(&der)
+}

@@ -1,0 +1,78 @@
+//! Enrollment: PKCS#10 certification requests (RFC 2986).
+
+use super::asn1::{self, Reader, tag};
+use super::x509;
+use super::{CSR_BYTES_MAX, PkiError};
+use crate::suite::{PublicKey, SigningKey};
+use crate::types::WalletId;
+
+/// A verified certification request: the wallet proved it holds the key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Csr {
+    /// The key to certify.
+    pub public_key: PublicKey,
+    /// The wallet id the request names (subject `CN=<32 lower-case hex>`).
+    pub wallet_id: WalletId,
+}
+
+/// Build a wallet's PKCS#10 request (DER): version 0, subject
+/// `CN=<wallet id hex>`, the key, no attributes, self-signed with `key`.
+pub fn build_csr(key: &SigningKey, wallet_id: WalletId) -> Result<Vec<u8>, PkiError> {
+    let info = asn1::seq(&[
+        &asn1::uint(0),
+        &x509::encode_name(&wallet_id.to_hex()),
+        &x509::encode_spki(&key.public_key()),
+        &[tag::ctx_cons(0), 0],
+    ]);
+    let der = x509::sign(key, &info);
+    if der.len() > CSR_BYTES_MAX {
+        return Err(PkiError::TooLarge {
+            len: der.len(),
+            max: CSR_BYTES_MAX,
+        });
+    }
+    Ok(der)
+}
+
+/// Parse a PKCS#10 request and verify its self-signature. The subject's
+/// commonName must be a wallet id (32 lower-case hex); other name attributes
+/// and the request attributes are accepted and ignored (the issuer decides
+/// the certificate's subject and every extension).
+///
+/// Errors: [`PkiError::TooLarge`] over [`CSR_BYTES_MAX`], [`PkiError::Malformed`],
+/// [`PkiError::UnsupportedAlgorithm`], [`PkiError::InvalidPublicKey`], and
+/// [`PkiError::BadSignature`] when the signature
+/// does not verify with the enclosed key.
+pub fn parse_csr(der: &[u8]) -> Result<Csr, PkiError> {
+    if der.len() > CSR_BYTES_MAX {
+        return Err(PkiError::TooLarge {
+            len: der.len(),
+            max: CSR_BYTES_MAX,
+        });
+    }
+    let signed = x509::parse_signed(der, "certification request")?;
+    let mut r = Reader::new(signed.tbs.value);
+    if r.expect(tag::INTEGER, "CSR version")? != [0] {
+        return Err(PkiError::Malformed("CSR version (must be 0)"));
+    }
+    let subject = r.expect_tlv(tag::SEQUENCE, "CSR subject")?;
+    let cn = x509::parse_name(subject.value)?;
+    let public_key = x509::parse_spki(r.expect(tag::SEQUENCE, "CSR subjectPublicKeyInfo")?)?;
+    r.expect(tag::ctx_cons(0), "CSR attributes")?;
+    r.finish("certificationRequestInfo")?;
+
+    if !x509::verify(&public_key, signed.suite, signed.tbs.raw, &signed.sig) {
+        return Err(PkiError::BadSignature);
+    }
+    let lower_hex = cn.len() == 32 && cn.bytes().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'));
+    if !lower_hex {
+        return Err(PkiError::Malformed(
+            "CSR subject commonName must be a wallet id (32 lower-case hex)",
+        ));
+    }
+    let wallet_id = WalletId::from_hex(&cn).ok_or(PkiError::Malformed("CSR wallet id"))?;
+    Ok(Csr {
+        public_key,
+        wallet_id,
+    })
+}

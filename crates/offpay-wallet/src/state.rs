@@ -1,0 +1,473 @@
+//! The TA's state and its private, versioned encoding (deterministic CBOR
+//! arrays). This is what the vault seals; the REE never sees it.
+
+use offpay_protocol::cbor::{DecodeError, Decoder, Encoder};
+use offpay_protocol::{Hash32, Nonce, Suite, UnixSeconds, WalletId};
+use zeroize::Zeroizing;
+
+use crate::error::LockReason;
+
+/// Version of the sealed state encoding.
+const STATE_FORMAT: u64 = 1;
+/// Bound on the decoder for any list in the state.
+const STATE_LIST_MAX: usize = 1 << 16;
+/// Bound on any byte string in the state.
+const STATE_BLOB_MAX: usize = 1 << 21;
+
+/// A payment request this wallet (as payee) issued and still accepts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct PendingRequest {
+    pub nonce: Nonce,
+    pub amount_minor: u64,
+    pub expires: UnixSeconds,
+    pub bytes: Vec<u8>,
+}
+
+/// A request this wallet (as payer) paid, remembered until the request
+/// expires so that paying it again returns the same Payment even after a sync.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct PaidRequest {
+    pub payee: WalletId,
+    pub nonce: Nonce,
+    pub expires: UnixSeconds,
+    pub payment: Vec<u8>,
+}
+
+/// One unsynced change of the balance.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum LogEntry {
+    /// An outgoing chain entry (payment or redeem), with the payee's public key
+    /// (payments) and its receipt once confirmed.
+    Outgoing {
+        entry: Vec<u8>,
+        payee_key: Option<(Suite, Vec<u8>)>,
+        receipt: Option<Vec<u8>>,
+    },
+    /// An accepted payment and the receipt this wallet signed for it.
+    Incoming { payment: Vec<u8>, receipt: Vec<u8> },
+    /// An applied load voucher.
+    Load { load_seq: u64, amount_minor: u64 },
+}
+
+/// What the history shows the user.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HistoryKind {
+    /// Paid another wallet.
+    Paid,
+    /// Received from another wallet.
+    Received,
+    /// Loaded from the online account.
+    Loaded,
+    /// Redeemed to the online account.
+    Redeemed,
+}
+
+/// One line of the wallet's history.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HistoryItem {
+    /// What happened.
+    pub kind: HistoryKind,
+    /// Minor units, in the wallet's currency.
+    pub amount_minor: u64,
+    /// The other wallet, for payments.
+    pub counterparty: Option<WalletId>,
+    /// TA time.
+    pub time: UnixSeconds,
+    /// Payment id / entry hash; for loads, zero.
+    pub id: Hash32,
+}
+
+/// The report last built, waiting for its response.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct PendingReport {
+    pub report_seq: u64,
+    pub log_len: u64,
+    pub seq: u64,
+    pub head: Hash32,
+    pub balance_minor: u64,
+    pub load_seq: u64,
+}
+
+/// The whole TA state.
+#[derive(Clone, Debug)]
+pub(crate) struct TaState {
+    pub wallet_id: WalletId,
+    pub suite: Suite,
+    pub seed: Zeroizing<[u8; 32]>,
+    pub root_der: Vec<u8>,
+    pub issuer_der: Option<Vec<u8>>,
+    pub cert_der: Option<Vec<u8>>,
+    pub policy: Option<Vec<u8>>,
+    pub crl_der: Option<Vec<u8>>,
+    pub balance_minor: u64,
+    pub seq: u64,
+    pub head: Hash32,
+    pub load_seq: u64,
+    pub report_seq: u64,
+    pub pending_report: Option<PendingReport>,
+    pub checkpoint_number: u64,
+    pub last_sync: UnixSeconds,
+    pub clock_floor: UnixSeconds,
+    pub pending_requests: Vec<PendingRequest>,
+    pub paid: Vec<PaidRequest>,
+    pub seen_payers: Vec<(WalletId, u64)>,
+    pub log: Vec<LogEntry>,
+    pub evidence: Vec<Vec<u8>>,
+    pub history: Vec<HistoryItem>,
+    pub lock: Option<LockReason>,
+}
+
+fn suite_code(s: Suite) -> u64 {
+    match s {
+        Suite::Ed25519 => 0,
+        Suite::P256 => 1,
+    }
+}
+fn suite_from(c: u64) -> Result<Suite, DecodeError> {
+    match c {
+        0 => Ok(Suite::Ed25519),
+        1 => Ok(Suite::P256),
+        _ => Err(DecodeError::InvalidValue("suite")),
+    }
+}
+fn opt_bytes(e: &mut Encoder, b: &Option<Vec<u8>>) {
+    match b {
+        Some(b) => e.array(1).bytes(b),
+        None => e.array(0),
+    };
+}
+fn read_opt_bytes(d: &mut Decoder<'_>, f: &'static str) -> Result<Option<Vec<u8>>, DecodeError> {
+    let n = d.array(f, 1)?;
+    let v = if n == 1 {
+        Some(d.bytes(f, STATE_BLOB_MAX)?.to_vec())
+    } else {
+        None
+    };
+    d.leave();
+    Ok(v)
+}
+fn list<'a, T>(
+    d: &mut Decoder<'a>,
+    f: &'static str,
+    mut item: impl FnMut(&mut Decoder<'a>) -> Result<T, DecodeError>,
+) -> Result<Vec<T>, DecodeError> {
+    let n = d.array(f, STATE_LIST_MAX)?;
+    let mut v = Vec::with_capacity(n.min(1024));
+    for _ in 0..n {
+        v.push(item(d)?);
+    }
+    d.leave();
+    Ok(v)
+}
+fn blob(d: &mut Decoder<'_>, f: &'static str) -> Result<Vec<u8>, DecodeError> {
+    Ok(d.bytes(f, STATE_BLOB_MAX)?.to_vec())
+}
+fn hash(d: &mut Decoder<'_>, f: &'static str) -> Result<Hash32, DecodeError> {
+    d.fixed::<32>(f).map(Hash32)
+}
+
+impl TaState {
+    pub fn encode(&self) -> Zeroizing<Vec<u8>> {
+        let mut e = Encoder::new();
+        e.array(26);
+        e.uint(STATE_FORMAT);
+        e.bytes(&self.wallet_id.0);
+        e.uint(suite_code(self.suite));
+        e.bytes(self.seed.as_ref());
+        e.bytes(&self.root_der);
+        opt_bytes(&mut e, &self.issuer_der);
+        opt_bytes(&mut e, &self.cert_der);
+        opt_bytes(&mut e, &self.policy);
+        opt_bytes(&mut e, &self.crl_der);
+        e.uint(self.balance_minor)
+            .uint(self.seq)
+            .bytes(&self.head.0)
+            .uint(self.load_seq)
+            .uint(self.report_seq);
+        match &self.pending_report {
+            Some(p) => {
+                e.array(6)
+                    .uint(p.report_seq)
+                    .uint(p.log_len)
+                    .uint(p.seq)
+                    .bytes(&p.head.0)
+                    .uint(p.balance_minor)
+                    .uint(p.load_seq);
+            }
+            None => {
+                e.array(0);
+            }
+        }
+        e.uint(self.checkpoint_number)
+            .uint(self.last_sync.0)
+            .uint(self.clock_floor.0);
+        e.array(self.pending_requests.len());
+        for r in &self.pending_requests {
+            e.array(4)
+                .bytes(&r.nonce.0)
+                .uint(r.amount_minor)
+                .uint(r.expires.0)
+                .bytes(&r.bytes);
+        }
+        e.array(self.paid.len());
+        for r in &self.paid {
+            e.array(4)
+                .bytes(&r.payee.0)
+                .bytes(&r.nonce.0)
+                .uint(r.expires.0)
+                .bytes(&r.payment);
+        }
+        e.array(self.seen_payers.len());
+        for (w, s) in &self.seen_payers {
+            e.array(2).bytes(&w.0).uint(*s);
+        }
+        e.array(self.log.len());
+        for l in &self.log {
+            match l {
+                LogEntry::Outgoing {
+                    entry,
+                    payee_key,
+                    receipt,
+                } => {
+                    e.array(4).uint(0).bytes(entry);
+                    match payee_key {
+                        Some((s, k)) => e.array(2).uint(suite_code(*s)).bytes(k),
+                        None => e.array(0),
+                    };
+                    opt_bytes(&mut e, receipt);
+                }
+                LogEntry::Incoming { payment, receipt } => {
+                    e.array(3).uint(1).bytes(payment).bytes(receipt);
+                }
+                LogEntry::Load {
+                    load_seq,
+                    amount_minor,
+                } => {
+                    e.array(3).uint(2).uint(*load_seq).uint(*amount_minor);
+                }
+            }
+        }
+        e.array(self.evidence.len());
+        for ev in &self.evidence {
+            e.bytes(ev);
+        }
+        e.array(self.history.len());
+        for h in &self.history {
+            let kind = match h.kind {
+                HistoryKind::Paid => 0,
+                HistoryKind::Received => 1,
+                HistoryKind::Loaded => 2,
+                HistoryKind::Redeemed => 3,
+            };
+            e.array(5).uint(kind).uint(h.amount_minor);
+            match h.counterparty {
+                Some(w) => e.bytes(&w.0),
+                None => e.bytes(&[]),
+            };
+            e.uint(h.time.0).bytes(&h.id.0);
+        }
+        match &self.lock {
+            None => e.array(0),
+            Some(LockReason::RolledBack) => e.array(1).uint(0),
+            Some(LockReason::Issuer(r)) => e.array(2).uint(1).text(r),
+        };
+        Zeroizing::new(e.finish())
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<TaState, DecodeError> {
+        let mut d = Decoder::new(bytes);
+        let n = d.array("state", 32)?;
+        if n != 26 {
+            return Err(DecodeError::BadLength { field: "state" });
+        }
+        let format = d.uint("state format")?;
+        if format != STATE_FORMAT {
+            return Err(DecodeError::UnknownVersion(format));
+        }
+        let wallet_id = WalletId(d.fixed::<16>("wallet id")?);
+        let suite = suite_from(d.uint("suite")?)?;
+        let seed = Zeroizing::new(d.fixed::<32>("seed")?);
+        let root_der = blob(&mut d, "root")?;
+        let issuer_der = read_opt_bytes(&mut d, "issuer")?;
+        let cert_der = read_opt_bytes(&mut d, "certificate")?;
+        let policy = read_opt_bytes(&mut d, "policy")?;
+        let crl_der = read_opt_bytes(&mut d, "crl")?;
+        let balance_minor = d.uint("balance")?;
+        let seq = d.uint("seq")?;
+        let head = hash(&mut d, "head")?;
+        let load_seq = d.uint("load seq")?;
+        let report_seq = d.uint("report seq")?;
+        let pending_report = {
+            let n = d.array("pending report", 6)?;
+            let p = match n {
+                0 => None,
+                6 => Some(PendingReport {
+                    report_seq: d.uint("report seq")?,
+                    log_len: d.uint("log len")?,
+                    seq: d.uint("seq")?,
+                    head: hash(&mut d, "head")?,
+                    balance_minor: d.uint("balance")?,
+                    load_seq: d.uint("load seq")?,
+                }),
+                _ => {
+                    return Err(DecodeError::BadLength {
+                        field: "pending report",
+                    });
+                }
+            };
+            d.leave();
+            p
+        };
+        let checkpoint_number = d.uint("checkpoint")?;
+        let last_sync = UnixSeconds(d.uint("last sync")?);
+        let clock_floor = UnixSeconds(d.uint("clock floor")?);
+        let pending_requests = list(&mut d, "pending requests", |d| {
+            if d.array("pending request", 4)? != 4 {
+                return Err(DecodeError::BadLength {
+                    field: "pending request",
+                });
+            }
+            let r = PendingRequest {
+                nonce: Nonce(d.fixed::<16>("nonce")?),
+                amount_minor: d.uint("amount")?,
+                expires: UnixSeconds(d.uint("expires")?),
+                bytes: blob(d, "request")?,
+            };
+            d.leave();
+            Ok(r)
+        })?;
+        let paid = list(&mut d, "paid requests", |d| {
+            if d.array("paid request", 4)? != 4 {
+                return Err(DecodeError::BadLength {
+                    field: "paid request",
+                });
+            }
+            let r = PaidRequest {
+                payee: WalletId(d.fixed::<16>("payee")?),
+                nonce: Nonce(d.fixed::<16>("nonce")?),
+                expires: UnixSeconds(d.uint("expires")?),
+                payment: blob(d, "payment")?,
+            };
+            d.leave();
+            Ok(r)
+        })?;
+        let seen_payers = list(&mut d, "seen payers", |d| {
+            if d.array("seen payer", 2)? != 2 {
+                return Err(DecodeError::BadLength {
+                    field: "seen payer",
+                });
+            }
+            let r = (WalletId(d.fixed::<16>("payer")?), d.uint("seq")?);
+            d.leave();
+            Ok(r)
+        })?;
+        let log = list(&mut d, "log", |d| {
+            let n = d.array("log entry", 4)?;
+            let kind = d.uint("log kind")?;
+            let l = match (kind, n) {
+                (0, 4) => {
+                    let entry = blob(d, "entry")?;
+                    let k = d.array("payee key", 2)?;
+                    let payee_key = match k {
+                        0 => None,
+                        2 => Some((suite_from(d.uint("suite")?)?, blob(d, "payee key")?)),
+                        _ => return Err(DecodeError::BadLength { field: "payee key" }),
+                    };
+                    d.leave();
+                    LogEntry::Outgoing {
+                        entry,
+                        payee_key,
+                        receipt: read_opt_bytes(d, "receipt")?,
+                    }
+                }
+                (1, 3) => LogEntry::Incoming {
+                    payment: blob(d, "payment")?,
+                    receipt: blob(d, "receipt")?,
+                },
+                (2, 3) => LogEntry::Load {
+                    load_seq: d.uint("load seq")?,
+                    amount_minor: d.uint("amount")?,
+                },
+                _ => return Err(DecodeError::InvalidValue("log entry")),
+            };
+            d.leave();
+            Ok(l)
+        })?;
+        let evidence = list(&mut d, "evidence", |d| blob(d, "evidence"))?;
+        let history = list(&mut d, "history", |d| {
+            if d.array("history item", 5)? != 5 {
+                return Err(DecodeError::BadLength {
+                    field: "history item",
+                });
+            }
+            let kind = match d.uint("history kind")? {
+                0 => HistoryKind::Paid,
+                1 => HistoryKind::Received,
+                2 => HistoryKind::Loaded,
+                3 => HistoryKind::Redeemed,
+                _ => return Err(DecodeError::InvalidValue("history kind")),
+            };
+            let amount_minor = d.uint("amount")?;
+            let cp = d.bytes("counterparty", 16)?;
+            let counterparty = match cp.len() {
+                0 => None,
+                16 => WalletId::from_slice(cp),
+                _ => {
+                    return Err(DecodeError::BadLength {
+                        field: "counterparty",
+                    });
+                }
+            };
+            let h = HistoryItem {
+                kind,
+                amount_minor,
+                counterparty,
+                time: UnixSeconds(d.uint("time")?),
+                id: hash(d, "id")?,
+            };
+            d.leave();
+            Ok(h)
+        })?;
+        let lock = {
+            let n = d.array("lock", 2)?;
+            let l = match n {
+                0 => None,
+                1 if d.uint("lock kind")? == 0 => Some(LockReason::RolledBack),
+                2 if d.uint("lock kind")? == 1 => {
+                    Some(LockReason::Issuer(d.text("lock reason", 256)?.to_string()))
+                }
+                _ => return Err(DecodeError::InvalidValue("lock")),
+            };
+            d.leave();
+            l
+        };
+        d.leave();
+        d.finish()?;
+        Ok(TaState {
+            wallet_id,
+            suite,
+            seed,
+            root_der,
+            issuer_der,
+            cert_der,
+            policy,
+            crl_der,
+            balance_minor,
+            seq,
+            head,
+            load_seq,
+            report_seq,
+            pending_report,
+            checkpoint_number,
+            last_sync,
+            clock_floor,
+            pending_requests,
+            paid,
+            seen_payers,
+            log,
+            evidence,
+            history,
+            lock,
+        })
+    }
+}

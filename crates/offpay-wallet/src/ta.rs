@@ -1,0 +1,1173 @@
+//! The trusted application: the only code that changes a wallet's balance.
+//!
+//! Every operation works on a copy of the state and commits it durably
+//! through the [`Vault`] before it releases anything: a Payment leaves the TA
+//! only after the debit is sealed on disk, a Receipt only after the credit
+//! is. A refused operation changes nothing. Asking again for the same payment
+//! or receipt returns the same bytes, so a torn exchange can be resumed.
+
+use std::collections::HashMap;
+
+use offpay_protocol::envelope::Signed;
+use offpay_protocol::messages::{
+    CertField, ChainEntry, LoadVoucher, Payment, PaymentRequest, Receipt, Redeem, RiskPolicy,
+    SyncReport, SyncResponse, WalletCommand,
+};
+use offpay_protocol::pki::{self, Certificate, Crl, PkiError};
+use offpay_protocol::{Amount, Hash32, Nonce, PublicKey, SigningKey, Suite, UnixSeconds, WalletId};
+use zeroize::Zeroizing;
+
+use crate::error::{LockReason, WalletError};
+use crate::state::{
+    HistoryItem, HistoryKind, LogEntry, PaidRequest, PendingReport, PendingRequest, TaState,
+};
+use crate::vault::{Vault, VaultError};
+
+/// Most payment requests a payee keeps pending at once.
+pub const PENDING_REQUESTS_MAX: usize = 16;
+/// Most payers whose highest seq the TA remembers (offline rollback detection).
+pub const SEEN_PAYERS_MAX: usize = 1024;
+/// Most refused payments kept as rollback evidence until the next sync.
+pub const EVIDENCE_MAX: usize = 64;
+/// Most history lines kept (older ones drop off; the issuer keeps the full record).
+pub const HISTORY_MAX: usize = 256;
+/// Most validated peer certificates cached in memory.
+pub const PEER_CACHE_MAX: usize = 256;
+/// Longest validity a payee may give a payment request.
+pub const REQUEST_SECONDS_MAX: u64 = 3600;
+/// Hard cap on the unsynced log, whatever the policy says.
+pub const LOG_ENTRIES_MAX: usize = offpay_protocol::messages::SYNC_ENTRIES_MAX;
+
+/// A wallet's status for the app.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WalletStatus {
+    /// The wallet.
+    pub wallet_id: WalletId,
+    /// Enrolled (holds a certificate).
+    pub enrolled: bool,
+    /// Why it is locked, if it is.
+    pub locked: Option<LockReason>,
+    /// Offline balance.
+    pub balance: Option<Amount>,
+    /// Outgoing chain length.
+    pub seq: u64,
+    /// Last applied load voucher.
+    pub load_seq: u64,
+    /// Unsynced log entries.
+    pub unsynced_entries: usize,
+    /// Seconds left before the wallet refuses to pay until it syncs.
+    pub seconds_until_sync_required: Option<u64>,
+    /// Minor units that may still be paid offline before a sync.
+    pub offline_spend_left_minor: Option<u64>,
+    /// Payments that may still be made offline before a sync.
+    pub offline_payments_left: Option<u32>,
+    /// The wallet certificate's expiry.
+    pub certificate_expires: Option<UnixSeconds>,
+    /// Refused payments kept as evidence.
+    pub evidence: usize,
+    /// The risk policy in force.
+    pub policy: Option<RiskPolicy>,
+}
+
+/// What applying a sync response did.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct SyncApplied {
+    /// Checkpoint number now in force.
+    pub checkpoint: u64,
+    /// Vouchers applied (load seqs).
+    pub vouchers_applied: Vec<u64>,
+    /// Vouchers left for later (holding limit).
+    pub vouchers_deferred: Vec<u64>,
+    /// A new certificate was installed.
+    pub certificate_renewed: bool,
+    /// A new policy was installed.
+    pub policy_updated: bool,
+    /// A newer CRL was installed.
+    pub crl_updated: bool,
+    /// The wallet was locked by the issuer.
+    pub locked: bool,
+    /// The wallet was unlocked.
+    pub unlocked: bool,
+}
+
+/// The trusted application of one wallet, over its vault.
+pub struct Wallet<V: Vault> {
+    vault: V,
+    state: TaState,
+    key: SigningKey,
+    root: Certificate,
+    issuer: Option<Certificate>,
+    cert: Option<Certificate>,
+    policy: Option<RiskPolicy>,
+    crl: Option<Crl>,
+    peers: HashMap<Hash32, Certificate>,
+}
+
+impl<V: Vault> std::fmt::Debug for Wallet<V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Wallet")
+            .field("wallet_id", &self.state.wallet_id)
+            .field("seq", &self.state.seq)
+            .finish()
+    }
+}
+
+fn random<const N: usize>() -> Result<[u8; N], WalletError> {
+    let mut b = [0u8; N];
+    getrandom::fill(&mut b).map_err(|_| WalletError::Randomness)?;
+    Ok(b)
+}
+
+fn map_peer(e: PkiError) -> WalletError {
+    match e {
+        PkiError::Revoked { serial } => WalletError::PeerRevoked { serial },
+        e => WalletError::PeerCertificate(e),
+    }
+}
+
+impl<V: Vault> Wallet<V> {
+    /// Create a wallet in an empty vault: the key is generated inside the TA and
+    /// never leaves it unsealed. `root_der` is the scheme root certificate the
+    /// app ships with (the trust anchor).
+    pub fn create(
+        mut vault: V,
+        suite: Suite,
+        root_der: &[u8],
+        now: UnixSeconds,
+    ) -> Result<Wallet<V>, WalletError> {
+        let root = Certificate::from_der(root_der).map_err(WalletError::IssuerMaterial)?;
+        root.verify_signed_by(&root)
+            .map_err(WalletError::IssuerMaterial)?;
+        if vault.load()?.state.is_some() {
+            return Err(WalletError::Vault(VaultError::AlreadyExists));
+        }
+        let key = SigningKey::generate(suite).map_err(|_| WalletError::Randomness)?;
+        let state = TaState {
+            wallet_id: WalletId(random()?),
+            suite,
+            seed: key.to_seed(),
+            root_der: root_der.to_vec(),
+            issuer_der: None,
+            cert_der: None,
+            policy: None,
+            crl_der: None,
+            balance_minor: 0,
+            seq: 0,
+            head: Hash32::ZERO,
+            load_seq: 0,
+            report_seq: 0,
+            pending_report: None,
+            checkpoint_number: 0,
+            last_sync: now,
+            clock_floor: now,
+            pending_requests: Vec::new(),
+            paid: Vec::new(),
+            seen_payers: Vec::new(),
+            log: Vec::new(),
+            evidence: Vec::new(),
+            history: Vec::new(),
+            lock: None,
+        };
+        vault.commit(&state.encode())?;
+        Ok(Wallet {
+            vault,
+            state,
+            key,
+            root,
+            issuer: None,
+            cert: None,
+            policy: None,
+            crl: None,
+            peers: HashMap::new(),
+        })
+    }
+
+    /// Open the wallet in `vault`. A state older than the vault's monotonic
+    /// counter (a restored copy) opens locked: it can only sync.
+    pub fn open(mut vault: V) -> Result<Wallet<V>, WalletError> {
+        let loaded = vault.load()?;
+        let bytes = Zeroizing::new(
+            loaded
+                .state
+                .ok_or(WalletError::Vault(VaultError::NotFound))?,
+        );
+        let mut state = TaState::decode(&bytes)
+            .map_err(|_| WalletError::Vault(VaultError::Corrupt("TA state")))?;
+        let key = SigningKey::from_seed(state.suite, &state.seed)
+            .map_err(|_| WalletError::Vault(VaultError::Corrupt("key")))?;
+        let parse = |d: &Option<Vec<u8>>| -> Result<Option<Certificate>, WalletError> {
+            d.as_deref()
+                .map(Certificate::from_der)
+                .transpose()
+                .map_err(|_| WalletError::Vault(VaultError::Corrupt("certificate")))
+        };
+        let root = Certificate::from_der(&state.root_der)
+            .map_err(|_| WalletError::Vault(VaultError::Corrupt("root")))?;
+        let issuer = parse(&state.issuer_der)?;
+        let cert = parse(&state.cert_der)?;
+        let policy = match &state.policy {
+            Some(p) => Some(
+                Signed::<RiskPolicy>::decode(p)
+                    .map_err(|_| WalletError::Vault(VaultError::Corrupt("policy")))?
+                    .body()
+                    .clone(),
+            ),
+            None => None,
+        };
+        let crl = state
+            .crl_der
+            .as_deref()
+            .map(Crl::from_der)
+            .transpose()
+            .map_err(|_| WalletError::Vault(VaultError::Corrupt("crl")))?;
+        if loaded.rollback.is_some() && state.lock != Some(LockReason::RolledBack) {
+            // A restored old state: lock it and seal the lock at a new version so it sticks.
+            state.lock = Some(LockReason::RolledBack);
+            vault.commit(&state.encode())?;
+        }
+        Ok(Wallet {
+            vault,
+            state,
+            key,
+            root,
+            issuer,
+            cert,
+            policy,
+            crl,
+            peers: HashMap::new(),
+        })
+    }
+
+    /// The vault (read-only: to inspect versions in tests and tools).
+    pub fn vault(&self) -> &V {
+        &self.vault
+    }
+
+    /// Consume the wallet, giving its vault back.
+    pub fn into_vault(self) -> V {
+        self.vault
+    }
+
+    /// The wallet id.
+    pub fn wallet_id(&self) -> WalletId {
+        self.state.wallet_id
+    }
+
+    /// The wallet's public key.
+    pub fn public_key(&self) -> PublicKey {
+        self.key.public_key()
+    }
+
+    /// A PKCS#10 certificate signing request for this wallet's key (DER).
+    pub fn csr(&self) -> Result<Vec<u8>, WalletError> {
+        pki::build_csr(&self.key, self.state.wallet_id).map_err(WalletError::IssuerMaterial)
+    }
+
+    /// Install the issuer CA certificate, this wallet's certificate, the risk
+    /// policy and optionally the CRL, all checked against the trusted root.
+    pub fn enroll(
+        &mut self,
+        issuer_der: &[u8],
+        cert_der: &[u8],
+        policy_bytes: &[u8],
+        crl_der: Option<&[u8]>,
+        now: UnixSeconds,
+    ) -> Result<(), WalletError> {
+        if self.cert.is_some() {
+            return Err(WalletError::AlreadyEnrolled);
+        }
+        let now = self.clock(now);
+        let issuer = Certificate::from_der(issuer_der).map_err(WalletError::IssuerMaterial)?;
+        issuer
+            .verify_signed_by(&self.root)
+            .map_err(WalletError::IssuerMaterial)?;
+        if !issuer.is_ca() {
+            return Err(WalletError::IssuerMaterial(PkiError::NotACa));
+        }
+        let cert = Certificate::from_der(cert_der).map_err(WalletError::IssuerMaterial)?;
+        let id = pki::validate_wallet_chain(&self.root, &issuer, &cert, now, None)
+            .map_err(WalletError::IssuerMaterial)?;
+        if id != self.state.wallet_id || *cert.public_key() != self.key.public_key() {
+            return Err(WalletError::CertificateWalletMismatch);
+        }
+        let policy = Signed::<RiskPolicy>::decode(policy_bytes)?;
+        policy
+            .verify(issuer.public_key())
+            .map_err(|_| WalletError::BadSignature)?;
+        let crl = match crl_der {
+            Some(d) => {
+                let c = Crl::from_der(d).map_err(WalletError::IssuerMaterial)?;
+                c.verify_signed_by(&issuer)
+                    .map_err(WalletError::IssuerMaterial)?;
+                Some(c)
+            }
+            None => None,
+        };
+        let mut next = self.state.clone();
+        next.issuer_der = Some(issuer_der.to_vec());
+        next.cert_der = Some(cert_der.to_vec());
+        next.policy = Some(policy_bytes.to_vec());
+        next.crl_der = crl_der.map(<[u8]>::to_vec);
+        next.last_sync = now;
+        next.clock_floor = now;
+        self.commit(next)?;
+        self.issuer = Some(issuer);
+        self.cert = Some(cert);
+        self.policy = Some(policy.body().clone());
+        self.crl = crl;
+        Ok(())
+    }
+
+    // ---- helpers -----------------------------------------------------------
+
+    /// The TA's notion of now: never before the last trusted time it saw.
+    fn clock(&self, device_now: UnixSeconds) -> UnixSeconds {
+        device_now.max(self.state.clock_floor)
+    }
+
+    fn commit(&mut self, next: TaState) -> Result<(), WalletError> {
+        self.vault.commit(&next.encode())?;
+        self.state = next;
+        Ok(())
+    }
+
+    fn unlocked(&self) -> Result<(), WalletError> {
+        match &self.state.lock {
+            Some(r) => Err(WalletError::Locked(r.clone())),
+            None => Ok(()),
+        }
+    }
+
+    fn enrolled(&self) -> Result<(&Certificate, &Certificate, &RiskPolicy), WalletError> {
+        match (&self.issuer, &self.cert, &self.policy) {
+            (Some(i), Some(c), Some(p)) => Ok((i, c, p)),
+            _ => Err(WalletError::NotEnrolled),
+        }
+    }
+
+    fn own_cert_valid(&self, now: UnixSeconds) -> Result<(), WalletError> {
+        let (_, cert, _) = self.enrolled()?;
+        if now > cert.not_after() {
+            return Err(WalletError::OwnCertificateExpired);
+        }
+        Ok(())
+    }
+
+    /// Validate a peer's certificate offline: chain to the root through our
+    /// issuer, validity at `now`, not on our CRL, and naming `wallet`.
+    fn peer_certificate(
+        &mut self,
+        field: &CertField,
+        wallet: WalletId,
+        now: UnixSeconds,
+    ) -> Result<Certificate, WalletError> {
+        let reference = field.reference();
+        let cert = match (self.peers.get(&reference), field) {
+            (Some(c), _) => {
+                // Cached: already chained to the root; re-check time and revocation.
+                if now > c.not_after() {
+                    return Err(WalletError::PeerCertificate(PkiError::Expired));
+                }
+                if now < c.not_before() {
+                    return Err(WalletError::PeerCertificate(PkiError::NotYetValid));
+                }
+                if let Some(e) = self.crl.as_ref().and_then(|crl| crl.is_revoked(c.serial())) {
+                    return Err(WalletError::PeerRevoked { serial: e.serial });
+                }
+                c.clone()
+            }
+            (None, CertField::Reference(_)) => return Err(WalletError::UnknownCertificate),
+            (None, CertField::Inline(der)) => {
+                let (issuer, _, _) = self.enrolled()?;
+                let c = Certificate::from_der(der).map_err(WalletError::PeerCertificate)?;
+                pki::validate_wallet_chain(&self.root, issuer, &c, now, self.crl.as_ref())
+                    .map_err(map_peer)?;
+                if self.peers.len() >= PEER_CACHE_MAX {
+                    self.peers.clear();
+                }
+                self.peers.insert(reference, c.clone());
+                c
+            }
+        };
+        if cert.wallet_id() != Some(wallet) {
+            return Err(WalletError::CertificateWalletMismatch);
+        }
+        Ok(cert)
+    }
+
+    fn amount(&self, minor: u64) -> Result<Amount, WalletError> {
+        let (_, _, p) = self.enrolled()?;
+        Ok(Amount::new(minor, p.currency()))
+    }
+
+    /// Outgoing payments in the unsynced log: (count, total minor units).
+    fn offline_spend(&self) -> (u32, u64) {
+        let mut n = 0u32;
+        let mut total = 0u64;
+        for l in &self.state.log {
+            if let LogEntry::Outgoing {
+                payee_key: Some(_),
+                entry,
+                ..
+            } = l
+                && let Ok(e) = ChainEntry::decode(entry)
+            {
+                n += 1;
+                total = total.saturating_add(e.amount().minor);
+            }
+        }
+        (n, total)
+    }
+
+    fn log_limit(&self, p: &RiskPolicy) -> usize {
+        (p.max_log_entries as usize).min(LOG_ENTRIES_MAX)
+    }
+
+    fn push_history(next: &mut TaState, item: HistoryItem) {
+        if next.history.len() >= HISTORY_MAX {
+            next.history.remove(0);
+        }
+        next.history.push(item);
+    }
+
+    // ---- payee: request ------------------------------------------------------
+
+    /// Ask for a payment: a signed request with a fresh nonce, valid for `valid_seconds`.
+    pub fn request(
+        &mut self,
+        amount: Amount,
+        valid_seconds: u64,
+        now: UnixSeconds,
+    ) -> Result<Vec<u8>, WalletError> {
+        self.unlocked()?;
+        let now = self.clock(now);
+        let (_, cert, policy) = self.enrolled()?;
+        if amount.minor == 0 {
+            return Err(WalletError::ZeroAmount);
+        }
+        if amount.currency != policy.currency() {
+            return Err(WalletError::CurrencyMismatch);
+        }
+        self.own_cert_valid(now)?;
+        let mut next = self.state.clone();
+        next.pending_requests.retain(|r| r.expires >= now);
+        if next.pending_requests.len() >= PENDING_REQUESTS_MAX {
+            return Err(WalletError::TooManyPendingRequests);
+        }
+        let expires = now.plus(valid_seconds.min(REQUEST_SECONDS_MAX));
+        let body = PaymentRequest {
+            payee: self.state.wallet_id,
+            amount,
+            nonce: Nonce(random()?),
+            created: now,
+            expires,
+            payee_cert: CertField::Inline(cert.der().to_vec()),
+        };
+        let signed = Signed::sign(body, &self.key);
+        next.pending_requests.push(PendingRequest {
+            nonce: signed.body().nonce,
+            amount_minor: amount.minor,
+            expires,
+            bytes: signed.bytes().to_vec(),
+        });
+        next.clock_floor = now;
+        self.commit(next)?;
+        Ok(signed.into_bytes())
+    }
+
+    // ---- payer: pay -----------------------------------------------------------
+
+    /// Pay a request. Checks the payee's certificate, the request and every risk
+    /// limit, durably debits, then returns the signed Payment. Paying the same
+    /// request again returns the same bytes.
+    pub fn pay(&mut self, request_bytes: &[u8], now: UnixSeconds) -> Result<Vec<u8>, WalletError> {
+        self.unlocked()?;
+        let now = self.clock(now);
+        self.enrolled()?;
+        let req = Signed::<PaymentRequest>::decode(request_bytes)?;
+        let r = req.body().clone();
+        let payee_cert = self.peer_certificate(&r.payee_cert, r.payee, now)?;
+        req.verify(payee_cert.public_key())
+            .map_err(|_| WalletError::BadSignature)?;
+        // Idempotent: this request already paid -> the same Payment, even after a sync.
+        if let Some(p) = self
+            .state
+            .paid
+            .iter()
+            .find(|p| p.payee == r.payee && p.nonce == r.nonce)
+        {
+            return Ok(p.payment.clone());
+        }
+        if r.payee == self.state.wallet_id {
+            return Err(WalletError::SelfPayment);
+        }
+        if now > r.expires {
+            return Err(WalletError::RequestExpired);
+        }
+        let (_, cert, policy) = self.enrolled()?;
+        if r.amount.currency != policy.currency() {
+            return Err(WalletError::CurrencyMismatch);
+        }
+        self.own_cert_valid(now)?;
+        if r.amount.minor > policy.max_payment.minor {
+            return Err(WalletError::LimitPerPayment {
+                max: policy.max_payment,
+            });
+        }
+        if self.state.balance_minor < r.amount.minor {
+            return Err(WalletError::InsufficientFunds {
+                balance: self.amount(self.state.balance_minor)?,
+                needed: r.amount,
+            });
+        }
+        let (count, spent) = self.offline_spend();
+        if count >= policy.max_offline_payments {
+            return Err(WalletError::LimitOfflineCount {
+                max: policy.max_offline_payments,
+            });
+        }
+        let left = policy.max_offline_spend_minor.saturating_sub(spent);
+        if r.amount.minor > left {
+            return Err(WalletError::LimitOfflineSpend { left_minor: left });
+        }
+        let offline = now.since(self.state.last_sync);
+        if offline > policy.max_offline_seconds {
+            return Err(WalletError::LimitOfflineTime {
+                offline_seconds: offline,
+                max_seconds: policy.max_offline_seconds,
+            });
+        }
+        if self.state.log.len() >= self.log_limit(policy) {
+            return Err(WalletError::LogFull {
+                max: policy.max_log_entries,
+            });
+        }
+        let body = Payment {
+            payer: self.state.wallet_id,
+            seq: self.state.seq + 1,
+            prev: self.state.head,
+            payee: r.payee,
+            amount: r.amount,
+            nonce: r.nonce,
+            time: now,
+            payer_cert: CertField::Inline(cert.der().to_vec()),
+        };
+        let signed = Signed::sign(body, &self.key);
+        let mut next = self.state.clone();
+        next.balance_minor = next
+            .balance_minor
+            .checked_sub(r.amount.minor)
+            .ok_or(WalletError::Overflow)?;
+        next.seq += 1;
+        next.head = signed.payload_hash();
+        next.log.push(LogEntry::Outgoing {
+            entry: signed.bytes().to_vec(),
+            payee_key: Some((payee_cert.suite(), payee_cert.public_key().to_bytes())),
+            receipt: None,
+        });
+        next.paid.retain(|p| p.expires >= now);
+        if next.paid.len() >= LOG_ENTRIES_MAX {
+            next.paid.remove(0);
+        }
+        next.paid.push(PaidRequest {
+            payee: r.payee,
+            nonce: r.nonce,
+            expires: r.expires,
+            payment: signed.bytes().to_vec(),
+        });
+        let id = next.head;
+        Self::push_history(
+            &mut next,
+            HistoryItem {
+                kind: HistoryKind::Paid,
+                amount_minor: r.amount.minor,
+                counterparty: Some(r.payee),
+                time: now,
+                id,
+            },
+        );
+        next.clock_floor = now;
+        self.commit(next)?;
+        Ok(signed.into_bytes())
+    }
+
+    // ---- payee: receive -------------------------------------------------------
+
+    /// Accept a payment for one of this wallet's pending requests. Checks the
+    /// payer's certificate and signature, the nonce, amount and currency, and
+    /// that the payer has not rolled back; durably credits; returns the signed
+    /// Receipt. Receiving the same payment again returns the same Receipt.
+    pub fn receive(
+        &mut self,
+        payment_bytes: &[u8],
+        now: UnixSeconds,
+    ) -> Result<Vec<u8>, WalletError> {
+        self.unlocked()?;
+        let now = self.clock(now);
+        self.enrolled()?;
+        let pay = Signed::<Payment>::decode(payment_bytes)?;
+        let id = pay.payload_hash();
+        for l in &self.state.log {
+            if let LogEntry::Incoming { payment, receipt } = l
+                && payment.as_slice() == payment_bytes
+            {
+                return Ok(receipt.clone());
+            }
+        }
+        let p = pay.body().clone();
+        if p.payee != self.state.wallet_id {
+            return Err(WalletError::WrongPayee);
+        }
+        let payer_cert = self.peer_certificate(&p.payer_cert, p.payer, now)?;
+        pay.verify(payer_cert.public_key())
+            .map_err(|_| WalletError::BadSignature)?;
+        let (_, _, policy) = self.enrolled()?;
+        if p.amount.currency != policy.currency() {
+            return Err(WalletError::CurrencyMismatch);
+        }
+        let Some(pos) = self
+            .state
+            .pending_requests
+            .iter()
+            .position(|r| r.nonce == p.nonce)
+        else {
+            return Err(WalletError::NonceUnknown);
+        };
+        let pending = &self.state.pending_requests[pos];
+        if pending.amount_minor != p.amount.minor {
+            return Err(WalletError::AmountMismatch {
+                requested: self.amount(pending.amount_minor)?,
+                paid: p.amount,
+            });
+        }
+        if now > pending.expires {
+            return Err(WalletError::RequestExpired);
+        }
+        if let Some(&(_, seen)) = self.state.seen_payers.iter().find(|(w, _)| *w == p.payer)
+            && p.seq <= seen
+        {
+            // Offline rollback detection: keep the evidence (bounded) and refuse.
+            if self.state.evidence.len() < EVIDENCE_MAX
+                && !self.state.evidence.iter().any(|e| e == payment_bytes)
+            {
+                let mut next = self.state.clone();
+                next.evidence.push(payment_bytes.to_vec());
+                self.commit(next)?;
+            }
+            return Err(WalletError::PayerRolledBack {
+                payer: p.payer,
+                seen,
+                got: p.seq,
+            });
+        }
+        let new_balance = self
+            .state
+            .balance_minor
+            .checked_add(p.amount.minor)
+            .ok_or(WalletError::Overflow)?;
+        if new_balance > policy.max_balance_minor {
+            return Err(WalletError::LimitHolding {
+                max_minor: policy.max_balance_minor,
+            });
+        }
+        if self.state.log.len() >= self.log_limit(policy) {
+            return Err(WalletError::LogFull {
+                max: policy.max_log_entries,
+            });
+        }
+        let receipt = Signed::sign(
+            Receipt {
+                payment_id: id,
+                payee: self.state.wallet_id,
+                payer: p.payer,
+                seq: p.seq,
+                time: now,
+            },
+            &self.key,
+        );
+        let mut next = self.state.clone();
+        next.balance_minor = new_balance;
+        next.pending_requests.remove(pos);
+        match next.seen_payers.iter_mut().find(|(w, _)| *w == p.payer) {
+            Some(s) => s.1 = p.seq,
+            None => {
+                if next.seen_payers.len() >= SEEN_PAYERS_MAX {
+                    next.seen_payers.remove(0);
+                }
+                next.seen_payers.push((p.payer, p.seq));
+            }
+        }
+        next.log.push(LogEntry::Incoming {
+            payment: payment_bytes.to_vec(),
+            receipt: receipt.bytes().to_vec(),
+        });
+        Self::push_history(
+            &mut next,
+            HistoryItem {
+                kind: HistoryKind::Received,
+                amount_minor: p.amount.minor,
+                counterparty: Some(p.payer),
+                time: now,
+                id,
+            },
+        );
+        next.clock_floor = now;
+        self.commit(next)?;
+        Ok(receipt.into_bytes())
+    }
+
+    // ---- payer: confirm ---------------------------------------------------------
+
+    /// Record the payee's receipt for one of this wallet's payments.
+    pub fn confirm(&mut self, receipt_bytes: &[u8]) -> Result<(), WalletError> {
+        let receipt = Signed::<Receipt>::decode(receipt_bytes)?;
+        let r = receipt.body();
+        let mut found = None;
+        for (i, l) in self.state.log.iter().enumerate() {
+            if let LogEntry::Outgoing {
+                entry,
+                payee_key: Some((suite, key)),
+                receipt: have,
+            } = l
+                && ChainEntry::decode(entry).map(|e| e.hash()).ok() == Some(r.payment_id)
+            {
+                if have.as_deref() == Some(receipt_bytes) {
+                    return Ok(());
+                }
+                found = Some((i, *suite, key.clone()));
+                break;
+            }
+        }
+        let Some((i, suite, key)) = found else {
+            return Err(WalletError::ReceiptUnknownPayment);
+        };
+        let key = PublicKey::from_bytes(suite, &key).map_err(|_| WalletError::BadSignature)?;
+        receipt
+            .verify(&key)
+            .map_err(|_| WalletError::BadSignature)?;
+        if r.payer != self.state.wallet_id {
+            return Err(WalletError::WrongWallet);
+        }
+        let mut next = self.state.clone();
+        if let LogEntry::Outgoing { receipt: slot, .. } = &mut next.log[i] {
+            *slot = Some(receipt_bytes.to_vec());
+        }
+        self.commit(next)
+    }
+
+    // ---- load and redeem ----------------------------------------------------------
+
+    /// Apply an issuer-signed load voucher: exactly once, in load-seq order.
+    pub fn apply_voucher(
+        &mut self,
+        voucher_bytes: &[u8],
+        now: UnixSeconds,
+    ) -> Result<Amount, WalletError> {
+        self.unlocked()?;
+        let now = self.clock(now);
+        let mut next = self.state.clone();
+        let amount = self.voucher_into(&mut next, voucher_bytes, now)?;
+        next.clock_floor = now;
+        self.commit(next)?;
+        Ok(amount)
+    }
+
+    fn voucher_into(
+        &self,
+        next: &mut TaState,
+        voucher_bytes: &[u8],
+        now: UnixSeconds,
+    ) -> Result<Amount, WalletError> {
+        let (issuer, _, policy) = self.enrolled()?;
+        let v = Signed::<LoadVoucher>::decode(voucher_bytes)?;
+        v.verify(issuer.public_key())
+            .map_err(|_| WalletError::BadSignature)?;
+        let b = v.body();
+        if b.wallet != next.wallet_id {
+            return Err(WalletError::WrongWallet);
+        }
+        if b.load_seq <= next.load_seq {
+            return Err(WalletError::VoucherReplayed {
+                load_seq: b.load_seq,
+            });
+        }
+        if b.load_seq != next.load_seq + 1 {
+            return Err(WalletError::VoucherOutOfOrder {
+                expected: next.load_seq + 1,
+                got: b.load_seq,
+            });
+        }
+        if b.amount.currency != policy.currency() {
+            return Err(WalletError::CurrencyMismatch);
+        }
+        let nb = next
+            .balance_minor
+            .checked_add(b.amount.minor)
+            .ok_or(WalletError::Overflow)?;
+        if nb > policy.max_balance_minor {
+            return Err(WalletError::LimitHolding {
+                max_minor: policy.max_balance_minor,
+            });
+        }
+        if next.log.len() >= LOG_ENTRIES_MAX {
+            return Err(WalletError::LogFull {
+                max: LOG_ENTRIES_MAX as u32,
+            });
+        }
+        next.balance_minor = nb;
+        next.load_seq = b.load_seq;
+        next.log.push(LogEntry::Load {
+            load_seq: b.load_seq,
+            amount_minor: b.amount.minor,
+        });
+        Self::push_history(
+            next,
+            HistoryItem {
+                kind: HistoryKind::Loaded,
+                amount_minor: b.amount.minor,
+                counterparty: None,
+                time: now,
+                id: v.payload_hash(),
+            },
+        );
+        Ok(b.amount)
+    }
+
+    /// Move offline money back to the holder's online account: a signed
+    /// outgoing chain entry for the issuer, durably debited before it is returned.
+    pub fn redeem(&mut self, amount: Amount, now: UnixSeconds) -> Result<Vec<u8>, WalletError> {
+        self.unlocked()?;
+        let now = self.clock(now);
+        let (_, _, policy) = self.enrolled()?;
+        if amount.minor == 0 {
+            return Err(WalletError::ZeroAmount);
+        }
+        if amount.currency != policy.currency() {
+            return Err(WalletError::CurrencyMismatch);
+        }
+        if self.state.balance_minor < amount.minor {
+            return Err(WalletError::InsufficientFunds {
+                balance: self.amount(self.state.balance_minor)?,
+                needed: amount,
+            });
+        }
+        if self.state.log.len() >= LOG_ENTRIES_MAX {
+            return Err(WalletError::LogFull {
+                max: LOG_ENTRIES_MAX as u32,
+            });
+        }
+        let body = Redeem {
+            wallet: self.state.wallet_id,
+            seq: self.state.seq + 1,
+            prev: self.state.head,
+            amount,
+            time: now,
+        };
+        let signed = Signed::sign(body, &self.key);
+        let mut next = self.state.clone();
+        next.balance_minor -= amount.minor;
+        next.seq += 1;
+        next.head = signed.payload_hash();
+        next.log.push(LogEntry::Outgoing {
+            entry: signed.bytes().to_vec(),
+            payee_key: None,
+            receipt: None,
+        });
+        let id = next.head;
+        Self::push_history(
+            &mut next,
+            HistoryItem {
+                kind: HistoryKind::Redeemed,
+                amount_minor: amount.minor,
+                counterparty: None,
+                time: now,
+                id,
+            },
+        );
+        next.clock_floor = now;
+        self.commit(next)?;
+        Ok(signed.into_bytes())
+    }
+
+    // ---- sync -------------------------------------------------------------------
+
+    /// Build (and remember) a signed report of everything since the last
+    /// checkpoint. Works on a locked wallet: that is how a lock is lifted.
+    pub fn sync_report(&mut self, now: UnixSeconds) -> Result<Vec<u8>, WalletError> {
+        let now = self.clock(now);
+        let currency = self.enrolled()?.2.currency();
+        let mut outgoing = Vec::new();
+        let mut incoming = Vec::new();
+        let mut loads = Vec::new();
+        for l in &self.state.log {
+            match l {
+                LogEntry::Outgoing { entry, .. } => outgoing.push(entry.clone()),
+                LogEntry::Incoming { payment, .. } => incoming.push(payment.clone()),
+                LogEntry::Load { load_seq, .. } => loads.push(*load_seq),
+            }
+        }
+        let mut next = self.state.clone();
+        next.report_seq += 1;
+        let body = SyncReport {
+            wallet: next.wallet_id,
+            report_seq: next.report_seq,
+            time: now,
+            base_checkpoint: next.checkpoint_number,
+            outgoing,
+            incoming,
+            loads,
+            balance: Amount::new(next.balance_minor, currency),
+            seq: next.seq,
+            head: next.head,
+            load_seq: next.load_seq,
+            evidence: next.evidence.clone(),
+            locked: next.lock.is_some(),
+        };
+        next.pending_report = Some(PendingReport {
+            report_seq: next.report_seq,
+            log_len: next.log.len() as u64,
+            seq: next.seq,
+            head: next.head,
+            balance_minor: next.balance_minor,
+            load_seq: next.load_seq,
+        });
+        next.clock_floor = now;
+        let signed = Signed::sign(body, &self.key);
+        self.commit(next)?;
+        Ok(signed.into_bytes())
+    }
+
+    /// Apply the issuer's answer to the last report: checkpoint, CRL,
+    /// certificate, policy, vouchers, lock or unlock.
+    pub fn apply_sync_response(
+        &mut self,
+        bytes: &[u8],
+        now: UnixSeconds,
+    ) -> Result<SyncApplied, WalletError> {
+        let (issuer, _, _) = self.enrolled()?;
+        let issuer = issuer.clone();
+        let resp = Signed::<SyncResponse>::decode(bytes)?;
+        resp.verify(issuer.public_key())
+            .map_err(|_| WalletError::BadSignature)?;
+        let r = resp.body();
+        if r.wallet != self.state.wallet_id {
+            return Err(WalletError::WrongWallet);
+        }
+        let Some(pending) = self.state.pending_report.clone() else {
+            return Err(WalletError::StaleSyncResponse);
+        };
+        if r.report_seq != pending.report_seq || r.checkpoint.number <= self.state.checkpoint_number
+        {
+            return Err(WalletError::StaleSyncResponse);
+        }
+        let currency = self.enrolled()?.2.currency();
+        let cp = &r.checkpoint;
+        let unlock = r.command == WalletCommand::Unlock;
+        if cp.balance.currency != currency {
+            return Err(WalletError::CurrencyMismatch);
+        }
+        if !unlock
+            && (cp.seq != pending.seq
+                || cp.head != pending.head
+                || cp.balance.minor != pending.balance_minor
+                || cp.load_seq != pending.load_seq)
+        {
+            return Err(WalletError::CheckpointMismatch);
+        }
+        let mut out = SyncApplied {
+            checkpoint: cp.number,
+            ..SyncApplied::default()
+        };
+        let mut next = self.state.clone();
+        let mut new_cert = None;
+        let mut new_policy = None;
+        let mut new_crl = None;
+        if let Some(der) = &r.crl {
+            let c = Crl::from_der(der).map_err(WalletError::IssuerMaterial)?;
+            c.verify_signed_by(&issuer)
+                .map_err(WalletError::IssuerMaterial)?;
+            if self
+                .crl
+                .as_ref()
+                .is_none_or(|old| c.number() > old.number())
+            {
+                next.crl_der = Some(der.clone());
+                new_crl = Some(c);
+                out.crl_updated = true;
+            }
+        }
+        if let Some(der) = &r.certificate {
+            let c = Certificate::from_der(der).map_err(WalletError::IssuerMaterial)?;
+            let id = pki::validate_wallet_chain(
+                &self.root,
+                &issuer,
+                &c,
+                self.clock(now).max(r.time),
+                None,
+            )
+            .map_err(WalletError::IssuerMaterial)?;
+            if id != self.state.wallet_id || *c.public_key() != self.key.public_key() {
+                return Err(WalletError::CertificateWalletMismatch);
+            }
+            next.cert_der = Some(der.clone());
+            new_cert = Some(c);
+            out.certificate_renewed = true;
+        }
+        if let Some(pb) = &r.policy {
+            let p = Signed::<RiskPolicy>::decode(pb)?;
+            p.verify(issuer.public_key())
+                .map_err(|_| WalletError::BadSignature)?;
+            let cur = self.enrolled()?.2;
+            if p.body().id == cur.id && p.body().epoch < cur.epoch {
+                return Err(WalletError::StalePolicy);
+            }
+            if p.body().currency() != currency {
+                return Err(WalletError::CurrencyMismatch);
+            }
+            if p.body() != cur {
+                next.policy = Some(pb.clone());
+                new_policy = Some(p.body().clone());
+                out.policy_updated = true;
+            }
+        }
+        // The entries the report carried are now on the issuer's books.
+        let n = (pending.log_len as usize).min(next.log.len());
+        next.log.drain(..n);
+        next.evidence.clear();
+        next.pending_report = None;
+        next.checkpoint_number = cp.number;
+        if unlock {
+            // The issuer's checkpoint is authoritative after a rollback: adopt it.
+            next.seq = cp.seq;
+            next.head = cp.head;
+            next.balance_minor = cp.balance.minor;
+            next.load_seq = cp.load_seq;
+            next.log.clear();
+            next.pending_requests.clear();
+            if next.lock.is_some() {
+                out.unlocked = true;
+            }
+            next.lock = None;
+        }
+        next.last_sync = r.time;
+        next.clock_floor = next.clock_floor.max(r.time).max(cp.time);
+        if let WalletCommand::Lock { reason } = &r.command {
+            next.lock = Some(LockReason::Issuer(reason.clone()));
+            out.locked = true;
+        }
+        // Install what changed before applying vouchers (the policy bounds them).
+        let saved = (self.cert.clone(), self.policy.clone(), self.crl.clone());
+        if let Some(c) = new_cert {
+            self.cert = Some(c);
+        }
+        if let Some(p) = new_policy {
+            self.policy = Some(p);
+        }
+        if let Some(c) = new_crl {
+            self.crl = Some(c);
+        }
+        let now_t = self.clock(now).max(r.time);
+        for v in &r.vouchers {
+            match self.voucher_into(&mut next, v, now_t) {
+                Ok(_) => out.vouchers_applied.push(next.load_seq),
+                Err(WalletError::VoucherReplayed { .. }) => {}
+                Err(WalletError::LimitHolding { .. })
+                | Err(WalletError::VoucherOutOfOrder { .. }) => {
+                    if let Ok(v) = Signed::<LoadVoucher>::decode(v) {
+                        out.vouchers_deferred.push(v.body().load_seq);
+                    }
+                }
+                Err(e) => {
+                    (self.cert, self.policy, self.crl) = saved;
+                    return Err(e);
+                }
+            }
+        }
+        if let Err(e) = self.commit(next) {
+            (self.cert, self.policy, self.crl) = saved;
+            return Err(e);
+        }
+        Ok(out)
+    }
+
+    // ---- read-only ------------------------------------------------------------------
+
+    /// The offline balance (`None` before enrollment).
+    pub fn balance(&self) -> Option<Amount> {
+        self.policy
+            .as_ref()
+            .map(|p| Amount::new(self.state.balance_minor, p.currency()))
+    }
+
+    /// The most recent history, oldest first.
+    pub fn history(&self) -> &[HistoryItem] {
+        &self.state.history
+    }
+
+    /// Refused payments kept as rollback evidence.
+    pub fn evidence(&self) -> &[Vec<u8>] {
+        &self.state.evidence
+    }
+
+    /// This wallet's certificate.
+    pub fn certificate(&self) -> Option<&Certificate> {
+        self.cert.as_ref()
+    }
+
+    /// The issuer CA certificate.
+    pub fn issuer_certificate(&self) -> Option<&Certificate> {
+        self.issuer.as_ref()
+    }
+
+    /// The trusted root.
+    pub fn root_certificate(&self) -> &Certificate {
+        &self.root
+    }
+
+    /// The outgoing chain's (seq, head).
+    pub fn chain_head(&self) -> (u64, Hash32) {
+        (self.state.seq, self.state.head)
+    }
+
+    /// Whether and why the wallet is locked.
+    pub fn lock(&self) -> Option<&LockReason> {
+        self.state.lock.as_ref()
+    }
+
+    /// Outgoing entries not yet acknowledged by a checkpoint (envelope bytes).
+    pub fn unsynced_outgoing(&self) -> Vec<Vec<u8>> {
+        self.state
+            .log
+            .iter()
+            .filter_map(|l| match l {
+                LogEntry::Outgoing { entry, .. } => Some(entry.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Everything the app may show.
+    pub fn status(&self, now: UnixSeconds) -> WalletStatus {
+        let now = self.clock(now);
+        let (count, spent) = self.offline_spend();
+        let p = self.policy.as_ref();
+        WalletStatus {
+            wallet_id: self.state.wallet_id,
+            enrolled: self.cert.is_some(),
+            locked: self.state.lock.clone(),
+            balance: self.balance(),
+            seq: self.state.seq,
+            load_seq: self.state.load_seq,
+            unsynced_entries: self.state.log.len(),
+            seconds_until_sync_required: p.map(|p| {
+                p.max_offline_seconds
+                    .saturating_sub(now.since(self.state.last_sync))
+            }),
+            offline_spend_left_minor: p.map(|p| p.max_offline_spend_minor.saturating_sub(spent)),
+            offline_payments_left: p.map(|p| p.max_offline_payments.saturating_sub(count)),
+            certificate_expires: self.cert.as_ref().map(Certificate::not_after),
+            evidence: self.state.evidence.len(),
+            policy: self.policy.clone(),
+        }
+    }
+}

@@ -1,0 +1,258 @@
+//! The vault: sealed, durable, atomic and rollback-detecting storage of the
+//! trusted application's (TA) state.
+//!
+//! The TA serializes its whole state (keys, balance, counters, ...) into one
+//! opaque byte string. A [`Vault`] stores that byte string so that:
+//!
+//! - **durable**: [`Vault::commit`] returning `Ok` means the new state
+//!   survives a crash or power loss (the TA commits *before* it releases any
+//!   money-moving message);
+//! - **atomic**: after a failed or interrupted commit, reopening yields
+//!   either the old or the new state, never a mix and never nothing;
+//! - **sealed** ([`SealedFileVault`]): confidential and authenticated under a
+//!   key derived from the user PIN and a device secret; any change to the
+//!   sealed file is detected ([`VaultError::Tampered`]);
+//! - **rollback-detecting**: every committed state carries a version that a
+//!   [`MonotonicCounter`] kept apart from the state follows; a state older
+//!   than the counter is reported in [`Loaded::rollback`] (the TA then locks
+//!   itself until it is back online).
+//!
+//! Implementations:
+//!
+//! - [`SealedFileVault`]: the software vault (DESIGN.md §5, "app-integrated
+//!   TRE"); the files, the byte-by-byte sealed format and the commit
+//!   protocol are documented in [`sealed`].
+//! - [`MemoryVault`]: in memory, for tests and the simulator, with the same
+//!   version/counter semantics, rollback simulation
+//!   ([`MemoryVault::snapshot`]/[`MemoryVault::restore`]) and crash injection
+//!   ([`MemoryVault::fail_commit_at`]).
+//!
+//! All file I/O goes through [`VaultFs`] so that crashes can be injected at
+//! every mutating operation ([`FaultyFs`]).
+//!
+//! # Threat model (DESIGN.md §8) and its limits
+//!
+//! The attacker owns the OS: it can read, copy, restore, truncate and edit
+//! every file in the vault directory. Parsing never panics on any bytes;
+//! oversized files are refused before they are read whole. What a software
+//! vault *cannot* do:
+//!
+//! - The [`FileCounter`] is a file too: an attacker who restores an old
+//!   `state.sealed` **and** the matching old `counter` file together is not
+//!   detected here. On a real device the counter is a TPM 2.0 NV counter or
+//!   eMMC RPMB; for the software vault the backend checkpoint and the hash
+//!   chain are the second line (a rolled-back wallet that spends again forks
+//!   its chain, which reconciliation proves).
+//! - The `pin-attempts` file is plain and can be reset by the attacker, which
+//!   then gets unlimited *online* PIN guesses (each costing one Argon2id
+//!   derivation). Offline guessing also needs the device secret.
+//! - A single writer is assumed: there is no inter-process lock.
+
+mod counter;
+mod fs;
+mod memory;
+pub mod sealed;
+
+use core::fmt;
+
+pub use counter::{FileCounter, MemoryCounter, MonotonicCounter};
+pub use fs::{FaultyFs, RealFs, SimulatedCrash, VaultFs};
+pub use memory::{CrashPoint, MemorySnapshot, MemoryVault};
+pub use sealed::{KdfParams, SealedFileVault};
+
+/// Largest state (plaintext) a vault seals or unseals, in bytes (4 MiB).
+pub const STATE_BYTES_MAX: usize = 4 << 20;
+
+/// Consecutive wrong PINs after which [`SealedFileVault::open`] refuses
+/// every PIN ([`VaultError::PinAttemptsExhausted`]) until
+/// [`SealedFileVault::reset_pin_attempts`] is called.
+pub const PIN_ATTEMPTS_MAX: u32 = 5;
+
+/// A durable, atomic, rollback-detecting store for the TA's serialized state.
+pub trait Vault {
+    /// Open and return the latest committed state.
+    ///
+    /// `state` is `None` if the vault was created but nothing was committed
+    /// yet. If the stored state is older than the monotonic counter (a
+    /// restored old copy), the state is still returned together with
+    /// `rollback: Some(..)`: the TA decides (it locks itself). If a previous
+    /// commit was interrupted between writing the state and advancing the
+    /// counter, `load` completes it (advances the counter).
+    ///
+    /// # Errors
+    /// [`VaultError::Tampered`] if the sealed state fails authentication or
+    /// is malformed, [`VaultError::Corrupt`] if the state and the counter
+    /// disagree in a way no crash can produce, I/O errors, and
+    /// [`VaultError::Crashed`] for a simulated dead process.
+    fn load(&mut self) -> Result<Loaded, VaultError>;
+
+    /// Durably and atomically replace the state.
+    ///
+    /// After `Ok`: a crash leaves the new state. After `Err`: reopening
+    /// yields either the old or the new state, never a mix, never nothing.
+    /// The new version is the counter value + 1; committing after a reported
+    /// rollback therefore overwrites the rolled-back state with a newer
+    /// version (this is how the TA persists its own "locked" flag), so the TA
+    /// must [`load`](Vault::load) and act on [`Loaded::rollback`] first.
+    ///
+    /// # Errors
+    /// [`VaultError::TooLarge`] if `state` is longer than
+    /// [`STATE_BYTES_MAX`] (nothing is written), I/O errors,
+    /// [`VaultError::Crashed`] for a simulated dead process, and the errors
+    /// of [`Vault::load`] when the vault must first re-read its state after a
+    /// previous failed commit.
+    fn commit(&mut self, state: &[u8]) -> Result<(), VaultError>;
+}
+
+/// The result of [`Vault::load`].
+#[derive(Clone, PartialEq, Eq)]
+pub struct Loaded {
+    /// The latest committed state, `None` if nothing was committed yet.
+    pub state: Option<Vec<u8>>,
+    /// The version of `state`: 0 for `None`, then +1 per commit.
+    pub version: u64,
+    /// `Some` if `state` is older than the monotonic counter: the stored
+    /// state was rolled back (restored from an old copy).
+    pub rollback: Option<RollbackDetected>,
+}
+
+impl fmt::Debug for Loaded {
+    // The state holds keys: print only its length.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Loaded")
+            .field("state_len", &self.state.as_ref().map(Vec::len))
+            .field("version", &self.version)
+            .field("rollback", &self.rollback)
+            .finish()
+    }
+}
+
+/// The stored state is older than the monotonic counter: it was rolled back.
+/// The TA must lock itself until the backend has seen it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RollbackDetected {
+    /// Version found in the stored state.
+    pub state_version: u64,
+    /// Value of the monotonic counter (the version that should be there).
+    pub counter: u64,
+}
+
+/// Errors of the vault and its counters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum VaultError {
+    /// An operating-system I/O operation failed.
+    Io {
+        /// The operation that failed (e.g. `"write"`, `"rename"`).
+        op: &'static str,
+        /// The OS error kind.
+        kind: std::io::ErrorKind,
+    },
+    /// The sealed state failed authentication (AEAD) or is malformed: it was
+    /// edited, truncated or replaced. The TA locks itself.
+    Tampered,
+    /// The PIN (or the device secret) is wrong; this attempt was counted.
+    WrongPin {
+        /// Further wrong attempts allowed before the vault refuses every PIN.
+        attempts_left: u32,
+    },
+    /// [`PIN_ATTEMPTS_MAX`] consecutive wrong PINs: every PIN is refused
+    /// until [`SealedFileVault::reset_pin_attempts`].
+    PinAttemptsExhausted,
+    /// No vault exists in this directory.
+    NotFound,
+    /// A vault already exists in this directory.
+    AlreadyExists,
+    /// Stored data is inconsistent in a way no crash can produce (e.g. the
+    /// state is more than one version ahead of the counter, a counter file
+    /// is malformed or missing). Treat like [`VaultError::Tampered`].
+    Corrupt(&'static str),
+    /// A monotonic counter would go (or went) backwards.
+    CounterRegressed,
+    /// Fault injection: the simulated process is dead; restart it
+    /// ([`MemoryVault::restart`], or reopen a [`SealedFileVault`]).
+    Crashed,
+    /// The state is larger than [`STATE_BYTES_MAX`].
+    TooLarge,
+    /// Argon2id parameters out of the accepted range
+    /// ([`KdfParams::validate`]).
+    InvalidKdfParams,
+    /// The key derivation failed (e.g. out of memory).
+    Kdf,
+    /// The operating system's random number generator failed.
+    Rng,
+}
+
+impl fmt::Display for VaultError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Io { op, kind } => write!(f, "vault I/O error during {op}: {kind}"),
+            Self::Tampered => f.write_str("sealed vault state failed authentication (tampered)"),
+            Self::WrongPin { attempts_left } => {
+                write!(f, "wrong PIN ({attempts_left} attempts left)")
+            }
+            Self::PinAttemptsExhausted => {
+                f.write_str("too many wrong PINs: vault locked until unlocked by the backend")
+            }
+            Self::NotFound => f.write_str("no vault found"),
+            Self::AlreadyExists => f.write_str("a vault already exists"),
+            Self::Corrupt(what) => write!(f, "vault corrupt: {what}"),
+            Self::CounterRegressed => f.write_str("monotonic counter would go backwards"),
+            Self::Crashed => f.write_str("simulated crash: the process is dead"),
+            Self::TooLarge => write!(f, "state larger than {STATE_BYTES_MAX} bytes"),
+            Self::InvalidKdfParams => f.write_str("Argon2id parameters out of range"),
+            Self::Kdf => f.write_str("key derivation failed"),
+            Self::Rng => f.write_str("random number generator failed"),
+        }
+    }
+}
+
+impl std::error::Error for VaultError {}
+
+impl VaultError {
+    /// Maps an I/O error of operation `op`; a [`SimulatedCrash`] becomes
+    /// [`VaultError::Crashed`].
+    pub(crate) fn io(op: &'static str) -> impl FnOnce(std::io::Error) -> Self {
+        move |e| {
+            if e.get_ref()
+                .is_some_and(|inner| inner.is::<SimulatedCrash>())
+            {
+                Self::Crashed
+            } else {
+                Self::Io { op, kind: e.kind() }
+            }
+        }
+    }
+}
+
+/// Shared version/counter reconciliation of [`Vault::load`]: given the
+/// authenticated version of the stored state and the counter value, decide
+/// what to do. Returns the rollback report (if any) and whether the counter
+/// must be advanced to `state_version` (interrupted commit).
+pub(crate) fn reconcile(
+    state_version: u64,
+    counter: u64,
+) -> Result<(Option<RollbackDetected>, bool), VaultError> {
+    if state_version < counter {
+        Ok((
+            Some(RollbackDetected {
+                state_version,
+                counter,
+            }),
+            false,
+        ))
+    } else if state_version == counter {
+        Ok((None, false))
+    } else if Some(state_version) == counter.checked_add(1) {
+        // Crash between "write state" and "advance counter": finish it.
+        Ok((None, true))
+    } else {
+        // The counter is advanced right after every state write, so the
+        // state can never honestly be two versions ahead: someone replaced
+        // the counter file with an older one.
+        Err(VaultError::Corrupt("state version ahead of the counter"))
+    }
+}
+
+#[cfg(test)]
+mod tests;

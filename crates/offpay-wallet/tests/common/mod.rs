@@ -1,0 +1,236 @@
+//! A minimal issuer for the wallet's tests: root and issuer CA, enrollment,
+//! vouchers, CRLs and sync responses, signed with the real protocol code.
+//! The real backend is offpay-issuer; this only stands in for it here.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+
+use offpay_protocol::envelope::Signed;
+use offpay_protocol::messages::{
+    Checkpoint, LoadVoucher, RiskPolicy, SyncReport, SyncResponse, WalletCommand,
+};
+use offpay_protocol::pki::{self, Certificate, PolicyRef, RevocationReason, RevokedEntry};
+use offpay_protocol::{Amount, Currency, SigningKey, Suite, UnixSeconds, WalletId};
+use offpay_wallet::Wallet;
+use offpay_wallet::vault::Vault;
+
+pub const T0: UnixSeconds = UnixSeconds(1_795_000_000);
+pub const DAY: u64 = 86_400;
+
+pub fn eur() -> Currency {
+    Currency::new("EUR").unwrap()
+}
+pub fn eur_amount(minor: u64) -> Amount {
+    Amount::new(minor, eur())
+}
+
+pub fn default_policy() -> RiskPolicy {
+    RiskPolicy {
+        id: 1,
+        epoch: 1,
+        max_payment: eur_amount(50_000),
+        max_balance_minor: 100_000,
+        max_offline_spend_minor: 200_000,
+        max_offline_payments: 500,
+        max_offline_seconds: 7 * DAY,
+        max_log_entries: 1000,
+        cert_validity_seconds: 30 * DAY,
+    }
+}
+
+pub struct Scheme {
+    pub root_key: SigningKey,
+    pub root: Certificate,
+    pub issuer_key: SigningKey,
+    pub issuer: Certificate,
+    pub policy: RiskPolicy,
+    pub policy_bytes: Vec<u8>,
+    next_serial: u64,
+    crl_number: u64,
+    revoked: Vec<RevokedEntry>,
+    load_seq: HashMap<WalletId, u64>,
+    checkpoint: HashMap<WalletId, u64>,
+    pub serials: HashMap<WalletId, u64>,
+    pub certs: HashMap<WalletId, Vec<u8>>,
+}
+
+impl Scheme {
+    pub fn new(suite: Suite) -> Scheme {
+        Scheme::with_policy(suite, default_policy())
+    }
+
+    pub fn with_policy(suite: Suite, policy: RiskPolicy) -> Scheme {
+        let root_key = SigningKey::from_seed(suite, &[0x11; 32]).unwrap();
+        let root = pki::issue_root(
+            &root_key,
+            "offpay test root",
+            1,
+            UnixSeconds(T0.0 - DAY),
+            T0.plus(3650 * DAY),
+        )
+        .unwrap();
+        let issuer_key = SigningKey::from_seed(suite, &[0x22; 32]).unwrap();
+        let issuer = pki::issue_issuer_ca(
+            &root_key,
+            &root,
+            &issuer_key.public_key(),
+            "offpay test issuer",
+            2,
+            UnixSeconds(T0.0 - DAY),
+            T0.plus(1825 * DAY),
+        )
+        .unwrap();
+        let policy_bytes = Signed::sign(policy.clone(), &issuer_key).into_bytes();
+        Scheme {
+            root_key,
+            root,
+            issuer_key,
+            issuer,
+            policy,
+            policy_bytes,
+            next_serial: 1 << 62,
+            crl_number: 0,
+            revoked: Vec::new(),
+            load_seq: HashMap::new(),
+            checkpoint: HashMap::new(),
+            serials: HashMap::new(),
+            certs: HashMap::new(),
+        }
+    }
+
+    /// Create a wallet in `vault`, have its CSR certified, and enroll it.
+    pub fn enroll<V: Vault>(&mut self, vault: V, suite: Suite, now: UnixSeconds) -> Wallet<V> {
+        let mut w = Wallet::create(vault, suite, self.root.der(), now).unwrap();
+        let cert = self.certify(&w.csr().unwrap(), now);
+        w.enroll(self.issuer.der(), &cert, &self.policy_bytes, None, now)
+            .unwrap();
+        w
+    }
+
+    pub fn certify(&mut self, csr: &[u8], now: UnixSeconds) -> Vec<u8> {
+        let csr = pki::parse_csr(csr).unwrap();
+        let serial = self.next_serial;
+        self.next_serial += 1;
+        let cert = pki::issue_wallet(
+            &self.issuer_key,
+            &self.issuer,
+            &csr.public_key,
+            csr.wallet_id,
+            PolicyRef {
+                id: self.policy.id,
+                epoch: self.policy.epoch,
+            },
+            serial,
+            now,
+            now.plus(self.policy.cert_validity_seconds),
+        )
+        .unwrap();
+        self.serials.insert(csr.wallet_id, serial);
+        self.certs.insert(csr.wallet_id, cert.der().to_vec());
+        cert.der().to_vec()
+    }
+
+    pub fn voucher(&mut self, wallet: WalletId, minor: u64, now: UnixSeconds) -> Vec<u8> {
+        let seq = self.load_seq.entry(wallet).or_insert(0);
+        *seq += 1;
+        Signed::sign(
+            LoadVoucher {
+                wallet,
+                load_seq: *seq,
+                amount: eur_amount(minor),
+                issued: now,
+            },
+            &self.issuer_key,
+        )
+        .into_bytes()
+    }
+
+    pub fn revoke(&mut self, wallet: WalletId, now: UnixSeconds) {
+        let serial = self.serials[&wallet];
+        self.revoked.push(RevokedEntry {
+            serial,
+            revoked_at: now,
+            reason: RevocationReason::KeyCompromise,
+        });
+    }
+
+    pub fn crl(&mut self, now: UnixSeconds) -> Vec<u8> {
+        self.crl_number += 1;
+        pki::issue_crl(
+            &self.issuer_key,
+            &self.issuer,
+            self.crl_number,
+            now,
+            now.plus(DAY),
+            &self.revoked,
+        )
+        .unwrap()
+        .der()
+        .to_vec()
+    }
+
+    /// Answer a report the simple way: checkpoint what the wallet says.
+    pub fn respond(
+        &mut self,
+        report: &[u8],
+        now: UnixSeconds,
+        command: WalletCommand,
+        vouchers: Vec<Vec<u8>>,
+        crl: Option<Vec<u8>>,
+    ) -> Vec<u8> {
+        let r = Signed::<SyncReport>::decode(report).unwrap();
+        let b = r.body();
+        let n = self.checkpoint.entry(b.wallet).or_insert(0);
+        *n += 1;
+        let checkpoint = Checkpoint {
+            number: *n,
+            seq: b.seq,
+            head: b.head,
+            balance: b.balance,
+            load_seq: b.load_seq,
+            time: now,
+        };
+        Signed::sign(
+            SyncResponse {
+                wallet: b.wallet,
+                report_seq: b.report_seq,
+                time: now,
+                checkpoint,
+                vouchers,
+                crl,
+                certificate: None,
+                policy: None,
+                command,
+            },
+            &self.issuer_key,
+        )
+        .into_bytes()
+    }
+
+    /// A plain sync: report, respond, apply.
+    pub fn sync<V: Vault>(&mut self, w: &mut Wallet<V>, now: UnixSeconds) {
+        let report = w.sync_report(now).unwrap();
+        let resp = self.respond(&report, now, WalletCommand::None, Vec::new(), None);
+        w.apply_sync_response(&resp, now).unwrap();
+    }
+
+    /// Load `minor` into a wallet through a voucher.
+    pub fn load<V: Vault>(&mut self, w: &mut Wallet<V>, minor: u64, now: UnixSeconds) {
+        let v = self.voucher(w.wallet_id(), minor, now);
+        w.apply_voucher(&v, now).unwrap();
+    }
+}
+
+/// One offline payment, request -> payment -> receipt -> confirm.
+pub fn pay<A: Vault, B: Vault>(
+    payer: &mut Wallet<A>,
+    payee: &mut Wallet<B>,
+    minor: u64,
+    now: UnixSeconds,
+) -> Vec<u8> {
+    let req = payee.request(eur_amount(minor), 300, now).unwrap();
+    let payment = payer.pay(&req, now).unwrap();
+    let receipt = payee.receive(&payment, now).unwrap();
+    payer.confirm(&receipt).unwrap();
+    payment
+}

@@ -1,0 +1,169 @@
+//! End-to-end offline payments between real wallets: in memory, on sealed
+//! vaults on disk, both suites, and 100 hops of transitivity.
+
+mod common;
+
+use common::*;
+use offpay_protocol::envelope::Signed;
+use offpay_protocol::messages::{Payment, Receipt};
+use offpay_protocol::{Suite, UnixSeconds};
+use offpay_wallet::vault::{KdfParams, MemoryVault, SealedFileVault};
+use offpay_wallet::{HistoryKind, Wallet};
+
+#[test]
+fn offline_payment_in_memory_both_suites() {
+    for suite in [Suite::Ed25519, Suite::P256] {
+        let mut s = Scheme::new(suite);
+        let mut alice = s.enroll(MemoryVault::new(), suite, T0);
+        let mut bob = s.enroll(MemoryVault::new(), suite, T0);
+        s.load(&mut alice, 10_000, T0);
+        let payment = pay(&mut alice, &mut bob, 2_500, T0.plus(60));
+        assert_eq!(alice.balance().unwrap().minor, 7_500);
+        assert_eq!(bob.balance().unwrap().minor, 2_500);
+        let p = Signed::<Payment>::decode(&payment).unwrap();
+        assert_eq!(p.body().seq, 1);
+        assert_eq!(p.body().payee, bob.wallet_id());
+        assert_eq!(alice.history().last().unwrap().kind, HistoryKind::Paid);
+        assert_eq!(bob.history().last().unwrap().kind, HistoryKind::Received);
+        // Bob pays part back, offline, at once.
+        pay(&mut bob, &mut alice, 1_000, T0.plus(120));
+        assert_eq!(alice.balance().unwrap().minor, 8_500);
+        assert_eq!(bob.balance().unwrap().minor, 1_500);
+    }
+}
+
+#[test]
+fn offline_payment_with_sealed_vaults_on_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let (da, db) = (dir.path().join("alice"), dir.path().join("bob"));
+    std::fs::create_dir_all(&da).unwrap();
+    std::fs::create_dir_all(&db).unwrap();
+    let secret = [9u8; 32];
+    let mut s = Scheme::new(Suite::Ed25519);
+    let alice_id;
+    let bob_id;
+    {
+        let va = SealedFileVault::create(&da, b"1234", &secret, KdfParams::TEST).unwrap();
+        let vb = SealedFileVault::create(&db, b"5678", &secret, KdfParams::TEST).unwrap();
+        let mut alice = s.enroll(va, Suite::Ed25519, T0);
+        let mut bob = s.enroll(vb, Suite::Ed25519, T0);
+        alice_id = alice.wallet_id();
+        bob_id = bob.wallet_id();
+        s.load(&mut alice, 10_000, T0);
+        pay(&mut alice, &mut bob, 4_000, T0.plus(10));
+    }
+    // Reopen both from disk: the payment survived on both sides.
+    let mut alice = Wallet::open(SealedFileVault::open(&da, b"1234", &secret).unwrap()).unwrap();
+    let mut bob = Wallet::open(SealedFileVault::open(&db, b"5678", &secret).unwrap()).unwrap();
+    assert_eq!(alice.wallet_id(), alice_id);
+    assert_eq!(bob.wallet_id(), bob_id);
+    assert_eq!(alice.balance().unwrap().minor, 6_000);
+    assert_eq!(bob.balance().unwrap().minor, 4_000);
+    assert!(alice.lock().is_none() && bob.lock().is_none());
+    pay(&mut bob, &mut alice, 500, T0.plus(20));
+    assert_eq!(alice.balance().unwrap().minor, 6_500);
+    // A wrong PIN does not open the vault.
+    assert!(SealedFileVault::open(&da, b"0000", &secret).is_err());
+}
+
+#[test]
+fn transitivity_100_hops_constant_size() {
+    for suite in [Suite::Ed25519, Suite::P256] {
+        let mut s = Scheme::new(suite);
+        let mut wallets: Vec<Wallet<MemoryVault>> = (0..101)
+            .map(|_| s.enroll(MemoryVault::new(), suite, T0))
+            .collect();
+        s.load(&mut wallets[0], 10_000, T0);
+        let mut sizes = Vec::new();
+        for hop in 0..100 {
+            let (a, b) = wallets.split_at_mut(hop + 1);
+            let payer = &mut a[hop];
+            let payee = &mut b[0];
+            // Each hop spends exactly what it just received, still offline.
+            let amount = payer.balance().unwrap().minor;
+            let payment = pay(payer, payee, amount, T0.plus(hop as u64));
+            sizes.push(payment.len());
+            assert_eq!(payer.balance().unwrap().minor, 0);
+            assert_eq!(payee.balance().unwrap().minor, 10_000);
+        }
+        assert_eq!(wallets[100].balance().unwrap().minor, 10_000);
+        let (min, max) = (*sizes.iter().min().unwrap(), *sizes.iter().max().unwrap());
+        match suite {
+            // Ed25519: every Payment has exactly the same size, whatever the hop.
+            Suite::Ed25519 => assert_eq!(min, max, "payment sizes vary across hops: {sizes:?}"),
+            // P-256: the only variation is the DER encoding of the ECDSA signature inside the
+            // payer's certificate (70 to 72 bytes), independent of the hop number.
+            _ => assert!(
+                max - min <= 2,
+                "payment sizes vary beyond the DER signature: {sizes:?}"
+            ),
+        }
+        // No growth per hop: the last hop is no larger than the first hop's maximum.
+        assert!(sizes[99] <= max && sizes[0] >= min);
+        eprintln!("{suite}: 100 hops, Payment size {min}..={max} bytes");
+    }
+}
+
+#[test]
+fn torn_exchange_resumes_with_the_same_bytes() {
+    let mut s = Scheme::new(Suite::Ed25519);
+    let mut alice = s.enroll(MemoryVault::new(), Suite::Ed25519, T0);
+    let mut bob = s.enroll(MemoryVault::new(), Suite::Ed25519, T0);
+    s.load(&mut alice, 10_000, T0);
+    let req = bob.request(eur_amount(700), 300, T0).unwrap();
+    let p1 = alice.pay(&req, T0).unwrap();
+    // The payment was lost on the channel; Bob asks again with the same request.
+    let p2 = alice.pay(&req, T0.plus(5)).unwrap();
+    assert_eq!(p1, p2);
+    assert_eq!(alice.balance().unwrap().minor, 9_300, "paid once");
+    let r1 = bob.receive(&p1, T0.plus(6)).unwrap();
+    // The receipt was lost; Alice sends the payment again.
+    let r2 = bob.receive(&p2, T0.plus(7)).unwrap();
+    assert_eq!(r1, r2);
+    assert_eq!(bob.balance().unwrap().minor, 700, "credited once");
+    alice.confirm(&r1).unwrap();
+    alice.confirm(&r2).unwrap();
+    let r = Signed::<Receipt>::decode(&r1).unwrap();
+    assert_eq!(
+        r.body().payment_id,
+        Signed::<Payment>::decode(&p1).unwrap().payload_hash()
+    );
+    // Even after a sync, paying the same request again returns the same Payment.
+    s.sync(&mut alice, T0.plus(8));
+    assert_eq!(alice.pay(&req, T0.plus(9)).unwrap(), p1);
+    assert_eq!(alice.balance().unwrap().minor, 9_300);
+}
+
+#[test]
+fn load_redeem_and_sync() {
+    let mut s = Scheme::new(Suite::Ed25519);
+    let mut alice = s.enroll(MemoryVault::new(), Suite::Ed25519, T0);
+    let mut bob = s.enroll(MemoryVault::new(), Suite::Ed25519, T0);
+    s.load(&mut alice, 5_000, T0);
+    pay(&mut alice, &mut bob, 1_000, T0);
+    let redeem = bob.redeem(eur_amount(400), T0.plus(1)).unwrap();
+    assert!(!redeem.is_empty());
+    assert_eq!(bob.balance().unwrap().minor, 600);
+    assert_eq!(bob.chain_head().0, 1);
+    // Sync carries the vouchers of a new load too.
+    let report = alice.sync_report(T0.plus(2)).unwrap();
+    let v = s.voucher(alice.wallet_id(), 2_000, T0.plus(2));
+    let resp = s.respond(
+        &report,
+        T0.plus(2),
+        offpay_protocol::messages::WalletCommand::None,
+        vec![v],
+        None,
+    );
+    let applied = alice.apply_sync_response(&resp, T0.plus(2)).unwrap();
+    assert_eq!(applied.vouchers_applied, vec![2]);
+    assert_eq!(alice.balance().unwrap().minor, 6_000);
+    assert_eq!(
+        alice.status(T0.plus(2)).unsynced_entries,
+        1,
+        "only the new load is unsynced"
+    );
+    // The same response applied again is stale.
+    assert!(alice.apply_sync_response(&resp, T0.plus(3)).is_err());
+    let _ = UnixSeconds(0);
+}
