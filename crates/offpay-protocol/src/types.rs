@@ -113,7 +113,7 @@ pub(crate) fn hex_lower(b: &[u8]) -> String {
 }
 
 pub(crate) fn hex_decode(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     let val = |c: u8| match c {
