@@ -597,7 +597,7 @@ impl Body for SyncReport {
 /// The issuer's signed statement of a wallet's reconciled state.
 ///
 /// Keys (a nested map): 0 number, 1 seq, 2 head, 3 balance, 4 currency,
-/// 5 load seq, 6 time.
+/// 5 load seq, 6 time, 7 report seq.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Checkpoint {
     /// Checkpoint number (1, 2, ...).
@@ -612,20 +612,24 @@ pub struct Checkpoint {
     pub load_seq: u64,
     /// Issuer time: the wallet's clock never goes below it.
     pub time: UnixSeconds,
+    /// The highest report seq the issuer has processed for this wallet (a
+    /// wallet unlocked after a rollback continues numbering above it).
+    pub report_seq: u64,
 }
 
 impl Checkpoint {
     fn encode(&self, e: &mut Encoder) {
-        e.map(7);
+        e.map(8);
         e.uint(0).uint(self.number);
         e.uint(1).uint(self.seq);
         e.uint(2).bytes(&self.head.0);
         put_amount(e, 3, &self.balance);
         e.uint(5).uint(self.load_seq);
         e.uint(6).uint(self.time.0);
+        e.uint(7).uint(self.report_seq);
     }
     fn decode(d: &mut Decoder<'_>) -> Result<Checkpoint, DecodeError> {
-        let mut m = d.map("checkpoint", 7)?;
+        let mut m = d.map("checkpoint", 8)?;
         let c = Checkpoint {
             number: m
                 .required(0, "checkpoint number")?
@@ -637,6 +641,9 @@ impl Checkpoint {
                 .required(5, "checkpoint load seq")?
                 .uint("checkpoint load seq")?,
             time: time(m.required(6, "checkpoint time")?, "checkpoint time")?,
+            report_seq: m
+                .required(7, "checkpoint report seq")?
+                .uint("checkpoint report seq")?,
         };
         m.end()?;
         Ok(c)

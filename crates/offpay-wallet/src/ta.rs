@@ -1042,6 +1042,7 @@ impl<V: Vault> Wallet<V> {
             next.head = cp.head;
             next.balance_minor = cp.balance.minor;
             next.load_seq = cp.load_seq;
+            next.report_seq = next.report_seq.max(cp.report_seq);
             next.log.clear();
             next.pending_requests.clear();
             if next.lock.is_some() {

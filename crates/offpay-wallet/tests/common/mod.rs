@@ -189,6 +189,7 @@ impl Scheme {
             balance: b.balance,
             load_seq: b.load_seq,
             time: now,
+            report_seq: b.report_seq,
         };
         Signed::sign(
             SyncResponse {
@@ -233,4 +234,175 @@ pub fn pay<A: Vault, B: Vault>(
     let receipt = payee.receive(&payment, now).unwrap();
     payer.confirm(&receipt).unwrap();
     payment
+}
+
+// ---- Forging helpers (tests/refusals.rs) ----------------------------------
+// Well-signed messages that an honest TA never makes, to check that the TA
+// refuses them for the right reason.
+
+use offpay_protocol::envelope::Body;
+use offpay_protocol::messages::{CertField, Payment, PaymentRequest, Receipt};
+use offpay_protocol::{Hash32, Nonce};
+
+/// A wallet key held by the test itself, outside any TA, and certified by a
+/// [`Scheme`] exactly like a real wallet's: it signs any body the test builds.
+pub struct RawSigner {
+    pub key: SigningKey,
+    pub id: WalletId,
+    /// Its wallet certificate (DER).
+    pub cert: Vec<u8>,
+}
+
+impl RawSigner {
+    /// Sign any message body with this signer's key.
+    pub fn sign<T: Body>(&self, body: T) -> Vec<u8> {
+        Signed::sign(body, &self.key).into_bytes()
+    }
+
+    /// Its certificate, inline.
+    pub fn cert_field(&self) -> CertField {
+        CertField::Inline(self.cert.clone())
+    }
+
+    /// A payment request from this signer (as payee), valid `valid_seconds` from `now`.
+    pub fn request(&self, amount: Amount, now: UnixSeconds, valid_seconds: u64) -> Vec<u8> {
+        self.sign(PaymentRequest {
+            payee: self.id,
+            amount,
+            nonce: Nonce([0x5e; 16]),
+            created: now,
+            expires: now.plus(valid_seconds),
+            payee_cert: self.cert_field(),
+        })
+    }
+
+    /// A payment body from this signer (as payer, first entry of its chain) for
+    /// `request`: its payee, amount and nonce. Edit it before signing to forge.
+    pub fn payment_for(&self, request: &[u8], now: UnixSeconds) -> Payment {
+        let r = Signed::<PaymentRequest>::decode(request).unwrap();
+        let r = r.body();
+        Payment {
+            payer: self.id,
+            seq: 1,
+            prev: Hash32::ZERO,
+            payee: r.payee,
+            amount: r.amount,
+            nonce: r.nonce,
+            time: now,
+            payer_cert: self.cert_field(),
+        }
+    }
+
+    /// A receipt from this signer (as payee) for `payment` (envelope bytes).
+    pub fn receipt_for(&self, payment: &[u8], now: UnixSeconds) -> Receipt {
+        let p = Signed::<Payment>::decode(payment).unwrap();
+        Receipt {
+            payment_id: p.payload_hash(),
+            payee: self.id,
+            payer: p.body().payer,
+            seq: p.body().seq,
+            time: now,
+        }
+    }
+}
+
+impl Scheme {
+    /// Another scheme's PKI: root and issuer keys other than [`Scheme::new`]'s
+    /// (same names, same policy), derived from `seed`.
+    pub fn foreign(suite: Suite, seed: u8) -> Scheme {
+        let mut s = Scheme::new(suite);
+        s.root_key = SigningKey::from_seed(suite, &[seed; 32]).unwrap();
+        s.root = pki::issue_root(
+            &s.root_key,
+            "offpay test root",
+            1,
+            UnixSeconds(T0.0 - DAY),
+            T0.plus(3650 * DAY),
+        )
+        .unwrap();
+        s.issuer_key = SigningKey::from_seed(suite, &[seed.wrapping_add(1); 32]).unwrap();
+        s.issuer = pki::issue_issuer_ca(
+            &s.root_key,
+            &s.root,
+            &s.issuer_key.public_key(),
+            "offpay test issuer",
+            2,
+            UnixSeconds(T0.0 - DAY),
+            T0.plus(1825 * DAY),
+        )
+        .unwrap();
+        s.policy_bytes = Signed::sign(s.policy.clone(), &s.issuer_key).into_bytes();
+        s
+    }
+
+    /// A key held by the test (from `seed`), certified by this scheme at `now`.
+    pub fn raw_signer(&mut self, suite: Suite, seed: u8, now: UnixSeconds) -> RawSigner {
+        let key = SigningKey::from_seed(suite, &[seed; 32]).unwrap();
+        let id = WalletId([seed; 16]);
+        let csr = pki::build_csr(&key, id).unwrap();
+        let cert = self.certify(&csr, now);
+        RawSigner { key, id, cert }
+    }
+
+    /// Like [`Scheme::respond`] (no command, no vouchers, no CRL), but `edit`
+    /// changes the response body before the issuer signs it.
+    pub fn respond_edit(
+        &mut self,
+        report: &[u8],
+        now: UnixSeconds,
+        edit: impl FnOnce(&mut SyncResponse),
+    ) -> Vec<u8> {
+        let resp = self.respond(report, now, WalletCommand::None, Vec::new(), None);
+        let mut body = Signed::<SyncResponse>::decode(&resp)
+            .unwrap()
+            .body()
+            .clone();
+        edit(&mut body);
+        Signed::sign(body, &self.issuer_key).into_bytes()
+    }
+}
+
+// rollback/crash/conservation helpers
+
+/// Everything the REE can observe of a wallet's state: compared before and
+/// after an operation (refused, crashed or done).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WalletObs {
+    pub status: offpay_wallet::WalletStatus,
+    pub chain_head: (u64, offpay_protocol::Hash32),
+    pub history: Vec<offpay_wallet::HistoryItem>,
+    pub evidence: Vec<Vec<u8>>,
+    pub unsynced_outgoing: Vec<Vec<u8>>,
+}
+
+/// Observe `w` (its status at `now`, chain head, history, evidence, unsynced entries).
+pub fn observe<V: Vault>(w: &Wallet<V>, now: UnixSeconds) -> WalletObs {
+    WalletObs {
+        status: w.status(now),
+        chain_head: w.chain_head(),
+        history: w.history().to_vec(),
+        evidence: w.evidence().to_vec(),
+        unsynced_outgoing: w.unsynced_outgoing(),
+    }
+}
+
+/// A load voucher with an explicit load seq, signed by the scheme's issuer
+/// (for tests that must re-issue or skip a seq without touching `Scheme`'s counter).
+pub fn voucher_with_seq(
+    s: &Scheme,
+    wallet: WalletId,
+    load_seq: u64,
+    minor: u64,
+    now: UnixSeconds,
+) -> Vec<u8> {
+    Signed::sign(
+        LoadVoucher {
+            wallet,
+            load_seq,
+            amount: eur_amount(minor),
+            issued: now,
+        },
+        &s.issuer_key,
+    )
+    .into_bytes()
 }

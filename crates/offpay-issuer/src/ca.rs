@@ -1,0 +1,269 @@
+//! The certificate factory: the scheme root and issuer CA keys, sealed at rest
+//! under the operator's master key, and everything they sign.
+
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use offpay_protocol::pki::{self, Certificate, Crl, PolicyRef, RevocationReason, RevokedEntry};
+use offpay_protocol::{PublicKey, SigningKey, Suite, UnixSeconds, WalletId};
+use zeroize::Zeroizing;
+
+use crate::error::IssuerError;
+
+/// Length of the operator's master key.
+pub const MASTER_KEY_BYTES: usize = 32;
+/// Validity of the scheme root certificate.
+pub const ROOT_VALIDITY_SECONDS: u64 = 20 * 365 * 86_400;
+/// Validity of the issuer CA certificate.
+pub const ISSUER_VALIDITY_SECONDS: u64 = 5 * 365 * 86_400;
+/// How long a CRL is announced as current.
+pub const CRL_VALIDITY_SECONDS: u64 = 86_400;
+
+const SEAL_MAGIC: &[u8; 4] = b"OFPK";
+
+/// Seal a CA key seed: `OFPK || suite || nonce(24) || XChaCha20-Poly1305(seed)`, AAD = the first 5 bytes and `label`.
+pub fn seal_key(
+    master: &[u8; MASTER_KEY_BYTES],
+    label: &str,
+    key: &SigningKey,
+) -> Result<Vec<u8>, IssuerError> {
+    let cipher = XChaCha20Poly1305::new(master.into());
+    let mut nonce = [0u8; 24];
+    getrandom::fill(&mut nonce)
+        .map_err(|_| IssuerError::InvalidInput("random source failed".into()))?;
+    let mut header = SEAL_MAGIC.to_vec();
+    header.push(match key.suite() {
+        Suite::Ed25519 => 0,
+        Suite::P256 => 1,
+    });
+    let mut aad = header.clone();
+    aad.extend_from_slice(label.as_bytes());
+    let seed = key.to_seed();
+    let ct = cipher
+        .encrypt(
+            &XNonce::from(nonce),
+            Payload {
+                msg: seed.as_ref(),
+                aad: &aad,
+            },
+        )
+        .map_err(|_| IssuerError::MasterKey)?;
+    let mut out = header;
+    out.extend_from_slice(&nonce);
+    out.extend_from_slice(&ct);
+    Ok(out)
+}
+
+/// Open a sealed CA key.
+pub fn open_key(
+    master: &[u8; MASTER_KEY_BYTES],
+    label: &str,
+    sealed: &[u8],
+) -> Result<SigningKey, IssuerError> {
+    if sealed.len() != 5 + 24 + 32 + 16 || &sealed[..4] != SEAL_MAGIC {
+        return Err(IssuerError::MasterKey);
+    }
+    let suite = match sealed[4] {
+        0 => Suite::Ed25519,
+        1 => Suite::P256,
+        _ => return Err(IssuerError::MasterKey),
+    };
+    let mut aad = sealed[..5].to_vec();
+    aad.extend_from_slice(label.as_bytes());
+    let cipher = XChaCha20Poly1305::new(master.into());
+    let nonce: [u8; 24] = sealed[5..29]
+        .try_into()
+        .map_err(|_| IssuerError::MasterKey)?;
+    let seed = Zeroizing::new(
+        cipher
+            .decrypt(
+                &XNonce::from(nonce),
+                Payload {
+                    msg: &sealed[29..],
+                    aad: &aad,
+                },
+            )
+            .map_err(|_| IssuerError::MasterKey)?,
+    );
+    let seed: &[u8; 32] = seed
+        .as_slice()
+        .try_into()
+        .map_err(|_| IssuerError::MasterKey)?;
+    SigningKey::from_seed(suite, seed).map_err(|_| IssuerError::MasterKey)
+}
+
+/// The CA keys and certificates in memory.
+pub struct CertificateFactory {
+    /// Scheme root key (kept offline in a real scheme; here sealed in the database).
+    root_key: SigningKey,
+    /// The scheme root certificate.
+    pub root: Certificate,
+    /// The issuer CA key: signs wallet certificates, CRLs, vouchers, checkpoints, policies.
+    issuer_key: SigningKey,
+    /// The issuer CA certificate.
+    pub issuer: Certificate,
+}
+
+impl std::fmt::Debug for CertificateFactory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CertificateFactory")
+            .field("root", &self.root.subject_cn())
+            .field("issuer", &self.issuer.subject_cn())
+            .finish()
+    }
+}
+
+impl CertificateFactory {
+    /// New keys and certificates.
+    pub fn generate(
+        suite: Suite,
+        root_cn: &str,
+        issuer_cn: &str,
+        now: UnixSeconds,
+    ) -> Result<CertificateFactory, IssuerError> {
+        let root_key = SigningKey::generate(suite)
+            .map_err(|_| IssuerError::InvalidInput("random source failed".into()))?;
+        let issuer_key = SigningKey::generate(suite)
+            .map_err(|_| IssuerError::InvalidInput("random source failed".into()))?;
+        let root = pki::issue_root(&root_key, root_cn, 1, now, now.plus(ROOT_VALIDITY_SECONDS))?;
+        let issuer = pki::issue_issuer_ca(
+            &root_key,
+            &root,
+            &issuer_key.public_key(),
+            issuer_cn,
+            2,
+            now,
+            now.plus(ISSUER_VALIDITY_SECONDS),
+        )?;
+        Ok(CertificateFactory {
+            root_key,
+            root,
+            issuer_key,
+            issuer,
+        })
+    }
+
+    /// From sealed keys and certificates.
+    pub fn open(
+        master: &[u8; MASTER_KEY_BYTES],
+        root_sealed: &[u8],
+        root_der: &[u8],
+        issuer_sealed: &[u8],
+        issuer_der: &[u8],
+    ) -> Result<CertificateFactory, IssuerError> {
+        let root_key = open_key(master, "root", root_sealed)?;
+        let issuer_key = open_key(master, "issuer", issuer_sealed)?;
+        let root = Certificate::from_der(root_der)?;
+        let issuer = Certificate::from_der(issuer_der)?;
+        if *root.public_key() != root_key.public_key()
+            || *issuer.public_key() != issuer_key.public_key()
+        {
+            return Err(IssuerError::MasterKey);
+        }
+        Ok(CertificateFactory {
+            root_key,
+            root,
+            issuer_key,
+            issuer,
+        })
+    }
+
+    /// Sealed (root, issuer) keys.
+    pub fn sealed_keys(
+        &self,
+        master: &[u8; MASTER_KEY_BYTES],
+    ) -> Result<(Vec<u8>, Vec<u8>), IssuerError> {
+        Ok((
+            seal_key(master, "root", &self.root_key)?,
+            seal_key(master, "issuer", &self.issuer_key)?,
+        ))
+    }
+
+    /// The key that signs vouchers, checkpoints, sync responses and policies.
+    pub fn signing_key(&self) -> &SigningKey {
+        &self.issuer_key
+    }
+
+    /// The issuer CA public key.
+    pub fn issuer_public(&self) -> &PublicKey {
+        self.issuer.public_key()
+    }
+
+    /// Issue a wallet certificate.
+    #[allow(clippy::too_many_arguments)]
+    pub fn issue_wallet(
+        &self,
+        public: &PublicKey,
+        wallet: WalletId,
+        policy: PolicyRef,
+        serial: u64,
+        now: UnixSeconds,
+        validity_seconds: u64,
+    ) -> Result<Certificate, IssuerError> {
+        Ok(pki::issue_wallet(
+            &self.issuer_key,
+            &self.issuer,
+            public,
+            wallet,
+            policy,
+            serial,
+            now,
+            now.plus(validity_seconds),
+        )?)
+    }
+
+    /// Issue a CRL.
+    pub fn issue_crl(
+        &self,
+        number: u64,
+        now: UnixSeconds,
+        revoked: &[RevokedEntry],
+    ) -> Result<Crl, IssuerError> {
+        Ok(pki::issue_crl(
+            &self.issuer_key,
+            &self.issuer,
+            number,
+            now,
+            now.plus(CRL_VALIDITY_SECONDS),
+            revoked,
+        )?)
+    }
+
+    /// Root key, for re-issuing the issuer CA (rotation).
+    pub fn root_key(&self) -> &SigningKey {
+        &self.root_key
+    }
+}
+
+/// The RFC 5280 reason code offpay records for a reason.
+pub fn reason_code(r: RevocationReason) -> u8 {
+    r.code()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sealed_keys_round_trip_and_refuse_wrong_master() {
+        let f = CertificateFactory::generate(
+            Suite::Ed25519,
+            "root",
+            "issuer",
+            UnixSeconds(1_795_000_000),
+        )
+        .unwrap();
+        let master = [7u8; 32];
+        let (r, i) = f.sealed_keys(&master).unwrap();
+        let g = CertificateFactory::open(&master, &r, f.root.der(), &i, f.issuer.der()).unwrap();
+        assert_eq!(g.issuer_public(), f.issuer_public());
+        assert!(matches!(
+            CertificateFactory::open(&[8u8; 32], &r, f.root.der(), &i, f.issuer.der()),
+            Err(IssuerError::MasterKey)
+        ));
+        // A sealed key cannot be swapped for the other one (label in the AAD).
+        assert!(matches!(
+            CertificateFactory::open(&master, &i, f.root.der(), &r, f.issuer.der()),
+            Err(IssuerError::MasterKey)
+        ));
+    }
+}

@@ -1,0 +1,878 @@
+//! The issuer: every operation of the backend, each one database transaction.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use offpay_protocol::envelope::Signed;
+use offpay_protocol::messages::{LoadVoucher, Redeem, RiskPolicy};
+use offpay_protocol::pki::{self, Certificate, PolicyRef, RevocationReason, RevokedEntry};
+use offpay_protocol::{Amount, Currency, Hash32, PublicKey, Suite, UnixSeconds, WalletId};
+
+use crate::ca::{CertificateFactory, MASTER_KEY_BYTES};
+use crate::error::IssuerError;
+use crate::store::{
+    Book, DoubleSpendRecord, LedgerTotals, Posting, RevocationRecord, Store, StoreError, Tx,
+    WalletRecord, WalletState,
+};
+
+/// The general-ledger account money comes in from and goes out to (the online rail).
+pub const EXTERNAL: &str = "external";
+/// The general-ledger liability for all offline money.
+pub const POOL: &str = "pool";
+/// The general-ledger fraud-loss (guarantee) account.
+pub const GUARANTEE: &str = "guarantee";
+/// The offline book's counter-account of the wallet sub-accounts.
+pub const ISSUANCE: &str = "issuance";
+/// How many times a transaction that lost a race is retried.
+pub const TX_RETRIES_MAX: u32 = 8;
+/// Longest customer id.
+pub const CUSTOMER_ID_BYTES_MAX: usize = 64;
+/// Longest idempotency key.
+pub const IDEMPOTENCY_KEY_BYTES_MAX: usize = 128;
+/// Most certificates kept in the verified-certificate cache.
+pub const CERT_CACHE_MAX: usize = 65_536;
+
+/// The online account of a customer.
+pub fn customer_account(customer: &str) -> String {
+    format!("customer:{customer}")
+}
+/// The offline sub-account of a wallet.
+pub fn wallet_account(w: &WalletId) -> String {
+    format!("wallet:{}", w.to_hex())
+}
+
+/// How an issuer is set up at its first start.
+#[derive(Clone, Debug)]
+pub struct IssuerConfig {
+    /// Signature suite of the CA keys.
+    pub suite: Suite,
+    /// Common name of the scheme root.
+    pub root_cn: String,
+    /// Common name of the issuer CA.
+    pub issuer_cn: String,
+    /// The risk policy given to wallets (its currency is the issuer's).
+    pub policy: RiskPolicy,
+    /// How long an enrollment token is valid.
+    pub enrollment_token_seconds: u64,
+}
+
+impl IssuerConfig {
+    /// A sensible default in `currency`: 500.00 per payment, 1,000.00 holding,
+    /// 2,000.00 and 200 payments between syncs, 7 days offline, 30-day certificates.
+    pub fn default_for(currency: Currency) -> IssuerConfig {
+        IssuerConfig {
+            suite: Suite::Ed25519,
+            root_cn: "offpay scheme root".into(),
+            issuer_cn: "offpay issuer".into(),
+            policy: RiskPolicy {
+                id: 1,
+                epoch: 1,
+                max_payment: Amount::new(50_000, currency),
+                max_balance_minor: 100_000,
+                max_offline_spend_minor: 200_000,
+                max_offline_payments: 200,
+                max_offline_seconds: 7 * 86_400,
+                max_log_entries: 1_000,
+                cert_validity_seconds: 30 * 86_400,
+            },
+            enrollment_token_seconds: 86_400,
+        }
+    }
+}
+
+/// What a wallet receives at enrollment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Enrollment {
+    /// The wallet.
+    pub wallet: WalletId,
+    /// Its certificate (DER).
+    pub certificate: Vec<u8>,
+    /// The issuer CA certificate (DER).
+    pub issuer_certificate: Vec<u8>,
+    /// The scheme root certificate (DER).
+    pub root_certificate: Vec<u8>,
+    /// The signed RiskPolicy.
+    pub policy: Vec<u8>,
+    /// The current CRL (DER).
+    pub crl: Vec<u8>,
+}
+
+/// The result of an online redeem.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RedeemOutcome {
+    /// The wallet.
+    pub wallet: WalletId,
+    /// Amount credited to the customer.
+    pub amount: Amount,
+    /// The customer's online balance after it.
+    pub customer_balance: i64,
+    /// Whether this call settled it (false: it was already settled).
+    pub newly_settled: bool,
+}
+
+/// What a sync did, besides the response bytes.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct SyncOutcome {
+    /// The signed SyncResponse.
+    pub response: Vec<u8>,
+    /// Entries newly recorded.
+    pub entries_recorded: usize,
+    /// Payments and redeems newly settled.
+    pub settled: usize,
+    /// Double spends newly detected (payer, seq).
+    pub double_spends: Vec<(WalletId, u64)>,
+    /// The reporting wallet was locked by this sync, and why.
+    pub locked: Option<String>,
+    /// The response was a replay of a stored one.
+    pub replayed: bool,
+}
+
+/// The ledger invariants at one instant.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InvariantReport {
+    /// True when every invariant holds.
+    pub ok: bool,
+    /// What is violated.
+    pub violations: Vec<String>,
+    /// The sums they are computed from.
+    pub totals: LedgerTotals,
+    /// Money in circulation: everything that came in from outside, net.
+    pub supply: i128,
+}
+
+/// The issuer backend over a store.
+pub struct Issuer<S: Store> {
+    pub(crate) store: S,
+    pub(crate) ca: CertificateFactory,
+    pub(crate) policy: RiskPolicy,
+    pub(crate) policy_bytes: Vec<u8>,
+    pub(crate) enrollment_token_seconds: u64,
+    /// Certificates already checked against the issuer CA, by reference.
+    pub(crate) cert_cache:
+        Mutex<HashMap<Hash32, (WalletId, u64, PublicKey, UnixSeconds, UnixSeconds)>>,
+}
+
+impl<S: Store> std::fmt::Debug for Issuer<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Issuer")
+            .field("backend", &self.store.backend())
+            .field("ca", &self.ca)
+            .finish()
+    }
+}
+
+pub(crate) fn to_i64(minor: u64) -> Result<i64, IssuerError> {
+    i64::try_from(minor).map_err(|_| IssuerError::InvalidInput("amount too large".into()))
+}
+
+fn check_customer_id(id: &str) -> Result<(), IssuerError> {
+    if id.is_empty()
+        || id.len() > CUSTOMER_ID_BYTES_MAX
+        || !id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+    {
+        return Err(IssuerError::InvalidInput(format!(
+            "customer id must be 1 to {CUSTOMER_ID_BYTES_MAX} characters of [A-Za-z0-9._-]"
+        )));
+    }
+    Ok(())
+}
+
+fn check_idempotency_key(k: &str) -> Result<(), IssuerError> {
+    if k.is_empty()
+        || k.len() > IDEMPOTENCY_KEY_BYTES_MAX
+        || !k.bytes().all(|b| b.is_ascii_graphic())
+    {
+        return Err(IssuerError::InvalidInput(format!(
+            "idempotency key must be 1 to {IDEMPOTENCY_KEY_BYTES_MAX} printable ASCII characters"
+        )));
+    }
+    Ok(())
+}
+
+impl<S: Store> Issuer<S> {
+    /// Run `f` in one transaction, retrying when it loses a race.
+    pub(crate) fn with_tx<T>(
+        &self,
+        mut f: impl FnMut(&mut dyn Tx) -> Result<T, IssuerError>,
+    ) -> Result<T, IssuerError> {
+        let mut attempt = 0;
+        loop {
+            let mut tx = self.store.begin()?;
+            let r = f(tx.as_mut()).and_then(|v| tx.commit().map(|_| v).map_err(IssuerError::from));
+            match r {
+                Err(IssuerError::Store(StoreError::Conflict(_))) if attempt < TX_RETRIES_MAX => {
+                    attempt += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(1 << attempt.min(6)));
+                }
+                r => return r,
+            }
+        }
+    }
+
+    /// Set up a new issuer: CA keys (sealed under `master`), system accounts, the
+    /// signed policy and the first CRL.
+    pub fn init(
+        store: S,
+        master: &[u8; MASTER_KEY_BYTES],
+        config: &IssuerConfig,
+        now: UnixSeconds,
+    ) -> Result<Issuer<S>, IssuerError> {
+        let ca =
+            CertificateFactory::generate(config.suite, &config.root_cn, &config.issuer_cn, now)?;
+        let (root_sealed, issuer_sealed) = ca.sealed_keys(master)?;
+        let policy_bytes = Signed::sign(config.policy.clone(), ca.signing_key()).into_bytes();
+        let crl = ca.issue_crl(1, now, &[])?;
+        {
+            let mut tx = store.begin()?;
+            if tx.setting("ca.issuer.cert")?.is_some() {
+                return Err(IssuerError::AlreadyInitialised);
+            }
+            tx.set_setting("ca.root.key", &root_sealed)?;
+            tx.set_setting("ca.root.cert", ca.root.der())?;
+            tx.set_setting("ca.issuer.key", &issuer_sealed)?;
+            tx.set_setting("ca.issuer.cert", ca.issuer.der())?;
+            tx.set_setting("policy", &policy_bytes)?;
+            tx.set_setting(
+                "enrollment.seconds",
+                &config.enrollment_token_seconds.to_be_bytes(),
+            )?;
+            tx.set_setting("crl", crl.der())?;
+            // Serials 1 and 2 are the CA certificates; wallet serials are fixed-width (2^62 + n)
+            // so that every Payment of a suite has the same size.
+            tx.set_setting("counter.serial", &(1u64 << 62).to_be_bytes())?;
+            tx.set_setting("counter.crl", &1u64.to_be_bytes())?;
+            for (id, book) in [
+                (EXTERNAL, Book::General),
+                (POOL, Book::General),
+                (GUARANTEE, Book::General),
+                (ISSUANCE, Book::Offline),
+            ] {
+                tx.create_account(id, book, "system", now)?;
+            }
+            tx.commit()?;
+        }
+        Ok(Issuer {
+            store,
+            ca,
+            policy: config.policy.clone(),
+            policy_bytes,
+            enrollment_token_seconds: config.enrollment_token_seconds,
+            cert_cache: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Open an initialised issuer.
+    pub fn open(store: S, master: &[u8; MASTER_KEY_BYTES]) -> Result<Issuer<S>, IssuerError> {
+        let (ca, policy_bytes, secs) = {
+            let mut tx = store.begin()?;
+            let get = |tx: &mut dyn Tx, k: &str| tx.setting(k)?.ok_or(IssuerError::NotInitialised);
+            let ca = CertificateFactory::open(
+                master,
+                &get(tx.as_mut(), "ca.root.key")?,
+                &get(tx.as_mut(), "ca.root.cert")?,
+                &get(tx.as_mut(), "ca.issuer.key")?,
+                &get(tx.as_mut(), "ca.issuer.cert")?,
+            )?;
+            let policy = get(tx.as_mut(), "policy")?;
+            let secs = get(tx.as_mut(), "enrollment.seconds")?;
+            (ca, policy, secs)
+        };
+        let policy = Signed::<RiskPolicy>::decode(&policy_bytes)
+            .map_err(|e| IssuerError::Store(StoreError::Corrupt(format!("policy: {e}"))))?
+            .body()
+            .clone();
+        let secs: [u8; 8] = secs
+            .as_slice()
+            .try_into()
+            .map_err(|_| IssuerError::Store(StoreError::Corrupt("enrollment.seconds".into())))?;
+        Ok(Issuer {
+            store,
+            ca,
+            policy,
+            policy_bytes,
+            enrollment_token_seconds: u64::from_be_bytes(secs),
+            cert_cache: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Open if initialised, else initialise.
+    pub fn open_or_init(
+        store: S,
+        master: &[u8; MASTER_KEY_BYTES],
+        config: &IssuerConfig,
+        now: UnixSeconds,
+    ) -> Result<Issuer<S>, IssuerError> {
+        let initialised = {
+            let mut tx = store.begin()?;
+            tx.setting("ca.issuer.cert")?.is_some()
+        };
+        if initialised {
+            Issuer::open(store, master)
+        } else {
+            Issuer::init(store, master, config, now)
+        }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+    /// The issuer's currency.
+    pub fn currency(&self) -> Currency {
+        self.policy.currency()
+    }
+    /// The policy in force.
+    pub fn policy(&self) -> &RiskPolicy {
+        &self.policy
+    }
+    /// The signed policy in force.
+    pub fn policy_bytes(&self) -> &[u8] {
+        &self.policy_bytes
+    }
+    /// The scheme root certificate.
+    pub fn root_certificate(&self) -> &Certificate {
+        &self.ca.root
+    }
+    /// The issuer CA certificate.
+    pub fn issuer_certificate(&self) -> &Certificate {
+        &self.ca.issuer
+    }
+    /// The current CRL (DER).
+    pub fn crl(&self) -> Result<Vec<u8>, IssuerError> {
+        self.with_tx(|tx| tx.setting("crl")?.ok_or(IssuerError::NotInitialised))
+    }
+
+    fn amount(&self, minor: u64, currency: Currency) -> Result<i64, IssuerError> {
+        if currency != self.currency() {
+            return Err(IssuerError::InvalidInput(format!(
+                "currency must be {}",
+                self.currency()
+            )));
+        }
+        if minor == 0 {
+            return Err(IssuerError::InvalidInput("amount must be positive".into()));
+        }
+        to_i64(minor)
+    }
+
+    // ---- customers and online money ----------------------------------------------------
+
+    /// Create a customer with an online account.
+    pub fn create_customer(
+        &self,
+        id: &str,
+        name: &str,
+        now: UnixSeconds,
+    ) -> Result<(), IssuerError> {
+        check_customer_id(id)?;
+        if name.len() > 256 {
+            return Err(IssuerError::InvalidInput(
+                "name longer than 256 bytes".into(),
+            ));
+        }
+        self.with_tx(|tx| {
+            if tx.customer(id)?.is_some() {
+                return Err(IssuerError::CustomerExists);
+            }
+            tx.create_customer(id, name, now)?;
+            tx.create_account(&customer_account(id), Book::General, "customer", now)?;
+            Ok(())
+        })
+    }
+
+    /// A customer's online balance.
+    pub fn customer_balance(&self, id: &str) -> Result<i64, IssuerError> {
+        check_customer_id(id)?;
+        self.with_tx(|tx| {
+            tx.balance(&customer_account(id))?
+                .ok_or(IssuerError::UnknownCustomer)
+        })
+    }
+
+    /// Online money in from the outside (the online rail): exactly once per idempotency key.
+    pub fn deposit(
+        &self,
+        customer: &str,
+        amount: Amount,
+        key: &str,
+        now: UnixSeconds,
+    ) -> Result<i64, IssuerError> {
+        self.external_move(customer, amount, key, now, true)
+    }
+
+    /// Online money out to the outside: exactly once per idempotency key.
+    pub fn withdraw(
+        &self,
+        customer: &str,
+        amount: Amount,
+        key: &str,
+        now: UnixSeconds,
+    ) -> Result<i64, IssuerError> {
+        self.external_move(customer, amount, key, now, false)
+    }
+
+    fn external_move(
+        &self,
+        customer: &str,
+        amount: Amount,
+        key: &str,
+        now: UnixSeconds,
+        deposit: bool,
+    ) -> Result<i64, IssuerError> {
+        check_customer_id(customer)?;
+        check_idempotency_key(key)?;
+        let minor = self.amount(amount.minor, amount.currency)?;
+        let kind = if deposit { "deposit" } else { "withdraw" };
+        let request = Hash32::digest(format!("{kind}|{customer}|{minor}").as_bytes());
+        let idem = format!("{kind}:{key}");
+        self.with_tx(|tx| {
+            if let Some((h, resp)) = tx.idempotent(&idem)? {
+                if h != request {
+                    return Err(IssuerError::Replay(
+                        "idempotency key used for another request",
+                    ));
+                }
+                let b: [u8; 8] = resp
+                    .as_slice()
+                    .try_into()
+                    .map_err(|_| IssuerError::Store(StoreError::Corrupt("idempotent".into())))?;
+                return Ok(i64::from_be_bytes(b));
+            }
+            let acct = customer_account(customer);
+            let balance = tx.balance(&acct)?.ok_or(IssuerError::UnknownCustomer)?;
+            let (debit, credit) = if deposit {
+                (EXTERNAL.to_string(), acct.clone())
+            } else {
+                (acct.clone(), EXTERNAL.to_string())
+            };
+            if !deposit && balance < minor {
+                return Err(IssuerError::InsufficientFunds {
+                    balance,
+                    needed: minor,
+                });
+            }
+            tx.post(&[Posting {
+                book: Book::General,
+                debit,
+                credit,
+                amount: minor,
+                kind,
+                reference: key.to_string(),
+                time: now,
+            }])?;
+            let after = tx.balance(&acct)?.ok_or(IssuerError::UnknownCustomer)?;
+            tx.insert_idempotent(&idem, &request, &after.to_be_bytes(), now)?;
+            Ok(after)
+        })
+    }
+
+    // ---- enrollment ---------------------------------------------------------------------
+
+    /// A one-time enrollment token for a customer (shown to the customer once).
+    pub fn create_enrollment_token(
+        &self,
+        customer: &str,
+        now: UnixSeconds,
+    ) -> Result<String, IssuerError> {
+        check_customer_id(customer)?;
+        let mut raw = [0u8; 16];
+        getrandom::fill(&mut raw)
+            .map_err(|_| IssuerError::InvalidInput("random source failed".into()))?;
+        let token = Hash32(Hash32::digest(&raw).0).to_hex()[..32].to_string();
+        let hash = Hash32::digest(token.as_bytes());
+        self.with_tx(|tx| {
+            tx.customer(customer)?.ok_or(IssuerError::UnknownCustomer)?;
+            tx.insert_enrollment_token(&hash, customer, now.plus(self.enrollment_token_seconds))?;
+            Ok(())
+        })?;
+        Ok(token)
+    }
+
+    /// Enroll a wallet: the customer's token and the wallet's CSR in, its
+    /// certificate and everything it must trust out. Retrying with the same token
+    /// and CSR returns the same enrollment.
+    pub fn enroll(
+        &self,
+        token: &str,
+        csr_der: &[u8],
+        now: UnixSeconds,
+    ) -> Result<Enrollment, IssuerError> {
+        if token.len() > 128 {
+            return Err(IssuerError::EnrollmentToken("unknown"));
+        }
+        let csr = pki::parse_csr(csr_der)?;
+        let hash = Hash32::digest(token.as_bytes());
+        self.with_tx(|tx| {
+            let (customer, expires, used) = tx
+                .enrollment_token(&hash)?
+                .ok_or(IssuerError::EnrollmentToken("unknown"))?;
+            if let Some(w) = used {
+                // Idempotent retry by the same wallet with the same key.
+                let rec = tx.wallet(&w, false)?.ok_or(IssuerError::UnknownWallet)?;
+                let cert = Certificate::from_der(&rec.cert_der)?;
+                if w == csr.wallet_id && *cert.public_key() == csr.public_key {
+                    return self.enrollment_of(tx, &rec);
+                }
+                return Err(IssuerError::EnrollmentToken("already used"));
+            }
+            if now > expires {
+                return Err(IssuerError::EnrollmentToken("expired"));
+            }
+            if tx.wallet(&csr.wallet_id, false)?.is_some() {
+                return Err(IssuerError::WalletExists);
+            }
+            let serial = tx.next_counter("serial")?;
+            let cert = self.ca.issue_wallet(
+                &csr.public_key,
+                csr.wallet_id,
+                PolicyRef {
+                    id: self.policy.id,
+                    epoch: self.policy.epoch,
+                },
+                serial,
+                now,
+                self.policy.cert_validity_seconds,
+            )?;
+            let rec = WalletRecord {
+                id: csr.wallet_id,
+                customer: customer.clone(),
+                cert_der: cert.der().to_vec(),
+                cert_serial: serial,
+                cert_not_after: cert.not_after(),
+                state: WalletState::Active,
+                reason: None,
+                load_seq: 0,
+                checkpoint: 0,
+                report_seq: 0,
+                policy_epoch: self.policy.epoch,
+                unlock_pending: false,
+                clawed_back: 0,
+                guaranteed: 0,
+                created: now,
+            };
+            tx.insert_wallet(&rec)?;
+            tx.insert_certificate(serial, &rec.id, cert.der())?;
+            tx.create_account(&wallet_account(&rec.id), Book::Offline, "wallet", now)?;
+            tx.use_enrollment_token(&hash, &rec.id)?;
+            self.enrollment_of(tx, &rec)
+        })
+    }
+
+    fn enrollment_of(
+        &self,
+        tx: &mut dyn Tx,
+        rec: &WalletRecord,
+    ) -> Result<Enrollment, IssuerError> {
+        Ok(Enrollment {
+            wallet: rec.id,
+            certificate: rec.cert_der.clone(),
+            issuer_certificate: self.ca.issuer.der().to_vec(),
+            root_certificate: self.ca.root.der().to_vec(),
+            policy: self.policy_bytes.clone(),
+            crl: tx.setting("crl")?.ok_or(IssuerError::NotInitialised)?,
+        })
+    }
+
+    /// A wallet's record.
+    pub fn wallet(&self, id: &WalletId) -> Result<WalletRecord, IssuerError> {
+        self.with_tx(|tx| tx.wallet(id, false)?.ok_or(IssuerError::UnknownWallet))
+    }
+
+    /// Wallets, optionally of one customer.
+    pub fn wallets(
+        &self,
+        customer: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<WalletRecord>, IssuerError> {
+        self.with_tx(|tx| Ok(tx.wallets(customer, limit)?))
+    }
+
+    /// The issuer's view of a wallet's offline balance (its sub-account).
+    pub fn wallet_balance(&self, id: &WalletId) -> Result<i64, IssuerError> {
+        self.with_tx(|tx| {
+            tx.balance(&wallet_account(id))?
+                .ok_or(IssuerError::UnknownWallet)
+        })
+    }
+
+    // ---- load and redeem -------------------------------------------------------------------
+
+    /// Move online money into a wallet: debit the customer, credit the wallet's
+    /// offline sub-account through the pool, and sign the next LoadVoucher.
+    /// Exactly once per idempotency key (a retry returns the same voucher).
+    pub fn load(
+        &self,
+        wallet: &WalletId,
+        amount: Amount,
+        key: &str,
+        now: UnixSeconds,
+    ) -> Result<Vec<u8>, IssuerError> {
+        check_idempotency_key(key)?;
+        let minor = self.amount(amount.minor, amount.currency)?;
+        let request = Hash32::digest(format!("load|{wallet}|{minor}").as_bytes());
+        let idem = format!("load:{key}");
+        self.with_tx(|tx| {
+            if let Some((h, resp)) = tx.idempotent(&idem)? {
+                return if h == request {
+                    Ok(resp)
+                } else {
+                    Err(IssuerError::Replay(
+                        "idempotency key used for another request",
+                    ))
+                };
+            }
+            let mut w = tx.wallet(wallet, true)?.ok_or(IssuerError::UnknownWallet)?;
+            if w.state != WalletState::Active {
+                return Err(IssuerError::WalletNotActive(
+                    w.reason.clone().unwrap_or_else(|| w.state.as_str().into()),
+                ));
+            }
+            if amount.minor > self.policy.max_balance_minor {
+                return Err(IssuerError::Limit(
+                    "holding: load larger than the holding limit",
+                ));
+            }
+            let sub = tx
+                .balance(&wallet_account(wallet))?
+                .ok_or(IssuerError::UnknownWallet)?;
+            if (sub as i128) + (minor as i128) > self.policy.max_balance_minor as i128 {
+                return Err(IssuerError::Limit(
+                    "holding: the wallet's offline balance would exceed the holding limit",
+                ));
+            }
+            let acct = customer_account(&w.customer);
+            let balance = tx.balance(&acct)?.ok_or(IssuerError::UnknownCustomer)?;
+            if balance < minor {
+                return Err(IssuerError::InsufficientFunds {
+                    balance,
+                    needed: minor,
+                });
+            }
+            w.load_seq += 1;
+            let voucher = Signed::sign(
+                LoadVoucher {
+                    wallet: *wallet,
+                    load_seq: w.load_seq,
+                    amount: Amount::new(amount.minor, self.currency()),
+                    issued: now,
+                },
+                self.ca.signing_key(),
+            )
+            .into_bytes();
+            let reference = format!("{}/{}", wallet.to_hex(), w.load_seq);
+            tx.post(&[
+                Posting {
+                    book: Book::General,
+                    debit: acct,
+                    credit: POOL.into(),
+                    amount: minor,
+                    kind: "load",
+                    reference: reference.clone(),
+                    time: now,
+                },
+                Posting {
+                    book: Book::Offline,
+                    debit: ISSUANCE.into(),
+                    credit: wallet_account(wallet),
+                    amount: minor,
+                    kind: "load",
+                    reference,
+                    time: now,
+                },
+            ])?;
+            tx.insert_voucher(wallet, w.load_seq, minor, &voucher, now)?;
+            tx.update_wallet(&w)?;
+            tx.insert_idempotent(&idem, &request, &voucher, now)?;
+            Ok(voucher)
+        })
+    }
+
+    /// Settle a wallet's Redeem entry online: credit the customer's account,
+    /// exactly once (a retry reports the same settlement).
+    pub fn redeem(&self, bytes: &[u8], now: UnixSeconds) -> Result<RedeemOutcome, IssuerError> {
+        let r = Signed::<Redeem>::decode(bytes)?;
+        let body = r.body().clone();
+        let minor = self.amount(body.amount.minor, body.amount.currency)?;
+        let rec = self.wallet(&body.wallet)?;
+        let cert = Certificate::from_der(&rec.cert_der)?;
+        r.verify(cert.public_key())
+            .map_err(|_| IssuerError::BadSignature("redeem".into()))?;
+        let entry = offpay_protocol::messages::ChainEntry::Redeem(r);
+        let hash = entry.hash();
+        self.with_tx(|tx| {
+            let w = tx
+                .wallet(&body.wallet, true)?
+                .ok_or(IssuerError::UnknownWallet)?;
+            if w.cert_serial != rec.cert_serial {
+                return Err(IssuerError::Store(StoreError::Conflict(
+                    "certificate renewed meanwhile".into(),
+                )));
+            }
+            let mut stats = crate::reconcile::RecordStats::default();
+            let newly = crate::reconcile::record_and_settle(
+                self,
+                tx,
+                &[(entry.clone(), crate::reconcile::Source::Own)],
+                now,
+                &mut stats,
+            )?;
+            let customer_balance = tx
+                .balance(&customer_account(&w.customer))?
+                .ok_or(IssuerError::UnknownCustomer)?;
+            let _ = (minor, hash);
+            Ok(RedeemOutcome {
+                wallet: body.wallet,
+                amount: body.amount,
+                customer_balance,
+                newly_settled: newly > 0,
+            })
+        })
+    }
+
+    // ---- operator: lock, unlock, revoke --------------------------------------------------------
+
+    /// Lock a wallet (it may still sync; its next response tells it to lock).
+    pub fn lock(&self, id: &WalletId, reason: &str) -> Result<(), IssuerError> {
+        self.with_tx(|tx| {
+            let mut w = tx.wallet(id, true)?.ok_or(IssuerError::UnknownWallet)?;
+            if w.state == WalletState::Revoked {
+                return Err(IssuerError::WalletNotActive("revoked".into()));
+            }
+            w.state = WalletState::Locked;
+            w.reason = Some(reason.chars().take(120).collect());
+            w.unlock_pending = false;
+            tx.update_wallet(&w)?;
+            Ok(())
+        })
+    }
+
+    /// Unlock a locked wallet: its next sync response carries the unlock and the
+    /// issuer's authoritative checkpoint. A revoked wallet cannot be unlocked.
+    pub fn unlock(&self, id: &WalletId) -> Result<(), IssuerError> {
+        self.with_tx(|tx| {
+            let mut w = tx.wallet(id, true)?.ok_or(IssuerError::UnknownWallet)?;
+            if w.state == WalletState::Revoked {
+                return Err(IssuerError::WalletNotActive(
+                    "revoked wallets cannot be unlocked".into(),
+                ));
+            }
+            w.state = WalletState::Active;
+            w.reason = None;
+            w.unlock_pending = true;
+            tx.update_wallet(&w)?;
+            Ok(())
+        })
+    }
+
+    /// Revoke a wallet's certificate and publish a new CRL.
+    pub fn revoke(
+        &self,
+        id: &WalletId,
+        reason: RevocationReason,
+        why: &str,
+        now: UnixSeconds,
+    ) -> Result<(), IssuerError> {
+        self.with_tx(|tx| {
+            let mut w = tx.wallet(id, true)?.ok_or(IssuerError::UnknownWallet)?;
+            self.revoke_in(tx, &mut w, reason, why, now)?;
+            tx.update_wallet(&w)?;
+            Ok(())
+        })
+    }
+
+    pub(crate) fn revoke_in(
+        &self,
+        tx: &mut dyn Tx,
+        w: &mut WalletRecord,
+        reason: RevocationReason,
+        why: &str,
+        now: UnixSeconds,
+    ) -> Result<(), IssuerError> {
+        w.state = WalletState::Revoked;
+        w.reason = Some(why.chars().take(120).collect());
+        w.unlock_pending = false;
+        let mut changed = false;
+        for (serial, _) in tx.certificates_of(&w.id)? {
+            changed |= tx.insert_revocation(&RevocationRecord {
+                serial,
+                wallet: w.id,
+                reason_code: reason.code(),
+                reason: why.chars().take(120).collect(),
+                time: now,
+            })?;
+        }
+        if changed {
+            self.publish_crl(tx, now)?;
+        }
+        Ok(())
+    }
+
+    fn publish_crl(&self, tx: &mut dyn Tx, now: UnixSeconds) -> Result<(), IssuerError> {
+        let number = tx.next_counter("crl")?;
+        let entries: Vec<RevokedEntry> = tx
+            .revocations()?
+            .into_iter()
+            .map(|r| RevokedEntry {
+                serial: r.serial,
+                revoked_at: r.time,
+                reason: RevocationReason::from_code(r.reason_code as u64)
+                    .unwrap_or(RevocationReason::Unspecified),
+            })
+            .collect();
+        let crl = self.ca.issue_crl(number, now, &entries)?;
+        tx.set_setting("crl", crl.der())?;
+        Ok(())
+    }
+
+    /// Double spends, newest first.
+    pub fn double_spends(
+        &self,
+        payer: Option<&WalletId>,
+        limit: u32,
+    ) -> Result<Vec<DoubleSpendRecord>, IssuerError> {
+        self.with_tx(|tx| Ok(tx.double_spends(payer, limit)?))
+    }
+
+    /// Check every ledger invariant now.
+    pub fn invariants(&self) -> Result<InvariantReport, IssuerError> {
+        let totals = self.with_tx(|tx| Ok(tx.totals()?))?;
+        let mut violations = Vec::new();
+        if totals.general_sum != 0 {
+            violations.push(format!(
+                "general ledger sums to {} instead of 0",
+                totals.general_sum
+            ));
+        }
+        if totals.offline_sum != 0 {
+            violations.push(format!(
+                "offline book sums to {} instead of 0",
+                totals.offline_sum
+            ));
+        }
+        if totals.pool != totals.wallets {
+            violations.push(format!(
+                "pool {} differs from the sum of wallet sub-accounts {}",
+                totals.pool, totals.wallets
+            ));
+        }
+        if -totals.external != totals.net_external_postings {
+            violations.push(format!(
+                "supply {} differs from deposits minus withdrawals {}",
+                -totals.external, totals.net_external_postings
+            ));
+        }
+        for a in &totals.drifted_accounts {
+            violations.push(format!(
+                "account {a}: cached balance differs from its postings"
+            ));
+        }
+        Ok(InvariantReport {
+            ok: violations.is_empty(),
+            violations,
+            supply: -totals.external,
+            totals,
+        })
+    }
+}

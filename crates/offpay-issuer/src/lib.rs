@@ -1,0 +1,21 @@
+//! offpay-issuer: the issuer backend's domain.
+//!
+//! A double-entry ledger (general ledger plus an offline sub-ledger with one
+//! account per wallet), the certificate factory (scheme root and issuer CA,
+//! sealed at rest), enrollment, loads, redeems, and reconciliation: every
+//! SyncReport is verified (signatures in batches, chain continuity, the
+//! balance equation), every chain entry is recorded once under (payer, seq),
+//! every payment is settled once, and two entries for one (payer, seq) become
+//! a [`offpay_protocol::messages::DoubleSpendProof`], a revocation and a
+//! covered loss. Storage is the [`store::Store`] trait (offpay-store).
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod ca;
+pub mod error;
+pub mod issuer;
+mod reconcile;
+pub mod store;
+
+pub use error::IssuerError;
+pub use issuer::{Enrollment, InvariantReport, Issuer, IssuerConfig, RedeemOutcome, SyncOutcome};

@@ -1,0 +1,433 @@
+//! The storage contract of the issuer: what the domain needs from a database.
+//!
+//! One [`Tx`] is one database transaction: everything a sync, a load or a
+//! redeem writes is committed together or not at all. Implementations live in
+//! `offpay-store` (SQLite and PostgreSQL); they run the same SQL and the same
+//! test suite.
+
+use core::fmt;
+
+use offpay_protocol::{Hash32, UnixSeconds, WalletId};
+
+/// A storage failure.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreError {
+    /// The database refused or failed; the message is for the operator's log.
+    Database(String),
+    /// The transaction lost a race (serialization failure, deadlock, busy): retry it.
+    Conflict(String),
+    /// A unique key already exists.
+    Duplicate(String),
+    /// Stored data fails its own invariants.
+    Corrupt(String),
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreError::Database(m) => write!(f, "database error: {m}"),
+            StoreError::Conflict(m) => write!(f, "transaction conflict: {m}"),
+            StoreError::Duplicate(m) => write!(f, "duplicate key: {m}"),
+            StoreError::Corrupt(m) => write!(f, "stored data corrupt: {m}"),
+        }
+    }
+}
+impl std::error::Error for StoreError {}
+
+/// Which book a posting belongs to. The general ledger holds online money
+/// (customers, the offline pool, the guarantee fund, the outside world); the
+/// offline book splits the pool into one sub-account per wallet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Book {
+    /// The general ledger.
+    General,
+    /// The offline sub-ledger (wallet sub-accounts against `issuance`).
+    Offline,
+}
+
+impl Book {
+    /// Stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Book::General => "gl",
+            Book::Offline => "offline",
+        }
+    }
+    /// From the stored name.
+    pub fn parse(s: &str) -> Option<Book> {
+        match s {
+            "gl" => Some(Book::General),
+            "offline" => Some(Book::Offline),
+            _ => None,
+        }
+    }
+}
+
+/// One balanced, immutable posting: `amount` moves from `debit` to `credit`.
+/// An account's balance is its credits minus its debits.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Posting {
+    /// The book.
+    pub book: Book,
+    /// Account debited.
+    pub debit: String,
+    /// Account credited.
+    pub credit: String,
+    /// Minor units, positive.
+    pub amount: i64,
+    /// What caused it: "deposit", "withdraw", "load", "settle", "redeem", "clawback", "guarantee", "refund".
+    pub kind: &'static str,
+    /// The cause's id (payment id, voucher, idempotency key...).
+    pub reference: String,
+    /// Time.
+    pub time: UnixSeconds,
+}
+
+/// A wallet's lifecycle.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WalletState {
+    /// Pays and receives.
+    Active,
+    /// Locked by the issuer (rollback, broken chain, operator); may sync.
+    Locked,
+    /// Revoked (double spend or operator): its certificate is on the CRL.
+    Revoked,
+}
+
+impl WalletState {
+    /// Stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WalletState::Active => "active",
+            WalletState::Locked => "locked",
+            WalletState::Revoked => "revoked",
+        }
+    }
+    /// From the stored name.
+    pub fn parse(s: &str) -> Option<WalletState> {
+        match s {
+            "active" => Some(WalletState::Active),
+            "locked" => Some(WalletState::Locked),
+            "revoked" => Some(WalletState::Revoked),
+            _ => None,
+        }
+    }
+}
+
+/// A wallet as the issuer knows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WalletRecord {
+    /// The wallet.
+    pub id: WalletId,
+    /// The customer who owns it (its online account is `customer:<id>`).
+    pub customer: String,
+    /// Current certificate (DER).
+    pub cert_der: Vec<u8>,
+    /// Its serial.
+    pub cert_serial: u64,
+    /// Its expiry.
+    pub cert_not_after: UnixSeconds,
+    /// Lifecycle state.
+    pub state: WalletState,
+    /// Why it is locked or revoked.
+    pub reason: Option<String>,
+    /// Load vouchers issued so far (the last load seq).
+    pub load_seq: u64,
+    /// Last checkpoint number issued.
+    pub checkpoint: u64,
+    /// Last report seq processed.
+    pub report_seq: u64,
+    /// Policy epoch the wallet was last given.
+    pub policy_epoch: u32,
+    /// The operator unlocked it: the next sync response carries the unlock.
+    pub unlock_pending: bool,
+    /// Total clawed back from the customer for this wallet's double spends.
+    pub clawed_back: i64,
+    /// Total charged to the guarantee fund for this wallet's double spends.
+    pub guaranteed: i64,
+    /// Enrollment time.
+    pub created: UnixSeconds,
+}
+
+/// One outgoing chain entry, recorded once under (payer, seq).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EntryRecord {
+    /// The wallet whose chain it is.
+    pub payer: WalletId,
+    /// Its seq.
+    pub seq: u64,
+    /// Entry hash (payment id).
+    pub hash: Hash32,
+    /// Previous entry hash.
+    pub prev: Hash32,
+    /// "payment" or "redeem".
+    pub kind: &'static str,
+    /// Payee wallet, for payments.
+    pub payee: Option<WalletId>,
+    /// Minor units.
+    pub amount: i64,
+    /// Payer TA time.
+    pub time: UnixSeconds,
+    /// The signed envelope.
+    pub bytes: Vec<u8>,
+    /// When the issuer first saw it.
+    pub recorded: UnixSeconds,
+}
+
+/// A checkpoint as stored (the issuer's signed statement of a wallet's state).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CheckpointRecord {
+    /// The wallet.
+    pub wallet: WalletId,
+    /// Its number (0 is the implicit genesis).
+    pub number: u64,
+    /// Chain seq.
+    pub seq: u64,
+    /// Chain head.
+    pub head: Hash32,
+    /// Balance minor units.
+    pub balance: i64,
+    /// Load seq.
+    pub load_seq: u64,
+    /// Time.
+    pub time: UnixSeconds,
+}
+
+/// A detected double spend.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DoubleSpendRecord {
+    /// The cheating wallet.
+    pub payer: WalletId,
+    /// The conflicting seq.
+    pub seq: u64,
+    /// The two entry hashes, sorted.
+    pub entries: [Hash32; 2],
+    /// The encoded [`offpay_protocol::messages::DoubleSpendProof`].
+    pub proof: Vec<u8>,
+    /// When detected.
+    pub detected: UnixSeconds,
+}
+
+/// A revoked certificate.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RevocationRecord {
+    /// Certificate serial.
+    pub serial: u64,
+    /// The wallet.
+    pub wallet: WalletId,
+    /// RFC 5280 reason code.
+    pub reason_code: u8,
+    /// Why, in words.
+    pub reason: String,
+    /// When.
+    pub time: UnixSeconds,
+}
+
+/// Sums over the books, for the invariants.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct LedgerTotals {
+    /// Sum of all general-ledger balances (must be 0).
+    pub general_sum: i128,
+    /// Sum of all offline-book balances (must be 0).
+    pub offline_sum: i128,
+    /// The pool account's balance (general ledger).
+    pub pool: i128,
+    /// Sum of the wallet sub-accounts (offline book).
+    pub wallets: i128,
+    /// The external account's balance: minus the money that came in from outside.
+    pub external: i128,
+    /// The guarantee account's balance.
+    pub guarantee: i128,
+    /// Sum of customer accounts.
+    pub customers: i128,
+    /// Accounts whose cached balance differs from the sum of their postings.
+    pub drifted_accounts: Vec<String>,
+    /// Deposits minus withdrawals, summed from postings.
+    pub net_external_postings: i128,
+}
+
+/// A storage backend: hands out transactions.
+pub trait Store: Send + Sync {
+    /// Begin a transaction (IMMEDIATE on SQLite, READ COMMITTED plus row locks on PostgreSQL).
+    fn begin(&self) -> Result<Box<dyn Tx + '_>, StoreError>;
+    /// The backend's name for logs and metrics ("sqlite", "postgres").
+    fn backend(&self) -> &'static str;
+}
+
+/// One transaction. Dropping it without [`Tx::commit`] rolls it back.
+pub trait Tx {
+    /// Commit everything.
+    fn commit(self: Box<Self>) -> Result<(), StoreError>;
+
+    // --- key-value settings (CA material, CRL, counters) ---
+    /// A setting.
+    fn setting(&mut self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Set a setting.
+    fn set_setting(&mut self, key: &str, value: &[u8]) -> Result<(), StoreError>;
+    /// Increment a named counter and return its new value (serials, CRL numbers).
+    fn next_counter(&mut self, name: &str) -> Result<u64, StoreError>;
+
+    // --- accounts and postings ---
+    /// Create an account with zero balance (no-op if it exists).
+    fn create_account(
+        &mut self,
+        id: &str,
+        book: Book,
+        kind: &str,
+        now: UnixSeconds,
+    ) -> Result<(), StoreError>;
+    /// An account's balance, if it exists.
+    fn balance(&mut self, id: &str) -> Result<Option<i64>, StoreError>;
+    /// Apply postings: append them and update both accounts' balances.
+    /// Accounts are locked in sorted order to avoid deadlocks.
+    fn post(&mut self, postings: &[Posting]) -> Result<(), StoreError>;
+    /// Sums for the invariants.
+    fn totals(&mut self) -> Result<LedgerTotals, StoreError>;
+    /// Postings of an account, newest first.
+    fn postings(&mut self, account: &str, limit: u32) -> Result<Vec<Posting>, StoreError>;
+
+    // --- customers and enrollment ---
+    /// Create a customer (and its account); Duplicate if it exists.
+    fn create_customer(&mut self, id: &str, name: &str, now: UnixSeconds)
+    -> Result<(), StoreError>;
+    /// Whether a customer exists; its display name.
+    fn customer(&mut self, id: &str) -> Result<Option<String>, StoreError>;
+    /// Store an enrollment token (its SHA-256).
+    fn insert_enrollment_token(
+        &mut self,
+        hash: &Hash32,
+        customer: &str,
+        expires: UnixSeconds,
+    ) -> Result<(), StoreError>;
+    /// An enrollment token: (customer, expires, wallet it enrolled if used).
+    fn enrollment_token(
+        &mut self,
+        hash: &Hash32,
+    ) -> Result<Option<(String, UnixSeconds, Option<WalletId>)>, StoreError>;
+    /// Mark a token used by a wallet.
+    fn use_enrollment_token(&mut self, hash: &Hash32, wallet: &WalletId) -> Result<(), StoreError>;
+
+    // --- wallets ---
+    /// Insert a new wallet; Duplicate if the id exists.
+    fn insert_wallet(&mut self, w: &WalletRecord) -> Result<(), StoreError>;
+    /// A wallet; `for_update` locks its row until commit (serializes syncs of one wallet).
+    fn wallet(
+        &mut self,
+        id: &WalletId,
+        for_update: bool,
+    ) -> Result<Option<WalletRecord>, StoreError>;
+    /// Update every mutable field of a wallet.
+    fn update_wallet(&mut self, w: &WalletRecord) -> Result<(), StoreError>;
+    /// Wallets, optionally of one customer, ordered by creation.
+    fn wallets(
+        &mut self,
+        customer: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<WalletRecord>, StoreError>;
+    /// Remember a certificate issued to a wallet (for proofs after re-keying).
+    fn insert_certificate(
+        &mut self,
+        serial: u64,
+        wallet: &WalletId,
+        der: &[u8],
+    ) -> Result<(), StoreError>;
+    /// A certificate by serial.
+    fn certificate(&mut self, serial: u64) -> Result<Option<(WalletId, Vec<u8>)>, StoreError>;
+    /// Certificates of a wallet (serial, DER).
+    fn certificates_of(&mut self, wallet: &WalletId) -> Result<Vec<(u64, Vec<u8>)>, StoreError>;
+
+    // --- vouchers ---
+    /// Store an issued voucher.
+    fn insert_voucher(
+        &mut self,
+        wallet: &WalletId,
+        load_seq: u64,
+        amount: i64,
+        bytes: &[u8],
+        now: UnixSeconds,
+    ) -> Result<(), StoreError>;
+    /// Vouchers of a wallet with load seq in `from..=to`: (load seq, amount, bytes).
+    fn vouchers(
+        &mut self,
+        wallet: &WalletId,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<(u64, i64, Vec<u8>)>, StoreError>;
+
+    // --- chain entries and settlement ---
+    /// Entries of a payer at these seqs (any order).
+    fn entries_at(
+        &mut self,
+        payer: &WalletId,
+        seqs: &[u64],
+    ) -> Result<Vec<EntryRecord>, StoreError>;
+    /// The entry of a payer whose prev is `prev`, if any.
+    fn entry_by_prev(
+        &mut self,
+        payer: &WalletId,
+        prev: &Hash32,
+    ) -> Result<Option<EntryRecord>, StoreError>;
+    /// The highest recorded seq of a payer (0 if none).
+    fn max_seq(&mut self, payer: &WalletId) -> Result<u64, StoreError>;
+    /// Record entries (Duplicate if (payer, seq) or (payer, prev) exists).
+    fn insert_entries(&mut self, entries: &[EntryRecord]) -> Result<(), StoreError>;
+    /// Which of these entry hashes are already settled.
+    fn settled(&mut self, payer: &WalletId, hashes: &[Hash32]) -> Result<Vec<Hash32>, StoreError>;
+    /// Mark entries settled (hash, payer, payee or None for redeem, amount).
+    fn insert_settlements(
+        &mut self,
+        s: &[(Hash32, WalletId, Option<WalletId>, i64)],
+        now: UnixSeconds,
+    ) -> Result<(), StoreError>;
+
+    // --- checkpoints and reports ---
+    /// A checkpoint of a wallet by number.
+    fn checkpoint(
+        &mut self,
+        wallet: &WalletId,
+        number: u64,
+    ) -> Result<Option<CheckpointRecord>, StoreError>;
+    /// Store a checkpoint.
+    fn insert_checkpoint(&mut self, c: &CheckpointRecord) -> Result<(), StoreError>;
+    /// A processed report: (SHA-256 of the report, response bytes).
+    fn report(
+        &mut self,
+        wallet: &WalletId,
+        report_seq: u64,
+    ) -> Result<Option<(Hash32, Vec<u8>)>, StoreError>;
+    /// Store a processed report and its response.
+    fn insert_report(
+        &mut self,
+        wallet: &WalletId,
+        report_seq: u64,
+        hash: &Hash32,
+        response: &[u8],
+        now: UnixSeconds,
+    ) -> Result<(), StoreError>;
+
+    // --- double spends and revocation ---
+    /// Store a double spend (no-op if the same pair is already stored).
+    fn insert_double_spend(&mut self, d: &DoubleSpendRecord) -> Result<bool, StoreError>;
+    /// Double spends, newest first, optionally of one payer.
+    fn double_spends(
+        &mut self,
+        payer: Option<&WalletId>,
+        limit: u32,
+    ) -> Result<Vec<DoubleSpendRecord>, StoreError>;
+    /// Revoke a certificate (no-op if already revoked).
+    fn insert_revocation(&mut self, r: &RevocationRecord) -> Result<bool, StoreError>;
+    /// All revocations, by serial.
+    fn revocations(&mut self) -> Result<Vec<RevocationRecord>, StoreError>;
+
+    // --- idempotency of operator and wallet requests ---
+    /// A stored response for an idempotency key: (request hash, response).
+    fn idempotent(&mut self, key: &str) -> Result<Option<(Hash32, Vec<u8>)>, StoreError>;
+    /// Store the response for an idempotency key.
+    fn insert_idempotent(
+        &mut self,
+        key: &str,
+        request: &Hash32,
+        response: &[u8],
+        now: UnixSeconds,
+    ) -> Result<(), StoreError>;
+}

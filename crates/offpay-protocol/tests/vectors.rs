@@ -1,0 +1,865 @@
+//! Test vectors: every message of docs/PROTOCOL.md's appendix, rebuilt here
+//! from the same fixed inputs, must equal the hex in the document byte for
+//! byte, so the documentation cannot drift from the code.
+//!
+//! The document carries each vector in a fenced block:
+//!
+//! ````text
+//! ```hex name=payment-ed25519
+//! d28443a10127a0...
+//! ```
+//! ````
+//!
+//! (whitespace inside the block is ignored). Every vector the code builds must
+//! be in the document, and every vector in the document must be built here.
+//!
+//! Regenerate the appendix after a deliberate change of the wire format:
+//! `OFFPAY_PRINT_VECTORS=1 cargo test -p offpay-protocol --test vectors -- --nocapture print_vectors`
+//! prints the vector blocks and the size table to paste into the document.
+
+use std::collections::BTreeMap;
+
+use offpay_protocol::cbor::Encoder;
+use offpay_protocol::envelope::{Signed, sig_structure};
+use offpay_protocol::evidence::verify_double_spend;
+use offpay_protocol::messages::{
+    CertField, ChainEntry, Checkpoint, DoubleSpendProof, LoadVoucher, Payment, PaymentRequest,
+    Receipt, Redeem, RiskPolicy, SyncReport, SyncResponse, WalletCommand,
+};
+use offpay_protocol::pki::{
+    self, Certificate, Crl, PolicyRef, RevocationReason, RevokedEntry, validate_wallet_chain,
+};
+use offpay_protocol::{
+    Amount, Currency, Hash32, Nonce, PublicKey, SigningKey, Suite, UnixSeconds, WalletId,
+};
+
+// ---- the fixed inputs (listed in docs/PROTOCOL.md, appendix A) ----------------
+
+const DAY: u64 = 86_400;
+/// 2026-11-18T11:06:40Z.
+const T0: u64 = 1_795_000_000;
+const SEED_ROOT: [u8; 32] = [0x01; 32];
+const SEED_ISSUER: [u8; 32] = [0x02; 32];
+const SEED_PAYER: [u8; 32] = [0x03; 32];
+const SEED_PAYEE: [u8; 32] = [0x04; 32];
+/// Wallet serials: fixed width (2^62 + n), so every wallet certificate of a
+/// suite has the same size.
+const SERIAL_PAYER: u64 = (1 << 62) + 1;
+const SERIAL_PAYEE: u64 = (1 << 62) + 2;
+const SERIAL_PAYER_RENEWED: u64 = (1 << 62) + 3;
+const SERIAL_REVOKED: u64 = (1 << 62) + 0x99;
+/// The QR code the offline channel uses: version 20, error correction M,
+/// byte mode: 666 bytes.
+const QR_V20_M_BYTES: usize = 666;
+
+fn seq16(first: u8) -> [u8; 16] {
+    core::array::from_fn(|i| first + i as u8)
+}
+fn payer_id() -> WalletId {
+    WalletId(seq16(0x10))
+}
+fn payee_id() -> WalletId {
+    WalletId(seq16(0x20))
+}
+fn other_payee_id() -> WalletId {
+    WalletId(seq16(0x50))
+}
+fn nonce() -> Nonce {
+    Nonce(seq16(0x30))
+}
+fn other_nonce() -> Nonce {
+    Nonce(seq16(0x60))
+}
+fn eur(minor: u64) -> Amount {
+    Amount::new(minor, Currency::new("EUR").unwrap())
+}
+fn t(offset: u64) -> UnixSeconds {
+    UnixSeconds(T0 + offset)
+}
+
+fn policy() -> RiskPolicy {
+    RiskPolicy {
+        id: 1,
+        epoch: 1,
+        max_payment: eur(50_000),
+        max_balance_minor: 100_000,
+        max_offline_spend_minor: 200_000,
+        max_offline_payments: 500,
+        max_offline_seconds: 7 * DAY,
+        max_log_entries: 1000,
+        cert_validity_seconds: 30 * DAY,
+    }
+}
+
+/// Everything one suite's vectors are made of.
+struct Fixture {
+    suite: Suite,
+    root_key: SigningKey,
+    issuer_key: SigningKey,
+    payer_key: SigningKey,
+    payee_key: SigningKey,
+    root: Certificate,
+    issuer: Certificate,
+    payer_cert: Certificate,
+    payee_cert: Certificate,
+    payer_cert_renewed: Certificate,
+    crl: Crl,
+    request: Signed<PaymentRequest>,
+    request_ref: Signed<PaymentRequest>,
+    payment: Signed<Payment>,
+    payment_ref: Signed<Payment>,
+    payment_conflict: Signed<Payment>,
+    receipt: Signed<Receipt>,
+    voucher: Signed<LoadVoucher>,
+    voucher2: Signed<LoadVoucher>,
+    redeem: Signed<Redeem>,
+    policy: Signed<RiskPolicy>,
+    report: Signed<SyncReport>,
+    response: Signed<SyncResponse>,
+    proof: DoubleSpendProof,
+}
+
+fn fixture(suite: Suite) -> Fixture {
+    let key = |seed: &[u8; 32]| SigningKey::from_seed(suite, seed).unwrap();
+    let (root_key, issuer_key) = (key(&SEED_ROOT), key(&SEED_ISSUER));
+    let (payer_key, payee_key) = (key(&SEED_PAYER), key(&SEED_PAYEE));
+    let root = pki::issue_root(
+        &root_key,
+        "offpay vector root",
+        1,
+        UnixSeconds(T0 - DAY),
+        t(3650 * DAY),
+    )
+    .unwrap();
+    let issuer = pki::issue_issuer_ca(
+        &root_key,
+        &root,
+        &issuer_key.public_key(),
+        "offpay vector issuer",
+        2,
+        UnixSeconds(T0 - DAY),
+        t(1825 * DAY),
+    )
+    .unwrap();
+    let wallet_cert = |pk: &PublicKey, id: WalletId, serial: u64, from: UnixSeconds| {
+        pki::issue_wallet(
+            &issuer_key,
+            &issuer,
+            pk,
+            id,
+            PolicyRef { id: 1, epoch: 1 },
+            serial,
+            from,
+            from.plus(30 * DAY),
+        )
+        .unwrap()
+    };
+    let payer_cert = wallet_cert(&payer_key.public_key(), payer_id(), SERIAL_PAYER, t(0));
+    let payee_cert = wallet_cert(&payee_key.public_key(), payee_id(), SERIAL_PAYEE, t(0));
+    let payer_cert_renewed = wallet_cert(
+        &payer_key.public_key(),
+        payer_id(),
+        SERIAL_PAYER_RENEWED,
+        t(7400),
+    );
+    let crl = pki::issue_crl(
+        &issuer_key,
+        &issuer,
+        1,
+        t(7400),
+        t(7400 + DAY),
+        &[RevokedEntry {
+            serial: SERIAL_REVOKED,
+            revoked_at: t(7000),
+            reason: RevocationReason::KeyCompromise,
+        }],
+    )
+    .unwrap();
+
+    let request_body = PaymentRequest {
+        payee: payee_id(),
+        amount: eur(1250),
+        nonce: nonce(),
+        created: t(3600),
+        expires: t(3900),
+        payee_cert: CertField::Inline(payee_cert.der().to_vec()),
+    };
+    let request = Signed::sign(request_body.clone(), &payee_key);
+    let request_ref = Signed::sign(
+        PaymentRequest {
+            payee_cert: CertField::Reference(payee_cert.reference()),
+            ..request_body
+        },
+        &payee_key,
+    );
+    let payment_body = Payment {
+        payer: payer_id(),
+        seq: 1,
+        prev: Hash32::ZERO,
+        payee: payee_id(),
+        amount: eur(1250),
+        nonce: nonce(),
+        time: t(3610),
+        payer_cert: CertField::Inline(payer_cert.der().to_vec()),
+    };
+    let payment = Signed::sign(payment_body.clone(), &payer_key);
+    let payment_ref = Signed::sign(
+        Payment {
+            payer_cert: CertField::Reference(payer_cert.reference()),
+            ..payment_body.clone()
+        },
+        &payer_key,
+    );
+    // A rolled-back payer spends seq 1 again, to someone else.
+    let payment_conflict = Signed::sign(
+        Payment {
+            payee: other_payee_id(),
+            amount: eur(990),
+            nonce: other_nonce(),
+            time: t(5000),
+            payer_cert: CertField::Reference(payer_cert.reference()),
+            ..payment_body
+        },
+        &payer_key,
+    );
+    let receipt = Signed::sign(
+        Receipt {
+            payment_id: payment.payload_hash(),
+            payee: payee_id(),
+            payer: payer_id(),
+            seq: 1,
+            time: t(3611),
+        },
+        &payee_key,
+    );
+    let voucher = Signed::sign(
+        LoadVoucher {
+            wallet: payer_id(),
+            load_seq: 1,
+            amount: eur(5000),
+            issued: t(0),
+        },
+        &issuer_key,
+    );
+    let voucher2 = Signed::sign(
+        LoadVoucher {
+            wallet: payer_id(),
+            load_seq: 2,
+            amount: eur(2000),
+            issued: t(7400),
+        },
+        &issuer_key,
+    );
+    let redeem = Signed::sign(
+        Redeem {
+            wallet: payer_id(),
+            seq: 2,
+            prev: payment.payload_hash(),
+            amount: eur(750),
+            time: t(7200),
+        },
+        &payer_key,
+    );
+    let policy = Signed::sign(policy(), &issuer_key);
+    let report = Signed::sign(
+        SyncReport {
+            wallet: payer_id(),
+            report_seq: 1,
+            time: t(7300),
+            base_checkpoint: 0,
+            outgoing: vec![payment.bytes().to_vec(), redeem.bytes().to_vec()],
+            incoming: Vec::new(),
+            loads: vec![1],
+            balance: eur(5000 - 1250 - 750),
+            seq: 2,
+            head: redeem.payload_hash(),
+            load_seq: 1,
+            evidence: Vec::new(),
+            locked: false,
+        },
+        &payer_key,
+    );
+    let response = Signed::sign(
+        SyncResponse {
+            wallet: payer_id(),
+            report_seq: 1,
+            time: t(7400),
+            checkpoint: Checkpoint {
+                number: 1,
+                seq: 2,
+                head: redeem.payload_hash(),
+                balance: eur(3000),
+                load_seq: 1,
+                time: t(7400),
+                report_seq: 1,
+            },
+            vouchers: vec![voucher2.bytes().to_vec()],
+            crl: Some(crl.der().to_vec()),
+            certificate: Some(payer_cert_renewed.der().to_vec()),
+            policy: Some(policy.bytes().to_vec()),
+            command: WalletCommand::Lock {
+                reason: "double spend under investigation".to_string(),
+            },
+        },
+        &issuer_key,
+    );
+    let proof = DoubleSpendProof::new(
+        payment.bytes().to_vec(),
+        payment_conflict.bytes().to_vec(),
+        payer_cert.der().to_vec(),
+        issuer.der().to_vec(),
+    );
+    Fixture {
+        suite,
+        root_key,
+        issuer_key,
+        payer_key,
+        payee_key,
+        root,
+        issuer,
+        payer_cert,
+        payee_cert,
+        payer_cert_renewed,
+        crl,
+        request,
+        request_ref,
+        payment,
+        payment_ref,
+        payment_conflict,
+        receipt,
+        voucher,
+        voucher2,
+        redeem,
+        policy,
+        report,
+        response,
+        proof,
+    }
+}
+
+/// The named vectors of one suite, in document order.
+fn vectors(f: &Fixture) -> Vec<(String, Vec<u8>)> {
+    let s = f.suite.name();
+    let n = |base: &str| format!("{base}-{s}");
+    let receipt_sig_structure = sig_structure(f.suite, f.receipt.payload());
+    vec![
+        (n("key-root"), f.root_key.public_key().to_bytes()),
+        (n("key-issuer"), f.issuer_key.public_key().to_bytes()),
+        (n("key-payer"), f.payer_key.public_key().to_bytes()),
+        (n("key-payee"), f.payee_key.public_key().to_bytes()),
+        (n("cert-root"), f.root.der().to_vec()),
+        (n("cert-issuer"), f.issuer.der().to_vec()),
+        (n("cert-payer"), f.payer_cert.der().to_vec()),
+        (n("cert-payee"), f.payee_cert.der().to_vec()),
+        (n("cert-payer-renewed"), f.payer_cert_renewed.der().to_vec()),
+        (n("crl"), f.crl.der().to_vec()),
+        (n("payment-request"), f.request.bytes().to_vec()),
+        (n("payment-request-ref"), f.request_ref.bytes().to_vec()),
+        (n("payment"), f.payment.bytes().to_vec()),
+        (n("payment-id"), f.payment.payload_hash().0.to_vec()),
+        (n("payment-ref"), f.payment_ref.bytes().to_vec()),
+        (n("payment-conflict"), f.payment_conflict.bytes().to_vec()),
+        (n("receipt"), f.receipt.bytes().to_vec()),
+        (n("receipt-sig-structure"), receipt_sig_structure),
+        (n("load-voucher"), f.voucher.bytes().to_vec()),
+        (n("load-voucher-2"), f.voucher2.bytes().to_vec()),
+        (n("redeem"), f.redeem.bytes().to_vec()),
+        (n("risk-policy"), f.policy.bytes().to_vec()),
+        (n("sync-report"), f.report.bytes().to_vec()),
+        (n("sync-response"), f.response.bytes().to_vec()),
+        (n("double-spend-proof"), f.proof.encode()),
+    ]
+}
+
+fn all_vectors() -> Vec<(String, Vec<u8>)> {
+    [Suite::Ed25519, Suite::P256]
+        .into_iter()
+        .flat_map(|s| vectors(&fixture(s)))
+        .collect()
+}
+
+// ---- reading the document ----------------------------------------------------------
+
+const DOC_PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/PROTOCOL.md");
+
+fn doc() -> String {
+    std::fs::read_to_string(DOC_PATH).unwrap_or_else(|e| panic!("read {DOC_PATH}: {e}"))
+}
+
+/// Every ```` ```hex name=<name> ```` block of the document: name -> bytes.
+fn doc_vectors(doc: &str) -> BTreeMap<String, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let mut lines = doc.lines();
+    while let Some(line) = lines.next() {
+        let Some(name) = line.trim_end().strip_prefix("```hex name=") else {
+            continue;
+        };
+        let name = name.trim().to_string();
+        let mut hex_text = String::new();
+        loop {
+            let l = lines
+                .next()
+                .unwrap_or_else(|| panic!("vector {name}: unterminated block"));
+            if l.trim_start().starts_with("```") {
+                break;
+            }
+            hex_text.extend(l.chars().filter(|c| !c.is_whitespace()));
+        }
+        let bytes =
+            hex::decode(&hex_text).unwrap_or_else(|e| panic!("vector {name}: bad hex: {e}"));
+        assert!(
+            out.insert(name.clone(), bytes).is_none(),
+            "vector {name} appears twice in {DOC_PATH}"
+        );
+    }
+    out
+}
+
+/// The markdown block of one vector, as the document carries it (64 hex digits a line).
+fn block(name: &str, bytes: &[u8]) -> String {
+    let hex = hex::encode(bytes);
+    let mut s = format!("```hex name={name}\n");
+    for chunk in hex.as_bytes().chunks(64) {
+        s.push_str(core::str::from_utf8(chunk).unwrap());
+        s.push('\n');
+    }
+    s.push_str("```\n");
+    s
+}
+
+// ---- the tests ----------------------------------------------------------------------
+
+#[test]
+fn document_vectors_equal_the_code() {
+    let doc = doc_vectors(&doc());
+    let built = all_vectors();
+    let mut problems = Vec::new();
+    for (name, bytes) in &built {
+        match doc.get(name) {
+            None => problems.push(format!("{name}: missing from the document")),
+            Some(d) if d != bytes => problems.push(format!(
+                "{name}: the document has {} bytes, the code builds {} bytes:\n{}",
+                d.len(),
+                bytes.len(),
+                block(name, bytes)
+            )),
+            Some(_) => {}
+        }
+    }
+    for name in doc.keys() {
+        if !built.iter().any(|(n, _)| n == name) {
+            problems.push(format!(
+                "{name}: in the document but not built by this test"
+            ));
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "docs/PROTOCOL.md and the code disagree:\n{}",
+        problems.join("\n")
+    );
+}
+
+#[test]
+fn building_twice_gives_the_same_bytes() {
+    // Ed25519 (RFC 8032) and ECDSA with RFC 6979 nonces are deterministic.
+    assert_eq!(all_vectors(), all_vectors());
+}
+
+/// Decode every message vector from the document's bytes, check each field
+/// against the inputs, re-encode it, and verify its signature.
+#[test]
+fn document_vectors_decode_and_verify() {
+    let doc = doc_vectors(&doc());
+    for suite in [Suite::Ed25519, Suite::P256] {
+        let f = fixture(suite);
+        let s = suite.name();
+        let v = |base: &str| {
+            doc.get(&format!("{base}-{s}"))
+                .unwrap_or_else(|| panic!("vector {base}-{s} missing"))
+                .clone()
+        };
+        let payer_pk = f.payer_key.public_key();
+        let payee_pk = f.payee_key.public_key();
+        let issuer_pk = f.issuer_key.public_key();
+
+        // Keys.
+        for (name, k) in [
+            ("key-root", &f.root_key),
+            ("key-issuer", &f.issuer_key),
+            ("key-payer", &f.payer_key),
+            ("key-payee", &f.payee_key),
+        ] {
+            assert_eq!(
+                PublicKey::from_bytes(suite, &v(name)).unwrap(),
+                k.public_key()
+            );
+        }
+
+        // Certificates and CRL: parse, chain, roles.
+        let root = Certificate::from_der(&v("cert-root")).unwrap();
+        let issuer = Certificate::from_der(&v("cert-issuer")).unwrap();
+        let payer_cert = Certificate::from_der(&v("cert-payer")).unwrap();
+        let payee_cert = Certificate::from_der(&v("cert-payee")).unwrap();
+        let renewed = Certificate::from_der(&v("cert-payer-renewed")).unwrap();
+        let crl = Crl::from_der(&v("crl")).unwrap();
+        crl.verify_signed_by(&issuer).unwrap();
+        assert_eq!(crl.number(), 1);
+        assert_eq!(crl.entries().len(), 1);
+        assert_eq!(crl.entries()[0].serial, SERIAL_REVOKED);
+        for (cert, id, serial) in [
+            (&payer_cert, payer_id(), SERIAL_PAYER),
+            (&payee_cert, payee_id(), SERIAL_PAYEE),
+            (&renewed, payer_id(), SERIAL_PAYER_RENEWED),
+        ] {
+            assert_eq!(
+                validate_wallet_chain(&root, &issuer, cert, t(7400), Some(&crl)),
+                Ok(id)
+            );
+            assert_eq!(cert.serial(), serial);
+            assert_eq!(cert.policy_ref(), Some(PolicyRef { id: 1, epoch: 1 }));
+            assert_eq!(cert.suite(), suite);
+        }
+        assert_eq!(*payer_cert.public_key(), payer_pk);
+        assert_eq!(*payee_cert.public_key(), payee_pk);
+
+        // PaymentRequest, inline and by reference.
+        for (name, cert_field) in [
+            (
+                "payment-request",
+                CertField::Inline(payee_cert.der().to_vec()),
+            ),
+            (
+                "payment-request-ref",
+                CertField::Reference(payee_cert.reference()),
+            ),
+        ] {
+            let bytes = v(name);
+            let m = Signed::<PaymentRequest>::decode(&bytes).unwrap();
+            m.verify(&payee_pk).unwrap();
+            assert_eq!(m.suite(), suite);
+            let b = m.body();
+            assert_eq!(b.payee, payee_id());
+            assert_eq!(b.amount, eur(1250));
+            assert_eq!(b.nonce, nonce());
+            assert_eq!((b.created, b.expires), (t(3600), t(3900)));
+            assert_eq!(b.payee_cert, cert_field);
+            assert_eq!(Signed::sign(b.clone(), &f.payee_key).bytes(), &bytes[..]);
+        }
+
+        // Payments: the chain's first entry, inline and by reference, and the conflict.
+        let payment_bytes = v("payment");
+        let payment = Signed::<Payment>::decode(&payment_bytes).unwrap();
+        payment.verify(&payer_pk).unwrap();
+        assert_eq!(payment.payload_hash().0.to_vec(), v("payment-id"));
+        assert_eq!(
+            payment.payload_hash(),
+            Hash32::digest(payment.payload()),
+            "a payment's id is SHA-256 of its payload bytes"
+        );
+        let p = payment.body();
+        assert_eq!((p.payer, p.seq, p.prev), (payer_id(), 1, Hash32::ZERO));
+        assert_eq!(
+            (p.payee, p.amount, p.nonce),
+            (payee_id(), eur(1250), nonce())
+        );
+        assert_eq!(p.time, t(3610));
+        assert_eq!(p.payer_cert, CertField::Inline(payer_cert.der().to_vec()));
+        assert_eq!(
+            Signed::sign(p.clone(), &f.payer_key).bytes(),
+            &payment_bytes[..]
+        );
+        let payment_ref = Signed::<Payment>::decode(&v("payment-ref")).unwrap();
+        payment_ref.verify(&payer_pk).unwrap();
+        assert_eq!(
+            payment_ref.body().payer_cert,
+            CertField::Reference(payer_cert.reference())
+        );
+        assert_eq!(
+            payment_ref.body().payer_cert.reference(),
+            Hash32::digest(payer_cert.der())
+        );
+        let conflict = Signed::<Payment>::decode(&v("payment-conflict")).unwrap();
+        conflict.verify(&payer_pk).unwrap();
+        assert_eq!(
+            (conflict.body().seq, conflict.body().prev),
+            (1, Hash32::ZERO)
+        );
+
+        // Receipt, and its Sig_structure.
+        let receipt = Signed::<Receipt>::decode(&v("receipt")).unwrap();
+        receipt.verify(&payee_pk).unwrap();
+        assert_eq!(receipt.body().payment_id, payment.payload_hash());
+        assert_eq!((receipt.body().seq, receipt.body().time), (1, t(3611)));
+        assert_eq!(receipt.sig_structure(), v("receipt-sig-structure"));
+        payee_pk
+            .verify(&v("receipt-sig-structure"), receipt.signature())
+            .unwrap();
+
+        // Load vouchers.
+        for (name, seq, minor) in [("load-voucher", 1, 5000), ("load-voucher-2", 2, 2000)] {
+            let lv = Signed::<LoadVoucher>::decode(&v(name)).unwrap();
+            lv.verify(&issuer_pk).unwrap();
+            assert_eq!(lv.body().wallet, payer_id());
+            assert_eq!((lv.body().load_seq, lv.body().amount), (seq, eur(minor)));
+        }
+
+        // Redeem: the chain's second entry.
+        let redeem = Signed::<Redeem>::decode(&v("redeem")).unwrap();
+        redeem.verify(&payer_pk).unwrap();
+        assert_eq!(redeem.body().seq, 2);
+        assert_eq!(redeem.body().prev, payment.payload_hash());
+        assert_eq!(redeem.body().amount, eur(750));
+
+        // The chain, through ChainEntry.
+        let e1 = ChainEntry::decode(&payment_bytes).unwrap();
+        let e2 = ChainEntry::decode(&v("redeem")).unwrap();
+        assert_eq!(e1.seq() + 1, e2.seq());
+        assert_eq!(e2.prev(), e1.hash());
+        e1.verify(&payer_pk).unwrap();
+        e2.verify(&payer_pk).unwrap();
+
+        // Risk policy.
+        let pol = Signed::<RiskPolicy>::decode(&v("risk-policy")).unwrap();
+        pol.verify(&issuer_pk).unwrap();
+        assert_eq!(pol.body(), &policy());
+
+        // SyncReport.
+        let report = Signed::<SyncReport>::decode(&v("sync-report")).unwrap();
+        report.verify(&payer_pk).unwrap();
+        let r = report.body();
+        assert_eq!(r.outgoing, vec![payment_bytes.clone(), v("redeem")]);
+        assert_eq!((r.seq, r.head), (2, e2.hash()));
+        assert_eq!(
+            (r.balance, r.load_seq, &r.loads[..]),
+            (eur(3000), 1, &[1][..])
+        );
+        assert!(r.incoming.is_empty() && r.evidence.is_empty() && !r.locked);
+
+        // SyncResponse: every optional field present.
+        let resp = Signed::<SyncResponse>::decode(&v("sync-response")).unwrap();
+        resp.verify(&issuer_pk).unwrap();
+        let r = resp.body();
+        assert_eq!(r.checkpoint.head, e2.hash());
+        assert_eq!(r.vouchers, vec![v("load-voucher-2")]);
+        assert_eq!(r.crl.as_deref(), Some(&v("crl")[..]));
+        assert_eq!(r.certificate.as_deref(), Some(&v("cert-payer-renewed")[..]));
+        assert_eq!(r.policy.as_deref(), Some(&v("risk-policy")[..]));
+        assert!(matches!(r.command, WalletCommand::Lock { .. }));
+
+        // DoubleSpendProof: verifies against the root alone.
+        let proof = DoubleSpendProof::decode(&v("double-spend-proof")).unwrap();
+        assert_eq!(proof.encode(), v("double-spend-proof"));
+        let proven = verify_double_spend(&proof, &root).unwrap();
+        assert_eq!(proven.payer, payer_id());
+        assert_eq!(proven.payer_serial, SERIAL_PAYER);
+        assert_eq!(proven.seq, 1);
+        let mut amounts = proven.amounts.map(|a| a.minor);
+        amounts.sort();
+        assert_eq!(amounts, [990, 1250]);
+
+        // The other suite's key never verifies this suite's message.
+        let other = match suite {
+            Suite::Ed25519 => Suite::P256,
+            Suite::P256 => Suite::Ed25519,
+        };
+        let other_pk = SigningKey::from_seed(other, &SEED_PAYER)
+            .unwrap()
+            .public_key();
+        assert!(payment.verify(&other_pk).is_err());
+    }
+}
+
+// ---- the size table -------------------------------------------------------------------
+
+/// Encoded size of a Payment with every integer at its widest encoding (an upper bound).
+fn widest_payment_len(f: &Fixture, inline: bool) -> usize {
+    let body = Payment {
+        seq: u64::MAX,
+        amount: eur(u64::MAX),
+        time: UnixSeconds(u64::MAX),
+        ..(if inline { &f.payment } else { &f.payment_ref })
+            .body()
+            .clone()
+    };
+    Signed::sign(body, &f.payer_key).bytes().len()
+}
+
+fn qr(len: usize) -> &'static str {
+    if len <= QR_V20_M_BYTES { "yes" } else { "no" }
+}
+
+/// The size table of docs/PROTOCOL.md, exactly as the document prints it.
+fn size_table() -> String {
+    let (e, p) = (fixture(Suite::Ed25519), fixture(Suite::P256));
+    let mut rows: Vec<(String, usize, usize, bool)> = Vec::new();
+    let mut row = |name: &str, f: &dyn Fn(&Fixture) -> usize, offline: bool| {
+        rows.push((name.to_string(), f(&e), f(&p), offline));
+    };
+    row(
+        "wallet certificate (DER)",
+        &|f| f.payer_cert.der().len(),
+        false,
+    );
+    row(
+        "issuer CA certificate (DER)",
+        &|f| f.issuer.der().len(),
+        false,
+    );
+    row("root CA certificate (DER)", &|f| f.root.der().len(), false);
+    row("CRL, one entry (DER)", &|f| f.crl.der().len(), false);
+    row(
+        "PaymentRequest, payee certificate inline",
+        &|f| f.request.bytes().len(),
+        true,
+    );
+    row(
+        "PaymentRequest, payee certificate reference",
+        &|f| f.request_ref.bytes().len(),
+        true,
+    );
+    row(
+        "Payment, payer certificate inline",
+        &|f| f.payment.bytes().len(),
+        true,
+    );
+    row(
+        "Payment, payer certificate reference",
+        &|f| f.payment_ref.bytes().len(),
+        true,
+    );
+    row(
+        "Payment, inline, every integer 8 bytes wide (upper bound)",
+        &|f| widest_payment_len(f, true),
+        true,
+    );
+    row(
+        "Payment, reference, every integer 8 bytes wide (upper bound)",
+        &|f| widest_payment_len(f, false),
+        true,
+    );
+    row("Receipt", &|f| f.receipt.bytes().len(), true);
+    row("LoadVoucher", &|f| f.voucher.bytes().len(), false);
+    row("Redeem", &|f| f.redeem.bytes().len(), false);
+    row("RiskPolicy", &|f| f.policy.bytes().len(), false);
+    row(
+        "SyncReport, 2 outgoing entries (vector)",
+        &|f| f.report.bytes().len(),
+        false,
+    );
+    row(
+        "SyncResponse, every optional field (vector)",
+        &|f| f.response.bytes().len(),
+        false,
+    );
+    row(
+        "DoubleSpendProof (vector)",
+        &|f| f.proof.encode().len(),
+        false,
+    );
+    let mut s = String::from(
+        "| message | Ed25519 bytes | P-256 bytes | fits one QR code v20-M (666 B) |\n\
+         | --- | ---: | ---: | --- |\n",
+    );
+    for (name, a, b, offline) in rows {
+        let fits = if offline {
+            match (qr(a), qr(b)) {
+                (x, y) if x == y => x.to_string(),
+                (x, y) => format!("Ed25519 {x}, P-256 {y}"),
+            }
+        } else {
+            "n/a".to_string()
+        };
+        s.push_str(&format!("| {name} | {a} | {b} | {fits} |\n"));
+    }
+    s
+}
+
+#[test]
+fn size_table_is_in_the_document() {
+    let table = size_table();
+    eprintln!("encoded sizes:\n{table}");
+    assert!(
+        doc().contains(&table),
+        "docs/PROTOCOL.md does not carry the current size table; it is:\n{table}"
+    );
+    // The design's promise: a payment with its certificate inline fits one QR code.
+    for suite in [Suite::Ed25519, Suite::P256] {
+        let f = fixture(suite);
+        assert!(
+            f.payment.bytes().len() <= QR_V20_M_BYTES,
+            "{suite}: a Payment with the payer certificate inline is {} bytes",
+            f.payment.bytes().len()
+        );
+    }
+}
+
+/// Wallet certificates with fixed-width serials and validity times in one
+/// time encoding have one size per suite (Ed25519) — so payments do too.
+#[test]
+fn fixed_width_serials_keep_payments_one_size() {
+    let f = fixture(Suite::Ed25519);
+    let len = |serial: u64, id: WalletId| {
+        pki::issue_wallet(
+            &f.issuer_key,
+            &f.issuer,
+            &f.payer_key.public_key(),
+            id,
+            PolicyRef { id: 1, epoch: 1 },
+            serial,
+            t(0),
+            t(30 * DAY),
+        )
+        .unwrap()
+        .der()
+        .len()
+    };
+    let base = len(SERIAL_PAYER, payer_id());
+    for serial in [(1 << 62) + 7, (1 << 63) - 1, (1 << 62) + 0xffff_ffff] {
+        assert_eq!(len(serial, WalletId([0xff; 16])), base);
+    }
+    // A short serial makes a shorter certificate: payments would vary in size.
+    assert!(len(1, payer_id()) < base);
+}
+
+/// `OFFPAY_PRINT_VECTORS=1 ... -- --nocapture print_vectors` prints the
+/// appendix blocks and the size table (for regenerating the document).
+#[test]
+fn print_vectors() {
+    if std::env::var_os("OFFPAY_PRINT_VECTORS").is_none() {
+        return;
+    }
+    println!("<<<SIZES");
+    print!("{}", size_table());
+    println!(">>>SIZES");
+    for (name, bytes) in all_vectors() {
+        println!("<<<VECTOR {name} {}", bytes.len());
+        print!("{}", block(&name, &bytes));
+        println!(">>>VECTOR");
+    }
+}
+
+/// The protected header and the encoder agree with the document's
+/// description of the envelope (spot checks independent of the vectors).
+#[test]
+fn envelope_prefix_is_as_documented() {
+    for (suite, alg_byte) in [(Suite::Ed25519, 0x27u8), (Suite::P256, 0x26)] {
+        let f = fixture(suite);
+        let b = f.receipt.bytes();
+        // 18([h'A1 01 <alg>', {}, payload, signature])
+        assert_eq!(&b[..7], &[0xd2, 0x84, 0x43, 0xa1, 0x01, alg_byte, 0xa0]);
+        // A receipt payload is 84 bytes: a two-byte bstr head (0x58, length).
+        assert_eq!(b[7], 0x58);
+        assert_eq!(b[8] as usize, f.receipt.payload().len());
+        // The signature: a 64-byte bstr at the end.
+        assert_eq!(&b[b.len() - 66..b.len() - 64], &[0x58, 0x40]);
+        // The Sig_structure.
+        let mut e = Encoder::new();
+        e.array(4)
+            .text("Signature1")
+            .bytes(&[0xa1, 0x01, alg_byte])
+            .bytes(&[])
+            .bytes(f.receipt.payload());
+        assert_eq!(e.finish(), f.receipt.sig_structure());
+    }
+}

@@ -1,0 +1,398 @@
+//! Server configuration: defaults, then a TOML file, then the environment,
+//! then command-line flags (each overriding the one before).
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use offpay_protocol::{Currency, Suite};
+use serde::Deserialize;
+
+/// Default listen address.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// Default data directory.
+pub const DEFAULT_DATA_DIR: &str = "./offpay-data";
+/// Name of the SQLite database file inside the data directory.
+pub const SQLITE_FILE: &str = "offpay.sqlite";
+/// Name of the master key file inside the data directory.
+pub const MASTER_KEY_FILE: &str = "master.key";
+/// Name of the operator token file inside the data directory.
+pub const OPERATOR_TOKEN_FILE: &str = "operator-token";
+/// Shortest operator token accepted.
+pub const OPERATOR_TOKEN_BYTES_MIN: usize = 16;
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+impl LogFormat {
+    fn parse(s: &str) -> Option<LogFormat> {
+        match s.to_ascii_lowercase().as_str() {
+            "text" => Some(LogFormat::Text),
+            "json" => Some(LogFormat::Json),
+            _ => None,
+        }
+    }
+}
+
+/// The server's configuration.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ServerConfig {
+    /// Address to listen on (port 0: any free port).
+    pub listen: SocketAddr,
+    /// Directory for the master key, the operator token and the SQLite file.
+    pub data_dir: PathBuf,
+    /// `postgres://...`; `None`: SQLite at `data_dir/offpay.sqlite`.
+    pub database_url: Option<String>,
+    /// Operator bearer token; `None`: read `data_dir/operator-token`, or create it.
+    pub operator_token: Option<String>,
+    /// Log format.
+    pub log_format: LogFormat,
+    /// Currency of a new issuer.
+    pub currency: Currency,
+    /// Signature suite of a new issuer's CA keys.
+    pub suite: Suite,
+}
+
+impl fmt::Debug for ServerConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerConfig")
+            .field("listen", &self.listen)
+            .field("data_dir", &self.data_dir)
+            .field("database_url", &self.database_url.as_deref().map(redact_url))
+            .field("operator_token", &self.operator_token.as_ref().map(|_| "<redacted>"))
+            .field("log_format", &self.log_format)
+            .field("currency", &self.currency)
+            .field("suite", &self.suite)
+            .finish()
+    }
+}
+
+/// A database URL with any password replaced, for logs.
+pub fn redact_url(url: &str) -> String {
+    if let Some((scheme, rest)) = url.split_once("://")
+        && let Some((userinfo, host)) = rest.split_once('@')
+    {
+        let user = userinfo.split(':').next().unwrap_or("");
+        return format!("{scheme}://{user}:***@{host}");
+    }
+    url.to_string()
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: DEFAULT_LISTEN.parse().expect("constant address parses"),
+            data_dir: PathBuf::from(DEFAULT_DATA_DIR),
+            database_url: None,
+            operator_token: None,
+            log_format: LogFormat::Text,
+            currency: Currency::new("EUR").expect("constant currency parses"),
+            suite: Suite::Ed25519,
+        }
+    }
+}
+
+impl ServerConfig {
+    /// Defaults with another data directory (tests, the demo).
+    pub fn with_data_dir(data_dir: impl Into<PathBuf>) -> ServerConfig {
+        ServerConfig { data_dir: data_dir.into(), ..ServerConfig::default() }
+    }
+
+    /// The SQLite file used when no database URL is configured.
+    pub fn sqlite_path(&self) -> PathBuf {
+        self.data_dir.join(SQLITE_FILE)
+    }
+
+    /// What the store is opened with: the database URL or the SQLite file path.
+    pub fn database_target(&self) -> String {
+        match &self.database_url {
+            Some(u) => u.clone(),
+            None => self.sqlite_path().to_string_lossy().into_owned(),
+        }
+    }
+
+    /// Defaults, the `--config` file, the process environment, then the flags.
+    pub fn load(args: &ServerArgs) -> Result<ServerConfig, ConfigError> {
+        Self::load_with_env(args, |k| std::env::var(k).ok())
+    }
+
+    /// As [`ServerConfig::load`], with the environment given as a lookup function.
+    pub fn load_with_env(args: &ServerArgs, env: impl Fn(&str) -> Option<String>) -> Result<ServerConfig, ConfigError> {
+        let mut c = ServerConfig::default();
+        let config_file = args.config.clone().or_else(|| env("OFFPAY_CONFIG").map(PathBuf::from));
+        if let Some(path) = &config_file {
+            c.apply_file(path)?;
+        }
+        c.apply_env(&env)?;
+        c.apply_args(args)?;
+        c.validate()?;
+        Ok(c)
+    }
+
+    fn apply_file(&mut self, path: &Path) -> Result<(), ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError(format!("cannot read config file {}: {e}", path.display())))?;
+        let f: FileConfig =
+            toml::from_str(&text).map_err(|e| ConfigError(format!("config file {}: {e}", path.display())))?;
+        if let Some(v) = f.listen {
+            self.listen = v;
+        }
+        if let Some(v) = f.data_dir {
+            // A relative data_dir in a file is relative to the file's directory.
+            self.data_dir = match path.parent() {
+                Some(dir) if v.is_relative() && !dir.as_os_str().is_empty() => dir.join(v),
+                _ => v,
+            };
+        }
+        if let Some(v) = f.database_url {
+            self.database_url = Some(v);
+        }
+        if let Some(v) = f.operator_token {
+            self.operator_token = Some(v);
+        }
+        if let Some(v) = f.log_format {
+            self.log_format = v;
+        }
+        if let Some(v) = f.currency {
+            self.currency = parse_currency(&v)?;
+        }
+        if let Some(v) = f.suite {
+            self.suite = parse_suite(&v)?;
+        }
+        Ok(())
+    }
+
+    fn apply_env(&mut self, env: &impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        let get = |k: &str| env(k).filter(|v| !v.is_empty());
+        if let Some(v) = get("OFFPAY_LISTEN") {
+            self.listen = v.parse().map_err(|e| ConfigError(format!("OFFPAY_LISTEN={v}: {e}")))?;
+        }
+        if let Some(v) = get("OFFPAY_DATA_DIR") {
+            self.data_dir = PathBuf::from(v);
+        }
+        if let Some(v) = get("OFFPAY_DATABASE_URL") {
+            self.database_url = Some(v);
+        }
+        if let Some(v) = get("OFFPAY_OPERATOR_TOKEN") {
+            self.operator_token = Some(v);
+        }
+        if let Some(v) = get("OFFPAY_LOG_FORMAT") {
+            self.log_format =
+                LogFormat::parse(&v).ok_or_else(|| ConfigError(format!("OFFPAY_LOG_FORMAT={v}: expected text or json")))?;
+        }
+        if let Some(v) = get("OFFPAY_CURRENCY") {
+            self.currency = parse_currency(&v)?;
+        }
+        if let Some(v) = get("OFFPAY_SUITE") {
+            self.suite = parse_suite(&v)?;
+        }
+        Ok(())
+    }
+
+    fn apply_args(&mut self, a: &ServerArgs) -> Result<(), ConfigError> {
+        if let Some(v) = a.listen {
+            self.listen = v;
+        }
+        if let Some(v) = &a.data_dir {
+            self.data_dir = v.clone();
+        }
+        if let Some(v) = &a.database_url {
+            self.database_url = Some(v.clone());
+        }
+        if let Some(v) = &a.operator_token {
+            self.operator_token = Some(v.clone());
+        }
+        if let Some(v) = a.log_format {
+            self.log_format = v;
+        }
+        if let Some(v) = &a.currency {
+            self.currency = parse_currency(v)?;
+        }
+        if let Some(v) = &a.suite {
+            self.suite = parse_suite(v)?;
+        }
+        Ok(())
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(t) = &self.operator_token {
+            check_operator_token(t)?;
+        }
+        if let Some(u) = &self.database_url
+            && !(u.starts_with("postgres://") || u.starts_with("postgresql://"))
+        {
+            return Err(ConfigError(format!(
+                "database_url must be a postgres:// URL (got {}); leave it unset for SQLite in the data directory",
+                redact_url(u)
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Whether an operator token is acceptable.
+pub fn check_operator_token(t: &str) -> Result<(), ConfigError> {
+    if t.len() < OPERATOR_TOKEN_BYTES_MIN || t.len() > 256 || !t.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(ConfigError(format!(
+            "the operator token must be {OPERATOR_TOKEN_BYTES_MIN} to 256 printable ASCII characters without spaces"
+        )));
+    }
+    Ok(())
+}
+
+fn parse_currency(s: &str) -> Result<Currency, ConfigError> {
+    Currency::new(s).ok_or_else(|| ConfigError(format!("currency {s:?}: expected an ISO 4217 code such as EUR")))
+}
+
+fn parse_suite(s: &str) -> Result<Suite, ConfigError> {
+    Suite::from_name(s).ok_or_else(|| ConfigError(format!("suite {s:?}: expected ed25519 or p256")))
+}
+
+/// The TOML file: every field optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<SocketAddr>,
+    data_dir: Option<PathBuf>,
+    database_url: Option<String>,
+    operator_token: Option<String>,
+    log_format: Option<LogFormat>,
+    currency: Option<String>,
+    suite: Option<String>,
+}
+
+/// Flags of `offpay server` (the CLI flattens this).
+#[derive(clap::Args, Clone, Debug, Default, PartialEq, Eq)]
+pub struct ServerArgs {
+    /// TOML configuration file (keys: listen, data_dir, database_url, operator_token, log_format, currency, suite).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on [env: OFFPAY_LISTEN] [default: 127.0.0.1:8080].
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// Data directory: master key, operator token, SQLite file [env: OFFPAY_DATA_DIR] [default: ./offpay-data].
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// PostgreSQL URL (postgres://...) instead of SQLite [env: OFFPAY_DATABASE_URL].
+    #[arg(long, value_name = "URL")]
+    pub database_url: Option<String>,
+    /// Operator bearer token [env: OFFPAY_OPERATOR_TOKEN] [default: generated into DATA_DIR/operator-token].
+    #[arg(long, value_name = "TOKEN")]
+    pub operator_token: Option<String>,
+    /// Log format [env: OFFPAY_LOG_FORMAT] [default: text].
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub log_format: Option<LogFormat>,
+    /// Currency of a new issuer (ISO 4217) [env: OFFPAY_CURRENCY] [default: EUR].
+    #[arg(long, value_name = "CODE")]
+    pub currency: Option<String>,
+    /// Signature suite of a new issuer's CA keys: ed25519 or p256 [env: OFFPAY_SUITE] [default: ed25519].
+    #[arg(long, value_name = "SUITE")]
+    pub suite: Option<String>,
+}
+
+/// A configuration problem.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError(pub String);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+impl std::error::Error for ConfigError {}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let m: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        move |k| m.get(k).cloned()
+    }
+
+    #[test]
+    fn defaults() {
+        let c = ServerConfig::load_with_env(&ServerArgs::default(), env(&[])).unwrap();
+        assert_eq!(c, ServerConfig::default());
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.database_target(), PathBuf::from("./offpay-data").join("offpay.sqlite").to_string_lossy());
+    }
+
+    #[test]
+    fn precedence_file_then_env_then_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("offpay.toml");
+        std::fs::write(
+            &file,
+            "listen = \"127.0.0.1:9000\"\ndata_dir = \"data\"\nlog_format = \"json\"\ncurrency = \"INR\"\nsuite = \"p256\"\noperator_token = \"file-token-0123456789\"\n",
+        )
+        .unwrap();
+        let args = ServerArgs { config: Some(file.clone()), ..ServerArgs::default() };
+        let c = ServerConfig::load_with_env(&args, env(&[])).unwrap();
+        assert_eq!(c.listen.port(), 9000);
+        assert_eq!(c.data_dir, dir.path().join("data"));
+        assert_eq!(c.log_format, LogFormat::Json);
+        assert_eq!(c.currency.as_str(), "INR");
+        assert_eq!(c.suite, Suite::P256);
+        assert_eq!(c.operator_token.as_deref(), Some("file-token-0123456789"));
+
+        let e = env(&[
+            ("OFFPAY_LISTEN", "127.0.0.1:9001"),
+            ("OFFPAY_OPERATOR_TOKEN", "env-token-0123456789"),
+            ("OFFPAY_DATABASE_URL", "postgres://u:secret@db/offpay"),
+            ("OFFPAY_LOG_FORMAT", "text"),
+        ]);
+        let c = ServerConfig::load_with_env(&args, e).unwrap();
+        assert_eq!(c.listen.port(), 9001);
+        assert_eq!(c.operator_token.as_deref(), Some("env-token-0123456789"));
+        assert_eq!(c.log_format, LogFormat::Text);
+        assert!(!format!("{c:?}").contains("secret"), "Debug redacts secrets: {c:?}");
+        assert!(!format!("{c:?}").contains("env-token"));
+
+        let flags = ServerArgs {
+            listen: Some("127.0.0.1:9002".parse().unwrap()),
+            data_dir: Some(PathBuf::from("/tmp/flag")),
+            log_format: Some(LogFormat::Json),
+            ..args.clone()
+        };
+        let c = ServerConfig::load_with_env(&flags, env(&[("OFFPAY_LISTEN", "127.0.0.1:9001"), ("OFFPAY_DATA_DIR", "/tmp/env")]))
+            .unwrap();
+        assert_eq!(c.listen.port(), 9002);
+        assert_eq!(c.data_dir, PathBuf::from("/tmp/flag"));
+        assert_eq!(c.log_format, LogFormat::Json);
+    }
+
+    #[test]
+    fn refuses_bad_values() {
+        let bad = |pairs: &[(&str, &str)]| ServerConfig::load_with_env(&ServerArgs::default(), env(pairs)).is_err();
+        assert!(bad(&[("OFFPAY_LISTEN", "nowhere")]));
+        assert!(bad(&[("OFFPAY_LOG_FORMAT", "xml")]));
+        assert!(bad(&[("OFFPAY_OPERATOR_TOKEN", "short")]));
+        assert!(bad(&[("OFFPAY_DATABASE_URL", "mysql://x")]));
+        assert!(bad(&[("OFFPAY_CURRENCY", "euro")]));
+        assert!(bad(&[("OFFPAY_SUITE", "rsa")]));
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(&file, "listen = \"127.0.0.1:1\"\nunknown_key = 1\n").unwrap();
+        let args = ServerArgs { config: Some(file), ..ServerArgs::default() };
+        assert!(ServerConfig::load_with_env(&args, env(&[])).is_err(), "unknown keys are refused");
+        let args = ServerArgs { config: Some(dir.path().join("missing.toml")), ..ServerArgs::default() };
+        assert!(ServerConfig::load_with_env(&args, env(&[])).is_err());
+    }
+
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(redact_url("postgres://app:pw@db:5432/x"), "postgres://app:***@db:5432/x");
+        assert_eq!(redact_url("postgres://db/x"), "postgres://db/x");
+    }
+}

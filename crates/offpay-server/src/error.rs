@@ -1,0 +1,193 @@
+//! HTTP errors: a status and `{"code": "<stable code>", "message": "<human text>"}`.
+//!
+//! | status | code | when |
+//! |---|---|---|
+//! | 400 | `malformed` | the CBOR message does not decode |
+//! | 400 | `invalid_json` | the JSON body does not parse or lacks a field |
+//! | 400 | `invalid_input` | a field's value is refused (amount, currency, id, base64, query) |
+//! | 401 | `unauthorized` | operator call without the right bearer token |
+//! | 403 | `enrollment_token` | enrollment token unknown, used or expired |
+//! | 404 | `unknown_wallet`, `unknown_customer` | no such wallet or customer |
+//! | 404 | `not_found` | no such route |
+//! | 405 | `method_not_allowed` | the route exists, not with this method |
+//! | 409 | `customer_exists`, `wallet_exists` | already there |
+//! | 409 | `replay` | report seq or idempotency key already used for another request |
+//! | 409 | `insufficient_funds` | not enough online money |
+//! | 409 | `wallet_not_active` | the wallet is locked or revoked |
+//! | 409 | `unknown_checkpoint` | the report builds on a checkpoint never issued |
+//! | 413 | `body_too_large` | body over the route's limit |
+//! | 415 | `unsupported_media_type` | wrong `Content-Type` |
+//! | 422 | `bad_signature` | a signature does not verify |
+//! | 422 | `certificate_refused` | the CSR or a certificate is refused |
+//! | 422 | `limit` | a risk limit refuses the amount |
+//! | 500 | `storage`, `invariant`, `internal`, ... | server fault (details in the log only) |
+//! | 503 | `conflict` | the transaction kept losing races: retry (`Retry-After: 1`) |
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use offpay_issuer::IssuerError;
+use offpay_issuer::store::StoreError;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// The JSON body of every error.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// Stable machine-readable code.
+    #[schema(example = "unknown_wallet")]
+    pub code: String,
+    /// Human-readable explanation.
+    #[schema(example = "unknown wallet")]
+    pub message: String,
+}
+
+/// An error answer.
+#[derive(Clone, Debug)]
+pub struct ApiError {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// Stable code.
+    pub code: &'static str,
+    /// Message for the client.
+    pub message: String,
+}
+
+impl ApiError {
+    /// An error with a status, a code and a message.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError { status, code, message: message.into() }
+    }
+    /// 400 `invalid_input`.
+    pub fn invalid_input(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, "invalid_input", message)
+    }
+    /// 400 `invalid_json`.
+    pub fn invalid_json(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", message)
+    }
+    /// 401 `unauthorized`.
+    pub fn unauthorized() -> ApiError {
+        ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "operator bearer token missing or wrong")
+    }
+    /// 413 `body_too_large`.
+    pub fn body_too_large(limit: usize) -> ApiError {
+        ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", format!("request body over the limit of {limit} bytes"))
+    }
+    /// 415 `unsupported_media_type`.
+    pub fn unsupported_media_type(expected: &str) -> ApiError {
+        ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            format!("Content-Type must be {expected}"),
+        )
+    }
+    /// 500 `internal` (details go to the log, not to the client).
+    pub fn internal() -> ApiError {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error")
+    }
+}
+
+/// The status an issuer error is answered with.
+pub fn status_of(e: &IssuerError) -> StatusCode {
+    match e {
+        IssuerError::Malformed(_) | IssuerError::InvalidInput(_) => StatusCode::BAD_REQUEST,
+        IssuerError::BadSignature(_) | IssuerError::Certificate(_) | IssuerError::Limit(_) => {
+            StatusCode::UNPROCESSABLE_ENTITY
+        }
+        IssuerError::EnrollmentToken(_) => StatusCode::FORBIDDEN,
+        IssuerError::UnknownWallet | IssuerError::UnknownCustomer => StatusCode::NOT_FOUND,
+        IssuerError::CustomerExists
+        | IssuerError::WalletExists
+        | IssuerError::InsufficientFunds { .. }
+        | IssuerError::WalletNotActive(_)
+        | IssuerError::Replay(_)
+        | IssuerError::UnknownCheckpoint
+        | IssuerError::AlreadyInitialised => StatusCode::CONFLICT,
+        IssuerError::Store(StoreError::Conflict(_)) => StatusCode::SERVICE_UNAVAILABLE,
+        IssuerError::Store(_) | IssuerError::Invariant(_) | IssuerError::NotInitialised | IssuerError::MasterKey => {
+            StatusCode::INTERNAL_SERVER_ERROR
+        }
+    }
+}
+
+impl From<IssuerError> for ApiError {
+    fn from(e: IssuerError) -> ApiError {
+        let mut status = status_of(&e);
+        if !e.is_client_error() && status.is_client_error() {
+            status = StatusCode::INTERNAL_SERVER_ERROR;
+        }
+        let message = if status.is_server_error() {
+            // The details are for the operator's log only.
+            if status == StatusCode::SERVICE_UNAVAILABLE {
+                tracing::warn!(code = e.code(), error = %e, "transaction kept conflicting");
+                "the request conflicted with concurrent requests; retry".to_string()
+            } else {
+                tracing::error!(code = e.code(), error = %e, "server error");
+                "internal error".to_string()
+            }
+        } else {
+            e.to_string()
+        };
+        ApiError { status, code: e.code(), message }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody { code: self.code.to_string(), message: self.message };
+        let mut resp = (self.status, axum::Json(body)).into_response();
+        match self.status {
+            StatusCode::UNAUTHORIZED => {
+                resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            StatusCode::SERVICE_UNAVAILABLE => {
+                resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            _ => {}
+        }
+        resp
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use offpay_protocol::cbor::DecodeError;
+
+    use super::*;
+
+    #[test]
+    fn every_client_error_is_4xx_and_every_server_error_5xx() {
+        let all = [
+            IssuerError::Malformed(DecodeError::Truncated),
+            IssuerError::InvalidInput("x".into()),
+            IssuerError::BadSignature("x".into()),
+            IssuerError::UnknownWallet,
+            IssuerError::UnknownCustomer,
+            IssuerError::CustomerExists,
+            IssuerError::EnrollmentToken("unknown"),
+            IssuerError::WalletExists,
+            IssuerError::InsufficientFunds { balance: 1, needed: 2 },
+            IssuerError::Limit("x"),
+            IssuerError::WalletNotActive("x".into()),
+            IssuerError::Replay("x"),
+            IssuerError::UnknownCheckpoint,
+            IssuerError::NotInitialised,
+            IssuerError::AlreadyInitialised,
+            IssuerError::MasterKey,
+            IssuerError::Store(StoreError::Conflict("x".into())),
+            IssuerError::Store(StoreError::Database("secret detail".into())),
+            IssuerError::Invariant("x".into()),
+        ];
+        for e in all {
+            let client = e.is_client_error();
+            let a = ApiError::from(e.clone());
+            assert_eq!(a.code, e.code());
+            assert_eq!(a.status.is_client_error(), client, "{e:?} -> {}", a.status);
+            assert_eq!(a.status.is_server_error(), !client, "{e:?} -> {}", a.status);
+            if !client {
+                assert!(!a.message.contains("secret"), "no details leak: {}", a.message);
+            }
+        }
+        assert_eq!(ApiError::from(IssuerError::Store(StoreError::Conflict("x".into()))).status, StatusCode::SERVICE_UNAVAILABLE);
+    }
+}

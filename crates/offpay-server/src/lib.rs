@@ -1,0 +1,344 @@
+//! offpay-server: the issuer's HTTP API (axum).
+//!
+//! Wallet endpoints carry the signed protocol messages (`application/cbor`);
+//! operator endpoints need `Authorization: Bearer <operator token>`; the CRL,
+//! trust anchors, health, Prometheus metrics and the OpenAPI 3.1 document are
+//! public. Every error is `{"code": "<stable code>", "message": "..."}` (see
+//! [`error`] for the status table); a client's mistake is never a 500 and
+//! posts nothing.
+//!
+//! Routes (all JSON unless said):
+//!
+//! | method | path | auth | body -> answer |
+//! |---|---|---|---|
+//! | POST | `/v1/enroll` | - | `{token, csr}` -> certificate, CA chain, CRL, policy |
+//! | POST | `/v1/sync` | - | SyncReport (cbor) -> SyncResponse (cbor) |
+//! | POST | `/v1/redeem` | - | Redeem (cbor) -> settlement |
+//! | POST | `/v1/admin/customers` | operator | `{id, name}` -> balance (201) |
+//! | GET | `/v1/admin/customers/{id}` | operator | balance |
+//! | POST | `/v1/admin/customers/{id}/deposit` | operator | `{amount_minor, currency, idempotency_key}` -> balance |
+//! | POST | `/v1/admin/customers/{id}/withdraw` | operator | same -> balance |
+//! | POST | `/v1/admin/customers/{id}/enrollment-tokens` | operator | -> `{token}` (201) |
+//! | GET | `/v1/admin/wallets?customer=&limit=` | operator | wallets |
+//! | GET | `/v1/admin/wallets/{id}` | operator | wallet |
+//! | POST | `/v1/admin/wallets/{id}/load` | operator | `{amount_minor, currency, idempotency_key}` -> `{voucher, load_seq}` |
+//! | POST | `/v1/admin/wallets/{id}/revoke` | operator | `{reason, reason_code?}` -> wallet |
+//! | POST | `/v1/admin/wallets/{id}/lock` | operator | `{reason}` -> wallet |
+//! | POST | `/v1/admin/wallets/{id}/unlock` | operator | -> wallet |
+//! | GET | `/v1/admin/double-spends?payer=&limit=` | operator | double spends with proofs |
+//! | GET | `/v1/admin/invariants` | operator | invariant report |
+//! | GET | `/v1/crl[?format=pem]` | - | CRL (`application/pkix-crl` or PEM) |
+//! | GET | `/v1/roots` | - | `{root_pem, issuer_pem}` |
+//! | GET | `/healthz` | - | `{status, backend}` |
+//! | GET | `/metrics` | - | Prometheus text |
+//! | GET | `/openapi.json` | - | OpenAPI 3.1 |
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod api;
+pub mod config;
+pub mod dto;
+pub mod error;
+pub mod extract;
+pub mod metrics;
+pub mod openapi;
+mod startup;
+
+use std::fmt;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::header::AUTHORIZATION;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use offpay_issuer::{Issuer, IssuerError};
+use offpay_protocol::Hash32;
+use offpay_store::AnyStore;
+use tokio::sync::oneshot;
+use tracing::Instrument;
+
+pub use crate::config::{ConfigError, LogFormat, ServerArgs, ServerConfig};
+use crate::error::ApiError;
+use crate::extract::{BODY_BYTES_MAX, SYNC_BODY_BYTES_MAX};
+pub use crate::metrics::Metrics;
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    /// The issuer.
+    pub issuer: Arc<Issuer<AnyStore>>,
+    /// SHA-256 of the operator token (compared in constant time).
+    operator_token_hash: Hash32,
+    /// Counters.
+    pub metrics: Arc<Metrics>,
+}
+
+impl fmt::Debug for AppState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AppState").field("issuer", &self.issuer).finish_non_exhaustive()
+    }
+}
+
+impl AppState {
+    /// State over an issuer with an operator token.
+    pub fn new(issuer: Arc<Issuer<AnyStore>>, operator_token: &str) -> AppState {
+        AppState { issuer, operator_token_hash: Hash32::digest(operator_token.as_bytes()), metrics: Arc::new(Metrics::default()) }
+    }
+
+    /// Whether `token` is the operator token (constant time in the token's content).
+    pub fn is_operator_token(&self, token: &str) -> bool {
+        let h = Hash32::digest(token.as_bytes());
+        let diff = h.0.iter().zip(self.operator_token_hash.0.iter()).fold(0u8, |acc, (a, b)| acc | (a ^ b));
+        diff == 0
+    }
+}
+
+async fn require_operator(State(st): State<AppState>, req: Request, next: Next) -> Response {
+    let presented = req
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, t)| t.trim());
+    match presented {
+        Some(t) if st.is_operator_token(t) => next.run(req).await,
+        _ => ApiError::unauthorized().into_response(),
+    }
+}
+
+/// A span per request (method, route, status, latency) and the request counters.
+async fn track(State(st): State<AppState>, req: Request, next: Next) -> Response {
+    let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string()).unwrap_or_else(|| "unmatched".into());
+    let method = req.method().clone();
+    let span = tracing::info_span!(
+        "request",
+        method = %method,
+        route = %route,
+        status = tracing::field::Empty,
+        latency_ms = tracing::field::Empty
+    );
+    let start = Instant::now();
+    let resp = next.run(req).instrument(span.clone()).await;
+    let status = resp.status().as_u16();
+    let latency = start.elapsed();
+    span.record("status", status);
+    span.record("latency_ms", latency.as_secs_f64() * 1e3);
+    st.metrics.request(&route, status);
+    let _e = span.enter();
+    if status >= 500 {
+        tracing::warn!("request failed");
+    } else {
+        tracing::info!("request");
+    }
+    resp
+}
+
+/// The whole API over a state (tests mount it directly).
+pub fn router(state: AppState) -> Router {
+    let admin = Router::new()
+        .route("/v1/admin/customers", post(api::create_customer))
+        .route("/v1/admin/customers/{id}", get(api::get_customer))
+        .route("/v1/admin/customers/{id}/deposit", post(api::deposit))
+        .route("/v1/admin/customers/{id}/withdraw", post(api::withdraw))
+        .route("/v1/admin/customers/{id}/enrollment-tokens", post(api::enrollment_token))
+        .route("/v1/admin/wallets", get(api::list_wallets))
+        .route("/v1/admin/wallets/{id}", get(api::get_wallet))
+        .route("/v1/admin/wallets/{id}/load", post(api::load))
+        .route("/v1/admin/wallets/{id}/revoke", post(api::revoke))
+        .route("/v1/admin/wallets/{id}/lock", post(api::lock))
+        .route("/v1/admin/wallets/{id}/unlock", post(api::unlock))
+        .route("/v1/admin/double-spends", get(api::double_spends))
+        .route("/v1/admin/invariants", get(api::invariants))
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_operator));
+    Router::new()
+        .route("/v1/enroll", post(api::enroll))
+        .route("/v1/sync", post(api::sync).layer(DefaultBodyLimit::max(SYNC_BODY_BYTES_MAX)))
+        .route("/v1/redeem", post(api::redeem))
+        .route("/v1/crl", get(api::crl))
+        .route("/v1/roots", get(api::roots))
+        .route("/healthz", get(api::healthz))
+        .route("/metrics", get(api::metrics))
+        .route("/openapi.json", get(api::openapi))
+        .merge(admin)
+        .fallback(api::not_found)
+        .method_not_allowed_fallback(api::method_not_allowed)
+        .layer(DefaultBodyLimit::max(BODY_BYTES_MAX))
+        .layer(middleware::from_fn_with_state(state.clone(), track))
+        .with_state(state)
+}
+
+/// Why the server could not start or stopped.
+#[derive(Debug)]
+pub enum ServerError {
+    /// Configuration.
+    Config(ConfigError),
+    /// A file or socket.
+    Io(String, std::io::Error),
+    /// Opening the store.
+    Store(offpay_issuer::store::StoreError),
+    /// Opening or initialising the issuer.
+    Issuer(IssuerError),
+}
+
+impl fmt::Display for ServerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ServerError::Config(e) => write!(f, "configuration: {e}"),
+            ServerError::Io(what, e) => write!(f, "{what}: {e}"),
+            ServerError::Store(e) => write!(f, "store: {e}"),
+            ServerError::Issuer(e) => write!(f, "issuer: {e}"),
+        }
+    }
+}
+impl std::error::Error for ServerError {}
+
+impl From<ConfigError> for ServerError {
+    fn from(e: ConfigError) -> Self {
+        ServerError::Config(e)
+    }
+}
+
+/// Open the data directory, the store and the issuer (initialising them at
+/// the first start) and build the state. Blocking work runs on the blocking pool.
+pub async fn prepare(config: &ServerConfig) -> Result<(AppState, Prepared), ServerError> {
+    let config = config.clone();
+    tokio::task::spawn_blocking(move || startup::prepare(&config))
+        .await
+        .map_err(|e| ServerError::Io("startup task".into(), std::io::Error::other(e.to_string())))?
+}
+
+/// What [`prepare`] found or created.
+#[derive(Clone, Debug)]
+pub struct Prepared {
+    /// The operator token in force.
+    pub operator_token: String,
+    /// Where it is stored (`None`: it came from the configuration).
+    pub operator_token_file: Option<PathBuf>,
+    /// The master key file.
+    pub master_key_file: PathBuf,
+    /// Whether the issuer was initialised by this start.
+    pub initialised: bool,
+}
+
+/// A server running in the background.
+#[derive(Debug)]
+pub struct RunningServer {
+    /// The bound address (the real port when the configuration said 0).
+    pub addr: SocketAddr,
+    /// The operator token in force.
+    pub operator_token: String,
+    /// The shared state (issuer, metrics).
+    pub state: AppState,
+    /// The serving task; ends after [`RunningServer::shutdown`].
+    pub handle: tokio::task::JoinHandle<Result<(), ServerError>>,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+impl RunningServer {
+    /// `http://addr`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stop accepting, finish the requests in flight, and wait for the end.
+    pub async fn shutdown(mut self) -> Result<(), ServerError> {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        match (&mut self.handle).await {
+            Ok(r) => r,
+            Err(e) => Err(ServerError::Io("server task".into(), std::io::Error::other(e.to_string()))),
+        }
+    }
+}
+
+async fn bind(config: &ServerConfig) -> Result<(tokio::net::TcpListener, SocketAddr), ServerError> {
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| ServerError::Io(format!("cannot listen on {}", config.listen), e))?;
+    let addr = listener.local_addr().map_err(|e| ServerError::Io("local address".into(), e))?;
+    Ok((listener, addr))
+}
+
+/// Prepare, bind (port 0 allowed) and serve in the background. The `offpay`
+/// CLI's demo starts the server in-process this way on a free loopback port.
+pub async fn spawn(config: ServerConfig) -> Result<RunningServer, ServerError> {
+    let (state, prepared) = prepare(&config).await?;
+    let (listener, addr) = bind(&config).await?;
+    tracing::info!(%addr, "offpay server listening");
+    let (tx, rx) = oneshot::channel::<()>();
+    let app = router(state.clone());
+    let handle = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = rx.await;
+            })
+            .await
+            .map_err(|e| ServerError::Io("serving".into(), e))
+    });
+    Ok(RunningServer { addr, operator_token: prepared.operator_token, state, handle, stop: Some(tx) })
+}
+
+/// Serve until `shutdown` resolves, then finish the requests in flight.
+/// Installs the configured log format (unless a subscriber is already set).
+pub async fn serve(config: ServerConfig, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), ServerError> {
+    init_logging(config.log_format);
+    tracing::info!(config = ?config, "starting offpay server");
+    let (state, _prepared) = prepare(&config).await?;
+    let (listener, addr) = bind(&config).await?;
+    tracing::info!(%addr, backend = offpay_issuer::store::Store::backend(state.issuer.store()), "offpay server listening");
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(|e| ServerError::Io("serving".into(), e))?;
+    tracing::info!("offpay server stopped");
+    Ok(())
+}
+
+/// Serve until Ctrl-C or SIGTERM (what `offpay server` runs).
+pub async fn run(config: ServerConfig) -> Result<(), ServerError> {
+    serve(config, shutdown_signal()).await
+}
+
+/// Resolves on Ctrl-C or (on Unix) SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => tracing::info!("Ctrl-C: shutting down"),
+        _ = term => tracing::info!("SIGTERM: shutting down"),
+    }
+}
+
+/// Install the global tracing subscriber: `RUST_LOG` filter (default `info`),
+/// text or JSON lines on stderr. Does nothing if one is already installed.
+pub fn init_logging(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().with_current_span(true).with_span_list(false).try_init(),
+    };
+}

@@ -1,0 +1,117 @@
+//! Counters kept by the server and the Prometheus text exposition.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use offpay_issuer::{InvariantReport, SyncOutcome};
+
+/// The server's counters.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    requests: Mutex<BTreeMap<(String, &'static str), u64>>,
+    /// Sync reports answered (including replays).
+    pub syncs: AtomicU64,
+    /// Sync reports answered from the stored response.
+    pub sync_replays: AtomicU64,
+    /// Chain entries newly recorded.
+    pub entries_recorded: AtomicU64,
+    /// Payments and redeems newly settled.
+    pub payments_settled: AtomicU64,
+    /// Double spends newly detected.
+    pub double_spends: AtomicU64,
+    /// Wallets locked by a sync.
+    pub wallets_locked: AtomicU64,
+    /// Wallets enrolled (or enrollments replayed).
+    pub enrollments: AtomicU64,
+    /// Load vouchers handed out.
+    pub loads: AtomicU64,
+    /// Redeem requests answered.
+    pub redeems: AtomicU64,
+}
+
+fn status_class(status: u16) -> &'static str {
+    match status {
+        100..=199 => "1xx",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        _ => "5xx",
+    }
+}
+
+fn escape(label: &str) -> String {
+    label.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+impl Metrics {
+    /// Count one answered request.
+    pub fn request(&self, route: &str, status: u16) {
+        if let Ok(mut m) = self.requests.lock() {
+            *m.entry((route.to_string(), status_class(status))).or_insert(0) += 1;
+        }
+    }
+
+    /// Count what a sync did.
+    pub fn sync(&self, o: &SyncOutcome) {
+        self.syncs.fetch_add(1, Ordering::Relaxed);
+        if o.replayed {
+            self.sync_replays.fetch_add(1, Ordering::Relaxed);
+        }
+        self.entries_recorded.fetch_add(o.entries_recorded as u64, Ordering::Relaxed);
+        self.payments_settled.fetch_add(o.settled as u64, Ordering::Relaxed);
+        self.double_spends.fetch_add(o.double_spends.len() as u64, Ordering::Relaxed);
+        if o.locked.is_some() {
+            self.wallets_locked.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// The Prometheus text format: the counters, and the ledger gauges when
+    /// `ledger` is given (`None`: the store could not be read).
+    pub fn render(&self, backend: &str, ledger: Option<&InvariantReport>) -> String {
+        let mut out = String::with_capacity(4096);
+        let mut counter = |name: &str, help: &str, v: &AtomicU64| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}", v.load(Ordering::Relaxed));
+        };
+        counter("offpay_syncs_total", "Sync reports answered, replays included.", &self.syncs);
+        counter("offpay_sync_replays_total", "Sync reports answered from the stored response.", &self.sync_replays);
+        counter("offpay_entries_recorded_total", "Chain entries newly recorded.", &self.entries_recorded);
+        counter("offpay_payments_settled_total", "Payments and redeems newly settled.", &self.payments_settled);
+        counter("offpay_double_spends_detected_total", "Double spends newly detected.", &self.double_spends);
+        counter("offpay_wallets_locked_total", "Wallets locked by a sync.", &self.wallets_locked);
+        counter("offpay_enrollments_total", "Enrollment requests answered.", &self.enrollments);
+        counter("offpay_loads_total", "Load requests answered.", &self.loads);
+        counter("offpay_redeems_total", "Redeem requests answered.", &self.redeems);
+
+        out.push_str("# HELP offpay_http_requests_total HTTP requests answered, by route and status class.\n");
+        out.push_str("# TYPE offpay_http_requests_total counter\n");
+        if let Ok(m) = self.requests.lock() {
+            for ((route, class), n) in m.iter() {
+                let _ = writeln!(out, "offpay_http_requests_total{{route=\"{}\",status=\"{class}\"}} {n}", escape(route));
+            }
+        }
+
+        let _ = writeln!(
+            out,
+            "# HELP offpay_store_up Whether the store answered the ledger query.\n# TYPE offpay_store_up gauge\noffpay_store_up{{backend=\"{}\"}} {}",
+            escape(backend),
+            u8::from(ledger.is_some())
+        );
+        if let Some(r) = ledger {
+            let t = &r.totals;
+            let mut gauge = |name: &str, help: &str, v: i128| {
+                let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
+            };
+            gauge("offpay_ledger_general_sum", "Sum of all general-ledger balances (must be 0).", t.general_sum);
+            gauge("offpay_ledger_offline_sum", "Sum of all offline-book balances (must be 0).", t.offline_sum);
+            gauge("offpay_pool_minor", "The offline pool's balance, minor units.", t.pool);
+            gauge("offpay_wallets_minor", "Sum of the wallet sub-accounts, minor units.", t.wallets);
+            gauge("offpay_customers_minor", "Sum of the customer online accounts, minor units.", t.customers);
+            gauge("offpay_supply_minor", "Money in circulation (deposits minus withdrawals), minor units.", r.supply);
+            gauge("offpay_guarantee_minor", "The guarantee (fraud-loss) account's balance, minor units.", t.guarantee);
+            gauge("offpay_invariants_ok", "1 when every ledger invariant holds.", i128::from(r.ok));
+        }
+        out
+    }
+}

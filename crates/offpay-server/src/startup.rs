@@ -1,0 +1,149 @@
+//! First start and every start: the data directory, the master key, the
+//! operator token, the store and the issuer.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use offpay_issuer::ca::MASTER_KEY_BYTES;
+use offpay_issuer::{Issuer, IssuerConfig};
+
+use crate::config::{self, ServerConfig};
+use crate::{AppState, Prepared, ServerError};
+
+fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> ServerError {
+    let what = what.into();
+    move |e| ServerError::Io(what, e)
+}
+
+fn random<const N: usize>() -> Result<[u8; N], ServerError> {
+    let mut b = [0u8; N];
+    getrandom::fill(&mut b).map_err(|e| ServerError::Io("random source".into(), std::io::Error::other(e.to_string())))?;
+    Ok(b)
+}
+
+fn to_hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn from_hex(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok()).collect()
+}
+
+/// Create a file readable by its owner only, failing if it exists.
+fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        o.mode(0o600);
+    }
+    let mut f = o.open(path)?;
+    f.write_all(contents)?;
+    f.sync_all()
+}
+
+fn warn_if_readable_by_others(path: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        if let Ok(m) = std::fs::metadata(path)
+            && m.permissions().mode() & 0o077 != 0
+        {
+            tracing::warn!(path = %path.display(), "secret file is readable by others: chmod 600 it");
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+}
+
+/// The master key: `data_dir/master.key` (64 hex characters), created at the first start.
+fn master_key(data_dir: &Path) -> Result<([u8; MASTER_KEY_BYTES], PathBuf, bool), ServerError> {
+    let path = data_dir.join(config::MASTER_KEY_FILE);
+    if path.exists() {
+        warn_if_readable_by_others(&path);
+        let text = std::fs::read(&path).map_err(io(format!("cannot read {}", path.display())))?;
+        let key = if text.len() == MASTER_KEY_BYTES {
+            text
+        } else {
+            std::str::from_utf8(&text).ok().and_then(|s| from_hex(s.trim())).unwrap_or_default()
+        };
+        let key: [u8; MASTER_KEY_BYTES] = key.as_slice().try_into().map_err(|_| {
+            ServerError::Config(config::ConfigError(format!(
+                "{} must hold {MASTER_KEY_BYTES} bytes as hexadecimal",
+                path.display()
+            )))
+        })?;
+        return Ok((key, path, false));
+    }
+    let key = random::<MASTER_KEY_BYTES>()?;
+    write_private(&path, format!("{}\n", to_hex(&key)).as_bytes()).map_err(io(format!("cannot create {}", path.display())))?;
+    tracing::info!(path = %path.display(), "created the master key that seals the CA keys: back it up");
+    Ok((key, path, true))
+}
+
+/// The operator token: from the configuration, else `data_dir/operator-token`, created if absent.
+fn operator_token(config: &ServerConfig) -> Result<(String, Option<PathBuf>), ServerError> {
+    if let Some(t) = &config.operator_token {
+        return Ok((t.clone(), None));
+    }
+    let path = config.data_dir.join(config::OPERATOR_TOKEN_FILE);
+    if path.exists() {
+        warn_if_readable_by_others(&path);
+        let t = std::fs::read_to_string(&path).map_err(io(format!("cannot read {}", path.display())))?;
+        let t = t.trim().to_string();
+        config::check_operator_token(&t).map_err(|e| ServerError::Config(config::ConfigError(format!("{}: {e}", path.display()))))?;
+        tracing::info!(path = %path.display(), "operator token read from file");
+        return Ok((t, Some(path)));
+    }
+    let t = to_hex(&random::<32>()?);
+    write_private(&path, format!("{t}\n").as_bytes()).map_err(io(format!("cannot create {}", path.display())))?;
+    tracing::info!(path = %path.display(), "created an operator token (Authorization: Bearer <token>)");
+    Ok((t, Some(path)))
+}
+
+fn now() -> offpay_protocol::UnixSeconds {
+    crate::api::now()
+}
+
+pub(crate) fn prepare(config: &ServerConfig) -> Result<(AppState, Prepared), ServerError> {
+    let dir = &config.data_dir;
+    if !dir.exists() {
+        let mut b = std::fs::DirBuilder::new();
+        b.recursive(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::DirBuilderExt as _;
+            b.mode(0o700);
+        }
+        b.create(dir).map_err(io(format!("cannot create data directory {}", dir.display())))?;
+        tracing::info!(path = %dir.display(), "created the data directory");
+    }
+    let (master, master_key_file, _) = master_key(dir)?;
+    let (token, token_file) = operator_token(config)?;
+    let target = config.database_target();
+    tracing::info!(database = %config::redact_url(&target), "opening the store");
+    let store = offpay_store::open(&target).map_err(ServerError::Store)?;
+    let mut issuer_config = IssuerConfig::default_for(config.currency);
+    issuer_config.suite = config.suite;
+    let initialised = {
+        let mut tx = offpay_issuer::store::Store::begin(&store).map_err(ServerError::Store)?;
+        tx.setting("ca.issuer.cert").map_err(ServerError::Store)?.is_none()
+    };
+    let issuer = Issuer::open_or_init(store, &master, &issuer_config, now()).map_err(ServerError::Issuer)?;
+    if initialised {
+        tracing::info!(currency = %issuer.currency(), suite = %config.suite, "issuer initialised: new scheme root and issuer CA");
+    } else if issuer.currency() != config.currency {
+        tracing::warn!(
+            configured = %config.currency,
+            issuer = %issuer.currency(),
+            "the issuer was initialised with another currency; the configured one is ignored"
+        );
+    }
+    let state = AppState::new(Arc::new(issuer), &token);
+    Ok((state, Prepared { operator_token: token, operator_token_file: token_file, master_key_file, initialised }))
+}

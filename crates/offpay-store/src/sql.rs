@@ -1,0 +1,908 @@
+//! One implementation of the issuer's [`Tx`] in portable SQL, over a minimal
+//! connection trait that both drivers implement. The same statements run on
+//! SQLite and PostgreSQL (and PostgreSQL-compatible distributed databases):
+//! `$n` parameters, `ON CONFLICT`, no sequences, no stored procedures.
+
+use offpay_issuer::store::{
+    Book, CheckpointRecord, DoubleSpendRecord, EntryRecord, LedgerTotals, Posting,
+    RevocationRecord, StoreError, Tx, WalletRecord, WalletState,
+};
+use offpay_protocol::{Hash32, UnixSeconds, WalletId};
+
+/// A SQL value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Value {
+    /// 64-bit integer.
+    Int(i64),
+    /// Text.
+    Text(String),
+    /// Bytes.
+    Bytes(Vec<u8>),
+    /// NULL.
+    Null,
+}
+
+/// The SQL dialect, for the few places they differ.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dialect {
+    /// SQLite: one writer; `BEGIN IMMEDIATE` already serializes, no row locks.
+    Sqlite,
+    /// PostgreSQL: `SELECT ... FOR UPDATE` row locks.
+    Postgres,
+}
+
+/// What a driver provides: statements inside an open transaction.
+pub trait Conn {
+    /// The dialect.
+    fn dialect(&self) -> Dialect;
+    /// Run a statement; rows affected.
+    fn execute(&mut self, sql: &str, params: &[Value]) -> Result<u64, StoreError>;
+    /// Run a query; all rows.
+    fn query(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Vec<Value>>, StoreError>;
+    /// Commit the open transaction.
+    fn commit(&mut self) -> Result<(), StoreError>;
+    /// Roll back the open transaction (on drop without commit).
+    fn rollback(&mut self);
+}
+
+/// A transaction over a connection.
+pub struct SqlTx<C: Conn> {
+    conn: C,
+    done: bool,
+}
+
+impl<C: Conn> SqlTx<C> {
+    /// Wrap a connection whose transaction is already open.
+    pub fn new(conn: C) -> SqlTx<C> {
+        SqlTx { conn, done: false }
+    }
+    fn lock(&self) -> &'static str {
+        match self.conn.dialect() {
+            Dialect::Sqlite => "",
+            Dialect::Postgres => " FOR UPDATE",
+        }
+    }
+    fn one(&mut self, sql: &str, params: &[Value]) -> Result<Option<Vec<Value>>, StoreError> {
+        Ok(self.conn.query(sql, params)?.into_iter().next())
+    }
+}
+
+impl<C: Conn> Drop for SqlTx<C> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.conn.rollback();
+        }
+    }
+}
+
+fn corrupt(what: &str) -> StoreError {
+    StoreError::Corrupt(what.to_string())
+}
+fn int(v: &Value) -> Result<i64, StoreError> {
+    match v {
+        Value::Int(i) => Ok(*i),
+        _ => Err(corrupt("expected an integer")),
+    }
+}
+fn uint(v: &Value) -> Result<u64, StoreError> {
+    u64::try_from(int(v)?).map_err(|_| corrupt("negative counter"))
+}
+fn text(v: &Value) -> Result<String, StoreError> {
+    match v {
+        Value::Text(s) => Ok(s.clone()),
+        _ => Err(corrupt("expected text")),
+    }
+}
+fn opt_text(v: &Value) -> Result<Option<String>, StoreError> {
+    match v {
+        Value::Null => Ok(None),
+        v => text(v).map(Some),
+    }
+}
+fn bytes(v: &Value) -> Result<Vec<u8>, StoreError> {
+    match v {
+        Value::Bytes(b) => Ok(b.clone()),
+        _ => Err(corrupt("expected bytes")),
+    }
+}
+fn hash(v: &Value) -> Result<Hash32, StoreError> {
+    Hash32::from_slice(&bytes(v)?).ok_or_else(|| corrupt("hash length"))
+}
+fn wallet(v: &Value) -> Result<WalletId, StoreError> {
+    WalletId::from_slice(&bytes(v)?).ok_or_else(|| corrupt("wallet id length"))
+}
+fn opt_wallet(v: &Value) -> Result<Option<WalletId>, StoreError> {
+    match v {
+        Value::Null => Ok(None),
+        v => wallet(v).map(Some),
+    }
+}
+fn i(v: u64) -> Result<Value, StoreError> {
+    i64::try_from(v)
+        .map(Value::Int)
+        .map_err(|_| StoreError::Database(format!("{v} does not fit a signed 64-bit column")))
+}
+fn b(v: &[u8]) -> Value {
+    Value::Bytes(v.to_vec())
+}
+fn t(v: &str) -> Value {
+    Value::Text(v.to_string())
+}
+fn w(v: &WalletId) -> Value {
+    Value::Bytes(v.0.to_vec())
+}
+fn time(v: UnixSeconds) -> Result<Value, StoreError> {
+    i(v.0)
+}
+
+fn random_id() -> Result<String, StoreError> {
+    let mut r = [0u8; 16];
+    getrandom::fill(&mut r).map_err(|_| StoreError::Database("random source failed".into()))?;
+    Ok(Hash32(Hash32::digest(&r).0).to_hex()[..32].to_string())
+}
+
+const WALLET_COLUMNS: &str = "id, customer, cert_der, cert_serial, cert_not_after, state, reason, load_seq, checkpoint, report_seq, policy_epoch, unlock_pending, clawed_back, guaranteed, created";
+
+fn wallet_row(r: &[Value]) -> Result<WalletRecord, StoreError> {
+    Ok(WalletRecord {
+        id: wallet(&r[0])?,
+        customer: text(&r[1])?,
+        cert_der: bytes(&r[2])?,
+        cert_serial: uint(&r[3])?,
+        cert_not_after: UnixSeconds(uint(&r[4])?),
+        state: WalletState::parse(&text(&r[5])?).ok_or_else(|| corrupt("wallet state"))?,
+        reason: opt_text(&r[6])?,
+        load_seq: uint(&r[7])?,
+        checkpoint: uint(&r[8])?,
+        report_seq: uint(&r[9])?,
+        policy_epoch: u32::try_from(uint(&r[10])?).map_err(|_| corrupt("policy epoch"))?,
+        unlock_pending: int(&r[11])? != 0,
+        clawed_back: int(&r[12])?,
+        guaranteed: int(&r[13])?,
+        created: UnixSeconds(uint(&r[14])?),
+    })
+}
+
+const ENTRY_COLUMNS: &str = "payer, seq, hash, prev, kind, payee, amount, time, bytes, recorded";
+
+fn entry_row(r: &[Value]) -> Result<EntryRecord, StoreError> {
+    Ok(EntryRecord {
+        payer: wallet(&r[0])?,
+        seq: uint(&r[1])?,
+        hash: hash(&r[2])?,
+        prev: hash(&r[3])?,
+        kind: match text(&r[4])?.as_str() {
+            "payment" => "payment",
+            "redeem" => "redeem",
+            _ => return Err(corrupt("entry kind")),
+        },
+        payee: opt_wallet(&r[5])?,
+        amount: int(&r[6])?,
+        time: UnixSeconds(uint(&r[7])?),
+        bytes: bytes(&r[8])?,
+        recorded: UnixSeconds(uint(&r[9])?),
+    })
+}
+
+fn kind_static(k: &str) -> &'static str {
+    match k {
+        "deposit" => "deposit",
+        "withdraw" => "withdraw",
+        "load" => "load",
+        "settle" => "settle",
+        "redeem" => "redeem",
+        "clawback" => "clawback",
+        "guarantee" => "guarantee",
+        "refund" => "refund",
+        _ => "other",
+    }
+}
+
+/// `($1, $2, ...), ($k, ...)` for `rows` rows of `cols` columns.
+fn placeholders(rows: usize, cols: usize) -> String {
+    let mut s = String::new();
+    for r in 0..rows {
+        if r > 0 {
+            s.push_str(", ");
+        }
+        s.push('(');
+        for c in 0..cols {
+            if c > 0 {
+                s.push_str(", ");
+            }
+            s.push_str(&format!("${}", r * cols + c + 1));
+        }
+        s.push(')');
+    }
+    s
+}
+
+/// Rows per multi-row INSERT (keeps parameters under SQLite's 32766 limit).
+const INSERT_ROWS_MAX: usize = 256;
+
+impl<C: Conn> Tx for SqlTx<C> {
+    fn commit(mut self: Box<Self>) -> Result<(), StoreError> {
+        self.done = true;
+        self.conn.commit()
+    }
+
+    fn setting(&mut self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        match self.one("SELECT value FROM settings WHERE key = $1", &[t(key)])? {
+            Some(r) => Ok(Some(bytes(&r[0])?)),
+            None => Ok(None),
+        }
+    }
+
+    fn set_setting(&mut self, key: &str, value: &[u8]) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            &[t(key), b(value)],
+        )?;
+        Ok(())
+    }
+
+    fn next_counter(&mut self, name: &str) -> Result<u64, StoreError> {
+        let key = format!("counter.{name}");
+        self.conn.execute(
+            "INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
+            &[t(&key), b(&0u64.to_be_bytes())],
+        )?;
+        let sql = format!("SELECT value FROM settings WHERE key = $1{}", self.lock());
+        let cur = self
+            .one(&sql, &[t(&key)])?
+            .ok_or_else(|| corrupt("counter"))?;
+        let cur: [u8; 8] = bytes(&cur[0])?
+            .try_into()
+            .map_err(|_| corrupt("counter width"))?;
+        let next = u64::from_be_bytes(cur)
+            .checked_add(1)
+            .ok_or_else(|| corrupt("counter overflow"))?;
+        self.conn.execute(
+            "UPDATE settings SET value = $1 WHERE key = $2",
+            &[b(&next.to_be_bytes()), t(&key)],
+        )?;
+        Ok(next)
+    }
+
+    fn create_account(
+        &mut self,
+        id: &str,
+        book: Book,
+        kind: &str,
+        now: UnixSeconds,
+    ) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO accounts (id, book, kind, balance, created) VALUES ($1, $2, $3, 0, $4) ON CONFLICT (id) DO NOTHING",
+            &[t(id), t(book.as_str()), t(kind), time(now)?],
+        )?;
+        Ok(())
+    }
+
+    fn balance(&mut self, id: &str) -> Result<Option<i64>, StoreError> {
+        match self.one("SELECT balance FROM accounts WHERE id = $1", &[t(id)])? {
+            Some(r) => Ok(Some(int(&r[0])?)),
+            None => Ok(None),
+        }
+    }
+
+    fn post(&mut self, postings: &[Posting]) -> Result<(), StoreError> {
+        let mut deltas: std::collections::BTreeMap<&str, i128> = std::collections::BTreeMap::new();
+        for chunk in postings.chunks(INSERT_ROWS_MAX) {
+            let mut params = Vec::with_capacity(chunk.len() * 8);
+            for p in chunk {
+                if p.amount <= 0 || p.debit == p.credit {
+                    return Err(StoreError::Corrupt(format!("invalid posting {p:?}")));
+                }
+                params.extend([
+                    Value::Text(random_id()?),
+                    t(p.book.as_str()),
+                    t(&p.debit),
+                    t(&p.credit),
+                    Value::Int(p.amount),
+                    t(p.kind),
+                    t(&p.reference),
+                    time(p.time)?,
+                ]);
+            }
+            let sql = format!(
+                "INSERT INTO postings (id, book, debit, credit, amount, kind, reference, time) VALUES {}",
+                placeholders(chunk.len(), 8)
+            );
+            self.conn.execute(&sql, &params)?;
+        }
+        for p in postings {
+            *deltas.entry(&p.debit).or_default() -= p.amount as i128;
+            *deltas.entry(&p.credit).or_default() += p.amount as i128;
+        }
+        // Sorted account order: concurrent transactions lock rows in the same order.
+        for (account, delta) in deltas {
+            if delta == 0 {
+                continue;
+            }
+            let d = i64::try_from(delta).map_err(|_| corrupt("balance delta overflow"))?;
+            let n = self.conn.execute(
+                "UPDATE accounts SET balance = balance + $1 WHERE id = $2",
+                &[Value::Int(d), t(account)],
+            )?;
+            if n != 1 {
+                return Err(StoreError::Corrupt(format!(
+                    "posting to unknown account {account}"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    fn totals(&mut self) -> Result<LedgerTotals, StoreError> {
+        let sum = |tx: &mut Self, sql: &str, p: &[Value]| -> Result<i128, StoreError> {
+            Ok(tx
+                .one(sql, p)?
+                .map(|r| int(&r[0]))
+                .transpose()?
+                .unwrap_or(0) as i128)
+        };
+        let general_sum = sum(
+            self,
+            "SELECT CAST(COALESCE(SUM(balance), 0) AS BIGINT) FROM accounts WHERE book = 'gl'",
+            &[],
+        )?;
+        let offline_sum = sum(
+            self,
+            "SELECT CAST(COALESCE(SUM(balance), 0) AS BIGINT) FROM accounts WHERE book = 'offline'",
+            &[],
+        )?;
+        let pool = sum(self, "SELECT balance FROM accounts WHERE id = 'pool'", &[])?;
+        let wallets = sum(
+            self,
+            "SELECT CAST(COALESCE(SUM(balance), 0) AS BIGINT) FROM accounts WHERE kind = 'wallet'",
+            &[],
+        )?;
+        let external = sum(
+            self,
+            "SELECT balance FROM accounts WHERE id = 'external'",
+            &[],
+        )?;
+        let guarantee = sum(
+            self,
+            "SELECT balance FROM accounts WHERE id = 'guarantee'",
+            &[],
+        )?;
+        let customers = sum(
+            self,
+            "SELECT CAST(COALESCE(SUM(balance), 0) AS BIGINT) FROM accounts WHERE kind = 'customer'",
+            &[],
+        )?;
+        let deposits = sum(
+            self,
+            "SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM postings WHERE kind = 'deposit'",
+            &[],
+        )?;
+        let withdrawals = sum(
+            self,
+            "SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM postings WHERE kind = 'withdraw'",
+            &[],
+        )?;
+        let drifted = self
+            .conn
+            .query(
+                "SELECT a.id FROM accounts a LEFT JOIN (\
+                   SELECT id, CAST(SUM(delta) AS BIGINT) AS total FROM (\
+                     SELECT credit AS id, amount AS delta FROM postings \
+                     UNION ALL SELECT debit AS id, -amount AS delta FROM postings) moves GROUP BY id\
+                 ) p ON p.id = a.id WHERE a.balance <> COALESCE(p.total, 0) ORDER BY a.id",
+                &[],
+            )?
+            .iter()
+            .map(|r| text(&r[0]))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(LedgerTotals {
+            general_sum,
+            offline_sum,
+            pool,
+            wallets,
+            external,
+            guarantee,
+            customers,
+            drifted_accounts: drifted,
+            net_external_postings: deposits - withdrawals,
+        })
+    }
+
+    fn postings(&mut self, account: &str, limit: u32) -> Result<Vec<Posting>, StoreError> {
+        self.conn
+            .query(
+                "SELECT book, debit, credit, amount, kind, reference, time FROM postings WHERE debit = $1 OR credit = $2 ORDER BY time DESC, id DESC LIMIT $3",
+                &[t(account), t(account), Value::Int(limit as i64)],
+            )?
+            .iter()
+            .map(|r| {
+                Ok(Posting {
+                    book: Book::parse(&text(&r[0])?).ok_or_else(|| corrupt("book"))?,
+                    debit: text(&r[1])?,
+                    credit: text(&r[2])?,
+                    amount: int(&r[3])?,
+                    kind: kind_static(&text(&r[4])?),
+                    reference: text(&r[5])?,
+                    time: UnixSeconds(uint(&r[6])?),
+                })
+            })
+            .collect()
+    }
+
+    fn create_customer(
+        &mut self,
+        id: &str,
+        name: &str,
+        now: UnixSeconds,
+    ) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO customers (id, name, created) VALUES ($1, $2, $3)",
+            &[t(id), t(name), time(now)?],
+        )?;
+        Ok(())
+    }
+
+    fn customer(&mut self, id: &str) -> Result<Option<String>, StoreError> {
+        self.one("SELECT name FROM customers WHERE id = $1", &[t(id)])?
+            .map(|r| text(&r[0]))
+            .transpose()
+    }
+
+    fn insert_enrollment_token(
+        &mut self,
+        h: &Hash32,
+        customer: &str,
+        expires: UnixSeconds,
+    ) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO enrollment_tokens (hash, customer, expires, wallet) VALUES ($1, $2, $3, NULL)",
+            &[b(&h.0), t(customer), time(expires)?],
+        )?;
+        Ok(())
+    }
+
+    fn enrollment_token(
+        &mut self,
+        h: &Hash32,
+    ) -> Result<Option<(String, UnixSeconds, Option<WalletId>)>, StoreError> {
+        let sql = format!(
+            "SELECT customer, expires, wallet FROM enrollment_tokens WHERE hash = $1{}",
+            self.lock()
+        );
+        match self.one(&sql, &[b(&h.0)])? {
+            Some(r) => Ok(Some((
+                text(&r[0])?,
+                UnixSeconds(uint(&r[1])?),
+                opt_wallet(&r[2])?,
+            ))),
+            None => Ok(None),
+        }
+    }
+
+    fn use_enrollment_token(&mut self, h: &Hash32, wallet: &WalletId) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE enrollment_tokens SET wallet = $1 WHERE hash = $2",
+            &[w(wallet), b(&h.0)],
+        )?;
+        Ok(())
+    }
+
+    fn insert_wallet(&mut self, r: &WalletRecord) -> Result<(), StoreError> {
+        let sql = format!(
+            "INSERT INTO wallets ({WALLET_COLUMNS}) VALUES {}",
+            placeholders(1, 15)
+        );
+        self.conn.execute(
+            &sql,
+            &[
+                w(&r.id),
+                t(&r.customer),
+                b(&r.cert_der),
+                i(r.cert_serial)?,
+                time(r.cert_not_after)?,
+                t(r.state.as_str()),
+                r.reason.as_deref().map(t).unwrap_or(Value::Null),
+                i(r.load_seq)?,
+                i(r.checkpoint)?,
+                i(r.report_seq)?,
+                Value::Int(r.policy_epoch as i64),
+                Value::Int(r.unlock_pending as i64),
+                Value::Int(r.clawed_back),
+                Value::Int(r.guaranteed),
+                time(r.created)?,
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn wallet(
+        &mut self,
+        id: &WalletId,
+        for_update: bool,
+    ) -> Result<Option<WalletRecord>, StoreError> {
+        let lock = if for_update { self.lock() } else { "" };
+        let sql = format!("SELECT {WALLET_COLUMNS} FROM wallets WHERE id = $1{lock}");
+        self.one(&sql, &[w(id)])?
+            .map(|r| wallet_row(&r))
+            .transpose()
+    }
+
+    fn update_wallet(&mut self, r: &WalletRecord) -> Result<(), StoreError> {
+        let n = self.conn.execute(
+            "UPDATE wallets SET cert_der = $1, cert_serial = $2, cert_not_after = $3, state = $4, reason = $5, load_seq = $6, \
+             checkpoint = $7, report_seq = $8, policy_epoch = $9, unlock_pending = $10, clawed_back = $11, guaranteed = $12 WHERE id = $13",
+            &[
+                b(&r.cert_der),
+                i(r.cert_serial)?,
+                time(r.cert_not_after)?,
+                t(r.state.as_str()),
+                r.reason.as_deref().map(t).unwrap_or(Value::Null),
+                i(r.load_seq)?,
+                i(r.checkpoint)?,
+                i(r.report_seq)?,
+                Value::Int(r.policy_epoch as i64),
+                Value::Int(r.unlock_pending as i64),
+                Value::Int(r.clawed_back),
+                Value::Int(r.guaranteed),
+                w(&r.id),
+            ],
+        )?;
+        if n != 1 {
+            return Err(StoreError::Corrupt(format!(
+                "update of unknown wallet {}",
+                r.id
+            )));
+        }
+        Ok(())
+    }
+
+    fn wallets(
+        &mut self,
+        customer: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<WalletRecord>, StoreError> {
+        let rows = match customer {
+            Some(c) => self.conn.query(
+                &format!("SELECT {WALLET_COLUMNS} FROM wallets WHERE customer = $1 ORDER BY created, id LIMIT $2"),
+                &[t(c), Value::Int(limit as i64)],
+            )?,
+            None => self.conn.query(
+                &format!("SELECT {WALLET_COLUMNS} FROM wallets ORDER BY created, id LIMIT $1"),
+                &[Value::Int(limit as i64)],
+            )?,
+        };
+        rows.iter().map(|r| wallet_row(r)).collect()
+    }
+
+    fn insert_certificate(
+        &mut self,
+        serial: u64,
+        wallet: &WalletId,
+        der: &[u8],
+    ) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO certificates (serial, wallet, der) VALUES ($1, $2, $3)",
+            &[i(serial)?, w(wallet), b(der)],
+        )?;
+        Ok(())
+    }
+
+    fn certificate(&mut self, serial: u64) -> Result<Option<(WalletId, Vec<u8>)>, StoreError> {
+        match self.one(
+            "SELECT wallet, der FROM certificates WHERE serial = $1",
+            &[i(serial)?],
+        )? {
+            Some(r) => Ok(Some((wallet(&r[0])?, bytes(&r[1])?))),
+            None => Ok(None),
+        }
+    }
+
+    fn certificates_of(&mut self, wl: &WalletId) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        self.conn
+            .query(
+                "SELECT serial, der FROM certificates WHERE wallet = $1 ORDER BY serial",
+                &[w(wl)],
+            )?
+            .iter()
+            .map(|r| Ok((uint(&r[0])?, bytes(&r[1])?)))
+            .collect()
+    }
+
+    fn insert_voucher(
+        &mut self,
+        wl: &WalletId,
+        load_seq: u64,
+        amount: i64,
+        bytes_: &[u8],
+        now: UnixSeconds,
+    ) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO vouchers (wallet, load_seq, amount, bytes, created) VALUES ($1, $2, $3, $4, $5)",
+            &[w(wl), i(load_seq)?, Value::Int(amount), b(bytes_), time(now)?],
+        )?;
+        Ok(())
+    }
+
+    fn vouchers(
+        &mut self,
+        wl: &WalletId,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<(u64, i64, Vec<u8>)>, StoreError> {
+        if from > to {
+            return Ok(Vec::new());
+        }
+        self.conn
+            .query(
+                "SELECT load_seq, amount, bytes FROM vouchers WHERE wallet = $1 AND load_seq >= $2 AND load_seq <= $3 ORDER BY load_seq",
+                &[w(wl), i(from)?, i(to)?],
+            )?
+            .iter()
+            .map(|r| Ok((uint(&r[0])?, int(&r[1])?, bytes(&r[2])?)))
+            .collect()
+    }
+
+    fn entries_at(
+        &mut self,
+        payer: &WalletId,
+        seqs: &[u64],
+    ) -> Result<Vec<EntryRecord>, StoreError> {
+        let mut out = Vec::new();
+        for chunk in seqs.chunks(INSERT_ROWS_MAX) {
+            let mut params = vec![w(payer)];
+            let mut list = String::new();
+            for (k, s) in chunk.iter().enumerate() {
+                if k > 0 {
+                    list.push_str(", ");
+                }
+                list.push_str(&format!("${}", k + 2));
+                params.push(i(*s)?);
+            }
+            let sql =
+                format!("SELECT {ENTRY_COLUMNS} FROM entries WHERE payer = $1 AND seq IN ({list})");
+            for r in self.conn.query(&sql, &params)? {
+                out.push(entry_row(&r)?);
+            }
+        }
+        Ok(out)
+    }
+
+    fn entry_by_prev(
+        &mut self,
+        payer: &WalletId,
+        prev: &Hash32,
+    ) -> Result<Option<EntryRecord>, StoreError> {
+        let sql = format!("SELECT {ENTRY_COLUMNS} FROM entries WHERE payer = $1 AND prev = $2");
+        self.one(&sql, &[w(payer), b(&prev.0)])?
+            .map(|r| entry_row(&r))
+            .transpose()
+    }
+
+    fn max_seq(&mut self, payer: &WalletId) -> Result<u64, StoreError> {
+        match self.one(
+            "SELECT CAST(COALESCE(MAX(seq), 0) AS BIGINT) FROM entries WHERE payer = $1",
+            &[w(payer)],
+        )? {
+            Some(r) => uint(&r[0]),
+            None => Ok(0),
+        }
+    }
+
+    fn insert_entries(&mut self, entries: &[EntryRecord]) -> Result<(), StoreError> {
+        for chunk in entries.chunks(INSERT_ROWS_MAX / 4) {
+            let mut params = Vec::with_capacity(chunk.len() * 10);
+            for e in chunk {
+                params.extend([
+                    w(&e.payer),
+                    i(e.seq)?,
+                    b(&e.hash.0),
+                    b(&e.prev.0),
+                    t(e.kind),
+                    e.payee.as_ref().map(w).unwrap_or(Value::Null),
+                    Value::Int(e.amount),
+                    time(e.time)?,
+                    b(&e.bytes),
+                    time(e.recorded)?,
+                ]);
+            }
+            let sql = format!(
+                "INSERT INTO entries ({ENTRY_COLUMNS}) VALUES {}",
+                placeholders(chunk.len(), 10)
+            );
+            self.conn.execute(&sql, &params)?;
+        }
+        Ok(())
+    }
+
+    fn settled(&mut self, payer: &WalletId, hashes: &[Hash32]) -> Result<Vec<Hash32>, StoreError> {
+        let mut out = Vec::new();
+        for chunk in hashes.chunks(INSERT_ROWS_MAX) {
+            let mut params = vec![w(payer)];
+            let mut list = String::new();
+            for (k, h) in chunk.iter().enumerate() {
+                if k > 0 {
+                    list.push_str(", ");
+                }
+                list.push_str(&format!("${}", k + 2));
+                params.push(b(&h.0));
+            }
+            let sql = format!("SELECT hash FROM settlements WHERE payer = $1 AND hash IN ({list})");
+            for r in self.conn.query(&sql, &params)? {
+                out.push(hash(&r[0])?);
+            }
+        }
+        Ok(out)
+    }
+
+    fn insert_settlements(
+        &mut self,
+        s: &[(Hash32, WalletId, Option<WalletId>, i64)],
+        now: UnixSeconds,
+    ) -> Result<(), StoreError> {
+        for chunk in s.chunks(INSERT_ROWS_MAX / 2) {
+            let mut params = Vec::with_capacity(chunk.len() * 5);
+            for (h, payer, payee, amount) in chunk {
+                params.extend([
+                    w(payer),
+                    b(&h.0),
+                    payee.as_ref().map(w).unwrap_or(Value::Null),
+                    Value::Int(*amount),
+                    time(now)?,
+                ]);
+            }
+            let sql = format!(
+                "INSERT INTO settlements (payer, hash, payee, amount, time) VALUES {}",
+                placeholders(chunk.len(), 5)
+            );
+            self.conn.execute(&sql, &params)?;
+        }
+        Ok(())
+    }
+
+    fn checkpoint(
+        &mut self,
+        wl: &WalletId,
+        number: u64,
+    ) -> Result<Option<CheckpointRecord>, StoreError> {
+        match self.one(
+            "SELECT seq, head, balance, load_seq, time FROM checkpoints WHERE wallet = $1 AND number = $2",
+            &[w(wl), i(number)?],
+        )? {
+            Some(r) => Ok(Some(CheckpointRecord {
+                wallet: *wl,
+                number,
+                seq: uint(&r[0])?,
+                head: hash(&r[1])?,
+                balance: int(&r[2])?,
+                load_seq: uint(&r[3])?,
+                time: UnixSeconds(uint(&r[4])?),
+            })),
+            None => Ok(None),
+        }
+    }
+
+    fn insert_checkpoint(&mut self, c: &CheckpointRecord) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO checkpoints (wallet, number, seq, head, balance, load_seq, time) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            &[w(&c.wallet), i(c.number)?, i(c.seq)?, b(&c.head.0), Value::Int(c.balance), i(c.load_seq)?, time(c.time)?],
+        )?;
+        Ok(())
+    }
+
+    fn report(
+        &mut self,
+        wl: &WalletId,
+        report_seq: u64,
+    ) -> Result<Option<(Hash32, Vec<u8>)>, StoreError> {
+        match self.one(
+            "SELECT hash, response FROM reports WHERE wallet = $1 AND report_seq = $2",
+            &[w(wl), i(report_seq)?],
+        )? {
+            Some(r) => Ok(Some((hash(&r[0])?, bytes(&r[1])?))),
+            None => Ok(None),
+        }
+    }
+
+    fn insert_report(
+        &mut self,
+        wl: &WalletId,
+        report_seq: u64,
+        h: &Hash32,
+        response: &[u8],
+        now: UnixSeconds,
+    ) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO reports (wallet, report_seq, hash, response, time) VALUES ($1, $2, $3, $4, $5)",
+            &[w(wl), i(report_seq)?, b(&h.0), b(response), time(now)?],
+        )?;
+        Ok(())
+    }
+
+    fn insert_double_spend(&mut self, d: &DoubleSpendRecord) -> Result<bool, StoreError> {
+        let n = self.conn.execute(
+            "INSERT INTO double_spends (payer, seq, entry_a, entry_b, proof, detected) VALUES ($1, $2, $3, $4, $5, $6) \
+             ON CONFLICT (payer, entry_a, entry_b) DO NOTHING",
+            &[w(&d.payer), i(d.seq)?, b(&d.entries[0].0), b(&d.entries[1].0), b(&d.proof), time(d.detected)?],
+        )?;
+        Ok(n == 1)
+    }
+
+    fn double_spends(
+        &mut self,
+        payer: Option<&WalletId>,
+        limit: u32,
+    ) -> Result<Vec<DoubleSpendRecord>, StoreError> {
+        let rows = match payer {
+            Some(p) => self.conn.query(
+                "SELECT payer, seq, entry_a, entry_b, proof, detected FROM double_spends WHERE payer = $1 ORDER BY detected DESC, seq DESC LIMIT $2",
+                &[w(p), Value::Int(limit as i64)],
+            )?,
+            None => self.conn.query(
+                "SELECT payer, seq, entry_a, entry_b, proof, detected FROM double_spends ORDER BY detected DESC, seq DESC LIMIT $1",
+                &[Value::Int(limit as i64)],
+            )?,
+        };
+        rows.iter()
+            .map(|r| {
+                Ok(DoubleSpendRecord {
+                    payer: wallet(&r[0])?,
+                    seq: uint(&r[1])?,
+                    entries: [hash(&r[2])?, hash(&r[3])?],
+                    proof: bytes(&r[4])?,
+                    detected: UnixSeconds(uint(&r[5])?),
+                })
+            })
+            .collect()
+    }
+
+    fn insert_revocation(&mut self, r: &RevocationRecord) -> Result<bool, StoreError> {
+        let n = self.conn.execute(
+            "INSERT INTO revocations (serial, wallet, reason_code, reason, time) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (serial) DO NOTHING",
+            &[i(r.serial)?, w(&r.wallet), Value::Int(r.reason_code as i64), t(&r.reason), time(r.time)?],
+        )?;
+        Ok(n == 1)
+    }
+
+    fn revocations(&mut self) -> Result<Vec<RevocationRecord>, StoreError> {
+        self.conn
+            .query(
+                "SELECT serial, wallet, reason_code, reason, time FROM revocations ORDER BY serial",
+                &[],
+            )?
+            .iter()
+            .map(|r| {
+                Ok(RevocationRecord {
+                    serial: uint(&r[0])?,
+                    wallet: wallet(&r[1])?,
+                    reason_code: u8::try_from(uint(&r[2])?).map_err(|_| corrupt("reason code"))?,
+                    reason: text(&r[3])?,
+                    time: UnixSeconds(uint(&r[4])?),
+                })
+            })
+            .collect()
+    }
+
+    fn idempotent(&mut self, key: &str) -> Result<Option<(Hash32, Vec<u8>)>, StoreError> {
+        match self.one(
+            "SELECT request, response FROM idempotency WHERE key = $1",
+            &[t(key)],
+        )? {
+            Some(r) => Ok(Some((hash(&r[0])?, bytes(&r[1])?))),
+            None => Ok(None),
+        }
+    }
+
+    fn insert_idempotent(
+        &mut self,
+        key: &str,
+        request: &Hash32,
+        response: &[u8],
+        now: UnixSeconds,
+    ) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO idempotency (key, request, response, time) VALUES ($1, $2, $3, $4)",
+            &[t(key), b(&request.0), b(response), time(now)?],
+        )?;
+        Ok(())
+    }
+}

@@ -1,0 +1,193 @@
+//! SQLite: the embedded default. One file, WAL, durable commits
+//! (`synchronous = FULL`), writers serialized by `BEGIN IMMEDIATE`.
+
+use std::path::Path;
+
+use offpay_issuer::store::{Store, StoreError, Tx};
+use rusqlite::types::{Value as SqlValue, ValueRef};
+use rusqlite::{Connection, ErrorCode};
+
+use crate::pool::{Pool, Pooled};
+use crate::sql::{Conn, Dialect, SqlTx, Value};
+
+const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/sqlite/0001_init.sql"))];
+/// Connections in the pool of a file database.
+pub const SQLITE_CONNECTIONS_MAX: usize = 4;
+/// How long a writer waits for the lock before the transaction is retried.
+pub const SQLITE_BUSY_TIMEOUT_MS: u64 = 10_000;
+
+fn err(e: rusqlite::Error) -> StoreError {
+    match &e {
+        rusqlite::Error::SqliteFailure(f, _) => match f.code {
+            ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked => {
+                StoreError::Conflict(e.to_string())
+            }
+            ErrorCode::ConstraintViolation => StoreError::Duplicate(e.to_string()),
+            _ => StoreError::Database(e.to_string()),
+        },
+        _ => StoreError::Database(e.to_string()),
+    }
+}
+
+/// The SQLite store.
+pub struct SqliteStore {
+    pool: Pool<Connection>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SqliteStore")
+    }
+}
+
+fn configure(c: &Connection) -> Result<(), StoreError> {
+    c.busy_timeout(std::time::Duration::from_millis(SQLITE_BUSY_TIMEOUT_MS))
+        .map_err(err)?;
+    c.execute_batch(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
+    )
+    .map_err(err)?;
+    Ok(())
+}
+
+fn migrate(c: &mut Connection) -> Result<(), StoreError> {
+    c.execute_batch("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied INTEGER NOT NULL)")
+        .map_err(err)?;
+    for (version, sql) in MIGRATIONS {
+        let tx = c
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(err)?;
+        let done: i64 = tx
+            .query_row(
+                "SELECT COUNT(*) FROM schema_migrations WHERE version = ?1",
+                [version],
+                |r| r.get(0),
+            )
+            .map_err(err)?;
+        if done == 0 {
+            tx.execute_batch(sql).map_err(err)?;
+            tx.execute("INSERT INTO schema_migrations (version, applied) VALUES (?1, strftime('%s','now'))", [version])
+                .map_err(err)?;
+        }
+        tx.commit().map_err(err)?;
+    }
+    Ok(())
+}
+
+impl SqliteStore {
+    /// Open (creating and migrating) a database file.
+    pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        let mut first = Connection::open(path).map_err(err)?;
+        configure(&first)?;
+        migrate(&mut first)?;
+        let path = path.to_path_buf();
+        let pool = Pool::new(
+            SQLITE_CONNECTIONS_MAX,
+            Box::new(move || {
+                let c = Connection::open(&path).map_err(err)?;
+                configure(&c)?;
+                Ok(c)
+            }),
+        );
+        Ok(SqliteStore { pool })
+    }
+
+    /// A private in-memory database (one connection; for tests and the simulator).
+    pub fn open_memory() -> Result<SqliteStore, StoreError> {
+        let mut c = Connection::open_in_memory().map_err(err)?;
+        c.execute_batch("PRAGMA foreign_keys = ON;").map_err(err)?;
+        migrate(&mut c)?;
+        let cell = std::sync::Mutex::new(Some(c));
+        let pool = Pool::new(
+            1,
+            Box::new(move || {
+                cell.lock()
+                    .map_err(|_| StoreError::Database("lock poisoned".into()))?
+                    .take()
+                    .ok_or_else(|| {
+                        StoreError::Database(
+                            "the in-memory database's only connection was lost".into(),
+                        )
+                    })
+            }),
+        );
+        Ok(SqliteStore { pool })
+    }
+}
+
+struct SqliteConn<'a> {
+    c: Pooled<'a, Connection>,
+    open: bool,
+}
+
+fn to_sql(v: &Value) -> SqlValue {
+    match v {
+        Value::Int(i) => SqlValue::Integer(*i),
+        Value::Text(s) => SqlValue::Text(s.clone()),
+        Value::Bytes(b) => SqlValue::Blob(b.clone()),
+        Value::Null => SqlValue::Null,
+    }
+}
+
+impl Conn for SqliteConn<'_> {
+    fn dialect(&self) -> Dialect {
+        Dialect::Sqlite
+    }
+    fn execute(&mut self, sql: &str, params: &[Value]) -> Result<u64, StoreError> {
+        let sql = sql.replace('$', "?");
+        let mut st = self.c.conn().prepare_cached(&sql).map_err(err)?;
+        let n = st
+            .execute(rusqlite::params_from_iter(params.iter().map(to_sql)))
+            .map_err(err)?;
+        Ok(n as u64)
+    }
+    fn query(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Vec<Value>>, StoreError> {
+        let sql = sql.replace('$', "?");
+        let mut st = self.c.conn().prepare_cached(&sql).map_err(err)?;
+        let cols = st.column_count();
+        let mut rows = st
+            .query(rusqlite::params_from_iter(params.iter().map(to_sql)))
+            .map_err(err)?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next().map_err(err)? {
+            let mut row = Vec::with_capacity(cols);
+            for k in 0..cols {
+                row.push(match r.get_ref(k).map_err(err)? {
+                    ValueRef::Null => Value::Null,
+                    ValueRef::Integer(i) => Value::Int(i),
+                    ValueRef::Text(t) => Value::Text(String::from_utf8_lossy(t).into_owned()),
+                    ValueRef::Blob(b) => Value::Bytes(b.to_vec()),
+                    ValueRef::Real(_) => return Err(StoreError::Corrupt("unexpected REAL".into())),
+                });
+            }
+            out.push(row);
+        }
+        Ok(out)
+    }
+    fn commit(&mut self) -> Result<(), StoreError> {
+        self.open = false;
+        self.c.conn().execute_batch("COMMIT").map_err(|e| {
+            let _ = self.c.conn().execute_batch("ROLLBACK");
+            err(e)
+        })
+    }
+    fn rollback(&mut self) {
+        if self.open {
+            self.open = false;
+            if self.c.conn().execute_batch("ROLLBACK").is_err() {
+                self.c.broken = true;
+            }
+        }
+    }
+}
+
+impl Store for SqliteStore {
+    fn begin(&self) -> Result<Box<dyn Tx + '_>, StoreError> {
+        let mut c = self.pool.get()?;
+        c.conn().execute_batch("BEGIN IMMEDIATE").map_err(err)?;
+        Ok(Box::new(SqlTx::new(SqliteConn { c, open: true })))
+    }
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+}

@@ -1,0 +1,404 @@
+//! The backend acceptance suite, run on SQLite and on PostgreSQL.
+//!
+//! PostgreSQL: `OFFPAY_TEST_POSTGRES_URL` (default
+//! `postgres://postgres@127.0.0.1:5432/test`); each test works in its own
+//! schema. Without a server the PostgreSQL half is skipped with a printed
+//! reason, unless `OFFPAY_REQUIRE_POSTGRES=1`.
+
+use offpay_issuer::store::WalletState;
+use offpay_issuer::{Issuer, IssuerConfig, IssuerError};
+use offpay_protocol::envelope::Signed;
+use offpay_protocol::evidence::verify_double_spend_bytes;
+use offpay_protocol::messages::SyncResponse;
+use offpay_protocol::pki::Crl;
+use offpay_protocol::{Amount, Currency, Suite, UnixSeconds, WalletId};
+use offpay_store::AnyStore;
+use offpay_wallet::Wallet;
+use offpay_wallet::vault::MemoryVault;
+
+const T0: UnixSeconds = UnixSeconds(1_795_000_000);
+const MASTER: [u8; 32] = [42u8; 32];
+
+fn eur(minor: u64) -> Amount {
+    Amount::new(minor, Currency::new("EUR").unwrap())
+}
+
+struct PgSchema {
+    url: String,
+    schema: String,
+}
+impl Drop for PgSchema {
+    fn drop(&mut self) {
+        if let Ok(mut c) = postgres::Client::connect(&self.url, postgres::NoTls) {
+            let _ = c.batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", self.schema));
+        }
+    }
+}
+
+/// Run `f` on SQLite (a temporary file) and on PostgreSQL (a fresh schema).
+fn on_every_backend(name: &str, f: impl Fn(&Issuer<AnyStore>)) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = offpay_store::open_sqlite(&dir.path().join("offpay.sqlite")).unwrap();
+    let issuer = Issuer::init(
+        store,
+        &MASTER,
+        &IssuerConfig::default_for(Currency::new("EUR").unwrap()),
+        T0,
+    )
+    .unwrap();
+    eprintln!("[{name}] sqlite");
+    f(&issuer);
+
+    let url = std::env::var("OFFPAY_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let required = std::env::var("OFFPAY_REQUIRE_POSTGRES").is_ok_and(|v| v == "1");
+    if let Err(e) = postgres::Client::connect(&url, postgres::NoTls) {
+        if required {
+            panic!(
+                "[{name}] PostgreSQL required (OFFPAY_REQUIRE_POSTGRES=1) but {url} does not answer: {e}"
+            );
+        }
+        eprintln!(
+            "[{name}] SKIPPED on PostgreSQL: {url} does not answer ({e}); set OFFPAY_REQUIRE_POSTGRES=1 to fail instead"
+        );
+        return;
+    }
+    let mut rnd = [0u8; 6];
+    getrandom::fill(&mut rnd).unwrap();
+    let guard = PgSchema {
+        url: url.clone(),
+        schema: format!("t_{name}_{}", hex(&rnd)),
+    };
+    let store = offpay_store::open_postgres_schema(&url, &guard.schema).unwrap();
+    let issuer = Issuer::init(
+        store,
+        &MASTER,
+        &IssuerConfig::default_for(Currency::new("EUR").unwrap()),
+        T0,
+    )
+    .unwrap();
+    eprintln!("[{name}] postgres schema {}", guard.schema);
+    f(&issuer);
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// A customer with `online` minor units and an enrolled wallet holding `offline`.
+fn customer_with_wallet(
+    issuer: &Issuer<AnyStore>,
+    id: &str,
+    online: u64,
+    offline: u64,
+) -> Wallet<MemoryVault> {
+    issuer.create_customer(id, id, T0).unwrap();
+    if online > 0 {
+        issuer
+            .deposit(id, eur(online), &format!("dep-{id}"), T0)
+            .unwrap();
+    }
+    let token = issuer.create_enrollment_token(id, T0).unwrap();
+    let mut w = Wallet::create(
+        MemoryVault::new(),
+        Suite::Ed25519,
+        issuer.root_certificate().der(),
+        T0,
+    )
+    .unwrap();
+    let e = issuer.enroll(&token, &w.csr().unwrap(), T0).unwrap();
+    assert_eq!(e.wallet, w.wallet_id());
+    w.enroll(
+        &e.issuer_certificate,
+        &e.certificate,
+        &e.policy,
+        Some(&e.crl),
+        T0,
+    )
+    .unwrap();
+    if offline > 0 {
+        let v = issuer
+            .load(&w.wallet_id(), eur(offline), &format!("load-{id}"), T0)
+            .unwrap();
+        w.apply_voucher(&v, T0).unwrap();
+    }
+    w
+}
+
+fn pay(
+    payer: &mut Wallet<MemoryVault>,
+    payee: &mut Wallet<MemoryVault>,
+    minor: u64,
+    now: UnixSeconds,
+) -> Vec<u8> {
+    let req = payee.request(eur(minor), 300, now).unwrap();
+    let p = payer.pay(&req, now).unwrap();
+    let r = payee.receive(&p, now).unwrap();
+    payer.confirm(&r).unwrap();
+    p
+}
+
+fn sync(
+    issuer: &Issuer<AnyStore>,
+    w: &mut Wallet<MemoryVault>,
+    now: UnixSeconds,
+) -> offpay_issuer::SyncOutcome {
+    let report = w.sync_report(now).unwrap();
+    let out = issuer.sync(&report, now).unwrap();
+    w.apply_sync_response(&out.response, now).unwrap();
+    out
+}
+
+fn sub(issuer: &Issuer<AnyStore>, w: &Wallet<MemoryVault>) -> i64 {
+    issuer.wallet_balance(&w.wallet_id()).unwrap()
+}
+
+fn assert_invariants(issuer: &Issuer<AnyStore>) {
+    let inv = issuer.invariants().unwrap();
+    assert!(inv.ok, "invariants violated: {:?}", inv.violations);
+}
+
+fn story(issuer: &Issuer<AnyStore>, payee_first: bool) {
+    let mut alice = customer_with_wallet(issuer, "alice", 50_000, 10_000);
+    let mut bob = customer_with_wallet(issuer, "bob", 0, 0);
+    let mut carol = customer_with_wallet(issuer, "carol", 0, 0);
+    assert_eq!(issuer.customer_balance("alice").unwrap(), 40_000);
+    // Offline: Alice pays Bob, Bob spends it on to Carol at once.
+    pay(&mut alice, &mut bob, 2_500, T0.plus(10));
+    pay(&mut bob, &mut carol, 2_000, T0.plus(20));
+    let order: Vec<&mut Wallet<MemoryVault>> = if payee_first {
+        vec![&mut carol, &mut bob, &mut alice]
+    } else {
+        vec![&mut alice, &mut bob, &mut carol]
+    };
+    for w in order {
+        sync(issuer, w, T0.plus(100));
+        assert_invariants(issuer);
+    }
+    assert_eq!(sub(issuer, &alice), 7_500);
+    assert_eq!(sub(issuer, &bob), 500);
+    assert_eq!(sub(issuer, &carol), 2_000);
+    assert_eq!(alice.balance().unwrap().minor, 7_500);
+    // Redeem online, exactly once.
+    let redeem = carol.redeem(eur(1_500), T0.plus(200)).unwrap();
+    let r1 = issuer.redeem(&redeem, T0.plus(200)).unwrap();
+    let r2 = issuer.redeem(&redeem, T0.plus(201)).unwrap();
+    assert!(r1.newly_settled && !r2.newly_settled);
+    assert_eq!(issuer.customer_balance("carol").unwrap(), 1_500);
+    sync(issuer, &mut carol, T0.plus(300));
+    assert_eq!(sub(issuer, &carol), 500);
+    assert_eq!(
+        issuer.customer_balance("carol").unwrap(),
+        1_500,
+        "the synced redeem does not settle twice"
+    );
+    assert_invariants(issuer);
+    let inv = issuer.invariants().unwrap();
+    assert_eq!(inv.supply, 50_000, "money entered only by the deposit");
+}
+
+#[test]
+fn story_payee_syncs_first() {
+    on_every_backend("payee_first", |i| story(i, true));
+}
+
+#[test]
+fn story_payer_syncs_first() {
+    on_every_backend("payer_first", |i| story(i, false));
+}
+
+#[test]
+fn double_spend_by_a_cloned_wallet() {
+    on_every_backend("double_spend", |issuer| {
+        // Alice keeps only 1,000 online: the clawback covers part, the guarantee fund the rest.
+        let mut alice = customer_with_wallet(issuer, "alice", 6_000, 5_000);
+        let mut bob = customer_with_wallet(issuer, "bob", 0, 0);
+        let mut carol = customer_with_wallet(issuer, "carol", 0, 0);
+        // The attacker copies the whole device (state and counter) before paying.
+        let mut clone = Wallet::open(alice.vault().clone()).unwrap();
+        pay(&mut alice, &mut bob, 5_000, T0.plus(10));
+        pay(&mut clone, &mut carol, 4_000, T0.plus(11));
+        let out_b = sync(issuer, &mut bob, T0.plus(100));
+        assert!(out_b.double_spends.is_empty());
+        let out_c = sync(issuer, &mut carol, T0.plus(101));
+        assert_eq!(out_c.double_spends, vec![(alice.wallet_id(), 1)]);
+        // Finality: both honest payees are paid in full.
+        assert_eq!(sub(issuer, &bob), 5_000);
+        assert_eq!(sub(issuer, &carol), 4_000);
+        // The payer is revoked, and the proof verifies with the root alone.
+        let rec = issuer.wallet(&alice.wallet_id()).unwrap();
+        assert_eq!(rec.state, WalletState::Revoked);
+        let ds = issuer.double_spends(None, 10).unwrap();
+        assert_eq!(ds.len(), 1);
+        let proven = verify_double_spend_bytes(&ds[0].proof, issuer.root_certificate()).unwrap();
+        assert_eq!(proven.payer, alice.wallet_id());
+        let crl = Crl::from_der(&issuer.crl().unwrap()).unwrap();
+        assert!(crl.is_revoked(rec.cert_serial).is_some());
+        // Loss: 4,000 overspent; 1,000 clawed back online, 3,000 from the guarantee fund.
+        assert_eq!(issuer.customer_balance("alice").unwrap(), 0);
+        assert_eq!(rec.clawed_back, 1_000);
+        assert_eq!(rec.guaranteed, 3_000);
+        assert_eq!(sub(issuer, &alice), 0);
+        assert_invariants(issuer);
+        // The payer's own sync is answered with a lock; payees get the CRL.
+        let report = alice.sync_report(T0.plus(200)).unwrap();
+        let out = issuer.sync(&report, T0.plus(200)).unwrap();
+        let resp = Signed::<SyncResponse>::decode(&out.response).unwrap();
+        assert!(matches!(
+            resp.body().command,
+            offpay_protocol::messages::WalletCommand::Lock { .. }
+        ));
+        alice
+            .apply_sync_response(&out.response, T0.plus(200))
+            .unwrap();
+        assert!(alice.lock().is_some());
+        // Bob syncs again and receives the new CRL; now he refuses the revoked clone offline.
+        sync(issuer, &mut bob, T0.plus(250));
+        let req = bob.request(eur(10), 300, T0.plus(300)).unwrap();
+        assert!(
+            clone.pay(&req, T0.plus(300)).is_ok(),
+            "the clone does not know it is revoked"
+        );
+        assert!(matches!(
+            bob.receive(&clone.pay(&req, T0.plus(300)).unwrap(), T0.plus(300)),
+            Err(offpay_wallet::WalletError::PeerRevoked { .. })
+        ));
+        assert_invariants(issuer);
+    });
+}
+
+#[test]
+fn torn_payment_settles_exactly_once() {
+    on_every_backend("torn", |issuer| {
+        let mut alice = customer_with_wallet(issuer, "alice", 10_000, 3_000);
+        let mut bob = customer_with_wallet(issuer, "bob", 0, 0);
+        let req = bob.request(eur(1_200), 300, T0.plus(5)).unwrap();
+        let payment = alice.pay(&req, T0.plus(5)).unwrap();
+        // The payment never reached Bob; Alice syncs: Bob is credited from her signature alone.
+        sync(issuer, &mut alice, T0.plus(10));
+        assert_eq!(sub(issuer, &bob), 1_200);
+        // Later the payment reaches Bob after all; he syncs; nothing settles twice.
+        bob.receive(&payment, T0.plus(20)).unwrap();
+        let out = sync(issuer, &mut bob, T0.plus(30));
+        assert_eq!(out.settled, 0);
+        assert_eq!(sub(issuer, &bob), 1_200);
+        assert_eq!(sub(issuer, &alice), 1_800);
+        assert_invariants(issuer);
+    });
+}
+
+#[test]
+fn every_report_processed_twice_gives_identical_results() {
+    on_every_backend("idempotent", |issuer| {
+        let mut alice = customer_with_wallet(issuer, "alice", 10_000, 3_000);
+        let mut bob = customer_with_wallet(issuer, "bob", 0, 0);
+        pay(&mut alice, &mut bob, 700, T0.plus(5));
+        for w in [&mut alice, &mut bob] {
+            let report = w.sync_report(T0.plus(10)).unwrap();
+            let a = issuer.sync(&report, T0.plus(10)).unwrap();
+            let totals = issuer.invariants().unwrap().totals;
+            let b = issuer.sync(&report, T0.plus(11)).unwrap();
+            assert_eq!(a.response, b.response);
+            assert!(b.replayed);
+            assert_eq!(
+                issuer.invariants().unwrap().totals,
+                totals,
+                "the replay posted nothing"
+            );
+            w.apply_sync_response(&b.response, T0.plus(11)).unwrap();
+        }
+        // A load retried with the same key returns the same voucher; another amount is refused.
+        let v1 = issuer.load(&alice.wallet_id(), eur(100), "k1", T0).unwrap();
+        let v2 = issuer.load(&alice.wallet_id(), eur(100), "k1", T0).unwrap();
+        assert_eq!(v1, v2);
+        assert!(matches!(
+            issuer.load(&alice.wallet_id(), eur(200), "k1", T0),
+            Err(IssuerError::Replay(_))
+        ));
+        assert_eq!(issuer.customer_balance("alice").unwrap(), 6_900);
+        assert_invariants(issuer);
+    });
+}
+
+#[test]
+fn rolled_back_wallet_is_locked_until_unlocked() {
+    on_every_backend("rollback", |issuer| {
+        let mut alice = customer_with_wallet(issuer, "alice", 10_000, 3_000);
+        let mut bob = customer_with_wallet(issuer, "bob", 0, 0);
+        let old = alice.vault().snapshot();
+        pay(&mut alice, &mut bob, 1_000, T0.plus(5));
+        sync(issuer, &mut alice, T0.plus(6));
+        // Restore the old state (but not the counter): the TA opens locked.
+        let mut vault = alice.into_vault();
+        vault.restore(&old);
+        let mut alice = Wallet::open(vault).unwrap();
+        assert!(alice.lock().is_some());
+        let out = sync(issuer, &mut alice, T0.plus(10));
+        assert!(out.locked.is_some());
+        assert_eq!(
+            issuer.wallet(&alice.wallet_id()).unwrap().state,
+            WalletState::Locked
+        );
+        // The operator unlocks; the next sync carries the issuer's checkpoint.
+        issuer.unlock(&alice.wallet_id()).unwrap();
+        let applied = {
+            let report = alice.sync_report(T0.plus(20)).unwrap();
+            let out = issuer.sync(&report, T0.plus(20)).unwrap();
+            alice
+                .apply_sync_response(&out.response, T0.plus(20))
+                .unwrap()
+        };
+        assert!(applied.unlocked);
+        assert!(alice.lock().is_none());
+        assert_eq!(alice.balance().unwrap().minor, 2_000);
+        assert_eq!(alice.chain_head().0, 1);
+        pay(&mut alice, &mut bob, 500, T0.plus(30));
+        sync(issuer, &mut alice, T0.plus(40));
+        sync(issuer, &mut bob, T0.plus(41));
+        assert_eq!(sub(issuer, &bob), 1_500);
+        assert_invariants(issuer);
+    });
+}
+
+#[test]
+fn hundred_wallets_sync_concurrently() {
+    on_every_backend("concurrent", |issuer| {
+        let mut merchant = customer_with_wallet(issuer, "merchant", 0, 0);
+        let mut wallets: Vec<Wallet<MemoryVault>> = (0..100)
+            .map(|k| customer_with_wallet(issuer, &format!("c{k}"), 1_000, 500))
+            .collect();
+        for (k, w) in wallets.iter_mut().enumerate() {
+            pay(w, &mut merchant, 100 + k as u64, T0.plus(10));
+        }
+        let reports: Vec<Vec<u8>> = wallets
+            .iter_mut()
+            .map(|w| w.sync_report(T0.plus(20)).unwrap())
+            .collect();
+        let responses: Vec<Vec<u8>> = std::thread::scope(|s| {
+            let handles: Vec<_> = reports
+                .chunks(10)
+                .map(|chunk| {
+                    s.spawn(move || {
+                        chunk
+                            .iter()
+                            .map(|r| issuer.sync(r, T0.plus(20)).unwrap().response)
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().unwrap())
+                .collect()
+        });
+        for (w, r) in wallets.iter_mut().zip(&responses) {
+            w.apply_sync_response(r, T0.plus(21)).unwrap();
+        }
+        let total: u64 = (0..100).map(|k| 100 + k as u64).sum();
+        assert_eq!(sub(issuer, &merchant), total as i64);
+        sync(issuer, &mut merchant, T0.plus(30));
+        assert_eq!(sub(issuer, &merchant), total as i64);
+        assert_invariants(issuer);
+        let _ = WalletId([0; 16]);
+    });
+}

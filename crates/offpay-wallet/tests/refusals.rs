@@ -1,0 +1,1405 @@
+//! Every refusal path of the TA: each test asserts the exact [`WalletError`]
+//! and that nothing changed — the vault was not written (same stored bytes,
+//! same version) and the status, chain head, history, evidence and unsynced
+//! log are what they were. The one exception is
+//! [`WalletError::PayerRolledBack`], which by design stores the refused
+//! payment as evidence (and changes nothing else).
+
+mod common;
+
+use common::*;
+use offpay_protocol::cbor::DecodeError;
+use offpay_protocol::envelope::Signed;
+use offpay_protocol::messages::{
+    CertField, LoadVoucher, PaymentRequest, RiskPolicy, SyncResponse, WalletCommand,
+};
+use offpay_protocol::pki::{self, PkiError};
+use offpay_protocol::{Amount, Currency, Hash32, Nonce, SigningKey, Suite, UnixSeconds};
+use offpay_wallet::vault::{MemorySnapshot, MemoryVault, VaultError};
+use offpay_wallet::{HistoryItem, LockReason, Wallet, WalletError, WalletStatus};
+
+type W = Wallet<MemoryVault>;
+
+const ED: Suite = Suite::Ed25519;
+
+/// The time at which snapshots read the status. The TA's clock never goes
+/// below its floor, so any fixed time gives comparable statuses.
+const STATUS_AT: UnixSeconds = T0;
+
+fn usd(minor: u64) -> Amount {
+    Amount::new(minor, Currency::new("USD").unwrap())
+}
+
+// ---- "nothing changed" ----------------------------------------------------
+
+/// Everything observable about a wallet, and its vault's stored bytes.
+#[derive(Debug, PartialEq)]
+struct Snapshot {
+    vault: MemorySnapshot,
+    version: u64,
+    status: WalletStatus,
+    chain_head: (u64, Hash32),
+    history: Vec<HistoryItem>,
+    evidence: Vec<Vec<u8>>,
+    unsynced_outgoing: Vec<Vec<u8>>,
+}
+
+impl Snapshot {
+    fn of(w: &W) -> Snapshot {
+        Snapshot {
+            vault: w.vault().snapshot(),
+            version: w.vault().version(),
+            status: w.status(STATUS_AT),
+            chain_head: w.chain_head(),
+            history: w.history().to_vec(),
+            evidence: w.evidence().to_vec(),
+            unsynced_outgoing: w.unsynced_outgoing(),
+        }
+    }
+}
+
+/// Nothing observable changed since `before`, and the vault was not written.
+#[track_caller]
+fn unchanged(w: &W, before: &Snapshot) {
+    let after = Snapshot::of(w);
+    assert_eq!(after.version, before.version, "the vault was written");
+    assert!(after.vault == before.vault, "the vault's state changed");
+    assert_eq!(after.status, before.status, "status changed");
+    assert_eq!(after.chain_head, before.chain_head, "chain head changed");
+    assert_eq!(after.history, before.history, "history changed");
+    assert_eq!(after.evidence, before.evidence, "evidence changed");
+    assert_eq!(
+        after.unsynced_outgoing, before.unsynced_outgoing,
+        "unsynced log changed"
+    );
+}
+
+/// `op` on `w` fails with exactly `expected` and changes nothing.
+#[track_caller]
+fn refuses<T>(w: &mut W, expected: WalletError, op: impl FnOnce(&mut W) -> Result<T, WalletError>) {
+    let before = Snapshot::of(w);
+    match op(w) {
+        Ok(_) => panic!("expected {expected:?}, got Ok"),
+        Err(e) => assert_eq!(e, expected),
+    }
+    unchanged(w, &before);
+}
+
+// ---- fixtures ---------------------------------------------------------------
+
+/// A scheme with `policy`, two enrolled wallets (alice, bob), alice loaded with 10 000.
+fn world_with(policy: RiskPolicy) -> (Scheme, W, W) {
+    let mut s = Scheme::with_policy(ED, policy);
+    let mut alice = s.enroll(MemoryVault::new(), ED, T0);
+    let bob = s.enroll(MemoryVault::new(), ED, T0);
+    s.load(&mut alice, 10_000, T0);
+    (s, alice, bob)
+}
+
+fn world() -> (Scheme, W, W) {
+    world_with(default_policy())
+}
+
+/// A second device running the same wallet: state *and* counter copied, so
+/// the vault cannot tell (a clone, not a rollback).
+fn clone_of(w: &W) -> W {
+    let c = Wallet::open(w.vault().clone()).unwrap();
+    assert!(c.lock().is_none());
+    c
+}
+
+/// A locked wallet and what to throw at it.
+struct Locked {
+    s: Scheme,
+    /// The locked wallet (alice).
+    w: W,
+    reason: LockReason,
+    /// A valid payment from bob for a request the locked wallet made before the lock.
+    payment: Vec<u8>,
+    /// A valid request from bob.
+    request: Vec<u8>,
+}
+
+/// Alice's vault restored to a copy taken before a payment: it opens locked.
+fn locked_by_rollback() -> Locked {
+    let (mut s, mut alice, mut bob) = world();
+    s.load(&mut bob, 5_000, T0);
+    let req = alice.request(eur_amount(300), 3600, T0).unwrap();
+    let snap = alice.vault().snapshot();
+    pay(&mut alice, &mut bob, 100, T0.plus(1));
+    let mut v = alice.into_vault();
+    v.restore(&snap);
+    let w = Wallet::open(v).unwrap();
+    assert_eq!(w.lock(), Some(&LockReason::RolledBack));
+    let payment = bob.pay(&req, T0.plus(2)).unwrap();
+    let request = bob.request(eur_amount(100), 3600, T0.plus(2)).unwrap();
+    Locked {
+        s,
+        w,
+        reason: LockReason::RolledBack,
+        payment,
+        request,
+    }
+}
+
+/// Alice locked by the issuer at sync.
+fn locked_by_issuer() -> Locked {
+    let (mut s, mut alice, mut bob) = world();
+    s.load(&mut bob, 5_000, T0);
+    let req = alice.request(eur_amount(300), 3600, T0).unwrap();
+    let report = alice.sync_report(T0.plus(1)).unwrap();
+    let reason = "suspected fraud".to_string();
+    let resp = s.respond(
+        &report,
+        T0.plus(1),
+        WalletCommand::Lock {
+            reason: reason.clone(),
+        },
+        Vec::new(),
+        None,
+    );
+    assert!(alice.apply_sync_response(&resp, T0.plus(1)).unwrap().locked);
+    let payment = bob.pay(&req, T0.plus(2)).unwrap();
+    let request = bob.request(eur_amount(100), 3600, T0.plus(2)).unwrap();
+    Locked {
+        s,
+        w: alice,
+        reason: LockReason::Issuer(reason),
+        payment,
+        request,
+    }
+}
+
+fn locked_fixtures() -> [Locked; 2] {
+    [locked_by_rollback(), locked_by_issuer()]
+}
+
+/// A wallet created in the root of `s` but not enrolled.
+fn created(s: &Scheme) -> W {
+    Wallet::create(MemoryVault::new(), ED, s.root.der(), T0).unwrap()
+}
+
+// ---- request ------------------------------------------------------------------
+
+#[test]
+fn request_zero_amount() {
+    let (_s, _alice, mut bob) = world();
+    refuses(&mut bob, WalletError::ZeroAmount, |w| {
+        w.request(eur_amount(0), 300, T0)
+    });
+}
+
+#[test]
+fn request_currency_mismatch() {
+    let (_s, _alice, mut bob) = world();
+    refuses(&mut bob, WalletError::CurrencyMismatch, |w| {
+        w.request(usd(100), 300, T0)
+    });
+}
+
+#[test]
+fn request_too_many_pending() {
+    let (_s, _alice, mut bob) = world();
+    for i in 0..offpay_wallet::ta::PENDING_REQUESTS_MAX as u64 {
+        bob.request(eur_amount(100 + i), 300, T0).unwrap();
+    }
+    refuses(&mut bob, WalletError::TooManyPendingRequests, |w| {
+        w.request(eur_amount(1), 300, T0.plus(1))
+    });
+    // Once they have expired, there is room again.
+    bob.request(eur_amount(1), 300, T0.plus(301)).unwrap();
+}
+
+#[test]
+fn request_own_certificate_expired() {
+    let (_s, _alice, mut bob) = world();
+    let expiry = bob.certificate().unwrap().not_after();
+    refuses(&mut bob, WalletError::OwnCertificateExpired, |w| {
+        w.request(eur_amount(100), 300, expiry.plus(1))
+    });
+}
+
+#[test]
+fn request_locked() {
+    for mut f in locked_fixtures() {
+        refuses(&mut f.w, WalletError::Locked(f.reason), |w| {
+            w.request(eur_amount(100), 300, T0.plus(3))
+        });
+    }
+}
+
+#[test]
+fn request_not_enrolled() {
+    let s = Scheme::new(ED);
+    let mut w = created(&s);
+    refuses(&mut w, WalletError::NotEnrolled, |w| {
+        w.request(eur_amount(100), 300, T0)
+    });
+}
+
+// ---- pay ------------------------------------------------------------------------
+
+#[test]
+fn pay_malformed_garbage() {
+    let (_s, mut alice, _bob) = world();
+    refuses(
+        &mut alice,
+        WalletError::Malformed(DecodeError::UnexpectedType {
+            field: "COSE_Sign1 tag",
+        }),
+        |w| w.pay(b"not a payment request", T0),
+    );
+    refuses(
+        &mut alice,
+        WalletError::Malformed(DecodeError::Truncated),
+        |w| w.pay(&[], T0),
+    );
+}
+
+#[test]
+fn pay_malformed_truncated_request() {
+    let (_s, mut alice, mut bob) = world();
+    let req = bob.request(eur_amount(100), 300, T0).unwrap();
+    refuses(
+        &mut alice,
+        WalletError::Malformed(DecodeError::Truncated),
+        |w| w.pay(&req[..req.len() - 1], T0),
+    );
+    refuses(
+        &mut alice,
+        WalletError::Malformed(DecodeError::Truncated),
+        |w| w.pay(&req[..req.len() / 2], T0),
+    );
+    // The untruncated request is paid.
+    alice.pay(&req, T0).unwrap();
+}
+
+#[test]
+fn pay_malformed_wrong_message_type() {
+    let (_s, mut alice, mut bob) = world();
+    let p = pay(&mut alice, &mut bob, 100, T0);
+    // A Payment where a PaymentRequest is expected.
+    refuses(
+        &mut alice,
+        WalletError::Malformed(DecodeError::WrongMessageType {
+            expected: 1,
+            found: 2,
+        }),
+        |w| w.pay(&p, T0),
+    );
+}
+
+#[test]
+fn pay_bad_signature() {
+    let (mut s, mut alice, mut bob) = world();
+    let mut req = bob.request(eur_amount(100), 300, T0).unwrap();
+    *req.last_mut().unwrap() ^= 1;
+    refuses(&mut alice, WalletError::BadSignature, |w| w.pay(&req, T0));
+    // A request in bob's name, with bob's certificate, signed by another key.
+    let mallory = s.raw_signer(ED, 0x66, T0);
+    let forged = mallory.sign(PaymentRequest {
+        payee: bob.wallet_id(),
+        amount: eur_amount(100),
+        nonce: Nonce([1; 16]),
+        created: T0,
+        expires: T0.plus(300),
+        payee_cert: CertField::Inline(s.certs[&bob.wallet_id()].clone()),
+    });
+    refuses(&mut alice, WalletError::BadSignature, |w| {
+        w.pay(&forged, T0)
+    });
+}
+
+#[test]
+fn pay_peer_certificate_other_root() {
+    let (_s, mut alice, _bob) = world();
+    let mut other = Scheme::foreign(ED, 0x33);
+    let mut mallory = other.enroll(MemoryVault::new(), ED, T0);
+    let req = mallory.request(eur_amount(100), 300, T0).unwrap();
+    refuses(
+        &mut alice,
+        WalletError::PeerCertificate(PkiError::WrongIssuer),
+        |w| w.pay(&req, T0),
+    );
+}
+
+#[test]
+fn pay_peer_certificate_expired() {
+    let policy = RiskPolicy {
+        cert_validity_seconds: DAY,
+        ..default_policy()
+    };
+    let mut s = Scheme::with_policy(ED, policy);
+    let mut bob = s.enroll(MemoryVault::new(), ED, T0);
+    // Alice enrolls half a day later: her own certificate outlives bob's.
+    let later = T0.plus(DAY / 2);
+    let mut alice = s.enroll(MemoryVault::new(), ED, later);
+    s.load(&mut alice, 10_000, later);
+    let req = bob
+        .request(eur_amount(100), 300, T0.plus(DAY - 60))
+        .unwrap();
+    refuses(
+        &mut alice,
+        WalletError::PeerCertificate(PkiError::Expired),
+        |w| w.pay(&req, T0.plus(DAY + 1)),
+    );
+    // The same request while bob's certificate was still valid is paid.
+    alice.pay(&req, T0.plus(DAY)).unwrap();
+}
+
+#[test]
+fn pay_peer_revoked() {
+    let (mut s, mut alice, mut bob) = world();
+    // Alice has paid bob before: his certificate is in her cache.
+    pay(&mut alice, &mut bob, 100, T0);
+    s.revoke(bob.wallet_id(), T0.plus(1));
+    let crl = s.crl(T0.plus(1));
+    let report = alice.sync_report(T0.plus(2)).unwrap();
+    let resp = s.respond(
+        &report,
+        T0.plus(2),
+        WalletCommand::None,
+        Vec::new(),
+        Some(crl),
+    );
+    assert!(
+        alice
+            .apply_sync_response(&resp, T0.plus(2))
+            .unwrap()
+            .crl_updated
+    );
+    let serial = s.serials[&bob.wallet_id()];
+    let req = bob.request(eur_amount(100), 300, T0.plus(3)).unwrap();
+    refuses(&mut alice, WalletError::PeerRevoked { serial }, |w| {
+        w.pay(&req, T0.plus(3))
+    });
+    // Reopened, with an empty certificate cache: refused too (uncached path).
+    let mut fresh = clone_of(&alice);
+    refuses(&mut fresh, WalletError::PeerRevoked { serial }, |w| {
+        w.pay(&req, T0.plus(3))
+    });
+}
+
+#[test]
+fn pay_certificate_wallet_mismatch() {
+    let (mut s, mut alice, bob) = world();
+    // Mallory's own, valid certificate on a request in bob's name, signed by Mallory.
+    let mallory = s.raw_signer(ED, 0x66, T0);
+    let forged = mallory.sign(PaymentRequest {
+        payee: bob.wallet_id(),
+        amount: eur_amount(100),
+        nonce: Nonce([1; 16]),
+        created: T0,
+        expires: T0.plus(300),
+        payee_cert: mallory.cert_field(),
+    });
+    refuses(&mut alice, WalletError::CertificateWalletMismatch, |w| {
+        w.pay(&forged, T0)
+    });
+}
+
+#[test]
+fn pay_unknown_certificate() {
+    let (mut s, mut alice, _bob) = world();
+    let mallory = s.raw_signer(ED, 0x66, T0);
+    let req = mallory.sign(PaymentRequest {
+        payee: mallory.id,
+        amount: eur_amount(100),
+        nonce: Nonce([1; 16]),
+        created: T0,
+        expires: T0.plus(300),
+        payee_cert: CertField::Reference(Hash32::digest(&mallory.cert)),
+    });
+    refuses(&mut alice, WalletError::UnknownCertificate, |w| {
+        w.pay(&req, T0)
+    });
+}
+
+#[test]
+fn pay_request_expired() {
+    let (_s, mut alice, mut bob) = world();
+    let req = bob.request(eur_amount(100), 300, T0).unwrap();
+    refuses(&mut alice, WalletError::RequestExpired, |w| {
+        w.pay(&req, T0.plus(301))
+    });
+    // Inclusive at the end.
+    alice.pay(&req, T0.plus(300)).unwrap();
+}
+
+#[test]
+fn pay_currency_mismatch() {
+    let (mut s, mut alice, _bob) = world();
+    let mallory = s.raw_signer(ED, 0x66, T0);
+    let req = mallory.request(usd(100), T0, 300);
+    refuses(&mut alice, WalletError::CurrencyMismatch, |w| {
+        w.pay(&req, T0)
+    });
+}
+
+#[test]
+fn pay_self_payment() {
+    let (_s, mut alice, _bob) = world();
+    let req = alice.request(eur_amount(100), 300, T0).unwrap();
+    refuses(&mut alice, WalletError::SelfPayment, |w| w.pay(&req, T0));
+}
+
+#[test]
+fn pay_insufficient_funds() {
+    let (_s, mut alice, mut bob) = world();
+    let req = bob.request(eur_amount(10_001), 300, T0).unwrap();
+    refuses(
+        &mut alice,
+        WalletError::InsufficientFunds {
+            balance: eur_amount(10_000),
+            needed: eur_amount(10_001),
+        },
+        |w| w.pay(&req, T0),
+    );
+}
+
+#[test]
+fn pay_limit_per_payment() {
+    let (mut s, mut alice, mut bob) = world();
+    s.load(&mut alice, 50_000, T0);
+    let req = bob.request(eur_amount(50_001), 300, T0).unwrap();
+    refuses(
+        &mut alice,
+        WalletError::LimitPerPayment {
+            max: eur_amount(50_000),
+        },
+        |w| w.pay(&req, T0),
+    );
+    let req = bob.request(eur_amount(50_000), 300, T0).unwrap();
+    alice.pay(&req, T0).unwrap();
+}
+
+#[test]
+fn pay_limit_offline_spend() {
+    let (_s, mut alice, mut bob) = world_with(RiskPolicy {
+        max_offline_spend_minor: 5_000,
+        ..default_policy()
+    });
+    pay(&mut alice, &mut bob, 3_000, T0);
+    let req = bob.request(eur_amount(2_500), 300, T0).unwrap();
+    refuses(
+        &mut alice,
+        WalletError::LimitOfflineSpend { left_minor: 2_000 },
+        |w| w.pay(&req, T0),
+    );
+    assert_eq!(alice.status(T0).offline_spend_left_minor, Some(2_000));
+}
+
+#[test]
+fn pay_limit_offline_count() {
+    let (_s, mut alice, mut bob) = world_with(RiskPolicy {
+        max_offline_payments: 2,
+        ..default_policy()
+    });
+    pay(&mut alice, &mut bob, 100, T0);
+    pay(&mut alice, &mut bob, 100, T0);
+    let req = bob.request(eur_amount(100), 300, T0).unwrap();
+    refuses(&mut alice, WalletError::LimitOfflineCount { max: 2 }, |w| {
+        w.pay(&req, T0)
+    });
+    assert_eq!(alice.status(T0).offline_payments_left, Some(0));
+}
+
+#[test]
+fn pay_limit_offline_time() {
+    let (_s, mut alice, mut bob) = world();
+    let late = T0.plus(7 * DAY + 1);
+    let req = bob.request(eur_amount(100), 300, late).unwrap();
+    refuses(
+        &mut alice,
+        WalletError::LimitOfflineTime {
+            offline_seconds: 7 * DAY + 1,
+            max_seconds: 7 * DAY,
+        },
+        |w| w.pay(&req, late),
+    );
+}
+
+#[test]
+fn pay_log_full() {
+    // The load is the first of the three entries.
+    let (_s, mut alice, mut bob) = world_with(RiskPolicy {
+        max_log_entries: 3,
+        ..default_policy()
+    });
+    pay(&mut alice, &mut bob, 100, T0);
+    pay(&mut alice, &mut bob, 100, T0);
+    let req = bob.request(eur_amount(100), 300, T0).unwrap();
+    refuses(&mut alice, WalletError::LogFull { max: 3 }, |w| {
+        w.pay(&req, T0)
+    });
+}
+
+#[test]
+fn pay_own_certificate_expired() {
+    let policy = RiskPolicy {
+        cert_validity_seconds: DAY,
+        ..default_policy()
+    };
+    let mut s = Scheme::with_policy(ED, policy);
+    let mut alice = s.enroll(MemoryVault::new(), ED, T0);
+    s.load(&mut alice, 10_000, T0);
+    // Bob enrolls later: his certificate is still valid when alice's has expired.
+    let mut bob = s.enroll(MemoryVault::new(), ED, T0.plus(DAY / 2));
+    let req = bob
+        .request(eur_amount(100), 300, T0.plus(DAY + 10))
+        .unwrap();
+    refuses(&mut alice, WalletError::OwnCertificateExpired, |w| {
+        w.pay(&req, T0.plus(DAY + 10))
+    });
+}
+
+#[test]
+fn pay_locked() {
+    for mut f in locked_fixtures() {
+        let req = f.request.clone();
+        refuses(&mut f.w, WalletError::Locked(f.reason), |w| {
+            w.pay(&req, T0.plus(3))
+        });
+    }
+}
+
+// ---- receive ----------------------------------------------------------------------
+
+#[test]
+fn receive_malformed() {
+    let (_s, mut alice, mut bob) = world();
+    refuses(
+        &mut bob,
+        WalletError::Malformed(DecodeError::UnexpectedType {
+            field: "COSE_Sign1 tag",
+        }),
+        |w| w.receive(b"not a payment", T0),
+    );
+    let req = bob.request(eur_amount(100), 300, T0).unwrap();
+    let p = alice.pay(&req, T0).unwrap();
+    refuses(
+        &mut bob,
+        WalletError::Malformed(DecodeError::Truncated),
+        |w| w.receive(&p[..p.len() - 1], T0),
+    );
+    // A request where a payment is expected.
+    refuses(
+        &mut bob,
+        WalletError::Malformed(DecodeError::WrongMessageType {
+            expected: 2,
+            found: 1,
+        }),
+        |w| w.receive(&req, T0),
+    );
+}
+
+#[test]
+fn receive_wrong_payee() {
+    let (mut s, mut alice, mut bob) = world();
+    let mut carol = s.enroll(MemoryVault::new(), ED, T0);
+    carol.request(eur_amount(100), 300, T0).unwrap();
+    let req = bob.request(eur_amount(100), 300, T0).unwrap();
+    let p = alice.pay(&req, T0).unwrap();
+    refuses(&mut carol, WalletError::WrongPayee, |w| w.receive(&p, T0));
+}
+
+#[test]
+fn receive_bad_signature() {
+    let (mut s, mut alice, mut bob) = world();
+    let req = bob.request(eur_amount(100), 300, T0).unwrap();
+    let mut p = alice.pay(&req, T0).unwrap();
+    *p.last_mut().unwrap() ^= 1;
+    refuses(&mut bob, WalletError::BadSignature, |w| w.receive(&p, T0));
+    // A payment in alice's name, with alice's certificate, signed by another key.
+    let mallory = s.raw_signer(ED, 0x66, T0);
+    let mut body = mallory.payment_for(&req, T0);
+    body.payer = alice.wallet_id();
+    body.payer_cert = CertField::Inline(s.certs[&alice.wallet_id()].clone());
+    let forged = mallory.sign(body);
+    refuses(&mut bob, WalletError::BadSignature, |w| {
+        w.receive(&forged, T0)
+    });
+}
+
+#[test]
+fn receive_peer_certificate_other_root() {
+    let (_s, _alice, mut bob) = world();
+    let mut other = Scheme::foreign(ED, 0x33);
+    let mallory = other.raw_signer(ED, 0x66, T0);
+    let req = bob.request(eur_amount(100), 300, T0).unwrap();
+    let p = mallory.sign(mallory.payment_for(&req, T0));
+    refuses(
+        &mut bob,
+        WalletError::PeerCertificate(PkiError::WrongIssuer),
+        |w| w.receive(&p, T0),
+    );
+}
+
+#[test]
+fn receive_nonce_unknown() {
+    let (_s, mut alice, mut bob) = world();
+    let mut alice2 = clone_of(&alice);
+    let req = bob.request(eur_amount(100), 300, T0).unwrap();
+    pay_with(&mut alice, &mut bob, &req, T0.plus(10));
+    // The clone pays the same, already used request (other bytes: another time).
+    let p2 = alice2.pay(&req, T0.plus(11)).unwrap();
+    refuses(&mut bob, WalletError::NonceUnknown, |w| {
+        w.receive(&p2, T0.plus(12))
+    });
+}
+
+/// Pay `req` from `payer` to `payee` and confirm; returns the payment.
+fn pay_with(payer: &mut W, payee: &mut W, req: &[u8], now: UnixSeconds) -> Vec<u8> {
+    let p = payer.pay(req, now).unwrap();
+    let r = payee.receive(&p, now).unwrap();
+    payer.confirm(&r).unwrap();
+    p
+}
+
+#[test]
+fn receive_amount_mismatch() {
+    let (mut s, _alice, mut bob) = world();
+    let mallory = s.raw_signer(ED, 0x66, T0);
+    let req = bob.request(eur_amount(1_000), 300, T0).unwrap();
+    let mut body = mallory.payment_for(&req, T0);
+    body.amount = eur_amount(999);
+    let p = mallory.sign(body);
+    refuses(
+        &mut bob,
+        WalletError::AmountMismatch {
+            requested: eur_amount(1_000),
+            paid: eur_amount(999),
+        },
+        |w| w.receive(&p, T0),
+    );
+    // The honest amount from the same signer is accepted.
+    let ok = mallory.sign(mallory.payment_for(&req, T0));
+    bob.receive(&ok, T0).unwrap();
+}
+
+#[test]
+fn receive_currency_mismatch() {
+    let (mut s, _alice, mut bob) = world();
+    let mallory = s.raw_signer(ED, 0x66, T0);
+    let req = bob.request(eur_amount(1_000), 300, T0).unwrap();
+    let mut body = mallory.payment_for(&req, T0);
+    body.amount = usd(1_000);
+    let p = mallory.sign(body);
+    refuses(&mut bob, WalletError::CurrencyMismatch, |w| {
+        w.receive(&p, T0)
+    });
+}
+
+#[test]
+fn receive_unknown_certificate() {
+    let (mut s, _alice, mut bob) = world();
+    let mallory = s.raw_signer(ED, 0x66, T0);
+    let req = bob.request(eur_amount(1_000), 300, T0).unwrap();
+    let mut body = mallory.payment_for(&req, T0);
+    body.payer_cert = CertField::Reference(Hash32::digest(&mallory.cert));
+    let p = mallory.sign(body);
+    refuses(&mut bob, WalletError::UnknownCertificate, |w| {
+        w.receive(&p, T0)
+    });
+}
+
+#[test]
+fn receive_certificate_wallet_mismatch() {
+    let (mut s, alice, mut bob) = world();
+    let mallory = s.raw_signer(ED, 0x66, T0);
+    let req = bob.request(eur_amount(1_000), 300, T0).unwrap();
+    // Mallory's valid certificate on a payment in alice's name.
+    let mut body = mallory.payment_for(&req, T0);
+    body.payer = alice.wallet_id();
+    let p = mallory.sign(body);
+    refuses(&mut bob, WalletError::CertificateWalletMismatch, |w| {
+        w.receive(&p, T0)
+    });
+}
+
+#[test]
+fn receive_request_expired() {
+    let (_s, mut alice, mut bob) = world();
+    let req = bob.request(eur_amount(100), 300, T0).unwrap();
+    let p = alice.pay(&req, T0.plus(10)).unwrap();
+    refuses(&mut bob, WalletError::RequestExpired, |w| {
+        w.receive(&p, T0.plus(301))
+    });
+}
+
+#[test]
+fn receive_limit_holding() {
+    let (mut s, mut alice, mut bob) = world();
+    s.load(&mut bob, 99_500, T0);
+    let req = bob.request(eur_amount(1_000), 300, T0).unwrap();
+    let p = alice.pay(&req, T0).unwrap();
+    refuses(
+        &mut bob,
+        WalletError::LimitHolding { max_minor: 100_000 },
+        |w| w.receive(&p, T0),
+    );
+}
+
+#[test]
+fn receive_payer_rolled_back_keeps_evidence_only() {
+    let (_s, mut alice, mut bob) = world();
+    let mut alice2 = clone_of(&alice);
+    pay(&mut alice, &mut bob, 100, T0.plus(10));
+    // The clone pays a fresh request with the seq alice already used.
+    let req = bob.request(eur_amount(200), 300, T0.plus(20)).unwrap();
+    let p2 = alice2.pay(&req, T0.plus(20)).unwrap();
+    let before = Snapshot::of(&bob);
+    let expected = WalletError::PayerRolledBack {
+        payer: alice.wallet_id(),
+        seen: 1,
+        got: 1,
+    };
+    assert_eq!(bob.receive(&p2, T0.plus(21)), Err(expected.clone()));
+    let after = Snapshot::of(&bob);
+    // The evidence was sealed...
+    assert_eq!(after.version, before.version + 1);
+    assert_eq!(after.evidence.len(), before.evidence.len() + 1);
+    assert_eq!(after.evidence.last(), Some(&p2));
+    // ...and nothing else changed.
+    let mut status = before.status.clone();
+    status.evidence += 1;
+    assert_eq!(after.status, status);
+    assert_eq!(after.chain_head, before.chain_head);
+    assert_eq!(after.history, before.history);
+    assert_eq!(after.unsynced_outgoing, before.unsynced_outgoing);
+    // The same payment again: refused, and not stored twice.
+    refuses(&mut bob, expected, |w| w.receive(&p2, T0.plus(22)));
+}
+
+#[test]
+fn receive_peer_revoked() {
+    let (mut s, mut alice, mut bob) = world();
+    let req = bob.request(eur_amount(100), 300, T0).unwrap();
+    let p = alice.pay(&req, T0).unwrap();
+    s.revoke(alice.wallet_id(), T0.plus(1));
+    let crl = s.crl(T0.plus(1));
+    let report = bob.sync_report(T0.plus(2)).unwrap();
+    let resp = s.respond(
+        &report,
+        T0.plus(2),
+        WalletCommand::None,
+        Vec::new(),
+        Some(crl),
+    );
+    bob.apply_sync_response(&resp, T0.plus(2)).unwrap();
+    let serial = s.serials[&alice.wallet_id()];
+    refuses(&mut bob, WalletError::PeerRevoked { serial }, |w| {
+        w.receive(&p, T0.plus(3))
+    });
+}
+
+#[test]
+fn receive_log_full() {
+    let (mut s, mut alice, mut bob) = world_with(RiskPolicy {
+        max_log_entries: 2,
+        ..default_policy()
+    });
+    s.load(&mut bob, 100, T0);
+    s.load(&mut bob, 100, T0);
+    let req = bob.request(eur_amount(100), 300, T0).unwrap();
+    let p = alice.pay(&req, T0).unwrap();
+    refuses(&mut bob, WalletError::LogFull { max: 2 }, |w| {
+        w.receive(&p, T0)
+    });
+}
+
+#[test]
+fn receive_locked() {
+    for mut f in locked_fixtures() {
+        let p = f.payment.clone();
+        refuses(&mut f.w, WalletError::Locked(f.reason), |w| {
+            w.receive(&p, T0.plus(3))
+        });
+    }
+}
+
+// ---- confirm --------------------------------------------------------------------------
+
+#[test]
+fn confirm_receipt_unknown_payment() {
+    let (mut s, mut alice, mut bob) = world();
+    let mut carol = s.enroll(MemoryVault::new(), ED, T0);
+    s.load(&mut carol, 1_000, T0);
+    let req = bob.request(eur_amount(100), 300, T0).unwrap();
+    let p = carol.pay(&req, T0).unwrap();
+    let receipt = bob.receive(&p, T0).unwrap();
+    pay(&mut alice, &mut bob, 100, T0);
+    refuses(&mut alice, WalletError::ReceiptUnknownPayment, |w| {
+        w.confirm(&receipt)
+    });
+}
+
+#[test]
+fn confirm_bad_signature() {
+    let (mut s, mut alice, mut bob) = world();
+    let req = bob.request(eur_amount(100), 300, T0).unwrap();
+    let p = alice.pay(&req, T0).unwrap();
+    let mut receipt = bob.receive(&p, T0).unwrap();
+    *receipt.last_mut().unwrap() ^= 1;
+    refuses(&mut alice, WalletError::BadSignature, |w| {
+        w.confirm(&receipt)
+    });
+    // A receipt for the payment signed by someone other than the payee.
+    let mallory = s.raw_signer(ED, 0x66, T0);
+    let mut body = mallory.receipt_for(&p, T0);
+    body.payee = bob.wallet_id();
+    let forged = mallory.sign(body);
+    refuses(&mut alice, WalletError::BadSignature, |w| {
+        w.confirm(&forged)
+    });
+}
+
+#[test]
+fn confirm_wrong_wallet() {
+    let (mut s, mut alice, bob) = world();
+    let payee = s.raw_signer(ED, 0x66, T0);
+    let req = payee.request(eur_amount(100), T0, 300);
+    let p = alice.pay(&req, T0).unwrap();
+    // Signed by the right payee, for the right payment, but naming another payer.
+    let mut body = payee.receipt_for(&p, T0);
+    body.payer = bob.wallet_id();
+    let receipt = payee.sign(body);
+    refuses(&mut alice, WalletError::WrongWallet, |w| {
+        w.confirm(&receipt)
+    });
+}
+
+#[test]
+fn confirm_malformed() {
+    let (_s, mut alice, _bob) = world();
+    refuses(
+        &mut alice,
+        WalletError::Malformed(DecodeError::UnexpectedType {
+            field: "COSE_Sign1 tag",
+        }),
+        |w| w.confirm(b"not a receipt"),
+    );
+}
+
+// ---- apply_voucher ------------------------------------------------------------------------
+
+#[test]
+fn voucher_bad_signature() {
+    let (_s, mut alice, _bob) = world();
+    let other = SigningKey::from_seed(ED, &[0x77; 32]).unwrap();
+    let v = Signed::sign(
+        LoadVoucher {
+            wallet: alice.wallet_id(),
+            load_seq: 2,
+            amount: eur_amount(100),
+            issued: T0,
+        },
+        &other,
+    )
+    .into_bytes();
+    refuses(&mut alice, WalletError::BadSignature, |w| {
+        w.apply_voucher(&v, T0)
+    });
+}
+
+#[test]
+fn voucher_wrong_wallet() {
+    let (mut s, mut alice, bob) = world();
+    let v = s.voucher(bob.wallet_id(), 100, T0);
+    refuses(&mut alice, WalletError::WrongWallet, |w| {
+        w.apply_voucher(&v, T0)
+    });
+}
+
+#[test]
+fn voucher_replayed() {
+    let (mut s, mut alice, _bob) = world();
+    let v = s.voucher(alice.wallet_id(), 100, T0);
+    alice.apply_voucher(&v, T0).unwrap();
+    refuses(
+        &mut alice,
+        WalletError::VoucherReplayed { load_seq: 2 },
+        |w| w.apply_voucher(&v, T0),
+    );
+}
+
+#[test]
+fn voucher_out_of_order() {
+    let (mut s, mut alice, _bob) = world();
+    let v2 = s.voucher(alice.wallet_id(), 100, T0);
+    let v3 = s.voucher(alice.wallet_id(), 100, T0);
+    refuses(
+        &mut alice,
+        WalletError::VoucherOutOfOrder {
+            expected: 2,
+            got: 3,
+        },
+        |w| w.apply_voucher(&v3, T0),
+    );
+    alice.apply_voucher(&v2, T0).unwrap();
+    alice.apply_voucher(&v3, T0).unwrap();
+}
+
+#[test]
+fn voucher_limit_holding() {
+    let (mut s, mut alice, _bob) = world();
+    let v = s.voucher(alice.wallet_id(), 90_001, T0);
+    refuses(
+        &mut alice,
+        WalletError::LimitHolding { max_minor: 100_000 },
+        |w| w.apply_voucher(&v, T0),
+    );
+}
+
+#[test]
+fn voucher_currency_mismatch() {
+    let (s, mut alice, _bob) = world();
+    let v = Signed::sign(
+        LoadVoucher {
+            wallet: alice.wallet_id(),
+            load_seq: 2,
+            amount: usd(100),
+            issued: T0,
+        },
+        &s.issuer_key,
+    )
+    .into_bytes();
+    refuses(&mut alice, WalletError::CurrencyMismatch, |w| {
+        w.apply_voucher(&v, T0)
+    });
+}
+
+#[test]
+fn voucher_overflow() {
+    let (mut s, mut alice, _bob) = world();
+    let v = s.voucher(alice.wallet_id(), u64::MAX, T0);
+    refuses(&mut alice, WalletError::Overflow, |w| {
+        w.apply_voucher(&v, T0)
+    });
+}
+
+#[test]
+fn voucher_locked() {
+    for mut f in locked_fixtures() {
+        let v = f.s.voucher(f.w.wallet_id(), 100, T0);
+        refuses(&mut f.w, WalletError::Locked(f.reason), |w| {
+            w.apply_voucher(&v, T0.plus(3))
+        });
+    }
+}
+
+// ---- redeem -----------------------------------------------------------------------------------
+
+#[test]
+fn redeem_zero_amount() {
+    let (_s, mut alice, _bob) = world();
+    refuses(&mut alice, WalletError::ZeroAmount, |w| {
+        w.redeem(eur_amount(0), T0)
+    });
+}
+
+#[test]
+fn redeem_currency_mismatch() {
+    let (_s, mut alice, _bob) = world();
+    refuses(&mut alice, WalletError::CurrencyMismatch, |w| {
+        w.redeem(usd(100), T0)
+    });
+}
+
+#[test]
+fn redeem_insufficient_funds() {
+    let (_s, mut alice, _bob) = world();
+    refuses(
+        &mut alice,
+        WalletError::InsufficientFunds {
+            balance: eur_amount(10_000),
+            needed: eur_amount(10_001),
+        },
+        |w| w.redeem(eur_amount(10_001), T0),
+    );
+}
+
+#[test]
+fn redeem_locked() {
+    for mut f in locked_fixtures() {
+        refuses(&mut f.w, WalletError::Locked(f.reason), |w| {
+            w.redeem(eur_amount(100), T0.plus(3))
+        });
+    }
+}
+
+// ---- apply_sync_response ----------------------------------------------------------------------
+
+#[test]
+fn sync_stale_without_pending_report() {
+    let (mut s, mut alice, _bob) = world();
+    // A response to a report that alice's clone made: alice has none pending.
+    let mut alice2 = clone_of(&alice);
+    let report = alice2.sync_report(T0.plus(1)).unwrap();
+    let resp = s.respond(&report, T0.plus(1), WalletCommand::None, Vec::new(), None);
+    refuses(&mut alice, WalletError::StaleSyncResponse, |w| {
+        w.apply_sync_response(&resp, T0.plus(1))
+    });
+}
+
+#[test]
+fn sync_stale_wrong_report_seq() {
+    let (mut s, mut alice, _bob) = world();
+    let r1 = alice.sync_report(T0.plus(1)).unwrap();
+    let _r2 = alice.sync_report(T0.plus(2)).unwrap();
+    let resp = s.respond(&r1, T0.plus(2), WalletCommand::None, Vec::new(), None);
+    refuses(&mut alice, WalletError::StaleSyncResponse, |w| {
+        w.apply_sync_response(&resp, T0.plus(2))
+    });
+}
+
+#[test]
+fn sync_stale_replayed_response() {
+    let (mut s, mut alice, _bob) = world();
+    let report = alice.sync_report(T0.plus(1)).unwrap();
+    let resp = s.respond(&report, T0.plus(1), WalletCommand::None, Vec::new(), None);
+    alice.apply_sync_response(&resp, T0.plus(1)).unwrap();
+    refuses(&mut alice, WalletError::StaleSyncResponse, |w| {
+        w.apply_sync_response(&resp, T0.plus(2))
+    });
+    // Replayed while a newer report is pending: still stale.
+    alice.sync_report(T0.plus(3)).unwrap();
+    refuses(&mut alice, WalletError::StaleSyncResponse, |w| {
+        w.apply_sync_response(&resp, T0.plus(3))
+    });
+}
+
+#[test]
+fn sync_stale_checkpoint_number() {
+    let (mut s, mut alice, _bob) = world();
+    s.sync(&mut alice, T0.plus(1));
+    let report = alice.sync_report(T0.plus(2)).unwrap();
+    // Answers the right report, but with a checkpoint no newer than the one in force.
+    let resp = s.respond_edit(&report, T0.plus(2), |r| r.checkpoint.number = 1);
+    refuses(&mut alice, WalletError::StaleSyncResponse, |w| {
+        w.apply_sync_response(&resp, T0.plus(2))
+    });
+}
+
+#[test]
+fn sync_checkpoint_mismatch() {
+    let (mut s, mut alice, mut bob) = world();
+    pay(&mut alice, &mut bob, 100, T0);
+    let edits: [fn(&mut SyncResponse); 4] = [
+        |r| r.checkpoint.balance.minor += 1,
+        |r| r.checkpoint.seq += 1,
+        |r| r.checkpoint.head = Hash32([9; 32]),
+        |r| r.checkpoint.load_seq += 1,
+    ];
+    for edit in edits {
+        let report = alice.sync_report(T0.plus(1)).unwrap();
+        let resp = s.respond_edit(&report, T0.plus(1), edit);
+        refuses(&mut alice, WalletError::CheckpointMismatch, |w| {
+            w.apply_sync_response(&resp, T0.plus(1))
+        });
+    }
+}
+
+#[test]
+fn sync_currency_mismatch() {
+    let (mut s, mut alice, _bob) = world();
+    let report = alice.sync_report(T0.plus(1)).unwrap();
+    let resp = s.respond_edit(&report, T0.plus(1), |r| {
+        r.checkpoint.balance = usd(r.checkpoint.balance.minor);
+    });
+    refuses(&mut alice, WalletError::CurrencyMismatch, |w| {
+        w.apply_sync_response(&resp, T0.plus(1))
+    });
+}
+
+#[test]
+fn sync_bad_signature() {
+    let (mut s, mut alice, _bob) = world();
+    let report = alice.sync_report(T0.plus(1)).unwrap();
+    let mut resp = s.respond(&report, T0.plus(1), WalletCommand::None, Vec::new(), None);
+    *resp.last_mut().unwrap() ^= 1;
+    refuses(&mut alice, WalletError::BadSignature, |w| {
+        w.apply_sync_response(&resp, T0.plus(1))
+    });
+    // A response signed by another scheme's issuer.
+    let mut other = Scheme::foreign(ED, 0x33);
+    let resp = other.respond(&report, T0.plus(1), WalletCommand::Unlock, Vec::new(), None);
+    refuses(&mut alice, WalletError::BadSignature, |w| {
+        w.apply_sync_response(&resp, T0.plus(1))
+    });
+}
+
+#[test]
+fn sync_wrong_wallet() {
+    let (mut s, mut alice, bob) = world();
+    let report = alice.sync_report(T0.plus(1)).unwrap();
+    let bob_id = bob.wallet_id();
+    let resp = s.respond_edit(&report, T0.plus(1), |r| r.wallet = bob_id);
+    refuses(&mut alice, WalletError::WrongWallet, |w| {
+        w.apply_sync_response(&resp, T0.plus(1))
+    });
+}
+
+#[test]
+fn sync_foreign_crl() {
+    let (mut s, mut alice, _bob) = world();
+    let mut other = Scheme::foreign(ED, 0x33);
+    let crl = other.crl(T0);
+    let report = alice.sync_report(T0.plus(1)).unwrap();
+    let resp = s.respond(
+        &report,
+        T0.plus(1),
+        WalletCommand::None,
+        Vec::new(),
+        Some(crl),
+    );
+    refuses(
+        &mut alice,
+        WalletError::IssuerMaterial(PkiError::CrlWrongIssuer),
+        |w| w.apply_sync_response(&resp, T0.plus(1)),
+    );
+}
+
+#[test]
+fn sync_certificate_of_another_wallet() {
+    let (mut s, mut alice, bob) = world();
+    let bob_cert = s.certs[&bob.wallet_id()].clone();
+    let report = alice.sync_report(T0.plus(1)).unwrap();
+    let resp = s.respond_edit(&report, T0.plus(1), |r| r.certificate = Some(bob_cert));
+    refuses(&mut alice, WalletError::CertificateWalletMismatch, |w| {
+        w.apply_sync_response(&resp, T0.plus(1))
+    });
+}
+
+#[test]
+fn sync_stale_policy() {
+    let (mut s, mut alice, _bob) = world();
+    let old = RiskPolicy {
+        epoch: 0,
+        ..default_policy()
+    };
+    let old = Signed::sign(old, &s.issuer_key).into_bytes();
+    let report = alice.sync_report(T0.plus(1)).unwrap();
+    let resp = s.respond_edit(&report, T0.plus(1), |r| r.policy = Some(old));
+    refuses(&mut alice, WalletError::StalePolicy, |w| {
+        w.apply_sync_response(&resp, T0.plus(1))
+    });
+}
+
+#[test]
+fn sync_policy_bad_signature() {
+    let (mut s, mut alice, _bob) = world();
+    let other = SigningKey::from_seed(ED, &[0x77; 32]).unwrap();
+    let policy = RiskPolicy {
+        epoch: 2,
+        ..default_policy()
+    };
+    let policy = Signed::sign(policy, &other).into_bytes();
+    let report = alice.sync_report(T0.plus(1)).unwrap();
+    let resp = s.respond_edit(&report, T0.plus(1), |r| r.policy = Some(policy));
+    refuses(&mut alice, WalletError::BadSignature, |w| {
+        w.apply_sync_response(&resp, T0.plus(1))
+    });
+}
+
+/// A bad voucher in an otherwise good response (new policy, new CRL, lock):
+/// none of it is installed, neither in the vault nor in memory.
+#[test]
+fn sync_bad_voucher_installs_nothing() {
+    let (mut s, mut alice, mut bob) = world();
+    let new_policy = RiskPolicy {
+        epoch: 2,
+        max_payment: eur_amount(10),
+        ..default_policy()
+    };
+    let new_policy = Signed::sign(new_policy, &s.issuer_key).into_bytes();
+    s.revoke(bob.wallet_id(), T0);
+    let crl = s.crl(T0);
+    let good = s.voucher(alice.wallet_id(), 100, T0);
+    let bad = s.voucher(bob.wallet_id(), 100, T0);
+    let report = alice.sync_report(T0.plus(1)).unwrap();
+    let resp = s.respond_edit(&report, T0.plus(1), |r| {
+        r.policy = Some(new_policy);
+        r.crl = Some(crl);
+        r.vouchers = vec![good, bad];
+        r.command = WalletCommand::Lock { reason: "x".into() };
+    });
+    refuses(&mut alice, WalletError::WrongWallet, |w| {
+        w.apply_sync_response(&resp, T0.plus(1))
+    });
+    // Neither the CRL (bob still payable) nor the policy (500 > new max 10) is in force.
+    let req = bob.request(eur_amount(500), 300, T0.plus(2)).unwrap();
+    alice.pay(&req, T0.plus(2)).unwrap();
+}
+
+#[test]
+fn sync_malformed() {
+    let (_s, mut alice, _bob) = world();
+    alice.sync_report(T0.plus(1)).unwrap();
+    refuses(
+        &mut alice,
+        WalletError::Malformed(DecodeError::UnexpectedType {
+            field: "COSE_Sign1 tag",
+        }),
+        |w| w.apply_sync_response(b"not a response", T0.plus(1)),
+    );
+}
+
+// ---- enroll ---------------------------------------------------------------------------------------
+
+#[test]
+fn enroll_already_enrolled() {
+    let (s, mut alice, _bob) = world();
+    let cert = s.certs[&alice.wallet_id()].clone();
+    refuses(&mut alice, WalletError::AlreadyEnrolled, |w| {
+        w.enroll(s.issuer.der(), &cert, &s.policy_bytes, None, T0)
+    });
+}
+
+#[test]
+fn enroll_issuer_from_another_root() {
+    let mut s = Scheme::new(ED);
+    let other = Scheme::foreign(ED, 0x33);
+    let mut w = created(&s);
+    let cert = s.certify(&w.csr().unwrap(), T0);
+    refuses(
+        &mut w,
+        WalletError::IssuerMaterial(PkiError::WrongIssuer),
+        |w| w.enroll(other.issuer.der(), &cert, &s.policy_bytes, None, T0),
+    );
+    // A certificate from another issuer under our issuer.
+    let mut other = Scheme::foreign(ED, 0x33);
+    let cert2 = other.certify(&w.csr().unwrap(), T0);
+    refuses(
+        &mut w,
+        WalletError::IssuerMaterial(PkiError::WrongIssuer),
+        |w| w.enroll(s.issuer.der(), &cert2, &s.policy_bytes, None, T0),
+    );
+    w.enroll(s.issuer.der(), &cert, &s.policy_bytes, None, T0)
+        .unwrap();
+}
+
+#[test]
+fn enroll_certificate_of_another_wallet() {
+    let mut s = Scheme::new(ED);
+    let mut w = created(&s);
+    let w2 = created(&s);
+    let cert2 = s.certify(&w2.csr().unwrap(), T0);
+    refuses(&mut w, WalletError::CertificateWalletMismatch, |w| {
+        w.enroll(s.issuer.der(), &cert2, &s.policy_bytes, None, T0)
+    });
+    // This wallet's id, but another key.
+    let key = SigningKey::from_seed(ED, &[0x44; 32]).unwrap();
+    let csr = pki::build_csr(&key, w.wallet_id()).unwrap();
+    let cert3 = s.certify(&csr, T0);
+    refuses(&mut w, WalletError::CertificateWalletMismatch, |w| {
+        w.enroll(s.issuer.der(), &cert3, &s.policy_bytes, None, T0)
+    });
+}
+
+#[test]
+fn enroll_policy_bad_signature() {
+    let mut s = Scheme::new(ED);
+    let other = Scheme::foreign(ED, 0x33);
+    let mut w = created(&s);
+    let cert = s.certify(&w.csr().unwrap(), T0);
+    refuses(&mut w, WalletError::BadSignature, |w| {
+        w.enroll(s.issuer.der(), &cert, &other.policy_bytes, None, T0)
+    });
+    refuses(
+        &mut w,
+        WalletError::Malformed(DecodeError::UnexpectedType {
+            field: "COSE_Sign1 tag",
+        }),
+        |w| w.enroll(s.issuer.der(), &cert, b"not a policy", None, T0),
+    );
+}
+
+#[test]
+fn enroll_foreign_crl() {
+    let mut s = Scheme::new(ED);
+    let mut other = Scheme::foreign(ED, 0x33);
+    let crl = other.crl(T0);
+    let mut w = created(&s);
+    let cert = s.certify(&w.csr().unwrap(), T0);
+    refuses(
+        &mut w,
+        WalletError::IssuerMaterial(PkiError::CrlWrongIssuer),
+        |w| w.enroll(s.issuer.der(), &cert, &s.policy_bytes, Some(&crl), T0),
+    );
+}
+
+// ---- not enrolled, vault failure ----------------------------------------------------------------
+
+#[test]
+fn not_enrolled_refuses_everything() {
+    let (mut s, mut alice, mut bob) = world();
+    let mut w = created(&s);
+    let id = w.wallet_id();
+    let req = bob.request(eur_amount(100), 300, T0).unwrap();
+    let p = alice.pay(&req, T0).unwrap();
+    let v = s.voucher(id, 100, T0);
+    let report = alice.sync_report(T0).unwrap();
+    let resp = s.respond_edit(&report, T0, |r| r.wallet = id);
+    let e = WalletError::NotEnrolled;
+    refuses(&mut w, e.clone(), |w| w.pay(&req, T0));
+    refuses(&mut w, e.clone(), |w| w.receive(&p, T0));
+    refuses(&mut w, e.clone(), |w| w.apply_voucher(&v, T0));
+    refuses(&mut w, e.clone(), |w| w.redeem(eur_amount(100), T0));
+    refuses(&mut w, e.clone(), |w| w.sync_report(T0));
+    refuses(&mut w, e, |w| w.apply_sync_response(&resp, T0));
+}
+
+#[test]
+fn vault_failure_commits_nothing() {
+    let (_s, alice, mut bob) = world();
+    let mut v = alice.into_vault();
+    v.fail_commit_at(0);
+    let mut alice = Wallet::open(v).unwrap();
+    let req = bob.request(eur_amount(100), 300, T0).unwrap();
+    refuses(&mut alice, WalletError::Vault(VaultError::Crashed), |w| {
+        w.pay(&req, T0)
+    });
+    // After a restart the state is the old one, and the payment goes through.
+    let mut v = alice.into_vault();
+    v.restart();
+    let mut alice = Wallet::open(v).unwrap();
+    assert_eq!(alice.balance(), Some(eur_amount(10_000)));
+    assert_eq!(alice.chain_head().0, 0);
+    pay_with(&mut alice, &mut bob, &req, T0);
+}
+
+// ---- bugs found (ignored until fixed in src/) ------------------------------------------------------
+
+/// DESIGN §8: the TA's now is the maximum of the device clock, the last
+/// checkpoint time and the times in messages it has verified. A payer whose
+/// device clock was set back (here: frozen at its last sync) is shown the real
+/// time by the payee's signed request (`created`, eight days after the sync),
+/// and must refuse to pay on the time-offline limit.
+#[test]
+#[ignore = "BUG: pay ignores the verified request time, so a clock set back bypasses LimitOfflineTime"]
+fn pay_limit_offline_time_with_clock_set_back() {
+    let (_s, mut alice, mut bob) = world();
+    let honest_now = T0.plus(8 * DAY);
+    let req = bob.request(eur_amount(100), 300, honest_now).unwrap();
+    refuses(
+        &mut alice,
+        WalletError::LimitOfflineTime {
+            offline_seconds: 8 * DAY,
+            max_seconds: 7 * DAY,
+        },
+        |w| w.pay(&req, T0),
+    );
+}
+#[test]
+fn zz_clone_via_new_restore() {
+    let (_s, alice, _bob) = world();
+    let snap = alice.vault().snapshot();
+    let mut v = MemoryVault::new();
+    v.restore(&snap);
+    println!(
+        "version {} -> {:?}",
+        snap.version(),
+        Wallet::open(v).map(|_| ())
+    );
+}
