@@ -18,14 +18,13 @@ use offpay_protocol::cbor::{DecodeError, Encoder};
 use offpay_protocol::envelope::{Body, Signed, VerifyError, sig_structure};
 use offpay_protocol::evidence::verify_double_spend;
 use offpay_protocol::messages::{
-    CertField, ChainEntry, Checkpoint, DoubleSpendProof, LoadVoucher, Payment, PaymentRequest,
-    Receipt, Redeem, RiskPolicy, SyncReport, SyncResponse, WalletCommand, message_type,
+    CERT_FIELD_BYTES_MAX, DOUBLE_SPEND_PROOF_BYTES_MAX, LOAD_VOUCHER_BYTES_MAX, PAYMENT_BYTES_MAX,
+    PAYMENT_REQUEST_BYTES_MAX, REASON_BYTES_MAX, RECEIPT_BYTES_MAX, REDEEM_BYTES_MAX,
+    RISK_POLICY_BYTES_MAX, SYNC_ENTRIES_MAX, SYNC_REPORT_BYTES_MAX, SYNC_RESPONSE_BYTES_MAX,
 };
 use offpay_protocol::messages::{
-    CERT_FIELD_BYTES_MAX, DOUBLE_SPEND_PROOF_BYTES_MAX, LOAD_VOUCHER_BYTES_MAX,
-    PAYMENT_BYTES_MAX, PAYMENT_REQUEST_BYTES_MAX, REASON_BYTES_MAX, RECEIPT_BYTES_MAX,
-    REDEEM_BYTES_MAX, RISK_POLICY_BYTES_MAX, SYNC_ENTRIES_MAX, SYNC_REPORT_BYTES_MAX,
-    SYNC_RESPONSE_BYTES_MAX,
+    CertField, ChainEntry, Checkpoint, DoubleSpendProof, LoadVoucher, Payment, PaymentRequest,
+    Receipt, Redeem, RiskPolicy, SyncReport, SyncResponse, WalletCommand, message_type,
 };
 use offpay_protocol::pki::{
     self, Certificate, Crl, PolicyRef, RevocationReason, RevokedEntry, parse_csr,
@@ -385,15 +384,30 @@ fn scheme(suite: Suite) -> Scheme {
         root: root.clone(),
     };
     let items = vec![
-        item("payment-request", Kind::Request, request.bytes(), &payee_key),
+        item(
+            "payment-request",
+            Kind::Request,
+            request.bytes(),
+            &payee_key,
+        ),
         item("payment", Kind::Payment, payment.bytes(), &payer_key),
-        item("payment-ref", Kind::Payment, payment_ref.bytes(), &payer_key),
+        item(
+            "payment-ref",
+            Kind::Payment,
+            payment_ref.bytes(),
+            &payer_key,
+        ),
         item("receipt", Kind::Receipt, receipt.bytes(), &payee_key),
         item("load-voucher", Kind::Voucher, voucher.bytes(), &issuer_key),
         item("redeem", Kind::Redeem, redeem.bytes(), &payer_key),
         item("risk-policy", Kind::Policy, policy.bytes(), &issuer_key),
         item("sync-report", Kind::Report, report.bytes(), &payer_key),
-        item("sync-response", Kind::Response, response.bytes(), &issuer_key),
+        item(
+            "sync-response",
+            Kind::Response,
+            response.bytes(),
+            &issuer_key,
+        ),
         item("double-spend-proof", Kind::Proof, &proof, &payer_key),
     ];
     Scheme { root, items }
@@ -652,7 +666,11 @@ fn envelope(suite: Suite, payload: &[u8], key: &SigningKey) -> Vec<u8> {
 }
 
 fn protected(suite: Suite) -> [u8; 3] {
-    [0xa1, 0x01, if suite == Suite::Ed25519 { 0x27 } else { 0x26 }]
+    [
+        0xa1,
+        0x01,
+        if suite == Suite::Ed25519 { 0x27 } else { 0x26 },
+    ]
 }
 
 /// The item's payload model, changed by `f`, re-encoded and (for envelopes) re-signed.
@@ -692,6 +710,17 @@ fn some_bytes_key(kind: Kind) -> u64 {
         Kind::Policy => 5, // currency (a text string)
         _ => 2,
     }
+}
+
+// ---- the harness itself -------------------------------------------------------------
+
+#[test]
+fn allocation_tracking_sees_allocations() {
+    let (v, largest) = largest_allocation(|| vec![0u8; 100_000]);
+    assert_eq!(v.len(), 100_000);
+    assert!(largest >= 100_000);
+    let ((), largest) = largest_allocation(|| {});
+    assert_eq!(largest, 0);
 }
 
 // ---- truncation, trailing bytes -----------------------------------------------------
@@ -741,7 +770,11 @@ fn trailing_bytes_are_refused() {
         }
         // Trailing bytes inside the payload, under a valid signature.
         let b = if item.kind.is_envelope() {
-            envelope(item.suite, &[item.payload(), vec![0]].concat(), &item.signer)
+            envelope(
+                item.suite,
+                &[item.payload(), vec![0]].concat(),
+                &item.signer,
+            )
         } else {
             continue;
         };
@@ -942,8 +975,14 @@ fn non_canonical_payloads_are_refused() {
             );
         }
         // null, undefined, simple values, a break, a reserved head.
-        for raw in [vec![0xf6], vec![0xf7], vec![0xf0], vec![0xf8, 0x20], vec![0xff], vec![0x1c]]
-        {
+        for raw in [
+            vec![0xf6],
+            vec![0xf7],
+            vec![0xf0],
+            vec![0xf8, 0x20],
+            vec![0xff],
+            vec![0x1c],
+        ] {
             refuses(
                 altered(&item, |v| *field(v, key) = V::Raw(raw.clone())),
                 "unsupported simple value",
@@ -1056,13 +1095,7 @@ fn non_canonical_envelopes_are_refused() {
             e.bytes(b);
             e.finish()
         };
-        let (tag, arr, p, u, pay) = (
-            [0xd2u8],
-            [0x84u8],
-            bstr(&prot),
-            [0xa0u8],
-            bstr(&payload),
-        );
+        let (tag, arr, p, u, pay) = ([0xd2u8], [0x84u8], bstr(&prot), [0xa0u8], bstr(&payload));
         assert_eq!(build(&tag, &arr, &p, &u, &pay), item.bytes, "{n}");
         let cases: Vec<(&str, Vec<u8>, fn(&DecodeError) -> bool)> = vec![
             (
@@ -1149,11 +1182,7 @@ fn non_canonical_envelopes_are_refused() {
                     &arr,
                     &p,
                     &u,
-                    &[
-                        head_of_width(2, payload.len() as u64, 5),
-                        payload.clone(),
-                    ]
-                    .concat(),
+                    &[head_of_width(2, payload.len() as u64, 5), payload.clone()].concat(),
                 ),
                 |e| matches!(e, NonCanonical(_)),
             ),
@@ -1167,15 +1196,11 @@ fn non_canonical_envelopes_are_refused() {
                 build(&tag, &arr, &p, &u, &[0xf6]),
                 |e| matches!(e, Unsupported(_)),
             ),
-            (
-                "untagged COSE_Sign1",
-                build(&[], &arr, &p, &u, &pay),
-                |e| {
-                    *e == DecodeError::UnexpectedType {
-                        field: "COSE_Sign1 tag",
-                    }
-                },
-            ),
+            ("untagged COSE_Sign1", build(&[], &arr, &p, &u, &pay), |e| {
+                *e == DecodeError::UnexpectedType {
+                    field: "COSE_Sign1 tag",
+                }
+            }),
             (
                 "COSE_Sign (tag 98)",
                 build(&[0xd8, 0x62], &arr, &p, &u, &pay),
@@ -1412,9 +1437,15 @@ fn absurd_length_headers_are_refused_without_allocating() {
                 "payload then data".into(),
                 [prefix, &huge(2), &[0u8; 64]].concat(),
             ));
-            cases.push(("protected header".into(), [&[0xd2, 0x84][..], &huge(2)].concat()));
+            cases.push((
+                "protected header".into(),
+                [&[0xd2, 0x84][..], &huge(2)].concat(),
+            ));
             cases.push(("COSE array".into(), [&[0xd2][..], &huge(4)].concat()));
-            cases.push(("unprotected map".into(), [&item.bytes[..6], &huge(5)].concat()));
+            cases.push((
+                "unprotected map".into(),
+                [&item.bytes[..6], &huge(5)].concat(),
+            ));
         }
         // Inside the body: the map, and a byte-string field.
         cases.push((
@@ -1428,7 +1459,11 @@ fn absurd_length_headers_are_refused_without_allocating() {
         cases.push((
             "byte-string field".into(),
             altered(&item, |v| {
-                let major = if matches!(field(v, bkey), V::T(_)) { 3 } else { 2 };
+                let major = if matches!(field(v, bkey), V::T(_)) {
+                    3
+                } else {
+                    2
+                };
                 *field(v, bkey) = V::Raw(huge(major));
             }),
         ));
@@ -1649,7 +1684,12 @@ fn field_rules_are_enforced() {
         }
     }
     for item in item_of(&items, Kind::Payment, "payment-") {
-        expect(item, "seq 0", &|v| *field(v, 3) = V::U(0), InvalidValue("seq starts at 1"));
+        expect(
+            item,
+            "seq 0",
+            &|v| *field(v, 3) = V::U(0),
+            InvalidValue("seq starts at 1"),
+        );
         expect(
             item,
             "amount 0",
@@ -1778,7 +1818,12 @@ fn field_rules_are_enforced() {
         );
     }
     for item in item_of(&items, Kind::Redeem, "") {
-        expect(item, "seq 0", &|v| *field(v, 3) = V::U(0), InvalidValue("seq starts at 1"));
+        expect(
+            item,
+            "seq 0",
+            &|v| *field(v, 3) = V::U(0),
+            InvalidValue("seq starts at 1"),
+        );
         expect(
             item,
             "amount 0",
@@ -2059,7 +2104,12 @@ fn feed_everything(b: &[u8], items: &[Item]) {
     let _ = PublicKey::from_bytes(Suite::P256, b);
     for item in items {
         if decode_verify(item, b) == Outcome::Verified {
-            assert_eq!(b, &item.bytes[..], "{} verified with other bytes", item.name);
+            assert_eq!(
+                b,
+                &item.bytes[..],
+                "{} verified with other bytes",
+                item.name
+            );
         }
     }
 }

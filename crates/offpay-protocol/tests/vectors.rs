@@ -51,6 +51,11 @@ const SERIAL_REVOKED: u64 = (1 << 62) + 0x99;
 /// The QR code the offline channel uses: version 20, error correction M,
 /// byte mode: 666 bytes.
 const QR_V20_M_BYTES: usize = 666;
+/// Byte-mode capacity of QR code versions 1 to 20 at error correction level M
+/// (ISO/IEC 18004 table 7).
+const QR_M_BYTES: [usize; 20] = [
+    14, 26, 42, 62, 84, 106, 122, 152, 180, 213, 251, 287, 331, 362, 412, 450, 504, 560, 624, 666,
+];
 
 fn seq16(first: u8) -> [u8; 16] {
     core::array::from_fn(|i| first + i as u8)
@@ -685,8 +690,12 @@ fn widest_payment_len(f: &Fixture, inline: bool) -> usize {
     Signed::sign(body, &f.payer_key).bytes().len()
 }
 
-fn qr(len: usize) -> &'static str {
-    if len <= QR_V20_M_BYTES { "yes" } else { "no" }
+/// "yes (v18)": fits v20-M, and the smallest version at level M that holds it.
+fn qr(len: usize) -> String {
+    match QR_M_BYTES.iter().position(|&cap| len <= cap) {
+        Some(v) => format!("yes (v{})", v + 1),
+        None => "no".to_string(),
+    }
 }
 
 /// The size table of docs/PROTOCOL.md, exactly as the document prints it.
@@ -758,21 +767,130 @@ fn size_table() -> String {
         false,
     );
     let mut s = String::from(
-        "| message | Ed25519 bytes | P-256 bytes | fits one QR code v20-M (666 B) |\n\
+        "| message | Ed25519 bytes | P-256 bytes | fits one QR code v20-M (666 B)? Ed25519 / P-256 (smallest version at M) |\n\
          | --- | ---: | ---: | --- |\n",
     );
     for (name, a, b, offline) in rows {
         let fits = if offline {
-            match (qr(a), qr(b)) {
-                (x, y) if x == y => x.to_string(),
-                (x, y) => format!("Ed25519 {x}, P-256 {y}"),
-            }
+            format!("{} / {}", qr(a), qr(b))
         } else {
             "n/a".to_string()
         };
         s.push_str(&format!("| {name} | {a} | {b} | {fits} |\n"));
     }
     s
+}
+
+/// The limits table of docs/PROTOCOL.md section 10, from the constants.
+fn limits_table() -> String {
+    use offpay_protocol::cbor::DEPTH_MAX;
+    use offpay_protocol::messages::*;
+    use offpay_protocol::pki::{CERTIFICATE_BYTES_MAX, CRL_BYTES_MAX, CSR_BYTES_MAX};
+    use offpay_protocol::suite::SIGNATURE_BYTES;
+    use offpay_protocol::types::{HASH_BYTES, NONCE_BYTES, WALLET_ID_BYTES};
+    let rows: [(&str, usize, &str); 22] = [
+        (
+            "PAYMENT_REQUEST_BYTES_MAX",
+            PAYMENT_REQUEST_BYTES_MAX,
+            "a PaymentRequest envelope",
+        ),
+        (
+            "PAYMENT_BYTES_MAX",
+            PAYMENT_BYTES_MAX,
+            "a Payment envelope; also each chain entry (`ChainEntry`), each item of a SyncReport's lists, and each entry of a DoubleSpendProof",
+        ),
+        ("RECEIPT_BYTES_MAX", RECEIPT_BYTES_MAX, "a Receipt envelope"),
+        (
+            "LOAD_VOUCHER_BYTES_MAX",
+            LOAD_VOUCHER_BYTES_MAX,
+            "a LoadVoucher envelope; also each voucher in a SyncResponse",
+        ),
+        ("REDEEM_BYTES_MAX", REDEEM_BYTES_MAX, "a Redeem envelope"),
+        (
+            "RISK_POLICY_BYTES_MAX",
+            RISK_POLICY_BYTES_MAX,
+            "a RiskPolicy envelope; also the policy field of a SyncResponse",
+        ),
+        (
+            "SYNC_REPORT_BYTES_MAX",
+            SYNC_REPORT_BYTES_MAX,
+            "a SyncReport envelope (24 MiB)",
+        ),
+        (
+            "SYNC_RESPONSE_BYTES_MAX",
+            SYNC_RESPONSE_BYTES_MAX,
+            "a SyncResponse envelope (4 MiB)",
+        ),
+        (
+            "DOUBLE_SPEND_PROOF_BYTES_MAX",
+            DOUBLE_SPEND_PROOF_BYTES_MAX,
+            "a DoubleSpendProof encoding (12 KiB)",
+        ),
+        (
+            "CERT_FIELD_BYTES_MAX",
+            CERT_FIELD_BYTES_MAX,
+            "a DER certificate inside a message (certificate fields, SyncResponse key 8, proof keys 4 and 5)",
+        ),
+        (
+            "CRL_FIELD_BYTES_MAX",
+            CRL_FIELD_BYTES_MAX,
+            "the DER CRL in a SyncResponse (1 MiB)",
+        ),
+        (
+            "REASON_BYTES_MAX",
+            REASON_BYTES_MAX,
+            "the lock reason text of a SyncResponse (UTF-8 bytes)",
+        ),
+        (
+            "SYNC_ENTRIES_MAX",
+            SYNC_ENTRIES_MAX,
+            "items in each list of a SyncReport or SyncResponse; also the largest max log entries of a RiskPolicy",
+        ),
+        (
+            "CERTIFICATE_BYTES_MAX",
+            CERTIFICATE_BYTES_MAX,
+            "any DER certificate parsed (`pki::Certificate::from_der`)",
+        ),
+        (
+            "CRL_BYTES_MAX",
+            CRL_BYTES_MAX,
+            "any DER CRL parsed (`pki::Crl::from_der`; 1 MiB, about 25 000 entries)",
+        ),
+        ("CSR_BYTES_MAX", CSR_BYTES_MAX, "a DER PKCS#10 request"),
+        (
+            "SIGNATURE_BYTES",
+            SIGNATURE_BYTES,
+            "a signature in a message (exact)",
+        ),
+        ("WALLET_ID_BYTES", WALLET_ID_BYTES, "a wallet id (exact)"),
+        ("NONCE_BYTES", NONCE_BYTES, "a nonce (exact)"),
+        (
+            "HASH_BYTES",
+            HASH_BYTES,
+            "a hash, a payment id, a certificate reference (exact)",
+        ),
+        ("DEPTH_MAX", DEPTH_MAX, "nesting of arrays and maps"),
+        ("(payload map)", 32, "pairs in a message body map"),
+    ];
+    let mut s = String::from("| constant | value | bounds |\n| --- | ---: | --- |\n");
+    for (name, value, what) in rows {
+        let name = if name.starts_with('(') {
+            name.to_string()
+        } else {
+            format!("`{name}`")
+        };
+        s.push_str(&format!("| {name} | {value} | {what} |\n"));
+    }
+    s
+}
+
+#[test]
+fn limits_table_is_in_the_document() {
+    let table = limits_table();
+    assert!(
+        doc().contains(&table),
+        "docs/PROTOCOL.md does not carry the current limits table; it is:\n{table}"
+    );
 }
 
 #[test]
@@ -832,6 +950,9 @@ fn print_vectors() {
     println!("<<<SIZES");
     print!("{}", size_table());
     println!(">>>SIZES");
+    println!("<<<LIMITS");
+    print!("{}", limits_table());
+    println!(">>>LIMITS");
     for (name, bytes) in all_vectors() {
         println!("<<<VECTOR {name} {}", bytes.len());
         print!("{}", block(&name, &bytes));

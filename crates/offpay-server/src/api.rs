@@ -19,7 +19,9 @@ use offpay_store::AnyStore;
 use crate::AppState;
 use crate::dto::*;
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{BODY_BYTES_MAX, CBOR, CborBody, JsonBody, PathId, QueryParams, SYNC_BODY_BYTES_MAX};
+use crate::extract::{
+    BODY_BYTES_MAX, CBOR, CborBody, JsonBody, PathId, QueryParams, SYNC_BODY_BYTES_MAX,
+};
 
 /// Default page size of the list endpoints.
 pub const LIST_LIMIT_DEFAULT: u32 = 100;
@@ -28,7 +30,12 @@ pub const LIST_LIMIT_MAX: u32 = 1000;
 
 /// The clock's edge: the domain takes time as an argument.
 pub fn now() -> UnixSeconds {
-    UnixSeconds(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0))
+    UnixSeconds(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0),
+    )
 }
 
 /// Run an issuer call on the blocking pool.
@@ -47,13 +54,18 @@ async fn blocking<T: Send + 'static>(
 }
 
 fn wallet_id(s: &str) -> Result<WalletId, ApiError> {
-    WalletId::from_hex(s).ok_or_else(|| ApiError::invalid_input("wallet id must be 32 hexadecimal characters"))
+    WalletId::from_hex(s)
+        .ok_or_else(|| ApiError::invalid_input("wallet id must be 32 hexadecimal characters"))
 }
 
 fn amount(st: &AppState, minor: u64, currency: &str) -> Result<Amount, ApiError> {
-    let c = Currency::new(currency).ok_or_else(|| ApiError::invalid_input("currency must be an ISO 4217 code such as EUR"))?;
+    let c = Currency::new(currency)
+        .ok_or_else(|| ApiError::invalid_input("currency must be an ISO 4217 code such as EUR"))?;
     if c != st.issuer.currency() {
-        return Err(ApiError::invalid_input(format!("currency must be {}", st.issuer.currency())));
+        return Err(ApiError::invalid_input(format!(
+            "currency must be {}",
+            st.issuer.currency()
+        )));
     }
     Ok(Amount::new(minor, c))
 }
@@ -67,7 +79,11 @@ fn limit(l: Option<u32>) -> Result<u32, ApiError> {
 }
 
 fn cbor_response(bytes: Vec<u8>) -> Response {
-    ([(header::CONTENT_TYPE, HeaderValue::from_static(CBOR))], bytes).into_response()
+    (
+        [(header::CONTENT_TYPE, HeaderValue::from_static(CBOR))],
+        bytes,
+    )
+        .into_response()
 }
 
 fn view(issuer: &Issuer<AnyStore>, id: &WalletId) -> Result<WalletView, IssuerError> {
@@ -92,8 +108,13 @@ fn view(issuer: &Issuer<AnyStore>, id: &WalletId) -> Result<WalletView, IssuerEr
         (status = 422, description = "`certificate_refused`: the CSR is refused", body = ErrorBody),
     )
 )]
-pub async fn enroll(State(st): State<AppState>, JsonBody(req): JsonBody<EnrollRequest>) -> Result<Json<EnrollResponse>, ApiError> {
-    let csr = STANDARD.decode(req.csr.trim()).map_err(|_| ApiError::invalid_input("csr must be standard base64 of the DER CSR"))?;
+pub async fn enroll(
+    State(st): State<AppState>,
+    JsonBody(req): JsonBody<EnrollRequest>,
+) -> Result<Json<EnrollResponse>, ApiError> {
+    let csr = STANDARD
+        .decode(req.csr.trim())
+        .map_err(|_| ApiError::invalid_input("csr must be standard base64 of the DER CSR"))?;
     let token = req.token;
     let e = blocking(&st, move |i| i.enroll(&token, &csr, now())).await?;
     st.metrics.enrollments.fetch_add(1, Ordering::Relaxed);
@@ -116,7 +137,10 @@ pub async fn enroll(State(st): State<AppState>, JsonBody(req): JsonBody<EnrollRe
         (status = 503, description = "`conflict`: retry", body = ErrorBody),
     )
 )]
-pub async fn sync(State(st): State<AppState>, CborBody(body): CborBody<SYNC_BODY_BYTES_MAX>) -> Result<Response, ApiError> {
+pub async fn sync(
+    State(st): State<AppState>,
+    CborBody(body): CborBody<SYNC_BODY_BYTES_MAX>,
+) -> Result<Response, ApiError> {
     let out = blocking(&st, move |i| i.sync(&body, now())).await?;
     st.metrics.sync(&out);
     tracing::info!(
@@ -147,7 +171,10 @@ pub async fn sync(State(st): State<AppState>, CborBody(body): CborBody<SYNC_BODY
         (status = 422, description = "`bad_signature`", body = ErrorBody),
     )
 )]
-pub async fn redeem(State(st): State<AppState>, CborBody(body): CborBody<BODY_BYTES_MAX>) -> Result<Json<RedeemResponse>, ApiError> {
+pub async fn redeem(
+    State(st): State<AppState>,
+    CborBody(body): CborBody<BODY_BYTES_MAX>,
+) -> Result<Json<RedeemResponse>, ApiError> {
     let out = blocking(&st, move |i| i.redeem(&body, now())).await?;
     st.metrics.redeems.fetch_add(1, Ordering::Relaxed);
     if out.newly_settled {
@@ -177,7 +204,14 @@ pub async fn create_customer(
 ) -> Result<(StatusCode, Json<CustomerBalance>), ApiError> {
     let id = req.id.clone();
     blocking(&st, move |i| i.create_customer(&req.id, &req.name, now())).await?;
-    Ok((StatusCode::CREATED, Json(CustomerBalance { id, balance_minor: 0, currency: st.issuer.currency().to_string() })))
+    Ok((
+        StatusCode::CREATED,
+        Json(CustomerBalance {
+            id,
+            balance_minor: 0,
+            currency: st.issuer.currency().to_string(),
+        }),
+    ))
 }
 
 /// A customer's online balance.
@@ -191,13 +225,25 @@ pub async fn create_customer(
         (status = 404, description = "`unknown_customer`", body = ErrorBody),
     )
 )]
-pub async fn get_customer(State(st): State<AppState>, PathId(id): PathId) -> Result<Json<CustomerBalance>, ApiError> {
+pub async fn get_customer(
+    State(st): State<AppState>,
+    PathId(id): PathId,
+) -> Result<Json<CustomerBalance>, ApiError> {
     let c = id.clone();
     let balance_minor = blocking(&st, move |i| i.customer_balance(&c)).await?;
-    Ok(Json(CustomerBalance { id, balance_minor, currency: st.issuer.currency().to_string() }))
+    Ok(Json(CustomerBalance {
+        id,
+        balance_minor,
+        currency: st.issuer.currency().to_string(),
+    }))
 }
 
-async fn move_money(st: AppState, id: String, req: MoneyRequest, deposit: bool) -> Result<Json<CustomerBalance>, ApiError> {
+async fn move_money(
+    st: AppState,
+    id: String,
+    req: MoneyRequest,
+    deposit: bool,
+) -> Result<Json<CustomerBalance>, ApiError> {
     let amt = amount(&st, req.amount_minor, &req.currency)?;
     let c = id.clone();
     let balance_minor = blocking(&st, move |i| {
@@ -208,7 +254,11 @@ async fn move_money(st: AppState, id: String, req: MoneyRequest, deposit: bool) 
         }
     })
     .await?;
-    Ok(Json(CustomerBalance { id, balance_minor, currency: st.issuer.currency().to_string() }))
+    Ok(Json(CustomerBalance {
+        id,
+        balance_minor,
+        currency: st.issuer.currency().to_string(),
+    }))
 }
 
 /// Online money in from outside (exactly once per idempotency key).
@@ -226,7 +276,11 @@ async fn move_money(st: AppState, id: String, req: MoneyRequest, deposit: bool) 
         (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
     )
 )]
-pub async fn deposit(State(st): State<AppState>, PathId(id): PathId, JsonBody(req): JsonBody<MoneyRequest>) -> Result<Json<CustomerBalance>, ApiError> {
+pub async fn deposit(
+    State(st): State<AppState>,
+    PathId(id): PathId,
+    JsonBody(req): JsonBody<MoneyRequest>,
+) -> Result<Json<CustomerBalance>, ApiError> {
     move_money(st, id, req, true).await
 }
 
@@ -245,7 +299,11 @@ pub async fn deposit(State(st): State<AppState>, PathId(id): PathId, JsonBody(re
         (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
     )
 )]
-pub async fn withdraw(State(st): State<AppState>, PathId(id): PathId, JsonBody(req): JsonBody<MoneyRequest>) -> Result<Json<CustomerBalance>, ApiError> {
+pub async fn withdraw(
+    State(st): State<AppState>,
+    PathId(id): PathId,
+    JsonBody(req): JsonBody<MoneyRequest>,
+) -> Result<Json<CustomerBalance>, ApiError> {
     move_money(st, id, req, false).await
 }
 
@@ -260,10 +318,19 @@ pub async fn withdraw(State(st): State<AppState>, PathId(id): PathId, JsonBody(r
         (status = 404, description = "`unknown_customer`", body = ErrorBody),
     )
 )]
-pub async fn enrollment_token(State(st): State<AppState>, PathId(id): PathId) -> Result<(StatusCode, Json<EnrollmentTokenResponse>), ApiError> {
+pub async fn enrollment_token(
+    State(st): State<AppState>,
+    PathId(id): PathId,
+) -> Result<(StatusCode, Json<EnrollmentTokenResponse>), ApiError> {
     let c = id.clone();
     let token = blocking(&st, move |i| i.create_enrollment_token(&c, now())).await?;
-    Ok((StatusCode::CREATED, Json(EnrollmentTokenResponse { token, customer: id })))
+    Ok((
+        StatusCode::CREATED,
+        Json(EnrollmentTokenResponse {
+            token,
+            customer: id,
+        }),
+    ))
 }
 
 // ---- operator: wallets ---------------------------------------------------------------------------
@@ -278,12 +345,17 @@ pub async fn enrollment_token(State(st): State<AppState>, PathId(id): PathId) ->
         (status = 401, description = "`unauthorized`", body = ErrorBody),
     )
 )]
-pub async fn list_wallets(State(st): State<AppState>, QueryParams(q): QueryParams<WalletsQuery>) -> Result<Json<WalletList>, ApiError> {
+pub async fn list_wallets(
+    State(st): State<AppState>,
+    QueryParams(q): QueryParams<WalletsQuery>,
+) -> Result<Json<WalletList>, ApiError> {
     let n = limit(q.limit)?;
     let wallets = blocking(&st, move |i| {
         let recs = i.wallets(q.customer.as_deref(), n)?;
         let cur = i.currency();
-        recs.iter().map(|w| Ok(WalletView::new(w, i.wallet_balance(&w.id)?, cur.as_str()))).collect::<Result<Vec<_>, IssuerError>>()
+        recs.iter()
+            .map(|w| Ok(WalletView::new(w, i.wallet_balance(&w.id)?, cur.as_str())))
+            .collect::<Result<Vec<_>, IssuerError>>()
     })
     .await?;
     Ok(Json(WalletList { wallets }))
@@ -300,7 +372,10 @@ pub async fn list_wallets(State(st): State<AppState>, QueryParams(q): QueryParam
         (status = 404, description = "`unknown_wallet`", body = ErrorBody),
     )
 )]
-pub async fn get_wallet(State(st): State<AppState>, PathId(id): PathId) -> Result<Json<WalletView>, ApiError> {
+pub async fn get_wallet(
+    State(st): State<AppState>,
+    PathId(id): PathId,
+) -> Result<Json<WalletView>, ApiError> {
     let id = wallet_id(&id)?;
     Ok(Json(blocking(&st, move |i| view(i, &id)).await?))
 }
@@ -321,7 +396,11 @@ pub async fn get_wallet(State(st): State<AppState>, PathId(id): PathId) -> Resul
         (status = 422, description = "`limit`: over the holding limit", body = ErrorBody),
     )
 )]
-pub async fn load(State(st): State<AppState>, PathId(id): PathId, JsonBody(req): JsonBody<MoneyRequest>) -> Result<Json<LoadResponse>, ApiError> {
+pub async fn load(
+    State(st): State<AppState>,
+    PathId(id): PathId,
+    JsonBody(req): JsonBody<MoneyRequest>,
+) -> Result<Json<LoadResponse>, ApiError> {
     let id = wallet_id(&id)?;
     let amt = amount(&st, req.amount_minor, &req.currency)?;
     let voucher = blocking(&st, move |i| i.load(&id, amt, &req.idempotency_key, now())).await?;
@@ -353,14 +432,21 @@ pub async fn load(State(st): State<AppState>, PathId(id): PathId, JsonBody(req):
         (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
     )
 )]
-pub async fn revoke(State(st): State<AppState>, PathId(id): PathId, JsonBody(req): JsonBody<RevokeRequest>) -> Result<Json<WalletView>, ApiError> {
+pub async fn revoke(
+    State(st): State<AppState>,
+    PathId(id): PathId,
+    JsonBody(req): JsonBody<RevokeRequest>,
+) -> Result<Json<WalletView>, ApiError> {
     let id = wallet_id(&id)?;
     let reason = match req.reason_code {
         None => RevocationReason::KeyCompromise,
-        Some(c) => RevocationReason::from_code(u64::from(c))
-            .ok_or_else(|| ApiError::invalid_input(format!("reason_code {c} is not an RFC 5280 CRLReason")))?,
+        Some(c) => RevocationReason::from_code(u64::from(c)).ok_or_else(|| {
+            ApiError::invalid_input(format!("reason_code {c} is not an RFC 5280 CRLReason"))
+        })?,
     };
-    let why = req.reason.unwrap_or_else(|| "revoked by the operator".into());
+    let why = req
+        .reason
+        .unwrap_or_else(|| "revoked by the operator".into());
     let v = blocking(&st, move |i| {
         i.revoke(&id, reason, &why, now())?;
         view(i, &id)
@@ -384,9 +470,15 @@ pub async fn revoke(State(st): State<AppState>, PathId(id): PathId, JsonBody(req
         (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
     )
 )]
-pub async fn lock(State(st): State<AppState>, PathId(id): PathId, JsonBody(req): JsonBody<LockRequest>) -> Result<Json<WalletView>, ApiError> {
+pub async fn lock(
+    State(st): State<AppState>,
+    PathId(id): PathId,
+    JsonBody(req): JsonBody<LockRequest>,
+) -> Result<Json<WalletView>, ApiError> {
     let id = wallet_id(&id)?;
-    let why = req.reason.unwrap_or_else(|| "locked by the operator".into());
+    let why = req
+        .reason
+        .unwrap_or_else(|| "locked by the operator".into());
     let v = blocking(&st, move |i| {
         i.lock(&id, &why)?;
         view(i, &id)
@@ -407,7 +499,10 @@ pub async fn lock(State(st): State<AppState>, PathId(id): PathId, JsonBody(req):
         (status = 409, description = "`wallet_not_active`: revoked wallets cannot be unlocked", body = ErrorBody),
     )
 )]
-pub async fn unlock(State(st): State<AppState>, PathId(id): PathId) -> Result<Json<WalletView>, ApiError> {
+pub async fn unlock(
+    State(st): State<AppState>,
+    PathId(id): PathId,
+) -> Result<Json<WalletView>, ApiError> {
     let id = wallet_id(&id)?;
     let v = blocking(&st, move |i| {
         i.unlock(&id)?;
@@ -427,11 +522,16 @@ pub async fn unlock(State(st): State<AppState>, PathId(id): PathId) -> Result<Js
         (status = 401, description = "`unauthorized`", body = ErrorBody),
     )
 )]
-pub async fn double_spends(State(st): State<AppState>, QueryParams(q): QueryParams<DoubleSpendsQuery>) -> Result<Json<DoubleSpendList>, ApiError> {
+pub async fn double_spends(
+    State(st): State<AppState>,
+    QueryParams(q): QueryParams<DoubleSpendsQuery>,
+) -> Result<Json<DoubleSpendList>, ApiError> {
     let n = limit(q.limit)?;
     let payer = q.payer.as_deref().map(wallet_id).transpose()?;
     let list = blocking(&st, move |i| i.double_spends(payer.as_ref(), n)).await?;
-    Ok(Json(DoubleSpendList { double_spends: list.iter().map(DoubleSpendView::from).collect() }))
+    Ok(Json(DoubleSpendList {
+        double_spends: list.iter().map(DoubleSpendView::from).collect(),
+    }))
 }
 
 /// The ledger invariants, checked now.
@@ -458,13 +558,16 @@ pub async fn invariants(State(st): State<AppState>) -> Result<Json<InvariantView
     params(CrlQuery),
     responses(
         (status = 200, description = "The CRL", content(
-            (inline(CborMessage) = "application/pkix-crl"),
+            (inline(CrlDer) = "application/pkix-crl"),
             (String = "application/x-pem-file"),
         )),
         (status = 400, description = "`invalid_input` (format)", body = ErrorBody),
     )
 )]
-pub async fn crl(State(st): State<AppState>, QueryParams(q): QueryParams<CrlQuery>) -> Result<Response, ApiError> {
+pub async fn crl(
+    State(st): State<AppState>,
+    QueryParams(q): QueryParams<CrlQuery>,
+) -> Result<Response, ApiError> {
     let pem = match q.format.as_deref() {
         None | Some("der") => false,
         Some("pem") => true,
@@ -476,9 +579,23 @@ pub async fn crl(State(st): State<AppState>, QueryParams(q): QueryParams<CrlQuer
             tracing::error!(error = %e, "stored CRL does not parse");
             ApiError::internal()
         })?;
-        Ok(([(header::CONTENT_TYPE, HeaderValue::from_static("application/x-pem-file"))], crl.to_pem()).into_response())
+        Ok((
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/x-pem-file"),
+            )],
+            crl.to_pem(),
+        )
+            .into_response())
     } else {
-        Ok(([(header::CONTENT_TYPE, HeaderValue::from_static("application/pkix-crl"))], der).into_response())
+        Ok((
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/pkix-crl"),
+            )],
+            der,
+        )
+            .into_response())
     }
 }
 
@@ -506,7 +623,10 @@ pub async fn roots(State(st): State<AppState>) -> Json<RootsResponse> {
 )]
 pub async fn healthz(State(st): State<AppState>) -> Result<Json<Health>, ApiError> {
     blocking(&st, |i| i.crl().map(|_| ())).await?;
-    Ok(Json(Health { status: "ok".into(), backend: offpay_issuer::store::Store::backend(st.issuer.store()).into() }))
+    Ok(Json(Health {
+        status: "ok".into(),
+        backend: offpay_issuer::store::Store::backend(st.issuer.store()).into(),
+    }))
 }
 
 /// Prometheus metrics: request counts, sync counters, ledger gauges.
@@ -518,7 +638,14 @@ pub async fn metrics(State(st): State<AppState>) -> Response {
     let ledger = blocking(&st, |i| i.invariants()).await.ok();
     let backend = offpay_issuer::store::Store::backend(st.issuer.store());
     let text = st.metrics.render(backend, ledger.as_ref());
-    ([(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"))], text).into_response()
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        )],
+        text,
+    )
+        .into_response()
 }
 
 /// This document: OpenAPI 3.1, generated from the code.
@@ -527,7 +654,14 @@ pub async fn metrics(State(st): State<AppState>) -> Response {
     responses((status = 200, description = "The OpenAPI document", content_type = "application/json", body = Object))
 )]
 pub async fn openapi() -> Response {
-    ([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], crate::openapi::document_json()).into_response()
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        crate::openapi::document_json(),
+    )
+        .into_response()
 }
 
 /// 404 for unknown routes.
@@ -537,5 +671,9 @@ pub async fn not_found() -> ApiError {
 
 /// 405 for a known route with another method.
 pub async fn method_not_allowed() -> ApiError {
-    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed on this route")
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "method not allowed on this route",
+    )
 }

@@ -66,8 +66,14 @@ impl fmt::Debug for ServerConfig {
         f.debug_struct("ServerConfig")
             .field("listen", &self.listen)
             .field("data_dir", &self.data_dir)
-            .field("database_url", &self.database_url.as_deref().map(redact_url))
-            .field("operator_token", &self.operator_token.as_ref().map(|_| "<redacted>"))
+            .field(
+                "database_url",
+                &self.database_url.as_deref().map(redact_url),
+            )
+            .field(
+                "operator_token",
+                &self.operator_token.as_ref().map(|_| "<redacted>"),
+            )
             .field("log_format", &self.log_format)
             .field("currency", &self.currency)
             .field("suite", &self.suite)
@@ -103,7 +109,10 @@ impl Default for ServerConfig {
 impl ServerConfig {
     /// Defaults with another data directory (tests, the demo).
     pub fn with_data_dir(data_dir: impl Into<PathBuf>) -> ServerConfig {
-        ServerConfig { data_dir: data_dir.into(), ..ServerConfig::default() }
+        ServerConfig {
+            data_dir: data_dir.into(),
+            ..ServerConfig::default()
+        }
     }
 
     /// The SQLite file used when no database URL is configured.
@@ -125,9 +134,15 @@ impl ServerConfig {
     }
 
     /// As [`ServerConfig::load`], with the environment given as a lookup function.
-    pub fn load_with_env(args: &ServerArgs, env: impl Fn(&str) -> Option<String>) -> Result<ServerConfig, ConfigError> {
+    pub fn load_with_env(
+        args: &ServerArgs,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<ServerConfig, ConfigError> {
         let mut c = ServerConfig::default();
-        let config_file = args.config.clone().or_else(|| env("OFFPAY_CONFIG").map(PathBuf::from));
+        let config_file = args
+            .config
+            .clone()
+            .or_else(|| env("OFFPAY_CONFIG").map(PathBuf::from));
         if let Some(path) = &config_file {
             c.apply_file(path)?;
         }
@@ -140,8 +155,8 @@ impl ServerConfig {
     fn apply_file(&mut self, path: &Path) -> Result<(), ConfigError> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| ConfigError(format!("cannot read config file {}: {e}", path.display())))?;
-        let f: FileConfig =
-            toml::from_str(&text).map_err(|e| ConfigError(format!("config file {}: {e}", path.display())))?;
+        let f: FileConfig = toml::from_str(&text)
+            .map_err(|e| ConfigError(format!("config file {}: {e}", path.display())))?;
         if let Some(v) = f.listen {
             self.listen = v;
         }
@@ -173,7 +188,9 @@ impl ServerConfig {
     fn apply_env(&mut self, env: &impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
         let get = |k: &str| env(k).filter(|v| !v.is_empty());
         if let Some(v) = get("OFFPAY_LISTEN") {
-            self.listen = v.parse().map_err(|e| ConfigError(format!("OFFPAY_LISTEN={v}: {e}")))?;
+            self.listen = v
+                .parse()
+                .map_err(|e| ConfigError(format!("OFFPAY_LISTEN={v}: {e}")))?;
         }
         if let Some(v) = get("OFFPAY_DATA_DIR") {
             self.data_dir = PathBuf::from(v);
@@ -185,8 +202,9 @@ impl ServerConfig {
             self.operator_token = Some(v);
         }
         if let Some(v) = get("OFFPAY_LOG_FORMAT") {
-            self.log_format =
-                LogFormat::parse(&v).ok_or_else(|| ConfigError(format!("OFFPAY_LOG_FORMAT={v}: expected text or json")))?;
+            self.log_format = LogFormat::parse(&v).ok_or_else(|| {
+                ConfigError(format!("OFFPAY_LOG_FORMAT={v}: expected text or json"))
+            })?;
         }
         if let Some(v) = get("OFFPAY_CURRENCY") {
             self.currency = parse_currency(&v)?;
@@ -240,7 +258,10 @@ impl ServerConfig {
 
 /// Whether an operator token is acceptable.
 pub fn check_operator_token(t: &str) -> Result<(), ConfigError> {
-    if t.len() < OPERATOR_TOKEN_BYTES_MIN || t.len() > 256 || !t.bytes().all(|b| b.is_ascii_graphic()) {
+    if t.len() < OPERATOR_TOKEN_BYTES_MIN
+        || t.len() > 256
+        || !t.bytes().all(|b| b.is_ascii_graphic())
+    {
         return Err(ConfigError(format!(
             "the operator token must be {OPERATOR_TOKEN_BYTES_MIN} to 256 printable ASCII characters without spaces"
         )));
@@ -249,7 +270,11 @@ pub fn check_operator_token(t: &str) -> Result<(), ConfigError> {
 }
 
 fn parse_currency(s: &str) -> Result<Currency, ConfigError> {
-    Currency::new(s).ok_or_else(|| ConfigError(format!("currency {s:?}: expected an ISO 4217 code such as EUR")))
+    Currency::new(s).ok_or_else(|| {
+        ConfigError(format!(
+            "currency {s:?}: expected an ISO 4217 code such as EUR"
+        ))
+    })
 }
 
 fn parse_suite(s: &str) -> Result<Suite, ConfigError> {
@@ -316,7 +341,10 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let m: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let m: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         move |k| m.get(k).cloned()
     }
 
@@ -325,7 +353,12 @@ mod tests {
         let c = ServerConfig::load_with_env(&ServerArgs::default(), env(&[])).unwrap();
         assert_eq!(c, ServerConfig::default());
         assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
-        assert_eq!(c.database_target(), PathBuf::from("./offpay-data").join("offpay.sqlite").to_string_lossy());
+        assert_eq!(
+            c.database_target(),
+            PathBuf::from("./offpay-data")
+                .join("offpay.sqlite")
+                .to_string_lossy()
+        );
     }
 
     #[test]
@@ -337,7 +370,10 @@ mod tests {
             "listen = \"127.0.0.1:9000\"\ndata_dir = \"data\"\nlog_format = \"json\"\ncurrency = \"INR\"\nsuite = \"p256\"\noperator_token = \"file-token-0123456789\"\n",
         )
         .unwrap();
-        let args = ServerArgs { config: Some(file.clone()), ..ServerArgs::default() };
+        let args = ServerArgs {
+            config: Some(file.clone()),
+            ..ServerArgs::default()
+        };
         let c = ServerConfig::load_with_env(&args, env(&[])).unwrap();
         assert_eq!(c.listen.port(), 9000);
         assert_eq!(c.data_dir, dir.path().join("data"));
@@ -356,7 +392,10 @@ mod tests {
         assert_eq!(c.listen.port(), 9001);
         assert_eq!(c.operator_token.as_deref(), Some("env-token-0123456789"));
         assert_eq!(c.log_format, LogFormat::Text);
-        assert!(!format!("{c:?}").contains("secret"), "Debug redacts secrets: {c:?}");
+        assert!(
+            !format!("{c:?}").contains("secret"),
+            "Debug redacts secrets: {c:?}"
+        );
         assert!(!format!("{c:?}").contains("env-token"));
 
         let flags = ServerArgs {
@@ -365,8 +404,14 @@ mod tests {
             log_format: Some(LogFormat::Json),
             ..args.clone()
         };
-        let c = ServerConfig::load_with_env(&flags, env(&[("OFFPAY_LISTEN", "127.0.0.1:9001"), ("OFFPAY_DATA_DIR", "/tmp/env")]))
-            .unwrap();
+        let c = ServerConfig::load_with_env(
+            &flags,
+            env(&[
+                ("OFFPAY_LISTEN", "127.0.0.1:9001"),
+                ("OFFPAY_DATA_DIR", "/tmp/env"),
+            ]),
+        )
+        .unwrap();
         assert_eq!(c.listen.port(), 9002);
         assert_eq!(c.data_dir, PathBuf::from("/tmp/flag"));
         assert_eq!(c.log_format, LogFormat::Json);
@@ -374,7 +419,9 @@ mod tests {
 
     #[test]
     fn refuses_bad_values() {
-        let bad = |pairs: &[(&str, &str)]| ServerConfig::load_with_env(&ServerArgs::default(), env(pairs)).is_err();
+        let bad = |pairs: &[(&str, &str)]| {
+            ServerConfig::load_with_env(&ServerArgs::default(), env(pairs)).is_err()
+        };
         assert!(bad(&[("OFFPAY_LISTEN", "nowhere")]));
         assert!(bad(&[("OFFPAY_LOG_FORMAT", "xml")]));
         assert!(bad(&[("OFFPAY_OPERATOR_TOKEN", "short")]));
@@ -384,15 +431,27 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("c.toml");
         std::fs::write(&file, "listen = \"127.0.0.1:1\"\nunknown_key = 1\n").unwrap();
-        let args = ServerArgs { config: Some(file), ..ServerArgs::default() };
-        assert!(ServerConfig::load_with_env(&args, env(&[])).is_err(), "unknown keys are refused");
-        let args = ServerArgs { config: Some(dir.path().join("missing.toml")), ..ServerArgs::default() };
+        let args = ServerArgs {
+            config: Some(file),
+            ..ServerArgs::default()
+        };
+        assert!(
+            ServerConfig::load_with_env(&args, env(&[])).is_err(),
+            "unknown keys are refused"
+        );
+        let args = ServerArgs {
+            config: Some(dir.path().join("missing.toml")),
+            ..ServerArgs::default()
+        };
         assert!(ServerConfig::load_with_env(&args, env(&[])).is_err());
     }
 
     #[test]
     fn redacts_passwords() {
-        assert_eq!(redact_url("postgres://app:pw@db:5432/x"), "postgres://app:***@db:5432/x");
+        assert_eq!(
+            redact_url("postgres://app:pw@db:5432/x"),
+            "postgres://app:***@db:5432/x"
+        );
         assert_eq!(redact_url("postgres://db/x"), "postgres://db/x");
     }
 }

@@ -17,6 +17,11 @@ pub fn b64(bytes: &[u8]) -> String {
 #[schema(value_type = String, format = Binary, content_media_type = "application/cbor")]
 pub struct CborMessage(pub Vec<u8>);
 
+/// A DER-encoded X.509 CRL, sent as the raw body.
+#[derive(ToSchema)]
+#[schema(value_type = String, format = Binary, content_media_type = "application/pkix-crl")]
+pub struct CrlDer(pub Vec<u8>);
+
 /// `POST /v1/enroll`.
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
 pub struct EnrollRequest {

@@ -55,7 +55,11 @@ pub struct ApiError {
 impl ApiError {
     /// An error with a status, a code and a message.
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError { status, code, message: message.into() }
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
     }
     /// 400 `invalid_input`.
     pub fn invalid_input(message: impl Into<String>) -> ApiError {
@@ -67,11 +71,19 @@ impl ApiError {
     }
     /// 401 `unauthorized`.
     pub fn unauthorized() -> ApiError {
-        ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "operator bearer token missing or wrong")
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "operator bearer token missing or wrong",
+        )
     }
     /// 413 `body_too_large`.
     pub fn body_too_large(limit: usize) -> ApiError {
-        ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", format!("request body over the limit of {limit} bytes"))
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!("request body over the limit of {limit} bytes"),
+        )
     }
     /// 415 `unsupported_media_type`.
     pub fn unsupported_media_type(expected: &str) -> ApiError {
@@ -83,7 +95,11 @@ impl ApiError {
     }
     /// 500 `internal` (details go to the log, not to the client).
     pub fn internal() -> ApiError {
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error")
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error",
+        )
     }
 }
 
@@ -104,9 +120,10 @@ pub fn status_of(e: &IssuerError) -> StatusCode {
         | IssuerError::UnknownCheckpoint
         | IssuerError::AlreadyInitialised => StatusCode::CONFLICT,
         IssuerError::Store(StoreError::Conflict(_)) => StatusCode::SERVICE_UNAVAILABLE,
-        IssuerError::Store(_) | IssuerError::Invariant(_) | IssuerError::NotInitialised | IssuerError::MasterKey => {
-            StatusCode::INTERNAL_SERVER_ERROR
-        }
+        IssuerError::Store(_)
+        | IssuerError::Invariant(_)
+        | IssuerError::NotInitialised
+        | IssuerError::MasterKey => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 
@@ -128,20 +145,29 @@ impl From<IssuerError> for ApiError {
         } else {
             e.to_string()
         };
-        ApiError { status, code: e.code(), message }
+        ApiError {
+            status,
+            code: e.code(),
+            message,
+        }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = ErrorBody { code: self.code.to_string(), message: self.message };
+        let body = ErrorBody {
+            code: self.code.to_string(),
+            message: self.message,
+        };
         let mut resp = (self.status, axum::Json(body)).into_response();
         match self.status {
             StatusCode::UNAUTHORIZED => {
-                resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+                resp.headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             }
             StatusCode::SERVICE_UNAVAILABLE => {
-                resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                resp.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             }
             _ => {}
         }
@@ -166,7 +192,10 @@ mod tests {
             IssuerError::CustomerExists,
             IssuerError::EnrollmentToken("unknown"),
             IssuerError::WalletExists,
-            IssuerError::InsufficientFunds { balance: 1, needed: 2 },
+            IssuerError::InsufficientFunds {
+                balance: 1,
+                needed: 2,
+            },
             IssuerError::Limit("x"),
             IssuerError::WalletNotActive("x".into()),
             IssuerError::Replay("x"),
@@ -185,9 +214,16 @@ mod tests {
             assert_eq!(a.status.is_client_error(), client, "{e:?} -> {}", a.status);
             assert_eq!(a.status.is_server_error(), !client, "{e:?} -> {}", a.status);
             if !client {
-                assert!(!a.message.contains("secret"), "no details leak: {}", a.message);
+                assert!(
+                    !a.message.contains("secret"),
+                    "no details leak: {}",
+                    a.message
+                );
             }
         }
-        assert_eq!(ApiError::from(IssuerError::Store(StoreError::Conflict("x".into()))).status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            ApiError::from(IssuerError::Store(StoreError::Conflict("x".into()))).status,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
     }
 }

@@ -22,13 +22,21 @@ pub const JSON: &str = "application/json";
 
 fn media_type(headers: &HeaderMap) -> Option<String> {
     let v = headers.get(CONTENT_TYPE)?.to_str().ok()?;
-    Some(v.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+    Some(
+        v.split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase(),
+    )
 }
 
 fn check_media_type(headers: &HeaderMap, expected: &str) -> Result<(), ApiError> {
     match media_type(headers) {
         Some(m) if m == expected => Ok(()),
-        Some(m) if expected == JSON && m.starts_with("application/") && m.ends_with("+json") => Ok(()),
+        Some(m) if expected == JSON && m.starts_with("application/") && m.ends_with("+json") => {
+            Ok(())
+        }
         _ => Err(ApiError::unsupported_media_type(expected)),
     }
 }
@@ -36,7 +44,11 @@ fn check_media_type(headers: &HeaderMap, expected: &str) -> Result<(), ApiError>
 /// Read the whole body, at most `max` bytes (the route's `DefaultBodyLimit` is
 /// set to the same value). A declared `Content-Length` over the limit is
 /// refused before anything is read.
-async fn body_bytes<S: Send + Sync>(req: Request, state: &S, max: usize) -> Result<Bytes, ApiError> {
+async fn body_bytes<S: Send + Sync>(
+    req: Request,
+    state: &S,
+    max: usize,
+) -> Result<Bytes, ApiError> {
     let declared = req
         .headers()
         .get(CONTENT_LENGTH)
@@ -46,9 +58,15 @@ async fn body_bytes<S: Send + Sync>(req: Request, state: &S, max: usize) -> Resu
         return Err(ApiError::body_too_large(max));
     }
     let bytes = Bytes::from_request(req, state).await.map_err(|e| match e {
-        BytesRejection::FailedToBufferBody(FailedToBufferBody::LengthLimitError(_)) => ApiError::body_too_large(max),
+        BytesRejection::FailedToBufferBody(FailedToBufferBody::LengthLimitError(_)) => {
+            ApiError::body_too_large(max)
+        }
         e if e.status() == StatusCode::PAYLOAD_TOO_LARGE => ApiError::body_too_large(max),
-        e => ApiError::new(StatusCode::BAD_REQUEST, "malformed", format!("cannot read the request body: {e}")),
+        e => ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "malformed",
+            format!("cannot read the request body: {e}"),
+        ),
     })?;
     if bytes.len() > max {
         return Err(ApiError::body_too_large(max));
@@ -79,7 +97,9 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         check_media_type(req.headers(), JSON)?;
         let bytes = body_bytes(req, state, BODY_BYTES_MAX).await?;
-        serde_json::from_slice(&bytes).map(JsonBody).map_err(|e| ApiError::invalid_json(format!("JSON body: {e}")))
+        serde_json::from_slice(&bytes)
+            .map(JsonBody)
+            .map_err(|e| ApiError::invalid_json(format!("JSON body: {e}")))
     }
 }
 

@@ -81,20 +81,29 @@ pub struct AppState {
 
 impl fmt::Debug for AppState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AppState").field("issuer", &self.issuer).finish_non_exhaustive()
+        f.debug_struct("AppState")
+            .field("issuer", &self.issuer)
+            .finish_non_exhaustive()
     }
 }
 
 impl AppState {
     /// State over an issuer with an operator token.
     pub fn new(issuer: Arc<Issuer<AnyStore>>, operator_token: &str) -> AppState {
-        AppState { issuer, operator_token_hash: Hash32::digest(operator_token.as_bytes()), metrics: Arc::new(Metrics::default()) }
+        AppState {
+            issuer,
+            operator_token_hash: Hash32::digest(operator_token.as_bytes()),
+            metrics: Arc::new(Metrics::default()),
+        }
     }
 
     /// Whether `token` is the operator token (constant time in the token's content).
     pub fn is_operator_token(&self, token: &str) -> bool {
         let h = Hash32::digest(token.as_bytes());
-        let diff = h.0.iter().zip(self.operator_token_hash.0.iter()).fold(0u8, |acc, (a, b)| acc | (a ^ b));
+        let diff =
+            h.0.iter()
+                .zip(self.operator_token_hash.0.iter())
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b));
         diff == 0
     }
 }
@@ -115,7 +124,11 @@ async fn require_operator(State(st): State<AppState>, req: Request, next: Next) 
 
 /// A span per request (method, route, status, latency) and the request counters.
 async fn track(State(st): State<AppState>, req: Request, next: Next) -> Response {
-    let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string()).unwrap_or_else(|| "unmatched".into());
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into());
     let method = req.method().clone();
     let span = tracing::info_span!(
         "request",
@@ -147,7 +160,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/admin/customers/{id}", get(api::get_customer))
         .route("/v1/admin/customers/{id}/deposit", post(api::deposit))
         .route("/v1/admin/customers/{id}/withdraw", post(api::withdraw))
-        .route("/v1/admin/customers/{id}/enrollment-tokens", post(api::enrollment_token))
+        .route(
+            "/v1/admin/customers/{id}/enrollment-tokens",
+            post(api::enrollment_token),
+        )
         .route("/v1/admin/wallets", get(api::list_wallets))
         .route("/v1/admin/wallets/{id}", get(api::get_wallet))
         .route("/v1/admin/wallets/{id}/load", post(api::load))
@@ -156,10 +172,16 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/admin/wallets/{id}/unlock", post(api::unlock))
         .route("/v1/admin/double-spends", get(api::double_spends))
         .route("/v1/admin/invariants", get(api::invariants))
-        .route_layer(middleware::from_fn_with_state(state.clone(), require_operator));
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            require_operator,
+        ));
     Router::new()
         .route("/v1/enroll", post(api::enroll))
-        .route("/v1/sync", post(api::sync).layer(DefaultBodyLimit::max(SYNC_BODY_BYTES_MAX)))
+        .route(
+            "/v1/sync",
+            post(api::sync).layer(DefaultBodyLimit::max(SYNC_BODY_BYTES_MAX)),
+        )
         .route("/v1/redeem", post(api::redeem))
         .route("/v1/crl", get(api::crl))
         .route("/v1/roots", get(api::roots))
@@ -254,7 +276,10 @@ impl RunningServer {
         }
         match (&mut self.handle).await {
             Ok(r) => r,
-            Err(e) => Err(ServerError::Io("server task".into(), std::io::Error::other(e.to_string()))),
+            Err(e) => Err(ServerError::Io(
+                "server task".into(),
+                std::io::Error::other(e.to_string()),
+            )),
         }
     }
 }
@@ -263,7 +288,9 @@ async fn bind(config: &ServerConfig) -> Result<(tokio::net::TcpListener, SocketA
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| ServerError::Io(format!("cannot listen on {}", config.listen), e))?;
-    let addr = listener.local_addr().map_err(|e| ServerError::Io("local address".into(), e))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| ServerError::Io("local address".into(), e))?;
     Ok((listener, addr))
 }
 
@@ -283,12 +310,21 @@ pub async fn spawn(config: ServerConfig) -> Result<RunningServer, ServerError> {
             .await
             .map_err(|e| ServerError::Io("serving".into(), e))
     });
-    Ok(RunningServer { addr, operator_token: prepared.operator_token, state, handle, stop: Some(tx) })
+    Ok(RunningServer {
+        addr,
+        operator_token: prepared.operator_token,
+        state,
+        handle,
+        stop: Some(tx),
+    })
 }
 
 /// Serve until `shutdown` resolves, then finish the requests in flight.
 /// Installs the configured log format (unless a subscriber is already set).
-pub async fn serve(config: ServerConfig, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), ServerError> {
+pub async fn serve(
+    config: ServerConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
     init_logging(config.log_format);
     tracing::info!(config = ?config, "starting offpay server");
     let (state, _prepared) = prepare(&config).await?;
@@ -336,9 +372,15 @@ pub async fn shutdown_signal() {
 pub fn init_logging(format: LogFormat) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().with_current_span(true).with_span_list(false).try_init(),
+        LogFormat::Json => builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .try_init(),
     };
 }

@@ -42,14 +42,18 @@ fn status_class(status: u16) -> &'static str {
 }
 
 fn escape(label: &str) -> String {
-    label.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    label
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 impl Metrics {
     /// Count one answered request.
     pub fn request(&self, route: &str, status: u16) {
         if let Ok(mut m) = self.requests.lock() {
-            *m.entry((route.to_string(), status_class(status))).or_insert(0) += 1;
+            *m.entry((route.to_string(), status_class(status)))
+                .or_insert(0) += 1;
         }
     }
 
@@ -59,9 +63,12 @@ impl Metrics {
         if o.replayed {
             self.sync_replays.fetch_add(1, Ordering::Relaxed);
         }
-        self.entries_recorded.fetch_add(o.entries_recorded as u64, Ordering::Relaxed);
-        self.payments_settled.fetch_add(o.settled as u64, Ordering::Relaxed);
-        self.double_spends.fetch_add(o.double_spends.len() as u64, Ordering::Relaxed);
+        self.entries_recorded
+            .fetch_add(o.entries_recorded as u64, Ordering::Relaxed);
+        self.payments_settled
+            .fetch_add(o.settled as u64, Ordering::Relaxed);
+        self.double_spends
+            .fetch_add(o.double_spends.len() as u64, Ordering::Relaxed);
         if o.locked.is_some() {
             self.wallets_locked.fetch_add(1, Ordering::Relaxed);
         }
@@ -72,23 +79,63 @@ impl Metrics {
     pub fn render(&self, backend: &str, ledger: Option<&InvariantReport>) -> String {
         let mut out = String::with_capacity(4096);
         let mut counter = |name: &str, help: &str, v: &AtomicU64| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}", v.load(Ordering::Relaxed));
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
+                v.load(Ordering::Relaxed)
+            );
         };
-        counter("offpay_syncs_total", "Sync reports answered, replays included.", &self.syncs);
-        counter("offpay_sync_replays_total", "Sync reports answered from the stored response.", &self.sync_replays);
-        counter("offpay_entries_recorded_total", "Chain entries newly recorded.", &self.entries_recorded);
-        counter("offpay_payments_settled_total", "Payments and redeems newly settled.", &self.payments_settled);
-        counter("offpay_double_spends_detected_total", "Double spends newly detected.", &self.double_spends);
-        counter("offpay_wallets_locked_total", "Wallets locked by a sync.", &self.wallets_locked);
-        counter("offpay_enrollments_total", "Enrollment requests answered.", &self.enrollments);
+        counter(
+            "offpay_syncs_total",
+            "Sync reports answered, replays included.",
+            &self.syncs,
+        );
+        counter(
+            "offpay_sync_replays_total",
+            "Sync reports answered from the stored response.",
+            &self.sync_replays,
+        );
+        counter(
+            "offpay_entries_recorded_total",
+            "Chain entries newly recorded.",
+            &self.entries_recorded,
+        );
+        counter(
+            "offpay_payments_settled_total",
+            "Payments and redeems newly settled.",
+            &self.payments_settled,
+        );
+        counter(
+            "offpay_double_spends_detected_total",
+            "Double spends newly detected.",
+            &self.double_spends,
+        );
+        counter(
+            "offpay_wallets_locked_total",
+            "Wallets locked by a sync.",
+            &self.wallets_locked,
+        );
+        counter(
+            "offpay_enrollments_total",
+            "Enrollment requests answered.",
+            &self.enrollments,
+        );
         counter("offpay_loads_total", "Load requests answered.", &self.loads);
-        counter("offpay_redeems_total", "Redeem requests answered.", &self.redeems);
+        counter(
+            "offpay_redeems_total",
+            "Redeem requests answered.",
+            &self.redeems,
+        );
 
         out.push_str("# HELP offpay_http_requests_total HTTP requests answered, by route and status class.\n");
         out.push_str("# TYPE offpay_http_requests_total counter\n");
         if let Ok(m) = self.requests.lock() {
             for ((route, class), n) in m.iter() {
-                let _ = writeln!(out, "offpay_http_requests_total{{route=\"{}\",status=\"{class}\"}} {n}", escape(route));
+                let _ = writeln!(
+                    out,
+                    "offpay_http_requests_total{{route=\"{}\",status=\"{class}\"}} {n}",
+                    escape(route)
+                );
             }
         }
 
@@ -103,14 +150,46 @@ impl Metrics {
             let mut gauge = |name: &str, help: &str, v: i128| {
                 let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
             };
-            gauge("offpay_ledger_general_sum", "Sum of all general-ledger balances (must be 0).", t.general_sum);
-            gauge("offpay_ledger_offline_sum", "Sum of all offline-book balances (must be 0).", t.offline_sum);
-            gauge("offpay_pool_minor", "The offline pool's balance, minor units.", t.pool);
-            gauge("offpay_wallets_minor", "Sum of the wallet sub-accounts, minor units.", t.wallets);
-            gauge("offpay_customers_minor", "Sum of the customer online accounts, minor units.", t.customers);
-            gauge("offpay_supply_minor", "Money in circulation (deposits minus withdrawals), minor units.", r.supply);
-            gauge("offpay_guarantee_minor", "The guarantee (fraud-loss) account's balance, minor units.", t.guarantee);
-            gauge("offpay_invariants_ok", "1 when every ledger invariant holds.", i128::from(r.ok));
+            gauge(
+                "offpay_ledger_general_sum",
+                "Sum of all general-ledger balances (must be 0).",
+                t.general_sum,
+            );
+            gauge(
+                "offpay_ledger_offline_sum",
+                "Sum of all offline-book balances (must be 0).",
+                t.offline_sum,
+            );
+            gauge(
+                "offpay_pool_minor",
+                "The offline pool's balance, minor units.",
+                t.pool,
+            );
+            gauge(
+                "offpay_wallets_minor",
+                "Sum of the wallet sub-accounts, minor units.",
+                t.wallets,
+            );
+            gauge(
+                "offpay_customers_minor",
+                "Sum of the customer online accounts, minor units.",
+                t.customers,
+            );
+            gauge(
+                "offpay_supply_minor",
+                "Money in circulation (deposits minus withdrawals), minor units.",
+                r.supply,
+            );
+            gauge(
+                "offpay_guarantee_minor",
+                "The guarantee (fraud-loss) account's balance, minor units.",
+                t.guarantee,
+            );
+            gauge(
+                "offpay_invariants_ok",
+                "1 when every ledger invariant holds.",
+                i128::from(r.ok),
+            );
         }
         out
     }

@@ -18,7 +18,9 @@ fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> ServerError {
 
 fn random<const N: usize>() -> Result<[u8; N], ServerError> {
     let mut b = [0u8; N];
-    getrandom::fill(&mut b).map_err(|e| ServerError::Io("random source".into(), std::io::Error::other(e.to_string())))?;
+    getrandom::fill(&mut b).map_err(|e| {
+        ServerError::Io("random source".into(), std::io::Error::other(e.to_string()))
+    })?;
     Ok(b)
 }
 
@@ -30,7 +32,10 @@ fn from_hex(s: &str) -> Option<Vec<u8>> {
     if !s.len().is_multiple_of(2) {
         return None;
     }
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok()).collect()
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
 }
 
 /// Create a file readable by its owner only, failing if it exists.
@@ -70,7 +75,10 @@ fn master_key(data_dir: &Path) -> Result<([u8; MASTER_KEY_BYTES], PathBuf, bool)
         let key = if text.len() == MASTER_KEY_BYTES {
             text
         } else {
-            std::str::from_utf8(&text).ok().and_then(|s| from_hex(s.trim())).unwrap_or_default()
+            std::str::from_utf8(&text)
+                .ok()
+                .and_then(|s| from_hex(s.trim()))
+                .unwrap_or_default()
         };
         let key: [u8; MASTER_KEY_BYTES] = key.as_slice().try_into().map_err(|_| {
             ServerError::Config(config::ConfigError(format!(
@@ -81,7 +89,8 @@ fn master_key(data_dir: &Path) -> Result<([u8; MASTER_KEY_BYTES], PathBuf, bool)
         return Ok((key, path, false));
     }
     let key = random::<MASTER_KEY_BYTES>()?;
-    write_private(&path, format!("{}\n", to_hex(&key)).as_bytes()).map_err(io(format!("cannot create {}", path.display())))?;
+    write_private(&path, format!("{}\n", to_hex(&key)).as_bytes())
+        .map_err(io(format!("cannot create {}", path.display())))?;
     tracing::info!(path = %path.display(), "created the master key that seals the CA keys: back it up");
     Ok((key, path, true))
 }
@@ -94,14 +103,18 @@ fn operator_token(config: &ServerConfig) -> Result<(String, Option<PathBuf>), Se
     let path = config.data_dir.join(config::OPERATOR_TOKEN_FILE);
     if path.exists() {
         warn_if_readable_by_others(&path);
-        let t = std::fs::read_to_string(&path).map_err(io(format!("cannot read {}", path.display())))?;
+        let t = std::fs::read_to_string(&path)
+            .map_err(io(format!("cannot read {}", path.display())))?;
         let t = t.trim().to_string();
-        config::check_operator_token(&t).map_err(|e| ServerError::Config(config::ConfigError(format!("{}: {e}", path.display()))))?;
+        config::check_operator_token(&t).map_err(|e| {
+            ServerError::Config(config::ConfigError(format!("{}: {e}", path.display())))
+        })?;
         tracing::info!(path = %path.display(), "operator token read from file");
         return Ok((t, Some(path)));
     }
     let t = to_hex(&random::<32>()?);
-    write_private(&path, format!("{t}\n").as_bytes()).map_err(io(format!("cannot create {}", path.display())))?;
+    write_private(&path, format!("{t}\n").as_bytes())
+        .map_err(io(format!("cannot create {}", path.display())))?;
     tracing::info!(path = %path.display(), "created an operator token (Authorization: Bearer <token>)");
     Ok((t, Some(path)))
 }
@@ -120,7 +133,10 @@ pub(crate) fn prepare(config: &ServerConfig) -> Result<(AppState, Prepared), Ser
             use std::os::unix::fs::DirBuilderExt as _;
             b.mode(0o700);
         }
-        b.create(dir).map_err(io(format!("cannot create data directory {}", dir.display())))?;
+        b.create(dir).map_err(io(format!(
+            "cannot create data directory {}",
+            dir.display()
+        )))?;
         tracing::info!(path = %dir.display(), "created the data directory");
     }
     let (master, master_key_file, _) = master_key(dir)?;
@@ -132,9 +148,12 @@ pub(crate) fn prepare(config: &ServerConfig) -> Result<(AppState, Prepared), Ser
     issuer_config.suite = config.suite;
     let initialised = {
         let mut tx = offpay_issuer::store::Store::begin(&store).map_err(ServerError::Store)?;
-        tx.setting("ca.issuer.cert").map_err(ServerError::Store)?.is_none()
+        tx.setting("ca.issuer.cert")
+            .map_err(ServerError::Store)?
+            .is_none()
     };
-    let issuer = Issuer::open_or_init(store, &master, &issuer_config, now()).map_err(ServerError::Issuer)?;
+    let issuer =
+        Issuer::open_or_init(store, &master, &issuer_config, now()).map_err(ServerError::Issuer)?;
     if initialised {
         tracing::info!(currency = %issuer.currency(), suite = %config.suite, "issuer initialised: new scheme root and issuer CA");
     } else if issuer.currency() != config.currency {
@@ -145,5 +164,13 @@ pub(crate) fn prepare(config: &ServerConfig) -> Result<(AppState, Prepared), Ser
         );
     }
     let state = AppState::new(Arc::new(issuer), &token);
-    Ok((state, Prepared { operator_token: token, operator_token_file: token_file, master_key_file, initialised }))
+    Ok((
+        state,
+        Prepared {
+            operator_token: token,
+            operator_token_file: token_file,
+            master_key_file,
+            initialised,
+        },
+    ))
 }

@@ -58,6 +58,16 @@ pub enum WalletError {
     OwnCertificateExpired,
     /// The payment request has expired.
     RequestExpired,
+    /// The payment request is valid for longer than a request may be.
+    RequestValidityTooLong {
+        /// The longest validity accepted.
+        max_seconds: u64,
+    },
+    /// The payment request is dated too far ahead of this device's clock: set the clock, or sync.
+    ClockSkew {
+        /// How far ahead.
+        ahead_seconds: u64,
+    },
     /// The amount is in another currency than the wallet's.
     CurrencyMismatch,
     /// A payment to oneself.
@@ -174,6 +184,15 @@ impl fmt::Display for WalletError {
                 f.write_str("this wallet's certificate expired: sync to renew")
             }
             RequestExpired => f.write_str("payment request expired"),
+            RequestValidityTooLong { max_seconds } => {
+                write!(f, "payment request valid for longer than {max_seconds} s")
+            }
+            ClockSkew { ahead_seconds } => {
+                write!(
+                    f,
+                    "payment request dated {ahead_seconds} s ahead of this device's clock: set the clock or sync"
+                )
+            }
             CurrencyMismatch => f.write_str("currency mismatch"),
             SelfPayment => f.write_str("payment to oneself"),
             InsufficientFunds { balance, needed } => {

@@ -86,6 +86,7 @@ pub(crate) struct PendingReport {
     pub head: Hash32,
     pub balance_minor: u64,
     pub load_seq: u64,
+    pub evidence_len: u64,
 }
 
 /// The whole TA state.
@@ -186,13 +187,14 @@ impl TaState {
             .uint(self.report_seq);
         match &self.pending_report {
             Some(p) => {
-                e.array(6)
+                e.array(7)
                     .uint(p.report_seq)
                     .uint(p.log_len)
                     .uint(p.seq)
                     .bytes(&p.head.0)
                     .uint(p.balance_minor)
-                    .uint(p.load_seq);
+                    .uint(p.load_seq)
+                    .uint(p.evidence_len);
             }
             None => {
                 e.array(0);
@@ -298,16 +300,17 @@ impl TaState {
         let load_seq = d.uint("load seq")?;
         let report_seq = d.uint("report seq")?;
         let pending_report = {
-            let n = d.array("pending report", 6)?;
+            let n = d.array("pending report", 7)?;
             let p = match n {
                 0 => None,
-                6 => Some(PendingReport {
+                7 => Some(PendingReport {
                     report_seq: d.uint("report seq")?,
                     log_len: d.uint("log len")?,
                     seq: d.uint("seq")?,
                     head: hash(&mut d, "head")?,
                     balance_minor: d.uint("balance")?,
                     load_seq: d.uint("load seq")?,
+                    evidence_len: d.uint("evidence len")?,
                 }),
                 _ => {
                     return Err(DecodeError::BadLength {

@@ -35,6 +35,11 @@ pub const HISTORY_MAX: usize = 256;
 pub const PEER_CACHE_MAX: usize = 256;
 /// Longest validity a payee may give a payment request.
 pub const REQUEST_SECONDS_MAX: u64 = 3600;
+/// How far ahead of the device clock a payee's signed request time may be. A
+/// request dated later is refused ([`WalletError::ClockSkew`]); one within the
+/// bound moves the payer's clock forward, so a payer whose clock was set back
+/// still meets its time-offline limit.
+pub const PEER_CLOCK_LEAD_SECONDS_MAX: u64 = 3600;
 /// Hard cap on the unsynced log, whatever the policy says.
 pub const LOG_ENTRIES_MAX: usize = offpay_protocol::messages::SYNC_ENTRIES_MAX;
 
@@ -486,6 +491,19 @@ impl<V: Vault> Wallet<V> {
         self.enrolled()?;
         let req = Signed::<PaymentRequest>::decode(request_bytes)?;
         let r = req.body().clone();
+        if r.created > now.plus(PEER_CLOCK_LEAD_SECONDS_MAX) {
+            return Err(WalletError::ClockSkew {
+                ahead_seconds: r.created.since(now),
+            });
+        }
+        if r.expires.since(r.created) > REQUEST_SECONDS_MAX {
+            return Err(WalletError::RequestValidityTooLong {
+                max_seconds: REQUEST_SECONDS_MAX,
+            });
+        }
+        // The payee's signed time is a time this TA has verified (DESIGN §8): a payer
+        // clock set back cannot hide its time offline or an expired certificate.
+        let now = now.max(r.created);
         let payee_cert = self.peer_certificate(&r.payee_cert, r.payee, now)?;
         req.verify(payee_cert.public_key())
             .map_err(|_| WalletError::BadSignature)?;
@@ -930,6 +948,7 @@ impl<V: Vault> Wallet<V> {
             head: next.head,
             balance_minor: next.balance_minor,
             load_seq: next.load_seq,
+            evidence_len: next.evidence.len() as u64,
         });
         next.clock_floor = now;
         let signed = Signed::sign(body, &self.key);
@@ -1033,7 +1052,8 @@ impl<V: Vault> Wallet<V> {
         // The entries the report carried are now on the issuer's books.
         let n = (pending.log_len as usize).min(next.log.len());
         next.log.drain(..n);
-        next.evidence.clear();
+        let reported = (pending.evidence_len as usize).min(next.evidence.len());
+        next.evidence.drain(..reported);
         next.pending_report = None;
         next.checkpoint_number = cp.number;
         if unlock {
@@ -1073,7 +1093,8 @@ impl<V: Vault> Wallet<V> {
                 Ok(_) => out.vouchers_applied.push(next.load_seq),
                 Err(WalletError::VoucherReplayed { .. }) => {}
                 Err(WalletError::LimitHolding { .. })
-                | Err(WalletError::VoucherOutOfOrder { .. }) => {
+                | Err(WalletError::VoucherOutOfOrder { .. })
+                | Err(WalletError::LogFull { .. }) => {
                     if let Ok(v) = Signed::<LoadVoucher>::decode(v) {
                         out.vouchers_deferred.push(v.body().load_seq);
                     }

@@ -599,8 +599,6 @@ fn payee_refuses_a_lower_or_equal_seq_keeps_it_as_evidence_and_reports_it() {
 }
 
 #[test]
-#[ignore = "BUG: evidence kept between sync_report and apply_sync_response is dropped \
-            unreported (apply_sync_response clears all evidence, not just the reported)"]
 fn evidence_received_while_a_report_is_pending_is_not_lost() {
     let mut s = Scheme::new(Suite::Ed25519);
     let mut alice = s.enroll(MemoryVault::new(), Suite::Ed25519, T0);
