@@ -32,6 +32,9 @@ pub const IDEMPOTENCY_KEY_BYTES_MAX: usize = 128;
 /// Most certificates kept in the verified-certificate cache.
 pub const CERT_CACHE_MAX: usize = 65_536;
 
+/// A certificate already checked against the issuer CA: (wallet, serial, key, not before, not after).
+pub(crate) type CachedCert = (WalletId, u64, PublicKey, UnixSeconds, UnixSeconds);
+
 /// The online account of a customer.
 pub fn customer_account(customer: &str) -> String {
     format!("customer:{customer}")
@@ -148,8 +151,7 @@ pub struct Issuer<S: Store> {
     pub(crate) policy_bytes: Vec<u8>,
     pub(crate) enrollment_token_seconds: u64,
     /// Certificates already checked against the issuer CA, by reference.
-    pub(crate) cert_cache:
-        Mutex<HashMap<Hash32, (WalletId, u64, PublicKey, UnixSeconds, UnixSeconds)>>,
+    pub(crate) cert_cache: Mutex<HashMap<Hash32, CachedCert>>,
 }
 
 impl<S: Store> std::fmt::Debug for Issuer<S> {

@@ -57,7 +57,7 @@ struct VerifiedReport {
     anomalies: Vec<(WalletId, String)>,
 }
 
-type CachedCert = (WalletId, u64, PublicKey, UnixSeconds, UnixSeconds);
+use crate::issuer::CachedCert;
 
 impl<S: Store> Issuer<S> {
     /// The key of a payment's payer, from its inline certificate (checked against

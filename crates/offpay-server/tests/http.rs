@@ -77,7 +77,20 @@ const OPENAPI_ROUTES: &[(&str, &str)] = &[
 
 #[test]
 fn full_story_through_http() {
-    let s = TestServer::start();
+    story(&TestServer::start(), "sqlite");
+}
+
+#[test]
+fn full_story_through_http_on_postgres() {
+    // The server (and its connections) stops before the database is dropped.
+    if let Some((s, _db)) = TestServer::start_postgres("story") {
+        story(&s, "postgres");
+        s.stop();
+    }
+}
+
+fn story(s: &TestServer, backend: &str) {
+    assert_eq!(s.get("/healthz").expect(200).json()["backend"], backend);
     s.create_customer("alice", 50_000);
     s.create_customer("bob", 0);
     let (mut alice, enrollment) = s.enroll_wallet("alice");

@@ -40,6 +40,8 @@ pub(crate) enum LogEntry {
     /// (payments) and its receipt once confirmed.
     Outgoing {
         entry: Vec<u8>,
+        hash: Hash32,
+        amount_minor: u64,
         payee_key: Option<(Suite, Vec<u8>)>,
         receipt: Option<Vec<u8>>,
     },
@@ -228,10 +230,16 @@ impl TaState {
             match l {
                 LogEntry::Outgoing {
                     entry,
+                    hash,
+                    amount_minor,
                     payee_key,
                     receipt,
                 } => {
-                    e.array(4).uint(0).bytes(entry);
+                    e.array(6)
+                        .uint(0)
+                        .bytes(entry)
+                        .bytes(&hash.0)
+                        .uint(*amount_minor);
                     match payee_key {
                         Some((s, k)) => e.array(2).uint(suite_code(*s)).bytes(k),
                         None => e.array(0),
@@ -365,11 +373,13 @@ impl TaState {
             Ok(r)
         })?;
         let log = list(&mut d, "log", |d| {
-            let n = d.array("log entry", 4)?;
+            let n = d.array("log entry", 6)?;
             let kind = d.uint("log kind")?;
             let l = match (kind, n) {
-                (0, 4) => {
+                (0, 6) => {
                     let entry = blob(d, "entry")?;
+                    let hash = hash(d, "entry hash")?;
+                    let amount_minor = d.uint("entry amount")?;
                     let k = d.array("payee key", 2)?;
                     let payee_key = match k {
                         0 => None,
@@ -379,6 +389,8 @@ impl TaState {
                     d.leave();
                     LogEntry::Outgoing {
                         entry,
+                        hash,
+                        amount_minor,
                         payee_key,
                         receipt: read_opt_bytes(d, "receipt")?,
                     }

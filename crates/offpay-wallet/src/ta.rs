@@ -10,8 +10,8 @@ use std::collections::HashMap;
 
 use offpay_protocol::envelope::Signed;
 use offpay_protocol::messages::{
-    CertField, ChainEntry, LoadVoucher, Payment, PaymentRequest, Receipt, Redeem, RiskPolicy,
-    SyncReport, SyncResponse, WalletCommand,
+    CertField, LoadVoucher, Payment, PaymentRequest, Receipt, Redeem, RiskPolicy, SyncReport,
+    SyncResponse, WalletCommand,
 };
 use offpay_protocol::pki::{self, Certificate, Crl, PkiError};
 use offpay_protocol::{Amount, Hash32, Nonce, PublicKey, SigningKey, Suite, UnixSeconds, WalletId};
@@ -412,13 +412,12 @@ impl<V: Vault> Wallet<V> {
         for l in &self.state.log {
             if let LogEntry::Outgoing {
                 payee_key: Some(_),
-                entry,
+                amount_minor,
                 ..
             } = l
-                && let Ok(e) = ChainEntry::decode(entry)
             {
                 n += 1;
-                total = total.saturating_add(e.amount().minor);
+                total = total.saturating_add(*amount_minor);
             }
         }
         (n, total)
@@ -580,6 +579,8 @@ impl<V: Vault> Wallet<V> {
         next.head = signed.payload_hash();
         next.log.push(LogEntry::Outgoing {
             entry: signed.bytes().to_vec(),
+            hash: signed.payload_hash(),
+            amount_minor: r.amount.minor,
             payee_key: Some((payee_cert.suite(), payee_cert.public_key().to_bytes())),
             receipt: None,
         });
@@ -743,11 +744,12 @@ impl<V: Vault> Wallet<V> {
         let mut found = None;
         for (i, l) in self.state.log.iter().enumerate() {
             if let LogEntry::Outgoing {
-                entry,
+                hash,
                 payee_key: Some((suite, key)),
                 receipt: have,
+                ..
             } = l
-                && ChainEntry::decode(entry).map(|e| e.hash()).ok() == Some(r.payment_id)
+                && *hash == r.payment_id
             {
                 if have.as_deref() == Some(receipt_bytes) {
                     return Ok(());
@@ -888,6 +890,8 @@ impl<V: Vault> Wallet<V> {
         next.head = signed.payload_hash();
         next.log.push(LogEntry::Outgoing {
             entry: signed.bytes().to_vec(),
+            hash: signed.payload_hash(),
+            amount_minor: amount.minor,
             payee_key: None,
             receipt: None,
         });

@@ -53,8 +53,55 @@ impl TestServer {
 
     pub fn start_in(data_dir: &Path, token: Option<&str>) -> TestServer {
         let mut config = ServerConfig::with_data_dir(data_dir);
-        config.listen = "127.0.0.1:0".parse().unwrap();
         config.operator_token = token.map(str::to_string);
+        TestServer::start_with(config)
+    }
+
+    /// A server on a fresh PostgreSQL database (`OFFPAY_TEST_POSTGRES_URL`, default
+    /// `postgres://postgres@127.0.0.1:5432/test`), dropped with the guard. `None`
+    /// (with a printed reason) when no server answers, unless `OFFPAY_REQUIRE_POSTGRES=1`.
+    pub fn start_postgres(name: &str) -> Option<(TestServer, PgDatabase)> {
+        let url = std::env::var("OFFPAY_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+        let required = std::env::var("OFFPAY_REQUIRE_POSTGRES").is_ok_and(|v| v == "1");
+        let mut admin = match postgres::Client::connect(&url, postgres::NoTls) {
+            Ok(c) => c,
+            Err(e) => {
+                assert!(
+                    !required,
+                    "[{name}] PostgreSQL required (OFFPAY_REQUIRE_POSTGRES=1) but {url} does not answer: {e}"
+                );
+                eprintln!("[{name}] SKIPPED on PostgreSQL: {url} does not answer ({e})");
+                return None;
+            }
+        };
+        let mut rnd = [0u8; 6];
+        getrandom::fill(&mut rnd).unwrap();
+        let hex: String = rnd.iter().map(|b| format!("{b:02x}")).collect();
+        let db = format!("offpay_srv_{name}_{hex}");
+        admin
+            .batch_execute(&format!("CREATE DATABASE {db}"))
+            .unwrap();
+        let guard = PgDatabase {
+            admin_url: url.clone(),
+            name: db.clone(),
+        };
+        let (base, query) = match url.split_once('?') {
+            Some((b, q)) => (b, format!("?{q}")),
+            None => (url.as_str(), String::new()),
+        };
+        let server = base.rsplit_once('/').map(|(b, _)| b).unwrap_or(base);
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = ServerConfig::with_data_dir(dir.path().join("data"));
+        config.database_url = Some(format!("{server}/{db}{query}"));
+        let mut s = TestServer::start_with(config);
+        s._dir = Some(dir);
+        Some((s, guard))
+    }
+
+    pub fn start_with(mut config: ServerConfig) -> TestServer {
+        config.listen = "127.0.0.1:0".parse().unwrap();
+        let data_dir = config.data_dir.clone();
         let (tx, rx) = mpsc::channel();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::spawn(move || {
@@ -84,7 +131,7 @@ impl TestServer {
         TestServer {
             addr,
             token,
-            data_dir: data_dir.to_path_buf(),
+            data_dir,
             _dir: None,
             stop: Some(stop_tx),
             thread: Some(thread),
@@ -242,6 +289,23 @@ impl TestServer {
 impl Drop for TestServer {
     fn drop(&mut self) {
         self.shutdown();
+    }
+}
+
+/// A PostgreSQL database made for one test; dropped at the end.
+pub struct PgDatabase {
+    admin_url: String,
+    name: String,
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        if let Ok(mut c) = postgres::Client::connect(&self.admin_url, postgres::NoTls) {
+            let _ = c.batch_execute(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ));
+        }
     }
 }
 
