@@ -35,6 +35,16 @@ pub const CERT_CACHE_MAX: usize = 65_536;
 /// A certificate already checked against the issuer CA: (wallet, serial, key, not before, not after).
 pub(crate) type CachedCert = (WalletId, u64, PublicKey, UnixSeconds, UnixSeconds);
 
+/// A reason cut to what a SyncResponse may carry (whole UTF-8 characters within
+/// [`offpay_protocol::messages::REASON_BYTES_MAX`] bytes).
+pub fn reason_text(s: &str) -> String {
+    let mut n = s.len().min(offpay_protocol::messages::REASON_BYTES_MAX);
+    while !s.is_char_boundary(n) {
+        n -= 1;
+    }
+    s[..n].to_string()
+}
+
 /// The online account of a customer.
 pub fn customer_account(customer: &str) -> String {
     format!("customer:{customer}")
@@ -743,7 +753,7 @@ impl<S: Store> Issuer<S> {
                 return Err(IssuerError::WalletNotActive("revoked".into()));
             }
             w.state = WalletState::Locked;
-            w.reason = Some(reason.chars().take(120).collect());
+            w.reason = Some(reason_text(reason));
             w.unlock_pending = false;
             tx.update_wallet(&w)?;
             Ok(())
@@ -793,7 +803,7 @@ impl<S: Store> Issuer<S> {
         now: UnixSeconds,
     ) -> Result<(), IssuerError> {
         w.state = WalletState::Revoked;
-        w.reason = Some(why.chars().take(120).collect());
+        w.reason = Some(reason_text(why));
         w.unlock_pending = false;
         let mut changed = false;
         for (serial, _) in tx.certificates_of(&w.id)? {
@@ -801,7 +811,7 @@ impl<S: Store> Issuer<S> {
                 serial,
                 wallet: w.id,
                 reason_code: reason.code(),
-                reason: why.chars().take(120).collect(),
+                reason: reason_text(why),
                 time: now,
             })?;
         }

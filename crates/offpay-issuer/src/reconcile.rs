@@ -6,7 +6,7 @@
 //! bookkeeping; and everything a report changes is then written in one
 //! transaction.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 
 use offpay_protocol::envelope::Signed;
 use offpay_protocol::messages::{
@@ -176,7 +176,8 @@ impl<S: Store> Issuer<S> {
                 .unwrap_or(0);
             return Err(IssuerError::BadSignature(what[bad].clone()));
         }
-        let hash = Hash32::digest(bytes);
+        // The payload identifies the report: a re-encoded (malleated) P-256 signature is the same report.
+        let hash = report.payload_hash();
         Ok(VerifiedReport {
             report,
             hash,
@@ -383,13 +384,7 @@ impl<S: Store> Issuer<S> {
             let cmd = match w.state {
                 WalletState::Active => WalletCommand::None,
                 _ => WalletCommand::Lock {
-                    reason: w
-                        .reason
-                        .clone()
-                        .unwrap_or_else(|| w.state.as_str().into())
-                        .chars()
-                        .take(120)
-                        .collect(),
+                    reason: crate::issuer::reason_text(w.reason.as_deref().unwrap_or(w.state.as_str())),
                 },
             };
             (
@@ -511,7 +506,8 @@ fn entry_record(e: &ChainEntry, now: UnixSeconds) -> Result<EntryRecord, IssuerE
 
 /// Record entries under (payer, seq), detect conflicts, settle each payment
 /// and redeem once, and cover the losses of revoked payers. Returns the
-/// number of entries newly settled.
+/// number of entries newly settled. A constant number of round trips per
+/// call, whatever the number of entries and payers.
 pub(crate) fn record_and_settle<S: Store>(
     issuer: &Issuer<S>,
     tx: &mut dyn Tx,
@@ -519,149 +515,143 @@ pub(crate) fn record_and_settle<S: Store>(
     now: UnixSeconds,
     stats: &mut RecordStats,
 ) -> Result<usize, IssuerError> {
-    let mut by_payer: BTreeMap<WalletId, Vec<&(ChainEntry, Source)>> = BTreeMap::new();
-    for item in batch {
-        by_payer.entry(item.0.payer()).or_default().push(item);
-    }
-    let mut settled_total = 0;
-    let mut fraud: BTreeSet<WalletId> = BTreeSet::new();
-    for (payer, items) in by_payer {
-        let seqs: Vec<u64> = items.iter().map(|(e, _)| e.seq()).collect();
-        let mut known: HashMap<u64, EntryRecord> = tx
-            .entries_at(&payer, &seqs)?
-            .into_iter()
-            .map(|e| (e.seq, e))
-            .collect();
-        let mut new_entries: Vec<EntryRecord> = Vec::new();
-        let mut conflicts: Vec<(Vec<u8>, Vec<u8>, u64)> = Vec::new();
-        for (e, _) in &items {
-            let h = e.hash();
-            match known.get(&e.seq()) {
-                Some(k) if k.hash == h => {}
-                Some(k) => conflicts.push((k.bytes.clone(), e.bytes().to_vec(), e.seq())),
-                None => {
-                    if let Some(k) = tx.entry_by_prev(&payer, &e.prev())?
-                        && k.hash != h
-                    {
-                        conflicts.push((k.bytes.clone(), e.bytes().to_vec(), e.seq()));
-                        continue;
-                    }
-                    let rec = entry_record(e, now)?;
-                    known.insert(rec.seq, rec.clone());
-                    new_entries.push(rec);
-                }
-            }
-        }
-        stats.recorded += new_entries.len();
-        tx.insert_entries(&new_entries)?;
+    // 1. What is already recorded at these keys, and (for new keys) at these prevs.
+    let mut keys: Vec<(WalletId, u64)> = batch.iter().map(|(e, _)| (e.payer(), e.seq())).collect();
+    keys.sort();
+    keys.dedup();
+    let mut known: HashMap<(WalletId, u64), EntryRecord> =
+        tx.entries_at_keys(&keys)?.into_iter().map(|e| ((e.payer, e.seq), e)).collect();
+    let mut prevs: Vec<(WalletId, Hash32)> = batch
+        .iter()
+        .filter(|(e, _)| !known.contains_key(&(e.payer(), e.seq())))
+        .map(|(e, _)| (e.payer(), e.prev()))
+        .collect();
+    prevs.sort();
+    prevs.dedup();
+    let mut by_prev: HashMap<(WalletId, Hash32), EntryRecord> =
+        tx.entries_by_prevs(&prevs)?.into_iter().map(|e| ((e.payer, e.prev), e)).collect();
 
-        // Settle: payments and redeems seen by their payer or payee, once each.
-        let to_settle: Vec<&ChainEntry> = items
-            .iter()
-            .filter(|(_, s)| *s != Source::Evidence)
-            .map(|(e, _)| e)
-            .collect();
-        let hashes: Vec<Hash32> = to_settle.iter().map(|e| e.hash()).collect();
-        let already: BTreeSet<Hash32> = tx.settled(&payer, &hashes)?.into_iter().collect();
-        let mut postings = Vec::new();
-        let mut settlements = Vec::new();
-        let mut seen = BTreeSet::new();
-        let mut owner: Option<String> = None;
-        for e in to_settle {
-            let h = e.hash();
-            if already.contains(&h) || !seen.insert(h) {
-                continue;
-            }
-            let amount = to_i64(e.amount().minor)?;
-            let reference = h.to_hex();
-            match e {
-                ChainEntry::Payment(p) => {
-                    let payee = p.body().payee;
-                    if tx.balance(&wallet_account(&payee))?.is_none() {
-                        return Err(IssuerError::InvalidInput(format!(
-                            "payment to unknown wallet {payee}"
-                        )));
-                    }
-                    postings.push(Posting {
-                        book: Book::Offline,
-                        debit: wallet_account(&payer),
-                        credit: wallet_account(&payee),
-                        amount,
-                        kind: "settle",
-                        reference,
-                        time: now,
-                    });
-                    settlements.push((h, payer, Some(payee), amount));
+    // 2. Classify: known, new, or in conflict (a double spend).
+    let mut new_entries: Vec<EntryRecord> = Vec::new();
+    let mut conflicts: Vec<(WalletId, Vec<u8>, Vec<u8>, u64)> = Vec::new();
+    for (e, _) in batch {
+        let (payer, h) = (e.payer(), e.hash());
+        match known.get(&(payer, e.seq())) {
+            Some(k) if k.hash == h => {}
+            Some(k) => conflicts.push((payer, k.bytes.clone(), e.bytes().to_vec(), e.seq())),
+            None => {
+                if let Some(k) = by_prev.get(&(payer, e.prev()))
+                    && k.hash != h
+                {
+                    conflicts.push((payer, k.bytes.clone(), e.bytes().to_vec(), e.seq()));
+                    continue;
                 }
-                ChainEntry::Redeem(_) => {
-                    if owner.is_none() {
-                        owner = Some(
-                            tx.wallet(&payer, false)?
-                                .ok_or(IssuerError::UnknownWallet)?
-                                .customer,
-                        );
-                    }
-                    let customer = customer_account(owner.as_deref().unwrap_or_default());
-                    postings.push(Posting {
-                        book: Book::General,
-                        debit: POOL.into(),
-                        credit: customer,
-                        amount,
-                        kind: "redeem",
-                        reference: reference.clone(),
-                        time: now,
-                    });
-                    postings.push(Posting {
-                        book: Book::Offline,
-                        debit: wallet_account(&payer),
-                        credit: ISSUANCE.into(),
-                        amount,
-                        kind: "redeem",
-                        reference,
-                        time: now,
-                    });
-                    settlements.push((h, payer, None, amount));
-                }
+                let rec = entry_record(e, now)?;
+                known.insert((payer, rec.seq), rec.clone());
+                by_prev.insert((payer, rec.prev), rec.clone());
+                new_entries.push(rec);
             }
-        }
-        tx.post(&postings)?;
-        tx.insert_settlements(&settlements, now)?;
-        settled_total += settlements.len();
-
-        // Double spends: keep the proof, revoke and lock the payer.
-        for (a, b, seq) in conflicts {
-            let proof = build_proof(issuer, tx, &payer, &a, &b)?;
-            let ea = ChainEntry::decode(&a)?.hash();
-            let eb = ChainEntry::decode(&b)?.hash();
-            let entries = if ea <= eb { [ea, eb] } else { [eb, ea] };
-            let fresh = tx.insert_double_spend(&DoubleSpendRecord {
-                payer,
-                seq,
-                entries,
-                proof,
-                detected: now,
-            })?;
-            if fresh {
-                stats.double_spends.push((payer, seq));
-                let mut w = tx.wallet(&payer, true)?.ok_or(IssuerError::UnknownWallet)?;
-                issuer.revoke_in(
-                    tx,
-                    &mut w,
-                    RevocationReason::KeyCompromise,
-                    &format!("double spend at seq {seq}"),
-                    now,
-                )?;
-                tx.update_wallet(&w)?;
-            }
-        }
-        if tx
-            .wallet(&payer, false)?
-            .is_some_and(|w| w.state == WalletState::Revoked)
-        {
-            fraud.insert(payer);
         }
     }
-    for payer in fraud {
+    stats.recorded += new_entries.len();
+    tx.insert_entries(&new_entries)?;
+
+    // 3. Settle payments and redeems seen by their payer or payee, once each.
+    let mut to_settle: Vec<&ChainEntry> = Vec::new();
+    let mut seen = BTreeSet::new();
+    for (e, s) in batch {
+        if *s != Source::Evidence && seen.insert((e.payer(), e.hash())) {
+            to_settle.push(e);
+        }
+    }
+    let settle_keys: Vec<(WalletId, Hash32)> = to_settle.iter().map(|e| (e.payer(), e.hash())).collect();
+    let already: BTreeSet<(WalletId, Hash32)> = tx.settled_keys(&settle_keys)?.into_iter().collect();
+    let to_settle: Vec<&ChainEntry> = to_settle.into_iter().filter(|e| !already.contains(&(e.payer(), e.hash()))).collect();
+    let mut payee_accounts: Vec<String> = to_settle
+        .iter()
+        .filter_map(|e| match e {
+            ChainEntry::Payment(p) => Some(wallet_account(&p.body().payee)),
+            ChainEntry::Redeem(_) => None,
+        })
+        .collect();
+    payee_accounts.sort();
+    payee_accounts.dedup();
+    let existing: BTreeSet<String> = tx.existing_accounts(&payee_accounts)?.into_iter().collect();
+    if let Some(missing) = payee_accounts.iter().find(|a| !existing.contains(*a)) {
+        return Err(IssuerError::InvalidInput(format!("payment to an unknown wallet ({missing})")));
+    }
+    let mut owners: HashMap<WalletId, String> = HashMap::new();
+    let mut postings = Vec::with_capacity(to_settle.len());
+    let mut settlements = Vec::with_capacity(to_settle.len());
+    for e in to_settle {
+        let (payer, h) = (e.payer(), e.hash());
+        let amount = to_i64(e.amount().minor)?;
+        let reference = h.to_hex();
+        match e {
+            ChainEntry::Payment(p) => {
+                let payee = p.body().payee;
+                postings.push(Posting {
+                    book: Book::Offline,
+                    debit: wallet_account(&payer),
+                    credit: wallet_account(&payee),
+                    amount,
+                    kind: "settle",
+                    reference,
+                    time: now,
+                });
+                settlements.push((h, payer, Some(payee), amount));
+            }
+            ChainEntry::Redeem(_) => {
+                if !owners.contains_key(&payer) {
+                    let owner = tx.wallet(&payer, false)?.ok_or(IssuerError::UnknownWallet)?.customer;
+                    owners.insert(payer, owner);
+                }
+                let customer = customer_account(&owners[&payer]);
+                postings.push(Posting {
+                    book: Book::General,
+                    debit: POOL.into(),
+                    credit: customer,
+                    amount,
+                    kind: "redeem",
+                    reference: reference.clone(),
+                    time: now,
+                });
+                postings.push(Posting {
+                    book: Book::Offline,
+                    debit: wallet_account(&payer),
+                    credit: ISSUANCE.into(),
+                    amount,
+                    kind: "redeem",
+                    reference,
+                    time: now,
+                });
+                settlements.push((h, payer, None, amount));
+            }
+        }
+    }
+    tx.post(&postings)?;
+    tx.insert_settlements(&settlements, now)?;
+    let settled_total = settlements.len();
+
+    // 4. Double spends: keep the proof, revoke and lock the payer.
+    for (payer, a, b, seq) in conflicts {
+        let proof = build_proof(issuer, tx, &payer, &a, &b)?;
+        let ea = ChainEntry::decode(&a)?.hash();
+        let eb = ChainEntry::decode(&b)?.hash();
+        let entries = if ea <= eb { [ea, eb] } else { [eb, ea] };
+        let fresh = tx.insert_double_spend(&DoubleSpendRecord { payer, seq, entries, proof, detected: now })?;
+        if fresh {
+            stats.double_spends.push((payer, seq));
+            let mut w = tx.wallet(&payer, true)?.ok_or(IssuerError::UnknownWallet)?;
+            issuer.revoke_in(tx, &mut w, RevocationReason::KeyCompromise, &format!("double spend at seq {seq}"), now)?;
+            tx.update_wallet(&w)?;
+        }
+    }
+
+    // 5. Cover the losses of every revoked payer touched.
+    let mut payers: Vec<WalletId> = keys.iter().map(|(p, _)| *p).collect();
+    payers.dedup();
+    for payer in tx.revoked_among(&payers)? {
         cover_losses(tx, &payer, now)?;
     }
     stats.settled += settled_total;

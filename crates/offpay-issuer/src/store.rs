@@ -361,6 +361,16 @@ pub trait Tx {
         payer: &WalletId,
         seqs: &[u64],
     ) -> Result<Vec<EntryRecord>, StoreError>;
+    /// Entries at these (payer, seq) keys, of any payers (any order): one round trip.
+    fn entries_at_keys(&mut self, keys: &[(WalletId, u64)]) -> Result<Vec<EntryRecord>, StoreError>;
+    /// Entries whose (payer, prev) is one of these (any order): one round trip.
+    fn entries_by_prevs(&mut self, keys: &[(WalletId, Hash32)]) -> Result<Vec<EntryRecord>, StoreError>;
+    /// Which of these (payer, entry hash) are already settled.
+    fn settled_keys(&mut self, keys: &[(WalletId, Hash32)]) -> Result<Vec<(WalletId, Hash32)>, StoreError>;
+    /// Which of these accounts exist.
+    fn existing_accounts(&mut self, ids: &[String]) -> Result<Vec<String>, StoreError>;
+    /// Which of these wallets are revoked.
+    fn revoked_among(&mut self, ids: &[WalletId]) -> Result<Vec<WalletId>, StoreError>;
     /// The entry of a payer whose prev is `prev`, if any.
     fn entry_by_prev(
         &mut self,

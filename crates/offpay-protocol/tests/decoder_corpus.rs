@@ -1074,6 +1074,9 @@ fn keys_out_of_order_are_named_non_canonical() {
     }
 }
 
+/// A named envelope variant and the test its decoding error must pass.
+type EnvelopeCase = (&'static str, Vec<u8>, fn(&DecodeError) -> bool);
+
 /// The envelope around the payload: the same rules.
 #[test]
 fn non_canonical_envelopes_are_refused() {
@@ -1097,7 +1100,7 @@ fn non_canonical_envelopes_are_refused() {
         };
         let (tag, arr, p, u, pay) = ([0xd2u8], [0x84u8], bstr(&prot), [0xa0u8], bstr(&payload));
         assert_eq!(build(&tag, &arr, &p, &u, &pay), item.bytes, "{n}");
-        let cases: Vec<(&str, Vec<u8>, fn(&DecodeError) -> bool)> = vec![
+        let cases: Vec<EnvelopeCase> = vec![
             (
                 "tag 18 with a one-byte argument",
                 build(&[0xd8, 0x12], &arr, &p, &u, &pay),

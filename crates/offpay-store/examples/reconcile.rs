@@ -25,6 +25,8 @@ fn main() {
     let n: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(1000);
     let p: usize = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(100_000);
     let threads: usize = args.get(4).and_then(|s| s.parse().ok()).unwrap_or(2);
+    // Payments per wallet between two syncs (each wallet pays about half of them).
+    let per_round: usize = args.get(5).and_then(|s| s.parse().ok()).unwrap_or(200);
     let eur = Currency::new("EUR").unwrap();
     let dir = tempfile::tempdir().unwrap();
     let store = match backend.as_str() {
@@ -81,84 +83,74 @@ fn main() {
         t.elapsed().as_secs_f64()
     );
 
-    let t = Instant::now();
-    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-    for k in 0..p {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        let a = (x % n as u64) as usize;
-        let b = ((x >> 20) % (n as u64 - 1)) as usize;
-        let b = if b >= a { b + 1 } else { b };
-        let now = T0.plus(10 + k as u64 / 1000);
-        let (pa, pb) = if a < b {
-            let (l, r) = wallets.split_at_mut(b);
-            (&mut l[a], &mut r[0])
-        } else {
-            let (l, r) = wallets.split_at_mut(a);
-            (&mut r[0], &mut l[b])
-        };
-        let req = pb.request(Amount::new(1 + x % 50, eur), 300, now).unwrap();
-        let pay = pa.pay(&req, now).unwrap();
-        let rec = pb.receive(&pay, now).unwrap();
-        pa.confirm(&rec).unwrap();
-    }
-    eprintln!(
-        "{p} offline payments made in {:.1} s",
-        t.elapsed().as_secs_f64()
-    );
-
-    let now = T0.plus(1_000);
-    let reports: Vec<Vec<u8>> = wallets
-        .iter_mut()
-        .map(|w| w.sync_report(now).unwrap())
-        .collect();
-    let report_bytes: usize = reports.iter().map(Vec::len).sum();
-
     // The bound: Ed25519 batch verification of 2 signatures per payment (each payment is reported twice).
     let key = SigningKey::from_seed(Suite::Ed25519, &[3; 32]).unwrap();
     let pk = key.public_key();
     let msgs: Vec<Vec<u8>> = (0..64u32).map(|i| i.to_be_bytes().repeat(40)).collect();
     let sigs: Vec<[u8; 64]> = msgs.iter().map(|m| key.sign(m)).collect();
-    let items: Vec<BatchItem<'_>> = msgs
-        .iter()
-        .zip(&sigs)
-        .map(|(m, s)| BatchItem {
-            key: &pk,
-            msg: m,
-            sig: s,
-        })
-        .collect();
+    let items: Vec<BatchItem<'_>> = msgs.iter().zip(&sigs).map(|(m, s)| BatchItem { key: &pk, msg: m, sig: s }).collect();
     let t = Instant::now();
     let rounds = 200;
     for _ in 0..rounds {
         verify_batch(&items).unwrap();
     }
     let per_s = (rounds * items.len()) as f64 / t.elapsed().as_secs_f64();
-    let bound = per_s
-        * threads.min(
-            std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(1),
-        ) as f64
-        / 2.0;
+    let bound = per_s * threads.min(std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)) as f64 / 2.0;
 
-    let t = Instant::now();
-    let chunks: Vec<&[Vec<u8>]> = reports.chunks(reports.len().div_ceil(threads)).collect();
-    let settled: usize = std::thread::scope(|s| {
-        let hs: Vec<_> = chunks
-            .iter()
-            .map(|c| {
-                s.spawn(|| {
-                    c.iter()
-                        .map(|r| issuer.sync(r, now).unwrap().settled)
-                        .sum::<usize>()
-                })
-            })
-            .collect();
-        hs.into_iter().map(|h| h.join().unwrap()).sum()
-    });
-    let secs = t.elapsed().as_secs_f64();
+    // Payments are made in rounds of about `per_round` payments per wallet; after
+    // each round every wallet syncs (timed), as wallets would reconnect now and then.
+    let rounds_n = p.div_ceil(n * per_round / 2).max(1);
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut made = 0usize;
+    let mut gen_secs = 0.0;
+    let mut secs = 0.0;
+    let mut settled = 0usize;
+    let mut report_bytes = 0usize;
+    for round in 0..rounds_n {
+        let t = Instant::now();
+        let in_round = (p - made).min(n * per_round / 2);
+        for k in 0..in_round {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let a = (x % n as u64) as usize;
+            let b = ((x >> 20) % (n as u64 - 1)) as usize;
+            let b = if b >= a { b + 1 } else { b };
+            let now = T0.plus(10 + (round * 1000 + k / 1000) as u64);
+            let (pa, pb) = if a < b {
+                let (l, r) = wallets.split_at_mut(b);
+                (&mut l[a], &mut r[0])
+            } else {
+                let (l, r) = wallets.split_at_mut(a);
+                (&mut r[0], &mut l[b])
+            };
+            let req = pb.request(Amount::new(1 + x % 50, eur), 300, now).unwrap();
+            let pay = pa.pay(&req, now).unwrap();
+            let rec = pb.receive(&pay, now).unwrap();
+            pa.confirm(&rec).unwrap();
+        }
+        made += in_round;
+        let now = T0.plus(900 + round as u64 * 1000);
+        let reports: Vec<Vec<u8>> = wallets.iter_mut().map(|w| w.sync_report(now).unwrap()).collect();
+        report_bytes += reports.iter().map(Vec::len).sum::<usize>();
+        gen_secs += t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let chunks: Vec<&[Vec<u8>]> = reports.chunks(reports.len().div_ceil(threads)).collect();
+        let responses: Vec<(usize, Vec<u8>)> = std::thread::scope(|s| {
+            let hs: Vec<_> = chunks
+                .iter()
+                .map(|c| s.spawn(|| c.iter().map(|r| { let o = issuer.sync(r, now).unwrap(); (o.settled, o.response) }).collect::<Vec<_>>()))
+                .collect();
+            hs.into_iter().flat_map(|h| h.join().unwrap()).collect()
+        });
+        secs += t.elapsed().as_secs_f64();
+        for (w, (s, r)) in wallets.iter_mut().zip(responses) {
+            settled += s;
+            w.apply_sync_response(&r, now).unwrap();
+        }
+        eprintln!("round {}/{rounds_n}: {made} payments, reconcile {secs:.1} s so far", round + 1);
+    }
+    eprintln!("{p} offline payments made (and reports built) in {gen_secs:.1} s");
     let inv = issuer.invariants().unwrap();
     assert!(inv.ok, "{:?}", inv.violations);
     assert_eq!(settled, p, "every payment settled exactly once");

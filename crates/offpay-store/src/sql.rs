@@ -217,6 +217,11 @@ fn placeholders(rows: usize, cols: usize) -> String {
     s
 }
 
+/// `$from, $from+1, ...` (`n` parameters).
+fn list(from: usize, n: usize) -> String {
+    (from..from + n).map(|k| format!("${k}")).collect::<Vec<_>>().join(", ")
+}
+
 /// Rows per multi-row INSERT (keeps parameters under SQLite's 32766 limit).
 const INSERT_ROWS_MAX: usize = 256;
 
@@ -314,20 +319,32 @@ impl<C: Conn> Tx for SqlTx<C> {
             *deltas.entry(&p.debit).or_default() -= p.amount as i128;
             *deltas.entry(&p.credit).or_default() += p.amount as i128;
         }
-        // Sorted account order: concurrent transactions lock rows in the same order.
-        for (account, delta) in deltas {
-            if delta == 0 {
-                continue;
+        // One UPDATE per chunk of accounts, in sorted order: concurrent
+        // transactions lock the rows they share in the same order.
+        let changes: Vec<(&str, i64)> = deltas
+            .into_iter()
+            .filter(|(_, d)| *d != 0)
+            .map(|(a, d)| i64::try_from(d).map(|d| (a, d)).map_err(|_| corrupt("balance delta overflow")))
+            .collect::<Result<_, _>>()?;
+        for chunk in changes.chunks(INSERT_ROWS_MAX / 2) {
+            let mut params = Vec::with_capacity(chunk.len() * 3);
+            let mut case = String::from("CASE id");
+            for (k, (account, d)) in chunk.iter().enumerate() {
+                case.push_str(&format!(" WHEN ${} THEN CAST(${} AS BIGINT)", 2 * k + 1, 2 * k + 2));
+                params.push(t(account));
+                params.push(Value::Int(*d));
             }
-            let d = i64::try_from(delta).map_err(|_| corrupt("balance delta overflow"))?;
-            let n = self.conn.execute(
-                "UPDATE accounts SET balance = balance + $1 WHERE id = $2",
-                &[Value::Int(d), t(account)],
-            )?;
-            if n != 1 {
-                return Err(StoreError::Corrupt(format!(
-                    "posting to unknown account {account}"
-                )));
+            case.push_str(" END");
+            for (account, _) in chunk {
+                params.push(t(account));
+            }
+            let sql = format!(
+                "UPDATE accounts SET balance = balance + {case} WHERE id IN ({})",
+                list(2 * chunk.len() + 1, chunk.len())
+            );
+            let n = self.conn.execute(&sql, &params)?;
+            if n as usize != chunk.len() {
+                return Err(StoreError::Corrupt("posting to an unknown account".into()));
             }
         }
         Ok(())
@@ -662,6 +679,78 @@ impl<C: Conn> Tx for SqlTx<C> {
                 format!("SELECT {ENTRY_COLUMNS} FROM entries WHERE payer = $1 AND seq IN ({list})");
             for r in self.conn.query(&sql, &params)? {
                 out.push(entry_row(&r)?);
+            }
+        }
+        Ok(out)
+    }
+
+    fn entries_at_keys(&mut self, keys: &[(WalletId, u64)]) -> Result<Vec<EntryRecord>, StoreError> {
+        let mut out = Vec::new();
+        for chunk in keys.chunks(INSERT_ROWS_MAX) {
+            let mut params = Vec::with_capacity(chunk.len() * 2);
+            for (p, q) in chunk {
+                params.push(w(p));
+                params.push(i(*q)?);
+            }
+            let sql = format!("SELECT {ENTRY_COLUMNS} FROM entries WHERE (payer, seq) IN ({})", placeholders(chunk.len(), 2));
+            for r in self.conn.query(&sql, &params)? {
+                out.push(entry_row(&r)?);
+            }
+        }
+        Ok(out)
+    }
+
+    fn entries_by_prevs(&mut self, keys: &[(WalletId, Hash32)]) -> Result<Vec<EntryRecord>, StoreError> {
+        let mut out = Vec::new();
+        for chunk in keys.chunks(INSERT_ROWS_MAX) {
+            let mut params = Vec::with_capacity(chunk.len() * 2);
+            for (p, h) in chunk {
+                params.push(w(p));
+                params.push(b(&h.0));
+            }
+            let sql = format!("SELECT {ENTRY_COLUMNS} FROM entries WHERE (payer, prev) IN ({})", placeholders(chunk.len(), 2));
+            for r in self.conn.query(&sql, &params)? {
+                out.push(entry_row(&r)?);
+            }
+        }
+        Ok(out)
+    }
+
+    fn settled_keys(&mut self, keys: &[(WalletId, Hash32)]) -> Result<Vec<(WalletId, Hash32)>, StoreError> {
+        let mut out = Vec::new();
+        for chunk in keys.chunks(INSERT_ROWS_MAX) {
+            let mut params = Vec::with_capacity(chunk.len() * 2);
+            for (p, h) in chunk {
+                params.push(w(p));
+                params.push(b(&h.0));
+            }
+            let sql = format!("SELECT payer, hash FROM settlements WHERE (payer, hash) IN ({})", placeholders(chunk.len(), 2));
+            for r in self.conn.query(&sql, &params)? {
+                out.push((wallet(&r[0])?, hash(&r[1])?));
+            }
+        }
+        Ok(out)
+    }
+
+    fn existing_accounts(&mut self, ids: &[String]) -> Result<Vec<String>, StoreError> {
+        let mut out = Vec::new();
+        for chunk in ids.chunks(INSERT_ROWS_MAX) {
+            let params: Vec<Value> = chunk.iter().map(|s| t(s)).collect();
+            let sql = format!("SELECT id FROM accounts WHERE id IN ({})", list(1, chunk.len()));
+            for r in self.conn.query(&sql, &params)? {
+                out.push(text(&r[0])?);
+            }
+        }
+        Ok(out)
+    }
+
+    fn revoked_among(&mut self, ids: &[WalletId]) -> Result<Vec<WalletId>, StoreError> {
+        let mut out = Vec::new();
+        for chunk in ids.chunks(INSERT_ROWS_MAX) {
+            let params: Vec<Value> = chunk.iter().map(w).collect();
+            let sql = format!("SELECT id FROM wallets WHERE state = 'revoked' AND id IN ({})", list(1, chunk.len()));
+            for r in self.conn.query(&sql, &params)? {
+                out.push(wallet(&r[0])?);
             }
         }
         Ok(out)

@@ -985,7 +985,10 @@ impl<V: Vault> Wallet<V> {
         }
         let currency = self.enrolled()?.2.currency();
         let cp = &r.checkpoint;
-        let unlock = r.command == WalletCommand::Unlock;
+        // Adopting the issuer's checkpoint wholesale is only right for a locked wallet,
+        // which cannot have moved since its report. On an unlocked wallet Unlock is a
+        // no-op command: the checkpoint must match, and what happened since is kept.
+        let unlock = r.command == WalletCommand::Unlock && self.state.lock.is_some();
         if cp.balance.currency != currency {
             return Err(WalletError::CurrencyMismatch);
         }

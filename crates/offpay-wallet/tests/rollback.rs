@@ -692,8 +692,6 @@ fn restoring_state_and_counter_files_together_is_caught_by_the_payee() {
 }
 
 #[test]
-#[ignore = "BUG: an Unlock response adopts the checkpoint of an earlier report even on an \
-            unlocked wallet, erasing a payment it received (and receipted) since"]
 fn an_unlock_answering_an_earlier_report_keeps_what_was_received_since() {
     let mut s = Scheme::new(Suite::Ed25519);
     let mut alice = s.enroll(MemoryVault::new(), Suite::Ed25519, T0);

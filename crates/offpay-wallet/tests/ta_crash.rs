@@ -508,7 +508,7 @@ fn finish<V: Vault>(
             );
             assert_eq!(
                 w.evidence(),
-                [su.input.clone()],
+                std::slice::from_ref(&su.input),
                 "{label}: evidence kept once"
             );
             assert_eq!(balance(w), before_w, "{label}: no credit");
