@@ -65,6 +65,23 @@ impl<C: Conn> SqlTx<C> {
     fn one(&mut self, sql: &str, params: &[Value]) -> Result<Option<Vec<Value>>, StoreError> {
         Ok(self.conn.query(sql, params)?.into_iter().next())
     }
+    /// `{select} IN ((k1, k2), ...)` over pairs of keys, in chunks: one round trip per chunk.
+    fn by_pairs<T>(
+        &mut self,
+        select: &str,
+        pairs: &[(Value, Value)],
+        row: impl Fn(&[Value]) -> Result<T, StoreError>,
+    ) -> Result<Vec<T>, StoreError> {
+        let mut out = Vec::new();
+        for chunk in pairs.chunks(INSERT_ROWS_MAX) {
+            let params: Vec<Value> = chunk.iter().flat_map(|(a, b)| [a.clone(), b.clone()]).collect();
+            let sql = format!("{select} IN ({})", placeholders(chunk.len(), 2));
+            for r in self.conn.query(&sql, &params)? {
+                out.push(row(&r)?);
+            }
+        }
+        Ok(out)
+    }
 }
 
 impl<C: Conn> Drop for SqlTx<C> {
@@ -685,51 +702,18 @@ impl<C: Conn> Tx for SqlTx<C> {
     }
 
     fn entries_at_keys(&mut self, keys: &[(WalletId, u64)]) -> Result<Vec<EntryRecord>, StoreError> {
-        let mut out = Vec::new();
-        for chunk in keys.chunks(INSERT_ROWS_MAX) {
-            let mut params = Vec::with_capacity(chunk.len() * 2);
-            for (p, q) in chunk {
-                params.push(w(p));
-                params.push(i(*q)?);
-            }
-            let sql = format!("SELECT {ENTRY_COLUMNS} FROM entries WHERE (payer, seq) IN ({})", placeholders(chunk.len(), 2));
-            for r in self.conn.query(&sql, &params)? {
-                out.push(entry_row(&r)?);
-            }
-        }
-        Ok(out)
+        let pairs = keys.iter().map(|(p, q)| Ok((w(p), i(*q)?))).collect::<Result<Vec<_>, StoreError>>()?;
+        self.by_pairs(&format!("SELECT {ENTRY_COLUMNS} FROM entries WHERE (payer, seq)"), &pairs, entry_row)
     }
 
     fn entries_by_prevs(&mut self, keys: &[(WalletId, Hash32)]) -> Result<Vec<EntryRecord>, StoreError> {
-        let mut out = Vec::new();
-        for chunk in keys.chunks(INSERT_ROWS_MAX) {
-            let mut params = Vec::with_capacity(chunk.len() * 2);
-            for (p, h) in chunk {
-                params.push(w(p));
-                params.push(b(&h.0));
-            }
-            let sql = format!("SELECT {ENTRY_COLUMNS} FROM entries WHERE (payer, prev) IN ({})", placeholders(chunk.len(), 2));
-            for r in self.conn.query(&sql, &params)? {
-                out.push(entry_row(&r)?);
-            }
-        }
-        Ok(out)
+        let pairs: Vec<(Value, Value)> = keys.iter().map(|(p, h)| (w(p), b(&h.0))).collect();
+        self.by_pairs(&format!("SELECT {ENTRY_COLUMNS} FROM entries WHERE (payer, prev)"), &pairs, entry_row)
     }
 
     fn settled_keys(&mut self, keys: &[(WalletId, Hash32)]) -> Result<Vec<(WalletId, Hash32)>, StoreError> {
-        let mut out = Vec::new();
-        for chunk in keys.chunks(INSERT_ROWS_MAX) {
-            let mut params = Vec::with_capacity(chunk.len() * 2);
-            for (p, h) in chunk {
-                params.push(w(p));
-                params.push(b(&h.0));
-            }
-            let sql = format!("SELECT payer, hash FROM settlements WHERE (payer, hash) IN ({})", placeholders(chunk.len(), 2));
-            for r in self.conn.query(&sql, &params)? {
-                out.push((wallet(&r[0])?, hash(&r[1])?));
-            }
-        }
-        Ok(out)
+        let pairs: Vec<(Value, Value)> = keys.iter().map(|(p, h)| (w(p), b(&h.0))).collect();
+        self.by_pairs("SELECT payer, hash FROM settlements WHERE (payer, hash)", &pairs, |r| Ok((wallet(&r[0])?, hash(&r[1])?)))
     }
 
     fn existing_accounts(&mut self, ids: &[String]) -> Result<Vec<String>, StoreError> {
