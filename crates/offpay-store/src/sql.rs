@@ -65,17 +65,22 @@ impl<C: Conn> SqlTx<C> {
     fn one(&mut self, sql: &str, params: &[Value]) -> Result<Option<Vec<Value>>, StoreError> {
         Ok(self.conn.query(sql, params)?.into_iter().next())
     }
-    /// `{select} IN ((k1, k2), ...)` over pairs of keys, in chunks: one round trip per chunk.
+    /// `{select} (a = $1 AND b = $2) OR (a = $3 AND b = $4) ...` over pairs of
+    /// keys, in chunks: one round trip per chunk, one index lookup per pair.
+    /// (Not the row-value `(a, b) IN (...)`: SQLite answers that with a table scan.)
     fn by_pairs<T>(
         &mut self,
         select: &str,
+        (a, b): (&str, &str),
         pairs: &[(Value, Value)],
         row: impl Fn(&[Value]) -> Result<T, StoreError>,
     ) -> Result<Vec<T>, StoreError> {
         let mut out = Vec::new();
-        for chunk in pairs.chunks(INSERT_ROWS_MAX) {
-            let params: Vec<Value> = chunk.iter().flat_map(|(a, b)| [a.clone(), b.clone()]).collect();
-            let sql = format!("{select} IN ({})", placeholders(chunk.len(), 2));
+        for chunk in pairs.chunks(PAIRS_PER_QUERY_MAX) {
+            let params: Vec<Value> = chunk.iter().flat_map(|(x, y)| [x.clone(), y.clone()]).collect();
+            let terms: Vec<String> =
+                (0..chunk.len()).map(|k| format!("({a} = ${} AND {b} = ${})", 2 * k + 1, 2 * k + 2)).collect();
+            let sql = format!("{select} {}", terms.join(" OR "));
             for r in self.conn.query(&sql, &params)? {
                 out.push(row(&r)?);
             }
@@ -238,6 +243,9 @@ fn placeholders(rows: usize, cols: usize) -> String {
 fn list(from: usize, n: usize) -> String {
     (from..from + n).map(|k| format!("${k}")).collect::<Vec<_>>().join(", ")
 }
+
+/// Key pairs per OR-list query (SQLite's expression depth limit is 1000).
+const PAIRS_PER_QUERY_MAX: usize = 128;
 
 /// Rows per multi-row INSERT (keeps parameters under SQLite's 32766 limit).
 const INSERT_ROWS_MAX: usize = 256;
@@ -703,17 +711,19 @@ impl<C: Conn> Tx for SqlTx<C> {
 
     fn entries_at_keys(&mut self, keys: &[(WalletId, u64)]) -> Result<Vec<EntryRecord>, StoreError> {
         let pairs = keys.iter().map(|(p, q)| Ok((w(p), i(*q)?))).collect::<Result<Vec<_>, StoreError>>()?;
-        self.by_pairs(&format!("SELECT {ENTRY_COLUMNS} FROM entries WHERE (payer, seq)"), &pairs, entry_row)
+        self.by_pairs(&format!("SELECT {ENTRY_COLUMNS} FROM entries WHERE"), ("payer", "seq"), &pairs, entry_row)
     }
 
     fn entries_by_prevs(&mut self, keys: &[(WalletId, Hash32)]) -> Result<Vec<EntryRecord>, StoreError> {
         let pairs: Vec<(Value, Value)> = keys.iter().map(|(p, h)| (w(p), b(&h.0))).collect();
-        self.by_pairs(&format!("SELECT {ENTRY_COLUMNS} FROM entries WHERE (payer, prev)"), &pairs, entry_row)
+        self.by_pairs(&format!("SELECT {ENTRY_COLUMNS} FROM entries WHERE"), ("payer", "prev"), &pairs, entry_row)
     }
 
     fn settled_keys(&mut self, keys: &[(WalletId, Hash32)]) -> Result<Vec<(WalletId, Hash32)>, StoreError> {
         let pairs: Vec<(Value, Value)> = keys.iter().map(|(p, h)| (w(p), b(&h.0))).collect();
-        self.by_pairs("SELECT payer, hash FROM settlements WHERE (payer, hash)", &pairs, |r| Ok((wallet(&r[0])?, hash(&r[1])?)))
+        self.by_pairs("SELECT payer, hash FROM settlements WHERE", ("payer", "hash"), &pairs, |r| {
+            Ok((wallet(&r[0])?, hash(&r[1])?))
+        })
     }
 
     fn existing_accounts(&mut self, ids: &[String]) -> Result<Vec<String>, StoreError> {
