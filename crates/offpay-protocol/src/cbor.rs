@@ -422,6 +422,30 @@ impl<'a> Decoder<'a> {
         }
         Ok(())
     }
+    /// Skip one whole value (for look-ahead only; bounded by the input and [`DEPTH_MAX`]).
+    fn skip(&mut self) -> Result<(), DecodeError> {
+        let (major, arg) = self.head()?;
+        match major {
+            MAJOR_BYTES | MAJOR_TEXT => {
+                self.take(usize::try_from(arg).map_err(|_| DecodeError::Truncated)?)?;
+            }
+            MAJOR_ARRAY | MAJOR_MAP | MAJOR_TAG => {
+                self.enter()?;
+                let n = match major {
+                    MAJOR_ARRAY => arg,
+                    MAJOR_MAP => arg.saturating_mul(2),
+                    _ => 1,
+                };
+                for _ in 0..n {
+                    self.skip()?;
+                }
+                self.leave();
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
     /// Close an array opened with [`Decoder::array`].
     pub fn leave(&mut self) {
         self.depth = self.depth.saturating_sub(1);
@@ -476,6 +500,9 @@ impl<'a> MapReader<'_, 'a> {
         key: u64,
         name: &'static str,
     ) -> Result<&mut Decoder<'a>, DecodeError> {
+        if self.peek_key()? != Some(key) && self.appears_later(key) {
+            return Err(DecodeError::NonCanonical("map keys out of order"));
+        }
         self.optional(key)?.ok_or(DecodeError::MissingField(name))
     }
     /// All pairs must have been read: refuses unknown keys.
@@ -486,6 +513,19 @@ impl<'a> MapReader<'_, 'a> {
         }
         self.d.leave();
         Ok(())
+    }
+
+    /// Whether `key` is among the remaining keys (a look-ahead on a copy).
+    fn appears_later(&self, key: u64) -> bool {
+        let mut d = self.d.clone();
+        for _ in 0..self.remaining {
+            match d.uint("map key") {
+                Ok(k) if k == key => return true,
+                Ok(_) if d.skip().is_ok() => {}
+                _ => return false,
+            }
+        }
+        false
     }
 }
 
