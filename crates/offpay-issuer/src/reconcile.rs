@@ -384,7 +384,9 @@ impl<S: Store> Issuer<S> {
             let cmd = match w.state {
                 WalletState::Active => WalletCommand::None,
                 _ => WalletCommand::Lock {
-                    reason: crate::issuer::reason_text(w.reason.as_deref().unwrap_or(w.state.as_str())),
+                    reason: crate::issuer::reason_text(
+                        w.reason.as_deref().unwrap_or(w.state.as_str()),
+                    ),
                 },
             };
             (
@@ -519,8 +521,11 @@ pub(crate) fn record_and_settle<S: Store>(
     let mut keys: Vec<(WalletId, u64)> = batch.iter().map(|(e, _)| (e.payer(), e.seq())).collect();
     keys.sort();
     keys.dedup();
-    let mut known: HashMap<(WalletId, u64), EntryRecord> =
-        tx.entries_at_keys(&keys)?.into_iter().map(|e| ((e.payer, e.seq), e)).collect();
+    let mut known: HashMap<(WalletId, u64), EntryRecord> = tx
+        .entries_at_keys(&keys)?
+        .into_iter()
+        .map(|e| ((e.payer, e.seq), e))
+        .collect();
     let mut prevs: Vec<(WalletId, Hash32)> = batch
         .iter()
         .filter(|(e, _)| !known.contains_key(&(e.payer(), e.seq())))
@@ -528,8 +533,11 @@ pub(crate) fn record_and_settle<S: Store>(
         .collect();
     prevs.sort();
     prevs.dedup();
-    let mut by_prev: HashMap<(WalletId, Hash32), EntryRecord> =
-        tx.entries_by_prevs(&prevs)?.into_iter().map(|e| ((e.payer, e.prev), e)).collect();
+    let mut by_prev: HashMap<(WalletId, Hash32), EntryRecord> = tx
+        .entries_by_prevs(&prevs)?
+        .into_iter()
+        .map(|e| ((e.payer, e.prev), e))
+        .collect();
 
     // 2. Classify: known, new, or in conflict (a double spend).
     let mut new_entries: Vec<EntryRecord> = Vec::new();
@@ -564,9 +572,14 @@ pub(crate) fn record_and_settle<S: Store>(
             to_settle.push(e);
         }
     }
-    let settle_keys: Vec<(WalletId, Hash32)> = to_settle.iter().map(|e| (e.payer(), e.hash())).collect();
-    let already: BTreeSet<(WalletId, Hash32)> = tx.settled_keys(&settle_keys)?.into_iter().collect();
-    let to_settle: Vec<&ChainEntry> = to_settle.into_iter().filter(|e| !already.contains(&(e.payer(), e.hash()))).collect();
+    let settle_keys: Vec<(WalletId, Hash32)> =
+        to_settle.iter().map(|e| (e.payer(), e.hash())).collect();
+    let already: BTreeSet<(WalletId, Hash32)> =
+        tx.settled_keys(&settle_keys)?.into_iter().collect();
+    let to_settle: Vec<&ChainEntry> = to_settle
+        .into_iter()
+        .filter(|e| !already.contains(&(e.payer(), e.hash())))
+        .collect();
     let mut payee_accounts: Vec<String> = to_settle
         .iter()
         .filter_map(|e| match e {
@@ -578,7 +591,9 @@ pub(crate) fn record_and_settle<S: Store>(
     payee_accounts.dedup();
     let existing: BTreeSet<String> = tx.existing_accounts(&payee_accounts)?.into_iter().collect();
     if let Some(missing) = payee_accounts.iter().find(|a| !existing.contains(*a)) {
-        return Err(IssuerError::InvalidInput(format!("payment to an unknown wallet ({missing})")));
+        return Err(IssuerError::InvalidInput(format!(
+            "payment to an unknown wallet ({missing})"
+        )));
     }
     let mut owners: HashMap<WalletId, String> = HashMap::new();
     let mut postings = Vec::with_capacity(to_settle.len());
@@ -602,11 +617,15 @@ pub(crate) fn record_and_settle<S: Store>(
                 settlements.push((h, payer, Some(payee), amount));
             }
             ChainEntry::Redeem(_) => {
-                if !owners.contains_key(&payer) {
-                    let owner = tx.wallet(&payer, false)?.ok_or(IssuerError::UnknownWallet)?.customer;
-                    owners.insert(payer, owner);
-                }
-                let customer = customer_account(&owners[&payer]);
+                let owner = match owners.entry(payer) {
+                    std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+                    std::collections::hash_map::Entry::Vacant(v) => v.insert(
+                        tx.wallet(&payer, false)?
+                            .ok_or(IssuerError::UnknownWallet)?
+                            .customer,
+                    ),
+                };
+                let customer = customer_account(owner);
                 postings.push(Posting {
                     book: Book::General,
                     debit: POOL.into(),
@@ -639,11 +658,23 @@ pub(crate) fn record_and_settle<S: Store>(
         let ea = ChainEntry::decode(&a)?.hash();
         let eb = ChainEntry::decode(&b)?.hash();
         let entries = if ea <= eb { [ea, eb] } else { [eb, ea] };
-        let fresh = tx.insert_double_spend(&DoubleSpendRecord { payer, seq, entries, proof, detected: now })?;
+        let fresh = tx.insert_double_spend(&DoubleSpendRecord {
+            payer,
+            seq,
+            entries,
+            proof,
+            detected: now,
+        })?;
         if fresh {
             stats.double_spends.push((payer, seq));
             let mut w = tx.wallet(&payer, true)?.ok_or(IssuerError::UnknownWallet)?;
-            issuer.revoke_in(tx, &mut w, RevocationReason::KeyCompromise, &format!("double spend at seq {seq}"), now)?;
+            issuer.revoke_in(
+                tx,
+                &mut w,
+                RevocationReason::KeyCompromise,
+                &format!("double spend at seq {seq}"),
+                now,
+            )?;
             tx.update_wallet(&w)?;
         }
     }

@@ -362,11 +362,18 @@ pub trait Tx {
         seqs: &[u64],
     ) -> Result<Vec<EntryRecord>, StoreError>;
     /// Entries at these (payer, seq) keys, of any payers (any order): one round trip.
-    fn entries_at_keys(&mut self, keys: &[(WalletId, u64)]) -> Result<Vec<EntryRecord>, StoreError>;
+    fn entries_at_keys(&mut self, keys: &[(WalletId, u64)])
+    -> Result<Vec<EntryRecord>, StoreError>;
     /// Entries whose (payer, prev) is one of these (any order): one round trip.
-    fn entries_by_prevs(&mut self, keys: &[(WalletId, Hash32)]) -> Result<Vec<EntryRecord>, StoreError>;
+    fn entries_by_prevs(
+        &mut self,
+        keys: &[(WalletId, Hash32)],
+    ) -> Result<Vec<EntryRecord>, StoreError>;
     /// Which of these (payer, entry hash) are already settled.
-    fn settled_keys(&mut self, keys: &[(WalletId, Hash32)]) -> Result<Vec<(WalletId, Hash32)>, StoreError>;
+    fn settled_keys(
+        &mut self,
+        keys: &[(WalletId, Hash32)],
+    ) -> Result<Vec<(WalletId, Hash32)>, StoreError>;
     /// Which of these accounts exist.
     fn existing_accounts(&mut self, ids: &[String]) -> Result<Vec<String>, StoreError>;
     /// Which of these wallets are revoked.

@@ -1,0 +1,788 @@
+//! `offpay demo`: the whole story, on the embedded default, in plain words.
+//!
+//! The real thing end to end: the issuer's HTTP server in-process on a free
+//! loopback port with SQLite in a directory, wallets in sealed file vaults in
+//! their own directories, and every message passed as bytes (also written as
+//! files, a QR code PNG, and carried once over the tap socket). Every step is
+//! checked; the demo exits non-zero if any did not behave as told.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use clap::Args;
+use offpay_protocol::evidence::verify_double_spend_bytes;
+use offpay_protocol::pki::{Certificate, Crl};
+use offpay_protocol::{Amount, Currency, Suite};
+use offpay_server::ServerConfig;
+use offpay_transport::{qr, tap};
+use offpay_wallet::vault::KdfParams;
+use serde_json::{Value, json};
+
+use crate::admin::invariants_text;
+use crate::http::Client;
+use crate::money::{show, show_u};
+use crate::out::{Done, Failure, Outcome};
+use crate::wallet::{self, Opened};
+use crate::walletdir::{WalletDir, kdf_from_env};
+
+/// The demo's wallet PIN (the vault key also needs each wallet's device secret).
+const DEMO_PIN: &str = "2468";
+
+#[derive(Args, Debug)]
+pub struct DemoArgs {
+    /// Keep everything in DIR (issuer data, wallets, message files, the proof)
+    /// instead of a temporary directory; DIR must be new or empty.
+    #[arg(long, value_name = "DIR")]
+    dir: Option<PathBuf>,
+}
+
+/// The narrator: prints as the story goes (text mode) and keeps score.
+struct Story {
+    json: bool,
+    chapter: usize,
+    chapters: Vec<Value>,
+    failed: Vec<String>,
+}
+
+impl Story {
+    fn chapter(&mut self, title: &str) {
+        self.chapter += 1;
+        if !self.json {
+            println!("\n{}. {title}", self.chapter);
+        }
+        self.chapters
+            .push(json!({"chapter": self.chapter, "title": title, "checks": []}));
+    }
+
+    fn say(&self, text: impl AsRef<str>) {
+        if !self.json {
+            for line in text.as_ref().lines() {
+                println!("   {line}");
+            }
+        }
+    }
+
+    fn check(&mut self, ok: bool, what: impl Into<String>) -> bool {
+        let what = what.into();
+        if !self.json {
+            println!("   {} {what}", if ok { "ok  " } else { "FAIL" });
+        }
+        if let Some(Value::Array(c)) = self.chapters.last_mut().and_then(|c| c.get_mut("checks")) {
+            c.push(json!({"what": what, "ok": ok}));
+        }
+        if !ok {
+            self.failed.push(format!("{}: {what}", self.chapter));
+        }
+        ok
+    }
+}
+
+/// One customer of the story.
+struct Person {
+    name: &'static str,
+    w: Opened,
+}
+
+impl Person {
+    fn balance(&self) -> u64 {
+        self.w.balance_minor()
+    }
+    fn id(&self) -> String {
+        self.w.wallet.wallet_id().to_hex()
+    }
+}
+
+fn get_i(v: &Value, k: &str) -> i128 {
+    v.get(k)
+        .and_then(|x| x.as_i64().map(i128::from))
+        .or_else(|| {
+            v.get(k)
+                .and_then(Value::as_str)
+                .and_then(|t| t.parse().ok())
+        })
+        .unwrap_or(i128::MIN)
+}
+
+pub fn run(a: DemoArgs, as_json: bool) -> Outcome {
+    let (kdf, kdf_name) = kdf_from_env()?;
+    let _tmp;
+    let base = match a.dir {
+        Some(d) => {
+            if d.exists()
+                && std::fs::read_dir(&d)
+                    .map_err(|e| Failure::io(format!("cannot read {}", d.display()), &e))?
+                    .next()
+                    .is_some()
+            {
+                return Err(Failure::usage(format!(
+                    "--dir {}: the demo needs a new or empty directory",
+                    d.display()
+                )));
+            }
+            std::fs::create_dir_all(&d)
+                .map_err(|e| Failure::io(format!("cannot create {}", d.display()), &e))?;
+            d
+        }
+        None => {
+            let t = tempfile::Builder::new()
+                .prefix("offpay-demo-")
+                .tempdir()
+                .map_err(|e| Failure::io("cannot make a temporary directory", &e))?;
+            let p = t.path().to_path_buf();
+            _tmp = t;
+            p
+        }
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::io("cannot start the async runtime", &e))?;
+    let started = Instant::now();
+    let mut config = ServerConfig::with_data_dir(base.join("issuer"));
+    config.listen = "127.0.0.1:0".parse().expect("constant address");
+    let server = rt
+        .block_on(offpay_server::spawn(config))
+        .map_err(|e| Failure::refused("server_start", e.to_string()))?;
+    let mut story = Story {
+        json: as_json,
+        chapter: 0,
+        chapters: Vec::new(),
+        failed: Vec::new(),
+    };
+    if !as_json {
+        println!(
+            "offpay demo: offline payments, end to end, on the embedded default\n(issuer on {}, everything under {})",
+            server.url(),
+            base.display()
+        );
+    }
+    let result = tell(
+        &mut story,
+        &base,
+        &server.url(),
+        &server.operator_token,
+        kdf,
+        kdf_name,
+    );
+    let _ = rt.block_on(server.shutdown());
+    let table = result?;
+    let elapsed = started.elapsed();
+    if !story.failed.is_empty() {
+        return Err(Failure::refused(
+            "demo_failed",
+            format!(
+                "{} step(s) did not behave as told:\n  {}",
+                story.failed.len(),
+                story.failed.join("\n  ")
+            ),
+        ));
+    }
+    let checks: usize = story
+        .chapters
+        .iter()
+        .map(|c| c["checks"].as_array().map_or(0, Vec::len))
+        .sum();
+    Ok(Done::new(
+        format!(
+            "{}\nEvery step behaved as told ({checks} checks, {:.1} s).",
+            table.0,
+            elapsed.as_secs_f64()
+        ),
+        json!({
+            "dir": base.display().to_string(),
+            "kdf": kdf_name,
+            "chapters": story.chapters,
+            "checks": checks,
+            "final": table.1,
+            "seconds": elapsed.as_secs_f64(),
+        }),
+    ))
+}
+
+/// Write a message next to the story (best effort: the bytes are what count).
+fn keep(dir: &Path, name: &str, bytes: &[u8]) -> String {
+    let p = dir.join(name);
+    let _ = std::fs::write(&p, bytes);
+    p.display().to_string()
+}
+
+/// An offline payment by files: request, payment, receipt. Returns the
+/// message sizes (request, payment, receipt).
+fn pay_by_files(
+    story: &mut Story,
+    msgs: &Path,
+    n: &mut usize,
+    payer: &mut Person,
+    payee: &mut Person,
+    minor: u64,
+    currency: Currency,
+) -> Result<(usize, usize, usize), Failure> {
+    *n += 1;
+    let req = payee
+        .w
+        .wallet
+        .request(Amount::new(minor, currency), 300, crate::now())
+        .map_err(crate::walletdir::wallet_failure)?;
+    keep(msgs, &format!("{n:02}-request.bin"), &req);
+    let (payment, p, _) = wallet::pay_request(&mut payer.w.wallet, &req, Some(minor))?;
+    keep(msgs, &format!("{n:02}-payment.bin"), &payment);
+    let (receipt, _, _) = wallet::receive_payment(&mut payee.w.wallet, &payment)?;
+    keep(msgs, &format!("{n:02}-receipt.bin"), &receipt);
+    wallet::confirm_receipt(&mut payer.w.wallet, &receipt)?;
+    story.say(format!(
+        "{} pays {} {} (seq {} of {}'s chain): request {} B, payment {} B, receipt {} B, as files {:02}-*.bin",
+        payer.name,
+        payee.name,
+        p.amount,
+        p.seq,
+        payer.name,
+        req.len(),
+        payment.len(),
+        receipt.len(),
+        n
+    ));
+    Ok((req.len(), payment.len(), receipt.len()))
+}
+
+/// The story. Returns the final table (text, JSON).
+fn tell(
+    story: &mut Story,
+    base: &Path,
+    url: &str,
+    token: &str,
+    kdf: KdfParams,
+    kdf_name: &str,
+) -> Result<(String, Value), Failure> {
+    let public = Client::new(url)?;
+    let op = public.clone().with_token(token);
+    let msgs = base.join("messages");
+    std::fs::create_dir_all(&msgs)
+        .map_err(|e| Failure::io(format!("cannot create {}", msgs.display()), &e))?;
+    let mut n = 0usize;
+
+    // ---- 1 -------------------------------------------------------------------------------
+    story.chapter("The issuer sets up");
+    let health = public.get_json("/healthz")?;
+    let roots = public.get_json("/v1/roots")?;
+    let root = Certificate::from_pem(roots["root_pem"].as_str().unwrap_or(""))
+        .map_err(|e| Failure::refused("bad_response", format!("root certificate: {e}")))?;
+    let issuer_cert = Certificate::from_pem(roots["issuer_pem"].as_str().unwrap_or(""))
+        .map_err(|e| Failure::refused("bad_response", format!("issuer certificate: {e}")))?;
+    let currency = Currency::new(roots["currency"].as_str().unwrap_or(""))
+        .ok_or_else(|| Failure::refused("bad_response", "currency"))?;
+    let cur = currency.as_str().to_string();
+    story.say(format!(
+        "A bank runs the offpay issuer: a double-entry ledger in {} ({}),\n\
+         a scheme root CA \"{}\" and an issuer CA \"{}\" that certifies wallets.\n\
+         The HTTP API listens on {url}.",
+        if health["backend"] == "sqlite" {
+            "SQLite"
+        } else {
+            "PostgreSQL"
+        },
+        base.join("issuer").display(),
+        root.subject_cn(),
+        issuer_cert.subject_cn(),
+    ));
+    story.check(
+        health["status"] == "ok" && issuer_cert.verify_signed_by(&root).is_ok(),
+        "the server answers and the issuer CA chains to the scheme root",
+    );
+
+    // ---- 2 -------------------------------------------------------------------------------
+    story.chapter("Customers open online accounts");
+    let people = [("alice", 25_000u64), ("bob", 20_000), ("carol", 0)];
+    for (id, deposit) in people {
+        op.post_json_ok(
+            "/v1/admin/customers",
+            &json!({"id": id, "name": format!("{}{}", id[..1].to_uppercase(), &id[1..])}),
+        )?;
+        if deposit > 0 {
+            op.post_json_ok(
+                &format!("/v1/admin/customers/{id}/deposit"),
+                &json!({"amount_minor": deposit, "currency": cur, "idempotency_key": format!("demo-deposit-{id}")}),
+            )?;
+        }
+    }
+    story.say(format!(
+        "Alice deposits {} and Bob {}; Carol, who runs a market stall, starts at zero.",
+        show_u(25_000, &cur),
+        show_u(20_000, &cur)
+    ));
+    let online = |id: &str| -> Result<i128, Failure> {
+        Ok(get_i(
+            &op.get_json(&format!("/v1/admin/customers/{id}"))?,
+            "balance_minor",
+        ))
+    };
+    let ok = online("alice")? == 25_000 && online("bob")? == 20_000 && online("carol")? == 0;
+    story.check(ok, "online balances: Alice 250.00, Bob 200.00, Carol 0.00");
+
+    // ---- 3 -------------------------------------------------------------------------------
+    story.chapter("Each gets a wallet");
+    story.say(format!(
+        "A wallet is a trusted application with a sealed vault (Argon2id of PIN and device\n\
+         secret, XChaCha20-Poly1305, a monotonic counter).\n\
+         Key derivation: {kdf_name}{}.",
+        if kdf_name == "test" {
+            " (OFFPAY_KDF=test: fast and insecure, for tests only)"
+        } else {
+            " (OWASP's minimum: 19 MiB, 2 passes)"
+        }
+    ));
+    let mut enrolled = Vec::new();
+    for (id, _) in people {
+        let t = op.post_json_ok(
+            &format!("/v1/admin/customers/{id}/enrollment-tokens"),
+            &json!({}),
+        )?;
+        let e = wallet::enroll(
+            WalletDir::new(base.join(format!("wallet-{id}"))),
+            &public,
+            t["token"].as_str().unwrap_or(""),
+            DEMO_PIN,
+            kdf,
+            Suite::Ed25519,
+            Some(root.der().to_vec()),
+        )?;
+        let name: &'static str = match id {
+            "alice" => "Alice",
+            "bob" => "Bob",
+            _ => "Carol",
+        };
+        let cert = e.opened.wallet.certificate().cloned();
+        story.say(format!(
+            "{name}'s wallet {} enrolled with a one-time token: certificate serial {}",
+            e.opened.wallet.wallet_id(),
+            cert.as_ref().map(|c| c.serial()).unwrap_or(0)
+        ));
+        enrolled.push(Person { name, w: e.opened });
+    }
+    let mut it = enrolled.into_iter();
+    let (mut alice, mut bob, mut carol) = match (it.next(), it.next(), it.next()) {
+        (Some(a), Some(b), Some(c)) => (a, b, c),
+        _ => return Err(Failure::refused("demo", "wallets missing")),
+    };
+    let policy = alice.w.wallet.status(crate::now()).policy;
+    if let Some(p) = &policy {
+        story.say(format!(
+            "Risk limits signed by the issuer: {} per payment, {} held, {} and {} payments\nbetween syncs, {} days offline at most.",
+            p.max_payment,
+            show_u(p.max_balance_minor, &cur),
+            show_u(p.max_offline_spend_minor, &cur),
+            p.max_offline_payments,
+            p.max_offline_seconds / 86_400
+        ));
+    }
+    story.check(
+        [&alice, &bob, &carol]
+            .iter()
+            .all(|p| p.w.wallet.certificate().is_some() && p.balance() == 0),
+        "three wallets enrolled, each with a certificate and an empty balance",
+    );
+
+    // ---- 4 -------------------------------------------------------------------------------
+    story.chapter("Loading offline money");
+    for (p, minor) in [(&alice, 20_000u64), (&bob, 2_000)] {
+        op.post_json_ok(
+            &format!("/v1/admin/wallets/{}/load", p.id()),
+            &json!({"amount_minor": minor, "currency": cur, "idempotency_key": format!("demo-load-{}", p.name)}),
+        )?;
+    }
+    story.say(format!(
+        "The bank moves {} of Alice's and {} of Bob's online money into their wallets:\n\
+         the issuer signs numbered load vouchers; each wallet picks its voucher up when it syncs.",
+        show_u(20_000, &cur),
+        show_u(2_000, &cur)
+    ));
+    for p in [&mut alice, &mut bob, &mut carol] {
+        let client = p.w.client(None)?;
+        wallet::sync(&mut p.w.wallet, &client)?;
+    }
+    story.check(
+        alice.balance() == 20_000 && bob.balance() == 2_000,
+        "wallets hold Alice 200.00, Bob 20.00",
+    );
+    story.check(
+        online("alice")? == 5_000 && online("bob")? == 18_000,
+        "online accounts now Alice 50.00, Bob 180.00",
+    );
+
+    // ---- 5 -------------------------------------------------------------------------------
+    story.chapter("Offline: payments both ways, and money spent on at once");
+    story.say(
+        "No network from here on: each payment is three signed messages (the payee's request\n\
+         with a fresh nonce, the payer's payment, the payee's receipt), checked offline\n\
+         against the certificates and the revocation list each wallet holds.",
+    );
+    let sizes1 = pay_by_files(story, &msgs, &mut n, &mut alice, &mut bob, 3_000, currency)?;
+
+    // Bob pays Alice back over the tap socket (standing in for NFC/BLE).
+    n += 1;
+    let tap_req = alice
+        .w
+        .wallet
+        .request(Amount::new(500, currency), 300, crate::now())
+        .map_err(crate::walletdir::wallet_failure)?;
+    let listener = tap::TapListener::bind("127.0.0.1:0")
+        .map_err(|e| Failure::refused("tap", e.to_string()))?;
+    let tap_addr = listener
+        .local_addr()
+        .map_err(|e| Failure::refused("tap", e.to_string()))?;
+    let alice_w = &mut alice.w.wallet;
+    let bob_w = &mut bob.w.wallet;
+    let (served, paid) = std::thread::scope(|s| {
+        let payee = s.spawn(|| {
+            tap::serve_one(&listener, &tap_req, |payment| {
+                wallet::receive_payment(alice_w, payment)
+                    .map(|(r, _, _)| r)
+                    .map_err(|f| f.to_string())
+            })
+        });
+        let paid = tap::pay_over_tap(tap_addr, |request| {
+            wallet::pay_request(bob_w, request, Some(500))
+                .map(|(b, _, _)| b)
+                .map_err(|f| f.to_string())
+        });
+        (payee.join(), paid)
+    });
+    let tap_ok = match (served, paid) {
+        (Ok(Ok(_)), Ok(paid)) => {
+            wallet::confirm_receipt(&mut bob.w.wallet, &paid.receipt)?;
+            keep(&msgs, &format!("{n:02}-payment-tap.bin"), &paid.payment);
+            true
+        }
+        (s, p) => {
+            story.say(format!("tap exchange failed: {s:?} / {:?}", p.err()));
+            false
+        }
+    };
+    story.say(format!(
+        "Bob pays Alice {} back over the tap socket (request, payment, receipt in one exchange on {tap_addr}).",
+        show_u(500, &cur)
+    ));
+    story.check(
+        tap_ok,
+        "the tap exchange completed and Bob recorded the receipt",
+    );
+
+    // Carol shows her request as a QR code; Bob scans it and pays with money he just received.
+    n += 1;
+    let bob_before = bob.balance();
+    let carol_req = carol
+        .w
+        .wallet
+        .request(Amount::new(4_000, currency), 300, crate::now())
+        .map_err(crate::walletdir::wallet_failure)?;
+    let png = msgs.join(format!("{n:02}-request.png"));
+    let info = qr::encode_png_file(&carol_req, &png, qr::QR_SCALE_DEFAULT)
+        .map_err(|e| Failure::refused("qr", e.to_string()))?;
+    let scanned = qr::decode_png_file(&png).map_err(|e| Failure::refused("qr", e.to_string()))?;
+    story.check(
+        scanned == carol_req,
+        format!(
+            "Carol's request travels as a QR code (version {}, {}) and scans back byte for byte",
+            info.version,
+            png.display()
+        ),
+    );
+    let (payment, p, _) = wallet::pay_request(&mut bob.w.wallet, &scanned, Some(4_000))?;
+    keep(&msgs, &format!("{n:02}-payment.bin"), &payment);
+    let (receipt, _, _) = wallet::receive_payment(&mut carol.w.wallet, &payment)?;
+    wallet::confirm_receipt(&mut bob.w.wallet, &receipt)?;
+    story.say(format!(
+        "Bob had loaded only {}; he pays Carol {} (seq {}), most of it Alice's money, still offline.",
+        show_u(2_000, &cur),
+        p.amount,
+        p.seq
+    ));
+    story.check(
+        bob_before == 4_500 && bob.balance() == 500 && carol.balance() == 4_000,
+        "transitivity: Bob 45.00 -> 5.00, Carol 40.00, with no sync in between",
+    );
+    story.check(
+        payment.len() == sizes1.1,
+        format!(
+            "a payment is {} bytes at every hop (no growth with transitivity)",
+            payment.len()
+        ),
+    );
+    story.check(
+        alice.balance() == 17_500,
+        "Alice: 200.00 - 30.00 + 5.00 = 175.00",
+    );
+
+    // ---- 6 -------------------------------------------------------------------------------
+    story.chapter("Back online: sync");
+    story.say(
+        "Each wallet sends a signed report (its chain entries, payments received, loads);\n\
+         the issuer checks every signature, the chain and the balance equation, records each\n\
+         entry once under (payer, seq), settles, and answers with a signed checkpoint.",
+    );
+    for p in [&mut carol, &mut bob, &mut alice] {
+        let client = p.w.client(None)?;
+        wallet::sync(&mut p.w.wallet, &client)?;
+    }
+    let sub = |p: &Person| -> Result<i128, Failure> {
+        Ok(get_i(
+            &op.get_json(&format!("/v1/admin/wallets/{}", p.id()))?,
+            "offline_balance_minor",
+        ))
+    };
+    let mut all = true;
+    for p in [&alice, &bob, &carol] {
+        all &= sub(p)? == i128::from(p.balance());
+    }
+    story.check(
+        all,
+        "each wallet's sub-account at the issuer equals the balance its TA holds",
+    );
+    let inv = op.get_json("/v1/admin/invariants")?;
+    story.check(inv["ok"] == true, "ledger invariants hold");
+
+    // ---- 7 -------------------------------------------------------------------------------
+    story.chapter("Carol redeems");
+    let client = carol.w.client(None)?;
+    wallet::redeem(&mut carol.w, &client, 4_000)?;
+    story.say(format!(
+        "Carol moves her {} takings back to her online account (a signed redeem entry, settled once).",
+        show_u(4_000, &cur)
+    ));
+    story.check(
+        carol.balance() == 0 && online("carol")? == 4_000 && sub(&carol)? == 0,
+        "Carol: wallet 0.00, online 40.00",
+    );
+
+    // ---- 8 -------------------------------------------------------------------------------
+    story.chapter("An attack: Alice rolls her wallet back and pays twice");
+    story.say(
+        "Alice copies her whole vault directory, sealed state AND monotonic counter. A software\n\
+         vault cannot tell a restored pair from the real one (a TPM or secure element could).",
+    );
+    let alice_dir = alice.w.dir.clone();
+    let vault = alice_dir.vault_dir();
+    let copy = base.join("alice-vault-copy");
+    copy_dir(&vault, &copy)?;
+    let seq_before = alice.w.wallet.chain_head().0;
+    let (_, p1) = {
+        let (b, p) = pay_once(&mut alice, &mut bob, 15_000, currency)?;
+        keep(&msgs, "attack-payment-to-bob.bin", &b);
+        (b, p)
+    };
+    story.say(format!(
+        "Alice pays Bob {} (seq {}); her wallet now holds {}.",
+        p1.amount,
+        p1.seq,
+        show_u(alice.balance(), &cur)
+    ));
+    // Restore the copy: close the wallet, put the old files back, open again.
+    drop(alice);
+    std::fs::remove_dir_all(&vault)
+        .map_err(|e| Failure::io(format!("cannot remove {}", vault.display()), &e))?;
+    copy_dir(&copy, &vault)?;
+    let mut alice = Person {
+        name: "Alice",
+        w: Opened::open(alice_dir, DEMO_PIN)?,
+    };
+    story.check(
+        alice.w.wallet.lock().is_none() && alice.balance() == 17_500,
+        "the restored wallet opens unlocked with 175.00 again: the rollback is invisible offline",
+    );
+    let (b2, p2) = pay_once(&mut alice, &mut carol, 15_000, currency)?;
+    keep(&msgs, "attack-payment-to-carol.bin", &b2);
+    story.say(format!(
+        "She pays Carol {} with the same seq {}: Carol has never seen Alice's chain, so she accepts.",
+        p2.amount, p2.seq
+    ));
+    story.check(
+        p1.seq == p2.seq && p1.seq == seq_before + 1 && p1.payee != p2.payee,
+        "two different payments with one (payer, seq): a fork in Alice's hash chain",
+    );
+    for p in [&mut bob, &mut carol] {
+        let client = p.w.client(None)?;
+        wallet::sync(&mut p.w.wallet, &client)?;
+    }
+    story.say("Bob and Carol go online and sync.");
+    let ds = op.get_json(&format!("/v1/admin/double-spends?payer={}", alice.id()))?;
+    let list = ds["double_spends"].as_array().cloned().unwrap_or_default();
+    story.check(
+        list.len() == 1 && list[0]["seq"] == p1.seq,
+        format!("the issuer detected the double spend of seq {}", p1.seq),
+    );
+    let proof = list
+        .first()
+        .and_then(|d| d["proof"].as_str())
+        .and_then(|b| STANDARD.decode(b).ok())
+        .unwrap_or_default();
+    let proof_file = keep(base, "alice-double-spend.proof", &proof);
+    std::fs::write(base.join("root.pem"), root.to_pem())
+        .map_err(|e| Failure::io("cannot write root.pem", &e))?;
+    let proven = verify_double_spend_bytes(&proof, &root);
+    let proven_ok = proven
+        .as_ref()
+        .is_ok_and(|p| p.payer == alice.w.wallet.wallet_id() && p.seq == p1.seq);
+    story.check(
+        proven_ok,
+        format!(
+            "the proof ({} bytes: both entries, Alice's certificate, the issuer CA) verifies against the root alone",
+            proof.len()
+        ),
+    );
+    story.say(format!(
+        "Anyone can check it offline: offpay evidence verify {proof_file} --root {}",
+        base.join("root.pem").display()
+    ));
+    let alice_view = op.get_json(&format!("/v1/admin/wallets/{}", alice.id()))?;
+    let crl = public.get("/v1/crl")?;
+    crl.success()?;
+    let crl = Crl::from_der(&crl.body)
+        .map_err(|e| Failure::refused("bad_response", format!("CRL: {e}")))?;
+    let serial: u64 = alice_view["cert_serial"]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    story.check(
+        alice_view["state"] == "revoked" && crl.is_revoked(serial).is_some(),
+        format!(
+            "Alice's wallet is revoked: certificate serial {serial} is on CRL number {}",
+            crl.number()
+        ),
+    );
+    story.check(
+        sub(&bob)? == i128::from(bob.balance()) && sub(&carol)? == i128::from(carol.balance()),
+        "finality: Bob and Carol are each credited the full 150.00",
+    );
+    let clawed = get_i(&alice_view, "clawed_back_minor");
+    let guaranteed = get_i(&alice_view, "guaranteed_minor");
+    story.say(format!(
+        "The overspend is covered: {} clawed back from Alice's online account, {} from the guarantee fund.",
+        show(clawed, &cur),
+        show(guaranteed, &cur)
+    ));
+    story.check(
+        clawed + guaranteed == 12_500,
+        "overspend 300.00 - 175.00 = 125.00 fully covered",
+    );
+    let client = alice.w.client(None)?;
+    wallet::sync(&mut alice.w.wallet, &client)?;
+    let locked = alice.w.wallet.lock().map(|r| r.to_string());
+    story.say(format!(
+        "Alice's wallet syncs and is told to lock: {}",
+        locked.as_deref().unwrap_or("(not locked)")
+    ));
+    let refused = alice
+        .w
+        .wallet
+        .request(Amount::new(100, currency), 300, crate::now())
+        .is_err();
+    story.check(
+        locked.is_some() && refused,
+        "her wallet is locked and refuses to do business",
+    );
+
+    // ---- 9 -------------------------------------------------------------------------------
+    story.chapter("Where the money is");
+    let inv = op.get_json("/v1/admin/invariants")?;
+    let mut t = String::new();
+    let _ = writeln!(
+        t,
+        "   {:<7} {:>16} {:>16} {:>22}  wallet state",
+        "", "online account", "wallet (TA)", "sub-account (issuer)"
+    );
+    let mut rows = Vec::new();
+    for p in [&alice, &bob, &carol] {
+        let v = op.get_json(&format!("/v1/admin/wallets/{}", p.id()))?;
+        let id = p.name.to_lowercase();
+        let on = online(&id)?;
+        let _ = writeln!(
+            t,
+            "   {:<7} {:>16} {:>16} {:>22}  {}",
+            p.name,
+            show(on, &cur),
+            show_u(p.balance(), &cur),
+            show(get_i(&v, "offline_balance_minor"), &cur),
+            v["state"].as_str().unwrap_or("?")
+        );
+        rows.push(json!({
+            "customer": id,
+            "wallet_id": p.id(),
+            "online_balance_minor": on,
+            "wallet_balance_minor": p.balance(),
+            "sub_account_minor": get_i(&v, "offline_balance_minor"),
+            "state": v["state"],
+        }));
+    }
+    let totals = &inv["totals"];
+    let total = |k: &str| -> i128 { totals[k].as_str().and_then(|s| s.parse().ok()).unwrap_or(0) };
+    let _ = writeln!(
+        t,
+        "   guarantee account {} (the fraud loss the bank carries)",
+        show(total("guarantee"), &cur),
+    );
+    let _ = writeln!(
+        t,
+        "   Alice's locked wallet still shows what her rolled-back copy held; the issuer's\n   sub-account is what counts, and the wallet adopts it if the bank ever unlocks it."
+    );
+    let _ = write!(t, "{}", indent(&invariants_text(&inv, &cur)));
+    if !story.json {
+        println!("{t}");
+    }
+    story.check(inv["ok"] == true, "ledger invariants hold after the attack");
+    story.check(
+        total("guarantee") == -guaranteed,
+        "the guarantee account carries exactly the loss not clawed back",
+    );
+    Ok((
+        String::new(),
+        json!({
+            "currency": cur,
+            "customers": rows,
+            "guarantee_minor": i64::try_from(total("guarantee")).ok(),
+            "pool_minor": i64::try_from(total("pool")).ok(),
+            "supply_minor": inv["supply"].as_str().and_then(|s| s.parse::<i64>().ok()),
+            "invariants_ok": inv["ok"],
+        }),
+    ))
+}
+
+fn indent(s: &str) -> String {
+    s.lines().map(|l| format!("   {l}\n")).collect()
+}
+
+/// A whole offline payment between two wallets (bytes passed in memory).
+fn pay_once(
+    payer: &mut Person,
+    payee: &mut Person,
+    minor: u64,
+    currency: Currency,
+) -> Result<(Vec<u8>, offpay_protocol::messages::Payment), Failure> {
+    let req = payee
+        .w
+        .wallet
+        .request(Amount::new(minor, currency), 300, crate::now())
+        .map_err(crate::walletdir::wallet_failure)?;
+    let (payment, p, _) = wallet::pay_request(&mut payer.w.wallet, &req, Some(minor))?;
+    let (receipt, _, _) = wallet::receive_payment(&mut payee.w.wallet, &payment)?;
+    wallet::confirm_receipt(&mut payer.w.wallet, &receipt)?;
+    Ok((payment, p))
+}
+
+/// Copy the files of a directory (the vault has no subdirectories).
+fn copy_dir(from: &Path, to: &Path) -> Result<(), Failure> {
+    std::fs::create_dir_all(to)
+        .map_err(|e| Failure::io(format!("cannot create {}", to.display()), &e))?;
+    let entries = std::fs::read_dir(from)
+        .map_err(|e| Failure::io(format!("cannot read {}", from.display()), &e))?;
+    for e in entries {
+        let e = e.map_err(|e| Failure::io(format!("cannot read {}", from.display()), &e))?;
+        if e.path().is_file() {
+            std::fs::copy(e.path(), to.join(e.file_name()))
+                .map_err(|err| Failure::io(format!("cannot copy {}", e.path().display()), &err))?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,100 @@
+//! `offpay evidence verify FILE --root ROOT.pem`: check a DoubleSpendProof
+//! offline, with nothing but the scheme root certificate.
+
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Subcommand};
+use offpay_protocol::evidence::{EvidenceError, ProvenDoubleSpend, verify_double_spend_bytes};
+use offpay_protocol::messages::DOUBLE_SPEND_PROOF_BYTES_MAX;
+use offpay_protocol::pki::{CERTIFICATE_BYTES_MAX, Certificate};
+use serde_json::json;
+
+use crate::out::{Done, Failure, Outcome};
+use crate::walletdir::read_bounded;
+
+#[derive(Args, Debug)]
+pub struct EvidenceArgs {
+    #[command(subcommand)]
+    cmd: EvidenceCmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum EvidenceCmd {
+    /// Verify a double-spend proof (as written by `offpay admin double-spends
+    /// --out-dir`) against the scheme root certificate: both entries signed by
+    /// one certified wallet key, with the same seq or the same prev.
+    Verify {
+        /// The proof file (the DoubleSpendProof encoding).
+        file: PathBuf,
+        /// The scheme root certificate, PEM or DER (`offpay admin pki export`).
+        #[arg(long, value_name = "ROOT.pem")]
+        root: PathBuf,
+    },
+}
+
+/// A root certificate from a PEM or DER file.
+pub fn read_root(path: &Path) -> Result<Certificate, Failure> {
+    let bytes = read_bounded(path, 4 * CERTIFICATE_BYTES_MAX as u64)
+        .map_err(|e| Failure::io(format!("cannot read {}", path.display()), &e))?;
+    let parsed = match std::str::from_utf8(&bytes) {
+        Ok(text) if text.contains("-----BEGIN") => Certificate::from_pem(text),
+        _ => Certificate::from_der(&bytes),
+    };
+    parsed.map_err(|e| {
+        Failure::refused(
+            "bad_root",
+            format!("{} is not a certificate: {e}", path.display()),
+        )
+    })
+}
+
+fn evidence_code(e: &EvidenceError) -> &'static str {
+    match e {
+        EvidenceError::Decode(_) => "proof_malformed",
+        EvidenceError::Certificate(_) => "proof_certificate",
+        EvidenceError::BadSignature => "proof_bad_signature",
+        EvidenceError::WalletMismatch => "proof_wallet_mismatch",
+        EvidenceError::SameEntry => "proof_same_entry",
+        EvidenceError::NoConflict => "proof_no_conflict",
+    }
+}
+
+/// The proven facts as JSON fields.
+pub fn proven_json(p: &ProvenDoubleSpend) -> serde_json::Value {
+    json!({
+        "valid": true,
+        "payer": p.payer.to_hex(),
+        "payer_serial": p.payer_serial.to_string(),
+        "seq": p.seq,
+        "entries": p.entries.iter().map(|h| h.to_hex()).collect::<Vec<_>>(),
+        "amounts_minor": p.amounts.iter().map(|a| a.minor).collect::<Vec<_>>(),
+        "currency": p.amounts[0].currency.to_string(),
+    })
+}
+
+pub fn run(a: EvidenceArgs) -> Outcome {
+    let EvidenceCmd::Verify { file, root } = a.cmd;
+    let root = read_root(&root)?;
+    let proof = read_bounded(&file, DOUBLE_SPEND_PROOF_BYTES_MAX as u64)
+        .map_err(|e| Failure::io(format!("cannot read {}", file.display()), &e))?;
+    let p = verify_double_spend_bytes(&proof, &root).map_err(|e| {
+        Failure::refused(
+            evidence_code(&e),
+            format!("{} is not a valid double-spend proof: {e}", file.display()),
+        )
+    })?;
+    Ok(Done::new(
+        format!(
+            "valid double-spend proof: wallet {} (certificate serial {}) signed two different entries with seq {}\n  entry {} for {}\n  entry {} for {}\n  checked against the root \"{}\" alone",
+            p.payer,
+            p.payer_serial,
+            p.seq,
+            p.entries[0],
+            p.amounts[0],
+            p.entries[1],
+            p.amounts[1],
+            root.subject_cn()
+        ),
+        proven_json(&p),
+    ))
+}

@@ -1,0 +1,139 @@
+//! Carrying a protocol message offline: as a file (the binary message
+//! itself), as a QR code (a PNG, or Unicode blocks on the terminal), and read
+//! back from either.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use offpay_transport::qr::{self, QR_SCALE_DEFAULT};
+use serde_json::{Map, Value, json};
+
+use crate::out::Failure;
+use crate::walletdir::{read_bounded, write_atomic};
+
+/// Largest message file read (the largest offline message is a Payment of
+/// at most `PAYMENT_BYTES_MAX` bytes; the decoders check the exact limits).
+pub const MESSAGE_FILE_BYTES_MAX: u64 = 16 << 10;
+
+/// Where an incoming message comes from.
+#[derive(Args, Debug, Clone, Default)]
+pub struct InArgs {
+    /// The message file (the binary message, as written by --out).
+    #[arg(value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// Read the message from the QR code in a PNG image.
+    #[arg(long, value_name = "PNG", conflicts_with = "file")]
+    pub from_qr: Option<PathBuf>,
+}
+
+/// Where an outgoing message goes (any combination).
+#[derive(Args, Debug, Clone, Default)]
+pub struct OutArgs {
+    /// Write the message to FILE (binary).
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Write the message as a QR code PNG.
+    #[arg(long, value_name = "PNG")]
+    pub qr: Option<PathBuf>,
+    /// Show the message as a QR code in the terminal.
+    #[arg(long)]
+    pub show_qr: bool,
+}
+
+impl InArgs {
+    /// The message bytes; `what` names the message for errors ("payment request").
+    pub fn read(&self, what: &str) -> Result<Vec<u8>, Failure> {
+        if let Some(p) = &self.file {
+            return read_bounded(p, MESSAGE_FILE_BYTES_MAX).map_err(|e| {
+                Failure::io(format!("cannot read the {what} file {}", p.display()), &e)
+            });
+        }
+        if let Some(p) = &self.from_qr {
+            return qr::decode_png_file(p).map_err(|e| {
+                Failure::refused(
+                    "qr_unreadable",
+                    format!("cannot read a QR code from {}: {e}", p.display()),
+                )
+            });
+        }
+        Err(Failure::usage(format!(
+            "give the {what}: a FILE, or --from-qr PNG"
+        )))
+    }
+}
+
+/// What writing a message did, for the command's output.
+#[derive(Debug, Default)]
+pub struct Written {
+    /// Lines for people.
+    pub human: String,
+    /// JSON fields (`out`, `qr`, `qr_version`, `qr_text`).
+    pub json: Map<String, Value>,
+}
+
+impl OutArgs {
+    /// Whether any destination was named.
+    pub fn given(&self) -> bool {
+        self.out.is_some() || self.qr.is_some() || self.show_qr
+    }
+
+    /// A usage error unless a destination was named (checked before the
+    /// wallet acts, so a forgotten flag changes nothing).
+    pub fn require(&self, what: &str) -> Result<(), Failure> {
+        if self.given() {
+            Ok(())
+        } else {
+            Err(Failure::usage(format!(
+                "say where the {what} goes: --out FILE, --qr FILE.png and/or --show-qr"
+            )))
+        }
+    }
+
+    /// Write `bytes` everywhere asked. The wallet is idempotent: if this fails
+    /// after it acted, running the same command again gives the same bytes.
+    pub fn write(&self, bytes: &[u8], what: &str) -> Result<Written, Failure> {
+        let mut w = Written::default();
+        let retry = "; the wallet gives the same message again if you repeat the command";
+        if let Some(p) = &self.out {
+            write_atomic(p, bytes).map_err(|f| match f {
+                Failure::Refused { code, message } => Failure::Refused {
+                    code,
+                    message: format!("{message}{retry}"),
+                },
+                f => f,
+            })?;
+            w.human.push_str(&format!(
+                "  {what} written to {} ({} bytes)\n",
+                p.display(),
+                bytes.len()
+            ));
+            w.json.insert("out".into(), json!(p.display().to_string()));
+        }
+        if let Some(p) = &self.qr {
+            let info = qr::encode_png_file(bytes, p, QR_SCALE_DEFAULT).map_err(|e| {
+                Failure::refused(
+                    "qr",
+                    format!("cannot write the QR code {}: {e}{retry}", p.display()),
+                )
+            })?;
+            w.human.push_str(&format!(
+                "  {what} written as a QR code to {} (version {}, {}x{} modules)\n",
+                p.display(),
+                info.version,
+                info.modules,
+                info.modules
+            ));
+            w.json.insert("qr".into(), json!(p.display().to_string()));
+            w.json.insert("qr_version".into(), json!(info.version));
+        }
+        if self.show_qr {
+            let text = qr::encode_terminal(bytes).map_err(|e| {
+                Failure::refused("qr", format!("cannot draw the QR code: {e}{retry}"))
+            })?;
+            w.human.push_str(&text);
+            w.json.insert("qr_text".into(), json!(text));
+        }
+        w.json.insert("bytes".into(), json!(bytes.len()));
+        Ok(w)
+    }
+}

@@ -1,0 +1,465 @@
+//! A wallet on disk: the directory given with `offpay wallet --dir DIR`.
+//!
+//! | file | what |
+//! | --- | --- |
+//! | `vault/` | the [`SealedFileVault`]: `state.sealed`, `counter`, `pin-attempts` |
+//! | `device.secret` | 32 random bytes, mode 0600: the device half of the vault key. It stands in for the OS keystore (Android Keystore, iOS Keychain, a TPM) that would hold it on a phone. |
+//! | `wallet.json` | the app side: server URL, wallet id, currency. Nothing secret, nothing trusted by the TA. |
+//!
+//! The vault key is Argon2id(PIN, device secret): both are needed to open it.
+//! `OFFPAY_KDF=test` makes new vaults use fast, **insecure** Argon2id
+//! parameters (for tests and the demo only).
+
+use std::io::{IsTerminal as _, Write as _};
+use std::path::{Path, PathBuf};
+
+use offpay_protocol::WalletId;
+use offpay_wallet::vault::{KdfParams, SealedFileVault, VaultError};
+use offpay_wallet::{Wallet, WalletError};
+use serde_json::{Value, json};
+use zeroize::Zeroizing;
+
+use crate::out::Failure;
+
+/// The vault's subdirectory.
+pub const VAULT_DIR: &str = "vault";
+/// The device secret file.
+pub const DEVICE_SECRET_FILE: &str = "device.secret";
+/// The app-side configuration.
+pub const CONFIG_FILE: &str = "wallet.json";
+/// Length of the device secret.
+pub const DEVICE_SECRET_BYTES: usize = 32;
+/// Shortest PIN accepted at creation.
+pub const PIN_CHARS_MIN: usize = 4;
+/// Longest PIN accepted.
+pub const PIN_BYTES_MAX: usize = 128;
+/// Largest `wallet.json` read.
+const CONFIG_BYTES_MAX: u64 = 64 << 10;
+/// Format of `wallet.json`.
+const CONFIG_FORMAT: u64 = 1;
+
+/// A wallet opened from its directory.
+pub type DiskWallet = Wallet<SealedFileVault>;
+
+/// What the app remembers next to the vault.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WalletConfig {
+    /// The issuer's server URL.
+    pub server: String,
+    /// The wallet id.
+    pub wallet_id: WalletId,
+    /// The wallet's currency.
+    pub currency: String,
+}
+
+impl WalletConfig {
+    fn to_json(&self) -> Value {
+        json!({
+            "format": CONFIG_FORMAT,
+            "server": self.server,
+            "wallet_id": self.wallet_id.to_hex(),
+            "currency": self.currency,
+        })
+    }
+
+    fn from_json(v: &Value) -> Option<WalletConfig> {
+        if v.get("format")?.as_u64()? != CONFIG_FORMAT {
+            return None;
+        }
+        Some(WalletConfig {
+            server: v.get("server")?.as_str()?.to_string(),
+            wallet_id: WalletId::from_hex(v.get("wallet_id")?.as_str()?)?,
+            currency: v.get("currency")?.as_str()?.to_string(),
+        })
+    }
+}
+
+/// Which Argon2id parameters new vaults get: `OFFPAY_KDF` unset or
+/// `interactive` (OWASP minimum), or `test` (fast, insecure).
+pub fn kdf_from_env() -> Result<(KdfParams, &'static str), Failure> {
+    match std::env::var("OFFPAY_KDF").ok().as_deref() {
+        None | Some("") | Some("interactive") => Ok((KdfParams::INTERACTIVE, "interactive")),
+        Some("test") => Ok((KdfParams::TEST, "test")),
+        Some(other) => Err(Failure::usage(format!(
+            "OFFPAY_KDF={other:?}: expected interactive (default) or test (fast and insecure, for tests only)"
+        ))),
+    }
+}
+
+/// The PIN: `OFFPAY_PIN`, else a prompt on the terminal without echo.
+/// Without a terminal and without `OFFPAY_PIN`, a usage error.
+pub fn pin(confirm: bool) -> Result<Zeroizing<String>, Failure> {
+    if let Ok(p) = std::env::var("OFFPAY_PIN") {
+        return check_pin_length(Zeroizing::new(p));
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(Failure::usage(
+            "no PIN: set OFFPAY_PIN, or run in a terminal to be asked for it",
+        ));
+    }
+    let first = prompt("Wallet PIN: ")?;
+    if confirm {
+        let again = prompt("Same PIN again: ")?;
+        if *again != *first {
+            return Err(Failure::refused("pin_mismatch", "the two PINs differ"));
+        }
+    }
+    check_pin_length(first)
+}
+
+fn check_pin_length(p: Zeroizing<String>) -> Result<Zeroizing<String>, Failure> {
+    if p.is_empty() || p.len() > PIN_BYTES_MAX {
+        return Err(Failure::usage(format!(
+            "the PIN must be 1 to {PIN_BYTES_MAX} bytes"
+        )));
+    }
+    Ok(p)
+}
+
+/// Read a line from the terminal with echo off (`stty -echo`; no unsafe code).
+fn prompt(label: &str) -> Result<Zeroizing<String>, Failure> {
+    let stty = |arg: &str| {
+        std::process::Command::new("stty")
+            .arg(arg)
+            .stdin(std::process::Stdio::inherit())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    eprint!("{label}");
+    let _ = std::io::stderr().flush();
+    let silenced = stty("-echo");
+    let mut line = Zeroizing::new(String::new());
+    let read = std::io::stdin().read_line(&mut line);
+    if silenced {
+        stty("echo");
+        eprintln!();
+    }
+    read.map_err(|e| Failure::io("reading the PIN", &e))?;
+    let trimmed = Zeroizing::new(line.trim_end_matches(['\r', '\n']).to_string());
+    Ok(trimmed)
+}
+
+/// The stable code of a wallet refusal.
+pub fn wallet_error_code(e: &WalletError) -> &'static str {
+    use WalletError::*;
+    #[allow(unreachable_patterns)]
+    match e {
+        Locked(_) => "locked",
+        NotEnrolled => "not_enrolled",
+        AlreadyEnrolled => "already_enrolled",
+        Malformed(_) => "malformed",
+        BadSignature => "bad_signature",
+        PeerCertificate(_) => "peer_certificate",
+        PeerRevoked { .. } => "peer_revoked",
+        UnknownCertificate => "unknown_certificate",
+        CertificateWalletMismatch => "certificate_wallet_mismatch",
+        IssuerMaterial(_) => "issuer_material",
+        OwnCertificateExpired => "own_certificate_expired",
+        RequestExpired => "request_expired",
+        RequestValidityTooLong { .. } => "request_validity_too_long",
+        ClockSkew { .. } => "clock_skew",
+        CurrencyMismatch => "currency_mismatch",
+        SelfPayment => "self_payment",
+        InsufficientFunds { .. } => "insufficient_funds",
+        LimitPerPayment { .. } => "limit_per_payment",
+        LimitHolding { .. } => "limit_holding",
+        LimitOfflineSpend { .. } => "limit_offline_spend",
+        LimitOfflineCount { .. } => "limit_offline_count",
+        LimitOfflineTime { .. } => "limit_offline_time",
+        LogFull { .. } => "log_full",
+        TooManyPendingRequests => "too_many_pending_requests",
+        ZeroAmount => "zero_amount",
+        WrongPayee => "wrong_payee",
+        NonceUnknown => "nonce_unknown",
+        AmountMismatch { .. } => "amount_mismatch",
+        PayerRolledBack { .. } => "payer_rolled_back",
+        ReceiptUnknownPayment => "receipt_unknown_payment",
+        WrongWallet => "wrong_wallet",
+        VoucherReplayed { .. } => "voucher_replayed",
+        VoucherOutOfOrder { .. } => "voucher_out_of_order",
+        StaleSyncResponse => "stale_sync_response",
+        CheckpointMismatch => "checkpoint_mismatch",
+        StalePolicy => "stale_policy",
+        Vault(v) => vault_error_code(v),
+        Overflow => "overflow",
+        Randomness => "randomness",
+        _ => "refused",
+    }
+}
+
+/// The stable code of a vault failure.
+pub fn vault_error_code(e: &VaultError) -> &'static str {
+    match e {
+        VaultError::WrongPin { .. } => "wrong_pin",
+        VaultError::PinAttemptsExhausted => "pin_attempts_exhausted",
+        VaultError::Tampered => "vault_tampered",
+        VaultError::Corrupt(_) => "vault_corrupt",
+        VaultError::NotFound => "no_wallet",
+        VaultError::AlreadyExists => "wallet_exists",
+        VaultError::Io { .. } => "vault_io",
+        _ => "vault",
+    }
+}
+
+/// A wallet refusal as a CLI failure.
+pub fn wallet_failure(e: WalletError) -> Failure {
+    Failure::refused(wallet_error_code(&e), e.to_string())
+}
+
+/// The wallet directory.
+#[derive(Clone, Debug)]
+pub struct WalletDir {
+    path: PathBuf,
+}
+
+/// Files `create` made, removed again if enrollment fails.
+#[derive(Debug, Default)]
+pub struct Created {
+    paths: Vec<PathBuf>,
+}
+
+impl Created {
+    /// Remove everything created, newest first (best effort).
+    pub fn undo(self) {
+        for p in self.paths.iter().rev() {
+            if p.is_dir() {
+                let _ = std::fs::remove_dir_all(p);
+            } else {
+                let _ = std::fs::remove_file(p);
+            }
+        }
+    }
+}
+
+fn random_secret() -> Result<Zeroizing<[u8; DEVICE_SECRET_BYTES]>, Failure> {
+    let mut b = Zeroizing::new([0u8; DEVICE_SECRET_BYTES]);
+    getrandom::fill(b.as_mut())
+        .map_err(|e| Failure::refused("randomness", format!("random source: {e}")))?;
+    Ok(b)
+}
+
+fn create_private_dir(p: &Path) -> std::io::Result<()> {
+    let mut b = std::fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt as _;
+        b.mode(0o700);
+    }
+    b.create(p)
+}
+
+fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        o.mode(0o600);
+    }
+    let mut f = o.open(path)?;
+    f.write_all(contents)?;
+    f.sync_all()
+}
+
+/// Replace a file atomically (write a temporary file, fsync, rename).
+pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), Failure> {
+    let tmp = path.with_extension("tmp");
+    let res = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(contents)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    res.map_err(|e| Failure::io(format!("cannot write {}", path.display()), &e))
+}
+
+impl WalletDir {
+    /// The wallet in `path`.
+    pub fn new(path: impl Into<PathBuf>) -> WalletDir {
+        WalletDir { path: path.into() }
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The vault directory.
+    pub fn vault_dir(&self) -> PathBuf {
+        self.path.join(VAULT_DIR)
+    }
+
+    fn secret_path(&self) -> PathBuf {
+        self.path.join(DEVICE_SECRET_FILE)
+    }
+
+    fn config_path(&self) -> PathBuf {
+        self.path.join(CONFIG_FILE)
+    }
+
+    fn no_wallet(&self) -> Failure {
+        Failure::refused(
+            "no_wallet",
+            format!(
+                "no wallet in {}: create one with `offpay wallet --dir {} create --server URL --token TOKEN`",
+                self.path.display(),
+                self.path.display()
+            ),
+        )
+    }
+
+    /// Whether a wallet (its vault) exists here.
+    pub fn exists(&self) -> bool {
+        self.vault_dir().join("state.sealed").exists()
+    }
+
+    /// `wallet.json`.
+    pub fn config(&self) -> Result<WalletConfig, Failure> {
+        let p = self.config_path();
+        let bytes = read_bounded(&p, CONFIG_BYTES_MAX).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                self.no_wallet()
+            } else {
+                Failure::io(format!("cannot read {}", p.display()), &e)
+            }
+        })?;
+        serde_json::from_slice::<Value>(&bytes)
+            .ok()
+            .as_ref()
+            .and_then(WalletConfig::from_json)
+            .ok_or_else(|| {
+                Failure::refused(
+                    "bad_config",
+                    format!("{} is not a wallet.json of this version", p.display()),
+                )
+            })
+    }
+
+    /// Write `wallet.json`.
+    pub fn write_config(&self, c: &WalletConfig) -> Result<(), Failure> {
+        let text = serde_json::to_string_pretty(&c.to_json()).unwrap_or_default() + "\n";
+        write_atomic(&self.config_path(), text.as_bytes())
+    }
+
+    fn device_secret(&self) -> Result<Zeroizing<[u8; DEVICE_SECRET_BYTES]>, Failure> {
+        let p = self.secret_path();
+        let bytes = Zeroizing::new(read_bounded(&p, DEVICE_SECRET_BYTES as u64 + 1).map_err(
+            |e| {
+                if e.kind() == std::io::ErrorKind::NotFound {
+                    if self.exists() {
+                        Failure::refused(
+                            "device_secret",
+                            format!(
+                                "{} is missing: without it the vault cannot be opened",
+                                p.display()
+                            ),
+                        )
+                    } else {
+                        self.no_wallet()
+                    }
+                } else {
+                    Failure::io(format!("cannot read {}", p.display()), &e)
+                }
+            },
+        )?);
+        let mut out = Zeroizing::new([0u8; DEVICE_SECRET_BYTES]);
+        if bytes.len() != DEVICE_SECRET_BYTES {
+            return Err(Failure::refused(
+                "device_secret",
+                format!(
+                    "{} must hold exactly {DEVICE_SECRET_BYTES} bytes",
+                    p.display()
+                ),
+            ));
+        }
+        out.copy_from_slice(&bytes);
+        Ok(out)
+    }
+
+    /// Open the wallet with its PIN.
+    pub fn open(&self, pin: &str) -> Result<DiskWallet, Failure> {
+        if !self.exists() {
+            return Err(self.no_wallet());
+        }
+        let secret = self.device_secret()?;
+        let vault = SealedFileVault::open(&self.vault_dir(), pin.as_bytes(), &secret).map_err(
+            |e| match e {
+                VaultError::NotFound => self.no_wallet(),
+                e => Failure::refused(vault_error_code(&e), format!("cannot open the wallet: {e}")),
+            },
+        )?;
+        Wallet::open(vault).map_err(wallet_failure)
+    }
+
+    /// Make the directory, the device secret and an empty vault; the caller
+    /// then creates the TA in it ([`Wallet::create`]). Refuses if a wallet is there.
+    pub fn create_vault(
+        &self,
+        pin: &str,
+        kdf: KdfParams,
+    ) -> Result<(SealedFileVault, Created), Failure> {
+        if self.exists() || self.secret_path().exists() || self.config_path().exists() {
+            return Err(Failure::refused(
+                "wallet_exists",
+                format!("{} already holds a wallet", self.path.display()),
+            ));
+        }
+        if pin.chars().count() < PIN_CHARS_MIN {
+            return Err(Failure::usage(format!(
+                "choose a PIN of at least {PIN_CHARS_MIN} characters"
+            )));
+        }
+        let mut created = Created::default();
+        if !self.path.exists() {
+            create_private_dir(&self.path)
+                .map_err(|e| Failure::io(format!("cannot create {}", self.path.display()), &e))?;
+            created.paths.push(self.path.clone());
+        }
+        let result = (|| {
+            let secret = random_secret()?;
+            write_private(&self.secret_path(), secret.as_ref()).map_err(|e| {
+                Failure::io(
+                    format!("cannot create {}", self.secret_path().display()),
+                    &e,
+                )
+            })?;
+            created.paths.push(self.secret_path());
+            let vd = self.vault_dir();
+            create_private_dir(&vd)
+                .map_err(|e| Failure::io(format!("cannot create {}", vd.display()), &e))?;
+            created.paths.push(vd.clone());
+            SealedFileVault::create(&vd, pin.as_bytes(), &secret, kdf).map_err(|e| {
+                Failure::refused(
+                    vault_error_code(&e),
+                    format!("cannot create the vault: {e}"),
+                )
+            })
+        })();
+        match result {
+            Ok(v) => Ok((v, created)),
+            Err(e) => {
+                created.undo();
+                Err(e)
+            }
+        }
+    }
+
+    /// Record `wallet.json` as part of what `create` made.
+    pub fn config_created(&self, created: &mut Created) {
+        created.paths.push(self.config_path());
+    }
+}
+
+/// Read a whole file of at most `max` bytes.
+pub fn read_bounded(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read as _;
+    let f = std::fs::File::open(path)?;
+    let mut out = Vec::new();
+    f.take(max + 1).read_to_end(&mut out)?;
+    if out.len() as u64 > max {
+        return Err(std::io::Error::other(format!("larger than {max} bytes")));
+    }
+    Ok(out)
+}

@@ -1,0 +1,465 @@
+//! The binary as a person and a script meet it: the demo, the server's first
+//! start, the PKI export checked by OpenSSL, usage errors (exit 2) and
+//! refusals (exit 1, a specific message, no state changed).
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::*;
+
+#[test]
+fn the_demo_tells_the_whole_story() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("demo");
+    let r = run(&["demo", "--dir", dir.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    for words in [
+        "1. The issuer sets up",
+        "Bob had loaded only",
+        "over the tap socket",
+        "the issuer detected the double spend",
+        "verifies against the root alone",
+        "is on CRL number",
+        "ledger invariants: ok",
+        "Every step behaved as told",
+    ] {
+        assert!(r.stdout.contains(words), "{words:?} missing:\n{}", r.stdout);
+    }
+    assert!(!r.stdout.contains("FAIL"), "{}", r.stdout);
+    // What it left behind can be checked by anyone.
+    let v = ok(&[
+        "evidence",
+        "verify",
+        &p(&dir, "alice-double-spend.proof"),
+        "--root",
+        &p(&dir, "root.pem"),
+    ]);
+    assert_eq!(v["valid"], true);
+    assert!(dir.join("messages/01-payment.bin").exists());
+    assert!(dir.join("messages/03-request.png").exists());
+    // The directory is now in use: a second run refuses it (usage).
+    let again = run(&["demo", "--dir", dir.to_str().unwrap()]);
+    assert_eq!(again.code, 2, "{again:?}");
+}
+
+#[test]
+fn the_demo_speaks_json_too() {
+    let v = ok(&["demo"]);
+    assert!(v["checks"].as_u64().unwrap() >= 20, "{v}");
+    assert_eq!(v["final"]["invariants_ok"], true);
+    let customers = v["final"]["customers"].as_array().unwrap();
+    assert_eq!(customers.len(), 3);
+    assert_eq!(customers[0]["state"], "revoked");
+    for c in v["chapters"].as_array().unwrap() {
+        for check in c["checks"].as_array().unwrap() {
+            assert_eq!(check["ok"], true, "{check}");
+        }
+    }
+}
+
+#[test]
+fn the_first_start_says_where_the_operator_token_is() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    {
+        let s = Server::start_in(&data, false);
+        assert!(s.url.starts_with("http://127.0.0.1:"), "{}", s.url);
+        assert!(data.join("operator-token").exists());
+    }
+    // The second start on the same data is not a first start.
+    let s = Server::start_in(&data, true);
+    let v: serde_json::Value = serde_json::from_str(&s.first_line).unwrap();
+    assert_eq!(v["first_start"], false);
+    assert_eq!(v["backend"], "sqlite");
+    assert_eq!(
+        v["operator_token_file"],
+        data.join("operator-token").to_str().unwrap()
+    );
+    s.customer("dora", "1.00");
+    assert_eq!(s.online_minor("dora"), 100);
+}
+
+fn openssl(dir: &Path, args: &[&str]) -> (bool, String) {
+    let o = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("the openssl command is needed (apt-get install openssl)");
+    (
+        o.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        ),
+    )
+}
+
+#[test]
+fn exported_pki_passes_openssl_verify_with_crl_check() {
+    let s = Server::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    s.customer("erin", "0");
+    let wallet = d.join("erin");
+    let id = s.wallet("erin", &wallet);
+    let c = w(&wallet, &["cert", "--out", &p(d, "wallet.pem")]);
+    assert!(
+        c["pem"]
+            .as_str()
+            .unwrap()
+            .starts_with("-----BEGIN CERTIFICATE-----")
+    );
+    let e = s.admin(&["pki", "export", d.to_str().unwrap()]);
+    assert_eq!(e["crl_number"], 1);
+    let verify = || {
+        openssl(
+            d,
+            &[
+                "verify",
+                "-CAfile",
+                "root.pem",
+                "-untrusted",
+                "issuer.pem",
+                "-crl_check",
+                "-CRLfile",
+                "crl.pem",
+                "wallet.pem",
+            ],
+        )
+    };
+    let (good, out) = verify();
+    assert!(good && out.contains("wallet.pem: OK"), "{out}");
+    // The issuer CA chains to the root (the root key signs no CRL: it signs only
+    // the issuer CA certificate, so -crl_check applies to wallet certificates).
+    let (good, out) = openssl(d, &["verify", "-CAfile", "root.pem", "issuer.pem"]);
+    assert!(good && out.contains("issuer.pem: OK"), "{out}");
+
+    // Revoked: the next export's CRL lists it, and OpenSSL refuses the certificate.
+    let r = s.admin(&["revoke", &id, "--reason", "lost phone"]);
+    assert_eq!(r["state"], "revoked");
+    let e = s.admin(&["pki", "export", d.to_str().unwrap()]);
+    assert_eq!(e["revoked_serials"][0], c["serial"]);
+    let (good, out) = verify();
+    assert!(!good && out.contains("certificate revoked"), "{out}");
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path().to_str().unwrap();
+    for args in [
+        vec!["frobnicate"],
+        vec!["wallet", "balance"],
+        vec!["wallet", "--dir", d, "request", "12.505", "--out", "x"],
+        vec!["wallet", "--dir", d, "request", "-3", "--out", "x"],
+        vec!["wallet", "--dir", d, "request", "1.00"],
+        vec!["wallet", "--dir", d, "pay", "--tap"],
+        vec!["admin", "--server", "https://example.invalid", "invariants"],
+        vec![
+            "admin",
+            "--server",
+            "http://127.0.0.1:9",
+            "--data-dir",
+            d,
+            "invariants",
+        ],
+    ] {
+        let r = run(&args);
+        assert_eq!(r.code, 2, "{args:?}: {r:?}");
+        assert!(!r.stderr.is_empty(), "{args:?} says why");
+        let mut j = vec!["--json"];
+        j.extend_from_slice(&args);
+        let r = run(&j);
+        assert_eq!(r.code, 2, "{args:?}: {r:?}");
+        assert_eq!(r.json()["error"]["code"], "usage", "{args:?}");
+    }
+    // No PIN and no terminal to ask on.
+    let mut c = offpay();
+    c.env_remove("OFFPAY_PIN");
+    let s = Server::start();
+    s.customer("fay", "0");
+    let wallet = tmp.path().join("fay");
+    s.wallet("fay", &wallet);
+    let r = run_with(c, &["wallet", "--dir", wallet.to_str().unwrap(), "balance"]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains("OFFPAY_PIN"), "{r:?}");
+    // --help is not an error.
+    assert_eq!(run(&["--help"]).code, 0);
+    assert_eq!(run(&["wallet", "--help"]).code, 0);
+}
+
+/// Each refusal exits 1 with a specific message and leaves the wallet as it was.
+#[test]
+fn refusals_say_why_and_change_nothing() {
+    let s = Server::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    s.customer("gil", "100.00");
+    s.customer("hal", "0");
+    let gil = d.join("gil");
+    let hal = d.join("hal");
+    let gil_id = s.wallet("gil", &gil);
+    s.wallet("hal", &hal);
+    s.load(&gil_id, &gil, "50.00");
+    let f = |n: &str| p(d, n);
+
+    // Pay more than the balance.
+    w(&hal, &["request", "60.00", "--out", &f("big.bin")]);
+    let (g0, h0) = (state(&gil), state(&hal));
+    let e = w_refused(
+        &gil,
+        &["pay", &f("big.bin"), "--out", &f("x.bin")],
+        "insufficient_funds",
+    );
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("insufficient funds")
+    );
+    let text = refused_text(&[
+        "wallet",
+        "--dir",
+        gil.to_str().unwrap(),
+        "pay",
+        &f("big.bin"),
+        "--out",
+        &f("x.bin"),
+    ]);
+    assert!(
+        text.contains("balance 50.00 EUR, needed 60.00 EUR"),
+        "{text}"
+    );
+    assert_eq!(state(&gil), g0);
+    assert!(!Path::new(&f("x.bin")).exists());
+
+    // Pay an amount other than the one expected.
+    w(&hal, &["request", "5.00", "--out", &f("req.bin")]);
+    let (g0, h0b) = (state(&gil), state(&hal));
+    w_refused(
+        &gil,
+        &[
+            "pay",
+            &f("req.bin"),
+            "--expect",
+            "4.00",
+            "--out",
+            &f("x.bin"),
+        ],
+        "amount_not_expected",
+    );
+    assert_eq!(state(&gil), g0);
+
+    // A good payment, then the same payment replayed: before the payee syncs
+    // it gets the same receipt (not a second credit); after, a refusal.
+    w(&gil, &["pay", &f("req.bin"), "--out", &f("pay.bin")]);
+    w(&hal, &["receive", &f("pay.bin"), "--out", &f("rcpt.bin")]);
+    let again = w(&hal, &["receive", &f("pay.bin"), "--out", &f("rcpt2.bin")]);
+    assert_eq!(again["repeated"], true);
+    assert_eq!(again["balance_minor"], 500);
+    assert_eq!(
+        std::fs::read(f("rcpt.bin")).unwrap(),
+        std::fs::read(f("rcpt2.bin")).unwrap()
+    );
+    w(&hal, &["sync"]);
+    let h1 = state(&hal);
+    assert_ne!(h1, h0b);
+    let e = w_refused(
+        &hal,
+        &["receive", &f("pay.bin"), "--out", &f("x.bin")],
+        "nonce_unknown",
+    );
+    assert!(
+        e["error"]["message"].as_str().unwrap().contains("replayed"),
+        "{e}"
+    );
+    assert_eq!(state(&hal), h1);
+    let _ = h0;
+
+    // A receipt for a payment this wallet never made.
+    let h2 = state(&hal);
+    w_refused(
+        &hal,
+        &["confirm", &f("rcpt.bin")],
+        "receipt_unknown_payment",
+    );
+    assert_eq!(state(&hal), h2);
+
+    // Malformed files: garbage, the wrong message type, a missing file.
+    std::fs::write(f("junk.bin"), b"\xa1\x00\x01not a message").unwrap();
+    let g1 = state(&gil);
+    let e = w_refused(
+        &gil,
+        &["pay", &f("junk.bin"), "--out", &f("x.bin")],
+        "malformed",
+    );
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not a payment request"),
+        "{e}"
+    );
+    w_refused(
+        &gil,
+        &["pay", &f("rcpt.bin"), "--out", &f("x.bin")],
+        "malformed",
+    );
+    w_refused(&gil, &["confirm", &f("junk.bin")], "malformed");
+    w_refused(&gil, &["load", "--voucher", &f("pay.bin")], "malformed");
+    w_refused(
+        &gil,
+        &["pay", &f("missing.bin"), "--out", &f("x.bin")],
+        "io",
+    );
+    assert_eq!(state(&gil), g1);
+
+    // A wrong PIN: refused, counted, and nothing else changes.
+    let mut c = offpay();
+    c.env("OFFPAY_PIN", "0000");
+    let r = run_with(
+        c,
+        &[
+            "--json",
+            "wallet",
+            "--dir",
+            gil.to_str().unwrap(),
+            "balance",
+        ],
+    );
+    assert_eq!(r.code, 1, "{r:?}");
+    let v = r.json();
+    assert_eq!(v["error"]["code"], "wrong_pin");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("attempts left"),
+        "{v}"
+    );
+    assert_eq!(state(&gil), g1);
+
+    // Redeem more than the balance.
+    w_refused(&gil, &["redeem", "1000"], "insufficient_funds");
+    assert_eq!(state(&gil), g1);
+
+    // Operator refusals: no such customer, wrong token, an unknown wallet.
+    s.admin_refused(&["deposit", "nobody", "1.00"], "unknown_customer");
+    s.admin_refused(
+        &["wallet", "00112233445566778899aabbccddeeff"],
+        "unknown_wallet",
+    );
+    let r = run(&[
+        "--json",
+        "admin",
+        "--server",
+        &s.url,
+        "--token",
+        "wrong-token-0123456789",
+        "invariants",
+    ]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert_eq!(r.json()["error"]["code"], "unauthorized");
+
+    // A used enrollment token: refused, and no wallet is left behind.
+    let token = s.admin(&["enrollment-token", "hal"])["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let one = d.join("one");
+    ok(&[
+        "wallet",
+        "--dir",
+        one.to_str().unwrap(),
+        "create",
+        "--server",
+        &s.url,
+        "--token",
+        &token,
+    ]);
+    let two = d.join("two");
+    refused(
+        &[
+            "wallet",
+            "--dir",
+            two.to_str().unwrap(),
+            "create",
+            "--server",
+            &s.url,
+            "--token",
+            &token,
+        ],
+        "enrollment_token",
+    );
+    assert!(!two.exists(), "a refused enrollment leaves nothing");
+    // A directory that already holds a wallet.
+    refused(
+        &[
+            "wallet",
+            "--dir",
+            one.to_str().unwrap(),
+            "create",
+            "--server",
+            &s.url,
+            "--token",
+            &token,
+        ],
+        "wallet_exists",
+    );
+    // No wallet at all.
+    w_refused(&d.join("nowhere"), &["balance"], "no_wallet");
+    // The server is down: a network refusal that changes nothing.
+    let g2 = state(&gil);
+    drop(s);
+    w_refused(&gil, &["sync"], "network");
+    let after = state(&gil);
+    // A sync that never reached the server leaves balance, chain and log as they were.
+    for k in [
+        "balance_minor",
+        "seq",
+        "load_seq",
+        "unsynced_entries",
+        "locked",
+        "history",
+    ] {
+        assert_eq!(after[k], g2[k], "{k}");
+    }
+}
+
+#[test]
+fn sim_runs_a_small_population_with_attacks() {
+    let tmp = tempfile::tempdir().unwrap();
+    let plots = tmp.path().join("plots");
+    let report = tmp.path().join("report.json");
+    let v = ok(&[
+        "sim",
+        "--wallets",
+        "20",
+        "--days",
+        "2",
+        "--seed",
+        "7",
+        "--attack",
+        "clone=0.05",
+        "--attack",
+        "torn=0.05",
+        "--plot",
+        plots.to_str().unwrap(),
+        "--out",
+        report.to_str().unwrap(),
+    ]);
+    assert_eq!(v["schema"], "offpay-sim/1");
+    assert_eq!(v["honest_loss_minor"], 0);
+    assert_eq!(v["invariant_violations"], serde_json::json!([]));
+    assert_eq!(v["plots"].as_array().unwrap().len(), 3);
+    assert!(plots.join("exposure.png").exists());
+    let saved: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    assert_eq!(saved["payments"], v["payments"]);
+    let r = run(&["sim", "--attack", "teleport=0.1"]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains("unknown attack kind"), "{r:?}");
+}
