@@ -88,14 +88,28 @@ fn main() {
     let pk = key.public_key();
     let msgs: Vec<Vec<u8>> = (0..64u32).map(|i| i.to_be_bytes().repeat(40)).collect();
     let sigs: Vec<[u8; 64]> = msgs.iter().map(|m| key.sign(m)).collect();
-    let items: Vec<BatchItem<'_>> = msgs.iter().zip(&sigs).map(|(m, s)| BatchItem { key: &pk, msg: m, sig: s }).collect();
+    let items: Vec<BatchItem<'_>> = msgs
+        .iter()
+        .zip(&sigs)
+        .map(|(m, s)| BatchItem {
+            key: &pk,
+            msg: m,
+            sig: s,
+        })
+        .collect();
     let t = Instant::now();
     let rounds = 200;
     for _ in 0..rounds {
         verify_batch(&items).unwrap();
     }
     let per_s = (rounds * items.len()) as f64 / t.elapsed().as_secs_f64();
-    let bound = per_s * threads.min(std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)) as f64 / 2.0;
+    let bound = per_s
+        * threads.min(
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
+        ) as f64
+        / 2.0;
 
     // Payments are made in rounds of about `per_round` payments per wallet; after
     // each round every wallet syncs (timed), as wallets would reconnect now and then.
@@ -131,7 +145,10 @@ fn main() {
         }
         made += in_round;
         let now = T0.plus(900 + round as u64 * 1000);
-        let reports: Vec<Vec<u8>> = wallets.iter_mut().map(|w| w.sync_report(now).unwrap()).collect();
+        let reports: Vec<Vec<u8>> = wallets
+            .iter_mut()
+            .map(|w| w.sync_report(now).unwrap())
+            .collect();
         report_bytes += reports.iter().map(Vec::len).sum::<usize>();
         gen_secs += t.elapsed().as_secs_f64();
         let t = Instant::now();
@@ -139,7 +156,16 @@ fn main() {
         let responses: Vec<(usize, Vec<u8>)> = std::thread::scope(|s| {
             let hs: Vec<_> = chunks
                 .iter()
-                .map(|c| s.spawn(|| c.iter().map(|r| { let o = issuer.sync(r, now).unwrap(); (o.settled, o.response) }).collect::<Vec<_>>()))
+                .map(|c| {
+                    s.spawn(|| {
+                        c.iter()
+                            .map(|r| {
+                                let o = issuer.sync(r, now).unwrap();
+                                (o.settled, o.response)
+                            })
+                            .collect::<Vec<_>>()
+                    })
+                })
                 .collect();
             hs.into_iter().flat_map(|h| h.join().unwrap()).collect()
         });
@@ -148,7 +174,10 @@ fn main() {
             settled += s;
             w.apply_sync_response(&r, now).unwrap();
         }
-        eprintln!("round {}/{rounds_n}: {made} payments, reconcile {secs:.1} s so far", round + 1);
+        eprintln!(
+            "round {}/{rounds_n}: {made} payments, reconcile {secs:.1} s so far",
+            round + 1
+        );
     }
     eprintln!("{p} offline payments made (and reports built) in {gen_secs:.1} s");
     let inv = issuer.invariants().unwrap();

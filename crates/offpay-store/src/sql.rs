@@ -77,9 +77,13 @@ impl<C: Conn> SqlTx<C> {
     ) -> Result<Vec<T>, StoreError> {
         let mut out = Vec::new();
         for chunk in pairs.chunks(PAIRS_PER_QUERY_MAX) {
-            let params: Vec<Value> = chunk.iter().flat_map(|(x, y)| [x.clone(), y.clone()]).collect();
-            let terms: Vec<String> =
-                (0..chunk.len()).map(|k| format!("({a} = ${} AND {b} = ${})", 2 * k + 1, 2 * k + 2)).collect();
+            let params: Vec<Value> = chunk
+                .iter()
+                .flat_map(|(x, y)| [x.clone(), y.clone()])
+                .collect();
+            let terms: Vec<String> = (0..chunk.len())
+                .map(|k| format!("({a} = ${} AND {b} = ${})", 2 * k + 1, 2 * k + 2))
+                .collect();
             let sql = format!("{select} {}", terms.join(" OR "));
             for r in self.conn.query(&sql, &params)? {
                 out.push(row(&r)?);
@@ -241,7 +245,10 @@ fn placeholders(rows: usize, cols: usize) -> String {
 
 /// `$from, $from+1, ...` (`n` parameters).
 fn list(from: usize, n: usize) -> String {
-    (from..from + n).map(|k| format!("${k}")).collect::<Vec<_>>().join(", ")
+    (from..from + n)
+        .map(|k| format!("${k}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Key pairs per OR-list query (SQLite's expression depth limit is 1000).
@@ -349,13 +356,21 @@ impl<C: Conn> Tx for SqlTx<C> {
         let changes: Vec<(&str, i64)> = deltas
             .into_iter()
             .filter(|(_, d)| *d != 0)
-            .map(|(a, d)| i64::try_from(d).map(|d| (a, d)).map_err(|_| corrupt("balance delta overflow")))
+            .map(|(a, d)| {
+                i64::try_from(d)
+                    .map(|d| (a, d))
+                    .map_err(|_| corrupt("balance delta overflow"))
+            })
             .collect::<Result<_, _>>()?;
         for chunk in changes.chunks(INSERT_ROWS_MAX / 2) {
             let mut params = Vec::with_capacity(chunk.len() * 3);
             let mut case = String::from("CASE id");
             for (k, (account, d)) in chunk.iter().enumerate() {
-                case.push_str(&format!(" WHEN ${} THEN CAST(${} AS BIGINT)", 2 * k + 1, 2 * k + 2));
+                case.push_str(&format!(
+                    " WHEN ${} THEN CAST(${} AS BIGINT)",
+                    2 * k + 1,
+                    2 * k + 2
+                ));
                 params.push(t(account));
                 params.push(Value::Int(*d));
             }
@@ -709,28 +724,56 @@ impl<C: Conn> Tx for SqlTx<C> {
         Ok(out)
     }
 
-    fn entries_at_keys(&mut self, keys: &[(WalletId, u64)]) -> Result<Vec<EntryRecord>, StoreError> {
-        let pairs = keys.iter().map(|(p, q)| Ok((w(p), i(*q)?))).collect::<Result<Vec<_>, StoreError>>()?;
-        self.by_pairs(&format!("SELECT {ENTRY_COLUMNS} FROM entries WHERE"), ("payer", "seq"), &pairs, entry_row)
+    fn entries_at_keys(
+        &mut self,
+        keys: &[(WalletId, u64)],
+    ) -> Result<Vec<EntryRecord>, StoreError> {
+        let pairs = keys
+            .iter()
+            .map(|(p, q)| Ok((w(p), i(*q)?)))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        self.by_pairs(
+            &format!("SELECT {ENTRY_COLUMNS} FROM entries WHERE"),
+            ("payer", "seq"),
+            &pairs,
+            entry_row,
+        )
     }
 
-    fn entries_by_prevs(&mut self, keys: &[(WalletId, Hash32)]) -> Result<Vec<EntryRecord>, StoreError> {
+    fn entries_by_prevs(
+        &mut self,
+        keys: &[(WalletId, Hash32)],
+    ) -> Result<Vec<EntryRecord>, StoreError> {
         let pairs: Vec<(Value, Value)> = keys.iter().map(|(p, h)| (w(p), b(&h.0))).collect();
-        self.by_pairs(&format!("SELECT {ENTRY_COLUMNS} FROM entries WHERE"), ("payer", "prev"), &pairs, entry_row)
+        self.by_pairs(
+            &format!("SELECT {ENTRY_COLUMNS} FROM entries WHERE"),
+            ("payer", "prev"),
+            &pairs,
+            entry_row,
+        )
     }
 
-    fn settled_keys(&mut self, keys: &[(WalletId, Hash32)]) -> Result<Vec<(WalletId, Hash32)>, StoreError> {
+    fn settled_keys(
+        &mut self,
+        keys: &[(WalletId, Hash32)],
+    ) -> Result<Vec<(WalletId, Hash32)>, StoreError> {
         let pairs: Vec<(Value, Value)> = keys.iter().map(|(p, h)| (w(p), b(&h.0))).collect();
-        self.by_pairs("SELECT payer, hash FROM settlements WHERE", ("payer", "hash"), &pairs, |r| {
-            Ok((wallet(&r[0])?, hash(&r[1])?))
-        })
+        self.by_pairs(
+            "SELECT payer, hash FROM settlements WHERE",
+            ("payer", "hash"),
+            &pairs,
+            |r| Ok((wallet(&r[0])?, hash(&r[1])?)),
+        )
     }
 
     fn existing_accounts(&mut self, ids: &[String]) -> Result<Vec<String>, StoreError> {
         let mut out = Vec::new();
         for chunk in ids.chunks(INSERT_ROWS_MAX) {
             let params: Vec<Value> = chunk.iter().map(|s| t(s)).collect();
-            let sql = format!("SELECT id FROM accounts WHERE id IN ({})", list(1, chunk.len()));
+            let sql = format!(
+                "SELECT id FROM accounts WHERE id IN ({})",
+                list(1, chunk.len())
+            );
             for r in self.conn.query(&sql, &params)? {
                 out.push(text(&r[0])?);
             }
@@ -742,7 +785,10 @@ impl<C: Conn> Tx for SqlTx<C> {
         let mut out = Vec::new();
         for chunk in ids.chunks(INSERT_ROWS_MAX) {
             let params: Vec<Value> = chunk.iter().map(w).collect();
-            let sql = format!("SELECT id FROM wallets WHERE state = 'revoked' AND id IN ({})", list(1, chunk.len()));
+            let sql = format!(
+                "SELECT id FROM wallets WHERE state = 'revoked' AND id IN ({})",
+                list(1, chunk.len())
+            );
             for r in self.conn.query(&sql, &params)? {
                 out.push(wallet(&r[0])?);
             }
