@@ -29,6 +29,9 @@ fn err(e: rusqlite::Error) -> StoreError {
     }
 }
 
+/// SQLite page cache per connection, in KiB (a sync touches index pages all over a large database).
+pub const SQLITE_CACHE_KIB: u32 = 65_536;
+
 /// The SQLite store.
 pub struct SqliteStore {
     pool: Pool<Connection>,
@@ -44,7 +47,7 @@ fn configure(c: &Connection) -> Result<(), StoreError> {
     c.busy_timeout(std::time::Duration::from_millis(SQLITE_BUSY_TIMEOUT_MS))
         .map_err(err)?;
     c.execute_batch(
-        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA cache_size = -65536;",
     )
     .map_err(err)?;
     Ok(())
