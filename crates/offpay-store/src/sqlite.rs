@@ -46,9 +46,10 @@ impl std::fmt::Debug for SqliteStore {
 fn configure(c: &Connection) -> Result<(), StoreError> {
     c.busy_timeout(std::time::Duration::from_millis(SQLITE_BUSY_TIMEOUT_MS))
         .map_err(err)?;
-    c.execute_batch(
-        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA cache_size = -65536;",
-    )
+    c.execute_batch(&format!(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; \
+         PRAGMA cache_size = -{SQLITE_CACHE_KIB};"
+    ))
     .map_err(err)?;
     Ok(())
 }
