@@ -1,0 +1,439 @@
+//! The report of a run: serializable to JSON with stable field names.
+//!
+//! Every field is a count, an amount in minor units or a virtual time in
+//! seconds since the start of the run, all driven by the seeded PRNG: no wall
+//! clock, no wallet id, key or other OS-random value, so the same seed gives
+//! the same JSON byte for byte. Maps are `BTreeMap`s (sorted keys).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Version of the report format; bumped when a field changes meaning or goes away.
+pub const REPORT_SCHEMA: &str = "offpay-sim/1";
+
+/// The configuration as run (echoed in the report).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ConfigEcho {
+    /// Customers (one wallet each at a time).
+    pub wallets: u64,
+    /// Merchants among them.
+    pub merchants: u64,
+    /// Simulated days.
+    pub days: u32,
+    /// The seed.
+    pub seed: u64,
+    /// Attack kind -> rate.
+    pub attacks: BTreeMap<String, f64>,
+    /// Attack kind -> what its rate counts ("wallet-day" or "payment").
+    pub attack_rate_units: BTreeMap<String, String>,
+    /// Share of merchants asked for.
+    pub merchants_fraction: f64,
+    /// Payments a consumer starts per day, on average.
+    pub payments_per_day: f64,
+    /// Mean hours a consumer stays offline between syncs.
+    pub consumer_offline_hours: u64,
+    /// Mean hours a merchant stays offline between syncs.
+    pub merchant_offline_hours: u64,
+    /// "sqlite-memory" or "sqlite-file".
+    pub store: String,
+    /// Hours between full checks.
+    pub full_check_hours: u32,
+}
+
+/// The risk limits in force (the issuer's signed policy).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Limits {
+    /// Largest offline balance.
+    pub holding_limit_minor: u64,
+    /// Largest single payment.
+    pub max_payment_minor: u64,
+    /// Most spent offline between syncs.
+    pub max_offline_spend_minor: u64,
+    /// Most payments offline between syncs.
+    pub max_offline_payments: u32,
+    /// Longest time offline before paying is refused.
+    pub max_offline_seconds: u64,
+    /// DESIGN.md §8's bound on the loss from one broken wallet: holding limit
+    /// plus the offline spend limit.
+    pub loss_bound_per_wallet_minor: u64,
+}
+
+/// A distribution of non-negative integers (seconds).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Distribution {
+    /// Samples.
+    pub count: u64,
+    /// Smallest.
+    pub min: u64,
+    /// Median (nearest rank).
+    pub p50: u64,
+    /// 90th percentile (nearest rank).
+    pub p90: u64,
+    /// 99th percentile (nearest rank).
+    pub p99: u64,
+    /// Largest.
+    pub max: u64,
+    /// Mean, rounded down.
+    pub mean: u64,
+}
+
+impl Distribution {
+    /// The distribution of `samples`.
+    pub fn of(samples: &[u64]) -> Distribution {
+        if samples.is_empty() {
+            return Distribution::default();
+        }
+        let mut s = samples.to_vec();
+        s.sort_unstable();
+        let rank = |p: u64| -> u64 {
+            // Nearest rank: ceil(p/100 * n), 1-based.
+            let n = s.len() as u64;
+            let r = (p * n).div_ceil(100).clamp(1, n);
+            s[(r - 1) as usize]
+        };
+        let sum: u128 = s.iter().map(|&x| x as u128).sum();
+        Distribution {
+            count: s.len() as u64,
+            min: s[0],
+            p50: rank(50),
+            p90: rank(90),
+            p99: rank(99),
+            max: s[s.len() - 1],
+            mean: (sum / s.len() as u128) as u64,
+        }
+    }
+}
+
+/// What one attack kind did.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct AttackStats {
+    /// The rate asked for.
+    pub rate: f64,
+    /// "wallet-day" or "payment".
+    pub rate_unit: String,
+    /// Attacks injected.
+    pub injected: u64,
+    /// What happened, by outcome name (see docs/SIMULATION.md).
+    pub outcomes: BTreeMap<String, u64>,
+}
+
+/// One attacker (a customer whose wallet was rolled back, cloned, tampered
+/// with or revoked while it kept paying).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttackerRecord {
+    /// Customer index.
+    pub customer: u64,
+    /// The attack.
+    pub kind: String,
+    /// When (seconds since the start).
+    pub time_s: u64,
+    /// Offline balance when the attack started (after loading to the limit,
+    /// for the double-spending kinds).
+    pub balance_at_attack_minor: u64,
+    /// Double spends of this wallet that reached the issuer.
+    pub double_spends_injected: u64,
+    /// Double spends of this wallet the issuer detected and proved.
+    pub double_spends_detected: u64,
+    /// Seconds from the first double spend to its detection.
+    pub first_detection_delay_s: Option<u64>,
+    /// The issuer's state of the wallet at the end ("active", "locked", "revoked").
+    pub issuer_state: String,
+    /// Clawed back from the holder's online account.
+    pub clawed_back_minor: u64,
+    /// Charged to the guarantee account (net of refunds).
+    pub guaranteed_minor: u64,
+    /// clawed back + guaranteed: the overspend the issuer had to cover.
+    pub loss_minor: u64,
+}
+
+/// One double spend (two entries with the same payer and seq that both reached the issuer).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DoubleSpendRecord {
+    /// The payer's customer index.
+    pub customer: u64,
+    /// The attack that caused it.
+    pub kind: String,
+    /// The conflicting seq.
+    pub seq: u64,
+    /// When the second entry was signed (seconds since the start).
+    pub attack_s: u64,
+    /// When the issuer detected it (seconds since the start), if it did.
+    pub detected_s: Option<u64>,
+    /// detected_s - attack_s.
+    pub delay_s: Option<u64>,
+    /// Value of every entry at that seq but the first signed.
+    pub overspend_minor: u64,
+}
+
+/// The state at the end of one simulated day.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DayRecord {
+    /// Day number, from 1.
+    pub day: u32,
+    /// Payments accepted by payees that day.
+    pub payments: u64,
+    /// Their value.
+    pub value_moved_minor: u64,
+    /// Syncs that day.
+    pub syncs: u64,
+    /// Refusals that day (every reason).
+    pub refusals: u64,
+    /// Sum of every live device's offline balance at the end of the day.
+    pub offline_balance_minor: u64,
+    /// Paid by payers but not accepted by payees (so far).
+    pub in_flight_minor: u64,
+    /// Double-spent value released and not yet detected: the exposure.
+    pub exposure_minor: u64,
+    /// Loss charged to the guarantee account so far (net of refunds).
+    pub guarantee_loss_minor: u64,
+    /// Double spends released so far (both entries signed and handed over).
+    pub double_spends_released: u64,
+    /// Double spends detected so far.
+    pub double_spends_detected: u64,
+    /// Money supply at the issuer (deposits - withdrawals).
+    pub supply_minor: i64,
+}
+
+/// The issuer's ledger at the end.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LedgerSummary {
+    /// Money in circulation: deposits minus withdrawals.
+    pub supply_minor: i64,
+    /// The offline pool (liability for all offline money).
+    pub pool_minor: i64,
+    /// Sum of the wallet sub-accounts (equals the pool).
+    pub wallets_minor: i64,
+    /// Sum of the customers' online accounts.
+    pub customers_minor: i64,
+    /// The guarantee account (negative: losses it absorbed).
+    pub guarantee_minor: i64,
+    /// Sum of every live device's offline balance (the TAs' view).
+    pub devices_minor: u64,
+    /// Paid by payers, never accepted by payees.
+    pub in_flight_minor: u64,
+}
+
+/// Everything a run measured.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SimReport {
+    /// [`REPORT_SCHEMA`].
+    pub schema: String,
+    /// The configuration as run.
+    pub config: ConfigEcho,
+    /// Every invariant violation seen (empty when all held), in order.
+    pub invariant_violations: Vec<String>,
+    /// Invariant checks run (per event, per hour, full).
+    pub invariant_checks: u64,
+    /// Payments accepted by their payee.
+    pub payments: u64,
+    /// Payments started (a request was asked for).
+    pub payments_attempted: u64,
+    /// Value of the accepted payments.
+    pub value_moved_minor: u64,
+    /// Syncs answered by the issuer.
+    pub syncs: u64,
+    /// Loads (vouchers issued).
+    pub loads: u64,
+    /// Their value.
+    pub loaded_minor: u64,
+    /// Redeems settled online.
+    pub redeems: u64,
+    /// Their value.
+    pub redeemed_minor: u64,
+    /// Money deposited into online accounts.
+    pub deposited_minor: u64,
+    /// Money withdrawn from online accounts.
+    pub withdrawn_minor: u64,
+    /// Double spends that reached the issuer (both entries reported by someone).
+    pub double_spends_injected: u64,
+    /// Of those, detected by the issuer (with a stored proof).
+    pub double_spends_detected: u64,
+    /// Double spends released offline whose second entry never reached the
+    /// issuer (e.g. the only holder was lost): undetectable by design.
+    pub double_spends_undetectable: u64,
+    /// Stored double-spend proofs that verify against the root alone.
+    pub double_spend_proofs_verified: u64,
+    /// Seconds from a double spend to its detection.
+    pub detection_delay_s: Distribution,
+    /// What honest parties lost (must be 0).
+    pub honest_loss_minor: u64,
+    /// Loss absorbed by the guarantee account (net of refunds).
+    pub guarantee_loss_minor: u64,
+    /// Clawed back from attackers' online accounts.
+    pub clawed_back_minor: u64,
+    /// Offline balances of lost devices (their owners' loss, not a protocol loss).
+    pub lost_device_minor: u64,
+    /// Offline balances of wallets whose state file was tampered with (the
+    /// tamperer's own loss).
+    pub forfeited_minor: u64,
+    /// Payments a payee refused or never received that were settled to the
+    /// payee's sub-account from the payer's report (not in the payee's device).
+    pub stranded_minor: u64,
+    /// Sub-account balances of wallets no device holds any more (lost,
+    /// tampered): owed by the issuer, no API pays them out yet.
+    pub unclaimed_minor: u64,
+    /// The risk limits in force.
+    pub limits: Limits,
+    /// Largest loss one attacker caused.
+    pub max_loss_per_attacker_minor: u64,
+    /// Refusals by the wallet TAs, by `WalletError` variant.
+    pub refusals: BTreeMap<String, u64>,
+    /// Refusals by the issuer, by operation and `IssuerError::code`.
+    pub issuer_refusals: BTreeMap<String, u64>,
+    /// Per attack kind.
+    pub attacks: BTreeMap<String, AttackStats>,
+    /// Every attacker, in order of attack.
+    pub attackers: Vec<AttackerRecord>,
+    /// Every double spend that reached the issuer, in order of (customer, seq).
+    pub double_spends: Vec<DoubleSpendRecord>,
+    /// One record per simulated day.
+    pub daily: Vec<DayRecord>,
+    /// The ledger at the end.
+    pub ledger: LedgerSummary,
+    /// Machine-dependent figures: never in the JSON (so that the same seed
+    /// gives the same JSON everywhere); zero after deserializing.
+    #[serde(skip)]
+    pub machine: MachineStats,
+}
+
+/// What a run cost on this machine (not part of the JSON report).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MachineStats {
+    /// Size of the issuer's database files at the end, when file-backed
+    /// (including on the RAM file system, which a process's resident memory
+    /// does not count).
+    pub store_bytes: Option<u64>,
+}
+
+impl SimReport {
+    /// The report as pretty JSON (what `offpay sim --json` prints).
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+    }
+
+    /// A human-readable summary table.
+    pub fn summary_table(&self) -> String {
+        let eur = |m: u64| format!("{}.{:02}", m / 100, m % 100);
+        let mut rows: Vec<(String, String)> = vec![
+            (
+                "wallets / merchants / days / seed".into(),
+                format!(
+                    "{} / {} / {} / {}",
+                    self.config.wallets, self.config.merchants, self.config.days, self.config.seed
+                ),
+            ),
+            ("payments accepted".into(), self.payments.to_string()),
+            (
+                "payments attempted".into(),
+                self.payments_attempted.to_string(),
+            ),
+            ("value moved".into(), eur(self.value_moved_minor)),
+            ("syncs".into(), self.syncs.to_string()),
+            (
+                "loads / redeems".into(),
+                format!(
+                    "{} ({}) / {} ({})",
+                    self.loads,
+                    eur(self.loaded_minor),
+                    self.redeems,
+                    eur(self.redeemed_minor)
+                ),
+            ),
+            (
+                "double spends injected / detected".into(),
+                format!(
+                    "{} / {}",
+                    self.double_spends_injected, self.double_spends_detected
+                ),
+            ),
+            (
+                "double spends undetectable".into(),
+                self.double_spends_undetectable.to_string(),
+            ),
+            (
+                "proofs verified".into(),
+                self.double_spend_proofs_verified.to_string(),
+            ),
+            (
+                "detection delay p50 / p90 / max (h)".into(),
+                format!(
+                    "{:.1} / {:.1} / {:.1}",
+                    self.detection_delay_s.p50 as f64 / 3600.0,
+                    self.detection_delay_s.p90 as f64 / 3600.0,
+                    self.detection_delay_s.max as f64 / 3600.0
+                ),
+            ),
+            ("honest loss".into(), eur(self.honest_loss_minor)),
+            ("guarantee loss".into(), eur(self.guarantee_loss_minor)),
+            ("clawed back".into(), eur(self.clawed_back_minor)),
+            (
+                "max loss per attacker / bound".into(),
+                format!(
+                    "{} / {} (holding limit {})",
+                    eur(self.max_loss_per_attacker_minor),
+                    eur(self.limits.loss_bound_per_wallet_minor),
+                    eur(self.limits.holding_limit_minor)
+                ),
+            ),
+            ("lost with devices".into(), eur(self.lost_device_minor)),
+            ("forfeited (tampered)".into(), eur(self.forfeited_minor)),
+            (
+                "stranded (refused/lost, settled)".into(),
+                eur(self.stranded_minor),
+            ),
+            ("unclaimed (dead wallets)".into(), eur(self.unclaimed_minor)),
+            (
+                "invariant checks / violations".into(),
+                format!(
+                    "{} / {}",
+                    self.invariant_checks,
+                    self.invariant_violations.len()
+                ),
+            ),
+        ];
+        for (k, s) in &self.attacks {
+            if s.injected > 0 || s.rate > 0.0 {
+                let outcomes: Vec<String> =
+                    s.outcomes.iter().map(|(o, n)| format!("{o} {n}")).collect();
+                rows.push((
+                    format!("attack {k} (rate {} per {})", s.rate, s.rate_unit),
+                    format!("{} injected; {}", s.injected, outcomes.join(", ")),
+                ));
+            }
+        }
+        let top: Vec<String> = {
+            let mut v: Vec<(&String, &u64)> = self.refusals.iter().collect();
+            v.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+            v.iter().take(6).map(|(k, n)| format!("{k} {n}")).collect()
+        };
+        rows.push(("refusals (top)".into(), top.join(", ")));
+        let w = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+        let mut out = String::new();
+        for (k, v) in rows {
+            out.push_str(&format!("{k:<w$}  {v}\n"));
+        }
+        for v in self.invariant_violations.iter().take(20) {
+            out.push_str(&format!("VIOLATION: {v}\n"));
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn distribution_nearest_rank() {
+        let d = Distribution::of(&[5, 1, 4, 2, 3]);
+        assert_eq!(
+            (d.count, d.min, d.p50, d.p90, d.max, d.mean),
+            (5, 1, 3, 5, 5, 3)
+        );
+        assert_eq!(Distribution::of(&[]), Distribution::default());
+        let v: Vec<u64> = (1..=100).collect();
+        let d = Distribution::of(&v);
+        assert_eq!((d.p50, d.p90, d.p99), (50, 90, 99));
+    }
+}
