@@ -189,7 +189,6 @@ struct Customer {
 
 /// An outgoing entry of an attacker, tracked to count double spends exactly.
 struct Tracked {
-    signer: usize,
     amount: u64,
     released: u64,
     reported: Option<u64>,
@@ -225,7 +224,8 @@ struct Sim<'a, P: FnMut(Progress)> {
     tracked: Vec<Tracked>,
     tracked_by_hash: HashMap<Hash32, usize>,
     chains: BTreeMap<(usize, u64), Vec<usize>>,
-    saved: Vec<Option<MemoryVault>>,
+    /// Vault copies kept by rollback attackers, with the tracked entries their logs hold.
+    saved: Vec<Option<(MemoryVault, Vec<usize>)>>,
     foreign: Option<Foreign>,
     tmp: Option<tempfile::TempDir>,
     op: u64,
@@ -561,7 +561,6 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
         }
         let t = self.tracked.len();
         self.tracked.push(Tracked {
-            signer: dev,
             amount: e.amount().minor,
             released: Self::now_s(now),
             reported: None,
@@ -756,9 +755,6 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
         }
         let evidence_before = self.wallet(payee_dev).evidence().len();
         let (res, _) = self.op(payee_dev, |w| w.receive(payment, now))?;
-        if std::env::var("OFFPAY_SIM_DEBUG").is_ok() && self.tracked_by_hash.contains_key(&entry.hash()) {
-            eprintln!("DEBUG deliver seq {} amount {minor} at {} payer dev {_payer_dev} payee dev {payee_dev}: {:?}", entry.seq(), Self::now_s(now), res.as_ref().map(|_| ()));
-        }
         match res {
             Ok(receipt) => {
                 self.settle_balance(payee_dev, minor as i128, "a received payment");
@@ -817,11 +813,18 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
                         self.outcome(AttackKind::Torn, "late_payment_accepted");
                         if self.devices[m.payer_dev].alive() {
                             let (c, _) = self.op(m.payer_dev, |w| w.confirm(&receipt))?;
-                            if let Err(e) = c {
-                                self.violation(format!(
+                            match c {
+                                Ok(()) => {}
+                                // The payer synced meanwhile: the entry left its log,
+                                // settled; the receipt has nothing left to confirm.
+                                Err(WalletError::ReceiptUnknownPayment) => self.outcome(
+                                    AttackKind::Torn,
+                                    "late_receipt_after_the_payer_synced",
+                                ),
+                                Err(e) => self.violation(format!(
                                     "confirm: a late genuine receipt was refused ({})",
                                     error_name(&e)
-                                ));
+                                )),
                             }
                         }
                     }
@@ -865,6 +868,8 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
                         let (c, _) = self.op(m.payer_dev, |w| w.confirm(&receipt))?;
                         match c {
                             Ok(()) => self.outcome(AttackKind::Torn, "receipt_retry_confirmed"),
+                            Err(WalletError::ReceiptUnknownPayment) => self
+                                .outcome(AttackKind::Torn, "receipt_retry_after_the_payer_synced"),
                             Err(e) => self.violation(format!(
                                 "torn: the retried receipt was refused ({})",
                                 error_name(&e)
@@ -1162,6 +1167,8 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
                 }
                 self.copied += w.balance().map_or(0, |a| a.minor);
                 let clone_dev = self.new_device(w, cust);
+                // The copy's log holds what the original's held.
+                self.devices[clone_dev].held = self.devices[dev].held.clone();
                 self.outcome(kind, "device_cloned");
                 let (k1, k2) = (self.arng.range(1, 4) as u32, self.arng.range(1, 4) as u32);
                 let (d1, d2) = (self.arng.range(60, 1800), self.arng.range(60, 1800));
@@ -1193,7 +1200,8 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
                 // A copy of the whole vault: state *and* counter, as an attacker
                 // who restores both files of a software vault.
                 let copy = self.wallet(dev).vault().clone();
-                self.saved.push(Some(copy));
+                let held = self.devices[dev].held.clone();
+                self.saved.push(Some((copy, held)));
                 let saved = self.saved.len() - 1;
                 let k = self.arng.range(1, 4) as u32;
                 let (d1, d2) = (
@@ -1330,7 +1338,7 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
     }
 
     fn on_restore(&mut self, cust: usize, saved: usize, now: UnixSeconds) -> Result<(), SimError> {
-        let Some(vault) = self.saved[saved].take() else {
+        let Some((vault, held)) = self.saved[saved].take() else {
             return Ok(());
         };
         let old = self.customers[cust].device;
@@ -1342,9 +1350,13 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
         // rollback and the TA opens locked. Otherwise it continues from the full
         // copy (state and counter), which no vault can see.
         let state_only = self.arng.chance(0.3);
+        let mut older = true;
         let vault = if state_only {
             let mut current = self.wallet(old).vault().clone();
-            current.restore(&vault.snapshot());
+            let snap = vault.snapshot();
+            // Nothing was committed since the copy: restoring it changes nothing.
+            older = snap.version() < current.counter();
+            current.restore(&snap);
             current
         } else {
             vault
@@ -1357,6 +1369,10 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
             (true, Some(LockReason::RolledBack)) => {
                 self.outcome(AttackKind::Rollback, "state_only_restore_opened_locked")
             }
+            (true, None) if !older => self.outcome(
+                AttackKind::Rollback,
+                "state_only_restore_of_the_current_state",
+            ),
             (true, _) => self.violation(format!(
                 "rollback: customer {cust}'s restored old state file opened unlocked"
             )),
@@ -1366,6 +1382,9 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
         self.copied += w.balance().map_or(0, |a| a.minor);
         let dev = self.new_device(w, cust);
         self.customers[cust].device = dev;
+        // The restored log holds again what it held when it was copied (those
+        // entries reported since are marked already; marking again is harmless).
+        self.devices[dev].held = held;
         let k = self.arng.range(1, 4) as u32;
         let t = Self::now_s(now) + self.arng.range(60, 600);
         self.push(
@@ -1473,10 +1492,12 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
             });
         }
         let Some(payee) = self.pick(true, usize::MAX) else {
+            self.outcome(AttackKind::UnknownCa, "no_payee");
             return Ok(());
         };
         let payee_dev = self.customers[payee].device;
         if !self.devices[payee_dev].alive() {
+            self.outcome(AttackKind::UnknownCa, "no_payee");
             return Ok(());
         }
         // Half the time the forger claims an existing wallet's id.
@@ -1510,6 +1531,8 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
             w.request(Amount::new(minor, eur()), REQUEST_SECONDS, now)
         })?;
         let Ok(req) = req else {
+            // The merchant cannot ask for a payment now (e.g. it is locked).
+            self.outcome(AttackKind::UnknownCa, "no_request");
             return Ok(());
         };
         let r = Signed::<PaymentRequest>::decode(&req)
@@ -1710,14 +1733,6 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
             let detected = self.detected.get(&key).copied();
             if reported.len() < 2 {
                 undetectable += 1;
-                if detected.is_some() && std::env::var("OFFPAY_SIM_DEBUG").is_ok() {
-                    for t in &all {
-                        eprintln!(
-                            "DEBUG cust {cust} seq {seq}: signer dev {} amount {} released {} reported {:?}",
-                            t.signer, t.amount, t.released, t.reported
-                        );
-                    }
-                }
                 if detected.is_some() {
                     self.violation(format!(
                         "customer {cust}'s double spend at seq {seq} was detected but the simulator saw it reach the issuer only once"
