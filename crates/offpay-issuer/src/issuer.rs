@@ -706,13 +706,12 @@ impl<S: Store> Issuer<S> {
     pub fn redeem(&self, bytes: &[u8], now: UnixSeconds) -> Result<RedeemOutcome, IssuerError> {
         let r = Signed::<Redeem>::decode(bytes)?;
         let body = r.body().clone();
-        let minor = self.amount(body.amount.minor, body.amount.currency)?;
+        self.amount(body.amount.minor, body.amount.currency)?;
         let rec = self.wallet(&body.wallet)?;
         let cert = Certificate::from_der(&rec.cert_der)?;
         r.verify(cert.public_key())
             .map_err(|_| IssuerError::BadSignature("redeem".into()))?;
         let entry = offpay_protocol::messages::ChainEntry::Redeem(r);
-        let hash = entry.hash();
         self.with_tx(|tx| {
             let w = tx
                 .wallet(&body.wallet, true)?
@@ -733,7 +732,6 @@ impl<S: Store> Issuer<S> {
             let customer_balance = tx
                 .balance(&customer_account(&w.customer))?
                 .ok_or(IssuerError::UnknownCustomer)?;
-            let _ = (minor, hash);
             Ok(RedeemOutcome {
                 wallet: body.wallet,
                 amount: body.amount,

@@ -283,8 +283,6 @@ pub trait Tx {
     fn post(&mut self, postings: &[Posting]) -> Result<(), StoreError>;
     /// Sums for the invariants.
     fn totals(&mut self) -> Result<LedgerTotals, StoreError>;
-    /// Postings of an account, newest first.
-    fn postings(&mut self, account: &str, limit: u32) -> Result<Vec<Posting>, StoreError>;
 
     // --- customers and enrollment ---
     /// Create a customer (and its account); Duplicate if it exists.
@@ -331,8 +329,6 @@ pub trait Tx {
         wallet: &WalletId,
         der: &[u8],
     ) -> Result<(), StoreError>;
-    /// A certificate by serial.
-    fn certificate(&mut self, serial: u64) -> Result<Option<(WalletId, Vec<u8>)>, StoreError>;
     /// Certificates of a wallet (serial, DER).
     fn certificates_of(&mut self, wallet: &WalletId) -> Result<Vec<(u64, Vec<u8>)>, StoreError>;
 
@@ -378,12 +374,6 @@ pub trait Tx {
     fn existing_accounts(&mut self, ids: &[String]) -> Result<Vec<String>, StoreError>;
     /// Which of these wallets are revoked.
     fn revoked_among(&mut self, ids: &[WalletId]) -> Result<Vec<WalletId>, StoreError>;
-    /// The entry of a payer whose prev is `prev`, if any.
-    fn entry_by_prev(
-        &mut self,
-        payer: &WalletId,
-        prev: &Hash32,
-    ) -> Result<Option<EntryRecord>, StoreError>;
     /// The highest recorded seq of a payer (0 if none).
     fn max_seq(&mut self, payer: &WalletId) -> Result<u64, StoreError>;
     /// Record entries (Duplicate if (payer, seq) or (payer, prev) exists).

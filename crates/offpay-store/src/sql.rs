@@ -210,20 +210,6 @@ fn entry_row(r: &[Value]) -> Result<EntryRecord, StoreError> {
     })
 }
 
-fn kind_static(k: &str) -> &'static str {
-    match k {
-        "deposit" => "deposit",
-        "withdraw" => "withdraw",
-        "load" => "load",
-        "settle" => "settle",
-        "redeem" => "redeem",
-        "clawback" => "clawback",
-        "guarantee" => "guarantee",
-        "refund" => "refund",
-        _ => "other",
-    }
-}
-
 /// `($1, $2, ...), ($k, ...)` for `rows` rows of `cols` columns.
 fn placeholders(rows: usize, cols: usize) -> String {
     let mut s = String::new();
@@ -465,27 +451,6 @@ impl<C: Conn> Tx for SqlTx<C> {
         })
     }
 
-    fn postings(&mut self, account: &str, limit: u32) -> Result<Vec<Posting>, StoreError> {
-        self.conn
-            .query(
-                "SELECT book, debit, credit, amount, kind, reference, time FROM postings WHERE debit = $1 OR credit = $2 ORDER BY time DESC, id DESC LIMIT $3",
-                &[t(account), t(account), Value::Int(limit as i64)],
-            )?
-            .iter()
-            .map(|r| {
-                Ok(Posting {
-                    book: Book::parse(&text(&r[0])?).ok_or_else(|| corrupt("book"))?,
-                    debit: text(&r[1])?,
-                    credit: text(&r[2])?,
-                    amount: int(&r[3])?,
-                    kind: kind_static(&text(&r[4])?),
-                    reference: text(&r[5])?,
-                    time: UnixSeconds(uint(&r[6])?),
-                })
-            })
-            .collect()
-    }
-
     fn create_customer(
         &mut self,
         id: &str,
@@ -644,16 +609,6 @@ impl<C: Conn> Tx for SqlTx<C> {
         Ok(())
     }
 
-    fn certificate(&mut self, serial: u64) -> Result<Option<(WalletId, Vec<u8>)>, StoreError> {
-        match self.one(
-            "SELECT wallet, der FROM certificates WHERE serial = $1",
-            &[i(serial)?],
-        )? {
-            Some(r) => Ok(Some((wallet(&r[0])?, bytes(&r[1])?))),
-            None => Ok(None),
-        }
-    }
-
     fn certificates_of(&mut self, wl: &WalletId) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
         self.conn
             .query(
@@ -794,17 +749,6 @@ impl<C: Conn> Tx for SqlTx<C> {
             }
         }
         Ok(out)
-    }
-
-    fn entry_by_prev(
-        &mut self,
-        payer: &WalletId,
-        prev: &Hash32,
-    ) -> Result<Option<EntryRecord>, StoreError> {
-        let sql = format!("SELECT {ENTRY_COLUMNS} FROM entries WHERE payer = $1 AND prev = $2");
-        self.one(&sql, &[w(payer), b(&prev.0)])?
-            .map(|r| entry_row(&r))
-            .transpose()
     }
 
     fn max_seq(&mut self, payer: &WalletId) -> Result<u64, StoreError> {

@@ -885,7 +885,10 @@ impl<V: Vault> Wallet<V> {
         };
         let signed = Signed::sign(body, &self.key);
         let mut next = self.state.clone();
-        next.balance_minor -= amount.minor;
+        next.balance_minor = next
+            .balance_minor
+            .checked_sub(amount.minor)
+            .ok_or(WalletError::Overflow)?;
         next.seq += 1;
         next.head = signed.payload_hash();
         next.log.push(LogEntry::Outgoing {
