@@ -162,6 +162,8 @@ pub struct Issuer<S: Store> {
     pub(crate) enrollment_token_seconds: u64,
     /// Certificates already checked against the issuer CA, by reference.
     pub(crate) cert_cache: Mutex<HashMap<Hash32, CachedCert>>,
+    /// Concurrent syncs grouped into one transaction (single-writer stores).
+    pub(crate) group: crate::group::GroupCommit<crate::reconcile::SyncJob, SyncOutcome>,
 }
 
 impl<S: Store> std::fmt::Debug for Issuer<S> {
@@ -272,6 +274,7 @@ impl<S: Store> Issuer<S> {
             policy_bytes,
             enrollment_token_seconds: config.enrollment_token_seconds,
             cert_cache: Mutex::new(HashMap::new()),
+            group: crate::group::GroupCommit::new(),
         })
     }
 
@@ -306,6 +309,7 @@ impl<S: Store> Issuer<S> {
             policy_bytes,
             enrollment_token_seconds: u64::from_be_bytes(secs),
             cert_cache: Mutex::new(HashMap::new()),
+            group: crate::group::GroupCommit::new(),
         })
     }
 

@@ -13,6 +13,7 @@
 
 pub mod ca;
 pub mod error;
+mod group;
 pub mod issuer;
 mod reconcile;
 pub mod store;

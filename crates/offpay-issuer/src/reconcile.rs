@@ -45,6 +45,12 @@ pub(crate) struct RecordStats {
     pub double_spends: Vec<(WalletId, u64)>,
 }
 
+/// A verified report waiting for its transaction (group commit).
+pub(crate) struct SyncJob {
+    v: VerifiedReport,
+    now: UnixSeconds,
+}
+
 /// A report whose every signature has been checked.
 struct VerifiedReport {
     report: Signed<SyncReport>,
@@ -76,7 +82,7 @@ impl<S: Store> Issuer<S> {
         let der = match &b.payer_cert {
             CertField::Inline(der) => der.clone(),
             CertField::Reference(h) => {
-                let certs = self.with_tx(|tx| Ok(tx.certificates_of(&b.payer)?))?;
+                let certs = self.store.begin_read()?.certificates_of(&b.payer)?;
                 certs
                     .into_iter()
                     .map(|(_, d)| d)
@@ -163,18 +169,64 @@ impl<S: Store> Issuer<S> {
         let incoming = payments(&r.incoming, "incoming payment")?;
         let evidence = payments(&r.evidence, "evidence")?;
 
+        // An entry whose exact bytes the issuer already recorded was verified
+        // when it was recorded: each payment arrives twice (from its payer and
+        // from its payee), and only the first copy needs its signature checked.
+        let keys_at: Vec<(WalletId, u64)> = outgoing
+            .iter()
+            .chain(&incoming)
+            .chain(&evidence)
+            .map(|e| (e.payer(), e.seq()))
+            .collect();
+        let recorded: HashMap<(WalletId, u64), Vec<u8>> = if keys_at.is_empty() {
+            HashMap::new()
+        } else {
+            let mut keys_at = keys_at;
+            keys_at.sort();
+            keys_at.dedup();
+            self.store
+                .begin_read()?
+                .entries_at_keys(&keys_at)?
+                .into_iter()
+                .map(|e| ((e.payer, e.seq), e.bytes))
+                .collect()
+        };
+        // keys[0] is the report's own signature; entries follow in the same order.
+        let mut keep = vec![true; keys.len()];
+        for (k, e) in outgoing
+            .iter()
+            .chain(&incoming)
+            .chain(&evidence)
+            .enumerate()
+        {
+            if recorded
+                .get(&(e.payer(), e.seq()))
+                .is_some_and(|b| b.as_slice() == e.bytes())
+            {
+                keep[k + 1] = false;
+            }
+        }
+
         let items: Vec<BatchItem<'_>> = keys
             .iter()
             .zip(&msgs)
             .zip(&sigs)
-            .map(|((key, msg), sig)| BatchItem { key, msg, sig })
+            .zip(&keep)
+            .filter(|(_, k)| **k)
+            .map(|(((key, msg), sig), _)| BatchItem { key, msg, sig })
+            .collect();
+        let names: Vec<&String> = what
+            .iter()
+            .zip(&keep)
+            .filter(|(_, k)| **k)
+            .map(|(w, _)| w)
             .collect();
         if verify_batch(&items).is_err() {
             let bad = verify_each(&items)
                 .iter()
                 .position(Result::is_err)
                 .unwrap_or(0);
-            return Err(IssuerError::BadSignature(what[bad].clone()));
+            return Err(IssuerError::BadSignature(names[bad].clone()));
         }
         // The payload identifies the report: a re-encoded (malleated) P-256 signature is the same report.
         let hash = report.payload_hash();
@@ -191,9 +243,58 @@ impl<S: Store> Issuer<S> {
 
     /// Reconcile one SyncReport and answer it. The same report processed again
     /// returns the same response and changes nothing.
+    ///
+    /// Signatures are checked first, outside any transaction. On a store with a
+    /// single writer (SQLite), concurrent syncs are then applied together in one
+    /// transaction (group commit, `group.rs`), each inside its own savepoint, so
+    /// one report's refusal never touches another's.
     pub fn sync(&self, bytes: &[u8], now: UnixSeconds) -> Result<SyncOutcome, IssuerError> {
         let v = self.verify_report(bytes)?;
-        self.with_tx(|tx| self.apply_report(tx, &v, now))
+        if !self.store.single_writer() {
+            return self.with_tx(|tx| self.apply_report(tx, &v, now));
+        }
+        self.group
+            .submit(SyncJob { v, now }, |jobs| self.apply_group(jobs))
+    }
+
+    /// Apply a group of verified reports in one transaction; one result each.
+    fn apply_group(&self, jobs: Vec<SyncJob>) -> Vec<Result<SyncOutcome, IssuerError>> {
+        let solo = |j: &SyncJob| self.with_tx(|tx| self.apply_report(tx, &j.v, j.now));
+        if jobs.len() == 1 {
+            return jobs.iter().map(solo).collect();
+        }
+        let grouped = (|| -> Result<Vec<Result<SyncOutcome, IssuerError>>, IssuerError> {
+            let mut tx = self.store.begin()?;
+            let mut out = Vec::with_capacity(jobs.len());
+            for j in &jobs {
+                tx.savepoint()?;
+                match self.apply_report(tx.as_mut(), &j.v, j.now) {
+                    Ok(o) => {
+                        tx.release_savepoint()?;
+                        out.push(Ok(o));
+                    }
+                    Err(e) => {
+                        tx.rollback_to_savepoint()?;
+                        out.push(Err(e));
+                    }
+                }
+            }
+            tx.commit()?;
+            Ok(out)
+        })();
+        match grouped {
+            // A lost race is retried alone (with_tx retries with back-off).
+            Ok(out) => out
+                .into_iter()
+                .zip(&jobs)
+                .map(|(r, j)| match r {
+                    Err(IssuerError::Store(StoreError::Conflict(_))) => solo(j),
+                    r => r,
+                })
+                .collect(),
+            // Nothing of the group was committed: each report goes alone.
+            Err(_) => jobs.iter().map(solo).collect(),
+        }
     }
 
     fn apply_report(

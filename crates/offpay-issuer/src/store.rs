@@ -252,12 +252,28 @@ pub trait Store: Send + Sync {
     fn begin(&self) -> Result<Box<dyn Tx + '_>, StoreError>;
     /// The backend's name for logs and metrics ("sqlite", "postgres").
     fn backend(&self) -> &'static str;
+    /// A transaction that only reads: it takes no write lock (a snapshot on
+    /// SQLite in WAL mode). Writing in it is an error or is rolled back.
+    fn begin_read(&self) -> Result<Box<dyn Tx + '_>, StoreError> {
+        self.begin()
+    }
+    /// Whether writers are serialized by the store (SQLite): the issuer then
+    /// groups concurrent syncs into one transaction (see `group.rs`).
+    fn single_writer(&self) -> bool {
+        false
+    }
 }
 
 /// One transaction. Dropping it without [`Tx::commit`] rolls it back.
 pub trait Tx {
     /// Commit everything.
     fn commit(self: Box<Self>) -> Result<(), StoreError>;
+    /// Mark a point that [`Tx::rollback_to_savepoint`] returns to (not nested).
+    fn savepoint(&mut self) -> Result<(), StoreError>;
+    /// Keep everything since the savepoint and forget it.
+    fn release_savepoint(&mut self) -> Result<(), StoreError>;
+    /// Undo everything since the savepoint and forget it; the transaction goes on.
+    fn rollback_to_savepoint(&mut self) -> Result<(), StoreError>;
 
     // --- key-value settings (CA material, CRL, counters) ---
     /// A setting.

@@ -118,6 +118,12 @@ fn main() {
     let mut made = 0usize;
     let mut gen_secs = 0.0;
     let mut secs = 0.0;
+    let mut cpu = 0.0;
+    let cpu_now = || -> f64 {
+        let st = std::fs::read_to_string("/proc/self/stat").unwrap();
+        let f: Vec<&str> = st.rsplit_once(')').unwrap().1.split_whitespace().collect();
+        (f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap()) / 100.0
+    };
     let mut settled = 0usize;
     let mut report_bytes = 0usize;
     for round in 0..rounds_n {
@@ -152,6 +158,7 @@ fn main() {
         report_bytes += reports.iter().map(Vec::len).sum::<usize>();
         gen_secs += t.elapsed().as_secs_f64();
         let t = Instant::now();
+        let c0 = cpu_now();
         let chunks: Vec<&[Vec<u8>]> = reports.chunks(reports.len().div_ceil(threads)).collect();
         let responses: Vec<(usize, Vec<u8>)> = std::thread::scope(|s| {
             let hs: Vec<_> = chunks
@@ -170,6 +177,7 @@ fn main() {
             hs.into_iter().flat_map(|h| h.join().unwrap()).collect()
         });
         secs += t.elapsed().as_secs_f64();
+        cpu += cpu_now() - c0;
         for (w, (s, r)) in wallets.iter_mut().zip(responses) {
             settled += s;
             w.apply_sync_response(&r, now).unwrap();
@@ -197,4 +205,8 @@ fn main() {
         "ed25519 batch verify: {per_s:.0} signatures/s per core; bound for {threads} thread(s) at 2 signatures per payment: {bound:.0} payments/s"
     );
     println!("ratio to the bound: {:.2}", rate / bound);
+    println!(
+        "CPU in reconcile: {cpu:.2} s ({:.0} us per payment)",
+        cpu * 1e6 / p as f64
+    );
 }

@@ -33,6 +33,18 @@ impl Store for AnyStore {
             AnyStore::Postgres(s) => s.begin(),
         }
     }
+    fn begin_read(&self) -> Result<Box<dyn Tx + '_>, StoreError> {
+        match self {
+            AnyStore::Sqlite(s) => s.begin_read(),
+            AnyStore::Postgres(s) => s.begin_read(),
+        }
+    }
+    fn single_writer(&self) -> bool {
+        match self {
+            AnyStore::Sqlite(s) => s.single_writer(),
+            AnyStore::Postgres(s) => s.single_writer(),
+        }
+    }
     fn backend(&self) -> &'static str {
         match self {
             AnyStore::Sqlite(s) => s.backend(),

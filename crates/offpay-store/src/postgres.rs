@@ -8,7 +8,7 @@ use std::error::Error as _;
 
 use offpay_issuer::store::{Store, StoreError, Tx};
 use postgres::types::{IsNull, ToSql, Type, to_sql_checked};
-use postgres::{Client, NoTls};
+use postgres::{Client, NoTls, Statement};
 
 use crate::pool::{Pool, Pooled};
 use crate::sql::{Conn, Dialect, SqlTx, Value};
@@ -54,9 +54,34 @@ impl ToSql for Value {
     to_sql_checked!();
 }
 
+/// Prepared statements kept per connection, by SQL text. The SQL layer emits
+/// a bounded number of shapes (see `padded_len` in `sql.rs`), so after warm-up
+/// a statement costs one round trip instead of two (parse, then execute).
+pub const POSTGRES_STATEMENT_CACHE_MAX: usize = 512;
+
+/// A connection and its prepared statements.
+struct PgClient {
+    client: Client,
+    statements: std::collections::HashMap<String, Statement>,
+}
+
+impl PgClient {
+    fn prepare(&mut self, sql: &str) -> Result<Statement, StoreError> {
+        if let Some(st) = self.statements.get(sql) {
+            return Ok(st.clone());
+        }
+        let st = self.client.prepare(sql).map_err(err)?;
+        if self.statements.len() >= POSTGRES_STATEMENT_CACHE_MAX {
+            self.statements.clear();
+        }
+        self.statements.insert(sql.to_string(), st.clone());
+        Ok(st)
+    }
+}
+
 /// The PostgreSQL store.
 pub struct PostgresStore {
-    pool: Pool<Client>,
+    pool: Pool<PgClient>,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -119,9 +144,15 @@ impl PostgresStore {
         let first = std::sync::Mutex::new(Some(first));
         let pool = Pool::new(
             POSTGRES_CONNECTIONS_MAX,
-            Box::new(move || match first.lock().ok().and_then(|mut f| f.take()) {
-                Some(c) => Ok(c),
-                None => connect(),
+            Box::new(move || {
+                let client = match first.lock().ok().and_then(|mut f| f.take()) {
+                    Some(c) => c,
+                    None => connect()?,
+                };
+                Ok(PgClient {
+                    client,
+                    statements: std::collections::HashMap::new(),
+                })
             }),
         );
         Ok(PostgresStore { pool })
@@ -129,7 +160,7 @@ impl PostgresStore {
 }
 
 struct PgConn<'a> {
-    c: Pooled<'a, Client>,
+    c: Pooled<'a, PgClient>,
     open: bool,
 }
 
@@ -143,13 +174,13 @@ impl Conn for PgConn<'_> {
     }
     fn execute(&mut self, sql: &str, p: &[Value]) -> Result<u64, StoreError> {
         let c = self.c.conn();
-        let st = c.prepare(sql).map_err(err)?;
-        c.execute(&st, &params(p)).map_err(err)
+        let st = c.prepare(sql)?;
+        c.client.execute(&st, &params(p)).map_err(err)
     }
     fn query(&mut self, sql: &str, p: &[Value]) -> Result<Vec<Vec<Value>>, StoreError> {
         let c = self.c.conn();
-        let st = c.prepare(sql).map_err(err)?;
-        let rows = c.query(&st, &params(p)).map_err(err)?;
+        let st = c.prepare(sql)?;
+        let rows = c.client.query(&st, &params(p)).map_err(err)?;
         let mut out = Vec::with_capacity(rows.len());
         for r in rows {
             let mut row = Vec::with_capacity(r.len());
@@ -180,7 +211,7 @@ impl Conn for PgConn<'_> {
     }
     fn commit(&mut self) -> Result<(), StoreError> {
         self.open = false;
-        self.c.conn().batch_execute("COMMIT").map_err(|e| {
+        self.c.conn().client.batch_execute("COMMIT").map_err(|e| {
             self.c.broken = true;
             err(e)
         })
@@ -188,7 +219,7 @@ impl Conn for PgConn<'_> {
     fn rollback(&mut self) {
         if self.open {
             self.open = false;
-            if self.c.conn().batch_execute("ROLLBACK").is_err() {
+            if self.c.conn().client.batch_execute("ROLLBACK").is_err() {
                 self.c.broken = true;
             }
         }
@@ -200,6 +231,7 @@ impl Store for PostgresStore {
         let mut c = self.pool.get()?;
         if let Err(e) = c
             .conn()
+            .client
             .batch_execute("BEGIN ISOLATION LEVEL READ COMMITTED")
         {
             c.broken = true;

@@ -77,11 +77,17 @@ impl<C: Conn> SqlTx<C> {
     ) -> Result<Vec<T>, StoreError> {
         let mut out = Vec::new();
         for chunk in pairs.chunks(PAIRS_PER_QUERY_MAX) {
+            // Padded to a power of two by repeating the last pair (a row matches once).
+            let n = padded_len(chunk.len());
             let params: Vec<Value> = chunk
                 .iter()
+                .chain(std::iter::repeat_n(
+                    &chunk[chunk.len() - 1],
+                    n - chunk.len(),
+                ))
                 .flat_map(|(x, y)| [x.clone(), y.clone()])
                 .collect();
-            let terms: Vec<String> = (0..chunk.len())
+            let terms: Vec<String> = (0..n)
                 .map(|k| format!("({a} = ${} AND {b} = ${})", 2 * k + 1, 2 * k + 2))
                 .collect();
             let sql = format!("{select} {}", terms.join(" OR "));
@@ -161,10 +167,21 @@ fn time(v: UnixSeconds) -> Result<Value, StoreError> {
     i(v.0)
 }
 
-fn random_id() -> Result<String, StoreError> {
-    let mut r = [0u8; 16];
+/// A posting id: 32 hex digits, the first 12 the microseconds since the Unix
+/// epoch (so new rows append at the right edge of the primary-key B-tree
+/// instead of dirtying a random page each), the last 20 random (unique).
+fn posting_id() -> Result<String, StoreError> {
+    let mut r = [0u8; 10];
     getrandom::fill(&mut r).map_err(|_| StoreError::Database("random source failed".into()))?;
-    Ok(Hash32(Hash32::digest(&r).0).to_hex()[..32].to_string())
+    let micros = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros())
+        .unwrap_or(0);
+    let mut id = format!("{:012x}", micros & 0xffff_ffff_ffff);
+    for byte in r {
+        id.push_str(&format!("{byte:02x}"));
+    }
+    Ok(id)
 }
 
 const WALLET_COLUMNS: &str = "id, customer, cert_der, cert_serial, cert_not_after, state, reason, load_seq, checkpoint, report_seq, policy_epoch, unlock_pending, clawed_back, guaranteed, created";
@@ -237,6 +254,38 @@ fn list(from: usize, n: usize) -> String {
         .join(", ")
 }
 
+/// The number of keys a query is padded to: the next power of two. Queries
+/// and multi-row statements come in a handful of shapes, so the drivers'
+/// statement caches hit instead of parsing and planning every length anew.
+fn padded_len(n: usize) -> usize {
+    n.max(1).next_power_of_two()
+}
+
+/// `items` in chunks of power-of-two lengths (at most `max`, itself a power of
+/// two), largest first: one statement shape per length for multi-row writes.
+fn shaped_chunks<T>(items: &[T], max: usize) -> impl Iterator<Item = &[T]> {
+    let mut rest = items;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let n = max.min(1 << rest.len().ilog2());
+        let (chunk, tail) = rest.split_at(n);
+        rest = tail;
+        Some(chunk)
+    })
+}
+
+/// `items` as query keys: chunks of at most `max`, each padded to a power of
+/// two by repeating its last item (an `IN` list or `OR` matches a row once).
+fn padded_chunks<T: Clone>(items: &[T], max: usize) -> impl Iterator<Item = Vec<T>> + '_ {
+    items.chunks(max).map(|c| {
+        let mut v = c.to_vec();
+        v.resize(padded_len(c.len()), c[c.len() - 1].clone());
+        v
+    })
+}
+
 /// Key pairs per OR-list query (SQLite's expression depth limit is 1000).
 const PAIRS_PER_QUERY_MAX: usize = 128;
 
@@ -247,6 +296,22 @@ impl<C: Conn> Tx for SqlTx<C> {
     fn commit(mut self: Box<Self>) -> Result<(), StoreError> {
         self.done = true;
         self.conn.commit()
+    }
+
+    fn savepoint(&mut self) -> Result<(), StoreError> {
+        self.conn.execute("SAVEPOINT offpay_group", &[]).map(drop)
+    }
+
+    fn release_savepoint(&mut self) -> Result<(), StoreError> {
+        self.conn
+            .execute("RELEASE SAVEPOINT offpay_group", &[])
+            .map(drop)
+    }
+
+    fn rollback_to_savepoint(&mut self) -> Result<(), StoreError> {
+        self.conn
+            .execute("ROLLBACK TO SAVEPOINT offpay_group", &[])?;
+        self.release_savepoint()
     }
 
     fn setting(&mut self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
@@ -310,14 +375,14 @@ impl<C: Conn> Tx for SqlTx<C> {
 
     fn post(&mut self, postings: &[Posting]) -> Result<(), StoreError> {
         let mut deltas: std::collections::BTreeMap<&str, i128> = std::collections::BTreeMap::new();
-        for chunk in postings.chunks(INSERT_ROWS_MAX) {
+        for chunk in shaped_chunks(postings, INSERT_ROWS_MAX) {
             let mut params = Vec::with_capacity(chunk.len() * 8);
             for p in chunk {
                 if p.amount <= 0 || p.debit == p.credit {
                     return Err(StoreError::Corrupt(format!("invalid posting {p:?}")));
                 }
                 params.extend([
-                    Value::Text(random_id()?),
+                    Value::Text(posting_id()?),
                     t(p.book.as_str()),
                     t(&p.debit),
                     t(&p.credit),
@@ -348,7 +413,7 @@ impl<C: Conn> Tx for SqlTx<C> {
                     .map_err(|_| corrupt("balance delta overflow"))
             })
             .collect::<Result<_, _>>()?;
-        for chunk in changes.chunks(INSERT_ROWS_MAX / 2) {
+        for chunk in shaped_chunks(&changes, INSERT_ROWS_MAX / 2) {
             let mut params = Vec::with_capacity(chunk.len() * 3);
             let mut case = String::from("CASE id");
             for (k, (account, d)) in chunk.iter().enumerate() {
@@ -660,7 +725,7 @@ impl<C: Conn> Tx for SqlTx<C> {
         seqs: &[u64],
     ) -> Result<Vec<EntryRecord>, StoreError> {
         let mut out = Vec::new();
-        for chunk in seqs.chunks(INSERT_ROWS_MAX) {
+        for chunk in padded_chunks(seqs, INSERT_ROWS_MAX) {
             let mut params = vec![w(payer)];
             let mut list = String::new();
             for (k, s) in chunk.iter().enumerate() {
@@ -723,7 +788,7 @@ impl<C: Conn> Tx for SqlTx<C> {
 
     fn existing_accounts(&mut self, ids: &[String]) -> Result<Vec<String>, StoreError> {
         let mut out = Vec::new();
-        for chunk in ids.chunks(INSERT_ROWS_MAX) {
+        for chunk in padded_chunks(ids, INSERT_ROWS_MAX) {
             let params: Vec<Value> = chunk.iter().map(|s| t(s)).collect();
             let sql = format!(
                 "SELECT id FROM accounts WHERE id IN ({})",
@@ -738,7 +803,7 @@ impl<C: Conn> Tx for SqlTx<C> {
 
     fn revoked_among(&mut self, ids: &[WalletId]) -> Result<Vec<WalletId>, StoreError> {
         let mut out = Vec::new();
-        for chunk in ids.chunks(INSERT_ROWS_MAX) {
+        for chunk in padded_chunks(ids, INSERT_ROWS_MAX) {
             let params: Vec<Value> = chunk.iter().map(w).collect();
             let sql = format!(
                 "SELECT id FROM wallets WHERE state = 'revoked' AND id IN ({})",
@@ -762,7 +827,7 @@ impl<C: Conn> Tx for SqlTx<C> {
     }
 
     fn insert_entries(&mut self, entries: &[EntryRecord]) -> Result<(), StoreError> {
-        for chunk in entries.chunks(INSERT_ROWS_MAX / 4) {
+        for chunk in shaped_chunks(entries, INSERT_ROWS_MAX / 4) {
             let mut params = Vec::with_capacity(chunk.len() * 10);
             for e in chunk {
                 params.extend([
@@ -789,7 +854,7 @@ impl<C: Conn> Tx for SqlTx<C> {
 
     fn settled(&mut self, payer: &WalletId, hashes: &[Hash32]) -> Result<Vec<Hash32>, StoreError> {
         let mut out = Vec::new();
-        for chunk in hashes.chunks(INSERT_ROWS_MAX) {
+        for chunk in padded_chunks(hashes, INSERT_ROWS_MAX) {
             let mut params = vec![w(payer)];
             let mut list = String::new();
             for (k, h) in chunk.iter().enumerate() {
@@ -812,7 +877,7 @@ impl<C: Conn> Tx for SqlTx<C> {
         s: &[(Hash32, WalletId, Option<WalletId>, i64)],
         now: UnixSeconds,
     ) -> Result<(), StoreError> {
-        for chunk in s.chunks(INSERT_ROWS_MAX / 2) {
+        for chunk in shaped_chunks(s, INSERT_ROWS_MAX / 2) {
             let mut params = Vec::with_capacity(chunk.len() * 5);
             for (h, payer, payee, amount) in chunk {
                 params.extend([

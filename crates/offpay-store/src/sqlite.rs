@@ -32,9 +32,16 @@ fn err(e: rusqlite::Error) -> StoreError {
 /// SQLite page cache per connection, in KiB (a sync touches index pages all over a large database).
 pub const SQLITE_CACHE_KIB: u32 = 65_536;
 
+/// Prepared statements kept per connection (the SQL layer emits a bounded
+/// number of statement shapes; see `padded_len` in `sql.rs`).
+pub const SQLITE_STATEMENT_CACHE_MAX: usize = 512;
+
 /// The SQLite store.
 pub struct SqliteStore {
     pool: Pool<Connection>,
+    /// SQLite has one writer. Writers queue here, in process, instead of in
+    /// SQLite's busy handler, which sleeps (1, 2, 5, 10 ... ms) between retries.
+    writer: std::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -46,6 +53,7 @@ impl std::fmt::Debug for SqliteStore {
 fn configure(c: &Connection) -> Result<(), StoreError> {
     c.busy_timeout(std::time::Duration::from_millis(SQLITE_BUSY_TIMEOUT_MS))
         .map_err(err)?;
+    c.set_prepared_statement_cache_capacity(SQLITE_STATEMENT_CACHE_MAX);
     c.execute_batch(&format!(
         "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; \
          PRAGMA cache_size = -{SQLITE_CACHE_KIB};"
@@ -93,7 +101,10 @@ impl SqliteStore {
                 Ok(c)
             }),
         );
-        Ok(SqliteStore { pool })
+        Ok(SqliteStore {
+            pool,
+            writer: std::sync::Mutex::new(()),
+        })
     }
 
     /// A private in-memory database (one connection; for tests and the simulator).
@@ -115,13 +126,19 @@ impl SqliteStore {
                     })
             }),
         );
-        Ok(SqliteStore { pool })
+        Ok(SqliteStore {
+            pool,
+            writer: std::sync::Mutex::new(()),
+        })
     }
 }
 
 struct SqliteConn<'a> {
     c: Pooled<'a, Connection>,
     open: bool,
+    /// Held until the transaction ends (declared after `c`: released after
+    /// the connection is back in the pool).
+    _writer: Option<std::sync::MutexGuard<'a, ()>>,
 }
 
 fn to_sql(v: &Value) -> SqlValue {
@@ -187,9 +204,32 @@ impl Conn for SqliteConn<'_> {
 
 impl Store for SqliteStore {
     fn begin(&self) -> Result<Box<dyn Tx + '_>, StoreError> {
+        // A panic in another writer cannot leave SQLite inconsistent (its
+        // transaction rolls back on drop), so a poisoned lock is still usable.
+        let writer = self
+            .writer
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut c = self.pool.get()?;
         c.conn().execute_batch("BEGIN IMMEDIATE").map_err(err)?;
-        Ok(Box::new(SqlTx::new(SqliteConn { c, open: true })))
+        Ok(Box::new(SqlTx::new(SqliteConn {
+            c,
+            open: true,
+            _writer: Some(writer),
+        })))
+    }
+    fn begin_read(&self) -> Result<Box<dyn Tx + '_>, StoreError> {
+        // A deferred transaction that only reads holds a WAL snapshot, not the write lock.
+        let mut c = self.pool.get()?;
+        c.conn().execute_batch("BEGIN DEFERRED").map_err(err)?;
+        Ok(Box::new(SqlTx::new(SqliteConn {
+            c,
+            open: true,
+            _writer: None,
+        })))
+    }
+    fn single_writer(&self) -> bool {
+        true
     }
     fn backend(&self) -> &'static str {
         "sqlite"

@@ -402,3 +402,47 @@ fn hundred_wallets_sync_concurrently() {
         let _ = WalletId([0; 16]);
     });
 }
+
+#[test]
+fn savepoints_undo_one_part_of_a_transaction() {
+    use offpay_issuer::store::Store;
+    on_every_backend("savepoint", |issuer| {
+        let store = issuer.store();
+        let mut tx = store.begin().unwrap();
+        tx.set_setting("sp.kept", b"before").unwrap();
+        tx.savepoint().unwrap();
+        tx.set_setting("sp.undone", b"x").unwrap();
+        tx.set_setting("sp.kept", b"changed").unwrap();
+        tx.rollback_to_savepoint().unwrap();
+        tx.savepoint().unwrap();
+        tx.set_setting("sp.released", b"y").unwrap();
+        tx.release_savepoint().unwrap();
+        tx.commit().unwrap();
+        let mut r = store.begin_read().unwrap();
+        assert_eq!(
+            r.setting("sp.kept").unwrap().as_deref(),
+            Some(&b"before"[..])
+        );
+        assert_eq!(r.setting("sp.undone").unwrap(), None);
+        assert_eq!(
+            r.setting("sp.released").unwrap().as_deref(),
+            Some(&b"y"[..])
+        );
+        // A failed statement inside a savepoint leaves the transaction usable
+        // once rolled back to it (PostgreSQL aborts the transaction otherwise).
+        drop(r);
+        let mut tx = store.begin().unwrap();
+        tx.create_customer("sp-dup", "first", T0).unwrap();
+        tx.savepoint().unwrap();
+        assert!(tx.create_customer("sp-dup", "second", T0).is_err());
+        tx.rollback_to_savepoint().unwrap();
+        tx.set_setting("sp.after_error", b"z").unwrap();
+        tx.commit().unwrap();
+        let mut r = store.begin_read().unwrap();
+        assert_eq!(
+            r.setting("sp.after_error").unwrap().as_deref(),
+            Some(&b"z"[..])
+        );
+        assert_eq!(r.customer("sp-dup").unwrap().as_deref(), Some("first"));
+    });
+}
