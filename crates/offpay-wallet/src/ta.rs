@@ -385,7 +385,8 @@ impl<V: Vault> Wallet<V> {
             (None, CertField::Inline(der)) => {
                 let (issuer, _, _) = self.enrolled()?;
                 let c = Certificate::from_der(der).map_err(WalletError::PeerCertificate)?;
-                pki::validate_wallet_chain(&self.root, issuer, &c, now, self.crl.as_ref())
+                // The issuer certificate and the CRL were verified when installed.
+                pki::validate_wallet_leaf(&self.root, issuer, &c, now, self.crl.as_ref())
                     .map_err(map_peer)?;
                 if self.peers.len() >= PEER_CACHE_MAX {
                     self.peers.clear();
@@ -1011,7 +1012,12 @@ impl<V: Vault> Wallet<V> {
         let mut new_cert = None;
         let mut new_policy = None;
         let mut new_crl = None;
-        if let Some(der) = &r.crl {
+        // The CRL this TA already holds needs no second verification.
+        if let Some(der) = r
+            .crl
+            .as_ref()
+            .filter(|d| Some(*d) != self.state.crl_der.as_ref())
+        {
             let c = Crl::from_der(der).map_err(WalletError::IssuerMaterial)?;
             c.verify_signed_by(&issuer)
                 .map_err(WalletError::IssuerMaterial)?;

@@ -1158,3 +1158,64 @@ fn public_key_round_trip_through_spki() {
         assert_eq!(x.subject_public_key.raw_bytes(), pk.to_bytes().as_slice());
     }
 }
+
+/// The TA's fast path (issuer and CRL verified at installation) refuses what
+/// the full validation refuses about the leaf: time, revocation, a leaf of
+/// another issuer CA, a forged signature.
+#[test]
+fn leaf_validation_agrees_with_the_full_chain_on_the_leaf() {
+    for (rs, is, ws) in COMBOS {
+        let p = pki(rs, is, ws);
+        let both = |leaf: &Certificate, now, crl: Option<&Crl>| {
+            let full = validate_wallet_chain(&p.root, &p.issuer, leaf, now, crl);
+            let fast = validate_wallet_leaf(&p.root, &p.issuer, leaf, now, crl);
+            assert_eq!(full, fast, "at {now:?}");
+            fast
+        };
+        assert_eq!(both(&p.wallet, NOW, None), Ok(p.wallet_id));
+        assert_eq!(
+            both(&p.wallet, ahead(30).plus(1), None),
+            Err(PkiError::Expired)
+        );
+        assert_eq!(both(&p.wallet, ago(400), None), Err(PkiError::NotYetValid));
+        assert_eq!(both(&p.wallet, ahead(5000), None), Err(PkiError::Expired));
+        let serial = p.wallet.serial();
+        let revoked = crl(
+            &p,
+            &[RevokedEntry {
+                serial,
+                revoked_at: ago(1),
+                reason: RevocationReason::KeyCompromise,
+            }],
+        );
+        assert_eq!(
+            both(&p.wallet, NOW, Some(&revoked)),
+            Err(PkiError::Revoked { serial })
+        );
+        // A leaf certified by another issuer CA of the same root.
+        let k2 = key(is, 23);
+        let issuer2 = issue_issuer_ca(
+            &p.root_key,
+            &p.root,
+            &k2.public_key(),
+            "Bank B",
+            4,
+            ago(1),
+            ahead(1),
+        )
+        .unwrap();
+        let p2 = Pki {
+            issuer: issuer2,
+            issuer_key: k2,
+            ..pki(rs, is, ws)
+        };
+        let foreign = wallet_cert(&p2, 9, 79, ago(1), ahead(1));
+        assert!(both(&foreign, NOW, None).is_err());
+        // A flipped leaf signature.
+        let mut der = p.wallet.der().to_vec();
+        *der.last_mut().unwrap() ^= 1;
+        if let Ok(forged) = Certificate::from_der(&der) {
+            assert!(both(&forged, NOW, None).is_err());
+        }
+    }
+}
