@@ -115,6 +115,12 @@ impl Encoder {
             buf: Vec::with_capacity(256),
         }
     }
+    /// An empty encoder with room for `bytes` bytes (no reallocation below it).
+    pub fn with_capacity(bytes: usize) -> Encoder {
+        Encoder {
+            buf: Vec::with_capacity(bytes),
+        }
+    }
     fn head(&mut self, major: u8, arg: u64) {
         let m = major << 5;
         if arg < 24 {

@@ -56,7 +56,7 @@ fn configure(c: &Connection) -> Result<(), StoreError> {
     c.set_prepared_statement_cache_capacity(SQLITE_STATEMENT_CACHE_MAX);
     c.execute_batch(&format!(
         "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; \
-         PRAGMA cache_size = -{SQLITE_CACHE_KIB};"
+         PRAGMA cache_size = -{SQLITE_CACHE_KIB}; PRAGMA wal_autocheckpoint = 16384;"
     ))
     .map_err(err)?;
     Ok(())

@@ -514,7 +514,7 @@ impl<V: Vault> Wallet<V> {
             .iter()
             .find(|p| p.payee == r.payee && p.nonce == r.nonce)
         {
-            return Ok(p.payment.clone());
+            return Ok(p.payment.to_vec());
         }
         if r.payee == self.state.wallet_id {
             return Err(WalletError::SelfPayment);
@@ -579,10 +579,13 @@ impl<V: Vault> Wallet<V> {
         next.seq += 1;
         next.head = signed.payload_hash();
         next.log.push(LogEntry::Outgoing {
-            entry: signed.bytes().to_vec(),
+            entry: signed.bytes().into(),
             hash: signed.payload_hash(),
             amount_minor: r.amount.minor,
-            payee_key: Some((payee_cert.suite(), payee_cert.public_key().to_bytes())),
+            payee_key: Some((
+                payee_cert.suite(),
+                payee_cert.public_key().to_bytes().into(),
+            )),
             receipt: None,
         });
         next.paid.retain(|p| p.expires >= now);
@@ -593,7 +596,7 @@ impl<V: Vault> Wallet<V> {
             payee: r.payee,
             nonce: r.nonce,
             expires: r.expires,
-            payment: signed.bytes().to_vec(),
+            payment: signed.bytes().into(),
         });
         let id = next.head;
         Self::push_history(
@@ -629,9 +632,9 @@ impl<V: Vault> Wallet<V> {
         let id = pay.payload_hash();
         for l in &self.state.log {
             if let LogEntry::Incoming { payment, receipt } = l
-                && payment.as_slice() == payment_bytes
+                && **payment == *payment_bytes
             {
-                return Ok(receipt.clone());
+                return Ok(receipt.to_vec());
             }
         }
         let p = pay.body().clone();
@@ -718,8 +721,8 @@ impl<V: Vault> Wallet<V> {
             }
         }
         next.log.push(LogEntry::Incoming {
-            payment: payment_bytes.to_vec(),
-            receipt: receipt.bytes().to_vec(),
+            payment: payment_bytes.into(),
+            receipt: receipt.bytes().into(),
         });
         Self::push_history(
             &mut next,
@@ -771,7 +774,7 @@ impl<V: Vault> Wallet<V> {
         }
         let mut next = self.state.clone();
         if let LogEntry::Outgoing { receipt: slot, .. } = &mut next.log[i] {
-            *slot = Some(receipt_bytes.to_vec());
+            *slot = Some(receipt_bytes.into());
         }
         self.commit(next)
     }
@@ -893,7 +896,7 @@ impl<V: Vault> Wallet<V> {
         next.seq += 1;
         next.head = signed.payload_hash();
         next.log.push(LogEntry::Outgoing {
-            entry: signed.bytes().to_vec(),
+            entry: signed.bytes().into(),
             hash: signed.payload_hash(),
             amount_minor: amount.minor,
             payee_key: None,
@@ -927,8 +930,8 @@ impl<V: Vault> Wallet<V> {
         let mut loads = Vec::new();
         for l in &self.state.log {
             match l {
-                LogEntry::Outgoing { entry, .. } => outgoing.push(entry.clone()),
-                LogEntry::Incoming { payment, .. } => incoming.push(payment.clone()),
+                LogEntry::Outgoing { entry, .. } => outgoing.push(entry.to_vec()),
+                LogEntry::Incoming { payment, .. } => incoming.push(payment.to_vec()),
                 LogEntry::Load { load_seq, .. } => loads.push(*load_seq),
             }
         }
@@ -1178,7 +1181,7 @@ impl<V: Vault> Wallet<V> {
             .log
             .iter()
             .filter_map(|l| match l {
-                LogEntry::Outgoing { entry, .. } => Some(entry.clone()),
+                LogEntry::Outgoing { entry, .. } => Some(entry.to_vec()),
                 _ => None,
             })
             .collect()
