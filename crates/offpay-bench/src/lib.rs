@@ -60,7 +60,7 @@
 //! | `payment_bytes` | bytes | Payment with a certificate reference |
 //! | `receipt_bytes`, `voucher_bytes` | bytes | Receipt, LoadVoucher |
 //! | `qr_version` | | smallest QR version for `payment_bytes_with_cert` (binary, level M) |
-//! | `payment_bytes_with_cert_p256`, `qr_version_p256` | bytes, | the same for a P-256 scheme |
+//! | `payment_bytes_with_cert_p256`, `qr_version_p256` | bytes, version | the same in a P-256 scheme (varies by a byte or two: DER ECDSA signatures in certificates) |
 //! | `sync_report_bytes_per_payment` | bytes | sync report bytes per payment (each payment is in two reports) |
 //! | `sync_payments_per_s_sqlite`, `_postgres`, `_http` | 1/s | payments settled per second of sync time |
 //! | `sync_seconds_sqlite`, `_postgres`, `_http` | s | time spent in syncs |

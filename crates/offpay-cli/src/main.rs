@@ -41,7 +41,8 @@ Exit codes: 0 done, 1 refused (the reason is printed), 2 usage error.
 
 Environment: OFFPAY_PIN (wallet PIN; else a prompt), OFFPAY_SERVER and
 OFFPAY_OPERATOR_TOKEN (admin), OFFPAY_WALLET_DIR (wallet --dir),
-OFFPAY_KDF=test (fast, INSECURE vault key derivation: tests and demos only).";
+OFFPAY_KDF=test (fast, INSECURE vault key derivation: tests and demos only),
+OFFPAY_TEST_POSTGRES_URL (the PostgreSQL server of offpay bench).";
 
 /// Offline digital payments: wallets that pay each other with no network,
 /// reconciled with the issuer's ledger when they reconnect.
