@@ -68,6 +68,7 @@
 //! | `sync_verify_bound_per_s` | 1/s | `verify_batch_per_s × min(threads, machine_cores) / 2` |
 //! | `sync_ratio_to_verify_bound_sqlite`, `_postgres`, `_http` | | `sync_payments_per_s_X / sync_verify_bound_per_s` |
 //! | `sync_rss_mib_by_round` | MiB | `{"sqlite": [...], "postgres": [...], "http": [...]}`: this process's RSS after each round |
+//! | `sync_rss_growth_mib_by_round` | MiB | the same shape: what each round's syncs added to the RSS (after minus before) |
 //! | `sync_peak_rss_mib` | MiB | this process's peak RSS: the larger of VmHWM at the end of the reconciliation runs and every RSS sample |
 //! | `postgres_skipped` | | why PostgreSQL was skipped, else `null` |
 #![forbid(unsafe_code)]

@@ -24,6 +24,13 @@ use crate::sys;
 pub const POSTGRES_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// The largest payment, in minor units (amounts are 1 to this).
 pub const AMOUNT_MINOR_MAX: u64 = 50;
+/// Validity of the payment requests. The run follows the real clock but
+/// packs what would be days of payments into minutes; a payer keeps each
+/// paid request (with its payment) until the request expires, so requests
+/// valid for the usual minutes would make every wallet carry all its
+/// payments of the run in its state. Ten seconds keeps that list as short
+/// as on a device (payment follows request within microseconds here).
+pub const REQUEST_SECONDS: u64 = 10;
 
 /// The shape of one reconciliation run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -64,6 +71,8 @@ pub struct Run {
     pub report_bytes: u64,
     /// Resident memory of the process after each round, MiB.
     pub rss_mib_by_round: Vec<f64>,
+    /// What each round's syncs added to it (RSS after them minus before), MiB.
+    pub rss_growth_mib_by_round: Vec<f64>,
     /// Seconds to create, enroll and load the wallets (untimed).
     pub setup_seconds: f64,
     /// Seconds to make the payments and build the reports (untimed).
@@ -158,6 +167,7 @@ fn run(
         reports: 0,
         report_bytes: 0,
         rss_mib_by_round: Vec::with_capacity(rounds),
+        rss_growth_mib_by_round: Vec::with_capacity(rounds),
         setup_seconds,
         payments_seconds: 0.0,
     };
@@ -175,7 +185,7 @@ fn run(
                 std::mem::swap(&mut payer, &mut payee);
             }
             let amount = Amount::new(1 + (x >> 40) % AMOUNT_MINOR_MAX, eur);
-            setup::pay(payer, payee, amount, sys::now())?;
+            setup::pay_within(payer, payee, amount, REQUEST_SECONDS, sys::now())?;
         }
         made += in_round;
         let now = sys::now();
@@ -188,6 +198,7 @@ fn run(
         let made_secs = t.elapsed().as_secs_f64();
         run.payments_seconds += made_secs;
 
+        let rss_before = sys::rss_mib().map(|(rss, _)| rss).unwrap_or(f64::NAN);
         let next = AtomicUsize::new(0);
         let t = Instant::now();
         let results: Vec<Result<Vec<Synced>, String>> = std::thread::scope(|s| {
@@ -246,6 +257,7 @@ fn run(
         drop(reports);
         let rss = sys::rss_mib().map(|(rss, _)| rss).unwrap_or(f64::NAN);
         run.rss_mib_by_round.push(rss);
+        run.rss_growth_mib_by_round.push(rss - rss_before);
         progress(&format!(
             "{label}: round {}/{rounds}: {in_round} payments made in {made_secs:.1} s, {} reports synced in {secs:.2} s ({:.0} payments/s), RSS {rss:.0} MiB",
             round + 1,

@@ -242,6 +242,7 @@ impl Report {
         // Reconciliation.
         put("sync_verify_bound_per_s", rate(self.verify_bound_per_s()));
         let mut by_round = Map::new();
+        let mut growth = Map::new();
         for (name, run) in [
             ("sqlite", &self.sqlite),
             ("postgres", &self.postgres),
@@ -261,19 +262,19 @@ impl Report {
                 &format!("sync_ratio_to_verify_bound_{name}"),
                 ratio(self.ratio(run)),
             );
+            let series =
+                |v: &[f64]| -> Value { v.iter().map(|&x| num(Some(round(x, 1)))).collect() };
             by_round.insert(
                 name.to_string(),
-                match r {
-                    Some(r) => r
-                        .rss_mib_by_round
-                        .iter()
-                        .map(|&x| num(Some(round(x, 1))))
-                        .collect(),
-                    None => Value::Null,
-                },
+                r.map_or(Value::Null, |r| series(&r.rss_mib_by_round)),
+            );
+            growth.insert(
+                name.to_string(),
+                r.map_or(Value::Null, |r| series(&r.rss_growth_mib_by_round)),
             );
         }
         put("sync_rss_mib_by_round", Value::Object(by_round));
+        put("sync_rss_growth_mib_by_round", Value::Object(growth));
         put(
             "sync_peak_rss_mib",
             num(self.peak_rss_mib.map(|x| round(x, 1))),
@@ -385,7 +386,7 @@ impl Report {
             );
             let _ = writeln!(
                 t,
-                "  {:<9} {:>11} {:>7} {:>9} {:>9}  RSS MiB by round",
+                "  {:<9} {:>11} {:>7} {:>9} {:>9}  RSS MiB after each round (+ added by its syncs)",
                 "backend", "payments/s", "ratio", "settled", "sync s"
             );
             for (name, run) in [
@@ -398,7 +399,8 @@ impl Report {
                         let rss: Vec<String> = r
                             .rss_mib_by_round
                             .iter()
-                            .map(|x| format!("{x:.0}"))
+                            .zip(&r.rss_growth_mib_by_round)
+                            .map(|(x, g)| format!("{x:.0} ({g:+.0})"))
                             .collect();
                         let _ = writeln!(
                             t,

@@ -96,16 +96,27 @@ pub struct Exchange {
     pub receipt: Vec<u8>,
 }
 
-/// One offline payment of `amount` from `payer` to `payee`: request, pay,
-/// receive, confirm.
+/// One offline payment of `amount` from `payer` to `payee`: request (valid
+/// [`REQUEST_SECONDS`]), pay, receive, confirm.
 pub fn pay<V: Vault>(
     payer: &mut Wallet<V>,
     payee: &mut Wallet<V>,
     amount: Amount,
     now: UnixSeconds,
 ) -> Result<Exchange, String> {
+    pay_within(payer, payee, amount, REQUEST_SECONDS, now)
+}
+
+/// [`pay`] with a request valid `valid_seconds`.
+pub fn pay_within<V: Vault>(
+    payer: &mut Wallet<V>,
+    payee: &mut Wallet<V>,
+    amount: Amount,
+    valid_seconds: u64,
+    now: UnixSeconds,
+) -> Result<Exchange, String> {
     let request = payee
-        .request(amount, REQUEST_SECONDS, now)
+        .request(amount, valid_seconds, now)
         .map_err(err("request"))?;
     let payment = payer.pay(&request, now).map_err(err("pay"))?;
     let receipt = payee.receive(&payment, now).map_err(err("receive"))?;

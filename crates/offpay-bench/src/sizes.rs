@@ -4,7 +4,7 @@
 use offpay_protocol::envelope::Signed;
 use offpay_protocol::messages::{CertField, Payment};
 use offpay_protocol::{Amount, SigningKey, Suite};
-use offpay_transport::qr::qr_info;
+use offpay_transport::qr::encode_png;
 use offpay_wallet::vault::MemoryVault;
 
 use crate::setup::{self, err};
@@ -79,7 +79,10 @@ fn scheme(suite: Suite) -> Result<Scheme, String> {
         payment_by_reference: by_reference.len(),
         receipt: x.receipt.len(),
         voucher: voucher.len(),
-        qr_version: qr_info(&x.payment).map_err(err("QR code"))?.version,
+        // Really encode it (binary mode, level M), not only look up the capacity table.
+        qr_version: encode_png(&x.payment, std::io::sink(), 1)
+            .map_err(err("QR code"))?
+            .version,
     })
 }
 
