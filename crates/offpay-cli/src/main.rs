@@ -7,6 +7,7 @@
 //! offpay wallet --dir DIR ...      a wallet: create, load, request, pay, receive, ...
 //! offpay evidence verify FILE      check a double-spend proof offline
 //! offpay sim                       many wallets, days, attacks: a report and plots
+//! offpay bench                     performance, each figure next to its bound
 //! ```
 //!
 //! Every command prints text for people, or with `--json` one JSON object
@@ -15,6 +16,7 @@
 #![forbid(unsafe_code)]
 
 mod admin;
+mod bench;
 mod demo;
 mod evidence;
 mod http;
@@ -39,7 +41,8 @@ Exit codes: 0 done, 1 refused (the reason is printed), 2 usage error.
 
 Environment: OFFPAY_PIN (wallet PIN; else a prompt), OFFPAY_SERVER and
 OFFPAY_OPERATOR_TOKEN (admin), OFFPAY_WALLET_DIR (wallet --dir),
-OFFPAY_KDF=test (fast, INSECURE vault key derivation: tests and demos only).";
+OFFPAY_KDF=test (fast, INSECURE vault key derivation: tests and demos only),
+OFFPAY_TEST_POSTGRES_URL (the PostgreSQL server of offpay bench).";
 
 /// Offline digital payments: wallets that pay each other with no network,
 /// reconciled with the issuer's ledger when they reconnect.
@@ -72,6 +75,10 @@ enum Command {
     /// Simulate thousands of wallets over days, with attacks: a report of
     /// exposure, detection and losses, and plots.
     Sim(sim::SimArgs),
+    /// Measure performance: signature costs, offline payment latency (memory
+    /// and disk), message sizes, and reconciliation throughput on SQLite,
+    /// PostgreSQL and HTTP, each next to its bound measured in the same run.
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -100,6 +107,7 @@ fn main() -> ExitCode {
         Command::Wallet(a) => wallet::run(a),
         Command::Evidence(a) => evidence::run(a),
         Command::Sim(a) => sim::run(a, json),
+        Command::Bench(a) => bench::run(a),
     };
     match result {
         Ok(done) => {

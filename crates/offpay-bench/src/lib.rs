@@ -1,0 +1,440 @@
+//! offpay-bench: measure offpay's performance, each figure next to the bound
+//! it is held against, measured in the same run (`offpay bench`).
+//!
+//! One run measures, in this order:
+//!
+//! 1. **Crypto bound** ([`crypto`]): Ed25519 sign, verify and batch verify
+//!    (64 signatures) and P-256 sign and verify, per signature, through
+//!    offpay-protocol's own keys and `verify_batch`: the median over about
+//!    0.3 s per figure, on a 300-byte message (about a payment's COSE
+//!    Sig_structure).
+//! 2. **Offline payment** ([`offline`]): two wallets in one process,
+//!    request → pay → receive → confirm, each payment timed; the vault in
+//!    memory, then sealed on disk (real fsync; fast Argon2 parameters, which
+//!    only matter when a vault is opened). Held against
+//!    `3 × sign + 3 × verify` (the payee signs the request and the receipt,
+//!    the payer the payment; the payer verifies the request and the receipt,
+//!    the payee the payment; certificates are cached after the first
+//!    payment) and, on disk, that plus 4 commits × 2 atomic writes.
+//! 3. **Message sizes** ([`sizes`]): the first payment of a fresh wallet,
+//!    12.50 EUR, as in docs/PROTOCOL.md §10.
+//! 4. **Reconciliation** ([`reconcile`]): `wallets` wallets make `payments`
+//!    payments among themselves in rounds; after each round every wallet
+//!    syncs, so each payment is reported twice. Only the syncs are timed, on
+//!    `threads` threads, on a SQLite file, on PostgreSQL (skipped when it does
+//!    not answer) and over HTTP to the real server in this process. Held
+//!    against the batch-verify bound `verify_batch_per_s × min(threads,
+//!    cores) / 2`. Every run checks the ledger invariants, that every payment
+//!    settled exactly once and that the issuer agrees with every wallet's
+//!    balance.
+//!
+//! # JSON report (schema `offpay-bench/1`)
+//!
+//! [`Report::to_json`] gives one object; every figure that was not measured
+//! (a part left out with `only`, PostgreSQL not answering) is `null`. Times
+//! are microseconds (`_us`) or seconds (`_seconds`), rates per second
+//! (`_per_s`), memory MiB (`_mib`), sizes bytes (`_bytes`).
+//!
+//! | field | unit | meaning |
+//! | --- | --- | --- |
+//! | `schema` | | `"offpay-bench/1"` |
+//! | `parameters` | | `wallets`, `payments`, `threads`, `per_round`, `offline_payments`, `parts`, `postgres_url` (password redacted), `temp_dir` |
+//! | `machine_cores` | | cores this process may use |
+//! | `crypto_message_bytes` | bytes | size of each signed message |
+//! | `ed25519_sign_us`, `ed25519_verify_us` | µs | one Ed25519 signature, median |
+//! | `ed25519_verify_batch_us` | µs | per signature, in batches of 64 |
+//! | `p256_sign_us`, `p256_verify_us` | µs | one ECDSA P-256 signature, median |
+//! | `verify_batch_per_s` | 1/s | Ed25519 signatures batch-verified per second on one core (`1e6 / ed25519_verify_batch_us`) |
+//! | `offline_payments` | | payments timed per variant |
+//! | `offline_payment_p50_us`, `offline_payment_p99_us` | µs | one payment, vault in memory |
+//! | `offline_payment_durable_p50_us`, `offline_payment_durable_p99_us` | µs | one payment, sealed vaults on disk |
+//! | `offline_payment_bound_us` | µs | `3 × ed25519_sign_us + 3 × ed25519_verify_us` |
+//! | `offline_payment_bound_signs`, `offline_payment_bound_verifies` | | 3 and 3 |
+//! | `atomic_write_us` | µs | one atomic durable write of 4 KiB in the vaults' directory (tmp, fsync, rename, fsync dir), median of 50 |
+//! | `offline_payment_commits` | | 4 (request, pay, receive, confirm), 2 atomic writes each |
+//! | `offline_payment_durable_bound_us` | µs | `offline_payment_bound_us + 4 × 2 × atomic_write_us` |
+//! | `offline_payment_ratio_to_bound` | | `offline_payment_bound_us / offline_payment_p50_us` (1 = at the bound) |
+//! | `offline_payment_durable_ratio_to_bound` | | `offline_payment_durable_bound_us / offline_payment_durable_p50_us` |
+//! | `request_bytes` | bytes | PaymentRequest, payee certificate inline |
+//! | `payment_bytes_with_cert` | bytes | Payment, payer certificate inline (what wallets send) |
+//! | `payment_bytes` | bytes | Payment with a certificate reference |
+//! | `receipt_bytes`, `voucher_bytes` | bytes | Receipt, LoadVoucher |
+//! | `qr_version` | | smallest QR version for `payment_bytes_with_cert` (binary, level M) |
+//! | `payment_bytes_with_cert_p256`, `qr_version_p256` | bytes, version | the same in a P-256 scheme (varies by a byte or two: DER ECDSA signatures in certificates) |
+//! | `sync_report_bytes_per_payment` | bytes | sync report bytes per payment (each payment is in two reports) |
+//! | `sync_payments_per_s_sqlite`, `_postgres`, `_http` | 1/s | payments settled per second of sync time |
+//! | `sync_seconds_sqlite`, `_postgres`, `_http` | s | time spent in syncs |
+//! | `sync_settled_sqlite`, `_postgres`, `_http` | | payments settled (always `payments`) |
+//! | `sync_verify_bound_per_s` | 1/s | `verify_batch_per_s × min(threads, machine_cores) / 2` |
+//! | `sync_ratio_to_verify_bound_sqlite`, `_postgres`, `_http` | | `sync_payments_per_s_X / sync_verify_bound_per_s` |
+//! | `sync_rss_mib_by_round` | MiB | `{"sqlite": [...], "postgres": [...], "http": [...]}`: this process's RSS after each round |
+//! | `sync_rss_growth_mib_by_round` | MiB | the same shape: what each round's syncs added to the RSS (after minus before) |
+//! | `sync_peak_rss_mib` | MiB | this process's peak RSS: the larger of VmHWM at the end of the reconciliation runs and every RSS sample |
+//! | `postgres_skipped` | | why PostgreSQL was skipped, else `null` |
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod crypto;
+mod httpc;
+pub mod offline;
+pub mod reconcile;
+mod report;
+pub mod setup;
+pub mod sizes;
+pub mod stats;
+pub mod sys;
+
+use std::fmt;
+use std::path::PathBuf;
+
+pub use crate::report::{REQUIRED_FIELDS, Report, SCHEMA};
+
+/// Default wallets of the reconciliation runs.
+pub const WALLETS_DEFAULT: usize = 1_000;
+/// Default payments of the reconciliation runs.
+pub const PAYMENTS_DEFAULT: usize = 100_000;
+/// Default sync threads.
+pub const THREADS_DEFAULT: usize = 2;
+/// Default payments each wallet takes part in between two syncs.
+pub const PER_ROUND_DEFAULT: usize = 50;
+/// Default payments timed in the offline part.
+pub const OFFLINE_PAYMENTS_DEFAULT: usize = 1_000;
+/// PostgreSQL used when none is given (`--postgres`, `OFFPAY_TEST_POSTGRES_URL`).
+pub const POSTGRES_URL_DEFAULT: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+/// Most wallets.
+pub const WALLETS_MAX: usize = 100_000;
+/// Most payments.
+pub const PAYMENTS_MAX: usize = 10_000_000;
+/// Most threads.
+pub const THREADS_MAX: usize = 256;
+/// Most payments per wallet between two syncs (well inside the policy's log limit).
+pub const PER_ROUND_MAX: usize = 1_000;
+/// Fewest offline payments timed (a p99 needs some).
+pub const OFFLINE_PAYMENTS_MIN: usize = 10;
+/// Most offline payments timed.
+pub const OFFLINE_PAYMENTS_MAX: usize = 100_000;
+
+/// The parts of a run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Parts {
+    /// Signature costs.
+    pub crypto: bool,
+    /// Offline payment latency.
+    pub offline: bool,
+    /// Message sizes.
+    pub sizes: bool,
+    /// Reconciliation on a SQLite file.
+    pub sqlite: bool,
+    /// Reconciliation on PostgreSQL.
+    pub postgres: bool,
+    /// Reconciliation over HTTP.
+    pub http: bool,
+}
+
+impl Parts {
+    /// The names, in run order.
+    pub const NAMES: [&'static str; 6] =
+        ["crypto", "offline", "sizes", "sqlite", "postgres", "http"];
+
+    /// Everything.
+    pub const fn all() -> Parts {
+        Parts {
+            crypto: true,
+            offline: true,
+            sizes: true,
+            sqlite: true,
+            postgres: true,
+            http: true,
+        }
+    }
+
+    /// A comma-separated list of part names, e.g. `crypto,sizes,sqlite`.
+    pub fn parse(list: &str) -> Result<Parts, String> {
+        let mut p = Parts {
+            crypto: false,
+            offline: false,
+            sizes: false,
+            sqlite: false,
+            postgres: false,
+            http: false,
+        };
+        for name in list.split(',').map(str::trim) {
+            match name {
+                "crypto" => p.crypto = true,
+                "offline" => p.offline = true,
+                "sizes" => p.sizes = true,
+                "sqlite" => p.sqlite = true,
+                "postgres" => p.postgres = true,
+                "http" => p.http = true,
+                "reconcile" => {
+                    p.sqlite = true;
+                    p.postgres = true;
+                    p.http = true;
+                }
+                other => {
+                    return Err(format!(
+                        "unknown part {other:?} (parts: {}, reconcile)",
+                        Parts::NAMES.join(", ")
+                    ));
+                }
+            }
+        }
+        Ok(p)
+    }
+
+    /// The names of the parts selected.
+    pub fn names(&self) -> Vec<&'static str> {
+        let on = [
+            self.crypto,
+            self.offline,
+            self.sizes,
+            self.sqlite,
+            self.postgres,
+            self.http,
+        ];
+        Parts::NAMES
+            .iter()
+            .zip(on)
+            .filter(|(_, on)| *on)
+            .map(|(n, _)| *n)
+            .collect()
+    }
+
+    /// Whether any reconciliation run is selected.
+    pub fn reconcile(&self) -> bool {
+        self.sqlite || self.postgres || self.http
+    }
+
+    /// The crypto figures are measured when asked for and whenever a part
+    /// held against them runs (offline payment, reconciliation).
+    pub fn needs_crypto(&self) -> bool {
+        self.crypto || self.offline || self.reconcile()
+    }
+}
+
+impl Default for Parts {
+    fn default() -> Self {
+        Parts::all()
+    }
+}
+
+/// What to run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BenchConfig {
+    /// Wallets of the reconciliation runs (2 to [`WALLETS_MAX`]).
+    pub wallets: usize,
+    /// Payments of the reconciliation runs (1 to [`PAYMENTS_MAX`]).
+    pub payments: usize,
+    /// Sync threads (1 to [`THREADS_MAX`]).
+    pub threads: usize,
+    /// Payments each wallet takes part in between two syncs, on average (2 to [`PER_ROUND_MAX`]).
+    pub per_round: usize,
+    /// Payments timed per offline variant.
+    pub offline_payments: usize,
+    /// The parts to run.
+    pub parts: Parts,
+    /// PostgreSQL URL.
+    pub postgres_url: String,
+    /// Fail (instead of skipping) when PostgreSQL does not answer.
+    pub require_postgres: bool,
+    /// Where the temporary directories go (`None`: the system's temporary directory).
+    pub temp_dir: Option<PathBuf>,
+}
+
+impl Default for BenchConfig {
+    fn default() -> Self {
+        BenchConfig {
+            wallets: WALLETS_DEFAULT,
+            payments: PAYMENTS_DEFAULT,
+            threads: THREADS_DEFAULT,
+            per_round: PER_ROUND_DEFAULT,
+            offline_payments: OFFLINE_PAYMENTS_DEFAULT,
+            parts: Parts::all(),
+            postgres_url: POSTGRES_URL_DEFAULT.into(),
+            require_postgres: false,
+            temp_dir: None,
+        }
+    }
+}
+
+impl BenchConfig {
+    /// Check every parameter; the message says which and why.
+    pub fn validate(&self) -> Result<(), String> {
+        let range = |name: &str, v: usize, lo: usize, hi: usize| {
+            if (lo..=hi).contains(&v) {
+                Ok(())
+            } else {
+                Err(format!("{name} must be {lo} to {hi}, not {v}"))
+            }
+        };
+        range("wallets", self.wallets, 2, WALLETS_MAX)?;
+        range("payments", self.payments, 1, PAYMENTS_MAX)?;
+        range("threads", self.threads, 1, THREADS_MAX)?;
+        range("per-round", self.per_round, 2, PER_ROUND_MAX)?;
+        range(
+            "offline-payments",
+            self.offline_payments,
+            OFFLINE_PAYMENTS_MIN,
+            OFFLINE_PAYMENTS_MAX,
+        )?;
+        if self.parts.names().is_empty() {
+            return Err("no part selected".into());
+        }
+        if self.parts.postgres {
+            self.postgres_url
+                .parse::<postgres::Config>()
+                .map_err(|e| format!("PostgreSQL URL: {e}"))?;
+        }
+        if let Some(d) = &self.temp_dir
+            && !d.is_dir()
+        {
+            return Err(format!("{} is not a directory", d.display()));
+        }
+        Ok(())
+    }
+
+    /// The directory temporary directories are made in.
+    pub fn temp_base(&self) -> PathBuf {
+        self.temp_dir.clone().unwrap_or_else(std::env::temp_dir)
+    }
+
+    /// The reconciliation parameters.
+    pub fn reconcile_params(&self) -> reconcile::Params {
+        reconcile::Params {
+            wallets: self.wallets,
+            payments: self.payments,
+            threads: self.threads,
+            per_round: self.per_round,
+        }
+    }
+}
+
+/// Why a run did not complete.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BenchError {
+    /// A parameter is wrong.
+    Config(String),
+    /// Something failed or a correctness check did not hold.
+    Failed(String),
+}
+
+impl fmt::Display for BenchError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BenchError::Config(m) => write!(f, "{m}"),
+            BenchError::Failed(m) => write!(f, "{m}"),
+        }
+    }
+}
+
+impl std::error::Error for BenchError {}
+
+/// Run the selected parts; `progress` hears one line per step.
+pub fn run(config: &BenchConfig, progress: &mut dyn FnMut(&str)) -> Result<Report, BenchError> {
+    config.validate().map_err(BenchError::Config)?;
+    let base = config.temp_base();
+    let mut report = Report::new(config);
+    let failed = BenchError::Failed;
+    if config.parts.needs_crypto() {
+        progress("crypto: Ed25519 and P-256 sign and verify, Ed25519 batch verify");
+        report.crypto = Some(crypto::measure().map_err(failed)?);
+    }
+    if config.parts.offline {
+        progress(&format!(
+            "offline: {} payments in memory, then {} on disk",
+            config.offline_payments, config.offline_payments
+        ));
+        report.offline = Some(offline::measure(config.offline_payments, &base).map_err(failed)?);
+    }
+    if config.parts.sizes {
+        progress("sizes: request, payment, receipt, voucher");
+        report.sizes = Some(sizes::measure().map_err(failed)?);
+    }
+    let p = config.reconcile_params();
+    if config.parts.sqlite {
+        report.sqlite = Some(reconcile::sqlite(&p, &base, progress).map_err(failed)?);
+    }
+    if config.parts.postgres {
+        match reconcile::postgres(&config.postgres_url, config.require_postgres, &p, progress)
+            .map_err(failed)?
+        {
+            reconcile::Postgres::Ran(r) => report.postgres = Some(r),
+            reconcile::Postgres::Skipped(why) => {
+                progress(&format!("postgres: skipped: {why}"));
+                report.postgres_skipped = Some(why);
+            }
+        }
+    }
+    if config.parts.http {
+        report.http = Some(reconcile::http(&p, &base, progress).map_err(failed)?);
+    }
+    if config.parts.reconcile() {
+        // VmHWM is only updated now and then by the kernel: take the larger
+        // of it and every RSS sample.
+        let samples = [&report.sqlite, &report.postgres, &report.http]
+            .into_iter()
+            .flatten()
+            .flat_map(|r| r.rss_mib_by_round.iter().copied());
+        report.peak_rss_mib =
+            sys::rss_mib().map(|(rss, hwm)| samples.chain([rss, hwm]).fold(f64::NAN, f64::max));
+    }
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parts_parse_and_name() {
+        assert_eq!(
+            Parts::parse("crypto,sizes").unwrap().names(),
+            ["crypto", "sizes"]
+        );
+        assert_eq!(
+            Parts::parse("reconcile").unwrap().names(),
+            ["sqlite", "postgres", "http"]
+        );
+        assert!(Parts::parse("crypto,warp").unwrap_err().contains("warp"));
+        assert!(Parts::parse("").is_err());
+        assert_eq!(Parts::all().names().len(), 6);
+        assert!(Parts::parse("offline").unwrap().needs_crypto());
+        assert!(!Parts::parse("sizes").unwrap().needs_crypto());
+    }
+
+    #[test]
+    fn validation_names_the_parameter() {
+        assert_eq!(BenchConfig::default().validate(), Ok(()));
+        let bad = |f: fn(&mut BenchConfig)| {
+            let mut c = BenchConfig::default();
+            f(&mut c);
+            c.validate().unwrap_err()
+        };
+        assert!(bad(|c| c.wallets = 1).contains("wallets"));
+        assert!(bad(|c| c.threads = 0).contains("threads"));
+        assert!(bad(|c| c.payments = 0).contains("payments"));
+        assert!(bad(|c| c.per_round = 1).contains("per-round"));
+        assert!(bad(|c| c.offline_payments = 3).contains("offline-payments"));
+        assert!(bad(|c| c.postgres_url = "postgres://:@:99999999/x".into()).contains("PostgreSQL"));
+        assert!(bad(|c| c.temp_dir = Some("/nonexistent/offpay".into())).contains("directory"));
+    }
+
+    #[test]
+    fn rounds_cover_every_payment() {
+        let p = reconcile::Params {
+            wallets: 1000,
+            payments: 100_000,
+            threads: 2,
+            per_round: 50,
+        };
+        assert_eq!((p.payments_per_round(), p.rounds()), (25_000, 4));
+        let p = reconcile::Params {
+            wallets: 2,
+            payments: 7,
+            threads: 1,
+            per_round: 2,
+        };
+        assert_eq!((p.payments_per_round(), p.rounds()), (2, 4));
+    }
+}

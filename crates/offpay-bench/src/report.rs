@@ -1,0 +1,475 @@
+//! The report: one JSON object (field names documented in the crate docs and
+//! docs/PERFORMANCE.md) and a table for people.
+
+use std::fmt::Write as _;
+
+use serde_json::{Map, Value, json};
+
+use crate::crypto::{self, CryptoFigures};
+use crate::offline::OfflineFigures;
+use crate::reconcile::Run;
+use crate::sizes::Sizes;
+use crate::{BenchConfig, sys};
+
+/// The report's schema name.
+pub const SCHEMA: &str = "offpay-bench/1";
+
+/// Signatures in the offline payment bound.
+pub const BOUND_SIGNS: u32 = 3;
+/// Verifications in the offline payment bound.
+pub const BOUND_VERIFIES: u32 = 3;
+/// Vault commits of one offline payment (request, pay, receive, confirm).
+pub const COMMITS_PER_PAYMENT: u32 = 4;
+/// Atomic writes of one sealed-vault commit (state, then counter).
+pub const WRITES_PER_COMMIT: u32 = 2;
+/// Signatures each payment costs the issuer (it is in two reports).
+pub const SIGNATURES_PER_PAYMENT: f64 = 2.0;
+
+/// Fields every report carries (`null` when not measured).
+pub const REQUIRED_FIELDS: [&str; 14] = [
+    "payment_bytes",
+    "payment_bytes_with_cert",
+    "request_bytes",
+    "receipt_bytes",
+    "offline_payment_p50_us",
+    "offline_payment_durable_p50_us",
+    "offline_payment_bound_us",
+    "verify_batch_per_s",
+    "sync_payments_per_s_sqlite",
+    "sync_payments_per_s_postgres",
+    "sync_payments_per_s_http",
+    "sync_ratio_to_verify_bound_sqlite",
+    "sync_ratio_to_verify_bound_postgres",
+    "sync_peak_rss_mib",
+];
+
+/// Everything one run measured.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Report {
+    /// What was asked.
+    pub config: BenchConfig,
+    /// Cores this process may use.
+    pub cores: usize,
+    /// Signature costs.
+    pub crypto: Option<CryptoFigures>,
+    /// Offline payment latency.
+    pub offline: Option<OfflineFigures>,
+    /// Message sizes.
+    pub sizes: Option<Sizes>,
+    /// Reconciliation on SQLite.
+    pub sqlite: Option<Run>,
+    /// Reconciliation on PostgreSQL.
+    pub postgres: Option<Run>,
+    /// Why PostgreSQL was skipped.
+    pub postgres_skipped: Option<String>,
+    /// Reconciliation over HTTP.
+    pub http: Option<Run>,
+    /// Peak RSS (VmHWM) after the reconciliation runs, MiB.
+    pub peak_rss_mib: Option<f64>,
+}
+
+/// A float for JSON: `null` when absent or not finite.
+fn num(v: Option<f64>) -> Value {
+    match v {
+        Some(x) if x.is_finite() => json!(x),
+        _ => Value::Null,
+    }
+}
+
+/// A URL with its password (if any) replaced by `***`.
+pub fn redact(url: &str) -> String {
+    if let Some((scheme, rest)) = url.split_once("://")
+        && let Some((userinfo, host)) = rest.rsplit_once('@')
+        && let Some((user, _password)) = userinfo.split_once(':')
+    {
+        return format!("{scheme}://{user}:***@{host}");
+    }
+    url.to_string()
+}
+
+/// Rounded to `digits` decimals (JSON stays readable).
+fn round(x: f64, digits: i32) -> f64 {
+    let f = 10f64.powi(digits);
+    (x * f).round() / f
+}
+
+impl Report {
+    /// An empty report for `config`.
+    pub fn new(config: &BenchConfig) -> Report {
+        Report {
+            config: config.clone(),
+            cores: sys::cores(),
+            crypto: None,
+            offline: None,
+            sizes: None,
+            sqlite: None,
+            postgres: None,
+            postgres_skipped: None,
+            http: None,
+            peak_rss_mib: None,
+        }
+    }
+
+    /// Ed25519 batch-verified signatures per second on one core.
+    pub fn verify_batch_per_s(&self) -> Option<f64> {
+        self.crypto.map(|c| c.verify_batch_per_s())
+    }
+
+    /// `3 × sign + 3 × verify` (Ed25519), microseconds.
+    pub fn offline_bound_us(&self) -> Option<f64> {
+        self.crypto.map(|c| {
+            f64::from(BOUND_SIGNS) * c.ed25519_sign_us
+                + f64::from(BOUND_VERIFIES) * c.ed25519_verify_us
+        })
+    }
+
+    /// The bound plus 4 commits × 2 atomic writes, microseconds.
+    pub fn offline_durable_bound_us(&self) -> Option<f64> {
+        Some(
+            self.offline_bound_us()?
+                + f64::from(COMMITS_PER_PAYMENT * WRITES_PER_COMMIT)
+                    * self.offline?.atomic_write_us,
+        )
+    }
+
+    /// Payments per second the issuer could settle if it did nothing but
+    /// batch-verify: `verify_batch_per_s × min(threads, cores) / 2`.
+    pub fn verify_bound_per_s(&self) -> Option<f64> {
+        let usable = self.config.threads.min(self.cores) as f64;
+        Some(self.verify_batch_per_s()? * usable / SIGNATURES_PER_PAYMENT)
+    }
+
+    fn ratio(&self, run: &Option<Run>) -> Option<f64> {
+        Some(run.as_ref()?.payments_per_s / self.verify_bound_per_s()?)
+    }
+
+    /// The first reconciliation run that ran.
+    fn any_run(&self) -> Option<&Run> {
+        self.sqlite
+            .as_ref()
+            .or(self.postgres.as_ref())
+            .or(self.http.as_ref())
+    }
+
+    /// The JSON object (schema [`SCHEMA`]).
+    pub fn to_json(&self) -> Value {
+        let c = self.crypto;
+        let o = self.offline;
+        let s = self.sizes;
+        let mut m = Map::new();
+        let mut put = |k: &str, v: Value| {
+            m.insert(k.to_string(), v);
+        };
+        let us = |v: Option<f64>| num(v.map(|x| round(x, 2)));
+        let rate = |v: Option<f64>| num(v.map(|x| round(x, 1)));
+        let ratio = |v: Option<f64>| num(v.map(|x| round(x, 4)));
+        put("schema", json!(SCHEMA));
+        put(
+            "parameters",
+            json!({
+                "wallets": self.config.wallets,
+                "payments": self.config.payments,
+                "threads": self.config.threads,
+                "per_round": self.config.per_round,
+                "offline_payments": self.config.offline_payments,
+                "parts": self.config.parts.names(),
+                "postgres_url": redact(&self.config.postgres_url),
+                "temp_dir": self.config.temp_base().display().to_string(),
+            }),
+        );
+        put("machine_cores", json!(self.cores));
+        // Crypto.
+        put("crypto_message_bytes", json!(crypto::MESSAGE_BYTES));
+        put("ed25519_sign_us", us(c.map(|c| c.ed25519_sign_us)));
+        put("ed25519_verify_us", us(c.map(|c| c.ed25519_verify_us)));
+        put(
+            "ed25519_verify_batch_us",
+            us(c.map(|c| c.ed25519_verify_batch_us)),
+        );
+        put("p256_sign_us", us(c.map(|c| c.p256_sign_us)));
+        put("p256_verify_us", us(c.map(|c| c.p256_verify_us)));
+        put("verify_batch_per_s", rate(self.verify_batch_per_s()));
+        // Offline payment.
+        put("offline_payments", json!(o.map(|o| o.payments)));
+        put("offline_payment_p50_us", us(o.map(|o| o.memory_p50_us)));
+        put("offline_payment_p99_us", us(o.map(|o| o.memory_p99_us)));
+        put(
+            "offline_payment_durable_p50_us",
+            us(o.map(|o| o.durable_p50_us)),
+        );
+        put(
+            "offline_payment_durable_p99_us",
+            us(o.map(|o| o.durable_p99_us)),
+        );
+        put("offline_payment_bound_us", us(self.offline_bound_us()));
+        put("offline_payment_bound_signs", json!(BOUND_SIGNS));
+        put("offline_payment_bound_verifies", json!(BOUND_VERIFIES));
+        put("atomic_write_us", us(o.map(|o| o.atomic_write_us)));
+        put("offline_payment_commits", json!(COMMITS_PER_PAYMENT));
+        put(
+            "offline_payment_durable_bound_us",
+            us(self.offline_durable_bound_us()),
+        );
+        put(
+            "offline_payment_ratio_to_bound",
+            ratio(o.and_then(|o| Some(self.offline_bound_us()? / o.memory_p50_us))),
+        );
+        put(
+            "offline_payment_durable_ratio_to_bound",
+            ratio(o.and_then(|o| Some(self.offline_durable_bound_us()? / o.durable_p50_us))),
+        );
+        // Sizes.
+        put("request_bytes", json!(s.map(|s| s.request_bytes)));
+        put(
+            "payment_bytes_with_cert",
+            json!(s.map(|s| s.payment_bytes_with_cert)),
+        );
+        put("payment_bytes", json!(s.map(|s| s.payment_bytes)));
+        put("receipt_bytes", json!(s.map(|s| s.receipt_bytes)));
+        put("voucher_bytes", json!(s.map(|s| s.voucher_bytes)));
+        put("qr_version", json!(s.map(|s| s.qr_version)));
+        put(
+            "payment_bytes_with_cert_p256",
+            json!(s.map(|s| s.payment_bytes_with_cert_p256)),
+        );
+        put("qr_version_p256", json!(s.map(|s| s.qr_version_p256)));
+        put(
+            "sync_report_bytes_per_payment",
+            num(self
+                .any_run()
+                .map(|r| round(r.report_bytes as f64 / self.config.payments as f64, 1))),
+        );
+        // Reconciliation.
+        put("sync_verify_bound_per_s", rate(self.verify_bound_per_s()));
+        let mut by_round = Map::new();
+        let mut growth = Map::new();
+        for (name, run) in [
+            ("sqlite", &self.sqlite),
+            ("postgres", &self.postgres),
+            ("http", &self.http),
+        ] {
+            let r = run.as_ref();
+            put(
+                &format!("sync_payments_per_s_{name}"),
+                rate(r.map(|r| r.payments_per_s)),
+            );
+            put(
+                &format!("sync_seconds_{name}"),
+                num(r.map(|r| round(r.sync_seconds, 3))),
+            );
+            put(&format!("sync_settled_{name}"), json!(r.map(|r| r.settled)));
+            put(
+                &format!("sync_ratio_to_verify_bound_{name}"),
+                ratio(self.ratio(run)),
+            );
+            let series =
+                |v: &[f64]| -> Value { v.iter().map(|&x| num(Some(round(x, 1)))).collect() };
+            by_round.insert(
+                name.to_string(),
+                r.map_or(Value::Null, |r| series(&r.rss_mib_by_round)),
+            );
+            growth.insert(
+                name.to_string(),
+                r.map_or(Value::Null, |r| series(&r.rss_growth_mib_by_round)),
+            );
+        }
+        put("sync_rss_mib_by_round", Value::Object(by_round));
+        put("sync_rss_growth_mib_by_round", Value::Object(growth));
+        put(
+            "sync_peak_rss_mib",
+            num(self.peak_rss_mib.map(|x| round(x, 1))),
+        );
+        put("postgres_skipped", json!(self.postgres_skipped));
+        Value::Object(m)
+    }
+
+    /// The table for people.
+    pub fn table(&self) -> String {
+        let mut t = String::new();
+        let f1 = |v: Option<f64>| v.map_or("-".to_string(), |x| format!("{x:.1}"));
+        let f2 = |v: Option<f64>| v.map_or("-".to_string(), |x| format!("{x:.2}"));
+        let f0 = |v: Option<f64>| v.map_or("-".to_string(), |x| format!("{x:.0}"));
+        let _ = writeln!(
+            t,
+            "offpay bench ({SCHEMA}): {} cores; parts: {}",
+            self.cores,
+            self.config.parts.names().join(", ")
+        );
+        if let Some(c) = self.crypto {
+            let _ = writeln!(
+                t,
+                "\ncrypto (median per signature, {}-byte message)",
+                crypto::MESSAGE_BYTES
+            );
+            for (name, v) in [
+                ("Ed25519 sign", c.ed25519_sign_us),
+                ("Ed25519 verify", c.ed25519_verify_us),
+                ("Ed25519 batch verify (64)", c.ed25519_verify_batch_us),
+                ("P-256 sign", c.p256_sign_us),
+                ("P-256 verify", c.p256_verify_us),
+            ] {
+                let _ = writeln!(t, "  {name:<28} {v:>10.1} µs");
+            }
+            let _ = writeln!(
+                t,
+                "  {:<28} {:>10.0} signatures/s (one core)",
+                "Ed25519 batch verify rate",
+                c.verify_batch_per_s()
+            );
+        }
+        if let Some(o) = self.offline {
+            let _ = writeln!(
+                t,
+                "\noffline payment (request → pay → receive → confirm, {} payments each)",
+                o.payments
+            );
+            let _ = writeln!(
+                t,
+                "  {:<14} {:>10} {:>10} {:>12} {:>8}",
+                "vault", "p50 µs", "p99 µs", "bound µs", "ratio"
+            );
+            let bound = self.offline_bound_us();
+            let dbound = self.offline_durable_bound_us();
+            let _ = writeln!(
+                t,
+                "  {:<14} {:>10.1} {:>10.1} {:>12} {:>8}",
+                "in memory",
+                o.memory_p50_us,
+                o.memory_p99_us,
+                f1(bound),
+                f2(bound.map(|b| b / o.memory_p50_us))
+            );
+            let _ = writeln!(
+                t,
+                "  {:<14} {:>10.1} {:>10.1} {:>12} {:>8}",
+                "sealed, disk",
+                o.durable_p50_us,
+                o.durable_p99_us,
+                f1(dbound),
+                f2(dbound.map(|b| b / o.durable_p50_us))
+            );
+            let _ = writeln!(
+                t,
+                "  bound = {BOUND_SIGNS} signs + {BOUND_VERIFIES} verifies; on disk + {COMMITS_PER_PAYMENT} commits × {WRITES_PER_COMMIT} atomic writes of 4 KiB ({:.1} µs each); ratio = bound / p50",
+                o.atomic_write_us
+            );
+        }
+        if let Some(s) = self.sizes {
+            let _ = writeln!(t, "\nmessage sizes (bytes)");
+            for (name, v) in [
+                ("PaymentRequest (cert inline)", s.request_bytes),
+                ("Payment (cert inline)", s.payment_bytes_with_cert),
+                ("Payment (cert reference)", s.payment_bytes),
+                ("Receipt", s.receipt_bytes),
+                ("LoadVoucher", s.voucher_bytes),
+                (
+                    "Payment, P-256 (cert inline)",
+                    s.payment_bytes_with_cert_p256,
+                ),
+            ] {
+                let _ = writeln!(t, "  {name:<30} {v:>6}");
+            }
+            let _ = writeln!(
+                t,
+                "  QR code (binary, level M): version {} (P-256: {})",
+                s.qr_version, s.qr_version_p256
+            );
+        }
+        if self.config.parts.reconcile() {
+            let _ = writeln!(
+                t,
+                "\nreconciliation ({} wallets, {} payments, {} per wallet between syncs, {} threads)",
+                self.config.wallets,
+                self.config.payments,
+                self.config.per_round,
+                self.config.threads
+            );
+            let _ = writeln!(
+                t,
+                "  {:<9} {:>11} {:>7} {:>9} {:>9}  RSS MiB after each round (+ added by its syncs)",
+                "backend", "payments/s", "ratio", "settled", "sync s"
+            );
+            for (name, run) in [
+                ("sqlite", &self.sqlite),
+                ("postgres", &self.postgres),
+                ("http", &self.http),
+            ] {
+                match run {
+                    Some(r) => {
+                        let rss: Vec<String> = r
+                            .rss_mib_by_round
+                            .iter()
+                            .zip(&r.rss_growth_mib_by_round)
+                            .map(|(x, g)| format!("{x:.0} ({g:+.0})"))
+                            .collect();
+                        let _ = writeln!(
+                            t,
+                            "  {name:<9} {:>11.0} {:>7} {:>9} {:>9.2}  {}",
+                            r.payments_per_s,
+                            f2(self.ratio(run)),
+                            r.settled,
+                            r.sync_seconds,
+                            rss.join(" ")
+                        );
+                    }
+                    None if name == "postgres" && self.postgres_skipped.is_some() => {
+                        let _ = writeln!(
+                            t,
+                            "  {name:<9} skipped: {}",
+                            self.postgres_skipped.as_deref().unwrap_or("")
+                        );
+                    }
+                    None => {}
+                }
+            }
+            let _ = writeln!(
+                t,
+                "  bound: {} signatures/s × min({}, {} cores) / 2 = {} payments/s; ratio = payments/s / bound",
+                f0(self.verify_batch_per_s()),
+                self.config.threads,
+                self.cores,
+                f0(self.verify_bound_per_s())
+            );
+            if let Some(r) = self.any_run() {
+                let _ = writeln!(
+                    t,
+                    "  sync reports: {:.0} bytes per payment (each payment is in two reports)",
+                    r.report_bytes as f64 / self.config.payments as f64
+                );
+            }
+            let _ = writeln!(t, "  peak RSS: {} MiB", f0(self.peak_rss_mib));
+        }
+        t
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Parts;
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(
+            redact("postgres://u:secret@h:5432/db"),
+            "postgres://u:***@h:5432/db"
+        );
+        assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(redact("host=h user=u"), "host=h user=u");
+    }
+
+    #[test]
+    fn an_empty_report_has_every_field_as_null() {
+        let config = BenchConfig {
+            parts: Parts::parse("sizes").unwrap(),
+            ..BenchConfig::default()
+        };
+        let v = Report::new(&config).to_json();
+        assert_eq!(v["schema"], SCHEMA);
+        for f in REQUIRED_FIELDS {
+            assert!(v.get(f).is_some_and(Value::is_null), "{f}: {v}");
+        }
+        assert_eq!(v["parameters"]["parts"], json!(["sizes"]));
+        assert!(!Report::new(&config).table().is_empty());
+    }
+}

@@ -1,0 +1,103 @@
+//! Message sizes, from real wallets and a real issuer: the first payment of
+//! a fresh wallet, 12.50 EUR, as in docs/PROTOCOL.md §10.
+
+use offpay_protocol::envelope::Signed;
+use offpay_protocol::messages::{CertField, Payment};
+use offpay_protocol::{Amount, SigningKey, Suite};
+use offpay_transport::qr::encode_png;
+use offpay_wallet::vault::MemoryVault;
+
+use crate::setup::{self, err};
+use crate::sys;
+
+/// Minor units of the measured payment (12.50).
+pub const AMOUNT_MINOR: u64 = 1250;
+
+/// Encoded sizes in bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Sizes {
+    /// PaymentRequest with the payee certificate inline.
+    pub request_bytes: usize,
+    /// Payment with a reference (SHA-256) to the payer certificate.
+    pub payment_bytes: usize,
+    /// Payment with the payer certificate inline (what the wallet sends).
+    pub payment_bytes_with_cert: usize,
+    /// Receipt.
+    pub receipt_bytes: usize,
+    /// LoadVoucher.
+    pub voucher_bytes: usize,
+    /// Smallest QR code version holding the inline payment (binary mode, level M).
+    pub qr_version: u8,
+    /// P-256 scheme (CA and wallets): payment with the certificate inline.
+    pub payment_bytes_with_cert_p256: usize,
+    /// Smallest QR code version holding the P-256 inline payment.
+    pub qr_version_p256: u8,
+}
+
+/// Sizes of one scheme.
+struct Scheme {
+    request: usize,
+    payment: usize,
+    payment_by_reference: usize,
+    receipt: usize,
+    voucher: usize,
+    qr_version: u8,
+}
+
+fn scheme(suite: Suite) -> Result<Scheme, String> {
+    let now = sys::now();
+    let store = offpay_store::open_sqlite_memory().map_err(err("in-memory store"))?;
+    let issuer = setup::issuer(store, suite, now)?;
+    let mut payer = setup::wallet(&issuer, MemoryVault::new(), suite, "payer", now)?;
+    let mut payee = setup::wallet(&issuer, MemoryVault::new(), suite, "payee", now)?;
+    let voucher = issuer
+        .load(
+            &payee.wallet_id(),
+            Amount::new(AMOUNT_MINOR, issuer.currency()),
+            "size-probe",
+            now,
+        )
+        .map_err(err("load"))?;
+    let x = setup::pay(
+        &mut payer,
+        &mut payee,
+        Amount::new(AMOUNT_MINOR, issuer.currency()),
+        now,
+    )?;
+    // The wallet always sends its certificate inline; the reference form is
+    // the same payment with the certificate replaced by its SHA-256, signed
+    // again by a key of the same suite (same signature size).
+    let signed = Signed::<Payment>::decode(&x.payment).map_err(err("decode payment"))?;
+    let mut body = signed.body().clone();
+    body.payer_cert = CertField::Reference(body.payer_cert.reference());
+    let key = SigningKey::from_seed(suite, &[0x42; 32]).map_err(err("test key"))?;
+    let by_reference = Signed::sign(body, &key).into_bytes();
+    Signed::<Payment>::decode(&by_reference).map_err(err("decode payment by reference"))?;
+    Ok(Scheme {
+        request: x.request.len(),
+        payment: x.payment.len(),
+        payment_by_reference: by_reference.len(),
+        receipt: x.receipt.len(),
+        voucher: voucher.len(),
+        // Really encode it (binary mode, level M), not only look up the capacity table.
+        qr_version: encode_png(&x.payment, std::io::sink(), 1)
+            .map_err(err("QR code"))?
+            .version,
+    })
+}
+
+/// Measure every size.
+pub fn measure() -> Result<Sizes, String> {
+    let ed = scheme(Suite::Ed25519)?;
+    let p256 = scheme(Suite::P256)?;
+    Ok(Sizes {
+        request_bytes: ed.request,
+        payment_bytes: ed.payment_by_reference,
+        payment_bytes_with_cert: ed.payment,
+        receipt_bytes: ed.receipt,
+        voucher_bytes: ed.voucher,
+        qr_version: ed.qr_version,
+        payment_bytes_with_cert_p256: p256.payment,
+        qr_version_p256: p256.qr_version,
+    })
+}

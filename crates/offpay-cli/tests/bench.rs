@@ -1,0 +1,243 @@
+//! `offpay bench` at a tiny scale: the report's fields, its exact sizes, the
+//! correctness checks of every reconciliation run, and usage errors. No
+//! timing assertions: a benchmark is never a timed test. PostgreSQL is
+//! skipped when it does not answer, unless `OFFPAY_REQUIRE_POSTGRES=1`.
+
+mod common;
+
+use common::{ok, run};
+use serde_json::Value;
+
+/// The fields docs/PERFORMANCE.md promises.
+const REQUIRED: [&str; 14] = [
+    "payment_bytes",
+    "payment_bytes_with_cert",
+    "request_bytes",
+    "receipt_bytes",
+    "offline_payment_p50_us",
+    "offline_payment_durable_p50_us",
+    "offline_payment_bound_us",
+    "verify_batch_per_s",
+    "sync_payments_per_s_sqlite",
+    "sync_payments_per_s_postgres",
+    "sync_payments_per_s_http",
+    "sync_ratio_to_verify_bound_sqlite",
+    "sync_ratio_to_verify_bound_postgres",
+    "sync_peak_rss_mib",
+];
+
+fn positive(v: &Value, k: &str) -> f64 {
+    let x = v[k]
+        .as_f64()
+        .unwrap_or_else(|| panic!("{k} is not a number: {v}"));
+    assert!(x > 0.0 && x.is_finite(), "{k} = {x}");
+    x
+}
+
+#[test]
+fn a_tiny_run_reports_every_field() {
+    // PostgreSQL from OFFPAY_TEST_POSTGRES_URL (or the default URL); skipped
+    // with a reason when it does not answer, unless OFFPAY_REQUIRE_POSTGRES=1.
+    let mut args = vec![
+        "bench",
+        "--payments",
+        "200",
+        "--wallets",
+        "20",
+        "--offline-payments",
+        "20",
+    ];
+    if std::env::var("OFFPAY_REQUIRE_POSTGRES").is_ok_and(|v| v == "1") {
+        args.push("--require-postgres");
+    }
+    let v = ok(&args);
+    assert_eq!(v["schema"], "offpay-bench/1");
+    for k in REQUIRED {
+        assert!(v.get(k).is_some(), "{k} missing: {v}");
+    }
+    assert_eq!(v["parameters"]["payments"], 200);
+    assert_eq!(v["parameters"]["wallets"], 20);
+    assert_eq!(v["parameters"]["threads"], 2);
+
+    // Sizes are exact (docs/PERFORMANCE.md, "Message sizes"): the default
+    // issuer CA names, first payment of 12.50.
+    assert_eq!(v["payment_bytes_with_cert"], 530);
+    assert_eq!(v["payment_bytes"], 221);
+    assert_eq!(v["request_bytes"], 481);
+    assert_eq!(v["receipt_bytes"], 159);
+    assert_eq!(v["voucher_bytes"], 115);
+    assert_eq!(v["qr_version"], 18);
+    assert_eq!(v["qr_version_p256"], 19);
+    let p256 = v["payment_bytes_with_cert_p256"].as_u64().unwrap();
+    assert!((590..=596).contains(&p256), "{p256}");
+
+    for k in [
+        "ed25519_sign_us",
+        "ed25519_verify_us",
+        "ed25519_verify_batch_us",
+        "p256_sign_us",
+        "p256_verify_us",
+        "verify_batch_per_s",
+        "offline_payment_p50_us",
+        "offline_payment_p99_us",
+        "offline_payment_durable_p50_us",
+        "offline_payment_durable_p99_us",
+        "offline_payment_bound_us",
+        "offline_payment_durable_bound_us",
+        "atomic_write_us",
+        "offline_payment_ratio_to_bound",
+        "offline_payment_durable_ratio_to_bound",
+        "sync_payments_per_s_sqlite",
+        "sync_payments_per_s_http",
+        "sync_ratio_to_verify_bound_sqlite",
+        "sync_ratio_to_verify_bound_http",
+        "sync_verify_bound_per_s",
+        "sync_peak_rss_mib",
+        "sync_report_bytes_per_payment",
+    ] {
+        positive(&v, k);
+    }
+    // The bounds are what they say they are.
+    let bound = 3.0 * positive(&v, "ed25519_sign_us") + 3.0 * positive(&v, "ed25519_verify_us");
+    assert!((positive(&v, "offline_payment_bound_us") - bound).abs() < 0.1);
+    let durable = positive(&v, "offline_payment_bound_us") + 8.0 * positive(&v, "atomic_write_us");
+    assert!((positive(&v, "offline_payment_durable_bound_us") - durable).abs() < 0.1);
+    assert_eq!(v["offline_payments"], 20);
+
+    // Every payment settled exactly once, on every backend that ran.
+    assert_eq!(v["sync_settled_sqlite"], 200);
+    assert_eq!(v["sync_settled_http"], 200);
+    // 20 wallets × 50 payments each per round / 2 = 500 per round: one round.
+    assert_eq!(
+        v["sync_rss_mib_by_round"]["sqlite"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    match v["postgres_skipped"].as_str() {
+        Some(why) => {
+            assert!(why.contains("PostgreSQL"), "{why}");
+            assert!(v["sync_payments_per_s_postgres"].is_null());
+            assert!(v["sync_ratio_to_verify_bound_postgres"].is_null());
+            assert!(v["sync_rss_mib_by_round"]["postgres"].is_null());
+        }
+        None => {
+            assert_eq!(v["sync_settled_postgres"], 200);
+            positive(&v, "sync_payments_per_s_postgres");
+            positive(&v, "sync_ratio_to_verify_bound_postgres");
+        }
+    }
+}
+
+#[test]
+fn parts_can_be_left_out_and_are_null() {
+    let v = ok(&["bench", "--only", "sizes"]);
+    assert_eq!(v["payment_bytes_with_cert"], 530);
+    for k in [
+        "verify_batch_per_s",
+        "offline_payment_p50_us",
+        "sync_payments_per_s_sqlite",
+        "sync_payments_per_s_postgres",
+        "sync_payments_per_s_http",
+        "sync_peak_rss_mib",
+    ] {
+        assert!(v[k].is_null(), "{k}: {v}");
+    }
+    // Several rounds: the RSS is sampled after each.
+    let v = ok(&[
+        "bench",
+        "--only",
+        "sqlite",
+        "--payments",
+        "300",
+        "--wallets",
+        "4",
+        "--per-round",
+        "50",
+        "--threads",
+        "3",
+    ]);
+    assert_eq!(v["sync_settled_sqlite"], 300);
+    assert_eq!(
+        v["sync_rss_mib_by_round"]["sqlite"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+    assert!(v["sync_rss_mib_by_round"]["http"].is_null());
+    positive(&v, "verify_batch_per_s");
+    // The text table names what it measured.
+    let r = run(&["bench", "--only", "sizes"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stdout.contains("Payment (cert inline)"), "{r:?}");
+    assert!(r.stdout.contains("530"), "{r:?}");
+}
+
+#[test]
+fn an_unreachable_required_postgres_is_refused() {
+    let args = [
+        "bench",
+        "--only",
+        "postgres",
+        "--postgres",
+        "postgres://postgres@127.0.0.1:9/none",
+    ];
+    let r = run(&args);
+    assert_eq!(r.code, 0, "skipped, not failed: {r:?}");
+    assert!(r.stdout.contains("skipped"), "{r:?}");
+    let mut a = args.to_vec();
+    a.push("--require-postgres");
+    let r = run(&a);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stderr.contains("does not answer"), "{r:?}");
+}
+
+#[test]
+fn bad_flags_exit_2_and_say_why() {
+    for (args, says) in [
+        (vec!["bench", "--wallets", "1"], "wallets must be 2 to"),
+        (vec!["bench", "--threads", "0"], "threads must be 1 to"),
+        (vec!["bench", "--payments", "0"], "payments must be 1 to"),
+        (vec!["bench", "--per-round", "100000"], "per-round must be"),
+        (
+            vec!["bench", "--offline-payments", "2"],
+            "offline-payments must be",
+        ),
+        (
+            vec!["bench", "--only", "crypto,warp"],
+            "unknown part \"warp\"",
+        ),
+        (vec!["bench", "--only", ""], "unknown part"),
+        (vec!["bench", "--threads", "two"], "invalid value"),
+        (vec!["bench", "--wallets", "-5"], "unexpected argument"),
+        (vec!["bench", "--frobnicate"], "unexpected argument"),
+        (
+            vec![
+                "bench",
+                "--only",
+                "postgres",
+                "--postgres",
+                "postgres://h:notaport/x",
+            ],
+            "PostgreSQL URL",
+        ),
+        (
+            vec!["bench", "--temp-dir", "/nonexistent/offpay-bench"],
+            "is not a directory",
+        ),
+    ] {
+        let r = run(&args);
+        assert_eq!(r.code, 2, "{args:?}: {r:?}");
+        assert!(
+            r.stderr.contains(says),
+            "{args:?} should say {says:?}: {r:?}"
+        );
+        let mut j = vec!["--json"];
+        j.extend_from_slice(&args);
+        let r = run(&j);
+        assert_eq!(r.code, 2, "{args:?}: {r:?}");
+        assert_eq!(r.json()["error"]["code"], "usage", "{args:?}");
+    }
+}
