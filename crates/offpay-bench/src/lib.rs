@@ -50,7 +50,7 @@
 //! | `offline_payment_durable_p50_us`, `offline_payment_durable_p99_us` | µs | one payment, sealed vaults on disk |
 //! | `offline_payment_bound_us` | µs | `3 × ed25519_sign_us + 3 × ed25519_verify_us` |
 //! | `offline_payment_bound_signs`, `offline_payment_bound_verifies` | | 3 and 3 |
-//! | `atomic_write_us` | µs | one atomic durable write of 4 KiB in the vaults' directory (tmp, fsync, rename, fsync dir), median of 50 |
+//! | `atomic_write_us` | µs | one atomic durable write of 4 KiB in the vaults' directory (tmp, fsync, rename, fsync dir), median of 50 spread over the on-disk payments |
 //! | `offline_payment_commits` | | 4 (request, pay, receive, confirm), 2 atomic writes each |
 //! | `offline_payment_durable_bound_us` | µs | `offline_payment_bound_us + 4 × 2 × atomic_write_us` |
 //! | `offline_payment_ratio_to_bound` | | `offline_payment_bound_us / offline_payment_p50_us` (1 = at the bound) |

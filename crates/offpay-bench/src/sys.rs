@@ -3,7 +3,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use offpay_protocol::UnixSeconds;
@@ -68,19 +68,58 @@ pub fn atomic_write(dir: &Path, name: &str, data: &[u8]) -> std::io::Result<()> 
     Ok(())
 }
 
-/// Median cost of one [`atomic_write`] of [`ATOMIC_WRITE_BYTES`] in `dir`,
-/// over [`ATOMIC_WRITE_REPS`] writes, in microseconds.
-pub fn atomic_write_us(dir: &Path) -> std::io::Result<f64> {
-    let data = vec![0x5au8; ATOMIC_WRITE_BYTES];
-    atomic_write(dir, "bench-atomic", &data)?;
-    let mut samples = Vec::with_capacity(ATOMIC_WRITE_REPS);
-    for _ in 0..ATOMIC_WRITE_REPS {
-        let t = Instant::now();
-        atomic_write(dir, "bench-atomic", &data)?;
-        samples.push(t.elapsed().as_secs_f64() * 1e6);
+/// Times [`atomic_write`]s of [`ATOMIC_WRITE_BYTES`] in a directory one at a
+/// time, so that the samples can be spread over a period of other work.
+#[derive(Debug)]
+pub struct AtomicWriteProbe {
+    dir: PathBuf,
+    data: Vec<u8>,
+    samples: Vec<f64>,
+}
+
+impl AtomicWriteProbe {
+    /// File name of the probe in its directory.
+    pub const FILE: &'static str = "bench-atomic";
+
+    /// A probe writing in `dir` (one untimed write first).
+    pub fn new(dir: &Path) -> std::io::Result<AtomicWriteProbe> {
+        let data = vec![0x5au8; ATOMIC_WRITE_BYTES];
+        atomic_write(dir, Self::FILE, &data)?;
+        Ok(AtomicWriteProbe {
+            dir: dir.to_path_buf(),
+            data,
+            samples: Vec::with_capacity(ATOMIC_WRITE_REPS),
+        })
     }
-    std::fs::remove_file(dir.join("bench-atomic"))?;
-    Ok(median(&samples).unwrap_or(f64::NAN))
+
+    /// Time one write.
+    pub fn sample(&mut self) -> std::io::Result<()> {
+        let t = Instant::now();
+        atomic_write(&self.dir, Self::FILE, &self.data)?;
+        self.samples.push(t.elapsed().as_secs_f64() * 1e6);
+        Ok(())
+    }
+
+    /// Writes timed so far.
+    pub fn count(&self) -> usize {
+        self.samples.len()
+    }
+
+    /// Remove the file; the median write in microseconds.
+    pub fn finish(self) -> std::io::Result<f64> {
+        std::fs::remove_file(self.dir.join(Self::FILE))?;
+        Ok(median(&self.samples).unwrap_or(f64::NAN))
+    }
+}
+
+/// Median cost of one [`atomic_write`] of [`ATOMIC_WRITE_BYTES`] in `dir`,
+/// over [`ATOMIC_WRITE_REPS`] writes in a row, in microseconds.
+pub fn atomic_write_us(dir: &Path) -> std::io::Result<f64> {
+    let mut p = AtomicWriteProbe::new(dir)?;
+    for _ in 0..ATOMIC_WRITE_REPS {
+        p.sample()?;
+    }
+    p.finish()
 }
 
 #[cfg(test)]
