@@ -110,6 +110,11 @@ impl PostgresStore {
         let schema = schema.map(str::to_string);
         let connect = move || -> Result<Client, StoreError> {
             let mut c = Client::connect(&url, NoTls).map_err(err)?;
+            // Statements stay prepared (see PgClient), but each execution is
+            // planned for its parameters: a generic plan chosen while the
+            // tables were small would keep scanning them once they are large.
+            c.batch_execute("SET plan_cache_mode = force_custom_plan")
+                .map_err(err)?;
             if let Some(s) = &schema {
                 c.batch_execute(&format!(
                     "CREATE SCHEMA IF NOT EXISTS {s}; SET search_path TO {s}"
