@@ -6,8 +6,6 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use offpay_protocol::UnixSeconds;
-
 use crate::stats::median;
 
 /// Bytes of the file written by [`atomic_write_us`].
@@ -22,15 +20,9 @@ pub fn cores() -> usize {
         .unwrap_or(1)
 }
 
-/// The system clock in whole seconds.
-pub fn now() -> UnixSeconds {
-    UnixSeconds(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0),
-    )
-}
+/// The system clock in whole seconds: the HTTP server's own clock, so the
+/// wallets' times and the server's agree.
+pub use offpay_server::api::now;
 
 /// Resident memory of this process: `(VmRSS, VmHWM)` in MiB, from
 /// `/proc/self/status` (`None` where there is no such file).

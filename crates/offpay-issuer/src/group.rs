@@ -75,6 +75,7 @@ impl<J, T> GroupCommit<J, T> {
             let mut guard = Leader {
                 group: self,
                 ids,
+                own: id,
                 posted: false,
             };
             let results = run(jobs);
@@ -88,6 +89,9 @@ impl<J, T> GroupCommit<J, T> {
 struct Leader<'a, J, T> {
     group: &'a GroupCommit<J, T>,
     ids: Vec<u64>,
+    /// The leader's own job: if `run` panics, its caller unwinds and never
+    /// collects an answer, so none is posted for it.
+    own: u64,
     posted: bool,
 }
 
@@ -113,6 +117,8 @@ impl<J, T> Leader<'_, J, T> {
 impl<J, T> Drop for Leader<'_, J, T> {
     fn drop(&mut self) {
         if !self.posted {
+            let own = self.own;
+            self.ids.retain(|id| *id != own);
             let n = self.ids.len();
             self.post(
                 (0..n)
@@ -179,7 +185,8 @@ mod tests {
             g.submit(1, |_| panic!("boom"))
         }));
         assert!(r.is_err());
-        // The queue is usable: the next job runs.
+        // The queue is usable: the next job runs, and nothing was left behind.
         assert_eq!(g.submit(2, |j| j.into_iter().map(Ok).collect()).unwrap(), 2);
+        assert!(g.lock().results.is_empty() && g.lock().pending.is_empty());
     }
 }

@@ -172,18 +172,17 @@ impl<S: Store> Issuer<S> {
         // An entry whose exact bytes the issuer already recorded was verified
         // when it was recorded: each payment arrives twice (from its payer and
         // from its payee), and only the first copy needs its signature checked.
-        let keys_at: Vec<(WalletId, u64)> = outgoing
+        let mut keys_at: Vec<(WalletId, u64)> = outgoing
             .iter()
             .chain(&incoming)
             .chain(&evidence)
             .map(|e| (e.payer(), e.seq()))
             .collect();
+        keys_at.sort();
+        keys_at.dedup();
         let recorded: HashMap<(WalletId, u64), Vec<u8>> = if keys_at.is_empty() {
             HashMap::new()
         } else {
-            let mut keys_at = keys_at;
-            keys_at.sort();
-            keys_at.dedup();
             self.store
                 .begin_read()?
                 .entries_at_keys(&keys_at)?

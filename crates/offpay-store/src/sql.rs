@@ -76,17 +76,9 @@ impl<C: Conn> SqlTx<C> {
         row: impl Fn(&[Value]) -> Result<T, StoreError>,
     ) -> Result<Vec<T>, StoreError> {
         let mut out = Vec::new();
-        for chunk in pairs.chunks(PAIRS_PER_QUERY_MAX) {
-            // Padded to a power of two by repeating the last pair (a row matches once).
-            let n = padded_len(chunk.len());
-            let params: Vec<Value> = chunk
-                .iter()
-                .chain(std::iter::repeat_n(
-                    &chunk[chunk.len() - 1],
-                    n - chunk.len(),
-                ))
-                .flat_map(|(x, y)| [x.clone(), y.clone()])
-                .collect();
+        for chunk in padded_chunks(pairs, PAIRS_PER_QUERY_MAX) {
+            let n = chunk.len();
+            let params: Vec<Value> = chunk.into_iter().flat_map(|(x, y)| [x, y]).collect();
             let terms: Vec<String> = (0..n)
                 .map(|k| format!("({a} = ${} AND {b} = ${})", 2 * k + 1, 2 * k + 2))
                 .collect();
@@ -171,17 +163,18 @@ fn time(v: UnixSeconds) -> Result<Value, StoreError> {
 /// epoch (so new rows append at the right edge of the primary-key B-tree
 /// instead of dirtying a random page each), the last 20 random (unique).
 fn posting_id() -> Result<String, StoreError> {
-    let mut r = [0u8; 10];
-    getrandom::fill(&mut r).map_err(|_| StoreError::Database("random source failed".into()))?;
+    let mut r = [0u8; 16];
+    getrandom::fill(&mut r[6..])
+        .map_err(|_| StoreError::Database("random source failed".into()))?;
     let micros = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_micros())
         .unwrap_or(0);
-    let mut id = format!("{:012x}", micros & 0xffff_ffff_ffff);
-    for byte in r {
-        id.push_str(&format!("{byte:02x}"));
-    }
-    Ok(id)
+    Ok(format!(
+        "{:012x}{:020x}",
+        micros & 0xffff_ffff_ffff,
+        u128::from_be_bytes(r)
+    ))
 }
 
 const WALLET_COLUMNS: &str = "id, customer, cert_der, cert_serial, cert_not_after, state, reason, load_seq, checkpoint, report_seq, policy_epoch, unlock_pending, clawed_back, guaranteed, created";

@@ -199,13 +199,29 @@ pub fn validate_wallet_leaf(
 ) -> Result<WalletId, PkiError> {
     root.check_validity(now)?;
     issuer.check_validity(now)?;
+    let wallet_id = check_leaf(issuer, leaf, now)?;
+    not_revoked(crl, leaf)?;
+    Ok(wallet_id)
+}
+
+/// The leaf's part of a chain check: signed by `issuer`, a wallet identity, valid at `now`.
+fn check_leaf(
+    issuer: &Certificate,
+    leaf: &Certificate,
+    now: UnixSeconds,
+) -> Result<WalletId, PkiError> {
     leaf.verify_signed_by(issuer)?;
     let (wallet_id, _policy) = leaf.wallet_identity()?;
     leaf.check_validity(now)?;
-    if let Some(e) = crl.and_then(|c| c.is_revoked(leaf.serial())) {
-        return Err(PkiError::Revoked { serial: e.serial });
-    }
     Ok(wallet_id)
+}
+
+/// `leaf` is not on `crl` (whose signature the caller has checked).
+fn not_revoked(crl: Option<&Crl>, leaf: &Certificate) -> Result<(), PkiError> {
+    match crl.and_then(|c| c.is_revoked(leaf.serial())) {
+        Some(e) => Err(PkiError::Revoked { serial: e.serial }),
+        None => Ok(()),
+    }
 }
 
 /// The payee's offline check of a peer's certificate chain at time `now`;
@@ -250,17 +266,10 @@ pub fn validate_wallet_chain(
     }
     issuer.check_validity(now)?;
 
-    leaf.verify_signed_by(issuer)?;
-    let (wallet_id, _policy) = leaf.wallet_identity()?;
-    leaf.check_validity(now)?;
-
+    let wallet_id = check_leaf(issuer, leaf, now)?;
     if let Some(crl) = crl {
         crl.verify_signed_by(issuer)?;
-        let serial = leaf.serial();
-        if let Some(e) = crl.is_revoked(serial) {
-            debug_assert_eq!(e.serial, serial);
-            return Err(PkiError::Revoked { serial });
-        }
     }
+    not_revoked(crl, leaf)?;
     Ok(wallet_id)
 }
