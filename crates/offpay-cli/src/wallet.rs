@@ -38,7 +38,7 @@ use crate::admin::{AmountArgs, roots, server_url};
 use crate::evidence::read_root;
 use crate::http::Client;
 use crate::money::{self, show_u};
-use crate::msgio::{InArgs, OutArgs};
+use crate::msgio::{InArgs, OutArgs, Written};
 use crate::now;
 use crate::out::{Done, Failure, Outcome};
 use crate::walletdir::{self, DiskWallet, WalletConfig, WalletDir, kdf_from_env, wallet_failure};
@@ -726,25 +726,38 @@ fn pay(dir: WalletDir, a: PayArgs) -> Outcome {
     let mut o = open(dir)?;
     let (bytes, p, repeated) = pay_request(&mut o.wallet, &request, expect)?;
     let written = a.out.write(&bytes, "payment")?;
+    let said = if repeated {
+        "already paid: the same payment again,"
+    } else {
+        "paid"
+    };
+    let peer = format!("to wallet {}", p.payee);
+    Ok(payment_done(&o, &p, repeated, said, &peer, &bytes, written))
+}
+
+/// What `pay` and `receive` report: the payment, the balance now, what was written.
+fn payment_done(
+    o: &Opened,
+    p: &Payment,
+    repeated: bool,
+    said: &str,
+    peer: &str,
+    payment: &[u8],
+    written: Written,
+) -> Done {
     let cur = p.amount.currency.to_string();
     let mut d = Done::new(
         format!(
-            "{} {} to wallet {} (seq {}): offline balance {}\n{}",
-            if repeated {
-                "already paid: the same payment again,"
-            } else {
-                "paid"
-            },
+            "{said} {} {peer} (seq {}): offline balance {}\n{}",
             p.amount,
-            p.payee,
             p.seq,
             show_u(o.balance_minor(), &cur),
             written.human
         ),
-        with_id(payment_json(&o, &p, repeated), &bytes),
+        with_id(payment_json(o, p, repeated), payment),
     );
     d.json.extend(written.json);
-    Ok(d)
+    d
 }
 
 fn receive(dir: WalletDir, a: ReceiveArgs) -> Outcome {
@@ -767,25 +780,15 @@ fn receive(dir: WalletDir, a: ReceiveArgs) -> Outcome {
     let mut o = open(dir)?;
     let (receipt, p, repeated) = receive_payment(&mut o.wallet, &payment)?;
     let written = a.out.write(&receipt, "receipt")?;
-    let cur = p.amount.currency.to_string();
-    let mut d = Done::new(
-        format!(
-            "{} {} from wallet {} (seq {}): offline balance {}\n{}",
-            if repeated {
-                "already received (not credited again): the same receipt,"
-            } else {
-                "received"
-            },
-            p.amount,
-            p.payer,
-            p.seq,
-            show_u(o.balance_minor(), &cur),
-            written.human
-        ),
-        with_id(payment_json(&o, &p, repeated), &payment),
-    );
-    d.json.extend(written.json);
-    Ok(d)
+    let said = if repeated {
+        "already received (not credited again): the same receipt,"
+    } else {
+        "received"
+    };
+    let peer = format!("from wallet {}", p.payer);
+    Ok(payment_done(
+        &o, &p, repeated, said, &peer, &payment, written,
+    ))
 }
 
 fn tap_timeout(seconds: u64) -> Result<Duration, Failure> {
