@@ -72,7 +72,8 @@ enum Command {
     Wallet(wallet::WalletArgs),
     /// Double-spend evidence.
     Evidence(evidence::EvidenceArgs),
-    /// Simulate thousands of wallets over days, with attacks: a report of
+    /// Simulate thousands of wallets over days, with the attacks you ask for
+    /// (none unless --attacks default or --attack KIND=RATE): a report of
     /// exposure, detection and losses, and plots.
     Sim(sim::SimArgs),
     /// Measure performance: signature costs, offline payment latency (memory

@@ -3,10 +3,11 @@
 //! exposure and detection ([`offpay_sim`]).
 
 use std::io::{IsTerminal as _, Write as _};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use clap::Args;
-use offpay_sim::{AttackSpec, SimConfig, StoreChoice, run as simulate, write_plots};
+use offpay_sim::{AttackMix, AttackSpec, SimConfig, StoreChoice, run as simulate, write_plots};
 use serde_json::{Value, json};
 
 use crate::out::{Done, Failure, Outcome};
@@ -14,6 +15,14 @@ use crate::walletdir::write_atomic;
 
 /// Violations quoted in a failure message.
 const VIOLATIONS_QUOTED_MAX: usize = 5;
+/// When stderr is not a terminal (a log, CI), a progress line this often.
+const PROGRESS_LINE_EVERY: Duration = Duration::from_secs(5);
+/// Wallet-days simulated per second on one core of the reference machine
+/// (2 cores, `offpay sim --wallets 1000 --days 7 --attacks default`, release
+/// build): the basis of the estimate printed before a large run.
+const WALLET_DAYS_PER_SECOND: f64 = 2_000.0;
+/// Runs estimated longer than this get the estimate printed before they start.
+const ESTIMATE_ABOVE: Duration = Duration::from_secs(20);
 
 #[derive(Args, Debug)]
 pub struct SimArgs {
@@ -29,8 +38,14 @@ pub struct SimArgs {
     /// An attack and its rate, KIND=RATE (repeatable). Kinds: rollback, clone,
     /// replay, tamper, unknown-ca, revoked-pay, torn, lost-device, crash. The
     /// rate is a probability per payment (torn, replay) or per wallet-day.
+    /// Without --attack or --attacks no attack runs.
     #[arg(long, value_name = "KIND=RATE")]
     attack: Vec<String>,
+    /// A named attack mix: "default" (every kind, at the rates listed in
+    /// docs/SIMULATION.md) or "none". --attack KIND=RATE given too overrides
+    /// that kind's rate.
+    #[arg(long, value_name = "MIX")]
+    attacks: Option<String>,
     /// Share of customers that are merchants (0 to 0.9).
     #[arg(long, value_name = "FRACTION")]
     merchants: Option<f64>,
@@ -58,6 +73,10 @@ pub fn run(a: SimArgs, as_json: bool) -> Outcome {
         seed: a.seed,
         ..SimConfig::default()
     };
+    if let Some(mix) = &a.attacks {
+        let mix: AttackMix = mix.parse().map_err(|e| Failure::usage(format!("{e}")))?;
+        config.attacks.extend_from_slice(mix.attacks());
+    }
     for s in &a.attack {
         let spec: AttackSpec = s.parse().map_err(|e| Failure::usage(format!("{e}")))?;
         config.attacks.push(spec.into());
@@ -75,25 +94,64 @@ pub fn run(a: SimArgs, as_json: bool) -> Outcome {
         config.store = StoreChoice::File(f);
     }
     config.validate().map_err(Failure::usage)?;
-    let show_progress = std::io::stderr().is_terminal();
-    let mut last = u64::MAX;
+    // A bad output path found after an hour of simulation would throw the run
+    // away: check both before starting.
+    if let Some(p) = &a.out {
+        check_writable_file(p)?;
+    }
+    if let Some(dir) = &a.plot {
+        check_writable_dir(dir)?;
+    }
+    let wallet_days = config.wallets as f64 * f64::from(config.days);
+    let estimate = Duration::from_secs_f64(wallet_days / WALLET_DAYS_PER_SECOND);
+    if estimate > ESTIMATE_ABOVE {
+        eprintln!(
+            "offpay sim: {} wallets over {} days: expect about {} on one core (progress below)",
+            config.wallets,
+            config.days,
+            human_duration(estimate)
+        );
+    }
+    let terminal = std::io::stderr().is_terminal();
+    let started = Instant::now();
+    let mut last_pct = u64::MAX;
+    let mut last_line = Instant::now();
     let report = simulate(config, |p| {
         let pct = (p.fraction() * 100.0) as u64;
-        if show_progress && (pct != last || p.finishing) {
-            last = pct;
-            eprint!(
-                "\r  day {}/{}  {pct:>3}%  payments {}  syncs {}  double spends detected {}   ",
-                p.day, p.days, p.payments, p.syncs, p.double_spends_detected
-            );
-            let _ = std::io::stderr().flush();
+        let line = format!(
+            "  day {}/{}  {pct:>3}%  payments {}  syncs {}  double spends detected {}  elapsed {}",
+            p.day,
+            p.days,
+            p.payments,
+            p.syncs,
+            p.double_spends_detected,
+            human_duration(started.elapsed())
+        );
+        if terminal {
+            if pct != last_pct || p.finishing {
+                last_pct = pct;
+                eprint!("\r{line}   ");
+                let _ = std::io::stderr().flush();
+            }
+        } else if last_line.elapsed() >= PROGRESS_LINE_EVERY || p.finishing {
+            last_line = Instant::now();
+            eprintln!("{}", line.trim_start());
         }
     })
     .map_err(|e| Failure::refused("sim", format!("the simulation failed: {e}")))?;
-    if show_progress {
+    let elapsed = started.elapsed();
+    if terminal {
         eprintln!();
     }
     let text = report.to_json();
     let mut human = report.summary_table();
+    if report.config.attacks.values().all(|r| *r == 0.0) {
+        human.push_str("no attack ran (add --attacks default, or --attack KIND=RATE)\n");
+    }
+    human.push_str(&format!(
+        "run time {} (wall clock; not part of the report)\n",
+        human_duration(elapsed)
+    ));
     if let Some(p) = &a.out {
         write_atomic(p, text.as_bytes())?;
         human.push_str(&format!("report written to {}\n", p.display()));
@@ -129,4 +187,58 @@ pub fn run(a: SimArgs, as_json: bool) -> Outcome {
     v["report_file"] = json!(a.out.map(|p| p.display().to_string()));
     let _ = as_json;
     Ok(Done::new(human, v))
+}
+
+/// `path` can be created or replaced as a file: its directory exists and takes
+/// a new file, and it is not a directory itself.
+fn check_writable_file(path: &Path) -> Result<(), Failure> {
+    if path.is_dir() {
+        return Err(Failure::usage(format!(
+            "--out {}: is a directory, expected a file name",
+            path.display()
+        )));
+    }
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    if !dir.is_dir() {
+        return Err(Failure::usage(format!(
+            "--out {}: the directory {} does not exist",
+            path.display(),
+            dir.display()
+        )));
+    }
+    probe(dir).map_err(|e| {
+        Failure::usage(format!(
+            "--out {}: cannot write into {}: {e}",
+            path.display(),
+            dir.display()
+        ))
+    })
+}
+
+/// `dir` exists (created if missing) and takes new files.
+fn check_writable_dir(dir: &Path) -> Result<(), Failure> {
+    std::fs::create_dir_all(dir)
+        .and_then(|()| probe(dir))
+        .map_err(|e| Failure::usage(format!("--plot {}: cannot write there: {e}", dir.display())))
+}
+
+/// Create and remove a file in `dir`.
+fn probe(dir: &Path) -> std::io::Result<()> {
+    let f = tempfile::NamedTempFile::new_in(dir)?;
+    f.close()
+}
+
+/// `3.2 s`, `4 min 05 s`, `1 h 02 min`.
+fn human_duration(d: Duration) -> String {
+    let s = d.as_secs();
+    if s < 60 {
+        format!("{:.1} s", d.as_secs_f64())
+    } else if s < 3600 {
+        format!("{} min {:02} s", s / 60, s % 60)
+    } else {
+        format!("{} h {:02} min", s / 3600, (s % 3600) / 60)
+    }
 }

@@ -463,3 +463,47 @@ fn sim_runs_a_small_population_with_attacks() {
     assert_eq!(r.code, 2, "{r:?}");
     assert!(r.stderr.contains("unknown attack kind"), "{r:?}");
 }
+
+#[test]
+fn sim_checks_its_outputs_before_running_and_says_what_ran() {
+    let tmp = tempfile::tempdir().unwrap();
+    // A run of a million wallet-years: refused at once for a bad --out or
+    // --plot, before any simulating (else this test would not end).
+    let huge = ["sim", "--wallets", "1000000", "--days", "3650"];
+    let missing = tmp.path().join("no/such/dir/report.json");
+    let r = run(&[&huge[..], &["--out", missing.to_str().unwrap()]].concat());
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains("does not exist"), "{r:?}");
+    let r = run(&[&huge[..], &["--out", tmp.path().to_str().unwrap()]].concat());
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains("is a directory"), "{r:?}");
+    let file = tmp.path().join("a-file");
+    std::fs::write(&file, b"x").unwrap();
+    let r = run(&[&huge[..], &["--plot", file.to_str().unwrap()]].concat());
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains("--plot"), "{r:?}");
+    // Without an attack the output says none ran; stderr is not a terminal
+    // here and still gets progress lines; the run time is printed.
+    let r = run(&["sim", "--wallets", "8", "--days", "1"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stdout.contains("no attack ran"), "{r:?}");
+    assert!(r.stdout.contains("run time"), "{r:?}");
+    assert!(r.stderr.contains("day 1/1"), "{r:?}");
+    assert!(!r.stdout.contains("Some("), "{r:?}");
+    // The documented default mix runs every kind.
+    let v = ok(&[
+        "sim",
+        "--wallets",
+        "8",
+        "--days",
+        "1",
+        "--attacks",
+        "default",
+    ]);
+    let attacks = v["config"]["attacks"].as_object().unwrap();
+    assert_eq!(attacks.len(), 9, "{v}");
+    assert_eq!(v["currency"], "EUR");
+    let r = run(&["sim", "--attacks", "everything"]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains("expected \"default\""), "{r:?}");
+}

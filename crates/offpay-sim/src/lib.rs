@@ -52,6 +52,7 @@
 //! | field | meaning |
 //! | --- | --- |
 //! | `schema` | `"offpay-sim/1"` |
+//! | `currency` | the ISO 4217 code of every `*_minor` amount |
 //! | `config` | the run's configuration (wallets, merchants, days, seed, attacks and their rate units, habits, store) |
 //! | `invariant_violations` | every violated invariant, as text without ids; empty when all hold |
 //! | `invariant_checks` | checks run |
@@ -93,7 +94,8 @@ use core::fmt;
 use std::path::{Path, PathBuf};
 
 pub use config::{
-    AttackKind, AttackSpec, ParseAttackError, PolicyOverrides, SimConfig, StoreChoice,
+    AttackKind, AttackMix, AttackSpec, DEFAULT_ATTACK_MIX, ParseAttackError, PolicyOverrides,
+    SimConfig, StoreChoice,
 };
 pub use report::{REPORT_SCHEMA, SimReport};
 pub use sim::{T0, error_name, run};

@@ -219,6 +219,8 @@ pub struct LedgerSummary {
 pub struct SimReport {
     /// [`REPORT_SCHEMA`].
     pub schema: String,
+    /// The ISO 4217 code of every `*_minor` amount in the report.
+    pub currency: String,
     /// The configuration as run.
     pub config: ConfigEcho,
     /// Every invariant violation seen (empty when all held), in order.
@@ -314,7 +316,25 @@ impl SimReport {
 
     /// A human-readable summary table.
     pub fn summary_table(&self) -> String {
-        let eur = |m: u64| format!("{}.{:02}", m / 100, m % 100);
+        let cur = &self.currency;
+        let eur = |m: u64| format!("{}.{:02} {cur}", m / 100, m % 100);
+        let hours = |s: u64| format!("{:.1}", s as f64 / 3600.0);
+        let d = &self.detection_delay_s;
+        let delay = if d.count == 0 {
+            "n/a (no double spend detected)".to_string()
+        } else {
+            format!("{} / {} / {}", hours(d.p50), hours(d.p90), hours(d.max))
+        };
+        let attackers = self
+            .attackers
+            .iter()
+            .filter(|a| a.double_spends_injected > 0)
+            .count();
+        let max_loss = if attackers == 0 {
+            "n/a (no double spender)".to_string()
+        } else {
+            eur(self.max_loss_per_attacker_minor)
+        };
         let mut rows: Vec<(String, String)> = vec![
             (
                 "wallets / merchants / days / seed".into(),
@@ -323,6 +343,7 @@ impl SimReport {
                     self.config.wallets, self.config.merchants, self.config.days, self.config.seed
                 ),
             ),
+            ("attacks".into(), attack_rates(&self.config)),
             ("payments accepted".into(), self.payments.to_string()),
             (
                 "payments attempted".into(),
@@ -355,15 +376,7 @@ impl SimReport {
                 "proofs verified".into(),
                 self.double_spend_proofs_verified.to_string(),
             ),
-            (
-                "detection delay p50 / p90 / max (h)".into(),
-                format!(
-                    "{:.1} / {:.1} / {:.1}",
-                    self.detection_delay_s.p50 as f64 / 3600.0,
-                    self.detection_delay_s.p90 as f64 / 3600.0,
-                    self.detection_delay_s.max as f64 / 3600.0
-                ),
-            ),
+            ("detection delay p50 / p90 / max (h)".into(), delay),
             ("honest loss".into(), eur(self.honest_loss_minor)),
             ("guarantee loss".into(), eur(self.guarantee_loss_minor)),
             ("clawed back".into(), eur(self.clawed_back_minor)),
@@ -371,7 +384,7 @@ impl SimReport {
                 "max loss per attacker / bound".into(),
                 format!(
                     "{} / {} (holding limit {})",
-                    eur(self.max_loss_per_attacker_minor),
+                    max_loss,
                     eur(self.limits.loss_bound_per_wallet_minor),
                     eur(self.limits.holding_limit_minor)
                 ),
@@ -394,20 +407,36 @@ impl SimReport {
         ];
         for (k, s) in &self.attacks {
             if s.injected > 0 || s.rate > 0.0 {
-                let outcomes: Vec<String> =
-                    s.outcomes.iter().map(|(o, n)| format!("{o} {n}")).collect();
+                let outcomes: Vec<String> = s
+                    .outcomes
+                    .iter()
+                    .map(|(o, n)| format!("{} {n}", humanize(o)))
+                    .collect();
+                let what = if outcomes.is_empty() {
+                    format!("{} injected", s.injected)
+                } else {
+                    format!("{} injected; {}", s.injected, outcomes.join(", "))
+                };
                 rows.push((
                     format!("attack {k} (rate {} per {})", s.rate, s.rate_unit),
-                    format!("{} injected; {}", s.injected, outcomes.join(", ")),
+                    what,
                 ));
             }
         }
         let top: Vec<String> = {
             let mut v: Vec<(&String, &u64)> = self.refusals.iter().collect();
             v.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
-            v.iter().take(6).map(|(k, n)| format!("{k} {n}")).collect()
+            v.iter()
+                .take(6)
+                .map(|(k, n)| format!("{} {n}", humanize(k)))
+                .collect()
         };
-        rows.push(("refusals (top)".into(), top.join(", ")));
+        let top = if top.is_empty() {
+            "none".to_string()
+        } else {
+            top.join(", ")
+        };
+        rows.push(("refusals (top)".into(), top));
         let w = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
         let mut out = String::new();
         for (k, v) in rows {
@@ -418,6 +447,62 @@ impl SimReport {
         }
         out
     }
+}
+
+/// The run's attacks and their rates in words, e.g. `clone 0.001 per
+/// wallet-day, torn 0.01 per payment`, or `none` (used by the table and by
+/// every plot's title).
+pub fn attack_rates(config: &ConfigEcho) -> String {
+    let rates: Vec<String> = config
+        .attacks
+        .iter()
+        .filter(|(_, r)| **r > 0.0)
+        .map(|(k, r)| {
+            let unit = config
+                .attack_rate_units
+                .get(k)
+                .map_or("wallet-day", String::as_str);
+            format!("{k} {r} per {unit}")
+        })
+        .collect();
+    if rates.is_empty() {
+        "none".into()
+    } else {
+        rates.join(", ")
+    }
+}
+
+/// A stable machine name (`payer_refused:PeerCertificate(BadSignature)`,
+/// `PeerRevoked`) in words for people (`payer refused: peer certificate: bad
+/// signature`, `peer revoked`): the JSON keeps the names, the table speaks.
+pub fn humanize(name: &str) -> String {
+    let mut out = String::new();
+    let mut prev_lower = false;
+    for c in name.chars() {
+        match c {
+            '_' | '-' => {
+                out.push(' ');
+                prev_lower = false;
+            }
+            ':' | '(' => {
+                out.push_str(": ");
+                prev_lower = false;
+            }
+            ')' => prev_lower = false,
+            c if c.is_ascii_uppercase() => {
+                if prev_lower {
+                    out.push(' ');
+                }
+                out.push(c.to_ascii_lowercase());
+                prev_lower = false;
+            }
+            c => {
+                out.push(c);
+                prev_lower = c.is_ascii_lowercase() || c.is_ascii_digit();
+            }
+        }
+    }
+    out
 }
 
 #[cfg(test)]

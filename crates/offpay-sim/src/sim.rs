@@ -1981,6 +1981,7 @@ pub fn run(config: SimConfig, mut progress: impl FnMut(Progress)) -> Result<SimR
     }
     let report = SimReport {
         schema: REPORT_SCHEMA.into(),
+        currency: eur().to_string(),
         config: ConfigEcho {
             wallets: n as u64,
             merchants: n_merchants as u64,
