@@ -16,7 +16,7 @@ use crate::walletdir::write_atomic;
 const VIOLATIONS_QUOTED_MAX: usize = 5;
 
 #[derive(Args, Debug)]
-pub struct SimArgs {
+pub(crate) struct SimArgs {
     /// Customers, each with one wallet.
     #[arg(long, default_value_t = 100)]
     wallets: usize,
@@ -51,7 +51,7 @@ pub struct SimArgs {
     plot: Option<PathBuf>,
 }
 
-pub fn run(a: SimArgs, as_json: bool) -> Outcome {
+pub(crate) fn run(a: SimArgs, as_json: bool) -> Outcome {
     let mut config = SimConfig {
         wallets: a.wallets,
         days: a.days,

@@ -93,17 +93,17 @@ impl fmt::Display for InputError {
             InputError::CustomerId => write!(
                 f,
                 "customer id must be 1 to {} characters of [A-Za-z0-9._-]",
-                crate::issuer::CUSTOMER_ID_BYTES_MAX
+                crate::limits::CUSTOMER_ID_BYTES_MAX
             ),
             InputError::CustomerName => write!(
                 f,
                 "name longer than {} bytes",
-                crate::issuer::CUSTOMER_NAME_BYTES_MAX
+                crate::limits::CUSTOMER_NAME_BYTES_MAX
             ),
             InputError::IdempotencyKey => write!(
                 f,
                 "idempotency key must be 1 to {} printable ASCII characters",
-                crate::issuer::IDEMPOTENCY_KEY_BYTES_MAX
+                crate::limits::IDEMPOTENCY_KEY_BYTES_MAX
             ),
             InputError::ZeroAmount => f.write_str("amount must be positive"),
             InputError::AmountTooLarge => f.write_str("amount too large"),

@@ -15,7 +15,7 @@ use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use crate::error::{Invariant, IssuerError};
 
 /// Most jobs in one group (one transaction).
-pub const GROUP_JOBS_MAX: usize = 64;
+pub(crate) const GROUP_JOBS_MAX: usize = 64;
 
 struct Queue<J, T> {
     pending: Vec<(u64, J)>,

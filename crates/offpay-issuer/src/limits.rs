@@ -9,8 +9,8 @@ pub const CUSTOMER_NAME_BYTES_MAX: usize = 256;
 /// Longest idempotency key.
 pub const IDEMPOTENCY_KEY_BYTES_MAX: usize = 128;
 /// Longest enrollment token accepted (longer ones are unknown without a lookup).
-pub const ENROLLMENT_TOKEN_BYTES_MAX: usize = 128;
+pub(crate) const ENROLLMENT_TOKEN_BYTES_MAX: usize = 128;
 /// Most certificates kept in the verified-certificate cache.
 pub const CERT_CACHE_MAX: usize = 65_536;
 /// Longest lock reason stored for a wallet, in characters.
-pub const LOCK_REASON_CHARS_MAX: usize = 480;
+pub(crate) const LOCK_REASON_CHARS_MAX: usize = 480;

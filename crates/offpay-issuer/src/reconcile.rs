@@ -73,6 +73,7 @@ impl<S: Store> Issuer<S> {
         check_wallet(c, b.payer)
     }
 
+    #[expect(clippy::too_many_lines)] // lint-exception: one sequence of steps read top to bottom; split by role when next changed
     fn verify_report(&self, bytes: &[u8]) -> Result<VerifiedReport, IssuerError> {
         let report = Signed::<SyncReport>::decode(bytes)?;
         let r = report.body();
@@ -264,6 +265,7 @@ impl<S: Store> Issuer<S> {
         }
     }
 
+    #[expect(clippy::too_many_lines)] // lint-exception: one sequence of steps read top to bottom; split by role when next changed
     fn apply_report(
         &self,
         tx: &mut dyn Tx,

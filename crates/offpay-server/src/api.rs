@@ -655,22 +655,6 @@ pub async fn metrics(State(st): State<AppState>) -> Response {
         .into_response()
 }
 
-/// This document: OpenAPI 3.1, generated from the code.
-#[utoipa::path(
-    get, path = "/openapi.json", tag = "public",
-    responses((status = 200, description = "The OpenAPI document", content_type = "application/json", body = Object))
-)]
-pub async fn openapi() -> Response {
-    (
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        )],
-        crate::openapi::document_json(),
-    )
-        .into_response()
-}
-
 /// 404 for unknown routes.
 pub async fn not_found() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route")

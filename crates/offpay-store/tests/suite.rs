@@ -4,6 +4,7 @@
 //! `postgres://postgres@127.0.0.1:5432/test`); each test works in its own
 //! schema. Without a server the PostgreSQL half is skipped with a printed
 //! reason, unless `OFFPAY_REQUIRE_POSTGRES=1`.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)] // Test code: a failed unwrap is a failed test.
 
 use offpay_issuer::store::WalletState;
 use offpay_issuer::{Issuer, IssuerConfig, IssuerError};
