@@ -5,6 +5,7 @@
 //! * CBOR decode of a Payment envelope (`Signed::<Payment>::decode`)
 //! * one offline payment's pay + receive, vaults in memory
 //! * `Issuer::sync` of one 100-entry report on in-memory SQLite
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)] // Test code: a failed unwrap is a failed test.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -72,6 +73,7 @@ fn payment_decode(c: &mut Criterion) {
     });
 }
 
+#[expect(clippy::many_single_char_names)] // lint-exception: short names follow the fixtures and formulas
 fn pay_receive(c: &mut Criterion) {
     let t0 = offpay_bench::sys::now();
     let store = offpay_store::open_sqlite_memory().expect("store");

@@ -8,17 +8,18 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 /// Connect timeout.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Read and write timeout.
-pub const IO_TIMEOUT: Duration = Duration::from_secs(120);
+pub(crate) const IO_TIMEOUT: Duration = Duration::from_secs(120);
 /// Largest response head (status line and headers).
-pub const HEAD_BYTES_MAX: usize = 16 << 10;
+pub(crate) const HEAD_BYTES_MAX: usize = 16 << 10;
 /// Largest response body: a SyncResponse plus room.
-pub const BODY_BYTES_MAX: usize = offpay_protocol::messages::SYNC_RESPONSE_BYTES_MAX + (64 << 10);
+pub(crate) const BODY_BYTES_MAX: usize =
+    offpay_protocol::messages::SYNC_RESPONSE_BYTES_MAX + (64 << 10);
 
 /// A response.
 #[derive(Debug)]
-pub struct Response {
+pub(crate) struct Response {
     /// The status code.
     pub status: u16,
     /// The body.
@@ -27,7 +28,7 @@ pub struct Response {
 
 /// One keep-alive connection to a server (reconnects when the server closed it).
 #[derive(Debug)]
-pub struct Connection {
+pub(crate) struct Connection {
     addr: SocketAddr,
     stream: Option<BufReader<TcpStream>>,
 }
@@ -38,7 +39,7 @@ fn io(what: &str) -> impl FnOnce(std::io::Error) -> String + '_ {
 
 impl Connection {
     /// A connection to `addr` (opened at the first request).
-    pub fn new(addr: SocketAddr) -> Connection {
+    pub(crate) fn new(addr: SocketAddr) -> Connection {
         Connection { addr, stream: None }
     }
 
@@ -55,7 +56,7 @@ impl Connection {
 
     /// `POST path` with `body` of `content_type`. A reused connection that
     /// turns out closed before any answer byte is retried once on a new one.
-    pub fn post(
+    pub(crate) fn post(
         &mut self,
         path: &str,
         content_type: &str,

@@ -121,6 +121,7 @@ fn balance(w: &Wallet<MemoryVault>) -> u64 {
 }
 
 /// Run the benchmark against `issuer`.
+#[expect(clippy::many_single_char_names, clippy::too_many_lines)] // lint-exception: one sequence of steps read top to bottom; split by role when next changed; short names follow the fixtures and formulas
 fn run(
     issuer: &Issuer<AnyStore>,
     via: Via<'_>,
@@ -338,10 +339,7 @@ pub fn postgres(
     let mut admin = match config.connect(postgres::NoTls) {
         Ok(c) => c,
         Err(e) => {
-            let why = format!(
-                "PostgreSQL at {} does not answer: {e}",
-                crate::report::redact(url)
-            );
+            let why = format!("PostgreSQL at {} does not answer: {e}", setup::redact(url));
             return if required {
                 Err(why)
             } else {

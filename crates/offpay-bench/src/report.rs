@@ -8,6 +8,7 @@ use serde_json::{Map, Value, json};
 use crate::crypto::{self, CryptoFigures};
 use crate::offline::OfflineFigures;
 use crate::reconcile::Run;
+use crate::setup::redact;
 use crate::sizes::Sizes;
 use crate::{BenchConfig, sys};
 
@@ -15,15 +16,15 @@ use crate::{BenchConfig, sys};
 pub const SCHEMA: &str = "offpay-bench/1";
 
 /// Signatures in the offline payment bound.
-pub const BOUND_SIGNS: u32 = 3;
+pub(crate) const BOUND_SIGNS: u32 = 3;
 /// Verifications in the offline payment bound.
-pub const BOUND_VERIFIES: u32 = 3;
+pub(crate) const BOUND_VERIFIES: u32 = 3;
 /// Vault commits of one offline payment (request, pay, receive, confirm).
-pub const COMMITS_PER_PAYMENT: u32 = 4;
+pub(crate) const COMMITS_PER_PAYMENT: u32 = 4;
 /// Atomic writes of one sealed-vault commit (state, then counter).
-pub const WRITES_PER_COMMIT: u32 = 2;
+pub(crate) const WRITES_PER_COMMIT: u32 = 2;
 /// Signatures each payment costs the issuer (it is in two reports).
-pub const SIGNATURES_PER_PAYMENT: f64 = 2.0;
+pub(crate) const SIGNATURES_PER_PAYMENT: f64 = 2.0;
 
 /// Fields every report carries (`null` when not measured).
 pub const REQUIRED_FIELDS: [&str; 14] = [
@@ -74,17 +75,6 @@ fn num(v: Option<f64>) -> Value {
         Some(x) if x.is_finite() => json!(x),
         _ => Value::Null,
     }
-}
-
-/// A URL with its password (if any) replaced by `***`.
-pub fn redact(url: &str) -> String {
-    if let Some((scheme, rest)) = url.split_once("://")
-        && let Some((userinfo, host)) = rest.rsplit_once('@')
-        && let Some((user, _password)) = userinfo.split_once(':')
-    {
-        return format!("{scheme}://{user}:***@{host}");
-    }
-    url.to_string()
 }
 
 /// Rounded to `digits` decimals (JSON stays readable).
@@ -152,6 +142,7 @@ impl Report {
     }
 
     /// The JSON object (schema [`SCHEMA`]).
+    #[expect(clippy::many_single_char_names, clippy::too_many_lines)] // lint-exception: one sequence of steps read top to bottom; split by role when next changed; short names follow the fixtures and formulas
     pub fn to_json(&self) -> Value {
         let c = self.crypto;
         let o = self.offline;
@@ -284,6 +275,7 @@ impl Report {
     }
 
     /// The table for people.
+    #[expect(clippy::too_many_lines)] // lint-exception: one sequence of steps read top to bottom; split by role when next changed
     pub fn table(&self) -> String {
         let mut t = String::new();
         let f1 = |v: Option<f64>| v.map_or("-".to_string(), |x| format!("{x:.1}"));

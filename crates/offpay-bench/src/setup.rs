@@ -26,7 +26,7 @@ pub fn err<E: Display>(what: impl Display) -> impl FnOnce(E) -> String {
 
 /// The benchmark's currency.
 pub fn eur() -> Currency {
-    Currency::new("EUR").expect("constant currency code")
+    Currency::EUR
 }
 
 /// The issuer configuration of every benchmark issuer: the defaults, with
@@ -152,4 +152,15 @@ pub fn check_invariants<S: Store>(issuer: &Issuer<S>) -> Result<(), String> {
             inv.violations.join("; ")
         ))
     }
+}
+
+/// A URL with its password (if any) replaced by `***`.
+pub fn redact(url: &str) -> String {
+    if let Some((scheme, rest)) = url.split_once("://")
+        && let Some((userinfo, host)) = rest.rsplit_once('@')
+        && let Some((user, _password)) = userinfo.split_once(':')
+    {
+        return format!("{scheme}://{user}:***@{host}");
+    }
+    url.to_string()
 }

@@ -15,7 +15,7 @@ use crate::out::{Done, Failure, Outcome};
 const POSTGRES_ENV: &str = "OFFPAY_TEST_POSTGRES_URL";
 
 #[derive(Args, Debug)]
-pub struct BenchArgs {
+pub(crate) struct BenchArgs {
     /// Wallets of the reconciliation runs.
     #[arg(long, default_value_t = offpay_bench::WALLETS_DEFAULT)]
     wallets: usize,
@@ -47,7 +47,7 @@ pub struct BenchArgs {
     temp_dir: Option<PathBuf>,
 }
 
-pub fn run(a: BenchArgs) -> Outcome {
+pub(crate) fn run(a: BenchArgs) -> Outcome {
     let parts = match &a.only {
         Some(list) => Parts::parse(list).map_err(Failure::usage)?,
         None => Parts::all(),

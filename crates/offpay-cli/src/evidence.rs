@@ -13,7 +13,7 @@ use crate::out::{Done, Failure, Outcome};
 use crate::walletdir::read_bounded;
 
 #[derive(Args, Debug)]
-pub struct EvidenceArgs {
+pub(crate) struct EvidenceArgs {
     #[command(subcommand)]
     cmd: EvidenceCmd,
 }
@@ -33,7 +33,7 @@ enum EvidenceCmd {
 }
 
 /// A root certificate from a PEM or DER file.
-pub fn read_root(path: &Path) -> Result<Certificate, Failure> {
+pub(crate) fn read_root(path: &Path) -> Result<Certificate, Failure> {
     let bytes = read_bounded(path, 4 * CERTIFICATE_BYTES_MAX as u64)
         .map_err(|e| Failure::io(format!("cannot read {}", path.display()), &e))?;
     let parsed = match std::str::from_utf8(&bytes) {
@@ -60,7 +60,7 @@ fn evidence_code(e: &EvidenceError) -> &'static str {
 }
 
 /// The proven facts as JSON fields.
-pub fn proven_json(p: &ProvenDoubleSpend) -> serde_json::Value {
+pub(crate) fn proven_json(p: &ProvenDoubleSpend) -> serde_json::Value {
     json!({
         "valid": true,
         "payer": p.payer.to_hex(),
@@ -72,7 +72,7 @@ pub fn proven_json(p: &ProvenDoubleSpend) -> serde_json::Value {
     })
 }
 
-pub fn run(a: EvidenceArgs) -> Outcome {
+pub(crate) fn run(a: EvidenceArgs) -> Outcome {
     let EvidenceCmd::Verify { file, root } = a.cmd;
     let root = read_root(&root)?;
     let proof = read_bounded(&file, DOUBLE_SPEND_PROOF_BYTES_MAX as u64)

@@ -12,19 +12,20 @@ use serde_json::Value;
 use crate::out::Failure;
 
 /// Connect timeout.
-pub const CONNECT_SECONDS_MAX: u64 = 10;
+pub(crate) const CONNECT_SECONDS_MAX: u64 = 10;
 /// Read and write timeout (a large sync may take a while on a busy server).
-pub const IO_SECONDS_MAX: u64 = 120;
+pub(crate) const IO_SECONDS_MAX: u64 = 120;
 /// Largest response head (status line and headers).
-pub const HEAD_BYTES_MAX: usize = 16 << 10;
+pub(crate) const HEAD_BYTES_MAX: usize = 16 << 10;
 /// Largest response body: a SyncResponse plus room.
-pub const BODY_BYTES_MAX: usize = offpay_protocol::messages::SYNC_RESPONSE_BYTES_MAX + (64 << 10);
+pub(crate) const BODY_BYTES_MAX: usize =
+    offpay_protocol::messages::SYNC_RESPONSE_BYTES_MAX + (64 << 10);
 /// Longest server URL accepted.
 const URL_BYTES_MAX: usize = 2048;
 
 /// Where the server is.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Client {
+pub(crate) struct Client {
     host: String,
     port: u16,
     /// Path prefix without a trailing slash ("" or "/offpay").
@@ -35,7 +36,7 @@ pub struct Client {
 
 /// An answer.
 #[derive(Debug)]
-pub struct Response {
+pub(crate) struct Response {
     /// HTTP status.
     pub status: u16,
     /// `Content-Type`, if any.
@@ -50,7 +51,7 @@ fn net(url: &str, e: impl std::fmt::Display) -> Failure {
 
 impl Client {
     /// A client for `http://host[:port][/prefix]`.
-    pub fn new(url: &str) -> Result<Client, Failure> {
+    pub(crate) fn new(url: &str) -> Result<Client, Failure> {
         let bad = |why: &str| Failure::usage(format!("server URL {url:?}: {why}"));
         if url.len() > URL_BYTES_MAX {
             return Err(bad("too long"));
@@ -107,13 +108,13 @@ impl Client {
     }
 
     /// The same client sending `Authorization: Bearer <token>`.
-    pub fn with_token(mut self, token: &str) -> Client {
+    pub(crate) fn with_token(mut self, token: &str) -> Client {
         self.token = Some(token.to_string());
         self
     }
 
     /// The base URL.
-    pub fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         if self.host.contains(':') {
             format!("http://[{}]:{}{}", self.host, self.port, self.prefix)
         } else {
@@ -122,12 +123,12 @@ impl Client {
     }
 
     /// GET.
-    pub fn get(&self, path: &str) -> Result<Response, Failure> {
+    pub(crate) fn get(&self, path: &str) -> Result<Response, Failure> {
         self.send("GET", path, None, &[])
     }
 
     /// POST a JSON body.
-    pub fn post_json(&self, path: &str, body: &Value) -> Result<Response, Failure> {
+    pub(crate) fn post_json(&self, path: &str, body: &Value) -> Result<Response, Failure> {
         self.send(
             "POST",
             path,
@@ -137,17 +138,17 @@ impl Client {
     }
 
     /// POST a CBOR message.
-    pub fn post_cbor(&self, path: &str, body: &[u8]) -> Result<Response, Failure> {
+    pub(crate) fn post_cbor(&self, path: &str, body: &[u8]) -> Result<Response, Failure> {
         self.send("POST", path, Some("application/cbor"), body)
     }
 
     /// GET and expect a JSON object (2xx), or fail with the server's reason.
-    pub fn get_json(&self, path: &str) -> Result<Value, Failure> {
+    pub(crate) fn get_json(&self, path: &str) -> Result<Value, Failure> {
         self.get(path)?.json()
     }
 
     /// POST JSON and expect a JSON object (2xx), or fail with the server's reason.
-    pub fn post_json_ok(&self, path: &str, body: &Value) -> Result<Value, Failure> {
+    pub(crate) fn post_json_ok(&self, path: &str, body: &Value) -> Result<Value, Failure> {
         self.post_json(path, body)?.json()
     }
 
@@ -212,12 +213,12 @@ impl Client {
 
 impl Response {
     /// Whether the status is 2xx.
-    pub fn is_success(&self) -> bool {
+    pub(crate) fn is_success(&self) -> bool {
         (200..300).contains(&self.status)
     }
 
     /// The body as a JSON object (2xx), or the server's refusal.
-    pub fn json(self) -> Result<Value, Failure> {
+    pub(crate) fn json(self) -> Result<Value, Failure> {
         self.success()?;
         serde_json::from_slice(&self.body).map_err(|e| {
             Failure::refused(
@@ -228,7 +229,7 @@ impl Response {
     }
 
     /// Ok for 2xx; otherwise the refusal the error body states.
-    pub fn success(&self) -> Result<(), Failure> {
+    pub(crate) fn success(&self) -> Result<(), Failure> {
         if self.is_success() {
             return Ok(());
         }

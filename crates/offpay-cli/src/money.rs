@@ -7,14 +7,14 @@
 use crate::out::Failure;
 
 /// Digits after the decimal point of a major-unit amount.
-pub const DECIMALS: u32 = 2;
+pub(crate) const DECIMALS: u32 = 2;
 /// Minor units per major unit.
 const MINOR_PER_MAJOR: u64 = 10u64.pow(DECIMALS);
 /// Longest amount text accepted (a `u64` has 20 digits).
 const AMOUNT_TEXT_BYTES_MAX: usize = 32;
 
 /// An amount as typed: `text`, in minor units when `minor` is set.
-pub fn parse(text: &str, minor: bool) -> Result<u64, Failure> {
+pub(crate) fn parse(text: &str, minor: bool) -> Result<u64, Failure> {
     let bad = |why: &str| {
         Failure::usage(format!(
             "amount {text:?}: {why} (write 12.50 for major units, or 1250 with --minor)"
@@ -62,7 +62,7 @@ pub fn parse(text: &str, minor: bool) -> Result<u64, Failure> {
 }
 
 /// "12.50 EUR" for minor units that may be negative (ledger balances).
-pub fn show(minor: i128, currency: &str) -> String {
+pub(crate) fn show(minor: i128, currency: &str) -> String {
     let sign = if minor < 0 { "-" } else { "" };
     let m = minor.unsigned_abs();
     let per = u128::from(MINOR_PER_MAJOR);
@@ -75,7 +75,7 @@ pub fn show(minor: i128, currency: &str) -> String {
 }
 
 /// [`show`] for unsigned minor units.
-pub fn show_u(minor: u64, currency: &str) -> String {
+pub(crate) fn show_u(minor: u64, currency: &str) -> String {
     show(i128::from(minor), currency)
 }
 

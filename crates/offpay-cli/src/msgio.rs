@@ -13,11 +13,11 @@ use crate::walletdir::{read_bounded, write_atomic};
 
 /// Largest message file read (the largest offline message is a Payment of
 /// at most `PAYMENT_BYTES_MAX` bytes; the decoders check the exact limits).
-pub const MESSAGE_FILE_BYTES_MAX: u64 = 16 << 10;
+pub(crate) const MESSAGE_FILE_BYTES_MAX: u64 = 16 << 10;
 
 /// Where an incoming message comes from.
 #[derive(Args, Debug, Clone, Default)]
-pub struct InArgs {
+pub(crate) struct InArgs {
     /// The message file (the binary message, as written by --out).
     #[arg(value_name = "FILE")]
     pub file: Option<PathBuf>,
@@ -28,7 +28,7 @@ pub struct InArgs {
 
 /// Where an outgoing message goes (any combination).
 #[derive(Args, Debug, Clone, Default)]
-pub struct OutArgs {
+pub(crate) struct OutArgs {
     /// Write the message to FILE (binary).
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
@@ -42,7 +42,7 @@ pub struct OutArgs {
 
 impl InArgs {
     /// The message bytes; `what` names the message for errors ("payment request").
-    pub fn read(&self, what: &str) -> Result<Vec<u8>, Failure> {
+    pub(crate) fn read(&self, what: &str) -> Result<Vec<u8>, Failure> {
         if let Some(p) = &self.file {
             return read_bounded(p, MESSAGE_FILE_BYTES_MAX).map_err(|e| {
                 Failure::io(format!("cannot read the {what} file {}", p.display()), &e)
@@ -64,7 +64,7 @@ impl InArgs {
 
 /// What writing a message did, for the command's output.
 #[derive(Debug, Default)]
-pub struct Written {
+pub(crate) struct Written {
     /// Lines for people.
     pub human: String,
     /// JSON fields (`out`, `qr`, `qr_version`, `qr_text`).
@@ -73,13 +73,13 @@ pub struct Written {
 
 impl OutArgs {
     /// Whether any destination was named.
-    pub fn given(&self) -> bool {
+    pub(crate) fn given(&self) -> bool {
         self.out.is_some() || self.qr.is_some() || self.show_qr
     }
 
     /// A usage error unless a destination was named (checked before the
     /// wallet acts, so a forgotten flag changes nothing).
-    pub fn require(&self, what: &str) -> Result<(), Failure> {
+    pub(crate) fn require(&self, what: &str) -> Result<(), Failure> {
         if self.given() {
             Ok(())
         } else {
@@ -91,7 +91,7 @@ impl OutArgs {
 
     /// Write `bytes` everywhere asked. The wallet is idempotent: if this fails
     /// after it acted, running the same command again gives the same bytes.
-    pub fn write(&self, bytes: &[u8], what: &str) -> Result<Written, Failure> {
+    pub(crate) fn write(&self, bytes: &[u8], what: &str) -> Result<Written, Failure> {
         let mut w = Written::default();
         let retry = "; the wallet gives the same message again if you repeat the command";
         if let Some(p) = &self.out {

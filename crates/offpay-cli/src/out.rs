@@ -10,13 +10,13 @@ use std::fmt;
 use serde_json::{Map, Value, json};
 
 /// Exit code of a refused operation.
-pub const EXIT_REFUSED: u8 = 1;
+pub(crate) const EXIT_REFUSED: u8 = 1;
 /// Exit code of a usage error (what clap uses too).
-pub const EXIT_USAGE: u8 = 2;
+pub(crate) const EXIT_USAGE: u8 = 2;
 
 /// Why a command did not do what it was asked.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Failure {
+pub(crate) enum Failure {
     /// The command line is wrong (exit 2).
     Usage(String),
     /// The operation was refused: by the wallet, the server, a file or the
@@ -31,7 +31,7 @@ pub enum Failure {
 
 impl Failure {
     /// A refusal.
-    pub fn refused(code: impl Into<String>, message: impl Into<String>) -> Failure {
+    pub(crate) fn refused(code: impl Into<String>, message: impl Into<String>) -> Failure {
         Failure::Refused {
             code: code.into(),
             message: message.into(),
@@ -39,17 +39,17 @@ impl Failure {
     }
 
     /// A usage error.
-    pub fn usage(message: impl Into<String>) -> Failure {
+    pub(crate) fn usage(message: impl Into<String>) -> Failure {
         Failure::Usage(message.into())
     }
 
     /// An I/O failure on a named path.
-    pub fn io(what: impl fmt::Display, e: &std::io::Error) -> Failure {
+    pub(crate) fn io(what: impl fmt::Display, e: &std::io::Error) -> Failure {
         Failure::refused("io", format!("{what}: {e}"))
     }
 
     /// The stable code.
-    pub fn code(&self) -> &str {
+    pub(crate) fn code(&self) -> &str {
         match self {
             Failure::Usage(_) => "usage",
             Failure::Refused { code, .. } => code,
@@ -57,7 +57,7 @@ impl Failure {
     }
 
     /// The process exit code.
-    pub fn exit_code(&self) -> u8 {
+    pub(crate) fn exit_code(&self) -> u8 {
         match self {
             Failure::Usage(_) => EXIT_USAGE,
             Failure::Refused { .. } => EXIT_REFUSED,
@@ -65,7 +65,7 @@ impl Failure {
     }
 
     /// The JSON object printed with `--json`.
-    pub fn to_json(&self) -> Value {
+    pub(crate) fn to_json(&self) -> Value {
         let message = match self {
             Failure::Usage(m) => m,
             Failure::Refused { message, .. } => message,
@@ -85,7 +85,7 @@ impl fmt::Display for Failure {
 
 /// A finished command: lines for people and an object for scripts.
 #[derive(Debug, Default)]
-pub struct Done {
+pub(crate) struct Done {
     /// Printed without `--json`.
     pub human: String,
     /// Printed with `--json` (an object; `"ok": true` is added).
@@ -94,7 +94,7 @@ pub struct Done {
 
 impl Done {
     /// A result with its human text and JSON fields.
-    pub fn new(human: impl Into<String>, json: Value) -> Done {
+    pub(crate) fn new(human: impl Into<String>, json: Value) -> Done {
         let json = match json {
             Value::Object(m) => m,
             other => {
@@ -110,7 +110,7 @@ impl Done {
     }
 
     /// Print it.
-    pub fn print(self, as_json: bool) {
+    pub(crate) fn print(self, as_json: bool) {
         if as_json {
             let mut m = Map::new();
             m.insert("ok".into(), Value::Bool(true));
@@ -127,7 +127,7 @@ impl Done {
 }
 
 /// Print a failure where it belongs: stdout as JSON, or stderr as text.
-pub fn print_failure(f: &Failure, as_json: bool) {
+pub(crate) fn print_failure(f: &Failure, as_json: bool) {
     if as_json {
         println!("{}", f.to_json());
     } else {
@@ -136,4 +136,4 @@ pub fn print_failure(f: &Failure, as_json: bool) {
 }
 
 /// The result of every command.
-pub type Outcome = Result<Done, Failure>;
+pub(crate) type Outcome = Result<Done, Failure>;

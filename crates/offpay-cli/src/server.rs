@@ -12,7 +12,7 @@ use serde_json::json;
 use crate::out::{Done, Failure, Outcome};
 
 /// Run until Ctrl-C or SIGTERM.
-pub fn run(args: ServerArgs, as_json: bool) -> Outcome {
+pub(crate) fn run(args: ServerArgs, as_json: bool) -> Outcome {
     let config = ServerConfig::load(&args).map_err(|e| Failure::usage(e.to_string()))?;
     offpay_server::init_logging(config.log_format);
     let first_start = !config.data_dir.join(MASTER_KEY_FILE).exists();

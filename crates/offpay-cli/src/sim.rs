@@ -25,7 +25,7 @@ const WALLET_DAYS_PER_SECOND: f64 = 2_000.0;
 const ESTIMATE_ABOVE: Duration = Duration::from_secs(20);
 
 #[derive(Args, Debug)]
-pub struct SimArgs {
+pub(crate) struct SimArgs {
     /// Customers, each with one wallet.
     #[arg(long, default_value_t = 100)]
     wallets: usize,
@@ -66,7 +66,7 @@ pub struct SimArgs {
     plot: Option<PathBuf>,
 }
 
-pub fn run(a: SimArgs, as_json: bool) -> Outcome {
+pub(crate) fn run(a: SimArgs, as_json: bool) -> Outcome {
     let mut config = SimConfig {
         wallets: a.wallets,
         days: a.days,

@@ -44,16 +44,16 @@ use crate::out::{Done, Failure, Outcome};
 use crate::walletdir::{self, DiskWallet, WalletConfig, WalletDir, kdf_from_env, wallet_failure};
 
 /// Default validity of a payment request, seconds.
-pub const REQUEST_SECONDS_DEFAULT: u64 = 300;
+pub(crate) const REQUEST_SECONDS_DEFAULT: u64 = 300;
 /// Default per-message timeout of a tap exchange, seconds.
-pub const TAP_TIMEOUT_SECONDS_DEFAULT: u64 = 10;
+pub(crate) const TAP_TIMEOUT_SECONDS_DEFAULT: u64 = 10;
 /// Most attempts of one tap exchange (the first and its retries after a tear).
-pub const TAP_ATTEMPTS_MAX: u32 = 4;
+pub(crate) const TAP_ATTEMPTS_MAX: u32 = 4;
 /// Pause between a payer's tap attempts.
 const TAP_RETRY_PAUSE: Duration = Duration::from_millis(250);
 
 #[derive(Args, Debug)]
-pub struct WalletArgs {
+pub(crate) struct WalletArgs {
     /// The wallet's directory: vault/, device.secret, wallet.json [env: OFFPAY_WALLET_DIR].
     #[arg(long, global = true, value_name = "DIR")]
     dir: Option<PathBuf>,
@@ -190,7 +190,7 @@ struct ReceiveArgs {
 // ---- shared with the demo ------------------------------------------------------------------
 
 /// A wallet opened for a command.
-pub struct Opened {
+pub(crate) struct Opened {
     /// Its directory.
     pub dir: WalletDir,
     /// `wallet.json`.
@@ -201,7 +201,7 @@ pub struct Opened {
 
 impl Opened {
     /// Open the wallet in `dir` with `pin`.
-    pub fn open(dir: WalletDir, pin: &str) -> Result<Opened, Failure> {
+    pub(crate) fn open(dir: WalletDir, pin: &str) -> Result<Opened, Failure> {
         let config = dir.config()?;
         let wallet = dir.open(pin)?;
         Ok(Opened {
@@ -212,7 +212,7 @@ impl Opened {
     }
 
     /// The wallet's currency.
-    pub fn currency(&self) -> Result<Currency, Failure> {
+    pub(crate) fn currency(&self) -> Result<Currency, Failure> {
         match self.wallet.balance() {
             Some(b) => Ok(b.currency),
             None => Currency::new(&self.config.currency).ok_or_else(|| {
@@ -222,18 +222,18 @@ impl Opened {
     }
 
     /// The offline balance in minor units.
-    pub fn balance_minor(&self) -> u64 {
+    pub(crate) fn balance_minor(&self) -> u64 {
         self.wallet.balance().map_or(0, |b| b.minor)
     }
 
     /// A client for the wallet's server (or `server` if given).
-    pub fn client(&self, server: Option<&str>) -> Result<Client, Failure> {
+    pub(crate) fn client(&self, server: Option<&str>) -> Result<Client, Failure> {
         Client::new(server.unwrap_or(&self.config.server))
     }
 }
 
 /// What enrollment produced.
-pub struct Enrolled {
+pub(crate) struct Enrolled {
     /// The opened wallet.
     pub opened: Opened,
     /// SHA-256 of the trusted root certificate (hex).
@@ -243,7 +243,7 @@ pub struct Enrolled {
 }
 
 /// Create and enroll a wallet in `dir`.
-pub fn enroll(
+pub(crate) fn enroll(
     dir: WalletDir,
     client: &Client,
     token: &str,
@@ -325,7 +325,7 @@ pub fn enroll(
 }
 
 /// What a sync did.
-pub struct Synced {
+pub(crate) struct Synced {
     /// The TA's account of it.
     pub applied: SyncApplied,
     /// Refused payments reported as rollback evidence.
@@ -333,7 +333,7 @@ pub struct Synced {
 }
 
 /// Sync over `POST /v1/sync` and apply the answer.
-pub fn sync(w: &mut DiskWallet, client: &Client) -> Result<Synced, Failure> {
+pub(crate) fn sync(w: &mut DiskWallet, client: &Client) -> Result<Synced, Failure> {
     let evidence_reported = w.evidence().len();
     let report = w.sync_report(now()).map_err(wallet_failure)?;
     let resp = client.post_cbor("/v1/sync", &report)?;
@@ -354,7 +354,7 @@ pub fn sync(w: &mut DiskWallet, client: &Client) -> Result<Synced, Failure> {
 }
 
 /// The payee's view of a request it is about to pay.
-pub fn describe_request(bytes: &[u8]) -> Result<PaymentRequest, Failure> {
+pub(crate) fn describe_request(bytes: &[u8]) -> Result<PaymentRequest, Failure> {
     Signed::<PaymentRequest>::decode(bytes)
         .map(|s| s.body().clone())
         .map_err(|e| {
@@ -364,7 +364,7 @@ pub fn describe_request(bytes: &[u8]) -> Result<PaymentRequest, Failure> {
 
 impl Failure {
     /// The same failure with words in front.
-    pub fn with_prefix(self, prefix: &str) -> Failure {
+    pub(crate) fn with_prefix(self, prefix: &str) -> Failure {
         match self {
             Failure::Refused { code, message } => Failure::Refused {
                 code,
@@ -376,7 +376,7 @@ impl Failure {
 }
 
 /// Pay a request: (payment bytes, payment body, whether it was paid before).
-pub fn pay_request(
+pub(crate) fn pay_request(
     w: &mut DiskWallet,
     request: &[u8],
     expect_minor: Option<u64>,
@@ -405,7 +405,7 @@ pub fn pay_request(
 }
 
 /// Accept a payment: (receipt bytes, payment body, whether it was received before).
-pub fn receive_payment(
+pub(crate) fn receive_payment(
     w: &mut DiskWallet,
     payment: &[u8],
 ) -> Result<(Vec<u8>, Payment, bool), Failure> {
@@ -422,7 +422,7 @@ pub fn receive_payment(
 }
 
 /// Record a receipt; returns its payment id.
-pub fn confirm_receipt(w: &mut DiskWallet, receipt: &[u8]) -> Result<Receipt, Failure> {
+pub(crate) fn confirm_receipt(w: &mut DiskWallet, receipt: &[u8]) -> Result<Receipt, Failure> {
     let r = Signed::<Receipt>::decode(receipt)
         .map_err(|e| {
             wallet_failure(WalletError::Malformed(e)).with_prefix("this is not a receipt")
@@ -459,7 +459,8 @@ fn minor_opt(text: &Option<String>, minor: bool) -> Result<Option<u64>, Failure>
     text.as_deref().map(|t| money::parse(t, minor)).transpose()
 }
 
-pub fn run(a: WalletArgs) -> Outcome {
+#[expect(clippy::too_many_lines)] // lint-exception: one sequence of steps read top to bottom; split by role when next changed
+pub(crate) fn run(a: WalletArgs) -> Outcome {
     let dir = wallet_dir(&a)?;
     match a.cmd {
         WalletCmd::Create(c) => create(dir, c),
@@ -991,7 +992,7 @@ fn receive_tap(dir: WalletDir, addr: &str, minor: u64, valid: u64, timeout: u64)
 }
 
 /// The output of a sync.
-pub fn sync_done(o: &Opened, s: &Synced) -> Done {
+pub(crate) fn sync_done(o: &Opened, s: &Synced) -> Done {
     let a = &s.applied;
     let cur = o.currency().map(|c| c.to_string()).unwrap_or_default();
     let lock = o.wallet.lock().map(|r| r.to_string());
@@ -1059,7 +1060,7 @@ pub fn sync_done(o: &Opened, s: &Synced) -> Done {
 /// Redeem `minor` to the online account: the TA debits durably, then the
 /// server settles it. If the server cannot be reached, the redeem stays in
 /// the wallet's log and settles at the next sync.
-pub fn redeem(o: &mut Opened, client: &Client, minor: u64) -> Outcome {
+pub(crate) fn redeem(o: &mut Opened, client: &Client, minor: u64) -> Outcome {
     let cur = o.currency()?;
     let bytes = o
         .wallet
@@ -1119,7 +1120,7 @@ fn duration_words(s: u64) -> String {
 }
 
 /// `wallet status`.
-pub fn status(o: &Opened) -> Done {
+pub(crate) fn status(o: &Opened) -> Done {
     let st = o.wallet.status(now());
     let cur = o.currency().map(|c| c.to_string()).unwrap_or_default();
     let lock = st.locked.as_ref().map(|r| r.to_string());
@@ -1198,7 +1199,7 @@ pub fn status(o: &Opened) -> Done {
 }
 
 /// "2026-01-31 12:34:56 UTC" from Unix seconds (proleptic Gregorian).
-pub fn date(unix: u64) -> String {
+pub(crate) fn date(unix: u64) -> String {
     let days = (unix / 86_400) as i64;
     let secs = unix % 86_400;
     // Howard Hinnant's civil_from_days.

@@ -22,28 +22,28 @@ use zeroize::Zeroizing;
 use crate::out::Failure;
 
 /// The vault's subdirectory.
-pub const VAULT_DIR: &str = "vault";
+pub(crate) const VAULT_DIR: &str = "vault";
 /// The device secret file.
-pub const DEVICE_SECRET_FILE: &str = "device.secret";
+pub(crate) const DEVICE_SECRET_FILE: &str = "device.secret";
 /// The app-side configuration.
-pub const CONFIG_FILE: &str = "wallet.json";
+pub(crate) const CONFIG_FILE: &str = "wallet.json";
 /// Length of the device secret.
-pub const DEVICE_SECRET_BYTES: usize = 32;
+pub(crate) const DEVICE_SECRET_BYTES: usize = 32;
 /// Shortest PIN accepted at creation.
-pub const PIN_CHARS_MIN: usize = 4;
+pub(crate) const PIN_CHARS_MIN: usize = 4;
 /// Longest PIN accepted.
-pub const PIN_BYTES_MAX: usize = 128;
+pub(crate) const PIN_BYTES_MAX: usize = 128;
 /// Largest `wallet.json` read.
 const CONFIG_BYTES_MAX: u64 = 64 << 10;
 /// Format of `wallet.json`.
 const CONFIG_FORMAT: u64 = 1;
 
 /// A wallet opened from its directory.
-pub type DiskWallet = Wallet<SealedFileVault>;
+pub(crate) type DiskWallet = Wallet<SealedFileVault>;
 
 /// What the app remembers next to the vault.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct WalletConfig {
+pub(crate) struct WalletConfig {
     /// The issuer's server URL.
     pub server: String,
     /// The wallet id.
@@ -76,7 +76,7 @@ impl WalletConfig {
 
 /// Which Argon2id parameters new vaults get: `OFFPAY_KDF` unset or
 /// `interactive` (OWASP minimum), or `test` (fast, insecure).
-pub fn kdf_from_env() -> Result<(KdfParams, &'static str), Failure> {
+pub(crate) fn kdf_from_env() -> Result<(KdfParams, &'static str), Failure> {
     match std::env::var("OFFPAY_KDF").ok().as_deref() {
         None | Some("") | Some("interactive") => Ok((KdfParams::INTERACTIVE, "interactive")),
         Some("test") => Ok((KdfParams::TEST, "test")),
@@ -88,7 +88,7 @@ pub fn kdf_from_env() -> Result<(KdfParams, &'static str), Failure> {
 
 /// The PIN: `OFFPAY_PIN`, else a prompt on the terminal without echo.
 /// Without a terminal and without `OFFPAY_PIN`, a usage error.
-pub fn pin(confirm: bool) -> Result<Zeroizing<String>, Failure> {
+pub(crate) fn pin(confirm: bool) -> Result<Zeroizing<String>, Failure> {
     if let Ok(p) = std::env::var("OFFPAY_PIN") {
         return check_pin_length(Zeroizing::new(p));
     }
@@ -141,7 +141,7 @@ fn prompt(label: &str) -> Result<Zeroizing<String>, Failure> {
 }
 
 /// The stable code of a wallet refusal.
-pub fn wallet_error_code(e: &WalletError) -> &'static str {
+pub(crate) fn wallet_error_code(e: &WalletError) -> &'static str {
     use WalletError::*;
     #[allow(unreachable_patterns)]
     match e {
@@ -189,7 +189,7 @@ pub fn wallet_error_code(e: &WalletError) -> &'static str {
 }
 
 /// The stable code of a vault failure.
-pub fn vault_error_code(e: &VaultError) -> &'static str {
+pub(crate) fn vault_error_code(e: &VaultError) -> &'static str {
     match e {
         VaultError::WrongPin { .. } => "wrong_pin",
         VaultError::PinAttemptsExhausted => "pin_attempts_exhausted",
@@ -203,25 +203,25 @@ pub fn vault_error_code(e: &VaultError) -> &'static str {
 }
 
 /// A wallet refusal as a CLI failure.
-pub fn wallet_failure(e: WalletError) -> Failure {
+pub(crate) fn wallet_failure(e: WalletError) -> Failure {
     Failure::refused(wallet_error_code(&e), e.to_string())
 }
 
 /// The wallet directory.
 #[derive(Clone, Debug)]
-pub struct WalletDir {
+pub(crate) struct WalletDir {
     path: PathBuf,
 }
 
 /// Files `create` made, removed again if enrollment fails.
 #[derive(Debug, Default)]
-pub struct Created {
+pub(crate) struct Created {
     paths: Vec<PathBuf>,
 }
 
 impl Created {
     /// Remove everything created, newest first (best effort).
-    pub fn undo(self) {
+    pub(crate) fn undo(self) {
         for p in self.paths.iter().rev() {
             if p.is_dir() {
                 let _ = std::fs::remove_dir_all(p);
@@ -264,7 +264,7 @@ fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
 }
 
 /// Replace a file atomically (write a temporary file, fsync, rename).
-pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), Failure> {
+pub(crate) fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), Failure> {
     let tmp = path.with_extension("tmp");
     let res = (|| {
         let mut f = std::fs::File::create(&tmp)?;
@@ -277,17 +277,17 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), Failure> {
 
 impl WalletDir {
     /// The wallet in `path`.
-    pub fn new(path: impl Into<PathBuf>) -> WalletDir {
+    pub(crate) fn new(path: impl Into<PathBuf>) -> WalletDir {
         WalletDir { path: path.into() }
     }
 
     /// The directory.
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 
     /// The vault directory.
-    pub fn vault_dir(&self) -> PathBuf {
+    pub(crate) fn vault_dir(&self) -> PathBuf {
         self.path.join(VAULT_DIR)
     }
 
@@ -311,12 +311,12 @@ impl WalletDir {
     }
 
     /// Whether a wallet (its vault) exists here.
-    pub fn exists(&self) -> bool {
+    pub(crate) fn exists(&self) -> bool {
         self.vault_dir().join("state.sealed").exists()
     }
 
     /// `wallet.json`.
-    pub fn config(&self) -> Result<WalletConfig, Failure> {
+    pub(crate) fn config(&self) -> Result<WalletConfig, Failure> {
         let p = self.config_path();
         let bytes = read_bounded(&p, CONFIG_BYTES_MAX).map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
@@ -338,7 +338,7 @@ impl WalletDir {
     }
 
     /// Write `wallet.json`.
-    pub fn write_config(&self, c: &WalletConfig) -> Result<(), Failure> {
+    pub(crate) fn write_config(&self, c: &WalletConfig) -> Result<(), Failure> {
         let text = serde_json::to_string_pretty(&c.to_json()).unwrap_or_default() + "\n";
         write_atomic(&self.config_path(), text.as_bytes())
     }
@@ -379,7 +379,7 @@ impl WalletDir {
     }
 
     /// Open the wallet with its PIN.
-    pub fn open(&self, pin: &str) -> Result<DiskWallet, Failure> {
+    pub(crate) fn open(&self, pin: &str) -> Result<DiskWallet, Failure> {
         if !self.exists() {
             return Err(self.no_wallet());
         }
@@ -395,7 +395,7 @@ impl WalletDir {
 
     /// Make the directory, the device secret and an empty vault; the caller
     /// then creates the TA in it ([`Wallet::create`]). Refuses if a wallet is there.
-    pub fn create_vault(
+    pub(crate) fn create_vault(
         &self,
         pin: &str,
         kdf: KdfParams,
@@ -447,13 +447,13 @@ impl WalletDir {
     }
 
     /// Record `wallet.json` as part of what `create` made.
-    pub fn config_created(&self, created: &mut Created) {
+    pub(crate) fn config_created(&self, created: &mut Created) {
         created.paths.push(self.config_path());
     }
 }
 
 /// Read a whole file of at most `max` bytes.
-pub fn read_bounded(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
+pub(crate) fn read_bounded(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
     use std::io::Read as _;
     let f = std::fs::File::open(path)?;
     let mut out = Vec::new();

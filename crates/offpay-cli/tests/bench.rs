@@ -2,6 +2,7 @@
 //! correctness checks of every reconciliation run, and usage errors. No
 //! timing assertions: a benchmark is never a timed test. PostgreSQL is
 //! skipped when it does not answer, unless `OFFPAY_REQUIRE_POSTGRES=1`.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)] // Test code: a failed unwrap is a failed test.
 
 mod common;
 

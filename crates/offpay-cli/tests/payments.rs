@@ -2,6 +2,7 @@
 //! a loopback port: through files, through QR code PNGs, over the tap socket
 //! (and a torn tap exchange resumed), a load voucher file, a redeem, and a
 //! rollback attack caught and proven through the CLI.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)] // Test code: a failed unwrap is a failed test.
 
 mod common;
 
@@ -65,6 +66,7 @@ impl Pair {
 }
 
 #[test]
+#[expect(clippy::many_single_char_names)] // lint-exception: short names follow the fixtures and formulas
 fn two_wallets_pay_through_files() {
     let t = pair();
     let (req, pay, rcpt) = (t.f("req.bin"), t.f("pay.bin"), t.f("rcpt.bin"));
@@ -293,6 +295,7 @@ fn a_torn_tap_exchange_is_resumed() {
 }
 
 #[test]
+#[expect(clippy::many_single_char_names)] // lint-exception: short names follow the fixtures and formulas
 fn a_load_voucher_travels_as_a_file() {
     let t = pair();
     let v = t.f("voucher.bin");
@@ -318,6 +321,7 @@ fn a_load_voucher_travels_as_a_file() {
 /// The attack of the demo, through the CLI: restore an old copy of the wallet
 /// directory, pay again with the same seq; syncs prove it.
 #[test]
+#[expect(clippy::many_single_char_names)] // lint-exception: short names follow the fixtures and formulas
 fn a_rolled_back_wallet_is_caught_and_proven() {
     let t = pair();
     t.s.customer("carol", "0");

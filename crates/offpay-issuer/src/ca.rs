@@ -28,8 +28,7 @@ pub fn seal_key(
 ) -> Result<Vec<u8>, IssuerError> {
     let cipher = XChaCha20Poly1305::new(master.into());
     let mut nonce = [0u8; 24];
-    getrandom::fill(&mut nonce)
-        .map_err(|_| IssuerError::InvalidInput("random source failed".into()))?;
+    getrandom::fill(&mut nonce).map_err(|_| IssuerError::Randomness)?;
     let mut header = SEAL_MAGIC.to_vec();
     header.push(match key.suite() {
         Suite::Ed25519 => 0,
@@ -120,10 +119,8 @@ impl CertificateFactory {
         issuer_cn: &str,
         now: UnixSeconds,
     ) -> Result<CertificateFactory, IssuerError> {
-        let root_key = SigningKey::generate(suite)
-            .map_err(|_| IssuerError::InvalidInput("random source failed".into()))?;
-        let issuer_key = SigningKey::generate(suite)
-            .map_err(|_| IssuerError::InvalidInput("random source failed".into()))?;
+        let root_key = SigningKey::generate(suite).map_err(|_| IssuerError::Randomness)?;
+        let issuer_key = SigningKey::generate(suite).map_err(|_| IssuerError::Randomness)?;
         let root = pki::issue_root(&root_key, root_cn, 1, now, now.plus(ROOT_VALIDITY_SECONDS))?;
         let issuer = pki::issue_issuer_ca(
             &root_key,

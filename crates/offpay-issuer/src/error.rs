@@ -1,11 +1,524 @@
-//! Why the issuer refused a request, with a stable machine-readable code.
+//! Why the issuer refused a request, and why it locked a wallet: one variant per
+//! reason, each with a stable machine-readable code.
+//!
+//! [`IssuerError::code`] is the coarse code an HTTP client matches on (its set
+//! is the table in `offpay-server/src/error.rs`); [`IssuerError::detail`] names
+//! the exact reason inside it (`"customer_id"` inside `invalid_input`...). A
+//! sync that finds a report inconsistent does not refuse it: it records what
+//! it carries and locks the wallet, with a [`LockReason`] made of
+//! [`ReportProblem`]s. All codes are snake_case and never change meaning;
+//! new ones may be added.
 
 use core::fmt;
 
 use offpay_protocol::cbor::DecodeError;
 use offpay_protocol::pki::PkiError;
+use offpay_protocol::{Amount, Currency, WalletId};
 
-use crate::store::StoreError;
+use crate::store::{StoreError, WalletState};
+
+/// A field of a request the issuer refuses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InputError {
+    /// A customer id is not 1 to `CUSTOMER_ID_BYTES_MAX` characters of `[A-Za-z0-9._-]`.
+    CustomerId,
+    /// A customer name is longer than `CUSTOMER_NAME_BYTES_MAX` bytes.
+    CustomerName,
+    /// An idempotency key is not 1 to `IDEMPOTENCY_KEY_BYTES_MAX` printable ASCII characters.
+    IdempotencyKey,
+    /// An amount is zero.
+    ZeroAmount,
+    /// An amount does not fit the ledger's signed 64-bit minor units.
+    AmountTooLarge,
+    /// An amount or a report is in another currency than the issuer's.
+    Currency {
+        /// The issuer's currency.
+        expected: Currency,
+    },
+    /// A chain entry of a report does not decode (its index in the report's list).
+    Entry {
+        /// Which list of the report.
+        list: EntryList,
+        /// Its index.
+        index: usize,
+        /// Why it does not decode.
+        error: DecodeError,
+    },
+    /// An outgoing entry of a report is of another wallet than the reporter.
+    ForeignOutgoing {
+        /// Its index.
+        index: usize,
+    },
+    /// A payment names a certificate (by reference) the issuer never issued to its payer.
+    UnknownPayerCertificate {
+        /// The payer.
+        payer: WalletId,
+    },
+    /// A payment carries the certificate of another wallet than its payer.
+    PayerCertificateMismatch {
+        /// The payer the payment names.
+        payer: WalletId,
+        /// The wallet the certificate names.
+        certified: WalletId,
+    },
+    /// A payment is addressed to a wallet the issuer does not know.
+    UnknownPayee {
+        /// The payee.
+        payee: WalletId,
+    },
+}
+
+impl InputError {
+    /// The stable code (the detail of `invalid_input`).
+    pub fn code(&self) -> &'static str {
+        match self {
+            InputError::CustomerId => "customer_id",
+            InputError::CustomerName => "customer_name",
+            InputError::IdempotencyKey => "idempotency_key",
+            InputError::ZeroAmount => "zero_amount",
+            InputError::AmountTooLarge => "amount_too_large",
+            InputError::Currency { .. } => "currency",
+            InputError::Entry { .. } => "entry_malformed",
+            InputError::ForeignOutgoing { .. } => "foreign_outgoing_entry",
+            InputError::UnknownPayerCertificate { .. } => "unknown_payer_certificate",
+            InputError::PayerCertificateMismatch { .. } => "payer_certificate_mismatch",
+            InputError::UnknownPayee { .. } => "unknown_payee",
+        }
+    }
+}
+
+impl fmt::Display for InputError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            InputError::CustomerId => write!(
+                f,
+                "customer id must be 1 to {} characters of [A-Za-z0-9._-]",
+                crate::limits::CUSTOMER_ID_BYTES_MAX
+            ),
+            InputError::CustomerName => write!(
+                f,
+                "name longer than {} bytes",
+                crate::limits::CUSTOMER_NAME_BYTES_MAX
+            ),
+            InputError::IdempotencyKey => write!(
+                f,
+                "idempotency key must be 1 to {} printable ASCII characters",
+                crate::limits::IDEMPOTENCY_KEY_BYTES_MAX
+            ),
+            InputError::ZeroAmount => f.write_str("amount must be positive"),
+            InputError::AmountTooLarge => f.write_str("amount too large"),
+            InputError::Currency { expected } => write!(f, "currency must be {expected}"),
+            InputError::Entry { list, index, error } => write!(f, "{list} {index}: {error}"),
+            InputError::ForeignOutgoing { index } => {
+                write!(f, "outgoing entry {index} is of another wallet")
+            }
+            InputError::UnknownPayerCertificate { payer } => {
+                write!(f, "payment of {payer} names an unknown certificate")
+            }
+            InputError::PayerCertificateMismatch { payer, certified } => {
+                write!(
+                    f,
+                    "payment of {payer} carries the certificate of {certified}"
+                )
+            }
+            InputError::UnknownPayee { payee } => {
+                write!(f, "payment to an unknown wallet ({payee})")
+            }
+        }
+    }
+}
+
+/// The lists of a SyncReport that carry chain entries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryList {
+    /// The reporter's own outgoing chain.
+    Outgoing,
+    /// Payments the reporter accepted.
+    Incoming,
+    /// Payments the reporter refused as a payer's rollback.
+    Evidence,
+}
+
+impl fmt::Display for EntryList {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            EntryList::Outgoing => "outgoing entry",
+            EntryList::Incoming => "incoming payment",
+            EntryList::Evidence => "evidence",
+        })
+    }
+}
+
+/// Which signature of a request does not verify.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signature {
+    /// The SyncReport's own signature.
+    Report,
+    /// An entry of one of the report's lists.
+    Entry {
+        /// The list.
+        list: EntryList,
+        /// Its index.
+        index: usize,
+    },
+    /// An online Redeem.
+    Redeem,
+}
+
+impl Signature {
+    /// The stable code (the detail of `bad_signature`).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Signature::Report => "report",
+            Signature::Entry {
+                list: EntryList::Outgoing,
+                ..
+            } => "outgoing_entry",
+            Signature::Entry {
+                list: EntryList::Incoming,
+                ..
+            } => "incoming_payment",
+            Signature::Entry {
+                list: EntryList::Evidence,
+                ..
+            } => "evidence",
+            Signature::Redeem => "redeem",
+        }
+    }
+}
+
+impl fmt::Display for Signature {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Signature::Report => f.write_str("report"),
+            Signature::Entry { list, index } => write!(f, "{list} {index}"),
+            Signature::Redeem => f.write_str("redeem"),
+        }
+    }
+}
+
+/// Why an enrollment token is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenProblem {
+    /// Never issued (or longer than any token).
+    Unknown,
+    /// Already used by another wallet or key.
+    Used,
+    /// Past its validity.
+    Expired,
+}
+
+impl TokenProblem {
+    /// The stable code (the detail of `enrollment_token`).
+    pub fn code(&self) -> &'static str {
+        match self {
+            TokenProblem::Unknown => "unknown",
+            TokenProblem::Used => "used",
+            TokenProblem::Expired => "expired",
+        }
+    }
+}
+
+impl fmt::Display for TokenProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TokenProblem::Unknown => "unknown",
+            TokenProblem::Used => "already used",
+            TokenProblem::Expired => "expired",
+        })
+    }
+}
+
+/// A risk limit of the issuer's policy that refuses an operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    /// One load larger than the holding limit.
+    LoadOverHolding {
+        /// The holding limit.
+        max: Amount,
+    },
+    /// The wallet's offline balance would exceed the holding limit.
+    Holding {
+        /// The holding limit.
+        max: Amount,
+        /// The wallet's offline balance now.
+        balance: Amount,
+    },
+}
+
+impl Limit {
+    /// The stable code (the detail of `limit`).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Limit::LoadOverHolding { .. } => "load_over_holding",
+            Limit::Holding { .. } => "holding",
+        }
+    }
+}
+
+impl fmt::Display for Limit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Limit::LoadOverHolding { max } => {
+                write!(f, "holding: load larger than the holding limit of {max}")
+            }
+            Limit::Holding { max, balance } => write!(
+                f,
+                "holding: the wallet's offline balance ({balance}) would exceed the holding limit of {max}"
+            ),
+        }
+    }
+}
+
+/// A ledger or process invariant that would break: nothing was written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Invariant {
+    /// No certificate of a payer verifies its recorded entry (double-spend proof).
+    NoCertificateVerifies {
+        /// The payer.
+        payer: WalletId,
+    },
+    /// A deficit too large to negate.
+    DeficitOverflow,
+    /// A balance that must not be negative is.
+    NegativeBalance {
+        /// The account.
+        account: String,
+    },
+    /// A posting between accounts of two books.
+    CrossBookPosting,
+    /// The verified-certificate cache lock was poisoned by a panic.
+    CachePoisoned,
+    /// Group commit: a job got no result.
+    GroupNoResult,
+    /// Group commit: the transaction's leader panicked.
+    GroupLeaderPanicked,
+}
+
+impl Invariant {
+    /// The stable code (the detail of `invariant`).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Invariant::NoCertificateVerifies { .. } => "no_certificate_verifies",
+            Invariant::DeficitOverflow => "deficit_overflow",
+            Invariant::NegativeBalance { .. } => "negative_balance",
+            Invariant::CrossBookPosting => "cross_book_posting",
+            Invariant::CachePoisoned => "cache_poisoned",
+            Invariant::GroupNoResult => "group_no_result",
+            Invariant::GroupLeaderPanicked => "group_leader_panicked",
+        }
+    }
+}
+
+impl fmt::Display for Invariant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Invariant::NoCertificateVerifies { payer } => {
+                write!(f, "no certificate of {payer} verifies its entry")
+            }
+            Invariant::DeficitOverflow => f.write_str("deficit overflow"),
+            Invariant::NegativeBalance { account } => {
+                write!(f, "account {account} has a negative balance")
+            }
+            Invariant::CrossBookPosting => f.write_str("a posting between two books"),
+            Invariant::CachePoisoned => f.write_str("certificate cache lock poisoned"),
+            Invariant::GroupNoResult => f.write_str("group commit: a job got no result"),
+            Invariant::GroupLeaderPanicked => {
+                f.write_str("group commit: the transaction's leader panicked")
+            }
+        }
+    }
+}
+
+/// An amount in minor units that may be negative or beyond `u64` (sums in the
+/// balance equation), printed like [`Amount`] in major units with its currency.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sum {
+    /// Minor units.
+    pub minor: i128,
+    /// Currency.
+    pub currency: Currency,
+}
+
+impl fmt::Display for Sum {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let sign = if self.minor < 0 { "-" } else { "" };
+        let abs = self.minor.unsigned_abs();
+        write!(f, "{sign}{}.{:02} {}", abs / 100, abs % 100, self.currency)
+    }
+}
+
+/// Something a SyncReport shows that the issuer will not accept from an honest
+/// wallet. The report's entries still count; the wallet is locked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReportProblem {
+    /// A different report under a report seq already used: the state was restored from a copy.
+    ReportSeqReused {
+        /// The reused seq.
+        report_seq: u64,
+    },
+    /// The outgoing chain skips a seq or forks from the base checkpoint.
+    ChainGap {
+        /// The seq where it breaks.
+        seq: u64,
+    },
+    /// The reported chain head is not the last of its entries.
+    HeadMismatch {
+        /// The seq reported.
+        reported: u64,
+        /// The seq the entries reach.
+        entries: u64,
+    },
+    /// The applied loads are not contiguous after the checkpoint.
+    LoadsNotContiguous,
+    /// A load applied that the issuer never issued.
+    LoadNeverIssued {
+        /// Its load seq.
+        load_seq: u64,
+    },
+    /// An incoming payment addressed to another wallet.
+    IncomingMisaddressed {
+        /// Its payee.
+        payee: WalletId,
+    },
+    /// checkpoint + loads - outgoing + incoming differs from the reported balance.
+    BalanceEquation {
+        /// The base checkpoint's balance.
+        checkpoint: Sum,
+        /// Loads applied since.
+        loads: Sum,
+        /// Paid out.
+        outgoing: Sum,
+        /// Received.
+        incoming: Sum,
+        /// What the equation gives.
+        expected: Sum,
+        /// What the wallet reports.
+        reported: Amount,
+    },
+    /// The chain is behind what the issuer already recorded: a restored state.
+    RolledBack {
+        /// The seq reported.
+        reported: u64,
+        /// The highest seq recorded.
+        recorded: u64,
+    },
+    /// The wallet reports itself locked (its vault detected a rollback).
+    SelfLocked,
+}
+
+impl ReportProblem {
+    /// The stable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ReportProblem::ReportSeqReused { .. } => "report_seq_reused",
+            ReportProblem::ChainGap { .. } => "chain_gap",
+            ReportProblem::HeadMismatch { .. } => "head_mismatch",
+            ReportProblem::LoadsNotContiguous => "loads_not_contiguous",
+            ReportProblem::LoadNeverIssued { .. } => "load_never_issued",
+            ReportProblem::IncomingMisaddressed { .. } => "incoming_misaddressed",
+            ReportProblem::BalanceEquation { .. } => "balance_equation",
+            ReportProblem::RolledBack { .. } => "rolled_back",
+            ReportProblem::SelfLocked => "self_locked",
+        }
+    }
+}
+
+impl fmt::Display for ReportProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ReportProblem::ReportSeqReused { report_seq } => write!(
+                f,
+                "report seq {report_seq} reused: the wallet state was rolled back"
+            ),
+            ReportProblem::ChainGap { seq } => {
+                write!(f, "gap or fork in the outgoing chain at seq {seq}")
+            }
+            ReportProblem::HeadMismatch { reported, entries } => write!(
+                f,
+                "reported chain head (seq {reported}) does not match its entries (seq {entries})"
+            ),
+            ReportProblem::LoadsNotContiguous => {
+                f.write_str("applied loads are not contiguous after the checkpoint")
+            }
+            ReportProblem::LoadNeverIssued { load_seq } => {
+                write!(f, "applied load {load_seq} that was never issued")
+            }
+            ReportProblem::IncomingMisaddressed { payee } => {
+                write!(f, "incoming payment addressed to {payee}")
+            }
+            ReportProblem::BalanceEquation {
+                checkpoint,
+                loads,
+                outgoing,
+                incoming,
+                expected,
+                reported,
+            } => write!(
+                f,
+                "balance equation broken: checkpoint {checkpoint} + loads {loads} - outgoing {outgoing} + incoming {incoming} = {expected}, reported {reported}"
+            ),
+            ReportProblem::RolledBack { reported, recorded } => write!(
+                f,
+                "state rolled back: chain at seq {reported}, issuer has recorded seq {recorded}"
+            ),
+            ReportProblem::SelfLocked => {
+                f.write_str("the wallet reports itself locked (its vault detected a rollback)")
+            }
+        }
+    }
+}
+
+/// Why a sync locked a wallet. Its text (cut to what a SyncResponse carries)
+/// is stored as the wallet's reason and sent to the wallet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LockReason {
+    /// The reporter's own report is inconsistent (never empty).
+    Report(Vec<ReportProblem>),
+    /// A payer's payment is dated outside its certificate's validity.
+    PaymentOutsideValidity {
+        /// The payment's seq.
+        seq: u64,
+    },
+}
+
+impl LockReason {
+    /// The stable code: `report` or `payment_outside_validity`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            LockReason::Report(_) => "report",
+            LockReason::PaymentOutsideValidity { .. } => "payment_outside_validity",
+        }
+    }
+
+    /// The problems of a report (empty for other reasons).
+    pub fn problems(&self) -> &[ReportProblem] {
+        match self {
+            LockReason::Report(p) => p,
+            LockReason::PaymentOutsideValidity { .. } => &[],
+        }
+    }
+}
+
+impl fmt::Display for LockReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LockReason::Report(problems) => {
+                for (i, p) in problems.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str("; ")?;
+                    }
+                    write!(f, "{p}")?;
+                }
+                Ok(())
+            }
+            LockReason::PaymentOutsideValidity { seq } => write!(
+                f,
+                "payment seq {seq} dated outside its certificate's validity"
+            ),
+        }
+    }
+}
 
 /// An issuer error. [`IssuerError::code`] is stable: clients match on it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -13,9 +526,9 @@ pub enum IssuerError {
     /// The request bytes are not a valid message.
     Malformed(DecodeError),
     /// A field of a request is invalid (amount, id, currency...).
-    InvalidInput(String),
+    InvalidInput(InputError),
     /// A signature in the request does not verify (which one is said).
-    BadSignature(String),
+    BadSignature(Signature),
     /// A certificate or CSR is refused.
     Certificate(PkiError),
     /// No such wallet.
@@ -25,22 +538,27 @@ pub enum IssuerError {
     /// The customer already exists.
     CustomerExists,
     /// The enrollment token is unknown, used or expired.
-    EnrollmentToken(&'static str),
+    EnrollmentToken(TokenProblem),
     /// The wallet id is already enrolled.
     WalletExists,
     /// Not enough money in the customer's online account.
     InsufficientFunds {
-        /// Balance in minor units.
-        balance: i64,
+        /// The online balance.
+        balance: Amount,
         /// Needed.
-        needed: i64,
+        needed: Amount,
     },
     /// A risk limit refuses the operation.
-    Limit(&'static str),
+    Limit(Limit),
     /// The wallet is locked or revoked and cannot do this.
-    WalletNotActive(String),
-    /// A report older than one already processed, or an idempotency key reused for another request.
-    Replay(&'static str),
+    WalletNotActive {
+        /// Its state (never active).
+        state: WalletState,
+        /// Why, as stored (the operator's or the sync's reason).
+        reason: Option<String>,
+    },
+    /// An idempotency key reused for another request.
+    IdempotencyKeyReused,
     /// The report names a checkpoint the issuer never issued.
     UnknownCheckpoint,
     /// The issuer is not initialised.
@@ -49,10 +567,12 @@ pub enum IssuerError {
     AlreadyInitialised,
     /// The CA keys cannot be decrypted with this master key.
     MasterKey,
+    /// The random source failed (a server fault).
+    Randomness,
     /// Storage failed.
     Store(StoreError),
     /// A ledger invariant would break: nothing was written.
-    Invariant(String),
+    Invariant(Invariant),
 }
 
 impl IssuerError {
@@ -70,15 +590,31 @@ impl IssuerError {
             IssuerError::WalletExists => "wallet_exists",
             IssuerError::InsufficientFunds { .. } => "insufficient_funds",
             IssuerError::Limit(_) => "limit",
-            IssuerError::WalletNotActive(_) => "wallet_not_active",
-            IssuerError::Replay(_) => "replay",
+            IssuerError::WalletNotActive { .. } => "wallet_not_active",
+            IssuerError::IdempotencyKeyReused => "replay",
             IssuerError::UnknownCheckpoint => "unknown_checkpoint",
             IssuerError::NotInitialised => "not_initialised",
             IssuerError::AlreadyInitialised => "already_initialised",
             IssuerError::MasterKey => "master_key",
+            IssuerError::Randomness => "randomness",
             IssuerError::Store(StoreError::Conflict(_)) => "conflict",
             IssuerError::Store(_) => "storage",
             IssuerError::Invariant(_) => "invariant",
+        }
+    }
+
+    /// The exact reason inside [`IssuerError::code`], where it has several
+    /// (`invalid_input`, `bad_signature`, `enrollment_token`, `limit`,
+    /// `wallet_not_active`, `invariant`); stable like the code.
+    pub fn detail(&self) -> Option<&'static str> {
+        match self {
+            IssuerError::InvalidInput(e) => Some(e.code()),
+            IssuerError::BadSignature(s) => Some(s.code()),
+            IssuerError::EnrollmentToken(t) => Some(t.code()),
+            IssuerError::Limit(l) => Some(l.code()),
+            IssuerError::WalletNotActive { state, .. } => Some(state.as_str()),
+            IssuerError::Invariant(i) => Some(i.code()),
+            _ => None,
         }
     }
 
@@ -90,6 +626,7 @@ impl IssuerError {
                 | IssuerError::Invariant(_)
                 | IssuerError::NotInitialised
                 | IssuerError::MasterKey
+                | IssuerError::Randomness
         )
     }
 }
@@ -98,31 +635,34 @@ impl fmt::Display for IssuerError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             IssuerError::Malformed(e) => write!(f, "malformed message: {e}"),
-            IssuerError::InvalidInput(m) => write!(f, "invalid input: {m}"),
-            IssuerError::BadSignature(m) => write!(f, "signature does not verify: {m}"),
+            IssuerError::InvalidInput(e) => write!(f, "invalid input: {e}"),
+            IssuerError::BadSignature(s) => write!(f, "signature does not verify: {s}"),
             IssuerError::Certificate(e) => write!(f, "certificate refused: {e}"),
             IssuerError::UnknownWallet => f.write_str("unknown wallet"),
             IssuerError::UnknownCustomer => f.write_str("unknown customer"),
             IssuerError::CustomerExists => f.write_str("customer already exists"),
-            IssuerError::EnrollmentToken(w) => write!(f, "enrollment token {w}"),
+            IssuerError::EnrollmentToken(t) => write!(f, "enrollment token {t}"),
             IssuerError::WalletExists => f.write_str("wallet already enrolled"),
             IssuerError::InsufficientFunds { balance, needed } => {
-                write!(
-                    f,
-                    "insufficient funds: balance {balance}, needed {needed} (minor units)"
-                )
+                write!(f, "insufficient funds: balance {balance}, needed {needed}")
             }
-            IssuerError::Limit(w) => write!(f, "limit: {w}"),
-            IssuerError::WalletNotActive(r) => write!(f, "wallet not active: {r}"),
-            IssuerError::Replay(w) => write!(f, "replay: {w}"),
+            IssuerError::Limit(l) => write!(f, "limit: {l}"),
+            IssuerError::WalletNotActive { state, reason } => match reason {
+                Some(r) => write!(f, "wallet not active: {} ({r})", state.as_str()),
+                None => write!(f, "wallet not active: {}", state.as_str()),
+            },
+            IssuerError::IdempotencyKeyReused => {
+                f.write_str("replay: idempotency key used for another request")
+            }
             IssuerError::UnknownCheckpoint => f.write_str("report builds on an unknown checkpoint"),
             IssuerError::NotInitialised => f.write_str("issuer not initialised"),
             IssuerError::AlreadyInitialised => f.write_str("issuer already initialised"),
             IssuerError::MasterKey => {
                 f.write_str("CA keys cannot be decrypted with this master key")
             }
+            IssuerError::Randomness => f.write_str("the random source failed"),
             IssuerError::Store(e) => write!(f, "{e}"),
-            IssuerError::Invariant(m) => write!(f, "ledger invariant: {m}"),
+            IssuerError::Invariant(i) => write!(f, "ledger invariant: {i}"),
         }
     }
 }
@@ -141,5 +681,65 @@ impl From<DecodeError> for IssuerError {
 impl From<PkiError> for IssuerError {
     fn from(e: PkiError) -> Self {
         IssuerError::Certificate(e)
+    }
+}
+impl From<InputError> for IssuerError {
+    fn from(e: InputError) -> Self {
+        IssuerError::InvalidInput(e)
+    }
+}
+impl From<Invariant> for IssuerError {
+    fn from(i: Invariant) -> Self {
+        IssuerError::Invariant(i)
+    }
+}
+
+/// A reason cut to what a SyncResponse may carry (whole UTF-8 characters within
+/// [`offpay_protocol::messages::REASON_BYTES_MAX`] bytes).
+pub fn reason_text(s: &str) -> String {
+    let mut n = s.len().min(offpay_protocol::messages::REASON_BYTES_MAX);
+    while !s.is_char_boundary(n) {
+        n -= 1;
+    }
+    s[..n].to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sums_print_in_major_units_with_their_sign() {
+        let eur = Currency::new("EUR").expect("EUR");
+        assert_eq!(
+            Sum {
+                minor: -1234,
+                currency: eur
+            }
+            .to_string(),
+            "-12.34 EUR"
+        );
+        assert_eq!(
+            Sum {
+                minor: 5,
+                currency: eur
+            }
+            .to_string(),
+            "0.05 EUR"
+        );
+    }
+
+    #[test]
+    fn lock_reasons_join_their_problems() {
+        let r = LockReason::Report(vec![
+            ReportProblem::LoadsNotContiguous,
+            ReportProblem::SelfLocked,
+        ]);
+        assert_eq!(
+            r.to_string(),
+            "applied loads are not contiguous after the checkpoint; the wallet reports itself locked (its vault detected a rollback)"
+        );
+        assert_eq!(r.code(), "report");
+        assert_eq!(r.problems().len(), 2);
     }
 }

@@ -12,10 +12,10 @@
 use std::collections::HashMap;
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 
-use crate::error::IssuerError;
+use crate::error::{Invariant, IssuerError};
 
 /// Most jobs in one group (one transaction).
-pub const GROUP_JOBS_MAX: usize = 64;
+pub(crate) const GROUP_JOBS_MAX: usize = 64;
 
 struct Queue<J, T> {
     pending: Vec<(u64, J)>,
@@ -100,11 +100,9 @@ impl<J, T> Leader<'_, J, T> {
         let mut q = self.group.lock();
         let mut results = results.into_iter();
         for id in self.ids.drain(..) {
-            let r = results.next().unwrap_or_else(|| {
-                Err(IssuerError::Invariant(
-                    "group commit: a job got no result".into(),
-                ))
-            });
+            let r = results
+                .next()
+                .unwrap_or_else(|| Err(IssuerError::Invariant(Invariant::GroupNoResult)));
             q.results.insert(id, r);
         }
         q.leader = false;
@@ -122,11 +120,7 @@ impl<J, T> Drop for Leader<'_, J, T> {
             let n = self.ids.len();
             self.post(
                 (0..n)
-                    .map(|_| {
-                        Err(IssuerError::Invariant(
-                            "group commit: the transaction's leader panicked".into(),
-                        ))
-                    })
+                    .map(|_| Err(IssuerError::Invariant(Invariant::GroupLeaderPanicked)))
                     .collect(),
             );
         }

@@ -5,54 +5,25 @@ use std::sync::Mutex;
 
 use offpay_protocol::envelope::Signed;
 use offpay_protocol::messages::{LoadVoucher, Redeem, RiskPolicy};
-use offpay_protocol::pki::{self, Certificate, PolicyRef, RevocationReason, RevokedEntry};
-use offpay_protocol::{Amount, Currency, Hash32, PublicKey, Suite, UnixSeconds, WalletId};
+use offpay_protocol::pki::{self, Certificate, RevocationReason};
+use offpay_protocol::{Amount, Currency, Hash32, Suite, UnixSeconds, WalletId};
 
 use crate::ca::{CertificateFactory, MASTER_KEY_BYTES};
-use crate::error::IssuerError;
-use crate::store::{
-    Book, DoubleSpendRecord, LedgerTotals, Posting, RevocationRecord, Store, StoreError, Tx,
-    WalletRecord, WalletState,
+use crate::certificates;
+use crate::error::{
+    InputError, IssuerError, Limit, LockReason, Signature, TokenProblem, reason_text,
 };
-
-/// The general-ledger account money comes in from and goes out to (the online rail).
-pub const EXTERNAL: &str = "external";
-/// The general-ledger liability for all offline money.
-pub const POOL: &str = "pool";
-/// The general-ledger fraud-loss (guarantee) account.
-pub const GUARANTEE: &str = "guarantee";
-/// The offline book's counter-account of the wallet sub-accounts.
-pub const ISSUANCE: &str = "issuance";
-/// How many times a transaction that lost a race is retried.
-pub const TX_RETRIES_MAX: u32 = 8;
-/// Longest customer id.
-pub const CUSTOMER_ID_BYTES_MAX: usize = 64;
-/// Longest idempotency key.
-pub const IDEMPOTENCY_KEY_BYTES_MAX: usize = 128;
-/// Most certificates kept in the verified-certificate cache.
-pub const CERT_CACHE_MAX: usize = 65_536;
-
-/// A certificate already checked against the issuer CA: (wallet, serial, key, not before, not after).
-pub(crate) type CachedCert = (WalletId, u64, PublicKey, UnixSeconds, UnixSeconds);
-
-/// A reason cut to what a SyncResponse may carry (whole UTF-8 characters within
-/// [`offpay_protocol::messages::REASON_BYTES_MAX`] bytes).
-pub fn reason_text(s: &str) -> String {
-    let mut n = s.len().min(offpay_protocol::messages::REASON_BYTES_MAX);
-    while !s.is_char_boundary(n) {
-        n -= 1;
-    }
-    s[..n].to_string()
-}
-
-/// The online account of a customer.
-pub fn customer_account(customer: &str) -> String {
-    format!("customer:{customer}")
-}
-/// The offline sub-account of a wallet.
-pub fn wallet_account(w: &WalletId) -> String {
-    format!("wallet:{}", w.to_hex())
-}
+use crate::ledger::{Account, posting, to_amount, to_i64};
+use crate::limits::ENROLLMENT_TOKEN_BYTES_MAX;
+pub use crate::limits::{
+    CERT_CACHE_MAX, CUSTOMER_ID_BYTES_MAX, CUSTOMER_NAME_BYTES_MAX, IDEMPOTENCY_KEY_BYTES_MAX,
+    TX_RETRIES_MAX,
+};
+use crate::report::{CachedCert, SyncJob};
+use crate::settle::{RecordStats, Source, record_and_settle};
+use crate::store::{
+    DoubleSpendRecord, LedgerTotals, Store, StoreError, Tx, WalletRecord, WalletState,
+};
 
 /// How an issuer is set up at its first start.
 #[derive(Clone, Debug)]
@@ -135,7 +106,7 @@ pub struct SyncOutcome {
     /// Double spends newly detected (payer, seq).
     pub double_spends: Vec<(WalletId, u64)>,
     /// The reporting wallet was locked by this sync, and why.
-    pub locked: Option<String>,
+    pub locked: Option<LockReason>,
     /// The response was a replay of a stored one.
     pub replayed: bool,
 }
@@ -163,7 +134,7 @@ pub struct Issuer<S: Store> {
     /// Certificates already checked against the issuer CA, by reference.
     pub(crate) cert_cache: Mutex<HashMap<Hash32, CachedCert>>,
     /// Concurrent syncs grouped into one transaction (single-writer stores).
-    pub(crate) group: crate::group::GroupCommit<crate::reconcile::SyncJob, SyncOutcome>,
+    pub(crate) group: crate::group::GroupCommit<SyncJob, SyncOutcome>,
 }
 
 impl<S: Store> std::fmt::Debug for Issuer<S> {
@@ -175,10 +146,6 @@ impl<S: Store> std::fmt::Debug for Issuer<S> {
     }
 }
 
-pub(crate) fn to_i64(minor: u64) -> Result<i64, IssuerError> {
-    i64::try_from(minor).map_err(|_| IssuerError::InvalidInput("amount too large".into()))
-}
-
 fn check_customer_id(id: &str) -> Result<(), IssuerError> {
     if id.is_empty()
         || id.len() > CUSTOMER_ID_BYTES_MAX
@@ -186,9 +153,7 @@ fn check_customer_id(id: &str) -> Result<(), IssuerError> {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
     {
-        return Err(IssuerError::InvalidInput(format!(
-            "customer id must be 1 to {CUSTOMER_ID_BYTES_MAX} characters of [A-Za-z0-9._-]"
-        )));
+        return Err(InputError::CustomerId.into());
     }
     Ok(())
 }
@@ -198,9 +163,7 @@ fn check_idempotency_key(k: &str) -> Result<(), IssuerError> {
         || k.len() > IDEMPOTENCY_KEY_BYTES_MAX
         || !k.bytes().all(|b| b.is_ascii_graphic())
     {
-        return Err(IssuerError::InvalidInput(format!(
-            "idempotency key must be 1 to {IDEMPOTENCY_KEY_BYTES_MAX} printable ASCII characters"
-        )));
+        return Err(InputError::IdempotencyKey.into());
     }
     Ok(())
 }
@@ -257,13 +220,8 @@ impl<S: Store> Issuer<S> {
             // so that every Payment of a suite has the same size.
             tx.set_setting("counter.serial", &(1u64 << 62).to_be_bytes())?;
             tx.set_setting("counter.crl", &1u64.to_be_bytes())?;
-            for (id, book) in [
-                (EXTERNAL, Book::General),
-                (POOL, Book::General),
-                (GUARANTEE, Book::General),
-                (ISSUANCE, Book::Offline),
-            ] {
-                tx.create_account(id, book, "system", now)?;
+            for a in Account::SYSTEM {
+                tx.create_account(&a.to_string(), a.book(), a.kind(), now)?;
             }
             tx.commit()?;
         }
@@ -362,13 +320,13 @@ impl<S: Store> Issuer<S> {
 
     fn amount(&self, minor: u64, currency: Currency) -> Result<i64, IssuerError> {
         if currency != self.currency() {
-            return Err(IssuerError::InvalidInput(format!(
-                "currency must be {}",
-                self.currency()
-            )));
+            return Err(InputError::Currency {
+                expected: self.currency(),
+            }
+            .into());
         }
         if minor == 0 {
-            return Err(IssuerError::InvalidInput("amount must be positive".into()));
+            return Err(InputError::ZeroAmount.into());
         }
         to_i64(minor)
     }
@@ -383,17 +341,16 @@ impl<S: Store> Issuer<S> {
         now: UnixSeconds,
     ) -> Result<(), IssuerError> {
         check_customer_id(id)?;
-        if name.len() > 256 {
-            return Err(IssuerError::InvalidInput(
-                "name longer than 256 bytes".into(),
-            ));
+        if name.len() > CUSTOMER_NAME_BYTES_MAX {
+            return Err(InputError::CustomerName.into());
         }
         self.with_tx(|tx| {
             if tx.customer(id)?.is_some() {
                 return Err(IssuerError::CustomerExists);
             }
             tx.create_customer(id, name, now)?;
-            tx.create_account(&customer_account(id), Book::General, "customer", now)?;
+            let a = Account::Customer(id.to_string());
+            tx.create_account(&a.to_string(), a.book(), a.kind(), now)?;
             Ok(())
         })
     }
@@ -402,7 +359,7 @@ impl<S: Store> Issuer<S> {
     pub fn customer_balance(&self, id: &str) -> Result<i64, IssuerError> {
         check_customer_id(id)?;
         self.with_tx(|tx| {
-            tx.balance(&customer_account(id))?
+            tx.balance(&Account::Customer(id.to_string()).to_string())?
                 .ok_or(IssuerError::UnknownCustomer)
         })
     }
@@ -446,9 +403,7 @@ impl<S: Store> Issuer<S> {
         self.with_tx(|tx| {
             if let Some((h, resp)) = tx.idempotent(&idem)? {
                 if h != request {
-                    return Err(IssuerError::Replay(
-                        "idempotency key used for another request",
-                    ));
+                    return Err(IssuerError::IdempotencyKeyReused);
                 }
                 let b: [u8; 8] = resp
                     .as_slice()
@@ -456,29 +411,25 @@ impl<S: Store> Issuer<S> {
                     .map_err(|_| IssuerError::Store(StoreError::Corrupt("idempotent".into())))?;
                 return Ok(i64::from_be_bytes(b));
             }
-            let acct = customer_account(customer);
-            let balance = tx.balance(&acct)?.ok_or(IssuerError::UnknownCustomer)?;
+            let acct = Account::Customer(customer.to_string());
+            let balance = tx
+                .balance(&acct.to_string())?
+                .ok_or(IssuerError::UnknownCustomer)?;
             let (debit, credit) = if deposit {
-                (EXTERNAL.to_string(), acct.clone())
+                (&Account::External, &acct)
             } else {
-                (acct.clone(), EXTERNAL.to_string())
+                (&acct, &Account::External)
             };
             if !deposit && balance < minor {
                 return Err(IssuerError::InsufficientFunds {
-                    balance,
-                    needed: minor,
+                    balance: to_amount(balance, self.currency(), &acct)?,
+                    needed: amount,
                 });
             }
-            tx.post(&[Posting {
-                book: Book::General,
-                debit,
-                credit,
-                amount: minor,
-                kind,
-                reference: key.to_string(),
-                time: now,
-            }])?;
-            let after = tx.balance(&acct)?.ok_or(IssuerError::UnknownCustomer)?;
+            tx.post(&[posting(debit, credit, minor, kind, key.to_string(), now)?])?;
+            let after = tx
+                .balance(&acct.to_string())?
+                .ok_or(IssuerError::UnknownCustomer)?;
             tx.insert_idempotent(&idem, &request, &after.to_be_bytes(), now)?;
             Ok(after)
         })
@@ -494,8 +445,7 @@ impl<S: Store> Issuer<S> {
     ) -> Result<String, IssuerError> {
         check_customer_id(customer)?;
         let mut raw = [0u8; 16];
-        getrandom::fill(&mut raw)
-            .map_err(|_| IssuerError::InvalidInput("random source failed".into()))?;
+        getrandom::fill(&mut raw).map_err(|_| IssuerError::Randomness)?;
         let token = Hash32(Hash32::digest(&raw).0).to_hex()[..32].to_string();
         let hash = Hash32::digest(token.as_bytes());
         self.with_tx(|tx| {
@@ -515,15 +465,15 @@ impl<S: Store> Issuer<S> {
         csr_der: &[u8],
         now: UnixSeconds,
     ) -> Result<Enrollment, IssuerError> {
-        if token.len() > 128 {
-            return Err(IssuerError::EnrollmentToken("unknown"));
+        if token.len() > ENROLLMENT_TOKEN_BYTES_MAX {
+            return Err(IssuerError::EnrollmentToken(TokenProblem::Unknown));
         }
         let csr = pki::parse_csr(csr_der)?;
         let hash = Hash32::digest(token.as_bytes());
         self.with_tx(|tx| {
             let (customer, expires, used) = tx
                 .enrollment_token(&hash)?
-                .ok_or(IssuerError::EnrollmentToken("unknown"))?;
+                .ok_or(IssuerError::EnrollmentToken(TokenProblem::Unknown))?;
             if let Some(w) = used {
                 // Idempotent retry by the same wallet with the same key.
                 let rec = tx.wallet(&w, false)?.ok_or(IssuerError::UnknownWallet)?;
@@ -531,25 +481,21 @@ impl<S: Store> Issuer<S> {
                 if w == csr.wallet_id && *cert.public_key() == csr.public_key {
                     return self.enrollment_of(tx, &rec);
                 }
-                return Err(IssuerError::EnrollmentToken("already used"));
+                return Err(IssuerError::EnrollmentToken(TokenProblem::Used));
             }
             if now > expires {
-                return Err(IssuerError::EnrollmentToken("expired"));
+                return Err(IssuerError::EnrollmentToken(TokenProblem::Expired));
             }
             if tx.wallet(&csr.wallet_id, false)?.is_some() {
                 return Err(IssuerError::WalletExists);
             }
-            let serial = tx.next_counter("serial")?;
-            let cert = self.ca.issue_wallet(
+            let (cert, serial) = certificates::issue_wallet_certificate(
+                &self.ca,
+                &self.policy,
+                tx,
                 &csr.public_key,
                 csr.wallet_id,
-                PolicyRef {
-                    id: self.policy.id,
-                    epoch: self.policy.epoch,
-                },
-                serial,
                 now,
-                self.policy.cert_validity_seconds,
             )?;
             let rec = WalletRecord {
                 id: csr.wallet_id,
@@ -569,8 +515,8 @@ impl<S: Store> Issuer<S> {
                 created: now,
             };
             tx.insert_wallet(&rec)?;
-            tx.insert_certificate(serial, &rec.id, cert.der())?;
-            tx.create_account(&wallet_account(&rec.id), Book::Offline, "wallet", now)?;
+            let a = Account::Wallet(rec.id);
+            tx.create_account(&a.to_string(), a.book(), a.kind(), now)?;
             tx.use_enrollment_token(&hash, &rec.id)?;
             self.enrollment_of(tx, &rec)
         })
@@ -608,7 +554,7 @@ impl<S: Store> Issuer<S> {
     /// The issuer's view of a wallet's offline balance (its sub-account).
     pub fn wallet_balance(&self, id: &WalletId) -> Result<i64, IssuerError> {
         self.with_tx(|tx| {
-            tx.balance(&wallet_account(id))?
+            tx.balance(&Account::Wallet(*id).to_string())?
                 .ok_or(IssuerError::UnknownWallet)
         })
     }
@@ -634,36 +580,38 @@ impl<S: Store> Issuer<S> {
                 return if h == request {
                     Ok(resp)
                 } else {
-                    Err(IssuerError::Replay(
-                        "idempotency key used for another request",
-                    ))
+                    Err(IssuerError::IdempotencyKeyReused)
                 };
             }
             let mut w = tx.wallet(wallet, true)?.ok_or(IssuerError::UnknownWallet)?;
             if w.state != WalletState::Active {
-                return Err(IssuerError::WalletNotActive(
-                    w.reason.clone().unwrap_or_else(|| w.state.as_str().into()),
-                ));
+                return Err(IssuerError::WalletNotActive {
+                    state: w.state,
+                    reason: w.reason.clone(),
+                });
             }
+            let max = Amount::new(self.policy.max_balance_minor, self.currency());
             if amount.minor > self.policy.max_balance_minor {
-                return Err(IssuerError::Limit(
-                    "holding: load larger than the holding limit",
-                ));
+                return Err(IssuerError::Limit(Limit::LoadOverHolding { max }));
             }
+            let sub_account = Account::Wallet(*wallet);
             let sub = tx
-                .balance(&wallet_account(wallet))?
+                .balance(&sub_account.to_string())?
                 .ok_or(IssuerError::UnknownWallet)?;
             if (sub as i128) + (minor as i128) > self.policy.max_balance_minor as i128 {
-                return Err(IssuerError::Limit(
-                    "holding: the wallet's offline balance would exceed the holding limit",
-                ));
+                return Err(IssuerError::Limit(Limit::Holding {
+                    max,
+                    balance: to_amount(sub, self.currency(), &sub_account)?,
+                }));
             }
-            let acct = customer_account(&w.customer);
-            let balance = tx.balance(&acct)?.ok_or(IssuerError::UnknownCustomer)?;
+            let acct = Account::Customer(w.customer.clone());
+            let balance = tx
+                .balance(&acct.to_string())?
+                .ok_or(IssuerError::UnknownCustomer)?;
             if balance < minor {
                 return Err(IssuerError::InsufficientFunds {
-                    balance,
-                    needed: minor,
+                    balance: to_amount(balance, self.currency(), &acct)?,
+                    needed: amount,
                 });
             }
             w.load_seq += 1;
@@ -679,24 +627,15 @@ impl<S: Store> Issuer<S> {
             .into_bytes();
             let reference = format!("{}/{}", wallet.to_hex(), w.load_seq);
             tx.post(&[
-                Posting {
-                    book: Book::General,
-                    debit: acct,
-                    credit: POOL.into(),
-                    amount: minor,
-                    kind: "load",
-                    reference: reference.clone(),
-                    time: now,
-                },
-                Posting {
-                    book: Book::Offline,
-                    debit: ISSUANCE.into(),
-                    credit: wallet_account(wallet),
-                    amount: minor,
-                    kind: "load",
+                posting(&acct, &Account::Pool, minor, "load", reference.clone(), now)?,
+                posting(
+                    &Account::Issuance,
+                    &sub_account,
+                    minor,
+                    "load",
                     reference,
-                    time: now,
-                },
+                    now,
+                )?,
             ])?;
             tx.insert_voucher(wallet, w.load_seq, minor, &voucher, now)?;
             tx.update_wallet(&w)?;
@@ -714,7 +653,7 @@ impl<S: Store> Issuer<S> {
         let rec = self.wallet(&body.wallet)?;
         let cert = Certificate::from_der(&rec.cert_der)?;
         r.verify(cert.public_key())
-            .map_err(|_| IssuerError::BadSignature("redeem".into()))?;
+            .map_err(|_| IssuerError::BadSignature(Signature::Redeem))?;
         let entry = offpay_protocol::messages::ChainEntry::Redeem(r);
         self.with_tx(|tx| {
             let w = tx
@@ -725,16 +664,16 @@ impl<S: Store> Issuer<S> {
                     "certificate renewed meanwhile".into(),
                 )));
             }
-            let mut stats = crate::reconcile::RecordStats::default();
-            let newly = crate::reconcile::record_and_settle(
-                self,
+            let mut stats = RecordStats::default();
+            let newly = record_and_settle(
+                &self.ca,
                 tx,
-                &[(entry.clone(), crate::reconcile::Source::Own)],
+                &[(entry.clone(), Source::Own)],
                 now,
                 &mut stats,
             )?;
             let customer_balance = tx
-                .balance(&customer_account(&w.customer))?
+                .balance(&Account::Customer(w.customer.clone()).to_string())?
                 .ok_or(IssuerError::UnknownCustomer)?;
             Ok(RedeemOutcome {
                 wallet: body.wallet,
@@ -752,7 +691,10 @@ impl<S: Store> Issuer<S> {
         self.with_tx(|tx| {
             let mut w = tx.wallet(id, true)?.ok_or(IssuerError::UnknownWallet)?;
             if w.state == WalletState::Revoked {
-                return Err(IssuerError::WalletNotActive("revoked".into()));
+                return Err(IssuerError::WalletNotActive {
+                    state: w.state,
+                    reason: w.reason.clone(),
+                });
             }
             w.state = WalletState::Locked;
             w.reason = Some(reason_text(reason));
@@ -768,9 +710,10 @@ impl<S: Store> Issuer<S> {
         self.with_tx(|tx| {
             let mut w = tx.wallet(id, true)?.ok_or(IssuerError::UnknownWallet)?;
             if w.state == WalletState::Revoked {
-                return Err(IssuerError::WalletNotActive(
-                    "revoked wallets cannot be unlocked".into(),
-                ));
+                return Err(IssuerError::WalletNotActive {
+                    state: w.state,
+                    reason: w.reason.clone(),
+                });
             }
             w.state = WalletState::Active;
             w.reason = None;
@@ -790,54 +733,10 @@ impl<S: Store> Issuer<S> {
     ) -> Result<(), IssuerError> {
         self.with_tx(|tx| {
             let mut w = tx.wallet(id, true)?.ok_or(IssuerError::UnknownWallet)?;
-            self.revoke_in(tx, &mut w, reason, why, now)?;
+            certificates::revoke(&self.ca, tx, &mut w, reason, why, now)?;
             tx.update_wallet(&w)?;
             Ok(())
         })
-    }
-
-    pub(crate) fn revoke_in(
-        &self,
-        tx: &mut dyn Tx,
-        w: &mut WalletRecord,
-        reason: RevocationReason,
-        why: &str,
-        now: UnixSeconds,
-    ) -> Result<(), IssuerError> {
-        w.state = WalletState::Revoked;
-        w.reason = Some(reason_text(why));
-        w.unlock_pending = false;
-        let mut changed = false;
-        for (serial, _) in tx.certificates_of(&w.id)? {
-            changed |= tx.insert_revocation(&RevocationRecord {
-                serial,
-                wallet: w.id,
-                reason_code: reason.code(),
-                reason: reason_text(why),
-                time: now,
-            })?;
-        }
-        if changed {
-            self.publish_crl(tx, now)?;
-        }
-        Ok(())
-    }
-
-    fn publish_crl(&self, tx: &mut dyn Tx, now: UnixSeconds) -> Result<(), IssuerError> {
-        let number = tx.next_counter("crl")?;
-        let entries: Vec<RevokedEntry> = tx
-            .revocations()?
-            .into_iter()
-            .map(|r| RevokedEntry {
-                serial: r.serial,
-                revoked_at: r.time,
-                reason: RevocationReason::from_code(r.reason_code as u64)
-                    .unwrap_or(RevocationReason::Unspecified),
-            })
-            .collect();
-        let crl = self.ca.issue_crl(number, now, &entries)?;
-        tx.set_setting("crl", crl.der())?;
-        Ok(())
     }
 
     /// Double spends, newest first.

@@ -12,11 +12,17 @@
 #![warn(missing_docs)]
 
 pub mod ca;
+mod certificates;
 pub mod error;
 mod group;
 pub mod issuer;
+pub mod ledger;
+mod limits;
 mod reconcile;
+mod report;
+mod settle;
 pub mod store;
 
-pub use error::IssuerError;
+pub use error::{IssuerError, LockReason, ReportProblem};
 pub use issuer::{Enrollment, InvariantReport, Issuer, IssuerConfig, RedeemOutcome, SyncOutcome};
+pub use ledger::Account;

@@ -6,64 +6,27 @@
 //! bookkeeping; and everything a report changes is then written in one
 //! transaction.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 
 use offpay_protocol::envelope::Signed;
 use offpay_protocol::messages::{
-    CertField, ChainEntry, Checkpoint, DoubleSpendProof, Payment, SyncReport, SyncResponse,
-    WalletCommand,
+    CertField, ChainEntry, Checkpoint, Payment, SyncReport, SyncResponse, WalletCommand,
 };
-use offpay_protocol::pki::{Certificate, PolicyRef, RevocationReason};
+use offpay_protocol::pki::Certificate;
 use offpay_protocol::suite::{BatchItem, verify_batch, verify_each};
 use offpay_protocol::{Amount, Hash32, PublicKey, UnixSeconds, WalletId};
 
-use crate::error::IssuerError;
-use crate::issuer::{
-    CERT_CACHE_MAX, GUARANTEE, ISSUANCE, Issuer, POOL, SyncOutcome, customer_account, to_i64,
-    wallet_account,
+use crate::certificates;
+use crate::error::{
+    EntryList, InputError, Invariant, IssuerError, LockReason, ReportProblem, Signature, Sum,
+    reason_text,
 };
-use crate::store::{
-    Book, CheckpointRecord, DoubleSpendRecord, EntryRecord, Posting, Store, StoreError, Tx,
-    WalletRecord, WalletState,
-};
-
-/// Where an entry came from in a report.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Source {
-    /// The payer's own outgoing chain: settles.
-    Own,
-    /// A payee's accepted incoming payment: settles (finality).
-    Payee,
-    /// A payment a payee refused as a rollback: recorded as evidence, never settled.
-    Evidence,
-}
-
-#[derive(Default, Debug)]
-pub(crate) struct RecordStats {
-    pub recorded: usize,
-    pub settled: usize,
-    pub double_spends: Vec<(WalletId, u64)>,
-}
-
-/// A verified report waiting for its transaction (group commit).
-pub(crate) struct SyncJob {
-    v: VerifiedReport,
-    now: UnixSeconds,
-}
-
-/// A report whose every signature has been checked.
-struct VerifiedReport {
-    report: Signed<SyncReport>,
-    hash: Hash32,
-    wallet: WalletRecord,
-    outgoing: Vec<ChainEntry>,
-    incoming: Vec<ChainEntry>,
-    evidence: Vec<ChainEntry>,
-    /// Payers whose certificate was not valid at an entry's time: (payer, why).
-    anomalies: Vec<(WalletId, String)>,
-}
-
-use crate::issuer::CachedCert;
+use crate::issuer::{Issuer, SyncOutcome};
+use crate::ledger::{Account, to_i64};
+use crate::limits::{CERT_CACHE_MAX, LOCK_REASON_CHARS_MAX};
+use crate::report::{CachedCert, SyncJob, VerifiedReport};
+use crate::settle::{RecordStats, Source, record_and_settle};
+use crate::store::{CheckpointRecord, Store, StoreError, Tx, WalletState};
 
 impl<S: Store> Issuer<S> {
     /// The key of a payment's payer, from its inline certificate (checked against
@@ -87,12 +50,7 @@ impl<S: Store> Issuer<S> {
                     .into_iter()
                     .map(|(_, d)| d)
                     .find(|d| Hash32::digest(d) == *h)
-                    .ok_or_else(|| {
-                        IssuerError::InvalidInput(format!(
-                            "payment of {} names an unknown certificate",
-                            b.payer
-                        ))
-                    })?
+                    .ok_or(InputError::UnknownPayerCertificate { payer: b.payer })?
             }
         };
         let cert = Certificate::from_der(&der)?;
@@ -115,6 +73,7 @@ impl<S: Store> Issuer<S> {
         check_wallet(c, b.payer)
     }
 
+    #[expect(clippy::too_many_lines)] // lint-exception: one sequence of steps read top to bottom; split by role when next changed
     fn verify_report(&self, bytes: &[u8]) -> Result<VerifiedReport, IssuerError> {
         let report = Signed::<SyncReport>::decode(bytes)?;
         let r = report.body();
@@ -122,52 +81,60 @@ impl<S: Store> Issuer<S> {
         let wcert = Certificate::from_der(&wallet.cert_der)?;
         let wkey = wcert.public_key().clone();
         let mut keys: Vec<PublicKey> = vec![wkey.clone()];
-        let mut what: Vec<String> = vec!["report".into()];
+        let mut what: Vec<Signature> = vec![Signature::Report];
         let mut msgs: Vec<Vec<u8>> = vec![report.sig_structure()];
         let mut sigs: Vec<Vec<u8>> = vec![report.signature().to_vec()];
         let mut anomalies = Vec::new();
 
         let mut outgoing = Vec::with_capacity(r.outgoing.len());
         for (i, b) in r.outgoing.iter().enumerate() {
-            let e = ChainEntry::decode(b)
-                .map_err(|e| IssuerError::InvalidInput(format!("outgoing entry {i}: {e}")))?;
+            let e = ChainEntry::decode(b).map_err(|error| InputError::Entry {
+                list: EntryList::Outgoing,
+                index: i,
+                error,
+            })?;
             if e.payer() != r.wallet {
-                return Err(IssuerError::InvalidInput(format!(
-                    "outgoing entry {i} is of another wallet"
-                )));
+                return Err(InputError::ForeignOutgoing { index: i }.into());
             }
             keys.push(wkey.clone());
-            what.push(format!("outgoing entry {i}"));
+            what.push(Signature::Entry {
+                list: EntryList::Outgoing,
+                index: i,
+            });
             msgs.push(e.sig_structure());
             sigs.push(e.signature().to_vec());
             outgoing.push(e);
         }
-        let mut payments = |list: &[Vec<u8>], name: &str| -> Result<Vec<ChainEntry>, IssuerError> {
-            let mut out = Vec::with_capacity(list.len());
-            for (i, b) in list.iter().enumerate() {
-                let p = Signed::<Payment>::decode(b)
-                    .map_err(|e| IssuerError::InvalidInput(format!("{name} {i}: {e}")))?;
-                let (payer, _serial, key, nb, na) = self.payer_cert(&p)?;
-                let t = p.body().time;
-                if t < nb || t > na {
-                    anomalies.push((
-                        payer,
-                        format!(
-                            "payment seq {} dated outside its certificate's validity",
-                            p.body().seq
-                        ),
-                    ));
+        let mut payments =
+            |list: &[Vec<u8>], name: EntryList| -> Result<Vec<ChainEntry>, IssuerError> {
+                let mut out = Vec::with_capacity(list.len());
+                for (i, b) in list.iter().enumerate() {
+                    let p = Signed::<Payment>::decode(b).map_err(|error| InputError::Entry {
+                        list: name,
+                        index: i,
+                        error,
+                    })?;
+                    let (payer, _serial, key, nb, na) = self.payer_cert(&p)?;
+                    let t = p.body().time;
+                    if t < nb || t > na {
+                        anomalies.push((
+                            payer,
+                            LockReason::PaymentOutsideValidity { seq: p.body().seq },
+                        ));
+                    }
+                    keys.push(key);
+                    what.push(Signature::Entry {
+                        list: name,
+                        index: i,
+                    });
+                    msgs.push(p.sig_structure());
+                    sigs.push(p.signature().to_vec());
+                    out.push(ChainEntry::Payment(p));
                 }
-                keys.push(key);
-                what.push(format!("{name} {i}"));
-                msgs.push(p.sig_structure());
-                sigs.push(p.signature().to_vec());
-                out.push(ChainEntry::Payment(p));
-            }
-            Ok(out)
-        };
-        let incoming = payments(&r.incoming, "incoming payment")?;
-        let evidence = payments(&r.evidence, "evidence")?;
+                Ok(out)
+            };
+        let incoming = payments(&r.incoming, EntryList::Incoming)?;
+        let evidence = payments(&r.evidence, EntryList::Evidence)?;
 
         // An entry whose exact bytes the issuer already recorded was verified
         // when it was recorded: each payment arrives twice (from its payer and
@@ -214,18 +181,20 @@ impl<S: Store> Issuer<S> {
             .filter(|(_, k)| **k)
             .map(|(((key, msg), sig), _)| BatchItem { key, msg, sig })
             .collect();
-        let names: Vec<&String> = what
+        let names: Vec<Signature> = what
             .iter()
             .zip(&keep)
             .filter(|(_, k)| **k)
-            .map(|(w, _)| w)
+            .map(|(w, _)| *w)
             .collect();
         if verify_batch(&items).is_err() {
             let bad = verify_each(&items)
                 .iter()
                 .position(Result::is_err)
                 .unwrap_or(0);
-            return Err(IssuerError::BadSignature(names[bad].clone()));
+            return Err(IssuerError::BadSignature(
+                names.get(bad).copied().unwrap_or(Signature::Report),
+            ));
         }
         // The payload identifies the report: a re-encoded (malleated) P-256 signature is the same report.
         let hash = report.payload_hash();
@@ -296,6 +265,7 @@ impl<S: Store> Issuer<S> {
         }
     }
 
+    #[expect(clippy::too_many_lines)] // lint-exception: one sequence of steps read top to bottom; split by role when next changed
     fn apply_report(
         &self,
         tx: &mut dyn Tx,
@@ -310,7 +280,7 @@ impl<S: Store> Issuer<S> {
                 "certificate renewed during sync".into(),
             )));
         }
-        let mut problems: Vec<String> = Vec::new();
+        let mut problems: Vec<ReportProblem> = Vec::new();
         let mut reused_seq = false;
         if r.report_seq <= w.report_seq {
             match tx.report(&id, r.report_seq)? {
@@ -326,10 +296,9 @@ impl<S: Store> Issuer<S> {
                 // count) but lock the wallet.
                 _ => {
                     reused_seq = true;
-                    problems.push(format!(
-                        "report seq {} reused: the wallet state was rolled back",
-                        r.report_seq
-                    ));
+                    problems.push(ReportProblem::ReportSeqReused {
+                        report_seq: r.report_seq,
+                    });
                 }
             }
         }
@@ -351,10 +320,10 @@ impl<S: Store> Issuer<S> {
                 .ok_or(IssuerError::UnknownCheckpoint)?
         };
         if r.balance.currency != self.currency() {
-            return Err(IssuerError::InvalidInput(format!(
-                "report currency must be {}",
-                self.currency()
-            )));
+            return Err(InputError::Currency {
+                expected: self.currency(),
+            }
+            .into());
         }
 
         // Chain continuity from the base checkpoint.
@@ -362,28 +331,27 @@ impl<S: Store> Issuer<S> {
         let mut head = base.head;
         for e in &v.outgoing {
             if e.seq() != seq + 1 || e.prev() != head {
-                problems.push(format!(
-                    "gap or fork in the outgoing chain at seq {}",
-                    e.seq()
-                ));
+                problems.push(ReportProblem::ChainGap { seq: e.seq() });
                 break;
             }
             seq = e.seq();
             head = e.hash();
         }
         if problems.is_empty() && (seq != r.seq || head != r.head) {
-            problems.push(format!(
-                "reported chain head (seq {}) does not match its entries (seq {seq})",
-                r.seq
-            ));
+            problems.push(ReportProblem::HeadMismatch {
+                reported: r.seq,
+                entries: seq,
+            });
         }
         // Loads: contiguous after the base, and issued.
         let expected: Vec<u64> = (base.load_seq + 1..=r.load_seq).collect();
         if r.loads != expected {
-            problems.push("applied loads are not contiguous after the checkpoint".into());
+            problems.push(ReportProblem::LoadsNotContiguous);
         }
         if r.load_seq > w.load_seq {
-            problems.push(format!("applied load {} that was never issued", r.load_seq));
+            problems.push(ReportProblem::LoadNeverIssued {
+                load_seq: r.load_seq,
+            });
         }
         let loads: i128 = tx
             .vouchers(&id, base.load_seq + 1, r.load_seq.min(w.load_seq))?
@@ -396,29 +364,36 @@ impl<S: Store> Issuer<S> {
         for e in &v.incoming {
             if let ChainEntry::Payment(p) = e {
                 if p.body().payee != id {
-                    problems.push(format!("incoming payment addressed to {}", p.body().payee));
+                    problems.push(ReportProblem::IncomingMisaddressed {
+                        payee: p.body().payee,
+                    });
                 }
                 in_sum += p.body().amount.minor as i128;
             }
         }
         let expected_balance = base.balance as i128 + loads - out_sum + in_sum;
         if expected_balance != r.balance.minor as i128 {
-            problems.push(format!(
-                "balance equation broken: checkpoint {} + loads {loads} - outgoing {out_sum} + incoming {in_sum} = {expected_balance}, reported {}",
-                base.balance, r.balance.minor
-            ));
+            let currency = self.currency();
+            let sum = |minor: i128| Sum { minor, currency };
+            problems.push(ReportProblem::BalanceEquation {
+                checkpoint: sum(i128::from(base.balance)),
+                loads: sum(loads),
+                outgoing: sum(out_sum),
+                incoming: sum(in_sum),
+                expected: sum(expected_balance),
+                reported: r.balance,
+            });
         }
         // A chain behind what the issuer already recorded: a restored (rolled back) state.
         let recorded = tx.max_seq(&id)?;
         if r.seq < recorded {
-            problems.push(format!(
-                "state rolled back: chain at seq {}, issuer has recorded seq {recorded}",
-                r.seq
-            ));
+            problems.push(ReportProblem::RolledBack {
+                reported: r.seq,
+                recorded,
+            });
         }
         if r.locked && w.state == WalletState::Active && !w.unlock_pending {
-            problems
-                .push("the wallet reports itself locked (its vault detected a rollback)".into());
+            problems.push(ReportProblem::SelfLocked);
         }
 
         // Record and settle everything the report carries.
@@ -427,13 +402,13 @@ impl<S: Store> Issuer<S> {
         batch.extend(v.outgoing.iter().cloned().map(|e| (e, Source::Own)));
         batch.extend(v.incoming.iter().cloned().map(|e| (e, Source::Payee)));
         batch.extend(v.evidence.iter().cloned().map(|e| (e, Source::Evidence)));
-        record_and_settle(self, tx, &batch, now, &mut stats)?;
+        record_and_settle(&self.ca, tx, &batch, now, &mut stats)?;
         for (payer, why) in &v.anomalies {
             if let Some(mut p) = tx.wallet(payer, true)?
                 && p.state == WalletState::Active
             {
                 p.state = WalletState::Locked;
-                p.reason = Some(why.clone());
+                p.reason = Some(why.to_string());
                 tx.update_wallet(&p)?;
             }
         }
@@ -451,9 +426,14 @@ impl<S: Store> Issuer<S> {
             problems.clear();
         }
         if !problems.is_empty() && w.state == WalletState::Active {
-            let why = problems.join("; ");
+            let why = LockReason::Report(problems);
             w.state = WalletState::Locked;
-            w.reason = Some(why.chars().take(480).collect());
+            w.reason = Some(
+                why.to_string()
+                    .chars()
+                    .take(LOCK_REASON_CHARS_MAX)
+                    .collect(),
+            );
             w.unlock_pending = false;
             locked_now = Some(why);
         }
@@ -466,7 +446,10 @@ impl<S: Store> Issuer<S> {
                 Some(e) => e.hash,
                 None => Hash32::ZERO,
             };
-            let balance = tx.balance(&wallet_account(&id))?.unwrap_or(0).max(0);
+            let balance = tx
+                .balance(&Account::Wallet(id).to_string())?
+                .unwrap_or(0)
+                .max(0);
             w.unlock_pending = false;
             (
                 CheckpointRecord {
@@ -484,9 +467,7 @@ impl<S: Store> Issuer<S> {
             let cmd = match w.state {
                 WalletState::Active => WalletCommand::None,
                 _ => WalletCommand::Lock {
-                    reason: crate::issuer::reason_text(
-                        w.reason.as_deref().unwrap_or(w.state.as_str()),
-                    ),
+                    reason: reason_text(w.reason.as_deref().unwrap_or(w.state.as_str())),
                 },
             };
             (
@@ -512,19 +493,14 @@ impl<S: Store> Issuer<S> {
             && w.cert_not_after.since(now) < self.policy.cert_validity_seconds / 2
         {
             let old = Certificate::from_der(&w.cert_der)?;
-            let serial = tx.next_counter("serial")?;
-            let cert = self.ca.issue_wallet(
+            let (cert, serial) = certificates::issue_wallet_certificate(
+                &self.ca,
+                &self.policy,
+                tx,
                 old.public_key(),
                 id,
-                PolicyRef {
-                    id: self.policy.id,
-                    epoch: self.policy.epoch,
-                },
-                serial,
                 now,
-                self.policy.cert_validity_seconds,
             )?;
-            tx.insert_certificate(serial, &id, cert.der())?;
             w.cert_der = cert.der().to_vec();
             w.cert_serial = serial;
             w.cert_not_after = cert.not_after();
@@ -574,343 +550,16 @@ impl<S: Store> Issuer<S> {
 }
 
 fn poisoned() -> IssuerError {
-    IssuerError::Invariant("certificate cache lock poisoned".into())
+    Invariant::CachePoisoned.into()
 }
 
 fn check_wallet(c: CachedCert, payer: WalletId) -> Result<CachedCert, IssuerError> {
     if c.0 != payer {
-        return Err(IssuerError::InvalidInput(format!(
-            "payment of {payer} carries the certificate of {}",
-            c.0
-        )));
+        return Err(InputError::PayerCertificateMismatch {
+            payer,
+            certified: c.0,
+        }
+        .into());
     }
     Ok(c)
-}
-
-fn entry_record(e: &ChainEntry, now: UnixSeconds) -> Result<EntryRecord, IssuerError> {
-    let (kind, payee) = match e {
-        ChainEntry::Payment(p) => ("payment", Some(p.body().payee)),
-        ChainEntry::Redeem(_) => ("redeem", None),
-    };
-    Ok(EntryRecord {
-        payer: e.payer(),
-        seq: e.seq(),
-        hash: e.hash(),
-        prev: e.prev(),
-        kind,
-        payee,
-        amount: to_i64(e.amount().minor)?,
-        time: e.time(),
-        bytes: e.bytes().to_vec(),
-        recorded: now,
-    })
-}
-
-/// Record entries under (payer, seq), detect conflicts, settle each payment
-/// and redeem once, and cover the losses of revoked payers. Returns the
-/// number of entries newly settled. A constant number of round trips per
-/// call, whatever the number of entries and payers.
-pub(crate) fn record_and_settle<S: Store>(
-    issuer: &Issuer<S>,
-    tx: &mut dyn Tx,
-    batch: &[(ChainEntry, Source)],
-    now: UnixSeconds,
-    stats: &mut RecordStats,
-) -> Result<usize, IssuerError> {
-    // 1. What is already recorded at these keys, and (for new keys) at these prevs.
-    let mut keys: Vec<(WalletId, u64)> = batch.iter().map(|(e, _)| (e.payer(), e.seq())).collect();
-    keys.sort();
-    keys.dedup();
-    let mut known: HashMap<(WalletId, u64), EntryRecord> = tx
-        .entries_at_keys(&keys)?
-        .into_iter()
-        .map(|e| ((e.payer, e.seq), e))
-        .collect();
-    let mut prevs: Vec<(WalletId, Hash32)> = batch
-        .iter()
-        .filter(|(e, _)| !known.contains_key(&(e.payer(), e.seq())))
-        .map(|(e, _)| (e.payer(), e.prev()))
-        .collect();
-    prevs.sort();
-    prevs.dedup();
-    let mut by_prev: HashMap<(WalletId, Hash32), EntryRecord> = tx
-        .entries_by_prevs(&prevs)?
-        .into_iter()
-        .map(|e| ((e.payer, e.prev), e))
-        .collect();
-
-    // 2. Classify: known, new, or in conflict (a double spend).
-    let mut new_entries: Vec<EntryRecord> = Vec::new();
-    let mut conflicts: Vec<(WalletId, Vec<u8>, Vec<u8>, u64)> = Vec::new();
-    for (e, _) in batch {
-        let (payer, h) = (e.payer(), e.hash());
-        match known.get(&(payer, e.seq())) {
-            Some(k) if k.hash == h => {}
-            Some(k) => conflicts.push((payer, k.bytes.clone(), e.bytes().to_vec(), e.seq())),
-            None => {
-                if let Some(k) = by_prev.get(&(payer, e.prev()))
-                    && k.hash != h
-                {
-                    conflicts.push((payer, k.bytes.clone(), e.bytes().to_vec(), e.seq()));
-                    continue;
-                }
-                let rec = entry_record(e, now)?;
-                known.insert((payer, rec.seq), rec.clone());
-                by_prev.insert((payer, rec.prev), rec.clone());
-                new_entries.push(rec);
-            }
-        }
-    }
-    stats.recorded += new_entries.len();
-    tx.insert_entries(&new_entries)?;
-
-    // 3. Settle payments and redeems seen by their payer or payee, once each.
-    let mut to_settle: Vec<&ChainEntry> = Vec::new();
-    let mut seen = BTreeSet::new();
-    for (e, s) in batch {
-        if *s != Source::Evidence && seen.insert((e.payer(), e.hash())) {
-            to_settle.push(e);
-        }
-    }
-    let settle_keys: Vec<(WalletId, Hash32)> =
-        to_settle.iter().map(|e| (e.payer(), e.hash())).collect();
-    let already: BTreeSet<(WalletId, Hash32)> =
-        tx.settled_keys(&settle_keys)?.into_iter().collect();
-    let to_settle: Vec<&ChainEntry> = to_settle
-        .into_iter()
-        .filter(|e| !already.contains(&(e.payer(), e.hash())))
-        .collect();
-    let mut payee_accounts: Vec<String> = to_settle
-        .iter()
-        .filter_map(|e| match e {
-            ChainEntry::Payment(p) => Some(wallet_account(&p.body().payee)),
-            ChainEntry::Redeem(_) => None,
-        })
-        .collect();
-    payee_accounts.sort();
-    payee_accounts.dedup();
-    let existing: BTreeSet<String> = tx.existing_accounts(&payee_accounts)?.into_iter().collect();
-    if let Some(missing) = payee_accounts.iter().find(|a| !existing.contains(*a)) {
-        return Err(IssuerError::InvalidInput(format!(
-            "payment to an unknown wallet ({missing})"
-        )));
-    }
-    let mut owners: HashMap<WalletId, String> = HashMap::new();
-    let mut postings = Vec::with_capacity(to_settle.len());
-    let mut settlements = Vec::with_capacity(to_settle.len());
-    for e in to_settle {
-        let (payer, h) = (e.payer(), e.hash());
-        let amount = to_i64(e.amount().minor)?;
-        let reference = h.to_hex();
-        match e {
-            ChainEntry::Payment(p) => {
-                let payee = p.body().payee;
-                postings.push(Posting {
-                    book: Book::Offline,
-                    debit: wallet_account(&payer),
-                    credit: wallet_account(&payee),
-                    amount,
-                    kind: "settle",
-                    reference,
-                    time: now,
-                });
-                settlements.push((h, payer, Some(payee), amount));
-            }
-            ChainEntry::Redeem(_) => {
-                let owner = match owners.entry(payer) {
-                    std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
-                    std::collections::hash_map::Entry::Vacant(v) => v.insert(
-                        tx.wallet(&payer, false)?
-                            .ok_or(IssuerError::UnknownWallet)?
-                            .customer,
-                    ),
-                };
-                let customer = customer_account(owner);
-                postings.push(Posting {
-                    book: Book::General,
-                    debit: POOL.into(),
-                    credit: customer,
-                    amount,
-                    kind: "redeem",
-                    reference: reference.clone(),
-                    time: now,
-                });
-                postings.push(Posting {
-                    book: Book::Offline,
-                    debit: wallet_account(&payer),
-                    credit: ISSUANCE.into(),
-                    amount,
-                    kind: "redeem",
-                    reference,
-                    time: now,
-                });
-                settlements.push((h, payer, None, amount));
-            }
-        }
-    }
-    tx.post(&postings)?;
-    tx.insert_settlements(&settlements, now)?;
-    let settled_total = settlements.len();
-
-    // 4. Double spends: keep the proof, revoke and lock the payer.
-    for (payer, a, b, seq) in conflicts {
-        let proof = build_proof(issuer, tx, &payer, &a, &b)?;
-        let ea = ChainEntry::decode(&a)?.hash();
-        let eb = ChainEntry::decode(&b)?.hash();
-        let entries = if ea <= eb { [ea, eb] } else { [eb, ea] };
-        let fresh = tx.insert_double_spend(&DoubleSpendRecord {
-            payer,
-            seq,
-            entries,
-            proof,
-            detected: now,
-        })?;
-        if fresh {
-            stats.double_spends.push((payer, seq));
-            let mut w = tx.wallet(&payer, true)?.ok_or(IssuerError::UnknownWallet)?;
-            issuer.revoke_in(
-                tx,
-                &mut w,
-                RevocationReason::KeyCompromise,
-                &format!("double spend at seq {seq}"),
-                now,
-            )?;
-            tx.update_wallet(&w)?;
-        }
-    }
-
-    // 5. Cover the losses of every revoked payer touched.
-    let mut payers: Vec<WalletId> = keys.iter().map(|(p, _)| *p).collect();
-    payers.dedup();
-    for payer in tx.revoked_among(&payers)? {
-        cover_losses(tx, &payer, now)?;
-    }
-    stats.settled += settled_total;
-    Ok(settled_total)
-}
-
-/// The proof for two entries of `payer`, with the certificate whose key signed them.
-fn build_proof<S: Store>(
-    issuer: &Issuer<S>,
-    tx: &mut dyn Tx,
-    payer: &WalletId,
-    a: &[u8],
-    b: &[u8],
-) -> Result<Vec<u8>, IssuerError> {
-    let ea = ChainEntry::decode(a)?;
-    let mut cert_der = None;
-    if let ChainEntry::Payment(p) = &ea
-        && let CertField::Inline(der) = &p.body().payer_cert
-    {
-        cert_der = Some(der.clone());
-    }
-    if cert_der.is_none() {
-        for (_, der) in tx.certificates_of(payer)? {
-            let c = Certificate::from_der(&der)?;
-            if ea.verify(c.public_key()).is_ok() {
-                cert_der = Some(der);
-                break;
-            }
-        }
-    }
-    let cert_der = cert_der.ok_or_else(|| {
-        IssuerError::Invariant(format!("no certificate of {payer} verifies its entry"))
-    })?;
-    Ok(DoubleSpendProof::new(
-        a.to_vec(),
-        b.to_vec(),
-        cert_der,
-        issuer.ca.issuer.der().to_vec(),
-    )
-    .encode())
-}
-
-/// A revoked payer whose sub-account is negative has spent money it did not
-/// have: claw it back from its customer's online account, and charge the rest
-/// to the guarantee fund. If later settlements bring it back above zero, the
-/// guarantee fund is refunded first.
-fn cover_losses(tx: &mut dyn Tx, payer: &WalletId, now: UnixSeconds) -> Result<(), IssuerError> {
-    let mut w = tx.wallet(payer, true)?.ok_or(IssuerError::UnknownWallet)?;
-    let sub = tx
-        .balance(&wallet_account(payer))?
-        .ok_or(IssuerError::UnknownWallet)?;
-    let reference = format!("cover:{}", payer.to_hex());
-    let mut postings = Vec::new();
-    if sub < 0 {
-        let deficit = sub
-            .checked_neg()
-            .ok_or(IssuerError::Invariant("deficit overflow".into()))?;
-        let customer = customer_account(&w.customer);
-        let online = tx.balance(&customer)?.unwrap_or(0).max(0);
-        let claw = deficit.min(online);
-        if claw > 0 {
-            postings.push(Posting {
-                book: Book::General,
-                debit: customer,
-                credit: POOL.into(),
-                amount: claw,
-                kind: "clawback",
-                reference: reference.clone(),
-                time: now,
-            });
-            postings.push(Posting {
-                book: Book::Offline,
-                debit: ISSUANCE.into(),
-                credit: wallet_account(payer),
-                amount: claw,
-                kind: "clawback",
-                reference: reference.clone(),
-                time: now,
-            });
-            w.clawed_back += claw;
-        }
-        let rest = deficit - claw;
-        if rest > 0 {
-            postings.push(Posting {
-                book: Book::General,
-                debit: GUARANTEE.into(),
-                credit: POOL.into(),
-                amount: rest,
-                kind: "guarantee",
-                reference: reference.clone(),
-                time: now,
-            });
-            postings.push(Posting {
-                book: Book::Offline,
-                debit: ISSUANCE.into(),
-                credit: wallet_account(payer),
-                amount: rest,
-                kind: "guarantee",
-                reference,
-                time: now,
-            });
-            w.guaranteed += rest;
-        }
-    } else if sub > 0 && w.guaranteed > 0 {
-        let refund = sub.min(w.guaranteed);
-        postings.push(Posting {
-            book: Book::General,
-            debit: POOL.into(),
-            credit: GUARANTEE.into(),
-            amount: refund,
-            kind: "refund",
-            reference: reference.clone(),
-            time: now,
-        });
-        postings.push(Posting {
-            book: Book::Offline,
-            debit: wallet_account(payer),
-            credit: ISSUANCE.into(),
-            amount: refund,
-            kind: "refund",
-            reference,
-            time: now,
-        });
-        w.guaranteed -= refund;
-    }
-    if !postings.is_empty() {
-        tx.post(&postings)?;
-        tx.update_wallet(&w)?;
-    }
-    Ok(())
 }

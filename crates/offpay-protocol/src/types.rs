@@ -133,6 +133,8 @@ pub(crate) fn hex_decode(s: &str) -> Option<Vec<u8>> {
 pub struct Currency([u8; 3]);
 
 impl Currency {
+    /// The euro.
+    pub const EUR: Currency = Currency(*b"EUR");
     /// Parse "EUR", "INR", "BRL", ...; anything but three upper-case ASCII letters is refused.
     pub fn new(code: &str) -> Option<Currency> {
         let b: [u8; 3] = code.as_bytes().try_into().ok()?;

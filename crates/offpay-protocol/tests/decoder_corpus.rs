@@ -10,6 +10,7 @@
 //! may panic, allocate according to an attacker's length header, or verify
 //! with content other than what was signed. A proptest then feeds arbitrary
 //! and mutated bytes to every decoder.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)] // Test code: a failed unwrap is a failed test.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -192,6 +193,7 @@ fn eur(minor: u64) -> Amount {
     Amount::new(minor, Currency::new("EUR").unwrap())
 }
 
+#[expect(clippy::too_many_lines)] // lint-exception: one scenario told end to end
 fn scheme(suite: Suite) -> Scheme {
     let key = |b: u8| SigningKey::from_seed(suite, &[b; 32]).unwrap();
     let (root_key, issuer_key, payer_key, payee_key) = (key(1), key(2), key(3), key(4));
@@ -879,6 +881,7 @@ fn single_byte_flips_never_verify() {
 
 /// Each rewrite is re-signed, so the encoding is the only thing wrong.
 #[test]
+#[expect(clippy::too_many_lines)] // lint-exception: one scenario told end to end
 fn non_canonical_payloads_are_refused() {
     use DecodeError::{NonCanonical, Unsupported};
     for item in corpus() {
@@ -1076,6 +1079,7 @@ type EnvelopeCase = (&'static str, Vec<u8>, fn(&DecodeError) -> bool);
 
 /// The envelope around the payload: the same rules.
 #[test]
+#[expect(clippy::too_many_lines)] // lint-exception: one scenario told end to end
 fn non_canonical_envelopes_are_refused() {
     use DecodeError::{NonCanonical, Unsupported};
     for item in corpus().into_iter().filter(|i| i.kind.is_envelope()) {
@@ -1425,6 +1429,7 @@ fn oversized_inputs_are_refused_before_parsing() {
 /// Length headers declaring 2^63 bytes (or items) are refused from the
 /// header alone, with no allocation of the declared size.
 #[test]
+#[expect(clippy::too_many_lines)] // lint-exception: one scenario told end to end
 fn absurd_length_headers_are_refused_without_allocating() {
     let huge = |major: u8| head_of_width(major, 1 << 63, 9);
     for item in corpus() {
@@ -1651,6 +1656,7 @@ fn item_of<'a>(items: &'a [Item], kind: Kind, name_prefix: &str) -> Vec<&'a Item
 }
 
 #[test]
+#[expect(clippy::too_many_lines)] // lint-exception: one scenario told end to end
 fn field_rules_are_enforced() {
     use DecodeError::*;
     let items = corpus();

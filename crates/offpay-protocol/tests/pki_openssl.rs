@@ -3,6 +3,7 @@
 //!
 //! Needs the `openssl` command on PATH (CI installs it); the test fails, not
 //! skips, without it.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)] // Test code: a failed unwrap is a failed test.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -88,6 +89,7 @@ fn now() -> UnixSeconds {
     )
 }
 
+#[expect(clippy::too_many_lines)] // lint-exception: one scenario told end to end
 fn scenario(root_suite: Suite, issuer_suite: Suite, wallet_suite: Suite) {
     let name = format!("{root_suite}-{issuer_suite}-{wallet_suite}");
     eprintln!("--- scenario {name}");

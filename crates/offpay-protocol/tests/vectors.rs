@@ -16,6 +16,7 @@
 //! Regenerate the appendix after a deliberate change of the wire format:
 //! `OFFPAY_PRINT_VECTORS=1 cargo test -p offpay-protocol --test vectors -- --nocapture print_vectors`
 //! prints the vector blocks and the size table to paste into the document.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)] // Test code: a failed unwrap is a failed test.
 
 use std::collections::BTreeMap;
 
@@ -124,6 +125,7 @@ struct Fixture {
     proof: DoubleSpendProof,
 }
 
+#[expect(clippy::too_many_lines)] // lint-exception: one scenario told end to end
 fn fixture(suite: Suite) -> Fixture {
     let key = |seed: &[u8; 32]| SigningKey::from_seed(suite, seed).unwrap();
     let (root_key, issuer_key) = (key(&SEED_ROOT), key(&SEED_ISSUER));
@@ -474,6 +476,7 @@ fn building_twice_gives_the_same_bytes() {
 /// Decode every message vector from the document's bytes, check each field
 /// against the inputs, re-encode it, and verify its signature.
 #[test]
+#[expect(clippy::many_single_char_names, clippy::too_many_lines)] // lint-exception: one scenario told end to end; short names follow the fixtures and formulas
 fn document_vectors_decode_and_verify() {
     let doc = doc_vectors(&doc());
     for suite in [Suite::Ed25519, Suite::P256] {

@@ -45,7 +45,10 @@ async fn blocking<T: Send + 'static>(
 ) -> Result<T, ApiError> {
     let issuer = st.issuer.clone();
     match tokio::task::spawn_blocking(move || f(&issuer)).await {
-        Ok(r) => r.map_err(ApiError::from),
+        Ok(r) => r.map_err(|e| {
+            st.metrics.issuer_error(&e);
+            ApiError::from(e)
+        }),
         Err(e) => {
             tracing::error!(error = %e, "blocking task failed");
             Err(ApiError::internal())
@@ -148,7 +151,11 @@ pub async fn sync(
         settled = out.settled,
         double_spends = out.double_spends.len(),
         replayed = out.replayed,
-        locked = out.locked.as_deref().unwrap_or(""),
+        locked = out
+            .locked
+            .as_ref()
+            .map(|r| r.to_string())
+            .unwrap_or_default(),
         "sync"
     );
     for (payer, seq) in &out.double_spends {
@@ -644,22 +651,6 @@ pub async fn metrics(State(st): State<AppState>) -> Response {
             HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
         )],
         text,
-    )
-        .into_response()
-}
-
-/// This document: OpenAPI 3.1, generated from the code.
-#[utoipa::path(
-    get, path = "/openapi.json", tag = "public",
-    responses((status = 200, description = "The OpenAPI document", content_type = "application/json", body = Object))
-)]
-pub async fn openapi() -> Response {
-    (
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        )],
-        crate::openapi::document_json(),
     )
         .into_response()
 }

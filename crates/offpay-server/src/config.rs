@@ -95,12 +95,12 @@ pub fn redact_url(url: &str) -> String {
 impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
-            listen: DEFAULT_LISTEN.parse().expect("constant address parses"),
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             data_dir: PathBuf::from(DEFAULT_DATA_DIR),
             database_url: None,
             operator_token: None,
             log_format: LogFormat::Text,
-            currency: Currency::new("EUR").expect("constant currency parses"),
+            currency: Currency::EUR,
             suite: Suite::Ed25519,
         }
     }
@@ -339,6 +339,12 @@ mod tests {
     use std::collections::HashMap;
 
     use super::*;
+
+    #[test]
+    fn the_default_listen_address_is_the_documented_one() {
+        assert_eq!(ServerConfig::default().listen.to_string(), DEFAULT_LISTEN);
+        assert_eq!(ServerConfig::default().currency.as_str(), "EUR");
+    }
 
     fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
         let m: HashMap<String, String> = pairs

@@ -20,7 +20,7 @@
 //! | 422 | `bad_signature` | a signature does not verify |
 //! | 422 | `certificate_refused` | the CSR or a certificate is refused |
 //! | 422 | `limit` | a risk limit refuses the amount |
-//! | 500 | `storage`, `invariant`, `internal`, ... | server fault (details in the log only) |
+//! | 500 | `storage`, `invariant`, `randomness`, `master_key`, `not_initialised`, `internal` | server fault (details in the log only) |
 //! | 503 | `conflict` | the transaction kept losing races: retry (`Retry-After: 1`) |
 
 use axum::http::{HeaderValue, StatusCode, header};
@@ -115,15 +115,16 @@ pub fn status_of(e: &IssuerError) -> StatusCode {
         IssuerError::CustomerExists
         | IssuerError::WalletExists
         | IssuerError::InsufficientFunds { .. }
-        | IssuerError::WalletNotActive(_)
-        | IssuerError::Replay(_)
+        | IssuerError::WalletNotActive { .. }
+        | IssuerError::IdempotencyKeyReused
         | IssuerError::UnknownCheckpoint
         | IssuerError::AlreadyInitialised => StatusCode::CONFLICT,
         IssuerError::Store(StoreError::Conflict(_)) => StatusCode::SERVICE_UNAVAILABLE,
         IssuerError::Store(_)
         | IssuerError::Invariant(_)
         | IssuerError::NotInitialised
-        | IssuerError::MasterKey => StatusCode::INTERNAL_SERVER_ERROR,
+        | IssuerError::MasterKey
+        | IssuerError::Randomness => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 
@@ -136,10 +137,10 @@ impl From<IssuerError> for ApiError {
         let message = if status.is_server_error() {
             // The details are for the operator's log only.
             if status == StatusCode::SERVICE_UNAVAILABLE {
-                tracing::warn!(code = e.code(), error = %e, "transaction kept conflicting");
+                tracing::warn!(code = e.code(), detail = e.detail(), error = %e, "transaction kept conflicting");
                 "the request conflicted with concurrent requests; retry".to_string()
             } else {
-                tracing::error!(code = e.code(), error = %e, "server error");
+                tracing::error!(code = e.code(), detail = e.detail(), error = %e, "server error");
                 "internal error".to_string()
             }
         } else {
@@ -177,35 +178,54 @@ impl IntoResponse for ApiError {
 
 #[cfg(test)]
 mod tests {
+    use offpay_issuer::error::{EntryList, InputError, Invariant, Limit, Signature, TokenProblem};
+    use offpay_issuer::store::WalletState;
     use offpay_protocol::cbor::DecodeError;
+    use offpay_protocol::{Amount, Currency, WalletId};
 
     use super::*;
 
     #[test]
     fn every_client_error_is_4xx_and_every_server_error_5xx() {
+        let eur = Currency::new("EUR").expect("EUR");
+        let w = WalletId([7; 16]);
         let all = [
             IssuerError::Malformed(DecodeError::Truncated),
-            IssuerError::InvalidInput("x".into()),
-            IssuerError::BadSignature("x".into()),
+            IssuerError::InvalidInput(InputError::CustomerId),
+            IssuerError::InvalidInput(InputError::Entry {
+                list: EntryList::Incoming,
+                index: 3,
+                error: DecodeError::Truncated,
+            }),
+            IssuerError::InvalidInput(InputError::UnknownPayee { payee: w }),
+            IssuerError::BadSignature(Signature::Redeem),
             IssuerError::UnknownWallet,
             IssuerError::UnknownCustomer,
             IssuerError::CustomerExists,
-            IssuerError::EnrollmentToken("unknown"),
+            IssuerError::EnrollmentToken(TokenProblem::Unknown),
             IssuerError::WalletExists,
             IssuerError::InsufficientFunds {
-                balance: 1,
-                needed: 2,
+                balance: Amount::new(1, eur),
+                needed: Amount::new(2, eur),
             },
-            IssuerError::Limit("x"),
-            IssuerError::WalletNotActive("x".into()),
-            IssuerError::Replay("x"),
+            IssuerError::Limit(Limit::LoadOverHolding {
+                max: Amount::new(100_000, eur),
+            }),
+            IssuerError::WalletNotActive {
+                state: WalletState::Locked,
+                reason: Some("x".into()),
+            },
+            IssuerError::IdempotencyKeyReused,
             IssuerError::UnknownCheckpoint,
             IssuerError::NotInitialised,
             IssuerError::AlreadyInitialised,
             IssuerError::MasterKey,
+            IssuerError::Randomness,
             IssuerError::Store(StoreError::Conflict("x".into())),
             IssuerError::Store(StoreError::Database("secret detail".into())),
-            IssuerError::Invariant("x".into()),
+            IssuerError::Invariant(Invariant::NegativeBalance {
+                account: "secret".into(),
+            }),
         ];
         for e in all {
             let client = e.is_client_error();
@@ -224,6 +244,20 @@ mod tests {
         assert_eq!(
             ApiError::from(IssuerError::Store(StoreError::Conflict("x".into()))).status,
             StatusCode::SERVICE_UNAVAILABLE
+        );
+        // A failing random source is the server's fault, never the client's.
+        assert_eq!(
+            ApiError::from(IssuerError::Randomness).status,
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
+        // Amounts are told in major units with their currency.
+        let e = ApiError::from(IssuerError::InsufficientFunds {
+            balance: Amount::new(150, eur),
+            needed: Amount::new(2_000, eur),
+        });
+        assert_eq!(
+            e.message,
+            "insufficient funds: balance 1.50 EUR, needed 20.00 EUR"
         );
     }
 }

@@ -187,7 +187,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/roots", get(api::roots))
         .route("/healthz", get(api::healthz))
         .route("/metrics", get(api::metrics))
-        .route("/openapi.json", get(api::openapi))
+        .route("/openapi.json", get(openapi::serve))
         .merge(admin)
         .fallback(api::not_found)
         .method_not_allowed_fallback(api::method_not_allowed)

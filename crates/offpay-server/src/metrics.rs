@@ -5,12 +5,16 @@ use std::fmt::Write as _;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use offpay_issuer::{InvariantReport, SyncOutcome};
+use offpay_issuer::{InvariantReport, IssuerError, SyncOutcome};
 
 /// The server's counters.
 #[derive(Debug, Default)]
 pub struct Metrics {
     requests: Mutex<BTreeMap<(String, &'static str), u64>>,
+    /// Issuer refusals and failures by (code, detail).
+    issuer_errors: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
+    /// Report problems that locked a wallet at sync, by problem code.
+    report_problems: Mutex<BTreeMap<&'static str, u64>>,
     /// Sync reports answered (including replays).
     pub syncs: AtomicU64,
     /// Sync reports answered from the stored response.
@@ -57,6 +61,13 @@ impl Metrics {
         }
     }
 
+    /// Count an issuer error by its stable code and detail.
+    pub fn issuer_error(&self, e: &IssuerError) {
+        if let Ok(mut m) = self.issuer_errors.lock() {
+            *m.entry((e.code(), e.detail().unwrap_or(""))).or_insert(0) += 1;
+        }
+    }
+
     /// Count what a sync did.
     pub fn sync(&self, o: &SyncOutcome) {
         self.syncs.fetch_add(1, Ordering::Relaxed);
@@ -69,13 +80,19 @@ impl Metrics {
             .fetch_add(o.settled as u64, Ordering::Relaxed);
         self.double_spends
             .fetch_add(o.double_spends.len() as u64, Ordering::Relaxed);
-        if o.locked.is_some() {
+        if let Some(reason) = &o.locked {
             self.wallets_locked.fetch_add(1, Ordering::Relaxed);
+            if let Ok(mut m) = self.report_problems.lock() {
+                for p in reason.problems() {
+                    *m.entry(p.code()).or_insert(0) += 1;
+                }
+            }
         }
     }
 
     /// The Prometheus text format: the counters, and the ledger gauges when
     /// `ledger` is given (`None`: the store could not be read).
+    #[expect(clippy::too_many_lines)] // lint-exception: one sequence of steps read top to bottom; split by role when next changed
     pub fn render(&self, backend: &str, ledger: Option<&InvariantReport>) -> String {
         let mut out = String::with_capacity(4096);
         let mut counter = |name: &str, help: &str, v: &AtomicU64| {
@@ -139,6 +156,27 @@ impl Metrics {
             }
         }
 
+        out.push_str("# HELP offpay_issuer_errors_total Issuer refusals and failures, by stable code and detail.\n");
+        out.push_str("# TYPE offpay_issuer_errors_total counter\n");
+        if let Ok(m) = self.issuer_errors.lock() {
+            for ((code, detail), n) in m.iter() {
+                let _ = writeln!(
+                    out,
+                    "offpay_issuer_errors_total{{code=\"{code}\",detail=\"{detail}\"}} {n}"
+                );
+            }
+        }
+        out.push_str("# HELP offpay_sync_report_problems_total Report problems that locked a wallet at sync, by code.\n");
+        out.push_str("# TYPE offpay_sync_report_problems_total counter\n");
+        if let Ok(m) = self.report_problems.lock() {
+            for (code, n) in m.iter() {
+                let _ = writeln!(
+                    out,
+                    "offpay_sync_report_problems_total{{code=\"{code}\"}} {n}"
+                );
+            }
+        }
+
         let _ = writeln!(
             out,
             "# HELP offpay_store_up Whether the store answered the ledger query.\n# TYPE offpay_store_up gauge\noffpay_store_up{{backend=\"{}\"}} {}",
@@ -192,5 +230,39 @@ impl Metrics {
             );
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use offpay_issuer::error::{InputError, LockReason, ReportProblem};
+
+    use super::*;
+
+    #[test]
+    fn issuer_errors_and_report_problems_are_counted_by_code() {
+        let m = Metrics::default();
+        m.issuer_error(&IssuerError::InvalidInput(InputError::CustomerId));
+        m.issuer_error(&IssuerError::InvalidInput(InputError::CustomerId));
+        m.issuer_error(&IssuerError::UnknownWallet);
+        m.sync(&SyncOutcome {
+            locked: Some(LockReason::Report(vec![
+                ReportProblem::LoadsNotContiguous,
+                ReportProblem::SelfLocked,
+            ])),
+            ..SyncOutcome::default()
+        });
+        let text = m.render("sqlite", None);
+        assert!(text.contains(
+            "offpay_issuer_errors_total{code=\"invalid_input\",detail=\"customer_id\"} 2\n"
+        ));
+        assert!(
+            text.contains("offpay_issuer_errors_total{code=\"unknown_wallet\",detail=\"\"} 1\n")
+        );
+        assert!(
+            text.contains("offpay_sync_report_problems_total{code=\"loads_not_contiguous\"} 1\n")
+        );
+        assert!(text.contains("offpay_sync_report_problems_total{code=\"self_locked\"} 1\n"));
+        assert!(text.contains("offpay_wallets_locked_total 1\n"));
     }
 }

@@ -2,6 +2,8 @@
 
 use std::sync::OnceLock;
 
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
@@ -39,7 +41,7 @@ use crate::error::ErrorBody;
         api::roots,
         api::healthz,
         api::metrics,
-        api::openapi,
+        serve,
     ),
     components(schemas(
         ErrorBody,
@@ -92,4 +94,20 @@ pub fn document_json() -> String {
             .unwrap_or_else(|_| "{}".into())
     })
     .clone()
+}
+
+/// This document: OpenAPI 3.1, generated from the code.
+#[utoipa::path(
+    get, path = "/openapi.json", tag = "public",
+    responses((status = 200, description = "The OpenAPI document", content_type = "application/json", body = Object))
+)]
+pub async fn serve() -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        document_json(),
+    )
+        .into_response()
 }

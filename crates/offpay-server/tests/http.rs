@@ -1,4 +1,5 @@
 //! The HTTP API against a real server on a loopback port (SQLite in a temp dir).
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)] // Test code: a failed unwrap is a failed test.
 
 mod common;
 
@@ -651,6 +652,7 @@ fn customer_endpoints() {
 }
 
 #[test]
+#[expect(clippy::too_many_lines)] // lint-exception: one scenario told end to end
 fn wallet_endpoints() {
     let s = TestServer::start();
     s.create_customer("alice", 200_000);

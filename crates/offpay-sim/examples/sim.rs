@@ -18,6 +18,7 @@ fn peak_rss_kib() -> Option<u64> {
         .and_then(|v| v.parse().ok())
 }
 
+#[expect(clippy::too_many_lines)] // lint-exception: the argument loop of an example, one arm per flag
 fn main() {
     let mut config = SimConfig::default();
     let mut json = false;
@@ -104,7 +105,10 @@ fn main() {
             .map_or("(in process)".into(), |b| (b >> 20).to_string())
     );
     if let Some(p) = out {
-        std::fs::write(&p, report.to_json()).expect("write the report");
+        if let Err(e) = std::fs::write(&p, report.to_json()) {
+            eprintln!("cannot write the report to {}: {e}", p.display());
+            std::process::exit(1)
+        }
         eprintln!("report written to {}", p.display());
     }
     if json {

@@ -35,7 +35,7 @@ fn eur(minor: u64) -> f64 {
 /// (exposure and guarantee loss per day), `detection_delay.png` (histogram of
 /// detection delays), `loss_vs_limit.png` (each attacker's loss against its
 /// balance at the attack and the limits). Returns the files written.
-pub fn write_plots(report: &SimReport, dir: &Path) -> Result<Vec<PathBuf>, SimError> {
+pub(crate) fn write_plots(report: &SimReport, dir: &Path) -> Result<Vec<PathBuf>, SimError> {
     font_ready();
     std::fs::create_dir_all(dir).map_err(|e| SimError::Io(e.to_string()))?;
     let files = vec![

@@ -1030,7 +1030,10 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
         if honest && out.locked.is_some() {
             self.violation(format!(
                 "honest customer {cust}'s wallet was locked at sync: {}",
-                out.locked.clone().unwrap_or_default()
+                out.locked
+                    .as_ref()
+                    .map(|r| r.to_string())
+                    .unwrap_or_default()
             ));
         }
         let (applied, crashed) = self.op(dev, |w| w.apply_sync_response(&out.response, now))?;

@@ -2,6 +2,7 @@
 //! holds, every double spend that reached the issuer is detected with a proof
 //! that verifies, honest parties lose nothing; the same seed gives the same
 //! JSON byte for byte.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)] // Test code: a failed unwrap is a failed test.
 
 use offpay_sim::{AttackKind, PolicyOverrides, SimConfig, SimReport, StoreChoice, run};
 
@@ -169,6 +170,7 @@ fn everything(seed: u64) -> SimConfig {
 }
 
 #[test]
+#[expect(clippy::many_single_char_names)] // lint-exception: short names follow the fixtures and formulas
 fn every_attack_at_once_and_the_same_seed_gives_the_same_json() {
     let a = run(everything(5), |_| {}).unwrap();
     assert_clean(&a, "all attacks");

@@ -74,6 +74,7 @@ pub(crate) struct Pooled<'a, C> {
 }
 
 impl<C> Pooled<'_, C> {
+    #[expect(clippy::expect_used)] // lint-exception: `conn` is Some from checkout until drop, by construction
     pub(crate) fn conn(&mut self) -> &mut C {
         // Invariant: `conn` is Some until drop.
         self.conn

@@ -4,6 +4,7 @@
 //! `postgres://postgres@127.0.0.1:5432/test`); each test works in its own
 //! schema. Without a server the PostgreSQL half is skipped with a printed
 //! reason, unless `OFFPAY_REQUIRE_POSTGRES=1`.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)] // Test code: a failed unwrap is a failed test.
 
 use offpay_issuer::store::WalletState;
 use offpay_issuer::{Issuer, IssuerConfig, IssuerError};
@@ -313,7 +314,7 @@ fn every_report_processed_twice_gives_identical_results() {
         assert_eq!(v1, v2);
         assert!(matches!(
             issuer.load(&alice.wallet_id(), eur(200), "k1", T0),
-            Err(IssuerError::Replay(_))
+            Err(IssuerError::IdempotencyKeyReused)
         ));
         assert_eq!(issuer.customer_balance("alice").unwrap(), 6_900);
         assert_invariants(issuer);
@@ -334,7 +335,13 @@ fn rolled_back_wallet_is_locked_until_unlocked() {
         let mut alice = Wallet::open(vault).unwrap();
         assert!(alice.lock().is_some());
         let out = sync(issuer, &mut alice, T0.plus(10));
-        assert!(out.locked.is_some());
+        let codes: Vec<&str> = out
+            .locked
+            .as_ref()
+            .map(|r| r.problems().iter().map(|p| p.code()).collect())
+            .unwrap_or_default();
+        assert!(codes.contains(&"rolled_back"), "{codes:?}");
+        assert!(codes.contains(&"self_locked"), "{codes:?}");
         assert_eq!(
             issuer.wallet(&alice.wallet_id()).unwrap().state,
             WalletState::Locked

@@ -1,4 +1,5 @@
 //! QR codes: round trips through PNG, real offpay payments, and hostile images.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)] // Test code: a failed unwrap is a failed test.
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! The tap socket: full exchanges between real wallets over 127.0.0.1, torn
 //! exchanges and their retry, and hostile or broken peers.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)] // Test code: a failed unwrap is a failed test.
 
 mod common;
 
@@ -238,6 +239,7 @@ fn torn_before_payee_processed_retry_completes() {
 }
 
 #[test]
+#[expect(clippy::many_single_char_names)] // lint-exception: short names follow the fixtures and formulas
 fn payer_vanishing_after_payment_then_retrying_gets_the_same_receipt() {
     let suite = Suite::Ed25519;
     let mut s = Scheme::new(suite);

@@ -246,7 +246,8 @@ impl TaState {
             + self.history.len() * 80
     }
 
-    pub fn encode(&self) -> EncodedState {
+    #[expect(clippy::too_many_lines)] // lint-exception: one sequence of steps read top to bottom; split by role when next changed
+    pub(crate) fn encode(&self) -> EncodedState {
         let mut e = Encoder::with_capacity(self.size_hint());
         e.array(26);
         e.uint(STATE_FORMAT);
@@ -360,7 +361,8 @@ impl TaState {
         EncodedState(e.finish())
     }
 
-    pub fn decode(bytes: &[u8]) -> Result<TaState, DecodeError> {
+    #[expect(clippy::too_many_lines)] // lint-exception: one sequence of steps read top to bottom; split by role when next changed
+    pub(crate) fn decode(bytes: &[u8]) -> Result<TaState, DecodeError> {
         let mut d = Decoder::new(bytes);
         let n = d.array("state", 32)?;
         if n != 26 {

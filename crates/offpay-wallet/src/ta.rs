@@ -485,6 +485,7 @@ impl<V: Vault> Wallet<V> {
     /// Pay a request. Checks the payee's certificate, the request and every risk
     /// limit, durably debits, then returns the signed Payment. Paying the same
     /// request again returns the same bytes.
+    #[expect(clippy::too_many_lines)] // lint-exception: one sequence of steps read top to bottom; split by role when next changed
     pub fn pay(&mut self, request_bytes: &[u8], now: UnixSeconds) -> Result<Vec<u8>, WalletError> {
         self.unlocked()?;
         let now = self.clock(now);
@@ -620,6 +621,7 @@ impl<V: Vault> Wallet<V> {
     /// payer's certificate and signature, the nonce, amount and currency, and
     /// that the payer has not rolled back; durably credits; returns the signed
     /// Receipt. Receiving the same payment again returns the same Receipt.
+    #[expect(clippy::too_many_lines)] // lint-exception: one sequence of steps read top to bottom; split by role when next changed
     pub fn receive(
         &mut self,
         payment_bytes: &[u8],
@@ -969,6 +971,7 @@ impl<V: Vault> Wallet<V> {
 
     /// Apply the issuer's answer to the last report: checkpoint, CRL,
     /// certificate, policy, vouchers, lock or unlock.
+    #[expect(clippy::too_many_lines)] // lint-exception: one sequence of steps read top to bottom; split by role when next changed
     pub fn apply_sync_response(
         &mut self,
         bytes: &[u8],

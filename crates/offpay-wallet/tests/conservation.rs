@@ -19,6 +19,7 @@
 //!
 //! Deterministic: every time is `T0` plus model time; the proptest seed is
 //! fixed unless `PROPTEST_RNG_SEED` is set.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)] // Test code: a failed unwrap is a failed test.
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! End-to-end offline payments between real wallets: in memory, on sealed
 //! vaults on disk, both suites, and 100 hops of transitivity.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)] // Test code: a failed unwrap is a failed test.
 
 mod common;
 

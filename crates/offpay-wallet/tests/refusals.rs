@@ -4,6 +4,7 @@
 //! log are what they were. The one exception is
 //! [`WalletError::PayerRolledBack`], which by design stores the refused
 //! payment as evidence (and changes nothing else).
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)] // Test code: a failed unwrap is a failed test.
 
 mod common;
 
@@ -1332,6 +1333,7 @@ fn enroll_foreign_crl() {
 // ---- not enrolled, vault failure ----------------------------------------------------------------
 
 #[test]
+#[expect(clippy::many_single_char_names)] // lint-exception: short names follow the fixtures and formulas
 fn not_enrolled_refuses_everything() {
     let (mut s, mut alice, mut bob) = world();
     let mut w = created(&s);

@@ -9,6 +9,7 @@
 //!   and tampered proofs are refused with the specific `EvidenceError`;
 //! - (c) a payee that saw (payer, seq = n) refuses seq <= n offline with
 //!   `PayerRolledBack`, keeps the payment as evidence and reports it at sync.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)] // Test code: a failed unwrap is a failed test.
 
 mod common;
 
@@ -366,6 +367,7 @@ fn clone_paying_twice_with_one_seq_yields_a_proof_that_verifies_against_the_root
 }
 
 #[test]
+#[expect(clippy::too_many_lines)] // lint-exception: one scenario told end to end
 fn tampered_double_spend_proofs_are_refused_with_the_specific_error() {
     for suite in SUITES {
         let d = clone_and_double_spend(suite);

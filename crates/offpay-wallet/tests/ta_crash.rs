@@ -15,6 +15,7 @@
 //! Receipt, a voucher is credited once, a redeem entry stays in the log for
 //! the issuer. The same with [`MemoryVault::fail_commit_at_with`] at every
 //! [`CrashPoint`].
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)] // Test code: a failed unwrap is a failed test.
 
 mod common;
 
@@ -125,6 +126,7 @@ fn scratch() -> tempfile::TempDir {
     tempfile::tempdir().unwrap()
 }
 
+#[expect(clippy::many_single_char_names, clippy::too_many_lines)] // lint-exception: one scenario told end to end; short names follow the fixtures and formulas
 fn setup(op: Op, suite: Suite) -> Setup {
     let tmp = scratch();
     let base = tmp.path().join("base");
@@ -366,6 +368,7 @@ fn classify(
 /// Finish the exchange from the reopened wallet `w` (state `outcome`; `out` is
 /// what the crashed or completed operation returned) and check that money is
 /// conserved.
+#[expect(clippy::many_single_char_names, clippy::too_many_lines)] // lint-exception: one scenario told end to end; short names follow the fixtures and formulas
 fn finish<V: Vault>(
     su: &Setup,
     r: &Reference,

@@ -11,6 +11,7 @@
 //!   durable by an fsync is lost (file contents not `sync_file`d, directory
 //!   entries not `sync_dir`ed). This checks the fsync ordering, and that a
 //!   commit that returned `Ok` survives power loss.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)] // Test code: a failed unwrap is a failed test.
 
 use std::collections::BTreeMap;
 use std::io;

@@ -18,25 +18,25 @@ pub(crate) type Res<T> = Result<T, PkiError>;
 
 /// ASN.1 universal and context tags (the whole identifier octet).
 pub(crate) mod tag {
-    pub const BOOLEAN: u8 = 0x01;
-    pub const INTEGER: u8 = 0x02;
-    pub const BIT_STRING: u8 = 0x03;
-    pub const OCTET_STRING: u8 = 0x04;
-    pub const OID: u8 = 0x06;
-    pub const ENUMERATED: u8 = 0x0a;
-    pub const UTF8_STRING: u8 = 0x0c;
-    pub const PRINTABLE_STRING: u8 = 0x13;
-    pub const UTC_TIME: u8 = 0x17;
-    pub const GENERALIZED_TIME: u8 = 0x18;
-    pub const SEQUENCE: u8 = 0x30;
-    pub const SET: u8 = 0x31;
+    pub(crate) const BOOLEAN: u8 = 0x01;
+    pub(crate) const INTEGER: u8 = 0x02;
+    pub(crate) const BIT_STRING: u8 = 0x03;
+    pub(crate) const OCTET_STRING: u8 = 0x04;
+    pub(crate) const OID: u8 = 0x06;
+    pub(crate) const ENUMERATED: u8 = 0x0a;
+    pub(crate) const UTF8_STRING: u8 = 0x0c;
+    pub(crate) const PRINTABLE_STRING: u8 = 0x13;
+    pub(crate) const UTC_TIME: u8 = 0x17;
+    pub(crate) const GENERALIZED_TIME: u8 = 0x18;
+    pub(crate) const SEQUENCE: u8 = 0x30;
+    pub(crate) const SET: u8 = 0x31;
 
     /// `[n]` constructed (EXPLICIT, or IMPLICIT of a constructed type).
-    pub const fn ctx_cons(n: u8) -> u8 {
+    pub(crate) const fn ctx_cons(n: u8) -> u8 {
         0xa0 | n
     }
     /// `[n]` primitive (IMPLICIT of a primitive type).
-    pub const fn ctx_prim(n: u8) -> u8 {
+    pub(crate) const fn ctx_prim(n: u8) -> u8 {
         0x80 | n
     }
 }
@@ -55,20 +55,20 @@ pub(crate) struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
-    pub fn new(buf: &'a [u8]) -> Self {
+    pub(super) fn new(buf: &'a [u8]) -> Self {
         Reader { buf }
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(super) fn is_empty(&self) -> bool {
         self.buf.is_empty()
     }
 
-    pub fn peek_tag(&self) -> Option<u8> {
+    pub(super) fn peek_tag(&self) -> Option<u8> {
         self.buf.first().copied()
     }
 
     /// The next element, whatever its tag.
-    pub fn any(&mut self, what: &'static str) -> Res<Tlv<'a>> {
+    pub(super) fn any(&mut self, what: &'static str) -> Res<Tlv<'a>> {
         let bad = PkiError::Malformed(what);
         let buf = self.buf;
         let (&t, rest) = buf.split_first().ok_or(bad)?;
@@ -107,7 +107,7 @@ impl<'a> Reader<'a> {
     }
 
     /// The next element, which must have tag `t`.
-    pub fn expect_tlv(&mut self, t: u8, what: &'static str) -> Res<Tlv<'a>> {
+    pub(super) fn expect_tlv(&mut self, t: u8, what: &'static str) -> Res<Tlv<'a>> {
         if self.peek_tag() != Some(t) {
             return Err(PkiError::Malformed(what));
         }
@@ -115,12 +115,12 @@ impl<'a> Reader<'a> {
     }
 
     /// The contents of the next element, which must have tag `t`.
-    pub fn expect(&mut self, t: u8, what: &'static str) -> Res<&'a [u8]> {
+    pub(super) fn expect(&mut self, t: u8, what: &'static str) -> Res<&'a [u8]> {
         self.expect_tlv(t, what).map(|x| x.value)
     }
 
     /// The next element if it has tag `t`.
-    pub fn optional(&mut self, t: u8, what: &'static str) -> Res<Option<Tlv<'a>>> {
+    pub(super) fn optional(&mut self, t: u8, what: &'static str) -> Res<Option<Tlv<'a>>> {
         if self.peek_tag() == Some(t) {
             self.any(what).map(Some)
         } else {
@@ -129,7 +129,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Nothing may follow.
-    pub fn finish(&self, what: &'static str) -> Res<()> {
+    pub(super) fn finish(&self, what: &'static str) -> Res<()> {
         if self.buf.is_empty() {
             Ok(())
         } else {

@@ -512,6 +512,7 @@ fn chain_wrong_issuer_and_bad_signature() {
 }
 
 #[test]
+#[expect(clippy::too_many_lines)] // lint-exception: one scenario told end to end
 fn chain_roles() {
     for (rs, is, ws) in COMBOS {
         let p = pki(rs, is, ws);

@@ -25,19 +25,19 @@ pub(crate) const SPKI_ALG_P256: &[u8] = &[
 /// Contents of the OBJECT IDENTIFIERs used here.
 pub(crate) mod oid {
     /// 2.5.4.3 commonName
-    pub const CN: &[u8] = &[0x55, 0x04, 0x03];
+    pub(crate) const CN: &[u8] = &[0x55, 0x04, 0x03];
     /// 2.5.29.14 subjectKeyIdentifier
-    pub const SKID: &[u8] = &[0x55, 0x1d, 0x0e];
+    pub(crate) const SKID: &[u8] = &[0x55, 0x1d, 0x0e];
     /// 2.5.29.15 keyUsage
-    pub const KEY_USAGE: &[u8] = &[0x55, 0x1d, 0x0f];
+    pub(crate) const KEY_USAGE: &[u8] = &[0x55, 0x1d, 0x0f];
     /// 2.5.29.19 basicConstraints
-    pub const BASIC_CONSTRAINTS: &[u8] = &[0x55, 0x1d, 0x13];
+    pub(crate) const BASIC_CONSTRAINTS: &[u8] = &[0x55, 0x1d, 0x13];
     /// 2.5.29.20 cRLNumber
-    pub const CRL_NUMBER: &[u8] = &[0x55, 0x1d, 0x14];
+    pub(crate) const CRL_NUMBER: &[u8] = &[0x55, 0x1d, 0x14];
     /// 2.5.29.21 reasonCode
-    pub const REASON_CODE: &[u8] = &[0x55, 0x1d, 0x15];
+    pub(crate) const REASON_CODE: &[u8] = &[0x55, 0x1d, 0x15];
     /// 2.5.29.35 authorityKeyIdentifier
-    pub const AKID: &[u8] = &[0x55, 0x1d, 0x23];
+    pub(crate) const AKID: &[u8] = &[0x55, 0x1d, 0x23];
 }
 
 /// Key usage bits (RFC 5280 4.2.1.3), bit `n` of the BIT STRING is `1 << n`.
@@ -350,6 +350,7 @@ pub(crate) fn sign(key: &SigningKey, tbs: &[u8]) -> Vec<u8> {
 }
 
 /// Base64 PEM with the given label.
+#[expect(clippy::expect_used)] // lint-exception: PEM of bounded DER under a fixed label cannot fail; nine callers would carry a Result that is never Err
 pub(crate) fn to_pem(label: &str, der: &[u8]) -> String {
     der::pem::encode_string(label, der::pem::LineEnding::LF, der)
         .expect("PEM encoding of a bounded DER object with a fixed label cannot fail")

@@ -1,0 +1,352 @@
+//! Settlement: record chain entries once under (payer, seq), settle every
+//! payment and redeem once, turn two entries at one (payer, seq) into a
+//! double-spend proof and a revocation, and cover the losses of revoked
+//! payers. Used by the online redeem and by every sync.
+
+use std::collections::{BTreeSet, HashMap};
+
+use offpay_protocol::messages::{CertField, ChainEntry, DoubleSpendProof};
+use offpay_protocol::pki::{Certificate, RevocationReason};
+use offpay_protocol::{Hash32, UnixSeconds, WalletId};
+
+use crate::ca::CertificateFactory;
+use crate::certificates;
+use crate::error::{InputError, Invariant, IssuerError};
+use crate::ledger::{Account, posting, to_i64};
+use crate::store::{DoubleSpendRecord, EntryRecord, Tx};
+
+/// Where an entry came from in a report.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Source {
+    /// The payer's own outgoing chain: settles.
+    Own,
+    /// A payee's accepted incoming payment: settles (finality).
+    Payee,
+    /// A payment a payee refused as a rollback: recorded as evidence, never settled.
+    Evidence,
+}
+
+#[derive(Default, Debug)]
+pub(crate) struct RecordStats {
+    pub recorded: usize,
+    pub settled: usize,
+    pub double_spends: Vec<(WalletId, u64)>,
+}
+
+fn entry_record(e: &ChainEntry, now: UnixSeconds) -> Result<EntryRecord, IssuerError> {
+    let (kind, payee) = match e {
+        ChainEntry::Payment(p) => ("payment", Some(p.body().payee)),
+        ChainEntry::Redeem(_) => ("redeem", None),
+    };
+    Ok(EntryRecord {
+        payer: e.payer(),
+        seq: e.seq(),
+        hash: e.hash(),
+        prev: e.prev(),
+        kind,
+        payee,
+        amount: to_i64(e.amount().minor)?,
+        time: e.time(),
+        bytes: e.bytes().to_vec(),
+        recorded: now,
+    })
+}
+
+/// Record entries under (payer, seq), detect conflicts, settle each payment
+/// and redeem once, and cover the losses of revoked payers. Returns the
+/// number of entries newly settled. A constant number of round trips per
+/// call, whatever the number of entries and payers.
+#[expect(clippy::too_many_lines)] // lint-exception: one sequence of steps read top to bottom; split by role when next changed
+pub(crate) fn record_and_settle(
+    ca: &CertificateFactory,
+    tx: &mut dyn Tx,
+    batch: &[(ChainEntry, Source)],
+    now: UnixSeconds,
+    stats: &mut RecordStats,
+) -> Result<usize, IssuerError> {
+    // 1. What is already recorded at these keys, and (for new keys) at these prevs.
+    let mut keys: Vec<(WalletId, u64)> = batch.iter().map(|(e, _)| (e.payer(), e.seq())).collect();
+    keys.sort();
+    keys.dedup();
+    let mut known: HashMap<(WalletId, u64), EntryRecord> = tx
+        .entries_at_keys(&keys)?
+        .into_iter()
+        .map(|e| ((e.payer, e.seq), e))
+        .collect();
+    let mut prevs: Vec<(WalletId, Hash32)> = batch
+        .iter()
+        .filter(|(e, _)| !known.contains_key(&(e.payer(), e.seq())))
+        .map(|(e, _)| (e.payer(), e.prev()))
+        .collect();
+    prevs.sort();
+    prevs.dedup();
+    let mut by_prev: HashMap<(WalletId, Hash32), EntryRecord> = tx
+        .entries_by_prevs(&prevs)?
+        .into_iter()
+        .map(|e| ((e.payer, e.prev), e))
+        .collect();
+
+    // 2. Classify: known, new, or in conflict (a double spend).
+    let mut new_entries: Vec<EntryRecord> = Vec::new();
+    let mut conflicts: Vec<(WalletId, Vec<u8>, Vec<u8>, u64)> = Vec::new();
+    for (e, _) in batch {
+        let (payer, h) = (e.payer(), e.hash());
+        match known.get(&(payer, e.seq())) {
+            Some(k) if k.hash == h => {}
+            Some(k) => conflicts.push((payer, k.bytes.clone(), e.bytes().to_vec(), e.seq())),
+            None => {
+                if let Some(k) = by_prev.get(&(payer, e.prev()))
+                    && k.hash != h
+                {
+                    conflicts.push((payer, k.bytes.clone(), e.bytes().to_vec(), e.seq()));
+                    continue;
+                }
+                let rec = entry_record(e, now)?;
+                known.insert((payer, rec.seq), rec.clone());
+                by_prev.insert((payer, rec.prev), rec.clone());
+                new_entries.push(rec);
+            }
+        }
+    }
+    stats.recorded += new_entries.len();
+    tx.insert_entries(&new_entries)?;
+
+    // 3. Settle payments and redeems seen by their payer or payee, once each.
+    let mut to_settle: Vec<&ChainEntry> = Vec::new();
+    let mut seen = BTreeSet::new();
+    for (e, s) in batch {
+        if *s != Source::Evidence && seen.insert((e.payer(), e.hash())) {
+            to_settle.push(e);
+        }
+    }
+    let settle_keys: Vec<(WalletId, Hash32)> =
+        to_settle.iter().map(|e| (e.payer(), e.hash())).collect();
+    let already: BTreeSet<(WalletId, Hash32)> =
+        tx.settled_keys(&settle_keys)?.into_iter().collect();
+    let to_settle: Vec<&ChainEntry> = to_settle
+        .into_iter()
+        .filter(|e| !already.contains(&(e.payer(), e.hash())))
+        .collect();
+    let mut payees: Vec<WalletId> = to_settle
+        .iter()
+        .filter_map(|e| match e {
+            ChainEntry::Payment(p) => Some(p.body().payee),
+            ChainEntry::Redeem(_) => None,
+        })
+        .collect();
+    payees.sort();
+    payees.dedup();
+    let payee_accounts: Vec<String> = payees
+        .iter()
+        .map(|w| Account::Wallet(*w).to_string())
+        .collect();
+    let existing: BTreeSet<String> = tx.existing_accounts(&payee_accounts)?.into_iter().collect();
+    if let Some((payee, _)) = payees
+        .iter()
+        .zip(&payee_accounts)
+        .find(|(_, a)| !existing.contains(*a))
+    {
+        return Err(InputError::UnknownPayee { payee: *payee }.into());
+    }
+    let mut owners: HashMap<WalletId, String> = HashMap::new();
+    let mut postings = Vec::with_capacity(to_settle.len());
+    let mut settlements = Vec::with_capacity(to_settle.len());
+    for e in to_settle {
+        let (payer, h) = (e.payer(), e.hash());
+        let amount = to_i64(e.amount().minor)?;
+        let reference = h.to_hex();
+        match e {
+            ChainEntry::Payment(p) => {
+                let payee = p.body().payee;
+                postings.push(posting(
+                    &Account::Wallet(payer),
+                    &Account::Wallet(payee),
+                    amount,
+                    "settle",
+                    reference,
+                    now,
+                )?);
+                settlements.push((h, payer, Some(payee), amount));
+            }
+            ChainEntry::Redeem(_) => {
+                let owner = match owners.entry(payer) {
+                    std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+                    std::collections::hash_map::Entry::Vacant(v) => v.insert(
+                        tx.wallet(&payer, false)?
+                            .ok_or(IssuerError::UnknownWallet)?
+                            .customer,
+                    ),
+                };
+                let customer = Account::Customer(owner.clone());
+                postings.push(posting(
+                    &Account::Pool,
+                    &customer,
+                    amount,
+                    "redeem",
+                    reference.clone(),
+                    now,
+                )?);
+                postings.push(posting(
+                    &Account::Wallet(payer),
+                    &Account::Issuance,
+                    amount,
+                    "redeem",
+                    reference,
+                    now,
+                )?);
+                settlements.push((h, payer, None, amount));
+            }
+        }
+    }
+    tx.post(&postings)?;
+    tx.insert_settlements(&settlements, now)?;
+    let settled_total = settlements.len();
+
+    // 4. Double spends: keep the proof, revoke and lock the payer.
+    for (payer, a, b, seq) in conflicts {
+        let proof = build_proof(ca, tx, &payer, &a, &b)?;
+        let ea = ChainEntry::decode(&a)?.hash();
+        let eb = ChainEntry::decode(&b)?.hash();
+        let entries = if ea <= eb { [ea, eb] } else { [eb, ea] };
+        let fresh = tx.insert_double_spend(&DoubleSpendRecord {
+            payer,
+            seq,
+            entries,
+            proof,
+            detected: now,
+        })?;
+        if fresh {
+            stats.double_spends.push((payer, seq));
+            let mut w = tx.wallet(&payer, true)?.ok_or(IssuerError::UnknownWallet)?;
+            certificates::revoke(
+                ca,
+                tx,
+                &mut w,
+                RevocationReason::KeyCompromise,
+                &format!("double spend at seq {seq}"),
+                now,
+            )?;
+            tx.update_wallet(&w)?;
+        }
+    }
+
+    // 5. Cover the losses of every revoked payer touched.
+    let mut payers: Vec<WalletId> = keys.iter().map(|(p, _)| *p).collect();
+    payers.dedup();
+    for payer in tx.revoked_among(&payers)? {
+        cover_losses(tx, &payer, now)?;
+    }
+    stats.settled += settled_total;
+    Ok(settled_total)
+}
+
+/// The proof for two entries of `payer`, with the certificate whose key signed them.
+fn build_proof(
+    ca: &CertificateFactory,
+    tx: &mut dyn Tx,
+    payer: &WalletId,
+    a: &[u8],
+    b: &[u8],
+) -> Result<Vec<u8>, IssuerError> {
+    let ea = ChainEntry::decode(a)?;
+    let mut cert_der = None;
+    if let ChainEntry::Payment(p) = &ea
+        && let CertField::Inline(der) = &p.body().payer_cert
+    {
+        cert_der = Some(der.clone());
+    }
+    if cert_der.is_none() {
+        for (_, der) in tx.certificates_of(payer)? {
+            let c = Certificate::from_der(&der)?;
+            if ea.verify(c.public_key()).is_ok() {
+                cert_der = Some(der);
+                break;
+            }
+        }
+    }
+    let cert_der = cert_der.ok_or(Invariant::NoCertificateVerifies { payer: *payer })?;
+    Ok(DoubleSpendProof::new(a.to_vec(), b.to_vec(), cert_der, ca.issuer.der().to_vec()).encode())
+}
+
+/// A revoked payer whose sub-account is negative has spent money it did not
+/// have: claw it back from its customer's online account, and charge the rest
+/// to the guarantee fund. If later settlements bring it back above zero, the
+/// guarantee fund is refunded first.
+fn cover_losses(tx: &mut dyn Tx, payer: &WalletId, now: UnixSeconds) -> Result<(), IssuerError> {
+    let mut w = tx.wallet(payer, true)?.ok_or(IssuerError::UnknownWallet)?;
+    let sub_account = Account::Wallet(*payer);
+    let sub = tx
+        .balance(&sub_account.to_string())?
+        .ok_or(IssuerError::UnknownWallet)?;
+    let reference = format!("cover:{}", payer.to_hex());
+    let mut postings = Vec::new();
+    if sub < 0 {
+        let deficit = sub.checked_neg().ok_or(Invariant::DeficitOverflow)?;
+        let customer = Account::Customer(w.customer.clone());
+        let online = tx.balance(&customer.to_string())?.unwrap_or(0).max(0);
+        let claw = deficit.min(online);
+        if claw > 0 {
+            postings.push(posting(
+                &customer,
+                &Account::Pool,
+                claw,
+                "clawback",
+                reference.clone(),
+                now,
+            )?);
+            postings.push(posting(
+                &Account::Issuance,
+                &sub_account,
+                claw,
+                "clawback",
+                reference.clone(),
+                now,
+            )?);
+            w.clawed_back += claw;
+        }
+        let rest = deficit - claw;
+        if rest > 0 {
+            postings.push(posting(
+                &Account::Guarantee,
+                &Account::Pool,
+                rest,
+                "guarantee",
+                reference.clone(),
+                now,
+            )?);
+            postings.push(posting(
+                &Account::Issuance,
+                &sub_account,
+                rest,
+                "guarantee",
+                reference,
+                now,
+            )?);
+            w.guaranteed += rest;
+        }
+    } else if sub > 0 && w.guaranteed > 0 {
+        let refund = sub.min(w.guaranteed);
+        postings.push(posting(
+            &Account::Pool,
+            &Account::Guarantee,
+            refund,
+            "refund",
+            reference.clone(),
+            now,
+        )?);
+        postings.push(posting(
+            &sub_account,
+            &Account::Issuance,
+            refund,
+            "refund",
+            reference,
+            now,
+        )?);
+        w.guaranteed -= refund;
+    }
+    if !postings.is_empty() {
+        tx.post(&postings)?;
+        tx.update_wallet(&w)?;
+    }
+    Ok(())
+}
