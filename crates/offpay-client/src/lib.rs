@@ -34,7 +34,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 pub use error::{Error, Phase};
-pub use wire::{Limits, Response};
+pub use wire::{Limits, Response, parse_response};
 use wire::{ReadError, Timed};
 
 /// Default time to open a connection.
@@ -317,6 +317,22 @@ impl Client {
         content_type: Option<&str>,
         body: &[u8],
     ) -> Result<Response, Error> {
+        let ct: Vec<(&str, &str)> = content_type
+            .map(|c| ("Content-Type", c))
+            .into_iter()
+            .collect();
+        self.request_with(what, method, path, &ct, body)
+    }
+
+    /// [`Client::request`] with any extra headers (`Content-Type` among them).
+    pub fn request_with(
+        &self,
+        what: &str,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Result<Response, Error> {
         let url = self.url();
         let host = if self.host.contains(':') {
             format!("[{}]:{}", self.host, self.port)
@@ -329,11 +345,16 @@ impl Client {
             self.user_agent,
             body.len()
         );
-        if let Some(ct) = content_type {
-            head.push_str(&format!("Content-Type: {ct}\r\n"));
+        for (k, v) in headers {
+            head.push_str(&format!("{k}: {v}\r\n"));
         }
         if let Some(t) = &self.token {
-            head.push_str(&format!("Authorization: Bearer {t}\r\n"));
+            if !headers
+                .iter()
+                .any(|(k, _)| k.eq_ignore_ascii_case("authorization"))
+            {
+                head.push_str(&format!("Authorization: Bearer {t}\r\n"));
+            }
         }
         head.push_str("\r\n");
         let mut msg = head.into_bytes();
@@ -526,7 +547,17 @@ impl Client {
 
     /// `POST /v1/sync`: the signed SyncReport in, the signed SyncResponse out.
     pub fn sync(&self, report: &[u8]) -> Result<Vec<u8>, Error> {
-        Ok(self.post_cbor_ok("the sync", "/v1/sync", report)?.body)
+        let r = self.post_cbor_ok("the sync", "/v1/sync", report)?;
+        if r.content_type.as_deref() != Some(CBOR) {
+            return Err(Error::Malformed {
+                url: self.url(),
+                what: format!(
+                    "the sync answer is {}, not {CBOR}",
+                    r.content_type.as_deref().unwrap_or("untyped")
+                ),
+            });
+        }
+        Ok(r.body)
     }
 
     /// `POST /v1/redeem`: a signed redeem entry in.

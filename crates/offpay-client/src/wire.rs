@@ -14,8 +14,20 @@ pub struct Response {
     pub status: u16,
     /// `Content-Type`, if any.
     pub content_type: Option<String>,
+    /// Every header, names in lower case, in order.
+    pub headers: Vec<(String, String)>,
     /// The body.
     pub body: Vec<u8>,
+}
+
+impl Response {
+    /// The first header named `name` (any case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
 }
 
 /// Size limits of a response.
@@ -218,6 +230,7 @@ fn read_line(r: &mut impl BufRead, budget: &mut usize) -> Result<String, ReadErr
 struct Head {
     status: u16,
     content_type: Option<String>,
+    headers: Vec<(String, String)>,
     length: Option<usize>,
     chunked: bool,
     keep_alive: bool,
@@ -251,6 +264,7 @@ fn read_head(r: &mut impl BufRead, limits: &Limits) -> Result<Head, ReadError> {
     let mut head = Head {
         status,
         content_type: None,
+        headers: Vec::new(),
         length: None,
         chunked: false,
         keep_alive: version == "HTTP/1.1",
@@ -264,7 +278,9 @@ fn read_head(r: &mut impl BufRead, limits: &Limits) -> Result<Head, ReadError> {
             return Err(ReadError::Malformed(format!("bad header line {line:?}")));
         };
         let value = value.trim();
-        match name.trim().to_ascii_lowercase().as_str() {
+        let name = name.trim().to_ascii_lowercase();
+        head.headers.push((name.clone(), value.to_string()));
+        match name.as_str() {
             "content-length" => {
                 let n = value
                     .parse()
@@ -317,7 +333,8 @@ fn read_chunked(r: &mut impl BufRead, limits: &Limits) -> Result<Vec<u8>, ReadEr
     }
 }
 
-/// Read one response; with it, whether the connection can carry another.
+/// Read one response from a connection; with it, whether the connection can
+/// carry another.
 pub(crate) fn read_response(
     r: &mut BufReader<Timed>,
     limits: &Limits,
@@ -325,6 +342,31 @@ pub(crate) fn read_response(
     r.get_mut().set_phase(Phase::Head);
     let head = read_head(r, limits)?;
     r.get_mut().set_phase(Phase::Body);
+    read_body(r, head, limits)
+}
+
+/// Read one response from any byte stream (a test's raw socket), within `limits`.
+pub fn parse_response(r: &mut impl BufRead, limits: &Limits) -> Result<Response, String> {
+    let head = read_head(r, limits).map_err(|e| e.to_string())?;
+    read_body(r, head, limits)
+        .map(|(resp, _)| resp)
+        .map_err(|e| e.to_string())
+}
+
+impl std::fmt::Display for ReadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReadError::Nothing(e) | ReadError::Io(e) => write!(f, "{e}"),
+            ReadError::Malformed(m) => f.write_str(m),
+        }
+    }
+}
+
+fn read_body(
+    r: &mut impl BufRead,
+    head: Head,
+    limits: &Limits,
+) -> Result<(Response, bool), ReadError> {
     let mut keep = head.keep_alive;
     let body = if head.chunked {
         read_chunked(r, limits)?
@@ -351,6 +393,7 @@ pub(crate) fn read_response(
         Response {
             status: head.status,
             content_type: head.content_type,
+            headers: head.headers,
             body,
         },
         keep,
@@ -369,23 +412,7 @@ mod tests {
     fn parse(raw: &[u8]) -> Result<Response, ReadError> {
         let mut r = raw;
         let head = read_head(&mut r, &LIMITS)?;
-        let body = if head.chunked {
-            read_chunked(&mut r, &LIMITS)?
-        } else if let Some(n) = head.length {
-            if n > LIMITS.body_bytes {
-                return Err(too_large(&LIMITS));
-            }
-            let mut b = vec![0; n];
-            r.read_exact(&mut b)?;
-            b
-        } else {
-            r.to_vec()
-        };
-        Ok(Response {
-            status: head.status,
-            content_type: head.content_type,
-            body,
-        })
+        read_body(&mut r, head, &LIMITS).map(|(resp, _)| resp)
     }
 
     #[test]
@@ -401,8 +428,9 @@ mod tests {
         )
         .unwrap();
         assert_eq!((r.status, r.body.as_slice()), (404, &b"abcde"[..]));
-        let r = parse(b"HTTP/1.0 200 OK\r\n\r\nrest").unwrap();
+        let r = parse(b"HTTP/1.0 200 OK\r\nRetry-After: 1\r\n\r\nrest").unwrap();
         assert_eq!(r.body, b"rest");
+        assert_eq!(r.header("retry-after"), Some("1"));
     }
 
     #[test]
