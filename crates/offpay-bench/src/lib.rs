@@ -75,7 +75,6 @@
 #![warn(missing_docs)]
 
 pub mod crypto;
-mod httpc;
 pub mod offline;
 pub mod reconcile;
 mod report;

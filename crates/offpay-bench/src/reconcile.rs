@@ -16,10 +16,17 @@ use offpay_store::AnyStore;
 use offpay_wallet::Wallet;
 use offpay_wallet::vault::MemoryVault;
 
-use crate::httpc::Connection;
+use offpay_client::{Client, Timeouts};
+
 use crate::setup::{self, err};
 use crate::sys;
 
+/// The HTTP sync clients' timeouts: a large round on a busy machine takes a while.
+const HTTP_TIMEOUTS: Timeouts = Timeouts {
+    connect: Duration::from_secs(10),
+    request: Duration::from_secs(120),
+    notice_after: None,
+};
 /// How long to wait for PostgreSQL to answer before skipping it.
 pub const POSTGRES_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// The largest payment, in minor units (amounts are 1 to this).
@@ -151,9 +158,9 @@ fn run(
         Via::Http { settled, .. } => settled.load(Ordering::Relaxed),
         Via::Direct => 0,
     };
-    let mut conns: Vec<Option<Connection>> = (0..p.threads)
+    let mut conns: Vec<Option<Client>> = (0..p.threads)
         .map(|_| match &via {
-            Via::Http { addr, .. } => Some(Connection::new(*addr)),
+            Via::Http { addr, .. } => Some(Client::for_addr(*addr).with_timeouts(HTTP_TIMEOUTS)),
             Via::Direct => None,
         })
         .collect();
@@ -221,15 +228,8 @@ fn run(
                                     out.push((i, o.settled, o.response));
                                 }
                                 Some(c) => {
-                                    let resp = c.post("/v1/sync", "application/cbor", r)?;
-                                    if resp.status != 200 {
-                                        return Err(format!(
-                                            "POST /v1/sync answered {}: {}",
-                                            resp.status,
-                                            String::from_utf8_lossy(&resp.body)
-                                        ));
-                                    }
-                                    out.push((i, 0, resp.body));
+                                    let body = c.sync(r).map_err(err("POST /v1/sync"))?;
+                                    out.push((i, 0, body));
                                 }
                             }
                         }

@@ -6,16 +6,18 @@
 
 use std::path::{Path, PathBuf};
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
 use clap::{Args, Subcommand};
+use offpay_client::api::{
+    CreateCustomerRequest, CustomerBalance, DoubleSpendsQuery, InvariantView, LockRequest,
+    MoneyRequest, RevokeRequest, RootsResponse, WalletView, WalletsQuery,
+};
 use offpay_protocol::WalletId;
 use offpay_protocol::evidence::verify_double_spend_bytes;
 use offpay_protocol::pki::{Certificate, Crl};
 use offpay_server::config::{DEFAULT_DATA_DIR, OPERATOR_TOKEN_FILE};
 use serde_json::{Value, json};
 
-use crate::http::Client;
+use crate::http::{self, Client};
 use crate::money::{self, show};
 use crate::out::{Done, Failure, Outcome};
 use crate::walletdir::{read_bounded, write_atomic};
@@ -247,47 +249,57 @@ fn fresh_key(prefix: &str) -> Result<String, Failure> {
     ))
 }
 
-fn s<'a>(v: &'a Value, k: &str) -> &'a str {
-    v.get(k).and_then(Value::as_str).unwrap_or("")
+/// A typed answer as the JSON object a command prints.
+pub(crate) fn to_json<T: serde::Serialize>(t: &T) -> Result<Value, Failure> {
+    serde_json::to_value(t)
+        .map_err(|e| Failure::refused("internal", format!("cannot encode the answer: {e}")))
 }
-fn i(v: &Value, k: &str) -> i128 {
-    v.get(k)
-        .and_then(|x| x.as_i64().map(i128::from).or(x.as_u64().map(i128::from)))
-        .or_else(|| {
-            v.get(k)
-                .and_then(Value::as_str)
-                .and_then(|t| t.parse().ok())
-        })
-        .unwrap_or(0)
+
+/// A 128-bit sum of the invariant report (a decimal string), or a refusal naming it.
+pub(crate) fn sum(what: &str, s: &str) -> Result<i128, Failure> {
+    s.parse().map_err(|_| {
+        Failure::refused(
+            "bad_response",
+            format!("the server's answer is malformed: {what} {s:?} is not a whole number"),
+        )
+    })
 }
 
 /// The issuer's currency and trust anchors (`GET /v1/roots`).
-pub(crate) fn roots(c: &Client) -> Result<Value, Failure> {
-    c.get_json("/v1/roots")
+pub(crate) fn roots(c: &Client) -> Result<RootsResponse, Failure> {
+    Ok(c.roots()?)
+}
+
+fn money_request(minor: u64, currency: String, key: &str) -> MoneyRequest {
+    MoneyRequest {
+        amount_minor: minor,
+        currency,
+        idempotency_key: key.to_string(),
+    }
 }
 
 #[expect(clippy::too_many_lines)] // lint-exception: one sequence of steps read top to bottom; split by role when next changed
 pub(crate) fn run(a: AdminArgs) -> Outcome {
-    let base = Client::new(&server_url(a.server.as_deref()))?;
+    let base = http::client(&server_url(a.server.as_deref()))?;
     let op = || -> Result<Client, Failure> { Ok(base.clone().with_token(&operator_token(&a)?)) };
     match &a.cmd {
         AdminCmd::CreateAccount { customer, name } => {
             let id = customer_id(customer)?;
-            let v = op()?.post_json_ok(
-                "/v1/admin/customers",
-                &json!({"id": id, "name": name.clone().unwrap_or_default()}),
-            )?;
+            let v = op()?.create_customer(&CreateCustomerRequest {
+                id: id.to_string(),
+                name: name.clone().unwrap_or_default(),
+            })?;
             Ok(Done::new(
                 format!("created customer {id} (online balance {})", balance_of(&v)),
-                v,
+                to_json(&v)?,
             ))
         }
         AdminCmd::Account { customer } => {
             let id = customer_id(customer)?;
-            let v = op()?.get_json(&format!("/v1/admin/customers/{id}"))?;
+            let v = op()?.customer(id)?;
             Ok(Done::new(
                 format!("customer {id}: online balance {}", balance_of(&v)),
-                v,
+                to_json(&v)?,
             ))
         }
         AdminCmd::Deposit {
@@ -304,17 +316,19 @@ pub(crate) fn run(a: AdminArgs) -> Outcome {
             let id = customer_id(customer)?;
             let minor = amount.minor_units()?;
             let c = op()?;
-            let currency = s(&roots(&c)?, "currency").to_string();
+            let currency = roots(&c)?.currency;
             let verb = if deposit { "deposit" } else { "withdraw" };
             let key = match idempotency_key {
                 Some(k) => k.clone(),
                 None => fresh_key(verb)?,
             };
-            let v = c.post_json_ok(
-                &format!("/v1/admin/customers/{id}/{verb}"),
-                &json!({"amount_minor": minor, "currency": currency, "idempotency_key": key}),
-            )?;
-            let mut out = v.clone();
+            let req = money_request(minor, currency.clone(), &key);
+            let v = if deposit {
+                c.deposit(id, &req)?
+            } else {
+                c.withdraw(id, &req)?
+            };
+            let mut out = to_json(&v)?;
             out["amount_minor"] = json!(minor);
             out["idempotency_key"] = json!(key);
             Ok(Done::new(
@@ -330,46 +344,37 @@ pub(crate) fn run(a: AdminArgs) -> Outcome {
         }
         AdminCmd::EnrollmentToken { customer } => {
             let id = customer_id(customer)?;
-            let v = op()?.post_json_ok(
-                &format!("/v1/admin/customers/{id}/enrollment-tokens"),
-                &json!({}),
-            )?;
+            let v = op()?.enrollment_token(id)?;
             Ok(Done::new(
                 format!(
                     "enrollment token for {id} (one use): {}\n  offpay wallet --dir DIR create --server {} --token {}",
-                    s(&v, "token"),
+                    v.token,
                     base.url(),
-                    s(&v, "token")
+                    v.token
                 ),
-                v,
+                to_json(&v)?,
             ))
         }
         AdminCmd::Wallets { customer, limit } => {
-            let mut q = Vec::new();
-            if let Some(cu) = customer {
-                q.push(format!("customer={}", customer_id(cu)?));
-            }
-            if let Some(l) = limit {
-                q.push(format!("limit={l}"));
-            }
-            let path = if q.is_empty() {
-                "/v1/admin/wallets".to_string()
-            } else {
-                format!("/v1/admin/wallets?{}", q.join("&"))
+            let customer = match customer {
+                Some(cu) => Some(customer_id(cu)?.to_string()),
+                None => None,
             };
-            let v = op()?.get_json(&path)?;
-            let list = v["wallets"].as_array().cloned().unwrap_or_default();
-            let mut h = format!("{} wallet(s)\n", list.len());
-            for w in &list {
+            let v = op()?.wallets(&WalletsQuery {
+                customer,
+                limit: *limit,
+            })?;
+            let mut h = format!("{} wallet(s)\n", v.wallets.len());
+            for w in &v.wallets {
                 h.push_str(&wallet_line(w));
                 h.push('\n');
             }
-            Ok(Done::new(h, v))
+            Ok(Done::new(h, to_json(&v)?))
         }
         AdminCmd::Wallet { wallet } => {
             let id = wallet_id(wallet)?;
-            let v = op()?.get_json(&format!("/v1/admin/wallets/{}", id.to_hex()))?;
-            Ok(Done::new(wallet_details(&v), v))
+            let v = op()?.wallet(&id.to_hex())?;
+            Ok(Done::new(wallet_details(&v), to_json(&v)?))
         }
         AdminCmd::Load {
             wallet,
@@ -380,25 +385,21 @@ pub(crate) fn run(a: AdminArgs) -> Outcome {
             let id = wallet_id(wallet)?;
             let minor = amount.minor_units()?;
             let c = op()?;
-            let currency = s(&roots(&c)?, "currency").to_string();
+            let currency = roots(&c)?.currency;
             let key = match idempotency_key {
                 Some(k) => k.clone(),
                 None => fresh_key("load")?,
             };
-            let mut v = c.post_json_ok(
-                &format!("/v1/admin/wallets/{}/load", id.to_hex()),
-                &json!({"amount_minor": minor, "currency": currency, "idempotency_key": key}),
-            )?;
+            let r = c.load(&id.to_hex(), &money_request(minor, currency.clone(), &key))?;
             let mut h = format!(
                 "loaded {} into wallet {} (voucher {}): the wallet applies it at its next `offpay wallet sync`",
                 money::show_u(minor, &currency),
                 id,
-                v["load_seq"]
+                r.load_seq
             );
+            let mut v = to_json(&r)?;
             if let Some(p) = out {
-                let bytes = STANDARD.decode(s(&v, "voucher")).map_err(|_| {
-                    Failure::refused("bad_response", "the voucher in the answer is not base64")
-                })?;
+                let bytes = http::b64_field("the voucher", &r.voucher)?;
                 write_atomic(p, &bytes)?;
                 h.push_str(&format!(
                     "\n  voucher written to {} (`offpay wallet --dir DIR load --voucher {}`)",
@@ -412,40 +413,42 @@ pub(crate) fn run(a: AdminArgs) -> Outcome {
         }
         AdminCmd::Revoke { wallet, reason } => {
             let id = wallet_id(wallet)?;
-            let v = op()?.post_json_ok(
-                &format!("/v1/admin/wallets/{}/revoke", id.to_hex()),
-                &json!({"reason": reason}),
+            let v = op()?.revoke(
+                &id.to_hex(),
+                &RevokeRequest {
+                    reason: reason.clone(),
+                    reason_code: None,
+                },
             )?;
             Ok(Done::new(
                 format!(
                     "revoked wallet {id}: certificate {} is on the CRL from now on",
-                    s(&v, "cert_serial")
+                    v.cert_serial
                 ),
-                v,
+                to_json(&v)?,
             ))
         }
         AdminCmd::Lock { wallet, reason } => {
             let id = wallet_id(wallet)?;
-            let v = op()?.post_json_ok(
-                &format!("/v1/admin/wallets/{}/lock", id.to_hex()),
-                &json!({"reason": reason}),
+            let v = op()?.lock(
+                &id.to_hex(),
+                &LockRequest {
+                    reason: reason.clone(),
+                },
             )?;
             Ok(Done::new(
                 format!("locked wallet {id}: its next sync tells it to lock"),
-                v,
+                to_json(&v)?,
             ))
         }
         AdminCmd::Unlock { wallet } => {
             let id = wallet_id(wallet)?;
-            let v = op()?.post_json_ok(
-                &format!("/v1/admin/wallets/{}/unlock", id.to_hex()),
-                &json!({}),
-            )?;
+            let v = op()?.unlock(&id.to_hex())?;
             Ok(Done::new(
                 format!(
                     "unlocked wallet {id}: its next sync unlocks it and adopts the issuer's checkpoint"
                 ),
-                v,
+                to_json(&v)?,
             ))
         }
         AdminCmd::DoubleSpends {
@@ -455,10 +458,10 @@ pub(crate) fn run(a: AdminArgs) -> Outcome {
         } => double_spends(&op()?, payer.as_deref(), *limit, out_dir.as_deref()),
         AdminCmd::Invariants => {
             let c = op()?;
-            let v = c.get_json("/v1/admin/invariants")?;
-            let h = invariants_text(&v, s(&roots(&c)?, "currency"));
-            if v["ok"] == json!(true) {
-                Ok(Done::new(h, v))
+            let v = c.invariants()?;
+            let h = invariants_text(&v, &roots(&c)?.currency)?;
+            if v.ok {
+                Ok(Done::new(h, to_json(&v)?))
             } else {
                 Err(Failure::refused(
                     "invariants_violated",
@@ -472,77 +475,67 @@ pub(crate) fn run(a: AdminArgs) -> Outcome {
     }
 }
 
-fn balance_of(v: &Value) -> String {
-    show(i(v, "balance_minor"), s(v, "currency"))
+fn balance_of(v: &CustomerBalance) -> String {
+    show(i128::from(v.balance_minor), &v.currency)
 }
 
-fn wallet_line(w: &Value) -> String {
+fn wallet_line(w: &WalletView) -> String {
     format!(
         "{}  {:<12} {:<8} sub-account {:>14}  load seq {}  checkpoint {}",
-        s(w, "wallet_id"),
-        s(w, "customer"),
-        s(w, "state"),
-        show(i(w, "offline_balance_minor"), s(w, "currency")),
-        w["load_seq"],
-        w["checkpoint"],
+        w.wallet_id,
+        w.customer,
+        w.state,
+        show(i128::from(w.offline_balance_minor), &w.currency),
+        w.load_seq,
+        w.checkpoint,
     )
 }
 
-fn wallet_details(w: &Value) -> String {
-    let cur = s(w, "currency");
+fn wallet_details(w: &WalletView) -> String {
+    let cur = w.currency.as_str();
     let mut h = format!(
         "wallet {}\n  customer:        {}\n  state:           {}\n",
-        s(w, "wallet_id"),
-        s(w, "customer"),
-        s(w, "state")
+        w.wallet_id, w.customer, w.state
     );
-    if let Some(r) = w["reason"].as_str() {
+    if let Some(r) = &w.reason {
         h.push_str(&format!("  reason:          {r}\n"));
     }
     h.push_str(&format!(
         "  sub-account:     {}\n  certificate:     serial {}, expires {}\n  load seq:        {}\n  checkpoint:      {}\n  report seq:      {}\n  clawed back:     {}\n  guarantee paid:  {}",
-        show(i(w, "offline_balance_minor"), cur),
-        s(w, "cert_serial"),
-        w["cert_not_after"],
-        w["load_seq"],
-        w["checkpoint"],
-        w["report_seq"],
-        show(i(w, "clawed_back_minor"), cur),
-        show(i(w, "guaranteed_minor"), cur),
+        show(i128::from(w.offline_balance_minor), cur),
+        w.cert_serial,
+        w.cert_not_after,
+        w.load_seq,
+        w.checkpoint,
+        w.report_seq,
+        show(i128::from(w.clawed_back_minor), cur),
+        show(i128::from(w.guaranteed_minor), cur),
     ));
     h
 }
 
 /// The invariant report in words (the sums are 128-bit decimal strings).
-pub(crate) fn invariants_text(v: &Value, currency: &str) -> String {
-    let t = &v["totals"];
-    let m = |x: &Value| -> String {
-        x.as_str()
-            .and_then(|s| s.parse::<i128>().ok())
-            .map_or_else(|| "?".into(), |n| show(n, currency))
-    };
+pub(crate) fn invariants_text(v: &InvariantView, currency: &str) -> Result<String, Failure> {
+    let t = &v.totals;
+    let m = |what: &str, x: &str| -> Result<String, Failure> { Ok(show(sum(what, x)?, currency)) };
     let mut h = format!(
         "ledger invariants: {}\n  general ledger sums to {}, offline book sums to {}\n  offline pool {} = wallet sub-accounts {}\n  customers {}, guarantee {}, money in circulation {}",
-        if v["ok"] == json!(true) {
-            "ok"
-        } else {
-            "VIOLATED"
-        },
-        m(&t["general_sum"]),
-        m(&t["offline_sum"]),
-        m(&t["pool"]),
-        m(&t["wallets"]),
-        m(&t["customers"]),
-        m(&t["guarantee"]),
-        m(&v["supply"]),
+        if v.ok { "ok" } else { "VIOLATED" },
+        m("general_sum", &t.general_sum)?,
+        m("offline_sum", &t.offline_sum)?,
+        m("pool", &t.pool)?,
+        m("wallets", &t.wallets)?,
+        m("customers", &t.customers)?,
+        m("guarantee", &t.guarantee)?,
+        m("supply", &v.supply)?,
     );
-    if let Some(d) = t["drifted_accounts"].as_array().filter(|d| !d.is_empty()) {
-        h.push_str(&format!("\n  drifted accounts: {d:?}"));
+    if !t.drifted_accounts.is_empty() {
+        h.push_str(&format!("\n  drifted accounts: {:?}", t.drifted_accounts));
     }
-    for x in v["violations"].as_array().into_iter().flatten() {
-        h.push_str(&format!("\n  violation: {}", x.as_str().unwrap_or("")));
+    for x in &v.violations {
+        h.push_str(&format!("\n  violation: {x}"));
     }
-    h
+    Ok(h)
 }
 
 #[expect(clippy::many_single_char_names)] // lint-exception: short names follow the fixtures and formulas
@@ -552,20 +545,12 @@ fn double_spends(
     limit: Option<u32>,
     out_dir: Option<&Path>,
 ) -> Outcome {
-    let mut q = Vec::new();
-    if let Some(p) = payer {
-        q.push(format!("payer={}", wallet_id(p)?.to_hex()));
-    }
-    if let Some(l) = limit {
-        q.push(format!("limit={l}"));
-    }
-    let path = if q.is_empty() {
-        "/v1/admin/double-spends".to_string()
-    } else {
-        format!("/v1/admin/double-spends?{}", q.join("&"))
+    let payer = match payer {
+        Some(p) => Some(wallet_id(p)?.to_hex()),
+        None => None,
     };
-    let mut v = c.get_json(&path)?;
-    let root_pem = s(&roots(c)?, "root_pem").to_string();
+    let found = c.double_spends(&DoubleSpendsQuery { payer, limit })?;
+    let root_pem = roots(c)?.root_pem;
     let root = Certificate::from_pem(&root_pem).map_err(|e| {
         Failure::refused(
             "bad_response",
@@ -576,24 +561,17 @@ fn double_spends(
         std::fs::create_dir_all(d)
             .map_err(|e| Failure::io(format!("cannot create {}", d.display()), &e))?;
     }
-    let list = v["double_spends"].as_array_mut().map(std::mem::take);
-    let mut list = list.unwrap_or_default();
-    let mut h = format!("{} double spend(s)\n", list.len());
-    for d in &mut list {
-        let proof = STANDARD.decode(s(d, "proof")).unwrap_or_default();
+    let mut h = format!("{} double spend(s)\n", found.double_spends.len());
+    let mut list = Vec::with_capacity(found.double_spends.len());
+    for d in &found.double_spends {
+        let proof = http::b64_field("a double-spend proof", &d.proof)?;
         let check = verify_double_spend_bytes(&proof, &root);
         h.push_str(&format!(
             "payer {} used seq {} twice (detected at {})\n  entries: {}\n  proof: {} bytes, {}\n",
-            s(d, "payer"),
-            d["seq"],
-            d["detected"],
-            d["entries"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(Value::as_str)
-                .collect::<Vec<_>>()
-                .join(", "),
+            d.payer,
+            d.seq,
+            d.detected,
+            d.entries.join(", "),
             proof.len(),
             match &check {
                 Ok(p) => format!(
@@ -603,35 +581,32 @@ fn double_spends(
                 Err(e) => format!("DOES NOT VERIFY: {e}"),
             }
         ));
-        d["proof_verified"] = json!(check.is_ok());
+        let mut j = to_json(d)?;
+        j["proof_verified"] = json!(check.is_ok());
         if let Some(dir) = out_dir {
-            let f = dir.join(format!("{}-{}.proof", s(d, "payer"), d["seq"]));
+            let f = dir.join(format!("{}-{}.proof", d.payer, d.seq));
             write_atomic(&f, &proof)?;
             h.push_str(&format!(
                 "  written to {} (offpay evidence verify {} --root root.pem)\n",
                 f.display(),
                 f.display()
             ));
-            d["proof_file"] = json!(f.display().to_string());
+            j["proof_file"] = json!(f.display().to_string());
         }
+        list.push(j);
     }
-    v["double_spends"] = Value::Array(list);
-    Ok(Done::new(h, v))
+    Ok(Done::new(h, json!({ "double_spends": list })))
 }
 
 fn pki_export(c: &Client, dir: &Path) -> Outcome {
     let r = roots(c)?;
-    let crl = c.get("/v1/crl?format=pem")?;
-    crl.success()?;
-    let crl_pem = String::from_utf8(crl.body)
-        .map_err(|_| Failure::refused("bad_response", "the CRL answer is not PEM text"))?;
+    let crl_pem = c.crl_pem()?;
     // Parse everything before writing anything.
     let bad = |what: &str, e: &dyn std::fmt::Display| {
         Failure::refused("bad_response", format!("the server's {what}: {e}"))
     };
-    let root = Certificate::from_pem(s(&r, "root_pem")).map_err(|e| bad("root certificate", &e))?;
-    let issuer =
-        Certificate::from_pem(s(&r, "issuer_pem")).map_err(|e| bad("issuer certificate", &e))?;
+    let root = Certificate::from_pem(&r.root_pem).map_err(|e| bad("root certificate", &e))?;
+    let issuer = Certificate::from_pem(&r.issuer_pem).map_err(|e| bad("issuer certificate", &e))?;
     let crl = Crl::from_pem(&crl_pem).map_err(|e| bad("CRL", &e))?;
     issuer
         .verify_signed_by(&root)

@@ -10,8 +10,6 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
 use clap::Args;
 use offpay_protocol::evidence::verify_double_spend_bytes;
 use offpay_protocol::pki::{Certificate, Crl};
@@ -21,8 +19,10 @@ use offpay_transport::{qr, tap};
 use offpay_wallet::vault::KdfParams;
 use serde_json::{Value, json};
 
-use crate::admin::invariants_text;
-use crate::http::Client;
+use offpay_client::api::{CreateCustomerRequest, DoubleSpendsQuery, MoneyRequest};
+
+use crate::admin;
+use crate::http;
 use crate::money::{show, show_u};
 use crate::out::{Done, Failure, Outcome};
 use crate::wallet::{self, Opened};
@@ -93,17 +93,6 @@ impl Person {
     fn id(&self) -> String {
         self.w.wallet.wallet_id().to_hex()
     }
-}
-
-fn get_i(v: &Value, k: &str) -> i128 {
-    v.get(k)
-        .and_then(|x| x.as_i64().map(i128::from))
-        .or_else(|| {
-            v.get(k)
-                .and_then(Value::as_str)
-                .and_then(|t| t.parse().ok())
-        })
-        .unwrap_or(i128::MIN)
 }
 
 pub(crate) fn run(a: DemoArgs, as_json: bool) -> Outcome {
@@ -258,7 +247,7 @@ fn tell(
     kdf: KdfParams,
     kdf_name: &str,
 ) -> Result<(String, Value), Failure> {
-    let public = Client::new(url)?;
+    let public = http::client(url)?;
     let op = public.clone().with_token(token);
     let msgs = base.join("messages");
     std::fs::create_dir_all(&msgs)
@@ -267,20 +256,27 @@ fn tell(
 
     // ---- 1 -------------------------------------------------------------------------------
     story.chapter("The issuer sets up");
-    let health = public.get_json("/healthz")?;
-    let roots = public.get_json("/v1/roots")?;
-    let root = Certificate::from_pem(roots["root_pem"].as_str().unwrap_or(""))
+    let health = public.health()?;
+    let roots = public.roots()?;
+    let root = Certificate::from_pem(&roots.root_pem)
         .map_err(|e| Failure::refused("bad_response", format!("root certificate: {e}")))?;
-    let issuer_cert = Certificate::from_pem(roots["issuer_pem"].as_str().unwrap_or(""))
+    let issuer_cert = Certificate::from_pem(&roots.issuer_pem)
         .map_err(|e| Failure::refused("bad_response", format!("issuer certificate: {e}")))?;
-    let currency = Currency::new(roots["currency"].as_str().unwrap_or(""))
-        .ok_or_else(|| Failure::refused("bad_response", "currency"))?;
+    let currency = Currency::new(&roots.currency).ok_or_else(|| {
+        Failure::refused(
+            "bad_response",
+            format!(
+                "the server's currency {:?} is not an ISO 4217 code",
+                roots.currency
+            ),
+        )
+    })?;
     let cur = currency.as_str().to_string();
     story.say(format!(
         "A bank runs the offpay issuer: a double-entry ledger in {} ({}),\n\
          a scheme root CA \"{}\" and an issuer CA \"{}\" that certifies wallets.\n\
          The HTTP API listens on {url}.",
-        if health["backend"] == "sqlite" {
+        if health.backend == "sqlite" {
             "SQLite"
         } else {
             "PostgreSQL"
@@ -290,7 +286,7 @@ fn tell(
         issuer_cert.subject_cn(),
     ));
     story.check(
-        health["status"] == "ok" && issuer_cert.verify_signed_by(&root).is_ok(),
+        health.status == "ok" && issuer_cert.verify_signed_by(&root).is_ok(),
         "the server answers and the issuer CA chains to the scheme root",
     );
 
@@ -298,14 +294,18 @@ fn tell(
     story.chapter("Customers open online accounts");
     let people = [("alice", 25_000u64), ("bob", 20_000), ("carol", 0)];
     for (id, deposit) in people {
-        op.post_json_ok(
-            "/v1/admin/customers",
-            &json!({"id": id, "name": format!("{}{}", id[..1].to_uppercase(), &id[1..])}),
-        )?;
+        op.create_customer(&CreateCustomerRequest {
+            id: id.to_string(),
+            name: format!("{}{}", id[..1].to_uppercase(), &id[1..]),
+        })?;
         if deposit > 0 {
-            op.post_json_ok(
-                &format!("/v1/admin/customers/{id}/deposit"),
-                &json!({"amount_minor": deposit, "currency": cur, "idempotency_key": format!("demo-deposit-{id}")}),
+            op.deposit(
+                id,
+                &MoneyRequest {
+                    amount_minor: deposit,
+                    currency: cur.clone(),
+                    idempotency_key: format!("demo-deposit-{id}"),
+                },
             )?;
         }
     }
@@ -314,12 +314,8 @@ fn tell(
         show_u(25_000, &cur),
         show_u(20_000, &cur)
     ));
-    let online = |id: &str| -> Result<i128, Failure> {
-        Ok(get_i(
-            &op.get_json(&format!("/v1/admin/customers/{id}"))?,
-            "balance_minor",
-        ))
-    };
+    let online =
+        |id: &str| -> Result<i128, Failure> { Ok(i128::from(op.customer(id)?.balance_minor)) };
     let ok = online("alice")? == 25_000 && online("bob")? == 20_000 && online("carol")? == 0;
     story.check(ok, "online balances: Alice 250.00, Bob 200.00, Carol 0.00");
 
@@ -337,14 +333,11 @@ fn tell(
     ));
     let mut enrolled = Vec::new();
     for (id, _) in people {
-        let t = op.post_json_ok(
-            &format!("/v1/admin/customers/{id}/enrollment-tokens"),
-            &json!({}),
-        )?;
+        let t = op.enrollment_token(id)?;
         let e = wallet::enroll(
             WalletDir::new(base.join(format!("wallet-{id}"))),
             &public,
-            t["token"].as_str().unwrap_or(""),
+            &t.token,
             DEMO_PIN,
             kdf,
             Suite::Ed25519,
@@ -389,9 +382,13 @@ fn tell(
     // ---- 4 -------------------------------------------------------------------------------
     story.chapter("Loading offline money");
     for (p, minor) in [(&alice, 20_000u64), (&bob, 2_000)] {
-        op.post_json_ok(
-            &format!("/v1/admin/wallets/{}/load", p.id()),
-            &json!({"amount_minor": minor, "currency": cur, "idempotency_key": format!("demo-load-{}", p.name)}),
+        op.load(
+            &p.id(),
+            &MoneyRequest {
+                amount_minor: minor,
+                currency: cur.clone(),
+                idempotency_key: format!("demo-load-{}", p.name),
+            },
         )?;
     }
     story.say(format!(
@@ -529,10 +526,7 @@ fn tell(
         wallet::sync(&mut p.w.wallet, &client)?;
     }
     let sub = |p: &Person| -> Result<i128, Failure> {
-        Ok(get_i(
-            &op.get_json(&format!("/v1/admin/wallets/{}", p.id()))?,
-            "offline_balance_minor",
-        ))
+        Ok(i128::from(op.wallet(&p.id())?.offline_balance_minor))
     };
     let mut all = true;
     for p in [&alice, &bob, &carol] {
@@ -542,8 +536,8 @@ fn tell(
         all,
         "each wallet's sub-account at the issuer equals the balance its TA holds",
     );
-    let inv = op.get_json("/v1/admin/invariants")?;
-    story.check(inv["ok"] == true, "ledger invariants hold");
+    let inv = op.invariants()?;
+    story.check(inv.ok, "ledger invariants hold");
 
     // ---- 7 -------------------------------------------------------------------------------
     story.chapter("Carol redeems");
@@ -608,17 +602,20 @@ fn tell(
         wallet::sync(&mut p.w.wallet, &client)?;
     }
     story.say("Bob and Carol go online and sync.");
-    let ds = op.get_json(&format!("/v1/admin/double-spends?payer={}", alice.id()))?;
-    let list = ds["double_spends"].as_array().cloned().unwrap_or_default();
+    let list = op
+        .double_spends(&DoubleSpendsQuery {
+            payer: Some(alice.id()),
+            limit: None,
+        })?
+        .double_spends;
     story.check(
-        list.len() == 1 && list[0]["seq"] == p1.seq,
+        list.len() == 1 && list[0].seq == p1.seq,
         format!("the issuer detected the double spend of seq {}", p1.seq),
     );
-    let proof = list
-        .first()
-        .and_then(|d| d["proof"].as_str())
-        .and_then(|b| STANDARD.decode(b).ok())
-        .unwrap_or_default();
+    let proof = match list.first() {
+        Some(d) => http::b64_field("the double-spend proof", &d.proof)?,
+        None => Vec::new(),
+    };
     let proof_file = keep(base, "alice-double-spend.proof", &proof);
     std::fs::write(base.join("root.pem"), root.to_pem())
         .map_err(|e| Failure::io("cannot write root.pem", &e))?;
@@ -637,17 +634,20 @@ fn tell(
         "Anyone can check it offline: offpay evidence verify {proof_file} --root {}",
         base.join("root.pem").display()
     ));
-    let alice_view = op.get_json(&format!("/v1/admin/wallets/{}", alice.id()))?;
-    let crl = public.get("/v1/crl")?;
-    crl.success()?;
-    let crl = Crl::from_der(&crl.body)
+    let alice_view = op.wallet(&alice.id())?;
+    let crl = Crl::from_der(&public.crl_der()?)
         .map_err(|e| Failure::refused("bad_response", format!("CRL: {e}")))?;
-    let serial: u64 = alice_view["cert_serial"]
-        .as_str()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
+    let serial: u64 = alice_view.cert_serial.parse().map_err(|_| {
+        Failure::refused(
+            "bad_response",
+            format!(
+                "the server's answer is malformed: certificate serial {:?}",
+                alice_view.cert_serial
+            ),
+        )
+    })?;
     story.check(
-        alice_view["state"] == "revoked" && crl.is_revoked(serial).is_some(),
+        alice_view.state == "revoked" && crl.is_revoked(serial).is_some(),
         format!(
             "Alice's wallet is revoked: certificate serial {serial} is on CRL number {}",
             crl.number()
@@ -657,8 +657,8 @@ fn tell(
         sub(&bob)? == i128::from(bob.balance()) && sub(&carol)? == i128::from(carol.balance()),
         "finality: Bob and Carol are each credited the full 150.00",
     );
-    let clawed = get_i(&alice_view, "clawed_back_minor");
-    let guaranteed = get_i(&alice_view, "guaranteed_minor");
+    let clawed = i128::from(alice_view.clawed_back_minor);
+    let guaranteed = i128::from(alice_view.guaranteed_minor);
     story.say(format!(
         "The overspend is covered: {} clawed back from Alice's online account, {} from the guarantee fund.",
         show(clawed, &cur),
@@ -687,7 +687,7 @@ fn tell(
 
     // ---- 9 -------------------------------------------------------------------------------
     story.chapter("Where the money is");
-    let inv = op.get_json("/v1/admin/invariants")?;
+    let inv = op.invariants()?;
     let mut t = String::new();
     let _ = writeln!(
         t,
@@ -696,7 +696,7 @@ fn tell(
     );
     let mut rows = Vec::new();
     for p in [&alice, &bob, &carol] {
-        let v = op.get_json(&format!("/v1/admin/wallets/{}", p.id()))?;
+        let v = op.wallet(&p.id())?;
         let id = p.name.to_lowercase();
         let on = online(&id)?;
         let _ = writeln!(
@@ -705,36 +705,37 @@ fn tell(
             p.name,
             show(on, &cur),
             show_u(p.balance(), &cur),
-            show(get_i(&v, "offline_balance_minor"), &cur),
-            v["state"].as_str().unwrap_or("?")
+            show(i128::from(v.offline_balance_minor), &cur),
+            v.state
         );
         rows.push(json!({
             "customer": id,
             "wallet_id": p.id(),
             "online_balance_minor": on,
             "wallet_balance_minor": p.balance(),
-            "sub_account_minor": get_i(&v, "offline_balance_minor"),
-            "state": v["state"],
+            "sub_account_minor": v.offline_balance_minor,
+            "state": v.state,
         }));
     }
-    let totals = &inv["totals"];
-    let total = |k: &str| -> i128 { totals[k].as_str().and_then(|s| s.parse().ok()).unwrap_or(0) };
+    let guarantee = admin::sum("guarantee", &inv.totals.guarantee)?;
+    let pool = admin::sum("pool", &inv.totals.pool)?;
+    let supply = admin::sum("supply", &inv.supply)?;
     let _ = writeln!(
         t,
         "   guarantee account {} (the fraud loss the bank carries)",
-        show(total("guarantee"), &cur),
+        show(guarantee, &cur),
     );
     let _ = writeln!(
         t,
         "   Alice's locked wallet still shows what her rolled-back copy held; the issuer's\n   sub-account is what counts, and the wallet adopts it if the bank ever unlocks it."
     );
-    let _ = write!(t, "{}", indent(&invariants_text(&inv, &cur)));
+    let _ = write!(t, "{}", indent(&admin::invariants_text(&inv, &cur)?));
     if !story.json {
         println!("{t}");
     }
-    story.check(inv["ok"] == true, "ledger invariants hold after the attack");
+    story.check(inv.ok, "ledger invariants hold after the attack");
     story.check(
-        total("guarantee") == -guaranteed,
+        guarantee == -guaranteed,
         "the guarantee account carries exactly the loss not clawed back",
     );
     Ok((
@@ -742,10 +743,10 @@ fn tell(
         json!({
             "currency": cur,
             "customers": rows,
-            "guarantee_minor": i64::try_from(total("guarantee")).ok(),
-            "pool_minor": i64::try_from(total("pool")).ok(),
-            "supply_minor": inv["supply"].as_str().and_then(|s| s.parse::<i64>().ok()),
-            "invariants_ok": inv["ok"],
+            "guarantee_minor": i64::try_from(guarantee).ok(),
+            "pool_minor": i64::try_from(pool).ok(),
+            "supply_minor": i64::try_from(supply).ok(),
+            "invariants_ok": inv.ok,
         }),
     ))
 }

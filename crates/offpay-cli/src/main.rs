@@ -41,6 +41,7 @@ Exit codes: 0 done, 1 refused (the reason is printed), 2 usage error.
 
 Environment: OFFPAY_PIN (wallet PIN; else a prompt), OFFPAY_SERVER and
 OFFPAY_OPERATOR_TOKEN (admin), OFFPAY_WALLET_DIR (wallet --dir),
+OFFPAY_TIMEOUT (seconds per server request, as --timeout),
 OFFPAY_KDF=test (fast, INSECURE vault key derivation: tests and demos only),
 OFFPAY_TEST_POSTGRES_URL (the PostgreSQL server of offpay bench).";
 
@@ -52,6 +53,10 @@ struct Cli {
     /// Print one JSON object on stdout (stable field names) instead of text.
     #[arg(long, global = true)]
     json: bool,
+    /// Seconds to wait for the server on each request (default 30; also
+    /// OFFPAY_TIMEOUT). A request waiting longer than a second or two says so on stderr.
+    #[arg(long, global = true, value_name = "SECS", value_parser = http::parse_timeout)]
+    timeout: Option<u64>,
     #[command(subcommand)]
     command: Command,
 }
@@ -101,6 +106,27 @@ fn main() -> ExitCode {
         }
     };
     let json = cli.json;
+    let timeout_seconds = match cli.timeout {
+        Some(t) => t,
+        None => match std::env::var("OFFPAY_TIMEOUT")
+            .ok()
+            .filter(|v| !v.is_empty())
+        {
+            None => http::TIMEOUT_SECONDS_DEFAULT,
+            Some(v) => match http::parse_timeout(&v) {
+                Ok(t) => t,
+                Err(e) => {
+                    let f = Failure::usage(format!("OFFPAY_TIMEOUT: {e}"));
+                    print_failure(&f, json);
+                    return ExitCode::from(f.exit_code());
+                }
+            },
+        },
+    };
+    http::configure(http::Settings {
+        timeout_seconds,
+        json,
+    });
     let result = match cli.command {
         Command::Demo(a) => demo::run(a, json),
         Command::Server(a) => server::run(a, json),

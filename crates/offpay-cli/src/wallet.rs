@@ -36,7 +36,10 @@ use serde_json::{Value, json};
 
 use crate::admin::{AmountArgs, roots, server_url};
 use crate::evidence::read_root;
-use crate::http::Client;
+use offpay_client::Error as ClientError;
+use offpay_client::api::EnrollRequest;
+
+use crate::http::{self, Client};
 use crate::money::{self, show_u};
 use crate::msgio::{InArgs, OutArgs, Written};
 use crate::now;
@@ -228,7 +231,7 @@ impl Opened {
 
     /// A client for the wallet's server (or `server` if given).
     pub(crate) fn client(&self, server: Option<&str>) -> Result<Client, Failure> {
-        Client::new(server.unwrap_or(&self.config.server))
+        http::client(server.unwrap_or(&self.config.server))
     }
 }
 
@@ -253,11 +256,11 @@ pub(crate) fn enroll(
     root_der: Option<Vec<u8>>,
 ) -> Result<Enrolled, Failure> {
     let anchors = roots(client)?;
-    let currency = anchors["currency"].as_str().unwrap_or("").to_string();
+    let currency = anchors.currency;
     let root_from_server = root_der.is_none();
     let root_der = match root_der {
         Some(d) => d,
-        None => Certificate::from_pem(anchors["root_pem"].as_str().unwrap_or(""))
+        None => Certificate::from_pem(&anchors.root_pem)
             .map_err(|e| {
                 Failure::refused(
                     "bad_response",
@@ -271,16 +274,12 @@ pub(crate) fn enroll(
     let result = (|| {
         let mut w = Wallet::create(vault, suite, &root_der, now()).map_err(wallet_failure)?;
         let csr = w.csr().map_err(wallet_failure)?;
-        let e = client.post_json_ok(
-            "/v1/enroll",
-            &json!({"token": token, "csr": STANDARD.encode(&csr)}),
-        )?;
-        let field = |k: &str| -> Result<Vec<u8>, Failure> {
-            STANDARD
-                .decode(e[k].as_str().unwrap_or(""))
-                .map_err(|_| Failure::refused("bad_response", format!("enrollment answer: {k}")))
-        };
-        if field("root_certificate")? != root_der {
+        let e = client.enroll(&EnrollRequest {
+            token: token.to_string(),
+            csr: STANDARD.encode(&csr),
+        })?;
+        let field = |k: &str, v: &str| http::b64_field(&format!("the enrollment's {k}"), v);
+        if field("root_certificate", &e.root_certificate)? != root_der {
             return Err(Failure::refused(
                 "root_mismatch",
                 "the server's scheme root is not the root this wallet trusts",
@@ -288,10 +287,10 @@ pub(crate) fn enroll(
         }
         // After the answer: the certificate's notBefore is the server's clock then.
         w.enroll(
-            &field("issuer_certificate")?,
-            &field("certificate")?,
-            &field("policy")?,
-            Some(&field("crl")?),
+            &field("issuer_certificate", &e.issuer_certificate)?,
+            &field("certificate", &e.certificate)?,
+            &field("policy", &e.policy)?,
+            Some(&field("crl", &e.crl)?),
             now(),
         )
         .map_err(wallet_failure)?;
@@ -336,16 +335,9 @@ pub(crate) struct Synced {
 pub(crate) fn sync(w: &mut DiskWallet, client: &Client) -> Result<Synced, Failure> {
     let evidence_reported = w.evidence().len();
     let report = w.sync_report(now()).map_err(wallet_failure)?;
-    let resp = client.post_cbor("/v1/sync", &report)?;
-    resp.success()?;
-    if resp.content_type.as_deref() != Some("application/cbor") {
-        return Err(Failure::refused(
-            "bad_response",
-            "the sync answer is not application/cbor",
-        ));
-    }
+    let resp = client.sync(&report)?;
     let applied = w
-        .apply_sync_response(&resp.body, now())
+        .apply_sync_response(&resp, now())
         .map_err(wallet_failure)?;
     Ok(Synced {
         applied,
@@ -613,7 +605,7 @@ pub(crate) fn run(a: WalletArgs) -> Outcome {
 fn create(dir: WalletDir, c: CreateArgs) -> Outcome {
     let suite = Suite::from_name(&c.suite)
         .ok_or_else(|| Failure::usage(format!("--suite {:?}: ed25519 or p256", c.suite)))?;
-    let client = Client::new(&server_url(c.server.as_deref()))?;
+    let client = http::client(&server_url(c.server.as_deref()))?;
     let root_der = c
         .root
         .as_deref()
@@ -1074,28 +1066,25 @@ pub(crate) fn redeem(o: &mut Opened, client: &Client, minor: u64) -> Outcome {
     });
     let amount = show_u(minor, cur.as_str());
     let balance = show_u(o.balance_minor(), cur.as_str());
-    let answer = client.post_cbor("/v1/redeem", &bytes);
-    match answer {
-        Ok(r) => match r.json() {
-            Ok(ans) => {
-                v["settled"] = json!(true);
-                v["customer_balance_minor"] = ans["customer_balance_minor"].clone();
-                Ok(Done::new(
-                    format!(
-                        "redeemed {amount} to the online account (online balance {})\n  offline balance {balance}",
-                        crate::money::show(
-                            i128::from(ans["customer_balance_minor"].as_i64().unwrap_or(0)),
-                            cur.as_str()
-                        )
-                    ),
-                    v,
-                ))
-            }
-            Err(f) => Err(f.with_prefix(&format!(
+    match client.redeem(&bytes) {
+        Ok(ans) => {
+            v["settled"] = json!(true);
+            v["customer_balance_minor"] = json!(ans.customer_balance_minor);
+            Ok(Done::new(
+                format!(
+                    "redeemed {amount} to the online account (online balance {})\n  offline balance {balance}",
+                    crate::money::show(i128::from(ans.customer_balance_minor), cur.as_str())
+                ),
+                v,
+            ))
+        }
+        Err(e @ (ClientError::Http { .. } | ClientError::Malformed { .. })) => {
+            Err(Failure::from(e).with_prefix(&format!(
                 "the wallet debited {amount} for the redeem (it is in its log and is reported at the next sync)"
-            ))),
-        },
-        Err(f) => {
+            )))
+        }
+        Err(e) => {
+            let f = Failure::from(e);
             v["settled"] = json!(false);
             v["reason"] = json!(f.to_string());
             Ok(Done::new(

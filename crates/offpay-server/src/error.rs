@@ -27,19 +27,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use offpay_issuer::IssuerError;
 use offpay_issuer::store::StoreError;
-use serde::Serialize;
-use utoipa::ToSchema;
 
-/// The JSON body of every error.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, ToSchema)]
-pub struct ErrorBody {
-    /// Stable machine-readable code.
-    #[schema(example = "unknown_wallet")]
-    pub code: String,
-    /// Human-readable explanation.
-    #[schema(example = "unknown wallet")]
-    pub message: String,
-}
+pub use offpay_api::ErrorBody;
 
 /// An error answer.
 #[derive(Clone, Debug)]

@@ -1,0 +1,430 @@
+//! The request and response bodies of the offpay issuer HTTP API: one
+//! definition, used by the server (`offpay-server`), its client
+//! (`offpay-client`), the CLI, the benchmark and the tests.
+//!
+//! Binary fields travel as standard base64 strings ([`b64`], [`b64_decode`]);
+//! 128-bit sums as decimal strings. The feature `server` adds the OpenAPI
+//! schemas (utoipa) and the conversions from the issuer's records.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use serde::{Deserialize, Serialize};
+
+/// The JSON body of every error answer.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+pub struct ErrorBody {
+    /// Stable machine-readable code.
+    #[cfg_attr(feature = "server", schema(example = "unknown_wallet"))]
+    pub code: String,
+    /// Human-readable explanation.
+    #[cfg_attr(feature = "server", schema(example = "unknown wallet"))]
+    pub message: String,
+}
+
+/// Standard base64 with padding.
+pub fn b64(bytes: &[u8]) -> String {
+    STANDARD.encode(bytes)
+}
+
+/// Decode standard base64 (padding required).
+pub fn b64_decode(s: &str) -> Result<Vec<u8>, base64::DecodeError> {
+    STANDARD.decode(s.trim())
+}
+
+/// A signed protocol message (COSE_Sign1 in deterministic CBOR), sent as the raw body.
+#[cfg(feature = "server")]
+#[derive(utoipa::ToSchema)]
+#[cfg_attr(feature = "server", schema(value_type = String, format = Binary, content_media_type = "application/cbor"))]
+pub struct CborMessage(pub Vec<u8>);
+
+/// A DER-encoded X.509 CRL, sent as the raw body.
+#[cfg(feature = "server")]
+#[derive(utoipa::ToSchema)]
+#[cfg_attr(feature = "server", schema(value_type = String, format = Binary, content_media_type = "application/pkix-crl"))]
+pub struct CrlDer(pub Vec<u8>);
+
+/// `POST /v1/enroll`.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+pub struct EnrollRequest {
+    /// The one-time enrollment token the customer was given.
+    pub token: String,
+    /// The wallet's PKCS#10 CSR, DER, standard base64.
+    #[cfg_attr(feature = "server", schema(format = Byte))]
+    pub csr: String,
+}
+
+/// Everything a wallet needs after enrollment.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+pub struct EnrollResponse {
+    /// The wallet id, hex.
+    pub wallet_id: String,
+    /// The wallet certificate, DER, base64.
+    #[cfg_attr(feature = "server", schema(format = Byte))]
+    pub certificate: String,
+    /// The issuer CA certificate, DER, base64.
+    #[cfg_attr(feature = "server", schema(format = Byte))]
+    pub issuer_certificate: String,
+    /// The scheme root certificate, DER, base64.
+    #[cfg_attr(feature = "server", schema(format = Byte))]
+    pub root_certificate: String,
+    /// The current CRL, DER, base64.
+    #[cfg_attr(feature = "server", schema(format = Byte))]
+    pub crl: String,
+    /// The signed RiskPolicy, CBOR, base64.
+    #[cfg_attr(feature = "server", schema(format = Byte))]
+    pub policy: String,
+}
+
+/// The result of `POST /v1/redeem`.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+pub struct RedeemResponse {
+    /// The wallet, hex.
+    pub wallet_id: String,
+    /// Amount credited, minor units.
+    pub amount_minor: u64,
+    /// ISO 4217 currency.
+    pub currency: String,
+    /// The customer's online balance after it, minor units.
+    pub customer_balance_minor: i64,
+    /// False when this redeem had already been settled (a retry).
+    pub newly_settled: bool,
+}
+
+/// `POST /v1/admin/customers`.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+pub struct CreateCustomerRequest {
+    /// 1 to 64 characters of `[A-Za-z0-9._-]`.
+    pub id: String,
+    /// Display name.
+    #[serde(default)]
+    pub name: String,
+}
+
+/// A customer's online account.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+pub struct CustomerBalance {
+    /// The customer id.
+    pub id: String,
+    /// Online balance, minor units.
+    pub balance_minor: i64,
+    /// ISO 4217 currency.
+    pub currency: String,
+}
+
+/// A deposit, withdrawal or load.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+pub struct MoneyRequest {
+    /// Minor units, positive.
+    pub amount_minor: u64,
+    /// ISO 4217 currency (the issuer's).
+    #[cfg_attr(feature = "server", schema(example = "EUR"))]
+    pub currency: String,
+    /// The same key with the same request returns the first answer; with another request, 409 `replay`.
+    pub idempotency_key: String,
+}
+
+/// A new enrollment token.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+pub struct EnrollmentTokenResponse {
+    /// The one-time token (shown once).
+    pub token: String,
+    /// The customer it enrolls a wallet for.
+    pub customer: String,
+}
+
+/// A wallet as the issuer knows it.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+pub struct WalletView {
+    /// The wallet, hex.
+    pub wallet_id: String,
+    /// The owning customer.
+    pub customer: String,
+    /// `active`, `locked` or `revoked`.
+    pub state: String,
+    /// Why it is locked or revoked.
+    pub reason: Option<String>,
+    /// Current certificate serial (decimal string: it exceeds 2^53).
+    pub cert_serial: String,
+    /// Current certificate expiry, Unix seconds.
+    pub cert_not_after: u64,
+    /// The wallet's offline sub-account balance, minor units.
+    pub offline_balance_minor: i64,
+    /// ISO 4217 currency.
+    pub currency: String,
+    /// Last load voucher sequence number issued.
+    pub load_seq: u64,
+    /// Last checkpoint number issued.
+    pub checkpoint: u64,
+    /// Last sync report sequence number processed.
+    pub report_seq: u64,
+    /// Unlocked by the operator; the next sync response carries the unlock.
+    pub unlock_pending: bool,
+    /// Clawed back from the customer for this wallet's double spends, minor units.
+    pub clawed_back_minor: i64,
+    /// Charged to the guarantee fund for this wallet's double spends, minor units.
+    pub guaranteed_minor: i64,
+    /// Enrollment time, Unix seconds.
+    pub created: u64,
+}
+
+/// Wallets.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+pub struct WalletList {
+    /// In enrollment order.
+    pub wallets: Vec<WalletView>,
+}
+
+/// `GET /v1/admin/wallets` parameters.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[cfg_attr(feature = "server", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "server", into_params(parameter_in = Query))]
+pub struct WalletsQuery {
+    /// Only this customer's wallets.
+    pub customer: Option<String>,
+    /// At most this many (default 100, at most 1000).
+    pub limit: Option<u32>,
+}
+
+/// A load voucher handed out.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+pub struct LoadResponse {
+    /// The wallet, hex.
+    pub wallet_id: String,
+    /// The signed LoadVoucher, CBOR, base64 (the wallet also receives it at its next sync).
+    #[cfg_attr(feature = "server", schema(format = Byte))]
+    pub voucher: String,
+    /// Its load sequence number.
+    pub load_seq: u64,
+    /// Minor units.
+    pub amount_minor: u64,
+    /// ISO 4217 currency.
+    pub currency: String,
+}
+
+/// `POST /v1/admin/wallets/{id}/revoke`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+pub struct RevokeRequest {
+    /// Why, in words.
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// RFC 5280 CRLReason code (default 1, keyCompromise).
+    #[serde(default)]
+    pub reason_code: Option<u8>,
+}
+
+/// `POST /v1/admin/wallets/{id}/lock`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+pub struct LockRequest {
+    /// Why, in words.
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// A detected double spend.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+pub struct DoubleSpendView {
+    /// The cheating wallet, hex.
+    pub payer: String,
+    /// The chain sequence number used twice.
+    pub seq: u64,
+    /// The two entry hashes, hex, sorted.
+    pub entries: Vec<String>,
+    /// Detection time, Unix seconds.
+    pub detected: u64,
+    /// The DoubleSpendProof encoding (CBOR), base64: verifiable with the scheme root alone.
+    #[cfg_attr(feature = "server", schema(format = Byte))]
+    pub proof: String,
+}
+
+/// Double spends, newest first.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+pub struct DoubleSpendList {
+    /// Newest first.
+    pub double_spends: Vec<DoubleSpendView>,
+}
+
+/// `GET /v1/admin/double-spends` parameters.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[cfg_attr(feature = "server", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "server", into_params(parameter_in = Query))]
+pub struct DoubleSpendsQuery {
+    /// Only this payer's (wallet id, hex).
+    pub payer: Option<String>,
+    /// At most this many (default 100, at most 1000).
+    pub limit: Option<u32>,
+}
+
+/// Ledger sums (decimal strings: they are 128-bit).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+pub struct LedgerTotalsView {
+    /// Sum of all general-ledger balances (must be 0).
+    pub general_sum: String,
+    /// Sum of all offline-book balances (must be 0).
+    pub offline_sum: String,
+    /// The offline pool.
+    pub pool: String,
+    /// Sum of the wallet sub-accounts.
+    pub wallets: String,
+    /// The external account (minus the money that came in).
+    pub external: String,
+    /// The guarantee account.
+    pub guarantee: String,
+    /// Sum of the customer accounts.
+    pub customers: String,
+    /// Deposits minus withdrawals, summed from the postings.
+    pub net_external_postings: String,
+    /// Accounts whose cached balance differs from their postings.
+    pub drifted_accounts: Vec<String>,
+}
+
+/// The ledger invariants now.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+pub struct InvariantView {
+    /// True when every invariant holds.
+    pub ok: bool,
+    /// What is violated.
+    pub violations: Vec<String>,
+    /// The sums.
+    pub totals: LedgerTotalsView,
+    /// Money in circulation (decimal string).
+    pub supply: String,
+}
+
+/// The scheme's trust anchors.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+pub struct RootsResponse {
+    /// The scheme root certificate, PEM.
+    pub root_pem: String,
+    /// The issuer CA certificate, PEM.
+    pub issuer_pem: String,
+    /// The issuer's currency.
+    pub currency: String,
+}
+
+/// `GET /v1/crl` parameters.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[cfg_attr(feature = "server", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "server", into_params(parameter_in = Query))]
+pub struct CrlQuery {
+    /// `der` (default) or `pem`.
+    pub format: Option<String>,
+}
+
+/// `GET /healthz`.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+pub struct Health {
+    /// `ok`.
+    pub status: String,
+    /// `sqlite` or `postgres`.
+    pub backend: String,
+}
+
+/// Conversions from the issuer's records (the server's side).
+#[cfg(feature = "server")]
+mod from_issuer {
+    use offpay_issuer::store::{DoubleSpendRecord, WalletRecord};
+    use offpay_issuer::{Enrollment, InvariantReport, RedeemOutcome};
+
+    use super::*;
+
+    impl From<Enrollment> for EnrollResponse {
+        fn from(e: Enrollment) -> Self {
+            EnrollResponse {
+                wallet_id: e.wallet.to_hex(),
+                certificate: b64(&e.certificate),
+                issuer_certificate: b64(&e.issuer_certificate),
+                root_certificate: b64(&e.root_certificate),
+                crl: b64(&e.crl),
+                policy: b64(&e.policy),
+            }
+        }
+    }
+
+    impl From<RedeemOutcome> for RedeemResponse {
+        fn from(r: RedeemOutcome) -> Self {
+            RedeemResponse {
+                wallet_id: r.wallet.to_hex(),
+                amount_minor: r.amount.minor,
+                currency: r.amount.currency.to_string(),
+                customer_balance_minor: r.customer_balance,
+                newly_settled: r.newly_settled,
+            }
+        }
+    }
+
+    impl WalletView {
+        /// From the record and the sub-account balance.
+        pub fn new(w: &WalletRecord, offline_balance_minor: i64, currency: &str) -> WalletView {
+            WalletView {
+                wallet_id: w.id.to_hex(),
+                customer: w.customer.clone(),
+                state: w.state.as_str().to_string(),
+                reason: w.reason.clone(),
+                cert_serial: w.cert_serial.to_string(),
+                cert_not_after: w.cert_not_after.0,
+                offline_balance_minor,
+                currency: currency.to_string(),
+                load_seq: w.load_seq,
+                checkpoint: w.checkpoint,
+                report_seq: w.report_seq,
+                unlock_pending: w.unlock_pending,
+                clawed_back_minor: w.clawed_back,
+                guaranteed_minor: w.guaranteed,
+                created: w.created.0,
+            }
+        }
+    }
+
+    impl From<&DoubleSpendRecord> for DoubleSpendView {
+        fn from(d: &DoubleSpendRecord) -> Self {
+            DoubleSpendView {
+                payer: d.payer.to_hex(),
+                seq: d.seq,
+                entries: d.entries.iter().map(|h| h.to_hex()).collect(),
+                detected: d.detected.0,
+                proof: b64(&d.proof),
+            }
+        }
+    }
+
+    impl From<&InvariantReport> for InvariantView {
+        fn from(r: &InvariantReport) -> Self {
+            let t = &r.totals;
+            InvariantView {
+                ok: r.ok,
+                violations: r.violations.clone(),
+                totals: LedgerTotalsView {
+                    general_sum: t.general_sum.to_string(),
+                    offline_sum: t.offline_sum.to_string(),
+                    pool: t.pool.to_string(),
+                    wallets: t.wallets.to_string(),
+                    external: t.external.to_string(),
+                    guarantee: t.guarantee.to_string(),
+                    customers: t.customers.to_string(),
+                    net_external_postings: t.net_external_postings.to_string(),
+                    drifted_accounts: t.drifted_accounts.clone(),
+                },
+                supply: r.supply.to_string(),
+            }
+        }
+    }
+}
