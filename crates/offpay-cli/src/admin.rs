@@ -266,7 +266,89 @@ pub fn roots(c: &Client) -> Result<Value, Failure> {
     c.get_json("/v1/roots")
 }
 
+/// The server's JSON in the CLI's conventions (README, "The JSON
+/// contract"): times in `*_at` fields, certificate serials in hex as OpenSSL
+/// prints them.
+pub fn conventions(mut v: Value) -> Value {
+    const RENAMED: &[(&str, &str)] = &[
+        ("created", "created_at"),
+        ("detected", "detected_at"),
+        ("cert_not_after", "cert_not_after_at"),
+    ];
+    match &mut v {
+        Value::Object(m) => {
+            for (from, to) in RENAMED {
+                if let Some(x) = m.remove(*from) {
+                    m.insert((*to).into(), x);
+                }
+            }
+            if let Some(Value::String(serial)) = m.get_mut("cert_serial")
+                && let Ok(n) = serial.parse::<u64>()
+            {
+                *serial = crate::wallet::serial_hex(n);
+            }
+            for x in m.values_mut() {
+                *x = conventions(std::mem::take(x));
+            }
+        }
+        Value::Array(a) => {
+            for x in a.iter_mut() {
+                *x = conventions(std::mem::take(x));
+            }
+        }
+        _ => {}
+    }
+    v
+}
+
+/// A ledger sum (a 128-bit decimal string from the server) as a JSON
+/// integer of minor units; a sum beyond 64 bits (impossible under the
+/// amount cap) stays a decimal string rather than lose digits.
+fn sum_minor(x: &Value) -> Value {
+    match x.as_str().and_then(|t| t.parse::<i128>().ok()) {
+        Some(n) => i64::try_from(n).map_or_else(|_| json!(n.to_string()), |n| json!(n)),
+        None => x.clone(),
+    }
+}
+
+/// `admin invariants` in the JSON conventions: every sum an integer in a
+/// `*_minor` field, next to `currency`.
+fn invariants_json(v: &Value, currency: &str) -> Value {
+    let t = &v["totals"];
+    let mut totals = serde_json::Map::new();
+    for k in [
+        "general_sum",
+        "offline_sum",
+        "pool",
+        "wallets",
+        "external",
+        "guarantee",
+        "customers",
+        "net_external_postings",
+    ] {
+        totals.insert(format!("{k}_minor"), sum_minor(&t[k]));
+    }
+    totals.insert("drifted_accounts".into(), t["drifted_accounts"].clone());
+    json!({
+        "invariants_ok": v["ok"],
+        "violations": v["violations"],
+        "currency": currency,
+        "totals": totals,
+        "supply_minor": sum_minor(&v["supply"]),
+    })
+}
+
 pub fn run(a: AdminArgs) -> Outcome {
+    run_raw(a).map(|mut d| {
+        let v = conventions(Value::Object(std::mem::take(&mut d.json)));
+        if let Value::Object(m) = v {
+            d.json = m;
+        }
+        d
+    })
+}
+
+fn run_raw(a: AdminArgs) -> Outcome {
     let base = Client::new(&server_url(a.server.as_deref()))?;
     let op = || -> Result<Client, Failure> { Ok(base.clone().with_token(&operator_token(&a)?)) };
     match &a.cmd {
@@ -417,8 +499,8 @@ pub fn run(a: AdminArgs) -> Outcome {
             )?;
             Ok(Done::new(
                 format!(
-                    "revoked wallet {id}: certificate {} is on the CRL from now on",
-                    s(&v, "cert_serial")
+                    "revoked wallet {id}: certificate serial {} is on the CRL from now on",
+                    serial_text(s(&v, "cert_serial"))
                 ),
                 v,
             ))
@@ -455,9 +537,10 @@ pub fn run(a: AdminArgs) -> Outcome {
         AdminCmd::Invariants => {
             let c = op()?;
             let v = c.get_json("/v1/admin/invariants")?;
-            let h = invariants_text(&v, s(&roots(&c)?, "currency"));
+            let currency = s(&roots(&c)?, "currency").to_string();
+            let h = invariants_text(&v, &currency);
             if v["ok"] == json!(true) {
-                Ok(Done::new(h, v))
+                Ok(Done::new(h, invariants_json(&v, &currency)))
             } else {
                 Err(Failure::refused(
                     "invariants_violated",
@@ -487,6 +570,13 @@ fn wallet_line(w: &Value) -> String {
     )
 }
 
+/// A decimal serial from the server in hex, as OpenSSL prints it.
+fn serial_text(decimal: &str) -> String {
+    decimal
+        .parse::<u64>()
+        .map_or_else(|_| decimal.to_string(), crate::wallet::serial_hex)
+}
+
 fn wallet_details(w: &Value) -> String {
     let cur = s(w, "currency");
     let mut h = format!(
@@ -501,8 +591,10 @@ fn wallet_details(w: &Value) -> String {
     h.push_str(&format!(
         "  sub-account:     {}\n  certificate:     serial {}, expires {}\n  load seq:        {}\n  checkpoint:      {}\n  report seq:      {}\n  clawed back:     {}\n  guarantee paid:  {}",
         show(i(w, "offline_balance_minor"), cur),
-        s(w, "cert_serial"),
-        w["cert_not_after"],
+        serial_text(s(w, "cert_serial")),
+        w["cert_not_after"]
+            .as_u64()
+            .map_or_else(|| "?".into(), crate::wallet::date),
         w["load_seq"],
         w["checkpoint"],
         w["report_seq"],
@@ -581,10 +673,12 @@ fn double_spends(
         let proof = STANDARD.decode(s(d, "proof")).unwrap_or_default();
         let check = verify_double_spend_bytes(&proof, &root);
         h.push_str(&format!(
-            "payer {} used seq {} twice (detected at {})\n  entries: {}\n  proof: {} bytes, {}\n",
+            "payer {} used seq {} twice (detected {})\n  entries: {}\n  proof: {} bytes, {}\n",
             s(d, "payer"),
             d["seq"],
-            d["detected"],
+            d["detected"]
+                .as_u64()
+                .map_or_else(|| "?".into(), crate::wallet::date),
             d["entries"]
                 .as_array()
                 .into_iter()
@@ -596,7 +690,9 @@ fn double_spends(
             match &check {
                 Ok(p) => format!(
                     "verifies against the scheme root (certificate serial {}, amounts {} and {})",
-                    p.payer_serial, p.amounts[0], p.amounts[1]
+                    crate::wallet::serial_hex(p.payer_serial),
+                    p.amounts[0],
+                    p.amounts[1]
                 ),
                 Err(e) => format!("DOES NOT VERIFY: {e}"),
             }
@@ -664,7 +760,7 @@ fn pki_export(c: &Client, dir: &Path) -> Outcome {
             "issuer": p("issuer.pem"),
             "crl": p("crl.pem"),
             "crl_number": crl.number(),
-            "revoked_serials": crl.entries().iter().map(|e| e.serial.to_string()).collect::<Vec<_>>(),
+            "revoked_serials": crl.entries().iter().map(|e| crate::wallet::serial_hex(e.serial)).collect::<Vec<_>>(),
         }),
     ))
 }

@@ -440,13 +440,13 @@ fn tell(
             tap::serve_one(&listener, &tap_req, |payment| {
                 wallet::receive_payment(alice_w, payment)
                     .map(|(r, _, _)| r)
-                    .map_err(|f| f.to_string())
+                    .map_err(|f| tap::Decline::from(f.to_string()))
             })
         });
         let paid = tap::pay_over_tap(tap_addr, |request| {
             wallet::pay_request(bob_w, request, Some(500))
                 .map(|(b, _, _)| b)
-                .map_err(|f| f.to_string())
+                .map_err(|f| tap::Decline::from(f.to_string()))
         });
         (payee.join(), paid)
     });
