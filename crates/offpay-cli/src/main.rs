@@ -15,6 +15,14 @@
 //! nothing changed), 2 usage error, 3 done but not delivered (see [`out`]).
 #![forbid(unsafe_code)]
 
+/// `println!` that never panics: a closed stdout (`offpay ... | head -1`)
+/// is ignored, because what a command did stays done.
+macro_rules! say {
+    ($($t:tt)*) => {
+        $crate::out::stdout_line(&format!($($t)*))
+    };
+}
+
 mod admin;
 mod bench;
 mod demo;

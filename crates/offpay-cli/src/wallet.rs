@@ -1274,7 +1274,7 @@ fn state_words(lock: Option<&str>, enrolled: bool) -> String {
     }
 }
 
-fn plural(n: u64, one: &str, many: &str) -> String {
+pub fn plural(n: u64, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
 

@@ -175,6 +175,12 @@ impl<S: Store> std::fmt::Debug for Issuer<S> {
     }
 }
 
+/// Largest amount one operator operation (deposit, withdrawal, load) may
+/// move, in minor units: 2^53, far below the 64-bit limits, so that sums of
+/// many such amounts stay exact in every backend and are refused as input
+/// rather than overflowing in storage.
+pub const AMOUNT_MINOR_MAX: u64 = 1 << 53;
+
 pub(crate) fn to_i64(minor: u64) -> Result<i64, IssuerError> {
     i64::try_from(minor).map_err(|_| IssuerError::InvalidInput("amount too large".into()))
 }
@@ -369,6 +375,13 @@ impl<S: Store> Issuer<S> {
         }
         if minor == 0 {
             return Err(IssuerError::InvalidInput("amount must be positive".into()));
+        }
+        if minor > AMOUNT_MINOR_MAX {
+            return Err(IssuerError::InvalidInput(format!(
+                "amount {} is larger than one operation may move ({})",
+                Amount::new(minor, currency),
+                Amount::new(AMOUNT_MINOR_MAX, currency)
+            )));
         }
         to_i64(minor)
     }

@@ -19,4 +19,6 @@ mod reconcile;
 pub mod store;
 
 pub use error::IssuerError;
-pub use issuer::{Enrollment, InvariantReport, Issuer, IssuerConfig, RedeemOutcome, SyncOutcome};
+pub use issuer::{
+    AMOUNT_MINOR_MAX, Enrollment, InvariantReport, Issuer, IssuerConfig, RedeemOutcome, SyncOutcome,
+};
