@@ -638,7 +638,11 @@ fn create(dir: WalletDir, c: CreateArgs) -> Outcome {
     let root_der = c
         .root
         .as_deref()
-        .map(|p| read_root(p).map(|r| r.der().to_vec()))
+        .map(|p| {
+            let r = read_root(p)?;
+            crate::evidence::require_root(&r, p)?;
+            Ok::<_, Failure>(r.der().to_vec())
+        })
         .transpose()?;
     let (kdf, kdf_name) = kdf_from_env()?;
     if dir.exists() {
