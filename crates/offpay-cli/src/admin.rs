@@ -171,6 +171,26 @@ enum AdminCmd {
     },
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_minor_units_become_major_units() {
+        assert_eq!(
+            in_major_units(
+                "insufficient funds: balance 2500, needed 100000 (minor units)",
+                "EUR"
+            ),
+            "insufficient funds: balance 25.00 EUR, needed 1000.00 EUR"
+        );
+        assert_eq!(
+            in_major_units("no such customer", "EUR"),
+            "no such customer"
+        );
+    }
+}
+
 #[derive(Subcommand, Debug)]
 enum PkiCmd {
     /// Write root.pem, issuer.pem and crl.pem into DIR (for OpenSSL and
@@ -338,8 +358,42 @@ fn invariants_json(v: &Value, currency: &str) -> Value {
     })
 }
 
+/// A server message that speaks minor units ("balance 2500, needed 100000
+/// (minor units)") in the major units the CLI speaks ("balance 25.00 EUR,
+/// needed 1000.00 EUR").
+pub fn in_major_units(message: &str, currency: &str) -> String {
+    let Some(head) = message.strip_suffix(" (minor units)") else {
+        return message.to_string();
+    };
+    let mut out = Vec::new();
+    for word in head.split(' ') {
+        let (num, tail) = match word.strip_suffix(',') {
+            Some(n) => (n, ","),
+            None => (word, ""),
+        };
+        match num.parse::<i128>() {
+            Ok(n) => out.push(format!("{}{tail}", show(n, currency))),
+            Err(_) => out.push(word.to_string()),
+        }
+    }
+    out.join(" ")
+}
+
 pub fn run(a: AdminArgs) -> Outcome {
-    run_raw(a).map(|mut d| {
+    let base = Client::new(&server_url(a.server.as_deref()))?;
+    let result = run_raw(a).map_err(|f| match f {
+        Failure::Refused { code, message } if message.ends_with("(minor units)") => {
+            let cur = roots(&base)
+                .map(|r| s(&r, "currency").to_string())
+                .unwrap_or_default();
+            Failure::Refused {
+                code,
+                message: in_major_units(&message, &cur),
+            }
+        }
+        f => f,
+    });
+    result.map(|mut d| {
         let v = conventions(Value::Object(std::mem::take(&mut d.json)));
         if let Value::Object(m) = v {
             d.json = m;
