@@ -1266,7 +1266,7 @@ The redeem is in the wallet's log: it settles to the online account at the next 
 /// revoked (which nothing resolves).
 fn state_words(lock: Option<&str>, enrolled: bool) -> String {
     match lock {
-        Some(r) if r.contains("revoked") => format!(
+        Some(r) if r.starts_with("locked by the issuer: revoked") => format!(
             "REVOKED ({r}): this wallet can no longer pay; what it holds is settled by the issuer, ask the issuer"
         ),
         Some(r) if r.contains("rolled back") => format!(
@@ -1422,6 +1422,6 @@ mod tests {
         assert_eq!(plural(2, "payment", "payments"), "2 payments");
         assert_eq!(attempts_words(1), "1 attempt");
         assert_eq!(state_words(None, true), "active (not locked)");
-        assert!(!state_words(Some("locked by the issuer: revoked"), true).contains("sync"));
+        assert!(!state_words(Some("locked by the issuer: revoked: stolen"), true).contains("sync"));
     }
 }

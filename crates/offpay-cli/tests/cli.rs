@@ -37,11 +37,44 @@ fn the_demo_tells_the_whole_story() {
         &p(&dir, "root.pem"),
     ]);
     assert_eq!(v["valid"], true);
+    // It says how, and with which PIN its wallets open.
+    assert!(
+        r.stdout.contains(&format!(
+            "offpay evidence verify {}",
+            p(&dir, "alice-double-spend.proof")
+        )),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("PIN 2468"), "{}", r.stdout);
+    let mut c = offpay();
+    c.env("OFFPAY_PIN", "2468");
+    let bob = run_with(
+        c,
+        &[
+            "--json",
+            "wallet",
+            "--dir",
+            &p(&dir, "wallet-bob"),
+            "balance",
+        ],
+    );
+    assert_eq!(bob.code, 0, "the demo's PIN opens its wallets: {bob:?}");
     assert!(dir.join("messages/01-payment.bin").exists());
     assert!(dir.join("messages/03-request.png").exists());
     // The directory is now in use: a second run refuses it (usage).
     let again = run(&["demo", "--dir", dir.to_str().unwrap()]);
     assert_eq!(again.code, 2, "{again:?}");
+    // Without --dir everything is deleted at the end: no path to a file
+    // that will not exist is printed.
+    let r = run(&["demo"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        !r.stdout.contains("alice-double-spend.proof"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("offpay demo --dir DIR"), "{}", r.stdout);
 }
 
 #[test]

@@ -325,3 +325,42 @@ fn status_and_certificates_in_words_people_check() {
         println!("openssl not found: the serial's format is checked by unit tests only");
     }
 }
+
+/// A revoked wallet is not told to "sync to resolve"; the operator's wallet
+/// view shows dates, not Unix seconds.
+#[test]
+fn revoked_wallets_and_dates_in_words() {
+    let t = two();
+    let bob_id = w(&t.bob, &["balance"])["wallet_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    t.s.admin(&["revoke", &bob_id, "--reason", "phone stolen"]);
+    w(&t.bob, &["sync"]);
+    let r = run(&["wallet", "--dir", t.bob.to_str().unwrap(), "status"]);
+    assert!(r.stdout.contains("REVOKED"), "{r:?}");
+    assert!(r.stdout.contains("phone stolen"), "{r:?}");
+    assert!(!r.stdout.contains("sync to resolve"), "{r:?}");
+    let r = run(&[
+        "admin",
+        "--server",
+        &t.s.url,
+        "--data-dir",
+        t.s.data_dir.to_str().unwrap(),
+        "wallet",
+        &bob_id,
+    ]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let expires = r
+        .stdout
+        .lines()
+        .find(|l| l.contains("certificate:"))
+        .unwrap();
+    assert!(expires.contains(" UTC"), "a date: {expires}");
+    assert!(
+        !expires
+            .split_whitespace()
+            .any(|w| w.len() == 10 && w.bytes().all(|b| b.is_ascii_digit())),
+        "no raw Unix seconds: {expires}"
+    );
+}
