@@ -173,6 +173,26 @@ enum AdminCmd {
     },
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_minor_units_become_major_units() {
+        assert_eq!(
+            in_major_units(
+                "insufficient funds: balance 2500, needed 100000 (minor units)",
+                "EUR"
+            ),
+            "insufficient funds: balance 25.00 EUR, needed 1000.00 EUR"
+        );
+        assert_eq!(
+            in_major_units("no such customer", "EUR"),
+            "no such customer"
+        );
+    }
+}
+
 #[derive(Subcommand, Debug)]
 enum PkiCmd {
     /// Write root.pem, issuer.pem and crl.pem into DIR (for OpenSSL and
@@ -278,8 +298,122 @@ fn money_request(minor: u64, currency: String, key: &str) -> MoneyRequest {
     }
 }
 
-#[expect(clippy::too_many_lines)] // lint-exception: one sequence of steps read top to bottom; split by role when next changed
+/// The server's JSON in the CLI's conventions (README, "The JSON
+/// contract"): times in `*_at` fields, certificate serials in hex as OpenSSL
+/// prints them.
+pub(crate) fn conventions(mut v: Value) -> Value {
+    const RENAMED: &[(&str, &str)] = &[
+        ("created", "created_at"),
+        ("detected", "detected_at"),
+        ("cert_not_after", "cert_not_after_at"),
+    ];
+    match &mut v {
+        Value::Object(m) => {
+            for (from, to) in RENAMED {
+                if let Some(x) = m.remove(*from) {
+                    m.insert((*to).into(), x);
+                }
+            }
+            if let Some(Value::String(serial)) = m.get_mut("cert_serial")
+                && let Ok(n) = serial.parse::<u64>()
+            {
+                *serial = crate::wallet::serial_hex(n);
+            }
+            for x in m.values_mut() {
+                *x = conventions(std::mem::take(x));
+            }
+        }
+        Value::Array(a) => {
+            for x in a.iter_mut() {
+                *x = conventions(std::mem::take(x));
+            }
+        }
+        _ => {}
+    }
+    v
+}
+
+/// A ledger sum (a 128-bit decimal string from the server) as a JSON
+/// integer of minor units; a sum beyond 64 bits (impossible under the
+/// amount cap) stays a decimal string rather than lose digits.
+fn sum_minor(x: &Value) -> Value {
+    match x.as_str().and_then(|t| t.parse::<i128>().ok()) {
+        Some(n) => i64::try_from(n).map_or_else(|_| json!(n.to_string()), |n| json!(n)),
+        None => x.clone(),
+    }
+}
+
+/// `admin invariants` in the JSON conventions: every sum an integer in a
+/// `*_minor` field, next to `currency`.
+fn invariants_json(v: &Value, currency: &str) -> Value {
+    let t = &v["totals"];
+    let mut totals = serde_json::Map::new();
+    for k in [
+        "general_sum",
+        "offline_sum",
+        "pool",
+        "wallets",
+        "external",
+        "guarantee",
+        "customers",
+        "net_external_postings",
+    ] {
+        totals.insert(format!("{k}_minor"), sum_minor(&t[k]));
+    }
+    totals.insert("drifted_accounts".into(), t["drifted_accounts"].clone());
+    json!({
+        "invariants_ok": v["ok"],
+        "violations": v["violations"],
+        "currency": currency,
+        "totals": totals,
+        "supply_minor": sum_minor(&v["supply"]),
+    })
+}
+
+/// A server message that speaks minor units ("balance 2500, needed 100000
+/// (minor units)") in the major units the CLI speaks ("balance 25.00 EUR,
+/// needed 1000.00 EUR").
+pub(crate) fn in_major_units(message: &str, currency: &str) -> String {
+    let Some(head) = message.strip_suffix(" (minor units)") else {
+        return message.to_string();
+    };
+    let mut out = Vec::new();
+    for word in head.split(' ') {
+        let (num, tail) = match word.strip_suffix(',') {
+            Some(n) => (n, ","),
+            None => (word, ""),
+        };
+        match num.parse::<i128>() {
+            Ok(n) => out.push(format!("{}{tail}", show(n, currency))),
+            Err(_) => out.push(word.to_string()),
+        }
+    }
+    out.join(" ")
+}
+
 pub(crate) fn run(a: AdminArgs) -> Outcome {
+    let base = http::client(&server_url(a.server.as_deref()))?;
+    let result = run_raw(a).map_err(|f| match f {
+        Failure::Refused { code, message } if message.ends_with("(minor units)") => {
+            let cur = roots(&base).map(|r| r.currency).unwrap_or_default();
+            Failure::Refused {
+                code,
+                message: in_major_units(&message, &cur),
+            }
+        }
+        f => f,
+    });
+    result.map(|mut d| {
+        let v = conventions(Value::Object(std::mem::take(&mut d.json)));
+        if let Value::Object(m) = v {
+            d.json = m;
+        }
+        d
+    })
+}
+
+#[expect(clippy::too_many_lines)] // lint-exception: one sequence of steps read top to bottom; split by role when next changed
+fn run_raw(a: AdminArgs) -> Outcome {
     let base = http::client(&server_url(a.server.as_deref()))?;
     let op = || -> Result<Client, Failure> { Ok(base.clone().with_token(&operator_token(&a)?)) };
     match &a.cmd {
@@ -422,8 +556,8 @@ pub(crate) fn run(a: AdminArgs) -> Outcome {
             )?;
             Ok(Done::new(
                 format!(
-                    "revoked wallet {id}: certificate {} is on the CRL from now on",
-                    v.cert_serial
+                    "revoked wallet {id}: certificate serial {} is on the CRL from now on",
+                    serial_text(&v.cert_serial)
                 ),
                 to_json(&v)?,
             ))
@@ -459,9 +593,10 @@ pub(crate) fn run(a: AdminArgs) -> Outcome {
         AdminCmd::Invariants => {
             let c = op()?;
             let v = c.invariants()?;
-            let h = invariants_text(&v, &roots(&c)?.currency)?;
+            let currency = roots(&c)?.currency;
+            let h = invariants_text(&v, &currency)?;
             if v.ok {
-                Ok(Done::new(h, to_json(&v)?))
+                Ok(Done::new(h, invariants_json(&to_json(&v)?, &currency)))
             } else {
                 Err(Failure::refused(
                     "invariants_violated",
@@ -491,6 +626,13 @@ fn wallet_line(w: &WalletView) -> String {
     )
 }
 
+/// A decimal serial from the server in hex, as OpenSSL prints it.
+fn serial_text(decimal: &str) -> String {
+    decimal
+        .parse::<u64>()
+        .map_or_else(|_| decimal.to_string(), crate::wallet::serial_hex)
+}
+
 fn wallet_details(w: &WalletView) -> String {
     let cur = w.currency.as_str();
     let mut h = format!(
@@ -503,8 +645,8 @@ fn wallet_details(w: &WalletView) -> String {
     h.push_str(&format!(
         "  sub-account:     {}\n  certificate:     serial {}, expires {}\n  load seq:        {}\n  checkpoint:      {}\n  report seq:      {}\n  clawed back:     {}\n  guarantee paid:  {}",
         show(i128::from(w.offline_balance_minor), cur),
-        w.cert_serial,
-        w.cert_not_after,
+        serial_text(&w.cert_serial),
+        crate::wallet::date(w.cert_not_after),
         w.load_seq,
         w.checkpoint,
         w.report_seq,
@@ -567,16 +709,18 @@ fn double_spends(
         let proof = http::b64_field("a double-spend proof", &d.proof)?;
         let check = verify_double_spend_bytes(&proof, &root);
         h.push_str(&format!(
-            "payer {} used seq {} twice (detected at {})\n  entries: {}\n  proof: {} bytes, {}\n",
+            "payer {} used seq {} twice (detected {})\n  entries: {}\n  proof: {} bytes, {}\n",
             d.payer,
             d.seq,
-            d.detected,
+            crate::wallet::date(d.detected),
             d.entries.join(", "),
             proof.len(),
             match &check {
                 Ok(p) => format!(
                     "verifies against the scheme root (certificate serial {}, amounts {} and {})",
-                    p.payer_serial, p.amounts[0], p.amounts[1]
+                    crate::wallet::serial_hex(p.payer_serial),
+                    p.amounts[0],
+                    p.amounts[1]
                 ),
                 Err(e) => format!("DOES NOT VERIFY: {e}"),
             }
@@ -641,7 +785,7 @@ fn pki_export(c: &Client, dir: &Path) -> Outcome {
             "issuer": p("issuer.pem"),
             "crl": p("crl.pem"),
             "crl_number": crl.number(),
-            "revoked_serials": crl.entries().iter().map(|e| e.serial.to_string()).collect::<Vec<_>>(),
+            "revoked_serials": crl.entries().iter().map(|e| crate::wallet::serial_hex(e.serial)).collect::<Vec<_>>(),
         }),
     ))
 }

@@ -42,6 +42,9 @@ pub(crate) struct DemoArgs {
 /// The narrator: prints as the story goes (text mode) and keeps score.
 struct Story {
     json: bool,
+    /// Whether the demo's directory is kept (`--dir`), so its files can be
+    /// pointed at.
+    kept: bool,
     chapter: usize,
     chapters: Vec<Value>,
     failed: Vec<String>,
@@ -51,7 +54,7 @@ impl Story {
     fn chapter(&mut self, title: &str) {
         self.chapter += 1;
         if !self.json {
-            println!("\n{}. {title}", self.chapter);
+            say!("\n{}. {title}", self.chapter);
         }
         self.chapters
             .push(json!({"chapter": self.chapter, "title": title, "checks": []}));
@@ -60,7 +63,7 @@ impl Story {
     fn say(&self, text: impl AsRef<str>) {
         if !self.json {
             for line in text.as_ref().lines() {
-                println!("   {line}");
+                say!("   {line}");
             }
         }
     }
@@ -68,7 +71,7 @@ impl Story {
     fn check(&mut self, ok: bool, what: impl Into<String>) -> bool {
         let what = what.into();
         if !self.json {
-            println!("   {} {what}", if ok { "ok  " } else { "FAIL" });
+            say!("   {} {what}", if ok { "ok  " } else { "FAIL" });
         }
         if let Some(Value::Array(c)) = self.chapters.last_mut().and_then(|c| c.get_mut("checks")) {
             c.push(json!({"what": what, "ok": ok}));
@@ -98,6 +101,7 @@ impl Person {
 pub(crate) fn run(a: DemoArgs, as_json: bool) -> Outcome {
     let (kdf, kdf_name) = kdf_from_env()?;
     let _tmp;
+    let a_dir_kept = a.dir.is_some();
     let base = match a.dir {
         Some(d) => {
             if d.exists()
@@ -138,12 +142,13 @@ pub(crate) fn run(a: DemoArgs, as_json: bool) -> Outcome {
         .map_err(|e| Failure::refused("server_start", e.to_string()))?;
     let mut story = Story {
         json: as_json,
+        kept: a_dir_kept,
         chapter: 0,
         chapters: Vec::new(),
         failed: Vec::new(),
     };
     if !as_json {
-        println!(
+        say!(
             "offpay demo: offline payments, end to end, on the embedded default\n(issuer on {}, everything under {})",
             server.url(),
             base.display()
@@ -364,12 +369,12 @@ fn tell(
     let policy = alice.w.wallet.status(crate::now()).policy;
     if let Some(p) = &policy {
         story.say(format!(
-            "Risk limits signed by the issuer: {} per payment, {} held, {} and {} payments\nbetween syncs, {} days offline at most.",
+            "Risk limits signed by the issuer: {} per payment, {} held, {} and {}\nbetween syncs, {} offline at most.",
             p.max_payment,
             show_u(p.max_balance_minor, &cur),
             show_u(p.max_offline_spend_minor, &cur),
-            p.max_offline_payments,
-            p.max_offline_seconds / 86_400
+            crate::wallet::plural(u64::from(p.max_offline_payments), "payment", "payments"),
+            crate::wallet::plural(p.max_offline_seconds / 86_400, "day", "days")
         ));
     }
     story.check(
@@ -438,13 +443,13 @@ fn tell(
             tap::serve_one(&listener, &tap_req, |payment| {
                 wallet::receive_payment(alice_w, payment)
                     .map(|(r, _, _)| r)
-                    .map_err(|f| f.to_string())
+                    .map_err(|f| tap::Decline::from(f.to_string()))
             })
         });
         let paid = tap::pay_over_tap(tap_addr, |request| {
             wallet::pay_request(bob_w, request, Some(500))
                 .map(|(b, _, _)| b)
-                .map_err(|f| f.to_string())
+                .map_err(|f| tap::Decline::from(f.to_string()))
         });
         (payee.join(), paid)
     });
@@ -630,10 +635,18 @@ fn tell(
             proof.len()
         ),
     );
-    story.say(format!(
-        "Anyone can check it offline: offpay evidence verify {proof_file} --root {}",
-        base.join("root.pem").display()
-    ));
+    if story.kept {
+        story.say(format!(
+            "Anyone can check it offline: offpay evidence verify {proof_file} --root {}\n(the wallets in {} open with PIN {DEMO_PIN}: offpay wallet --dir {} status)",
+            base.join("root.pem").display(),
+            base.display(),
+            base.join("wallet-bob").display(),
+        ));
+    } else {
+        story.say(
+            "Anyone can check it offline with `offpay evidence verify PROOF --root root.pem`\n(run `offpay demo --dir DIR` to keep the proof, the root and the wallets).",
+        );
+    }
     let alice_view = op.wallet(&alice.id())?;
     let crl = Crl::from_der(&public.crl_der()?)
         .map_err(|e| Failure::refused("bad_response", format!("CRL: {e}")))?;
@@ -649,7 +662,8 @@ fn tell(
     story.check(
         alice_view.state == "revoked" && crl.is_revoked(serial).is_some(),
         format!(
-            "Alice's wallet is revoked: certificate serial {serial} is on CRL number {}",
+            "Alice's wallet is revoked: certificate serial {} is on CRL number {}",
+            crate::wallet::serial_hex(serial),
             crl.number()
         ),
     );
@@ -731,7 +745,7 @@ fn tell(
     );
     let _ = write!(t, "{}", indent(&admin::invariants_text(&inv, &cur)?));
     if !story.json {
-        println!("{t}");
+        say!("{t}");
     }
     story.check(inv.ok, "ledger invariants hold after the attack");
     story.check(

@@ -64,7 +64,7 @@ pub(crate) fn proven_json(p: &ProvenDoubleSpend) -> serde_json::Value {
     json!({
         "valid": true,
         "payer": p.payer.to_hex(),
-        "payer_serial": p.payer_serial.to_string(),
+        "payer_serial": crate::wallet::serial_hex(p.payer_serial),
         "seq": p.seq,
         "entries": p.entries.iter().map(|h| h.to_hex()).collect::<Vec<_>>(),
         "amounts_minor": p.amounts.iter().map(|a| a.minor).collect::<Vec<_>>(),
@@ -72,9 +72,32 @@ pub(crate) fn proven_json(p: &ProvenDoubleSpend) -> serde_json::Value {
     })
 }
 
+/// A certificate that is not a self-signed CA (the issuer certificate, a
+/// wallet's) given where the scheme root belongs: said so, before anything
+/// is checked against it.
+pub(crate) fn require_root(cert: &Certificate, path: &Path) -> Result<(), Failure> {
+    let self_signed = cert.subject_cn() == cert.issuer_cn() && cert.verify_signed_by(cert).is_ok();
+    if cert.is_ca() && self_signed {
+        return Ok(());
+    }
+    Err(Failure::refused(
+        "not_a_root",
+        format!(
+            "{} is \"{}\", issued by \"{}\": not the scheme root. Pass the root certificate (root.pem from `offpay admin pki export DIR`), not the issuer's or a wallet's",
+            path.display(),
+            cert.subject_cn(),
+            cert.issuer_cn()
+        ),
+    ))
+}
+
 pub(crate) fn run(a: EvidenceArgs) -> Outcome {
-    let EvidenceCmd::Verify { file, root } = a.cmd;
-    let root = read_root(&root)?;
+    let EvidenceCmd::Verify {
+        file,
+        root: root_path,
+    } = a.cmd;
+    let root = read_root(&root_path)?;
+    require_root(&root, &root_path)?;
     let proof = read_bounded(&file, DOUBLE_SPEND_PROOF_BYTES_MAX as u64)
         .map_err(|e| Failure::io(format!("cannot read {}", file.display()), &e))?;
     let p = verify_double_spend_bytes(&proof, &root).map_err(|e| {
@@ -87,7 +110,7 @@ pub(crate) fn run(a: EvidenceArgs) -> Outcome {
         format!(
             "valid double-spend proof: wallet {} (certificate serial {}) signed two different entries with seq {}\n  entry {} for {}\n  entry {} for {}\n  checked against the root \"{}\" alone",
             p.payer,
-            p.payer_serial,
+            crate::wallet::serial_hex(p.payer_serial),
             p.seq,
             p.entries[0],
             p.amounts[0],

@@ -11,9 +11,17 @@
 //! ```
 //!
 //! Every command prints text for people, or with `--json` one JSON object
-//! for scripts. Exit codes: 0 done, 1 refused (the reason is printed), 2
-//! usage error.
+//! for scripts. Exit codes: 0 done, 1 refused (the reason is printed, and
+//! nothing changed), 2 usage error, 3 done but not delivered (see [`out`]).
 #![forbid(unsafe_code)]
+
+/// `println!` that never panics: a closed stdout (`offpay ... | head -1`)
+/// is ignored, because what a command did stays done.
+macro_rules! say {
+    ($($t:tt)*) => {
+        $crate::out::stdout_line(&format!($($t)*))
+    };
+}
 
 mod admin;
 mod bench;
@@ -36,8 +44,13 @@ use crate::out::{EXIT_USAGE, Failure, print_failure};
 
 const AFTER_HELP: &str = "\
 Every command prints text for people, or with --json one JSON object on stdout
-({\"ok\": true, ...} or {\"ok\": false, \"error\": {\"code\", \"message\"}}).
-Exit codes: 0 done, 1 refused (the reason is printed), 2 usage error.
+({\"ok\": true, ...} or {\"ok\": false, \"error\": {\"code\", \"message\"}});
+`server --json` prints one JSON object per line (events). Amounts are integer
+minor units in *_minor fields next to `currency`, times Unix seconds in *_at.
+Exit codes: 0 done; 1 refused (the reason is printed, nothing changed);
+2 usage error; 3 done, but not delivered (the wallet acted, money moved, and
+writing or sending its answer failed: repeat the same command to get the same
+message again, or sync).
 
 Environment: OFFPAY_PIN (wallet PIN; else a prompt), OFFPAY_SERVER and
 OFFPAY_OPERATOR_TOKEN (admin), OFFPAY_WALLET_DIR (wallet --dir),
@@ -97,10 +110,8 @@ fn main() -> ExitCode {
                 return ExitCode::SUCCESS; // --help, --version
             }
             if std::env::args().any(|a| a == "--json") {
-                let msg = e.to_string();
-                let first = msg.lines().next().unwrap_or("usage error");
-                let first = first.strip_prefix("error: ").unwrap_or(first);
-                println!("{}", Failure::usage(first).to_json());
+                let msg = usage_message(&e.to_string());
+                out::stdout_line(&Failure::usage(msg).to_json().to_string());
             }
             return ExitCode::from(EXIT_USAGE);
         }
@@ -145,6 +156,26 @@ fn main() -> ExitCode {
             print_failure(&f, json);
             ExitCode::from(f.exit_code())
         }
+    }
+}
+
+/// A clap error in one line, keeping what it names (the missing argument,
+/// the suggestion) and leaving out the usage and help lines.
+fn usage_message(rendered: &str) -> String {
+    let mut parts = Vec::new();
+    for line in rendered.lines() {
+        let t = line.trim();
+        if t.starts_with("Usage:") || t.starts_with("For more information") {
+            break;
+        }
+        if !t.is_empty() {
+            parts.push(t.strip_prefix("error: ").unwrap_or(t));
+        }
+    }
+    if parts.is_empty() {
+        "usage error".into()
+    } else {
+        parts.join(" ")
     }
 }
 

@@ -2,9 +2,11 @@
 //! itself), as a QR code (a PNG, or Unicode blocks on the terminal), and read
 //! back from either.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Args;
+use offpay_protocol::envelope::Signed;
+use offpay_protocol::messages::{LoadVoucher, Payment, PaymentRequest, Receipt, Redeem};
 use offpay_transport::qr::{self, QR_SCALE_DEFAULT};
 use serde_json::{Map, Value, json};
 
@@ -40,13 +42,75 @@ pub(crate) struct OutArgs {
     pub show_qr: bool,
 }
 
+/// The first bytes of every PNG file.
+const PNG_MAGIC: &[u8] = b"\x89PNG\r\n\x1a\n";
+
+/// What `bytes` are, in words ("a payment"), if they are an offline message
+/// (or a PNG image) at all.
+pub(crate) fn identify(bytes: &[u8]) -> Option<&'static str> {
+    if bytes.starts_with(PNG_MAGIC) {
+        return Some("a PNG image");
+    }
+    if Signed::<PaymentRequest>::decode(bytes).is_ok() {
+        Some("a payment request")
+    } else if Signed::<Payment>::decode(bytes).is_ok() {
+        Some("a payment")
+    } else if Signed::<Receipt>::decode(bytes).is_ok() {
+        Some("a receipt")
+    } else if Signed::<LoadVoucher>::decode(bytes).is_ok() {
+        Some("a load voucher")
+    } else if Signed::<Redeem>::decode(bytes).is_ok() {
+        Some("a redeem")
+    } else {
+        None
+    }
+}
+
+/// Why `bytes` are not the `what` expected, when they are something else
+/// that can be named: "this is a payment, not a receipt" (with the step that
+/// takes it), or a PNG given as a message file.
+pub(crate) fn mismatch(bytes: &[u8], what: &str) -> Option<String> {
+    let is = identify(bytes)?;
+    let article = if what.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
+    };
+    if is == "a PNG image" {
+        return Some(format!(
+            "this file is a PNG image, not {article} {what} file: to read the QR code in it, pass it with --from-qr"
+        ));
+    }
+    if is.strip_prefix("a ") == Some(what) {
+        return None;
+    }
+    let hint = match is {
+        "a payment request" => " (a payer pays it: `offpay wallet --dir PAYER pay FILE`)",
+        "a payment" => {
+            " (the payee takes it: `offpay wallet --dir PAYEE receive FILE --out RECEIPT`)"
+        }
+        "a receipt" => " (the payer records it: `offpay wallet --dir PAYER confirm FILE`)",
+        "a load voucher" => " (`offpay wallet --dir DIR load --voucher FILE`)",
+        _ => "",
+    };
+    Some(format!("this is {is}, not {article} {what}{hint}"))
+}
+
 impl InArgs {
     /// The message bytes; `what` names the message for errors ("payment request").
     pub(crate) fn read(&self, what: &str) -> Result<Vec<u8>, Failure> {
         if let Some(p) = &self.file {
-            return read_bounded(p, MESSAGE_FILE_BYTES_MAX).map_err(|e| {
+            let bytes = read_bounded(p, MESSAGE_FILE_BYTES_MAX).map_err(|e| {
                 Failure::io(format!("cannot read the {what} file {}", p.display()), &e)
-            });
+            })?;
+            if bytes.starts_with(PNG_MAGIC) {
+                return Err(Failure::usage(format!(
+                    "{} is a PNG image, not a {what} file: to read the QR code in it, use --from-qr {}",
+                    p.display(),
+                    p.display()
+                )));
+            }
+            return Ok(bytes);
         }
         if let Some(p) = &self.from_qr {
             return qr::decode_png_file(p).map_err(|e| {
@@ -87,6 +151,24 @@ impl OutArgs {
                 "say where the {what} goes: --out FILE, --qr FILE.png and/or --show-qr"
             )))
         }
+    }
+
+    /// Check, before the wallet acts, that every file destination can be
+    /// written (its directory exists and takes a new file; it is not a
+    /// directory), so a wrong path is refused with nothing changed.
+    pub(crate) fn check(&self, what: &str) -> Result<(), Failure> {
+        for p in self.out.iter().chain(self.qr.iter()) {
+            check_writable(p).map_err(|why| {
+                Failure::refused(
+                    "io",
+                    format!(
+                        "cannot write the {what} to {}: {why}; nothing was done",
+                        p.display()
+                    ),
+                )
+            })?;
+        }
+        Ok(())
     }
 
     /// Write `bytes` everywhere asked. The wallet is idempotent: if this fails
@@ -135,5 +217,50 @@ impl OutArgs {
         }
         w.json.insert("bytes".into(), json!(bytes.len()));
         Ok(w)
+    }
+}
+
+/// Whether a file can be written at `p` (see [`OutArgs::check`]).
+pub(crate) fn check_writable(p: &Path) -> Result<(), String> {
+    if p.is_dir() {
+        return Err("it is a directory".into());
+    }
+    let parent = match p.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    if !parent.is_dir() {
+        return Err(format!("the directory {} does not exist", parent.display()));
+    }
+    tempfile::NamedTempFile::new_in(parent)
+        .map(drop)
+        .map_err(|e| format!("the directory {} takes no new file ({e})", parent.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unwritable_destinations_are_named() {
+        let d = tempfile::tempdir().unwrap();
+        assert!(check_writable(&d.path().join("x.bin")).is_ok());
+        assert!(check_writable(d.path()).unwrap_err().contains("directory"));
+        assert!(
+            check_writable(&d.path().join("missing/x.bin"))
+                .unwrap_err()
+                .contains("does not exist")
+        );
+    }
+
+    #[test]
+    fn pngs_and_wrong_messages_are_named() {
+        assert!(
+            mismatch(b"\x89PNG\r\n\x1a\nrest", "payment request")
+                .unwrap()
+                .contains("--from-qr")
+        );
+        assert_eq!(identify(b"nothing at all"), None);
+        assert_eq!(mismatch(b"nothing at all", "receipt"), None);
     }
 }

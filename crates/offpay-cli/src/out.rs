@@ -1,7 +1,11 @@
 //! What a command hands back: a result for people and for scripts, or a
 //! failure with its exit code.
 //!
-//! Exit codes: 0 done, 1 refused (the reason is printed), 2 usage error.
+//! Exit codes: 0 done; 1 refused (the reason is printed, and nothing
+//! changed); 2 usage error; 3 done, but not delivered (the wallet acted, for
+//! example debited a payment, and writing or sending its answer failed: the
+//! message says what happened and the next step, which is always to repeat
+//! the same command, or to sync).
 //! With `--json`, stdout carries exactly one JSON object: `{"ok": true, ...}`
 //! on success, `{"ok": false, "error": {"code", "message"}}` on failure.
 
@@ -13,6 +17,9 @@ use serde_json::{Map, Value, json};
 pub(crate) const EXIT_REFUSED: u8 = 1;
 /// Exit code of a usage error (what clap uses too).
 pub(crate) const EXIT_USAGE: u8 = 2;
+/// Exit code of an operation that was done, but whose result did not reach
+/// its destination (a file, the peer over the tap, the server).
+pub(crate) const EXIT_UNDELIVERED: u8 = 3;
 
 /// Why a command did not do what it was asked.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -27,6 +34,17 @@ pub(crate) enum Failure {
         /// What went wrong, in words.
         message: String,
     },
+    /// The operation was done (money moved, durably) but its result was not
+    /// delivered (exit 3). `message` says what was done, what failed and the
+    /// next step; `done` carries the JSON fields of what was done.
+    Undelivered {
+        /// Stable snake_case code.
+        code: String,
+        /// What was done, what failed, what to do next.
+        message: String,
+        /// What was done (the fields a success would carry).
+        done: Map<String, Value>,
+    },
 }
 
 impl Failure {
@@ -35,6 +53,23 @@ impl Failure {
         Failure::Refused {
             code: code.into(),
             message: message.into(),
+        }
+    }
+
+    /// Done, but not delivered: `done` holds the JSON fields of what was done.
+    pub(crate) fn undelivered(
+        code: impl Into<String>,
+        message: impl Into<String>,
+        done: Value,
+    ) -> Failure {
+        let done = match done {
+            Value::Object(m) => m,
+            _ => Map::new(),
+        };
+        Failure::Undelivered {
+            code: code.into(),
+            message: message.into(),
+            done,
         }
     }
 
@@ -52,7 +87,15 @@ impl Failure {
     pub(crate) fn code(&self) -> &str {
         match self {
             Failure::Usage(_) => "usage",
-            Failure::Refused { code, .. } => code,
+            Failure::Refused { code, .. } | Failure::Undelivered { code, .. } => code,
+        }
+    }
+
+    /// The words for people.
+    pub(crate) fn message(&self) -> &str {
+        match self {
+            Failure::Usage(m) => m,
+            Failure::Refused { message, .. } | Failure::Undelivered { message, .. } => message,
         }
     }
 
@@ -61,16 +104,17 @@ impl Failure {
         match self {
             Failure::Usage(_) => EXIT_USAGE,
             Failure::Refused { .. } => EXIT_REFUSED,
+            Failure::Undelivered { .. } => EXIT_UNDELIVERED,
         }
     }
 
     /// The JSON object printed with `--json`.
     pub(crate) fn to_json(&self) -> Value {
-        let message = match self {
-            Failure::Usage(m) => m,
-            Failure::Refused { message, .. } => message,
-        };
-        json!({"ok": false, "error": {"code": self.code(), "message": message}})
+        let mut v = json!({"ok": false, "error": {"code": self.code(), "message": self.message()}});
+        if let Failure::Undelivered { done, .. } = self {
+            v["done"] = Value::Object(done.clone());
+        }
+        v
     }
 }
 
@@ -79,6 +123,7 @@ impl fmt::Display for Failure {
         match self {
             Failure::Usage(m) => write!(f, "usage: {m}"),
             Failure::Refused { message, .. } => write!(f, "refused: {message}"),
+            Failure::Undelivered { message, .. } => write!(f, "done, but not delivered: {message}"),
         }
     }
 }
@@ -109,29 +154,39 @@ impl Done {
         }
     }
 
-    /// Print it.
+    /// Print it (a closed stdout is not an error: what was done stays done).
     pub(crate) fn print(self, as_json: bool) {
         if as_json {
             let mut m = Map::new();
             m.insert("ok".into(), Value::Bool(true));
             m.extend(self.json);
-            println!("{}", Value::Object(m));
+            stdout_line(&Value::Object(m).to_string());
         } else if !self.human.is_empty() {
-            if self.human.ends_with('\n') {
-                print!("{}", self.human);
-            } else {
-                println!("{}", self.human);
-            }
+            stdout_line(self.human.strip_suffix('\n').unwrap_or(&self.human));
         }
     }
+}
+
+/// Write `line` and a newline to stdout, ignoring a closed pipe
+/// (`offpay ... | head -1`): output never panics.
+pub(crate) fn stdout_line(line: &str) {
+    use std::io::Write as _;
+    let mut o = std::io::stdout().lock();
+    let _ = writeln!(o, "{line}").and_then(|()| o.flush());
+}
+
+/// Write `line` and a newline to stderr, ignoring a closed stderr.
+pub(crate) fn stderr_line(line: &str) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr().lock(), "{line}");
 }
 
 /// Print a failure where it belongs: stdout as JSON, or stderr as text.
 pub(crate) fn print_failure(f: &Failure, as_json: bool) {
     if as_json {
-        println!("{}", f.to_json());
+        stdout_line(&f.to_json().to_string());
     } else {
-        eprintln!("offpay: {f}");
+        stderr_line(&format!("offpay: {f}"));
     }
 }
 

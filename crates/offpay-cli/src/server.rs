@@ -34,7 +34,7 @@ pub(crate) fn run(args: ServerArgs, as_json: bool) -> Outcome {
             .is_none()
             .then(|| config.data_dir.join(OPERATOR_TOKEN_FILE));
         if as_json {
-            println!(
+            say!(
                 "{}",
                 json!({
                     "ok": true,
@@ -49,23 +49,23 @@ pub(crate) fn run(args: ServerArgs, as_json: bool) -> Outcome {
                 })
             );
         } else {
-            println!("offpay server listening on {url}");
-            println!("  database: {backend} ({database})");
+            say!("offpay server listening on {url}");
+            say!("  database: {backend} ({database})");
             if first_start {
-                println!(
+                say!(
                     "  first start: created the master key ({}), the scheme root and the issuer CA",
                     config.data_dir.join(MASTER_KEY_FILE).display()
                 );
             }
             match &token_file {
-                Some(p) => println!(
+                Some(p) => say!(
                     "  operator token: {} (offpay admin reads it with --data-dir {})",
                     p.display(),
                     config.data_dir.display()
                 ),
-                None => println!("  operator token: as configured"),
+                None => say!("  operator token: as configured"),
             }
-            println!("  stop with Ctrl-C");
+            say!("  stop with Ctrl-C");
         }
         offpay_server::shutdown_signal().await;
         running

@@ -24,11 +24,12 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use clap::{Args, Subcommand};
+use offpay_protocol::cbor::DecodeError;
 use offpay_protocol::envelope::Signed;
 use offpay_protocol::messages::{LoadVoucher, Payment, PaymentRequest, Receipt};
 use offpay_protocol::pki::Certificate;
 use offpay_protocol::{Amount, Currency, Hash32, Suite};
-use offpay_transport::tap::{self, TapError, TapListener};
+use offpay_transport::tap::{self, Decline, Declined, TapError, TapListener};
 use offpay_wallet::ta::REQUEST_SECONDS_MAX;
 use offpay_wallet::vault::KdfParams;
 use offpay_wallet::{HistoryKind, SyncApplied, Wallet, WalletError};
@@ -41,9 +42,9 @@ use offpay_client::api::EnrollRequest;
 
 use crate::http::{self, Client};
 use crate::money::{self, show_u};
-use crate::msgio::{InArgs, OutArgs, Written};
+use crate::msgio::{InArgs, OutArgs, Written, mismatch};
 use crate::now;
-use crate::out::{Done, Failure, Outcome};
+use crate::out::{Done, Failure, Outcome, stderr_line};
 use crate::walletdir::{self, DiskWallet, WalletConfig, WalletDir, kdf_from_env, wallet_failure};
 
 /// Default validity of a payment request, seconds.
@@ -329,11 +330,14 @@ pub(crate) struct Synced {
     pub applied: SyncApplied,
     /// Refused payments reported as rollback evidence.
     pub evidence_reported: usize,
+    /// Whether the wallet was locked before this sync.
+    pub was_locked: bool,
 }
 
 /// Sync over `POST /v1/sync` and apply the answer.
 pub(crate) fn sync(w: &mut DiskWallet, client: &Client) -> Result<Synced, Failure> {
     let evidence_reported = w.evidence().len();
+    let was_locked = w.lock().is_some();
     let report = w.sync_report(now()).map_err(wallet_failure)?;
     let resp = client.sync(&report)?;
     let applied = w
@@ -342,16 +346,27 @@ pub(crate) fn sync(w: &mut DiskWallet, client: &Client) -> Result<Synced, Failur
     Ok(Synced {
         applied,
         evidence_reported,
+        was_locked,
     })
+}
+
+/// Bytes that do not decode as the `what` expected: named for what they
+/// are when they are another message ("this is a payment, not a payment
+/// request"), else the decoder's reason.
+pub(crate) fn not_a(bytes: &[u8], what: &str, e: DecodeError) -> Failure {
+    match mismatch(bytes, what) {
+        Some(m) => Failure::refused("wrong_message", m),
+        None => {
+            wallet_failure(WalletError::Malformed(e)).with_prefix(&format!("this is not a {what}"))
+        }
+    }
 }
 
 /// The payee's view of a request it is about to pay.
 pub(crate) fn describe_request(bytes: &[u8]) -> Result<PaymentRequest, Failure> {
     Signed::<PaymentRequest>::decode(bytes)
         .map(|s| s.body().clone())
-        .map_err(|e| {
-            wallet_failure(WalletError::Malformed(e)).with_prefix("this is not a payment request")
-        })
+        .map_err(|e| not_a(bytes, "payment request", e))
 }
 
 impl Failure {
@@ -363,6 +378,15 @@ impl Failure {
                 message: format!("{prefix}: {message}"),
             },
             Failure::Usage(m) => Failure::Usage(format!("{prefix}: {m}")),
+            Failure::Undelivered {
+                code,
+                message,
+                done,
+            } => Failure::Undelivered {
+                code,
+                message: format!("{prefix}: {message}"),
+                done,
+            },
         }
     }
 }
@@ -402,9 +426,7 @@ pub(crate) fn receive_payment(
     payment: &[u8],
 ) -> Result<(Vec<u8>, Payment, bool), Failure> {
     let p = Signed::<Payment>::decode(payment)
-        .map_err(|e| {
-            wallet_failure(WalletError::Malformed(e)).with_prefix("this is not a payment")
-        })?
+        .map_err(|e| not_a(payment, "payment", e))?
         .body()
         .clone();
     let before = w.balance().map_or(0, |b| b.minor);
@@ -416,9 +438,7 @@ pub(crate) fn receive_payment(
 /// Record a receipt; returns its payment id.
 pub(crate) fn confirm_receipt(w: &mut DiskWallet, receipt: &[u8]) -> Result<Receipt, Failure> {
     let r = Signed::<Receipt>::decode(receipt)
-        .map_err(|e| {
-            wallet_failure(WalletError::Malformed(e)).with_prefix("this is not a receipt")
-        })?
+        .map_err(|e| not_a(receipt, "receipt", e))?
         .body()
         .clone();
     w.confirm(receipt).map_err(wallet_failure)?;
@@ -465,6 +485,7 @@ pub(crate) fn run(a: WalletArgs) -> Outcome {
                 )));
             }
             r.out.require("payment request")?;
+            r.out.check("payment request")?;
             let mut o = open(dir)?;
             let bytes = o
                 .wallet
@@ -558,7 +579,8 @@ pub(crate) fn run(a: WalletArgs) -> Outcome {
                     "kind": kind,
                     "amount_minor": it.amount_minor,
                     "counterparty": it.counterparty.map(|c| c.to_hex()),
-                    "at": it.time.0,
+                    "currency": cur,
+                    "occurred_at": it.time.0,
                     "id": it.id.to_hex(),
                 }));
             }
@@ -590,9 +612,9 @@ pub(crate) fn run(a: WalletArgs) -> Outcome {
                 h,
                 json!({
                     "wallet_id": o.wallet.wallet_id().to_hex(),
-                    "serial": c.serial().to_string(),
-                    "not_before": c.not_before().0,
-                    "not_after": c.not_after().0,
+                    "serial": serial_hex(c.serial()),
+                    "not_before_at": c.not_before().0,
+                    "not_after_at": c.not_after().0,
                     "issuer": c.issuer_cn(),
                     "pem": pem,
                     "out": out.map(|p| p.display().to_string()),
@@ -609,7 +631,11 @@ fn create(dir: WalletDir, c: CreateArgs) -> Outcome {
     let root_der = c
         .root
         .as_deref()
-        .map(|p| read_root(p).map(|r| r.der().to_vec()))
+        .map(|p| {
+            let r = read_root(p)?;
+            crate::evidence::require_root(&r, p)?;
+            Ok::<_, Failure>(r.der().to_vec())
+        })
         .transpose()?;
     let (kdf, kdf_name) = kdf_from_env()?;
     if dir.exists() {
@@ -628,7 +654,7 @@ fn create(dir: WalletDir, c: CreateArgs) -> Outcome {
         o.wallet.wallet_id(),
         o.dir.path().display(),
         client.url(),
-        cert.map(|c| c.serial().to_string()).unwrap_or_default(),
+        cert.map(|c| serial_hex(c.serial())).unwrap_or_default(),
         cert.map(|c| date(c.not_after().0)).unwrap_or_default(),
         cur,
         suite,
@@ -652,7 +678,7 @@ fn create(dir: WalletDir, c: CreateArgs) -> Outcome {
             "server": client.url(),
             "currency": cur,
             "suite": suite.to_string(),
-            "certificate_serial": cert.map(|c| c.serial().to_string()),
+            "certificate_serial": cert.map(|c| serial_hex(c.serial())),
             "certificate_expires_at": cert.map(|c| c.not_after().0),
             "root_sha256": e.root_fingerprint,
             "root_from_server": e.root_from_server,
@@ -664,9 +690,7 @@ fn create(dir: WalletDir, c: CreateArgs) -> Outcome {
 fn load(mut o: Opened, voucher: &std::path::Path) -> Outcome {
     let bytes = walletdir::read_bounded(voucher, crate::msgio::MESSAGE_FILE_BYTES_MAX)
         .map_err(|e| Failure::io(format!("cannot read {}", voucher.display()), &e))?;
-    let v = Signed::<LoadVoucher>::decode(&bytes).map_err(|e| {
-        wallet_failure(WalletError::Malformed(e)).with_prefix("this is not a load voucher")
-    })?;
+    let v = Signed::<LoadVoucher>::decode(&bytes).map_err(|e| not_a(&bytes, "load voucher", e))?;
     let amount = o
         .wallet
         .apply_voucher(&bytes, now())
@@ -716,15 +740,27 @@ fn pay(dir: WalletDir, a: PayArgs) -> Outcome {
     }
     let request = a.input.read("payment request")?;
     a.out.require("payment")?;
+    a.out.check("payment")?;
     let mut o = open(dir)?;
     let (bytes, p, repeated) = pay_request(&mut o.wallet, &request, expect)?;
-    let written = a.out.write(&bytes, "payment")?;
     let said = if repeated {
         "already paid: the same payment again,"
     } else {
         "paid"
     };
     let peer = format!("to wallet {}", p.payee);
+    let written = a.out.write(&bytes, "payment").map_err(|f| {
+        let done = payment_done(&o, &p, repeated, said, &peer, &bytes, Written::default());
+        Failure::undelivered(
+            "not_written",
+            format!(
+                "{}; but the payment was not written: {}. The debit stands; the payee needs the payment to be paid now, and the issuer settles it to the payee when this wallet syncs",
+                done.human.trim_end(),
+                f.message()
+            ),
+            Value::Object(done.json),
+        )
+    })?;
     Ok(payment_done(&o, &p, repeated, said, &peer, &bytes, written))
 }
 
@@ -770,15 +806,27 @@ fn receive(dir: WalletDir, a: ReceiveArgs) -> Outcome {
     }
     let payment = a.input.read("payment")?;
     a.out.require("receipt")?;
+    a.out.check("receipt")?;
     let mut o = open(dir)?;
     let (receipt, p, repeated) = receive_payment(&mut o.wallet, &payment)?;
-    let written = a.out.write(&receipt, "receipt")?;
     let said = if repeated {
         "already received (not credited again): the same receipt,"
     } else {
         "received"
     };
     let peer = format!("from wallet {}", p.payer);
+    let written = a.out.write(&receipt, "receipt").map_err(|f| {
+        let done = payment_done(&o, &p, repeated, said, &peer, &payment, Written::default());
+        Failure::undelivered(
+            "not_written",
+            format!(
+                "{}; but the receipt was not written: {}. The credit stands",
+                done.human.trim_end(),
+                f.message()
+            ),
+            Value::Object(done.json),
+        )
+    })?;
     Ok(payment_done(
         &o, &p, repeated, said, &peer, &payment, written,
     ))
@@ -803,32 +851,81 @@ fn tap_failure(e: &TapError) -> Failure {
     Failure::refused(code, e.to_string())
 }
 
+/// What a peer over the tap hears when this wallet declines (see
+/// [`tap::Declined`]): its message was not acceptable, or this wallet will
+/// not go on; never its balance, limits or state.
+fn decline(f: Failure) -> Decline {
+    const NOT_ACCEPTABLE: &[&str] = &[
+        "malformed",
+        "wrong_message",
+        "bad_signature",
+        "peer_certificate",
+        "peer_revoked",
+        "unknown_certificate",
+        "certificate_wallet_mismatch",
+        "request_expired",
+        "request_validity_too_long",
+        "clock_skew",
+        "currency_mismatch",
+        "self_payment",
+        "wrong_payee",
+        "nonce_unknown",
+        "amount_mismatch",
+        "amount_not_expected",
+        "payer_rolled_back",
+    ];
+    let general = if NOT_ACCEPTABLE.contains(&f.code()) {
+        Declined::NotAcceptable
+    } else {
+        Declined::Unwilling
+    };
+    Decline::new(f.message(), general)
+}
+
+fn attempts_words(n: u32) -> String {
+    if n == 1 {
+        "1 attempt".into()
+    } else {
+        format!("{n} attempts")
+    }
+}
+
 fn pay_tap(dir: WalletDir, addr: &str, expect: Option<u64>, timeout: u64) -> Outcome {
     let timeout = tap_timeout(timeout)?;
     let mut o = open(dir)?;
-    let mut last = None;
-    for attempt in 1..=TAP_ATTEMPTS_MAX {
+    let mut last: Option<TapError> = None;
+    // The payment this wallet made (and debited) in an earlier attempt: from
+    // then on, nothing is "refused" any more; only its delivery is open.
+    let mut made_before: Option<(Payment, bool, Vec<u8>)> = None;
+    let mut attempt = 0;
+    while attempt < TAP_ATTEMPTS_MAX {
+        attempt += 1;
         let refusal: RefCell<Option<Failure>> = RefCell::new(None);
-        let made: RefCell<Option<(Payment, bool)>> = RefCell::new(None);
+        let made: RefCell<Option<(Payment, bool, Vec<u8>)>> = RefCell::new(None);
         let result = tap::tap_connect(addr, timeout).and_then(|conn| {
             conn.pay(
                 |request| match pay_request(&mut o.wallet, request, expect) {
                     Ok((bytes, p, repeated)) => {
-                        *made.borrow_mut() = Some((p, repeated));
+                        *made.borrow_mut() = Some((p, repeated, bytes.clone()));
                         Ok(bytes)
                     }
                     Err(f) => {
-                        let reason = f.to_string();
+                        let d = decline(f.clone());
                         *refusal.borrow_mut() = Some(f);
-                        Err(reason)
+                        Err(d)
                     }
                 },
             )
         });
+        if let Some(m) = made.into_inner()
+            && made_before.is_none()
+        {
+            made_before = Some(m);
+        }
         match result {
             Ok(paid) => {
                 confirm_receipt(&mut o.wallet, &paid.receipt)?;
-                let (p, repeated) = made.into_inner().ok_or_else(|| {
+                let (p, repeated, _) = made_before.ok_or_else(|| {
                     Failure::refused("tap", "the exchange ended without a payment")
                 })?;
                 let cur = p.amount.currency.to_string();
@@ -843,7 +940,8 @@ fn pay_tap(dir: WalletDir, addr: &str, expect: Option<u64>, timeout: u64) -> Out
                         p.seq,
                         if attempt > 1 {
                             format!(
-                                " after {attempt} attempts (the torn exchange was resumed, paid once)"
+                                " after {} (the torn exchange was resumed, paid once)",
+                                attempts_words(attempt)
                             )
                         } else {
                             String::new()
@@ -853,29 +951,61 @@ fn pay_tap(dir: WalletDir, addr: &str, expect: Option<u64>, timeout: u64) -> Out
                     v,
                 ));
             }
-            Err(TapError::Refused { .. }) => {
+            Err(TapError::Refused { .. }) if made_before.is_none() => {
                 return Err(refusal
                     .into_inner()
                     .unwrap_or_else(|| Failure::refused("refused", "the payment was refused")));
             }
-            Err(e) if e.is_torn() && attempt < TAP_ATTEMPTS_MAX => {
-                eprintln!("offpay: {e}: retrying ({attempt}/{})", TAP_ATTEMPTS_MAX - 1);
-                last = Some(e);
-                std::thread::sleep(TAP_RETRY_PAUSE);
+            Err(e @ TapError::PeerRefused { .. }) if made_before.is_none() => {
+                return Err(tap_failure(&e));
             }
-            Err(e) if e.is_torn() => {
+            Err(e) if made_before.is_none() && !e.is_torn() => return Err(tap_failure(&e)),
+            Err(e) => {
+                // Paid (debited) in this attempt or an earlier one: try to
+                // deliver it, all attempts, whatever broke this time.
+                if attempt < TAP_ATTEMPTS_MAX && !matches!(e, TapError::PeerRefused { .. }) {
+                    stderr_line(&format!(
+                        "offpay: {e}: the payment is made, retrying to deliver it ({attempt}/{})",
+                        TAP_ATTEMPTS_MAX - 1
+                    ));
+                    std::thread::sleep(TAP_RETRY_PAUSE);
+                    last = Some(e);
+                    continue;
+                }
                 last = Some(e);
                 break;
             }
-            Err(e) => return Err(tap_failure(&e)),
         }
     }
-    let e = last.map(|e| e.to_string()).unwrap_or_default();
-    Err(Failure::refused(
-        "tap_torn",
+    let Some((p, repeated, bytes)) = made_before else {
+        return Err(last.map_or_else(
+            || Failure::refused("tap", "the exchange did not happen"),
+            |e| tap_failure(&e),
+        ));
+    };
+    let why = match &last {
+        Some(TapError::PeerRefused { reason, .. }) => {
+            format!("the payee's wallet answered: {reason}")
+        }
+        Some(e) => e.to_string(),
+        None => "the exchange ended early".into(),
+    };
+    let mut v = with_id(payment_json(&o, &p, repeated), &bytes);
+    v["attempts"] = json!(attempt);
+    v["receipt"] = json!(false);
+    Err(Failure::undelivered(
+        "tap_undelivered",
         format!(
-            "{e}. The payment is debited and settles to the payee at sync even without a receipt; run the same command again while the payee still listens to collect the receipt"
+            "paid {} to wallet {} (seq {}), offline balance {}; the receipt did not arrive after {} ({why}). \
+The debit stands and the payment is final: the issuer settles it to the payee when either wallet syncs. \
+Next: if the payee did not get it, run the same command again while the payee listens (the same payment is sent, never a second one), or sync",
+            p.amount,
+            p.payee,
+            p.seq,
+            show_u(o.balance_minor(), p.amount.currency.as_str()),
+            attempts_words(attempt),
         ),
+        v,
     ))
 }
 
@@ -892,17 +1022,20 @@ fn receive_tap(dir: WalletDir, addr: &str, minor: u64, valid: u64, timeout: u64)
         .and_then(|l| l.with_timeout(timeout))
         .map_err(|e| tap_failure(&e))?;
     let local = listener.local_addr().map_err(|e| tap_failure(&e))?;
-    eprintln!(
-        "offpay: asking {} on the tap at {local}: pay with `offpay wallet --dir PAYER pay --tap {local}`",
-        req.amount
-    );
+    stderr_line(&format!(
+        "offpay: asking {} on the tap at {local} until {}: pay with `offpay wallet --dir PAYER pay --tap {local}`",
+        req.amount,
+        date(req.expires.0)
+    ));
     // A payment credited in an exchange whose receipt was lost (torn).
-    let mut credited: Option<Payment> = None;
+    let mut credited: Option<(Payment, bool)> = None;
+    let mut attempts = 0;
     for attempt in 1..=TAP_ATTEMPTS_MAX {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
             break;
         }
+        attempts = attempt;
         listener = listener.with_accept_timeout(Some(left));
         let refusal: RefCell<Option<Failure>> = RefCell::new(None);
         let got: RefCell<Option<(Payment, bool)>> = RefCell::new(None);
@@ -913,9 +1046,9 @@ fn receive_tap(dir: WalletDir, addr: &str, minor: u64, valid: u64, timeout: u64)
                     Ok(receipt)
                 }
                 Err(f) => {
-                    let reason = f.to_string();
+                    let d = decline(f.clone());
                     *refusal.borrow_mut() = Some(f);
-                    Err(reason)
+                    Err(d)
                 }
             }
         });
@@ -935,7 +1068,7 @@ fn receive_tap(dir: WalletDir, addr: &str, minor: u64, valid: u64, timeout: u64)
                         p.payer,
                         p.seq,
                         if attempt > 1 {
-                            format!(" after {attempt} attempts (credited once)")
+                            format!(" after {} (credited once)", attempts_words(attempt))
                         } else {
                             String::new()
                         },
@@ -944,17 +1077,24 @@ fn receive_tap(dir: WalletDir, addr: &str, minor: u64, valid: u64, timeout: u64)
                     v,
                 ));
             }
-            Err(TapError::Refused { .. }) => {
+            Err(TapError::Refused { .. }) if credited.is_none() => {
                 return Err(refusal
                     .into_inner()
                     .unwrap_or_else(|| Failure::refused("refused", "the payment was refused")));
             }
-            Err(e @ TapError::PeerRefused { .. }) => return Err(tap_failure(&e)),
+            Err(TapError::PeerRefused { reason, .. }) if credited.is_none() => {
+                return Err(Failure::refused(
+                    "peer_refused",
+                    format!("the payer's wallet did not pay: {reason}; nothing was received"),
+                ));
+            }
             Err(e) => {
                 // Torn (credited, receipt lost) or a payer that went away: keep
                 // offering the same request; the payer's retry gets the same receipt.
-                if let Some((p, _)) = got.into_inner() {
-                    credited = Some(p);
+                if let Some((p, repeated)) = got.into_inner()
+                    && credited.is_none()
+                {
+                    credited = Some((p, repeated));
                 }
                 if matches!(
                     e,
@@ -964,18 +1104,28 @@ fn receive_tap(dir: WalletDir, addr: &str, minor: u64, valid: u64, timeout: u64)
                 ) {
                     break;
                 }
-                eprintln!("offpay: {e}: waiting for the payer to try again");
+                stderr_line(&format!("offpay: {e}: waiting for the payer to try again"));
             }
         }
     }
     match credited {
-        Some(p) => Err(Failure::refused(
-            "tap_torn",
-            format!(
-                "received {} from wallet {} but the receipt never reached the payer; the credit stands, and the payment settles at sync",
-                p.amount, p.payer
-            ),
-        )),
+        Some((p, repeated)) => {
+            let mut v = payment_json(&o, &p, repeated);
+            v["attempts"] = json!(attempts);
+            v["listen"] = json!(local.to_string());
+            Err(Failure::undelivered(
+                "tap_undelivered",
+                format!(
+                    "received {} from wallet {} (seq {}), offline balance {}; but the receipt never reached the payer. \
+The credit stands and the payment settles at sync; nothing to do here: the payer is debited and its receipt is only its proof of delivery",
+                    p.amount,
+                    p.payer,
+                    p.seq,
+                    show_u(o.balance_minor(), p.amount.currency.as_str()),
+                ),
+                v,
+            ))
+        }
         None => Err(Failure::refused(
             "tap_timeout",
             "no payer completed the exchange before the request expired: nothing received",
@@ -1019,8 +1169,10 @@ pub(crate) fn sync_done(o: &Opened, s: &Synced) -> Done {
     if a.crl_updated {
         h.push_str("\n  revocation list updated");
     }
-    if a.unlocked {
+    if a.unlocked && s.was_locked {
         h.push_str("\n  UNLOCKED by the issuer: the wallet adopted the issuer's checkpoint");
+    } else if a.unlocked {
+        h.push_str("\n  the issuer's checkpoint was adopted (the wallet was not locked)");
     }
     if let Some(r) = &lock {
         h.push_str(&format!("\n  LOCKED: {r}"));
@@ -1040,7 +1192,7 @@ pub(crate) fn sync_done(o: &Opened, s: &Synced) -> Done {
             "certificate_renewed": a.certificate_renewed,
             "policy_updated": a.policy_updated,
             "crl_updated": a.crl_updated,
-            "unlocked": a.unlocked,
+            "unlocked": a.unlocked && s.was_locked,
             "locked": lock.is_some(),
             "lock_reason": lock,
             "balance_minor": o.balance_minor(),
@@ -1086,15 +1238,38 @@ pub(crate) fn redeem(o: &mut Opened, client: &Client, minor: u64) -> Outcome {
         Err(e) => {
             let f = Failure::from(e);
             v["settled"] = json!(false);
-            v["reason"] = json!(f.to_string());
-            Ok(Done::new(
+            v["reason"] = json!(f.message());
+            Err(Failure::undelivered(
+                "redeem_unsettled",
                 format!(
-                    "redeemed {amount} offline: {f}; it settles to the online account at the next sync\n  offline balance {balance}"
+                    "redeemed {amount} from the wallet (offline balance {balance}), but the server did not confirm it ({}). \
+The redeem is in the wallet's log: it settles to the online account at the next `offpay wallet sync`, once",
+                    f.message()
                 ),
                 v,
             ))
         }
     }
+}
+
+/// The wallet's state for people: active, locked (and what resolves it), or
+/// revoked (which nothing resolves).
+fn state_words(lock: Option<&str>, enrolled: bool) -> String {
+    match lock {
+        Some(r) if r.starts_with("locked by the issuer: revoked") => format!(
+            "REVOKED ({r}): this wallet can no longer pay; what it holds is settled by the issuer, ask the issuer"
+        ),
+        Some(r) if r.contains("rolled back") => format!(
+            "LOCKED ({r}): only the issuer can unlock it (`offpay admin unlock`), then sync"
+        ),
+        Some(r) => format!("LOCKED ({r}): sync after the issuer unlocks it"),
+        None if enrolled => "active (not locked)".into(),
+        None => "not enrolled".into(),
+    }
+}
+
+pub(crate) fn plural(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 fn duration_words(s: u64) -> String {
@@ -1117,11 +1292,7 @@ pub(crate) fn status(o: &Opened) -> Done {
     let mut h = format!(
         "wallet {}\n  state:               {}\n  offline balance:     {}",
         st.wallet_id,
-        match &lock {
-            Some(r) => format!("LOCKED ({r}): sync to resolve"),
-            None if st.enrolled => "unlocked".into(),
-            None => "not enrolled".into(),
-        },
+        state_words(lock.as_deref(), st.enrolled),
         show_u(st.balance.map_or(0, |b| b.minor), &cur)
     );
     if let Some(s) = st.seconds_until_sync_required {
@@ -1137,8 +1308,9 @@ pub(crate) fn status(o: &Opened) -> Done {
     }
     if let (Some(spend), Some(n)) = (st.offline_spend_left_minor, st.offline_payments_left) {
         h.push_str(&format!(
-            "\n  left before a sync:  {} in {n} payment(s)",
-            show_u(spend, &cur)
+            "\n  left before a sync:  {} in {}",
+            show_u(spend, &cur),
+            plural(u64::from(n), "payment", "payments")
         ));
     }
     if let Some(p) = p {
@@ -1157,8 +1329,8 @@ pub(crate) fn status(o: &Opened) -> Done {
     ));
     if st.evidence > 0 {
         h.push_str(&format!(
-            "\n  evidence:            {} refused payment(s) to report at the next sync",
-            st.evidence
+            "\n  evidence:            {} to report at the next sync",
+            plural(st.evidence as u64, "refused payment", "refused payments")
         ));
     }
     if let Some(t) = st.certificate_expires {
@@ -1185,6 +1357,13 @@ pub(crate) fn status(o: &Opened) -> Done {
             "evidence": st.evidence,
         }),
     )
+}
+
+/// A certificate serial as OpenSSL prints it (`openssl x509 -serial`):
+/// upper-case hex, an even number of digits.
+pub(crate) fn serial_hex(serial: impl Into<u128>) -> String {
+    let h = format!("{:X}", serial.into());
+    if h.len() % 2 == 1 { format!("0{h}") } else { h }
 }
 
 /// "2026-01-31 12:34:56 UTC" from Unix seconds (proleptic Gregorian).
@@ -1218,5 +1397,21 @@ mod tests {
         assert_eq!(date(0), "1970-01-01 00:00:00 UTC");
         assert_eq!(date(951_782_400), "2000-02-29 00:00:00 UTC");
         assert_eq!(date(1_767_225_599), "2025-12-31 23:59:59 UTC");
+    }
+
+    #[test]
+    fn serials_print_as_openssl_does() {
+        assert_eq!(serial_hex(4_611_686_018_427_387_905u64), "4000000000000001");
+        assert_eq!(serial_hex(255u64), "FF");
+        assert_eq!(serial_hex(256u64), "0100");
+    }
+
+    #[test]
+    fn words_for_people() {
+        assert_eq!(plural(1, "payment", "payments"), "1 payment");
+        assert_eq!(plural(2, "payment", "payments"), "2 payments");
+        assert_eq!(attempts_words(1), "1 attempt");
+        assert_eq!(state_words(None, true), "active (not locked)");
+        assert!(!state_words(Some("locked by the issuer: revoked: stolen"), true).contains("sync"));
     }
 }

@@ -38,11 +38,44 @@ fn the_demo_tells_the_whole_story() {
         &p(&dir, "root.pem"),
     ]);
     assert_eq!(v["valid"], true);
+    // It says how, and with which PIN its wallets open.
+    assert!(
+        r.stdout.contains(&format!(
+            "offpay evidence verify {}",
+            p(&dir, "alice-double-spend.proof")
+        )),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("PIN 2468"), "{}", r.stdout);
+    let mut c = offpay();
+    c.env("OFFPAY_PIN", "2468");
+    let bob = run_with(
+        c,
+        &[
+            "--json",
+            "wallet",
+            "--dir",
+            &p(&dir, "wallet-bob"),
+            "balance",
+        ],
+    );
+    assert_eq!(bob.code, 0, "the demo's PIN opens its wallets: {bob:?}");
     assert!(dir.join("messages/01-payment.bin").exists());
     assert!(dir.join("messages/03-request.png").exists());
     // The directory is now in use: a second run refuses it (usage).
     let again = run(&["demo", "--dir", dir.to_str().unwrap()]);
     assert_eq!(again.code, 2, "{again:?}");
+    // Without --dir everything is deleted at the end: no path to a file
+    // that will not exist is printed.
+    let r = run(&["demo"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        !r.stdout.contains("alice-double-spend.proof"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("offpay demo --dir DIR"), "{}", r.stdout);
 }
 
 #[test]
@@ -306,13 +339,67 @@ fn refusals_say_why_and_change_nothing() {
             .contains("not a payment request"),
         "{e}"
     );
-    w_refused(
+    // Another message than the one expected is named for what it is, in
+    // words (not "wrong message type: expected 1, found 3", not a size limit).
+    let e = w_refused(
         &gil,
         &["pay", &f("rcpt.bin"), "--out", &f("x.bin")],
-        "malformed",
+        "wrong_message",
     );
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("this is a receipt, not a payment request"),
+        "{e}"
+    );
+    let e = w_refused(&gil, &["confirm", &f("pay.bin")], "wrong_message");
+    let m = e["error"]["message"].as_str().unwrap();
+    assert!(m.starts_with("this is a payment, not a receipt"), "{e}");
+    assert!(!m.contains("limit") && !m.contains("type"), "{e}");
     w_refused(&gil, &["confirm", &f("junk.bin")], "malformed");
-    w_refused(&gil, &["load", "--voucher", &f("pay.bin")], "malformed");
+    w_refused(&gil, &["load", "--voucher", &f("pay.bin")], "wrong_message");
+    // A PNG (a QR code) given as a message file: the flag is suggested.
+    let png = f("req.png");
+    w(&hal, &["request", "1.00", "--qr", &png]);
+    let r = run(&[
+        "--json",
+        "wallet",
+        "--dir",
+        gil.to_str().unwrap(),
+        "pay",
+        &png,
+        "--out",
+        &f("x.bin"),
+    ]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(
+        r.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("--from-qr"),
+        "{r:?}"
+    );
+    // A payment whose --out cannot be written is refused before the wallet
+    // pays: exit 1 means nothing changed.
+    w(&hal, &["request", "1.00", "--out", &f("req2.bin")]);
+    let e = w_refused(
+        &gil,
+        &["pay", &f("req2.bin"), "--out", &f("missing/pay.bin")],
+        "io",
+    );
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("nothing was done"),
+        "{e}"
+    );
+    w_refused(
+        &gil,
+        &["pay", &f("req2.bin"), "--out", d.to_str().unwrap()],
+        "io",
+    );
     w_refused(
         &gil,
         &["pay", &f("missing.bin"), "--out", &f("x.bin")],

@@ -362,6 +362,18 @@ fn a_rolled_back_wallet_is_caught_and_proven() {
     assert_eq!(v["payer"], t.alice_id);
     assert_eq!(v["seq"], 1);
     assert_eq!(v["amounts_minor"], serde_json::json!([8_000, 8_000]));
+    // The issuer certificate given instead of the root: said so, and the
+    // proof is not called invalid.
+    let r = run(&[
+        "evidence",
+        "verify",
+        proof,
+        "--root",
+        &p(&pki, "issuer.pem"),
+    ]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stderr.contains("not the scheme root"), "{r:?}");
+    assert!(!r.stderr.contains("not a valid"), "{r:?}");
     // A damaged proof is refused with a reason.
     let mut bytes = std::fs::read(proof).unwrap();
     let n = bytes.len();

@@ -30,6 +30,14 @@ pub enum InputError {
     ZeroAmount,
     /// An amount does not fit the ledger's signed 64-bit minor units.
     AmountTooLarge,
+    /// An operator amount is above what one operation may move
+    /// (`AMOUNT_MINOR_MAX`).
+    AmountAboveMax {
+        /// The amount asked for.
+        amount: Amount,
+        /// The most one operation may move.
+        max: Amount,
+    },
     /// An amount or a report is in another currency than the issuer's.
     Currency {
         /// The issuer's currency.
@@ -77,6 +85,7 @@ impl InputError {
             InputError::IdempotencyKey => "idempotency_key",
             InputError::ZeroAmount => "zero_amount",
             InputError::AmountTooLarge => "amount_too_large",
+            InputError::AmountAboveMax { .. } => "amount_above_max",
             InputError::Currency { .. } => "currency",
             InputError::Entry { .. } => "entry_malformed",
             InputError::ForeignOutgoing { .. } => "foreign_outgoing_entry",
@@ -107,6 +116,10 @@ impl fmt::Display for InputError {
             ),
             InputError::ZeroAmount => f.write_str("amount must be positive"),
             InputError::AmountTooLarge => f.write_str("amount too large"),
+            InputError::AmountAboveMax { amount, max } => write!(
+                f,
+                "amount {amount} is larger than one operation may move ({max})"
+            ),
             InputError::Currency { expected } => write!(f, "currency must be {expected}"),
             InputError::Entry { list, index, error } => write!(f, "{list} {index}: {error}"),
             InputError::ForeignOutgoing { index } => {

@@ -146,6 +146,12 @@ impl<S: Store> std::fmt::Debug for Issuer<S> {
     }
 }
 
+/// Largest amount one operator operation (deposit, withdrawal, load) may
+/// move, in minor units: 2^53, far below the 64-bit limits, so that sums of
+/// many such amounts stay exact in every backend and are refused as input
+/// rather than overflowing in storage.
+pub const AMOUNT_MINOR_MAX: u64 = 1 << 53;
+
 fn check_customer_id(id: &str) -> Result<(), IssuerError> {
     if id.is_empty()
         || id.len() > CUSTOMER_ID_BYTES_MAX
@@ -327,6 +333,13 @@ impl<S: Store> Issuer<S> {
         }
         if minor == 0 {
             return Err(InputError::ZeroAmount.into());
+        }
+        if minor > AMOUNT_MINOR_MAX {
+            return Err(InputError::AmountAboveMax {
+                amount: Amount::new(minor, currency),
+                max: Amount::new(AMOUNT_MINOR_MAX, currency),
+            }
+            .into());
         }
         to_i64(minor)
     }

@@ -24,5 +24,7 @@ mod settle;
 pub mod store;
 
 pub use error::{IssuerError, LockReason, ReportProblem};
-pub use issuer::{Enrollment, InvariantReport, Issuer, IssuerConfig, RedeemOutcome, SyncOutcome};
+pub use issuer::{
+    AMOUNT_MINOR_MAX, Enrollment, InvariantReport, Issuer, IssuerConfig, RedeemOutcome, SyncOutcome,
+};
 pub use ledger::Account;

@@ -466,6 +466,13 @@ impl<S: Store> Issuer<S> {
         } else {
             let cmd = match w.state {
                 WalletState::Active => WalletCommand::None,
+                // A revoked wallet is told so, whatever the operator's reason.
+                WalletState::Revoked => WalletCommand::Lock {
+                    reason: reason_text(&match w.reason.as_deref() {
+                        Some(r) if !r.starts_with("revoked") => format!("revoked: {r}"),
+                        _ => w.reason.clone().unwrap_or_else(|| "revoked".into()),
+                    }),
+                },
                 _ => WalletCommand::Lock {
                     reason: reason_text(w.reason.as_deref().unwrap_or(w.state.as_str())),
                 },

@@ -70,7 +70,14 @@ fn amount(st: &AppState, minor: u64, currency: &str) -> Result<Amount, ApiError>
             st.issuer.currency()
         )));
     }
-    Ok(Amount::new(minor, c))
+    let a = Amount::new(minor, c);
+    if minor > st.operator_amount_max_minor {
+        return Err(ApiError::invalid_input(format!(
+            "amount {a} is over the operator amount cap of {} (operator_amount_max_minor in the server configuration)",
+            Amount::new(st.operator_amount_max_minor, c)
+        )));
+    }
+    Ok(a)
 }
 
 fn limit(l: Option<u32>) -> Result<u32, ApiError> {

@@ -59,7 +59,15 @@ pub struct ServerConfig {
     pub currency: Currency,
     /// Signature suite of a new issuer's CA keys.
     pub suite: Suite,
+    /// Largest amount of one operator deposit, withdrawal or load, in minor
+    /// units: a sanity cap against a typo of many digits (default
+    /// [`OPERATOR_AMOUNT_MAX_MINOR_DEFAULT`]).
+    pub operator_amount_max_minor: u64,
 }
+
+/// Default [`ServerConfig::operator_amount_max_minor`]: 1 000 000 000.00 in
+/// a two-decimal currency.
+pub const OPERATOR_AMOUNT_MAX_MINOR_DEFAULT: u64 = 100_000_000_000;
 
 impl fmt::Debug for ServerConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -77,6 +85,7 @@ impl fmt::Debug for ServerConfig {
             .field("log_format", &self.log_format)
             .field("currency", &self.currency)
             .field("suite", &self.suite)
+            .field("operator_amount_max_minor", &self.operator_amount_max_minor)
             .finish()
     }
 }
@@ -102,6 +111,7 @@ impl Default for ServerConfig {
             log_format: LogFormat::Text,
             currency: Currency::EUR,
             suite: Suite::Ed25519,
+            operator_amount_max_minor: OPERATOR_AMOUNT_MAX_MINOR_DEFAULT,
         }
     }
 }
@@ -182,6 +192,9 @@ impl ServerConfig {
         if let Some(v) = f.suite {
             self.suite = parse_suite(&v)?;
         }
+        if let Some(v) = f.operator_amount_max_minor {
+            self.operator_amount_max_minor = v;
+        }
         Ok(())
     }
 
@@ -212,6 +225,11 @@ impl ServerConfig {
         if let Some(v) = get("OFFPAY_SUITE") {
             self.suite = parse_suite(&v)?;
         }
+        if let Some(v) = get("OFFPAY_OPERATOR_AMOUNT_MAX_MINOR") {
+            self.operator_amount_max_minor = v
+                .parse()
+                .map_err(|e| ConfigError(format!("OFFPAY_OPERATOR_AMOUNT_MAX_MINOR={v}: {e}")))?;
+        }
         Ok(())
     }
 
@@ -237,10 +255,22 @@ impl ServerConfig {
         if let Some(v) = &a.suite {
             self.suite = parse_suite(v)?;
         }
+        if let Some(v) = a.operator_amount_max_minor {
+            self.operator_amount_max_minor = v;
+        }
         Ok(())
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
+        if self.operator_amount_max_minor == 0
+            || self.operator_amount_max_minor > offpay_issuer::AMOUNT_MINOR_MAX
+        {
+            return Err(ConfigError(format!(
+                "operator_amount_max_minor must be 1 to {} (got {})",
+                offpay_issuer::AMOUNT_MINOR_MAX,
+                self.operator_amount_max_minor
+            )));
+        }
         if let Some(t) = &self.operator_token {
             check_operator_token(t)?;
         }
@@ -292,12 +322,13 @@ struct FileConfig {
     log_format: Option<LogFormat>,
     currency: Option<String>,
     suite: Option<String>,
+    operator_amount_max_minor: Option<u64>,
 }
 
 /// Flags of `offpay server` (the CLI flattens this).
 #[derive(clap::Args, Clone, Debug, Default, PartialEq, Eq)]
 pub struct ServerArgs {
-    /// TOML configuration file (keys: listen, data_dir, database_url, operator_token, log_format, currency, suite).
+    /// TOML configuration file (keys: listen, data_dir, database_url, operator_token, log_format, currency, suite, operator_amount_max_minor).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Address to listen on [env: OFFPAY_LISTEN] [default: 127.0.0.1:8080].
@@ -321,6 +352,10 @@ pub struct ServerArgs {
     /// Signature suite of a new issuer's CA keys: ed25519 or p256 [env: OFFPAY_SUITE] [default: ed25519].
     #[arg(long, value_name = "SUITE")]
     pub suite: Option<String>,
+    /// Largest operator deposit, withdrawal or load, in minor units (a sanity
+    /// cap) [env: OFFPAY_OPERATOR_AMOUNT_MAX_MINOR] [default: 100000000000].
+    #[arg(long, value_name = "MINOR")]
+    pub operator_amount_max_minor: Option<u64>,
 }
 
 /// A configuration problem.

@@ -77,6 +77,8 @@ pub struct AppState {
     operator_token_hash: Hash32,
     /// Counters.
     pub metrics: Arc<Metrics>,
+    /// Largest operator deposit, withdrawal or load (minor units).
+    pub operator_amount_max_minor: u64,
 }
 
 impl fmt::Debug for AppState {
@@ -94,7 +96,14 @@ impl AppState {
             issuer,
             operator_token_hash: Hash32::digest(operator_token.as_bytes()),
             metrics: Arc::new(Metrics::default()),
+            operator_amount_max_minor: config::OPERATOR_AMOUNT_MAX_MINOR_DEFAULT,
         }
+    }
+
+    /// The same with another operator amount cap.
+    pub fn with_operator_amount_max(mut self, minor: u64) -> AppState {
+        self.operator_amount_max_minor = minor;
+        self
     }
 
     /// Whether `token` is the operator token (constant time in the token's content).

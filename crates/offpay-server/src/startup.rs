@@ -163,7 +163,8 @@ pub(crate) fn prepare(config: &ServerConfig) -> Result<(AppState, Prepared), Ser
             "the issuer was initialised with another currency; the configured one is ignored"
         );
     }
-    let state = AppState::new(Arc::new(issuer), &token);
+    let state = AppState::new(Arc::new(issuer), &token)
+        .with_operator_amount_max(config.operator_amount_max_minor);
     Ok((
         state,
         Prepared {

@@ -29,6 +29,6 @@ pub use qr::{
     encode_png_file, encode_terminal, qr_version_for,
 };
 pub use tap::{
-    FrameType, TAP_FRAME_BYTES_MAX, TAP_TIMEOUT_MS_DEFAULT, TapConnection, TapError, TapListener,
-    TapOutcome, TapPaid, pay_over_tap, serve_one, tap_connect,
+    Decline, Declined, FrameType, TAP_FRAME_BYTES_MAX, TAP_TIMEOUT_MS_DEFAULT, TapConnection,
+    TapError, TapListener, TapOutcome, TapPaid, pay_over_tap, serve_one, tap_connect,
 };

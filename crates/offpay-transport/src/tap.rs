@@ -61,6 +61,17 @@
 //! send the Receipt: it should keep offering the same request until the payer
 //! has retried (or the request expires).
 //!
+//! # What a peer learns when the other side declines
+//!
+//! A callback that declines returns a [`Decline`]: its own reason, which
+//! stays on its side ([`TapError::Refused`]), and a [`Declined`] category,
+//! whose fixed text is all the ERROR frame carries. A payer that cannot pay
+//! (funds, limits, a lock) never tells the payee its balance or limit state;
+//! the payee hears "declined" and, at most, that its message was not
+//! acceptable. A plain `String` converts into a [`Decline`] with the
+//! [`Declined::Unwilling`] category (`reason.into()`), so no caller's reason
+//! reaches the wire by accident.
+//!
 //! The listener binds exactly the address the caller gives (tests use
 //! `127.0.0.1:0`): nothing is exposed beyond what the caller asks for.
 
@@ -93,6 +104,61 @@ const ACCEPT_POLL: Duration = Duration::from_millis(10);
 /// The default per-frame timeout.
 pub fn default_timeout() -> Duration {
     Duration::from_millis(TAP_TIMEOUT_MS_DEFAULT)
+}
+
+/// What the peer is told when a side declines: a general category, never
+/// the reason itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Declined {
+    /// This side will not go on (funds, limits, its state, its user): which
+    /// of these is not said.
+    Unwilling,
+    /// The peer's message is not acceptable: invalid, expired, not for this
+    /// wallet, or not what was expected.
+    NotAcceptable,
+}
+
+impl Declined {
+    /// The fixed text the ERROR frame carries.
+    pub fn text(self) -> &'static str {
+        match self {
+            Declined::Unwilling => "declined by the other wallet (its reason is not shared)",
+            Declined::NotAcceptable => {
+                "declined: the message was not acceptable to the other wallet (invalid, expired, not for it, or not what it expected)"
+            }
+        }
+    }
+}
+
+/// A callback's refusal: its reason stays local, the peer hears `general`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Decline {
+    /// Why, for this side only (returned as [`TapError::Refused`]).
+    pub reason: String,
+    /// What the peer hears.
+    pub general: Declined,
+}
+
+impl Decline {
+    /// A refusal with its local reason and what the peer hears.
+    pub fn new(reason: impl Into<String>, general: Declined) -> Decline {
+        Decline {
+            reason: reason.into(),
+            general,
+        }
+    }
+}
+
+impl From<String> for Decline {
+    fn from(reason: String) -> Decline {
+        Decline::new(reason, Declined::Unwilling)
+    }
+}
+
+impl From<&str> for Decline {
+    fn from(reason: &str) -> Decline {
+        Decline::new(reason, Declined::Unwilling)
+    }
 }
 
 /// The type of a frame (its first byte).
@@ -263,7 +329,8 @@ pub enum TapError {
         /// debited; see [`TapError::Torn`] for what to do).
         payment_sent: bool,
     },
-    /// Our own callback refused; an ERROR frame with this reason was sent to the peer.
+    /// Our own callback refused: this is its reason (kept here); the peer was
+    /// sent an ERROR frame with only its [`Declined`] category.
     Refused {
         /// The callback's reason.
         reason: String,
@@ -432,7 +499,7 @@ fn sanitize_reason(payload: &[u8]) -> String {
         .collect()
 }
 
-/// Our reason cut to [`TAP_ERROR_REASON_BYTES_MAX`] bytes at a character boundary.
+/// A reason cut to [`TAP_ERROR_REASON_BYTES_MAX`] bytes at a character boundary.
 fn truncate_reason(reason: &str) -> &str {
     if reason.len() <= TAP_ERROR_REASON_BYTES_MAX {
         return reason;
@@ -652,7 +719,8 @@ pub struct TapOutcome {
 /// reason. `on_payment` is called at most once, and only with a complete
 /// PAYMENT frame.
 ///
-/// Errors: [`TapError::Refused`] if `on_payment` refused,
+/// Errors: [`TapError::Refused`] if `on_payment` refused (the payer hears
+/// only its [`Declined`] category),
 /// [`TapError::PeerRefused`] if the payer sent ERROR instead of paying,
 /// [`TapError::Torn`] if the Receipt was made but could not be sent (keep
 /// serving the same request: the payer will retry), and the transport errors
@@ -665,7 +733,7 @@ pub fn serve_one<F>(
     on_payment: F,
 ) -> Result<TapOutcome, TapError>
 where
-    F: FnOnce(&[u8]) -> Result<Vec<u8>, String>,
+    F: FnOnce(&[u8]) -> Result<Vec<u8>, Decline>,
 {
     check_outgoing(FrameType::Request, request)?;
     let (stream, peer) = listener.accept()?;
@@ -674,10 +742,10 @@ where
     let payment = conn.expect(FrameType::Payment, Step::AwaitPayment, false)?;
     let receipt = match on_payment(&payment) {
         Ok(receipt) => receipt,
-        Err(reason) => {
-            conn.send_error(&reason, Step::SendReceipt);
+        Err(d) => {
+            conn.send_error(d.general.text(), Step::SendReceipt);
             conn.finish();
-            return Err(TapError::Refused { reason });
+            return Err(TapError::Refused { reason: d.reason });
         }
     };
     if let Err(e) = check_outgoing(FrameType::Receipt, &receipt) {
@@ -762,22 +830,22 @@ impl TapConnection {
     /// only with a complete REQUEST frame.
     ///
     /// Errors: [`TapError::Refused`] if `on_request` refused (an ERROR frame
-    /// tells the payee), [`TapError::PeerRefused`] if the payee sent ERROR
+    /// tells the payee its [`Declined`] category, not the reason), [`TapError::PeerRefused`] if the payee sent ERROR
     /// (with `payment_sent: true` if it refused our payment), transport errors
     /// before the Payment was made, and [`TapError::Torn`] for any failure
     /// after it: retry the exchange (see the module docs).
     pub fn pay<F>(self, on_request: F) -> Result<TapPaid, TapError>
     where
-        F: FnOnce(&[u8]) -> Result<Vec<u8>, String>,
+        F: FnOnce(&[u8]) -> Result<Vec<u8>, Decline>,
     {
         let conn = Conn::new(self.conn_stream, self.timeout, Step::Connect)?;
         let request = conn.expect(FrameType::Request, Step::AwaitRequest, false)?;
         let payment = match on_request(&request) {
             Ok(payment) => payment,
-            Err(reason) => {
-                conn.send_error(&reason, Step::SendPayment);
+            Err(d) => {
+                conn.send_error(d.general.text(), Step::SendPayment);
                 conn.finish();
-                return Err(TapError::Refused { reason });
+                return Err(TapError::Refused { reason: d.reason });
             }
         };
         let torn = |payment_sent: bool, cause: TapError| match cause {
@@ -802,7 +870,7 @@ impl TapConnection {
 pub fn pay_over_tap<A, F>(addr: A, on_request: F) -> Result<TapPaid, TapError>
 where
     A: ToSocketAddrs,
-    F: FnOnce(&[u8]) -> Result<Vec<u8>, String>,
+    F: FnOnce(&[u8]) -> Result<Vec<u8>, Decline>,
 {
     tap_connect(addr, default_timeout())?.pay(on_request)
 }

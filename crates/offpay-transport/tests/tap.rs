@@ -13,8 +13,8 @@ use common::*;
 use offpay_protocol::Suite;
 use offpay_protocol::messages::{PAYMENT_REQUEST_BYTES_MAX, RECEIPT_BYTES_MAX};
 use offpay_transport::tap::{
-    self, FrameType, Step, TAP_ERROR_REASON_BYTES_MAX, TapError, TapListener, TapOutcome,
-    encode_frame, read_frame, serve_one, tap_connect, write_frame,
+    self, Decline, Declined, FrameType, Step, TapError, TapListener, TapOutcome, encode_frame,
+    read_frame, serve_one, tap_connect, write_frame,
 };
 use offpay_wallet::Wallet;
 use offpay_wallet::vault::MemoryVault;
@@ -31,15 +31,15 @@ fn listener() -> (TapListener, SocketAddr) {
 fn payer_cb(
     w: &mut Wallet<MemoryVault>,
     now: offpay_protocol::UnixSeconds,
-) -> impl FnOnce(&[u8]) -> Result<Vec<u8>, String> + '_ {
-    move |req| w.pay(req, now).map_err(|e| e.to_string())
+) -> impl FnOnce(&[u8]) -> Result<Vec<u8>, Decline> + '_ {
+    move |req| w.pay(req, now).map_err(|e| e.to_string().into())
 }
 
 fn payee_cb(
     w: &mut Wallet<MemoryVault>,
     now: offpay_protocol::UnixSeconds,
-) -> impl FnOnce(&[u8]) -> Result<Vec<u8>, String> + '_ {
-    move |p| w.receive(p, now).map_err(|e| e.to_string())
+) -> impl FnOnce(&[u8]) -> Result<Vec<u8>, Decline> + '_ {
+    move |p| w.receive(p, now).map_err(|e| e.to_string().into())
 }
 
 #[test]
@@ -86,14 +86,15 @@ fn full_exchange_moves_money_both_suites() {
 }
 
 #[test]
-fn refusals_travel_as_error_frames() {
+fn refusals_travel_as_error_frames_without_the_reason() {
     let suite = Suite::Ed25519;
     let mut s = Scheme::new(suite);
     let mut alice = s.memory_wallet(suite);
     let mut bob = s.memory_wallet(suite);
     s.load(&mut alice, 1_000, T0);
     let now = T0.plus(60);
-    // More than Alice holds: her TA refuses, Bob hears why.
+    // More than Alice holds: her TA refuses; Bob hears that she declined,
+    // never her balance or her limits.
     let req = bob.request(eur_amount(5_000), 300, now).unwrap();
     let (l, addr) = listener();
     let (served, paid) = thread::scope(|sc| {
@@ -104,28 +105,41 @@ fn refusals_travel_as_error_frames() {
     let TapError::Refused { reason } = paid.unwrap_err() else {
         panic!("payer refused")
     };
+    assert!(reason.contains("10.00"), "the payer's own reason: {reason}");
     match served.unwrap_err() {
         TapError::PeerRefused {
             reason: heard,
             payment_sent: false,
-        } => assert_eq!(heard, reason),
+        } => {
+            assert_eq!(heard, Declined::Unwilling.text());
+            for secret in ["10.00", "balance", "funds", "limit", "1000"] {
+                assert!(
+                    !heard.contains(secret),
+                    "the payee learns {secret:?}: {heard}"
+                );
+            }
+        }
         e => panic!("{e:?}"),
     }
     assert_eq!(alice.balance().unwrap().minor, 1_000);
 
-    // The payee refuses: its callback's reason (cut to the limit) reaches the payer.
+    // The payee refuses: it keeps its reason, the payer hears the category.
     let long = "x".repeat(1000);
     let (served, paid) = thread::scope(|sc| {
-        let payee = sc.spawn(|| serve_one(&l, b"some request", |_| Err(long.clone())));
+        let payee = sc.spawn(|| {
+            serve_one(&l, b"some request", |_| {
+                Err(Decline::new(long.clone(), Declined::NotAcceptable))
+            })
+        });
         let paid = tap::pay_over_tap(addr, |_| Ok(b"a payment".to_vec()));
         (payee.join().unwrap(), paid)
     });
-    assert!(matches!(served, Err(TapError::Refused { .. })));
+    assert!(matches!(served, Err(TapError::Refused { reason }) if reason == long));
     match paid.unwrap_err() {
         TapError::PeerRefused {
             reason,
             payment_sent: true,
-        } => assert_eq!(reason.len(), TAP_ERROR_REASON_BYTES_MAX),
+        } => assert_eq!(reason, Declined::NotAcceptable.text()),
         e => panic!("{e:?}"),
     }
 }

@@ -249,7 +249,7 @@ impl Server {
 
     pub fn assert_invariants(&self) {
         let v = self.admin(&["invariants"]);
-        assert_eq!(v["ok"], true, "{v}");
+        assert_eq!(v["invariants_ok"], true, "{v}");
     }
 }
 

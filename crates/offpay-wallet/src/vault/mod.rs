@@ -189,7 +189,8 @@ impl fmt::Display for VaultError {
             Self::Io { op, kind } => write!(f, "vault I/O error during {op}: {kind}"),
             Self::Tampered => f.write_str("sealed vault state failed authentication (tampered)"),
             Self::WrongPin { attempts_left } => {
-                write!(f, "wrong PIN ({attempts_left} attempts left)")
+                let s = if *attempts_left == 1 { "" } else { "s" };
+                write!(f, "wrong PIN ({attempts_left} attempt{s} left)")
             }
             Self::PinAttemptsExhausted => {
                 f.write_str("too many wrong PINs: vault locked until unlocked by the backend")
