@@ -476,14 +476,20 @@ fn balance_of(v: &Value) -> String {
 }
 
 fn wallet_line(w: &Value) -> String {
+    let stranded = i(w, "stranded_minor");
     format!(
-        "{}  {:<12} {:<8} sub-account {:>14}  load seq {}  checkpoint {}",
+        "{}  {:<12} {:<8} sub-account {:>14}  load seq {}  checkpoint {}{}",
         s(w, "wallet_id"),
         s(w, "customer"),
         s(w, "state"),
         show(i(w, "offline_balance_minor"), s(w, "currency")),
         w["load_seq"],
         w["checkpoint"],
+        if stranded != 0 {
+            format!("  not in the wallet: {}", show(stranded, s(w, "currency")))
+        } else {
+            String::new()
+        }
     )
 }
 
@@ -509,6 +515,14 @@ fn wallet_details(w: &Value) -> String {
         show(i(w, "clawed_back_minor"), cur),
         show(i(w, "guaranteed_minor"), cur),
     ));
+    let stranded = i(w, "stranded_minor");
+    if stranded != 0 {
+        h.push_str(&format!(
+            "\n  not in the wallet: {} of the sub-account, as of checkpoint {}: payments settled to this wallet that its TA refused or never received (the TA holds the sub-account minus this, minus vouchers not yet applied)",
+            show(stranded, cur),
+            w["stranded_checkpoint"],
+        ));
+    }
     h
 }
 

@@ -42,6 +42,9 @@ pub struct Response {
     pub content_type: Option<String>,
     /// The body.
     pub body: Vec<u8>,
+    /// `offpay-stranded-minor` (the `/v1/sync` answer): money the issuer
+    /// credited to the wallet that its TA does not hold.
+    pub stranded_minor: Option<i64>,
 }
 
 fn net(url: &str, e: impl std::fmt::Display) -> Failure {
@@ -283,6 +286,7 @@ fn read_response(mut r: impl BufRead) -> std::io::Result<Response> {
     let mut content_length = None;
     let mut chunked = false;
     let mut content_type = None;
+    let mut stranded_minor = None;
     loop {
         let line = read_line_bounded(&mut r, &mut budget)?;
         if line.is_empty() {
@@ -301,6 +305,7 @@ fn read_response(mut r: impl BufRead) -> std::io::Result<Response> {
             }
             "transfer-encoding" => chunked = v.eq_ignore_ascii_case("chunked"),
             "content-type" => content_type = Some(v.to_string()),
+            "offpay-stranded-minor" => stranded_minor = v.parse::<i64>().ok(),
             _ => {}
         }
     }
@@ -344,6 +349,7 @@ fn read_response(mut r: impl BufRead) -> std::io::Result<Response> {
         status,
         content_type,
         body,
+        stranded_minor,
     })
 }
 
@@ -408,6 +414,7 @@ mod tests {
             status: 409,
             content_type: Some("application/json".into()),
             body: br#"{"code":"insufficient_funds","message":"not enough"}"#.to_vec(),
+            stranded_minor: None,
         };
         let e = r.json().unwrap_err();
         assert_eq!(e.code(), "insufficient_funds");
