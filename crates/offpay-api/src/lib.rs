@@ -140,6 +140,12 @@ pub struct EnrollmentTokenResponse {
     pub customer: String,
 }
 
+/// The response header of `POST /v1/sync` carrying the issuer's stranded
+/// figure for the syncing wallet (minor units): money credited to the wallet's
+/// sub-account that its TA does not hold. Unsigned information beside the
+/// signed SyncResponse (PROTOCOL.md 12.4).
+pub const STRANDED_HEADER: &str = "offpay-stranded-minor";
+
 /// A wallet as the issuer knows it.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
 #[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
@@ -174,6 +180,16 @@ pub struct WalletView {
     pub guaranteed_minor: i64,
     /// Enrollment time, Unix seconds.
     pub created: u64,
+    /// Money the issuer credited to this sub-account that the wallet's TA did
+    /// not hold at its last sync, minor units (see `WalletView::with_stranded`).
+    #[serde(default)]
+    pub stranded_minor: i64,
+    /// The checkpoint that figure is as of (0: never synced).
+    #[serde(default)]
+    pub stranded_checkpoint: u64,
+    /// When it was computed (the last sync), Unix seconds.
+    #[serde(default)]
+    pub stranded_at: u64,
 }
 
 /// Wallets.
@@ -390,7 +406,20 @@ mod from_issuer {
                 clawed_back_minor: w.clawed_back,
                 guaranteed_minor: w.guaranteed,
                 created: w.created.0,
+                stranded_minor: 0,
+                stranded_checkpoint: 0,
+                stranded_at: 0,
             }
+        }
+
+        /// With the issuer's stranded-money figure: money credited to the wallet
+        /// that its TA does not hold (a payment it refused or never received),
+        /// as of its last sync (`offpay_issuer::stranded`).
+        pub fn with_stranded(mut self, s: &offpay_issuer::Stranded) -> WalletView {
+            self.stranded_minor = s.minor;
+            self.stranded_checkpoint = s.checkpoint;
+            self.stranded_at = s.at.0;
+            self
         }
     }
 

@@ -615,14 +615,20 @@ fn balance_of(v: &CustomerBalance) -> String {
 }
 
 fn wallet_line(w: &WalletView) -> String {
+    let stranded = i128::from(w.stranded_minor);
     format!(
-        "{}  {:<12} {:<8} sub-account {:>14}  load seq {}  checkpoint {}",
+        "{}  {:<12} {:<8} sub-account {:>14}  load seq {}  checkpoint {}{}",
         w.wallet_id,
         w.customer,
         w.state,
         show(i128::from(w.offline_balance_minor), &w.currency),
         w.load_seq,
         w.checkpoint,
+        if stranded != 0 {
+            format!("  not in the wallet: {}", show(stranded, &w.currency))
+        } else {
+            String::new()
+        }
     )
 }
 
@@ -653,6 +659,14 @@ fn wallet_details(w: &WalletView) -> String {
         show(i128::from(w.clawed_back_minor), cur),
         show(i128::from(w.guaranteed_minor), cur),
     ));
+    let stranded = i128::from(w.stranded_minor);
+    if stranded != 0 {
+        h.push_str(&format!(
+            "\n  not in the wallet: {} of the sub-account, as of checkpoint {}: payments settled to this wallet that its TA refused or never received (the TA holds the sub-account minus this, minus vouchers not yet applied)",
+            show(stranded, cur),
+            w.stranded_checkpoint,
+        ));
+    }
     h
 }
 

@@ -28,9 +28,9 @@ use offpay_protocol::cbor::DecodeError;
 use offpay_protocol::envelope::Signed;
 use offpay_protocol::messages::{LoadVoucher, Payment, PaymentRequest, Receipt};
 use offpay_protocol::pki::Certificate;
-use offpay_protocol::{Amount, Currency, Hash32, Suite};
+use offpay_protocol::{Amount, Currency, Hash32, Nonce, Suite};
 use offpay_transport::tap::{self, Decline, Declined, TapError, TapListener};
-use offpay_wallet::ta::REQUEST_SECONDS_MAX;
+use offpay_wallet::ta::{PENDING_REQUESTS_MAX, REQUEST_SECONDS_MAX};
 use offpay_wallet::vault::KdfParams;
 use offpay_wallet::{HistoryKind, SyncApplied, Wallet, WalletError};
 use serde_json::{Value, json};
@@ -108,8 +108,12 @@ enum WalletCmd {
     Balance,
     /// Recent payments, loads and redeems, oldest first.
     History,
-    /// Locked or not, time left before a sync is required, limits left.
+    /// Locked or not, time left before a sync is required, limits left,
+    /// pending requests, money the issuer credited but this wallet does not hold.
     Status,
+    /// Payee: the payment requests this wallet still accepts (at most 16), or
+    /// cancel one (`--cancel ID`, or `requests cancel ID`).
+    Requests(RequestsArgs),
     /// The wallet certificate (PEM).
     Cert {
         /// Also write it to FILE.
@@ -144,6 +148,25 @@ struct RequestArgs {
     valid: u64,
     #[command(flatten)]
     out: OutArgs,
+}
+
+#[derive(Args, Debug)]
+struct RequestsArgs {
+    /// Cancel the pending request with this id (its nonce, as listed; a unique
+    /// prefix of at least 6 hex digits will do).
+    #[arg(long, value_name = "ID")]
+    cancel: Option<String>,
+    #[command(subcommand)]
+    cmd: Option<RequestsCmd>,
+}
+
+#[derive(Subcommand, Debug)]
+enum RequestsCmd {
+    /// Cancel the pending request ID (same as `requests --cancel ID`).
+    Cancel {
+        /// The request's id (its nonce), or a unique prefix of at least 6 hex digits.
+        id: String,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -332,6 +355,9 @@ pub(crate) struct Synced {
     pub evidence_reported: usize,
     /// Whether the wallet was locked before this sync.
     pub was_locked: bool,
+    /// Money the issuer credited to this wallet that its TA does not hold
+    /// (a payment it refused or never received), if the server said.
+    pub stranded_minor: Option<i64>,
 }
 
 /// Sync over `POST /v1/sync` and apply the answer.
@@ -339,14 +365,15 @@ pub(crate) fn sync(w: &mut DiskWallet, client: &Client) -> Result<Synced, Failur
     let evidence_reported = w.evidence().len();
     let was_locked = w.lock().is_some();
     let report = w.sync_report(now()).map_err(wallet_failure)?;
-    let resp = client.sync(&report)?;
+    let answer = client.sync_answer(&report)?;
     let applied = w
-        .apply_sync_response(&resp, now())
+        .apply_sync_response(&answer.response, now())
         .map_err(wallet_failure)?;
     Ok(Synced {
         applied,
         evidence_reported,
         was_locked,
+        stranded_minor: answer.stranded_minor,
     })
 }
 
@@ -370,6 +397,26 @@ pub(crate) fn describe_request(bytes: &[u8]) -> Result<PaymentRequest, Failure> 
 }
 
 impl Failure {
+    /// The same failure with words after it.
+    pub(crate) fn with_suffix(self, suffix: &str) -> Failure {
+        match self {
+            Failure::Refused { code, message } => Failure::Refused {
+                code,
+                message: format!("{message}: {suffix}"),
+            },
+            Failure::Usage(m) => Failure::Usage(format!("{m}: {suffix}")),
+            Failure::Undelivered {
+                code,
+                message,
+                done,
+            } => Failure::Undelivered {
+                code,
+                message: format!("{message}: {suffix}"),
+                done,
+            },
+        }
+    }
+
     /// The same failure with words in front.
     pub(crate) fn with_prefix(self, prefix: &str) -> Failure {
         match self {
@@ -430,7 +477,25 @@ pub(crate) fn receive_payment(
         .body()
         .clone();
     let before = w.balance().map_or(0, |b| b.minor);
-    let receipt = w.receive(payment, now()).map_err(wallet_failure)?;
+    let receipt = w.receive(payment, now()).map_err(|e| {
+        let credited_anyway = matches!(
+            e,
+            WalletError::NonceUnknown
+                | WalletError::RequestExpired
+                | WalletError::AmountMismatch { .. }
+                | WalletError::LimitHolding { .. }
+                | WalletError::LogFull { .. }
+        );
+        let f = wallet_failure(e);
+        if credited_anyway {
+            f.with_suffix(&format!(
+                "not credited to this wallet; but the payer's wallet was debited, and when it syncs the issuer still credits {} to this wallet's account at the issuer: `wallet sync` and `wallet status` then show it as credited by the issuer, not in this wallet",
+                p.amount
+            ))
+        } else {
+            f
+        }
+    })?;
     let repeated = w.balance().map_or(0, |b| b.minor) == before;
     Ok((receipt, p, repeated))
 }
@@ -487,19 +552,22 @@ pub(crate) fn run(a: WalletArgs) -> Outcome {
             r.out.require("payment request")?;
             r.out.check("payment request")?;
             let mut o = open(dir)?;
-            let bytes = o
-                .wallet
-                .request(Amount::new(minor, o.currency()?), r.valid, now())
-                .map_err(wallet_failure)?;
+            let warning = request_checks(&o, minor)?;
+            let bytes = make_request(&mut o, minor, r.valid)?;
             let req = describe_request(&bytes)?;
             let written = r.out.write(&bytes, "payment request")?;
             let mut d = Done::new(
                 format!(
-                    "payment request for {} to wallet {} (valid until {})\n{}",
+                    "payment request for {} to wallet {} (valid until {}, id {})\n{}{}",
                     req.amount,
                     req.payee,
                     date(req.expires.0),
-                    written.human
+                    req.nonce.to_hex(),
+                    written.human,
+                    warning
+                        .as_deref()
+                        .map(|w| format!("\nwarning: {w}"))
+                        .unwrap_or_default()
                 ),
                 json!({
                     "wallet_id": req.payee.to_hex(),
@@ -508,6 +576,7 @@ pub(crate) fn run(a: WalletArgs) -> Outcome {
                     "nonce": req.nonce.to_hex(),
                     "created_at": req.created.0,
                     "expires_at": req.expires.0,
+                    "warning": warning,
                 }),
             );
             d.json.extend(written.json);
@@ -536,6 +605,7 @@ pub(crate) fn run(a: WalletArgs) -> Outcome {
             let mut o = open(dir)?;
             let client = o.client(server.as_deref())?;
             let s = sync(&mut o.wallet, &client)?;
+            remember_stranded(&o, &s)?;
             Ok(sync_done(&o, &s))
         }
         WalletCmd::Redeem { amount, server } => {
@@ -558,7 +628,9 @@ pub(crate) fn run(a: WalletArgs) -> Outcome {
             let cur = o.currency()?.to_string();
             let mut h = String::new();
             let mut items = Vec::new();
+            let unreceipted = o.wallet.payments_without_receipt();
             for it in o.wallet.history() {
+                let no_receipt = it.kind == HistoryKind::Paid && unreceipted.contains(&it.id);
                 let (kind, sign, prep) = match it.kind {
                     HistoryKind::Paid => ("paid", "-", "to"),
                     HistoryKind::Received => ("received", "+", "from"),
@@ -570,10 +642,15 @@ pub(crate) fn run(a: WalletArgs) -> Outcome {
                     .map(|c| format!(" {prep} {c}"))
                     .unwrap_or_default();
                 h.push_str(&format!(
-                    "{}  {:<9} {sign}{}{who}\n",
+                    "{}  {:<9} {sign}{}{who}{}\n",
                     date(it.time.0),
                     kind,
-                    show_u(it.amount_minor, &cur)
+                    show_u(it.amount_minor, &cur),
+                    if no_receipt {
+                        "  (no receipt: the issuer credits the payee at settlement anyway)"
+                    } else {
+                        ""
+                    }
                 ));
                 items.push(json!({
                     "kind": kind,
@@ -582,6 +659,7 @@ pub(crate) fn run(a: WalletArgs) -> Outcome {
                     "currency": cur,
                     "occurred_at": it.time.0,
                     "id": it.id.to_hex(),
+                    "without_receipt": no_receipt,
                 }));
             }
             if items.is_empty() {
@@ -595,6 +673,22 @@ pub(crate) fn run(a: WalletArgs) -> Outcome {
         WalletCmd::Status => {
             let o = open(dir)?;
             Ok(status(&o))
+        }
+        WalletCmd::Requests(r) => {
+            let cancel = match (r.cancel, r.cmd) {
+                (Some(_), Some(_)) => {
+                    return Err(Failure::usage(
+                        "say `requests --cancel ID` or `requests cancel ID`, not both",
+                    ));
+                }
+                (Some(id), None) | (None, Some(RequestsCmd::Cancel { id })) => Some(id),
+                (None, None) => None,
+            };
+            let mut o = open(dir)?;
+            match cancel {
+                Some(id) => cancel_request(&mut o, &id),
+                None => Ok(requests_list(&o)),
+            }
         }
         WalletCmd::Cert { out } => {
             let o = open(dir)?;
@@ -1012,10 +1106,10 @@ Next: if the payee did not get it, run the same command again while the payee li
 fn receive_tap(dir: WalletDir, addr: &str, minor: u64, valid: u64, timeout: u64) -> Outcome {
     let timeout = tap_timeout(timeout)?;
     let mut o = open(dir)?;
-    let request = o
-        .wallet
-        .request(Amount::new(minor, o.currency()?), valid, now())
-        .map_err(wallet_failure)?;
+    if let Some(w) = request_checks(&o, minor)? {
+        eprintln!("offpay: warning: {w}");
+    }
+    let request = make_request(&mut o, minor, valid)?;
     let req = describe_request(&request)?;
     let deadline = Instant::now() + Duration::from_secs(valid);
     let mut listener = TapListener::bind(addr)
@@ -1181,10 +1275,14 @@ pub(crate) fn sync_done(o: &Opened, s: &Synced) -> Done {
         "\n  offline balance {}",
         show_u(o.balance_minor(), &cur)
     ));
+    if let Some(n) = s.stranded_minor.filter(|n| *n > 0) {
+        h.push_str(&format!("\n  {}", stranded_words(n, &cur)));
+    }
     Done::new(
         h,
         json!({
             "wallet_id": o.wallet.wallet_id().to_hex(),
+            "stranded_minor": s.stranded_minor,
             "checkpoint": a.checkpoint,
             "vouchers_applied": a.vouchers_applied,
             "vouchers_deferred": a.vouchers_deferred,
@@ -1336,9 +1434,33 @@ pub(crate) fn status(o: &Opened) -> Done {
     if let Some(t) = st.certificate_expires {
         h.push_str(&format!("\n  certificate expires: {}", date(t.0)));
     }
+    h.push_str(&format!(
+        "\n  pending requests:    {} of {PENDING_REQUESTS_MAX}{}",
+        st.pending_requests,
+        match st.pending_request_next_expiry {
+            Some(t) => format!(
+                ", the next expires in {} (`wallet requests` lists them)",
+                duration_words(t.since(now()))
+            ),
+            None => String::new(),
+        }
+    ));
+    let stranded = read_stranded(o);
+    if let Some((n, at)) = stranded.filter(|(n, _)| *n > 0) {
+        h.push_str(&format!(
+            "\n  {} (as of the sync at {})",
+            stranded_words(n, &cur),
+            date(at)
+        ));
+    }
     Done::new(
         h,
         json!({
+            "pending_requests": st.pending_requests,
+            "pending_requests_max": PENDING_REQUESTS_MAX,
+            "pending_request_next_expiry_at": st.pending_request_next_expiry.map(|t| t.0),
+            "stranded_minor": stranded.map(|(n, _)| n),
+            "stranded_at": stranded.map(|(_, t)| t),
             "wallet_id": st.wallet_id.to_hex(),
             "enrolled": st.enrolled,
             "locked": lock.is_some(),
@@ -1364,6 +1486,205 @@ pub(crate) fn status(o: &Opened) -> Done {
 pub(crate) fn serial_hex(serial: impl Into<u128>) -> String {
     let h = format!("{:X}", serial.into());
     if h.len() % 2 == 1 { format!("0{h}") } else { h }
+}
+
+/// The words for money the issuer credited that this wallet does not hold.
+fn stranded_words(minor: i64, cur: &str) -> String {
+    format!(
+        "credited by the issuer, not in this wallet: {} (payments this wallet refused or never received; the issuer holds them in this wallet's account)",
+        crate::money::show(i128::from(minor), cur)
+    )
+}
+
+/// Where `wallet sync` keeps the issuer's last stranded figure for `status`.
+const STRANDED_FILE: &str = "stranded.json";
+
+fn remember_stranded(o: &Opened, s: &Synced) -> Result<(), Failure> {
+    let Some(n) = s.stranded_minor else {
+        return Ok(());
+    };
+    let v = json!({"stranded_minor": n, "checkpoint": s.applied.checkpoint, "at": now().0});
+    walletdir::write_atomic(&o.dir.path().join(STRANDED_FILE), v.to_string().as_bytes())
+}
+
+/// (minor units, Unix seconds of the sync), if a sync recorded it.
+fn read_stranded(o: &Opened) -> Option<(i64, u64)> {
+    let b = walletdir::read_bounded(&o.dir.path().join(STRANDED_FILE), 4096).ok()?;
+    let v: Value = serde_json::from_slice(&b).ok()?;
+    Some((v["stranded_minor"].as_i64()?, v["at"].as_u64()?))
+}
+
+/// What `request` checks before the TA signs: a request the payer is sure to
+/// refuse (over the scheme's per-payment limit) or that this wallet could not
+/// accept now (over its holding room) is refused here; one that fits now but
+/// not together with the other pending requests gets a warning.
+fn request_checks(o: &Opened, minor: u64) -> Result<Option<String>, Failure> {
+    let st = o.wallet.status(now());
+    let Some(p) = st.policy.as_ref() else {
+        return Ok(None);
+    };
+    let cur = p.currency().to_string();
+    if minor > p.max_payment.minor {
+        return Err(Failure::refused(
+            "limit_per_payment",
+            format!(
+                "{} is over the scheme's per-payment limit of {}: no payer could pay this request; ask for at most {} per request",
+                show_u(minor, &cur),
+                p.max_payment,
+                p.max_payment
+            ),
+        ));
+    }
+    let held = o.balance_minor();
+    let room = p.max_balance_minor.saturating_sub(held);
+    if minor > room {
+        return Err(Failure::refused(
+            "limit_holding",
+            format!(
+                "{} would take this wallet over its holding limit of {} (it holds {}, room for {}): the payment would be refused on arrival; spend, redeem or ask for less",
+                show_u(minor, &cur),
+                show_u(p.max_balance_minor, &cur),
+                show_u(held, &cur),
+                show_u(room, &cur)
+            ),
+        ));
+    }
+    let pending: u64 = o
+        .wallet
+        .pending_requests(now())
+        .iter()
+        .map(|r| r.amount.minor)
+        .fold(0u64, u64::saturating_add);
+    if pending.saturating_add(minor) > room {
+        return Ok(Some(format!(
+            "with the {} already asked in pending requests, not all of them can be accepted (room for {} before the holding limit of {})",
+            show_u(pending, &cur),
+            show_u(room, &cur),
+            show_u(p.max_balance_minor, &cur)
+        )));
+    }
+    Ok(None)
+}
+
+/// The TA's request, with the pending-request limit explained when it is hit.
+fn make_request(o: &mut Opened, minor: u64, valid: u64) -> Result<Vec<u8>, Failure> {
+    let cur = o.currency()?;
+    match o.wallet.request(Amount::new(minor, cur), valid, now()) {
+        Ok(b) => Ok(b),
+        Err(WalletError::TooManyPendingRequests) => {
+            let next = o
+                .wallet
+                .status(now())
+                .pending_request_next_expiry
+                .map(|t| {
+                    format!(
+                        "; the oldest expires in {} ({})",
+                        duration_words(t.since(now()).saturating_add(1)),
+                        date(t.0)
+                    )
+                })
+                .unwrap_or_default();
+            Err(Failure::refused(
+                "too_many_pending_requests",
+                format!(
+                    "{PENDING_REQUESTS_MAX} of {PENDING_REQUESTS_MAX} payment requests are pending{next}: list them with `offpay wallet requests`, cancel one with `offpay wallet requests cancel ID`"
+                ),
+            ))
+        }
+        Err(e) => Err(wallet_failure(e)),
+    }
+}
+
+/// `wallet requests`.
+fn requests_list(o: &Opened) -> Done {
+    let t = now();
+    let list = o.wallet.pending_requests(t);
+    let mut h = format!(
+        "{} of {PENDING_REQUESTS_MAX} payment request(s) pending{}\n",
+        list.len(),
+        if list.is_empty() {
+            ""
+        } else {
+            ", soonest to expire first:"
+        }
+    );
+    let mut items = Vec::new();
+    for r in &list {
+        h.push_str(&format!(
+            "  {}  {:>14}  expires in {} ({})\n",
+            r.nonce.to_hex(),
+            r.amount.to_string(),
+            duration_words(r.expires.since(t)),
+            date(r.expires.0)
+        ));
+        items.push(json!({
+            "id": r.nonce.to_hex(),
+            "amount_minor": r.amount.minor,
+            "currency": r.amount.currency.to_string(),
+            "expires_at": r.expires.0,
+        }));
+    }
+    if !list.is_empty() {
+        h.push_str("cancel one with `offpay wallet requests cancel ID`\n");
+    }
+    Done::new(
+        h,
+        json!({
+            "wallet_id": o.wallet.wallet_id().to_hex(),
+            "pending": items,
+            "pending_requests_max": PENDING_REQUESTS_MAX,
+        }),
+    )
+}
+
+/// `wallet requests cancel ID`.
+fn cancel_request(o: &mut Opened, id: &str) -> Outcome {
+    let id = id.trim().to_ascii_lowercase();
+    if id.len() < 6 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(Failure::usage(format!(
+            "request id {id:?}: the hex id `offpay wallet requests` lists (at least 6 digits)"
+        )));
+    }
+    let list = o.wallet.pending_requests(now());
+    let matching: Vec<Nonce> = list
+        .iter()
+        .map(|r| r.nonce)
+        .filter(|n| n.to_hex().starts_with(&id))
+        .collect();
+    let nonce = match matching.as_slice() {
+        [n] => *n,
+        [] => {
+            return Err(Failure::refused(
+                "nonce_unknown",
+                format!(
+                    "no pending request {id} (already paid, cancelled or expired): `offpay wallet requests` lists the pending ones"
+                ),
+            ));
+        }
+        _ => {
+            return Err(Failure::usage(format!(
+                "request id {id} matches {} pending requests: give more digits",
+                matching.len()
+            )));
+        }
+    };
+    let amount = o
+        .wallet
+        .cancel_request(&nonce, now())
+        .map_err(wallet_failure)?;
+    Ok(Done::new(
+        format!(
+            "cancelled the request {} for {amount}: this wallet now refuses a payment for it. A payer who already paid it is still debited, and the issuer credits that payment to this wallet's account when the payer syncs (shown as credited by the issuer, not in this wallet)",
+            nonce.to_hex()
+        ),
+        json!({
+            "wallet_id": o.wallet.wallet_id().to_hex(),
+            "cancelled": nonce.to_hex(),
+            "amount_minor": amount.minor,
+            "currency": amount.currency.to_string(),
+            "pending_requests": o.wallet.pending_requests(now()).len(),
+        }),
+    ))
 }
 
 /// "2026-01-31 12:34:56 UTC" from Unix seconds (proleptic Gregorian).

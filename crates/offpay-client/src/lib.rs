@@ -179,6 +179,16 @@ fn query(pairs: &[(&str, Option<String>)]) -> String {
     }
 }
 
+/// What `POST /v1/sync` answers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SyncAnswer {
+    /// The signed SyncResponse.
+    pub response: Vec<u8>,
+    /// The issuer's stranded figure for the wallet ([`api::STRANDED_HEADER`]),
+    /// when the server sent it.
+    pub stranded_minor: Option<i64>,
+}
+
 impl Client {
     /// A client for `http://host[:port][/prefix]`, with the default timeouts and limits.
     pub fn new(url: &str) -> Result<Client, Error> {
@@ -547,7 +557,22 @@ impl Client {
 
     /// `POST /v1/sync`: the signed SyncReport in, the signed SyncResponse out.
     pub fn sync(&self, report: &[u8]) -> Result<Vec<u8>, Error> {
+        Ok(self.sync_answer(report)?.response)
+    }
+
+    /// [`Client::sync`] with the unsigned information around the answer.
+    pub fn sync_answer(&self, report: &[u8]) -> Result<SyncAnswer, Error> {
         let r = self.post_cbor_ok("the sync", "/v1/sync", report)?;
+        let stranded_minor = match r.header(api::STRANDED_HEADER) {
+            None => None,
+            Some(v) => Some(v.trim().parse::<i64>().map_err(|_| Error::Malformed {
+                url: self.url(),
+                what: format!(
+                    "the {} header is not an integer: {v:?}",
+                    api::STRANDED_HEADER
+                ),
+            })?),
+        };
         if r.content_type.as_deref() != Some(CBOR) {
             return Err(Error::Malformed {
                 url: self.url(),
@@ -557,7 +582,10 @@ impl Client {
                 ),
             });
         }
-        Ok(r.body)
+        Ok(SyncAnswer {
+            response: r.body,
+            stranded_minor,
+        })
     }
 
     /// `POST /v1/redeem`: a signed redeem entry in.

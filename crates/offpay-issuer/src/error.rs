@@ -306,6 +306,13 @@ pub enum Invariant {
     GroupNoResult,
     /// Group commit: the transaction's leader panicked.
     GroupLeaderPanicked,
+    /// A stored stranded-money figure does not decode.
+    StrandedRecord,
+    /// A stranded-money figure does not fit 64 bits.
+    StrandedOverflow {
+        /// The wallet.
+        wallet: WalletId,
+    },
 }
 
 impl Invariant {
@@ -319,6 +326,8 @@ impl Invariant {
             Invariant::CachePoisoned => "cache_poisoned",
             Invariant::GroupNoResult => "group_no_result",
             Invariant::GroupLeaderPanicked => "group_leader_panicked",
+            Invariant::StrandedRecord => "stranded_record",
+            Invariant::StrandedOverflow { .. } => "stranded_overflow",
         }
     }
 }
@@ -336,6 +345,12 @@ impl fmt::Display for Invariant {
             Invariant::CrossBookPosting => f.write_str("a posting between two books"),
             Invariant::CachePoisoned => f.write_str("certificate cache lock poisoned"),
             Invariant::GroupNoResult => f.write_str("group commit: a job got no result"),
+            Invariant::StrandedRecord => {
+                f.write_str("a stored stranded-money figure has a bad length")
+            }
+            Invariant::StrandedOverflow { wallet } => {
+                write!(f, "the stranded-money figure of {wallet} overflows")
+            }
             Invariant::GroupLeaderPanicked => {
                 f.write_str("group commit: the transaction's leader panicked")
             }

@@ -109,6 +109,9 @@ pub struct SyncOutcome {
     pub locked: Option<LockReason>,
     /// The response was a replay of a stored one.
     pub replayed: bool,
+    /// Money credited to the reporting wallet that its TA does not hold
+    /// (`stranded.rs`), as of this sync.
+    pub stranded: crate::stranded::Stranded,
 }
 
 /// The ledger invariants at one instant.

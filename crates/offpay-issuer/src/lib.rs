@@ -22,9 +22,11 @@ mod reconcile;
 mod report;
 mod settle;
 pub mod store;
+pub mod stranded;
 
 pub use error::{IssuerError, LockReason, ReportProblem};
 pub use issuer::{
     AMOUNT_MINOR_MAX, Enrollment, InvariantReport, Issuer, IssuerConfig, RedeemOutcome, SyncOutcome,
 };
 pub use ledger::Account;
+pub use stranded::Stranded;

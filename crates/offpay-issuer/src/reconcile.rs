@@ -288,6 +288,7 @@ impl<S: Store> Issuer<S> {
                     return Ok(SyncOutcome {
                         response: resp,
                         replayed: true,
+                        stranded: crate::stranded::stored(tx, &id)?,
                         ..SyncOutcome::default()
                     });
                 }
@@ -542,6 +543,7 @@ impl<S: Store> Issuer<S> {
         w.checkpoint = number;
         w.report_seq = w.report_seq.max(r.report_seq);
         tx.update_wallet(&w)?;
+        let stranded = crate::stranded::after_report(tx, &id, &checkpoint, w.load_seq)?;
         if !reused_seq {
             tx.insert_report(&id, r.report_seq, &v.hash, &response, now)?;
         }
@@ -552,6 +554,7 @@ impl<S: Store> Issuer<S> {
             double_spends: stats.double_spends,
             locked: locked_now,
             replayed: false,
+            stranded,
         })
     }
 }

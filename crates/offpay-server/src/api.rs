@@ -99,8 +99,11 @@ fn cbor_response(bytes: Vec<u8>) -> Response {
 fn view(issuer: &Issuer<AnyStore>, id: &WalletId) -> Result<WalletView, IssuerError> {
     let w = issuer.wallet(id)?;
     let bal = issuer.wallet_balance(id)?;
-    Ok(WalletView::new(&w, bal, issuer.currency().as_str()))
+    Ok(WalletView::new(&w, bal, issuer.currency().as_str()).with_stranded(&issuer.stranded(id)?))
 }
+
+/// The `/v1/sync` answer's header carrying [`offpay_issuer::Stranded::minor`].
+pub use offpay_api::STRANDED_HEADER;
 
 // ---- wallet endpoints ------------------------------------------------------------------------
 
@@ -137,7 +140,8 @@ pub async fn enroll(
     post, path = "/v1/sync", tag = "wallet",
     request_body(content = inline(CborMessage), content_type = "application/cbor", description = "The signed SyncReport"),
     responses(
-        (status = 200, description = "The signed SyncResponse", content_type = "application/cbor", body = inline(CborMessage)),
+        (status = 200, description = "The signed SyncResponse", content_type = "application/cbor", body = inline(CborMessage),
+            headers(("offpay-stranded-minor" = i64, description = "Money the issuer credited to this wallet that its TA does not hold, minor units, as of this sync (unsigned information: see PROTOCOL.md)"))),
         (status = 400, description = "`malformed`, `invalid_input`", body = ErrorBody),
         (status = 404, description = "`unknown_wallet`", body = ErrorBody),
         (status = 409, description = "`replay` (report seq used by another report), `unknown_checkpoint`", body = ErrorBody),
@@ -168,7 +172,10 @@ pub async fn sync(
     for (payer, seq) in &out.double_spends {
         tracing::warn!(payer = %payer, seq, "double spend detected");
     }
-    Ok(cbor_response(out.response))
+    let mut resp = cbor_response(out.response);
+    resp.headers_mut()
+        .insert(STRANDED_HEADER, HeaderValue::from(out.stranded.minor));
+    Ok(resp)
 }
 
 /// Settle a wallet's signed Redeem entry online (exactly once).
@@ -368,7 +375,10 @@ pub async fn list_wallets(
         let recs = i.wallets(q.customer.as_deref(), n)?;
         let cur = i.currency();
         recs.iter()
-            .map(|w| Ok(WalletView::new(w, i.wallet_balance(&w.id)?, cur.as_str())))
+            .map(|w| {
+                Ok(WalletView::new(w, i.wallet_balance(&w.id)?, cur.as_str())
+                    .with_stranded(&i.stranded(&w.id)?))
+            })
             .collect::<Result<Vec<_>, IssuerError>>()
     })
     .await?;

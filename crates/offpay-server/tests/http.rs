@@ -1037,3 +1037,40 @@ fn serve_stops_gracefully_when_its_shutdown_future_resolves() {
         "no longer listening"
     );
 }
+
+/// A payment the payee refused (its request expired) is still settled to the
+/// payee's sub-account when the payer syncs: the payee's sync answer and the
+/// operator's wallet view both say how much the TA does not hold.
+#[test]
+fn stranded_money_is_shown_to_the_payee_and_the_operator() {
+    let s = TestServer::start();
+    s.create_customer("alice", 10_000);
+    s.create_customer("bob", 0);
+    let (mut alice, _) = s.enroll_wallet("alice");
+    let (mut bob, _) = s.enroll_wallet("bob");
+    s.load(&mut alice, 5_000, "load-alice");
+    let t = now();
+    let req = bob.request(eur(350), 1, t).unwrap();
+    let p = alice.pay(&req, t).unwrap();
+    assert!(bob.receive(&p, t.plus(2)).is_err(), "expired: refused");
+    s.sync(&mut alice);
+    let report = bob.sync_report(now()).unwrap();
+    let r = s.post_cbor("/v1/sync", &report).expect(200);
+    assert_eq!(r.header("offpay-stranded-minor").as_deref(), Some("350"));
+    bob.apply_sync_response(&r.body, now()).unwrap();
+    let v = s.wallet(&bob);
+    assert_eq!(v["offline_balance_minor"], 350);
+    assert_eq!(v["stranded_minor"], 350);
+    assert_eq!(v["stranded_checkpoint"], 1);
+    assert!(v["stranded_at"].as_u64().unwrap() > 0);
+    let list = s.admin_get("/v1/admin/wallets").expect(200).json();
+    let bobs = list["wallets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["wallet_id"] == bob.wallet_id().to_hex())
+        .unwrap();
+    assert_eq!(bobs["stranded_minor"], 350);
+    assert_eq!(s.wallet(&alice)["stranded_minor"], 0);
+    s.assert_invariants();
+}

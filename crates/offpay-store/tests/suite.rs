@@ -453,3 +453,71 @@ fn savepoints_undo_one_part_of_a_transaction() {
         assert_eq!(r.customer("sp-dup").unwrap().as_deref(), Some("first"));
     });
 }
+
+/// Money the issuer credits to a payee whose TA never held it (a payment
+/// received after its request expired, a second payer of one request, a
+/// payment file never delivered) is counted exactly, at the payee's sync,
+/// and vouchers on their way to the TA are not counted as stranded.
+#[test]
+fn stranded_money_is_exactly_what_the_payee_never_held() {
+    on_every_backend("stranded", |issuer| {
+        let mut alice = customer_with_wallet(issuer, "alice", 10_000, 10_000);
+        let mut carol = customer_with_wallet(issuer, "carol", 10_000, 10_000);
+        let mut dave = customer_with_wallet(issuer, "dave", 10_000, 10_000);
+        let mut bob = customer_with_wallet(issuer, "bob", 5_000, 0);
+        let t = T0.plus(10);
+        // A normal payment: not stranded.
+        pay(&mut alice, &mut bob, 1_000, t);
+        // Paid, but received after the request expired: refused by Bob's TA.
+        let late = bob.request(eur(350), 60, t).unwrap();
+        let p_late = alice.pay(&late, t).unwrap();
+        assert!(bob.receive(&p_late, t.plus(61)).is_err());
+        // One request paid by two customers: the second payment is refused.
+        let shared = bob.request(eur(200), 300, t.plus(100)).unwrap();
+        let p1 = alice.pay(&shared, t.plus(100)).unwrap();
+        bob.receive(&p1, t.plus(100)).unwrap();
+        let p2 = carol.pay(&shared, t.plus(101)).unwrap();
+        assert!(bob.receive(&p2, t.plus(101)).is_err());
+        // A payment file that never reached Bob.
+        let lost = bob.request(eur(25), 300, t.plus(102)).unwrap();
+        dave.pay(&lost, t.plus(102)).unwrap();
+        // A load on its way to Bob's TA (applied from the sync response).
+        issuer
+            .load(&bob.wallet_id(), eur(700), "load-bob-2", t.plus(103))
+            .unwrap();
+        let at = t.plus(200);
+        let first = sync(issuer, &mut bob, at);
+        assert_eq!(
+            first.stranded.minor, 0,
+            "nothing stranded before the payers report"
+        );
+        for w in [&mut alice, &mut carol, &mut dave] {
+            sync(issuer, w, at);
+        }
+        assert_eq!(
+            issuer.stranded(&bob.wallet_id()).unwrap().minor,
+            0,
+            "the figure is as of Bob's last sync"
+        );
+        let out = sync(issuer, &mut bob, at.plus(1));
+        let stranded = 350 + 200 + 25;
+        assert_eq!(out.stranded.minor, stranded);
+        assert_eq!(issuer.stranded(&bob.wallet_id()).unwrap(), out.stranded);
+        assert_eq!(out.stranded.at, at.plus(1));
+        // Bob's TA holds 1 000 + 200 received and the 700 loaded.
+        assert_eq!(bob.balance().unwrap().minor, 1_900);
+        assert_eq!(sub(issuer, &bob), 1_900 + stranded);
+        // A replayed report answers the same figure.
+        let report = bob.sync_report(at.plus(2)).unwrap();
+        let again = issuer.sync(&report, at.plus(2)).unwrap();
+        let replay = issuer.sync(&report, at.plus(3)).unwrap();
+        assert!(replay.replayed);
+        assert_eq!(replay.stranded, again.stranded);
+        assert_eq!(again.stranded.minor, stranded);
+        // The payers hold nothing stranded.
+        for w in [&alice, &carol, &dave] {
+            assert_eq!(issuer.stranded(&w.wallet_id()).unwrap().minor, 0);
+        }
+        assert_invariants(issuer);
+    });
+}

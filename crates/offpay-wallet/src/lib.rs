@@ -14,4 +14,4 @@ pub mod vault;
 
 pub use error::{LockReason, WalletError};
 pub use state::{HistoryItem, HistoryKind};
-pub use ta::{SyncApplied, Wallet, WalletStatus};
+pub use ta::{PendingRequestInfo, SyncApplied, Wallet, WalletStatus};

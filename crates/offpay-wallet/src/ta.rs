@@ -72,6 +72,23 @@ pub struct WalletStatus {
     pub evidence: usize,
     /// The risk policy in force.
     pub policy: Option<RiskPolicy>,
+    /// Payment requests issued and still accepted (at most [`PENDING_REQUESTS_MAX`]).
+    pub pending_requests: usize,
+    /// When the oldest-expiring pending request expires (frees its slot).
+    pub pending_request_next_expiry: Option<UnixSeconds>,
+}
+
+/// A payment request this wallet (as payee) issued and still accepts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PendingRequestInfo {
+    /// Its nonce: the request's identity (`cancel_request` takes it).
+    pub nonce: Nonce,
+    /// The amount asked.
+    pub amount: Amount,
+    /// When it stops being accepted.
+    pub expires: UnixSeconds,
+    /// The signed request, as handed to the payer.
+    pub bytes: Vec<u8>,
 }
 
 /// What applying a sync response did.
@@ -478,6 +495,76 @@ impl<V: Vault> Wallet<V> {
         next.clock_floor = now;
         self.commit(next)?;
         Ok(signed.into_bytes())
+    }
+
+    /// The payment requests this wallet still accepts, soonest to expire first.
+    /// Expired ones are left out (they free their slot at `now`).
+    pub fn pending_requests(&self, now: UnixSeconds) -> Vec<PendingRequestInfo> {
+        let now = self.clock(now);
+        let Some(currency) = self.policy.as_ref().map(RiskPolicy::currency) else {
+            return Vec::new();
+        };
+        let mut v: Vec<PendingRequestInfo> = self
+            .state
+            .pending_requests
+            .iter()
+            .filter(|r| r.expires >= now)
+            .map(|r| PendingRequestInfo {
+                nonce: r.nonce,
+                amount: Amount::new(r.amount_minor, currency),
+                expires: r.expires,
+                bytes: r.bytes.clone(),
+            })
+            .collect();
+        v.sort_by_key(|r| r.expires);
+        v
+    }
+
+    /// Withdraw a pending request, durably: a payment for it is refused from now
+    /// on ([`WalletError::NonceUnknown`]), as after expiry, and its slot is free.
+    /// Works on a locked wallet (it only narrows what the TA accepts). Returns
+    /// the amount the request asked.
+    pub fn cancel_request(
+        &mut self,
+        nonce: &Nonce,
+        now: UnixSeconds,
+    ) -> Result<Amount, WalletError> {
+        let now = self.clock(now);
+        let (_, _, policy) = self.enrolled()?;
+        let currency = policy.currency();
+        let Some(pos) = self
+            .state
+            .pending_requests
+            .iter()
+            .position(|r| r.nonce == *nonce && r.expires >= now)
+        else {
+            return Err(WalletError::NonceUnknown);
+        };
+        let mut next = self.state.clone();
+        let r = next.pending_requests.remove(pos);
+        next.pending_requests.retain(|r| r.expires >= now);
+        next.clock_floor = now;
+        self.commit(next)?;
+        Ok(Amount::new(r.amount_minor, currency))
+    }
+
+    /// Outgoing payments still in the unsynced log without the payee's receipt
+    /// (their ids). The issuer settles each to its payee when this wallet
+    /// reports it, receipt or not.
+    pub fn payments_without_receipt(&self) -> Vec<Hash32> {
+        self.state
+            .log
+            .iter()
+            .filter_map(|l| match l {
+                LogEntry::Outgoing {
+                    hash,
+                    payee_key: Some(_),
+                    receipt: None,
+                    ..
+                } => Some(*hash),
+                _ => None,
+            })
+            .collect()
     }
 
     // ---- payer: pay -----------------------------------------------------------
@@ -1212,6 +1299,19 @@ impl<V: Vault> Wallet<V> {
             certificate_expires: self.cert.as_ref().map(Certificate::not_after),
             evidence: self.state.evidence.len(),
             policy: self.policy.clone(),
+            pending_requests: self
+                .state
+                .pending_requests
+                .iter()
+                .filter(|r| r.expires >= now)
+                .count(),
+            pending_request_next_expiry: self
+                .state
+                .pending_requests
+                .iter()
+                .filter(|r| r.expires >= now)
+                .map(|r| r.expires)
+                .min(),
         }
     }
 }
