@@ -147,7 +147,7 @@ pub fn run(a: DemoArgs, as_json: bool) -> Outcome {
         .map_err(|e| Failure::io("cannot start the async runtime", &e))?;
     let started = Instant::now();
     let mut config = ServerConfig::with_data_dir(base.join("issuer"));
-    config.listen = "127.0.0.1:0".parse().expect("constant address");
+    config.listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
     let server = rt
         .block_on(offpay_server::spawn(config))
         .map_err(|e| Failure::refused("server_start", e.to_string()))?;

@@ -201,6 +201,25 @@ fn the_payee_does_not_learn_the_payers_balance() {
 #[test]
 fn a_closed_stdout_never_panics() {
     let t = two();
+    // `wallet create ... | head -1`: created, and the exit says so.
+    let token = t.s.admin(&["enrollment-token", "bob"])["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let carl = t.tmp.path().join("carl");
+    let mut child = offpay()
+        .args(["wallet", "--dir", carl.to_str().unwrap(), "create"])
+        .args(["--server", &t.s.url, "--token", &token])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    w(&carl, &["balance"]);
     for args in [
         vec!["wallet", "--dir", t.alice.to_str().unwrap(), "status"],
         vec![
@@ -363,4 +382,26 @@ fn revoked_wallets_and_dates_in_words() {
             .any(|w| w.len() == 10 && w.bytes().all(|b| b.is_ascii_digit())),
         "no raw Unix seconds: {expires}"
     );
+}
+
+/// `admin load --out` into a directory that does not exist: refused before
+/// the load, nothing moved.
+#[test]
+fn an_unwritable_voucher_file_is_refused_before_the_load() {
+    let t = two();
+    let id = w(&t.alice, &["balance"])["wallet_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let before = t.s.online_minor("alice");
+    let e =
+        t.s.admin_refused(&["load", &id, "1.00", "--out", &t.f("missing/v.bin")], "io");
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("nothing was loaded"),
+        "{e}"
+    );
+    assert_eq!(t.s.online_minor("alice"), before);
 }
