@@ -268,7 +268,7 @@ fn huge_amounts_are_refused_before_storage() {
     // A smaller cap from the server's configuration.
     let dir = tempfile::tempdir().unwrap();
     let mut c = offpay();
-    let mut child = c
+    let child = c
         .args(["--json", "server", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(dir.path().join("data"))
         .args(["--operator-amount-max-minor", "10000"])
@@ -276,8 +276,9 @@ fn huge_amounts_are_refused_before_storage() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
+    let mut child = Stopped(child);
     let mut first = String::new();
-    BufReader::new(child.stdout.as_mut().unwrap())
+    BufReader::new(child.0.stdout.as_mut().unwrap())
         .read_line(&mut first)
         .unwrap();
     let url = serde_json::from_str::<serde_json::Value>(&first).unwrap()["url"]
@@ -305,8 +306,16 @@ fn huge_amounts_are_refused_before_storage() {
         r.stdout.contains("100.00 EUR"),
         "the cap in major units: {r:?}"
     );
-    let _ = child.kill();
-    let _ = child.wait();
+}
+
+/// A child process stopped when the test ends, however it ends.
+struct Stopped(std::process::Child);
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 /// Usage errors keep what they name; typos get a suggestion.
