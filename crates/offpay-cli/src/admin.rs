@@ -518,6 +518,17 @@ fn run_raw(a: AdminArgs) -> Outcome {
         } => {
             let id = wallet_id(wallet)?;
             let minor = amount.minor_units()?;
+            if let Some(p) = out {
+                crate::msgio::check_writable(p).map_err(|why| {
+                    Failure::refused(
+                        "io",
+                        format!(
+                            "cannot write the voucher to {}: {why}; nothing was loaded",
+                            p.display()
+                        ),
+                    )
+                })?;
+            }
             let c = op()?;
             let currency = roots(&c)?.currency;
             let key = match idempotency_key {
@@ -534,7 +545,17 @@ fn run_raw(a: AdminArgs) -> Outcome {
             let mut v = to_json(&r)?;
             if let Some(p) = out {
                 let bytes = http::b64_field("the voucher", &r.voucher)?;
-                write_atomic(p, &bytes)?;
+                if let Err(f) = write_atomic(p, &bytes) {
+                    v["idempotency_key"] = json!(key);
+                    return Err(Failure::undelivered(
+                        "not_written",
+                        format!(
+                            "{h}; but the voucher file was not written: {}. The load stands: the wallet applies it at its next sync (or run the same command with --idempotency-key {key} to get the voucher again, not a second load)",
+                            f.message()
+                        ),
+                        v,
+                    ));
+                }
                 h.push_str(&format!(
                     "\n  voucher written to {} (`offpay wallet --dir DIR load --voucher {}`)",
                     p.display(),

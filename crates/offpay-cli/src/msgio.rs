@@ -76,6 +76,9 @@ pub(crate) fn mismatch(bytes: &[u8], what: &str) -> Option<String> {
     } else {
         "a"
     };
+    if is == "a PNG image" && what == "load voucher" {
+        return Some("this file is a PNG image, not a load voucher file (`offpay admin load --out FILE` writes one)".into());
+    }
     if is == "a PNG image" {
         return Some(format!(
             "this file is a PNG image, not {article} {what} file: to read the QR code in it, pass it with --from-qr"

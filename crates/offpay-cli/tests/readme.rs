@@ -199,6 +199,19 @@ fn check_output(cmd: &str, expected: &[String], actual: &str, vars: &mut HashMap
     );
 }
 
+/// Background processes of the walkthrough, stopped however the test ends
+/// (a failing assertion included), each by its own handle.
+struct Children(Vec<Child>);
+
+impl Drop for Children {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -307,13 +320,13 @@ fn the_readme_walkthrough_runs_as_written() {
         ],
     };
     let mut vars: HashMap<String, String> = HashMap::new();
-    let mut background: Vec<Child> = Vec::new();
+    let mut background = Children(Vec::new());
     type Second = (
         String,
         Vec<String>,
         String,
         BufReader<std::io::PipeReader>,
-        Child,
+        usize,
     );
     let mut second: Option<Second> = None;
     for block in &blocks {
@@ -334,7 +347,8 @@ fn the_readme_walkthrough_runs_as_written() {
                     "`{cmd}` printed nothing: {:?}",
                     child.try_wait()
                 );
-                second = Some((cmd.clone(), expected, first, reader, child));
+                background.0.push(child);
+                second = Some((cmd.clone(), expected, first, reader, background.0.len() - 1));
                 continue;
             }
             if let Some(bg) = cmd.strip_suffix(" &") {
@@ -359,7 +373,7 @@ fn the_readme_walkthrough_runs_as_written() {
                         sink.clear();
                     }
                 });
-                background.push(child);
+                background.0.push(child);
                 continue;
             }
             let out = sh.command(&cmd).output().unwrap();
@@ -376,9 +390,9 @@ fn the_readme_walkthrough_runs_as_written() {
             check_output(&cmd, &expected, &text, &mut vars);
         }
         if !block.second_terminal
-            && let Some((cmd, expected, first, mut r, mut child)) = second.take()
+            && let Some((cmd, expected, first, mut r, i)) = second.take()
         {
-            let status = child.wait().unwrap();
+            let status = background.0[i].wait().unwrap();
             let mut text = first;
             r.read_to_string(&mut text).unwrap();
             assert!(status.success(), "`{cmd}` failed: {text}");
@@ -386,8 +400,5 @@ fn the_readme_walkthrough_runs_as_written() {
         }
     }
     assert!(second.is_none(), "a second-terminal block was never joined");
-    for mut c in background {
-        let _ = c.kill();
-        let _ = c.wait();
-    }
+    drop(background);
 }

@@ -201,6 +201,25 @@ fn the_payee_does_not_learn_the_payers_balance() {
 #[test]
 fn a_closed_stdout_never_panics() {
     let t = two();
+    // `wallet create ... | head -1`: created, and the exit says so.
+    let token = t.s.admin(&["enrollment-token", "bob"])["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let carl = t.tmp.path().join("carl");
+    let mut child = offpay()
+        .args(["wallet", "--dir", carl.to_str().unwrap(), "create"])
+        .args(["--server", &t.s.url, "--token", &token])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    w(&carl, &["balance"]);
     for args in [
         vec!["wallet", "--dir", t.alice.to_str().unwrap(), "status"],
         vec![
@@ -249,7 +268,7 @@ fn huge_amounts_are_refused_before_storage() {
     // A smaller cap from the server's configuration.
     let dir = tempfile::tempdir().unwrap();
     let mut c = offpay();
-    let mut child = c
+    let child = c
         .args(["--json", "server", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(dir.path().join("data"))
         .args(["--operator-amount-max-minor", "10000"])
@@ -257,8 +276,9 @@ fn huge_amounts_are_refused_before_storage() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
+    let mut child = Stopped(child);
     let mut first = String::new();
-    BufReader::new(child.stdout.as_mut().unwrap())
+    BufReader::new(child.0.stdout.as_mut().unwrap())
         .read_line(&mut first)
         .unwrap();
     let url = serde_json::from_str::<serde_json::Value>(&first).unwrap()["url"]
@@ -286,8 +306,16 @@ fn huge_amounts_are_refused_before_storage() {
         r.stdout.contains("100.00 EUR"),
         "the cap in major units: {r:?}"
     );
-    let _ = child.kill();
-    let _ = child.wait();
+}
+
+/// A child process stopped when the test ends, however it ends.
+struct Stopped(std::process::Child);
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 /// Usage errors keep what they name; typos get a suggestion.
@@ -363,4 +391,26 @@ fn revoked_wallets_and_dates_in_words() {
             .any(|w| w.len() == 10 && w.bytes().all(|b| b.is_ascii_digit())),
         "no raw Unix seconds: {expires}"
     );
+}
+
+/// `admin load --out` into a directory that does not exist: refused before
+/// the load, nothing moved.
+#[test]
+fn an_unwritable_voucher_file_is_refused_before_the_load() {
+    let t = two();
+    let id = w(&t.alice, &["balance"])["wallet_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let before = t.s.online_minor("alice");
+    let e =
+        t.s.admin_refused(&["load", &id, "1.00", "--out", &t.f("missing/v.bin")], "io");
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("nothing was loaded"),
+        "{e}"
+    );
+    assert_eq!(t.s.online_minor("alice"), before);
 }
