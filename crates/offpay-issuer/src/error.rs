@@ -757,6 +757,90 @@ mod tests {
         );
     }
 
+    fn snake(codes: &[&'static str]) {
+        let mut seen = std::collections::BTreeSet::new();
+        for c in codes {
+            assert!(
+                !c.is_empty() && c.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),
+                "{c}"
+            );
+            assert!(seen.insert(*c), "code {c} used twice");
+        }
+    }
+
+    #[test]
+    fn codes_are_snake_case_and_distinct() {
+        let w = WalletId([1; 16]);
+        let eur = Currency::new("EUR").expect("EUR");
+        let sum = Sum {
+            minor: 0,
+            currency: eur,
+        };
+        snake(
+            &[
+                ReportProblem::ReportSeqReused { report_seq: 1 },
+                ReportProblem::ChainGap { seq: 1 },
+                ReportProblem::HeadMismatch {
+                    reported: 1,
+                    entries: 2,
+                },
+                ReportProblem::LoadsNotContiguous,
+                ReportProblem::LoadNeverIssued { load_seq: 1 },
+                ReportProblem::IncomingMisaddressed { payee: w },
+                ReportProblem::BalanceEquation {
+                    checkpoint: sum,
+                    loads: sum,
+                    outgoing: sum,
+                    incoming: sum,
+                    expected: sum,
+                    reported: Amount::new(1, eur),
+                },
+                ReportProblem::RolledBack {
+                    reported: 1,
+                    recorded: 2,
+                },
+                ReportProblem::SelfLocked,
+            ]
+            .map(|p| p.code()),
+        );
+        snake(
+            &[
+                InputError::CustomerId,
+                InputError::CustomerName,
+                InputError::IdempotencyKey,
+                InputError::ZeroAmount,
+                InputError::AmountTooLarge,
+                InputError::Currency { expected: eur },
+                InputError::Entry {
+                    list: EntryList::Evidence,
+                    index: 0,
+                    error: DecodeError::Truncated,
+                },
+                InputError::ForeignOutgoing { index: 0 },
+                InputError::UnknownPayerCertificate { payer: w },
+                InputError::PayerCertificateMismatch {
+                    payer: w,
+                    certified: w,
+                },
+                InputError::UnknownPayee { payee: w },
+            ]
+            .map(|e| e.code()),
+        );
+        snake(&[
+            IssuerError::Randomness.code(),
+            IssuerError::IdempotencyKeyReused.code(),
+            LockReason::Report(vec![]).code(),
+            LockReason::PaymentOutsideValidity { seq: 1 }.code(),
+            TokenProblem::Expired.code(),
+            Limit::Holding {
+                max: Amount::new(1, eur),
+                balance: Amount::new(1, eur),
+            }
+            .code(),
+            Invariant::GroupNoResult.code(),
+        ]);
+    }
+
     #[test]
     fn lock_reasons_join_their_problems() {
         let r = LockReason::Report(vec![

@@ -26,7 +26,7 @@ use crate::ledger::{Account, to_i64};
 use crate::limits::{CERT_CACHE_MAX, LOCK_REASON_CHARS_MAX};
 use crate::report::{CachedCert, SyncJob, VerifiedReport};
 use crate::settle::{RecordStats, Source, record_and_settle};
-use crate::store::{CheckpointRecord, Store, StoreError, Tx, WalletState};
+use crate::store::{CheckpointRecord, Store, StoreError, Tx, WalletRecord, WalletState};
 
 impl<S: Store> Issuer<S> {
     /// The key of a payment's payer, from its inline certificate (checked against
@@ -73,7 +73,6 @@ impl<S: Store> Issuer<S> {
         check_wallet(c, b.payer)
     }
 
-    #[expect(clippy::too_many_lines)] // lint-exception: one sequence of steps read top to bottom; split by role when next changed
     fn verify_report(&self, bytes: &[u8]) -> Result<VerifiedReport, IssuerError> {
         let report = Signed::<SyncReport>::decode(bytes)?;
         let r = report.body();
@@ -136,42 +135,9 @@ impl<S: Store> Issuer<S> {
         let incoming = payments(&r.incoming, EntryList::Incoming)?;
         let evidence = payments(&r.evidence, EntryList::Evidence)?;
 
-        // An entry whose exact bytes the issuer already recorded was verified
-        // when it was recorded: each payment arrives twice (from its payer and
-        // from its payee), and only the first copy needs its signature checked.
-        let mut keys_at: Vec<(WalletId, u64)> = outgoing
-            .iter()
-            .chain(&incoming)
-            .chain(&evidence)
-            .map(|e| (e.payer(), e.seq()))
-            .collect();
-        keys_at.sort();
-        keys_at.dedup();
-        let recorded: HashMap<(WalletId, u64), Vec<u8>> = if keys_at.is_empty() {
-            HashMap::new()
-        } else {
-            self.store
-                .begin_read()?
-                .entries_at_keys(&keys_at)?
-                .into_iter()
-                .map(|e| ((e.payer, e.seq), e.bytes))
-                .collect()
-        };
         // keys[0] is the report's own signature; entries follow in the same order.
-        let mut keep = vec![true; keys.len()];
-        for (k, e) in outgoing
-            .iter()
-            .chain(&incoming)
-            .chain(&evidence)
-            .enumerate()
-        {
-            if recorded
-                .get(&(e.payer(), e.seq()))
-                .is_some_and(|b| b.as_slice() == e.bytes())
-            {
-                keep[k + 1] = false;
-            }
-        }
+        let mut keep = vec![true];
+        keep.extend(self.unverified(&outgoing, &incoming, &evidence)?);
 
         let items: Vec<BatchItem<'_>> = keys
             .iter()
@@ -207,6 +173,48 @@ impl<S: Store> Issuer<S> {
             evidence,
             anomalies,
         })
+    }
+
+    /// For each entry (outgoing, then incoming, then evidence), whether its
+    /// signature must be checked: false when the issuer already recorded its
+    /// exact bytes.
+    fn unverified(
+        &self,
+        outgoing: &[ChainEntry],
+        incoming: &[ChainEntry],
+        evidence: &[ChainEntry],
+    ) -> Result<Vec<bool>, IssuerError> {
+        // An entry whose exact bytes the issuer already recorded was verified
+        // when it was recorded: each payment arrives twice (from its payer and
+        // from its payee), and only the first copy needs its signature checked.
+        let mut keys_at: Vec<(WalletId, u64)> = outgoing
+            .iter()
+            .chain(incoming)
+            .chain(evidence)
+            .map(|e| (e.payer(), e.seq()))
+            .collect();
+        keys_at.sort();
+        keys_at.dedup();
+        let recorded: HashMap<(WalletId, u64), Vec<u8>> = if keys_at.is_empty() {
+            HashMap::new()
+        } else {
+            self.store
+                .begin_read()?
+                .entries_at_keys(&keys_at)?
+                .into_iter()
+                .map(|e| ((e.payer, e.seq), e.bytes))
+                .collect()
+        };
+        let mut keep = vec![true; outgoing.len() + incoming.len() + evidence.len()];
+        for (k, e) in outgoing.iter().chain(incoming).chain(evidence).enumerate() {
+            if recorded
+                .get(&(e.payer(), e.seq()))
+                .is_some_and(|b| b.as_slice() == e.bytes())
+            {
+                keep[k] = false;
+            }
+        }
+        Ok(keep)
     }
 
     /// Reconcile one SyncReport and answer it. The same report processed again
@@ -265,7 +273,6 @@ impl<S: Store> Issuer<S> {
         }
     }
 
-    #[expect(clippy::too_many_lines)] // lint-exception: one sequence of steps read top to bottom; split by role when next changed
     fn apply_report(
         &self,
         tx: &mut dyn Tx,
@@ -303,6 +310,80 @@ impl<S: Store> Issuer<S> {
                 }
             }
         }
+        self.check_report(tx, v, &w, &mut problems)?;
+
+        // Record and settle everything the report carries.
+        let mut stats = RecordStats::default();
+        let mut batch: Vec<(ChainEntry, Source)> = Vec::new();
+        batch.extend(v.outgoing.iter().cloned().map(|e| (e, Source::Own)));
+        batch.extend(v.incoming.iter().cloned().map(|e| (e, Source::Payee)));
+        batch.extend(v.evidence.iter().cloned().map(|e| (e, Source::Evidence)));
+        record_and_settle(&self.ca, tx, &batch, now, &mut stats)?;
+        for (payer, why) in &v.anomalies {
+            if let Some(mut p) = tx.wallet(payer, true)?
+                && p.state == WalletState::Active
+            {
+                p.state = WalletState::Locked;
+                p.reason = Some(why.to_string());
+                tx.update_wallet(&p)?;
+            }
+        }
+
+        // The reporting wallet may have been revoked by what was just recorded.
+        let fresh = tx.wallet(&id, true)?.ok_or(IssuerError::UnknownWallet)?;
+        w.state = fresh.state;
+        w.reason = fresh.reason.clone();
+        w.clawed_back = fresh.clawed_back;
+        w.guaranteed = fresh.guaranteed;
+        let mut locked_now = None;
+        if w.unlock_pending {
+            // The operator has unlocked this wallet: the response replaces its state
+            // with the issuer's checkpoint, so the discrepancies of the old state are moot.
+            problems.clear();
+        }
+        if !problems.is_empty() && w.state == WalletState::Active {
+            let why = LockReason::Report(problems);
+            w.state = WalletState::Locked;
+            w.reason = Some(
+                why.to_string()
+                    .chars()
+                    .take(LOCK_REASON_CHARS_MAX)
+                    .collect(),
+            );
+            w.unlock_pending = false;
+            locked_now = Some(why);
+        }
+
+        let (response, stranded) = self.answer(tx, r, &mut w, now)?;
+        w.report_seq = w.report_seq.max(r.report_seq);
+        tx.update_wallet(&w)?;
+        if !reused_seq {
+            tx.insert_report(&id, r.report_seq, &v.hash, &response, now)?;
+        }
+        Ok(SyncOutcome {
+            response,
+            entries_recorded: stats.recorded,
+            settled: stats.settled,
+            double_spends: stats.double_spends,
+            locked: locked_now,
+            replayed: false,
+            stranded,
+        })
+    }
+
+    /// Check a report against what the issuer knows: its base checkpoint and
+    /// currency (refused when wrong), then the chain's continuity, the loads,
+    /// the balance equation and rollbacks (each inconsistency a problem: the
+    /// wallet will be locked, the entries still count).
+    fn check_report(
+        &self,
+        tx: &mut dyn Tx,
+        v: &VerifiedReport,
+        w: &WalletRecord,
+        problems: &mut Vec<ReportProblem>,
+    ) -> Result<(), IssuerError> {
+        let r = v.report.body();
+        let id = r.wallet;
         if r.base_checkpoint > w.checkpoint {
             return Err(IssuerError::UnknownCheckpoint);
         }
@@ -396,50 +477,21 @@ impl<S: Store> Issuer<S> {
         if r.locked && w.state == WalletState::Active && !w.unlock_pending {
             problems.push(ReportProblem::SelfLocked);
         }
+        Ok(())
+    }
 
-        // Record and settle everything the report carries.
-        let mut stats = RecordStats::default();
-        let mut batch: Vec<(ChainEntry, Source)> = Vec::new();
-        batch.extend(v.outgoing.iter().cloned().map(|e| (e, Source::Own)));
-        batch.extend(v.incoming.iter().cloned().map(|e| (e, Source::Payee)));
-        batch.extend(v.evidence.iter().cloned().map(|e| (e, Source::Evidence)));
-        record_and_settle(&self.ca, tx, &batch, now, &mut stats)?;
-        for (payer, why) in &v.anomalies {
-            if let Some(mut p) = tx.wallet(payer, true)?
-                && p.state == WalletState::Active
-            {
-                p.state = WalletState::Locked;
-                p.reason = Some(why.to_string());
-                tx.update_wallet(&p)?;
-            }
-        }
-
-        // The reporting wallet may have been revoked by what was just recorded.
-        let fresh = tx.wallet(&id, true)?.ok_or(IssuerError::UnknownWallet)?;
-        w.state = fresh.state;
-        w.reason = fresh.reason.clone();
-        w.clawed_back = fresh.clawed_back;
-        w.guaranteed = fresh.guaranteed;
-        let mut locked_now = None;
-        if w.unlock_pending {
-            // The operator has unlocked this wallet: the response replaces its state
-            // with the issuer's checkpoint, so the discrepancies of the old state are moot.
-            problems.clear();
-        }
-        if !problems.is_empty() && w.state == WalletState::Active {
-            let why = LockReason::Report(problems);
-            w.state = WalletState::Locked;
-            w.reason = Some(
-                why.to_string()
-                    .chars()
-                    .take(LOCK_REASON_CHARS_MAX)
-                    .collect(),
-            );
-            w.unlock_pending = false;
-            locked_now = Some(why);
-        }
-
-        // The answer.
+    /// The signed SyncResponse: the next checkpoint (the issuer's own after an
+    /// unlock), the vouchers not applied yet, the CRL, a renewed certificate or
+    /// the new policy when due, and the command. Updates `w` and stores the
+    /// checkpoint; with the wallet's stranded money as of that checkpoint.
+    fn answer(
+        &self,
+        tx: &mut dyn Tx,
+        r: &SyncReport,
+        w: &mut WalletRecord,
+        now: UnixSeconds,
+    ) -> Result<(Vec<u8>, crate::stranded::Stranded), IssuerError> {
+        let id = r.wallet;
         let number = w.checkpoint + 1;
         let (checkpoint, command) = if w.unlock_pending && w.state == WalletState::Active {
             let max = tx.max_seq(&id)?;
@@ -541,21 +593,8 @@ impl<S: Store> Issuer<S> {
         .into_bytes();
         tx.insert_checkpoint(&checkpoint)?;
         w.checkpoint = number;
-        w.report_seq = w.report_seq.max(r.report_seq);
-        tx.update_wallet(&w)?;
         let stranded = crate::stranded::after_report(tx, &id, &checkpoint, w.load_seq)?;
-        if !reused_seq {
-            tx.insert_report(&id, r.report_seq, &v.hash, &response, now)?;
-        }
-        Ok(SyncOutcome {
-            response,
-            entries_recorded: stats.recorded,
-            settled: stats.settled,
-            double_spends: stats.double_spends,
-            locked: locked_now,
-            replayed: false,
-            stranded,
-        })
+        Ok((response, stranded))
     }
 }
 

@@ -56,7 +56,6 @@ fn entry_record(e: &ChainEntry, now: UnixSeconds) -> Result<EntryRecord, IssuerE
 /// and redeem once, and cover the losses of revoked payers. Returns the
 /// number of entries newly settled. A constant number of round trips per
 /// call, whatever the number of entries and payers.
-#[expect(clippy::too_many_lines)] // lint-exception: one sequence of steps read top to bottom; split by role when next changed
 pub(crate) fn record_and_settle(
     ca: &CertificateFactory,
     tx: &mut dyn Tx,
@@ -112,6 +111,28 @@ pub(crate) fn record_and_settle(
     tx.insert_entries(&new_entries)?;
 
     // 3. Settle payments and redeems seen by their payer or payee, once each.
+    let settled_total = settle_once(tx, batch, now)?;
+
+    // 4. Double spends: keep the proof, revoke and lock the payer.
+    prove_double_spends(ca, tx, conflicts, now, stats)?;
+
+    // 5. Cover the losses of every revoked payer touched.
+    let mut payers: Vec<WalletId> = keys.iter().map(|(p, _)| *p).collect();
+    payers.dedup();
+    for payer in tx.revoked_among(&payers)? {
+        cover_losses(tx, &payer, now)?;
+    }
+    stats.settled += settled_total;
+    Ok(settled_total)
+}
+
+/// Settle the batch's payments and redeems (not its evidence) that are not
+/// settled yet, once each; returns how many were.
+fn settle_once(
+    tx: &mut dyn Tx,
+    batch: &[(ChainEntry, Source)],
+    now: UnixSeconds,
+) -> Result<usize, IssuerError> {
     let mut to_settle: Vec<&ChainEntry> = Vec::new();
     let mut seen = BTreeSet::new();
     for (e, s) in batch {
@@ -201,8 +222,17 @@ pub(crate) fn record_and_settle(
     tx.post(&postings)?;
     tx.insert_settlements(&settlements, now)?;
     let settled_total = settlements.len();
+    Ok(settled_total)
+}
 
-    // 4. Double spends: keep the proof, revoke and lock the payer.
+/// Two entries at one (payer, seq): keep the proof, revoke the payer (once).
+fn prove_double_spends(
+    ca: &CertificateFactory,
+    tx: &mut dyn Tx,
+    conflicts: Vec<(WalletId, Vec<u8>, Vec<u8>, u64)>,
+    now: UnixSeconds,
+    stats: &mut RecordStats,
+) -> Result<(), IssuerError> {
     for (payer, a, b, seq) in conflicts {
         let proof = build_proof(ca, tx, &payer, &a, &b)?;
         let ea = ChainEntry::decode(&a)?.hash();
@@ -229,15 +259,7 @@ pub(crate) fn record_and_settle(
             tx.update_wallet(&w)?;
         }
     }
-
-    // 5. Cover the losses of every revoked payer touched.
-    let mut payers: Vec<WalletId> = keys.iter().map(|(p, _)| *p).collect();
-    payers.dedup();
-    for payer in tx.revoked_among(&payers)? {
-        cover_losses(tx, &payer, now)?;
-    }
-    stats.settled += settled_total;
-    Ok(settled_total)
+    Ok(())
 }
 
 /// The proof for two entries of `payer`, with the certificate whose key signed them.

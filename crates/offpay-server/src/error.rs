@@ -22,6 +22,19 @@
 //! | 422 | `limit` | a risk limit refuses the amount |
 //! | 500 | `storage`, `invariant`, `randomness`, `master_key`, `not_initialised`, `internal` | server fault (details in the log only) |
 //! | 503 | `conflict` | the transaction kept losing races: retry (`Retry-After: 1`) |
+//!
+//! Inside a code, `offpay_issuer::IssuerError::detail` names the exact reason
+//! (logged and counted in `offpay_issuer_errors_total{code,detail}`):
+//! `invalid_input`: `customer_id`, `customer_name`, `idempotency_key`,
+//! `zero_amount`, `amount_too_large`, `currency`, `entry_malformed`,
+//! `foreign_outgoing_entry`, `unknown_payer_certificate`,
+//! `payer_certificate_mismatch`, `unknown_payee`; `bad_signature`: `report`,
+//! `outgoing_entry`, `incoming_payment`, `evidence`, `redeem`;
+//! `enrollment_token`: `unknown`, `used`, `expired`; `limit`:
+//! `load_over_holding`, `holding`; `wallet_not_active`: `locked`, `revoked`;
+//! `invariant`: see `offpay_issuer::error::Invariant`. A sync that locks a
+//! wallet counts each `ReportProblem` code in
+//! `offpay_sync_report_problems_total{code}`.
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
