@@ -291,6 +291,11 @@ impl Client {
         self
     }
 
+    /// Close the kept-alive connection, if any (the next request opens a new one).
+    pub fn close(&self) {
+        *self.conn.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
     /// The timeouts in use.
     pub fn timeouts(&self) -> Timeouts {
         self.timeouts
@@ -505,7 +510,7 @@ impl Client {
 
     fn get_typed<T: DeserializeOwned>(&self, what: &str, path: &str) -> Result<T, Error> {
         let url = self.url();
-        self.get_ok(what, path)?.json(&url)
+        self.get_ok(what, path)?.decode(&url)
     }
 
     fn post_typed<B: Serialize, T: DeserializeOwned>(
@@ -521,7 +526,7 @@ impl Client {
         })?;
         self.request(what, "POST", path, Some(JSON), &bytes)?
             .ok()?
-            .json(&url)
+            .decode(&url)
     }
 
     fn post_cbor_ok(&self, what: &str, path: &str, body: &[u8]) -> Result<Response, Error> {
@@ -564,7 +569,7 @@ impl Client {
     pub fn redeem(&self, redeem: &[u8]) -> Result<RedeemResponse, Error> {
         let url = self.url();
         self.post_cbor_ok("the redeem", "/v1/redeem", redeem)?
-            .json(&url)
+            .decode(&url)
     }
 
     /// `GET /v1/crl`: the current CRL, DER.
@@ -629,7 +634,7 @@ impl Client {
             &[],
         )?
         .ok()?
-        .json(&url)
+        .decode(&url)
     }
 
     /// `GET /v1/admin/wallets`.
@@ -684,7 +689,7 @@ impl Client {
             &[],
         )?
         .ok()?
-        .json(&url)
+        .decode(&url)
     }
 
     /// `GET /v1/admin/double-spends`.
@@ -751,7 +756,7 @@ impl Response {
     }
 
     /// The body as `T` (JSON): every field present and of its type.
-    pub fn json<T: DeserializeOwned>(&self, url: &str) -> Result<T, Error> {
+    pub fn decode<T: DeserializeOwned>(&self, url: &str) -> Result<T, Error> {
         serde_json::from_slice(&self.body).map_err(|e| Error::Malformed {
             url: url.to_string(),
             what: format!("not the expected JSON ({e})"),
