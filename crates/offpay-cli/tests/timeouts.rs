@@ -39,18 +39,17 @@ fn a_sync_against_a_silent_server_says_what_it_waits_for_and_times_out() {
     let before = state(&dir);
     let silent = silent_server();
 
+    let sync = |first: &[&str]| {
+        let mut a = first.to_vec();
+        a.extend_from_slice(&["wallet", "--dir", dir.to_str().unwrap(), "sync", "--server"]);
+        a.push(&silent);
+        a.iter().map(|s| s.to_string()).collect::<Vec<_>>()
+    };
+
     // Text mode: a line on stderr while waiting, then the refusal.
     let t = Instant::now();
-    let r = run(&[
-        "--timeout",
-        "3",
-        "wallet",
-        "--dir",
-        dir.to_str().unwrap(),
-        "sync",
-        "--server",
-        &silent,
-    ]);
+    let args = sync(&["--timeout", "3"]);
+    let r = run(&args.iter().map(String::as_str).collect::<Vec<_>>());
     let took = t.elapsed();
     assert_eq!(r.code, 1, "{r:?}");
     assert!(
@@ -78,18 +77,8 @@ fn a_sync_against_a_silent_server_says_what_it_waits_for_and_times_out() {
     // JSON mode, timeout from the environment: the code says what happened, no notice.
     let mut c = offpay();
     c.env("OFFPAY_TIMEOUT", "2");
-    let r = run_with(
-        c,
-        &[
-            "--json",
-            "wallet",
-            "--dir",
-            dir.to_str().unwrap(),
-            "sync",
-            "--server",
-            &silent,
-        ],
-    );
+    let args = sync(&["--json"]);
+    let r = run_with(c, &args.iter().map(String::as_str).collect::<Vec<_>>());
     assert_eq!(r.code, 1, "{r:?}");
     let v = r.json();
     assert_eq!(v["error"]["code"], "timeout", "{v}");

@@ -529,6 +529,13 @@ impl Client {
             .decode(&url)
     }
 
+    fn post_empty_typed<T: DeserializeOwned>(&self, what: &str, path: &str) -> Result<T, Error> {
+        let url = self.url();
+        self.request(what, "POST", path, None, &[])?
+            .ok()?
+            .decode(&url)
+    }
+
     fn post_cbor_ok(&self, what: &str, path: &str, body: &[u8]) -> Result<Response, Error> {
         self.request(what, "POST", path, Some(CBOR), body)?.ok()
     }
@@ -622,19 +629,13 @@ impl Client {
 
     /// `POST /v1/admin/customers/{id}/enrollment-tokens`.
     pub fn enrollment_token(&self, customer: &str) -> Result<EnrollmentTokenResponse, Error> {
-        let url = self.url();
-        self.request(
+        self.post_empty_typed(
             "the enrollment token",
-            "POST",
             &format!(
                 "/v1/admin/customers/{}/enrollment-tokens",
                 segment(customer)
             ),
-            None,
-            &[],
-        )?
-        .ok()?
-        .decode(&url)
+        )
     }
 
     /// `GET /v1/admin/wallets`.
@@ -680,16 +681,10 @@ impl Client {
 
     /// `POST /v1/admin/wallets/{id}/unlock`.
     pub fn unlock(&self, id: &str) -> Result<WalletView, Error> {
-        let url = self.url();
-        self.request(
+        self.post_empty_typed(
             "the unlock",
-            "POST",
             &format!("/v1/admin/wallets/{}/unlock", segment(id)),
-            None,
-            &[],
-        )?
-        .ok()?
-        .decode(&url)
+        )
     }
 
     /// `GET /v1/admin/double-spends`.
