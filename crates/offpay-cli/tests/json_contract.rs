@@ -3,6 +3,7 @@
 //! `*_minor` fields with a `currency` beside them (or above them); times as
 //! Unix seconds in `*_at` fields and nowhere else; failures as
 //! `{"ok": false, "error": {"code", "message"}}`.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)] // Test code: a failed unwrap is a failed test.
 
 mod common;
 

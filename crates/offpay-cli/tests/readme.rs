@@ -20,6 +20,7 @@
 //!   background; its output is compared when it ends, after the next block.
 //! * A command ending in ` &` (the server) runs in the background; its
 //!   output lines are read as they come. It is stopped at the end.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)] // Test code: a failed unwrap is a failed test.
 
 mod common;
 

@@ -2,6 +2,7 @@
 //! nothing changed, exit 3 means done but not delivered; output never
 //! panics; a peer over the tap learns no balance; amounts near the integer
 //! limits are refused as input; words instead of type numbers.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)] // Test code: a failed unwrap is a failed test.
 
 mod common;
 

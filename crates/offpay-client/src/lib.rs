@@ -301,6 +301,11 @@ impl Client {
         self
     }
 
+    /// Close the kept-alive connection, if any (the next request opens a new one).
+    pub fn close(&self) {
+        *self.conn.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
     /// The timeouts in use.
     pub fn timeouts(&self) -> Timeouts {
         self.timeouts
@@ -515,7 +520,7 @@ impl Client {
 
     fn get_typed<T: DeserializeOwned>(&self, what: &str, path: &str) -> Result<T, Error> {
         let url = self.url();
-        self.get_ok(what, path)?.json(&url)
+        self.get_ok(what, path)?.decode(&url)
     }
 
     fn post_typed<B: Serialize, T: DeserializeOwned>(
@@ -531,7 +536,14 @@ impl Client {
         })?;
         self.request(what, "POST", path, Some(JSON), &bytes)?
             .ok()?
-            .json(&url)
+            .decode(&url)
+    }
+
+    fn post_empty_typed<T: DeserializeOwned>(&self, what: &str, path: &str) -> Result<T, Error> {
+        let url = self.url();
+        self.request(what, "POST", path, None, &[])?
+            .ok()?
+            .decode(&url)
     }
 
     fn post_cbor_ok(&self, what: &str, path: &str, body: &[u8]) -> Result<Response, Error> {
@@ -592,7 +604,7 @@ impl Client {
     pub fn redeem(&self, redeem: &[u8]) -> Result<RedeemResponse, Error> {
         let url = self.url();
         self.post_cbor_ok("the redeem", "/v1/redeem", redeem)?
-            .json(&url)
+            .decode(&url)
     }
 
     /// `GET /v1/crl`: the current CRL, DER.
@@ -645,19 +657,13 @@ impl Client {
 
     /// `POST /v1/admin/customers/{id}/enrollment-tokens`.
     pub fn enrollment_token(&self, customer: &str) -> Result<EnrollmentTokenResponse, Error> {
-        let url = self.url();
-        self.request(
+        self.post_empty_typed(
             "the enrollment token",
-            "POST",
             &format!(
                 "/v1/admin/customers/{}/enrollment-tokens",
                 segment(customer)
             ),
-            None,
-            &[],
-        )?
-        .ok()?
-        .json(&url)
+        )
     }
 
     /// `GET /v1/admin/wallets`.
@@ -703,16 +709,10 @@ impl Client {
 
     /// `POST /v1/admin/wallets/{id}/unlock`.
     pub fn unlock(&self, id: &str) -> Result<WalletView, Error> {
-        let url = self.url();
-        self.request(
+        self.post_empty_typed(
             "the unlock",
-            "POST",
             &format!("/v1/admin/wallets/{}/unlock", segment(id)),
-            None,
-            &[],
-        )?
-        .ok()?
-        .json(&url)
+        )
     }
 
     /// `GET /v1/admin/double-spends`.
@@ -779,7 +779,7 @@ impl Response {
     }
 
     /// The body as `T` (JSON): every field present and of its type.
-    pub fn json<T: DeserializeOwned>(&self, url: &str) -> Result<T, Error> {
+    pub fn decode<T: DeserializeOwned>(&self, url: &str) -> Result<T, Error> {
         serde_json::from_slice(&self.body).map_err(|e| Error::Malformed {
             url: url.to_string(),
             what: format!("not the expected JSON ({e})"),

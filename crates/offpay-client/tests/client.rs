@@ -1,5 +1,6 @@
 //! The client against local listeners that answer what a test needs: canned
 //! responses on one keep-alive connection, silence, refusals, broken bodies.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)] // Test code: a failed unwrap is a failed test.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};

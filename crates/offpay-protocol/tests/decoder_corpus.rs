@@ -30,9 +30,8 @@ use offpay_protocol::messages::{
 use offpay_protocol::pki::{
     self, Certificate, Crl, PolicyRef, RevocationReason, RevokedEntry, parse_csr,
 };
-use offpay_protocol::{
-    Amount, Currency, Hash32, Nonce, PublicKey, SigningKey, Suite, UnixSeconds, WalletId,
-};
+use offpay_protocol::{Hash32, Nonce, PublicKey, SigningKey, Suite, UnixSeconds, WalletId};
+use offpay_test_support::{default_policy, eur};
 use proptest::prelude::*;
 
 // ---- an allocator that reports the largest allocation of this thread ----------------
@@ -189,10 +188,6 @@ struct Scheme {
     items: Vec<Item>,
 }
 
-fn eur(minor: u64) -> Amount {
-    Amount::new(minor, Currency::new("EUR").unwrap())
-}
-
 #[expect(clippy::too_many_lines)] // lint-exception: one scenario told end to end
 fn scheme(suite: Suite) -> Scheme {
     let key = |b: u8| SigningKey::from_seed(suite, &[b; 32]).unwrap();
@@ -312,20 +307,7 @@ fn scheme(suite: Suite) -> Scheme {
         },
         &payer_key,
     );
-    let policy = Signed::sign(
-        RiskPolicy {
-            id: 1,
-            epoch: 1,
-            max_payment: eur(50_000),
-            max_balance_minor: 100_000,
-            max_offline_spend_minor: 200_000,
-            max_offline_payments: 500,
-            max_offline_seconds: 7 * DAY,
-            max_log_entries: 1000,
-            cert_validity_seconds: 30 * DAY,
-        },
-        &issuer_key,
-    );
+    let policy = Signed::sign(default_policy(), &issuer_key);
     let report = Signed::sign(
         SyncReport {
             wallet: payer,

@@ -30,11 +30,11 @@ use offpay_protocol::messages::{
 use offpay_protocol::pki::{
     self, Certificate, Crl, PolicyRef, RevocationReason, RevokedEntry, validate_wallet_chain,
 };
-use offpay_protocol::{
-    Amount, Currency, Hash32, Nonce, PublicKey, SigningKey, Suite, UnixSeconds, WalletId,
-};
+use offpay_protocol::{Hash32, Nonce, PublicKey, SigningKey, Suite, UnixSeconds, WalletId};
 
 // ---- the fixed inputs (listed in docs/PROTOCOL.md, appendix A) ----------------
+
+use offpay_test_support::{default_policy, eur};
 
 const DAY: u64 = 86_400;
 /// 2026-11-18T11:06:40Z.
@@ -76,25 +76,8 @@ fn nonce() -> Nonce {
 fn other_nonce() -> Nonce {
     Nonce(seq16(0x60))
 }
-fn eur(minor: u64) -> Amount {
-    Amount::new(minor, Currency::new("EUR").unwrap())
-}
 fn t(offset: u64) -> UnixSeconds {
     UnixSeconds(T0 + offset)
-}
-
-fn policy() -> RiskPolicy {
-    RiskPolicy {
-        id: 1,
-        epoch: 1,
-        max_payment: eur(50_000),
-        max_balance_minor: 100_000,
-        max_offline_spend_minor: 200_000,
-        max_offline_payments: 500,
-        max_offline_seconds: 7 * DAY,
-        max_log_entries: 1000,
-        cert_validity_seconds: 30 * DAY,
-    }
 }
 
 /// Everything one suite's vectors are made of.
@@ -267,7 +250,7 @@ fn fixture(suite: Suite) -> Fixture {
         },
         &payer_key,
     );
-    let policy = Signed::sign(policy(), &issuer_key);
+    let policy = Signed::sign(default_policy(), &issuer_key);
     let report = Signed::sign(
         SyncReport {
             wallet: payer_id(),
@@ -630,7 +613,7 @@ fn document_vectors_decode_and_verify() {
         // Risk policy.
         let pol = Signed::<RiskPolicy>::decode(&v("risk-policy")).unwrap();
         pol.verify(&issuer_pk).unwrap();
-        assert_eq!(pol.body(), &policy());
+        assert_eq!(pol.body(), &default_policy());
 
         // SyncReport.
         let report = Signed::<SyncReport>::decode(&v("sync-report")).unwrap();

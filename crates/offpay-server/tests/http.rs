@@ -1,15 +1,14 @@
 //! The HTTP API against a real server on a loopback port (SQLite in a temp dir).
 #![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)] // Test code: a failed unwrap is a failed test.
 
-mod common;
-
 use std::process::Command;
 
-use common::*;
 use offpay_protocol::envelope::Signed;
 use offpay_protocol::evidence::verify_double_spend_bytes;
 use offpay_protocol::messages::{SYNC_REPORT_BYTES_MAX, SyncResponse};
 use offpay_protocol::pki::{Certificate, Crl};
+use offpay_test_support::server::*;
+use offpay_test_support::{eur, pay};
 use offpay_wallet::Wallet;
 use serde_json::{Value, json};
 
@@ -118,7 +117,7 @@ fn story(s: &TestServer, backend: &str) {
     assert_eq!(wa["customer"], "alice");
 
     // Offline: Alice pays Bob; the payee syncs first, then the payer.
-    pay(&mut alice, &mut bob, 2_500);
+    pay(&mut alice, &mut bob, 2_500, now());
     s.sync(&mut bob);
     s.sync(&mut alice);
     assert_eq!(s.wallet(&alice)["offline_balance_minor"], 7_500);
@@ -217,8 +216,8 @@ fn double_spend_by_a_cloned_wallet_through_http() {
     s.load(&mut alice, 5_000, "load-a");
     // The attacker copies the whole device before paying.
     let mut clone = Wallet::open(alice.vault().clone()).unwrap();
-    pay(&mut alice, &mut bob, 5_000);
-    pay(&mut clone, &mut carol, 4_000);
+    pay(&mut alice, &mut bob, 5_000, now());
+    pay(&mut clone, &mut carol, 4_000, now());
     s.sync(&mut bob);
     s.sync(&mut carol);
     // Both honest payees are paid; the payer is revoked; the proof is published.
@@ -1000,32 +999,27 @@ fn serve_stops_gracefully_when_its_shutdown_future_resolves() {
     config.operator_token = Some("serve-test-token-0123456789".into());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let thread = std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(offpay_server::serve(config, async {
+        runtime().block_on(offpay_server::serve(config, async {
             let _ = rx.await;
         }))
     });
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let client = Client::for_addr(addr);
     loop {
-        if let Ok(mut c) = std::net::TcpStream::connect(("127.0.0.1", port)) {
-            use std::io::{Read, Write};
-            c.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-                .unwrap();
-            let mut out = String::new();
-            c.read_to_string(&mut out).unwrap();
-            assert!(out.starts_with("HTTP/1.1 200"), "{out}");
-            break;
+        match client.health() {
+            Ok(h) => {
+                assert_eq!(h.status, "ok");
+                break;
+            }
+            Err(e) => assert!(
+                std::time::Instant::now() < deadline,
+                "server did not come up: {e}"
+            ),
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "server did not come up"
-        );
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
+    client.close();
     assert!(
         !dir.path().join("d/operator-token").exists(),
         "a configured token is not written to disk"

@@ -12,29 +12,16 @@ use offpay_protocol::envelope::Signed;
 use offpay_protocol::evidence::verify_double_spend_bytes;
 use offpay_protocol::messages::SyncResponse;
 use offpay_protocol::pki::Crl;
-use offpay_protocol::{Amount, Currency, Suite, UnixSeconds, WalletId};
+use offpay_protocol::{Currency, Suite, UnixSeconds, WalletId};
 use offpay_store::AnyStore;
 use offpay_wallet::Wallet;
 use offpay_wallet::vault::MemoryVault;
 
+use offpay_test_support::postgres::Schema;
+use offpay_test_support::{eur, pay};
+
 const T0: UnixSeconds = UnixSeconds(1_795_000_000);
 const MASTER: [u8; 32] = [42u8; 32];
-
-fn eur(minor: u64) -> Amount {
-    Amount::new(minor, Currency::new("EUR").unwrap())
-}
-
-struct PgSchema {
-    url: String,
-    schema: String,
-}
-impl Drop for PgSchema {
-    fn drop(&mut self) {
-        if let Ok(mut c) = postgres::Client::connect(&self.url, postgres::NoTls) {
-            let _ = c.batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", self.schema));
-        }
-    }
-}
 
 /// Run `f` on SQLite (a temporary file) and on PostgreSQL (a fresh schema).
 fn on_every_backend(name: &str, f: impl Fn(&Issuer<AnyStore>)) {
@@ -50,27 +37,10 @@ fn on_every_backend(name: &str, f: impl Fn(&Issuer<AnyStore>)) {
     eprintln!("[{name}] sqlite");
     f(&issuer);
 
-    let url = std::env::var("OFFPAY_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-    let required = std::env::var("OFFPAY_REQUIRE_POSTGRES").is_ok_and(|v| v == "1");
-    if let Err(e) = postgres::Client::connect(&url, postgres::NoTls) {
-        if required {
-            panic!(
-                "[{name}] PostgreSQL required (OFFPAY_REQUIRE_POSTGRES=1) but {url} does not answer: {e}"
-            );
-        }
-        eprintln!(
-            "[{name}] SKIPPED on PostgreSQL: {url} does not answer ({e}); set OFFPAY_REQUIRE_POSTGRES=1 to fail instead"
-        );
+    let Some(guard) = Schema::fresh(name) else {
         return;
-    }
-    let mut rnd = [0u8; 6];
-    getrandom::fill(&mut rnd).unwrap();
-    let guard = PgSchema {
-        url: url.clone(),
-        schema: format!("t_{name}_{}", hex(&rnd)),
     };
-    let store = offpay_store::open_postgres_schema(&url, &guard.schema).unwrap();
+    let store = offpay_store::open_postgres_schema(&guard.url, &guard.name).unwrap();
     let issuer = Issuer::init(
         store,
         &MASTER,
@@ -78,12 +48,8 @@ fn on_every_backend(name: &str, f: impl Fn(&Issuer<AnyStore>)) {
         T0,
     )
     .unwrap();
-    eprintln!("[{name}] postgres schema {}", guard.schema);
+    eprintln!("[{name}] postgres schema {}", guard.name);
     f(&issuer);
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 /// A customer with `online` minor units and an enrolled wallet holding `offline`.
@@ -124,19 +90,6 @@ fn customer_with_wallet(
         w.apply_voucher(&v, T0).unwrap();
     }
     w
-}
-
-fn pay(
-    payer: &mut Wallet<MemoryVault>,
-    payee: &mut Wallet<MemoryVault>,
-    minor: u64,
-    now: UnixSeconds,
-) -> Vec<u8> {
-    let req = payee.request(eur(minor), 300, now).unwrap();
-    let p = payer.pay(&req, now).unwrap();
-    let r = payee.receive(&p, now).unwrap();
-    payer.confirm(&r).unwrap();
-    p
 }
 
 fn sync(

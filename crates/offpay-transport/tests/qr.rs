@@ -1,12 +1,10 @@
 //! QR codes: round trips through PNG, real offpay payments, and hostile images.
 #![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)] // Test code: a failed unwrap is a failed test.
 
-mod common;
-
-use common::*;
 use offpay_protocol::Suite;
 use offpay_protocol::envelope::Signed;
 use offpay_protocol::messages::{CertField, Payment};
+use offpay_test_support::*;
 use offpay_transport::qr::{
     self, Ecc, QR_BYTES_MAX, QR_IMAGE_SIDE_MAX, QR_PNG_FILE_BYTES_MAX, QR_SCALE_MAX, QrError,
 };
@@ -110,7 +108,7 @@ fn real_payment(suite: Suite) -> Vec<u8> {
     let mut alice = s.memory_wallet(suite);
     let mut bob = s.memory_wallet(suite);
     s.load(&mut alice, 10_000, T0);
-    let req = bob.request(eur_amount(2_500), 300, T0.plus(10)).unwrap();
+    let req = bob.request(eur(2_500), 300, T0.plus(10)).unwrap();
     let payment = alice.pay(&req, T0.plus(20)).unwrap();
     let p = Signed::<Payment>::decode(&payment).unwrap();
     assert!(matches!(p.body().payer_cert, CertField::Inline(_)));

@@ -2,16 +2,14 @@
 //! exchanges and their retry, and hostile or broken peers.
 #![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)] // Test code: a failed unwrap is a failed test.
 
-mod common;
-
 use std::io::Write;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::*;
 use offpay_protocol::Suite;
 use offpay_protocol::messages::{PAYMENT_REQUEST_BYTES_MAX, RECEIPT_BYTES_MAX};
+use offpay_test_support::*;
 use offpay_transport::tap::{
     self, Decline, Declined, FrameType, Step, TapError, TapListener, TapOutcome, encode_frame,
     read_frame, serve_one, tap_connect, write_frame,
@@ -51,7 +49,7 @@ fn full_exchange_moves_money_both_suites() {
         s.load(&mut alice, 10_000, T0);
         let (l, addr) = listener();
         let now = T0.plus(60);
-        let req = bob.request(eur_amount(2_500), 300, now).unwrap();
+        let req = bob.request(eur(2_500), 300, now).unwrap();
 
         let (served, paid) = thread::scope(|sc| {
             let payee = sc.spawn(|| serve_one(&l, &req, payee_cb(&mut bob, now)));
@@ -70,7 +68,7 @@ fn full_exchange_moves_money_both_suites() {
         // The listener serves the next exchange too (Bob pays back, roles swapped
         // on a fresh listener for Alice).
         let (l2, addr2) = listener();
-        let req2 = alice.request(eur_amount(1_000), 300, now.plus(10)).unwrap();
+        let req2 = alice.request(eur(1_000), 300, now.plus(10)).unwrap();
         let (served2, paid2) = thread::scope(|sc| {
             let payee = sc.spawn(|| serve_one(&l2, &req2, payee_cb(&mut alice, now.plus(10))));
             let paid = tap_connect(addr2, Duration::from_secs(5))
@@ -95,7 +93,7 @@ fn refusals_travel_as_error_frames_without_the_reason() {
     let now = T0.plus(60);
     // More than Alice holds: her TA refuses; Bob hears that she declined,
     // never her balance or her limits.
-    let req = bob.request(eur_amount(5_000), 300, now).unwrap();
+    let req = bob.request(eur(5_000), 300, now).unwrap();
     let (l, addr) = listener();
     let (served, paid) = thread::scope(|sc| {
         let payee = sc.spawn(|| serve_one(&l, &req, payee_cb(&mut bob, now)));
@@ -167,7 +165,7 @@ fn torn_after_payee_credited_retry_gives_same_bytes_money_moves_once() {
     let mut bob = s.memory_wallet(suite);
     s.load(&mut alice, 10_000, T0);
     let now = T0.plus(60);
-    let req = bob.request(eur_amount(2_500), 300, now).unwrap();
+    let req = bob.request(eur(2_500), 300, now).unwrap();
 
     // Attempt 1: the payee credits, then the connection drops before the RECEIPT.
     let raw = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -224,7 +222,7 @@ fn torn_before_payee_processed_retry_completes() {
     let mut bob = s.memory_wallet(suite);
     s.load(&mut alice, 10_000, T0);
     let now = T0.plus(60);
-    let req = bob.request(eur_amount(1_234), 300, now).unwrap();
+    let req = bob.request(eur(1_234), 300, now).unwrap();
 
     // The payee reads the PAYMENT and goes away without processing it.
     let raw = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -261,7 +259,7 @@ fn payer_vanishing_after_payment_then_retrying_gets_the_same_receipt() {
     let mut bob = s.memory_wallet(suite);
     s.load(&mut alice, 10_000, T0);
     let now = T0.plus(60);
-    let req = bob.request(eur_amount(700), 300, now).unwrap();
+    let req = bob.request(eur(700), 300, now).unwrap();
     let (l, addr) = listener();
 
     // A raw payer: reads the REQUEST, sends the PAYMENT, hangs up at once.

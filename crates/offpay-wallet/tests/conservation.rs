@@ -21,14 +21,12 @@
 //! fixed unless `PROPTEST_RNG_SEED` is set.
 #![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)] // Test code: a failed unwrap is a failed test.
 
-mod common;
-
 use std::collections::{BTreeMap, HashMap};
 
-use common::*;
 use offpay_protocol::envelope::Signed;
 use offpay_protocol::messages::{Payment, RiskPolicy, SyncReport, WalletCommand};
 use offpay_protocol::{Suite, UnixSeconds};
+use offpay_test_support::*;
 use offpay_wallet::ta::{EVIDENCE_MAX, PENDING_REQUESTS_MAX, REQUEST_SECONDS_MAX};
 use offpay_wallet::vault::MemoryVault;
 use offpay_wallet::{Wallet, WalletError};
@@ -45,7 +43,7 @@ fn tight_policy() -> RiskPolicy {
     RiskPolicy {
         id: 1,
         epoch: 1,
-        max_payment: eur_amount(MAX_PAYMENT),
+        max_payment: eur(MAX_PAYMENT),
         max_balance_minor: MAX_BALANCE,
         max_offline_spend_minor: MAX_OFFLINE_SPEND,
         max_offline_payments: MAX_OFFLINE_PAYMENTS,
@@ -405,7 +403,7 @@ impl World {
         };
         let got = self.w[w].apply_voucher(&v, now);
         if let Some(a) = self.expect(w, &before, got, want, "load") {
-            assert_eq!(a, eur_amount(minor));
+            assert_eq!(a, eur(minor));
             self.m.balance[w] += minor;
             self.m.loads += minor;
             self.m.load_seq[w] = seq;
@@ -444,7 +442,7 @@ impl World {
             Ok(())
         };
         let before = observe(&self.w[to], now);
-        let got = self.w[to].request(eur_amount(minor), valid, now);
+        let got = self.w[to].request(eur(minor), valid, now);
         let bytes = self.expect(to, &before, got, want, "request")?;
         let req = Req {
             bytes,
@@ -473,12 +471,12 @@ impl World {
             Err(WalletError::RequestExpired)
         } else if minor > MAX_PAYMENT {
             Err(WalletError::LimitPerPayment {
-                max: eur_amount(MAX_PAYMENT),
+                max: eur(MAX_PAYMENT),
             })
         } else if balance < minor {
             Err(WalletError::InsufficientFunds {
-                balance: eur_amount(balance),
-                needed: eur_amount(minor),
+                balance: eur(balance),
+                needed: eur(minor),
             })
         } else if count >= MAX_OFFLINE_PAYMENTS {
             Err(WalletError::LimitOfflineCount {
@@ -499,7 +497,7 @@ impl World {
         let p = Signed::<Payment>::decode(&payment).unwrap();
         self.m.seq[from] += 1;
         assert_eq!(p.body().seq, self.m.seq[from], "pay: seq");
-        assert_eq!(p.body().amount, eur_amount(minor));
+        assert_eq!(p.body().amount, eur(minor));
         self.m.balance[from] -= minor;
         self.m.spend[from] = (count + 1, spent + minor);
         self.m.paid[from].retain(|r| r.expires >= now);
@@ -625,14 +623,14 @@ impl World {
         let balance = self.m.balance[w];
         let want = if balance < minor {
             Err(WalletError::InsufficientFunds {
-                balance: eur_amount(balance),
-                needed: eur_amount(minor),
+                balance: eur(balance),
+                needed: eur(minor),
             })
         } else {
             Ok(())
         };
         let before = observe(&self.w[w], now);
-        let got = self.w[w].redeem(eur_amount(minor), now);
+        let got = self.w[w].redeem(eur(minor), now);
         if self.expect(w, &before, got, want, "redeem").is_some() {
             self.m.balance[w] -= minor;
             self.m.seq[w] += 1;
@@ -645,7 +643,7 @@ impl World {
         let report = self.w[w].sync_report(now).unwrap();
         let r = Signed::<SyncReport>::decode(&report).unwrap();
         let b = r.body();
-        assert_eq!(b.balance, eur_amount(self.m.balance[w]), "report balance");
+        assert_eq!(b.balance, eur(self.m.balance[w]), "report balance");
         assert_eq!(b.seq, self.m.seq[w], "report seq");
         assert_eq!(b.evidence, self.m.evidence[w], "report evidence");
         assert!(!b.locked);

@@ -2,12 +2,10 @@
 //! vaults on disk, both suites, and 100 hops of transitivity.
 #![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)] // Test code: a failed unwrap is a failed test.
 
-mod common;
-
-use common::*;
 use offpay_protocol::envelope::Signed;
 use offpay_protocol::messages::{Payment, Receipt};
 use offpay_protocol::{Suite, UnixSeconds};
+use offpay_test_support::*;
 use offpay_wallet::vault::{KdfParams, MemoryVault, SealedFileVault};
 use offpay_wallet::{HistoryKind, Wallet};
 
@@ -119,7 +117,7 @@ fn torn_exchange_resumes_with_the_same_bytes() {
     let mut alice = s.enroll(MemoryVault::new(), Suite::Ed25519, T0);
     let mut bob = s.enroll(MemoryVault::new(), Suite::Ed25519, T0);
     s.load(&mut alice, 10_000, T0);
-    let req = bob.request(eur_amount(700), 300, T0).unwrap();
+    let req = bob.request(eur(700), 300, T0).unwrap();
     let p1 = alice.pay(&req, T0).unwrap();
     // The payment was lost on the channel; Bob asks again with the same request.
     let p2 = alice.pay(&req, T0.plus(5)).unwrap();
@@ -150,7 +148,7 @@ fn load_redeem_and_sync() {
     let mut bob = s.enroll(MemoryVault::new(), Suite::Ed25519, T0);
     s.load(&mut alice, 5_000, T0);
     pay(&mut alice, &mut bob, 1_000, T0);
-    let redeem = bob.redeem(eur_amount(400), T0.plus(1)).unwrap();
+    let redeem = bob.redeem(eur(400), T0.plus(1)).unwrap();
     assert!(!redeem.is_empty());
     assert_eq!(bob.balance().unwrap().minor, 600);
     assert_eq!(bob.chain_head().0, 1);

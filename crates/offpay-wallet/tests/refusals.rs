@@ -6,9 +6,6 @@
 //! payment as evidence (and changes nothing else).
 #![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)] // Test code: a failed unwrap is a failed test.
 
-mod common;
-
-use common::*;
 use offpay_protocol::cbor::DecodeError;
 use offpay_protocol::envelope::Signed;
 use offpay_protocol::messages::{
@@ -16,6 +13,7 @@ use offpay_protocol::messages::{
 };
 use offpay_protocol::pki::{self, PkiError};
 use offpay_protocol::{Amount, Currency, Hash32, Nonce, SigningKey, Suite, UnixSeconds};
+use offpay_test_support::*;
 use offpay_wallet::vault::{MemorySnapshot, MemoryVault, VaultError};
 use offpay_wallet::{HistoryItem, LockReason, Wallet, WalletError, WalletStatus};
 
@@ -125,7 +123,7 @@ struct Locked {
 fn locked_by_rollback() -> Locked {
     let (mut s, mut alice, mut bob) = world();
     s.load(&mut bob, 5_000, T0);
-    let req = alice.request(eur_amount(300), 3600, T0).unwrap();
+    let req = alice.request(eur(300), 3600, T0).unwrap();
     let snap = alice.vault().snapshot();
     pay(&mut alice, &mut bob, 100, T0.plus(1));
     let mut v = alice.into_vault();
@@ -133,7 +131,7 @@ fn locked_by_rollback() -> Locked {
     let w = Wallet::open(v).unwrap();
     assert_eq!(w.lock(), Some(&LockReason::RolledBack));
     let payment = bob.pay(&req, T0.plus(2)).unwrap();
-    let request = bob.request(eur_amount(100), 3600, T0.plus(2)).unwrap();
+    let request = bob.request(eur(100), 3600, T0.plus(2)).unwrap();
     Locked {
         s,
         w,
@@ -147,7 +145,7 @@ fn locked_by_rollback() -> Locked {
 fn locked_by_issuer() -> Locked {
     let (mut s, mut alice, mut bob) = world();
     s.load(&mut bob, 5_000, T0);
-    let req = alice.request(eur_amount(300), 3600, T0).unwrap();
+    let req = alice.request(eur(300), 3600, T0).unwrap();
     let report = alice.sync_report(T0.plus(1)).unwrap();
     let reason = "suspected fraud".to_string();
     let resp = s.respond(
@@ -161,7 +159,7 @@ fn locked_by_issuer() -> Locked {
     );
     assert!(alice.apply_sync_response(&resp, T0.plus(1)).unwrap().locked);
     let payment = bob.pay(&req, T0.plus(2)).unwrap();
-    let request = bob.request(eur_amount(100), 3600, T0.plus(2)).unwrap();
+    let request = bob.request(eur(100), 3600, T0.plus(2)).unwrap();
     Locked {
         s,
         w: alice,
@@ -186,7 +184,7 @@ fn created(s: &Scheme) -> W {
 fn request_zero_amount() {
     let (_s, _alice, mut bob) = world();
     refuses(&mut bob, WalletError::ZeroAmount, |w| {
-        w.request(eur_amount(0), 300, T0)
+        w.request(eur(0), 300, T0)
     });
 }
 
@@ -202,13 +200,13 @@ fn request_currency_mismatch() {
 fn request_too_many_pending() {
     let (_s, _alice, mut bob) = world();
     for i in 0..offpay_wallet::ta::PENDING_REQUESTS_MAX as u64 {
-        bob.request(eur_amount(100 + i), 300, T0).unwrap();
+        bob.request(eur(100 + i), 300, T0).unwrap();
     }
     refuses(&mut bob, WalletError::TooManyPendingRequests, |w| {
-        w.request(eur_amount(1), 300, T0.plus(1))
+        w.request(eur(1), 300, T0.plus(1))
     });
     // Once they have expired, there is room again.
-    bob.request(eur_amount(1), 300, T0.plus(301)).unwrap();
+    bob.request(eur(1), 300, T0.plus(301)).unwrap();
 }
 
 #[test]
@@ -216,7 +214,7 @@ fn request_own_certificate_expired() {
     let (_s, _alice, mut bob) = world();
     let expiry = bob.certificate().unwrap().not_after();
     refuses(&mut bob, WalletError::OwnCertificateExpired, |w| {
-        w.request(eur_amount(100), 300, expiry.plus(1))
+        w.request(eur(100), 300, expiry.plus(1))
     });
 }
 
@@ -224,7 +222,7 @@ fn request_own_certificate_expired() {
 fn request_locked() {
     for mut f in locked_fixtures() {
         refuses(&mut f.w, WalletError::Locked(f.reason), |w| {
-            w.request(eur_amount(100), 300, T0.plus(3))
+            w.request(eur(100), 300, T0.plus(3))
         });
     }
 }
@@ -234,7 +232,7 @@ fn request_not_enrolled() {
     let s = Scheme::new(ED);
     let mut w = created(&s);
     refuses(&mut w, WalletError::NotEnrolled, |w| {
-        w.request(eur_amount(100), 300, T0)
+        w.request(eur(100), 300, T0)
     });
 }
 
@@ -260,7 +258,7 @@ fn pay_malformed_garbage() {
 #[test]
 fn pay_malformed_truncated_request() {
     let (_s, mut alice, mut bob) = world();
-    let req = bob.request(eur_amount(100), 300, T0).unwrap();
+    let req = bob.request(eur(100), 300, T0).unwrap();
     refuses(
         &mut alice,
         WalletError::Malformed(DecodeError::Truncated),
@@ -293,14 +291,14 @@ fn pay_malformed_wrong_message_type() {
 #[test]
 fn pay_bad_signature() {
     let (mut s, mut alice, mut bob) = world();
-    let mut req = bob.request(eur_amount(100), 300, T0).unwrap();
+    let mut req = bob.request(eur(100), 300, T0).unwrap();
     *req.last_mut().unwrap() ^= 1;
     refuses(&mut alice, WalletError::BadSignature, |w| w.pay(&req, T0));
     // A request in bob's name, with bob's certificate, signed by another key.
     let mallory = s.raw_signer(ED, 0x66, T0);
     let forged = mallory.sign(PaymentRequest {
         payee: bob.wallet_id(),
-        amount: eur_amount(100),
+        amount: eur(100),
         nonce: Nonce([1; 16]),
         created: T0,
         expires: T0.plus(300),
@@ -316,7 +314,7 @@ fn pay_peer_certificate_other_root() {
     let (_s, mut alice, _bob) = world();
     let mut other = Scheme::foreign(ED, 0x33);
     let mut mallory = other.enroll(MemoryVault::new(), ED, T0);
-    let req = mallory.request(eur_amount(100), 300, T0).unwrap();
+    let req = mallory.request(eur(100), 300, T0).unwrap();
     refuses(
         &mut alice,
         WalletError::PeerCertificate(PkiError::WrongIssuer),
@@ -336,9 +334,7 @@ fn pay_peer_certificate_expired() {
     let later = T0.plus(DAY / 2);
     let mut alice = s.enroll(MemoryVault::new(), ED, later);
     s.load(&mut alice, 10_000, later);
-    let req = bob
-        .request(eur_amount(100), 300, T0.plus(DAY - 60))
-        .unwrap();
+    let req = bob.request(eur(100), 300, T0.plus(DAY - 60)).unwrap();
     refuses(
         &mut alice,
         WalletError::PeerCertificate(PkiError::Expired),
@@ -370,7 +366,7 @@ fn pay_peer_revoked() {
             .crl_updated
     );
     let serial = s.serials[&bob.wallet_id()];
-    let req = bob.request(eur_amount(100), 300, T0.plus(3)).unwrap();
+    let req = bob.request(eur(100), 300, T0.plus(3)).unwrap();
     refuses(&mut alice, WalletError::PeerRevoked { serial }, |w| {
         w.pay(&req, T0.plus(3))
     });
@@ -388,7 +384,7 @@ fn pay_certificate_wallet_mismatch() {
     let mallory = s.raw_signer(ED, 0x66, T0);
     let forged = mallory.sign(PaymentRequest {
         payee: bob.wallet_id(),
-        amount: eur_amount(100),
+        amount: eur(100),
         nonce: Nonce([1; 16]),
         created: T0,
         expires: T0.plus(300),
@@ -405,7 +401,7 @@ fn pay_unknown_certificate() {
     let mallory = s.raw_signer(ED, 0x66, T0);
     let req = mallory.sign(PaymentRequest {
         payee: mallory.id,
-        amount: eur_amount(100),
+        amount: eur(100),
         nonce: Nonce([1; 16]),
         created: T0,
         expires: T0.plus(300),
@@ -419,7 +415,7 @@ fn pay_unknown_certificate() {
 #[test]
 fn pay_request_expired() {
     let (_s, mut alice, mut bob) = world();
-    let req = bob.request(eur_amount(100), 300, T0).unwrap();
+    let req = bob.request(eur(100), 300, T0).unwrap();
     refuses(&mut alice, WalletError::RequestExpired, |w| {
         w.pay(&req, T0.plus(301))
     });
@@ -440,19 +436,19 @@ fn pay_currency_mismatch() {
 #[test]
 fn pay_self_payment() {
     let (_s, mut alice, _bob) = world();
-    let req = alice.request(eur_amount(100), 300, T0).unwrap();
+    let req = alice.request(eur(100), 300, T0).unwrap();
     refuses(&mut alice, WalletError::SelfPayment, |w| w.pay(&req, T0));
 }
 
 #[test]
 fn pay_insufficient_funds() {
     let (_s, mut alice, mut bob) = world();
-    let req = bob.request(eur_amount(10_001), 300, T0).unwrap();
+    let req = bob.request(eur(10_001), 300, T0).unwrap();
     refuses(
         &mut alice,
         WalletError::InsufficientFunds {
-            balance: eur_amount(10_000),
-            needed: eur_amount(10_001),
+            balance: eur(10_000),
+            needed: eur(10_001),
         },
         |w| w.pay(&req, T0),
     );
@@ -462,15 +458,13 @@ fn pay_insufficient_funds() {
 fn pay_limit_per_payment() {
     let (mut s, mut alice, mut bob) = world();
     s.load(&mut alice, 50_000, T0);
-    let req = bob.request(eur_amount(50_001), 300, T0).unwrap();
+    let req = bob.request(eur(50_001), 300, T0).unwrap();
     refuses(
         &mut alice,
-        WalletError::LimitPerPayment {
-            max: eur_amount(50_000),
-        },
+        WalletError::LimitPerPayment { max: eur(50_000) },
         |w| w.pay(&req, T0),
     );
-    let req = bob.request(eur_amount(50_000), 300, T0).unwrap();
+    let req = bob.request(eur(50_000), 300, T0).unwrap();
     alice.pay(&req, T0).unwrap();
 }
 
@@ -481,7 +475,7 @@ fn pay_limit_offline_spend() {
         ..default_policy()
     });
     pay(&mut alice, &mut bob, 3_000, T0);
-    let req = bob.request(eur_amount(2_500), 300, T0).unwrap();
+    let req = bob.request(eur(2_500), 300, T0).unwrap();
     refuses(
         &mut alice,
         WalletError::LimitOfflineSpend { left_minor: 2_000 },
@@ -498,7 +492,7 @@ fn pay_limit_offline_count() {
     });
     pay(&mut alice, &mut bob, 100, T0);
     pay(&mut alice, &mut bob, 100, T0);
-    let req = bob.request(eur_amount(100), 300, T0).unwrap();
+    let req = bob.request(eur(100), 300, T0).unwrap();
     refuses(&mut alice, WalletError::LimitOfflineCount { max: 2 }, |w| {
         w.pay(&req, T0)
     });
@@ -509,7 +503,7 @@ fn pay_limit_offline_count() {
 fn pay_limit_offline_time() {
     let (_s, mut alice, mut bob) = world();
     let late = T0.plus(7 * DAY + 1);
-    let req = bob.request(eur_amount(100), 300, late).unwrap();
+    let req = bob.request(eur(100), 300, late).unwrap();
     refuses(
         &mut alice,
         WalletError::LimitOfflineTime {
@@ -529,7 +523,7 @@ fn pay_log_full() {
     });
     pay(&mut alice, &mut bob, 100, T0);
     pay(&mut alice, &mut bob, 100, T0);
-    let req = bob.request(eur_amount(100), 300, T0).unwrap();
+    let req = bob.request(eur(100), 300, T0).unwrap();
     refuses(&mut alice, WalletError::LogFull { max: 3 }, |w| {
         w.pay(&req, T0)
     });
@@ -546,9 +540,7 @@ fn pay_own_certificate_expired() {
     s.load(&mut alice, 10_000, T0);
     // Bob enrolls later: his certificate is still valid when alice's has expired.
     let mut bob = s.enroll(MemoryVault::new(), ED, T0.plus(DAY / 2));
-    let req = bob
-        .request(eur_amount(100), 300, T0.plus(DAY + 10))
-        .unwrap();
+    let req = bob.request(eur(100), 300, T0.plus(DAY + 10)).unwrap();
     refuses(&mut alice, WalletError::OwnCertificateExpired, |w| {
         w.pay(&req, T0.plus(DAY + 10))
     });
@@ -576,7 +568,7 @@ fn receive_malformed() {
         }),
         |w| w.receive(b"not a payment", T0),
     );
-    let req = bob.request(eur_amount(100), 300, T0).unwrap();
+    let req = bob.request(eur(100), 300, T0).unwrap();
     let p = alice.pay(&req, T0).unwrap();
     refuses(
         &mut bob,
@@ -598,8 +590,8 @@ fn receive_malformed() {
 fn receive_wrong_payee() {
     let (mut s, mut alice, mut bob) = world();
     let mut carol = s.enroll(MemoryVault::new(), ED, T0);
-    carol.request(eur_amount(100), 300, T0).unwrap();
-    let req = bob.request(eur_amount(100), 300, T0).unwrap();
+    carol.request(eur(100), 300, T0).unwrap();
+    let req = bob.request(eur(100), 300, T0).unwrap();
     let p = alice.pay(&req, T0).unwrap();
     refuses(&mut carol, WalletError::WrongPayee, |w| w.receive(&p, T0));
 }
@@ -607,7 +599,7 @@ fn receive_wrong_payee() {
 #[test]
 fn receive_bad_signature() {
     let (mut s, mut alice, mut bob) = world();
-    let req = bob.request(eur_amount(100), 300, T0).unwrap();
+    let req = bob.request(eur(100), 300, T0).unwrap();
     let mut p = alice.pay(&req, T0).unwrap();
     *p.last_mut().unwrap() ^= 1;
     refuses(&mut bob, WalletError::BadSignature, |w| w.receive(&p, T0));
@@ -627,7 +619,7 @@ fn receive_peer_certificate_other_root() {
     let (_s, _alice, mut bob) = world();
     let mut other = Scheme::foreign(ED, 0x33);
     let mallory = other.raw_signer(ED, 0x66, T0);
-    let req = bob.request(eur_amount(100), 300, T0).unwrap();
+    let req = bob.request(eur(100), 300, T0).unwrap();
     let p = mallory.sign(mallory.payment_for(&req, T0));
     refuses(
         &mut bob,
@@ -640,7 +632,7 @@ fn receive_peer_certificate_other_root() {
 fn receive_nonce_unknown() {
     let (_s, mut alice, mut bob) = world();
     let mut alice2 = clone_of(&alice);
-    let req = bob.request(eur_amount(100), 300, T0).unwrap();
+    let req = bob.request(eur(100), 300, T0).unwrap();
     pay_with(&mut alice, &mut bob, &req, T0.plus(10));
     // The clone pays the same, already used request (other bytes: another time).
     let p2 = alice2.pay(&req, T0.plus(11)).unwrap();
@@ -661,15 +653,15 @@ fn pay_with(payer: &mut W, payee: &mut W, req: &[u8], now: UnixSeconds) -> Vec<u
 fn receive_amount_mismatch() {
     let (mut s, _alice, mut bob) = world();
     let mallory = s.raw_signer(ED, 0x66, T0);
-    let req = bob.request(eur_amount(1_000), 300, T0).unwrap();
+    let req = bob.request(eur(1_000), 300, T0).unwrap();
     let mut body = mallory.payment_for(&req, T0);
-    body.amount = eur_amount(999);
+    body.amount = eur(999);
     let p = mallory.sign(body);
     refuses(
         &mut bob,
         WalletError::AmountMismatch {
-            requested: eur_amount(1_000),
-            paid: eur_amount(999),
+            requested: eur(1_000),
+            paid: eur(999),
         },
         |w| w.receive(&p, T0),
     );
@@ -682,7 +674,7 @@ fn receive_amount_mismatch() {
 fn receive_currency_mismatch() {
     let (mut s, _alice, mut bob) = world();
     let mallory = s.raw_signer(ED, 0x66, T0);
-    let req = bob.request(eur_amount(1_000), 300, T0).unwrap();
+    let req = bob.request(eur(1_000), 300, T0).unwrap();
     let mut body = mallory.payment_for(&req, T0);
     body.amount = usd(1_000);
     let p = mallory.sign(body);
@@ -695,7 +687,7 @@ fn receive_currency_mismatch() {
 fn receive_unknown_certificate() {
     let (mut s, _alice, mut bob) = world();
     let mallory = s.raw_signer(ED, 0x66, T0);
-    let req = bob.request(eur_amount(1_000), 300, T0).unwrap();
+    let req = bob.request(eur(1_000), 300, T0).unwrap();
     let mut body = mallory.payment_for(&req, T0);
     body.payer_cert = CertField::Reference(Hash32::digest(&mallory.cert));
     let p = mallory.sign(body);
@@ -708,7 +700,7 @@ fn receive_unknown_certificate() {
 fn receive_certificate_wallet_mismatch() {
     let (mut s, alice, mut bob) = world();
     let mallory = s.raw_signer(ED, 0x66, T0);
-    let req = bob.request(eur_amount(1_000), 300, T0).unwrap();
+    let req = bob.request(eur(1_000), 300, T0).unwrap();
     // Mallory's valid certificate on a payment in alice's name.
     let mut body = mallory.payment_for(&req, T0);
     body.payer = alice.wallet_id();
@@ -721,7 +713,7 @@ fn receive_certificate_wallet_mismatch() {
 #[test]
 fn receive_request_expired() {
     let (_s, mut alice, mut bob) = world();
-    let req = bob.request(eur_amount(100), 300, T0).unwrap();
+    let req = bob.request(eur(100), 300, T0).unwrap();
     let p = alice.pay(&req, T0.plus(10)).unwrap();
     refuses(&mut bob, WalletError::RequestExpired, |w| {
         w.receive(&p, T0.plus(301))
@@ -732,7 +724,7 @@ fn receive_request_expired() {
 fn receive_limit_holding() {
     let (mut s, mut alice, mut bob) = world();
     s.load(&mut bob, 99_500, T0);
-    let req = bob.request(eur_amount(1_000), 300, T0).unwrap();
+    let req = bob.request(eur(1_000), 300, T0).unwrap();
     let p = alice.pay(&req, T0).unwrap();
     refuses(
         &mut bob,
@@ -747,7 +739,7 @@ fn receive_payer_rolled_back_keeps_evidence_only() {
     let mut alice2 = clone_of(&alice);
     pay(&mut alice, &mut bob, 100, T0.plus(10));
     // The clone pays a fresh request with the seq alice already used.
-    let req = bob.request(eur_amount(200), 300, T0.plus(20)).unwrap();
+    let req = bob.request(eur(200), 300, T0.plus(20)).unwrap();
     let p2 = alice2.pay(&req, T0.plus(20)).unwrap();
     let before = Snapshot::of(&bob);
     let expected = WalletError::PayerRolledBack {
@@ -775,7 +767,7 @@ fn receive_payer_rolled_back_keeps_evidence_only() {
 #[test]
 fn receive_peer_revoked() {
     let (mut s, mut alice, mut bob) = world();
-    let req = bob.request(eur_amount(100), 300, T0).unwrap();
+    let req = bob.request(eur(100), 300, T0).unwrap();
     let p = alice.pay(&req, T0).unwrap();
     s.revoke(alice.wallet_id(), T0.plus(1));
     let crl = s.crl(T0.plus(1));
@@ -802,7 +794,7 @@ fn receive_log_full() {
     });
     s.load(&mut bob, 100, T0);
     s.load(&mut bob, 100, T0);
-    let req = bob.request(eur_amount(100), 300, T0).unwrap();
+    let req = bob.request(eur(100), 300, T0).unwrap();
     let p = alice.pay(&req, T0).unwrap();
     refuses(&mut bob, WalletError::LogFull { max: 2 }, |w| {
         w.receive(&p, T0)
@@ -826,7 +818,7 @@ fn confirm_receipt_unknown_payment() {
     let (mut s, mut alice, mut bob) = world();
     let mut carol = s.enroll(MemoryVault::new(), ED, T0);
     s.load(&mut carol, 1_000, T0);
-    let req = bob.request(eur_amount(100), 300, T0).unwrap();
+    let req = bob.request(eur(100), 300, T0).unwrap();
     let p = carol.pay(&req, T0).unwrap();
     let receipt = bob.receive(&p, T0).unwrap();
     pay(&mut alice, &mut bob, 100, T0);
@@ -838,7 +830,7 @@ fn confirm_receipt_unknown_payment() {
 #[test]
 fn confirm_bad_signature() {
     let (mut s, mut alice, mut bob) = world();
-    let req = bob.request(eur_amount(100), 300, T0).unwrap();
+    let req = bob.request(eur(100), 300, T0).unwrap();
     let p = alice.pay(&req, T0).unwrap();
     let mut receipt = bob.receive(&p, T0).unwrap();
     *receipt.last_mut().unwrap() ^= 1;
@@ -859,7 +851,7 @@ fn confirm_bad_signature() {
 fn confirm_wrong_wallet() {
     let (mut s, mut alice, bob) = world();
     let payee = s.raw_signer(ED, 0x66, T0);
-    let req = payee.request(eur_amount(100), T0, 300);
+    let req = payee.request(eur(100), T0, 300);
     let p = alice.pay(&req, T0).unwrap();
     // Signed by the right payee, for the right payment, but naming another payer.
     let mut body = payee.receipt_for(&p, T0);
@@ -892,7 +884,7 @@ fn voucher_bad_signature() {
         LoadVoucher {
             wallet: alice.wallet_id(),
             load_seq: 2,
-            amount: eur_amount(100),
+            amount: eur(100),
             issued: T0,
         },
         &other,
@@ -995,7 +987,7 @@ fn voucher_locked() {
 fn redeem_zero_amount() {
     let (_s, mut alice, _bob) = world();
     refuses(&mut alice, WalletError::ZeroAmount, |w| {
-        w.redeem(eur_amount(0), T0)
+        w.redeem(eur(0), T0)
     });
 }
 
@@ -1013,10 +1005,10 @@ fn redeem_insufficient_funds() {
     refuses(
         &mut alice,
         WalletError::InsufficientFunds {
-            balance: eur_amount(10_000),
-            needed: eur_amount(10_001),
+            balance: eur(10_000),
+            needed: eur(10_001),
         },
-        |w| w.redeem(eur_amount(10_001), T0),
+        |w| w.redeem(eur(10_001), T0),
     );
 }
 
@@ -1024,7 +1016,7 @@ fn redeem_insufficient_funds() {
 fn redeem_locked() {
     for mut f in locked_fixtures() {
         refuses(&mut f.w, WalletError::Locked(f.reason), |w| {
-            w.redeem(eur_amount(100), T0.plus(3))
+            w.redeem(eur(100), T0.plus(3))
         });
     }
 }
@@ -1210,7 +1202,7 @@ fn sync_bad_voucher_installs_nothing() {
     let (mut s, mut alice, mut bob) = world();
     let new_policy = RiskPolicy {
         epoch: 2,
-        max_payment: eur_amount(10),
+        max_payment: eur(10),
         ..default_policy()
     };
     let new_policy = Signed::sign(new_policy, &s.issuer_key).into_bytes();
@@ -1229,7 +1221,7 @@ fn sync_bad_voucher_installs_nothing() {
         w.apply_sync_response(&resp, T0.plus(1))
     });
     // Neither the CRL (bob still payable) nor the policy (500 > new max 10) is in force.
-    let req = bob.request(eur_amount(500), 300, T0.plus(2)).unwrap();
+    let req = bob.request(eur(500), 300, T0.plus(2)).unwrap();
     alice.pay(&req, T0.plus(2)).unwrap();
 }
 
@@ -1338,7 +1330,7 @@ fn not_enrolled_refuses_everything() {
     let (mut s, mut alice, mut bob) = world();
     let mut w = created(&s);
     let id = w.wallet_id();
-    let req = bob.request(eur_amount(100), 300, T0).unwrap();
+    let req = bob.request(eur(100), 300, T0).unwrap();
     let p = alice.pay(&req, T0).unwrap();
     let v = s.voucher(id, 100, T0);
     let report = alice.sync_report(T0).unwrap();
@@ -1347,7 +1339,7 @@ fn not_enrolled_refuses_everything() {
     refuses(&mut w, e.clone(), |w| w.pay(&req, T0));
     refuses(&mut w, e.clone(), |w| w.receive(&p, T0));
     refuses(&mut w, e.clone(), |w| w.apply_voucher(&v, T0));
-    refuses(&mut w, e.clone(), |w| w.redeem(eur_amount(100), T0));
+    refuses(&mut w, e.clone(), |w| w.redeem(eur(100), T0));
     refuses(&mut w, e.clone(), |w| w.sync_report(T0));
     refuses(&mut w, e, |w| w.apply_sync_response(&resp, T0));
 }
@@ -1358,7 +1350,7 @@ fn vault_failure_commits_nothing() {
     let mut v = alice.into_vault();
     v.fail_commit_at(0);
     let mut alice = Wallet::open(v).unwrap();
-    let req = bob.request(eur_amount(100), 300, T0).unwrap();
+    let req = bob.request(eur(100), 300, T0).unwrap();
     refuses(&mut alice, WalletError::Vault(VaultError::Crashed), |w| {
         w.pay(&req, T0)
     });
@@ -1366,7 +1358,7 @@ fn vault_failure_commits_nothing() {
     let mut v = alice.into_vault();
     v.restart();
     let mut alice = Wallet::open(v).unwrap();
-    assert_eq!(alice.balance(), Some(eur_amount(10_000)));
+    assert_eq!(alice.balance(), Some(eur(10_000)));
     assert_eq!(alice.chain_head().0, 0);
     pay_with(&mut alice, &mut bob, &req, T0);
 }
@@ -1381,7 +1373,7 @@ fn vault_failure_commits_nothing() {
 fn pay_refuses_a_request_far_ahead_of_a_clock_set_back() {
     let (_s, mut alice, mut bob) = world();
     let honest_now = T0.plus(8 * DAY);
-    let req = bob.request(eur_amount(100), 300, honest_now).unwrap();
+    let req = bob.request(eur(100), 300, honest_now).unwrap();
     refuses(
         &mut alice,
         WalletError::ClockSkew {
@@ -1397,7 +1389,7 @@ fn pay_refuses_a_request_far_ahead_of_a_clock_set_back() {
 fn pay_limit_offline_time_with_clock_set_back() {
     let (_s, mut alice, mut bob) = world();
     let honest_now = T0.plus(7 * DAY + 1200);
-    let req = bob.request(eur_amount(100), 300, honest_now).unwrap();
+    let req = bob.request(eur(100), 300, honest_now).unwrap();
     refuses(
         &mut alice,
         WalletError::LimitOfflineTime {

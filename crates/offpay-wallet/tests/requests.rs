@@ -1,5 +1,6 @@
 //! A payee's pending payment requests: listed, counted in the status with
 //! the time their slots free up, and cancelled durably.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)] // Test code: a failed unwrap is a failed test.
 
 mod common;
 

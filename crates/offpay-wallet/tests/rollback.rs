@@ -11,12 +11,9 @@
 //!   `PayerRolledBack`, keeps the payment as evidence and reports it at sync.
 #![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)] // Test code: a failed unwrap is a failed test.
 
-mod common;
-
 use std::fs;
 use std::path::Path;
 
-use common::*;
 use offpay_protocol::cbor::DecodeError;
 use offpay_protocol::envelope::Signed;
 use offpay_protocol::evidence::{EvidenceError, verify_double_spend, verify_double_spend_bytes};
@@ -25,6 +22,7 @@ use offpay_protocol::messages::{
 };
 use offpay_protocol::pki::{Certificate, PkiError};
 use offpay_protocol::{Hash32, Suite, UnixSeconds};
+use offpay_test_support::*;
 use offpay_wallet::vault::{KdfParams, MemoryVault, SealedFileVault, Vault, VaultError};
 use offpay_wallet::{LockReason, Wallet, WalletError};
 
@@ -58,14 +56,10 @@ fn assert_refuses_everything<V: Vault>(
 ) {
     let before = observe(w, now);
     assert_eq!(before.status.locked, Some(LockReason::RolledBack));
-    let req = payee.request(eur_amount(100), 300, now).unwrap();
+    let req = payee.request(eur(100), 300, now).unwrap();
     assert_eq!(w.pay(&req, now), Err(locked()), "pay");
-    assert_eq!(
-        w.request(eur_amount(100), 300, now),
-        Err(locked()),
-        "request"
-    );
-    assert_eq!(w.redeem(eur_amount(100), now), Err(locked()), "redeem");
+    assert_eq!(w.request(eur(100), 300, now), Err(locked()), "request");
+    assert_eq!(w.redeem(eur(100), now), Err(locked()), "redeem");
     assert_eq!(w.apply_voucher(voucher, now), Err(locked()), "voucher");
     // A genuine payment for a request the wallet really has pending.
     let payment = payee.pay(pending_req, now).unwrap();
@@ -99,7 +93,7 @@ fn restored_sealed_state_file_opens_locked_until_the_backend_unlocks() {
         let mut alice = s.enroll(create_sealed(&da), suite, T0);
         let mut bob = s.enroll(MemoryVault::new(), suite, T0);
         s.load(&mut alice, 10_000, T0);
-        let pending_req = alice.request(eur_amount(300), 3600, T0).unwrap();
+        let pending_req = alice.request(eur(300), 3600, T0).unwrap();
         let old_head = alice.chain_head();
         // The attacker keeps a copy of the sealed state ...
         let aside = tmp.path().join("state.sealed.copy");
@@ -130,7 +124,7 @@ fn restored_sealed_state_file_opens_locked_until_the_backend_unlocks() {
         assert!(!applied.unlocked);
         assert_eq!(alice.lock(), Some(&LockReason::RolledBack));
         assert_eq!(
-            alice.pay(&bob.request(eur_amount(1), 60, T0).unwrap(), T0.plus(31)),
+            alice.pay(&bob.request(eur(1), 60, T0).unwrap(), T0.plus(31)),
             Err(locked())
         );
 
@@ -145,7 +139,7 @@ fn restored_sealed_state_file_opens_locked_until_the_backend_unlocks() {
         let resp = edit_checkpoint(&s, &resp, |c| {
             c.seq = paid_head.0;
             c.head = paid_head.1;
-            c.balance = eur_amount(9_000);
+            c.balance = eur(9_000);
             c.load_seq = 1;
         });
         let applied = alice.apply_sync_response(&resp, T0.plus(40)).unwrap();
@@ -186,7 +180,7 @@ fn restored_memory_snapshot_opens_locked_until_the_backend_unlocks() {
         let mut bob = s.enroll(MemoryVault::new(), suite, T0);
         let mut carol = s.enroll(MemoryVault::new(), suite, T0);
         s.load(&mut alice, 10_000, T0);
-        let pending_req = alice.request(eur_amount(300), 3600, T0).unwrap();
+        let pending_req = alice.request(eur(300), 3600, T0).unwrap();
         let snap = alice.vault().snapshot();
         pay(&mut alice, &mut bob, 1_000, T0.plus(10));
         pay(&mut alice, &mut carol, 500, T0.plus(11));
@@ -257,7 +251,7 @@ fn issuer_lock_also_refuses_and_only_unlock_lifts_it() {
     );
     assert!(alice.apply_sync_response(&resp, T0).unwrap().locked);
     let reason = LockReason::Issuer("double spend".into());
-    let req = bob.request(eur_amount(10), 60, T0).unwrap();
+    let req = bob.request(eur(10), 60, T0).unwrap();
     assert_eq!(
         alice.pay(&req, T0),
         Err(WalletError::Locked(reason.clone()))
@@ -520,7 +514,7 @@ fn payee_refuses_a_lower_or_equal_seq_keeps_it_as_evidence_and_reports_it() {
         let now = T0.plus(10);
 
         let before = observe(&bob, now);
-        let req = bob.request(eur_amount(3_000), 300, now).unwrap();
+        let req = bob.request(eur(3_000), 300, now).unwrap();
         let after_request = observe(&bob, now);
         let bad1 = clone0.pay(&req, now).unwrap();
         assert_eq!(Signed::<Payment>::decode(&bad1).unwrap().body().seq, 1);
@@ -587,7 +581,7 @@ fn payee_refuses_a_lower_or_equal_seq_keeps_it_as_evidence_and_reports_it() {
         bob.apply_sync_response(&resp, now.plus(4)).unwrap();
         assert_eq!(bob.status(now.plus(4)).evidence, 0);
         // Bob still remembers seq 3 after the sync: the clones stay refused.
-        let req = bob.request(eur_amount(10), 300, now.plus(5)).unwrap();
+        let req = bob.request(eur(10), 300, now.plus(5)).unwrap();
         let bad3 = clone1.pay(&req, now.plus(5)).unwrap();
         assert!(matches!(
             bob.receive(&bad3, now.plus(5)),
@@ -621,7 +615,7 @@ fn evidence_received_while_a_report_is_pending_is_not_lost() {
             .is_empty()
     );
     // ... then, before the answer comes, catches the clone ...
-    let req = bob.request(eur_amount(500), 300, T0.plus(3)).unwrap();
+    let req = bob.request(eur(500), 300, T0.plus(3)).unwrap();
     let bad = clone.pay(&req, T0.plus(3)).unwrap();
     assert!(matches!(
         bob.receive(&bad, T0.plus(3)),
@@ -668,7 +662,7 @@ fn restoring_state_and_counter_files_together_is_caught_by_the_payee() {
     let mut alice = open_sealed(&da);
     assert_eq!(alice.lock(), None, "not detectable by a file counter");
     assert_eq!(alice.balance().unwrap().minor, 10_000);
-    let req = bob.request(eur_amount(4_000), 300, T0.plus(2)).unwrap();
+    let req = bob.request(eur(4_000), 300, T0.plus(2)).unwrap();
     let p1_again = alice.pay(&req, T0.plus(2)).unwrap();
     assert_eq!(
         bob.receive(&p1_again, T0.plus(2)),

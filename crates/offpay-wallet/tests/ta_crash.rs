@@ -17,15 +17,13 @@
 //! [`CrashPoint`].
 #![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)] // Test code: a failed unwrap is a failed test.
 
-mod common;
-
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use common::*;
 use offpay_protocol::envelope::Signed;
 use offpay_protocol::messages::{SyncReport, WalletCommand};
 use offpay_protocol::{Suite, UnixSeconds};
+use offpay_test_support::*;
 use offpay_wallet::vault::{
     CrashPoint, FaultyFs, KdfParams, MemoryVault, SealedFileVault, Vault, VaultError,
 };
@@ -147,16 +145,16 @@ fn setup(op: Op, suite: Suite) -> Setup {
         }
         Op::Pay => {
             s.load(&mut w, 10_000, t);
-            p.request(eur_amount(2_500), 3600, t).unwrap()
+            p.request(eur(2_500), 3600, t).unwrap()
         }
         Op::Receive => {
             s.load(&mut p, 10_000, t);
-            let req = w.request(eur_amount(2_500), 3600, t).unwrap();
+            let req = w.request(eur(2_500), 3600, t).unwrap();
             p.pay(&req, t).unwrap()
         }
         Op::Confirm => {
             s.load(&mut w, 10_000, t);
-            let req = p.request(eur_amount(2_500), 3600, t).unwrap();
+            let req = p.request(eur(2_500), 3600, t).unwrap();
             let payment = w.pay(&req, t).unwrap();
             p.receive(&payment, t).unwrap()
         }
@@ -180,7 +178,7 @@ fn setup(op: Op, suite: Suite) -> Setup {
             s.load(&mut p, 10_000, t);
             let mut clone = Wallet::open(p.vault().clone()).unwrap();
             pay(&mut p, &mut w, 1_000, t);
-            let req = w.request(eur_amount(500), 3600, t).unwrap();
+            let req = w.request(eur(500), 3600, t).unwrap();
             clone.pay(&req, t).unwrap()
         }
         Op::OpenRolledBack => {
@@ -251,11 +249,11 @@ fn run<V: Vault>(
         Op::ApplyVoucher => w
             .apply_voucher(input, t)
             .map(|a| a.minor.to_le_bytes().to_vec()),
-        Op::Request => w.request(eur_amount(700), 300, t),
+        Op::Request => w.request(eur(700), 300, t),
         Op::Pay => w.pay(input, t),
         Op::Receive | Op::ReceiveEvidence => w.receive(input, t),
         Op::Confirm => w.confirm(input).map(|()| Vec::new()),
-        Op::Redeem => w.redeem(eur_amount(4_000), t),
+        Op::Redeem => w.redeem(eur(4_000), t),
         Op::SyncReport => w.sync_report(t),
         Op::ApplySyncResponse => w
             .apply_sync_response(input, t)
@@ -408,7 +406,7 @@ fn finish<V: Vault>(
             let req = match out {
                 Ok(req) => req.clone(),
                 // The request never reached the app: ask again.
-                Err(_) => w.request(eur_amount(700), 300, t).unwrap(),
+                Err(_) => w.request(eur(700), 300, t).unwrap(),
             };
             let payment = p.pay(&req, t).unwrap();
             let receipt = w.receive(&payment, t).unwrap();
@@ -453,7 +451,7 @@ fn finish<V: Vault>(
                 // and the sync report carries it to the issuer.
                 Outcome::After => assert!(w.unsynced_outgoing().contains(&redeem), "{label}"),
                 Outcome::Before => {
-                    assert_eq!(w.redeem(eur_amount(4_000), t).unwrap(), redeem, "{label}");
+                    assert_eq!(w.redeem(eur(4_000), t).unwrap(), redeem, "{label}");
                 }
             }
             if let Ok(o) = out {
@@ -519,7 +517,7 @@ fn finish<V: Vault>(
         Op::OpenRolledBack => {
             // Whatever the crash left, the restored state opens locked.
             assert_eq!(w.lock(), Some(&LockReason::RolledBack), "{label}");
-            let req = p.request(eur_amount(10), 60, t).unwrap();
+            let req = p.request(eur(10), 60, t).unwrap();
             assert_eq!(
                 w.pay(&req, t),
                 Err(WalletError::Locked(LockReason::RolledBack)),

@@ -23,6 +23,7 @@ pub fn offpay() -> Command {
         "OFFPAY_LISTEN",
         "OFFPAY_DATABASE_URL",
         "OFFPAY_CONFIG",
+        "OFFPAY_TIMEOUT",
         "RUST_LOG",
     ] {
         c.env_remove(k);

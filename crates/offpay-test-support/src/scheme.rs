@@ -1,7 +1,7 @@
-//! A minimal issuer for the wallet's tests: root and issuer CA, enrollment,
-//! vouchers, CRLs and sync responses, signed with the real protocol code.
-//! The real backend is offpay-issuer; this only stands in for it here.
-#![allow(dead_code)]
+//! A minimal issuer for the wallet's and the transports' tests: root and
+//! issuer CA, enrollment, vouchers, CRLs and sync responses, signed with the
+//! real protocol code. The real backend is offpay-issuer; this only stands in
+//! for it where a test is about the wallet.
 
 use std::collections::HashMap;
 
@@ -10,25 +10,20 @@ use offpay_protocol::messages::{
     Checkpoint, LoadVoucher, RiskPolicy, SyncReport, SyncResponse, WalletCommand,
 };
 use offpay_protocol::pki::{self, Certificate, PolicyRef, RevocationReason, RevokedEntry};
-use offpay_protocol::{Amount, Currency, SigningKey, Suite, UnixSeconds, WalletId};
+use offpay_protocol::{Amount, SigningKey, Suite, UnixSeconds, WalletId};
 use offpay_wallet::Wallet;
-use offpay_wallet::vault::Vault;
+use offpay_wallet::vault::{MemoryVault, Vault};
 
 pub const T0: UnixSeconds = UnixSeconds(1_795_000_000);
 pub const DAY: u64 = 86_400;
 
-pub fn eur() -> Currency {
-    Currency::new("EUR").unwrap()
-}
-pub fn eur_amount(minor: u64) -> Amount {
-    Amount::new(minor, eur())
-}
+pub use crate::eur;
 
 pub fn default_policy() -> RiskPolicy {
     RiskPolicy {
         id: 1,
         epoch: 1,
-        max_payment: eur_amount(50_000),
+        max_payment: eur(50_000),
         max_balance_minor: 100_000,
         max_offline_spend_minor: 200_000,
         max_offline_payments: 500,
@@ -137,7 +132,7 @@ impl Scheme {
             LoadVoucher {
                 wallet,
                 load_seq: *seq,
-                amount: eur_amount(minor),
+                amount: eur(minor),
                 issued: now,
             },
             &self.issuer_key,
@@ -215,6 +210,11 @@ impl Scheme {
         w.apply_sync_response(&resp, now).unwrap();
     }
 
+    /// A wallet in memory, enrolled at [`T0`].
+    pub fn memory_wallet(&mut self, suite: Suite) -> Wallet<MemoryVault> {
+        self.enroll(MemoryVault::new(), suite, T0)
+    }
+
     /// Load `minor` into a wallet through a voucher.
     pub fn load<V: Vault>(&mut self, w: &mut Wallet<V>, minor: u64, now: UnixSeconds) {
         let v = self.voucher(w.wallet_id(), minor, now);
@@ -222,19 +222,7 @@ impl Scheme {
     }
 }
 
-/// One offline payment, request -> payment -> receipt -> confirm.
-pub fn pay<A: Vault, B: Vault>(
-    payer: &mut Wallet<A>,
-    payee: &mut Wallet<B>,
-    minor: u64,
-    now: UnixSeconds,
-) -> Vec<u8> {
-    let req = payee.request(eur_amount(minor), 300, now).unwrap();
-    let payment = payer.pay(&req, now).unwrap();
-    let receipt = payee.receive(&payment, now).unwrap();
-    payer.confirm(&receipt).unwrap();
-    payment
-}
+pub use crate::pay;
 
 // ---- Forging helpers (tests/refusals.rs) ----------------------------------
 // Well-signed messages that an honest TA never makes, to check that the TA
@@ -399,7 +387,7 @@ pub fn voucher_with_seq(
         LoadVoucher {
             wallet,
             load_seq,
-            amount: eur_amount(minor),
+            amount: eur(minor),
             issued: now,
         },
         &s.issuer_key,
