@@ -149,6 +149,12 @@ enum AdminCmd {
         /// Wallet id.
         wallet: String,
     },
+    /// Approve a PIN-locked wallet's unlock request (sent by `offpay wallet
+    /// unlock`), only after the customer re-authenticated with the bank.
+    UnlockPin {
+        /// Wallet id.
+        wallet: String,
+    },
     /// Detected double spends, newest first, each with its proof (checked
     /// here against the scheme root).
     DoubleSpends {
@@ -447,6 +453,7 @@ pub fn run(a: AdminArgs) -> Outcome {
                 v,
             ))
         }
+        AdminCmd::UnlockPin { wallet } => crate::unlock::admin_unlock_pin(&op()?, wallet),
         AdminCmd::DoubleSpends {
             payer,
             limit,

@@ -25,6 +25,7 @@ mod msgio;
 mod out;
 mod server;
 mod sim;
+mod unlock;
 mod wallet;
 mod walletdir;
 

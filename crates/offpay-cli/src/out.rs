@@ -1,7 +1,9 @@
 //! What a command hands back: a result for people and for scripts, or a
 //! failure with its exit code.
 //!
-//! Exit codes: 0 done, 1 refused (the reason is printed), 2 usage error.
+//! Exit codes: 0 done, 1 refused (the reason is printed), 2 usage error,
+//! 75 wallet busy (another command holds the wallet; nothing changed, try
+//! again: `EX_TEMPFAIL` of sysexits.h).
 //! With `--json`, stdout carries exactly one JSON object: `{"ok": true, ...}`
 //! on success, `{"ok": false, "error": {"code", "message"}}` on failure.
 
@@ -13,6 +15,9 @@ use serde_json::{Map, Value, json};
 pub const EXIT_REFUSED: u8 = 1;
 /// Exit code of a usage error (what clap uses too).
 pub const EXIT_USAGE: u8 = 2;
+/// Exit code of "wallet is busy" (code `wallet_busy`): another process holds
+/// the wallet; nothing changed; try again (`EX_TEMPFAIL`).
+pub const EXIT_BUSY: u8 = 75;
 
 /// Why a command did not do what it was asked.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -60,6 +65,7 @@ impl Failure {
     pub fn exit_code(&self) -> u8 {
         match self {
             Failure::Usage(_) => EXIT_USAGE,
+            Failure::Refused { code, .. } if code == "wallet_busy" => EXIT_BUSY,
             Failure::Refused { .. } => EXIT_REFUSED,
         }
     }

@@ -106,6 +106,13 @@ enum WalletCmd {
     History,
     /// Locked or not, time left before a sync is required, limits left.
     Status,
+    /// PIN-locked (too many wrong PINs)? Ask the issuer to unlock the vault
+    /// (no PIN needed); run it again once your bank approved the unlock.
+    Unlock {
+        /// Server URL (default: the one the wallet was enrolled with).
+        #[arg(long, value_name = "URL")]
+        server: Option<String>,
+    },
     /// The wallet certificate (PEM).
     Cert {
         /// Also write it to FILE.
@@ -303,6 +310,7 @@ pub fn enroll(
                 .map(|b| b.currency.to_string())
                 .unwrap_or(currency),
         };
+        dir.save_recovery(&w)?;
         dir.config_created(&mut created);
         dir.write_config(&config)?;
         Ok((w, config))
@@ -577,6 +585,7 @@ pub fn run(a: WalletArgs) -> Outcome {
                 json!({"wallet_id": o.wallet.wallet_id().to_hex(), "currency": cur, "items": items}),
             ))
         }
+        WalletCmd::Unlock { server } => crate::unlock::wallet_unlock(dir, server.as_deref()),
         WalletCmd::Status => {
             let o = open(dir)?;
             Ok(status(&o))

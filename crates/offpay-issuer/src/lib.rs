@@ -17,6 +17,8 @@ mod group;
 pub mod issuer;
 mod reconcile;
 pub mod store;
+pub mod unlock;
 
 pub use error::IssuerError;
 pub use issuer::{Enrollment, InvariantReport, Issuer, IssuerConfig, RedeemOutcome, SyncOutcome};
+pub use unlock::{PinUnlockAnswer, PinUnlockRequest};

@@ -59,6 +59,7 @@ pub mod sealed;
 use core::fmt;
 
 pub use counter::{FileCounter, MemoryCounter, MonotonicCounter};
+pub(crate) use fs::atomic_write as fs_atomic_write;
 pub use fs::{FaultyFs, RealFs, SimulatedCrash, VaultFs};
 pub use memory::{CrashPoint, MemorySnapshot, MemoryVault};
 pub use sealed::{KdfParams, SealedFileVault};

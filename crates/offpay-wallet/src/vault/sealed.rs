@@ -313,16 +313,12 @@ fn device_check_value(device_secret: &[u8; 32]) -> [u8; DEVICE_CHECK_LEN] {
     out
 }
 
-/// `SHA-256("offpay vault v1 device key" ‖ salt ‖ device secret)`: the key of
-/// what the vault keeps under the device secret alone (the PIN recovery
-/// record, [`crate::recovery`]).
-pub(crate) fn device_key(
-    salt: &[u8; SALT_LEN],
-    device_secret: &[u8; 32],
-) -> Zeroizing<[u8; KEY_LEN]> {
+/// `SHA-256("offpay vault v1 device key" ‖ device secret)`: the key of what
+/// the vault keeps under the device secret alone (the PIN recovery record,
+/// [`crate::recovery`]).
+pub(crate) fn device_key(device_secret: &[u8; 32]) -> Zeroizing<[u8; KEY_LEN]> {
     let digest = Sha256::new()
         .chain_update(DEVICE_KEY_LABEL)
-        .chain_update(salt)
         .chain_update(device_secret)
         .finalize();
     let mut out = Zeroizing::new([0u8; KEY_LEN]);
