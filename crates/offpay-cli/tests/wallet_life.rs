@@ -99,16 +99,22 @@ fn a_held_wallet_is_busy_not_broken() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    // It says where it listens once the wallet is open and its request sealed.
+    let mut err = std::io::BufReader::new(listener.stderr.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut err, &mut line).unwrap();
+    assert!(line.contains("on the tap at"), "{line}");
     let lock = bob.join("wallet.lock");
-    // Wait until the listener holds the lock (it exists and is taken).
-    let held = wait_for(30, || {
-        let f = std::fs::File::open(&lock).ok()?;
-        match f.try_lock_shared() {
-            Err(std::fs::TryLockError::WouldBlock) => Some(()),
-            _ => None,
-        }
-    });
-    let _ = held;
+    let f = std::fs::File::open(&lock).unwrap();
+    assert!(matches!(
+        f.try_lock_shared(),
+        Err(std::fs::TryLockError::WouldBlock)
+    ));
+    let vault_files = || {
+        ["state.sealed", "counter", "pin-attempts"]
+            .map(|n| std::fs::read(bob.join("vault").join(n)).unwrap())
+    };
+    let before_files = vault_files();
     let before = std::fs::read(bob.join("vault/pin-attempts")).unwrap();
     let r = run_with(
         {
@@ -130,6 +136,7 @@ fn a_held_wallet_is_busy_not_broken() {
         std::fs::read(bob.join("vault/pin-attempts")).unwrap(),
         before
     );
+    assert_eq!(vault_files(), before_files);
     // Our own child, by its handle.
     let _ = listener.kill();
     let _ = listener.wait();

@@ -13,7 +13,7 @@
 //! the wallet's lifecycle state is untouched.
 //!
 //! Stored in the settings table under `pin-unlock:<wallet hex>`: nonce (16
-//! bytes), attempts, requested, approved (0 = not yet), each a u64 LE (48
+//! bytes), attempts, requested, approved (0 = not yet), each a u64 LE (40
 //! bytes).
 
 use offpay_protocol::envelope::Signed;
@@ -80,7 +80,7 @@ fn decode(wallet: WalletId, b: &[u8]) -> Result<PinUnlockRequest, IssuerError> {
         .get(..16)
         .and_then(|s| <[u8; 16]>::try_from(s).ok())
         .ok_or_else(corrupt)?;
-    let approved = u(40)?;
+    let approved = u(32)?;
     Ok(PinUnlockRequest {
         wallet,
         nonce: Nonce(nonce),
