@@ -38,11 +38,13 @@ use crate::out::{EXIT_USAGE, Failure, print_failure};
 const AFTER_HELP: &str = "\
 Every command prints text for people, or with --json one JSON object on stdout
 ({\"ok\": true, ...} or {\"ok\": false, \"error\": {\"code\", \"message\"}}).
-Exit codes: 0 done, 1 refused (the reason is printed), 2 usage error.
+Exit codes: 0 done, 1 refused (the reason is printed), 2 usage error,
+75 wallet busy (another command holds the wallet; nothing changed).
 
 Environment: OFFPAY_PIN (wallet PIN; else a prompt), OFFPAY_SERVER and
 OFFPAY_OPERATOR_TOKEN (admin), OFFPAY_WALLET_DIR (wallet --dir),
 OFFPAY_KDF=test (fast, INSECURE vault key derivation: tests and demos only),
+OFFPAY_WALLET_WAIT (seconds to wait for a busy wallet, default 30),
 OFFPAY_TEST_POSTGRES_URL (the PostgreSQL server of offpay bench).";
 
 /// Offline digital payments: wallets that pay each other with no network,
