@@ -507,12 +507,13 @@ impl SealedFileVault {
             Err(e) => return Err(VaultError::io("read device check")(e)),
         };
         match &device_check_stored {
-            Some(stored) if stored.len() == DEVICE_CHECK_LEN => {
-                if !ct_eq(stored, &device_check) {
-                    return Err(VaultError::WrongDeviceSecret);
-                }
+            Some(stored) if stored.len() != DEVICE_CHECK_LEN => {
+                return Err(VaultError::Corrupt("device-check file malformed"));
             }
-            Some(_) => return Err(VaultError::Corrupt("device-check file malformed")),
+            Some(stored) if !ct_eq(stored, &device_check) => {
+                return Err(VaultError::WrongDeviceSecret);
+            }
+            Some(_) => {}
             None => {}
         }
 
