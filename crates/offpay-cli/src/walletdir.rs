@@ -221,7 +221,6 @@ pub fn vault_error_code(e: &VaultError) -> &'static str {
         VaultError::PinAttemptsExhausted => "pin_attempts_exhausted",
         VaultError::PinAttemptsUnreadable => "pin_attempts_unreadable",
         VaultError::WrongDeviceSecret => "wrong_device_secret",
-        VaultError::Busy => "wallet_busy",
         VaultError::Tampered => "vault_tampered",
         VaultError::Corrupt(_) => "vault_corrupt",
         VaultError::NotFound => "no_wallet",

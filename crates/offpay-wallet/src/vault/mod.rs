@@ -172,9 +172,7 @@ pub enum VaultError {
     /// The device secret does not belong to this vault (the device check
     /// value differs): not a PIN guess, so no attempt was counted.
     WrongDeviceSecret,
-    /// Another process holds the wallet (its directory lock) and did not let
-    /// go within the wait.
-    Busy,
+
     /// No vault exists in this directory.
     NotFound,
     /// A vault already exists in this directory.
@@ -216,7 +214,7 @@ impl fmt::Display for VaultError {
             Self::WrongDeviceSecret => f.write_str(
                 "the device secret does not belong to this vault (it was changed or replaced); no PIN attempt was counted",
             ),
-            Self::Busy => f.write_str("the wallet is busy: another process is using it"),
+
             Self::NotFound => f.write_str("no vault found"),
             Self::AlreadyExists => f.write_str("a vault already exists"),
             Self::Corrupt(what) => write!(f, "vault corrupt: {what}"),
