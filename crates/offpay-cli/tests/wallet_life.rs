@@ -64,6 +64,7 @@ fn many_commands_on_one_wallet_at_once() {
             _ => panic!("{args:?} neither succeeded nor said busy: {r:?}"),
         }
     }
+    eprintln!("16 concurrent commands on one wallet: {done} done, {busy} busy");
     assert_eq!(done + busy, 16);
     // Every command that waited long enough did its work.
     assert!(done >= 8, "done {done}, busy {busy}");
