@@ -355,6 +355,34 @@ pub struct Health {
 }
 
 /// Conversions from the issuer's records (the server's side).
+/// `POST /v1/pin-unlock` before the operator approved: the request is recorded.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+pub struct PinUnlockPending {
+    /// `pending`.
+    pub status: String,
+    /// The wallet (32 hex digits).
+    pub wallet_id: String,
+    /// The wrong-PIN count the wallet reported.
+    pub attempts: u64,
+    /// When the issuer first saw this request (Unix seconds).
+    pub requested_at: u64,
+}
+
+/// `POST /v1/admin/wallets/{id}/pin-unlock`: the approved request.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+pub struct PinUnlockApproval {
+    /// The wallet (32 hex digits).
+    pub wallet_id: String,
+    /// The wrong-PIN count the wallet reported.
+    pub attempts: u64,
+    /// When the issuer first saw the request (Unix seconds).
+    pub requested_at: u64,
+    /// When the operator approved it (Unix seconds).
+    pub approved_at: u64,
+}
+
 #[cfg(feature = "server")]
 mod from_issuer {
     use offpay_issuer::store::{DoubleSpendRecord, WalletRecord};

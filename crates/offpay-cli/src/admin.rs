@@ -151,6 +151,12 @@ enum AdminCmd {
         /// Wallet id.
         wallet: String,
     },
+    /// Approve a PIN-locked wallet's unlock request (sent by `offpay wallet
+    /// unlock`), only after the customer re-authenticated with the bank.
+    UnlockPin {
+        /// Wallet id.
+        wallet: String,
+    },
     /// Detected double spends, newest first, each with its proof (checked
     /// here against the scheme root).
     DoubleSpends {
@@ -606,6 +612,7 @@ fn run_raw(a: AdminArgs) -> Outcome {
                 to_json(&v)?,
             ))
         }
+        AdminCmd::UnlockPin { wallet } => crate::unlock::admin_unlock_pin(&op()?, wallet),
         AdminCmd::DoubleSpends {
             payer,
             limit,

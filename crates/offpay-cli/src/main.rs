@@ -33,6 +33,7 @@ mod msgio;
 mod out;
 mod server;
 mod sim;
+mod unlock;
 mod wallet;
 mod walletdir;
 
@@ -50,12 +51,14 @@ minor units in *_minor fields next to `currency`, times Unix seconds in *_at.
 Exit codes: 0 done; 1 refused (the reason is printed, nothing changed);
 2 usage error; 3 done, but not delivered (the wallet acted, money moved, and
 writing or sending its answer failed: repeat the same command to get the same
-message again, or sync).
+message again, or sync); 75 wallet busy (another command holds the wallet;
+nothing changed: try again).
 
 Environment: OFFPAY_PIN (wallet PIN; else a prompt), OFFPAY_SERVER and
 OFFPAY_OPERATOR_TOKEN (admin), OFFPAY_WALLET_DIR (wallet --dir),
 OFFPAY_TIMEOUT (seconds per server request, as --timeout),
 OFFPAY_KDF=test (fast, INSECURE vault key derivation: tests and demos only),
+OFFPAY_WALLET_WAIT (seconds to wait for a busy wallet, default 30),
 OFFPAY_TEST_POSTGRES_URL (the PostgreSQL server of offpay bench).";
 
 /// Offline digital payments: wallets that pay each other with no network,

@@ -5,7 +5,8 @@
 //! changed); 2 usage error; 3 done, but not delivered (the wallet acted, for
 //! example debited a payment, and writing or sending its answer failed: the
 //! message says what happened and the next step, which is always to repeat
-//! the same command, or to sync).
+//! the same command, or to sync); 75 wallet busy (another command holds
+//! the wallet; nothing changed, try again: `EX_TEMPFAIL` of sysexits.h).
 //! With `--json`, stdout carries exactly one JSON object: `{"ok": true, ...}`
 //! on success, `{"ok": false, "error": {"code", "message"}}` on failure.
 
@@ -20,6 +21,9 @@ pub(crate) const EXIT_USAGE: u8 = 2;
 /// Exit code of an operation that was done, but whose result did not reach
 /// its destination (a file, the peer over the tap, the server).
 pub(crate) const EXIT_UNDELIVERED: u8 = 3;
+/// Exit code of "wallet is busy" (code `wallet_busy`): another process holds
+/// the wallet; nothing changed; try again (`EX_TEMPFAIL`).
+pub(crate) const EXIT_BUSY: u8 = 75;
 
 /// Why a command did not do what it was asked.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -103,6 +107,7 @@ impl Failure {
     pub(crate) fn exit_code(&self) -> u8 {
         match self {
             Failure::Usage(_) => EXIT_USAGE,
+            Failure::Refused { code, .. } if code == "wallet_busy" => EXIT_BUSY,
             Failure::Refused { .. } => EXIT_REFUSED,
             Failure::Undelivered { .. } => EXIT_UNDELIVERED,
         }

@@ -114,6 +114,13 @@ enum WalletCmd {
     /// Payee: the payment requests this wallet still accepts (at most 16), or
     /// cancel one (`--cancel ID`, or `requests cancel ID`).
     Requests(RequestsArgs),
+    /// PIN-locked (too many wrong PINs)? Ask the issuer to unlock the vault
+    /// (no PIN needed); run it again once your bank approved the unlock.
+    Unlock {
+        /// Server URL (default: the one the wallet was enrolled with).
+        #[arg(long, value_name = "URL")]
+        server: Option<String>,
+    },
     /// The wallet certificate (PEM).
     Cert {
         /// Also write it to FILE.
@@ -326,6 +333,7 @@ pub(crate) fn enroll(
                 .map(|b| b.currency.to_string())
                 .unwrap_or(currency),
         };
+        dir.save_recovery(&w)?;
         dir.config_created(&mut created);
         dir.write_config(&config)?;
         Ok((w, config))
@@ -670,6 +678,7 @@ pub(crate) fn run(a: WalletArgs) -> Outcome {
                 json!({"wallet_id": o.wallet.wallet_id().to_hex(), "currency": cur, "items": items}),
             ))
         }
+        WalletCmd::Unlock { server } => crate::unlock::wallet_unlock(dir, server.as_deref()),
         WalletCmd::Status => {
             let o = open(dir)?;
             Ok(status(&o))

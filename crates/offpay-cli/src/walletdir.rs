@@ -2,18 +2,35 @@
 //!
 //! | file | what |
 //! | --- | --- |
-//! | `vault/` | the [`SealedFileVault`]: `state.sealed`, `counter`, `pin-attempts` |
+//! | `vault/` | the [`SealedFileVault`]: `state.sealed`, `counter`, `pin-attempts`, `device-check`, and `recovery.sealed` (the PIN recovery record, [`recovery`]) |
 //! | `device.secret` | 32 random bytes, mode 0600: the device half of the vault key. It stands in for the OS keystore (Android Keystore, iOS Keychain, a TPM) that would hold it on a phone. |
 //! | `wallet.json` | the app side: server URL, wallet id, currency. Nothing secret, nothing trusted by the TA. |
+//! | `wallet.lock` | empty; the lock a command holds while it uses the wallet |
+//!
+//! **One process at a time.** Every command that opens the vault holds an
+//! exclusive lock on `wallet.lock` (`File::try_lock`, released when the
+//! process ends, even by a crash) from before it opens the vault until it
+//! exits. Opening is itself a write (the PIN attempt count), so there is no
+//! read-only command that could share the lock; reading `wallet.json` needs
+//! none (it is replaced atomically). A second command waits up to
+//! `OFFPAY_WALLET_WAIT` seconds (default [`LOCK_WAIT_SECONDS_DEFAULT`]),
+//! then stops with "wallet is busy" (code `wallet_busy`, exit
+//! [`crate::out::EXIT_BUSY`]), having changed nothing.
 //!
 //! The vault key is Argon2id(PIN, device secret): both are needed to open it.
 //! `OFFPAY_KDF=test` makes new vaults use fast, **insecure** Argon2id
 //! parameters (for tests and the demo only).
 
+use std::cell::OnceCell;
+use std::fs::{File, TryLockError};
 use std::io::{IsTerminal as _, Write as _};
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use offpay_protocol::WalletId;
+use offpay_wallet::recovery::{self, RecoveryError};
 use offpay_wallet::vault::{KdfParams, SealedFileVault, VaultError};
 use offpay_wallet::{Wallet, WalletError};
 use serde_json::{Value, json};
@@ -27,6 +44,15 @@ pub(crate) const VAULT_DIR: &str = "vault";
 pub(crate) const DEVICE_SECRET_FILE: &str = "device.secret";
 /// The app-side configuration.
 pub(crate) const CONFIG_FILE: &str = "wallet.json";
+/// The file a command locks while it uses the wallet.
+pub(crate) const LOCK_FILE: &str = "wallet.lock";
+/// How long a command waits for another one to let go of the wallet, by
+/// default (`OFFPAY_WALLET_WAIT`).
+pub(crate) const LOCK_WAIT_SECONDS_DEFAULT: u64 = 30;
+/// Longest wait `OFFPAY_WALLET_WAIT` may ask for.
+pub(crate) const LOCK_WAIT_SECONDS_MAX: u64 = 3600;
+/// Pause between two tries to take the lock.
+const LOCK_RETRY_PAUSE: Duration = Duration::from_millis(20);
 /// Length of the device secret.
 pub(crate) const DEVICE_SECRET_BYTES: usize = 32;
 /// Shortest PIN accepted at creation.
@@ -193,6 +219,8 @@ pub(crate) fn vault_error_code(e: &VaultError) -> &'static str {
     match e {
         VaultError::WrongPin { .. } => "wrong_pin",
         VaultError::PinAttemptsExhausted => "pin_attempts_exhausted",
+        VaultError::PinAttemptsUnreadable => "pin_attempts_unreadable",
+        VaultError::WrongDeviceSecret => "wrong_device_secret",
         VaultError::Tampered => "vault_tampered",
         VaultError::Corrupt(_) => "vault_corrupt",
         VaultError::NotFound => "no_wallet",
@@ -208,9 +236,13 @@ pub(crate) fn wallet_failure(e: WalletError) -> Failure {
 }
 
 /// The wallet directory.
+///
+/// Clones share the directory lock once it is taken ([`WalletDir::lock`]):
+/// it is released when the last of them is dropped.
 #[derive(Clone, Debug)]
 pub(crate) struct WalletDir {
     path: PathBuf,
+    lock: OnceCell<Rc<File>>,
 }
 
 /// Files `create` made, removed again if enrollment fails.
@@ -263,22 +295,98 @@ fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     f.sync_all()
 }
 
-/// Replace a file atomically (write a temporary file, fsync, rename).
+/// Temporary files written by this process so far (part of their names).
+static TMP_WRITES: AtomicU64 = AtomicU64::new(0);
+
+/// Replace a file atomically (write a temporary file named uniquely for this
+/// process and write, fsync, rename): two processes writing one file never
+/// rename each other's temporary file away.
 pub(crate) fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), Failure> {
-    let tmp = path.with_extension("tmp");
+    let n = TMP_WRITES.fetch_add(1, Ordering::Relaxed);
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".{}.{n}.tmp", std::process::id()));
+    let tmp = path.with_file_name(name);
     let res = (|| {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(contents)?;
         f.sync_all()?;
         std::fs::rename(&tmp, path)
     })();
+    if res.is_err() {
+        // Best effort: the error is what matters.
+        let _ = std::fs::remove_file(&tmp);
+    }
     res.map_err(|e| Failure::io(format!("cannot write {}", path.display()), &e))
+}
+
+/// How long to wait for the wallet lock: `OFFPAY_WALLET_WAIT` seconds.
+fn lock_wait() -> Result<Duration, Failure> {
+    match std::env::var("OFFPAY_WALLET_WAIT").ok().as_deref() {
+        None | Some("") => Ok(Duration::from_secs(LOCK_WAIT_SECONDS_DEFAULT)),
+        Some(text) => match text.parse::<u64>() {
+            Ok(s) if s <= LOCK_WAIT_SECONDS_MAX => Ok(Duration::from_secs(s)),
+            _ => Err(Failure::usage(format!(
+                "OFFPAY_WALLET_WAIT={text:?}: expected 0 to {LOCK_WAIT_SECONDS_MAX} seconds"
+            ))),
+        },
+    }
 }
 
 impl WalletDir {
     /// The wallet in `path`.
     pub(crate) fn new(path: impl Into<PathBuf>) -> WalletDir {
-        WalletDir { path: path.into() }
+        WalletDir {
+            path: path.into(),
+            lock: OnceCell::new(),
+        }
+    }
+
+    /// Take the exclusive lock on this wallet (`wallet.lock`) for as long as
+    /// this `WalletDir` (or a clone) lives: wait up to `OFFPAY_WALLET_WAIT`
+    /// seconds for another process to let go, then refuse with
+    /// `wallet_busy`. The directory must exist. Taking it again is a no-op.
+    pub(crate) fn lock(&self) -> Result<(), Failure> {
+        if self.lock.get().is_some() {
+            return Ok(());
+        }
+        let wait = lock_wait()?;
+        let p = self.path.join(LOCK_FILE);
+        let mut o = std::fs::OpenOptions::new();
+        o.write(true).create(true).truncate(false);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt as _;
+            o.mode(0o600);
+        }
+        let file = o
+            .open(&p)
+            .map_err(|e| Failure::io(format!("cannot open {}", p.display()), &e))?;
+        let deadline = Instant::now() + wait;
+        loop {
+            match file.try_lock() {
+                Ok(()) => break,
+                Err(TryLockError::WouldBlock) if Instant::now() < deadline => {
+                    std::thread::sleep(LOCK_RETRY_PAUSE);
+                }
+                Err(TryLockError::WouldBlock) => {
+                    return Err(Failure::refused(
+                        "wallet_busy",
+                        format!(
+                            "wallet is busy: another offpay command is using {} (waited {} s; nothing changed); try again when it is done, or wait longer with OFFPAY_WALLET_WAIT=SECONDS",
+                            self.path.display(),
+                            wait.as_secs()
+                        ),
+                    ));
+                }
+                Err(TryLockError::Error(e)) => {
+                    return Err(Failure::io(format!("cannot lock {}", p.display()), &e));
+                }
+            }
+        }
+        // Cannot be set already: checked above, and `&self` is not shared
+        // across threads (`Rc`).
+        let _ = self.lock.set(Rc::new(file));
+        Ok(())
     }
 
     /// The directory.
@@ -383,14 +491,95 @@ impl WalletDir {
         if !self.exists() {
             return Err(self.no_wallet());
         }
+        self.lock()?;
         let secret = self.device_secret()?;
         let vault = SealedFileVault::open(&self.vault_dir(), pin.as_bytes(), &secret).map_err(
             |e| match e {
                 VaultError::NotFound => self.no_wallet(),
+                VaultError::WrongDeviceSecret => Failure::refused(
+                    vault_error_code(&e),
+                    format!(
+                        "cannot open the wallet: {} is not the device secret this vault was created with (was it replaced or copied from another wallet?); no PIN attempt was counted",
+                        self.secret_path().display()
+                    ),
+                ),
+                VaultError::PinAttemptsExhausted | VaultError::PinAttemptsUnreadable => {
+                    Failure::refused(
+                        vault_error_code(&e),
+                        format!(
+                            "cannot open the wallet: {e}.\nThe wallet is PIN-locked: run `offpay wallet --dir {dir} unlock` (no PIN needed), ask your bank to approve the unlock, then run `offpay wallet --dir {dir} unlock` again",
+                            dir = self.path.display()
+                        ),
+                    )
+                }
                 e => Failure::refused(vault_error_code(&e), format!("cannot open the wallet: {e}")),
             },
         )?;
-        Wallet::open(vault).map_err(wallet_failure)
+        let wallet = Wallet::open(vault).map_err(wallet_failure)?;
+        // A wallet enrolled before PIN recovery existed gets its record now.
+        if wallet.certificate().is_some() && !recovery::has_record(&self.vault_dir()) {
+            self.save_recovery(&wallet)?;
+        }
+        Ok(wallet)
+    }
+
+    /// Keep the wallet's PIN recovery record next to the vault, sealed under
+    /// the device secret ([`recovery`]): what lets it ask the issuer for an
+    /// unlock once it is PIN-locked.
+    pub(crate) fn save_recovery(&self, wallet: &DiskWallet) -> Result<(), Failure> {
+        let record = wallet.pin_recovery().map_err(wallet_failure)?;
+        let secret = self.device_secret()?;
+        recovery::save(&self.vault_dir(), &secret, &record).map_err(|e| {
+            Failure::refused(
+                vault_error_code(&e),
+                format!("cannot save the PIN recovery record: {e}"),
+            )
+        })
+    }
+
+    /// The PIN-locked vault's signed request to be unlocked (no PIN needed).
+    pub(crate) fn pin_locked_request(
+        &self,
+        now: offpay_protocol::UnixSeconds,
+    ) -> Result<Vec<u8>, Failure> {
+        if !self.exists() {
+            return Err(self.no_wallet());
+        }
+        self.lock()?;
+        let secret = self.device_secret()?;
+        recovery::locked_request(&self.vault_dir(), &secret, now)
+            .map_err(|e| self.recovery_failure(&e))
+    }
+
+    /// Apply the issuer's signed unlock: the vault takes PINs again.
+    pub(crate) fn apply_pin_unlock(&self, unlock: &[u8]) -> Result<(), Failure> {
+        self.lock()?;
+        let secret = self.device_secret()?;
+        recovery::apply_unlock(&self.vault_dir(), &secret, unlock)
+            .map_err(|e| self.recovery_failure(&e))
+    }
+
+    fn recovery_failure(&self, e: &RecoveryError) -> Failure {
+        let code = match e {
+            RecoveryError::NotLocked { .. } => "not_pin_locked",
+            RecoveryError::NoRecord => "no_recovery_record",
+            RecoveryError::NoPendingRequest => "no_unlock_request",
+            RecoveryError::BadSignature => "bad_signature",
+            RecoveryError::Mismatch(_) => "unlock_mismatch",
+            RecoveryError::Malformed(_) => "malformed",
+            RecoveryError::Vault(VaultError::WrongDeviceSecret) => {
+                return Failure::refused(
+                    "wrong_device_secret",
+                    format!(
+                        "{} is not the device secret this vault was created with",
+                        self.secret_path().display()
+                    ),
+                );
+            }
+            RecoveryError::Vault(v) => vault_error_code(v),
+            _ => "refused",
+        };
+        Failure::refused(code, e.to_string())
     }
 
     /// Make the directory, the device secret and an empty vault; the caller
@@ -418,6 +607,15 @@ impl WalletDir {
             created.paths.push(self.path.clone());
         }
         let result = (|| {
+            self.lock()?;
+            created.paths.push(self.path.join(LOCK_FILE));
+            if self.exists() || self.secret_path().exists() {
+                // Another process created a wallet here while we waited.
+                return Err(Failure::refused(
+                    "wallet_exists",
+                    format!("{} already holds a wallet", self.path.display()),
+                ));
+            }
             let secret = random_secret()?;
             write_private(&self.secret_path(), secret.as_ref()).map_err(|e| {
                 Failure::io(

@@ -27,8 +27,8 @@ pub use offpay_api as api;
 use offpay_api::{
     CreateCustomerRequest, CustomerBalance, DoubleSpendList, DoubleSpendsQuery, EnrollRequest,
     EnrollResponse, EnrollmentTokenResponse, ErrorBody, Health, InvariantView, LoadResponse,
-    LockRequest, MoneyRequest, RedeemResponse, RevokeRequest, RootsResponse, WalletList,
-    WalletView, WalletsQuery,
+    LockRequest, MoneyRequest, PinUnlockApproval, PinUnlockPending, RedeemResponse, RevokeRequest,
+    RootsResponse, WalletList, WalletView, WalletsQuery,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -177,6 +177,15 @@ fn query(pairs: &[(&str, Option<String>)]) -> String {
     } else {
         format!("?{}", set.join("&"))
     }
+}
+
+/// What `POST /v1/pin-unlock` answers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PinUnlockAnswer {
+    /// Recorded; the operator has not approved it yet (HTTP 202).
+    Pending(PinUnlockPending),
+    /// The issuer's signed PinUnlock (HTTP 200, CBOR).
+    Unlocked(Vec<u8>),
 }
 
 /// What `POST /v1/sync` answers.
@@ -600,6 +609,26 @@ impl Client {
         })
     }
 
+    /// `POST /v1/pin-unlock`: a PIN-locked wallet's signed request in; the
+    /// issuer's signed PinUnlock out once the operator approved, else pending.
+    pub fn pin_unlock(&self, request: &[u8]) -> Result<PinUnlockAnswer, Error> {
+        let url = self.url();
+        let r = self.post_cbor_ok("the PIN unlock request", "/v1/pin-unlock", request)?;
+        if r.status == 202 {
+            return Ok(PinUnlockAnswer::Pending(r.decode(&url)?));
+        }
+        if r.content_type.as_deref() != Some(CBOR) {
+            return Err(Error::Malformed {
+                url,
+                what: format!(
+                    "the PIN unlock answer is {}, not {CBOR}",
+                    r.content_type.as_deref().unwrap_or("untyped")
+                ),
+            });
+        }
+        Ok(PinUnlockAnswer::Unlocked(r.body))
+    }
+
     /// `POST /v1/redeem`: a signed redeem entry in.
     pub fn redeem(&self, redeem: &[u8]) -> Result<RedeemResponse, Error> {
         let url = self.url();
@@ -704,6 +733,15 @@ impl Client {
             "the lock",
             &format!("/v1/admin/wallets/{}/lock", segment(id)),
             req,
+        )
+    }
+
+    /// `POST /v1/admin/wallets/{id}/pin-unlock`: the operator approves the PIN
+    /// unlock the wallet asked for (after the customer re-authenticated).
+    pub fn approve_pin_unlock(&self, id: &str) -> Result<PinUnlockApproval, Error> {
+        self.post_empty_typed(
+            "the PIN unlock approval",
+            &format!("/v1/admin/wallets/{}/pin-unlock", segment(id)),
         )
     }
 

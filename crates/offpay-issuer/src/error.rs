@@ -74,6 +74,10 @@ pub enum InputError {
         /// The payee.
         payee: WalletId,
     },
+    /// A PIN-locked request carries the unlock grant of another wallet.
+    UnlockGrantForeign,
+    /// The operator approves a PIN unlock no wallet asked for.
+    NoPinUnlockRequest,
 }
 
 impl InputError {
@@ -92,6 +96,8 @@ impl InputError {
             InputError::UnknownPayerCertificate { .. } => "unknown_payer_certificate",
             InputError::PayerCertificateMismatch { .. } => "payer_certificate_mismatch",
             InputError::UnknownPayee { .. } => "unknown_payee",
+            InputError::UnlockGrantForeign => "unlock_grant_foreign",
+            InputError::NoPinUnlockRequest => "no_pin_unlock_request",
         }
     }
 }
@@ -137,6 +143,10 @@ impl fmt::Display for InputError {
             InputError::UnknownPayee { payee } => {
                 write!(f, "payment to an unknown wallet ({payee})")
             }
+            InputError::UnlockGrantForeign => f.write_str("the unlock grant names another wallet"),
+            InputError::NoPinUnlockRequest => f.write_str(
+                "this wallet has not asked for a PIN unlock: run `offpay wallet unlock` on the device first",
+            ),
         }
     }
 }
@@ -176,6 +186,12 @@ pub enum Signature {
     },
     /// An online Redeem.
     Redeem,
+    /// A PIN unlock grant (signed by the wallet key).
+    UnlockGrant,
+    /// The unlock key a grant names (not a valid Ed25519 key).
+    UnlockKey,
+    /// A PIN-locked request (signed by the granted unlock key).
+    PinLockedRequest,
 }
 
 impl Signature {
@@ -196,6 +212,9 @@ impl Signature {
                 ..
             } => "evidence",
             Signature::Redeem => "redeem",
+            Signature::UnlockGrant => "unlock_grant",
+            Signature::UnlockKey => "unlock_key",
+            Signature::PinLockedRequest => "pin_locked_request",
         }
     }
 }
@@ -206,6 +225,9 @@ impl fmt::Display for Signature {
             Signature::Report => f.write_str("report"),
             Signature::Entry { list, index } => write!(f, "{list} {index}"),
             Signature::Redeem => f.write_str("redeem"),
+            Signature::UnlockGrant => f.write_str("unlock grant (wallet key)"),
+            Signature::UnlockKey => f.write_str("unlock key"),
+            Signature::PinLockedRequest => f.write_str("PIN-locked request (unlock key)"),
         }
     }
 }

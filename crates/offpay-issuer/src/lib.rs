@@ -23,6 +23,7 @@ mod report;
 mod settle;
 pub mod store;
 pub mod stranded;
+pub mod unlock;
 
 pub use error::{IssuerError, LockReason, ReportProblem};
 pub use issuer::{
@@ -30,3 +31,4 @@ pub use issuer::{
 };
 pub use ledger::Account;
 pub use stranded::Stranded;
+pub use unlock::{PinUnlockAnswer, PinUnlockRequest};

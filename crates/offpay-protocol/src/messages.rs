@@ -57,6 +57,12 @@ pub mod message_type {
     pub const RISK_POLICY: u64 = 9;
     /// [`super::DoubleSpendProof`]
     pub const DOUBLE_SPEND_PROOF: u64 = 10;
+    /// [`super::PinUnlockGrant`]
+    pub const PIN_UNLOCK_GRANT: u64 = 11;
+    /// [`super::PinLockedRequest`]
+    pub const PIN_LOCKED_REQUEST: u64 = 12;
+    /// [`super::PinUnlock`]
+    pub const PIN_UNLOCK: u64 = 13;
 }
 
 // ---- field helpers -------------------------------------------------------
@@ -966,5 +972,145 @@ impl DoubleSpendProof {
             ));
         }
         Ok(p)
+    }
+}
+
+// ---- PIN lockout recovery --------------------------------------------------
+
+/// Largest PinUnlockGrant envelope.
+pub const PIN_UNLOCK_GRANT_BYTES_MAX: usize = 256;
+/// Largest PinLockedRequest envelope.
+pub const PIN_LOCKED_REQUEST_BYTES_MAX: usize = 512;
+/// Largest PinUnlock envelope.
+pub const PIN_UNLOCK_BYTES_MAX: usize = 256;
+/// Largest PIN attempt count carried (more is malformed).
+pub const PIN_ATTEMPTS_FIELD_MAX: u64 = 255;
+
+/// Wallet TA -> itself, for the issuer: "this Ed25519 key may ask, for me,
+/// to be unlocked after a PIN lockout, and nothing else". Signed by the
+/// wallet key while the vault is open (after enrollment); kept by the vault
+/// under the device secret alone, so the PIN-locked vault can still send a
+/// [`PinLockedRequest`]. The issuer accepts the unlock key for that message
+/// only: it can sign no payment.
+///
+/// Keys: 2 wallet, 3 unlock key (32-byte Ed25519 public key).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PinUnlockGrant {
+    /// The wallet granting.
+    pub wallet: WalletId,
+    /// The unlock key's Ed25519 public key.
+    pub unlock_key: [u8; 32],
+}
+
+impl Body for PinUnlockGrant {
+    const TYPE: u64 = message_type::PIN_UNLOCK_GRANT;
+    const NAME: &'static str = "PinUnlockGrant";
+    const BYTES_MAX: usize = PIN_UNLOCK_GRANT_BYTES_MAX;
+    fn field_count(&self) -> usize {
+        2
+    }
+    fn encode_fields(&self, e: &mut Encoder) {
+        e.uint(2).bytes(&self.wallet.0);
+        e.uint(3).bytes(&self.unlock_key);
+    }
+    fn decode_fields(m: &mut MapReader<'_, '_>) -> Result<Self, DecodeError> {
+        Ok(PinUnlockGrant {
+            wallet: wallet(m.required(2, "wallet")?, "wallet")?,
+            unlock_key: m.required(3, "unlock key")?.fixed::<32>("unlock key")?,
+        })
+    }
+}
+
+/// PIN-locked wallet -> issuer: "my vault refuses every PIN after `attempts`
+/// wrong ones; unlock me against this fresh nonce". Signed by the unlock key
+/// named in the grant (an Ed25519 envelope), the grant signed by the wallet
+/// key. The issuer answers with a [`PinUnlock`] only after its operator
+/// confirmed that the customer re-authenticated with the bank.
+///
+/// Keys: 2 wallet, 3 attempts, 4 nonce, 5 time (device clock), 6 grant (a
+/// [`PinUnlockGrant`] envelope).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PinLockedRequest {
+    /// The locked wallet.
+    pub wallet: WalletId,
+    /// The wrong-PIN count the vault holds (at most [`PIN_ATTEMPTS_FIELD_MAX`]).
+    pub attempts: u64,
+    /// Fresh, drawn by the vault; the unlock must carry it back.
+    pub nonce: Nonce,
+    /// Device time of the request (informational: the device clock is not trusted).
+    pub time: UnixSeconds,
+    /// The wallet's [`PinUnlockGrant`] envelope.
+    pub grant: Vec<u8>,
+}
+
+impl Body for PinLockedRequest {
+    const TYPE: u64 = message_type::PIN_LOCKED_REQUEST;
+    const NAME: &'static str = "PinLockedRequest";
+    const BYTES_MAX: usize = PIN_LOCKED_REQUEST_BYTES_MAX;
+    fn field_count(&self) -> usize {
+        5
+    }
+    fn encode_fields(&self, e: &mut Encoder) {
+        e.uint(2).bytes(&self.wallet.0);
+        e.uint(3).uint(self.attempts);
+        e.uint(4).bytes(&self.nonce.0);
+        e.uint(5).uint(self.time.0);
+        e.uint(6).bytes(&self.grant);
+    }
+    fn decode_fields(m: &mut MapReader<'_, '_>) -> Result<Self, DecodeError> {
+        Ok(PinLockedRequest {
+            wallet: wallet(m.required(2, "wallet")?, "wallet")?,
+            attempts: m
+                .required(3, "attempts")?
+                .uint_max("attempts", PIN_ATTEMPTS_FIELD_MAX)?,
+            nonce: nonce(m.required(4, "nonce")?, "nonce")?,
+            time: time(m.required(5, "time")?, "time")?,
+            grant: m
+                .required(6, "grant")?
+                .bytes("grant", PIN_UNLOCK_GRANT_BYTES_MAX)?
+                .to_vec(),
+        })
+    }
+}
+
+/// Issuer -> PIN-locked wallet: "reset your wrong-PIN count". Signed by the
+/// issuer CA key; bound to the wallet, the attempt count and the nonce of
+/// one [`PinLockedRequest`], so it unlocks that lockout of that vault once.
+///
+/// Keys: 2 wallet, 3 attempts, 4 nonce, 5 issued.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PinUnlock {
+    /// The wallet unlocked.
+    pub wallet: WalletId,
+    /// The attempt count of the request answered.
+    pub attempts: u64,
+    /// The nonce of the request answered.
+    pub nonce: Nonce,
+    /// Issuer time of the approval.
+    pub issued: UnixSeconds,
+}
+
+impl Body for PinUnlock {
+    const TYPE: u64 = message_type::PIN_UNLOCK;
+    const NAME: &'static str = "PinUnlock";
+    const BYTES_MAX: usize = PIN_UNLOCK_BYTES_MAX;
+    fn field_count(&self) -> usize {
+        4
+    }
+    fn encode_fields(&self, e: &mut Encoder) {
+        e.uint(2).bytes(&self.wallet.0);
+        e.uint(3).uint(self.attempts);
+        e.uint(4).bytes(&self.nonce.0);
+        e.uint(5).uint(self.issued.0);
+    }
+    fn decode_fields(m: &mut MapReader<'_, '_>) -> Result<Self, DecodeError> {
+        Ok(PinUnlock {
+            wallet: wallet(m.required(2, "wallet")?, "wallet")?,
+            attempts: m
+                .required(3, "attempts")?
+                .uint_max("attempts", PIN_ATTEMPTS_FIELD_MAX)?,
+            nonce: nonce(m.required(4, "nonce")?, "nonce")?,
+            issued: time(m.required(5, "issued")?, "issued")?,
+        })
     }
 }

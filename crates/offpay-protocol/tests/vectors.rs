@@ -25,7 +25,8 @@ use offpay_protocol::envelope::{Signed, sig_structure};
 use offpay_protocol::evidence::verify_double_spend;
 use offpay_protocol::messages::{
     CertField, ChainEntry, Checkpoint, DoubleSpendProof, LoadVoucher, Payment, PaymentRequest,
-    Receipt, Redeem, RiskPolicy, SyncReport, SyncResponse, WalletCommand,
+    PinLockedRequest, PinUnlock, PinUnlockGrant, Receipt, Redeem, RiskPolicy, SyncReport,
+    SyncResponse, WalletCommand,
 };
 use offpay_protocol::pki::{
     self, Certificate, Crl, PolicyRef, RevocationReason, RevokedEntry, validate_wallet_chain,
@@ -358,6 +359,62 @@ fn vectors(f: &Fixture) -> Vec<(String, Vec<u8>)> {
         (n("sync-report"), f.report.bytes().to_vec()),
         (n("sync-response"), f.response.bytes().to_vec()),
         (n("double-spend-proof"), f.proof.encode()),
+    ]
+    .into_iter()
+    .chain(pin_recovery_vectors(f))
+    .collect()
+}
+
+/// Unlock key seed of the PIN recovery vectors (always Ed25519).
+const SEED_UNLOCK: [u8; 32] = [0x55; 32];
+
+/// The PIN recovery messages of the payer (docs/PROTOCOL.md 7.10 to 7.12):
+/// the grant signed by the payer key, the locked request signed by the
+/// unlock key (5 attempts, the vector nonce, T0 + 7200), the unlock signed by
+/// the issuer key (issued T0 + 7260).
+fn pin_recovery_vectors(f: &Fixture) -> Vec<(String, Vec<u8>)> {
+    let s = f.suite.name();
+    let n = |base: &str| format!("{base}-{s}");
+    let unlock_key = SigningKey::from_seed(Suite::Ed25519, &SEED_UNLOCK).unwrap();
+    let grant = Signed::sign(
+        PinUnlockGrant {
+            wallet: payer_id(),
+            unlock_key: unlock_key.public_key().to_bytes().try_into().unwrap(),
+        },
+        &f.payer_key,
+    );
+    let locked = Signed::sign(
+        PinLockedRequest {
+            wallet: payer_id(),
+            attempts: 5,
+            nonce: nonce(),
+            time: t(7200),
+            grant: grant.bytes().to_vec(),
+        },
+        &unlock_key,
+    );
+    let unlock = Signed::sign(
+        PinUnlock {
+            wallet: payer_id(),
+            attempts: 5,
+            nonce: nonce(),
+            issued: t(7260),
+        },
+        &f.issuer_key,
+    );
+    // They decode and verify as the document says.
+    let back = Signed::<PinLockedRequest>::decode(locked.bytes()).unwrap();
+    back.verify(&unlock_key.public_key()).unwrap();
+    let g = Signed::<PinUnlockGrant>::decode(&back.body().grant).unwrap();
+    g.verify(&f.payer_key.public_key()).unwrap();
+    Signed::<PinUnlock>::decode(unlock.bytes())
+        .unwrap()
+        .verify(&f.issuer_key.public_key())
+        .unwrap();
+    vec![
+        (n("pin-unlock-grant"), grant.bytes().to_vec()),
+        (n("pin-locked-request"), locked.bytes().to_vec()),
+        (n("pin-unlock"), unlock.bytes().to_vec()),
     ]
 }
 
@@ -774,7 +831,7 @@ fn limits_table() -> String {
     use offpay_protocol::pki::{CERTIFICATE_BYTES_MAX, CRL_BYTES_MAX, CSR_BYTES_MAX};
     use offpay_protocol::suite::SIGNATURE_BYTES;
     use offpay_protocol::types::{HASH_BYTES, NONCE_BYTES, WALLET_ID_BYTES};
-    let rows: [(&str, usize, &str); 22] = [
+    let rows: [(&str, usize, &str); 25] = [
         (
             "PAYMENT_REQUEST_BYTES_MAX",
             PAYMENT_REQUEST_BYTES_MAX,
@@ -811,6 +868,21 @@ fn limits_table() -> String {
             "DOUBLE_SPEND_PROOF_BYTES_MAX",
             DOUBLE_SPEND_PROOF_BYTES_MAX,
             "a DoubleSpendProof encoding (12 KiB)",
+        ),
+        (
+            "PIN_UNLOCK_GRANT_BYTES_MAX",
+            PIN_UNLOCK_GRANT_BYTES_MAX,
+            "a PinUnlockGrant envelope; also the grant field of a PinLockedRequest",
+        ),
+        (
+            "PIN_LOCKED_REQUEST_BYTES_MAX",
+            PIN_LOCKED_REQUEST_BYTES_MAX,
+            "a PinLockedRequest envelope",
+        ),
+        (
+            "PIN_UNLOCK_BYTES_MAX",
+            PIN_UNLOCK_BYTES_MAX,
+            "a PinUnlock envelope",
         ),
         (
             "CERT_FIELD_BYTES_MAX",

@@ -685,3 +685,75 @@ pub async fn method_not_allowed() -> ApiError {
         "method not allowed on this route",
     )
 }
+
+// ---- PIN lockout recovery (offpay_issuer::unlock) ------------------------------------------
+
+/// A PIN-locked wallet asks to be unlocked: answered with the issuer-signed
+/// PinUnlock once the operator approved the request, else 202 and the
+/// recorded request. Asking again with the same request is safe.
+#[utoipa::path(
+    post, path = "/v1/pin-unlock", tag = "wallet",
+    request_body(content = inline(CborMessage), content_type = "application/cbor", description = "The signed PinLockedRequest"),
+    responses(
+        (status = 200, description = "Approved: the signed PinUnlock", content_type = "application/cbor"),
+        (status = 202, description = "Recorded, waiting for the operator's approval", body = PinUnlockPending),
+        (status = 400, description = "`malformed`, `invalid_input`", body = ErrorBody),
+        (status = 404, description = "`unknown_wallet`", body = ErrorBody),
+        (status = 409, description = "`wallet_not_active`: revoked", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
+        (status = 422, description = "`bad_signature`", body = ErrorBody),
+    )
+)]
+pub async fn pin_unlock(
+    State(st): State<AppState>,
+    CborBody(body): CborBody<BODY_BYTES_MAX>,
+) -> Result<Response, ApiError> {
+    let answer = blocking(&st, move |i| i.pin_locked_request(&body, now())).await?;
+    Ok(match answer {
+        offpay_issuer::PinUnlockAnswer::Unlocked(bytes) => {
+            tracing::info!("pin unlock delivered");
+            cbor_response(bytes)
+        }
+        offpay_issuer::PinUnlockAnswer::Pending(r) => {
+            tracing::info!(wallet = %r.wallet, attempts = r.attempts, "pin unlock requested");
+            (
+                StatusCode::ACCEPTED,
+                Json(PinUnlockPending {
+                    status: "pending".into(),
+                    wallet_id: r.wallet.to_hex(),
+                    attempts: r.attempts,
+                    requested_at: r.requested.0,
+                }),
+            )
+                .into_response()
+        }
+    })
+}
+
+/// Approve a wallet's PIN unlock request, once the customer re-authenticated
+/// with the bank: the wallet's next `POST /v1/pin-unlock` gets the signed unlock.
+#[utoipa::path(
+    post, path = "/v1/admin/wallets/{id}/pin-unlock", tag = "operator", security(("operator_token" = [])),
+    params(("id" = String, Path, description = "Wallet id (32 hex digits)")),
+    responses(
+        (status = 200, description = "Approved", body = PinUnlockApproval),
+        (status = 400, description = "`invalid_input`: no request from this wallet", body = ErrorBody),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 404, description = "`unknown_wallet`", body = ErrorBody),
+        (status = 409, description = "`wallet_not_active`: revoked", body = ErrorBody),
+    )
+)]
+pub async fn approve_pin_unlock(
+    State(st): State<AppState>,
+    PathId(id): PathId,
+) -> Result<Json<PinUnlockApproval>, ApiError> {
+    let id = wallet_id(&id)?;
+    let r = blocking(&st, move |i| i.approve_pin_unlock(&id, now())).await?;
+    tracing::info!(wallet = %r.wallet, "pin unlock approved");
+    Ok(Json(PinUnlockApproval {
+        wallet_id: r.wallet.to_hex(),
+        attempts: r.attempts,
+        requested_at: r.requested.0,
+        approved_at: r.approved.map_or(0, |t| t.0),
+    }))
+}

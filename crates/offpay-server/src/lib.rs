@@ -179,6 +179,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/admin/wallets/{id}/revoke", post(api::revoke))
         .route("/v1/admin/wallets/{id}/lock", post(api::lock))
         .route("/v1/admin/wallets/{id}/unlock", post(api::unlock))
+        .route(
+            "/v1/admin/wallets/{id}/pin-unlock",
+            post(api::approve_pin_unlock),
+        )
         .route("/v1/admin/double-spends", get(api::double_spends))
         .route("/v1/admin/invariants", get(api::invariants))
         .route_layer(middleware::from_fn_with_state(
@@ -192,6 +196,7 @@ pub fn router(state: AppState) -> Router {
             post(api::sync).layer(DefaultBodyLimit::max(SYNC_BODY_BYTES_MAX)),
         )
         .route("/v1/redeem", post(api::redeem))
+        .route("/v1/pin-unlock", post(api::pin_unlock))
         .route("/v1/crl", get(api::crl))
         .route("/v1/roots", get(api::roots))
         .route("/healthz", get(api::healthz))

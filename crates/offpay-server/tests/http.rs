@@ -66,6 +66,8 @@ const OPENAPI_ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/admin/wallets/{id}/revoke"),
     ("post", "/v1/admin/wallets/{id}/lock"),
     ("post", "/v1/admin/wallets/{id}/unlock"),
+    ("post", "/v1/admin/wallets/{id}/pin-unlock"),
+    ("post", "/v1/pin-unlock"),
     ("get", "/v1/admin/double-spends"),
     ("get", "/v1/admin/invariants"),
     ("get", "/v1/crl"),

@@ -471,6 +471,151 @@ fn stranded_money_is_exactly_what_the_payee_never_held() {
         for w in [&alice, &carol, &dave] {
             assert_eq!(issuer.stranded(&w.wallet_id()).unwrap().minor, 0);
         }
+
+/// The PIN-locked wallet's request built as its vault would
+/// (`offpay_wallet::recovery::locked_request`), from its recovery record.
+fn pin_locked_request(
+    w: &Wallet<MemoryVault>,
+    wallet: WalletId,
+    attempts: u64,
+    nonce: [u8; 16],
+) -> Vec<u8> {
+    use offpay_protocol::messages::PinLockedRequest;
+    let r = w.pin_recovery().unwrap();
+    let key = offpay_protocol::SigningKey::from_seed(Suite::Ed25519, &r.unlock_seed).unwrap();
+    Signed::sign(
+        PinLockedRequest {
+            wallet,
+            attempts,
+            nonce: offpay_protocol::Nonce(nonce),
+            time: T0,
+            grant: r.grant,
+        },
+        &key,
+    )
+    .into_bytes()
+}
+
+#[test]
+fn pin_unlock_only_after_the_operator_approves() {
+    use offpay_issuer::PinUnlockAnswer;
+    use offpay_protocol::messages::PinUnlock;
+    on_every_backend("pinunlock", |issuer| {
+        let alice = customer_with_wallet(issuer, "alice", 0, 0);
+        let bob = customer_with_wallet(issuer, "bob", 0, 0);
+        let id = alice.wallet_id();
+        // Nothing to approve before the wallet asks.
+        assert!(matches!(
+            issuer.approve_pin_unlock(&id, T0),
+            Err(IssuerError::InvalidInput(_))
+        ));
+        // Refusals: another wallet's grant, a grant not signed by the
+        // wallet key, an unknown wallet, garbage.
+        assert!(matches!(
+            issuer.pin_locked_request(&pin_locked_request(&bob, id, 5, [1; 16]), T0),
+            Err(IssuerError::InvalidInput(_))
+        ));
+        let forged_grant = {
+            use offpay_protocol::messages::{PinLockedRequest, PinUnlockGrant};
+            let r = bob.pin_recovery().unwrap();
+            let key =
+                offpay_protocol::SigningKey::from_seed(Suite::Ed25519, &r.unlock_seed).unwrap();
+            let grant = Signed::<PinUnlockGrant>::decode(&r.grant).unwrap();
+            // Bob's unlock key, claimed for Alice, signed by the unlock key itself.
+            let claimed = Signed::sign(
+                PinUnlockGrant {
+                    wallet: id,
+                    unlock_key: grant.body().unlock_key,
+                },
+                &key,
+            );
+            Signed::sign(
+                PinLockedRequest {
+                    wallet: id,
+                    attempts: 5,
+                    nonce: offpay_protocol::Nonce([1; 16]),
+                    time: T0,
+                    grant: claimed.into_bytes(),
+                },
+                &key,
+            )
+            .into_bytes()
+        };
+        assert!(matches!(
+            issuer.pin_locked_request(&forged_grant, T0),
+            Err(IssuerError::BadSignature(_))
+        ));
+        let stranger = Wallet::create(
+            MemoryVault::new(),
+            Suite::Ed25519,
+            issuer.root_certificate().der(),
+            T0,
+        )
+        .unwrap();
+        assert!(
+            stranger.pin_recovery().is_err(),
+            "not enrolled: no recovery"
+        );
+        assert!(matches!(
+            issuer.pin_locked_request(b"garbage", T0),
+            Err(IssuerError::Malformed(_))
+        ));
+        assert_eq!(issuer.pin_unlock_request(&id).unwrap(), None);
+
+        // The request waits for the operator; asking again is the same request.
+        let req = pin_locked_request(&alice, id, 5, [7; 16]);
+        let first = issuer.pin_locked_request(&req, T0.plus(1)).unwrap();
+        let PinUnlockAnswer::Pending(p) = first else {
+            panic!("{first:?}")
+        };
+        assert_eq!((p.attempts, p.requested, p.approved), (5, T0.plus(1), None));
+        assert_eq!(
+            issuer.pin_locked_request(&req, T0.plus(2)).unwrap(),
+            PinUnlockAnswer::Pending(p)
+        );
+        // Approved: the unlock, signed by the issuer CA, bound to the request.
+        let approved = issuer.approve_pin_unlock(&id, T0.plus(3)).unwrap();
+        assert_eq!(approved.approved, Some(T0.plus(3)));
+        let PinUnlockAnswer::Unlocked(bytes) = issuer.pin_locked_request(&req, T0.plus(4)).unwrap()
+        else {
+            panic!("not unlocked")
+        };
+        let unlock = Signed::<PinUnlock>::decode(&bytes).unwrap();
+        unlock
+            .verify(issuer.issuer_certificate().public_key())
+            .unwrap();
+        assert_eq!(
+            unlock.body(),
+            &PinUnlock {
+                wallet: id,
+                attempts: 5,
+                nonce: offpay_protocol::Nonce([7; 16]),
+                issued: T0.plus(3),
+            }
+        );
+        // A new lockout (new nonce) needs a new approval.
+        let next = pin_locked_request(&alice, id, 5, [8; 16]);
+        assert!(matches!(
+            issuer.pin_locked_request(&next, T0.plus(5)).unwrap(),
+            PinUnlockAnswer::Pending(_)
+        ));
+        // A revoked wallet is not unlocked; no money moved at any point.
+        issuer
+            .revoke(
+                &id,
+                offpay_protocol::pki::RevocationReason::KeyCompromise,
+                "lost",
+                T0.plus(6),
+            )
+            .unwrap();
+        assert!(matches!(
+            issuer.approve_pin_unlock(&id, T0.plus(7)),
+            Err(IssuerError::WalletNotActive(_))
+        ));
+        assert!(matches!(
+            issuer.pin_locked_request(&next, T0.plus(7)),
+            Err(IssuerError::WalletNotActive(_))
+        ));
         assert_invariants(issuer);
     });
 }

@@ -8,6 +8,7 @@
 #![warn(missing_docs)]
 
 pub mod error;
+pub mod recovery;
 mod state;
 pub mod ta;
 pub mod vault;

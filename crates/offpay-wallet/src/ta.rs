@@ -280,6 +280,36 @@ impl<V: Vault> Wallet<V> {
         self.key.public_key()
     }
 
+    /// What the vault keeps outside the PIN so that, PIN-locked, it can
+    /// still ask the issuer for an unlock ([`crate::recovery`]): the unlock
+    /// key (derived from the wallet key's seed), the wallet key's grant
+    /// naming it, and the issuer CA key that signs unlocks. Needs an
+    /// enrolled wallet (the issuer CA).
+    pub fn pin_recovery(&self) -> Result<crate::recovery::PinRecovery, WalletError> {
+        let (issuer, _, _) = self.enrolled()?;
+        let unlock = crate::recovery::unlock_key(&self.state.seed)?;
+        let unlock_key: [u8; 32] = unlock
+            .public_key()
+            .to_bytes()
+            .try_into()
+            .map_err(|_| WalletError::Vault(VaultError::Kdf))?;
+        let grant = Signed::sign(
+            offpay_protocol::messages::PinUnlockGrant {
+                wallet: self.state.wallet_id,
+                unlock_key,
+            },
+            &self.key,
+        )
+        .into_bytes();
+        Ok(crate::recovery::PinRecovery {
+            wallet: self.state.wallet_id,
+            unlock_seed: unlock.to_seed(),
+            grant,
+            issuer_key: issuer.public_key().clone(),
+            pending: None,
+        })
+    }
+
     /// A PKCS#10 certificate signing request for this wallet's key (DER).
     pub fn csr(&self) -> Result<Vec<u8>, WalletError> {
         pki::build_csr(&self.key, self.state.wallet_id).map_err(WalletError::IssuerMaterial)

@@ -135,7 +135,7 @@ fn crash_at_every_create_operation() {
         );
         if !faulty.fired() {
             created.unwrap();
-            assert_eq!(k, 12, "3 atomic writes of 4 operations");
+            assert_eq!(k, 16, "4 atomic writes of 4 operations");
             break;
         }
         assert_eq!(created.err(), Some(VaultError::Crashed), "k {k}");

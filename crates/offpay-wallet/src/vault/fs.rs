@@ -7,7 +7,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use super::VaultError;
 
@@ -251,10 +251,16 @@ impl VaultFs for FaultyFs {
     }
 }
 
-/// `path` with `.tmp` appended to its file name.
+/// Temporary files written by this process so far (part of their names).
+static TMP_WRITES: AtomicU64 = AtomicU64::new(0);
+
+/// `path` with `.PID.N.tmp` appended to its file name: unique to this
+/// process and this write, so two writers (threads or processes) never
+/// rename each other's half-written file.
 pub(crate) fn tmp_path(path: &Path) -> PathBuf {
+    let n = TMP_WRITES.fetch_add(1, Ordering::Relaxed);
     let mut s = OsString::from(path.as_os_str());
-    s.push(".tmp");
+    s.push(format!(".{}.{n}.tmp", std::process::id()));
     PathBuf::from(s)
 }
 
@@ -267,14 +273,24 @@ pub(crate) fn parent_dir(path: &Path) -> &Path {
 }
 
 /// Atomic durable replacement of the file at `path` by `data`: write
-/// `path.tmp`, fsync it, rename it over `path`, fsync the directory.
+/// a uniquely named `path.PID.N.tmp`, fsync it, rename it over `path`, fsync the directory.
 /// A crash at any point leaves either the old or the new complete file at
-/// `path` (a stale `path.tmp` is harmless: it is overwritten next time).
+/// `path` (a stale temporary file is harmless: nothing reads it). A failed
+/// write removes its temporary file (best effort).
 pub(crate) fn atomic_write(fs: &dyn VaultFs, path: &Path, data: &[u8]) -> Result<(), VaultError> {
     let tmp = tmp_path(path);
-    fs.write_file(&tmp, data).map_err(VaultError::io("write"))?;
-    fs.sync_file(&tmp).map_err(VaultError::io("fsync"))?;
-    fs.rename(&tmp, path).map_err(VaultError::io("rename"))?;
+    let written = fs
+        .write_file(&tmp, data)
+        .map_err(VaultError::io("write"))
+        .and_then(|()| fs.sync_file(&tmp).map_err(VaultError::io("fsync")))
+        .and_then(|()| fs.rename(&tmp, path).map_err(VaultError::io("rename")));
+    if let Err(e) = written {
+        if e != VaultError::Crashed {
+            // Best effort: the error is what matters.
+            let _ = fs.remove(&tmp);
+        }
+        return Err(e);
+    }
     fs.sync_dir(parent_dir(path))
         .map_err(VaultError::io("fsync dir"))
 }

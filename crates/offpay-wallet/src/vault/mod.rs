@@ -46,7 +46,10 @@
 //! - The `pin-attempts` file is plain and can be reset by the attacker, which
 //!   then gets unlimited *online* PIN guesses (each costing one Argon2id
 //!   derivation). Offline guessing also needs the device secret.
-//! - A single writer is assumed: there is no inter-process lock.
+//! - A single writer is assumed: the vault takes no inter-process lock; the
+//!   app serializes access (`offpay-cli` holds an exclusive lock on the
+//!   wallet directory while a command runs). Temporary files get unique
+//!   names, so even unserialized writers never rename each other's files.
 
 mod counter;
 mod fs;
@@ -56,6 +59,7 @@ pub mod sealed;
 use core::fmt;
 
 pub use counter::{FileCounter, MemoryCounter, MonotonicCounter};
+pub(crate) use fs::atomic_write as fs_atomic_write;
 pub use fs::{FaultyFs, RealFs, SimulatedCrash, VaultFs};
 pub use memory::{CrashPoint, MemorySnapshot, MemoryVault};
 pub use sealed::{KdfParams, SealedFileVault};
@@ -64,8 +68,8 @@ pub use sealed::{KdfParams, SealedFileVault};
 pub const STATE_BYTES_MAX: usize = 4 << 20;
 
 /// Consecutive wrong PINs after which [`SealedFileVault::open`] refuses
-/// every PIN ([`VaultError::PinAttemptsExhausted`]) until
-/// [`SealedFileVault::reset_pin_attempts`] is called.
+/// every PIN ([`VaultError::PinAttemptsExhausted`]) until an issuer-signed
+/// unlock token is applied ([`crate::recovery`]).
 pub const PIN_ATTEMPTS_MAX: u32 = 5;
 
 /// A durable, atomic, rollback-detecting store for the TA's serialized state.
@@ -151,14 +155,24 @@ pub enum VaultError {
     /// The sealed state failed authentication (AEAD) or is malformed: it was
     /// edited, truncated or replaced. The TA locks itself.
     Tampered,
-    /// The PIN (or the device secret) is wrong; this attempt was counted.
+    /// The PIN is wrong (or, for a vault created before the device check
+    /// value existed, the device secret); this attempt was counted.
     WrongPin {
         /// Further wrong attempts allowed before the vault refuses every PIN.
         attempts_left: u32,
     },
     /// [`PIN_ATTEMPTS_MAX`] consecutive wrong PINs: every PIN is refused
-    /// until [`SealedFileVault::reset_pin_attempts`].
+    /// until the issuer's unlock token is applied ([`crate::recovery`]).
     PinAttemptsExhausted,
+    /// The PIN attempt counter (`pin-attempts`) is missing or malformed: the
+    /// vault cannot know how many guesses were made, so it refuses every PIN
+    /// until the issuer's unlock token is applied ([`crate::recovery`]),
+    /// which writes a fresh counter.
+    PinAttemptsUnreadable,
+    /// The device secret does not belong to this vault (the device check
+    /// value differs): not a PIN guess, so no attempt was counted.
+    WrongDeviceSecret,
+
     /// No vault exists in this directory.
     NotFound,
     /// A vault already exists in this directory.
@@ -192,9 +206,16 @@ impl fmt::Display for VaultError {
                 let s = if *attempts_left == 1 { "" } else { "s" };
                 write!(f, "wrong PIN ({attempts_left} attempt{s} left)")
             }
-            Self::PinAttemptsExhausted => {
-                f.write_str("too many wrong PINs: vault locked until unlocked by the backend")
-            }
+            Self::PinAttemptsExhausted => f.write_str(
+                "too many wrong PINs: the vault refuses every PIN until the issuer unlocks it",
+            ),
+            Self::PinAttemptsUnreadable => f.write_str(
+                "the PIN attempt counter (pin-attempts) is missing or malformed: the vault refuses every PIN until the issuer unlocks it",
+            ),
+            Self::WrongDeviceSecret => f.write_str(
+                "the device secret does not belong to this vault (it was changed or replaced); no PIN attempt was counted",
+            ),
+
             Self::NotFound => f.write_str("no vault found"),
             Self::AlreadyExists => f.write_str("a vault already exists"),
             Self::Corrupt(what) => write!(f, "vault corrupt: {what}"),

@@ -7,10 +7,13 @@
 //! | `state.sealed` | the sealed state (format below) | atomically at create and every commit |
 //! | `counter` | the [`FileCounter`]: `b"OFPC"` + u64 LE | atomically, after each state write |
 //! | `pin-attempts` | consecutive wrong PINs, plain u32 LE (4 bytes) | atomically, at each open |
+//! | `device-check` | 16 bytes, see "Device check" | atomically, at create |
+//! | `recovery.sealed` | the PIN recovery record ([`crate::recovery`]) | atomically, after enrollment and at each unlock request |
 //!
-//! "Atomically" = write `NAME.tmp`, fsync it, rename it over `NAME`, fsync
-//! the directory. A crash leaves `NAME` old or new, never partial; a stale
-//! `NAME.tmp` is ignored and overwritten next time.
+//! "Atomically" = write `NAME.PID.N.tmp` (a name unique to the process and
+//! the write), fsync it, rename it over `NAME`, fsync the directory. A crash
+//! leaves `NAME` old or new, never partial; a stale temporary file is
+//! ignored.
 //!
 //! # Sealed file format (`state.sealed`, format version 1)
 //!
@@ -73,7 +76,17 @@
 //! guess, and resets it to 0 after a right PIN. On a software vault this
 //! file is honest bookkeeping, not a security boundary: the attacker can
 //! reset it (a hardware vault would keep it in the TPM / secure element). A
-//! missing or malformed `pin-attempts` counts as exhausted (fail closed).
+//! missing or malformed `pin-attempts` fails closed with its own error
+//! ([`VaultError::PinAttemptsUnreadable`]); both it and an exhausted count
+//! are cleared only by an issuer-signed unlock token ([`crate::recovery`]).
+//!
+//! # Device check
+//!
+//! `device-check` (16 bytes) is `SHA-256("offpay vault v1 device check" ‖
+//! device secret)[0..16]`, written at create. `open` compares it
+//! before counting an attempt: a changed device secret is
+//! [`VaultError::WrongDeviceSecret`], never a counted wrong PIN. A vault
+//! created before this file existed gets it at its next right open.
 
 use core::fmt;
 use std::io;
@@ -103,10 +116,15 @@ const HEADER_LEN: usize = 4 + 1 + 12 + SALT_LEN + CHECK_LEN + 8 + NONCE_LEN;
 /// Largest well-formed sealed file.
 const SEALED_LEN_MAX: usize = HEADER_LEN + STATE_BYTES_MAX + TAG_LEN;
 const CHECK_LABEL: &[u8] = b"offpay vault v1 pin check";
+const DEVICE_CHECK_LABEL: &[u8] = b"offpay vault v1 device check";
+const DEVICE_KEY_LABEL: &[u8] = b"offpay vault v1 device key";
 
 const STATE_FILE: &str = "state.sealed";
 const COUNTER_FILE: &str = "counter";
 const ATTEMPTS_FILE: &str = "pin-attempts";
+const DEVICE_CHECK_FILE: &str = "device-check";
+/// Length of the `device-check` file.
+const DEVICE_CHECK_LEN: usize = 16;
 
 /// Argon2id cost parameters, stored in the sealed file's header.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -278,6 +296,38 @@ fn check_value(key: &[u8; KEY_LEN]) -> [u8; CHECK_LEN] {
     out
 }
 
+/// `SHA-256("offpay vault v1 device check" ‖ device secret)[0..16]`: lets
+/// `open` tell a wrong device secret from a wrong PIN without counting an
+/// attempt. The device secret is 32 random bytes, so this value gives no
+/// guessing foothold, and it says nothing about the PIN. (Not salted: an
+/// edited header salt must still read as a wrong key, not a wrong device.)
+fn device_check_value(device_secret: &[u8; 32]) -> [u8; DEVICE_CHECK_LEN] {
+    let digest = Sha256::new()
+        .chain_update(DEVICE_CHECK_LABEL)
+        .chain_update(device_secret)
+        .finalize();
+    let mut out = [0u8; DEVICE_CHECK_LEN];
+    for (o, d) in out.iter_mut().zip(digest.iter()) {
+        *o = *d;
+    }
+    out
+}
+
+/// `SHA-256("offpay vault v1 device key" ‖ device secret)`: the key of what
+/// the vault keeps under the device secret alone (the PIN recovery record,
+/// [`crate::recovery`]).
+pub(crate) fn device_key(device_secret: &[u8; 32]) -> Zeroizing<[u8; KEY_LEN]> {
+    let digest = Sha256::new()
+        .chain_update(DEVICE_KEY_LABEL)
+        .chain_update(device_secret)
+        .finalize();
+    let mut out = Zeroizing::new([0u8; KEY_LEN]);
+    for (o, d) in out.iter_mut().zip(digest.iter()) {
+        *o = *d;
+    }
+    out
+}
+
 /// Equality without an early exit.
 fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
@@ -384,6 +434,11 @@ impl SealedFileVault {
         let key = derive_key(pin, device_secret, kdf, &salt)?;
         let check = check_value(&key);
         atomic_write(fs.as_ref(), &dir.join(ATTEMPTS_FILE), &0u32.to_le_bytes())?;
+        atomic_write(
+            fs.as_ref(),
+            &dir.join(DEVICE_CHECK_FILE),
+            &device_check_value(device_secret),
+        )?;
         let counter = FileCounter::init_with_fs(&dir.join(COUNTER_FILE), Arc::clone(&fs))?;
         let mut vault = Self {
             dir: dir.to_path_buf(),
@@ -411,9 +466,12 @@ impl SealedFileVault {
     /// # Errors
     /// [`VaultError::NotFound`] if there is no `state.sealed`;
     /// [`VaultError::PinAttemptsExhausted`] after [`PIN_ATTEMPTS_MAX`]
-    /// consecutive failures (even for the right PIN, until
-    /// [`SealedFileVault::reset_pin_attempts`]);
-    /// [`VaultError::WrongPin`] for a wrong PIN or device secret (counted);
+    /// consecutive failures (even for the right PIN, until an issuer unlock
+    /// token is applied, [`crate::recovery`]);
+    /// [`VaultError::WrongDeviceSecret`] for a device secret that does not
+    /// belong to this vault (not counted); [`VaultError::PinAttemptsUnreadable`]
+    /// if `pin-attempts` is missing or malformed;
+    /// [`VaultError::WrongPin`] for a wrong PIN (counted);
     /// [`VaultError::Tampered`] if the file is malformed or fails
     /// authentication under the right key; I/O and KDF errors.
     pub fn open(dir: &Path, pin: &[u8], device_secret: &[u8; 32]) -> Result<Self, VaultError> {
@@ -439,6 +497,26 @@ impl SealedFileVault {
         };
         let (header, _, _) = Header::parse(&file)?;
 
+        // The device secret first: a wrong one is not a PIN guess.
+        let device_check = device_check_value(device_secret);
+        let device_check_stored = match fs.read_file(&dir.join(DEVICE_CHECK_FILE), DEVICE_CHECK_LEN)
+        {
+            Ok(bytes) => Some(bytes),
+            // A vault from before the device check: written after a right open.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+            Err(e) => return Err(VaultError::io("read device check")(e)),
+        };
+        match &device_check_stored {
+            Some(stored) if stored.len() != DEVICE_CHECK_LEN => {
+                return Err(VaultError::Corrupt("device-check file malformed"));
+            }
+            Some(stored) if !ct_eq(stored, &device_check) => {
+                return Err(VaultError::WrongDeviceSecret);
+            }
+            Some(_) => {}
+            None => {}
+        }
+
         let attempts = read_attempts(fs.as_ref(), dir)?;
         if attempts >= PIN_ATTEMPTS_MAX {
             return Err(VaultError::PinAttemptsExhausted);
@@ -457,6 +535,9 @@ impl SealedFileVault {
             });
         }
         atomic_write(fs.as_ref(), &dir.join(ATTEMPTS_FILE), &0u32.to_le_bytes())?;
+        if device_check_stored.is_none() {
+            atomic_write(fs.as_ref(), &dir.join(DEVICE_CHECK_FILE), &device_check)?;
+        }
 
         let counter = FileCounter::unchecked(&dir.join(COUNTER_FILE), Arc::clone(&fs), 0);
         let vault = Self {
@@ -476,11 +557,10 @@ impl SealedFileVault {
     }
 
     /// Reset the consecutive wrong-PIN count of the vault in `dir` to 0.
-    /// The TA calls this only after verifying a backend-signed unlock.
-    ///
-    /// # Errors
-    /// I/O errors.
-    pub fn reset_pin_attempts(dir: &Path) -> Result<(), VaultError> {
+    /// Not public: only [`crate::recovery`] calls it, after verifying an
+    /// issuer-signed unlock token bound to this wallet, this count and the
+    /// vault's own fresh nonce.
+    pub(crate) fn reset_pin_attempts(dir: &Path) -> Result<(), VaultError> {
         atomic_write(&RealFs, &dir.join(ATTEMPTS_FILE), &0u32.to_le_bytes())
     }
 
@@ -584,13 +664,14 @@ impl SealedFileVault {
     }
 }
 
-/// Consecutive wrong PINs so far; missing or malformed = exhausted.
-fn read_attempts(fs: &dyn VaultFs, dir: &Path) -> Result<u32, VaultError> {
+/// Consecutive wrong PINs so far. A missing or malformed file fails closed,
+/// as its own error ([`VaultError::PinAttemptsUnreadable`]).
+pub(crate) fn read_attempts(fs: &dyn VaultFs, dir: &Path) -> Result<u32, VaultError> {
     match fs.read_file(&dir.join(ATTEMPTS_FILE), 4) {
-        Ok(bytes) => {
-            Ok(<[u8; 4]>::try_from(bytes.as_slice()).map_or(PIN_ATTEMPTS_MAX, u32::from_le_bytes))
-        }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(PIN_ATTEMPTS_MAX),
+        Ok(bytes) => <[u8; 4]>::try_from(bytes.as_slice())
+            .map(u32::from_le_bytes)
+            .map_err(|_| VaultError::PinAttemptsUnreadable),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Err(VaultError::PinAttemptsUnreadable),
         Err(e) => Err(VaultError::io("read pin attempts")(e)),
     }
 }

@@ -160,11 +160,12 @@ fn vault_pin_attempts() {
     assert_eq!(v.load().unwrap().state.as_deref(), Some(&b"money"[..]));
     assert_eq!(wrong(d), Some(VaultError::WrongPin { attempts_left: 4 }));
 
-    // Missing or malformed attempts file: fail closed.
+    // Missing or malformed attempts file: fail closed, and say so (not
+    // "too many wrong PINs").
     fs::remove_file(d.join("pin-attempts")).unwrap();
-    assert_eq!(open(d).err(), Some(VaultError::PinAttemptsExhausted));
+    assert_eq!(open(d).err(), Some(VaultError::PinAttemptsUnreadable));
     fs::write(d.join("pin-attempts"), b"\0\0").unwrap();
-    assert_eq!(open(d).err(), Some(VaultError::PinAttemptsExhausted));
+    assert_eq!(open(d).err(), Some(VaultError::PinAttemptsUnreadable));
     SealedFileVault::reset_pin_attempts(d).unwrap();
     open(d).unwrap();
 }
@@ -176,9 +177,26 @@ fn vault_other_device_secret_cannot_open() {
     v.commit(b"x").unwrap();
     let mut other = SECRET;
     other[31] ^= 1;
+    // Told apart from a wrong PIN, and no attempt is counted for it.
+    for _ in 0..PIN_ATTEMPTS_MAX + 1 {
+        assert_eq!(
+            SealedFileVault::open(dir.path(), PIN, &other).err(),
+            Some(VaultError::WrongDeviceSecret)
+        );
+    }
+    assert_eq!(fs::read(dir.path().join("pin-attempts")).unwrap(), [0; 4]);
+    open(dir.path()).unwrap();
+    // A vault from before the device check: the old behaviour (counted as a
+    // wrong PIN: the key cannot tell), and the right open writes the check.
+    fs::remove_file(dir.path().join("device-check")).unwrap();
     assert_eq!(
         SealedFileVault::open(dir.path(), PIN, &other).err(),
         Some(VaultError::WrongPin { attempts_left: 4 })
+    );
+    open(dir.path()).unwrap();
+    assert_eq!(
+        SealedFileVault::open(dir.path(), PIN, &other).err(),
+        Some(VaultError::WrongDeviceSecret)
     );
     // A file sealed by another vault (other salt, same PIN and secret) does
     // not load under this vault's key.
