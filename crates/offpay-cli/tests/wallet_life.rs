@@ -1,6 +1,7 @@
 //! No dead ends in a wallet's life (issue 11): one wallet used by many
 //! processes at once, a replaced device secret, a lost PIN attempt counter,
 //! and the way back from a PIN lockout through the issuer.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)] // Test code: a failed unwrap is a failed test.
 
 mod common;
 

@@ -471,6 +471,9 @@ fn stranded_money_is_exactly_what_the_payee_never_held() {
         for w in [&alice, &carol, &dave] {
             assert_eq!(issuer.stranded(&w.wallet_id()).unwrap().minor, 0);
         }
+        assert_invariants(issuer);
+    });
+}
 
 /// The PIN-locked wallet's request built as its vault would
 /// (`offpay_wallet::recovery::locked_request`), from its recovery record.
@@ -610,11 +613,11 @@ fn pin_unlock_only_after_the_operator_approves() {
             .unwrap();
         assert!(matches!(
             issuer.approve_pin_unlock(&id, T0.plus(7)),
-            Err(IssuerError::WalletNotActive(_))
+            Err(IssuerError::WalletNotActive { .. })
         ));
         assert!(matches!(
             issuer.pin_locked_request(&next, T0.plus(7)),
-            Err(IssuerError::WalletNotActive(_))
+            Err(IssuerError::WalletNotActive { .. })
         ));
         assert_invariants(issuer);
     });

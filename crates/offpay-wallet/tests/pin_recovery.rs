@@ -2,16 +2,15 @@
 //! with its granted unlock key, and only an issuer-signed unlock bound to
 //! this wallet, this count and this vault's nonce resets the count. Every
 //! refused unlock leaves the count and the pending request as they were.
-
-mod common;
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)] // Test code: a failed unwrap is a failed test.
 
 use std::fs;
 use std::path::Path;
 
-use common::*;
 use offpay_protocol::envelope::Signed;
 use offpay_protocol::messages::{PinLockedRequest, PinUnlock, PinUnlockGrant};
 use offpay_protocol::{Nonce, PublicKey, SigningKey, Suite, UnixSeconds, WalletId};
+use offpay_test_support::*;
 use offpay_wallet::recovery::{self, RecoveryError};
 use offpay_wallet::vault::{KdfParams, PIN_ATTEMPTS_MAX, SealedFileVault, VaultError};
 
