@@ -418,7 +418,7 @@ pub(crate) fn run(a: AdminArgs) -> Outcome {
     })
 }
 
-#[expect(clippy::too_many_lines)] // lint-exception: one sequence of steps read top to bottom; split by role when next changed
+#[expect(clippy::too_many_lines, clippy::many_single_char_names)] // lint-exception: one sequence of steps read top to bottom; split by role when next changed
 fn run_raw(a: AdminArgs) -> Outcome {
     let base = http::client(&server_url(a.server.as_deref()))?;
     let op = || -> Result<Client, Failure> { Ok(base.clone().with_token(&operator_token(&a)?)) };
@@ -722,7 +722,6 @@ pub(crate) fn invariants_text(v: &InvariantView, currency: &str) -> Result<Strin
     Ok(h)
 }
 
-#[expect(clippy::many_single_char_names)] // lint-exception: short names follow the fixtures and formulas
 fn double_spends(
     c: &Client,
     payer: Option<&str>,

@@ -114,31 +114,8 @@ pub(crate) fn run(a: SimArgs, as_json: bool) -> Outcome {
     }
     let terminal = std::io::stderr().is_terminal();
     let started = Instant::now();
-    let mut last_pct = u64::MAX;
-    let mut last_line = Instant::now();
-    let report = simulate(config, |p| {
-        let pct = (p.fraction() * 100.0) as u64;
-        let line = format!(
-            "  day {}/{}  {pct:>3}%  payments {}  syncs {}  double spends detected {}  elapsed {}",
-            p.day,
-            p.days,
-            p.payments,
-            p.syncs,
-            p.double_spends_detected,
-            human_duration(started.elapsed())
-        );
-        if terminal {
-            if pct != last_pct || p.finishing {
-                last_pct = pct;
-                eprint!("\r{line}   ");
-                let _ = std::io::stderr().flush();
-            }
-        } else if last_line.elapsed() >= PROGRESS_LINE_EVERY || p.finishing {
-            last_line = Instant::now();
-            eprintln!("{}", line.trim_start());
-        }
-    })
-    .map_err(|e| Failure::refused("sim", format!("the simulation failed: {e}")))?;
+    let report = simulate(config, progress_printer(terminal, started))
+        .map_err(|e| Failure::refused("sim", format!("the simulation failed: {e}")))?;
     let elapsed = started.elapsed();
     if terminal {
         eprintln!();
@@ -187,6 +164,35 @@ pub(crate) fn run(a: SimArgs, as_json: bool) -> Outcome {
     v["report_file"] = json!(a.out.map(|p| p.display().to_string()));
     let _ = as_json;
     Ok(Done::new(human, v))
+}
+
+/// Progress on stderr: one line updated in place on a terminal, a line every
+/// [`PROGRESS_LINE_EVERY`] otherwise (a log, CI), each with the elapsed time.
+fn progress_printer(terminal: bool, started: Instant) -> impl FnMut(offpay_sim::Progress) {
+    let mut last_pct = u64::MAX;
+    let mut last_line = Instant::now();
+    move |p| {
+        let pct = (p.fraction() * 100.0) as u64;
+        let line = format!(
+            "  day {}/{}  {pct:>3}%  payments {}  syncs {}  double spends detected {}  elapsed {}",
+            p.day,
+            p.days,
+            p.payments,
+            p.syncs,
+            p.double_spends_detected,
+            human_duration(started.elapsed())
+        );
+        if terminal {
+            if pct != last_pct || p.finishing {
+                last_pct = pct;
+                eprint!("\r{line}   ");
+                let _ = std::io::stderr().flush();
+            }
+        } else if last_line.elapsed() >= PROGRESS_LINE_EVERY || p.finishing {
+            last_line = Instant::now();
+            eprintln!("{}", line.trim_start());
+        }
+    }
 }
 
 /// `path` can be created or replaced as a file: its directory exists and takes

@@ -24,6 +24,7 @@ fn refused_stderr(dir: &Path, args: &[&str]) -> String {
 }
 
 #[test]
+#[expect(clippy::many_single_char_names)] // lint-exception: one story with its fixtures (s, d, ...)
 fn a_second_payment_of_one_request_is_shown_as_credited_but_not_held() {
     let s = Server::start();
     let tmp = tempfile::tempdir().unwrap();

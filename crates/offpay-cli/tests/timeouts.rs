@@ -32,6 +32,7 @@ fn wallet(s: &Server, dir: &std::path::Path) {
 }
 
 #[test]
+#[expect(clippy::many_single_char_names)] // lint-exception: one story with its fixtures (s, d, ...)
 fn a_sync_against_a_silent_server_says_what_it_waits_for_and_times_out() {
     let s = Server::start();
     let tmp = tempfile::tempdir().unwrap();

@@ -372,13 +372,12 @@ impl Client {
         for (k, v) in headers {
             head.push_str(&format!("{k}: {v}\r\n"));
         }
-        if let Some(t) = &self.token {
-            if !headers
+        if let Some(t) = &self.token
+            && !headers
                 .iter()
                 .any(|(k, _)| k.eq_ignore_ascii_case("authorization"))
-            {
-                head.push_str(&format!("Authorization: Bearer {t}\r\n"));
-            }
+        {
+            head.push_str(&format!("Authorization: Bearer {t}\r\n"));
         }
         head.push_str("\r\n");
         let mut msg = head.into_bytes();

@@ -517,19 +517,7 @@ impl<S: Store> Issuer<S> {
                 WalletCommand::Unlock,
             )
         } else {
-            let cmd = match w.state {
-                WalletState::Active => WalletCommand::None,
-                // A revoked wallet is told so, whatever the operator's reason.
-                WalletState::Revoked => WalletCommand::Lock {
-                    reason: reason_text(&match w.reason.as_deref() {
-                        Some(r) if !r.starts_with("revoked") => format!("revoked: {r}"),
-                        _ => w.reason.clone().unwrap_or_else(|| "revoked".into()),
-                    }),
-                },
-                _ => WalletCommand::Lock {
-                    reason: reason_text(w.reason.as_deref().unwrap_or(w.state.as_str())),
-                },
-            };
+            let cmd = state_command(w);
             (
                 CheckpointRecord {
                     wallet: id,
@@ -595,6 +583,24 @@ impl<S: Store> Issuer<S> {
         w.checkpoint = number;
         let stranded = crate::stranded::after_report(tx, &id, &checkpoint, w.load_seq)?;
         Ok((response, stranded))
+    }
+}
+
+/// What a sync response tells a wallet that is not being unlocked: nothing
+/// when active, else to lock with the stored reason (a revoked wallet is told
+/// it is revoked, whatever the operator's reason).
+fn state_command(w: &WalletRecord) -> WalletCommand {
+    match w.state {
+        WalletState::Active => WalletCommand::None,
+        WalletState::Revoked => WalletCommand::Lock {
+            reason: reason_text(&match w.reason.as_deref() {
+                Some(r) if !r.starts_with("revoked") => format!("revoked: {r}"),
+                _ => w.reason.clone().unwrap_or_else(|| "revoked".into()),
+            }),
+        },
+        _ => WalletCommand::Lock {
+            reason: reason_text(w.reason.as_deref().unwrap_or(w.state.as_str())),
+        },
     }
 }
 

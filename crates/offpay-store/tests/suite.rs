@@ -500,6 +500,7 @@ fn pin_locked_request(
 }
 
 #[test]
+#[expect(clippy::too_many_lines)] // lint-exception: one table or story, read top to bottom
 fn pin_unlock_only_after_the_operator_approves() {
     use offpay_issuer::PinUnlockAnswer;
     use offpay_protocol::messages::PinUnlock;

@@ -48,6 +48,7 @@ fn unlock(key: &SigningKey, wallet: WalletId, attempts: u64, nonce: Nonce) -> Ve
 }
 
 #[test]
+#[expect(clippy::too_many_lines)] // lint-exception: one table or story, read top to bottom
 fn only_the_issuers_unlock_for_this_request_resets_the_count() {
     for suite in [Suite::Ed25519, Suite::P256] {
         let tmp = tempfile::tempdir().unwrap();
