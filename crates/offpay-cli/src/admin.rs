@@ -179,6 +179,19 @@ enum AdminCmd {
     },
 }
 
+/// `offpay admin unlock-pin WALLET`.
+pub(crate) fn admin_unlock_pin(op: &Client, wallet: &str) -> Outcome {
+    let id = wallet_id(wallet)?;
+    let v = op.approve_pin_unlock(&id.to_hex())?;
+    Ok(Done::new(
+        format!(
+            "approved the PIN unlock of wallet {id} ({} wrong PINs): its next `offpay wallet unlock` receives the signed unlock",
+            v.attempts
+        ),
+        to_json(&v)?,
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -323,7 +336,7 @@ pub(crate) fn conventions(mut v: Value) -> Value {
             if let Some(Value::String(serial)) = m.get_mut("cert_serial")
                 && let Ok(n) = serial.parse::<u64>()
             {
-                *serial = crate::wallet::serial_hex(n);
+                *serial = crate::show::serial_hex(n);
             }
             for x in m.values_mut() {
                 *x = conventions(std::mem::take(x));
@@ -612,7 +625,7 @@ fn run_raw(a: AdminArgs) -> Outcome {
                 to_json(&v)?,
             ))
         }
-        AdminCmd::UnlockPin { wallet } => crate::unlock::admin_unlock_pin(&op()?, wallet),
+        AdminCmd::UnlockPin { wallet } => admin_unlock_pin(&op()?, wallet),
         AdminCmd::DoubleSpends {
             payer,
             limit,
@@ -664,7 +677,7 @@ fn wallet_line(w: &WalletView) -> String {
 fn serial_text(decimal: &str) -> String {
     decimal
         .parse::<u64>()
-        .map_or_else(|_| decimal.to_string(), crate::wallet::serial_hex)
+        .map_or_else(|_| decimal.to_string(), crate::show::serial_hex)
 }
 
 fn wallet_details(w: &WalletView) -> String {
@@ -680,7 +693,7 @@ fn wallet_details(w: &WalletView) -> String {
         "  sub-account:     {}\n  certificate:     serial {}, expires {}\n  load seq:        {}\n  checkpoint:      {}\n  report seq:      {}\n  clawed back:     {}\n  guarantee paid:  {}",
         show(i128::from(w.offline_balance_minor), cur),
         serial_text(&w.cert_serial),
-        crate::wallet::date(w.cert_not_after),
+        crate::show::date(w.cert_not_after),
         w.load_seq,
         w.checkpoint,
         w.report_seq,
@@ -753,13 +766,13 @@ fn double_spends(
             "payer {} used seq {} twice (detected {})\n  entries: {}\n  proof: {} bytes, {}\n",
             d.payer,
             d.seq,
-            crate::wallet::date(d.detected),
+            crate::show::date(d.detected),
             d.entries.join(", "),
             proof.len(),
             match &check {
                 Ok(p) => format!(
                     "verifies against the scheme root (certificate serial {}, amounts {} and {})",
-                    crate::wallet::serial_hex(p.payer_serial),
+                    crate::show::serial_hex(p.payer_serial),
                     p.amounts[0],
                     p.amounts[1]
                 ),
@@ -826,7 +839,7 @@ fn pki_export(c: &Client, dir: &Path) -> Outcome {
             "issuer": p("issuer.pem"),
             "crl": p("crl.pem"),
             "crl_number": crl.number(),
-            "revoked_serials": crl.entries().iter().map(|e| crate::wallet::serial_hex(e.serial)).collect::<Vec<_>>(),
+            "revoked_serials": crl.entries().iter().map(|e| crate::show::serial_hex(e.serial)).collect::<Vec<_>>(),
         }),
     ))
 }

@@ -672,7 +672,7 @@ fn tell(
         alice_view.state == "revoked" && crl.is_revoked(serial).is_some(),
         format!(
             "Alice's wallet is revoked: certificate serial {} is on CRL number {}",
-            crate::wallet::serial_hex(serial),
+            crate::show::serial_hex(serial),
             crl.number()
         ),
     );

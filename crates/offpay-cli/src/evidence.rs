@@ -64,7 +64,7 @@ pub(crate) fn proven_json(p: &ProvenDoubleSpend) -> serde_json::Value {
     json!({
         "valid": true,
         "payer": p.payer.to_hex(),
-        "payer_serial": crate::wallet::serial_hex(p.payer_serial),
+        "payer_serial": crate::show::serial_hex(p.payer_serial),
         "seq": p.seq,
         "entries": p.entries.iter().map(|h| h.to_hex()).collect::<Vec<_>>(),
         "amounts_minor": p.amounts.iter().map(|a| a.minor).collect::<Vec<_>>(),
@@ -110,7 +110,7 @@ pub(crate) fn run(a: EvidenceArgs) -> Outcome {
         format!(
             "valid double-spend proof: wallet {} (certificate serial {}) signed two different entries with seq {}\n  entry {} for {}\n  entry {} for {}\n  checked against the root \"{}\" alone",
             p.payer,
-            crate::wallet::serial_hex(p.payer_serial),
+            crate::show::serial_hex(p.payer_serial),
             p.seq,
             p.entries[0],
             p.amounts[0],

@@ -32,6 +32,7 @@ mod money;
 mod msgio;
 mod out;
 mod server;
+mod show;
 mod sim;
 mod unlock;
 mod wallet;

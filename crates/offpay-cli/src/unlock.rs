@@ -1,5 +1,5 @@
 //! The way back from a PIN lockout (`offpay wallet --dir DIR unlock`) and
-//! its operator side (`offpay admin unlock-pin WALLET`).
+//! its operator side (`offpay admin unlock-pin WALLET`, in `admin.rs`).
 //!
 //! After five wrong PINs the vault refuses every PIN, so it cannot sync.
 //! `wallet unlock` needs no PIN: the vault signs a minimal "I am PIN-locked"
@@ -14,7 +14,6 @@
 use offpay_client::PinUnlockAnswer;
 use serde_json::json;
 
-use crate::admin::{to_json, wallet_id};
 use crate::http;
 use crate::now;
 use crate::out::{Done, Outcome};
@@ -52,17 +51,4 @@ pub(crate) fn wallet_unlock(dir: WalletDir, server: Option<&str>) -> Outcome {
             ))
         }
     }
-}
-
-/// `offpay admin unlock-pin WALLET`.
-pub(crate) fn admin_unlock_pin(op: &http::Client, wallet: &str) -> Outcome {
-    let id = wallet_id(wallet)?;
-    let v = op.approve_pin_unlock(&id.to_hex())?;
-    Ok(Done::new(
-        format!(
-            "approved the PIN unlock of wallet {id} ({} wrong PINs): its next `offpay wallet unlock` receives the signed unlock",
-            v.attempts
-        ),
-        to_json(&v)?,
-    ))
 }

@@ -805,3 +805,14 @@ impl<S: Store> Issuer<S> {
         })
     }
 }
+impl<S: Store> Issuer<S> {
+    /// Money credited to `wallet`'s sub-account that its TA did not hold at
+    /// its last sync (see the module documentation).
+    pub fn stranded(&self, wallet: &WalletId) -> Result<crate::stranded::Stranded, IssuerError> {
+        self.with_tx(|tx| {
+            tx.wallet(wallet, false)?
+                .ok_or(IssuerError::UnknownWallet)?;
+            crate::stranded::stored(tx, wallet)
+        })
+    }
+}

@@ -25,9 +25,8 @@
 use offpay_protocol::{UnixSeconds, WalletId};
 
 use crate::error::{Invariant, IssuerError};
-use crate::issuer::Issuer;
 use crate::ledger::Account;
-use crate::store::{CheckpointRecord, Store, Tx};
+use crate::store::{CheckpointRecord, Tx};
 
 /// Settings key prefix under which each wallet's figure is kept.
 const KEY_PREFIX: &str = "stranded.";
@@ -112,18 +111,6 @@ pub(crate) fn stored(tx: &mut dyn Tx, wallet: &WalletId) -> Result<Stranded, Iss
     match tx.setting(&key(wallet))? {
         Some(b) => Stranded::decode(&b),
         None => Ok(Stranded::default()),
-    }
-}
-
-impl<S: Store> Issuer<S> {
-    /// Money credited to `wallet`'s sub-account that its TA did not hold at
-    /// its last sync (see the module documentation).
-    pub fn stranded(&self, wallet: &WalletId) -> Result<Stranded, IssuerError> {
-        self.with_tx(|tx| {
-            tx.wallet(wallet, false)?
-                .ok_or(IssuerError::UnknownWallet)?;
-            stored(tx, wallet)
-        })
     }
 }
 

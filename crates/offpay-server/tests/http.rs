@@ -810,10 +810,7 @@ fn wallet_endpoints() {
 fn public_endpoints() {
     let s = TestServer::start();
     let crl = s.get("/v1/crl").expect(200);
-    assert_eq!(
-        crl.header("content-type"),
-        Some("application/pkix-crl")
-    );
+    assert_eq!(crl.header("content-type"), Some("application/pkix-crl"));
     let parsed = Crl::from_der(&crl.body).unwrap();
     let issuer_pem = s.get("/v1/roots").expect(200).json()["issuer_pem"]
         .as_str()
