@@ -46,6 +46,10 @@ pub struct SimArgs {
     /// Write the JSON report to FILE.
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
+    /// Write the canonical dump of the issuer's database at the end (every
+    /// table, every column, sorted) to FILE: the same seed gives the same dump.
+    #[arg(long, value_name = "FILE")]
+    dump: Option<PathBuf>,
     /// Draw exposure.png, detection_delay.png and loss_vs_limit.png into DIR.
     #[arg(long, value_name = "DIR")]
     plot: Option<PathBuf>,
@@ -74,6 +78,7 @@ pub fn run(a: SimArgs, as_json: bool) -> Outcome {
     if let Some(f) = a.store {
         config.store = StoreChoice::File(f);
     }
+    config.dump_store = a.dump.is_some();
     config.validate().map_err(Failure::usage)?;
     let show_progress = std::io::stderr().is_terminal();
     let mut last = u64::MAX;
@@ -97,6 +102,10 @@ pub fn run(a: SimArgs, as_json: bool) -> Outcome {
     if let Some(p) = &a.out {
         write_atomic(p, text.as_bytes())?;
         human.push_str(&format!("report written to {}\n", p.display()));
+    }
+    if let (Some(p), Some(d)) = (&a.dump, &report.store_dump) {
+        write_atomic(p, d.as_bytes())?;
+        human.push_str(&format!("database dump written to {}\n", p.display()));
     }
     let mut plots = Vec::new();
     if let Some(dir) = &a.plot {
@@ -127,6 +136,7 @@ pub fn run(a: SimArgs, as_json: bool) -> Outcome {
         serde_json::from_str(&text).map_err(|e| Failure::refused("sim", format!("report: {e}")))?;
     v["plots"] = json!(plots);
     v["report_file"] = json!(a.out.map(|p| p.display().to_string()));
+    v["dump_file"] = json!(a.dump.map(|p| p.display().to_string()));
     let _ = as_json;
     Ok(Done::new(human, v))
 }

@@ -230,6 +230,9 @@ pub struct SimConfig {
     /// wallet balance), in simulated hours; the cheap checks run after every
     /// event and every hour whatever this says. 24 by default; 1 in tests.
     pub full_check_hours: u32,
+    /// Keep the canonical dump of the issuer's database at the end in
+    /// [`crate::SimReport::store_dump`] (off by default: it reads every row).
+    pub dump_store: bool,
 }
 
 impl Default for SimConfig {
@@ -246,6 +249,7 @@ impl Default for SimConfig {
             policy: PolicyOverrides::default(),
             store: StoreChoice::Memory,
             full_check_hours: 24,
+            dump_store: false,
         }
     }
 }

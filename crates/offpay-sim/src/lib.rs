@@ -38,11 +38,13 @@
 //!
 //! Every draw comes from the crate's own xoshiro256** ([`rng::Rng`]) seeded by
 //! [`SimConfig::seed`], on integer arithmetic and exactly rounded floating
-//! point only. Wallet ids, keys, nonces and enrollment tokens come from the
-//! OS random source inside the wallet and issuer crates; the report holds no
-//! id, key or hash, only counts, amounts and virtual times, and customers are
-//! visited in index order, so the same seed gives the same JSON byte for
-//! byte. The wall-clock runtime is not in the report.
+//! point only, and every random byte of the wallets, the issuer and the store
+//! (keys, wallet ids, nonces, enrollment tokens, sealing nonces, posting ids)
+//! from an [`offpay_protocol::SeededEntropy`] derived from the same seed (one
+//! stream per device, one for the issuer, one for the store). Customers are
+//! visited in index order, so the same seed gives the same JSON and the same
+//! database ([`SimConfig::dump_store`]), byte for byte. The wall-clock runtime
+//! is not in the report.
 //!
 //! # The JSON report ([`SimReport`], schema `offpay-sim/1`)
 //!
@@ -53,7 +55,7 @@
 //! | --- | --- |
 //! | `schema` | `"offpay-sim/1"` |
 //! | `config` | the run's configuration (wallets, merchants, days, seed, attacks and their rate units, habits, store) |
-//! | `invariant_violations` | every violated invariant, as text without ids; empty when all hold |
+//! | `invariant_violations` | every violated invariant, as text (customer indices and real ids); empty when all hold |
 //! | `invariant_checks` | checks run |
 //! | `payments`, `payments_attempted`, `value_moved_minor` | payments accepted by payees, payments started, value accepted |
 //! | `syncs`, `loads`, `loaded_minor`, `redeems`, `redeemed_minor` | online operations |

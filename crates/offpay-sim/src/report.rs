@@ -295,6 +295,11 @@ pub struct SimReport {
     /// gives the same JSON everywhere); zero after deserializing.
     #[serde(skip)]
     pub machine: MachineStats,
+    /// The canonical dump of the issuer's database at the end
+    /// (`offpay_store::AnyStore::dump`), when [`crate::SimConfig::dump_store`]
+    /// asked for it; not in the JSON.
+    #[serde(skip)]
+    pub store_dump: Option<String>,
 }
 
 /// What a run cost on this machine (not part of the JSON report).

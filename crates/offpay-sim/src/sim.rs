@@ -13,10 +13,13 @@ use offpay_protocol::messages::{
     CertField, ChainEntry, LoadVoucher, Payment, PaymentRequest, SyncResponse, WalletCommand,
 };
 use offpay_protocol::pki::{self, Certificate, PolicyRef, RevocationReason};
-use offpay_protocol::{Amount, Currency, Hash32, SigningKey, Suite, UnixSeconds, WalletId};
+use offpay_protocol::{
+    Amount, Currency, Hash32, SeededEntropy, SharedEntropy, SigningKey, Suite, UnixSeconds,
+    WalletId,
+};
 use offpay_store::AnyStore;
 use offpay_wallet::vault::{
-    CrashPoint, KdfParams, MemoryVault, SealedFileVault, Vault, VaultError,
+    CrashPoint, KdfParams, MemoryVault, RealFs, SealedFileVault, Vault, VaultError,
 };
 use offpay_wallet::{LockReason, Wallet, WalletError};
 
@@ -74,30 +77,6 @@ pub fn error_name<E: std::fmt::Debug>(e: &E) -> String {
             }
         }
         None => outer,
-    }
-}
-
-/// Replace every run of 16 or more hex digits (ids, hashes) by `<id>`.
-fn redact(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut run = String::new();
-    for c in s.chars() {
-        if c.is_ascii_hexdigit() {
-            run.push(c);
-        } else {
-            flush(&mut out, &mut run);
-            out.push(c);
-        }
-    }
-    flush(&mut out, &mut run);
-    return out;
-    fn flush(out: &mut String, run: &mut String) {
-        if run.len() >= 16 {
-            out.push_str("<id>");
-        } else {
-            out.push_str(run);
-        }
-        run.clear();
     }
 }
 
@@ -163,6 +142,9 @@ struct Device {
     vouchers: Vec<(u64, u64)>,
     /// A crash has been armed in its vault.
     crash_armed: bool,
+    /// The TA's random source: seeded by the run's seed and the device index,
+    /// kept when the TA reopens.
+    entropy: SharedEntropy,
 }
 
 impl Device {
@@ -248,7 +230,7 @@ struct Sim<'a, P: FnMut(Progress)> {
 impl<'a, P: FnMut(Progress)> Sim<'a, P> {
     fn violation(&mut self, v: String) {
         if self.r.invariant_violations.len() < VIOLATIONS_MAX {
-            self.r.invariant_violations.push(redact(&v));
+            self.r.invariant_violations.push(v);
         } else {
             self.violations_dropped += 1;
         }
@@ -345,7 +327,7 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
         };
         let mut vault = w.into_vault();
         vault.restart();
-        match Wallet::open(vault) {
+        match Wallet::open_with_entropy(vault, self.devices[dev].entropy.clone()) {
             Ok(w) => {
                 let cust = self.devices[dev].cust;
                 if w.lock().is_some() {
@@ -381,9 +363,20 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
         }
     }
 
-    fn new_device(&mut self, w: W, cust: usize) -> usize {
+    /// The random source of the device that will get index `dev`.
+    fn device_entropy(&self, dev: usize) -> SharedEntropy {
+        SeededEntropy::shared(self.cfg.seed, &format!("device {dev}"))
+    }
+
+    /// The random source of the next new device.
+    fn next_device_entropy(&self) -> SharedEntropy {
+        self.device_entropy(self.devices.len())
+    }
+
+    fn new_device(&mut self, w: W, cust: usize, entropy: SharedEntropy) -> usize {
         let balance = w.balance().map_or(0, |a| a.minor);
         self.devices.push(Device {
+            entropy,
             wallet: Some(w),
             cust,
             balance,
@@ -411,8 +404,15 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
     fn provision(&mut self, cust: usize, now: UnixSeconds) -> Result<usize, SimError> {
         let id = self.customers[cust].id.clone();
         let token = self.issuer.create_enrollment_token(&id, now)?;
-        let mut w = Wallet::create(MemoryVault::new(), Suite::Ed25519, &self.root_der, now)
-            .map_err(|e| SimError::Wallet(format!("create: {}", error_name(&e))))?;
+        let entropy = self.next_device_entropy();
+        let mut w = Wallet::create_with_entropy(
+            MemoryVault::new(),
+            Suite::Ed25519,
+            &self.root_der,
+            now,
+            entropy.clone(),
+        )
+        .map_err(|e| SimError::Wallet(format!("create: {}", error_name(&e))))?;
         let csr = w
             .csr()
             .map_err(|e| SimError::Wallet(format!("csr: {}", error_name(&e))))?;
@@ -427,7 +427,7 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
         .map_err(|e| SimError::Wallet(format!("enroll: {}", error_name(&e))))?;
         self.owner.insert(w.wallet_id(), cust);
         self.customers[cust].wallets.push(w.wallet_id());
-        let dev = self.new_device(w, cust);
+        let dev = self.new_device(w, cust, entropy);
         self.customers[cust].device = dev;
         Ok(dev)
     }
@@ -1160,13 +1160,14 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
                 let b = self.devices[dev].balance;
                 self.set_attack_balance(cust, b);
                 let copy = self.wallet(dev).vault().clone();
-                let w = Wallet::open(copy)
+                let entropy = self.next_device_entropy();
+                let w = Wallet::open_with_entropy(copy, entropy.clone())
                     .map_err(|e| SimError::Wallet(format!("clone: {}", error_name(&e))))?;
                 if w.lock().is_some() {
                     self.violation(format!("clone: customer {cust}'s copy opened locked"));
                 }
                 self.copied += w.balance().map_or(0, |a| a.minor);
-                let clone_dev = self.new_device(w, cust);
+                let clone_dev = self.new_device(w, cust, entropy);
                 // The copy's log holds what the original's held.
                 self.devices[clone_dev].held = self.devices[dev].held.clone();
                 self.outcome(kind, "device_cloned");
@@ -1280,7 +1281,7 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
                 };
                 let mut vault = w.into_vault();
                 vault.fail_commit_at_with(n, point);
-                let w = Wallet::open(vault)
+                let w = Wallet::open_with_entropy(vault, self.devices[dev].entropy.clone())
                     .map_err(|e| SimError::Wallet(format!("crash arm: {}", error_name(&e))))?;
                 self.devices[dev].wallet = Some(w);
                 self.devices[dev].crash_armed = true;
@@ -1363,7 +1364,8 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
         };
         // The attacker throws the current state away and continues from the copy.
         self.kill(old);
-        let w = Wallet::open(vault)
+        let entropy = self.next_device_entropy();
+        let w = Wallet::open_with_entropy(vault, entropy.clone())
             .map_err(|e| SimError::Wallet(format!("restore: {}", error_name(&e))))?;
         match (state_only, w.lock()) {
             (true, Some(LockReason::RolledBack)) => {
@@ -1380,7 +1382,7 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
             (false, Some(_)) => self.outcome(AttackKind::Rollback, "full_copy_opened_locked"),
         }
         self.copied += w.balance().map_or(0, |a| a.minor);
-        let dev = self.new_device(w, cust);
+        let dev = self.new_device(w, cust, entropy);
         self.customers[cust].device = dev;
         // The restored log holds again what it held when it was copied (those
         // entries reported since are marked already; marking again is harmless).
@@ -1420,8 +1422,15 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
             .map_err(|e| SimError::Wallet(format!("tamper: {}", error_name(&e))))?
             .state
             .unwrap_or_default();
-        let mut sealed = SealedFileVault::create(&dir, PIN, &secret, KdfParams::TEST)
-            .map_err(|e| SimError::Wallet(format!("tamper: {}", error_name(&e))))?;
+        let mut sealed = SealedFileVault::create_with_entropy(
+            &dir,
+            PIN,
+            &secret,
+            KdfParams::TEST,
+            Box::new(RealFs),
+            self.device_entropy(dev),
+        )
+        .map_err(|e| SimError::Wallet(format!("tamper: {}", error_name(&e))))?;
         sealed
             .commit(&state)
             .map_err(|e| SimError::Wallet(format!("tamper: {}", error_name(&e))))?;
@@ -1944,7 +1953,15 @@ pub fn run(config: SimConfig, mut progress: impl FnMut(Progress)) -> Result<SimR
         ic.policy.max_offline_seconds = v;
     }
     // Certificates outlive the run's syncs comfortably; renewal still happens at half life.
-    let issuer = Issuer::init(store, &MASTER, &ic, T0)?;
+    let mut store = store;
+    store.set_entropy(SeededEntropy::shared(config.seed, "store"));
+    let issuer = Issuer::init_with_entropy(
+        store,
+        &MASTER,
+        &ic,
+        T0,
+        SeededEntropy::shared(config.seed, "issuer"),
+    )?;
     let p = ic.policy.clone();
     let limits = Limits {
         holding_limit_minor: p.max_balance_minor,
@@ -2033,6 +2050,7 @@ pub fn run(config: SimConfig, mut progress: impl FnMut(Progress)) -> Result<SimR
         daily: Vec::new(),
         ledger: LedgerSummary::default(),
         machine: MachineStats::default(),
+        store_dump: None,
     };
     let root_der = issuer.root_certificate().der().to_vec();
     let mut sim = Sim {
@@ -2084,6 +2102,9 @@ pub fn run(config: SimConfig, mut progress: impl FnMut(Progress)) -> Result<SimR
             .map(|m| m.len())
             .sum()
     });
+    if sim.cfg.dump_store {
+        report.store_dump = Some(sim.issuer.store().dump()?);
+    }
     drop(sim.issuer);
     drop(db_dir);
     Ok(report)
@@ -2249,7 +2270,5 @@ mod tests {
             error_name(&WalletError::PeerRevoked { serial: 7 }),
             "PeerRevoked"
         );
-        assert_eq!(redact("wallet:0123456789abcdef0123 x"), "wallet:<id> x");
-        assert_eq!(redact("seq 12 at ab"), "seq 12 at ab");
     }
 }
