@@ -40,6 +40,11 @@ pub struct SimArgs {
     /// Run the full checks (ledger invariants, every balance) every H simulated hours.
     #[arg(long, value_name = "H")]
     full_check_hours: Option<u32>,
+    /// Inject issuer-side faults driven by the seed: failed statements,
+    /// conflicts, crashes before commit and issuer restarts mid-sync (counted
+    /// in the report's `faults`). A failing seed replays the failure exactly.
+    #[arg(long)]
+    faults: bool,
     /// Keep the issuer's SQLite database in FILE (default: in memory).
     #[arg(long, value_name = "FILE")]
     store: Option<PathBuf>,
@@ -79,6 +84,10 @@ pub fn run(a: SimArgs, as_json: bool) -> Outcome {
         config.store = StoreChoice::File(f);
     }
     config.dump_store = a.dump.is_some();
+    config.faults = a.faults;
+    let seed = a.seed;
+    // The same command line replays the same run, failure included.
+    let replay = std::env::args().collect::<Vec<_>>().join(" ");
     config.validate().map_err(Failure::usage)?;
     let show_progress = std::io::stderr().is_terminal();
     let mut last = u64::MAX;
@@ -93,7 +102,12 @@ pub fn run(a: SimArgs, as_json: bool) -> Outcome {
             let _ = std::io::stderr().flush();
         }
     })
-    .map_err(|e| Failure::refused("sim", format!("the simulation failed: {e}")))?;
+    .map_err(|e| {
+        Failure::refused(
+            "sim",
+            format!("the simulation failed with seed {seed}: {e}\n  replay it with: {replay}"),
+        )
+    })?;
     if show_progress {
         eprintln!();
     }
@@ -126,7 +140,7 @@ pub fn run(a: SimArgs, as_json: bool) -> Outcome {
         return Err(Failure::refused(
             "invariants_violated",
             format!(
-                "{} invariant violation(s), e.g.:\n  {}",
+                "{} invariant violation(s) with seed {seed}, e.g.:\n  {}\n  replay it with: {replay}",
                 report.invariant_violations.len(),
                 quoted.join("\n  ")
             ),

@@ -233,6 +233,9 @@ pub struct SimConfig {
     /// Keep the canonical dump of the issuer's database at the end in
     /// [`crate::SimReport::store_dump`] (off by default: it reads every row).
     pub dump_store: bool,
+    /// Inject issuer-side faults driven by the seed (`faults.rs`): failed
+    /// statements, conflicts, crashes before commit, issuer restarts mid-sync.
+    pub faults: bool,
 }
 
 impl Default for SimConfig {
@@ -250,6 +253,7 @@ impl Default for SimConfig {
             store: StoreChoice::Memory,
             full_check_hours: 24,
             dump_store: false,
+            faults: false,
         }
     }
 }

@@ -80,11 +80,13 @@
 //! | `attackers` | per attacker: `customer`, `kind`, `time_s`, `balance_at_attack_minor`, `double_spends_injected`, `double_spends_detected`, `first_detection_delay_s`, `issuer_state`, `clawed_back_minor`, `guaranteed_minor`, `loss_minor` |
 //! | `double_spends` | per double spend: `customer`, `kind`, `seq`, `attack_s`, `detected_s`, `delay_s`, `overspend_minor` |
 //! | `daily` | per day: `day`, `payments`, `value_moved_minor`, `syncs`, `refusals`, `offline_balance_minor`, `in_flight_minor`, `exposure_minor`, `guarantee_loss_minor`, `double_spends_released`, `double_spends_detected`, `supply_minor` |
+//! | `faults` | only with [`SimConfig::faults`]: issuer-side faults injected and absorbed ([`faults::FaultStats`]) |
 //! | `ledger` | at the end: `supply_minor`, `pool_minor`, `wallets_minor`, `customers_minor`, `guarantee_minor`, `devices_minor`, `in_flight_minor` |
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod config;
+pub mod faults;
 #[cfg(feature = "plots")]
 mod plot;
 pub mod report;

@@ -291,6 +291,10 @@ pub struct SimReport {
     pub daily: Vec<DayRecord>,
     /// The ledger at the end.
     pub ledger: LedgerSummary,
+    /// Issuer-side faults injected and how the run got through them (only
+    /// with [`crate::SimConfig::faults`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub faults: Option<crate::faults::FaultStats>,
     /// Machine-dependent figures: never in the JSON (so that the same seed
     /// gives the same JSON everywhere); zero after deserializing.
     #[serde(skip)]

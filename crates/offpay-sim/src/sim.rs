@@ -4,9 +4,10 @@
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::sync::{Arc, Mutex};
 
 use offpay_issuer::store::{Store, WalletState};
-use offpay_issuer::{Issuer, IssuerConfig, IssuerError};
+use offpay_issuer::{Issuer, IssuerConfig, IssuerError, SyncOutcome};
 use offpay_protocol::envelope::Signed;
 use offpay_protocol::evidence::verify_double_spend_bytes;
 use offpay_protocol::messages::{
@@ -24,6 +25,7 @@ use offpay_wallet::vault::{
 use offpay_wallet::{LockReason, Wallet, WalletError};
 
 use crate::config::{AttackKind, SimConfig, StoreChoice};
+use crate::faults::{FaultPlan, FaultStore, SharedPlan, lock};
 use crate::report::{
     AttackStats, AttackerRecord, ConfigEcho, DayRecord, Distribution, DoubleSpendRecord,
     LedgerSummary, Limits, MachineStats, REPORT_SCHEMA, SimReport,
@@ -47,6 +49,14 @@ const REQUEST_SECONDS: u64 = 300;
 const FAVORITE_MERCHANTS: usize = 6;
 /// Consumers a consumer pays in person.
 const FRIENDS: usize = 5;
+/// Mean statements between two injected store faults with `--faults`.
+const FAULT_MEAN_STATEMENTS: u64 = 60;
+/// Chance that a committed sync's response is lost to an issuer restart (`--faults`).
+const RESTART_MID_SYNC: f64 = 0.02;
+/// Times an operation is sent again after injected faults before giving up.
+const FAULT_RETRIES_MAX: u32 = 32;
+/// Reports in one group commit at the final sync.
+const GROUP_MAX: usize = 8;
 
 fn eur() -> Currency {
     Currency::new("EUR").unwrap_or_else(|| unreachable!("EUR is a valid currency code"))
@@ -185,7 +195,12 @@ struct Foreign {
 /// The whole simulated world.
 struct Sim<'a, P: FnMut(Progress)> {
     cfg: SimConfig,
-    issuer: Issuer<AnyStore>,
+    issuer: Issuer<FaultStore>,
+    /// The real store under the issuer (kept across issuer restarts).
+    base: Arc<AnyStore>,
+    /// Issuer-side faults (armed around issuer operations when `--faults`).
+    plan: SharedPlan,
+    issuer_entropy: SharedEntropy,
     root_der: Vec<u8>,
     policy_max_payment: u64,
     holding: u64,
@@ -403,7 +418,7 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
     /// A new wallet for `cust`, enrolled with the issuer, as its primary device.
     fn provision(&mut self, cust: usize, now: UnixSeconds) -> Result<usize, SimError> {
         let id = self.customers[cust].id.clone();
-        let token = self.issuer.create_enrollment_token(&id, now)?;
+        let token = self.faulted(|i| i.create_enrollment_token(&id, now))??;
         let entropy = self.next_device_entropy();
         let mut w = Wallet::create_with_entropy(
             MemoryVault::new(),
@@ -416,7 +431,7 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
         let csr = w
             .csr()
             .map_err(|e| SimError::Wallet(format!("csr: {}", error_name(&e))))?;
-        let e = self.issuer.enroll(&token, &csr, now)?;
+        let e = self.faulted(|i| i.enroll(&token, &csr, now))??;
         w.enroll(
             &e.issuer_certificate,
             &e.certificate,
@@ -437,8 +452,7 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
     fn deposit(&mut self, cust: usize, minor: u64, now: UnixSeconds) -> Result<(), SimError> {
         let key = format!("dep-{cust}-{}", self.next_op());
         let id = self.customers[cust].id.clone();
-        self.issuer
-            .deposit(&id, Amount::new(minor, eur()), &key, now)?;
+        self.faulted(|i| i.deposit(&id, Amount::new(minor, eur()), &key, now))??;
         self.customers[cust].online_expected += minor as i64;
         self.r.deposited_minor += minor;
         Ok(())
@@ -449,7 +463,7 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
         let cust = self.devices[dev].cust;
         let wid = self.wallet(dev).wallet_id();
         let key = format!("load-{cust}-{}", self.next_op());
-        let voucher = match self.issuer.load(&wid, Amount::new(minor, eur()), &key, now) {
+        let voucher = match self.faulted(|i| i.load(&wid, Amount::new(minor, eur()), &key, now))? {
             Ok(v) => v,
             Err(e) => {
                 self.issuer_refusal("load", &e);
@@ -532,7 +546,7 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
                 self.tracked[t].reported.get_or_insert(Self::now_s(now));
             }
         }
-        match self.issuer.redeem(&bytes, now) {
+        match self.faulted(|i| i.redeem(&bytes, now))? {
             Ok(_) => {
                 self.customers[cust].online_expected += minor as i64;
                 self.r.redeems += 1;
@@ -1002,23 +1016,157 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
 
     /// Report, reconcile, apply. Marks what the device held as reported.
     fn sync_device(&mut self, dev: usize, now: UnixSeconds) -> Result<bool, SimError> {
-        let cust = self.devices[dev].cust;
-        let (report, _) = self.op(dev, |w| w.sync_report(now))?;
-        self.settle_balance(dev, 0, "a sync report");
-        let report = match report {
-            Ok(r) => r,
-            Err(e) => {
-                self.refusal(error_name(&e));
-                return Ok(false);
-            }
+        let Some(report) = self.sync_report(dev, now)? else {
+            return Ok(false);
         };
-        let out = match self.issuer.sync(&report, now) {
+        let out = match self.faulted(|i| i.sync(&report, now))? {
             Ok(o) => o,
             Err(e) => {
                 self.issuer_refusal("sync", &e);
                 return Ok(false);
             }
         };
+        self.maybe_lose_response(&report, &out, now)?;
+        self.apply_sync(dev, out, now)?;
+        Ok(true)
+    }
+
+    /// The device's SyncReport, or `None` if its TA refuses to make one.
+    fn sync_report(&mut self, dev: usize, now: UnixSeconds) -> Result<Option<Vec<u8>>, SimError> {
+        let (report, _) = self.op(dev, |w| w.sync_report(now))?;
+        self.settle_balance(dev, 0, "a sync report");
+        match report {
+            Ok(r) => Ok(Some(r)),
+            Err(e) => {
+                self.refusal(error_name(&e));
+                Ok(None)
+            }
+        }
+    }
+
+    /// With faults on: now and then the issuer restarts after committing a
+    /// sync and before its response reaches the device, which sends the same
+    /// report again and must get the same response.
+    fn maybe_lose_response(
+        &mut self,
+        report: &[u8],
+        out: &SyncOutcome,
+        now: UnixSeconds,
+    ) -> Result<(), SimError> {
+        if !lock(&self.plan).chance(RESTART_MID_SYNC) {
+            return Ok(());
+        }
+        self.restart_issuer()?;
+        lock(&self.plan).stats.restarts_mid_sync += 1;
+        match self.faulted(|i| i.sync(report, now))? {
+            Ok(again) if again.response == out.response && (again.replayed || out.replayed) => {}
+            Ok(_) => self.violation(
+                "a report sent again after an issuer restart got a different response".into(),
+            ),
+            Err(e) => self.violation(format!(
+                "a report sent again after an issuer restart was refused: {}",
+                e.code()
+            )),
+        }
+        Ok(())
+    }
+
+    /// The final syncs in group commits of up to `GROUP_MAX` reports
+    /// (`Issuer::sync_group`: one transaction, one savepoint per report, and
+    /// the fallback to one transaction each when the group fails).
+    fn sync_grouped(&mut self, devs: &[usize], now: UnixSeconds) -> Result<(), SimError> {
+        for chunk in devs.chunks(GROUP_MAX) {
+            let mut reports = Vec::with_capacity(chunk.len());
+            for &dev in chunk {
+                if let Some(r) = self.sync_report(dev, now)? {
+                    reports.push((dev, r));
+                }
+            }
+            let batch: Vec<(&[u8], UnixSeconds)> =
+                reports.iter().map(|(_, r)| (r.as_slice(), now)).collect();
+            lock(&self.plan).arm();
+            let results = self.issuer.sync_group(&batch);
+            let (injected, crashed) = {
+                let mut p = lock(&self.plan);
+                p.disarm();
+                p.stats.group_commits += 1;
+                if p.injected_since_arm > 0 {
+                    p.stats.group_commits_faulted += 1;
+                }
+                (p.injected_since_arm, p.crashed)
+            };
+            if crashed {
+                self.restart_issuer()?;
+            }
+            for ((dev, report), r) in reports.into_iter().zip(results) {
+                let r = match r {
+                    Err(IssuerError::Store(_)) if injected > 0 => {
+                        lock(&self.plan).stats.retries += 1;
+                        self.faulted(|i| i.sync(&report, now))?
+                    }
+                    r => r,
+                };
+                match r {
+                    Ok(out) => self.apply_sync(dev, out, now)?,
+                    Err(e) => self.issuer_refusal("sync", &e),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Run an issuer operation with the fault plan armed. An operation that
+    /// failed on an injected fault is sent again (what a client does after a
+    /// failed request); after a "crash" the issuer restarts on the same store
+    /// first. Without faults this is just `f(&issuer)`.
+    fn faulted<T>(
+        &mut self,
+        f: impl Fn(&Issuer<FaultStore>) -> Result<T, IssuerError>,
+    ) -> Result<Result<T, IssuerError>, SimError> {
+        let mut attempt = 0;
+        loop {
+            lock(&self.plan).arm();
+            let r = f(&self.issuer);
+            let (injected, crashed) = {
+                let mut p = lock(&self.plan);
+                p.disarm();
+                (p.injected_since_arm, p.crashed)
+            };
+            if crashed {
+                self.restart_issuer()?;
+            }
+            match r {
+                Err(IssuerError::Store(_)) if injected > 0 && attempt < FAULT_RETRIES_MAX => {
+                    attempt += 1;
+                    lock(&self.plan).stats.retries += 1;
+                }
+                Ok(v) => {
+                    if injected > 0 {
+                        lock(&self.plan).stats.absorbed += 1;
+                    }
+                    return Ok(Ok(v));
+                }
+                r => return Ok(r),
+            }
+        }
+    }
+
+    /// Drop the issuer and open it again on the same store (a server restart).
+    fn restart_issuer(&mut self) -> Result<(), SimError> {
+        let store = FaultStore::new(self.base.clone(), self.plan.clone());
+        self.issuer = Issuer::open_with_entropy(store, &MASTER, self.issuer_entropy.clone())?;
+        lock(&self.plan).stats.issuer_restarts += 1;
+        Ok(())
+    }
+
+    /// Apply a sync's outcome on the device. Marks what it held as reported.
+    fn apply_sync(
+        &mut self,
+        dev: usize,
+        out: SyncOutcome,
+        now: UnixSeconds,
+    ) -> Result<(), SimError> {
+        let cust = self.devices[dev].cust;
         self.r.syncs += 1;
         self.day.syncs += 1;
         self.ds_seen_in_syncs += out.double_spends.len() as u64;
@@ -1061,7 +1209,7 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
             }
         }
         self.account_vouchers(dev, "a sync");
-        Ok(true)
+        Ok(())
     }
 
     // ---- attacks -----------------------------------------------------------------------------------
@@ -1684,13 +1832,13 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
                 self.outcome(kind, "still_on_the_way_at_the_end");
             }
         }
-        // Every live primary device comes online one last time.
-        for cust in 0..self.customers.len() {
-            let dev = self.customers[cust].device;
-            if self.devices[dev].alive() {
-                self.sync_device(dev, end)?;
-            }
-        }
+        // Every live primary device comes online one last time, at once: the
+        // issuer group-commits their reports.
+        let live: Vec<usize> = (0..self.customers.len())
+            .map(|c| self.customers[c].device)
+            .filter(|&d| self.devices[d].alive())
+            .collect();
+        self.sync_grouped(&live, end)?;
         let hours = u64::from(self.cfg.days) * 24;
         self.cheap_check(hours);
         self.full_check(hours)?;
@@ -1955,12 +2103,24 @@ pub fn run(config: SimConfig, mut progress: impl FnMut(Progress)) -> Result<SimR
     // Certificates outlive the run's syncs comfortably; renewal still happens at half life.
     let mut store = store;
     store.set_entropy(SeededEntropy::shared(config.seed, "store"));
+    let base = Arc::new(store);
+    let mut seed_rng = Rng::new(config.seed);
+    let rng = seed_rng.fork(1);
+    let arng = seed_rng.fork(2);
+    let frng = seed_rng.fork(3);
+    let gap = if config.faults {
+        FAULT_MEAN_STATEMENTS
+    } else {
+        0
+    };
+    let plan: SharedPlan = Arc::new(Mutex::new(FaultPlan::new(frng, gap)));
+    let issuer_entropy = SeededEntropy::shared(config.seed, "issuer");
     let issuer = Issuer::init_with_entropy(
-        store,
+        FaultStore::new(base.clone(), plan.clone()),
         &MASTER,
         &ic,
         T0,
-        SeededEntropy::shared(config.seed, "issuer"),
+        issuer_entropy.clone(),
     )?;
     let p = ic.policy.clone();
     let limits = Limits {
@@ -1973,9 +2133,6 @@ pub fn run(config: SimConfig, mut progress: impl FnMut(Progress)) -> Result<SimR
             .max_balance_minor
             .saturating_add(p.max_offline_spend_minor),
     };
-    let mut seed_rng = Rng::new(config.seed);
-    let rng = seed_rng.fork(1);
-    let arng = seed_rng.fork(2);
     let n = config.wallets;
     let n_merchants = ((n as f64 * config.merchants_fraction).round() as usize).clamp(1, n - 2);
     let mut attacks = BTreeMap::new();
@@ -2051,6 +2208,7 @@ pub fn run(config: SimConfig, mut progress: impl FnMut(Progress)) -> Result<SimR
         ledger: LedgerSummary::default(),
         machine: MachineStats::default(),
         store_dump: None,
+        faults: None,
     };
     let root_der = issuer.root_certificate().der().to_vec();
     let mut sim = Sim {
@@ -2059,6 +2217,9 @@ pub fn run(config: SimConfig, mut progress: impl FnMut(Progress)) -> Result<SimR
         limits,
         cfg: config,
         issuer,
+        base,
+        plan,
+        issuer_entropy,
         root_der,
         rng,
         arng,
@@ -2102,8 +2263,11 @@ pub fn run(config: SimConfig, mut progress: impl FnMut(Progress)) -> Result<SimR
             .map(|m| m.len())
             .sum()
     });
+    if sim.cfg.faults {
+        report.faults = Some(lock(&sim.plan).stats.clone());
+    }
     if sim.cfg.dump_store {
-        report.store_dump = Some(sim.issuer.store().dump()?);
+        report.store_dump = Some(sim.base.dump()?);
     }
     drop(sim.issuer);
     drop(db_dir);
