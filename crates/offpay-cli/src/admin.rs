@@ -279,8 +279,7 @@ pub(crate) fn wallet_id(s: &str) -> Result<WalletId, Failure> {
 
 /// A fresh idempotency key.
 fn fresh_key(prefix: &str) -> Result<String, Failure> {
-    let mut b = [0u8; 12];
-    getrandom::fill(&mut b)
+    let b: [u8; 12] = offpay_protocol::entropy::random(&offpay_protocol::OsEntropy)
         .map_err(|e| Failure::refused("randomness", format!("random source: {e}")))?;
     Ok(format!(
         "{prefix}-{}",

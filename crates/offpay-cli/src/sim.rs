@@ -55,12 +55,21 @@ pub(crate) struct SimArgs {
     /// Run the full checks (ledger invariants, every balance) every H simulated hours.
     #[arg(long, value_name = "H")]
     full_check_hours: Option<u32>,
+    /// Inject issuer-side faults driven by the seed: failed statements,
+    /// conflicts, crashes before commit and issuer restarts mid-sync (counted
+    /// in the report's `faults`). A failing seed replays the failure exactly.
+    #[arg(long)]
+    faults: bool,
     /// Keep the issuer's SQLite database in FILE (default: in memory).
     #[arg(long, value_name = "FILE")]
     store: Option<PathBuf>,
     /// Write the JSON report to FILE.
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
+    /// Write the canonical dump of the issuer's database at the end (every
+    /// table, every column, sorted) to FILE: the same seed gives the same dump.
+    #[arg(long, value_name = "FILE")]
+    dump: Option<PathBuf>,
     /// Draw exposure.png, detection_delay.png and loss_vs_limit.png into DIR.
     #[arg(long, value_name = "DIR")]
     plot: Option<PathBuf>,
@@ -93,6 +102,11 @@ pub(crate) fn run(a: SimArgs, as_json: bool) -> Outcome {
     if let Some(f) = a.store {
         config.store = StoreChoice::File(f);
     }
+    config.dump_store = a.dump.is_some();
+    config.faults = a.faults;
+    let seed = a.seed;
+    // The same command line replays the same run, failure included.
+    let replay = std::env::args().collect::<Vec<_>>().join(" ");
     config.validate().map_err(Failure::usage)?;
     // A bad output path found after an hour of simulation would throw the run
     // away: check both before starting.
@@ -114,8 +128,12 @@ pub(crate) fn run(a: SimArgs, as_json: bool) -> Outcome {
     }
     let terminal = std::io::stderr().is_terminal();
     let started = Instant::now();
-    let report = simulate(config, progress_printer(terminal, started))
-        .map_err(|e| Failure::refused("sim", format!("the simulation failed: {e}")))?;
+    let report = simulate(config, progress_printer(terminal, started)).map_err(|e| {
+        Failure::refused(
+            "sim",
+            format!("the simulation failed with seed {seed}: {e}\n  replay it with: {replay}"),
+        )
+    })?;
     let elapsed = started.elapsed();
     if terminal {
         eprintln!();
@@ -132,6 +150,10 @@ pub(crate) fn run(a: SimArgs, as_json: bool) -> Outcome {
     if let Some(p) = &a.out {
         write_atomic(p, text.as_bytes())?;
         human.push_str(&format!("report written to {}\n", p.display()));
+    }
+    if let (Some(p), Some(d)) = (&a.dump, &report.store_dump) {
+        write_atomic(p, d.as_bytes())?;
+        human.push_str(&format!("database dump written to {}\n", p.display()));
     }
     let mut plots = Vec::new();
     if let Some(dir) = &a.plot {
@@ -152,7 +174,7 @@ pub(crate) fn run(a: SimArgs, as_json: bool) -> Outcome {
         return Err(Failure::refused(
             "invariants_violated",
             format!(
-                "{} invariant violation(s), e.g.:\n  {}",
+                "{} invariant violation(s) with seed {seed}, e.g.:\n  {}\n  replay it with: {replay}",
                 report.invariant_violations.len(),
                 quoted.join("\n  ")
             ),
@@ -162,6 +184,7 @@ pub(crate) fn run(a: SimArgs, as_json: bool) -> Outcome {
         serde_json::from_str(&text).map_err(|e| Failure::refused("sim", format!("report: {e}")))?;
     v["plots"] = json!(plots);
     v["report_file"] = json!(a.out.map(|p| p.display().to_string()));
+    v["dump_file"] = json!(a.dump.map(|p| p.display().to_string()));
     let _ = as_json;
     Ok(Done::new(human, v))
 }

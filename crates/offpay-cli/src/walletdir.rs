@@ -266,7 +266,7 @@ impl Created {
 
 fn random_secret() -> Result<Zeroizing<[u8; DEVICE_SECRET_BYTES]>, Failure> {
     let mut b = Zeroizing::new([0u8; DEVICE_SECRET_BYTES]);
-    getrandom::fill(b.as_mut())
+    offpay_protocol::Entropy::fill(&offpay_protocol::OsEntropy, b.as_mut())
         .map_err(|e| Failure::refused("randomness", format!("random source: {e}")))?;
     Ok(b)
 }

@@ -3,6 +3,7 @@
 
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use offpay_protocol::entropy::Entropy;
 use offpay_protocol::pki::{self, Certificate, Crl, PolicyRef, RevocationReason, RevokedEntry};
 use offpay_protocol::{PublicKey, SigningKey, Suite, UnixSeconds, WalletId};
 use zeroize::Zeroizing;
@@ -25,10 +26,11 @@ pub fn seal_key(
     master: &[u8; MASTER_KEY_BYTES],
     label: &str,
     key: &SigningKey,
+    entropy: &dyn Entropy,
 ) -> Result<Vec<u8>, IssuerError> {
     let cipher = XChaCha20Poly1305::new(master.into());
-    let mut nonce = [0u8; 24];
-    getrandom::fill(&mut nonce).map_err(|_| IssuerError::Randomness)?;
+    let nonce: [u8; 24] =
+        offpay_protocol::entropy::random(entropy).map_err(|_| IssuerError::Randomness)?;
     let mut header = SEAL_MAGIC.to_vec();
     header.push(match key.suite() {
         Suite::Ed25519 => 0,
@@ -118,9 +120,12 @@ impl CertificateFactory {
         root_cn: &str,
         issuer_cn: &str,
         now: UnixSeconds,
+        entropy: &dyn Entropy,
     ) -> Result<CertificateFactory, IssuerError> {
-        let root_key = SigningKey::generate(suite).map_err(|_| IssuerError::Randomness)?;
-        let issuer_key = SigningKey::generate(suite).map_err(|_| IssuerError::Randomness)?;
+        let root_key =
+            SigningKey::generate_with(suite, entropy).map_err(|_| IssuerError::Randomness)?;
+        let issuer_key =
+            SigningKey::generate_with(suite, entropy).map_err(|_| IssuerError::Randomness)?;
         let root = pki::issue_root(&root_key, root_cn, 1, now, now.plus(ROOT_VALIDITY_SECONDS))?;
         let issuer = pki::issue_issuer_ca(
             &root_key,
@@ -168,10 +173,11 @@ impl CertificateFactory {
     pub fn sealed_keys(
         &self,
         master: &[u8; MASTER_KEY_BYTES],
+        entropy: &dyn Entropy,
     ) -> Result<(Vec<u8>, Vec<u8>), IssuerError> {
         Ok((
-            seal_key(master, "root", &self.root_key)?,
-            seal_key(master, "issuer", &self.issuer_key)?,
+            seal_key(master, "root", &self.root_key, entropy)?,
+            seal_key(master, "issuer", &self.issuer_key, entropy)?,
         ))
     }
 
@@ -247,10 +253,11 @@ mod tests {
             "root",
             "issuer",
             UnixSeconds(1_795_000_000),
+            &offpay_protocol::OsEntropy,
         )
         .unwrap();
         let master = [7u8; 32];
-        let (r, i) = f.sealed_keys(&master).unwrap();
+        let (r, i) = f.sealed_keys(&master, &offpay_protocol::OsEntropy).unwrap();
         let g = CertificateFactory::open(&master, &r, f.root.der(), &i, f.issuer.der()).unwrap();
         assert_eq!(g.issuer_public(), f.issuer_public());
         assert!(matches!(
@@ -262,5 +269,23 @@ mod tests {
             CertificateFactory::open(&master, &i, f.root.der(), &r, f.issuer.der()),
             Err(IssuerError::MasterKey)
         ));
+    }
+
+    #[test]
+    fn seeded_entropy_gives_the_same_ca() {
+        let make = || {
+            let e = offpay_protocol::SeededEntropy::from_u64(7, "ca");
+            let f = CertificateFactory::generate(
+                Suite::Ed25519,
+                "root",
+                "issuer",
+                UnixSeconds(1_795_000_000),
+                &e,
+            )
+            .unwrap();
+            let sealed = f.sealed_keys(&[7u8; 32], &e).unwrap();
+            (f.root.der().to_vec(), f.issuer.der().to_vec(), sealed)
+        };
+        assert_eq!(make(), make());
     }
 }

@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+use offpay_protocol::entropy::{OsEntropy, SharedEntropy};
 use offpay_protocol::envelope::Signed;
 use offpay_protocol::messages::{LoadVoucher, Redeem, RiskPolicy};
 use offpay_protocol::pki::{self, Certificate, RevocationReason};
@@ -138,6 +139,8 @@ pub struct Issuer<S: Store> {
     pub(crate) cert_cache: Mutex<HashMap<Hash32, CachedCert>>,
     /// Concurrent syncs grouped into one transaction (single-writer stores).
     pub(crate) group: crate::group::GroupCommit<SyncJob, SyncOutcome>,
+    /// Where enrollment tokens come from (and, at init, the CA keys and sealing nonces).
+    pub(crate) entropy: SharedEntropy,
 }
 
 impl<S: Store> std::fmt::Debug for Issuer<S> {
@@ -205,9 +208,26 @@ impl<S: Store> Issuer<S> {
         config: &IssuerConfig,
         now: UnixSeconds,
     ) -> Result<Issuer<S>, IssuerError> {
-        let ca =
-            CertificateFactory::generate(config.suite, &config.root_cn, &config.issuer_cn, now)?;
-        let (root_sealed, issuer_sealed) = ca.sealed_keys(master)?;
+        Issuer::init_with_entropy(store, master, config, now, OsEntropy::shared())
+    }
+
+    /// [`Issuer::init`] drawing every random byte (CA keys, sealing nonces,
+    /// later enrollment tokens) from `entropy`.
+    pub fn init_with_entropy(
+        store: S,
+        master: &[u8; MASTER_KEY_BYTES],
+        config: &IssuerConfig,
+        now: UnixSeconds,
+        entropy: SharedEntropy,
+    ) -> Result<Issuer<S>, IssuerError> {
+        let ca = CertificateFactory::generate(
+            config.suite,
+            &config.root_cn,
+            &config.issuer_cn,
+            now,
+            entropy.as_ref(),
+        )?;
+        let (root_sealed, issuer_sealed) = ca.sealed_keys(master, entropy.as_ref())?;
         let policy_bytes = Signed::sign(config.policy.clone(), ca.signing_key()).into_bytes();
         let crl = ca.issue_crl(1, now, &[])?;
         {
@@ -242,11 +262,21 @@ impl<S: Store> Issuer<S> {
             enrollment_token_seconds: config.enrollment_token_seconds,
             cert_cache: Mutex::new(HashMap::new()),
             group: crate::group::GroupCommit::new(),
+            entropy,
         })
     }
 
     /// Open an initialised issuer.
     pub fn open(store: S, master: &[u8; MASTER_KEY_BYTES]) -> Result<Issuer<S>, IssuerError> {
+        Issuer::open_with_entropy(store, master, OsEntropy::shared())
+    }
+
+    /// [`Issuer::open`] drawing every random byte from `entropy`.
+    pub fn open_with_entropy(
+        store: S,
+        master: &[u8; MASTER_KEY_BYTES],
+        entropy: SharedEntropy,
+    ) -> Result<Issuer<S>, IssuerError> {
         let (ca, policy_bytes, secs) = {
             let mut tx = store.begin()?;
             let get = |tx: &mut dyn Tx, k: &str| tx.setting(k)?.ok_or(IssuerError::NotInitialised);
@@ -277,6 +307,7 @@ impl<S: Store> Issuer<S> {
             enrollment_token_seconds: u64::from_be_bytes(secs),
             cert_cache: Mutex::new(HashMap::new()),
             group: crate::group::GroupCommit::new(),
+            entropy,
         })
     }
 
@@ -460,8 +491,8 @@ impl<S: Store> Issuer<S> {
         now: UnixSeconds,
     ) -> Result<String, IssuerError> {
         check_customer_id(customer)?;
-        let mut raw = [0u8; 16];
-        getrandom::fill(&mut raw).map_err(|_| IssuerError::Randomness)?;
+        let raw: [u8; 16] = offpay_protocol::entropy::random(self.entropy.as_ref())
+            .map_err(|_| IssuerError::Randomness)?;
         let token = Hash32(Hash32::digest(&raw).0).to_hex()[..32].to_string();
         let hash = Hash32::digest(token.as_bytes());
         self.with_tx(|tx| {

@@ -233,6 +233,51 @@ impl<S: Store> Issuer<S> {
             .submit(SyncJob { v, now }, |jobs| self.apply_group(jobs))
     }
 
+    /// Reconcile several reports as one group commit, in order, one result
+    /// each: what concurrent [`Issuer::sync`] calls do on a single-writer
+    /// store, without the threads. The simulator uses it to run the savepoint
+    /// and fallback paths deterministically. A report that does not verify
+    /// gets its error and joins no group.
+    pub fn sync_group(
+        &self,
+        reports: &[(&[u8], UnixSeconds)],
+    ) -> Vec<Result<SyncOutcome, IssuerError>> {
+        let mut out: Vec<Option<Result<SyncOutcome, IssuerError>>> = Vec::new();
+        let mut jobs = Vec::new();
+        let mut slots = Vec::new();
+        for (bytes, now) in reports {
+            match self.verify_report(bytes) {
+                Ok(v) => {
+                    slots.push(out.len());
+                    out.push(None);
+                    jobs.push(SyncJob { v, now: *now });
+                }
+                Err(e) => out.push(Some(Err(e))),
+            }
+        }
+        let results = if jobs.is_empty() {
+            Vec::new()
+        } else if self.store.single_writer() {
+            self.apply_group(jobs)
+        } else {
+            jobs.iter()
+                .map(|j| self.with_tx(|tx| self.apply_report(tx, &j.v, j.now)))
+                .collect()
+        };
+        for (slot, r) in slots.into_iter().zip(results) {
+            out[slot] = Some(r);
+        }
+        out.into_iter()
+            .map(|r| {
+                r.unwrap_or_else(|| {
+                    Err(IssuerError::Invariant(
+                        crate::error::Invariant::GroupNoResult,
+                    ))
+                })
+            })
+            .collect()
+    }
+
     /// Apply a group of verified reports in one transaction; one result each.
     fn apply_group(&self, jobs: Vec<SyncJob>) -> Vec<Result<SyncOutcome, IssuerError>> {
         let solo = |j: &SyncJob| self.with_tx(|tx| self.apply_report(tx, &j.v, j.now));

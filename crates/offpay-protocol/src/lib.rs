@@ -7,10 +7,12 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod entropy;
 pub mod pki;
 pub mod suite;
 pub mod types;
 
+pub use entropy::{Entropy, EntropyError, OsEntropy, SeededEntropy, SharedEntropy};
 pub use suite::{PublicKey, SigningKey, Suite};
 pub use types::{Amount, AmountError, Currency, Hash32, Nonce, UnixSeconds, WalletId};
 pub mod cbor;

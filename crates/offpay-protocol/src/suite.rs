@@ -196,9 +196,19 @@ impl fmt::Debug for SigningKey {
 impl SigningKey {
     /// A fresh key from the operating system's random source.
     pub fn generate(suite: Suite) -> Result<SigningKey, SignatureError> {
+        SigningKey::generate_with(suite, &crate::entropy::OsEntropy)
+    }
+
+    /// A fresh key from `entropy`.
+    pub fn generate_with(
+        suite: Suite,
+        entropy: &dyn crate::entropy::Entropy,
+    ) -> Result<SigningKey, SignatureError> {
         for _ in 0..8 {
             let mut seed = Zeroizing::new([0u8; SECRET_KEY_BYTES]);
-            getrandom::fill(seed.as_mut()).map_err(|_| SignatureError::Randomness)?;
+            entropy
+                .fill(seed.as_mut())
+                .map_err(|_| SignatureError::Randomness)?;
             // A P-256 seed is out of range with probability ~2^-32; draw again.
             if let Ok(k) = SigningKey::from_seed(suite, &seed) {
                 return Ok(k);

@@ -17,11 +17,8 @@ fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> ServerError {
 }
 
 fn random<const N: usize>() -> Result<[u8; N], ServerError> {
-    let mut b = [0u8; N];
-    getrandom::fill(&mut b).map_err(|e| {
-        ServerError::Io("random source".into(), std::io::Error::other(e.to_string()))
-    })?;
-    Ok(b)
+    offpay_protocol::entropy::random(&offpay_protocol::OsEntropy)
+        .map_err(|e| ServerError::Io("random source".into(), std::io::Error::other(e.to_string())))
 }
 
 fn to_hex(b: &[u8]) -> String {

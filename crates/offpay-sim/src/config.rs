@@ -280,6 +280,12 @@ pub struct SimConfig {
     /// wallet balance), in simulated hours; the cheap checks run after every
     /// event and every hour whatever this says. 24 by default; 1 in tests.
     pub full_check_hours: u32,
+    /// Keep the canonical dump of the issuer's database at the end in
+    /// [`crate::SimReport::store_dump`] (off by default: it reads every row).
+    pub dump_store: bool,
+    /// Inject issuer-side faults driven by the seed (`faults.rs`): failed
+    /// statements, conflicts, crashes before commit, issuer restarts mid-sync.
+    pub faults: bool,
 }
 
 impl Default for SimConfig {
@@ -296,6 +302,8 @@ impl Default for SimConfig {
             policy: PolicyOverrides::default(),
             store: StoreChoice::Memory,
             full_check_hours: 24,
+            dump_store: false,
+            faults: false,
         }
     }
 }

@@ -38,11 +38,13 @@
 //!
 //! Every draw comes from the crate's own xoshiro256** ([`rng::Rng`]) seeded by
 //! [`SimConfig::seed`], on integer arithmetic and exactly rounded floating
-//! point only. Wallet ids, keys, nonces and enrollment tokens come from the
-//! OS random source inside the wallet and issuer crates; the report holds no
-//! id, key or hash, only counts, amounts and virtual times, and customers are
-//! visited in index order, so the same seed gives the same JSON byte for
-//! byte. The wall-clock runtime is not in the report.
+//! point only, and every random byte of the wallets, the issuer and the store
+//! (keys, wallet ids, nonces, enrollment tokens, sealing nonces, posting ids)
+//! from an [`offpay_protocol::SeededEntropy`] derived from the same seed (one
+//! stream per device, one for the issuer, one for the store). Customers are
+//! visited in index order, so the same seed gives the same JSON and the same
+//! database ([`SimConfig::dump_store`]), byte for byte. The wall-clock runtime
+//! is not in the report.
 //!
 //! # The JSON report ([`SimReport`], schema `offpay-sim/1`)
 //!
@@ -54,7 +56,7 @@
 //! | `schema` | `"offpay-sim/1"` |
 //! | `currency` | the ISO 4217 code of every `*_minor` amount |
 //! | `config` | the run's configuration (wallets, merchants, days, seed, attacks and their rate units, habits, store) |
-//! | `invariant_violations` | every violated invariant, as text without ids; empty when all hold |
+//! | `invariant_violations` | every violated invariant, as text (customer indices and real ids); empty when all hold |
 //! | `invariant_checks` | checks run |
 //! | `payments`, `payments_attempted`, `value_moved_minor` | payments accepted by payees, payments started, value accepted |
 //! | `syncs`, `loads`, `loaded_minor`, `redeems`, `redeemed_minor` | online operations |
@@ -79,12 +81,14 @@
 //! | `attackers` | per attacker: `customer`, `kind`, `time_s`, `balance_at_attack_minor`, `double_spends_injected`, `double_spends_detected`, `first_detection_delay_s`, `issuer_state`, `clawed_back_minor`, `guaranteed_minor`, `loss_minor` |
 //! | `double_spends` | per double spend: `customer`, `kind`, `seq`, `attack_s`, `detected_s`, `delay_s`, `overspend_minor` |
 //! | `daily` | per day: `day`, `payments`, `value_moved_minor`, `syncs`, `refusals`, `offline_balance_minor`, `in_flight_minor`, `exposure_minor`, `guarantee_loss_minor`, `double_spends_released`, `double_spends_detected`, `supply_minor` |
+//! | `faults` | only with [`SimConfig::faults`]: issuer-side faults injected and absorbed ([`faults::FaultStats`]) |
 //! | `ledger` | at the end: `supply_minor`, `pool_minor`, `wallets_minor`, `customers_minor`, `guarantee_minor`, `devices_minor`, `in_flight_minor` |
 #![allow(clippy::too_many_lines)] // lint-exception: sim.rs awaits its split (issue 10)
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod config;
+pub mod faults;
 #[cfg(feature = "plots")]
 mod plot;
 pub mod report;

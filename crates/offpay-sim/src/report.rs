@@ -293,10 +293,19 @@ pub struct SimReport {
     pub daily: Vec<DayRecord>,
     /// The ledger at the end.
     pub ledger: LedgerSummary,
+    /// Issuer-side faults injected and how the run got through them (only
+    /// with [`crate::SimConfig::faults`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub faults: Option<crate::faults::FaultStats>,
     /// Machine-dependent figures: never in the JSON (so that the same seed
     /// gives the same JSON everywhere); zero after deserializing.
     #[serde(skip)]
     pub machine: MachineStats,
+    /// The canonical dump of the issuer's database at the end
+    /// (`offpay_store::AnyStore::dump`), when [`crate::SimConfig::dump_store`]
+    /// asked for it; not in the JSON.
+    #[serde(skip)]
+    pub store_dump: Option<String>,
 }
 
 /// What a run cost on this machine (not part of the JSON report).

@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod dump;
 mod pool;
 pub mod postgres;
 pub mod sql;
@@ -49,6 +50,26 @@ impl Store for AnyStore {
         match self {
             AnyStore::Sqlite(s) => s.backend(),
             AnyStore::Postgres(s) => s.backend(),
+        }
+    }
+}
+
+impl AnyStore {
+    /// Draw the random part of posting ids from `entropy` (the operating
+    /// system's source by default; the simulator passes a seeded one).
+    pub fn set_entropy(&mut self, entropy: offpay_protocol::SharedEntropy) {
+        match self {
+            AnyStore::Sqlite(s) => s.set_entropy(entropy),
+            AnyStore::Postgres(s) => s.set_entropy(entropy),
+        }
+    }
+
+    /// The canonical dump of every table (see [`dump`]): same database
+    /// contents, same text.
+    pub fn dump(&self) -> Result<String, StoreError> {
+        match self {
+            AnyStore::Sqlite(s) => s.dump(),
+            AnyStore::Postgres(s) => s.dump(),
         }
     }
 }

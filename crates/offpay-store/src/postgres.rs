@@ -7,6 +7,7 @@
 use std::error::Error as _;
 
 use offpay_issuer::store::{Store, StoreError, Tx};
+use offpay_protocol::entropy::{OsEntropy, SharedEntropy};
 use postgres::types::{IsNull, ToSql, Type, to_sql_checked};
 use postgres::{Client, NoTls, Statement};
 
@@ -82,6 +83,8 @@ impl PgClient {
 /// The PostgreSQL store.
 pub struct PostgresStore {
     pool: Pool<PgClient>,
+    /// The random part of posting ids.
+    entropy: SharedEntropy,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -98,6 +101,28 @@ fn valid_schema(s: &str) -> bool {
 }
 
 impl PostgresStore {
+    /// Draw the random part of posting ids from `entropy` (the operating
+    /// system's source by default).
+    pub fn set_entropy(&mut self, entropy: SharedEntropy) {
+        self.entropy = entropy;
+    }
+
+    /// The canonical dump of every table (see [`crate::dump`]), read in one
+    /// snapshot (REPEATABLE READ).
+    pub fn dump(&self) -> Result<String, StoreError> {
+        let mut c = self.pool.get()?;
+        if let Err(e) = c
+            .conn()
+            .client
+            .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        {
+            c.broken = true;
+            return Err(err(e));
+        }
+        let mut tx = SqlTx::new(PgConn { c, open: true }, self.entropy.clone());
+        tx.dump()
+    }
+
     /// Connect (and migrate). With `schema`, every table lives in that schema
     /// (created if missing): tests use one schema each to run in parallel.
     pub fn open(url: &str, schema: Option<&str>) -> Result<PostgresStore, StoreError> {
@@ -160,7 +185,10 @@ impl PostgresStore {
                 })
             }),
         );
-        Ok(PostgresStore { pool })
+        Ok(PostgresStore {
+            pool,
+            entropy: OsEntropy::shared(),
+        })
     }
 }
 
@@ -242,7 +270,10 @@ impl Store for PostgresStore {
             c.broken = true;
             return Err(err(e));
         }
-        Ok(Box::new(SqlTx::new(PgConn { c, open: true })))
+        Ok(Box::new(SqlTx::new(
+            PgConn { c, open: true },
+            self.entropy.clone(),
+        )))
     }
     fn backend(&self) -> &'static str {
         "postgres"

@@ -7,6 +7,7 @@ use offpay_issuer::store::{
     Book, CheckpointRecord, DoubleSpendRecord, EntryRecord, LedgerTotals, Posting,
     RevocationRecord, StoreError, Tx, WalletRecord, WalletState,
 };
+use offpay_protocol::entropy::{Entropy, SharedEntropy};
 use offpay_protocol::{Hash32, UnixSeconds, WalletId};
 
 /// A SQL value.
@@ -47,14 +48,21 @@ pub trait Conn {
 
 /// A transaction over a connection.
 pub struct SqlTx<C: Conn> {
-    conn: C,
+    pub(crate) conn: C,
     done: bool,
+    /// The random part of posting ids.
+    entropy: SharedEntropy,
 }
 
 impl<C: Conn> SqlTx<C> {
-    /// Wrap a connection whose transaction is already open.
-    pub fn new(conn: C) -> SqlTx<C> {
-        SqlTx { conn, done: false }
+    /// Wrap a connection whose transaction is already open; posting ids draw
+    /// their random part from `entropy`.
+    pub fn new(conn: C, entropy: SharedEntropy) -> SqlTx<C> {
+        SqlTx {
+            conn,
+            done: false,
+            entropy,
+        }
     }
     fn lock(&self) -> &'static str {
         match self.conn.dialect() {
@@ -159,17 +167,18 @@ fn time(v: UnixSeconds) -> Result<Value, StoreError> {
     i(v.0)
 }
 
-/// A posting id: 32 hex digits, the first 12 the microseconds since the Unix
-/// epoch (so new rows append at the right edge of the primary-key B-tree
-/// instead of dirtying a random page each), the last 20 random (unique).
-fn posting_id() -> Result<String, StoreError> {
+/// A posting id: 32 hex digits, the first 12 the posting's time (the
+/// transaction's `now`) in microseconds since the Unix epoch (so new rows
+/// append at the right edge of the primary-key B-tree instead of dirtying a
+/// random page each), the last 20 random from the store's entropy source
+/// (unique). No wall clock and no hidden randomness: a seeded source gives
+/// the same ids.
+fn posting_id(time: UnixSeconds, entropy: &dyn Entropy) -> Result<String, StoreError> {
     let mut r = [0u8; 16];
-    getrandom::fill(&mut r[6..])
+    entropy
+        .fill(&mut r[6..])
         .map_err(|_| StoreError::Database("random source failed".into()))?;
-    let micros = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_micros())
-        .unwrap_or(0);
+    let micros = u128::from(time.0).saturating_mul(1_000_000);
     Ok(format!(
         "{:012x}{:020x}",
         micros & 0xffff_ffff_ffff,
@@ -375,7 +384,7 @@ impl<C: Conn> Tx for SqlTx<C> {
                     return Err(StoreError::Corrupt(format!("invalid posting {p:?}")));
                 }
                 params.extend([
-                    Value::Text(posting_id()?),
+                    Value::Text(posting_id(p.time, self.entropy.as_ref())?),
                     t(p.book.as_str()),
                     t(&p.debit),
                     t(&p.credit),

@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use offpay_issuer::store::{Store, StoreError, Tx};
+use offpay_protocol::entropy::{OsEntropy, SharedEntropy};
 use rusqlite::types::{Value as SqlValue, ValueRef};
 use rusqlite::{Connection, ErrorCode};
 
@@ -42,6 +43,8 @@ pub struct SqliteStore {
     /// SQLite has one writer. Writers queue here, in process, instead of in
     /// SQLite's busy handler, which sleeps (1, 2, 5, 10 ... ms) between retries.
     writer: std::sync::Mutex<()>,
+    /// The random part of posting ids.
+    entropy: SharedEntropy,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -87,6 +90,28 @@ fn migrate(c: &mut Connection) -> Result<(), StoreError> {
 }
 
 impl SqliteStore {
+    /// Draw the random part of posting ids from `entropy` (the operating
+    /// system's source by default; the simulator passes a seeded one).
+    pub fn set_entropy(&mut self, entropy: SharedEntropy) {
+        self.entropy = entropy;
+    }
+
+    /// The canonical dump of every table (see [`crate::dump`]), read in one
+    /// snapshot.
+    pub fn dump(&self) -> Result<String, StoreError> {
+        let mut c = self.pool.get()?;
+        c.conn().execute_batch("BEGIN DEFERRED").map_err(err)?;
+        let mut tx = SqlTx::new(
+            SqliteConn {
+                c,
+                open: true,
+                _writer: None,
+            },
+            self.entropy.clone(),
+        );
+        tx.dump()
+    }
+
     /// Open (creating and migrating) a database file.
     pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
         let mut first = Connection::open(path).map_err(err)?;
@@ -104,6 +129,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             pool,
             writer: std::sync::Mutex::new(()),
+            entropy: OsEntropy::shared(),
         })
     }
 
@@ -129,6 +155,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             pool,
             writer: std::sync::Mutex::new(()),
+            entropy: OsEntropy::shared(),
         })
     }
 }
@@ -212,21 +239,27 @@ impl Store for SqliteStore {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut c = self.pool.get()?;
         c.conn().execute_batch("BEGIN IMMEDIATE").map_err(err)?;
-        Ok(Box::new(SqlTx::new(SqliteConn {
-            c,
-            open: true,
-            _writer: Some(writer),
-        })))
+        Ok(Box::new(SqlTx::new(
+            SqliteConn {
+                c,
+                open: true,
+                _writer: Some(writer),
+            },
+            self.entropy.clone(),
+        )))
     }
     fn begin_read(&self) -> Result<Box<dyn Tx + '_>, StoreError> {
         // A deferred transaction that only reads holds a WAL snapshot, not the write lock.
         let mut c = self.pool.get()?;
         c.conn().execute_batch("BEGIN DEFERRED").map_err(err)?;
-        Ok(Box::new(SqlTx::new(SqliteConn {
-            c,
-            open: true,
-            _writer: None,
-        })))
+        Ok(Box::new(SqlTx::new(
+            SqliteConn {
+                c,
+                open: true,
+                _writer: None,
+            },
+            self.entropy.clone(),
+        )))
     }
     fn single_writer(&self) -> bool {
         true

@@ -231,8 +231,11 @@ fn decode_record(bytes: &[u8]) -> Result<PinRecovery, VaultError> {
 /// # Errors
 /// I/O errors, [`VaultError::Rng`].
 pub fn save(dir: &Path, device_secret: &[u8; 32], record: &PinRecovery) -> Result<(), VaultError> {
-    let mut nonce = [0u8; NONCE_LEN];
-    getrandom::fill(&mut nonce).map_err(|_| VaultError::Rng)?;
+    // The record lives beside a sealed file vault on a device: OS entropy,
+    // through the trait like every other random byte.
+    let nonce: [u8; NONCE_LEN] =
+        offpay_protocol::entropy::random(&offpay_protocol::entropy::OsEntropy)
+            .map_err(|_| VaultError::Rng)?;
     let mut header = Vec::with_capacity(HEADER_LEN);
     header.extend_from_slice(MAGIC);
     header.push(FORMAT_VERSION);
@@ -324,8 +327,9 @@ pub fn locked_request(
     let nonce = match record.pending {
         Some(n) => n,
         None => {
-            let mut n = [0u8; 16];
-            getrandom::fill(&mut n).map_err(|_| VaultError::Rng)?;
+            let n: [u8; 16] =
+                offpay_protocol::entropy::random(&offpay_protocol::entropy::OsEntropy)
+                    .map_err(|_| VaultError::Rng)?;
             record.pending = Some(Nonce(n));
             save(dir, device_secret, &record)?;
             Nonce(n)

@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 
+use offpay_protocol::entropy::{OsEntropy, SharedEntropy};
 use offpay_protocol::envelope::Signed;
 use offpay_protocol::messages::{
     CertField, LoadVoucher, Payment, PaymentRequest, Receipt, Redeem, RiskPolicy, SyncReport,
@@ -123,6 +124,8 @@ pub struct Wallet<V: Vault> {
     policy: Option<RiskPolicy>,
     crl: Option<Crl>,
     peers: HashMap<Hash32, Certificate>,
+    /// Where the TA's random bytes come from (wallet id, key, request nonces).
+    entropy: SharedEntropy,
 }
 
 impl<V: Vault> std::fmt::Debug for Wallet<V> {
@@ -134,10 +137,8 @@ impl<V: Vault> std::fmt::Debug for Wallet<V> {
     }
 }
 
-fn random<const N: usize>() -> Result<[u8; N], WalletError> {
-    let mut b = [0u8; N];
-    getrandom::fill(&mut b).map_err(|_| WalletError::Randomness)?;
-    Ok(b)
+fn random<const N: usize>(e: &SharedEntropy) -> Result<[u8; N], WalletError> {
+    offpay_protocol::entropy::random(e.as_ref()).map_err(|_| WalletError::Randomness)
 }
 
 fn map_peer(e: PkiError) -> WalletError {
@@ -152,10 +153,22 @@ impl<V: Vault> Wallet<V> {
     /// never leaves it unsealed. `root_der` is the scheme root certificate the
     /// app ships with (the trust anchor).
     pub fn create(
+        vault: V,
+        suite: Suite,
+        root_der: &[u8],
+        now: UnixSeconds,
+    ) -> Result<Wallet<V>, WalletError> {
+        Wallet::create_with_entropy(vault, suite, root_der, now, OsEntropy::shared())
+    }
+
+    /// [`Wallet::create`] drawing every random byte (key, wallet id, and
+    /// later the request nonces) from `entropy`.
+    pub fn create_with_entropy(
         mut vault: V,
         suite: Suite,
         root_der: &[u8],
         now: UnixSeconds,
+        entropy: SharedEntropy,
     ) -> Result<Wallet<V>, WalletError> {
         let root = Certificate::from_der(root_der).map_err(WalletError::IssuerMaterial)?;
         root.verify_signed_by(&root)
@@ -163,9 +176,10 @@ impl<V: Vault> Wallet<V> {
         if vault.load()?.state.is_some() {
             return Err(WalletError::Vault(VaultError::AlreadyExists));
         }
-        let key = SigningKey::generate(suite).map_err(|_| WalletError::Randomness)?;
+        let key = SigningKey::generate_with(suite, entropy.as_ref())
+            .map_err(|_| WalletError::Randomness)?;
         let state = TaState {
-            wallet_id: WalletId(random()?),
+            wallet_id: WalletId(random(&entropy)?),
             suite,
             seed: key.to_seed(),
             root_der: root_der.to_vec(),
@@ -201,12 +215,21 @@ impl<V: Vault> Wallet<V> {
             policy: None,
             crl: None,
             peers: HashMap::new(),
+            entropy,
         })
     }
 
     /// Open the wallet in `vault`. A state older than the vault's monotonic
     /// counter (a restored copy) opens locked: it can only sync.
-    pub fn open(mut vault: V) -> Result<Wallet<V>, WalletError> {
+    pub fn open(vault: V) -> Result<Wallet<V>, WalletError> {
+        Wallet::open_with_entropy(vault, OsEntropy::shared())
+    }
+
+    /// [`Wallet::open`] drawing every random byte from `entropy`.
+    pub fn open_with_entropy(
+        mut vault: V,
+        entropy: SharedEntropy,
+    ) -> Result<Wallet<V>, WalletError> {
         let loaded = vault.load()?;
         let bytes = Zeroizing::new(
             loaded
@@ -257,6 +280,7 @@ impl<V: Vault> Wallet<V> {
             policy,
             crl,
             peers: HashMap::new(),
+            entropy,
         })
     }
 
@@ -510,7 +534,7 @@ impl<V: Vault> Wallet<V> {
         let body = PaymentRequest {
             payee: self.state.wallet_id,
             amount,
-            nonce: Nonce(random()?),
+            nonce: Nonce(random(&self.entropy)?),
             created: now,
             expires,
             payee_cert: CertField::Inline(cert.der().to_vec()),

@@ -96,6 +96,7 @@ use std::sync::Arc;
 use argon2::{Algorithm, Argon2, Version};
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use offpay_protocol::entropy::{Entropy, OsEntropy, SharedEntropy};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
@@ -333,10 +334,8 @@ fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-fn random<const N: usize>() -> Result<[u8; N], VaultError> {
-    let mut out = [0u8; N];
-    getrandom::fill(&mut out).map_err(|_| VaultError::Rng)?;
-    Ok(out)
+fn random<const N: usize>(e: &dyn Entropy) -> Result<[u8; N], VaultError> {
+    offpay_protocol::entropy::random(e).map_err(|_| VaultError::Rng)
 }
 
 fn cipher(key: &[u8; KEY_LEN]) -> Result<XChaCha20Poly1305, VaultError> {
@@ -374,6 +373,8 @@ pub struct SealedFileVault {
     /// When `synced`: the version of the stored state, equal to the counter
     /// (or the counter itself if the stored state was rolled back).
     version: u64,
+    /// Where the salt and the sealing nonces come from.
+    entropy: SharedEntropy,
     /// `false` after open and after a failed commit: the disk must be
     /// re-read (and an interrupted commit completed) before the next commit.
     synced: bool,
@@ -423,6 +424,22 @@ impl SealedFileVault {
         kdf: KdfParams,
         fs: Box<dyn VaultFs>,
     ) -> Result<Self, VaultError> {
+        Self::create_with_entropy(dir, pin, device_secret, kdf, fs, OsEntropy::shared())
+    }
+
+    /// [`SealedFileVault::create_with_fs`] drawing the salt and every sealing
+    /// nonce from `entropy` (the simulator and tests use a seeded one).
+    ///
+    /// # Errors
+    /// As [`SealedFileVault::create`].
+    pub fn create_with_entropy(
+        dir: &Path,
+        pin: &[u8],
+        device_secret: &[u8; 32],
+        kdf: KdfParams,
+        fs: Box<dyn VaultFs>,
+        entropy: SharedEntropy,
+    ) -> Result<Self, VaultError> {
         let fs: Arc<dyn VaultFs> = Arc::from(fs);
         kdf.validate()?;
         match fs.read_file(&dir.join(STATE_FILE), SEALED_LEN_MAX) {
@@ -430,7 +447,7 @@ impl SealedFileVault {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(VaultError::io("read state")(e)),
         }
-        let salt = random::<SALT_LEN>()?;
+        let salt = random::<SALT_LEN>(entropy.as_ref())?;
         let key = derive_key(pin, device_secret, kdf, &salt)?;
         let check = check_value(&key);
         atomic_write(fs.as_ref(), &dir.join(ATTEMPTS_FILE), &0u32.to_le_bytes())?;
@@ -450,6 +467,7 @@ impl SealedFileVault {
             check,
             version: 0,
             synced: false,
+            entropy,
         };
         let sealed = vault.seal(0, &[])?;
         atomic_write(vault.fs.as_ref(), &vault.state_path(), &sealed)?;
@@ -550,6 +568,7 @@ impl SealedFileVault {
             check: header.check,
             version: header.version,
             synced: false,
+            entropy: OsEntropy::shared(),
         };
         // Right key: the state must authenticate.
         vault.unseal(&file)?;
@@ -586,6 +605,12 @@ impl SealedFileVault {
         self.kdf
     }
 
+    /// Draw the sealing nonces of later commits from `entropy` (an opened
+    /// vault starts on the operating system's source).
+    pub fn set_entropy(&mut self, entropy: SharedEntropy) {
+        self.entropy = entropy;
+    }
+
     fn state_path(&self) -> PathBuf {
         self.dir.join(STATE_FILE)
     }
@@ -599,7 +624,7 @@ impl SealedFileVault {
             salt: self.salt,
             check: self.check,
             version,
-            nonce: random::<NONCE_LEN>()?,
+            nonce: random::<NONCE_LEN>(self.entropy.as_ref())?,
         };
         let aad = header.encode();
         let ciphertext = cipher(&self.key)?
