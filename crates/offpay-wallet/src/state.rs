@@ -246,7 +246,31 @@ impl TaState {
             + self.history.len() * 80
     }
 
+    /// The bounds every committed state keeps. Asserted (debug builds) where
+    /// the state is written ([`TaState::encode`]) and again where it is read
+    /// ([`TaState::decode`]); the TA enforces each with a refusal.
+    pub(crate) fn debug_check_bounds(&self) {
+        use crate::ta::{
+            EVIDENCE_MAX, HISTORY_MAX, LOG_ENTRIES_MAX, PENDING_REQUESTS_MAX, SEEN_PAYERS_MAX,
+        };
+        debug_assert!(self.pending_requests.len() <= PENDING_REQUESTS_MAX);
+        debug_assert!(self.paid.len() <= LOG_ENTRIES_MAX);
+        debug_assert!(self.seen_payers.len() <= SEEN_PAYERS_MAX);
+        debug_assert!(self.log.len() <= LOG_ENTRIES_MAX);
+        debug_assert!(self.evidence.len() <= EVIDENCE_MAX);
+        debug_assert!(self.history.len() <= HISTORY_MAX);
+        if let Some(p) = &self.pending_report {
+            // A pending report describes a prefix of what the state holds now.
+            debug_assert!(p.log_len <= self.log.len() as u64);
+            debug_assert!(p.evidence_len <= self.evidence.len() as u64);
+            debug_assert!(p.seq <= self.seq);
+            debug_assert!(p.load_seq <= self.load_seq);
+            debug_assert!(p.report_seq <= self.report_seq);
+        }
+    }
+
     pub fn encode(&self) -> EncodedState {
+        self.debug_check_bounds();
         let mut e = Encoder::with_capacity(self.size_hint());
         e.array(26);
         e.uint(STATE_FORMAT);
@@ -357,7 +381,9 @@ impl TaState {
             Some(LockReason::RolledBack) => e.array(1).uint(0),
             Some(LockReason::Issuer(r)) => e.array(2).uint(1).text(r),
         };
-        EncodedState(e.finish())
+        let bytes = e.finish();
+        debug_assert!(offpay_protocol::cbor::is_one_value(&bytes), "state counts");
+        EncodedState(bytes)
     }
 
     pub fn decode(bytes: &[u8]) -> Result<TaState, DecodeError> {
@@ -534,7 +560,7 @@ impl TaState {
         };
         d.leave();
         d.finish()?;
-        Ok(TaState {
+        let state = TaState {
             wallet_id,
             suite,
             seed,
@@ -559,7 +585,9 @@ impl TaState {
             evidence,
             history,
             lock,
-        })
+        };
+        state.debug_check_bounds();
+        Ok(state)
     }
 }
 
