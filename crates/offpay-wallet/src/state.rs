@@ -9,6 +9,12 @@ use crate::error::LockReason;
 
 /// Version of the sealed state encoding.
 const STATE_FORMAT: u64 = 1;
+/// Fields of the sealed state (the top-level array).
+const STATE_FIELDS: usize = 25;
+/// What the array header said before it was corrected: the fields were always
+/// these 25, but the header claimed 26 (found by the paired assertion in
+/// [`TaState::encode`]); such states still open.
+const STATE_FIELDS_LEGACY_HEADER: usize = 26;
 /// Bound on the decoder for any list in the state.
 const STATE_LIST_MAX: usize = 1 << 16;
 /// Bound on any byte string in the state.
@@ -272,7 +278,7 @@ impl TaState {
     pub fn encode(&self) -> EncodedState {
         self.debug_check_bounds();
         let mut e = Encoder::with_capacity(self.size_hint());
-        e.array(26);
+        e.array(STATE_FIELDS);
         e.uint(STATE_FORMAT);
         e.bytes(&self.wallet_id.0);
         e.uint(suite_code(self.suite));
@@ -389,7 +395,8 @@ impl TaState {
     pub fn decode(bytes: &[u8]) -> Result<TaState, DecodeError> {
         let mut d = Decoder::new(bytes);
         let n = d.array("state", 32)?;
-        if n != 26 {
+        // States sealed before the header was corrected say 26 for the same 25 fields.
+        if n != STATE_FIELDS && n != STATE_FIELDS_LEGACY_HEADER {
             return Err(DecodeError::BadLength { field: "state" });
         }
         let format = d.uint("state format")?;
@@ -594,6 +601,57 @@ impl TaState {
 #[cfg(test)]
 mod wipe_tests {
     use super::*;
+
+    /// The encoded state is one well-formed CBOR value: its array header
+    /// counts exactly the fields that follow (it said 26 for 25).
+    #[test]
+    fn the_state_header_counts_its_fields() {
+        let enc = sample([1; 32]).encode();
+        assert!(offpay_protocol::cbor::is_one_value(&enc));
+        assert_eq!(enc[..2], [0x98, STATE_FIELDS as u8]);
+    }
+
+    /// A state sealed with the old header (26) still opens, to the same state.
+    #[test]
+    fn a_state_with_the_old_header_still_decodes() {
+        let s = sample([2; 32]);
+        let mut enc = s.encode().to_vec();
+        assert_eq!(enc[..2], [0x98, STATE_FIELDS as u8]);
+        enc[1] = STATE_FIELDS_LEGACY_HEADER as u8;
+        let back = TaState::decode(&enc).unwrap();
+        assert_eq!(&*back.encode(), &*s.encode());
+        enc[1] = 24;
+        assert!(TaState::decode(&enc).is_err());
+    }
+
+    fn sample(seed: [u8; 32]) -> TaState {
+        TaState {
+            wallet_id: WalletId([0xFF; 16]),
+            suite: Suite::P256,
+            seed: Zeroizing::new(seed),
+            root_der: vec![1; 400],
+            issuer_der: None,
+            cert_der: None,
+            policy: None,
+            crl_der: None,
+            balance_minor: 7,
+            seq: 3,
+            head: Hash32([7; 32]),
+            load_seq: 2,
+            report_seq: 1,
+            pending_report: None,
+            checkpoint_number: 1,
+            last_sync: UnixSeconds(5),
+            clock_floor: UnixSeconds(6),
+            pending_requests: Vec::new(),
+            paid: Vec::new(),
+            seen_payers: Vec::new(),
+            log: Vec::new(),
+            evidence: Vec::new(),
+            history: Vec::new(),
+            lock: None,
+        }
+    }
 
     #[test]
     fn the_seed_lies_in_the_volatile_wiped_prefix() {
