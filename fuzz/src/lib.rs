@@ -140,7 +140,8 @@ pub fn message(data: &[u8], valid: &[u8]) -> Vec<u8> {
         let value = edit[3];
         match edit[0] % 4 {
             0 => {
-                if let Some(b) = m.get_mut(at % m.len().max(1)) {
+                let at = at % m.len().max(1);
+                if let Some(b) = m.get_mut(at) {
                     *b ^= value.max(1);
                 }
             }
@@ -209,7 +210,7 @@ fn step<T, E: std::fmt::Debug>(what: &str, r: Result<T, E>) -> Result<T, Fixture
 }
 
 fn eur(minor: u64) -> Result<Amount, FixtureError> {
-    Ok(Amount::new(minor, step("currency", Currency::new("EUR"))?))
+    Ok(Amount::new(minor, step("currency", Currency::new("EUR").ok_or("EUR"))?))
 }
 
 /// A directory in memory when there is one (the issuer's files are rewritten per input).
@@ -230,7 +231,7 @@ impl Fixture {
     pub fn build(t0: UnixSeconds) -> Result<Fixture, FixtureError> {
         let dir = scratch_dir()?;
         let path = dir.path().join("template.sqlite");
-        let config = IssuerConfig::default_for(step("currency", Currency::new("EUR"))?);
+        let config = IssuerConfig::default_for(step("currency", Currency::new("EUR").ok_or("EUR"))?);
         let store = step("open store", SqliteStore::open(&path))?;
         let issuer = step("init issuer", Issuer::init(store, &MASTER, &config, t0))?;
         step("customer", issuer.create_customer("alice", "Alice", t0))?;
