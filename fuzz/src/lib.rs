@@ -210,11 +210,22 @@ fn step<T, E: std::fmt::Debug>(what: &str, r: Result<T, E>) -> Result<T, Fixture
 }
 
 fn eur(minor: u64) -> Result<Amount, FixtureError> {
-    Ok(Amount::new(minor, step("currency", Currency::new("EUR").ok_or("EUR"))?))
+    Ok(Amount::new(
+        minor,
+        step("currency", Currency::new("EUR").ok_or("EUR"))?,
+    ))
 }
 
 /// A directory in memory when there is one (the issuer's files are rewritten per input).
+/// `OFFPAY_FUZZ_SCRATCH` names it (.ci/fuzz sets one and removes it: libFuzzer
+/// exits without running destructors).
 fn scratch_dir() -> Result<tempfile::TempDir, FixtureError> {
+    if let Some(d) = std::env::var_os("OFFPAY_FUZZ_SCRATCH") {
+        return step(
+            "scratch directory",
+            tempfile::Builder::new().prefix("offpay-fuzz").tempdir_in(d),
+        );
+    }
     let shm = Path::new("/dev/shm");
     if shm.is_dir()
         && let Ok(d) = tempfile::Builder::new()
@@ -231,7 +242,8 @@ impl Fixture {
     pub fn build(t0: UnixSeconds) -> Result<Fixture, FixtureError> {
         let dir = scratch_dir()?;
         let path = dir.path().join("template.sqlite");
-        let config = IssuerConfig::default_for(step("currency", Currency::new("EUR").ok_or("EUR"))?);
+        let config =
+            IssuerConfig::default_for(step("currency", Currency::new("EUR").ok_or("EUR"))?);
         let store = step("open store", SqliteStore::open(&path))?;
         let issuer = step("init issuer", Issuer::init(store, &MASTER, &config, t0))?;
         step("customer", issuer.create_customer("alice", "Alice", t0))?;
