@@ -79,6 +79,8 @@ impl<J, T> GroupCommit<J, T> {
                 posted: false,
             };
             let results = run(jobs);
+            // Written: `run` answers every job of its group (checked again in post).
+            debug_assert_eq!(results.len(), guard.ids.len(), "one result per job");
             guard.post(results);
             q = self.lock();
         }
@@ -97,13 +99,16 @@ struct Leader<'a, J, T> {
 
 impl<J, T> Leader<'_, J, T> {
     fn post(&mut self, results: Vec<Result<T, IssuerError>>) {
+        // Read: one result per job, each job answered once.
+        debug_assert_eq!(results.len(), self.ids.len(), "one result per job");
         let mut q = self.group.lock();
         let mut results = results.into_iter();
         for id in self.ids.drain(..) {
             let r = results
                 .next()
                 .unwrap_or_else(|| Err(IssuerError::Invariant(Invariant::GroupNoResult)));
-            q.results.insert(id, r);
+            let previous = q.results.insert(id, r);
+            debug_assert!(previous.is_none(), "a job answered twice");
         }
         q.leader = false;
         self.posted = true;
@@ -170,6 +175,16 @@ mod tests {
         assert!(n < 1600, "jobs were grouped: {n} groups for 1600 jobs");
         assert!(largest.load(Ordering::Relaxed) <= GROUP_JOBS_MAX);
         assert!(g.lock().results.is_empty() && g.lock().pending.is_empty());
+    }
+
+    /// The paired assertion: a group run that loses a job's result is caught
+    /// where it happens (debug builds), not only by the caller's error.
+    #[cfg(debug_assertions)]
+    #[test]
+    #[should_panic(expected = "one result per job")]
+    fn a_run_that_loses_a_result_is_caught() {
+        let g: GroupCommit<u64, u64> = GroupCommit::new();
+        let _ = g.submit(1, |_| Vec::new());
     }
 
     #[test]

@@ -458,6 +458,15 @@ impl<'a> Decoder<'a> {
     }
 }
 
+/// Whether `bytes` is exactly one well-formed CBOR value: every array and map
+/// holds as many items as its header says, nothing is missing or left over.
+/// The encoders assert it (debug builds) of what they wrote; the map reader
+/// checks the same count on every map it reads ([`MapReader::end`]).
+pub fn is_one_value(bytes: &[u8]) -> bool {
+    let mut d = Decoder::new(bytes);
+    d.skip().is_ok() && d.finish().is_ok()
+}
+
 /// Reads a map's fields in ascending key order. Reading key `k` when the next
 /// key in the input is larger means `k` is absent; a smaller or equal key
 /// (out of order, duplicate, or unknown) is refused.
@@ -492,6 +501,8 @@ impl<'a> MapReader<'_, 'a> {
         match self.peek_key()? {
             Some(k) if k == key => {
                 self.d.uint("map key")?;
+                // peek_key finds a key only while pairs remain (the header's count).
+                debug_assert!(self.remaining > 0, "read past the map's pair count");
                 self.remaining -= 1;
                 self.last_key = Some(k);
                 Ok(Some(&mut *self.d))

@@ -41,7 +41,14 @@ pub trait Body: Sized + Clone {
         e.uint(0).uint(Self::TYPE);
         e.uint(1).uint(PROTOCOL_VERSION);
         self.encode_fields(&mut e);
-        e.finish()
+        let payload = e.finish();
+        // The map header promised field_count() + 2 pairs: exactly that many were written.
+        debug_assert!(
+            crate::cbor::is_one_value(&payload),
+            "{} wrote a different number of fields than field_count()",
+            Self::NAME
+        );
+        payload
     }
 
     /// Parse a payload (refusing every non-canonical form and trailing bytes).

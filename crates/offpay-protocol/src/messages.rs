@@ -37,6 +37,57 @@ pub const DOUBLE_SPEND_PROOF_BYTES_MAX: usize = 12 << 10;
 /// Largest lock reason text.
 pub const REASON_BYTES_MAX: usize = 128;
 
+/// Bytes of one byte string's CBOR head when the string holds up to 64 KiB.
+const BYTES_HEAD_MAX: usize = 3;
+/// Bound on everything of an envelope but its payload's variable fields: the
+/// tag, array, protected header, signature, the payload's head and every
+/// fixed-size field (ids, hashes, times, amounts, sequence numbers).
+const ENVELOPE_FIXED_BYTES_MAX: usize = 320;
+
+// The limits fit their containers (checked at compile time).
+// A PaymentRequest or Payment carrying its certificate inline.
+const _: () =
+    assert!(ENVELOPE_FIXED_BYTES_MAX + BYTES_HEAD_MAX + CERT_FIELD_BYTES_MAX <= PAYMENT_BYTES_MAX);
+const _: () = assert!(
+    ENVELOPE_FIXED_BYTES_MAX + BYTES_HEAD_MAX + CERT_FIELD_BYTES_MAX <= PAYMENT_REQUEST_BYTES_MAX
+);
+// Receipts, vouchers, redeems and policies carry fixed-size fields only.
+const _: () = assert!(ENVELOPE_FIXED_BYTES_MAX <= RECEIPT_BYTES_MAX);
+const _: () = assert!(ENVELOPE_FIXED_BYTES_MAX <= LOAD_VOUCHER_BYTES_MAX);
+const _: () = assert!(ENVELOPE_FIXED_BYTES_MAX <= REDEEM_BYTES_MAX);
+const _: () = assert!(ENVELOPE_FIXED_BYTES_MAX <= RISK_POLICY_BYTES_MAX);
+// A SyncResponse at its fullest: every voucher at its largest, the largest
+// CRL (a 5-byte head), a certificate, a policy and a lock reason.
+const _: () = assert!(
+    ENVELOPE_FIXED_BYTES_MAX
+        + SYNC_ENTRIES_MAX * (BYTES_HEAD_MAX + LOAD_VOUCHER_BYTES_MAX)
+        + 5
+        + CRL_FIELD_BYTES_MAX
+        + BYTES_HEAD_MAX
+        + CERT_FIELD_BYTES_MAX
+        + BYTES_HEAD_MAX
+        + RISK_POLICY_BYTES_MAX
+        + BYTES_HEAD_MAX
+        + REASON_BYTES_MAX
+        <= SYNC_RESPONSE_BYTES_MAX
+);
+// A DoubleSpendProof: two entries and two certificates at their largest.
+const _: () = assert!(
+    16 + 2 * (BYTES_HEAD_MAX + PAYMENT_BYTES_MAX) + 2 * (BYTES_HEAD_MAX + CERT_FIELD_BYTES_MAX)
+        <= DOUBLE_SPEND_PROOF_BYTES_MAX
+);
+// Redeems travel in a report's outgoing list, whose entries may be Payments.
+const _: () = assert!(REDEEM_BYTES_MAX <= PAYMENT_BYTES_MAX);
+// A SyncReport whose outgoing and incoming lists together hold SYNC_ENTRIES_MAX
+// entries at their largest (a wallet's log is bounded by that; the wallet
+// asserts its own evidence fits too).
+const _: () = assert!(
+    ENVELOPE_FIXED_BYTES_MAX + SYNC_ENTRIES_MAX * (BYTES_HEAD_MAX + PAYMENT_BYTES_MAX + 9)
+        <= SYNC_REPORT_BYTES_MAX
+);
+// 64 KiB strings have 3-byte heads (the bound used above).
+const _: () = assert!(PAYMENT_BYTES_MAX <= 0xffff && CERT_FIELD_BYTES_MAX <= 0xffff);
+
 /// Message type numbers (key 0 of every body).
 pub mod message_type {
     /// [`super::PaymentRequest`]
@@ -930,7 +981,9 @@ impl DoubleSpendProof {
         e.uint(3).bytes(&self.entry_b);
         e.uint(4).bytes(&self.payer_cert);
         e.uint(5).bytes(&self.issuer_cert);
-        e.finish()
+        let bytes = e.finish();
+        debug_assert!(crate::cbor::is_one_value(&bytes), "proof map count");
+        bytes
     }
     /// Parse (structure only; [`crate::evidence::verify_double_spend`] checks it).
     pub fn decode(bytes: &[u8]) -> Result<DoubleSpendProof, DecodeError> {
@@ -1112,5 +1165,111 @@ impl Body for PinUnlock {
             nonce: nonce(m.required(4, "nonce")?, "nonce")?,
             issued: time(m.required(5, "issued")?, "issued")?,
         })
+    }
+}
+
+#[cfg(test)]
+mod limit_tests {
+    use super::*;
+    use crate::{Nonce, SigningKey, Suite};
+
+    /// The bound the compile-time limit checks above rely on: every envelope
+    /// whose fields are all fixed-size (each at its largest value) fits in
+    /// [`ENVELOPE_FIXED_BYTES_MAX`], in both suites.
+    #[test]
+    fn fixed_size_envelopes_fit_their_bound() {
+        let max = UnixSeconds(u64::MAX);
+        let amount = Amount::new(u64::MAX, Currency::new("EUR").unwrap());
+        let (w, h) = (WalletId([0xff; 16]), Hash32([0xff; 32]));
+        for suite in [Suite::Ed25519, Suite::P256] {
+            let key = SigningKey::from_seed(suite, &[9; 32]).unwrap();
+            let sizes = [
+                Signed::sign(
+                    Receipt {
+                        payment_id: h,
+                        payee: w,
+                        payer: w,
+                        seq: u64::MAX,
+                        time: max,
+                    },
+                    &key,
+                )
+                .bytes()
+                .len(),
+                Signed::sign(
+                    LoadVoucher {
+                        wallet: w,
+                        load_seq: u64::MAX,
+                        amount,
+                        issued: max,
+                    },
+                    &key,
+                )
+                .bytes()
+                .len(),
+                Signed::sign(
+                    Redeem {
+                        wallet: w,
+                        seq: u64::MAX,
+                        prev: h,
+                        amount,
+                        time: max,
+                    },
+                    &key,
+                )
+                .bytes()
+                .len(),
+                Signed::sign(
+                    RiskPolicy {
+                        id: u32::MAX,
+                        epoch: u32::MAX,
+                        max_payment: amount,
+                        max_balance_minor: u64::MAX,
+                        max_offline_spend_minor: u64::MAX,
+                        max_offline_payments: u32::MAX,
+                        max_offline_seconds: u64::MAX,
+                        max_log_entries: u32::MAX,
+                        cert_validity_seconds: u64::MAX,
+                    },
+                    &key,
+                )
+                .bytes()
+                .len(),
+                Signed::sign(
+                    Payment {
+                        payer: w,
+                        seq: u64::MAX,
+                        prev: h,
+                        payee: w,
+                        amount,
+                        nonce: Nonce([0xff; 16]),
+                        time: max,
+                        payer_cert: CertField::Reference(h),
+                    },
+                    &key,
+                )
+                .bytes()
+                .len(),
+                Signed::sign(
+                    PaymentRequest {
+                        payee: w,
+                        amount,
+                        nonce: Nonce([0xff; 16]),
+                        created: max,
+                        expires: max,
+                        payee_cert: CertField::Reference(h),
+                    },
+                    &key,
+                )
+                .bytes()
+                .len(),
+            ];
+            for n in sizes {
+                assert!(
+                    n <= ENVELOPE_FIXED_BYTES_MAX,
+                    "{n} bytes > {ENVELOPE_FIXED_BYTES_MAX}"
+                );
+            }
+        }
     }
 }

@@ -2220,3 +2220,50 @@ proptest! {
         }
     }
 }
+
+// ---- seeds for the fuzz targets ---------------------------------------------------------
+
+/// Writes every valid item of this corpus (both suites) and its certificates
+/// and CRLs as seeds of the matching fuzz target, under
+/// `$OFFPAY_FUZZ_SEEDS/<target>/` (see docs/FUZZING.md). Ignored: it writes files.
+#[test]
+#[ignore = "writes the fuzz seeds; run by hand with OFFPAY_FUZZ_SEEDS set"]
+fn write_fuzz_seeds() {
+    let Some(dir) = std::env::var_os("OFFPAY_FUZZ_SEEDS") else {
+        panic!("set OFFPAY_FUZZ_SEEDS to the seed directory (fuzz/seeds)");
+    };
+    let dir = std::path::PathBuf::from(dir);
+    let write = |target: &str, bytes: &[u8]| {
+        let d = dir.join(target);
+        std::fs::create_dir_all(&d).unwrap();
+        let name = format!("corpus-{}", &Hash32::digest(bytes).to_hex()[..16]);
+        std::fs::write(d.join(name), bytes).unwrap();
+    };
+    for item in corpus() {
+        let target = match item.kind {
+            Kind::Request => "decode_payment_request",
+            Kind::Payment => "decode_payment",
+            Kind::Receipt => "decode_receipt",
+            Kind::Voucher => "decode_load_voucher",
+            Kind::Redeem => "decode_redeem",
+            Kind::Policy => "decode_risk_policy",
+            Kind::Report => "decode_sync_report",
+            Kind::Response => "decode_sync_response",
+            Kind::Proof => "decode_double_spend_proof",
+        };
+        write(target, &item.bytes);
+        write("decode_cbor", &item.bytes);
+        if matches!(item.kind, Kind::Payment | Kind::Redeem) {
+            write("decode_chain_entry", &item.bytes);
+        }
+        if item.kind == Kind::Response {
+            let r = Signed::<SyncResponse>::decode(&item.bytes).unwrap();
+            write("decode_crl", r.body().crl.as_deref().unwrap());
+            write(
+                "decode_certificate",
+                r.body().certificate.as_deref().unwrap(),
+            );
+            write("decode_certificate", item.root.der());
+        }
+    }
+}

@@ -404,6 +404,9 @@ impl<C: Conn> Tx for SqlTx<C> {
             *deltas.entry(&p.debit).or_default() -= p.amount as i128;
             *deltas.entry(&p.credit).or_default() += p.amount as i128;
         }
+        // Balanced before anything is applied: what leaves one account enters
+        // another (Issuer::invariants checks the stored sums again).
+        debug_assert_eq!(deltas.values().sum::<i128>(), 0, "unbalanced postings");
         // One UPDATE per chunk of accounts, in sorted order: concurrent
         // transactions lock the rows they share in the same order.
         let changes: Vec<(&str, i64)> = deltas

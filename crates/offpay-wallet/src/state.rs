@@ -9,6 +9,12 @@ use crate::error::LockReason;
 
 /// Version of the sealed state encoding.
 const STATE_FORMAT: u64 = 1;
+/// Fields of the sealed state (the top-level array).
+const STATE_FIELDS: usize = 25;
+/// What the array header said before it was corrected: the fields were always
+/// these 25, but the header claimed 26 (found by the paired assertion in
+/// [`TaState::encode`]); such states still open.
+const STATE_FIELDS_LEGACY_HEADER: usize = 26;
 /// Bound on the decoder for any list in the state.
 const STATE_LIST_MAX: usize = 1 << 16;
 /// Bound on any byte string in the state.
@@ -246,10 +252,34 @@ impl TaState {
             + self.history.len() * 80
     }
 
+    /// The bounds every committed state keeps. Asserted (debug builds) where
+    /// the state is written ([`TaState::encode`]) and again where it is read
+    /// ([`TaState::decode`]); the TA enforces each with a refusal.
+    pub(crate) fn debug_check_bounds(&self) {
+        use crate::ta::{
+            EVIDENCE_MAX, HISTORY_MAX, LOG_ENTRIES_MAX, PENDING_REQUESTS_MAX, SEEN_PAYERS_MAX,
+        };
+        debug_assert!(self.pending_requests.len() <= PENDING_REQUESTS_MAX);
+        debug_assert!(self.paid.len() <= LOG_ENTRIES_MAX);
+        debug_assert!(self.seen_payers.len() <= SEEN_PAYERS_MAX);
+        debug_assert!(self.log.len() <= LOG_ENTRIES_MAX);
+        debug_assert!(self.evidence.len() <= EVIDENCE_MAX);
+        debug_assert!(self.history.len() <= HISTORY_MAX);
+        if let Some(p) = &self.pending_report {
+            // A pending report describes a prefix of what the state holds now.
+            debug_assert!(p.log_len <= self.log.len() as u64);
+            debug_assert!(p.evidence_len <= self.evidence.len() as u64);
+            debug_assert!(p.seq <= self.seq);
+            debug_assert!(p.load_seq <= self.load_seq);
+            debug_assert!(p.report_seq <= self.report_seq);
+        }
+    }
+
     #[expect(clippy::too_many_lines)] // lint-exception: one sequence of steps read top to bottom; split by role when next changed
     pub(crate) fn encode(&self) -> EncodedState {
+        self.debug_check_bounds();
         let mut e = Encoder::with_capacity(self.size_hint());
-        e.array(26);
+        e.array(STATE_FIELDS);
         e.uint(STATE_FORMAT);
         e.bytes(&self.wallet_id.0);
         e.uint(suite_code(self.suite));
@@ -358,14 +388,17 @@ impl TaState {
             Some(LockReason::RolledBack) => e.array(1).uint(0),
             Some(LockReason::Issuer(r)) => e.array(2).uint(1).text(r),
         };
-        EncodedState(e.finish())
+        let bytes = e.finish();
+        debug_assert!(offpay_protocol::cbor::is_one_value(&bytes), "state counts");
+        EncodedState(bytes)
     }
 
     #[expect(clippy::too_many_lines)] // lint-exception: one sequence of steps read top to bottom; split by role when next changed
     pub(crate) fn decode(bytes: &[u8]) -> Result<TaState, DecodeError> {
         let mut d = Decoder::new(bytes);
         let n = d.array("state", 32)?;
-        if n != 26 {
+        // States sealed before the header was corrected say 26 for the same 25 fields.
+        if n != STATE_FIELDS && n != STATE_FIELDS_LEGACY_HEADER {
             return Err(DecodeError::BadLength { field: "state" });
         }
         let format = d.uint("state format")?;
@@ -536,7 +569,7 @@ impl TaState {
         };
         d.leave();
         d.finish()?;
-        Ok(TaState {
+        let state = TaState {
             wallet_id,
             suite,
             seed,
@@ -561,13 +594,66 @@ impl TaState {
             evidence,
             history,
             lock,
-        })
+        };
+        state.debug_check_bounds();
+        Ok(state)
     }
 }
 
 #[cfg(test)]
 mod wipe_tests {
     use super::*;
+
+    /// The encoded state is one well-formed CBOR value: its array header
+    /// counts exactly the fields that follow (it said 26 for 25).
+    #[test]
+    fn the_state_header_counts_its_fields() {
+        let enc = sample([1; 32]).encode();
+        assert!(offpay_protocol::cbor::is_one_value(&enc));
+        assert_eq!(enc[..2], [0x98, STATE_FIELDS as u8]);
+    }
+
+    /// A state sealed with the old header (26) still opens, to the same state.
+    #[test]
+    fn a_state_with_the_old_header_still_decodes() {
+        let s = sample([2; 32]);
+        let mut enc = s.encode().to_vec();
+        assert_eq!(enc[..2], [0x98, STATE_FIELDS as u8]);
+        enc[1] = STATE_FIELDS_LEGACY_HEADER as u8;
+        let back = TaState::decode(&enc).unwrap();
+        assert_eq!(&*back.encode(), &*s.encode());
+        enc[1] = 24;
+        assert!(TaState::decode(&enc).is_err());
+    }
+
+    fn sample(seed: [u8; 32]) -> TaState {
+        TaState {
+            wallet_id: WalletId([0xFF; 16]),
+            suite: Suite::P256,
+            seed: Zeroizing::new(seed),
+            root_der: vec![1; 400],
+            issuer_der: None,
+            cert_der: None,
+            policy: None,
+            crl_der: None,
+            balance_minor: 7,
+            seq: 3,
+            head: Hash32([7; 32]),
+            load_seq: 2,
+            report_seq: 1,
+            pending_report: None,
+            checkpoint_number: 1,
+            last_sync: UnixSeconds(5),
+            clock_floor: UnixSeconds(6),
+            pending_requests: Vec::new(),
+            paid: Vec::new(),
+            seen_payers: Vec::new(),
+            log: Vec::new(),
+            evidence: Vec::new(),
+            history: Vec::new(),
+            lock: None,
+        }
+    }
 
     #[test]
     fn the_seed_lies_in_the_volatile_wiped_prefix() {

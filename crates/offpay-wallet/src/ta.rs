@@ -44,6 +44,19 @@ pub const PEER_CLOCK_LEAD_SECONDS_MAX: u64 = 3600;
 /// Hard cap on the unsynced log, whatever the policy says.
 pub const LOG_ENTRIES_MAX: usize = offpay_protocol::messages::SYNC_ENTRIES_MAX;
 
+// The limits fit their containers (checked at compile time): a report of a
+// full log and full evidence, every entry at its largest, fits the report
+// limit (320 bytes bound the fixed fields, 3 + 9 the per-entry CBOR heads and
+// a load seq), and each list fits the report's list bound.
+const _: () = {
+    use offpay_protocol::messages::{PAYMENT_BYTES_MAX, SYNC_ENTRIES_MAX, SYNC_REPORT_BYTES_MAX};
+    assert!(LOG_ENTRIES_MAX <= SYNC_ENTRIES_MAX && EVIDENCE_MAX <= SYNC_ENTRIES_MAX);
+    assert!(
+        320 + (LOG_ENTRIES_MAX + EVIDENCE_MAX) * (3 + PAYMENT_BYTES_MAX + 9)
+            <= SYNC_REPORT_BYTES_MAX
+    );
+};
+
 /// A wallet's status for the app.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WalletStatus {
@@ -402,6 +415,24 @@ impl<V: Vault> Wallet<V> {
     }
 
     fn commit(&mut self, next: TaState) -> Result<(), WalletError> {
+        // What only moves forward (every list's bound is asserted in encode).
+        // The one way back is a sync response's checkpoint, which may only
+        // replace the chain position by the issuer's view of the same chain.
+        debug_assert_eq!(next.wallet_id, self.state.wallet_id);
+        debug_assert!(next.seq >= self.state.seq, "seq went back");
+        debug_assert!(next.load_seq >= self.state.load_seq, "load seq went back");
+        debug_assert!(
+            next.report_seq >= self.state.report_seq,
+            "report seq went back"
+        );
+        debug_assert!(
+            next.checkpoint_number >= self.state.checkpoint_number,
+            "checkpoint went back"
+        );
+        debug_assert!(
+            next.clock_floor >= self.state.clock_floor,
+            "clock floor went back"
+        );
         self.vault.commit(&next.encode())?;
         self.state = next;
         Ok(())

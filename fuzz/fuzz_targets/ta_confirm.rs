@@ -1,0 +1,22 @@
+//! The wallet TA's `confirm` fed arbitrary bytes (raw, or edits of the fixture's
+//! valid message): a refusal leaves the TA unchanged, an acceptance adds at
+//! most what the valid message carries, and the stored state reopens equal.
+#![no_main]
+
+use std::sync::OnceLock;
+
+use libfuzzer_sys::fuzz_target;
+use offpay_fuzz::{Fixture, T0, build_fixture, ta_case};
+
+fn fixture() -> &'static Fixture {
+    static F: OnceLock<Fixture> = OnceLock::new();
+    F.get_or_init(|| build_fixture(T0))
+}
+
+fuzz_target!(|data: &[u8]| {
+    let f = fixture();
+    ta_case(&f.confirm, data, 0, |w, m, now| {
+        let _ = now;
+        w.confirm(m)
+    });
+});
