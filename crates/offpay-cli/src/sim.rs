@@ -99,8 +99,8 @@ pub(crate) fn run(a: SimArgs, as_json: bool) -> Outcome {
     if let Some(h) = a.full_check_hours {
         config.full_check_hours = h;
     }
-    if let Some(f) = a.store {
-        config.store = StoreChoice::File(f);
+    if let Some(f) = &a.store {
+        config.store = StoreChoice::File(f.clone());
     }
     config.dump_store = a.dump.is_some();
     config.faults = a.faults;
@@ -108,24 +108,7 @@ pub(crate) fn run(a: SimArgs, as_json: bool) -> Outcome {
     // The same command line replays the same run, failure included.
     let replay = std::env::args().collect::<Vec<_>>().join(" ");
     config.validate().map_err(Failure::usage)?;
-    // A bad output path found after an hour of simulation would throw the run
-    // away: check both before starting.
-    if let Some(p) = &a.out {
-        check_writable_file(p)?;
-    }
-    if let Some(dir) = &a.plot {
-        check_writable_dir(dir)?;
-    }
-    let wallet_days = config.wallets as f64 * f64::from(config.days);
-    let estimate = Duration::from_secs_f64(wallet_days / WALLET_DAYS_PER_SECOND);
-    if estimate > ESTIMATE_ABOVE {
-        eprintln!(
-            "offpay sim: {} wallets over {} days: expect about {} on one core (progress below)",
-            config.wallets,
-            config.days,
-            human_duration(estimate)
-        );
-    }
+    before_the_run(&a, &config)?;
     let terminal = std::io::stderr().is_terminal();
     let started = Instant::now();
     let report = simulate(config, progress_printer(terminal, started)).map_err(|e| {
@@ -187,6 +170,29 @@ pub(crate) fn run(a: SimArgs, as_json: bool) -> Outcome {
     v["dump_file"] = json!(a.dump.map(|p| p.display().to_string()));
     let _ = as_json;
     Ok(Done::new(human, v))
+}
+
+/// What is checked and said before a run starts: a bad output path found after
+/// an hour of simulation would throw the run away, so `--out` and `--plot` are
+/// checked first; a large run gets its estimate.
+fn before_the_run(a: &SimArgs, config: &SimConfig) -> Result<(), Failure> {
+    if let Some(p) = &a.out {
+        check_writable_file(p)?;
+    }
+    if let Some(dir) = &a.plot {
+        check_writable_dir(dir)?;
+    }
+    let wallet_days = config.wallets as f64 * f64::from(config.days);
+    let estimate = Duration::from_secs_f64(wallet_days / WALLET_DAYS_PER_SECOND);
+    if estimate > ESTIMATE_ABOVE {
+        eprintln!(
+            "offpay sim: {} wallets over {} days: expect about {} on one core (progress below)",
+            config.wallets,
+            config.days,
+            human_duration(estimate)
+        );
+    }
+    Ok(())
 }
 
 /// Progress on stderr: one line updated in place on a terminal, a line every

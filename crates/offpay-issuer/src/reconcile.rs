@@ -269,7 +269,7 @@ impl<S: Store> Issuer<S> {
         }
         out.into_iter()
             .map(|r| {
-                r.unwrap_or_else(|| {
+                r.unwrap_or({
                     Err(IssuerError::Invariant(
                         crate::error::Invariant::GroupNoResult,
                     ))
