@@ -7,6 +7,17 @@ use zeroize::Zeroizing;
 
 use crate::error::LockReason;
 
+/// Most payment requests a payee keeps pending at once.
+pub const PENDING_REQUESTS_MAX: usize = 16;
+/// Most payers whose highest seq the TA remembers (offline rollback detection).
+pub const SEEN_PAYERS_MAX: usize = 1024;
+/// Most refused payments kept as rollback evidence until the next sync.
+pub const EVIDENCE_MAX: usize = 64;
+/// Most history lines kept (older ones drop off; the issuer keeps the full record).
+pub const HISTORY_MAX: usize = 256;
+/// Hard cap on the unsynced log, whatever the policy says.
+pub const LOG_ENTRIES_MAX: usize = offpay_protocol::messages::SYNC_ENTRIES_MAX;
+
 /// Version of the sealed state encoding.
 const STATE_FORMAT: u64 = 1;
 /// Fields of the sealed state (the top-level array).
@@ -256,9 +267,6 @@ impl TaState {
     /// the state is written ([`TaState::encode`]) and again where it is read
     /// ([`TaState::decode`]); the TA enforces each with a refusal.
     pub(crate) fn debug_check_bounds(&self) {
-        use crate::ta::{
-            EVIDENCE_MAX, HISTORY_MAX, LOG_ENTRIES_MAX, PENDING_REQUESTS_MAX, SEEN_PAYERS_MAX,
-        };
         debug_assert!(self.pending_requests.len() <= PENDING_REQUESTS_MAX);
         debug_assert!(self.paid.len() <= LOG_ENTRIES_MAX);
         debug_assert!(self.seen_payers.len() <= SEEN_PAYERS_MAX);

@@ -19,19 +19,16 @@ use offpay_protocol::{Amount, Hash32, Nonce, PublicKey, SigningKey, Suite, UnixS
 use zeroize::Zeroizing;
 
 use crate::error::{LockReason, WalletError};
+// The state's own limits live with the state (which asserts them); the TA
+// enforces each with a refusal.
+pub use crate::state::{
+    EVIDENCE_MAX, HISTORY_MAX, LOG_ENTRIES_MAX, PENDING_REQUESTS_MAX, SEEN_PAYERS_MAX,
+};
 use crate::state::{
     HistoryItem, HistoryKind, LogEntry, PaidRequest, PendingReport, PendingRequest, TaState,
 };
 use crate::vault::{Vault, VaultError};
 
-/// Most payment requests a payee keeps pending at once.
-pub const PENDING_REQUESTS_MAX: usize = 16;
-/// Most payers whose highest seq the TA remembers (offline rollback detection).
-pub const SEEN_PAYERS_MAX: usize = 1024;
-/// Most refused payments kept as rollback evidence until the next sync.
-pub const EVIDENCE_MAX: usize = 64;
-/// Most history lines kept (older ones drop off; the issuer keeps the full record).
-pub const HISTORY_MAX: usize = 256;
 /// Most validated peer certificates cached in memory.
 pub const PEER_CACHE_MAX: usize = 256;
 /// Longest validity a payee may give a payment request.
@@ -41,8 +38,6 @@ pub const REQUEST_SECONDS_MAX: u64 = 3600;
 /// bound moves the payer's clock forward, so a payer whose clock was set back
 /// still meets its time-offline limit.
 pub const PEER_CLOCK_LEAD_SECONDS_MAX: u64 = 3600;
-/// Hard cap on the unsynced log, whatever the policy says.
-pub const LOG_ENTRIES_MAX: usize = offpay_protocol::messages::SYNC_ENTRIES_MAX;
 
 // The limits fit their containers (checked at compile time): a report of a
 // full log and full evidence, every entry at its largest, fits the report
