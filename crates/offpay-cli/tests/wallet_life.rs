@@ -201,7 +201,12 @@ fn a_pin_locked_wallet_comes_back_through_the_issuer() {
             let r = with_pin("0000", &dave, &["balance"]);
             assert_eq!(r.code, 1, "{r:?}");
             assert_eq!(r.json()["error"]["code"], "wrong_pin", "{r:?}");
-            assert!(r.stdout.contains(&format!("{left} attempts left")), "{r:?}");
+            let words = if left == 1 {
+                "1 attempt left".to_string()
+            } else {
+                format!("{left} attempts left")
+            };
+            assert!(r.stdout.contains(&words), "{r:?}");
         }
         // Now even the right PIN is refused, and the message says what to do.
         let v = w_refused(&dave, &["balance"], "pin_attempts_exhausted");
