@@ -16,7 +16,7 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
             if rate <= 0.0 {
                 continue;
             }
-            for cust in 0..self.customers.len() {
+            for cust in self.customers.indices() {
                 if self.arng.chance(rate) {
                     let t = day * DAY + self.arng.below(DAY);
                     self.push(t, Ev::Attack { kind, cust });
@@ -27,7 +27,7 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
 
     pub(super) fn mark_attacker(
         &mut self,
-        cust: usize,
+        cust: CustomerIdx,
         kind: AttackKind,
         now: UnixSeconds,
         balance: u64,
@@ -35,7 +35,7 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
         self.customers[cust].attacker = Some(kind);
         self.customers[cust].attacker_rec = Some(self.r.attackers.len());
         self.r.attackers.push(AttackerRecord {
-            customer: cust as u64,
+            customer: cust.as_u64(),
             kind: kind.name().into(),
             time_s: Self::now_s(now),
             balance_at_attack_minor: balance,
@@ -51,7 +51,7 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
 
     /// The attacker fills its wallet to the holding limit (with its own money),
     /// then empties its online account so that nothing can be clawed back.
-    pub(super) fn max_out(&mut self, dev: usize, now: UnixSeconds) -> Result<(), SimError> {
+    pub(super) fn max_out(&mut self, dev: DeviceIdx, now: UnixSeconds) -> Result<(), SimError> {
         let cust = self.devices[dev].cust;
         let wid = self.wallet(dev).wallet_id();
         let balance = self.devices[dev].balance;
@@ -85,7 +85,7 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
     pub(super) fn on_attack(
         &mut self,
         kind: AttackKind,
-        cust: usize,
+        cust: CustomerIdx,
         now: UnixSeconds,
     ) -> Result<(), SimError> {
         let dev = self.customers[cust].device;
@@ -149,8 +149,7 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
                 // who restores both files of a software vault.
                 let copy = self.wallet(dev).vault().clone();
                 let held = self.devices[dev].held.clone();
-                self.saved.push(Some((copy, held)));
-                let saved = self.saved.len() - 1;
+                let saved = self.saved.push(Some((copy, held)));
                 let k = self.arng.range(1, 4) as u32;
                 let (d1, d2) = (
                     self.arng.range(60, 600),
@@ -239,7 +238,7 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
         Ok(())
     }
 
-    pub(super) fn set_attack_balance(&mut self, cust: usize, b: u64) {
+    pub(super) fn set_attack_balance(&mut self, cust: CustomerIdx, b: u64) {
         if let Some(a) = self.customers[cust].attacker_rec {
             self.r.attackers[a].balance_at_attack_minor = b;
         }
@@ -247,7 +246,7 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
 
     pub(super) fn on_spree(
         &mut self,
-        dev: usize,
+        dev: DeviceIdx,
         left: u32,
         gap: u64,
         kind: AttackKind,
@@ -264,7 +263,7 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
                 .max(100)
                 .min(balance)
                 .min(self.policy_max_payment);
-            if let Some(payee) = self.pick(true, cust) {
+            if let Some(payee) = self.pick(true, Some(cust)) {
                 let payee_dev = self.customers[payee].device;
                 self.outcome(kind, "spree_payment");
                 self.payment(dev, payee_dev, minor, now, Some(kind))?;
@@ -287,8 +286,8 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
 
     pub(super) fn on_restore(
         &mut self,
-        cust: usize,
-        saved: usize,
+        cust: CustomerIdx,
+        saved: SavedIdx,
         now: UnixSeconds,
     ) -> Result<(), SimError> {
         let Some((vault, held)) = self.saved[saved].take() else {
@@ -355,7 +354,7 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
 
     /// Move the wallet's state into a real sealed file vault, flip one byte of
     /// the sealed file, and open it again: the AEAD must refuse it.
-    pub(super) fn tamper(&mut self, dev: usize, now: UnixSeconds) -> Result<(), SimError> {
+    pub(super) fn tamper(&mut self, dev: DeviceIdx, now: UnixSeconds) -> Result<(), SimError> {
         let cust = self.devices[dev].cust;
         if self.tmp.is_none() {
             self.tmp = Some(tempfile::tempdir().map_err(|e| SimError::Io(e.to_string()))?);
@@ -427,7 +426,11 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
     }
 
     /// A payer from a foreign scheme (own root, own issuer CA) pays an honest merchant.
-    pub(super) fn unknown_ca(&mut self, _cust: usize, now: UnixSeconds) -> Result<(), SimError> {
+    pub(super) fn unknown_ca(
+        &mut self,
+        _cust: CustomerIdx,
+        now: UnixSeconds,
+    ) -> Result<(), SimError> {
         if self.foreign.is_none() {
             let rk = SigningKey::from_seed(Suite::Ed25519, &self.arng.bytes())
                 .map_err(|e| SimError::Wallet(format!("foreign key: {e:?}")))?;
@@ -452,7 +455,7 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
                 serial: 1u64 << 62,
             });
         }
-        let Some(payee) = self.pick(true, usize::MAX) else {
+        let Some(payee) = self.pick(true, None) else {
             self.outcome(AttackKind::UnknownCa, "no_payee");
             return Ok(());
         };
@@ -462,7 +465,7 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
             return Ok(());
         }
         // Half the time the forger claims an existing wallet's id.
-        let victim = self.arng.below(self.customers.len() as u64) as usize;
+        let victim = CustomerIdx::new(self.arng.below(self.customers.len() as u64) as usize);
         let wid = if self.arng.chance(0.5) {
             let d = self.customers[victim].device;
             match &self.devices[d].wallet {

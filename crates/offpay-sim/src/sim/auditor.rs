@@ -39,9 +39,7 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
                 inv.supply
             ));
         }
-        let sum: u64 = (0..self.devices.len())
-            .map(|d| self.actual_balance(d))
-            .sum();
+        let sum: u64 = self.devices.indices().map(|d| self.actual_balance(d)).sum();
         if sum != self.ta_sum {
             self.violation(format!(
                 "conservation at hour {hour}: live devices hold {sum}, the simulator counted {}",
@@ -106,7 +104,7 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
 
     pub(super) fn finish(&mut self, end: UnixSeconds) -> Result<(), SimError> {
         // Messages still on their way when the run ends never arrive.
-        for i in 0..self.msgs.len() {
+        for i in self.msgs.indices() {
             if let Some(m) = self.msgs[i].take() {
                 let kind = match m.kind {
                     MsgKind::Replay => AttackKind::Replay,
@@ -117,7 +115,9 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
         }
         // Every live primary device comes online one last time, at once: the
         // issuer group-commits their reports.
-        let live: Vec<usize> = (0..self.customers.len())
+        let live: Vec<DeviceIdx> = self
+            .customers
+            .indices()
             .map(|c| self.customers[c].device)
             .filter(|&d| self.devices[d].alive())
             .collect();
@@ -150,7 +150,7 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
         let mut injected = 0u64;
         let mut undetectable = 0u64;
         let mut records = Vec::new();
-        let keys: Vec<(usize, u64)> = self.chains.keys().copied().collect();
+        let keys: Vec<(CustomerIdx, u64)> = self.chains.keys().copied().collect();
         for key in keys {
             let ts = &self.chains[&key];
             if ts.len() < 2 {
@@ -201,7 +201,7 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
                 }
             }
             records.push(DoubleSpendRecord {
-                customer: cust as u64,
+                customer: cust.as_u64(),
                 kind,
                 seq,
                 attack_s,
@@ -233,7 +233,7 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
         // Attackers: what the issuer had to cover.
         let loss_bound = self.limits.loss_bound_per_wallet_minor;
         for i in 0..self.r.attackers.len() {
-            let cust = self.r.attackers[i].customer as usize;
+            let cust = CustomerIdx::new(self.r.attackers[i].customer as usize);
             let wid = self.customers[cust].wallets.last().copied();
             let mut state = String::new();
             let (mut claw, mut guar) = (0u64, 0u64);
@@ -261,10 +261,10 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
 
         // Honest parties: what they hold offline is backed at the issuer, their
         // online balances are what they should be, and none is locked.
-        let mut stranded_to: HashMap<usize, u64> = HashMap::new();
+        let mut stranded_to: HashMap<DeviceIdx, u64> = HashMap::new();
         {
             let mut tx = self.issuer.store().begin()?;
-            for u in &self.undelivered {
+            for u in self.undelivered.iter() {
                 if u.accepted {
                     continue;
                 }
@@ -275,7 +275,7 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
             }
         }
         let mut honest_loss: u64 = 0;
-        for cust in 0..self.customers.len() {
+        for cust in self.customers.indices() {
             let dev = self.customers[cust].device;
             let honest = self.honest(cust);
             // Wallets no device holds any more.

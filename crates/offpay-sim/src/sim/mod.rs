@@ -5,7 +5,8 @@
 //! This module is the driver (the world's state, devices and their crashes,
 //! the event queue and main loop, `run`); `workload.rs` is what honest
 //! customers do, `attacks.rs` what attackers do, `auditor.rs` what is
-//! checked and reported.
+//! checked and reported, `index.rs` the typed indices of their tables
+//! (customers, devices, messages, tracked entries: one cannot index another).
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
@@ -40,7 +41,10 @@ use crate::{Progress, SimError};
 
 mod attacks;
 mod auditor;
+mod index;
 mod workload;
+
+use index::{CustomerIdx, DeviceIdx, Idx, MsgIdx, SavedIdx, Table, TrackedIdx, UndeliveredIdx};
 
 type W = Wallet<MemoryVault>;
 
@@ -102,22 +106,22 @@ pub fn error_name<E: std::fmt::Debug>(e: &E) -> String {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Ev {
     /// A customer's own payment (habit).
-    Pay { cust: usize },
+    Pay { cust: CustomerIdx },
     /// A customer's device comes online and syncs (habit).
-    Sync { cust: usize },
+    Sync { cust: CustomerIdx },
     /// An attack starts.
-    Attack { kind: AttackKind, cust: usize },
+    Attack { kind: AttackKind, cust: CustomerIdx },
     /// One payment of an attacker's spree from a given device.
     Spree {
-        dev: usize,
+        dev: DeviceIdx,
         left: u32,
         gap: u64,
         kind: AttackKind,
     },
     /// Restore the vault copy kept by a rollback attacker.
-    Restore { cust: usize, saved: usize },
+    Restore { cust: CustomerIdx, saved: SavedIdx },
     /// A delayed message (torn channel, replay).
-    Msg { id: usize },
+    Msg { id: MsgIdx },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -132,18 +136,18 @@ enum MsgKind {
 
 struct Msg {
     kind: MsgKind,
-    payer_dev: usize,
-    payee_dev: usize,
+    payer_dev: DeviceIdx,
+    payee_dev: DeviceIdx,
     amount: u64,
     request: Vec<u8>,
     payment: Vec<u8>,
     /// Index into `undelivered` for a payment not accepted yet.
-    undelivered: Option<usize>,
+    undelivered: Option<UndeliveredIdx>,
 }
 
 /// A payment its payee did not accept (yet): refused, lost, or late.
 struct Undelivered {
-    payee_dev: usize,
+    payee_dev: DeviceIdx,
     payer: WalletId,
     hash: Hash32,
     amount: u64,
@@ -152,11 +156,11 @@ struct Undelivered {
 
 struct Device {
     wallet: Option<W>,
-    cust: usize,
+    cust: CustomerIdx,
     /// Last observed TA balance (shadow).
     balance: u64,
     /// Tracked attacker entries this device holds and has not reported.
-    held: Vec<usize>,
+    held: Vec<TrackedIdx>,
     /// Vouchers issued to this device and not applied yet: (load seq, amount).
     vouchers: Vec<(u64, u64)>,
     /// A crash has been armed in its vault.
@@ -175,7 +179,7 @@ impl Device {
 struct Customer {
     id: String,
     merchant: bool,
-    device: usize,
+    device: DeviceIdx,
     attacker: Option<AttackKind>,
     attacker_rec: Option<usize>,
     wallets: Vec<WalletId>,
@@ -184,8 +188,8 @@ struct Customer {
     /// The customer lost a device or re-provisioned at least once.
     reprovisioned: u32,
     /// Merchants a consumer usually pays, and consumers it pays in person.
-    favorites: Vec<usize>,
-    friends: Vec<usize>,
+    favorites: Vec<CustomerIdx>,
+    friends: Vec<CustomerIdx>,
 }
 
 /// An outgoing entry of an attacker, tracked to count double spends exactly.
@@ -220,18 +224,18 @@ struct Sim<'a, P: FnMut(Progress)> {
     arng: Rng,
     queue: BinaryHeap<Reverse<(u64, u64, Ev)>>,
     qseq: u64,
-    devices: Vec<Device>,
-    customers: Vec<Customer>,
-    merchants: Vec<usize>,
-    consumers: Vec<usize>,
-    owner: HashMap<WalletId, usize>,
-    msgs: Vec<Option<Msg>>,
-    undelivered: Vec<Undelivered>,
-    tracked: Vec<Tracked>,
-    tracked_by_hash: HashMap<Hash32, usize>,
-    chains: BTreeMap<(usize, u64), Vec<usize>>,
+    devices: Table<DeviceIdx, Device>,
+    customers: Table<CustomerIdx, Customer>,
+    merchants: Vec<CustomerIdx>,
+    consumers: Vec<CustomerIdx>,
+    owner: HashMap<WalletId, CustomerIdx>,
+    msgs: Table<MsgIdx, Option<Msg>>,
+    undelivered: Table<UndeliveredIdx, Undelivered>,
+    tracked: Table<TrackedIdx, Tracked>,
+    tracked_by_hash: HashMap<Hash32, TrackedIdx>,
+    chains: BTreeMap<(CustomerIdx, u64), Vec<TrackedIdx>>,
     /// Vault copies kept by rollback attackers, with the tracked entries their logs hold.
-    saved: Vec<Option<(MemoryVault, Vec<usize>)>>,
+    saved: Table<SavedIdx, Option<(MemoryVault, Vec<TrackedIdx>)>>,
     foreign: Option<Foreign>,
     tmp: Option<tempfile::TempDir>,
     op: u64,
@@ -246,7 +250,7 @@ struct Sim<'a, P: FnMut(Progress)> {
     r: SimReport,
     violations_dropped: u64,
     day: DayRecord,
-    detected: BTreeMap<(usize, u64), u64>,
+    detected: BTreeMap<(CustomerIdx, u64), u64>,
     ds_seen_in_syncs: u64,
     progress: &'a mut P,
 }
@@ -306,18 +310,18 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
             .injected += 1;
     }
 
-    fn honest(&self, cust: usize) -> bool {
+    fn honest(&self, cust: CustomerIdx) -> bool {
         self.customers[cust].attacker.is_none()
     }
 
-    fn wallet(&mut self, dev: usize) -> &mut W {
+    fn wallet(&mut self, dev: DeviceIdx) -> &mut W {
         self.devices[dev]
             .wallet
             .as_mut()
             .unwrap_or_else(|| unreachable!("device {dev} is checked alive before use"))
     }
 
-    fn actual_balance(&self, dev: usize) -> u64 {
+    fn actual_balance(&self, dev: DeviceIdx) -> u64 {
         self.devices[dev]
             .wallet
             .as_ref()
@@ -327,7 +331,7 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
 
     /// Observe a device's balance after an operation: it must have moved by
     /// exactly `expected` (a signed delta). Updates the shadow and the TA sum.
-    fn settle_balance(&mut self, dev: usize, expected: i128, what: &str) {
+    fn settle_balance(&mut self, dev: DeviceIdx, expected: i128, what: &str) {
         self.r.invariant_checks += 1;
         let before = self.devices[dev].balance;
         let after = self.actual_balance(dev);
@@ -345,7 +349,7 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
     // ---- devices and crashes ---------------------------------------------------------------
 
     /// Restart a crashed device: its vault keeps what the crash left, the TA reopens.
-    fn recover(&mut self, dev: usize) -> Result<(), SimError> {
+    fn recover(&mut self, dev: DeviceIdx) -> Result<(), SimError> {
         let Some(w) = self.devices[dev].wallet.take() else {
             return Ok(());
         };
@@ -375,7 +379,7 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
     /// once more (what an app does). Returns the result and whether it crashed.
     fn op<T>(
         &mut self,
-        dev: usize,
+        dev: DeviceIdx,
         f: impl Fn(&mut W) -> Result<T, WalletError>,
     ) -> Result<(Result<T, WalletError>, bool), SimError> {
         match f(self.wallet(dev)) {
@@ -388,18 +392,18 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
     }
 
     /// The random source of the device that will get index `dev`.
-    fn device_entropy(&self, dev: usize) -> SharedEntropy {
+    fn device_entropy(&self, dev: DeviceIdx) -> SharedEntropy {
         SeededEntropy::shared(self.cfg.seed, &format!("device {dev}"))
     }
 
     /// The random source of the next new device.
     fn next_device_entropy(&self) -> SharedEntropy {
-        self.device_entropy(self.devices.len())
+        self.device_entropy(self.devices.next_idx())
     }
 
-    fn new_device(&mut self, w: W, cust: usize, entropy: SharedEntropy) -> usize {
+    fn new_device(&mut self, w: W, cust: CustomerIdx, entropy: SharedEntropy) -> DeviceIdx {
         let balance = w.balance().map_or(0, |a| a.minor);
-        self.devices.push(Device {
+        let dev = self.devices.push(Device {
             entropy,
             wallet: Some(w),
             cust,
@@ -409,11 +413,11 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
             crash_armed: false,
         });
         self.ta_sum += balance;
-        self.devices.len() - 1
+        dev
     }
 
     /// A device dies (lost, tampered, thrown away): its balance leaves the TAs.
-    fn kill(&mut self, dev: usize) -> u64 {
+    fn kill(&mut self, dev: DeviceIdx) -> u64 {
         let bal = self.actual_balance(dev);
         self.settle_balance(dev, 0, "a device's death");
         self.devices[dev].wallet = None;
@@ -425,7 +429,7 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
     }
 
     /// A new wallet for `cust`, enrolled with the issuer, as its primary device.
-    fn provision(&mut self, cust: usize, now: UnixSeconds) -> Result<usize, SimError> {
+    fn provision(&mut self, cust: CustomerIdx, now: UnixSeconds) -> Result<DeviceIdx, SimError> {
         let id = self.customers[cust].id.clone();
         let token = self.faulted(|i| i.create_enrollment_token(&id, now))??;
         let entropy = self.next_device_entropy();
@@ -614,17 +618,17 @@ pub fn run(config: SimConfig, mut progress: impl FnMut(Progress)) -> Result<SimR
         arng,
         queue: BinaryHeap::new(),
         qseq: 0,
-        devices: Vec::with_capacity(n + n / 8),
-        customers: Vec::with_capacity(n),
-        merchants: (0..n_merchants).collect(),
-        consumers: (n_merchants..n).collect(),
+        devices: Table::with_capacity(n + n / 8),
+        customers: Table::with_capacity(n),
+        merchants: (0..n_merchants).map(CustomerIdx::new).collect(),
+        consumers: (n_merchants..n).map(CustomerIdx::new).collect(),
         owner: HashMap::with_capacity(n + n / 8),
-        msgs: Vec::new(),
-        undelivered: Vec::new(),
-        tracked: Vec::new(),
+        msgs: Table::new(),
+        undelivered: Table::new(),
+        tracked: Table::new(),
         tracked_by_hash: HashMap::new(),
         chains: BTreeMap::new(),
-        saved: Vec::new(),
+        saved: Table::new(),
         foreign: None,
         tmp: None,
         op: 0,
@@ -679,14 +683,14 @@ impl<P: FnMut(Progress)> Sim<'_, P> {
     fn populate(&mut self) -> Result<(), SimError> {
         let n = self.cfg.wallets;
         let holding = self.holding;
-        for cust in 0..n {
-            let merchant = cust < self.merchants.len();
-            let id = format!("c{cust}");
+        for i in 0..n {
+            let merchant = i < self.merchants.len();
+            let id = format!("c{i}");
             self.issuer.create_customer(&id, &id, T0)?;
-            self.customers.push(Customer {
+            let cust = self.customers.push(Customer {
                 id,
                 merchant,
-                device: usize::MAX,
+                device: DeviceIdx::NONE,
                 attacker: None,
                 attacker_rec: None,
                 wallets: Vec::new(),
@@ -697,12 +701,12 @@ impl<P: FnMut(Progress)> Sim<'_, P> {
             });
             if !merchant {
                 for _ in 0..FAVORITE_MERCHANTS {
-                    if let Some(m) = self.pick(true, cust) {
+                    if let Some(m) = self.pick(true, Some(cust)) {
                         self.customers[cust].favorites.push(m);
                     }
                 }
                 for _ in 0..FRIENDS {
-                    if let Some(f) = self.pick(false, cust) {
+                    if let Some(f) = self.pick(false, Some(cust)) {
                         self.customers[cust].friends.push(f);
                     }
                 }

@@ -10,7 +10,7 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
 
     pub(super) fn deposit(
         &mut self,
-        cust: usize,
+        cust: CustomerIdx,
         minor: u64,
         now: UnixSeconds,
     ) -> Result<(), SimError> {
@@ -25,7 +25,7 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
     /// Load `minor` into `dev` (voucher from the issuer, applied by the TA).
     pub(super) fn load(
         &mut self,
-        dev: usize,
+        dev: DeviceIdx,
         minor: u64,
         now: UnixSeconds,
     ) -> Result<bool, SimError> {
@@ -57,7 +57,7 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
     }
 
     /// Credit the vouchers the TA now holds (by its load seq) and check the balance.
-    pub(super) fn account_vouchers(&mut self, dev: usize, what: &str) {
+    pub(super) fn account_vouchers(&mut self, dev: DeviceIdx, what: &str) {
         let now_seq = self.wallet(dev).status(T0).load_seq;
         let mut expected = 0u64;
         self.devices[dev].vouchers.retain(|(s, a)| {
@@ -75,7 +75,7 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
     /// Redeem `minor` from `dev` to its customer's online account.
     pub(super) fn redeem(
         &mut self,
-        dev: usize,
+        dev: DeviceIdx,
         minor: u64,
         now: UnixSeconds,
     ) -> Result<(), SimError> {
@@ -138,7 +138,7 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
     // ---- attacker entry tracking ----------------------------------------------------------------
 
     /// Track an outgoing entry signed by `dev` if its customer is an attacker.
-    pub(super) fn track_own(&mut self, dev: usize, e: &ChainEntry, now: UnixSeconds) {
+    pub(super) fn track_own(&mut self, dev: DeviceIdx, e: &ChainEntry, now: UnixSeconds) {
         let cust = self.devices[dev].cust;
         if self.customers[cust].attacker.is_none() {
             return;
@@ -147,8 +147,7 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
         if self.tracked_by_hash.contains_key(&h) {
             return;
         }
-        let t = self.tracked.len();
-        self.tracked.push(Tracked {
+        let t = self.tracked.push(Tracked {
             amount: e.amount().minor,
             released: Self::now_s(now),
             reported: None,
@@ -159,7 +158,7 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
     }
 
     /// `dev` now holds (accepted or kept as evidence) the tracked entry `h`.
-    pub(super) fn hold(&mut self, dev: usize, h: &Hash32) {
+    pub(super) fn hold(&mut self, dev: DeviceIdx, h: &Hash32) {
         if let Some(&t) = self.tracked_by_hash.get(h) {
             self.devices[dev].held.push(t);
         }
@@ -172,18 +171,23 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
         100 + (u * u * 6000.0) as u64
     }
 
-    pub(super) fn pick(&mut self, from_merchants: bool, not: usize) -> Option<usize> {
+    /// A random merchant (or consumer) other than `not`.
+    pub(super) fn pick(
+        &mut self,
+        from_merchants: bool,
+        not: Option<CustomerIdx>,
+    ) -> Option<CustomerIdx> {
         let list = if from_merchants && !self.merchants.is_empty() {
             &self.merchants
         } else {
             &self.consumers
         };
-        if list.len() < 2 && list.first() == Some(&not) {
+        if list.len() < 2 && not.is_some() && list.first().copied() == not {
             return None;
         }
         for _ in 0..8 {
             let c = list[self.rng.below(list.len() as u64) as usize];
-            if c != not {
+            if Some(c) != not {
                 return Some(c);
             }
         }
@@ -194,8 +198,8 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
     /// and replays injected at their per-payment rates.
     pub(super) fn payment(
         &mut self,
-        payer_dev: usize,
-        payee_dev: usize,
+        payer_dev: DeviceIdx,
+        payee_dev: DeviceIdx,
         minor: u64,
         now: UnixSeconds,
         attack: Option<AttackKind>,
@@ -309,32 +313,30 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
         Ok(true)
     }
 
-    pub(super) fn msg(&mut self, m: Msg) -> usize {
-        self.msgs.push(Some(m));
-        self.msgs.len() - 1
+    pub(super) fn msg(&mut self, m: Msg) -> MsgIdx {
+        self.msgs.push(Some(m))
     }
 
     pub(super) fn undelivered_add(
         &mut self,
-        payee_dev: usize,
+        payee_dev: DeviceIdx,
         e: &ChainEntry,
         amount: u64,
-    ) -> usize {
+    ) -> UndeliveredIdx {
         self.undelivered.push(Undelivered {
             payee_dev,
             payer: e.payer(),
             hash: e.hash(),
             amount,
             accepted: false,
-        });
-        self.undelivered.len() - 1
+        })
     }
 
     /// Hand a Payment to its payee. Returns the receipt if accepted.
     pub(super) fn deliver(
         &mut self,
-        _payer_dev: usize,
-        payee_dev: usize,
+        _payer_dev: DeviceIdx,
+        payee_dev: DeviceIdx,
         payment: &[u8],
         minor: u64,
         now: UnixSeconds,
@@ -378,7 +380,7 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
         }
     }
 
-    pub(super) fn on_msg(&mut self, id: usize, now: UnixSeconds) -> Result<(), SimError> {
+    pub(super) fn on_msg(&mut self, id: MsgIdx, now: UnixSeconds) -> Result<(), SimError> {
         let Some(m) = self.msgs[id].take() else {
             return Ok(());
         };
@@ -497,7 +499,7 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
 
     // ---- habits ----------------------------------------------------------------------------------
 
-    pub(super) fn on_pay(&mut self, cust: usize, now: UnixSeconds) -> Result<(), SimError> {
+    pub(super) fn on_pay(&mut self, cust: CustomerIdx, now: UnixSeconds) -> Result<(), SimError> {
         let merchant = self.customers[cust].merchant;
         let per_day = if merchant {
             0.1
@@ -517,18 +519,18 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
         // and then (which also keeps the TAs' peer-certificate caches warm, as
         // in life); merchants pay other merchants (suppliers).
         let payee = if merchant {
-            self.pick(true, cust)
+            self.pick(true, Some(cust))
         } else if self.rng.chance(0.8) {
             let fav = &self.customers[cust].favorites;
             if !fav.is_empty() && self.rng.chance(0.9) {
                 Some(fav[self.rng.below(fav.len() as u64) as usize])
             } else {
-                self.pick(true, cust)
+                self.pick(true, Some(cust))
             }
         } else {
             let fr = &self.customers[cust].friends;
             if fr.is_empty() {
-                self.pick(false, cust)
+                self.pick(false, Some(cust))
             } else {
                 Some(fr[self.rng.below(fr.len() as u64) as usize])
             }
@@ -546,7 +548,7 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
         Ok(())
     }
 
-    pub(super) fn on_sync(&mut self, cust: usize, now: UnixSeconds) -> Result<(), SimError> {
+    pub(super) fn on_sync(&mut self, cust: CustomerIdx, now: UnixSeconds) -> Result<(), SimError> {
         let mean_h = if self.customers[cust].merchant {
             self.cfg.merchant_offline_hours
         } else {
@@ -594,7 +596,11 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
     }
 
     /// Report, reconcile, apply. Marks what the device held as reported.
-    pub(super) fn sync_device(&mut self, dev: usize, now: UnixSeconds) -> Result<bool, SimError> {
+    pub(super) fn sync_device(
+        &mut self,
+        dev: DeviceIdx,
+        now: UnixSeconds,
+    ) -> Result<bool, SimError> {
         let Some(report) = self.sync_report(dev, now)? else {
             return Ok(false);
         };
@@ -613,7 +619,7 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
     /// The device's SyncReport, or `None` if its TA refuses to make one.
     pub(super) fn sync_report(
         &mut self,
-        dev: usize,
+        dev: DeviceIdx,
         now: UnixSeconds,
     ) -> Result<Option<Vec<u8>>, SimError> {
         let (report, _) = self.op(dev, |w| w.sync_report(now))?;
@@ -659,7 +665,7 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
     /// the fallback to one transaction each when the group fails).
     pub(super) fn sync_grouped(
         &mut self,
-        devs: &[usize],
+        devs: &[DeviceIdx],
         now: UnixSeconds,
     ) -> Result<(), SimError> {
         for chunk in devs.chunks(GROUP_MAX) {
@@ -749,7 +755,7 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
     /// Apply a sync's outcome on the device. Marks what it held as reported.
     pub(super) fn apply_sync(
         &mut self,
-        dev: usize,
+        dev: DeviceIdx,
         out: SyncOutcome,
         now: UnixSeconds,
     ) -> Result<(), SimError> {
