@@ -406,44 +406,34 @@ pub(crate) fn describe_request(bytes: &[u8]) -> Result<PaymentRequest, Failure> 
 }
 
 impl Failure {
-    /// The same failure with words after it.
-    pub(crate) fn with_suffix(self, suffix: &str) -> Failure {
+    /// The same failure, its words changed by `f` (code and kind kept).
+    fn map_message(self, f: impl FnOnce(&str) -> String) -> Failure {
         match self {
             Failure::Refused { code, message } => Failure::Refused {
                 code,
-                message: format!("{message}: {suffix}"),
+                message: f(&message),
             },
-            Failure::Usage(m) => Failure::Usage(format!("{m}: {suffix}")),
+            Failure::Usage(m) => Failure::Usage(f(&m)),
             Failure::Undelivered {
                 code,
                 message,
                 done,
             } => Failure::Undelivered {
                 code,
-                message: format!("{message}: {suffix}"),
+                message: f(&message),
                 done,
             },
         }
     }
 
+    /// The same failure with words after it.
+    pub(crate) fn with_suffix(self, suffix: &str) -> Failure {
+        self.map_message(|m| format!("{m}: {suffix}"))
+    }
+
     /// The same failure with words in front.
     pub(crate) fn with_prefix(self, prefix: &str) -> Failure {
-        match self {
-            Failure::Refused { code, message } => Failure::Refused {
-                code,
-                message: format!("{prefix}: {message}"),
-            },
-            Failure::Usage(m) => Failure::Usage(format!("{prefix}: {m}")),
-            Failure::Undelivered {
-                code,
-                message,
-                done,
-            } => Failure::Undelivered {
-                code,
-                message: format!("{prefix}: {message}"),
-                done,
-            },
-        }
+        self.map_message(|m| format!("{prefix}: {m}"))
     }
 }
 
