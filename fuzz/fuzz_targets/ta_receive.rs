@@ -3,20 +3,10 @@
 //! most what the valid message carries, and the stored state reopens equal.
 #![no_main]
 
-use std::sync::OnceLock;
-
 use libfuzzer_sys::fuzz_target;
-use offpay_fuzz::{Fixture, T0, build_fixture, ta_case};
-
-fn fixture() -> &'static Fixture {
-    static F: OnceLock<Fixture> = OnceLock::new();
-    F.get_or_init(|| build_fixture(T0))
-}
+use offpay_fuzz::{fixture, ta_case};
 
 fuzz_target!(|data: &[u8]| {
     let f = fixture();
-    ta_case(&f.receive, data, 1_250, |w, m, now| {
-        let _ = now;
-        w.receive(m, now)
-    });
+    ta_case(&f.receive, data, 1_250, |w, m, now| w.receive(m, now));
 });

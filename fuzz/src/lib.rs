@@ -718,6 +718,12 @@ pub fn write_seeds(f: &Fixture, dir: &Path) -> std::io::Result<usize> {
 /// set to a directory, it also writes every target's seeds there (the seed
 /// generator: `OFFPAY_FUZZ_WRITE_SEEDS=$PWD/fuzz/seeds cargo +nightly fuzz run
 /// ta_receive -- -runs=0`).
+/// The fixture at [`T0`], built once per process (the TA and issuer targets).
+pub fn fixture() -> &'static Fixture {
+    static F: std::sync::OnceLock<Fixture> = std::sync::OnceLock::new();
+    F.get_or_init(|| build_fixture(T0))
+}
+
 pub fn build_fixture(t0: UnixSeconds) -> Fixture {
     let f = match Fixture::build(t0) {
         Ok(f) => f,

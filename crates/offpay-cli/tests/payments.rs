@@ -6,9 +6,8 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
+use std::io::BufRead;
 use std::net::TcpListener;
-use std::process::Stdio;
 
 use common::*;
 use offpay_transport::tap::{FrameType, read_frame, write_frame};
@@ -176,34 +175,7 @@ fn two_wallets_pay_through_qr_pngs() {
 
 /// Start `wallet receive --listen 127.0.0.1:0`; the address it announces on stderr.
 fn listen(dir: &std::path::Path, amount: &str) -> (std::process::Child, String) {
-    let mut child = offpay()
-        .args([
-            "--json",
-            "wallet",
-            "--dir",
-            dir.to_str().unwrap(),
-            "receive",
-            "--listen",
-            "127.0.0.1:0",
-            "--amount",
-            amount,
-            "--valid",
-            "60",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut err = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    err.read_line(&mut line).unwrap();
-    let addr = line
-        .split("--tap ")
-        .nth(1)
-        .unwrap_or_else(|| panic!("no address in {line:?}"))
-        .trim()
-        .trim_end_matches('`')
-        .to_string();
+    let (child, addr, mut err) = tap_receiver(dir, &["--amount", amount, "--valid", "60"]);
     std::thread::spawn(move || {
         let mut sink = String::new();
         while err.read_line(&mut sink).is_ok_and(|n| n > 0) {}

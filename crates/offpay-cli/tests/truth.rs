@@ -157,23 +157,7 @@ fn an_offline_redeem_is_done_not_delivered() {
 #[test]
 fn the_payee_does_not_learn_the_payers_balance() {
     let t = two();
-    let mut child = offpay()
-        .args(["--json", "wallet", "--dir", t.bob.to_str().unwrap()])
-        .args(["receive", "--listen", "127.0.0.1:0", "--amount", "60.00"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut err = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    err.read_line(&mut line).unwrap();
-    let addr = line
-        .split("--tap ")
-        .nth(1)
-        .unwrap()
-        .trim()
-        .trim_end_matches('`')
-        .to_string();
+    let (mut child, addr, mut err) = tap_receiver(&t.bob, &["--amount", "60.00"]);
     let e = w_refused(&t.alice, &["pay", "--tap", &addr], "insufficient_funds");
     assert!(e["error"]["message"].as_str().unwrap().contains("50.00"));
     let mut out = String::new();

@@ -666,31 +666,16 @@ mod wipe_tests {
     #[test]
     fn the_seed_lies_in_the_volatile_wiped_prefix() {
         let seed = [0xA5u8; 32];
+        // Every counter at its widest: the seed must still lie in the prefix.
         let s = TaState {
-            wallet_id: WalletId([0xFF; 16]),
-            suite: Suite::P256,
-            seed: Zeroizing::new(seed),
-            root_der: vec![1; 400],
-            issuer_der: None,
-            cert_der: None,
-            policy: None,
-            crl_der: None,
             balance_minor: u64::MAX,
             seq: u64::MAX,
-            head: Hash32([7; 32]),
             load_seq: u64::MAX,
             report_seq: u64::MAX,
-            pending_report: None,
             checkpoint_number: u64::MAX,
             last_sync: UnixSeconds(u64::MAX),
             clock_floor: UnixSeconds(u64::MAX),
-            pending_requests: Vec::new(),
-            paid: Vec::new(),
-            seen_payers: Vec::new(),
-            log: Vec::new(),
-            evidence: Vec::new(),
-            history: Vec::new(),
-            lock: None,
+            ..sample(seed)
         };
         let enc = s.encode();
         let at = enc

@@ -5,7 +5,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, ChildStderr, Command, Output, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -306,4 +306,29 @@ pub fn wait_for<T>(secs: u64, mut f: impl FnMut() -> Option<T>) -> T {
         assert!(std::time::Instant::now() < end, "timed out");
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// `offpay --json wallet --dir DIR receive --listen 127.0.0.1:0 ARGS...` started
+/// in the background: the child, the address it listens on (read from the
+/// first stderr line, `... --tap ADDR`), and the rest of its stderr.
+pub fn tap_receiver(dir: &Path, args: &[&str]) -> (Child, String, BufReader<ChildStderr>) {
+    let mut child = offpay()
+        .args(["--json", "wallet", "--dir", dir.to_str().unwrap()])
+        .args(["receive", "--listen", "127.0.0.1:0"])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    err.read_line(&mut line).unwrap();
+    let addr = line
+        .split("--tap ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .trim()
+        .trim_end_matches('`')
+        .to_string();
+    (child, addr, err)
 }
