@@ -576,11 +576,9 @@ impl<S: Store> Issuer<S> {
                 cmd,
             )
         };
-        let vouchers: Vec<Vec<u8>> = tx
-            .vouchers(&id, checkpoint.load_seq + 1, w.load_seq)?
-            .into_iter()
-            .map(|(_, _, b)| b)
-            .collect();
+        let pending = tx.vouchers(&id, checkpoint.load_seq + 1, w.load_seq)?;
+        let unapplied: i128 = pending.iter().map(|(_, a, _)| i128::from(*a)).sum();
+        let vouchers: Vec<Vec<u8>> = pending.into_iter().map(|(_, _, b)| b).collect();
         let mut certificate = None;
         if w.state == WalletState::Active
             && w.cert_not_after.since(now) < self.policy.cert_validity_seconds / 2
@@ -626,7 +624,7 @@ impl<S: Store> Issuer<S> {
         .into_bytes();
         tx.insert_checkpoint(&checkpoint)?;
         w.checkpoint = number;
-        let stranded = crate::stranded::after_report(tx, &id, &checkpoint, w.load_seq)?;
+        let stranded = crate::stranded::after_report(tx, &id, &checkpoint, unapplied)?;
         Ok((response, stranded))
     }
 }

@@ -79,21 +79,17 @@ fn key(wallet: &WalletId) -> String {
 
 /// Compute and keep the figure for `wallet` right after its report was
 /// applied in `tx`: `checkpoint` is the checkpoint the response installs and
-/// `issued_load_seq` the last voucher issued to the wallet.
+/// `unapplied` the sum of the vouchers the response carries (issued, not yet
+/// applied by the TA; the caller read them for the response already).
 pub(crate) fn after_report(
     tx: &mut dyn Tx,
     wallet: &WalletId,
     checkpoint: &CheckpointRecord,
-    issued_load_seq: u64,
+    unapplied: i128,
 ) -> Result<Stranded, IssuerError> {
     let sub = tx
         .balance(&Account::Wallet(*wallet).to_string())?
         .ok_or(IssuerError::UnknownWallet)?;
-    let unapplied: i128 = tx
-        .vouchers(wallet, checkpoint.load_seq + 1, issued_load_seq)?
-        .iter()
-        .map(|(_, a, _)| i128::from(*a))
-        .sum();
     let minor = i128::from(sub) - i128::from(checkpoint.balance) - unapplied;
     let minor = i64::try_from(minor)
         .map_err(|_| IssuerError::Invariant(Invariant::StrandedOverflow { wallet: *wallet }))?;
