@@ -98,10 +98,10 @@ fn trust(f: &Fixture) -> SchemeTrust {
 fn wallets_of_every_admitted_issuer_validate() {
     let f = fixture();
     let t = trust(&f);
-    let (a, b) = (f.a.ca.subject_issuer_id(), f.b.ca.subject_issuer_id());
-    assert_ne!(a, b);
+    let (id_a, id_b) = (f.a.ca.subject_issuer_id(), f.b.ca.subject_issuer_id());
+    assert_ne!(id_a, id_b);
     assert_eq!(t.issuer_count(), 2);
-    for (m, id, n) in [(&f.a, a, 5u8), (&f.b, b, 6)] {
+    for (m, id, n) in [(&f.a, id_a, 5u8), (&f.b, id_b, 6)] {
         let w = wallet(m, n, 100 + u64::from(n));
         assert_eq!(w.issuer_id(), id);
         assert_eq!(t.validate_wallet(&w, NOW), Ok((WalletId([n; 16]), id)));
