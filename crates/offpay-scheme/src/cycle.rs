@@ -14,7 +14,8 @@ use offpay_protocol::{Hash32, IssuerId, UnixSeconds};
 use crate::error::SchemeError;
 use crate::scheme::{K_CYCLE, K_DIRECTORY_VERSION, Scheme, get_u64, set_u64};
 use crate::store::{
-    ClaimQuery, CycleRecord, LineRecord, SchemeStore, SchemeStoreError, StatementRecord,
+    ClaimQuery, CycleRecord, LineRecord, NettedClaim, SchemeStore, SchemeStoreError, SchemeTx,
+    StatementRecord,
 };
 
 /// Statements per `statements` page.
@@ -215,106 +216,10 @@ impl<S: SchemeStore> Scheme<S> {
             let mut v = Vec::new();
             let issuers = tx.issuers()?;
             let cycles = tx.cycles()?;
-            let nets = tx.statement_nets()?;
-            let lines = tx.statement_lines()?;
             let netted = tx.netted_claims()?;
-
-            // Expected lines from the claims: (cycle, issuer, counterparty) -> (recv, pay, ids).
-            let mut expected: BTreeMap<(u64, IssuerId, IssuerId), (i128, i128, Vec<Hash32>)> =
-                BTreeMap::new();
-            let mut per_cycle: BTreeMap<u64, (u64, i128)> = BTreeMap::new();
-            for (cycle, payer_issuer, payee_issuer, amount, id) in &netted {
-                let e = expected.entry((*cycle, *payee_issuer, *payer_issuer)).or_default();
-                e.0 += i128::from(*amount);
-                e.2.push(*id);
-                let e = expected.entry((*cycle, *payer_issuer, *payee_issuer)).or_default();
-                e.1 += i128::from(*amount);
-                e.2.push(*id);
-                let c = per_cycle.entry(*cycle).or_default();
-                c.0 += 1;
-                c.1 += i128::from(*amount);
-            }
-            for c in &cycles {
-                let (n, gross) = per_cycle.remove(&c.cycle).unwrap_or_default();
-                if n != c.claims || gross != i128::from(c.gross) {
-                    v.push(format!(
-                        "cycle {}: recorded {} claims of {}, holds {n} of {gross}",
-                        c.cycle, c.claims, c.gross
-                    ));
-                }
-            }
-            for (cycle, _) in per_cycle {
-                v.push(format!("claims are netted in cycle {cycle}, which was never closed"));
-            }
-            let mut sums: BTreeMap<u64, i128> = BTreeMap::new();
-            let mut line_nets: BTreeMap<(u64, IssuerId), i128> = BTreeMap::new();
-            for l in &lines {
-                *line_nets.entry((l.cycle, l.issuer)).or_default() +=
-                    i128::from(l.receivable) - i128::from(l.payable);
-                match expected.remove(&(l.cycle, l.issuer, l.counterparty)) {
-                    None => v.push(format!(
-                        "cycle {}: line {} -> {} has no claims",
-                        l.cycle, l.issuer, l.counterparty
-                    )),
-                    Some((recv, pay, mut ids)) => {
-                        if recv != i128::from(l.receivable)
-                            || pay != i128::from(l.payable)
-                            || ids.len() as u64 != l.claims
-                            || statement_digest(&mut ids) != l.digest
-                        {
-                            v.push(format!(
-                                "cycle {}: line {} -> {} does not match its claims",
-                                l.cycle, l.issuer, l.counterparty
-                            ));
-                        }
-                    }
-                }
-            }
-            for (cycle, issuer, counterparty) in expected.keys() {
-                v.push(format!(
-                    "cycle {cycle}: claims between {issuer} and {counterparty} are in no statement line"
-                ));
-            }
-            for s in &nets {
-                *sums.entry(s.cycle).or_default() += i128::from(s.net);
-                if line_nets.remove(&(s.cycle, s.issuer)) != Some(i128::from(s.net)) {
-                    v.push(format!(
-                        "cycle {}: statement of {} nets {}, not the sum of its lines",
-                        s.cycle, s.issuer, s.net
-                    ));
-                }
-            }
-            for ((cycle, issuer), _) in line_nets {
-                v.push(format!("cycle {cycle}: lines of {issuer} without a statement"));
-            }
-            for (cycle, sum) in sums {
-                if sum != 0 {
-                    v.push(format!("cycle {cycle}: positions sum to {sum}"));
-                }
-            }
-            // Every netted claim was held by both and not disputed (checked per cycle).
-            let mut claims_open = 0;
-            let mut claims_waiting = 0;
-            let mut claims_disputed = 0;
-            for c in tx.claims(&ClaimQuery {
-                issuer: None,
-                cycle: None,
-                disputed: false,
-                limit: usize::MAX >> 1,
-            })? {
-                if c.cycle.is_some() && (!c.held_by_both() || c.disputed()) {
-                    v.push(format!("claim {} is netted but not held by both parties", c.id));
-                }
-                if c.disputed() {
-                    claims_disputed += 1;
-                } else if c.cycle.is_none() {
-                    if c.held_by_both() {
-                        claims_open += 1;
-                    } else {
-                        claims_waiting += 1;
-                    }
-                }
-            }
+            check_cycles(&netted, &cycles, &mut v);
+            check_statements(&netted, &tx.statement_lines()?, &tx.statement_nets()?, &mut v);
+            let (claims_open, claims_waiting, claims_disputed) = check_claims(tx, &mut v)?;
             let version = get_u64(tx, K_DIRECTORY_VERSION)?;
             match tx.latest_directory()? {
                 Some((latest, _)) if latest == version => {}
@@ -344,4 +249,122 @@ impl<S: SchemeStore> Scheme<S> {
             })
         })
     }
+}
+
+/// Each cycle's record matches the claims netted in it.
+fn check_cycles(netted: &[NettedClaim], cycles: &[CycleRecord], v: &mut Vec<String>) {
+    let mut per_cycle: BTreeMap<u64, (u64, i128)> = BTreeMap::new();
+    for c in netted {
+        let e = per_cycle.entry(c.cycle).or_default();
+        e.0 += 1;
+        e.1 += i128::from(c.amount);
+    }
+    for c in cycles {
+        let (n, gross) = per_cycle.remove(&c.cycle).unwrap_or_default();
+        if n != c.claims || gross != i128::from(c.gross) {
+            v.push(format!(
+                "cycle {}: recorded {} claims of {}, holds {n} of {gross}",
+                c.cycle, c.claims, c.gross
+            ));
+        }
+    }
+    for cycle in per_cycle.keys() {
+        v.push(format!("claims are netted in cycle {cycle}, which was never closed"));
+    }
+}
+
+/// Expected statement lines from the netted claims, by (cycle, issuer,
+/// counterparty): (receivable, payable, claim ids).
+type ExpectedLines = BTreeMap<(u64, IssuerId, IssuerId), (i128, i128, Vec<Hash32>)>;
+
+/// Lines match the claims both ways, statements net their lines, cycles net to zero.
+fn check_statements(
+    netted: &[NettedClaim],
+    lines: &[LineRecord],
+    nets: &[StatementRecord],
+    v: &mut Vec<String>,
+) {
+    let mut expected = ExpectedLines::new();
+    for c in netted {
+        let e = expected.entry((c.cycle, c.payee_issuer, c.payer_issuer)).or_default();
+        e.0 += i128::from(c.amount);
+        e.2.push(c.id);
+        let e = expected.entry((c.cycle, c.payer_issuer, c.payee_issuer)).or_default();
+        e.1 += i128::from(c.amount);
+        e.2.push(c.id);
+    }
+    let mut line_nets: BTreeMap<(u64, IssuerId), i128> = BTreeMap::new();
+    for l in lines {
+        *line_nets.entry((l.cycle, l.issuer)).or_default() +=
+            i128::from(l.receivable) - i128::from(l.payable);
+        match expected.remove(&(l.cycle, l.issuer, l.counterparty)) {
+            None => v.push(format!(
+                "cycle {}: line {} -> {} has no claims",
+                l.cycle, l.issuer, l.counterparty
+            )),
+            Some((recv, pay, mut ids)) => {
+                if recv != i128::from(l.receivable)
+                    || pay != i128::from(l.payable)
+                    || ids.len() as u64 != l.claims
+                    || statement_digest(&mut ids) != l.digest
+                {
+                    v.push(format!(
+                        "cycle {}: line {} -> {} does not match its claims",
+                        l.cycle, l.issuer, l.counterparty
+                    ));
+                }
+            }
+        }
+    }
+    for (cycle, issuer, counterparty) in expected.keys() {
+        v.push(format!(
+            "cycle {cycle}: claims between {issuer} and {counterparty} are in no statement line"
+        ));
+    }
+    let mut sums: BTreeMap<u64, i128> = BTreeMap::new();
+    for s in nets {
+        *sums.entry(s.cycle).or_default() += i128::from(s.net);
+        if line_nets.remove(&(s.cycle, s.issuer)) != Some(i128::from(s.net)) {
+            v.push(format!(
+                "cycle {}: statement of {} nets {}, not the sum of its lines",
+                s.cycle, s.issuer, s.net
+            ));
+        }
+    }
+    for (cycle, issuer) in line_nets.keys() {
+        v.push(format!("cycle {cycle}: lines of {issuer} without a statement"));
+    }
+    for (cycle, sum) in sums {
+        if sum != 0 {
+            v.push(format!("cycle {cycle}: positions sum to {sum}"));
+        }
+    }
+}
+
+/// Every netted claim was held by both parties and not disputed; the counts
+/// of open (held by both, not netted), waiting (one side missing) and
+/// disputed claims.
+fn check_claims(tx: &mut dyn SchemeTx, v: &mut Vec<String>) -> Result<(u64, u64, u64), SchemeError> {
+    let (mut open, mut waiting, mut disputed) = (0, 0, 0);
+    let all = tx.claims(&ClaimQuery {
+        issuer: None,
+        cycle: None,
+        disputed: false,
+        limit: i64::MAX as usize,
+    })?;
+    for c in all {
+        if c.cycle.is_some() && (!c.held_by_both() || c.disputed()) {
+            v.push(format!("claim {} is netted but not held by both parties", c.id));
+        }
+        if c.disputed() {
+            disputed += 1;
+        } else if c.cycle.is_none() {
+            if c.held_by_both() {
+                open += 1;
+            } else {
+                waiting += 1;
+            }
+        }
+    }
+    Ok((open, waiting, disputed))
 }

@@ -3,12 +3,14 @@
 
 use offpay_protocol::entropy::SharedEntropy;
 use offpay_protocol::envelope::Signed;
-use offpay_protocol::messages::{CRL_FIELD_BYTES_MAX, DIRECTORY_BYTES_MAX, Directory, DirectoryEntry};
+use offpay_protocol::messages::{
+    CRL_FIELD_BYTES_MAX, DIRECTORY_BYTES_MAX, DIRECTORY_ISSUERS_MAX, Directory, DirectoryEntry,
+};
 use offpay_protocol::pki::{
-    self, CSR_BYTES_MAX, Certificate, Crl, IssuerStatus, RevocationReason, RevokedEntry,
+    self, CSR_BYTES_MAX, Certificate, Crl, RevocationReason, RevokedEntry,
     SchemeTrust,
 };
-use offpay_protocol::{Currency, IssuerId, SigningKey, Suite, UnixSeconds};
+use offpay_protocol::{Currency, IssuerId, IssuerStatus, SigningKey, Suite, UnixSeconds};
 
 use crate::error::SchemeError;
 use crate::seal::{MASTER_KEY_BYTES, ROOT_KEY_LABEL, open_key, seal_key};
@@ -298,7 +300,11 @@ impl<S: SchemeStore> Scheme<S> {
             if tx.issuer_by_code(code)?.is_some() {
                 return Err(SchemeError::IssuerExists);
             }
-            for other in tx.issuers()? {
+            let issuers = tx.issuers()?;
+            if issuers.len() >= DIRECTORY_ISSUERS_MAX {
+                return Err(SchemeError::TooLarge("issuers", DIRECTORY_ISSUERS_MAX));
+            }
+            for other in issuers {
                 let cert = self.stored_cert(&other)?;
                 if *cert.public_key() == csr.public_key {
                     return Err(SchemeError::IssuerExists);
@@ -519,7 +525,9 @@ impl<S: SchemeStore> Scheme<S> {
     /// issuer); the version.
     fn publish_directory(&self, tx: &mut dyn SchemeTx, now: UnixSeconds) -> Result<u64, SchemeError> {
         let version = get_u64(tx, K_DIRECTORY_VERSION)? + 1;
-        let issuers = tx.issuers()?;
+        let mut issuers = tx.issuers()?;
+        // The directory lists issuers by ascending code.
+        issuers.sort_by(|a, b| a.code.cmp(&b.code));
         let crl = self.issuer_crl(&issuers, version, now)?;
         let entries = issuers
             .iter()

@@ -217,6 +217,21 @@ impl ClaimRecord {
     }
 }
 
+/// A claim netted in a cycle, as the invariants read it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NettedClaim {
+    /// The cycle.
+    pub cycle: u64,
+    /// The payer's issuer (debtor).
+    pub payer_issuer: IssuerId,
+    /// The payee's issuer (creditor).
+    pub payee_issuer: IssuerId,
+    /// Minor units.
+    pub amount: i64,
+    /// The claim id.
+    pub id: Hash32,
+}
+
 /// A refused submission.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RefusalRecord {
@@ -376,11 +391,10 @@ pub trait SchemeTx {
     fn assign_cycle(&mut self, ids: &[Hash32], cycle: u64) -> Result<u64, SchemeStoreError>;
     /// Claims as asked.
     fn claims(&mut self, q: &ClaimQuery) -> Result<Vec<ClaimRecord>, SchemeStoreError>;
-    /// Every netted claim as (cycle, payer issuer, payee issuer, amount, id):
-    /// the invariants' input.
+    /// Every netted claim: the invariants' input.
     fn netted_claims(
         &mut self,
-    ) -> Result<Vec<(u64, IssuerId, IssuerId, i64, Hash32)>, SchemeStoreError>;
+    ) -> Result<Vec<NettedClaim>, SchemeStoreError>;
 
     /// Record a refused submission.
     fn insert_refusal(&mut self, r: &RefusalRecord) -> Result<(), SchemeStoreError>;

@@ -8,10 +8,10 @@
 use std::path::Path;
 
 use offpay_issuer::store::StoreError;
-use offpay_protocol::entropy::{Entropy, SharedEntropy};
+use offpay_protocol::entropy::SharedEntropy;
 use offpay_protocol::{Hash32, IssuerId, UnixSeconds, WalletId};
 use offpay_scheme::store::{
-    ClaimQuery, ClaimRecord, CycleRecord, IssuerRecord, LineRecord, Party, RefusalRecord,
+    ClaimQuery, ClaimRecord, CycleRecord, IssuerRecord, LineRecord, NettedClaim, Party, RefusalRecord,
     SchemeStore, SchemeStoreError, SchemeTx, Side, StatementRecord, StoredStatus,
 };
 
@@ -572,21 +572,21 @@ impl<C: Conn> SchemeTx for SchemeSqlTx<C> {
         issuer: &IssuerId,
         limit: usize,
     ) -> Result<Vec<ClaimRecord>, SchemeStoreError> {
-        let limit = i(limit as u64)?;
         let mut out = Vec::new();
         for (who, s) in [("payer_issuer", "payer_side"), ("payee_issuer", "payee_side")] {
             let rows = self.rows(
                 &format!(
                     "SELECT {CLAIM_COLUMNS} FROM scheme_claims WHERE {who} = $1 AND {s} = 'none' ORDER BY created, id LIMIT $2"
                 ),
-                &[id(issuer), limit.clone()],
+                &[id(issuer), i(limit as u64)?],
             )?;
             for r in rows {
                 out.push(claim_row(&r)?);
             }
         }
-        out.sort_by(|a, b| (a.created, a.id.0).cmp(&(b.created, b.id.0)));
-        out.truncate(usize::try_from(int(&limit)?).unwrap_or(usize::MAX));
+        // Both halves are oldest first; merged, the oldest `limit` of all.
+        out.sort_by_key(|c| (c.created, c.id.0));
+        out.truncate(limit);
         Ok(out)
     }
 
@@ -658,20 +658,20 @@ impl<C: Conn> SchemeTx for SchemeSqlTx<C> {
 
     fn netted_claims(
         &mut self,
-    ) -> Result<Vec<(u64, IssuerId, IssuerId, i64, Hash32)>, SchemeStoreError> {
+    ) -> Result<Vec<NettedClaim>, SchemeStoreError> {
         self.rows(
             "SELECT cycle, payer_issuer, payee_issuer, amount, id FROM scheme_claims WHERE cycle IS NOT NULL ORDER BY cycle, id",
             &[],
         )?
         .iter()
         .map(|r| {
-            Ok((
-                uint(&r[0])?,
-                issuer_id(&r[1])?,
-                issuer_id(&r[2])?,
-                int(&r[3])?,
-                hash(&r[4])?,
-            ))
+            Ok(NettedClaim {
+                cycle: uint(&r[0])?,
+                payer_issuer: issuer_id(&r[1])?,
+                payee_issuer: issuer_id(&r[2])?,
+                amount: int(&r[3])?,
+                id: hash(&r[4])?,
+            })
         })
         .collect()
     }
