@@ -110,7 +110,10 @@ impl<S: SchemeStore> Scheme<S> {
             let mut total: i128 = 0;
             for (issuer, lines) in by_issuer {
                 if lines.len() > STATEMENT_LINES_MAX {
-                    return Err(SchemeError::TooLarge("statement lines", STATEMENT_LINES_MAX));
+                    return Err(SchemeError::TooLarge(
+                        "statement lines",
+                        STATEMENT_LINES_MAX,
+                    ));
                 }
                 let mut body_lines = Vec::with_capacity(lines.len());
                 let mut records = Vec::with_capacity(lines.len());
@@ -176,7 +179,11 @@ impl<S: SchemeStore> Scheme<S> {
 
     /// `issuer`'s statements of the cycles after `after_cycle`, oldest first,
     /// at most [`STATEMENTS_PAGE_MAX`]: (cycle, `Signed<SettlementStatement>` bytes).
-    pub fn statements(&self, issuer: &IssuerId, after_cycle: u64) -> Result<Vec<(u64, Vec<u8>)>, SchemeError> {
+    pub fn statements(
+        &self,
+        issuer: &IssuerId,
+        after_cycle: u64,
+    ) -> Result<Vec<(u64, Vec<u8>)>, SchemeError> {
         self.with_tx(|tx| {
             Ok(tx
                 .statements(issuer, after_cycle, STATEMENTS_PAGE_MAX)?
@@ -218,7 +225,12 @@ impl<S: SchemeStore> Scheme<S> {
             let cycles = tx.cycles()?;
             let netted = tx.netted_claims()?;
             check_cycles(&netted, &cycles, &mut v);
-            check_statements(&netted, &tx.statement_lines()?, &tx.statement_nets()?, &mut v);
+            check_statements(
+                &netted,
+                &tx.statement_lines()?,
+                &tx.statement_nets()?,
+                &mut v,
+            );
             let (claims_open, claims_waiting, claims_disputed) = check_claims(tx, &mut v)?;
             let version = get_u64(tx, K_DIRECTORY_VERSION)?;
             match tx.latest_directory()? {
@@ -230,12 +242,18 @@ impl<S: SchemeStore> Scheme<S> {
             }
             for r in &issuers {
                 if r.changed > version {
-                    v.push(format!("issuer {} changed in future version {}", r.code, r.changed));
+                    v.push(format!(
+                        "issuer {} changed in future version {}",
+                        r.code, r.changed
+                    ));
                 }
             }
             let last = get_u64(tx, K_CYCLE)?;
             if cycles.last().map_or(0, |c| c.cycle) != last || cycles.len() as u64 != last {
-                v.push(format!("{} cycles recorded, last cycle {last}", cycles.len()));
+                v.push(format!(
+                    "{} cycles recorded, last cycle {last}",
+                    cycles.len()
+                ));
             }
             Ok(SchemeInvariants {
                 ok: v.is_empty(),
@@ -269,7 +287,9 @@ fn check_cycles(netted: &[NettedClaim], cycles: &[CycleRecord], v: &mut Vec<Stri
         }
     }
     for cycle in per_cycle.keys() {
-        v.push(format!("claims are netted in cycle {cycle}, which was never closed"));
+        v.push(format!(
+            "claims are netted in cycle {cycle}, which was never closed"
+        ));
     }
 }
 
@@ -286,10 +306,14 @@ fn check_statements(
 ) {
     let mut expected = ExpectedLines::new();
     for c in netted {
-        let e = expected.entry((c.cycle, c.payee_issuer, c.payer_issuer)).or_default();
+        let e = expected
+            .entry((c.cycle, c.payee_issuer, c.payer_issuer))
+            .or_default();
         e.0 += i128::from(c.amount);
         e.2.push(c.id);
-        let e = expected.entry((c.cycle, c.payer_issuer, c.payee_issuer)).or_default();
+        let e = expected
+            .entry((c.cycle, c.payer_issuer, c.payee_issuer))
+            .or_default();
         e.1 += i128::from(c.amount);
         e.2.push(c.id);
     }
@@ -332,7 +356,9 @@ fn check_statements(
         }
     }
     for (cycle, issuer) in line_nets.keys() {
-        v.push(format!("cycle {cycle}: lines of {issuer} without a statement"));
+        v.push(format!(
+            "cycle {cycle}: lines of {issuer} without a statement"
+        ));
     }
     for (cycle, sum) in sums {
         if sum != 0 {
@@ -344,7 +370,10 @@ fn check_statements(
 /// Every netted claim was held by both parties and not disputed; the counts
 /// of open (held by both, not netted), waiting (one side missing) and
 /// disputed claims.
-fn check_claims(tx: &mut dyn SchemeTx, v: &mut Vec<String>) -> Result<(u64, u64, u64), SchemeError> {
+fn check_claims(
+    tx: &mut dyn SchemeTx,
+    v: &mut Vec<String>,
+) -> Result<(u64, u64, u64), SchemeError> {
     let (mut open, mut waiting, mut disputed) = (0, 0, 0);
     let all = tx.claims(&ClaimQuery {
         issuer: None,
@@ -354,7 +383,10 @@ fn check_claims(tx: &mut dyn SchemeTx, v: &mut Vec<String>) -> Result<(u64, u64,
     })?;
     for c in all {
         if c.cycle.is_some() && (!c.held_by_both() || c.disputed()) {
-            v.push(format!("claim {} is netted but not held by both parties", c.id));
+            v.push(format!(
+                "claim {} is netted but not held by both parties",
+                c.id
+            ));
         }
         if c.disputed() {
             disputed += 1;

@@ -7,14 +7,15 @@ use offpay_protocol::messages::{
     CRL_FIELD_BYTES_MAX, DIRECTORY_BYTES_MAX, DIRECTORY_ISSUERS_MAX, Directory, DirectoryEntry,
 };
 use offpay_protocol::pki::{
-    self, CSR_BYTES_MAX, Certificate, Crl, RevocationReason, RevokedEntry,
-    SchemeTrust,
+    self, CSR_BYTES_MAX, Certificate, Crl, RevocationReason, RevokedEntry, SchemeTrust,
 };
 use offpay_protocol::{Currency, IssuerId, IssuerStatus, SigningKey, Suite, UnixSeconds};
 
 use crate::error::SchemeError;
 use crate::seal::{MASTER_KEY_BYTES, ROOT_KEY_LABEL, open_key, seal_key};
-use crate::store::{ClaimRecord, IssuerRecord, SchemeStore, SchemeStoreError, SchemeTx, StoredStatus};
+use crate::store::{
+    ClaimRecord, IssuerRecord, SchemeStore, SchemeStoreError, SchemeTx, StoredStatus,
+};
 use crate::token;
 
 /// Validity of the scheme root certificate.
@@ -206,7 +207,9 @@ impl<S: SchemeStore> Scheme<S> {
     ) -> Result<Self, SchemeError> {
         let (sealed, root_der, currency) = {
             let mut tx = store.begin_scheme()?;
-            let root = tx.setting(K_ROOT_CERT)?.ok_or(SchemeError::NotInitialized)?;
+            let root = tx
+                .setting(K_ROOT_CERT)?
+                .ok_or(SchemeError::NotInitialized)?;
             let sealed = tx
                 .setting(K_ROOT_KEY)?
                 .ok_or_else(|| SchemeError::Corrupt("no sealed root key".into()))?;
@@ -275,7 +278,12 @@ impl<S: SchemeStore> Scheme<S> {
     /// Admit an issuer: certify the CA key of its CSR (whose commonName must
     /// be `code`) under the root, list it in a new directory version, and
     /// return its certificate and a new bearer token.
-    pub fn admit(&self, code: &str, csr_der: &[u8], now: UnixSeconds) -> Result<Admission, SchemeError> {
+    pub fn admit(
+        &self,
+        code: &str,
+        csr_der: &[u8],
+        now: UnixSeconds,
+    ) -> Result<Admission, SchemeError> {
         if !valid_code(code) {
             return Err(SchemeError::InvalidCode);
         }
@@ -375,12 +383,20 @@ impl<S: SchemeStore> Scheme<S> {
         if !valid_code(code) {
             return Err(SchemeError::InvalidCode);
         }
-        self.with_tx(|tx| tx.issuer_by_code(code)?.map(|r| r.id).ok_or(SchemeError::UnknownIssuer))
+        self.with_tx(|tx| {
+            tx.issuer_by_code(code)?
+                .map(|r| r.id)
+                .ok_or(SchemeError::UnknownIssuer)
+        })
     }
 
     /// One issuer.
     pub fn issuer(&self, id: &IssuerId) -> Result<IssuerInfo, SchemeError> {
-        self.with_tx(|tx| tx.issuer(id)?.map(|r| info(&r)).ok_or(SchemeError::UnknownIssuer))
+        self.with_tx(|tx| {
+            tx.issuer(id)?
+                .map(|r| info(&r))
+                .ok_or(SchemeError::UnknownIssuer)
+        })
     }
 
     /// Every admitted issuer, in admission order.
@@ -405,7 +421,12 @@ impl<S: SchemeStore> Scheme<S> {
         self.set_status(issuer, StoredStatus::Revoked, now)
     }
 
-    fn set_status(&self, issuer: &IssuerId, to: StoredStatus, now: UnixSeconds) -> Result<u64, SchemeError> {
+    fn set_status(
+        &self,
+        issuer: &IssuerId,
+        to: StoredStatus,
+        now: UnixSeconds,
+    ) -> Result<u64, SchemeError> {
         self.with_tx(|tx| {
             tx.lock_scheme()?;
             let r = tx.issuer(issuer)?.ok_or(SchemeError::UnknownIssuer)?;
@@ -417,7 +438,10 @@ impl<S: SchemeStore> Scheme<S> {
                 (r.status, to),
                 (StoredStatus::Active, StoredStatus::Suspended)
                     | (StoredStatus::Suspended, StoredStatus::Active)
-                    | (StoredStatus::Active | StoredStatus::Suspended, StoredStatus::Revoked)
+                    | (
+                        StoredStatus::Active | StoredStatus::Suspended,
+                        StoredStatus::Revoked
+                    )
             );
             if !allowed {
                 return Err(SchemeError::InvalidTransition {
@@ -433,7 +457,12 @@ impl<S: SchemeStore> Scheme<S> {
 
     /// Publish an issuer's new CRL (signed by its CA, a higher number than the
     /// last one) in a new directory version. The same CRL again changes nothing.
-    pub fn publish_crl(&self, from: &IssuerId, crl_der: &[u8], now: UnixSeconds) -> Result<u64, SchemeError> {
+    pub fn publish_crl(
+        &self,
+        from: &IssuerId,
+        crl_der: &[u8],
+        now: UnixSeconds,
+    ) -> Result<u64, SchemeError> {
         if crl_der.len() > CRL_FIELD_BYTES_MAX {
             return Err(SchemeError::TooLarge("crl", CRL_FIELD_BYTES_MAX));
         }
@@ -495,7 +524,12 @@ impl<S: SchemeStore> Scheme<S> {
     /// The root-signed CRL of issuer CA certificates: suspended issuers with
     /// certificateHold, revoked ones with privilegeWithdrawn; its number is the
     /// directory version.
-    fn issuer_crl(&self, issuers: &[IssuerRecord], version: u64, now: UnixSeconds) -> Result<Crl, SchemeError> {
+    fn issuer_crl(
+        &self,
+        issuers: &[IssuerRecord],
+        version: u64,
+        now: UnixSeconds,
+    ) -> Result<Crl, SchemeError> {
         let revoked: Vec<RevokedEntry> = issuers
             .iter()
             .filter_map(|r| {
@@ -523,7 +557,11 @@ impl<S: SchemeStore> Scheme<S> {
 
     /// Sign and store the next directory version (the current state of every
     /// issuer); the version.
-    fn publish_directory(&self, tx: &mut dyn SchemeTx, now: UnixSeconds) -> Result<u64, SchemeError> {
+    fn publish_directory(
+        &self,
+        tx: &mut dyn SchemeTx,
+        now: UnixSeconds,
+    ) -> Result<u64, SchemeError> {
         let version = get_u64(tx, K_DIRECTORY_VERSION)? + 1;
         let mut issuers = tx.issuers()?;
         // The directory lists issuers by ascending code.

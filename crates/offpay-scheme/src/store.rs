@@ -383,8 +383,11 @@ pub trait SchemeTx {
         now: UnixSeconds,
     ) -> Result<bool, SchemeStoreError>;
     /// Claims `issuer` is a party to whose side is `none`, oldest first.
-    fn inbox(&mut self, issuer: &IssuerId, limit: usize)
-    -> Result<Vec<ClaimRecord>, SchemeStoreError>;
+    fn inbox(
+        &mut self,
+        issuer: &IssuerId,
+        limit: usize,
+    ) -> Result<Vec<ClaimRecord>, SchemeStoreError>;
     /// Claims held by both parties, in no cycle, not disputed (locked on PostgreSQL).
     fn claims_to_net(&mut self) -> Result<Vec<ClaimRecord>, SchemeStoreError>;
     /// Put claims in a cycle (only those in none yet); how many moved.
@@ -392,9 +395,7 @@ pub trait SchemeTx {
     /// Claims as asked.
     fn claims(&mut self, q: &ClaimQuery) -> Result<Vec<ClaimRecord>, SchemeStoreError>;
     /// Every netted claim: the invariants' input.
-    fn netted_claims(
-        &mut self,
-    ) -> Result<Vec<NettedClaim>, SchemeStoreError>;
+    fn netted_claims(&mut self) -> Result<Vec<NettedClaim>, SchemeStoreError>;
 
     /// Record a refused submission.
     fn insert_refusal(&mut self, r: &RefusalRecord) -> Result<(), SchemeStoreError>;

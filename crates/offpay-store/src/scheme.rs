@@ -11,8 +11,8 @@ use offpay_issuer::store::StoreError;
 use offpay_protocol::entropy::SharedEntropy;
 use offpay_protocol::{Hash32, IssuerId, UnixSeconds, WalletId};
 use offpay_scheme::store::{
-    ClaimQuery, ClaimRecord, CycleRecord, IssuerRecord, LineRecord, NettedClaim, Party, RefusalRecord,
-    SchemeStore, SchemeStoreError, SchemeTx, Side, StatementRecord, StoredStatus,
+    ClaimQuery, ClaimRecord, CycleRecord, IssuerRecord, LineRecord, NettedClaim, Party,
+    RefusalRecord, SchemeStore, SchemeStoreError, SchemeTx, Side, StatementRecord, StoredStatus,
 };
 
 use crate::postgres::PostgresStore;
@@ -258,8 +258,7 @@ fn padded(ids: &[Hash32]) -> impl Iterator<Item = Vec<Hash32>> + '_ {
     })
 }
 
-const ISSUER_COLUMNS: &str =
-    "id, code, ca_cert, serial, status, status_time, changed, token_hash, crl, crl_number, admitted";
+const ISSUER_COLUMNS: &str = "id, code, ca_cert, serial, status, status_time, changed, token_hash, crl, crl_number, admitted";
 
 fn issuer_row(r: &[Value]) -> Result<IssuerRecord, SchemeStoreError> {
     Ok(IssuerRecord {
@@ -359,7 +358,10 @@ impl<C: Conn> SchemeTx for SchemeSqlTx<C> {
 
     fn setting(&mut self, key: &str) -> Result<Option<Vec<u8>>, SchemeStoreError> {
         match self
-            .rows("SELECT value FROM scheme_settings WHERE key = $1", &[t(key)])?
+            .rows(
+                "SELECT value FROM scheme_settings WHERE key = $1",
+                &[t(key)],
+            )?
             .first()
         {
             Some(r) => Ok(Some(bytes(&r[0])?)),
@@ -537,7 +539,9 @@ impl<C: Conn> SchemeTx for SchemeSqlTx<C> {
         )?;
         if n == 0 {
             // A concurrent transaction inserted it first: retry sees it.
-            return Err(SchemeStoreError::Conflict("claim inserted concurrently".into()));
+            return Err(SchemeStoreError::Conflict(
+                "claim inserted concurrently".into(),
+            ));
         }
         Ok(())
     }
@@ -573,7 +577,10 @@ impl<C: Conn> SchemeTx for SchemeSqlTx<C> {
         limit: usize,
     ) -> Result<Vec<ClaimRecord>, SchemeStoreError> {
         let mut out = Vec::new();
-        for (who, s) in [("payer_issuer", "payer_side"), ("payee_issuer", "payee_side")] {
+        for (who, s) in [
+            ("payer_issuer", "payer_side"),
+            ("payee_issuer", "payee_side"),
+        ] {
             let rows = self.rows(
                 &format!(
                     "SELECT {CLAIM_COLUMNS} FROM scheme_claims WHERE {who} = $1 AND {s} = 'none' ORDER BY created, id LIMIT $2"
@@ -656,9 +663,7 @@ impl<C: Conn> SchemeTx for SchemeSqlTx<C> {
         .collect()
     }
 
-    fn netted_claims(
-        &mut self,
-    ) -> Result<Vec<NettedClaim>, SchemeStoreError> {
+    fn netted_claims(&mut self) -> Result<Vec<NettedClaim>, SchemeStoreError> {
         self.rows(
             "SELECT cycle, payer_issuer, payee_issuer, amount, id FROM scheme_claims WHERE cycle IS NOT NULL ORDER BY cycle, id",
             &[],
