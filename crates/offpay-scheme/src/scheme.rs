@@ -163,8 +163,13 @@ impl<S: SchemeStore> Scheme<S> {
         now: UnixSeconds,
         entropy: SharedEntropy,
     ) -> Result<Self, SchemeError> {
-        if config.root_cn.is_empty() || config.root_cn.len() > 64 {
-            return Err(SchemeError::InvalidCode);
+        if config.root_cn.is_empty()
+            || config.root_cn.len() > 64
+            || !config.root_cn.bytes().all(|b| b.is_ascii_graphic() || b == b' ')
+        {
+            return Err(SchemeError::InvalidConfig(
+                "the root commonName must be 1 to 64 printable ASCII characters",
+            ));
         }
         let root_key = SigningKey::generate_with(config.suite, entropy.as_ref())
             .map_err(|_| SchemeError::Randomness)?;

@@ -960,3 +960,36 @@ fn both_parties_submitting_at_once_count_each_claim_once() {
         assert_invariants(scheme);
     });
 }
+
+#[test]
+fn init_refuses_a_bad_config_and_writes_nothing() {
+    let db = SchemeDb::open_sqlite_memory().unwrap();
+    let bad = SchemeConfig {
+        root_cn: String::new(),
+        ..config()
+    };
+    let err = Scheme::init(db, &MASTER, &bad, T0, OsEntropy::shared()).unwrap_err();
+    assert_eq!(err.code(), "invalid_config");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.sqlite");
+    assert_eq!(
+        Scheme::open(
+            SchemeDb::open_sqlite(&path).unwrap(),
+            &MASTER,
+            OsEntropy::shared()
+        )
+        .err(),
+        Some(SchemeError::NotInitialized)
+    );
+    let scheme = Scheme::init(
+        SchemeDb::open_sqlite(&path).unwrap(),
+        &MASTER,
+        &config(),
+        T0,
+        OsEntropy::shared(),
+    )
+    .unwrap();
+    assert_eq!(scheme.directory_version().unwrap(), 1);
+    assert_eq!(scheme.currency(), eur());
+    assert_eq!(scheme.store().scheme_backend(), "sqlite");
+}
