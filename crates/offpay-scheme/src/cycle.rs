@@ -14,8 +14,7 @@ use offpay_protocol::{Hash32, IssuerId, UnixSeconds};
 use crate::error::SchemeError;
 use crate::scheme::{K_CYCLE, K_DIRECTORY_VERSION, Scheme, get_u64, set_u64};
 use crate::store::{
-    ClaimQuery, CycleRecord, LineRecord, NettedClaim, SchemeStore, SchemeStoreError, SchemeTx,
-    StatementRecord,
+    CycleRecord, LineRecord, NettedClaim, SchemeStore, SchemeStoreError, SchemeTx, StatementRecord,
 };
 
 /// Statements per `statements` page.
@@ -374,29 +373,12 @@ fn check_claims(
     tx: &mut dyn SchemeTx,
     v: &mut Vec<String>,
 ) -> Result<(u64, u64, u64), SchemeError> {
-    let (mut open, mut waiting, mut disputed) = (0, 0, 0);
-    let all = tx.claims(&ClaimQuery {
-        issuer: None,
-        cycle: None,
-        disputed: false,
-        limit: i64::MAX as usize,
-    })?;
-    for c in all {
-        if c.cycle.is_some() && (!c.held_by_both() || c.disputed()) {
-            v.push(format!(
-                "claim {} is netted but not held by both parties",
-                c.id
-            ));
-        }
-        if c.disputed() {
-            disputed += 1;
-        } else if c.cycle.is_none() {
-            if c.held_by_both() {
-                open += 1;
-            } else {
-                waiting += 1;
-            }
-        }
+    let c = tx.claim_counts()?;
+    if c.netted_not_held > 0 {
+        v.push(format!(
+            "{} claims are netted but not held by both parties",
+            c.netted_not_held
+        ));
     }
-    Ok((open, waiting, disputed))
+    Ok((c.open, c.waiting, c.disputed))
 }

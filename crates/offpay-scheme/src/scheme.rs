@@ -24,6 +24,8 @@ pub const ROOT_VALIDITY_SECONDS: u64 = 20 * 365 * 86_400;
 pub const ISSUER_VALIDITY_SECONDS: u64 = 5 * 365 * 86_400;
 /// How long the root-signed issuer CRL is announced as current.
 pub const ISSUER_CRL_VALIDITY_SECONDS: u64 = 7 * 86_400;
+/// Directory versions kept in the database (the latest and those before it).
+pub const DIRECTORY_VERSIONS_KEPT: u64 = 16;
 /// Attempts of a transaction that lost a race (PostgreSQL).
 pub(crate) const CONFLICT_RETRIES: usize = 8;
 
@@ -165,7 +167,10 @@ impl<S: SchemeStore> Scheme<S> {
     ) -> Result<Self, SchemeError> {
         if config.root_cn.is_empty()
             || config.root_cn.len() > 64
-            || !config.root_cn.bytes().all(|b| b.is_ascii_graphic() || b == b' ')
+            || !config
+                .root_cn
+                .bytes()
+                .all(|b| b.is_ascii_graphic() || b == b' ')
         {
             return Err(SchemeError::InvalidConfig(
                 "the root commonName must be 1 to 64 printable ASCII characters",
@@ -595,6 +600,10 @@ impl<S: SchemeStore> Scheme<S> {
         }
         tx.insert_directory(version, now, &signed)?;
         set_u64(tx, K_DIRECTORY_VERSION, version)?;
+        // Issuers fetch the latest version only (each entry says when it
+        // changed); the last few are kept for audit, not every one (a
+        // directory can be megabytes of CRLs).
+        tx.prune_directory(version.saturating_sub(DIRECTORY_VERSIONS_KEPT - 1))?;
         Ok(version)
     }
 }

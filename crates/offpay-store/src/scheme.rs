@@ -11,8 +11,9 @@ use offpay_issuer::store::StoreError;
 use offpay_protocol::entropy::SharedEntropy;
 use offpay_protocol::{Hash32, IssuerId, UnixSeconds, WalletId};
 use offpay_scheme::store::{
-    ClaimQuery, ClaimRecord, CycleRecord, IssuerRecord, LineRecord, NettedClaim, Party,
-    RefusalRecord, SchemeStore, SchemeStoreError, SchemeTx, Side, StatementRecord, StoredStatus,
+    ClaimCounts, ClaimQuery, ClaimRecord, CycleRecord, IssuerRecord, LineRecord, NettedClaim,
+    Party, RefusalRecord, SchemeStore, SchemeStoreError, SchemeTx, Side, StatementRecord,
+    StoredStatus,
 };
 
 use crate::postgres::PostgresStore;
@@ -490,6 +491,35 @@ impl<C: Conn> SchemeTx for SchemeSqlTx<C> {
         rows.first()
             .map(|r| Ok((uint(&r[0])?, bytes(&r[1])?)))
             .transpose()
+    }
+
+    fn prune_directory(&mut self, version: u64) -> Result<u64, SchemeStoreError> {
+        self.exec(
+            "DELETE FROM scheme_directory WHERE version < $1",
+            &[i(version)?],
+        )
+    }
+
+    fn claim_counts(&mut self) -> Result<ClaimCounts, SchemeStoreError> {
+        const HELD: &str = "('submitted', 'acked')";
+        let rows = self.rows(
+            &format!(
+                "SELECT \
+                 COALESCE(SUM(CASE WHEN cycle IS NOT NULL AND NOT (payer_side IN {HELD} AND payee_side IN {HELD}) THEN 1 ELSE 0 END), 0), \
+                 COALESCE(SUM(CASE WHEN cycle IS NULL AND payer_side IN {HELD} AND payee_side IN {HELD} THEN 1 ELSE 0 END), 0), \
+                 COALESCE(SUM(CASE WHEN payer_side <> 'refused' AND payee_side <> 'refused' AND (payer_side = 'none' OR payee_side = 'none') THEN 1 ELSE 0 END), 0), \
+                 COALESCE(SUM(CASE WHEN payer_side = 'refused' OR payee_side = 'refused' THEN 1 ELSE 0 END), 0) \
+                 FROM scheme_claims"
+            ),
+            &[],
+        )?;
+        let r = rows.first().ok_or_else(|| corrupt("no claim counts"))?;
+        Ok(ClaimCounts {
+            netted_not_held: uint(&r[0])?,
+            open: uint(&r[1])?,
+            waiting: uint(&r[2])?,
+            disputed: uint(&r[3])?,
+        })
     }
 
     fn claims_by_id(&mut self, ids: &[Hash32]) -> Result<Vec<ClaimRecord>, SchemeStoreError> {

@@ -993,3 +993,39 @@ fn init_refuses_a_bad_config_and_writes_nothing() {
     assert_eq!(scheme.currency(), eur());
     assert_eq!(scheme.store().scheme_backend(), "sqlite");
 }
+
+#[test]
+fn old_directory_versions_are_pruned() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("scheme.sqlite");
+    let scheme = Scheme::init(
+        SchemeDb::open_sqlite(&path).unwrap(),
+        &MASTER,
+        &config(),
+        T0,
+        OsEntropy::shared(),
+    )
+    .unwrap();
+    let ma = admit(&scheme, "bank-a", T0);
+    for k in 0..20 {
+        scheme.suspend(&ma.id, T0.plus(2 * k)).unwrap();
+        scheme.reinstate(&ma.id, T0.plus(2 * k + 1)).unwrap();
+    }
+    let latest = scheme.directory_version().unwrap();
+    assert_eq!(latest, 42);
+    let c = rusqlite::Connection::open(&path).unwrap();
+    let (n, lowest): (i64, i64) = c
+        .query_row(
+            "SELECT COUNT(*), MIN(version) FROM scheme_directory",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(n as u64, offpay_scheme::DIRECTORY_VERSIONS_KEPT);
+    assert_eq!(
+        lowest as u64,
+        latest + 1 - offpay_scheme::DIRECTORY_VERSIONS_KEPT
+    );
+    assert_eq!(directory(&scheme).version, latest);
+    assert_invariants(&scheme);
+}
