@@ -283,7 +283,7 @@ impl<S: SchemeStore> Scheme<S> {
         limit: usize,
     ) -> Result<Vec<(Hash32, Vec<u8>)>, SchemeError> {
         let limit = limit.min(INBOX_MAX);
-        self.with_tx(|tx| {
+        self.with_read(|tx| {
             Ok(tx
                 .inbox(issuer, limit)?
                 .into_iter()
@@ -336,7 +336,7 @@ impl<S: SchemeStore> Scheme<S> {
         limit: usize,
     ) -> Result<Vec<RefusalRecord>, SchemeError> {
         let limit = limit.min(INBOX_MAX);
-        self.with_tx(|tx| Ok(tx.refusals(submitter, limit)?))
+        self.with_read(|tx| Ok(tx.refusals(submitter, limit)?))
     }
 
     /// Claims as asked (at most [`INBOX_MAX`]).
@@ -346,7 +346,7 @@ impl<S: SchemeStore> Scheme<S> {
     ) -> Result<Vec<crate::scheme::ClaimInfo>, SchemeError> {
         let mut q = query.clone();
         q.limit = q.limit.clamp(1, INBOX_MAX);
-        self.with_tx(|tx| Ok(tx.claims(&q)?))
+        self.with_read(|tx| Ok(tx.claims(&q)?))
     }
 }
 

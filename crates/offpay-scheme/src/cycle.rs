@@ -173,7 +173,7 @@ impl<S: SchemeStore> Scheme<S> {
 
     /// The last closed cycle (0 = none).
     pub fn last_cycle(&self) -> Result<u64, SchemeError> {
-        self.with_tx(|tx| get_u64(tx, K_CYCLE))
+        self.with_read(|tx| get_u64(tx, K_CYCLE))
     }
 
     /// `issuer`'s statements of the cycles after `after_cycle`, oldest first,
@@ -183,7 +183,7 @@ impl<S: SchemeStore> Scheme<S> {
         issuer: &IssuerId,
         after_cycle: u64,
     ) -> Result<Vec<(u64, Vec<u8>)>, SchemeError> {
-        self.with_tx(|tx| {
+        self.with_read(|tx| {
             Ok(tx
                 .statements(issuer, after_cycle, STATEMENTS_PAGE_MAX)?
                 .into_iter()
@@ -195,7 +195,7 @@ impl<S: SchemeStore> Scheme<S> {
     /// The ids of the claims of `cycle` that `issuer` is a party to, sorted:
     /// what its statement's line digests are computed over.
     pub fn cycle_claims(&self, issuer: &IssuerId, cycle: u64) -> Result<Vec<Hash32>, SchemeError> {
-        self.with_tx(|tx| Ok(tx.cycle_claims(issuer, cycle)?))
+        self.with_read(|tx| Ok(tx.cycle_claims(issuer, cycle)?))
     }
 
     /// Net position per issuer over the claims both parties hold and no cycle
@@ -219,6 +219,9 @@ impl<S: SchemeStore> Scheme<S> {
     /// directory's version is the latest stored one.
     pub fn invariants(&self) -> Result<SchemeInvariants, SchemeError> {
         self.with_tx(|tx| {
+            // One view of the cycles (on PostgreSQL, READ COMMITTED reads
+            // each statement anew: hold off close_cycle meanwhile).
+            tx.lock_scheme()?;
             let mut v = Vec::new();
             let issuers = tx.issuers()?;
             let cycles = tx.cycles()?;

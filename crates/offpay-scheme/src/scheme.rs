@@ -285,6 +285,28 @@ impl<S: SchemeStore> Scheme<S> {
         }
     }
 
+    /// Run `f` in a read-only transaction (it must not write).
+    pub(crate) fn with_read<T>(
+        &self,
+        mut f: impl FnMut(&mut dyn SchemeTx) -> Result<T, SchemeError>,
+    ) -> Result<T, SchemeError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let result = (|| {
+                let mut tx = self.store.begin_scheme_read()?;
+                let v = f(tx.as_mut())?;
+                tx.commit()?;
+                Ok(v)
+            })();
+            match result {
+                Err(SchemeError::Store(SchemeStoreError::Conflict(_)))
+                    if attempt < CONFLICT_RETRIES => {}
+                other => return other,
+            }
+        }
+    }
+
     /// Admit an issuer: certify the CA key of its CSR (whose commonName must
     /// be `code`) under the root, list it in a new directory version, and
     /// return its certificate and a new bearer token.
@@ -381,7 +403,7 @@ impl<S: SchemeStore> Scheme<S> {
     /// The stored hash is compared in constant time.
     pub fn authenticate(&self, token: &str) -> Result<IssuerId, SchemeError> {
         let (id, presented) = token::parse_token(token)?;
-        let stored = self.with_tx(|tx| Ok(tx.issuer(&id)?))?;
+        let stored = self.with_read(|tx| Ok(tx.issuer(&id)?))?;
         match stored {
             Some(r) if token::hashes_equal(&r.token_hash, &presented) => Ok(id),
             _ => Err(SchemeError::Unauthorized),
@@ -393,7 +415,7 @@ impl<S: SchemeStore> Scheme<S> {
         if !valid_code(code) {
             return Err(SchemeError::InvalidCode);
         }
-        self.with_tx(|tx| {
+        self.with_read(|tx| {
             tx.issuer_by_code(code)?
                 .map(|r| r.id)
                 .ok_or(SchemeError::UnknownIssuer)
@@ -402,7 +424,7 @@ impl<S: SchemeStore> Scheme<S> {
 
     /// One issuer.
     pub fn issuer(&self, id: &IssuerId) -> Result<IssuerInfo, SchemeError> {
-        self.with_tx(|tx| {
+        self.with_read(|tx| {
             tx.issuer(id)?
                 .map(|r| info(&r))
                 .ok_or(SchemeError::UnknownIssuer)
@@ -411,7 +433,7 @@ impl<S: SchemeStore> Scheme<S> {
 
     /// Every admitted issuer, in admission order.
     pub fn issuers(&self) -> Result<Vec<IssuerInfo>, SchemeError> {
-        self.with_tx(|tx| Ok(tx.issuers()?.iter().map(info).collect()))
+        self.with_read(|tx| Ok(tx.issuers()?.iter().map(info).collect()))
     }
 
     /// Suspend an active issuer (certificateHold on the issuer CRL): its
@@ -504,7 +526,7 @@ impl<S: SchemeStore> Scheme<S> {
 
     /// The latest root-signed directory (`Signed<Directory>` bytes).
     pub fn directory(&self) -> Result<Vec<u8>, SchemeError> {
-        self.with_tx(|tx| {
+        self.with_read(|tx| {
             tx.latest_directory()?
                 .map(|(_, d)| d)
                 .ok_or_else(|| SchemeError::Corrupt("no directory".into()))
@@ -513,7 +535,7 @@ impl<S: SchemeStore> Scheme<S> {
 
     /// The latest directory version.
     pub fn directory_version(&self) -> Result<u64, SchemeError> {
-        self.with_tx(|tx| get_u64(tx, K_DIRECTORY_VERSION))
+        self.with_read(|tx| get_u64(tx, K_DIRECTORY_VERSION))
     }
 
     /// The trust of the scheme: the root and every admitted issuer's CA (any

@@ -328,6 +328,11 @@ pub struct ClaimQuery {
 pub trait SchemeStore: Send + Sync {
     /// A read-write transaction.
     fn begin_scheme(&self) -> Result<Box<dyn SchemeTx + '_>, SchemeStoreError>;
+    /// A transaction that only reads (on SQLite a snapshot that does not
+    /// take the write lock). By default a read-write one.
+    fn begin_scheme_read(&self) -> Result<Box<dyn SchemeTx + '_>, SchemeStoreError> {
+        self.begin_scheme()
+    }
     /// "sqlite" or "postgres".
     fn scheme_backend(&self) -> &'static str;
 }

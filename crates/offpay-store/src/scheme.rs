@@ -106,6 +106,15 @@ impl SchemeStore for SchemeDb {
             }
         }
     }
+    fn begin_scheme_read(&self) -> Result<Box<dyn SchemeTx + '_>, SchemeStoreError> {
+        match self {
+            SchemeDb::Sqlite(s) => {
+                let (conn, entropy) = s.begin_read_conn().map_err(store_err)?;
+                Ok(Box::new(SchemeSqlTx::new(conn, entropy)))
+            }
+            SchemeDb::Postgres(_) => self.begin_scheme(),
+        }
+    }
     fn scheme_backend(&self) -> &'static str {
         match self {
             SchemeDb::Sqlite(_) => "sqlite",
