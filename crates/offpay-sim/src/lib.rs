@@ -99,8 +99,8 @@ use core::fmt;
 use std::path::{Path, PathBuf};
 
 pub use config::{
-    AttackKind, AttackMix, AttackSpec, DEFAULT_ATTACK_MIX, ParseAttackError, PolicyOverrides,
-    SimConfig, StoreChoice,
+    AttackKind, AttackMix, AttackSpec, DEFAULT_ATTACK_MIX, ISSUERS_MAX, ParseAttackError,
+    PolicyOverrides, SimConfig, StoreChoice,
 };
 pub use report::{REPORT_SCHEMA, SimReport};
 pub use sim::{T0, error_name, run};

@@ -16,9 +16,11 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
     ) -> Result<(), SimError> {
         let key = format!("dep-{cust}-{}", self.next_op());
         let id = self.customers[cust].id.clone();
-        self.faulted(|i| i.deposit(&id, Amount::new(minor, eur()), &key, now))??;
+        let k = self.customers[cust].issuer;
+        self.faulted(k, |i| i.deposit(&id, Amount::new(minor, eur()), &key, now))??;
         self.customers[cust].online_expected += minor as i64;
         self.r.deposited_minor += minor;
+        self.nodes[k].deposited += minor;
         Ok(())
     }
 
@@ -32,7 +34,8 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
         let cust = self.devices[dev].cust;
         let wid = self.wallet(dev).wallet_id();
         let key = format!("load-{cust}-{}", self.next_op());
-        let voucher = match self.faulted(|i| i.load(&wid, Amount::new(minor, eur()), &key, now))? {
+        let k = self.customers[cust].issuer;
+        let voucher = match self.faulted(k, |i| i.load(&wid, Amount::new(minor, eur()), &key, now))? {
             Ok(v) => v,
             Err(e) => {
                 self.issuer_refusal("load", &e);
@@ -120,7 +123,8 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
                 self.tracked[t].reported.get_or_insert(Self::now_s(now));
             }
         }
-        match self.faulted(|i| i.redeem(&bytes, now))? {
+        let k = self.customers[cust].issuer;
+        match self.faulted(k, |i| i.redeem(&bytes, now))? {
             Ok(_) => {
                 self.customers[cust].online_expected += minor as i64;
                 self.r.redeems += 1;
@@ -578,11 +582,11 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
         } else if balance < self.holding * 15 / 100 {
             let target = self.holding / 2;
             let wid = self.wallet(dev).wallet_id();
-            let sub = self.issuer.wallet_balance(&wid)?.max(0) as u64;
+            let sub = self.iss(cust).wallet_balance(&wid)?.max(0) as u64;
             let room = self.holding.saturating_sub(balance.max(sub));
             let mut want = (target - balance).min(room);
             let id = self.customers[cust].id.clone();
-            let mut online = self.issuer.customer_balance(&id)?.max(0) as u64;
+            let mut online = self.iss(cust).customer_balance(&id)?.max(0) as u64;
             if online < 20_000 {
                 self.deposit(cust, 200_000, now)?;
                 online += 200_000;
@@ -604,14 +608,15 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
         let Some(report) = self.sync_report(dev, now)? else {
             return Ok(false);
         };
-        let out = match self.faulted(|i| i.sync(&report, now))? {
+        let k = self.dev_node(dev);
+        let out = match self.faulted(k, |i| i.sync(&report, now))? {
             Ok(o) => o,
             Err(e) => {
                 self.issuer_refusal("sync", &e);
                 return Ok(false);
             }
         };
-        self.maybe_lose_response(&report, &out, now)?;
+        self.maybe_lose_response(k, &report, &out, now)?;
         self.apply_sync(dev, out, now)?;
         Ok(true)
     }
@@ -638,6 +643,7 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
     /// report again and must get the same response.
     pub(super) fn maybe_lose_response(
         &mut self,
+        k: IssuerIdx,
         report: &[u8],
         out: &SyncOutcome,
         now: UnixSeconds,
@@ -645,9 +651,9 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
         if !lock(&self.plan).chance(RESTART_MID_SYNC) {
             return Ok(());
         }
-        self.restart_issuer()?;
+        self.restart_issuer(k)?;
         lock(&self.plan).stats.restarts_mid_sync += 1;
-        match self.faulted(|i| i.sync(report, now))? {
+        match self.faulted(k, |i| i.sync(report, now))? {
             Ok(again) if again.response == out.response && (again.replayed || out.replayed) => {}
             Ok(_) => self.violation(
                 "a report sent again after an issuer restart got a different response".into(),
@@ -665,6 +671,7 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
     /// the fallback to one transaction each when the group fails).
     pub(super) fn sync_grouped(
         &mut self,
+        k: IssuerIdx,
         devs: &[DeviceIdx],
         now: UnixSeconds,
     ) -> Result<(), SimError> {
@@ -678,7 +685,7 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
             let batch: Vec<(&[u8], UnixSeconds)> =
                 reports.iter().map(|(_, r)| (r.as_slice(), now)).collect();
             lock(&self.plan).arm();
-            let results = self.issuer.sync_group(&batch);
+            let results = self.nodes[k].issuer.sync_group(&batch);
             let (injected, crashed) = {
                 let mut p = lock(&self.plan);
                 p.disarm();
@@ -689,13 +696,13 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
                 (p.injected_since_arm, p.crashed)
             };
             if crashed {
-                self.restart_issuer()?;
+                self.restart_issuer(k)?;
             }
             for ((dev, report), r) in reports.into_iter().zip(results) {
                 let r = match r {
                     Err(IssuerError::Store(_)) if injected > 0 => {
                         lock(&self.plan).stats.retries += 1;
-                        self.faulted(|i| i.sync(&report, now))?
+                        self.faulted(k, |i| i.sync(&report, now))?
                     }
                     r => r,
                 };
@@ -714,19 +721,20 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
     /// first. Without faults this is just `f(&issuer)`.
     pub(super) fn faulted<T>(
         &mut self,
+        k: IssuerIdx,
         f: impl Fn(&Issuer<FaultStore>) -> Result<T, IssuerError>,
     ) -> Result<Result<T, IssuerError>, SimError> {
         let mut attempt = 0;
         loop {
             lock(&self.plan).arm();
-            let r = f(&self.issuer);
+            let r = f(&self.nodes[k].issuer);
             let (injected, crashed) = {
                 let mut p = lock(&self.plan);
                 p.disarm();
                 (p.injected_since_arm, p.crashed)
             };
             if crashed {
-                self.restart_issuer()?;
+                self.restart_issuer(k)?;
             }
             match r {
                 Err(IssuerError::Store(_)) if injected > 0 && attempt < FAULT_RETRIES_MAX => {
@@ -745,9 +753,10 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
     }
 
     /// Drop the issuer and open it again on the same store (a server restart).
-    pub(super) fn restart_issuer(&mut self) -> Result<(), SimError> {
-        let store = FaultStore::new(self.base.clone(), self.plan.clone());
-        self.issuer = Issuer::open_with_entropy(store, &MASTER, self.issuer_entropy.clone())?;
+    pub(super) fn restart_issuer(&mut self, k: IssuerIdx) -> Result<(), SimError> {
+        let node = &mut self.nodes[k];
+        let store = FaultStore::new(node.base.clone(), self.plan.clone());
+        node.issuer = Issuer::open_with_entropy(store, &MASTER, node.entropy.clone())?;
         lock(&self.plan).stats.issuer_restarts += 1;
         Ok(())
     }
