@@ -298,6 +298,18 @@ pub struct SimConfig {
     /// many simulated hours (claims move between the issuers and the scheme
     /// every simulated hour).
     pub cycle_hours: u32,
+    /// Break the world on purpose, to see the auditor fail (tests of the
+    /// auditor itself; `None` in every real run).
+    pub sabotage: Option<Sabotage>,
+}
+
+/// A deliberate bug, injected to show that the auditor catches it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sabotage {
+    /// With several issuers: the first claim the scheme delivers to an
+    /// issuer is acknowledged as accepted and never applied (a link that
+    /// loses a message and acks it anyway).
+    AckWithoutApplying,
 }
 
 impl Default for SimConfig {
@@ -318,6 +330,7 @@ impl Default for SimConfig {
             faults: false,
             issuers: 1,
             cycle_hours: 6,
+            sabotage: None,
         }
     }
 }

@@ -100,7 +100,7 @@ use std::path::{Path, PathBuf};
 
 pub use config::{
     AttackKind, AttackMix, AttackSpec, DEFAULT_ATTACK_MIX, ISSUERS_MAX, ParseAttackError,
-    PolicyOverrides, SimConfig, StoreChoice,
+    PolicyOverrides, Sabotage, SimConfig, StoreChoice,
 };
 pub use report::{REPORT_SCHEMA, SimReport};
 pub use sim::{T0, error_name, run};
@@ -151,6 +151,8 @@ pub enum SimError {
     Store(offpay_issuer::store::StoreError),
     /// A wallet failed where the simulation cannot go on.
     Wallet(String),
+    /// The scheme operator failed where the simulation cannot go on.
+    Scheme(String),
     /// A file operation failed.
     Io(String),
     /// A plot could not be drawn.
@@ -164,6 +166,7 @@ impl fmt::Display for SimError {
             SimError::Issuer(e) => write!(f, "issuer: {e}"),
             SimError::Store(e) => write!(f, "store: {e}"),
             SimError::Wallet(m) => write!(f, "wallet: {m}"),
+            SimError::Scheme(m) => write!(f, "scheme: {m}"),
             SimError::Io(m) => write!(f, "i/o: {m}"),
             SimError::Plot(m) => write!(f, "plot: {m}"),
         }

@@ -31,7 +31,7 @@ use offpay_wallet::vault::{
 };
 use offpay_wallet::{LockReason, Wallet, WalletError};
 
-use crate::config::{AttackKind, SimConfig, StoreChoice};
+use crate::config::{AttackKind, Sabotage, SimConfig, StoreChoice};
 use crate::faults::{FaultPlan, FaultStore, SharedPlan, lock};
 use crate::report::{
     AttackStats, AttackerRecord, ConfigEcho, DayRecord, Distribution, DoubleSpendRecord,
@@ -203,6 +203,8 @@ struct Tracked {
     amount: u64,
     released: u64,
     reported: Option<u64>,
+    /// The issuer of the payee it was handed to (a payment).
+    payee_issuer: Option<IssuerIdx>,
 }
 
 struct Foreign {
@@ -275,6 +277,11 @@ struct Sim<'a, P: FnMut(Progress)> {
     day: DayRecord,
     detected: BTreeMap<(CustomerIdx, u64), u64>,
     ds_seen_in_syncs: u64,
+    /// Payments accepted between wallets of different issuers, and their value.
+    cross_payments: u64,
+    cross_value: u64,
+    /// The `SimConfig::sabotage` bug was injected.
+    sabotaged: bool,
     progress: &'a mut P,
 }
 
@@ -491,6 +498,12 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
         self.customers[cust].wallets.push(w.wallet_id());
         let dev = self.new_device(w, cust, entropy);
         self.customers[cust].device = dev;
+        if self.scheme.is_some() {
+            // A member issuer's new wallet syncs at once: its first answer
+            // carries the scheme's directory (every other issuer's CA and
+            // CRL), without which it could pay and be paid only at home.
+            self.sync_device(dev, now)?;
+        }
         Ok(dev)
     }
 }
@@ -611,6 +624,8 @@ pub fn run(config: SimConfig, mut progress: impl FnMut(Progress)) -> Result<SimR
                 StoreChoice::File(_) => "sqlite-file".into(),
             },
             full_check_hours: config.full_check_hours,
+            issuers: config.issuers as u64,
+            cycle_hours: (config.issuers > 1).then_some(config.cycle_hours),
         },
         invariant_violations: Vec::new(),
         invariant_checks: 0,
@@ -648,6 +663,7 @@ pub fn run(config: SimConfig, mut progress: impl FnMut(Progress)) -> Result<SimR
         machine: MachineStats::default(),
         store_dump: None,
         faults: None,
+        scheme: None,
     };
     let root_der = nodes[IssuerIdx::new(0)]
         .issuer
@@ -692,6 +708,9 @@ pub fn run(config: SimConfig, mut progress: impl FnMut(Progress)) -> Result<SimR
         day: DayRecord::default(),
         detected: BTreeMap::new(),
         ds_seen_in_syncs: 0,
+        cross_payments: 0,
+        cross_value: 0,
+        sabotaged: false,
         progress: &mut progress,
     };
     sim.populate()?;
@@ -880,6 +899,10 @@ impl<P: FnMut(Progress)> Sim<'_, P> {
                     Ev::Restore { cust, saved } => self.on_restore(cust, saved, now)?,
                     Ev::Msg { id } => self.on_msg(id, now)?,
                 }
+            }
+            if self.scheme.is_some() {
+                let close = (hour + 1) % u64::from(self.cfg.cycle_hours) == 0;
+                self.scheme_round(T0.plus(end), close)?;
             }
             self.cheap_check(hour + 1);
             if (hour + 1) % u64::from(self.cfg.full_check_hours) == 0 {

@@ -155,6 +155,7 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
             amount: e.amount().minor,
             released: Self::now_s(now),
             reported: None,
+            payee_issuer: None,
         });
         self.tracked_by_hash.insert(h, t);
         self.chains.entry((cust, e.seq())).or_default().push(t);
@@ -239,6 +240,10 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
         let entry =
             ChainEntry::decode(&payment).map_err(|e| SimError::Wallet(format!("payment: {e}")))?;
         self.track_own(payer_dev, &entry, now);
+        if let Some(&t) = self.tracked_by_hash.get(&entry.hash()) {
+            let k = self.dev_node(payee_dev);
+            self.tracked[t].payee_issuer.get_or_insert(k);
+        }
 
         let torn_rate = self.cfg.rate(AttackKind::Torn);
         if attack.is_none() && torn_rate > 0.0 && self.arng.chance(torn_rate) {
@@ -339,7 +344,7 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
     /// Hand a Payment to its payee. Returns the receipt if accepted.
     pub(super) fn deliver(
         &mut self,
-        _payer_dev: DeviceIdx,
+        payer_dev: DeviceIdx,
         payee_dev: DeviceIdx,
         payment: &[u8],
         minor: u64,
@@ -362,6 +367,10 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
                 self.r.value_moved_minor += minor;
                 self.day.payments += 1;
                 self.day.value_moved_minor += minor;
+                if self.dev_node(payer_dev) != self.dev_node(payee_dev) {
+                    self.cross_payments += 1;
+                    self.cross_value += minor;
+                }
                 self.hold(payee_dev, &entry.hash());
                 if let Some(k) = attack {
                     self.outcome(k, "payment_accepted");
