@@ -299,6 +299,9 @@ pub struct SchemeReport {
     pub double_spends_across_issuers: u64,
     /// Directory versions published.
     pub directory_version: u64,
+    /// With faults: answers to submissions and inbox acknowledgements lost
+    /// on the way (the claims went again and came back `AlreadyKnown`).
+    pub link_messages_lost: u64,
 }
 
 /// The issuer's ledger at the end.
@@ -555,6 +558,43 @@ impl SimReport {
             top.join(", ")
         };
         rows.push(("refusals (top)".into(), top));
+        if let Some(sc) = &self.scheme {
+            rows.push((
+                "issuers / cycles / claims".into(),
+                format!("{} / {} / {}", sc.issuers.len(), sc.cycles.len(), sc.claims),
+            ));
+            rows.push((
+                "cross-issuer payments".into(),
+                format!(
+                    "{} ({})",
+                    sc.cross_issuer_payments,
+                    eur(sc.cross_issuer_value_minor)
+                ),
+            ));
+            rows.push((
+                "double spends across issuers".into(),
+                sc.double_spends_across_issuers.to_string(),
+            ));
+            for i in &sc.issuers {
+                let settled = if i.settled_minor < 0 {
+                    format!("-{}", eur(i.settled_minor.unsigned_abs()))
+                } else {
+                    eur(i.settled_minor.unsigned_abs())
+                };
+                rows.push((
+                    format!("issuer {}", i.code),
+                    format!(
+                        "{} customers, claims out {} / in {}, {} statements, net settled {settled}, {} double spends proven, guarantee loss {}",
+                        i.customers,
+                        i.claims_submitted,
+                        i.claims_received,
+                        i.statements_posted,
+                        i.double_spends_proven,
+                        eur(i.guarantee_loss_minor)
+                    ),
+                ));
+            }
+        }
         let w = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
         let mut out = String::new();
         for (k, v) in rows {
