@@ -618,6 +618,7 @@ impl<S: Store> Issuer<S> {
                 certificate,
                 policy,
                 command,
+                directory: None,
             },
             self.ca.signing_key(),
         )
