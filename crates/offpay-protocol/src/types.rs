@@ -11,6 +11,8 @@ use sha2::{Digest, Sha256};
 pub const WALLET_ID_BYTES: usize = 16;
 /// Length in bytes of a [`Nonce`].
 pub const NONCE_BYTES: usize = 16;
+/// Length in bytes of an [`IssuerId`].
+pub const ISSUER_ID_BYTES: usize = 16;
 /// Length in bytes of a [`Hash32`].
 pub const HASH_BYTES: usize = 32;
 
@@ -87,6 +89,13 @@ fixed_bytes!(
     NONCE_BYTES
 );
 fixed_bytes!(
+    /// An issuer of the scheme: the first 16 bytes of SHA-256 of its issuer
+    /// CA certificate's subject Name (DER). Hex (32 lower-case characters) in
+    /// JSON, the CLI and ledger account names.
+    IssuerId,
+    ISSUER_ID_BYTES
+);
+fixed_bytes!(
     /// A SHA-256 digest: entry hashes, payment ids, certificate references.
     Hash32,
     HASH_BYTES
@@ -99,6 +108,63 @@ impl Hash32 {
     /// SHA-256 of `data`.
     pub fn digest(data: &[u8]) -> Hash32 {
         Hash32(Sha256::digest(data).into())
+    }
+}
+
+impl IssuerId {
+    /// The id of the issuer CA whose subject Name has this DER encoding.
+    pub fn of_name_der(name_der: &[u8]) -> IssuerId {
+        let d = Sha256::digest(name_der);
+        let mut id = [0u8; ISSUER_ID_BYTES];
+        id.copy_from_slice(&d[..ISSUER_ID_BYTES]);
+        IssuerId(id)
+    }
+}
+
+/// An issuer's standing in the scheme, from the root-signed issuer CRL:
+/// listed with reason certificateHold = suspended, with any other reason =
+/// revoked, absent = active.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum IssuerStatus {
+    /// Admitted and in good standing: its wallets are accepted.
+    Active,
+    /// Temporarily barred (may be reinstated): its wallets are refused.
+    Suspended,
+    /// Permanently barred: its wallets are refused.
+    Revoked,
+}
+
+impl IssuerStatus {
+    /// The wire code (0 active, 1 suspended, 2 revoked).
+    pub const fn code(self) -> u64 {
+        match self {
+            IssuerStatus::Active => 0,
+            IssuerStatus::Suspended => 1,
+            IssuerStatus::Revoked => 2,
+        }
+    }
+    /// The status of a wire code (`None` for unknown codes).
+    pub const fn from_code(code: u64) -> Option<IssuerStatus> {
+        match code {
+            0 => Some(IssuerStatus::Active),
+            1 => Some(IssuerStatus::Suspended),
+            2 => Some(IssuerStatus::Revoked),
+            _ => None,
+        }
+    }
+    /// "active", "suspended" or "revoked" (JSON, CLI, metrics).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            IssuerStatus::Active => "active",
+            IssuerStatus::Suspended => "suspended",
+            IssuerStatus::Revoked => "revoked",
+        }
+    }
+}
+
+impl fmt::Display for IssuerStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
