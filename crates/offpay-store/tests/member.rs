@@ -4,7 +4,7 @@
 //! and the settlement statements are signed here.
 #![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)] // Test code: a failed unwrap is a failed test.
 
-use offpay_issuer::store::{Store, Tx, WalletState};
+use offpay_issuer::store::{Store, WalletState};
 use offpay_issuer::{
     Account, ClaimAck, ClaimDirection, ClaimFilter, ClaimState, Issuer, IssuerConfig, IssuerError,
     SchemeProblem,
@@ -46,7 +46,7 @@ fn config() -> IssuerConfig {
 
 /// A member issuer: CSR, certificate from the root, init.
 fn member(store: AnyStore, root: &Root, code: &str, serial: u64) -> Issuer<AnyStore> {
-    let entropy = SeededEntropy::from_u64(serial, code).shared();
+    let entropy = SeededEntropy::shared(serial, code);
     let csr = Issuer::member_csr(&store, &MASTER, &config(), code, entropy.clone()).unwrap();
     // Idempotent: the same code gives the same CSR; another code is refused.
     assert_eq!(
@@ -271,7 +271,7 @@ fn two_member_issuers_settle_payments_both_ways() {
         install(root, a, b);
         let mut alice = customer_with_wallet(a, "alice", 20_000, 10_000);
         let mut dave = customer_with_wallet(a, "dave", 0, 0);
-        let mut erin = customer_with_wallet(a, "erin", 1_000, 5_000);
+        let mut erin = customer_with_wallet(a, "erin", 6_000, 5_000);
         let mut bob = customer_with_wallet(b, "bob", 0, 0);
         let mut carol = customer_with_wallet(b, "carol", 10_000, 5_000);
 
@@ -518,7 +518,7 @@ fn a_standalone_issuer_refuses_scheme_calls() {
 fn init_member_refuses_a_certificate_for_another_key() {
     let r = root();
     let store = offpay_store::open_sqlite_memory().unwrap();
-    let entropy = SeededEntropy::from_u64(1, "x").shared();
+    let entropy = SeededEntropy::shared(1, "x");
     assert!(matches!(
         Issuer::init_member(
             store,
