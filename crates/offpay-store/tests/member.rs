@@ -268,10 +268,22 @@ fn install(root: &Root, a: &Issuer<AnyStore>, b: &Issuer<AnyStore>) {
 #[test]
 fn two_member_issuers_settle_payments_both_ways() {
     on_every_backend("member_story", |root, a, b| {
+        let (mut alice, mut dave, mut erin, mut bob) = both_ways(root, a, b);
+        fork_across_issuers(a, b, &mut erin, &mut bob, &mut dave);
+        refusals_post_nothing(a, b, &mut alice, &mut dave);
+        statements_close_the_cycle(root, a, b);
+    });
+}
+
+type W = Wallet<MemoryVault>;
+
+/// Alice@A pays Bob@B, Carol@B pays Dave@A; the claims move both ways.
+fn both_ways(root: &Root, a: &Issuer<AnyStore>, b: &Issuer<AnyStore>) -> (W, W, W, W) {
+    {
         install(root, a, b);
         let mut alice = customer_with_wallet(a, "alice", 20_000, 10_000);
         let mut dave = customer_with_wallet(a, "dave", 0, 0);
-        let mut erin = customer_with_wallet(a, "erin", 6_000, 5_000);
+        let erin = customer_with_wallet(a, "erin", 6_000, 5_000);
         let mut bob = customer_with_wallet(b, "bob", 0, 0);
         let mut carol = customer_with_wallet(b, "carol", 10_000, 5_000);
 
@@ -353,13 +365,26 @@ fn two_member_issuers_settle_payments_both_ways() {
             ),
             (idb, 2_500, 1_000, 1_500)
         );
+        (alice, dave, erin, bob)
+    }
+}
 
+/// A fork split across the issuers: Erin@A pays Bob@B, her clone pays Dave@A.
+fn fork_across_issuers(
+    a: &Issuer<AnyStore>,
+    b: &Issuer<AnyStore>,
+    erin: &mut W,
+    bob: &mut W,
+    dave: &mut W,
+) {
+    let (ida, idb) = (a.issuer_id(), b.issuer_id());
+    {
         // A fork split across the issuers: Erin@A pays Bob@B, her clone pays Dave@A.
         let mut clone = Wallet::open(erin.vault().clone()).unwrap();
-        pay(&mut erin, &mut bob, 4_000, T0.plus(400));
-        pay(&mut clone, &mut dave, 4_000, T0.plus(401));
-        sync(b, &mut bob, T0.plus(410));
-        let od = sync(a, &mut dave, T0.plus(411));
+        pay(erin, bob, 4_000, T0.plus(400));
+        pay(&mut clone, dave, 4_000, T0.plus(401));
+        sync(b, bob, T0.plus(410));
+        let od = sync(a, dave, T0.plus(411));
         assert!(od.double_spends.is_empty(), "A sees one entry only");
         assert_eq!(deliver(b, a, T0.plus(420)), vec![ClaimAck::Accepted]);
         // Proven at the payer's issuer: revoked, both payees paid, the loss covered.
@@ -371,9 +396,9 @@ fn two_member_issuers_settle_payments_both_ways() {
         let rec = a.wallet(&erin.wallet_id()).unwrap();
         assert_eq!(rec.state, WalletState::Revoked);
         assert_eq!((rec.clawed_back, rec.guaranteed), (1_000, 2_000));
-        assert_eq!(sub(a, &erin), 0);
-        assert_eq!(sub(a, &dave), 5_000);
-        assert_eq!(sub(b, &bob), 6_500);
+        assert_eq!(sub(a, erin), 0);
+        assert_eq!(sub(a, dave), 5_000);
+        assert_eq!(sub(b, bob), 6_500);
         for i in [a, b] {
             assert_invariants(i);
         }
@@ -381,7 +406,12 @@ fn two_member_issuers_settle_payments_both_ways() {
             balance(a, &Account::Peer(idb)) + balance(b, &Account::Peer(ida)),
             0
         );
+    }
+}
 
+/// Claims that are no claims, and unknown acknowledgements, change nothing.
+fn refusals_post_nothing(a: &Issuer<AnyStore>, b: &Issuer<AnyStore>, alice: &mut W, dave: &mut W) {
+    {
         // Refusals post nothing.
         let before = (
             a.invariants().unwrap().totals,
@@ -397,7 +427,7 @@ fn two_member_issuers_settle_payments_both_ways() {
             }
         );
         // A payment between two wallets of A is no claim.
-        let local = pay(&mut alice, &mut dave, 100, T0.plus(501));
+        let local = pay(alice, dave, 100, T0.plus(501));
         let r = a
             .apply_scheme_claims(&[claim(&local)], T0.plus(502))
             .unwrap();
@@ -428,7 +458,13 @@ fn two_member_issuers_settle_payments_both_ways() {
             ),
             before
         );
+    }
+}
 
+/// Cycle 1: a statement for each side, signed by the root, posted on both.
+fn statements_close_the_cycle(root: &Root, a: &Issuer<AnyStore>, b: &Issuer<AnyStore>) {
+    let (ida, idb) = (a.issuer_id(), b.issuer_id());
+    {
         // Cycle 1: a statement for each side, signed by the root, posted on both.
         let (sa, ids_a) = statement_for(root, a, 1);
         let (sb, ids_b) = statement_for(root, b, 1);
@@ -487,7 +523,7 @@ fn two_member_issuers_settle_payments_both_ways() {
             .unwrap()
             .is_empty()
         );
-    });
+    }
 }
 
 /// A payment as a claim: (entry hash, bytes).
