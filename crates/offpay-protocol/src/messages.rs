@@ -1359,28 +1359,28 @@ impl DirectoryUpdate {
         }
         let issuer_crl = m
             .optional(1)?
-            .map(|d| read_crl(d, "issuer CRL"))
+            .map(|c| read_crl(c, "issuer CRL"))
             .transpose()?;
         let issuers = {
-            let d = m.required(2, "directory issuers")?;
-            let n = d.array("directory issuers", DIRECTORY_ISSUERS_MAX)?;
-            let mut v: Vec<DirectoryIssuer> = Vec::with_capacity(n);
+            let arr = m.required(2, "directory issuers")?;
+            let n = arr.array("directory issuers", DIRECTORY_ISSUERS_MAX)?;
+            let mut out: Vec<DirectoryIssuer> = Vec::with_capacity(n);
             for _ in 0..n {
-                let i = DirectoryIssuer::decode(d)?;
-                if i.changed > version {
+                let item = DirectoryIssuer::decode(arr)?;
+                if item.changed > version {
                     return Err(DecodeError::InvalidValue(
                         "issuer changed after the version",
                     ));
                 }
-                if v.last().is_some_and(|p| p.changed > i.changed) {
+                if out.last().is_some_and(|p| p.changed > item.changed) {
                     return Err(DecodeError::InvalidValue(
                         "directory issuers not oldest first",
                     ));
                 }
-                v.push(i);
+                out.push(item);
             }
-            d.leave();
-            v
+            arr.leave();
+            out
         };
         m.end()?;
         if d.position() - start > DIRECTORY_UPDATE_BYTES_MAX {
@@ -1563,11 +1563,11 @@ impl Body for Directory {
         let currency = currency(m.required(4, "currency")?)?;
         let issuer_crl = read_crl(m.required(5, "issuer CRL")?, "issuer CRL")?;
         let issuers = {
-            let d = m.required(6, "directory issuers")?;
-            let n = d.array("directory issuers", DIRECTORY_ISSUERS_MAX)?;
+            let arr = m.required(6, "directory issuers")?;
+            let n = arr.array("directory issuers", DIRECTORY_ISSUERS_MAX)?;
             let mut v: Vec<DirectoryEntry> = Vec::with_capacity(n);
             for _ in 0..n {
-                let e = DirectoryEntry::decode(d)?;
+                let e = DirectoryEntry::decode(arr)?;
                 if e.changed > version {
                     return Err(DecodeError::InvalidValue("entry changed after the version"));
                 }
@@ -1578,7 +1578,7 @@ impl Body for Directory {
                 }
                 v.push(e);
             }
-            d.leave();
+            arr.leave();
             v
         };
         Ok(Directory {
@@ -1712,14 +1712,14 @@ impl Body for SettlementStatement {
         let time = time(m.required(4, "time")?, "time")?;
         let currency = currency(m.required(5, "currency")?)?;
         let lines = {
-            let d = m.required(6, "statement lines")?;
-            let n = d.array("statement lines", STATEMENT_LINES_MAX)?;
+            let arr = m.required(6, "statement lines")?;
+            let n = arr.array("statement lines", STATEMENT_LINES_MAX)?;
             if n == 0 {
                 return Err(DecodeError::InvalidValue("statement without lines"));
             }
             let mut v: Vec<StatementLine> = Vec::with_capacity(n);
             for _ in 0..n {
-                let l = StatementLine::decode(d)?;
+                let l = StatementLine::decode(arr)?;
                 if l.counterparty == issuer {
                     return Err(DecodeError::InvalidValue(
                         "statement line with the issuer itself",
@@ -1732,7 +1732,7 @@ impl Body for SettlementStatement {
                 }
                 v.push(l);
             }
-            d.leave();
+            arr.leave();
             v
         };
         Ok(SettlementStatement {
