@@ -320,8 +320,13 @@ fn both_ways(root: &Root, a: &Issuer<AnyStore>, b: &Issuer<AnyStore>) -> (W, W, 
             4_000,
             "Carol's payment settled at her issuer"
         );
-        // B's outbox to A: only Bob's receivable is left; A already holds it.
-        assert_eq!(deliver(b, a, T0.plus(201)), vec![ClaimAck::AlreadyKnown]);
+        // B acknowledged Bob's receivable from A's outbox: holding it, B need not submit it.
+        assert_eq!(deliver(b, a, T0.plus(201)), Vec::<ClaimAck>::new());
+        let known_b = b.claims(&ClaimFilter {
+            state: Some(ClaimState::Known),
+            ..ClaimFilter::default()
+        });
+        assert_eq!(known_b.unwrap().len(), 2);
         assert!(a.claims_to_submit(100).unwrap().is_empty());
         assert!(b.claims_to_submit(100).unwrap().is_empty());
 
@@ -507,9 +512,14 @@ fn statements_close_the_cycle(root: &Root, a: &Issuer<AnyStore>, b: &Issuer<AnyS
         // Replayed: nothing changes; another statement for cycle 1 is refused.
         let before = a.invariants().unwrap().totals;
         assert!(!a.apply_statement(&sa, &ids_a, T0.plus(700)).unwrap().posted);
-        let (other, _) = statement_for(root, a, 1);
+        let mut body = Signed::<SettlementStatement>::decode(&sa)
+            .unwrap()
+            .body()
+            .clone();
+        body.time = body.time.plus(1);
+        let other = Signed::sign(body, &root.key).into_bytes();
         assert!(matches!(
-            a.apply_statement(&other, &[], T0.plus(700)),
+            a.apply_statement(&other, &ids_a, T0.plus(700)),
             Err(IssuerError::Scheme(SchemeProblem::StatementConflict {
                 cycle: 1
             }))
