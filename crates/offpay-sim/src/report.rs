@@ -299,6 +299,15 @@ pub struct SchemeReport {
     pub double_spends_across_issuers: u64,
     /// Directory versions published.
     pub directory_version: u64,
+    /// Forks that reached an issuer only through evidence (a payment a
+    /// payee of another issuer refused and kept): that issuer does not
+    /// forward evidence, so the payer's issuer cannot prove them (no money
+    /// moved on the refused entry; counted as undetectable, see
+    /// docs/SIMULATION.md "Known gaps").
+    pub forks_only_in_foreign_evidence: u64,
+    /// Proofs a payee's issuer holds of a foreign payer's fork that the
+    /// payer's issuer did not prove (the same gap, seen from the proofs).
+    pub proofs_left_at_payee_issuer: u64,
     /// With faults: answers to submissions and inbox acknowledgements lost
     /// on the way (the claims went again and came back `AlreadyKnown`).
     pub link_messages_lost: u64,

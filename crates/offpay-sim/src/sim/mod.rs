@@ -165,6 +165,10 @@ struct Device {
     balance: u64,
     /// Tracked attacker entries this device holds and has not reported.
     held: Vec<TrackedIdx>,
+    /// With several issuers: tracked entries of another issuer's payer this
+    /// payee refused and keeps as evidence (its issuer does not forward
+    /// evidence to the payer's issuer: see `Tracked::foreign_evidence`).
+    evidence: Vec<TrackedIdx>,
     /// Vouchers issued to this device and not applied yet: (load seq, amount).
     vouchers: Vec<(u64, u64)>,
     /// A crash has been armed in its vault.
@@ -205,6 +209,9 @@ struct Tracked {
     reported: Option<u64>,
     /// The issuer of the payee it was handed to (a payment).
     payee_issuer: Option<IssuerIdx>,
+    /// Kept as evidence by a payee of another issuer than the payer's, and
+    /// reported there: it reached an issuer, not the payer's.
+    foreign_evidence: bool,
 }
 
 struct Foreign {
@@ -449,6 +456,7 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
             cust,
             balance,
             held: Vec::new(),
+            evidence: Vec::new(),
             vouchers: Vec::new(),
             crash_armed: false,
         });
@@ -462,6 +470,7 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
         self.settle_balance(dev, 0, "a device's death");
         self.devices[dev].wallet = None;
         self.devices[dev].held.clear();
+        self.devices[dev].evidence.clear();
         self.ta_sum -= bal.min(self.ta_sum);
         self.discarded += bal;
         self.devices[dev].balance = 0;

@@ -156,6 +156,7 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
             released: Self::now_s(now),
             reported: None,
             payee_issuer: None,
+            foreign_evidence: false,
         });
         self.tracked_by_hash.insert(h, t);
         self.chains.entry((cust, e.seq())).or_default().push(t);
@@ -385,7 +386,11 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
                 self.refusal(name);
                 self.settle_balance(payee_dev, 0, "a refused payment");
                 if self.wallet(payee_dev).evidence().len() > evidence_before {
-                    self.hold(payee_dev, &entry.hash());
+                    let foreign = self.dev_node(payer_dev) != self.dev_node(payee_dev);
+                    match self.tracked_by_hash.get(&entry.hash()) {
+                        Some(&t) if foreign => self.devices[payee_dev].evidence.push(t),
+                        _ => self.hold(payee_dev, &entry.hash()),
+                    }
                 }
                 self.undelivered_add(payee_dev, &entry, minor);
                 Ok(None)
@@ -784,6 +789,9 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
         let t = Self::now_s(now);
         for h in std::mem::take(&mut self.devices[dev].held) {
             self.tracked[h].reported.get_or_insert(t);
+        }
+        for h in std::mem::take(&mut self.devices[dev].evidence) {
+            self.tracked[h].foreign_evidence = true;
         }
         let honest = self.honest(cust);
         if honest && out.locked.is_some() {
