@@ -3,7 +3,9 @@
 //!
 //! A run is N customers over D days on a virtual clock, all in one process:
 //! one real [`offpay_issuer::Issuer`] on SQLite (in memory by default, or a
-//! file) and one real [`offpay_wallet::Wallet`] TA per device over a
+//! file), or with [`SimConfig::issuers`] > 1 that many member issuers under
+//! one real `offpay_scheme::Scheme` (each on its own store, claims and
+//! settlement cycles between them), and one real [`offpay_wallet::Wallet`] TA per device over a
 //! [`offpay_wallet::vault::MemoryVault`]. Customers have online accounts and
 //! habits (consumers pay, mostly merchants, and top up when low; merchants
 //! mostly receive and redeem when high); devices stay offline for random
@@ -82,6 +84,7 @@
 //! | `double_spends` | per double spend: `customer`, `kind`, `seq`, `attack_s`, `detected_s`, `delay_s`, `overspend_minor` |
 //! | `daily` | per day: `day`, `payments`, `value_moved_minor`, `syncs`, `refusals`, `offline_balance_minor`, `in_flight_minor`, `exposure_minor`, `guarantee_loss_minor`, `double_spends_released`, `double_spends_detected`, `supply_minor` |
 //! | `faults` | only with [`SimConfig::faults`]: issuer-side faults injected and absorbed ([`faults::FaultStats`]) |
+//! | `scheme` | only with [`SimConfig::issuers`] > 1: the member issuers, every settlement cycle and its positions, the claim exchange ([`report::SchemeReport`]); `daily[].issuers` then holds each issuer's exposure, open claims and net positions |
 //! | `ledger` | at the end: `supply_minor`, `pool_minor`, `wallets_minor`, `customers_minor`, `guarantee_minor`, `devices_minor`, `in_flight_minor` |
 #![allow(clippy::too_many_lines)] // lint-exception: sim.rs awaits its split (issue 10)
 #![forbid(unsafe_code)]

@@ -57,7 +57,11 @@ fn three_issuers_replay_byte_for_byte_and_every_check_holds() {
         assert_eq!(c.positions.values().sum::<i64>(), 0, "cycle {}", c.cycle);
     }
     assert!(s.issuers.iter().all(|i| i.statements_posted > 0));
-    assert!(s.issuers.iter().all(|i| i.claims_submitted > 0 && i.claims_received > 0));
+    assert!(
+        s.issuers
+            .iter()
+            .all(|i| i.claims_submitted > 0 && i.claims_received > 0)
+    );
     assert!(a.daily.iter().all(|d| d.issuers.len() == 3));
     // Every issuer's settled positions over the run sum to zero too.
     assert_eq!(s.issuers.iter().map(|i| i.settled_minor).sum::<i64>(), 0);
@@ -108,12 +112,18 @@ fn clones_fork_across_issuers_and_are_proven_at_the_payers_issuer() {
             r.invariant_violations
         );
         assert_eq!(r.honest_loss_minor, 0, "seed {seed}");
-        assert_eq!(r.double_spends_detected, r.double_spends_injected, "seed {seed}");
+        assert_eq!(
+            r.double_spends_detected, r.double_spends_injected,
+            "seed {seed}"
+        );
         let s = r.scheme.unwrap();
         across += s.double_spends_across_issuers;
         injected += r.double_spends_injected;
         let proven: u64 = s.issuers.iter().map(|i| i.double_spends_proven).sum();
-        assert_eq!(proven, r.double_spends_detected, "seed {seed}: proven at the payer's issuer");
+        assert_eq!(
+            proven, r.double_spends_detected,
+            "seed {seed}: proven at the payer's issuer"
+        );
     }
     assert!(injected > 0, "clones double-spent");
     assert!(across > 0, "some forks went to payees of different issuers");

@@ -555,7 +555,13 @@ pub fn run(config: SimConfig, mut progress: impl FnMut(Progress)) -> Result<SimR
     let mut scheme = None;
     if config.issuers == 1 {
         // One standalone issuer: its own root and issuer CA (today's world).
-        let (base, file) = open_store(&config.store, db_dir.as_ref(), "issuer", config.seed, "store")?;
+        let (base, file) = open_store(
+            &config.store,
+            db_dir.as_ref(),
+            "issuer",
+            config.seed,
+            "store",
+        )?;
         let entropy = SeededEntropy::shared(config.seed, "issuer");
         let issuer = Issuer::init_with_entropy(
             FaultStore::new(base.clone(), plan.clone()),

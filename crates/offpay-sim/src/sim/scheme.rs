@@ -333,10 +333,7 @@ impl<P: FnMut(Progress)> Sim<'_, P> {
             Ok(_) => {}
             Err(e) => {
                 let who = self.issuer_label(k);
-                self.violation(format!(
-                    "{who}refused the scheme's directory: {}",
-                    e.code()
-                ));
+                self.violation(format!("{who}refused the scheme's directory: {}", e.code()));
             }
         }
         Ok(())
@@ -508,10 +505,7 @@ impl<P: FnMut(Progress)> Sim<'_, P> {
             return Ok(());
         };
         let id = sw.ids[k.get()];
-        let statements = sw
-            .scheme
-            .statements(&id, after)
-            .map_err(Self::scheme_err)?;
+        let statements = sw.scheme.statements(&id, after).map_err(Self::scheme_err)?;
         for (cycle, bytes) in statements {
             let Some(sw) = self.scheme.as_ref() else {
                 return Ok(());
@@ -548,7 +542,9 @@ impl<P: FnMut(Progress)> Sim<'_, P> {
         let st = match Signed::<SettlementStatement>::decode(bytes) {
             Ok(s) => s,
             Err(e) => {
-                self.violation(format!("{who}statement of cycle {cycle} does not decode: {e}"));
+                self.violation(format!(
+                    "{who}statement of cycle {cycle} does not decode: {e}"
+                ));
                 return Ok(());
             }
         };
@@ -570,7 +566,9 @@ impl<P: FnMut(Progress)> Sim<'_, P> {
         }
         let body = st.body();
         if body.issuer != self.scheme.as_ref().map_or(body.issuer, |s| s.ids[k.get()]) {
-            self.violation(format!("{who}got the statement of another issuer (cycle {cycle})"));
+            self.violation(format!(
+                "{who}got the statement of another issuer (cycle {cycle})"
+            ));
         }
         let mut lines = 0;
         for line in &body.lines {
@@ -765,11 +763,7 @@ impl<P: FnMut(Progress)> Sim<'_, P> {
         // Each issuer's figures.
         for k in self.nodes.indices() {
             let inv = self.nodes[k].issuer.invariants()?;
-            let customers = self
-                .customers
-                .iter()
-                .filter(|c| c.issuer == k)
-                .count() as u64;
+            let customers = self.customers.iter().filter(|c| c.issuer == k).count() as u64;
             let mut accounts = BTreeMap::new();
             for (id, (_, _, acc)) in &views[k.get()] {
                 if let Some(j) = ids.iter().position(|x| x == id) {
@@ -813,7 +807,10 @@ impl<P: FnMut(Progress)> Sim<'_, P> {
         self.chains
             .values()
             .filter(|ts| {
-                let reported = ts.iter().filter(|&&t| self.tracked[t].reported.is_some()).count();
+                let reported = ts
+                    .iter()
+                    .filter(|&&t| self.tracked[t].reported.is_some())
+                    .count();
                 let evidence = ts
                     .iter()
                     .filter(|&&t| {
@@ -832,8 +829,10 @@ impl<P: FnMut(Progress)> Sim<'_, P> {
             .values()
             .filter(|ts| ts.len() >= 2)
             .filter(|ts| {
-                let mut issuers: Vec<IssuerIdx> =
-                    ts.iter().filter_map(|&t| self.tracked[t].payee_issuer).collect();
+                let mut issuers: Vec<IssuerIdx> = ts
+                    .iter()
+                    .filter_map(|&t| self.tracked[t].payee_issuer)
+                    .collect();
                 issuers.sort();
                 issuers.dedup();
                 issuers.len() > 1

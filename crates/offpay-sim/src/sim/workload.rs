@@ -35,13 +35,14 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
         let wid = self.wallet(dev).wallet_id();
         let key = format!("load-{cust}-{}", self.next_op());
         let k = self.customers[cust].issuer;
-        let voucher = match self.faulted(k, |i| i.load(&wid, Amount::new(minor, eur()), &key, now))? {
-            Ok(v) => v,
-            Err(e) => {
-                self.issuer_refusal("load", &e);
-                return Ok(false);
-            }
-        };
+        let voucher =
+            match self.faulted(k, |i| i.load(&wid, Amount::new(minor, eur()), &key, now))? {
+                Ok(v) => v,
+                Err(e) => {
+                    self.issuer_refusal("load", &e);
+                    return Ok(false);
+                }
+            };
         let seq = Signed::<LoadVoucher>::decode(&voucher)
             .map(|v| v.body().load_seq)
             .map_err(|e| SimError::Wallet(format!("voucher: {e}")))?;
