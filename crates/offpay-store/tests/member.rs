@@ -272,7 +272,63 @@ fn two_member_issuers_settle_payments_both_ways() {
         fork_across_issuers(a, b, &mut erin, &mut bob, &mut dave);
         refusals_post_nothing(a, b, &mut alice, &mut dave);
         statements_close_the_cycle(root, a, b);
+        fork_of_a_foreign_payer(root, a, b);
     });
+}
+
+/// Frank@A and his clone pay two wallets of B: B proves the fork but does not
+/// revoke (Frank is not its wallet), both payees are paid and both entries go
+/// out as claims; A, given both, proves it too and revokes. Cycle 2 settles them.
+fn fork_of_a_foreign_payer(root: &Root, a: &Issuer<AnyStore>, b: &Issuer<AnyStore>) {
+    let mut frank = customer_with_wallet(a, "frank", 3_000, 2_000);
+    let mut gina = customer_with_wallet(b, "gina", 0, 0);
+    let mut hank = customer_with_wallet(b, "hank", 0, 0);
+    let mut clone = Wallet::open(frank.vault().clone()).unwrap();
+    pay(&mut frank, &mut gina, 1_500, T0.plus(800));
+    pay(&mut clone, &mut hank, 1_200, T0.plus(801));
+    let og = sync(b, &mut gina, T0.plus(810));
+    assert!(og.double_spends.is_empty());
+    let oh = sync(b, &mut hank, T0.plus(811));
+    assert_eq!(oh.double_spends, vec![(frank.wallet_id(), 1)]);
+    assert_eq!((sub(b, &gina), sub(b, &hank)), (1_500, 1_200));
+    let ds = b.double_spends(Some(&frank.wallet_id()), 10).unwrap();
+    assert_eq!(ds.len(), 1);
+    let proven = verify_double_spend_bytes(&ds[0].proof, b.root_certificate()).unwrap();
+    assert_eq!(proven.payer, frank.wallet_id());
+    assert!(matches!(
+        b.wallet(&frank.wallet_id()),
+        Err(IssuerError::UnknownWallet)
+    ));
+    assert_invariants(b);
+    // Both entries go out; A records the first, proves the second.
+    assert_eq!(b.claims_to_submit(100).unwrap().len(), 2);
+    assert_eq!(
+        deliver(b, a, T0.plus(820)),
+        vec![ClaimAck::Accepted, ClaimAck::Accepted]
+    );
+    let rec = a.wallet(&frank.wallet_id()).unwrap();
+    assert_eq!(rec.state, WalletState::Revoked);
+    // 2,000 held, 2,700 spent: the 700 overspent comes back from his 1,000 online.
+    assert_eq!((rec.clawed_back, rec.guaranteed), (700, 0));
+    assert_eq!(sub(a, &frank), 0);
+    for i in [a, b] {
+        assert_invariants(i);
+    }
+    let (ida, idb) = (a.issuer_id(), b.issuer_id());
+    assert_eq!(balance(a, &Account::Peer(idb)), 2_700);
+    assert_eq!(balance(b, &Account::Peer(ida)), -2_700);
+    // Cycle 2 closes them on both sides.
+    let (sa, ids_a) = statement_for(root, a, 2);
+    let (sb, ids_b) = statement_for(root, b, 2);
+    assert_eq!(ids_a.len(), 2);
+    assert!(a.apply_statement(&sa, &ids_a, T0.plus(900)).unwrap().posted);
+    assert!(b.apply_statement(&sb, &ids_b, T0.plus(900)).unwrap().posted);
+    assert_eq!(balance(a, &Account::Settlement), 5_500 + 2_700);
+    assert_eq!(balance(b, &Account::Settlement), -(5_500 + 2_700));
+    assert_eq!(a.last_statement_cycle().unwrap(), 2);
+    for i in [a, b] {
+        assert_invariants(i);
+    }
 }
 
 type W = Wallet<MemoryVault>;
