@@ -14,8 +14,7 @@ use offpay_protocol::{Hash32, IssuerId, UnixSeconds};
 use crate::error::SchemeError;
 use crate::scheme::{K_CYCLE, K_DIRECTORY_VERSION, Scheme, get_u64, set_u64};
 use crate::store::{
-    ClaimQuery, CycleRecord, LineRecord, NettedClaim, SchemeStore, SchemeStoreError, SchemeTx,
-    StatementRecord,
+    CycleRecord, LineRecord, NettedClaim, SchemeStore, SchemeStoreError, SchemeTx, StatementRecord,
 };
 
 /// Statements per `statements` page.
@@ -110,7 +109,10 @@ impl<S: SchemeStore> Scheme<S> {
             let mut total: i128 = 0;
             for (issuer, lines) in by_issuer {
                 if lines.len() > STATEMENT_LINES_MAX {
-                    return Err(SchemeError::TooLarge("statement lines", STATEMENT_LINES_MAX));
+                    return Err(SchemeError::TooLarge(
+                        "statement lines",
+                        STATEMENT_LINES_MAX,
+                    ));
                 }
                 let mut body_lines = Vec::with_capacity(lines.len());
                 let mut records = Vec::with_capacity(lines.len());
@@ -171,13 +173,17 @@ impl<S: SchemeStore> Scheme<S> {
 
     /// The last closed cycle (0 = none).
     pub fn last_cycle(&self) -> Result<u64, SchemeError> {
-        self.with_tx(|tx| get_u64(tx, K_CYCLE))
+        self.with_read(|tx| get_u64(tx, K_CYCLE))
     }
 
     /// `issuer`'s statements of the cycles after `after_cycle`, oldest first,
     /// at most [`STATEMENTS_PAGE_MAX`]: (cycle, `Signed<SettlementStatement>` bytes).
-    pub fn statements(&self, issuer: &IssuerId, after_cycle: u64) -> Result<Vec<(u64, Vec<u8>)>, SchemeError> {
-        self.with_tx(|tx| {
+    pub fn statements(
+        &self,
+        issuer: &IssuerId,
+        after_cycle: u64,
+    ) -> Result<Vec<(u64, Vec<u8>)>, SchemeError> {
+        self.with_read(|tx| {
             Ok(tx
                 .statements(issuer, after_cycle, STATEMENTS_PAGE_MAX)?
                 .into_iter()
@@ -189,7 +195,7 @@ impl<S: SchemeStore> Scheme<S> {
     /// The ids of the claims of `cycle` that `issuer` is a party to, sorted:
     /// what its statement's line digests are computed over.
     pub fn cycle_claims(&self, issuer: &IssuerId, cycle: u64) -> Result<Vec<Hash32>, SchemeError> {
-        self.with_tx(|tx| Ok(tx.cycle_claims(issuer, cycle)?))
+        self.with_read(|tx| Ok(tx.cycle_claims(issuer, cycle)?))
     }
 
     /// Net position per issuer over the claims both parties hold and no cycle
@@ -213,12 +219,20 @@ impl<S: SchemeStore> Scheme<S> {
     /// directory's version is the latest stored one.
     pub fn invariants(&self) -> Result<SchemeInvariants, SchemeError> {
         self.with_tx(|tx| {
+            // One view of the cycles (on PostgreSQL, READ COMMITTED reads
+            // each statement anew: hold off close_cycle meanwhile).
+            tx.lock_scheme()?;
             let mut v = Vec::new();
             let issuers = tx.issuers()?;
             let cycles = tx.cycles()?;
             let netted = tx.netted_claims()?;
             check_cycles(&netted, &cycles, &mut v);
-            check_statements(&netted, &tx.statement_lines()?, &tx.statement_nets()?, &mut v);
+            check_statements(
+                &netted,
+                &tx.statement_lines()?,
+                &tx.statement_nets()?,
+                &mut v,
+            );
             let (claims_open, claims_waiting, claims_disputed) = check_claims(tx, &mut v)?;
             let version = get_u64(tx, K_DIRECTORY_VERSION)?;
             match tx.latest_directory()? {
@@ -230,12 +244,18 @@ impl<S: SchemeStore> Scheme<S> {
             }
             for r in &issuers {
                 if r.changed > version {
-                    v.push(format!("issuer {} changed in future version {}", r.code, r.changed));
+                    v.push(format!(
+                        "issuer {} changed in future version {}",
+                        r.code, r.changed
+                    ));
                 }
             }
             let last = get_u64(tx, K_CYCLE)?;
             if cycles.last().map_or(0, |c| c.cycle) != last || cycles.len() as u64 != last {
-                v.push(format!("{} cycles recorded, last cycle {last}", cycles.len()));
+                v.push(format!(
+                    "{} cycles recorded, last cycle {last}",
+                    cycles.len()
+                ));
             }
             Ok(SchemeInvariants {
                 ok: v.is_empty(),
@@ -269,7 +289,9 @@ fn check_cycles(netted: &[NettedClaim], cycles: &[CycleRecord], v: &mut Vec<Stri
         }
     }
     for cycle in per_cycle.keys() {
-        v.push(format!("claims are netted in cycle {cycle}, which was never closed"));
+        v.push(format!(
+            "claims are netted in cycle {cycle}, which was never closed"
+        ));
     }
 }
 
@@ -286,10 +308,14 @@ fn check_statements(
 ) {
     let mut expected = ExpectedLines::new();
     for c in netted {
-        let e = expected.entry((c.cycle, c.payee_issuer, c.payer_issuer)).or_default();
+        let e = expected
+            .entry((c.cycle, c.payee_issuer, c.payer_issuer))
+            .or_default();
         e.0 += i128::from(c.amount);
         e.2.push(c.id);
-        let e = expected.entry((c.cycle, c.payer_issuer, c.payee_issuer)).or_default();
+        let e = expected
+            .entry((c.cycle, c.payer_issuer, c.payee_issuer))
+            .or_default();
         e.1 += i128::from(c.amount);
         e.2.push(c.id);
     }
@@ -332,7 +358,9 @@ fn check_statements(
         }
     }
     for (cycle, issuer) in line_nets.keys() {
-        v.push(format!("cycle {cycle}: lines of {issuer} without a statement"));
+        v.push(format!(
+            "cycle {cycle}: lines of {issuer} without a statement"
+        ));
     }
     for (cycle, sum) in sums {
         if sum != 0 {
@@ -344,27 +372,16 @@ fn check_statements(
 /// Every netted claim was held by both parties and not disputed; the counts
 /// of open (held by both, not netted), waiting (one side missing) and
 /// disputed claims.
-fn check_claims(tx: &mut dyn SchemeTx, v: &mut Vec<String>) -> Result<(u64, u64, u64), SchemeError> {
-    let (mut open, mut waiting, mut disputed) = (0, 0, 0);
-    let all = tx.claims(&ClaimQuery {
-        issuer: None,
-        cycle: None,
-        disputed: false,
-        limit: i64::MAX as usize,
-    })?;
-    for c in all {
-        if c.cycle.is_some() && (!c.held_by_both() || c.disputed()) {
-            v.push(format!("claim {} is netted but not held by both parties", c.id));
-        }
-        if c.disputed() {
-            disputed += 1;
-        } else if c.cycle.is_none() {
-            if c.held_by_both() {
-                open += 1;
-            } else {
-                waiting += 1;
-            }
-        }
+fn check_claims(
+    tx: &mut dyn SchemeTx,
+    v: &mut Vec<String>,
+) -> Result<(u64, u64, u64), SchemeError> {
+    let c = tx.claim_counts()?;
+    if c.netted_not_held > 0 {
+        v.push(format!(
+            "{} claims are netted but not held by both parties",
+            c.netted_not_held
+        ));
     }
-    Ok((open, waiting, disputed))
+    Ok((c.open, c.waiting, c.disputed))
 }

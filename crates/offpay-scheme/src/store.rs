@@ -217,6 +217,19 @@ impl ClaimRecord {
     }
 }
 
+/// Claims by state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ClaimCounts {
+    /// In a cycle but not held by both parties, or disputed: must be 0.
+    pub netted_not_held: u64,
+    /// Held by both parties, not disputed, in no cycle yet.
+    pub open: u64,
+    /// One party does not hold it yet (and none disputes it).
+    pub waiting: u64,
+    /// A party refused it.
+    pub disputed: u64,
+}
+
 /// A claim netted in a cycle, as the invariants read it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NettedClaim {
@@ -315,6 +328,11 @@ pub struct ClaimQuery {
 pub trait SchemeStore: Send + Sync {
     /// A read-write transaction.
     fn begin_scheme(&self) -> Result<Box<dyn SchemeTx + '_>, SchemeStoreError>;
+    /// A transaction that only reads (on SQLite a snapshot that does not
+    /// take the write lock). By default a read-write one.
+    fn begin_scheme_read(&self) -> Result<Box<dyn SchemeTx + '_>, SchemeStoreError> {
+        self.begin_scheme()
+    }
     /// "sqlite" or "postgres".
     fn scheme_backend(&self) -> &'static str;
 }
@@ -367,6 +385,8 @@ pub trait SchemeTx {
     ) -> Result<(), SchemeStoreError>;
     /// The latest directory version and its signed bytes.
     fn latest_directory(&mut self) -> Result<Option<(u64, Vec<u8>)>, SchemeStoreError>;
+    /// Delete the stored directory versions below `version`; how many.
+    fn prune_directory(&mut self, version: u64) -> Result<u64, SchemeStoreError>;
 
     /// Claims by id (those that exist).
     fn claims_by_id(&mut self, ids: &[Hash32]) -> Result<Vec<ClaimRecord>, SchemeStoreError>;
@@ -383,18 +403,21 @@ pub trait SchemeTx {
         now: UnixSeconds,
     ) -> Result<bool, SchemeStoreError>;
     /// Claims `issuer` is a party to whose side is `none`, oldest first.
-    fn inbox(&mut self, issuer: &IssuerId, limit: usize)
-    -> Result<Vec<ClaimRecord>, SchemeStoreError>;
+    fn inbox(
+        &mut self,
+        issuer: &IssuerId,
+        limit: usize,
+    ) -> Result<Vec<ClaimRecord>, SchemeStoreError>;
     /// Claims held by both parties, in no cycle, not disputed (locked on PostgreSQL).
     fn claims_to_net(&mut self) -> Result<Vec<ClaimRecord>, SchemeStoreError>;
     /// Put claims in a cycle (only those in none yet); how many moved.
     fn assign_cycle(&mut self, ids: &[Hash32], cycle: u64) -> Result<u64, SchemeStoreError>;
     /// Claims as asked.
     fn claims(&mut self, q: &ClaimQuery) -> Result<Vec<ClaimRecord>, SchemeStoreError>;
+    /// Claim counts by state, in SQL (the invariants' input).
+    fn claim_counts(&mut self) -> Result<ClaimCounts, SchemeStoreError>;
     /// Every netted claim: the invariants' input.
-    fn netted_claims(
-        &mut self,
-    ) -> Result<Vec<NettedClaim>, SchemeStoreError>;
+    fn netted_claims(&mut self) -> Result<Vec<NettedClaim>, SchemeStoreError>;
 
     /// Record a refused submission.
     fn insert_refusal(&mut self, r: &RefusalRecord) -> Result<(), SchemeStoreError>;
