@@ -61,6 +61,14 @@ pub(crate) struct SimArgs {
     /// in the report's `faults`). A failing seed replays the failure exactly.
     #[arg(long)]
     faults: bool,
+    /// Issuers: 1 (the default) is one standalone issuer; N > 1 runs N member
+    /// issuers under one in-process scheme, customers spread over them, claims
+    /// and settlement cycles between them.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    issuers: usize,
+    /// With --issuers > 1: close a settlement cycle every H simulated hours.
+    #[arg(long, value_name = "H")]
+    cycle_hours: Option<u32>,
     /// Keep the issuer's SQLite database in FILE (default: in memory).
     #[arg(long, value_name = "FILE")]
     store: Option<PathBuf>,
@@ -105,6 +113,10 @@ pub(crate) fn run(a: SimArgs, as_json: bool) -> Outcome {
     }
     config.dump_store = a.dump.is_some();
     config.faults = a.faults;
+    config.issuers = a.issuers;
+    if let Some(h) = a.cycle_hours {
+        config.cycle_hours = h;
+    }
     let seed = a.seed;
     // The same command line replays the same run, failure included.
     let replay = std::env::args().collect::<Vec<_>>().join(" ");

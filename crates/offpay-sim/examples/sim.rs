@@ -2,7 +2,7 @@
 //! JSON report, plots), plus the wall time and peak memory on stderr.
 //!
 //! `cargo run --release -p offpay-sim --example sim -- --wallets 10000 --days 30 --seed 1 \
-//!     [--attack KIND=RATE ...] [--json] [--out FILE] [--plot DIR] [--store FILE] [--full-check-hours H]`
+//!     [--issuers N] [--cycle-hours H] [--attack KIND=RATE ...] [--json] [--out FILE] [--plot DIR] [--store FILE] [--full-check-hours H]`
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -42,6 +42,8 @@ fn main() {
             "--wallets" => config.wallets = val(i).parse().unwrap_or_else(|_| bad(a)),
             "--days" => config.days = val(i).parse().unwrap_or_else(|_| bad(a)),
             "--seed" => config.seed = val(i).parse().unwrap_or_else(|_| bad(a)),
+            "--issuers" => config.issuers = val(i).parse().unwrap_or_else(|_| bad(a)),
+            "--cycle-hours" => config.cycle_hours = val(i).parse().unwrap_or_else(|_| bad(a)),
             "--full-check-hours" => {
                 config.full_check_hours = val(i).parse().unwrap_or_else(|_| bad(a))
             }

@@ -253,6 +253,9 @@ pub struct PolicyOverrides {
     pub max_offline_seconds: Option<u64>,
 }
 
+/// Most issuers in one run (the scheme's directory holds up to 64).
+pub const ISSUERS_MAX: usize = 32;
+
 /// A simulation run.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SimConfig {
@@ -286,6 +289,27 @@ pub struct SimConfig {
     /// Inject issuer-side faults driven by the seed (`faults.rs`): failed
     /// statements, conflicts, crashes before commit, issuer restarts mid-sync.
     pub faults: bool,
+    /// Issuers. 1 (the default): one standalone issuer, as before schemes
+    /// existed. More: that many member issuers, each on its own store, under
+    /// one in-process scheme operator (its own store); customers are spread
+    /// over them (customer `i` at issuer `i % issuers`).
+    pub issuers: usize,
+    /// With several issuers: the scheme closes a settlement cycle every this
+    /// many simulated hours (claims move between the issuers and the scheme
+    /// every simulated hour).
+    pub cycle_hours: u32,
+    /// Break the world on purpose, to see the auditor fail (tests of the
+    /// auditor itself; `None` in every real run).
+    pub sabotage: Option<Sabotage>,
+}
+
+/// A deliberate bug, injected to show that the auditor catches it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sabotage {
+    /// With several issuers: the first claim the scheme delivers to an
+    /// issuer is acknowledged as accepted and never applied (a link that
+    /// loses a message and acks it anyway).
+    AckWithoutApplying,
 }
 
 impl Default for SimConfig {
@@ -304,6 +328,9 @@ impl Default for SimConfig {
             full_check_hours: 24,
             dump_store: false,
             faults: false,
+            issuers: 1,
+            cycle_hours: 6,
+            sabotage: None,
         }
     }
 }
@@ -337,6 +364,15 @@ impl SimConfig {
         }
         if self.consumer_offline_hours == 0 || self.merchant_offline_hours == 0 {
             return Err("offline hours must be positive".into());
+        }
+        if self.issuers == 0 || self.issuers > ISSUERS_MAX {
+            return Err(format!("issuers must be 1 to {ISSUERS_MAX}"));
+        }
+        if self.wallets < 4 * self.issuers {
+            return Err("at least 4 wallets per issuer".into());
+        }
+        if self.cycle_hours == 0 {
+            return Err("the settlement cycle must be at least 1 hour".into());
         }
         if self.full_check_hours == 0 {
             return Err("full check interval must be at least 1 hour".into());

@@ -9,8 +9,9 @@
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use offpay_issuer::store::{
-    Book, CheckpointRecord, DoubleSpendRecord, EntryRecord, LedgerTotals, Posting,
-    RevocationRecord, Store, StoreError, Tx, WalletRecord,
+    Book, CheckpointRecord, ClaimFilter, ClaimRecord, ClaimState, ClaimSums, DoubleSpendRecord,
+    EntryRecord, LedgerTotals, Posting, RevocationRecord, StatementRecord, Store, StoreError, Tx,
+    WalletRecord,
 };
 use offpay_protocol::{Hash32, UnixSeconds, WalletId};
 use offpay_store::AnyStore;
@@ -280,6 +281,19 @@ impl Tx for FaultTx<'_> {
         fn revocations(&mut self) -> Vec<RevocationRecord>;
         fn idempotent(&mut self, key: &str) -> Option<(Hash32, Vec<u8>)>;
         fn insert_idempotent(&mut self, key: &str, request: &Hash32, response: &[u8], now: UnixSeconds) -> ();
+        fn insert_claims(&mut self, claims: &[(ClaimRecord, Vec<u8>)]) -> Vec<Hash32>;
+        fn claims_by_ids(&mut self, ids: &[Hash32]) -> Vec<ClaimRecord>;
+        fn claims(&mut self, filter: &ClaimFilter) -> Vec<ClaimRecord>;
+        fn outbox(&mut self, limit: u32) -> Vec<(Hash32, Vec<u8>)>;
+        fn set_claim_state(&mut self, id: &Hash32, state: ClaimState, refusal: Option<&str>) -> ();
+        fn set_claims_cycle(&mut self, ids: &[Hash32], cycle: u64) -> ();
+        fn claim_sums(&mut self) -> Vec<ClaimSums>;
+        fn claim_refusal(&mut self, id: &Hash32) -> Option<String>;
+        fn insert_claim_refusal(&mut self, id: &Hash32, code: &str, bytes: &[u8], now: UnixSeconds) -> ();
+        fn statement(&mut self, cycle: u64) -> Option<StatementRecord>;
+        fn insert_statement(&mut self, s: &StatementRecord) -> ();
+        fn statement_totals(&mut self) -> (u64, i128);
+        fn balances_of_kind(&mut self, kind: &str) -> Vec<(String, i64)>;
     }
 }
 

@@ -3,7 +3,9 @@
 //!
 //! A run is N customers over D days on a virtual clock, all in one process:
 //! one real [`offpay_issuer::Issuer`] on SQLite (in memory by default, or a
-//! file) and one real [`offpay_wallet::Wallet`] TA per device over a
+//! file), or with [`SimConfig::issuers`] > 1 that many member issuers under
+//! one real `offpay_scheme::Scheme` (each on its own store, claims and
+//! settlement cycles between them), and one real [`offpay_wallet::Wallet`] TA per device over a
 //! [`offpay_wallet::vault::MemoryVault`]. Customers have online accounts and
 //! habits (consumers pay, mostly merchants, and top up when low; merchants
 //! mostly receive and redeem when high); devices stay offline for random
@@ -82,6 +84,7 @@
 //! | `double_spends` | per double spend: `customer`, `kind`, `seq`, `attack_s`, `detected_s`, `delay_s`, `overspend_minor` |
 //! | `daily` | per day: `day`, `payments`, `value_moved_minor`, `syncs`, `refusals`, `offline_balance_minor`, `in_flight_minor`, `exposure_minor`, `guarantee_loss_minor`, `double_spends_released`, `double_spends_detected`, `supply_minor` |
 //! | `faults` | only with [`SimConfig::faults`]: issuer-side faults injected and absorbed ([`faults::FaultStats`]) |
+//! | `scheme` | only with [`SimConfig::issuers`] > 1: the member issuers, every settlement cycle and its positions, the claim exchange ([`report::SchemeReport`]); `daily[].issuers` then holds each issuer's exposure, open claims and net positions |
 //! | `ledger` | at the end: `supply_minor`, `pool_minor`, `wallets_minor`, `customers_minor`, `guarantee_minor`, `devices_minor`, `in_flight_minor` |
 #![allow(clippy::too_many_lines)] // lint-exception: sim.rs awaits its split (issue 10)
 #![forbid(unsafe_code)]
@@ -99,8 +102,8 @@ use core::fmt;
 use std::path::{Path, PathBuf};
 
 pub use config::{
-    AttackKind, AttackMix, AttackSpec, DEFAULT_ATTACK_MIX, ParseAttackError, PolicyOverrides,
-    SimConfig, StoreChoice,
+    AttackKind, AttackMix, AttackSpec, DEFAULT_ATTACK_MIX, ISSUERS_MAX, ParseAttackError,
+    PolicyOverrides, Sabotage, SimConfig, StoreChoice,
 };
 pub use report::{REPORT_SCHEMA, SimReport};
 pub use sim::{T0, error_name, run};
@@ -151,6 +154,8 @@ pub enum SimError {
     Store(offpay_issuer::store::StoreError),
     /// A wallet failed where the simulation cannot go on.
     Wallet(String),
+    /// The scheme operator failed where the simulation cannot go on.
+    Scheme(String),
     /// A file operation failed.
     Io(String),
     /// A plot could not be drawn.
@@ -164,6 +169,7 @@ impl fmt::Display for SimError {
             SimError::Issuer(e) => write!(f, "issuer: {e}"),
             SimError::Store(e) => write!(f, "store: {e}"),
             SimError::Wallet(m) => write!(f, "wallet: {m}"),
+            SimError::Scheme(m) => write!(f, "scheme: {m}"),
             SimError::Io(m) => write!(f, "i/o: {m}"),
             SimError::Plot(m) => write!(f, "plot: {m}"),
         }

@@ -39,6 +39,20 @@ pub struct ConfigEcho {
     pub store: String,
     /// Hours between full checks.
     pub full_check_hours: u32,
+    /// Issuers (only in the JSON when more than one).
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub issuers: u64,
+    /// Hours between settlement cycles (only with several issuers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cycle_hours: Option<u32>,
+}
+
+fn one() -> u64 {
+    1
+}
+
+fn is_one(n: &u64) -> bool {
+    *n == 1
 }
 
 /// The risk limits in force (the issuer's signed policy).
@@ -193,6 +207,110 @@ pub struct DayRecord {
     pub double_spends_detected: u64,
     /// Money supply at the issuer (deposits - withdrawals).
     pub supply_minor: i64,
+    /// With several issuers: each issuer's figures at the end of the day.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub issuers: Vec<DayIssuer>,
+}
+
+/// One issuer's figures at the end of a day (runs with several issuers).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DayIssuer {
+    /// Its issuer code.
+    pub issuer: String,
+    /// Double-spent value released by its wallets and not yet detected.
+    pub exposure_minor: u64,
+    /// Claims it holds that no posted cycle covers yet: receivable (owed to
+    /// it by other issuers) and payable (it owes), and how many.
+    pub open_receivable_minor: i64,
+    /// See `open_receivable_minor`.
+    pub open_payable_minor: i64,
+    /// Open claims (both directions).
+    pub open_claims: u64,
+    /// Net of its accounts with the other issuers (`issuer:<id>`; positive:
+    /// it owes them).
+    pub peer_accounts_minor: i64,
+    /// Its settlement account at the scheme (`settlement`).
+    pub settlement_minor: i64,
+    /// Money supply at this issuer (its deposits - withdrawals).
+    pub supply_minor: i64,
+}
+
+/// A settlement cycle closed by the scheme.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CycleReport {
+    /// The cycle number.
+    pub cycle: u64,
+    /// When it was closed (virtual seconds since the start).
+    pub time_s: u64,
+    /// Claims netted in it.
+    pub claims: u64,
+    /// Issuer code -> net position (positive: the issuer receives).
+    pub positions: BTreeMap<String, i64>,
+}
+
+/// One member issuer of a run with a scheme, at the end.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IssuerReport {
+    /// Its issuer code.
+    pub code: String,
+    /// Its issuer id (hex).
+    pub id: String,
+    /// Customers it serves.
+    pub customers: u64,
+    /// Claims it submitted to the scheme, and the scheme's answers.
+    pub claims_submitted: u64,
+    /// Claims the scheme delivered to it (its inbox), and its answers.
+    pub claims_received: u64,
+    /// Scheme claims it refused (by code).
+    pub claims_refused: BTreeMap<String, u64>,
+    /// Statements it posted.
+    pub statements_posted: u64,
+    /// Double spends proven here (its own wallets only).
+    pub double_spends_proven: u64,
+    /// Loss charged to its guarantee account (net of refunds).
+    pub guarantee_loss_minor: u64,
+    /// Money supply at this issuer (deposits - withdrawals).
+    pub supply_minor: i64,
+    /// Sum of its settlement positions over every cycle (positive: received).
+    pub settled_minor: i64,
+    /// What each other issuer owes it (negative) or it owes (positive) at
+    /// quiescence, by issuer code: its `issuer:<id>` accounts.
+    pub peer_accounts_minor: BTreeMap<String, i64>,
+}
+
+/// The scheme of a run with several issuers.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SchemeReport {
+    /// The member issuers.
+    pub issuers: Vec<IssuerReport>,
+    /// Every settlement cycle closed.
+    pub cycles: Vec<CycleReport>,
+    /// Claim exchange rounds run (one per simulated hour, more at the end).
+    pub rounds: u64,
+    /// Claims the scheme holds at the end.
+    pub claims: u64,
+    /// Claims submitted, by the scheme's answer (`accepted`, `already_known`, `refused:<code>`).
+    pub submit_results: BTreeMap<String, u64>,
+    /// Payments between wallets of different issuers, accepted by payees.
+    pub cross_issuer_payments: u64,
+    /// Their value.
+    pub cross_issuer_value_minor: u64,
+    /// Double spends whose entries went to payees of more than one issuer.
+    pub double_spends_across_issuers: u64,
+    /// Directory versions published.
+    pub directory_version: u64,
+    /// Forks that reached an issuer only through evidence (a payment a
+    /// payee of another issuer refused and kept): that issuer does not
+    /// forward evidence, so the payer's issuer cannot prove them (no money
+    /// moved on the refused entry; counted as undetectable, see
+    /// docs/SIMULATION.md "Known gaps").
+    pub forks_only_in_foreign_evidence: u64,
+    /// Proofs a payee's issuer holds of a foreign payer's fork that the
+    /// payer's issuer did not prove (the same gap, seen from the proofs).
+    pub proofs_left_at_payee_issuer: u64,
+    /// With faults: answers to submissions and inbox acknowledgements lost
+    /// on the way (the claims went again and came back `AlreadyKnown`).
+    pub link_messages_lost: u64,
 }
 
 /// The issuer's ledger at the end.
@@ -293,6 +411,9 @@ pub struct SimReport {
     pub daily: Vec<DayRecord>,
     /// The ledger at the end.
     pub ledger: LedgerSummary,
+    /// With several issuers: the scheme, its cycles and each member issuer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheme: Option<SchemeReport>,
     /// Issuer-side faults injected and how the run got through them (only
     /// with [`crate::SimConfig::faults`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -446,6 +567,43 @@ impl SimReport {
             top.join(", ")
         };
         rows.push(("refusals (top)".into(), top));
+        if let Some(sc) = &self.scheme {
+            rows.push((
+                "issuers / cycles / claims".into(),
+                format!("{} / {} / {}", sc.issuers.len(), sc.cycles.len(), sc.claims),
+            ));
+            rows.push((
+                "cross-issuer payments".into(),
+                format!(
+                    "{} ({})",
+                    sc.cross_issuer_payments,
+                    eur(sc.cross_issuer_value_minor)
+                ),
+            ));
+            rows.push((
+                "double spends across issuers".into(),
+                sc.double_spends_across_issuers.to_string(),
+            ));
+            for i in &sc.issuers {
+                let settled = if i.settled_minor < 0 {
+                    format!("-{}", eur(i.settled_minor.unsigned_abs()))
+                } else {
+                    eur(i.settled_minor.unsigned_abs())
+                };
+                rows.push((
+                    format!("issuer {}", i.code),
+                    format!(
+                        "{} customers, claims out {} / in {}, {} statements, net settled {settled}, {} double spends proven, guarantee loss {}",
+                        i.customers,
+                        i.claims_submitted,
+                        i.claims_received,
+                        i.statements_posted,
+                        i.double_spends_proven,
+                        eur(i.guarantee_loss_minor)
+                    ),
+                ));
+            }
+        }
         let w = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
         let mut out = String::new();
         for (k, v) in rows {

@@ -55,26 +55,28 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
         let cust = self.devices[dev].cust;
         let wid = self.wallet(dev).wallet_id();
         let balance = self.devices[dev].balance;
-        let sub = self.issuer.wallet_balance(&wid)?.max(0) as u64;
+        let sub = self.iss(cust).wallet_balance(&wid)?.max(0) as u64;
         let want = self.holding.saturating_sub(balance.max(sub));
         let id = self.customers[cust].id.clone();
         if want >= 100 {
-            let online = self.issuer.customer_balance(&id)?.max(0) as u64;
+            let online = self.iss(cust).customer_balance(&id)?.max(0) as u64;
             if online < want {
                 self.deposit(cust, want - online, now)?;
             }
             self.load(dev, want, now)?;
         }
-        let online = self.issuer.customer_balance(&id)?.max(0) as u64;
+        let online = self.iss(cust).customer_balance(&id)?.max(0) as u64;
         if online > 0 {
             let key = format!("wd-{cust}-{}", self.next_op());
             match self
-                .issuer
+                .iss(cust)
                 .withdraw(&id, Amount::new(online, eur()), &key, now)
             {
                 Ok(_) => {
                     self.customers[cust].online_expected -= online as i64;
                     self.r.withdrawn_minor += online;
+                    let k = self.customers[cust].issuer;
+                    self.nodes[k].withdrawn += online;
                 }
                 Err(e) => self.issuer_refusal("withdraw", &e),
             }
@@ -171,7 +173,7 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
                 self.injected(kind);
                 let b = self.devices[dev].balance;
                 self.mark_attacker(cust, kind, now, b);
-                match self.issuer.revoke(
+                match self.iss(cust).revoke(
                     &wid,
                     RevocationReason::PrivilegeWithdrawn,
                     "operator: revoked (simulation)",

@@ -25,18 +25,30 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
 
     pub(super) fn full_check(&mut self, hour: u64) -> Result<(), SimError> {
         self.r.invariant_checks += 1;
-        let inv = self.issuer.invariants()?;
-        if !inv.ok {
-            self.violation(format!(
-                "issuer invariants at hour {hour}: {}",
-                inv.violations.join("; ")
-            ));
+        let mut total = 0i128;
+        for k in self.nodes.indices() {
+            let inv = self.nodes[k].issuer.invariants()?;
+            let who = self.issuer_label(k);
+            if !inv.ok {
+                self.violation(format!(
+                    "{who}invariants at hour {hour}: {}",
+                    inv.violations.join("; ")
+                ));
+            }
+            let n = &self.nodes[k];
+            let supply = n.deposited as i128 - n.withdrawn as i128;
+            if self.nodes.len() > 1 && inv.supply != supply {
+                self.violation(format!(
+                    "supply at hour {hour}: {who}{} != its deposits - withdrawals {supply}",
+                    inv.supply
+                ));
+            }
+            total += inv.supply;
         }
         let supply = self.r.deposited_minor as i128 - self.r.withdrawn_minor as i128;
-        if inv.supply != supply {
+        if total != supply {
             self.violation(format!(
-                "supply at hour {hour}: issuer {} != deposits - withdrawals {supply}",
-                inv.supply
+                "supply at hour {hour}: issuer {total} != deposits - withdrawals {supply}"
             ));
         }
         let sum: u64 = self.devices.indices().map(|d| self.actual_balance(d)).sum();
@@ -46,21 +58,42 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
                 self.ta_sum
             ));
         }
+        self.scheme_check(hour)?;
         Ok(())
     }
 
+    /// `"issuer "` alone, or `"issuer bank-1 "` when the run has several.
+    pub(super) fn issuer_label(&self, k: IssuerIdx) -> String {
+        if self.nodes.len() == 1 {
+            "issuer ".into()
+        } else {
+            format!("issuer {} ", self.nodes[k].code)
+        }
+    }
+
+    /// The double spends proven so far, at the payer's issuer (a proof kept
+    /// by another issuer, of a foreign payer, is checked in `finish`).
     pub(super) fn refresh_detected(
         &mut self,
     ) -> Result<Vec<offpay_issuer::store::DoubleSpendRecord>, SimError> {
-        let recs = self.issuer.double_spends(None, u32::MAX)?;
-        for rec in &recs {
-            if let Some(&cust) = self.owner.get(&rec.payer) {
+        let mut all = Vec::new();
+        for k in self.nodes.indices() {
+            let recs = self.nodes[k].issuer.double_spends(None, u32::MAX)?;
+            for rec in recs {
+                let Some(&cust) = self.owner.get(&rec.payer) else {
+                    all.push(rec);
+                    continue;
+                };
+                if self.customers[cust].issuer != k {
+                    continue;
+                }
                 let t = Self::now_s(rec.detected);
                 let e = self.detected.entry((cust, rec.seq)).or_insert(t);
                 *e = (*e).min(t);
+                all.push(rec);
             }
         }
-        Ok(recs)
+        Ok(all)
     }
 
     /// (released double spends, exposure): (payer, seq) with at least two
@@ -85,17 +118,23 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
 
     pub(super) fn end_of_day(&mut self, day: u32) -> Result<(), SimError> {
         self.refresh_detected()?;
-        let inv = self.issuer.invariants()?;
+        let (mut guarantee, mut supply) = (0i128, 0i128);
+        for k in self.nodes.indices() {
+            let inv = self.nodes[k].issuer.invariants()?;
+            guarantee += inv.totals.guarantee;
+            supply += inv.supply;
+        }
         let (released, exposure) = self.exposure();
         let mut rec = std::mem::take(&mut self.day);
         rec.day = day;
         rec.offline_balance_minor = self.ta_sum;
         rec.in_flight_minor = self.in_flight;
         rec.exposure_minor = exposure;
-        rec.guarantee_loss_minor = (-inv.totals.guarantee).max(0) as u64;
+        rec.guarantee_loss_minor = (-guarantee).max(0) as u64;
         rec.double_spends_released = released;
         rec.double_spends_detected = self.detected.len() as u64;
-        rec.supply_minor = inv.supply as i64;
+        rec.supply_minor = supply as i64;
+        self.day_issuers(&mut rec)?;
         self.r.daily.push(rec);
         Ok(())
     }
@@ -121,14 +160,23 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
             .map(|c| self.customers[c].device)
             .filter(|&d| self.devices[d].alive())
             .collect();
-        self.sync_grouped(&live, end)?;
+        for k in self.nodes.indices() {
+            let devs: Vec<DeviceIdx> = live
+                .iter()
+                .copied()
+                .filter(|&d| self.dev_node(d) == k)
+                .collect();
+            self.sync_grouped(k, &devs, end)?;
+        }
+        self.settle_until_quiet(end)?;
         let hours = u64::from(self.cfg.days) * 24;
         self.cheap_check(hours);
         self.full_check(hours)?;
 
         // Double spends: what reached the issuer against what it proved.
         let recs = self.refresh_detected()?;
-        let root = self.issuer.root_certificate().clone();
+        let root = Certificate::from_der(&self.root_der)
+            .map_err(|e| SimError::Wallet(format!("root: {e:?}")))?;
         for rec in &recs {
             match verify_double_spend_bytes(&rec.proof, &root) {
                 Ok(p) if p.payer == rec.payer => self.r.double_spend_proofs_verified += 1,
@@ -238,7 +286,7 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
             let mut state = String::new();
             let (mut claw, mut guar) = (0u64, 0u64);
             for w in self.customers[cust].wallets.clone() {
-                let rec = self.issuer.wallet(&w)?;
+                let rec = self.iss(cust).wallet(&w)?;
                 claw += rec.clawed_back.max(0) as u64;
                 guar += rec.guaranteed.max(0) as u64;
                 if Some(w) == wid || state.is_empty() {
@@ -262,10 +310,10 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
         // Honest parties: what they hold offline is backed at the issuer, their
         // online balances are what they should be, and none is locked.
         let mut stranded_to: HashMap<DeviceIdx, u64> = HashMap::new();
-        {
-            let mut tx = self.issuer.store().begin()?;
+        for k in self.nodes.indices() {
+            let mut tx = self.nodes[k].issuer.store().begin()?;
             for u in self.undelivered.iter() {
-                if u.accepted {
+                if u.accepted || self.customers[self.devices[u.payee_dev].cust].issuer != k {
                     continue;
                 }
                 if !tx.settled(&u.payer, &[u.hash])?.is_empty() {
@@ -285,14 +333,14 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
                     .as_ref()
                     .is_some_and(|x| x.wallet_id() == w);
                 if !live {
-                    self.r.unclaimed_minor += self.issuer.wallet_balance(&w)?.max(0) as u64;
+                    self.r.unclaimed_minor += self.iss(cust).wallet_balance(&w)?.max(0) as u64;
                 }
             }
             if !honest {
                 continue;
             }
             let id = self.customers[cust].id.clone();
-            let online = self.issuer.customer_balance(&id)?;
+            let online = self.iss(cust).customer_balance(&id)?;
             let expected = self.customers[cust].online_expected;
             if online != expected {
                 self.violation(format!(
@@ -307,14 +355,14 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
             if let Some(l) = self.wallet(dev).lock().map(error_name) {
                 self.violation(format!("honest customer {cust}'s wallet is locked: {l}"));
             }
-            let rec = self.issuer.wallet(&wid)?;
+            let rec = self.iss(cust).wallet(&wid)?;
             if rec.state != WalletState::Active {
                 self.violation(format!(
                     "honest customer {cust}'s wallet is {} at the issuer",
                     rec.state.as_str()
                 ));
             }
-            let sub = self.issuer.wallet_balance(&wid)?;
+            let sub = self.iss(cust).wallet_balance(&wid)?;
             let ta = self.actual_balance(dev) as i64;
             let pending: u64 = self.devices[dev].vouchers.iter().map(|(_, a)| a).sum();
             let surplus = stranded_to.get(&dev).copied().unwrap_or(0) + pending;
@@ -330,18 +378,23 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
             self.violation(format!("honest parties lost {honest_loss}"));
         }
 
-        let inv = self.issuer.invariants()?;
-        self.r.guarantee_loss_minor = (-inv.totals.guarantee).max(0) as u64;
-        self.r.clawed_back_minor = self.r.attackers.iter().map(|a| a.clawed_back_minor).sum();
-        self.r.ledger = LedgerSummary {
-            supply_minor: inv.supply as i64,
-            pool_minor: inv.totals.pool as i64,
-            wallets_minor: inv.totals.wallets as i64,
-            customers_minor: inv.totals.customers as i64,
-            guarantee_minor: inv.totals.guarantee as i64,
+        let mut ledger = LedgerSummary {
             devices_minor: self.ta_sum,
             in_flight_minor: self.in_flight,
+            ..LedgerSummary::default()
         };
+        for k in self.nodes.indices() {
+            let inv = self.nodes[k].issuer.invariants()?;
+            ledger.supply_minor += inv.supply as i64;
+            ledger.pool_minor += inv.totals.pool as i64;
+            ledger.wallets_minor += inv.totals.wallets as i64;
+            ledger.customers_minor += inv.totals.customers as i64;
+            ledger.guarantee_minor += inv.totals.guarantee as i64;
+        }
+        self.r.guarantee_loss_minor = (-ledger.guarantee_minor).max(0) as u64;
+        self.r.clawed_back_minor = self.r.attackers.iter().map(|a| a.clawed_back_minor).sum();
+        self.r.ledger = ledger;
+        self.scheme_finish()?;
         if self.violations_dropped > 0 {
             let n = self.violations_dropped;
             self.r

@@ -63,6 +63,10 @@ index_type!(
     /// A vault copy kept by a rollback attacker (`Sim::saved`).
     SavedIdx
 );
+index_type!(
+    /// An issuer of the run (`Sim::nodes`).
+    IssuerIdx
+);
 
 impl CustomerIdx {
     /// The index as a number (for the report).

@@ -10,6 +10,7 @@
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use offpay_issuer::store::{Store, WalletState};
@@ -30,7 +31,7 @@ use offpay_wallet::vault::{
 };
 use offpay_wallet::{LockReason, Wallet, WalletError};
 
-use crate::config::{AttackKind, SimConfig, StoreChoice};
+use crate::config::{AttackKind, Sabotage, SimConfig, StoreChoice};
 use crate::faults::{FaultPlan, FaultStore, SharedPlan, lock};
 use crate::report::{
     AttackStats, AttackerRecord, ConfigEcho, DayRecord, Distribution, DoubleSpendRecord,
@@ -42,9 +43,12 @@ use crate::{Progress, SimError};
 mod attacks;
 mod auditor;
 mod index;
+mod scheme;
 mod workload;
 
-use index::{CustomerIdx, DeviceIdx, Idx, MsgIdx, SavedIdx, Table, TrackedIdx, UndeliveredIdx};
+use index::{
+    CustomerIdx, DeviceIdx, Idx, IssuerIdx, MsgIdx, SavedIdx, Table, TrackedIdx, UndeliveredIdx,
+};
 
 type W = Wallet<MemoryVault>;
 
@@ -161,6 +165,10 @@ struct Device {
     balance: u64,
     /// Tracked attacker entries this device holds and has not reported.
     held: Vec<TrackedIdx>,
+    /// With several issuers: tracked entries of another issuer's payer this
+    /// payee refused and keeps as evidence (its issuer does not forward
+    /// evidence to the payer's issuer: see `Tracked::foreign_evidence`).
+    evidence: Vec<TrackedIdx>,
     /// Vouchers issued to this device and not applied yet: (load seq, amount).
     vouchers: Vec<(u64, u64)>,
     /// A crash has been armed in its vault.
@@ -178,6 +186,8 @@ impl Device {
 
 struct Customer {
     id: String,
+    /// Its issuer (its online account and every wallet it holds live there).
+    issuer: IssuerIdx,
     merchant: bool,
     device: DeviceIdx,
     attacker: Option<AttackKind>,
@@ -197,6 +207,11 @@ struct Tracked {
     amount: u64,
     released: u64,
     reported: Option<u64>,
+    /// The issuer of the payee it was handed to (a payment).
+    payee_issuer: Option<IssuerIdx>,
+    /// Kept as evidence by a payee of another issuer than the payer's, and
+    /// reported there: it reached an issuer, not the payer's.
+    foreign_evidence: bool,
 }
 
 struct Foreign {
@@ -205,15 +220,32 @@ struct Foreign {
     serial: u64,
 }
 
-/// The whole simulated world.
-struct Sim<'a, P: FnMut(Progress)> {
-    cfg: SimConfig,
+/// One issuer of the run: its backend over its own store.
+struct Node {
     issuer: Issuer<FaultStore>,
     /// The real store under the issuer (kept across issuer restarts).
     base: Arc<AnyStore>,
-    /// Issuer-side faults (armed around issuer operations when `--faults`).
+    entropy: SharedEntropy,
+    /// Its issuer code (`bank-0`, ...): the commonName of its CA at the scheme.
+    code: String,
+    /// Its database file, if it has one (for the store size).
+    file: Option<std::path::PathBuf>,
+    /// Money deposited into and withdrawn from its customers' online accounts.
+    deposited: u64,
+    withdrawn: u64,
+}
+
+/// The whole simulated world.
+struct Sim<'a, P: FnMut(Progress)> {
+    cfg: SimConfig,
+    /// The issuers (one unless `SimConfig::issuers` says more).
+    nodes: Table<IssuerIdx, Node>,
+    /// The scheme the issuers are members of (runs with several issuers).
+    scheme: Option<scheme::SchemeWorld>,
+    /// Issuer-side faults (armed around issuer operations when `--faults`),
+    /// one plan for every issuer's store.
     plan: SharedPlan,
-    issuer_entropy: SharedEntropy,
+    /// The root every wallet trusts (the issuer's own, or the scheme's).
     root_der: Vec<u8>,
     policy_max_payment: u64,
     holding: u64,
@@ -252,6 +284,11 @@ struct Sim<'a, P: FnMut(Progress)> {
     day: DayRecord,
     detected: BTreeMap<(CustomerIdx, u64), u64>,
     ds_seen_in_syncs: u64,
+    /// Payments accepted between wallets of different issuers, and their value.
+    cross_payments: u64,
+    cross_value: u64,
+    /// The `SimConfig::sabotage` bug was injected.
+    sabotaged: bool,
     progress: &'a mut P,
 }
 
@@ -308,6 +345,16 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
             .entry(kind.name().into())
             .or_default()
             .injected += 1;
+    }
+
+    /// The issuer of a customer.
+    fn iss(&self, cust: CustomerIdx) -> &Issuer<FaultStore> {
+        &self.nodes[self.customers[cust].issuer].issuer
+    }
+
+    /// The issuer of a device's customer.
+    fn dev_node(&self, dev: DeviceIdx) -> IssuerIdx {
+        self.customers[self.devices[dev].cust].issuer
     }
 
     fn honest(&self, cust: CustomerIdx) -> bool {
@@ -409,6 +456,7 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
             cust,
             balance,
             held: Vec::new(),
+            evidence: Vec::new(),
             vouchers: Vec::new(),
             crash_armed: false,
         });
@@ -422,6 +470,7 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
         self.settle_balance(dev, 0, "a device's death");
         self.devices[dev].wallet = None;
         self.devices[dev].held.clear();
+        self.devices[dev].evidence.clear();
         self.ta_sum -= bal.min(self.ta_sum);
         self.discarded += bal;
         self.devices[dev].balance = 0;
@@ -431,7 +480,8 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
     /// A new wallet for `cust`, enrolled with the issuer, as its primary device.
     fn provision(&mut self, cust: CustomerIdx, now: UnixSeconds) -> Result<DeviceIdx, SimError> {
         let id = self.customers[cust].id.clone();
-        let token = self.faulted(|i| i.create_enrollment_token(&id, now))??;
+        let k = self.customers[cust].issuer;
+        let token = self.faulted(k, |i| i.create_enrollment_token(&id, now))??;
         let entropy = self.next_device_entropy();
         let mut w = Wallet::create_with_entropy(
             MemoryVault::new(),
@@ -444,7 +494,7 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
         let csr = w
             .csr()
             .map_err(|e| SimError::Wallet(format!("csr: {}", error_name(&e))))?;
-        let e = self.faulted(|i| i.enroll(&token, &csr, now))??;
+        let e = self.faulted(k, |i| i.enroll(&token, &csr, now))??;
         w.enroll(
             &e.issuer_certificate,
             &e.certificate,
@@ -457,6 +507,12 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
         self.customers[cust].wallets.push(w.wallet_id());
         let dev = self.new_device(w, cust, entropy);
         self.customers[cust].device = dev;
+        if self.scheme.is_some() {
+            // A member issuer's new wallet syncs at once: its first answer
+            // carries the scheme's directory (every other issuer's CA and
+            // CRL), without which it could pay and be paid only at home.
+            self.sync_device(dev, now)?;
+        }
         Ok(dev)
     }
 }
@@ -464,16 +520,9 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
 /// Run one simulation. `progress` is called after every simulated hour.
 pub fn run(config: SimConfig, mut progress: impl FnMut(Progress)) -> Result<SimReport, SimError> {
     config.validate().map_err(SimError::Config)?;
-    let (store, db_dir, db_file) = match &config.store {
-        StoreChoice::Memory => match ram_dir() {
-            Some(dir) => {
-                let file = dir.path().join("issuer.sqlite");
-                (offpay_store::open_sqlite(&file)?, Some(dir), Some(file))
-            }
-            None => (offpay_store::open_sqlite_memory()?, None, None),
-        },
-        StoreChoice::SqliteMemory => (offpay_store::open_sqlite_memory()?, None, None),
-        StoreChoice::File(p) => (offpay_store::open_sqlite(p)?, None, Some(p.clone())),
+    let db_dir = match &config.store {
+        StoreChoice::Memory => ram_dir(),
+        _ => None,
     };
     let mut ic = IssuerConfig::default_for(eur());
     let o = &config.policy;
@@ -492,10 +541,6 @@ pub fn run(config: SimConfig, mut progress: impl FnMut(Progress)) -> Result<SimR
     if let Some(v) = o.max_offline_seconds {
         ic.policy.max_offline_seconds = v;
     }
-    // Certificates outlive the run's syncs comfortably; renewal still happens at half life.
-    let mut store = store;
-    store.set_entropy(SeededEntropy::shared(config.seed, "store"));
-    let base = Arc::new(store);
     let mut seed_rng = Rng::new(config.seed);
     let rng = seed_rng.fork(1);
     let arng = seed_rng.fork(2);
@@ -506,14 +551,43 @@ pub fn run(config: SimConfig, mut progress: impl FnMut(Progress)) -> Result<SimR
         0
     };
     let plan: SharedPlan = Arc::new(Mutex::new(FaultPlan::new(frng, gap)));
-    let issuer_entropy = SeededEntropy::shared(config.seed, "issuer");
-    let issuer = Issuer::init_with_entropy(
-        FaultStore::new(base.clone(), plan.clone()),
-        &MASTER,
-        &ic,
-        T0,
-        issuer_entropy.clone(),
-    )?;
+    let mut nodes: Table<IssuerIdx, Node> = Table::with_capacity(config.issuers);
+    let mut scheme = None;
+    if config.issuers == 1 {
+        // One standalone issuer: its own root and issuer CA (today's world).
+        let (base, file) = open_store(
+            &config.store,
+            db_dir.as_ref(),
+            "issuer",
+            config.seed,
+            "store",
+        )?;
+        let entropy = SeededEntropy::shared(config.seed, "issuer");
+        let issuer = Issuer::init_with_entropy(
+            FaultStore::new(base.clone(), plan.clone()),
+            &MASTER,
+            &ic,
+            T0,
+            entropy.clone(),
+        )?;
+        nodes.push(Node {
+            issuer,
+            base,
+            entropy,
+            code: "issuer".into(),
+            file,
+            deposited: 0,
+            withdrawn: 0,
+        });
+    } else {
+        scheme = Some(scheme::SchemeWorld::create(
+            &config,
+            db_dir.as_ref(),
+            &ic,
+            &plan,
+            &mut nodes,
+        )?);
+    }
     let p = ic.policy.clone();
     let limits = Limits {
         holding_limit_minor: p.max_balance_minor,
@@ -565,6 +639,8 @@ pub fn run(config: SimConfig, mut progress: impl FnMut(Progress)) -> Result<SimR
                 StoreChoice::File(_) => "sqlite-file".into(),
             },
             full_check_hours: config.full_check_hours,
+            issuers: config.issuers as u64,
+            cycle_hours: (config.issuers > 1).then_some(config.cycle_hours),
         },
         invariant_violations: Vec::new(),
         invariant_checks: 0,
@@ -602,17 +678,21 @@ pub fn run(config: SimConfig, mut progress: impl FnMut(Progress)) -> Result<SimR
         machine: MachineStats::default(),
         store_dump: None,
         faults: None,
+        scheme: None,
     };
-    let root_der = issuer.root_certificate().der().to_vec();
+    let root_der = nodes[IssuerIdx::new(0)]
+        .issuer
+        .root_certificate()
+        .der()
+        .to_vec();
     let mut sim = Sim {
         policy_max_payment: p.max_payment.minor,
         holding: p.max_balance_minor,
         limits,
         cfg: config,
-        issuer,
-        base,
+        nodes,
+        scheme,
         plan,
-        issuer_entropy,
         root_der,
         rng,
         arng,
@@ -643,28 +723,94 @@ pub fn run(config: SimConfig, mut progress: impl FnMut(Progress)) -> Result<SimR
         day: DayRecord::default(),
         detected: BTreeMap::new(),
         ds_seen_in_syncs: 0,
+        cross_payments: 0,
+        cross_value: 0,
+        sabotaged: false,
         progress: &mut progress,
     };
     sim.populate()?;
     sim.main_loop()?;
     let mut report = sim.r;
     // Not in the JSON: machine-dependent.
-    report.machine.store_bytes = db_file.map(|f| {
-        ["", "-wal", "-shm"]
-            .iter()
-            .filter_map(|x| std::fs::metadata(format!("{}{x}", f.display())).ok())
-            .map(|m| m.len())
-            .sum()
-    });
+    let mut files: Vec<PathBuf> = sim.nodes.iter().filter_map(|n| n.file.clone()).collect();
+    if let Some(f) = sim.scheme.as_ref().and_then(|s| s.file.clone()) {
+        files.push(f);
+    }
+    if !files.is_empty() {
+        report.machine.store_bytes = Some(
+            files
+                .iter()
+                .flat_map(|f| {
+                    ["", "-wal", "-shm"]
+                        .iter()
+                        .filter_map(move |x| std::fs::metadata(format!("{}{x}", f.display())).ok())
+                })
+                .map(|m| m.len())
+                .sum(),
+        );
+    }
     if sim.cfg.faults {
         report.faults = Some(lock(&sim.plan).stats.clone());
     }
     if sim.cfg.dump_store {
-        report.store_dump = Some(sim.base.dump()?);
+        report.store_dump = Some(if sim.nodes.len() == 1 {
+            sim.nodes[IssuerIdx::new(0)].base.dump()?
+        } else {
+            let mut out = String::new();
+            for n in sim.nodes.iter() {
+                out.push_str(&format!("database of issuer {}\n", n.code));
+                out.push_str(&n.base.dump()?);
+            }
+            if let Some(s) = &sim.scheme {
+                out.push_str("database of the scheme\n");
+                out.push_str(&s.dump()?);
+            }
+            out
+        });
     }
-    drop(sim.issuer);
+    drop(sim.nodes);
+    drop(sim.scheme);
     drop(db_dir);
     Ok(report)
+}
+
+/// Open the SQLite store `name` where the configuration says, with its
+/// seeded entropy stream. Returns the store and its file, if any.
+fn open_store(
+    choice: &StoreChoice,
+    ram: Option<&tempfile::TempDir>,
+    name: &str,
+    seed: u64,
+    stream: &str,
+) -> Result<(Arc<AnyStore>, Option<PathBuf>), SimError> {
+    let (mut store, file) = match choice {
+        StoreChoice::Memory => match ram {
+            Some(dir) => {
+                let file = dir.path().join(format!("{name}.sqlite"));
+                (offpay_store::open_sqlite(&file)?, Some(file))
+            }
+            None => (offpay_store::open_sqlite_memory()?, None),
+        },
+        StoreChoice::SqliteMemory => (offpay_store::open_sqlite_memory()?, None),
+        StoreChoice::File(p) => {
+            let file = store_file(p, name);
+            (offpay_store::open_sqlite(&file)?, Some(file))
+        }
+    };
+    store.set_entropy(SeededEntropy::shared(seed, stream));
+    Ok((Arc::new(store), file))
+}
+
+/// The file of store `name` for `--store FILE`: FILE itself for the one
+/// issuer of a run; `FILE.<name>` for each database of a run with a scheme.
+fn store_file(p: &std::path::Path, name: &str) -> PathBuf {
+    if name == "issuer" {
+        p.to_path_buf()
+    } else {
+        let mut s = p.as_os_str().to_os_string();
+        s.push(format!(".{name}"));
+        PathBuf::from(s)
+    }
 }
 
 /// A fresh private directory on the RAM file system, if the machine has one.
@@ -686,9 +832,11 @@ impl<P: FnMut(Progress)> Sim<'_, P> {
         for i in 0..n {
             let merchant = i < self.merchants.len();
             let id = format!("c{i}");
-            self.issuer.create_customer(&id, &id, T0)?;
+            let issuer = IssuerIdx::new(i % self.nodes.len());
+            self.nodes[issuer].issuer.create_customer(&id, &id, T0)?;
             let cust = self.customers.push(Customer {
                 id,
+                issuer,
                 merchant,
                 device: DeviceIdx::NONE,
                 attacker: None,
@@ -766,6 +914,10 @@ impl<P: FnMut(Progress)> Sim<'_, P> {
                     Ev::Restore { cust, saved } => self.on_restore(cust, saved, now)?,
                     Ev::Msg { id } => self.on_msg(id, now)?,
                 }
+            }
+            if self.scheme.is_some() {
+                let close = (hour + 1) % u64::from(self.cfg.cycle_hours) == 0;
+                self.scheme_round(T0.plus(end), close)?;
             }
             self.cheap_check(hour + 1);
             if (hour + 1) % u64::from(self.cfg.full_check_hours) == 0 {

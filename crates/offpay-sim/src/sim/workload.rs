@@ -16,9 +16,11 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
     ) -> Result<(), SimError> {
         let key = format!("dep-{cust}-{}", self.next_op());
         let id = self.customers[cust].id.clone();
-        self.faulted(|i| i.deposit(&id, Amount::new(minor, eur()), &key, now))??;
+        let k = self.customers[cust].issuer;
+        self.faulted(k, |i| i.deposit(&id, Amount::new(minor, eur()), &key, now))??;
         self.customers[cust].online_expected += minor as i64;
         self.r.deposited_minor += minor;
+        self.nodes[k].deposited += minor;
         Ok(())
     }
 
@@ -32,13 +34,15 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
         let cust = self.devices[dev].cust;
         let wid = self.wallet(dev).wallet_id();
         let key = format!("load-{cust}-{}", self.next_op());
-        let voucher = match self.faulted(|i| i.load(&wid, Amount::new(minor, eur()), &key, now))? {
-            Ok(v) => v,
-            Err(e) => {
-                self.issuer_refusal("load", &e);
-                return Ok(false);
-            }
-        };
+        let k = self.customers[cust].issuer;
+        let voucher =
+            match self.faulted(k, |i| i.load(&wid, Amount::new(minor, eur()), &key, now))? {
+                Ok(v) => v,
+                Err(e) => {
+                    self.issuer_refusal("load", &e);
+                    return Ok(false);
+                }
+            };
         let seq = Signed::<LoadVoucher>::decode(&voucher)
             .map(|v| v.body().load_seq)
             .map_err(|e| SimError::Wallet(format!("voucher: {e}")))?;
@@ -120,7 +124,8 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
                 self.tracked[t].reported.get_or_insert(Self::now_s(now));
             }
         }
-        match self.faulted(|i| i.redeem(&bytes, now))? {
+        let k = self.customers[cust].issuer;
+        match self.faulted(k, |i| i.redeem(&bytes, now))? {
             Ok(_) => {
                 self.customers[cust].online_expected += minor as i64;
                 self.r.redeems += 1;
@@ -151,6 +156,8 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
             amount: e.amount().minor,
             released: Self::now_s(now),
             reported: None,
+            payee_issuer: None,
+            foreign_evidence: false,
         });
         self.tracked_by_hash.insert(h, t);
         self.chains.entry((cust, e.seq())).or_default().push(t);
@@ -235,6 +242,10 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
         let entry =
             ChainEntry::decode(&payment).map_err(|e| SimError::Wallet(format!("payment: {e}")))?;
         self.track_own(payer_dev, &entry, now);
+        if let Some(&t) = self.tracked_by_hash.get(&entry.hash()) {
+            let k = self.dev_node(payee_dev);
+            self.tracked[t].payee_issuer.get_or_insert(k);
+        }
 
         let torn_rate = self.cfg.rate(AttackKind::Torn);
         if attack.is_none() && torn_rate > 0.0 && self.arng.chance(torn_rate) {
@@ -335,7 +346,7 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
     /// Hand a Payment to its payee. Returns the receipt if accepted.
     pub(super) fn deliver(
         &mut self,
-        _payer_dev: DeviceIdx,
+        payer_dev: DeviceIdx,
         payee_dev: DeviceIdx,
         payment: &[u8],
         minor: u64,
@@ -358,6 +369,10 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
                 self.r.value_moved_minor += minor;
                 self.day.payments += 1;
                 self.day.value_moved_minor += minor;
+                if self.dev_node(payer_dev) != self.dev_node(payee_dev) {
+                    self.cross_payments += 1;
+                    self.cross_value += minor;
+                }
                 self.hold(payee_dev, &entry.hash());
                 if let Some(k) = attack {
                     self.outcome(k, "payment_accepted");
@@ -372,7 +387,11 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
                 self.refusal(name);
                 self.settle_balance(payee_dev, 0, "a refused payment");
                 if self.wallet(payee_dev).evidence().len() > evidence_before {
-                    self.hold(payee_dev, &entry.hash());
+                    let foreign = self.dev_node(payer_dev) != self.dev_node(payee_dev);
+                    match self.tracked_by_hash.get(&entry.hash()) {
+                        Some(&t) if foreign => self.devices[payee_dev].evidence.push(t),
+                        _ => self.hold(payee_dev, &entry.hash()),
+                    }
                 }
                 self.undelivered_add(payee_dev, &entry, minor);
                 Ok(None)
@@ -578,11 +597,11 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
         } else if balance < self.holding * 15 / 100 {
             let target = self.holding / 2;
             let wid = self.wallet(dev).wallet_id();
-            let sub = self.issuer.wallet_balance(&wid)?.max(0) as u64;
+            let sub = self.iss(cust).wallet_balance(&wid)?.max(0) as u64;
             let room = self.holding.saturating_sub(balance.max(sub));
             let mut want = (target - balance).min(room);
             let id = self.customers[cust].id.clone();
-            let mut online = self.issuer.customer_balance(&id)?.max(0) as u64;
+            let mut online = self.iss(cust).customer_balance(&id)?.max(0) as u64;
             if online < 20_000 {
                 self.deposit(cust, 200_000, now)?;
                 online += 200_000;
@@ -604,14 +623,15 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
         let Some(report) = self.sync_report(dev, now)? else {
             return Ok(false);
         };
-        let out = match self.faulted(|i| i.sync(&report, now))? {
+        let k = self.dev_node(dev);
+        let out = match self.faulted(k, |i| i.sync(&report, now))? {
             Ok(o) => o,
             Err(e) => {
                 self.issuer_refusal("sync", &e);
                 return Ok(false);
             }
         };
-        self.maybe_lose_response(&report, &out, now)?;
+        self.maybe_lose_response(k, &report, &out, now)?;
         self.apply_sync(dev, out, now)?;
         Ok(true)
     }
@@ -638,6 +658,7 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
     /// report again and must get the same response.
     pub(super) fn maybe_lose_response(
         &mut self,
+        k: IssuerIdx,
         report: &[u8],
         out: &SyncOutcome,
         now: UnixSeconds,
@@ -645,9 +666,9 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
         if !lock(&self.plan).chance(RESTART_MID_SYNC) {
             return Ok(());
         }
-        self.restart_issuer()?;
+        self.restart_issuer(k)?;
         lock(&self.plan).stats.restarts_mid_sync += 1;
-        match self.faulted(|i| i.sync(report, now))? {
+        match self.faulted(k, |i| i.sync(report, now))? {
             Ok(again) if again.response == out.response && (again.replayed || out.replayed) => {}
             Ok(_) => self.violation(
                 "a report sent again after an issuer restart got a different response".into(),
@@ -665,6 +686,7 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
     /// the fallback to one transaction each when the group fails).
     pub(super) fn sync_grouped(
         &mut self,
+        k: IssuerIdx,
         devs: &[DeviceIdx],
         now: UnixSeconds,
     ) -> Result<(), SimError> {
@@ -678,7 +700,7 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
             let batch: Vec<(&[u8], UnixSeconds)> =
                 reports.iter().map(|(_, r)| (r.as_slice(), now)).collect();
             lock(&self.plan).arm();
-            let results = self.issuer.sync_group(&batch);
+            let results = self.nodes[k].issuer.sync_group(&batch);
             let (injected, crashed) = {
                 let mut p = lock(&self.plan);
                 p.disarm();
@@ -689,13 +711,13 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
                 (p.injected_since_arm, p.crashed)
             };
             if crashed {
-                self.restart_issuer()?;
+                self.restart_issuer(k)?;
             }
             for ((dev, report), r) in reports.into_iter().zip(results) {
                 let r = match r {
                     Err(IssuerError::Store(_)) if injected > 0 => {
                         lock(&self.plan).stats.retries += 1;
-                        self.faulted(|i| i.sync(&report, now))?
+                        self.faulted(k, |i| i.sync(&report, now))?
                     }
                     r => r,
                 };
@@ -714,19 +736,20 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
     /// first. Without faults this is just `f(&issuer)`.
     pub(super) fn faulted<T>(
         &mut self,
+        k: IssuerIdx,
         f: impl Fn(&Issuer<FaultStore>) -> Result<T, IssuerError>,
     ) -> Result<Result<T, IssuerError>, SimError> {
         let mut attempt = 0;
         loop {
             lock(&self.plan).arm();
-            let r = f(&self.issuer);
+            let r = f(&self.nodes[k].issuer);
             let (injected, crashed) = {
                 let mut p = lock(&self.plan);
                 p.disarm();
                 (p.injected_since_arm, p.crashed)
             };
             if crashed {
-                self.restart_issuer()?;
+                self.restart_issuer(k)?;
             }
             match r {
                 Err(IssuerError::Store(_)) if injected > 0 && attempt < FAULT_RETRIES_MAX => {
@@ -745,9 +768,10 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
     }
 
     /// Drop the issuer and open it again on the same store (a server restart).
-    pub(super) fn restart_issuer(&mut self) -> Result<(), SimError> {
-        let store = FaultStore::new(self.base.clone(), self.plan.clone());
-        self.issuer = Issuer::open_with_entropy(store, &MASTER, self.issuer_entropy.clone())?;
+    pub(super) fn restart_issuer(&mut self, k: IssuerIdx) -> Result<(), SimError> {
+        let node = &mut self.nodes[k];
+        let store = FaultStore::new(node.base.clone(), self.plan.clone());
+        node.issuer = Issuer::open_with_entropy(store, &MASTER, node.entropy.clone())?;
         lock(&self.plan).stats.issuer_restarts += 1;
         Ok(())
     }
@@ -766,6 +790,9 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
         let t = Self::now_s(now);
         for h in std::mem::take(&mut self.devices[dev].held) {
             self.tracked[h].reported.get_or_insert(t);
+        }
+        for h in std::mem::take(&mut self.devices[dev].evidence) {
+            self.tracked[h].foreign_evidence = true;
         }
         let honest = self.honest(cust);
         if honest && out.locked.is_some() {
