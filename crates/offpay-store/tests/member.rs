@@ -498,6 +498,14 @@ fn refusals_post_nothing(a: &Issuer<AnyStore>, b: &Issuer<AnyStore>, alice: &mut
                 code: "not_cross_issuer".into()
             }
         );
+        {
+            let mut tx = a.store().begin().unwrap();
+            assert_eq!(
+                tx.claim_refusal(&claim(&local).0).unwrap().as_deref(),
+                Some("not_cross_issuer"),
+                "the refusal is recorded"
+            );
+        }
         // An id that is not the payment's.
         let r = b
             .apply_scheme_claims(&[(Hash32([1; 32]), local)], T0.plus(503))
