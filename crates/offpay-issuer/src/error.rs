@@ -1005,6 +1005,10 @@ mod tests {
             .code(),
             Invariant::GroupNoResult.code(),
         ]);
+    }
+
+    #[test]
+    fn scheme_codes_are_snake_case_and_distinct() {
         let i = IssuerId([2; 16]);
         snake(&[
             SchemeProblem::NotAMember.code(),
