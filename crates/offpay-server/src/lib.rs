@@ -42,6 +42,7 @@ pub mod error;
 pub mod extract;
 pub mod metrics;
 pub mod openapi;
+pub mod scheme;
 mod startup;
 
 use std::fmt;
@@ -221,6 +222,8 @@ pub enum ServerError {
     Store(offpay_issuer::store::StoreError),
     /// Opening or initialising the issuer.
     Issuer(IssuerError),
+    /// Opening or initialising the scheme.
+    Scheme(offpay_scheme::SchemeError),
 }
 
 impl fmt::Display for ServerError {
@@ -230,6 +233,7 @@ impl fmt::Display for ServerError {
             ServerError::Io(what, e) => write!(f, "{what}: {e}"),
             ServerError::Store(e) => write!(f, "store: {e}"),
             ServerError::Issuer(e) => write!(f, "issuer: {e}"),
+            ServerError::Scheme(e) => write!(f, "scheme: {e}"),
         }
     }
 }

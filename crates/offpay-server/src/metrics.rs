@@ -35,7 +35,7 @@ pub struct Metrics {
     pub redeems: AtomicU64,
 }
 
-fn status_class(status: u16) -> &'static str {
+pub(crate) fn status_class(status: u16) -> &'static str {
     match status {
         100..=199 => "1xx",
         200..=299 => "2xx",
@@ -45,7 +45,7 @@ fn status_class(status: u16) -> &'static str {
     }
 }
 
-fn escape(label: &str) -> String {
+pub(crate) fn escape(label: &str) -> String {
     label
         .replace('\\', "\\\\")
         .replace('"', "\\\"")
