@@ -94,10 +94,7 @@ pub async fn sync(State(st): State<AppState>) -> Result<Json<SchemeRound>, ApiEr
         .await
         .map_err(|_| ApiError::internal())?;
     match r {
-        Ok(round) => {
-            st.metrics.scheme_round(&round);
-            Ok(Json(round))
-        }
+        Ok(round) => Ok(Json(round)),
         Err(e) => Err(link_error(e)),
     }
 }

@@ -117,6 +117,7 @@ pub struct SchemeLink {
     round: Mutex<()>,
     status: Mutex<LinkStatus>,
     last_crl: Mutex<Option<Hash32>>,
+    metrics: Option<Arc<crate::Metrics>>,
 }
 
 impl std::fmt::Debug for SchemeLink {
@@ -167,7 +168,14 @@ impl SchemeLink {
             round: Mutex::new(()),
             status: Mutex::new(LinkStatus::default()),
             last_crl: Mutex::new(None),
+            metrics: None,
         })
+    }
+
+    /// Count rounds and claims in the server's metrics too.
+    pub fn with_metrics(mut self, metrics: Arc<crate::Metrics>) -> SchemeLink {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// The scheme URL.
@@ -185,6 +193,9 @@ impl SchemeLink {
     pub fn run_once(&self) -> Result<SchemeRound, LinkError> {
         let _one = self.round.lock().map_err(|_| LinkError::Busy)?;
         let r = self.round_inner();
+        if let Some(m) = &self.metrics {
+            m.scheme_round(r.as_ref().ok());
+        }
         if let Ok(mut s) = self.status.lock() {
             s.rounds += 1;
             match &r {
@@ -200,6 +211,9 @@ impl SchemeLink {
     }
 
     fn count(&self, inbound: bool, code: &str, n: u64) {
+        if let Some(m) = &self.metrics {
+            m.scheme_claims(inbound, code, n);
+        }
         if let Ok(mut s) = self.status.lock() {
             let m = if inbound { &mut s.claims_in } else { &mut s.claims_out };
             *m.entry(code.to_string()).or_insert(0) += n;

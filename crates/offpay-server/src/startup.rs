@@ -174,8 +174,14 @@ pub(crate) fn prepare(config: &ServerConfig) -> Result<(AppState, Prepared), Ser
             "the issuer was initialised with another currency; the configured one is ignored"
         );
     }
-    let state = AppState::new(Arc::new(issuer), &token)
+    let mut state = AppState::new(Arc::new(issuer), &token)
         .with_operator_amount_max(config.operator_amount_max_minor);
+    if let (Some(url), Some(t)) = (&config.scheme.url, &config.scheme.token) {
+        state = state
+            .with_scheme_link(url, t)
+            .map_err(|e| ServerError::Config(config::ConfigError(format!("scheme.url: {e}"))))?;
+        state.link_interval = std::time::Duration::from_millis(config.scheme.interval_ms);
+    }
     Ok((
         state,
         Prepared {
