@@ -463,3 +463,20 @@ pub fn init_logging(format: LogFormat) {
             .try_init(),
     };
 }
+
+/// A member issuer's CA CSR (DER) for its admission to a scheme under
+/// `code` (`offpay admin scheme csr`). Blocking; the server need not run.
+pub fn member_csr(config: &ServerConfig, code: &str) -> Result<Vec<u8>, ServerError> {
+    startup::member_csr(config, code)
+}
+
+/// Make the issuer of `config` a member of a scheme from its admission
+/// (`offpay admin scheme join`): the root and the issuer CA certificate (DER).
+/// Blocking; run it before the server's first start as a member.
+pub fn join_scheme(
+    config: &ServerConfig,
+    root_der: &[u8],
+    ca_cert_der: &[u8],
+) -> Result<offpay_protocol::IssuerId, ServerError> {
+    startup::join_scheme(config, root_der, ca_cert_der)
+}

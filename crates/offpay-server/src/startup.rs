@@ -192,3 +192,45 @@ pub(crate) fn prepare(config: &ServerConfig) -> Result<(AppState, Prepared), Ser
         },
     ))
 }
+
+/// The data directory, the master key and the store of a configuration,
+/// without the issuer (for `member_csr` and `join_scheme`).
+fn open_parts(
+    config: &ServerConfig,
+) -> Result<([u8; MASTER_KEY_BYTES], offpay_store::AnyStore, IssuerConfig), ServerError> {
+    ensure_dir(&config.data_dir)?;
+    let (master, _, _) = master_key(&config.master_key_path())?;
+    let store = offpay_store::open(&config.database_target()).map_err(ServerError::Store)?;
+    let mut issuer_config = IssuerConfig::default_for(config.currency);
+    issuer_config.suite = config.suite;
+    Ok((master, store, issuer_config))
+}
+
+/// A member issuer's CA CSR for the scheme (`code`: its issuer code). Its
+/// CA key is generated here once and sealed; the same key gives the same CSR.
+pub(crate) fn member_csr(config: &ServerConfig, code: &str) -> Result<Vec<u8>, ServerError> {
+    let (master, store, ic) = open_parts(config)?;
+    Issuer::member_csr(&store, &master, &ic, code, offpay_protocol::OsEntropy::shared())
+        .map_err(ServerError::Issuer)
+}
+
+/// Initialise the issuer as a member of a scheme from its admission (the
+/// root and its CA certificate, DER). Returns its issuer id.
+pub(crate) fn join_scheme(
+    config: &ServerConfig,
+    root_der: &[u8],
+    ca_cert_der: &[u8],
+) -> Result<offpay_protocol::IssuerId, ServerError> {
+    let (master, store, ic) = open_parts(config)?;
+    let issuer = Issuer::init_member(
+        store,
+        &master,
+        &ic,
+        root_der,
+        ca_cert_der,
+        now(),
+        offpay_protocol::OsEntropy::shared(),
+    )
+    .map_err(ServerError::Issuer)?;
+    Ok(issuer.issuer_id())
+}
