@@ -73,7 +73,11 @@ fn config(s: &StoreArgs, data_dir: Option<&PathBuf>) -> Result<ServerConfig, Fai
     ServerConfig::load(&args).map_err(|e| Failure::usage(e.to_string()))
 }
 
-pub(crate) fn run(cmd: &MemberCmd, data_dir: Option<&PathBuf>, op: impl Fn() -> Result<Client, Failure>) -> Outcome {
+pub(crate) fn run(
+    cmd: &MemberCmd,
+    data_dir: Option<&PathBuf>,
+    op: impl Fn() -> Result<Client, Failure>,
+) -> Outcome {
     match cmd {
         MemberCmd::Csr { code, out, store } => {
             let c = config(store, data_dir)?;
@@ -122,7 +126,10 @@ pub(crate) fn run(cmd: &MemberCmd, data_dir: Option<&PathBuf>, op: impl Fn() -> 
                 v.last_statement_cycle,
                 v.outbox,
                 v.rounds,
-                v.last_error.as_ref().map(|e| format!(", last error: {e}")).unwrap_or_default()
+                v.last_error
+                    .as_ref()
+                    .map(|e| format!(", last error: {e}"))
+                    .unwrap_or_default()
             );
             for p in &v.positions {
                 h.push_str(&format!(
@@ -142,7 +149,11 @@ pub(crate) fn run(cmd: &MemberCmd, data_dir: Option<&PathBuf>, op: impl Fn() -> 
                     v.refused,
                     v.inbox,
                     v.statements,
-                    if v.more { "; more to do: run it again" } else { "" }
+                    if v.more {
+                        "; more to do: run it again"
+                    } else {
+                        ""
+                    }
                 ),
                 to_json(&v)?,
             ))

@@ -181,8 +181,7 @@ impl Remote {
 fn issuer_code(s: &str) -> Result<&str, Failure> {
     let ok = !s.is_empty()
         && s.len() <= 32
-        && s
-            .bytes()
+        && s.bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
     if ok {
         Ok(s)
@@ -233,9 +232,7 @@ pub(crate) fn run(a: SchemeCliArgs, as_json: bool) -> Outcome {
             ))
         }
         SchemeCmd::Suspend { code, remote } => action(&remote, &code, "suspend", "suspended"),
-        SchemeCmd::Reinstate { code, remote } => {
-            action(&remote, &code, "reinstate", "reinstated")
-        }
+        SchemeCmd::Reinstate { code, remote } => action(&remote, &code, "reinstate", "reinstated"),
         SchemeCmd::Revoke { code, remote } => action(&remote, &code, "revoke", "revoked"),
         SchemeCmd::Directory { out, remote } => {
             let c = remote.operator()?;
@@ -251,7 +248,11 @@ pub(crate) fn run(a: SchemeCliArgs, as_json: bool) -> Outcome {
             if let Some(p) = out {
                 let d = c.scheme_directory()?;
                 write_atomic(&p, &d)?;
-                h.push_str(&format!("  signed directory ({} bytes) written to {}\n", d.len(), p.display()));
+                h.push_str(&format!(
+                    "  signed directory ({} bytes) written to {}\n",
+                    d.len(),
+                    p.display()
+                ));
                 j["directory_file"] = json!(p.display().to_string());
             }
             Ok(Done::new(h, j))
@@ -312,7 +313,11 @@ pub(crate) fn run(a: SchemeCliArgs, as_json: bool) -> Outcome {
             let v = c.scheme_statements(&StatementsQuery { after })?;
             let mut h = format!("{} statement(s)\n", v.statements.len());
             for s in &v.statements {
-                h.push_str(&format!("  cycle {} ({} bytes base64)\n", s.cycle, s.statement.len()));
+                h.push_str(&format!(
+                    "  cycle {} ({} bytes base64)\n",
+                    s.cycle,
+                    s.statement.len()
+                ));
             }
             Ok(Done::new(h, to_json(&v)?))
         }
@@ -339,7 +344,11 @@ fn init(args: &SchemeArgs) -> Outcome {
     Ok(Done::new(
         format!(
             "{} the scheme in {}\n  currency: {}\n  master key: {}\n  operator token: {}",
-            if prepared.initialised { "created" } else { "opened the existing" },
+            if prepared.initialised {
+                "created"
+            } else {
+                "opened the existing"
+            },
             redact_url(&config.database_target()),
             state.scheme.currency(),
             prepared.master_key_file.display(),

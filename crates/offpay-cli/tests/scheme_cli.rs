@@ -41,7 +41,14 @@ fn ok(args: &[&str]) -> Value {
     let mut a = vec!["--json"];
     a.extend_from_slice(args);
     let r = run(&a);
-    assert_eq!(r.code, 0, "offpay {}: {}\n{}", args.join(" "), r.stdout, r.stderr);
+    assert_eq!(
+        r.code,
+        0,
+        "offpay {}: {}\n{}",
+        args.join(" "),
+        r.stdout,
+        r.stderr
+    );
     let v: Value = serde_json::from_str(r.stdout.trim()).unwrap();
     assert_eq!(v["ok"], true, "{v}");
     v
@@ -52,7 +59,14 @@ fn fails(args: &[&str], exit: i32, code: &str) -> Value {
     let mut a = vec!["--json"];
     a.extend_from_slice(args);
     let r = run(&a);
-    assert_eq!(r.code, exit, "offpay {}: {}\n{}", args.join(" "), r.stdout, r.stderr);
+    assert_eq!(
+        r.code,
+        exit,
+        "offpay {}: {}\n{}",
+        args.join(" "),
+        r.stdout,
+        r.stderr
+    );
     let v: Value = serde_json::from_str(r.stdout.trim()).unwrap();
     assert_eq!(v["ok"], false, "{v}");
     assert_eq!(v["error"]["code"], code, "{v}");
@@ -107,18 +121,60 @@ fn an_issuer_joins_a_scheme_and_its_link_runs() {
     let t = tmp.path();
     let sdir = p(t, "scheme");
     let adir = p(t, "bank-a");
-    let init = ok(&["scheme", "init", "--data-dir", &sdir, "--root-cn", "test scheme root"]);
+    let init = ok(&[
+        "scheme",
+        "init",
+        "--data-dir",
+        &sdir,
+        "--root-cn",
+        "test scheme root",
+    ]);
     assert_eq!(init["initialised"], true);
-    assert!(init["root_pem"].as_str().unwrap().contains("BEGIN CERTIFICATE"));
-    assert_eq!(ok(&["scheme", "init", "--data-dir", &sdir])["initialised"], false);
-    let scheme = spawn(&["scheme", "serve", "--listen", "127.0.0.1:0", "--data-dir", &sdir]);
+    assert!(
+        init["root_pem"]
+            .as_str()
+            .unwrap()
+            .contains("BEGIN CERTIFICATE")
+    );
+    assert_eq!(
+        ok(&["scheme", "init", "--data-dir", &sdir])["initialised"],
+        false
+    );
+    let scheme = spawn(&[
+        "scheme",
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        &sdir,
+    ]);
     let remote = ["--server", scheme.url.as_str(), "--data-dir", sdir.as_str()];
 
     // The issuer's CSR: the same key gives the same CSR.
     let csr = p(t, "a.csr");
-    ok(&["admin", "--data-dir", &adir, "scheme", "csr", "--code", "bank-a", "--out", &csr]);
+    ok(&[
+        "admin",
+        "--data-dir",
+        &adir,
+        "scheme",
+        "csr",
+        "--code",
+        "bank-a",
+        "--out",
+        &csr,
+    ]);
     let first = std::fs::read(&csr).unwrap();
-    ok(&["admin", "--data-dir", &adir, "scheme", "csr", "--code", "bank-a", "--out", &csr]);
+    ok(&[
+        "admin",
+        "--data-dir",
+        &adir,
+        "scheme",
+        "csr",
+        "--code",
+        "bank-a",
+        "--out",
+        &csr,
+    ]);
     assert_eq!(std::fs::read(&csr).unwrap(), first);
 
     // Admission, then the same again is refused and changes nothing.
@@ -131,7 +187,11 @@ fn an_issuer_joins_a_scheme_and_its_link_runs() {
     {
         use std::os::unix::fs::PermissionsExt as _;
         let mode = std::fs::metadata(&adm).unwrap().permissions().mode();
-        assert_eq!(mode & 0o077, 0, "the admission file holds a token: owner only");
+        assert_eq!(
+            mode & 0o077,
+            0,
+            "the admission file holds a token: owner only"
+        );
     }
     let adm2 = p(t, "a2.json");
     let mut again = vec!["scheme", "admit", "bank-a", "--csr", &csr, "--out", &adm2];
@@ -143,18 +203,42 @@ fn an_issuer_joins_a_scheme_and_its_link_runs() {
     fails(&bad, 2, "usage");
 
     // Join, and run the member server with its link.
-    let joined = ok(&["admin", "--data-dir", &adir, "scheme", "join", "--admission", &adm]);
+    let joined = ok(&[
+        "admin",
+        "--data-dir",
+        &adir,
+        "scheme",
+        "join",
+        "--admission",
+        &adm,
+    ]);
     assert_eq!(joined["issuer"], id.as_str());
-    let token: String = serde_json::from_str::<Value>(&std::fs::read_to_string(&adm).unwrap()).unwrap()["token"]
+    let token: String = serde_json::from_str::<Value>(&std::fs::read_to_string(&adm).unwrap())
+        .unwrap()["token"]
         .as_str()
         .unwrap()
         .into();
     let member = spawn(&[
-        "server", "--listen", "127.0.0.1:0", "--data-dir", &adir, "--scheme-url", &scheme.url,
-        "--scheme-token", &token, "--scheme-interval-ms", "100",
+        "server",
+        "--listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        &adir,
+        "--scheme-url",
+        &scheme.url,
+        "--scheme-token",
+        &token,
+        "--scheme-interval-ms",
+        "100",
     ]);
     let admin = |args: &[&str]| {
-        let mut a = vec!["admin", "--server", member.url.as_str(), "--data-dir", adir.as_str()];
+        let mut a = vec![
+            "admin",
+            "--server",
+            member.url.as_str(),
+            "--data-dir",
+            adir.as_str(),
+        ];
         a.extend_from_slice(args);
         ok(&a)
     };
@@ -185,7 +269,9 @@ fn an_issuer_joins_a_scheme_and_its_link_runs() {
         assert_eq!(ok(&d)["issuers"][0]["status"], status);
     }
     // The member installs the newer directory at its next round.
-    let v = admin(&["scheme", "sync"])["directory_version"].as_u64().unwrap();
+    let v = admin(&["scheme", "sync"])["directory_version"]
+        .as_u64()
+        .unwrap();
     assert!(v > round["directory_version"].as_u64().unwrap());
     let mut c = vec!["scheme", "cycle", "close"];
     c.extend_from_slice(&remote);
@@ -193,12 +279,46 @@ fn an_issuer_joins_a_scheme_and_its_link_runs() {
     let mut cl = vec!["scheme", "claims", "--issuer", id.as_str()];
     cl.extend_from_slice(&remote);
     assert_eq!(ok(&cl)["claims"], serde_json::json!([]));
-    let st = ok(&["scheme", "statements", "--server", &scheme.url, "--issuer-token", &token]);
+    let st = ok(&[
+        "scheme",
+        "statements",
+        "--server",
+        &scheme.url,
+        "--issuer-token",
+        &token,
+    ]);
     assert_eq!(st["statements"], serde_json::json!([]));
-    fails(&["scheme", "statements", "--server", &scheme.url], 2, "usage");
+    fails(
+        &["scheme", "statements", "--server", &scheme.url],
+        2,
+        "usage",
+    );
     // Wrong tokens are refused with their code.
-    fails(&["scheme", "cycle", "close", "--server", &scheme.url, "--token", &token], 1, "unauthorized");
-    fails(&["scheme", "statements", "--server", &scheme.url, "--issuer-token", "wrong-token-0123456789"], 1, "unauthorized");
+    fails(
+        &[
+            "scheme",
+            "cycle",
+            "close",
+            "--server",
+            &scheme.url,
+            "--token",
+            &token,
+        ],
+        1,
+        "unauthorized",
+    );
+    fails(
+        &[
+            "scheme",
+            "statements",
+            "--server",
+            &scheme.url,
+            "--issuer-token",
+            "wrong-token-0123456789",
+        ],
+        1,
+        "unauthorized",
+    );
     let mut bad = vec!["scheme", "claims", "--issuer", "xyz"];
     bad.extend_from_slice(&remote);
     fails(&bad, 2, "usage");
@@ -206,10 +326,25 @@ fn an_issuer_joins_a_scheme_and_its_link_runs() {
     // kill -9 the member server mid-life: a restart runs the link again.
     drop(member);
     let member = spawn(&[
-        "server", "--listen", "127.0.0.1:0", "--data-dir", &adir, "--scheme-url", &scheme.url,
-        "--scheme-token", &token,
+        "server",
+        "--listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        &adir,
+        "--scheme-url",
+        &scheme.url,
+        "--scheme-token",
+        &token,
     ]);
-    let r = ok(&["admin", "--server", &member.url, "--data-dir", &adir, "scheme", "sync"]);
+    let r = ok(&[
+        "admin",
+        "--server",
+        &member.url,
+        "--data-dir",
+        &adir,
+        "scheme",
+        "sync",
+    ]);
     assert_eq!(r["directory_version"].as_u64().unwrap(), v);
 }
 
@@ -218,22 +353,63 @@ fn a_standalone_issuer_has_no_link() {
     let tmp = tempfile::tempdir().unwrap();
     let adir = p(tmp.path(), "solo");
     let s = spawn(&["server", "--listen", "127.0.0.1:0", "--data-dir", &adir]);
-    fails(&["admin", "--server", &s.url, "--data-dir", &adir, "scheme", "sync"], 1, "not_member");
-    let st = ok(&["admin", "--server", &s.url, "--data-dir", &adir, "scheme", "status"]);
+    fails(
+        &[
+            "admin",
+            "--server",
+            &s.url,
+            "--data-dir",
+            &adir,
+            "scheme",
+            "sync",
+        ],
+        1,
+        "not_member",
+    );
+    let st = ok(&[
+        "admin",
+        "--server",
+        &s.url,
+        "--data-dir",
+        &adir,
+        "scheme",
+        "status",
+    ]);
     assert_eq!(st["member"], false);
     // A scheme URL without its token is a usage error.
-    let r = run(&["server", "--listen", "127.0.0.1:0", "--data-dir", &adir, "--scheme-url", "http://127.0.0.1:1"]);
+    let r = run(&[
+        "server",
+        "--listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        &adir,
+        "--scheme-url",
+        "http://127.0.0.1:1",
+    ]);
     assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
 }
 
 #[test]
 fn help_documents_the_process_flags() {
     let h = run(&["scheme", "serve", "--help"]).stdout;
-    for flag in ["--listen", "--data-dir", "--database-url", "--master-key-file", "--operator-token", "OFFPAY_SCHEME_DATABASE_URL"] {
+    for flag in [
+        "--listen",
+        "--data-dir",
+        "--database-url",
+        "--master-key-file",
+        "--operator-token",
+        "OFFPAY_SCHEME_DATABASE_URL",
+    ] {
         assert!(h.contains(flag), "scheme serve --help lacks {flag}:\n{h}");
     }
     let h = run(&["server", "--help"]).stdout;
-    for flag in ["--scheme-url", "--scheme-token", "--scheme-interval-ms", "--master-key-file", "OFFPAY_SCHEME_URL"] {
+    for flag in [
+        "--scheme-url",
+        "--scheme-token",
+        "--scheme-interval-ms",
+        "--master-key-file",
+        "OFFPAY_SCHEME_URL",
+    ] {
         assert!(h.contains(flag), "server --help lacks {flag}:\n{h}");
     }
 }

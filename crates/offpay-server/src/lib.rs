@@ -113,7 +113,8 @@ impl AppState {
     /// The same with a link to the scheme at `url` with the issuer's `token`
     /// (its background thread starts with [`spawn`] or [`serve`]).
     pub fn with_scheme_link(mut self, url: &str, token: &str) -> Result<AppState, LinkError> {
-        let link = SchemeLink::new(self.issuer.clone(), url, token)?.with_metrics(self.metrics.clone());
+        let link =
+            SchemeLink::new(self.issuer.clone(), url, token)?.with_metrics(self.metrics.clone());
         self.link = Some(Arc::new(link));
         Ok(self)
     }
@@ -314,7 +315,10 @@ impl LinkThread {
             return Ok(None);
         };
         if !state.issuer.is_member() {
-            tracing::warn!(scheme = link.url(), "scheme.url is set but this issuer is standalone: no link runs (offpay admin scheme join first)");
+            tracing::warn!(
+                scheme = link.url(),
+                "scheme.url is set but this issuer is standalone: no link runs (offpay admin scheme join first)"
+            );
             return Ok(None);
         }
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));

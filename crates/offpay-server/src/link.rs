@@ -151,12 +151,17 @@ fn outcome_of(id: &Hash32, a: &ClaimAck) -> ClaimOutcome {
 }
 
 fn hash(s: &str, what: &str) -> Result<Hash32, LinkError> {
-    Hash32::from_hex(s).ok_or_else(|| LinkError::BadAnswer(format!("{what} {s:?} is not a claim id")))
+    Hash32::from_hex(s)
+        .ok_or_else(|| LinkError::BadAnswer(format!("{what} {s:?} is not a claim id")))
 }
 
 impl SchemeLink {
     /// A link of `issuer` to the scheme at `url` with the issuer's `token`.
-    pub fn new(issuer: Arc<Issuer<AnyStore>>, url: &str, token: &str) -> Result<SchemeLink, LinkError> {
+    pub fn new(
+        issuer: Arc<Issuer<AnyStore>>,
+        url: &str,
+        token: &str,
+    ) -> Result<SchemeLink, LinkError> {
         let client = Client::new(url)?
             .with_token(token)
             .with_timeouts(offpay_client::Timeouts::both(LINK_REQUEST_TIMEOUT))
@@ -215,7 +220,11 @@ impl SchemeLink {
             m.scheme_claims(inbound, code, n);
         }
         if let Ok(mut s) = self.status.lock() {
-            let m = if inbound { &mut s.claims_in } else { &mut s.claims_out };
+            let m = if inbound {
+                &mut s.claims_in
+            } else {
+                &mut s.claims_out
+            };
             *m.entry(code.to_string()).or_insert(0) += n;
         }
     }
@@ -256,9 +265,8 @@ impl SchemeLink {
             let out = self.client.scheme_submit(&entries)?;
             let mut results = Vec::with_capacity(batch.len());
             for ((id, _), o) in batch.iter().zip(out.results.iter()) {
-                let a = ack_of(o).ok_or_else(|| {
-                    LinkError::BadAnswer(format!("claim result {:?}", o.result))
-                })?;
+                let a = ack_of(o)
+                    .ok_or_else(|| LinkError::BadAnswer(format!("claim result {:?}", o.result)))?;
                 if matches!(a, ClaimAck::Refused { .. }) {
                     round.refused += 1;
                     tracing::warn!(claim = %id, code = ?o.code, "the scheme refused a claim");
@@ -288,8 +296,11 @@ impl SchemeLink {
                     .map_err(|_| LinkError::BadAnswer("an inbox entry is not base64".into()))?;
                 claims.push((id, entry));
             }
-            let acks = self.issuer.apply_scheme_claims(&claims, crate::api::now())?;
-            let outcomes: Vec<ClaimOutcome> = acks.iter().map(|(id, a)| outcome_of(id, a)).collect();
+            let acks = self
+                .issuer
+                .apply_scheme_claims(&claims, crate::api::now())?;
+            let outcomes: Vec<ClaimOutcome> =
+                acks.iter().map(|(id, a)| outcome_of(id, a)).collect();
             for o in &outcomes {
                 self.count(true, o.code.as_deref().unwrap_or(&o.result), 1);
             }
@@ -301,7 +312,9 @@ impl SchemeLink {
         let mut statements_more = false;
         for _ in 0..LINK_BATCHES_PER_ROUND {
             let after = self.issuer.last_statement_cycle()?;
-            let list = self.client.scheme_statements(&StatementsQuery { after: Some(after) })?;
+            let list = self
+                .client
+                .scheme_statements(&StatementsQuery { after: Some(after) })?;
             let fresh: Vec<_> = list.statements.iter().filter(|s| s.cycle > after).collect();
             if fresh.is_empty() {
                 statements_more = false;
@@ -316,7 +329,8 @@ impl SchemeLink {
                     .iter()
                     .map(|c| hash(c, "cycle claim"))
                     .collect::<Result<Vec<_>, _>>()?;
-                self.issuer.apply_statement(&bytes, &ids, crate::api::now())?;
+                self.issuer
+                    .apply_statement(&bytes, &ids, crate::api::now())?;
                 round.statements += 1;
             }
             statements_more = true;
@@ -327,7 +341,11 @@ impl SchemeLink {
 
     /// Run rounds on a background thread every `interval` (a failed round
     /// waits longer: doubling up to [`LINK_BACKOFF_MAX`]) until `stop` is set.
-    pub fn spawn(self: Arc<Self>, interval: Duration, stop: Arc<AtomicBool>) -> std::io::Result<JoinHandle<()>> {
+    pub fn spawn(
+        self: Arc<Self>,
+        interval: Duration,
+        stop: Arc<AtomicBool>,
+    ) -> std::io::Result<JoinHandle<()>> {
         std::thread::Builder::new()
             .name("offpay-scheme-link".into())
             .spawn(move || {
@@ -336,7 +354,14 @@ impl SchemeLink {
                     match self.run_once() {
                         Ok(r) => {
                             if r.submitted + r.inbox + r.statements > 0 {
-                                tracing::info!(submitted = r.submitted, refused = r.refused, inbox = r.inbox, statements = r.statements, directory = r.directory_version, "scheme link round");
+                                tracing::info!(
+                                    submitted = r.submitted,
+                                    refused = r.refused,
+                                    inbox = r.inbox,
+                                    statements = r.statements,
+                                    directory = r.directory_version,
+                                    "scheme link round"
+                                );
                             }
                             wait = if r.more { Duration::ZERO } else { interval };
                         }

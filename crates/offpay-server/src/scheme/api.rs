@@ -379,7 +379,11 @@ pub async fn revoke(
 )]
 pub async fn close_cycle(State(st): State<SchemeState>) -> Result<Json<CycleView>, ApiError> {
     let c = blocking(&st, |s| s.close_cycle(now())).await?;
-    tracing::info!(cycle = c.cycle, claims = c.claims, "settlement cycle closed");
+    tracing::info!(
+        cycle = c.cycle,
+        claims = c.claims,
+        "settlement cycle closed"
+    );
     st.metrics.cycle_closed(c.cycle, &c.positions);
     Ok(Json(CycleView {
         cycle: c.cycle,

@@ -8,9 +8,7 @@ use std::path::{Path, PathBuf};
 use offpay_protocol::{Currency, Suite};
 use serde::Deserialize;
 
-use crate::config::{
-    ConfigError, LogFormat, MASTER_KEY_FILE, check_operator_token, redact_url,
-};
+use crate::config::{ConfigError, LogFormat, MASTER_KEY_FILE, check_operator_token, redact_url};
 
 /// Default listen address of the scheme server.
 pub const SCHEME_DEFAULT_LISTEN: &str = "127.0.0.1:8090";
@@ -139,7 +137,11 @@ fn relative_to(file: &Path, v: PathBuf) -> PathBuf {
 }
 
 fn currency(s: &str) -> Result<Currency, ConfigError> {
-    Currency::new(s).ok_or_else(|| ConfigError(format!("currency {s:?}: expected an ISO 4217 code such as EUR")))
+    Currency::new(s).ok_or_else(|| {
+        ConfigError(format!(
+            "currency {s:?}: expected an ISO 4217 code such as EUR"
+        ))
+    })
 }
 
 fn suite(s: &str) -> Result<Suite, ConfigError> {
@@ -329,19 +331,32 @@ mod tests {
             config: Some(file),
             ..SchemeArgs::default()
         };
-        let c = SchemeServerConfig::load_with_env(&args, env(&[("OFFPAY_SCHEME_LISTEN", "127.0.0.1:9101")])).unwrap();
+        let c = SchemeServerConfig::load_with_env(
+            &args,
+            env(&[("OFFPAY_SCHEME_LISTEN", "127.0.0.1:9101")]),
+        )
+        .unwrap();
         assert_eq!(c.listen.port(), 9101);
         assert_eq!(c.data_dir, dir.path().join("d"));
         assert_eq!(c.root_cn, "test root");
         assert_eq!(c.currency.as_str(), "INR");
-        assert_eq!(c.master_key_path(), dir.path().join("d").join(MASTER_KEY_FILE));
+        assert_eq!(
+            c.master_key_path(),
+            dir.path().join("d").join(MASTER_KEY_FILE)
+        );
         let flags = SchemeArgs {
             listen: Some("127.0.0.1:9102".parse().unwrap()),
             ..args
         };
-        let c = SchemeServerConfig::load_with_env(&flags, env(&[("OFFPAY_SCHEME_LISTEN", "127.0.0.1:9101")])).unwrap();
+        let c = SchemeServerConfig::load_with_env(
+            &flags,
+            env(&[("OFFPAY_SCHEME_LISTEN", "127.0.0.1:9101")]),
+        )
+        .unwrap();
         assert_eq!(c.listen.port(), 9102);
-        let bad = |p: &[(&str, &str)]| SchemeServerConfig::load_with_env(&SchemeArgs::default(), env(p)).is_err();
+        let bad = |p: &[(&str, &str)]| {
+            SchemeServerConfig::load_with_env(&SchemeArgs::default(), env(p)).is_err()
+        };
         assert!(bad(&[("OFFPAY_SCHEME_OPERATOR_TOKEN", "short")]));
         assert!(bad(&[("OFFPAY_SCHEME_DATABASE_URL", "mysql://x")]));
         assert!(bad(&[("OFFPAY_SCHEME_CURRENCY", "euro")]));
