@@ -150,57 +150,7 @@ fn an_issuer_joins_a_scheme_and_its_link_runs() {
     ]);
     let remote = ["--server", scheme.url.as_str(), "--data-dir", sdir.as_str()];
 
-    // The issuer's CSR: the same key gives the same CSR.
-    let csr = p(t, "a.csr");
-    ok(&[
-        "admin",
-        "--data-dir",
-        &adir,
-        "scheme",
-        "csr",
-        "--code",
-        "bank-a",
-        "--out",
-        &csr,
-    ]);
-    let first = std::fs::read(&csr).unwrap();
-    ok(&[
-        "admin",
-        "--data-dir",
-        &adir,
-        "scheme",
-        "csr",
-        "--code",
-        "bank-a",
-        "--out",
-        &csr,
-    ]);
-    assert_eq!(std::fs::read(&csr).unwrap(), first);
-
-    // Admission, then the same again is refused and changes nothing.
-    let adm = p(t, "a.json");
-    let mut a = vec!["scheme", "admit", "bank-a", "--csr", &csr, "--out", &adm];
-    a.extend_from_slice(&remote);
-    let admitted = ok(&a);
-    let id = admitted["issuer"].as_str().unwrap().to_string();
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt as _;
-        let mode = std::fs::metadata(&adm).unwrap().permissions().mode();
-        assert_eq!(
-            mode & 0o077,
-            0,
-            "the admission file holds a token: owner only"
-        );
-    }
-    let adm2 = p(t, "a2.json");
-    let mut again = vec!["scheme", "admit", "bank-a", "--csr", &csr, "--out", &adm2];
-    again.extend_from_slice(&remote);
-    fails(&again, 1, "issuer_exists");
-    assert!(!Path::new(&adm2).exists());
-    let mut bad = vec!["scheme", "admit", "Bank A", "--csr", &csr, "--out", &adm2];
-    bad.extend_from_slice(&remote);
-    fails(&bad, 2, "usage");
+    let (id, adm) = admission(t, &remote, &adir);
 
     // Join, and run the member server with its link.
     let joined = ok(&[
@@ -251,21 +201,109 @@ fn an_issuer_joins_a_scheme_and_its_link_runs() {
     assert_eq!(status["last_error"], Value::Null, "{status}");
     assert_eq!(status["directory_version"], round["directory_version"]);
 
+    let v = operator_actions(
+        t,
+        &remote,
+        &scheme.url,
+        &member.url,
+        &adir,
+        (&id, &token),
+        &round,
+    );
+
+    restart_after_kill(member, &scheme.url, &adir, &token, v);
+}
+
+/// The CSR (the same key gives the same CSR) and the admission; a second
+/// admission is refused and writes nothing. Returns (issuer id, admission file).
+fn admission(t: &Path, remote: &[&str], adir: &str) -> (String, String) {
+    // The issuer's CSR: the same key gives the same CSR.
+    let csr = p(t, "a.csr");
+    ok(&[
+        "admin",
+        "--data-dir",
+        adir,
+        "scheme",
+        "csr",
+        "--code",
+        "bank-a",
+        "--out",
+        &csr,
+    ]);
+    let first = std::fs::read(&csr).unwrap();
+    ok(&[
+        "admin",
+        "--data-dir",
+        adir,
+        "scheme",
+        "csr",
+        "--code",
+        "bank-a",
+        "--out",
+        &csr,
+    ]);
+    assert_eq!(std::fs::read(&csr).unwrap(), first);
+
+    // Admission, then the same again is refused and changes nothing.
+    let adm = p(t, "a.json");
+    let mut a = vec!["scheme", "admit", "bank-a", "--csr", &csr, "--out", &adm];
+    a.extend_from_slice(remote);
+    let admitted = ok(&a);
+    let id = admitted["issuer"].as_str().unwrap().to_string();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&adm).unwrap().permissions().mode();
+        assert_eq!(
+            mode & 0o077,
+            0,
+            "the admission file holds a token: owner only"
+        );
+    }
+    let adm2 = p(t, "a2.json");
+    let mut again = vec!["scheme", "admit", "bank-a", "--csr", &csr, "--out", &adm2];
+    again.extend_from_slice(remote);
+    fails(&again, 1, "issuer_exists");
+    assert!(!Path::new(&adm2).exists());
+    let mut bad = vec!["scheme", "admit", "Bank A", "--csr", &csr, "--out", &adm2];
+    bad.extend_from_slice(remote);
+    fails(&bad, 2, "usage");
+
+    (id, adm)
+}
+
+/// The operator's views and actions, and the member's next round; returns
+/// the directory version the member then holds.
+fn operator_actions(
+    t: &Path,
+    remote: &[&str],
+    scheme_url: &str,
+    member_url: &str,
+    adir: &str,
+    ids: (&str, &str),
+    round: &Value,
+) -> u64 {
+    let (id, token) = ids;
+    let admin = |args: &[&str]| {
+        let mut a = vec!["admin", "--server", member_url, "--data-dir", adir];
+        a.extend_from_slice(args);
+        ok(&a)
+    };
     // The operator's views and actions.
     let mut d = vec!["scheme", "directory", "--out"];
     let dfile = p(t, "directory.cbor");
     d.push(&dfile);
-    d.extend_from_slice(&remote);
+    d.extend_from_slice(remote);
     let dir = ok(&d);
     assert_eq!(dir["issuers"][0]["code"], "bank-a");
     assert_eq!(dir["issuers"][0]["status"], "active");
     assert!(!std::fs::read(&dfile).unwrap().is_empty());
     for (verb, status) in [("suspend", "suspended"), ("reinstate", "active")] {
         let mut a = vec!["scheme", verb, "bank-a"];
-        a.extend_from_slice(&remote);
+        a.extend_from_slice(remote);
         assert!(ok(&a)["directory_version"].as_u64().unwrap() > 2);
         let mut d = vec!["scheme", "directory"];
-        d.extend_from_slice(&remote);
+        d.extend_from_slice(remote);
         assert_eq!(ok(&d)["issuers"][0]["status"], status);
     }
     // The member installs the newer directory at its next round.
@@ -274,35 +312,29 @@ fn an_issuer_joins_a_scheme_and_its_link_runs() {
         .unwrap();
     assert!(v > round["directory_version"].as_u64().unwrap());
     let mut c = vec!["scheme", "cycle", "close"];
-    c.extend_from_slice(&remote);
+    c.extend_from_slice(remote);
     assert_eq!(ok(&c)["claims"], 0);
-    let mut cl = vec!["scheme", "claims", "--issuer", id.as_str()];
-    cl.extend_from_slice(&remote);
+    let mut cl = vec!["scheme", "claims", "--issuer", id];
+    cl.extend_from_slice(remote);
     assert_eq!(ok(&cl)["claims"], serde_json::json!([]));
     let st = ok(&[
         "scheme",
         "statements",
         "--server",
-        &scheme.url,
+        scheme_url,
         "--issuer-token",
-        &token,
+        token,
     ]);
     assert_eq!(st["statements"], serde_json::json!([]));
     fails(
-        &["scheme", "statements", "--server", &scheme.url],
+        &["scheme", "statements", "--server", scheme_url],
         2,
         "usage",
     );
     // Wrong tokens are refused with their code.
     fails(
         &[
-            "scheme",
-            "cycle",
-            "close",
-            "--server",
-            &scheme.url,
-            "--token",
-            &token,
+            "scheme", "cycle", "close", "--server", scheme_url, "--token", token,
         ],
         1,
         "unauthorized",
@@ -312,7 +344,7 @@ fn an_issuer_joins_a_scheme_and_its_link_runs() {
             "scheme",
             "statements",
             "--server",
-            &scheme.url,
+            scheme_url,
             "--issuer-token",
             "wrong-token-0123456789",
         ],
@@ -320,32 +352,10 @@ fn an_issuer_joins_a_scheme_and_its_link_runs() {
         "unauthorized",
     );
     let mut bad = vec!["scheme", "claims", "--issuer", "xyz"];
-    bad.extend_from_slice(&remote);
+    bad.extend_from_slice(remote);
     fails(&bad, 2, "usage");
 
-    // kill -9 the member server mid-life: a restart runs the link again.
-    drop(member);
-    let member = spawn(&[
-        "server",
-        "--listen",
-        "127.0.0.1:0",
-        "--data-dir",
-        &adir,
-        "--scheme-url",
-        &scheme.url,
-        "--scheme-token",
-        &token,
-    ]);
-    let r = ok(&[
-        "admin",
-        "--server",
-        &member.url,
-        "--data-dir",
-        &adir,
-        "scheme",
-        "sync",
-    ]);
-    assert_eq!(r["directory_version"].as_u64().unwrap(), v);
+    v
 }
 
 #[test]
@@ -412,4 +422,32 @@ fn help_documents_the_process_flags() {
     ] {
         assert!(h.contains(flag), "server --help lacks {flag}:\n{h}");
     }
+}
+
+/// kill -9 the member server mid-life: a restart runs the link again and
+/// holds the same directory.
+fn restart_after_kill(member: Proc, scheme_url: &str, adir: &str, token: &str, v: u64) {
+    // kill -9 the member server mid-life: a restart runs the link again.
+    drop(member);
+    let member = spawn(&[
+        "server",
+        "--listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        adir,
+        "--scheme-url",
+        scheme_url,
+        "--scheme-token",
+        token,
+    ]);
+    let r = ok(&[
+        "admin",
+        "--server",
+        &member.url,
+        "--data-dir",
+        adir,
+        "scheme",
+        "sync",
+    ]);
+    assert_eq!(r["directory_version"].as_u64().unwrap(), v);
 }

@@ -233,33 +233,48 @@ impl SchemeLink {
         if !self.issuer.is_member() {
             return Err(LinkError::NotMember);
         }
-        let mut round = SchemeRound::default();
-        // 1. Our CRL, when it changed since the last push of this process.
-        let crl = self.issuer.crl()?;
-        let h = Hash32::digest(&crl);
-        let pushed = self.last_crl.lock().map(|l| *l == Some(h)).unwrap_or(false);
-        if !pushed {
-            match self.client.scheme_put_crl(&crl) {
-                Ok(_) => round.crl_pushed = true,
-                // Not newer than what the scheme holds: it already has this one.
-                Err(offpay_client::Error::Http { code, .. }) if code == "invalid_crl" => {
-                    tracing::debug!("the scheme already holds our CRL");
-                }
-                Err(e) => return Err(e.into()),
-            }
-            if let Ok(mut l) = self.last_crl.lock() {
-                *l = Some(h);
-            }
-        }
-        // 2. The directory.
+        let mut round = SchemeRound {
+            crl_pushed: self.push_crl()?,
+            ..SchemeRound::default()
+        };
         let dir = self.client.scheme_directory()?;
         round.directory_version = self.issuer.install_directory(&dir, crate::api::now())?;
-        // 3. The outbox.
+        let outbox_more = self.outbox(&mut round)?;
+        let inbox_more = self.inbox(&mut round)?;
+        let statements_more = self.statements(&mut round)?;
+        round.more = outbox_more || inbox_more || statements_more;
+        Ok(round)
+    }
+
+    /// Our CRL, when it changed since the last push of this process.
+    fn push_crl(&self) -> Result<bool, LinkError> {
+        let crl = self.issuer.crl()?;
+        let h = Hash32::digest(&crl);
+        if self.last_crl.lock().map(|l| *l == Some(h)).unwrap_or(false) {
+            return Ok(false);
+        }
+        let pushed = match self.client.scheme_put_crl(&crl) {
+            Ok(_) => true,
+            // Not newer than what the scheme holds: it already has this one.
+            Err(offpay_client::Error::Http { code, .. }) if code == "invalid_crl" => {
+                tracing::debug!("the scheme already holds our CRL");
+                false
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if let Ok(mut l) = self.last_crl.lock() {
+            *l = Some(h);
+        }
+        Ok(pushed)
+    }
+
+    /// Submit the outbox; true when a batch was full (more to do).
+    fn outbox(&self, round: &mut SchemeRound) -> Result<bool, LinkError> {
+        let mut more = false;
         for _ in 0..LINK_BATCHES_PER_ROUND {
             let batch = self.issuer.claims_to_submit(LINK_BATCH)?;
             if batch.is_empty() {
-                round.more = false;
-                break;
+                return Ok(false);
             }
             let entries: Vec<Vec<u8>> = batch.iter().map(|(_, b)| b.clone()).collect();
             let out = self.client.scheme_submit(&entries)?;
@@ -276,18 +291,20 @@ impl SchemeLink {
             }
             self.issuer.claims_submitted(&results, crate::api::now())?;
             round.submitted += batch.len() as u64;
-            round.more = batch.len() == LINK_BATCH;
+            more = batch.len() == LINK_BATCH;
         }
-        let outbox_more = round.more;
-        // 4. The inbox.
-        let mut inbox_more = false;
+        Ok(more)
+    }
+
+    /// Pull, apply and ack the inbox; true when a page was full.
+    fn inbox(&self, round: &mut SchemeRound) -> Result<bool, LinkError> {
+        let mut more = false;
         for _ in 0..LINK_BATCHES_PER_ROUND {
             let inbox = self.client.scheme_inbox(&InboxQuery {
                 limit: u32::try_from(LINK_BATCH).ok(),
             })?;
             if inbox.claims.is_empty() {
-                inbox_more = false;
-                break;
+                return Ok(false);
             }
             let mut claims = Vec::with_capacity(inbox.claims.len());
             for c in &inbox.claims {
@@ -306,10 +323,14 @@ impl SchemeLink {
             }
             self.client.scheme_ack(&outcomes)?;
             round.inbox += claims.len() as u64;
-            inbox_more = claims.len() == LINK_BATCH;
+            more = claims.len() == LINK_BATCH;
         }
-        // 5. The statements.
-        let mut statements_more = false;
+        Ok(more)
+    }
+
+    /// Pull the statements after the last posted cycle and post them; true
+    /// when pages are left.
+    fn statements(&self, round: &mut SchemeRound) -> Result<bool, LinkError> {
         for _ in 0..LINK_BATCHES_PER_ROUND {
             let after = self.issuer.last_statement_cycle()?;
             let list = self
@@ -317,8 +338,7 @@ impl SchemeLink {
                 .scheme_statements(&StatementsQuery { after: Some(after) })?;
             let fresh: Vec<_> = list.statements.iter().filter(|s| s.cycle > after).collect();
             if fresh.is_empty() {
-                statements_more = false;
-                break;
+                return Ok(false);
             }
             for s in fresh {
                 let bytes = b64_decode(&s.statement)
@@ -333,10 +353,8 @@ impl SchemeLink {
                     .apply_statement(&bytes, &ids, crate::api::now())?;
                 round.statements += 1;
             }
-            statements_more = true;
         }
-        round.more = outbox_more || inbox_more || statements_more;
-        Ok(round)
+        Ok(true)
     }
 
     /// Run rounds on a background thread every `interval` (a failed round

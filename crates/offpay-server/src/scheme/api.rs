@@ -728,7 +728,10 @@ pub async fn metrics(State(st): State<SchemeState>) -> Response {
             .iter()
             .map(|c| t.0.saturating_sub(c.created.0))
             .collect();
-        Ok((ages, s.open_positions()?))
+        Ok(super::metrics::OpenClaims {
+            ages,
+            positions: s.open_positions()?,
+        })
     })
     .await
     .ok();

@@ -193,7 +193,18 @@ impl SchemeServerConfig {
             .clone()
             .or_else(|| get("OFFPAY_SCHEME_CONFIG").map(PathBuf::from))
         {
-            let text = std::fs::read_to_string(&path).map_err(|e| {
+            c.apply_file(&path)?;
+        }
+        c.apply_env(&get)?;
+        c.apply_args(args)?;
+        c.validate()?;
+        Ok(c)
+    }
+
+    fn apply_file(&mut self, path: &Path) -> Result<(), ConfigError> {
+        let c = self;
+        {
+            let text = std::fs::read_to_string(path).map_err(|e| {
                 ConfigError(format!("cannot read config file {}: {e}", path.display()))
             })?;
             let f: FileConfig = toml::from_str(&text)
@@ -202,13 +213,13 @@ impl SchemeServerConfig {
                 c.listen = v;
             }
             if let Some(v) = f.data_dir {
-                c.data_dir = relative_to(&path, v);
+                c.data_dir = relative_to(path, v);
             }
             if let Some(v) = f.master_key_file {
-                c.master_key_file = Some(relative_to(&path, v));
+                c.master_key_file = Some(relative_to(path, v));
             }
-            c.database_url = f.database_url.or(c.database_url);
-            c.operator_token = f.operator_token.or(c.operator_token);
+            c.database_url = f.database_url.or(c.database_url.take());
+            c.operator_token = f.operator_token.or(c.operator_token.take());
             if let Some(v) = f.log_format {
                 c.log_format = v;
             }
@@ -222,6 +233,11 @@ impl SchemeServerConfig {
                 c.root_cn = v;
             }
         }
+        Ok(())
+    }
+
+    fn apply_env(&mut self, get: &impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        let c = self;
         if let Some(v) = get("OFFPAY_SCHEME_LISTEN") {
             c.listen = v
                 .parse()
@@ -259,7 +275,11 @@ impl SchemeServerConfig {
         if let Some(v) = get("OFFPAY_SCHEME_ROOT_CN") {
             c.root_cn = v;
         }
-        let a = args;
+        Ok(())
+    }
+
+    fn apply_args(&mut self, a: &SchemeArgs) -> Result<(), ConfigError> {
+        let c = self;
         if let Some(v) = a.listen {
             c.listen = v;
         }
@@ -287,6 +307,11 @@ impl SchemeServerConfig {
         if let Some(v) = &a.root_cn {
             c.root_cn = v.clone();
         }
+        Ok(())
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let c = self;
         if let Some(t) = &c.operator_token {
             check_operator_token(t)?;
         }
@@ -301,7 +326,7 @@ impl SchemeServerConfig {
         if c.root_cn.is_empty() || c.root_cn.len() > 64 {
             return Err(ConfigError("root_cn must be 1 to 64 characters".into()));
         }
-        Ok(c)
+        Ok(())
     }
 }
 

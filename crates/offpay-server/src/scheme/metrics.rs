@@ -16,6 +16,16 @@ pub const OPEN_AGE_BUCKETS: &[(u64, &str)] = &[
     (u64::MAX, "older"),
 ];
 
+/// What `/metrics` reads from the database: the ages (seconds) of the
+/// claims not netted yet, and the open net position per issuer.
+#[derive(Debug, Clone, Default)]
+pub struct OpenClaims {
+    /// Age of each claim not netted yet.
+    pub ages: Vec<u64>,
+    /// Net of the claims both parties hold, per issuer (positive: owed to it).
+    pub positions: Vec<(IssuerId, i128)>,
+}
+
 /// The scheme server's counters.
 #[derive(Debug, Default)]
 pub struct SchemeMetrics {
@@ -65,11 +75,7 @@ impl SchemeMetrics {
 
     /// The Prometheus text. `open`: the ages (seconds) of the claims not
     /// netted yet and the open net position per issuer, when the database answered.
-    pub fn render(
-        &self,
-        backend: &str,
-        open: Option<&(Vec<u64>, Vec<(IssuerId, i128)>)>,
-    ) -> String {
+    pub fn render(&self, backend: &str, open: Option<&OpenClaims>) -> String {
         let mut s = String::new();
         let _ = writeln!(
             s,
@@ -122,7 +128,7 @@ impl SchemeMetrics {
                 let _ = writeln!(s, "offpay_scheme_acks_total{{result=\"{code}\"}} {n}");
             }
         }
-        if let Some((ages, positions)) = open {
+        if let Some(OpenClaims { ages, positions }) = open {
             let _ = writeln!(
                 s,
                 "# HELP offpay_scheme_open_claims Claims not netted yet, by age.\n# TYPE offpay_scheme_open_claims gauge"
