@@ -11,10 +11,15 @@ use offpay_client::api::{AdmissionResponse, b64_decode};
 use offpay_server::{ServerArgs, ServerConfig};
 use serde_json::json;
 
-use crate::admin::to_json;
 use crate::http::Client;
 use crate::out::{Done, Failure, Outcome};
 use crate::walletdir::{read_bounded, write_atomic};
+
+/// A typed answer as the JSON object a command prints.
+fn to_json<T: serde::Serialize>(t: &T) -> Result<serde_json::Value, Failure> {
+    serde_json::to_value(t)
+        .map_err(|e| Failure::refused("internal", format!("cannot encode the answer: {e}")))
+}
 
 #[derive(Subcommand, Debug)]
 pub(crate) enum MemberCmd {

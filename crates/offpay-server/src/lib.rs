@@ -27,11 +27,17 @@
 //! | POST | `/v1/admin/wallets/{id}/unlock` | operator | -> wallet |
 //! | GET | `/v1/admin/double-spends?payer=&limit=` | operator | double spends with proofs |
 //! | GET | `/v1/admin/invariants` | operator | invariant report |
+//! | GET | `/v1/admin/scheme` | operator | a member issuer's scheme link status |
+//! | POST | `/v1/admin/scheme/sync` | operator | one round of the scheme link now |
 //! | GET | `/v1/crl[?format=pem]` | - | CRL (`application/pkix-crl` or PEM) |
 //! | GET | `/v1/roots` | - | `{root_pem, issuer_pem}` |
 //! | GET | `/healthz` | - | `{status, backend}` |
 //! | GET | `/metrics` | - | Prometheus text |
 //! | GET | `/openapi.json` | - | OpenAPI 3.1 |
+//!
+//! A member issuer (configured `scheme.url` and `scheme.token`) runs its
+//! [`SchemeLink`] on a background thread (see [`link`]); the scheme
+//! operator's own server is [`scheme`].
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
