@@ -505,3 +505,157 @@ fn the_openapi_documents_list_every_new_route() {
     assert!(issuer["paths"]["/v1/admin/scheme"]["get"].is_object());
     assert!(issuer["paths"]["/v1/admin/scheme/sync"]["post"].is_object());
 }
+
+/// A wallet certificate under an admitted issuer's CA key (`ca_seed` is the
+/// seed its CSR was made with), and the wallet's key.
+fn wallet_under(
+    adm: &Value,
+    ca_seed: u8,
+    wallet_seed: u8,
+) -> (SigningKey, offpay_protocol::WalletId, Vec<u8>) {
+    let ca_key = SigningKey::from_seed(Suite::Ed25519, &[ca_seed; 32]).unwrap();
+    let ca = pki::Certificate::from_der(
+        &offpay_api::b64_decode(adm["ca_cert"].as_str().unwrap()).unwrap(),
+    )
+    .unwrap();
+    let key = SigningKey::from_seed(Suite::Ed25519, &[wallet_seed; 32]).unwrap();
+    let id = offpay_protocol::WalletId([wallet_seed; 16]);
+    let now = offpay_server::api::now();
+    let cert = pki::issue_wallet(
+        &ca_key,
+        &ca,
+        &key.public_key(),
+        id,
+        pki::PolicyRef { id: 1, epoch: 1 },
+        u64::from(wallet_seed) + 100,
+        offpay_protocol::UnixSeconds(now.0 - 60),
+        now.plus(86_400),
+    )
+    .unwrap();
+    (key, id, cert.der().to_vec())
+}
+
+/// A signed payment of `minor` EUR from a wallet of `payer_adm` to one of `payee_adm`.
+fn cross_payment(payer_adm: &Value, payee_adm: &Value, minor: u64) -> Vec<u8> {
+    use offpay_protocol::messages::{CertField, Payment};
+    let (pkey, pid, pcert) = wallet_under(payer_adm, 1, 0x31);
+    let (_, qid, qcert) = wallet_under(payee_adm, 2, 0x32);
+    let payment = Payment {
+        payer: pid,
+        seq: 1,
+        prev: offpay_protocol::Hash32::ZERO,
+        payee: qid,
+        amount: offpay_protocol::Amount::new(minor, offpay_protocol::Currency::EUR),
+        nonce: offpay_protocol::Nonce([7; 16]),
+        time: offpay_server::api::now(),
+        payer_cert: CertField::Inline(pcert),
+        payee_issuer: pki::Certificate::from_der(&qcert).unwrap().issuer_id(),
+    };
+    offpay_protocol::envelope::Signed::sign(payment, &pkey).into_bytes()
+}
+
+#[test]
+fn an_issuer_claims_only_as_itself_and_reads_only_its_own_statements() {
+    let f = Fixture::start();
+    let adm_a = admit(&f, "bank-a", 1);
+    let adm_b = admit(&f, "bank-b", 2);
+    let adm_c = admit(&f, "bank-c", 3);
+    let (ta, tb, tc) = (
+        adm_a["token"].as_str().unwrap(),
+        adm_b["token"].as_str().unwrap(),
+        adm_c["token"].as_str().unwrap(),
+    );
+    let entry = offpay_api::b64(&cross_payment(&adm_a, &adm_b, 1_234));
+    let submit = |tok: &str| {
+        let r = f.json(
+            Some(tok),
+            "POST",
+            "/v1/scheme/claims",
+            &json!({ "entries": [entry] }),
+        );
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        body(&r)["results"][0].clone()
+    };
+    // A third issuer cannot claim on a payment between A and B.
+    let by_c = submit(tc);
+    assert_eq!(by_c["result"], "refused", "{by_c}");
+    assert_eq!(by_c["code"], "not_a_party");
+    let none = body(&f.call(Some(OPERATOR), "GET", "/v1/scheme/claims", None));
+    assert_eq!(none["claims"], json!([]), "the refusal posted nothing");
+    // The payer's issuer claims; again is already known.
+    let by_a = submit(ta);
+    assert_eq!(by_a["result"], "accepted", "{by_a}");
+    assert_eq!(submit(ta)["result"], "already_known");
+    let id = by_a["id"].as_str().unwrap().to_string();
+    // Only B's inbox holds it.
+    let inbox =
+        |tok: &str| body(&f.call(Some(tok), "GET", "/v1/scheme/inbox", None))["claims"].clone();
+    assert_eq!(inbox(ta), json!([]));
+    assert_eq!(inbox(tc), json!([]));
+    let ib = inbox(tb);
+    assert_eq!(ib[0]["id"], id.as_str());
+    assert_eq!(ib[0]["entry"], entry.as_str());
+    // C cannot ack it (not its claim); B does.
+    let ack = json!({"acks": [{"id": id, "result": "accepted"}]});
+    refused(
+        &f.json(Some(tc), "POST", "/v1/scheme/inbox/ack", &ack),
+        404,
+        "unknown_claim",
+    );
+    let r = f.json(Some(tb), "POST", "/v1/scheme/inbox/ack", &ack);
+    assert_eq!(body(&r)["acked"], 1, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(inbox(tb), json!([]));
+    // The cycle nets it: A owes B.
+    let c = body(&f.call(Some(OPERATOR), "POST", "/v1/scheme/cycles", None));
+    assert_eq!(c["claims"], 1, "{c}");
+    let net = |adm: &Value| {
+        c["positions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["issuer"] == adm["issuer"])
+            .map(|p| p["net_minor"].as_str().unwrap().to_string())
+    };
+    assert_eq!(net(&adm_a).as_deref(), Some("-1234"));
+    assert_eq!(net(&adm_b).as_deref(), Some("1234"));
+    assert_eq!(net(&adm_c), None);
+    let cycle = c["cycle"].as_u64().unwrap();
+    // Each reads only its own statements and cycle claims.
+    let statements = |tok: &str| {
+        body(&f.call(Some(tok), "GET", "/v1/scheme/statements", None))["statements"]
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    assert_eq!((statements(ta), statements(tb), statements(tc)), (1, 1, 0));
+    let cc = |tok: &str| {
+        body(&f.call(
+            Some(tok),
+            "GET",
+            &format!("/v1/scheme/cycles/{cycle}/claims"),
+            None,
+        ))["claims"]
+            .clone()
+    };
+    assert_eq!(cc(ta), json!([id]));
+    assert_eq!(cc(tb), json!([id]));
+    assert_eq!(cc(tc), json!([]));
+    assert_eq!(
+        body(&f.call(Some(OPERATOR), "GET", "/v1/scheme/invariants", None))["ok"],
+        true
+    );
+    let m = String::from_utf8(f.call(None, "GET", "/metrics", None).body).unwrap();
+    assert!(
+        m.contains("offpay_scheme_claims_in_total{result=\"accepted\"} 1"),
+        "{m}"
+    );
+    assert!(
+        m.contains("offpay_scheme_claims_in_total{result=\"not_a_party\"} 1"),
+        "{m}"
+    );
+    assert!(
+        m.contains("offpay_scheme_acks_total{result=\"accepted\"} 1"),
+        "{m}"
+    );
+    assert!(m.contains("offpay_scheme_cycle_net_position_minor{"), "{m}");
+}
