@@ -20,8 +20,14 @@ struct Fixture {
 
 impl Fixture {
     fn start() -> Fixture {
+        Fixture::start_on(None)
+    }
+
+    /// On SQLite in a temp dir, or on the PostgreSQL database at `url`.
+    fn start_on(url: Option<&str>) -> Fixture {
         let dir = tempfile::tempdir().unwrap();
         let mut config = SchemeServerConfig::with_data_dir(dir.path().join("scheme"));
+        config.database_url = url.map(str::to_string);
         config.listen = "127.0.0.1:0".parse().unwrap();
         config.operator_token = Some(OPERATOR.into());
         let rt = tokio::runtime::Builder::new_multi_thread()
@@ -556,7 +562,24 @@ fn cross_payment(payer_adm: &Value, payee_adm: &Value, minor: u64) -> Vec<u8> {
 
 #[test]
 fn an_issuer_claims_only_as_itself_and_reads_only_its_own_statements() {
-    let f = Fixture::start();
+    claims_story(&Fixture::start(), "sqlite");
+}
+
+#[test]
+fn an_issuer_claims_only_as_itself_on_postgres() {
+    if let Some(db) = offpay_test_support::postgres::Database::fresh("scheme_http") {
+        let f = Fixture::start_on(Some(&db.url));
+        claims_story(&f, "postgres");
+        drop(f); // the server and its connections stop before the database is dropped
+        drop(db);
+    }
+}
+
+fn claims_story(f: &Fixture, backend: &str) {
+    assert_eq!(
+        body(&f.call(None, "GET", "/healthz", None))["backend"],
+        backend
+    );
     let adm_a = admit(&f, "bank-a", 1);
     let adm_b = admit(&f, "bank-b", 2);
     let adm_c = admit(&f, "bank-c", 3);
