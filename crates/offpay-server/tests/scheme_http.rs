@@ -541,21 +541,22 @@ fn wallet_under(
     (key, id, cert.der().to_vec())
 }
 
-/// A signed payment of `minor` EUR from a wallet of `payer_adm` to one of `payee_adm`.
+/// A signed payment of `minor` EUR from a wallet of `payer_adm` (admitted
+/// with the CSR of seed 1) to a wallet of `payee_adm`.
 fn cross_payment(payer_adm: &Value, payee_adm: &Value, minor: u64) -> Vec<u8> {
     use offpay_protocol::messages::{CertField, Payment};
     let (pkey, pid, pcert) = wallet_under(payer_adm, 1, 0x31);
-    let (_, qid, qcert) = wallet_under(payee_adm, 2, 0x32);
     let payment = Payment {
         payer: pid,
         seq: 1,
         prev: offpay_protocol::Hash32::ZERO,
-        payee: qid,
+        payee: offpay_protocol::WalletId([0x32; 16]),
         amount: offpay_protocol::Amount::new(minor, offpay_protocol::Currency::EUR),
         nonce: offpay_protocol::Nonce([7; 16]),
         time: offpay_server::api::now(),
         payer_cert: CertField::Inline(pcert),
-        payee_issuer: pki::Certificate::from_der(&qcert).unwrap().issuer_id(),
+        payee_issuer: offpay_protocol::IssuerId::from_hex(payee_adm["issuer"].as_str().unwrap())
+            .unwrap(),
     };
     offpay_protocol::envelope::Signed::sign(payment, &pkey).into_bytes()
 }
@@ -681,4 +682,126 @@ fn claims_story(f: &Fixture, backend: &str) {
         "{m}"
     );
     assert!(m.contains("offpay_scheme_cycle_net_position_minor{"), "{m}");
+}
+
+/// A member issuer server in-process: its CA CSR made in its store,
+/// admitted at the scheme, joined, then served (with no background link:
+/// the test runs the link's rounds itself). Returns the server, its link
+/// and its admission.
+fn member(
+    f: &Fixture,
+    dir: &std::path::Path,
+    code: &str,
+) -> (
+    offpay_server::RunningServer,
+    offpay_server::SchemeLink,
+    Value,
+) {
+    let mut config = offpay_server::ServerConfig::with_data_dir(dir.join(code));
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    config.operator_token = Some("member-operator-token-0123456789".into());
+    let csr = offpay_server::member_csr(&config, code).unwrap();
+    assert_eq!(
+        offpay_server::member_csr(&config, code).unwrap(),
+        csr,
+        "the same key gives the same CSR"
+    );
+    let r = f.json(
+        Some(OPERATOR),
+        "POST",
+        "/v1/scheme/issuers",
+        &json!({"code": code, "csr": offpay_api::b64(&csr)}),
+    );
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    let adm = body(&r);
+    let root = offpay_api::b64_decode(adm["root_cert"].as_str().unwrap()).unwrap();
+    let ca = offpay_api::b64_decode(adm["ca_cert"].as_str().unwrap()).unwrap();
+    let id = offpay_server::join_scheme(&config, &root, &ca).unwrap();
+    assert_eq!(id.to_hex(), adm["issuer"].as_str().unwrap());
+    let server = f.rt.block_on(offpay_server::spawn(config)).unwrap();
+    let link = offpay_server::SchemeLink::new(
+        server.state.issuer.clone(),
+        &f.url,
+        adm["token"].as_str().unwrap(),
+    )
+    .unwrap();
+    (server, link, adm)
+}
+
+#[test]
+fn the_member_link_applies_and_acks_its_inbox_exactly_once() {
+    let f = Fixture::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let (server_b, link_b, adm_b) = member(&f, tmp.path(), "bank-b");
+    // A payer's issuer the test holds the CA key of (seed 1).
+    let adm_c = admit(&f, "bank-c", 1);
+    let first = link_b.run_once().unwrap();
+    assert!(first.crl_pushed, "the first round pushes B's CRL");
+    assert_eq!(first.inbox, 0);
+    // C claims a payment of one of its wallets to a wallet B never enrolled.
+    let entry = cross_payment(&adm_c, &adm_b, 700);
+    let r = f.json(
+        Some(adm_c["token"].as_str().unwrap()),
+        "POST",
+        "/v1/scheme/claims",
+        &json!({ "entries": [offpay_api::b64(&entry)] }),
+    );
+    assert_eq!(
+        body(&r)["results"][0]["result"],
+        "accepted",
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
+    // B's round: the directory with C, the inbox applied and acked: refused, unknown payee.
+    let round = link_b.run_once().unwrap();
+    assert!(!round.crl_pushed, "an unchanged CRL is not pushed again");
+    assert_eq!(
+        (round.inbox, round.submitted, round.statements),
+        (1, 0, 0),
+        "{round:?}"
+    );
+    let disputed = body(&f.call(
+        Some(OPERATOR),
+        "GET",
+        "/v1/scheme/claims?disputed=true",
+        None,
+    ));
+    assert_eq!(disputed["claims"][0]["state"], "disputed", "{disputed}");
+    assert_eq!(
+        disputed["claims"][0]["dispute"], "unknown_payee",
+        "{disputed}"
+    );
+    // Exactly once: the next round finds nothing, and B posted nothing.
+    let again = link_b.run_once().unwrap();
+    assert_eq!((again.inbox, again.submitted), (0, 0), "{again:?}");
+    let inv = f.rt.block_on(async {
+        let issuer = server_b.state.issuer.clone();
+        tokio::task::spawn_blocking(move || issuer.invariants())
+            .await
+            .unwrap()
+    });
+    assert!(inv.unwrap().ok);
+    let status = link_b.status();
+    assert_eq!(status.rounds, 3);
+    assert_eq!(status.last_error, None);
+    assert_eq!(
+        status.claims_in.get("unknown_payee"),
+        Some(&1),
+        "{status:?}"
+    );
+    // The member's operator routes: status and a round over HTTP.
+    let c = Client::new(&server_b.url())
+        .unwrap()
+        .with_token("member-operator-token-0123456789");
+    let st = c.admin_scheme_status().unwrap();
+    assert!(st.member);
+    assert_eq!(st.issuer, adm_b["issuer"].as_str().unwrap());
+    assert!(st.directory_version >= 3, "{st:?}");
+    assert_eq!(st.outbox, 0);
+    let e = c.admin_scheme_sync().unwrap_err();
+    assert!(
+        matches!(&e, offpay_client::Error::Http { status: 409, code, .. } if code == "not_member"),
+        "no link configured here: {e:?}"
+    );
+    f.rt.block_on(server_b.shutdown()).unwrap();
 }
