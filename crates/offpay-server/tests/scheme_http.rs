@@ -581,9 +581,9 @@ fn claims_story(f: &Fixture, backend: &str) {
         body(&f.call(None, "GET", "/healthz", None))["backend"],
         backend
     );
-    let adm_a = admit(&f, "bank-a", 1);
-    let adm_b = admit(&f, "bank-b", 2);
-    let adm_c = admit(&f, "bank-c", 3);
+    let adm_a = admit(f, "bank-a", 1);
+    let adm_b = admit(f, "bank-b", 2);
+    let adm_c = admit(f, "bank-c", 3);
     let (ta, tb, tc) = (
         adm_a["token"].as_str().unwrap(),
         adm_b["token"].as_str().unwrap(),
