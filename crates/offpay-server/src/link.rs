@@ -256,8 +256,9 @@ impl SchemeLink {
         let pushed = match self.client.scheme_put_crl(&crl) {
             Ok(_) => true,
             // Not newer than what the scheme holds: it already has this one.
-            Err(offpay_client::Error::Http { code, .. }) if code == "invalid_crl" => {
-                tracing::debug!("the scheme already holds our CRL");
+            // (After a restart, the first push of the same CRL lands here.)
+            Err(offpay_client::Error::Http { code, message, .. }) if code == "invalid_crl" => {
+                tracing::info!(%message, "the scheme keeps its copy of our CRL");
                 false
             }
             Err(e) => return Err(e.into()),
