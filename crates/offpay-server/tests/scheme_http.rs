@@ -314,6 +314,29 @@ fn bad_inbox_ack_crl_statements(f: &Fixture, t: Option<&str>) {
         422,
         "invalid_crl",
     );
+    let big = vec![0x30; offpay_server::extract::CRL_BODY_BYTES_MAX + 1];
+    refused(
+        &f.call(
+            t,
+            "PUT",
+            "/v1/scheme/crl",
+            Some(("application/pkix-crl", &big)),
+        ),
+        413,
+        "body_too_large",
+    );
+    // A CRL over the general body limit but within a CRL's is read (and judged).
+    let mid = vec![0x30; 100 << 10];
+    refused(
+        &f.call(
+            t,
+            "PUT",
+            "/v1/scheme/crl",
+            Some(("application/pkix-crl", &mid)),
+        ),
+        422,
+        "invalid_crl",
+    );
     // Statements and cycle claims.
     refused(
         &f.call(t, "GET", "/v1/scheme/statements?after=soon", None),

@@ -165,7 +165,10 @@ pub fn router(state: SchemeState) -> Router {
             "/v1/scheme/inbox/ack",
             post(api::ack).layer(DefaultBodyLimit::max(CLAIMS_BODY_BYTES_MAX)),
         )
-        .route("/v1/scheme/crl", put(api::put_crl))
+        .route(
+            "/v1/scheme/crl",
+            put(api::put_crl).layer(DefaultBodyLimit::max(crate::extract::CRL_BODY_BYTES_MAX)),
+        )
         .route("/v1/scheme/statements", get(api::statements))
         .route("/v1/scheme/cycles/{n}/claims", get(api::cycle_claims))
         .route("/v1/scheme/directory", get(api::directory))
