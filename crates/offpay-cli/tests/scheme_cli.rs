@@ -522,23 +522,7 @@ fn a_claim_settles_into_a_statement_the_member_posts() {
         .as_str()
         .unwrap()
         .into();
-    // A second issuer whose CA key the test holds: its CSR made here.
-    let csr_x = p(t, "x.csr");
-    let key_x =
-        offpay_protocol::SigningKey::from_seed(offpay_protocol::Suite::Ed25519, &[9; 32]).unwrap();
-    std::fs::write(
-        &csr_x,
-        offpay_protocol::pki::build_ca_csr(&key_x, "bank-x").unwrap(),
-    )
-    .unwrap();
-    let adm_x = p(t, "x.json");
-    let mut a = vec![
-        "scheme", "admit", "bank-x", "--csr", &csr_x, "--out", &adm_x,
-    ];
-    a.extend_from_slice(&remote);
-    ok(&a);
-    let x: Value = serde_json::from_str(&std::fs::read_to_string(&adm_x).unwrap()).unwrap();
-
+    let adm_x = admit_held_key(t, &remote);
     // bank-a serves, with a customer and an enrolled wallet.
     let member = spawn(&[
         "server",
@@ -564,55 +548,31 @@ fn a_claim_settles_into_a_statement_the_member_posts() {
         a.extend_from_slice(args);
         ok(&a)
     };
-    admin(&["create-account", "carol", "--name", "Carol"]);
-    let et = admin(&["enrollment-token", "carol"])["token"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let wdir = p(t, "carol-wallet");
-    let mut wc = offpay();
-    wc.env("OFFPAY_PIN", "4711");
-    let o = wc
-        .args([
-            "--json",
-            "wallet",
-            "--dir",
-            &wdir,
-            "create",
-            "--server",
-            &member.url,
-            "--token",
-            &et,
-        ])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
-    let w: Value = serde_json::from_slice(&o.stdout).unwrap();
-    let carol = w["wallet_id"].as_str().unwrap().to_string();
+    let carol = enroll(&member.url, &adir, t);
     admin(&["scheme", "sync"]);
 
     // bank-x claims a payment of its wallet to Carol's.
-    let ca_x = offpay_client::api::b64_decode(x["ca_cert"].as_str().unwrap()).unwrap();
+    let ca_x = offpay_client::api::b64_decode(adm_x["ca_cert"].as_str().unwrap()).unwrap();
     let entry = foreign_payment(&ca_x, &carol, &id_a, 1_500);
     let cx = offpay_client::Client::new(&scheme.url)
         .unwrap()
-        .with_token(x["token"].as_str().unwrap());
+        .with_token(adm_x["token"].as_str().unwrap());
     let out = cx.scheme_submit(&[entry]).unwrap();
     assert_eq!(out.results[0].result, "accepted", "{out:?}");
     // bank-a applies it (Carol is credited: finality) and acks.
-    let r = admin(&["scheme", "sync"]);
-    assert_eq!(r["inbox"], 1, "{r}");
+    let round = admin(&["scheme", "sync"]);
+    assert_eq!(round["inbox"], 1, "{round}");
     assert_eq!(admin(&["wallet", &carol])["offline_balance_minor"], 1_500);
-    let mut c = vec!["scheme", "cycle", "close"];
-    c.extend_from_slice(&remote);
-    let cycle = ok(&c);
+    let mut close = vec!["scheme", "cycle", "close"];
+    close.extend_from_slice(&remote);
+    let cycle = ok(&close);
     assert_eq!(cycle["claims"], 1, "{cycle}");
     // bank-a posts its statement: the scheme pays it 15.00.
-    let r = admin(&["scheme", "sync"]);
-    assert_eq!(r["statements"], 1, "{r}");
+    let round = admin(&["scheme", "sync"]);
+    assert_eq!(round["statements"], 1, "{round}");
     let st = admin(&["scheme", "status"]);
     assert_eq!(st["last_statement_cycle"], cycle["cycle"], "{st}");
-    let s = ok(&[
+    let stmts = ok(&[
         "scheme",
         "statements",
         "--server",
@@ -620,9 +580,15 @@ fn a_claim_settles_into_a_statement_the_member_posts() {
         "--issuer-token",
         &token_a,
     ]);
-    assert_eq!(s["statements"][0]["net_minor"], "1500", "{s}");
-    assert_eq!(s["statements"][0]["lines"][0]["counterparty"], x["issuer"]);
-    assert_eq!(s["statements"][0]["lines"][0]["receivable_minor"], 1_500);
+    assert_eq!(stmts["statements"][0]["net_minor"], "1500", "{stmts}");
+    assert_eq!(
+        stmts["statements"][0]["lines"][0]["counterparty"],
+        adm_x["issuer"]
+    );
+    assert_eq!(
+        stmts["statements"][0]["lines"][0]["receivable_minor"],
+        1_500
+    );
     // Exactly once: another round changes nothing; the books balance.
     let again = admin(&["scheme", "sync"]);
     assert_eq!(
@@ -631,7 +597,57 @@ fn a_claim_settles_into_a_statement_the_member_posts() {
         "{again}"
     );
     assert_eq!(admin(&["invariants"])["invariants_ok"], true);
-    let mut i = vec!["scheme", "claims"];
-    i.extend_from_slice(&remote);
-    assert_eq!(ok(&i)["claims"][0]["state"], "netted");
+    let mut claims = vec!["scheme", "claims"];
+    claims.extend_from_slice(&remote);
+    assert_eq!(ok(&claims)["claims"][0]["state"], "netted");
+}
+
+/// Admit `bank-x` from a CSR of the test-held CA key (seed 9); its admission.
+fn admit_held_key(t: &Path, remote: &[&str]) -> Value {
+    // A second issuer whose CA key the test holds: its CSR made here.
+    let csr_x = p(t, "x.csr");
+    let key_x =
+        offpay_protocol::SigningKey::from_seed(offpay_protocol::Suite::Ed25519, &[9; 32]).unwrap();
+    std::fs::write(
+        &csr_x,
+        offpay_protocol::pki::build_ca_csr(&key_x, "bank-x").unwrap(),
+    )
+    .unwrap();
+    let adm_file = p(t, "x.json");
+    let mut args = vec![
+        "scheme", "admit", "bank-x", "--csr", &csr_x, "--out", &adm_file,
+    ];
+    args.extend_from_slice(remote);
+    ok(&args);
+    serde_json::from_str(&std::fs::read_to_string(&adm_file).unwrap()).unwrap()
+}
+
+/// A customer `carol` at the member server and her enrolled wallet; its id.
+fn enroll(member_url: &str, adir: &str, t: &Path) -> String {
+    let admin = |args: &[&str]| {
+        let mut a = vec!["admin", "--server", member_url, "--data-dir", adir];
+        a.extend_from_slice(args);
+        ok(&a)
+    };
+    admin(&["create-account", "carol", "--name", "Carol"]);
+    let et = admin(&["enrollment-token", "carol"])["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let wdir = p(t, "carol-wallet");
+    let mut wc = offpay();
+    wc.env("OFFPAY_PIN", "4711");
+    let out = wc
+        .args([
+            "--json", "wallet", "--dir", &wdir, "create", "--server", member_url, "--token", &et,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let wallet: Value = serde_json::from_slice(&out.stdout).unwrap();
+    wallet["wallet_id"].as_str().unwrap().to_string()
 }
