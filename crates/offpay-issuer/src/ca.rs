@@ -1,17 +1,15 @@
 //! The certificate factory: the scheme root and issuer CA keys, sealed at rest
 //! under the operator's master key, and everything they sign.
 
-use chacha20poly1305::aead::{Aead, KeyInit, Payload};
-use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use offpay_protocol::entropy::Entropy;
 use offpay_protocol::pki::{self, Certificate, Crl, PolicyRef, RevocationReason, RevokedEntry};
+use offpay_protocol::seal;
 use offpay_protocol::{PublicKey, SigningKey, Suite, UnixSeconds, WalletId};
-use zeroize::Zeroizing;
 
 use crate::error::IssuerError;
 
 /// Length of the operator's master key.
-pub const MASTER_KEY_BYTES: usize = 32;
+pub use offpay_protocol::seal::MASTER_KEY_BYTES;
 /// Validity of the scheme root certificate.
 pub const ROOT_VALIDITY_SECONDS: u64 = 20 * 365 * 86_400;
 /// Validity of the issuer CA certificate.
@@ -19,77 +17,28 @@ pub const ISSUER_VALIDITY_SECONDS: u64 = 5 * 365 * 86_400;
 /// How long a CRL is announced as current.
 pub const CRL_VALIDITY_SECONDS: u64 = 86_400;
 
-const SEAL_MAGIC: &[u8; 4] = b"OFPK";
-
-/// Seal a CA key seed: `OFPK || suite || nonce(24) || XChaCha20-Poly1305(seed)`, AAD = the first 5 bytes and `label`.
+/// Seal a CA key under the master key ([`offpay_protocol::seal`], the one
+/// format of every sealed key; `label` names its role).
 pub fn seal_key(
     master: &[u8; MASTER_KEY_BYTES],
     label: &str,
     key: &SigningKey,
     entropy: &dyn Entropy,
 ) -> Result<Vec<u8>, IssuerError> {
-    let cipher = XChaCha20Poly1305::new(master.into());
-    let nonce: [u8; 24] =
-        offpay_protocol::entropy::random(entropy).map_err(|_| IssuerError::Randomness)?;
-    let mut header = SEAL_MAGIC.to_vec();
-    header.push(match key.suite() {
-        Suite::Ed25519 => 0,
-        Suite::P256 => 1,
-    });
-    let mut aad = header.clone();
-    aad.extend_from_slice(label.as_bytes());
-    let seed = key.to_seed();
-    let ct = cipher
-        .encrypt(
-            &XNonce::from(nonce),
-            Payload {
-                msg: seed.as_ref(),
-                aad: &aad,
-            },
-        )
-        .map_err(|_| IssuerError::MasterKey)?;
-    let mut out = header;
-    out.extend_from_slice(&nonce);
-    out.extend_from_slice(&ct);
-    Ok(out)
+    seal::seal_key(master, label, key, entropy).map_err(|e| match e {
+        seal::SealError::Randomness => IssuerError::Randomness,
+        seal::SealError::Open => IssuerError::MasterKey,
+    })
 }
 
-/// Open a sealed CA key.
+/// Open a sealed CA key: [`IssuerError::MasterKey`] for a wrong master key,
+/// a wrong label or damaged bytes.
 pub fn open_key(
     master: &[u8; MASTER_KEY_BYTES],
     label: &str,
     sealed: &[u8],
 ) -> Result<SigningKey, IssuerError> {
-    if sealed.len() != 5 + 24 + 32 + 16 || &sealed[..4] != SEAL_MAGIC {
-        return Err(IssuerError::MasterKey);
-    }
-    let suite = match sealed[4] {
-        0 => Suite::Ed25519,
-        1 => Suite::P256,
-        _ => return Err(IssuerError::MasterKey),
-    };
-    let mut aad = sealed[..5].to_vec();
-    aad.extend_from_slice(label.as_bytes());
-    let cipher = XChaCha20Poly1305::new(master.into());
-    let nonce: [u8; 24] = sealed[5..29]
-        .try_into()
-        .map_err(|_| IssuerError::MasterKey)?;
-    let seed = Zeroizing::new(
-        cipher
-            .decrypt(
-                &XNonce::from(nonce),
-                Payload {
-                    msg: &sealed[29..],
-                    aad: &aad,
-                },
-            )
-            .map_err(|_| IssuerError::MasterKey)?,
-    );
-    let seed: &[u8; 32] = seed
-        .as_slice()
-        .try_into()
-        .map_err(|_| IssuerError::MasterKey)?;
-    SigningKey::from_seed(suite, seed).map_err(|_| IssuerError::MasterKey)
+    seal::open_key(master, label, sealed).map_err(|_| IssuerError::MasterKey)
 }
 
 /// The CA keys and certificates in memory.

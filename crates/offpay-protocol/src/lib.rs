@@ -9,6 +9,7 @@
 
 pub mod entropy;
 pub mod pki;
+pub mod seal;
 pub mod suite;
 pub mod types;
 
