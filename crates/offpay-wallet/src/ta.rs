@@ -25,8 +25,8 @@ use crate::error::{LockReason, WalletError};
 // The state's own limits live with the state (which asserts them); the TA
 // enforces each with a refusal.
 pub use crate::state::{
-    DIRECTORY_ISSUERS_MAX, EVIDENCE_MAX, HISTORY_MAX, LOG_ENTRIES_MAX, PENDING_REQUESTS_MAX,
-    SEEN_PAYERS_MAX,
+    DIRECTORY_ISSUERS_MAX, DIRECTORY_STATE_BYTES_MAX, EVIDENCE_MAX, HISTORY_MAX, LOG_ENTRIES_MAX,
+    PENDING_REQUESTS_MAX, SEEN_PAYERS_MAX,
 };
 use crate::state::{
     DirectoryIssuerState, DirectoryState, HistoryItem, HistoryKind, LogEntry, PaidRequest,
@@ -251,6 +251,12 @@ fn updated_trust(
             })
             .collect(),
     };
+    if dir.bytes() > DIRECTORY_STATE_BYTES_MAX {
+        return Err(WalletError::DirectoryTooLarge {
+            bytes: dir.bytes(),
+            max: DIRECTORY_STATE_BYTES_MAX,
+        });
+    }
     Ok((t, dir))
 }
 
