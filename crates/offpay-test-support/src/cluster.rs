@@ -63,6 +63,9 @@ const TIMEOUTS: offpay_client::Timeouts = offpay_client::Timeouts {
 /// How often a member issuer's background link runs a round by itself.
 pub const LINK_INTERVAL_QUIET_MS: u64 = 3_600_000;
 
+/// Most link rounds [`Node::link`] runs before it calls the link stuck.
+pub const LINK_ROUNDS_MAX: usize = 100;
+
 /// One `offpay` server process and how to start it again.
 pub struct Node {
     /// Scheme or issuer.
@@ -422,10 +425,17 @@ impl Node {
         inv
     }
 
-    /// One round of the issuer's link to the scheme, now.
+    /// Rounds of the issuer's link to the scheme, now, until one says no
+    /// work is left (`more: false`); the last round's answer.
     #[track_caller]
     pub fn link(&self) -> Value {
-        self.post_json("/v1/admin/scheme/sync", json!({}))
+        for _ in 0..LINK_ROUNDS_MAX {
+            let r = self.post_json("/v1/admin/scheme/sync", json!({}));
+            if r["more"] != true {
+                return r;
+            }
+        }
+        panic!("{}: the link still has work after {LINK_ROUNDS_MAX} rounds", self.code());
     }
 
     /// The issuer's scheme status (positions, open claims, directory version).
@@ -442,7 +452,7 @@ impl Node {
             .unwrap_or_else(|| panic!("no positions in {s}"))
             .iter()
             .find(|p| p["peer"] == peer)
-            .map_or(0, |p| p["account"].as_i64().unwrap())
+            .map_or(0, |p| p["account_minor"].as_i64().unwrap())
     }
 }
 
