@@ -15,6 +15,7 @@
 //! Plain `http://` only: put a TLS-terminating proxy in front of a remote server.
 
 mod error;
+mod scheme;
 mod wire;
 
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -34,6 +35,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 pub use error::{Error, Phase};
+pub use scheme::PKIX_CRL;
 pub use wire::{Limits, Response, parse_response};
 use wire::{ReadError, Timed};
 
