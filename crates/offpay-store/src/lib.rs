@@ -8,6 +8,7 @@
 pub mod dump;
 mod pool;
 pub mod postgres;
+pub mod scheme;
 pub mod sql;
 pub mod sqlite;
 
@@ -16,6 +17,7 @@ use std::path::Path;
 use offpay_issuer::store::{Store, StoreError, Tx};
 
 pub use crate::postgres::PostgresStore;
+pub use crate::scheme::SchemeDb;
 pub use crate::sqlite::SqliteStore;
 
 /// Either backend, chosen at run time.

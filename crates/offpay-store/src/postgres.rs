@@ -126,6 +126,15 @@ impl PostgresStore {
     /// Connect (and migrate). With `schema`, every table lives in that schema
     /// (created if missing): tests use one schema each to run in parallel.
     pub fn open(url: &str, schema: Option<&str>) -> Result<PostgresStore, StoreError> {
+        PostgresStore::open_with(url, schema, MIGRATIONS)
+    }
+
+    /// Connect and run these migrations (the scheme's own, for a scheme database).
+    pub(crate) fn open_with(
+        url: &str,
+        schema: Option<&str>,
+        migrations: &[(i64, &str)],
+    ) -> Result<PostgresStore, StoreError> {
         if let Some(s) = schema
             && !valid_schema(s)
         {
@@ -152,7 +161,7 @@ impl PostgresStore {
         first
             .batch_execute("CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied BIGINT NOT NULL)")
             .map_err(err)?;
-        for (version, sql) in MIGRATIONS {
+        for (version, sql) in migrations {
             let mut tx = first.transaction().map_err(err)?;
             let done: i64 = tx
                 .query_one(
@@ -192,7 +201,7 @@ impl PostgresStore {
     }
 }
 
-struct PgConn<'a> {
+pub(crate) struct PgConn<'a> {
     c: Pooled<'a, PgClient>,
     open: bool,
 }
@@ -259,8 +268,9 @@ impl Conn for PgConn<'_> {
     }
 }
 
-impl Store for PostgresStore {
-    fn begin(&self) -> Result<Box<dyn Tx + '_>, StoreError> {
+impl PostgresStore {
+    /// A connection in an open READ COMMITTED transaction, and the entropy source.
+    pub(crate) fn begin_conn(&self) -> Result<(PgConn<'_>, SharedEntropy), StoreError> {
         let mut c = self.pool.get()?;
         if let Err(e) = c
             .conn()
@@ -270,10 +280,14 @@ impl Store for PostgresStore {
             c.broken = true;
             return Err(err(e));
         }
-        Ok(Box::new(SqlTx::new(
-            PgConn { c, open: true },
-            self.entropy.clone(),
-        )))
+        Ok((PgConn { c, open: true }, self.entropy.clone()))
+    }
+}
+
+impl Store for PostgresStore {
+    fn begin(&self) -> Result<Box<dyn Tx + '_>, StoreError> {
+        let (conn, entropy) = self.begin_conn()?;
+        Ok(Box::new(SqlTx::new(conn, entropy)))
     }
     fn backend(&self) -> &'static str {
         "postgres"

@@ -65,10 +65,10 @@ fn configure(c: &Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
-fn migrate(c: &mut Connection) -> Result<(), StoreError> {
+fn migrate(c: &mut Connection, migrations: &[(i64, &str)]) -> Result<(), StoreError> {
     c.execute_batch("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied INTEGER NOT NULL)")
         .map_err(err)?;
-    for (version, sql) in MIGRATIONS {
+    for (version, sql) in migrations {
         let tx = c
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(err)?;
@@ -114,9 +114,17 @@ impl SqliteStore {
 
     /// Open (creating and migrating) a database file.
     pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        SqliteStore::open_with(path, MIGRATIONS)
+    }
+
+    /// Open a database file with these migrations (the scheme's own, for a scheme database).
+    pub(crate) fn open_with(
+        path: &Path,
+        migrations: &[(i64, &str)],
+    ) -> Result<SqliteStore, StoreError> {
         let mut first = Connection::open(path).map_err(err)?;
         configure(&first)?;
-        migrate(&mut first)?;
+        migrate(&mut first, migrations)?;
         let path = path.to_path_buf();
         let pool = Pool::new(
             SQLITE_CONNECTIONS_MAX,
@@ -135,9 +143,14 @@ impl SqliteStore {
 
     /// A private in-memory database (one connection; for tests and the simulator).
     pub fn open_memory() -> Result<SqliteStore, StoreError> {
+        SqliteStore::open_memory_with(MIGRATIONS)
+    }
+
+    /// A private in-memory database with these migrations.
+    pub(crate) fn open_memory_with(migrations: &[(i64, &str)]) -> Result<SqliteStore, StoreError> {
         let mut c = Connection::open_in_memory().map_err(err)?;
         c.execute_batch("PRAGMA foreign_keys = ON;").map_err(err)?;
-        migrate(&mut c)?;
+        migrate(&mut c, migrations)?;
         let cell = std::sync::Mutex::new(Some(c));
         let pool = Pool::new(
             1,
@@ -160,7 +173,7 @@ impl SqliteStore {
     }
 }
 
-struct SqliteConn<'a> {
+pub(crate) struct SqliteConn<'a> {
     c: Pooled<'a, Connection>,
     open: bool,
     /// Held until the transaction ends (declared after `c`: released after
@@ -229,8 +242,9 @@ impl Conn for SqliteConn<'_> {
     }
 }
 
-impl Store for SqliteStore {
-    fn begin(&self) -> Result<Box<dyn Tx + '_>, StoreError> {
+impl SqliteStore {
+    /// A connection in an open write transaction (`BEGIN IMMEDIATE`), and the entropy source.
+    pub(crate) fn begin_conn(&self) -> Result<(SqliteConn<'_>, SharedEntropy), StoreError> {
         // A panic in another writer cannot leave SQLite inconsistent (its
         // transaction rolls back on drop), so a poisoned lock is still usable.
         let writer = self
@@ -239,14 +253,21 @@ impl Store for SqliteStore {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut c = self.pool.get()?;
         c.conn().execute_batch("BEGIN IMMEDIATE").map_err(err)?;
-        Ok(Box::new(SqlTx::new(
+        Ok((
             SqliteConn {
                 c,
                 open: true,
                 _writer: Some(writer),
             },
             self.entropy.clone(),
-        )))
+        ))
+    }
+}
+
+impl Store for SqliteStore {
+    fn begin(&self) -> Result<Box<dyn Tx + '_>, StoreError> {
+        let (conn, entropy) = self.begin_conn()?;
+        Ok(Box::new(SqlTx::new(conn, entropy)))
     }
     fn begin_read(&self) -> Result<Box<dyn Tx + '_>, StoreError> {
         // A deferred transaction that only reads holds a WAL snapshot, not the write lock.
