@@ -29,7 +29,7 @@ use std::time::Instant;
 use offpay_issuer::{ClaimAck, Issuer};
 use offpay_protocol::{Amount, OsEntropy, Suite};
 use offpay_scheme::{ClaimResult, Scheme, SchemeConfig};
-use offpay_store::AnyStore;
+use offpay_store::{AnyStore, SchemeDb};
 use offpay_wallet::Wallet;
 use offpay_wallet::vault::MemoryVault;
 
@@ -90,7 +90,7 @@ fn is_ok(r: &ClaimResult) -> bool {
 
 /// A member issuer `code` on a SQLite file in `dir`, admitted by `scheme`.
 fn member(
-    scheme: &Scheme<AnyStore>,
+    scheme: &Scheme<SchemeDb>,
     dir: &Path,
     code: &str,
     now: offpay_protocol::UnixSeconds,
@@ -118,7 +118,7 @@ fn member(
 
 /// Bank B's outbox to the scheme, in batches, until empty; claims sent.
 fn submit(
-    scheme: &Scheme<AnyStore>,
+    scheme: &Scheme<SchemeDb>,
     from: &Issuer<AnyStore>,
 ) -> Result<usize, String> {
     let id = from.issuer_id();
@@ -154,7 +154,7 @@ fn submit(
 }
 
 /// The scheme's inbox for `to`, applied and acked, until empty; claims applied.
-fn deliver(scheme: &Scheme<AnyStore>, to: &Issuer<AnyStore>) -> Result<usize, String> {
+fn deliver(scheme: &Scheme<SchemeDb>, to: &Issuer<AnyStore>) -> Result<usize, String> {
     let id = to.issuer_id();
     let mut applied = 0;
     loop {
@@ -186,7 +186,7 @@ fn deliver(scheme: &Scheme<AnyStore>, to: &Issuer<AnyStore>) -> Result<usize, St
 }
 
 /// Post every statement of `issuer` it has not posted yet; statements posted.
-fn post_statements(scheme: &Scheme<AnyStore>, issuer: &Issuer<AnyStore>) -> Result<usize, String> {
+fn post_statements(scheme: &Scheme<SchemeDb>, issuer: &Issuer<AnyStore>) -> Result<usize, String> {
     let id = issuer.issuer_id();
     let after = issuer
         .last_statement_cycle()
@@ -222,7 +222,7 @@ pub fn measure(
         .map_err(err("temporary directory"))?;
     let now = sys::now();
     let eur = setup::eur();
-    let scheme_store = offpay_store::open_scheme_sqlite(&dir.path().join("scheme.sqlite"))
+    let scheme_store = SchemeDb::open_sqlite(&dir.path().join("scheme.sqlite"))
         .map_err(err("scheme: open SQLite"))?;
     let scheme = Scheme::init(
         scheme_store,
