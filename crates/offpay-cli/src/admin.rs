@@ -177,6 +177,11 @@ enum AdminCmd {
         #[command(subcommand)]
         cmd: PkiCmd,
     },
+    /// This issuer as a member of a scheme: csr, join, status, sync.
+    Scheme {
+        #[command(subcommand)]
+        cmd: crate::member::MemberCmd,
+    },
 }
 
 /// `offpay admin unlock-pin WALLET`.
@@ -435,6 +440,7 @@ fn run_raw(a: AdminArgs) -> Outcome {
     let base = http::client(&server_url(a.server.as_deref()))?;
     let op = || -> Result<Client, Failure> { Ok(base.clone().with_token(&operator_token(&a)?)) };
     match &a.cmd {
+        AdminCmd::Scheme { cmd } => crate::member::run(cmd, a.data_dir.as_ref(), op),
         AdminCmd::CreateAccount { customer, name } => {
             let id = customer_id(customer)?;
             let v = op()?.create_customer(&CreateCustomerRequest {

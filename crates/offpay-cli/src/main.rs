@@ -4,6 +4,7 @@
 //! offpay demo                      the whole story on the embedded default
 //! offpay server                    the issuer's HTTP API
 //! offpay admin ...                 operator commands over the HTTP API
+//! offpay scheme ...                the scheme operator of many issuers
 //! offpay wallet --dir DIR ...      a wallet: create, load, request, pay, receive, ...
 //! offpay evidence verify FILE      check a double-spend proof offline
 //! offpay sim                       many wallets, days, attacks: a report and plots
@@ -28,11 +29,13 @@ mod bench;
 mod demo;
 mod evidence;
 mod http;
+mod member;
 mod money;
 mod msgio;
 mod out;
 mod server;
 mod show;
+mod scheme;
 mod sim;
 mod unlock;
 mod wallet;
@@ -56,7 +59,8 @@ message again, or sync); 75 wallet busy (another command holds the wallet;
 nothing changed: try again).
 
 Environment: OFFPAY_PIN (wallet PIN; else a prompt), OFFPAY_SERVER and
-OFFPAY_OPERATOR_TOKEN (admin), OFFPAY_WALLET_DIR (wallet --dir),
+OFFPAY_OPERATOR_TOKEN (admin), OFFPAY_SCHEME_SERVER, OFFPAY_SCHEME_OPERATOR_TOKEN,
+OFFPAY_SCHEME_DATA_DIR and OFFPAY_SCHEME_ISSUER_TOKEN (scheme), OFFPAY_WALLET_DIR (wallet --dir),
 OFFPAY_TIMEOUT (seconds per server request, as --timeout),
 OFFPAY_KDF=test (fast, INSECURE vault key derivation: tests and demos only),
 OFFPAY_WALLET_WAIT (seconds to wait for a busy wallet, default 30),
@@ -92,6 +96,9 @@ enum Command {
     /// A wallet living in a directory: create, load, request, pay, receive,
     /// confirm, sync, redeem, balance, history, status, cert.
     Wallet(wallet::WalletArgs),
+    /// The scheme operator of many issuers: init, serve (HTTP API), admit,
+    /// suspend, reinstate, revoke, directory, claims, cycle close, statements.
+    Scheme(scheme::SchemeCliArgs),
     /// Double-spend evidence.
     Evidence(evidence::EvidenceArgs),
     /// Simulate thousands of wallets over days, with the attacks you ask for
@@ -147,6 +154,7 @@ fn main() -> ExitCode {
         Command::Server(a) => server::run(a, json),
         Command::Admin(a) => admin::run(a),
         Command::Wallet(a) => wallet::run(a),
+        Command::Scheme(a) => scheme::run(a, json),
         Command::Evidence(a) => evidence::run(a),
         Command::Sim(a) => sim::run(a, json),
         Command::Bench(a) => bench::run(a),

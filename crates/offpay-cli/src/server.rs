@@ -5,7 +5,7 @@
 //! stderr. The first start initialises the scheme root and issuer CA and
 //! says where the operator token is.
 
-use offpay_server::config::{MASTER_KEY_FILE, OPERATOR_TOKEN_FILE, redact_url};
+use offpay_server::config::{OPERATOR_TOKEN_FILE, redact_url};
 use offpay_server::{ServerArgs, ServerConfig};
 use serde_json::json;
 
@@ -15,7 +15,7 @@ use crate::out::{Done, Failure, Outcome};
 pub(crate) fn run(args: ServerArgs, as_json: bool) -> Outcome {
     let config = ServerConfig::load(&args).map_err(|e| Failure::usage(e.to_string()))?;
     offpay_server::init_logging(config.log_format);
-    let first_start = !config.data_dir.join(MASTER_KEY_FILE).exists();
+    let first_start = !config.master_key_path().exists();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -54,7 +54,7 @@ pub(crate) fn run(args: ServerArgs, as_json: bool) -> Outcome {
             if first_start {
                 say!(
                     "  first start: created the master key ({}), the scheme root and the issuer CA",
-                    config.data_dir.join(MASTER_KEY_FILE).display()
+                    config.master_key_path().display()
                 );
             }
             match &token_file {

@@ -661,7 +661,12 @@ pub async fn healthz(State(st): State<AppState>) -> Result<Json<Health>, ApiErro
 pub async fn metrics(State(st): State<AppState>) -> Response {
     let ledger = blocking(&st, |i| i.invariants()).await.ok();
     let backend = offpay_issuer::store::Store::backend(st.issuer.store());
-    let text = st.metrics.render(backend, ledger.as_ref());
+    let mut text = st.metrics.render(backend, ledger.as_ref());
+    if st.issuer.is_member()
+        && let Ok(p) = blocking(&st, |i| i.peer_positions()).await
+    {
+        text.push_str(&st.metrics.render_scheme(&p, now().0));
+    }
     (
         [(
             header::CONTENT_TYPE,

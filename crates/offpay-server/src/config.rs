@@ -63,6 +63,48 @@ pub struct ServerConfig {
     /// units: a sanity cap against a typo of many digits (default
     /// [`OPERATOR_AMOUNT_MAX_MINOR_DEFAULT`]).
     pub operator_amount_max_minor: u64,
+    /// The master key file; `None`: `data_dir/master.key` (created at the first start).
+    pub master_key_file: Option<PathBuf>,
+    /// The scheme link of a member issuer (`[scheme]` in the file).
+    pub scheme: SchemeLinkConfig,
+}
+
+/// A member issuer's link to its scheme server.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SchemeLinkConfig {
+    /// The scheme server (`http://...`); `None`: no link runs.
+    pub url: Option<String>,
+    /// This issuer's bearer token at the scheme (from the admission).
+    pub token: Option<String>,
+    /// Pause between two rounds of the link, milliseconds.
+    pub interval_ms: u64,
+}
+
+/// Default [`SchemeLinkConfig::interval_ms`].
+pub const SCHEME_INTERVAL_MS_DEFAULT: u64 = 5_000;
+/// Shortest [`SchemeLinkConfig::interval_ms`].
+pub const SCHEME_INTERVAL_MS_MIN: u64 = 10;
+/// Longest [`SchemeLinkConfig::interval_ms`] (one day).
+pub const SCHEME_INTERVAL_MS_MAX: u64 = 86_400_000;
+
+impl Default for SchemeLinkConfig {
+    fn default() -> Self {
+        SchemeLinkConfig {
+            url: None,
+            token: None,
+            interval_ms: SCHEME_INTERVAL_MS_DEFAULT,
+        }
+    }
+}
+
+impl fmt::Debug for SchemeLinkConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SchemeLinkConfig")
+            .field("url", &self.url)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("interval_ms", &self.interval_ms)
+            .finish()
+    }
 }
 
 /// Default [`ServerConfig::operator_amount_max_minor`]: 1 000 000 000.00 in
@@ -86,6 +128,8 @@ impl fmt::Debug for ServerConfig {
             .field("currency", &self.currency)
             .field("suite", &self.suite)
             .field("operator_amount_max_minor", &self.operator_amount_max_minor)
+            .field("master_key_file", &self.master_key_file)
+            .field("scheme", &self.scheme)
             .finish()
     }
 }
@@ -112,6 +156,8 @@ impl Default for ServerConfig {
             currency: Currency::EUR,
             suite: Suite::Ed25519,
             operator_amount_max_minor: OPERATOR_AMOUNT_MAX_MINOR_DEFAULT,
+            master_key_file: None,
+            scheme: SchemeLinkConfig::default(),
         }
     }
 }
@@ -123,6 +169,13 @@ impl ServerConfig {
             data_dir: data_dir.into(),
             ..ServerConfig::default()
         }
+    }
+
+    /// The master key file in force.
+    pub fn master_key_path(&self) -> PathBuf {
+        self.master_key_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join(MASTER_KEY_FILE))
     }
 
     /// The SQLite file used when no database URL is configured.
@@ -195,6 +248,23 @@ impl ServerConfig {
         if let Some(v) = f.operator_amount_max_minor {
             self.operator_amount_max_minor = v;
         }
+        if let Some(v) = f.master_key_file {
+            self.master_key_file = Some(match path.parent() {
+                Some(dir) if v.is_relative() && !dir.as_os_str().is_empty() => dir.join(v),
+                _ => v,
+            });
+        }
+        if let Some(sc) = f.scheme {
+            if let Some(v) = sc.url {
+                self.scheme.url = Some(v);
+            }
+            if let Some(v) = sc.token {
+                self.scheme.token = Some(v);
+            }
+            if let Some(v) = sc.interval_ms {
+                self.scheme.interval_ms = v;
+            }
+        }
         Ok(())
     }
 
@@ -230,6 +300,20 @@ impl ServerConfig {
                 .parse()
                 .map_err(|e| ConfigError(format!("OFFPAY_OPERATOR_AMOUNT_MAX_MINOR={v}: {e}")))?;
         }
+        if let Some(v) = get("OFFPAY_MASTER_KEY_FILE") {
+            self.master_key_file = Some(PathBuf::from(v));
+        }
+        if let Some(v) = get("OFFPAY_SCHEME_URL") {
+            self.scheme.url = Some(v);
+        }
+        if let Some(v) = get("OFFPAY_SCHEME_TOKEN") {
+            self.scheme.token = Some(v);
+        }
+        if let Some(v) = get("OFFPAY_SCHEME_INTERVAL_MS") {
+            self.scheme.interval_ms = v
+                .parse()
+                .map_err(|e| ConfigError(format!("OFFPAY_SCHEME_INTERVAL_MS={v}: {e}")))?;
+        }
         Ok(())
     }
 
@@ -258,6 +342,18 @@ impl ServerConfig {
         if let Some(v) = a.operator_amount_max_minor {
             self.operator_amount_max_minor = v;
         }
+        if let Some(v) = &a.master_key_file {
+            self.master_key_file = Some(v.clone());
+        }
+        if let Some(v) = &a.scheme_url {
+            self.scheme.url = Some(v.clone());
+        }
+        if let Some(v) = &a.scheme_token {
+            self.scheme.token = Some(v.clone());
+        }
+        if let Some(v) = a.scheme_interval_ms {
+            self.scheme.interval_ms = v;
+        }
         Ok(())
     }
 
@@ -273,6 +369,37 @@ impl ServerConfig {
         }
         if let Some(t) = &self.operator_token {
             check_operator_token(t)?;
+        }
+        if !(SCHEME_INTERVAL_MS_MIN..=SCHEME_INTERVAL_MS_MAX).contains(&self.scheme.interval_ms) {
+            return Err(ConfigError(format!(
+                "scheme.interval_ms must be {SCHEME_INTERVAL_MS_MIN} to {SCHEME_INTERVAL_MS_MAX} (got {})",
+                self.scheme.interval_ms
+            )));
+        }
+        match (&self.scheme.url, &self.scheme.token) {
+            (Some(u), Some(t)) => {
+                if !u.starts_with("http://") {
+                    return Err(ConfigError(format!(
+                        "scheme.url must be an http:// URL (got {u:?})"
+                    )));
+                }
+                check_operator_token(t).map_err(|_| {
+                    ConfigError(
+                        "scheme.token must be 16 to 256 printable ASCII characters without spaces"
+                            .into(),
+                    )
+                })?;
+            }
+            (None, None) => {}
+            (Some(_), None) => {
+                return Err(ConfigError(
+                    "scheme.url is set without scheme.token (the issuer's token from its admission)"
+                        .into(),
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError("scheme.token is set without scheme.url".into()));
+            }
         }
         if let Some(u) = &self.database_url
             && !(u.starts_with("postgres://") || u.starts_with("postgresql://"))
@@ -323,12 +450,23 @@ struct FileConfig {
     currency: Option<String>,
     suite: Option<String>,
     operator_amount_max_minor: Option<u64>,
+    master_key_file: Option<PathBuf>,
+    scheme: Option<FileSchemeConfig>,
+}
+
+/// The `[scheme]` table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileSchemeConfig {
+    url: Option<String>,
+    token: Option<String>,
+    interval_ms: Option<u64>,
 }
 
 /// Flags of `offpay server` (the CLI flattens this).
 #[derive(clap::Args, Clone, Debug, Default, PartialEq, Eq)]
 pub struct ServerArgs {
-    /// TOML configuration file (keys: listen, data_dir, database_url, operator_token, log_format, currency, suite, operator_amount_max_minor).
+    /// TOML configuration file (keys: listen, data_dir, database_url, operator_token, log_format, currency, suite, operator_amount_max_minor, master_key_file; table [scheme]: url, token, interval_ms).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Address to listen on [env: OFFPAY_LISTEN] [default: 127.0.0.1:8080].
@@ -356,6 +494,18 @@ pub struct ServerArgs {
     /// cap) [env: OFFPAY_OPERATOR_AMOUNT_MAX_MINOR] [default: 100000000000].
     #[arg(long, value_name = "MINOR")]
     pub operator_amount_max_minor: Option<u64>,
+    /// The master key file sealing the CA keys [env: OFFPAY_MASTER_KEY_FILE] [default: DATA_DIR/master.key, created at the first start].
+    #[arg(long, value_name = "FILE")]
+    pub master_key_file: Option<PathBuf>,
+    /// Member issuer: the scheme server's URL; runs the scheme link [env: OFFPAY_SCHEME_URL].
+    #[arg(long, value_name = "URL")]
+    pub scheme_url: Option<String>,
+    /// Member issuer: this issuer's bearer token at the scheme (from `offpay scheme admit`) [env: OFFPAY_SCHEME_TOKEN].
+    #[arg(long, value_name = "TOKEN")]
+    pub scheme_token: Option<String>,
+    /// Member issuer: milliseconds between two rounds of the scheme link [env: OFFPAY_SCHEME_INTERVAL_MS] [default: 5000].
+    #[arg(long, value_name = "MS")]
+    pub scheme_interval_ms: Option<u64>,
 }
 
 /// A configuration problem.
@@ -469,6 +619,18 @@ mod tests {
         assert!(bad(&[("OFFPAY_DATABASE_URL", "mysql://x")]));
         assert!(bad(&[("OFFPAY_CURRENCY", "euro")]));
         assert!(bad(&[("OFFPAY_SUITE", "rsa")]));
+        assert!(bad(&[("OFFPAY_SCHEME_URL", "http://127.0.0.1:1")]));
+        assert!(bad(&[("OFFPAY_SCHEME_TOKEN", "token-0123456789abcdef")]));
+        assert!(bad(&[
+            ("OFFPAY_SCHEME_URL", "https://x"),
+            ("OFFPAY_SCHEME_TOKEN", "token-0123456789abcdef")
+        ]));
+        assert!(bad(&[
+            ("OFFPAY_SCHEME_URL", "http://x"),
+            ("OFFPAY_SCHEME_TOKEN", "short")
+        ]));
+        assert!(bad(&[("OFFPAY_SCHEME_INTERVAL_MS", "0")]));
+        assert!(bad(&[("OFFPAY_SCHEME_INTERVAL_MS", "soon")]));
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("c.toml");
         std::fs::write(&file, "listen = \"127.0.0.1:1\"\nunknown_key = 1\n").unwrap();
@@ -485,6 +647,51 @@ mod tests {
             ..ServerArgs::default()
         };
         assert!(ServerConfig::load_with_env(&args, env(&[])).is_err());
+    }
+
+    #[test]
+    fn scheme_keys_from_file_env_and_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("offpay.toml");
+        std::fs::write(
+            &file,
+            "master_key_file = \"keys/m.key\"\n[scheme]\nurl = \"http://127.0.0.1:7000\"\ntoken = \"file-scheme-token-0123\"\ninterval_ms = 250\n",
+        )
+        .unwrap();
+        let args = ServerArgs {
+            config: Some(file.clone()),
+            ..ServerArgs::default()
+        };
+        let c = ServerConfig::load_with_env(&args, env(&[])).unwrap();
+        assert_eq!(c.scheme.url.as_deref(), Some("http://127.0.0.1:7000"));
+        assert_eq!(c.scheme.interval_ms, 250);
+        assert_eq!(c.master_key_path(), dir.path().join("keys/m.key"));
+        assert!(!format!("{c:?}").contains("file-scheme-token"), "{c:?}");
+        let c = ServerConfig::load_with_env(
+            &args,
+            env(&[
+                ("OFFPAY_SCHEME_INTERVAL_MS", "99"),
+                ("OFFPAY_SCHEME_TOKEN", "env-scheme-token-0123"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.scheme.interval_ms, 99);
+        assert_eq!(c.scheme.token.as_deref(), Some("env-scheme-token-0123"));
+        let flags = ServerArgs {
+            scheme_interval_ms: Some(42),
+            scheme_url: Some("http://127.0.0.1:7001".into()),
+            master_key_file: Some(PathBuf::from("/tmp/k")),
+            ..args
+        };
+        let c = ServerConfig::load_with_env(&flags, env(&[("OFFPAY_SCHEME_INTERVAL_MS", "99")]))
+            .unwrap();
+        assert_eq!(c.scheme.interval_ms, 42);
+        assert_eq!(c.scheme.url.as_deref(), Some("http://127.0.0.1:7001"));
+        assert_eq!(c.master_key_path(), PathBuf::from("/tmp/k"));
+        assert_eq!(
+            ServerConfig::default().master_key_path(),
+            PathBuf::from(DEFAULT_DATA_DIR).join(MASTER_KEY_FILE)
+        );
     }
 
     #[test]

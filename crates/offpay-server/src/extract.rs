@@ -103,6 +103,39 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     }
 }
 
+/// An `application/json` body of at most `MAX` bytes, deserialized (routes
+/// whose bodies are batches: their `DefaultBodyLimit` is set to `MAX` too).
+#[derive(Debug)]
+pub struct JsonBodyMax<T, const MAX: usize>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned, const MAX: usize> FromRequest<S> for JsonBodyMax<T, MAX> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        check_media_type(req.headers(), JSON)?;
+        let bytes = body_bytes(req, state, MAX).await?;
+        serde_json::from_slice(&bytes)
+            .map(JsonBodyMax)
+            .map_err(|e| ApiError::invalid_json(format!("JSON body: {e}")))
+    }
+}
+
+/// `application/pkix-crl`.
+pub const PKIX_CRL: &str = "application/pkix-crl";
+
+/// An `application/pkix-crl` body (a DER CRL) of at most [`BODY_BYTES_MAX`] bytes.
+#[derive(Debug)]
+pub struct CrlBody(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for CrlBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        check_media_type(req.headers(), PKIX_CRL)?;
+        Ok(CrlBody(body_bytes(req, state, BODY_BYTES_MAX).await?))
+    }
+}
+
 /// The single `{id}` path segment.
 #[derive(Debug)]
 pub struct PathId(pub String);

@@ -35,13 +35,16 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod admin_scheme;
 pub mod api;
 pub mod config;
 pub mod dto;
 pub mod error;
 pub mod extract;
+pub mod link;
 pub mod metrics;
 pub mod openapi;
+pub mod scheme;
 mod startup;
 
 use std::fmt;
@@ -66,6 +69,7 @@ use tracing::Instrument;
 pub use crate::config::{ConfigError, LogFormat, ServerArgs, ServerConfig};
 use crate::error::ApiError;
 use crate::extract::{BODY_BYTES_MAX, SYNC_BODY_BYTES_MAX};
+pub use crate::link::{LinkError, LinkStatus, SchemeLink};
 pub use crate::metrics::Metrics;
 
 /// What every handler shares.
@@ -79,6 +83,10 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Largest operator deposit, withdrawal or load (minor units).
     pub operator_amount_max_minor: u64,
+    /// The scheme link of a member issuer (`scheme.url` configured).
+    pub link: Option<Arc<SchemeLink>>,
+    /// Pause between two rounds of the link's background thread.
+    pub link_interval: std::time::Duration,
 }
 
 impl fmt::Debug for AppState {
@@ -97,7 +105,17 @@ impl AppState {
             operator_token_hash: Hash32::digest(operator_token.as_bytes()),
             metrics: Arc::new(Metrics::default()),
             operator_amount_max_minor: config::OPERATOR_AMOUNT_MAX_MINOR_DEFAULT,
+            link: None,
+            link_interval: std::time::Duration::from_millis(config::SCHEME_INTERVAL_MS_DEFAULT),
         }
+    }
+
+    /// The same with a link to the scheme at `url` with the issuer's `token`
+    /// (its background thread starts with [`spawn`] or [`serve`]).
+    pub fn with_scheme_link(mut self, url: &str, token: &str) -> Result<AppState, LinkError> {
+        let link = SchemeLink::new(self.issuer.clone(), url, token)?.with_metrics(self.metrics.clone());
+        self.link = Some(Arc::new(link));
+        Ok(self)
     }
 
     /// The same with another operator amount cap.
@@ -185,6 +203,8 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/v1/admin/double-spends", get(api::double_spends))
         .route("/v1/admin/invariants", get(api::invariants))
+        .route("/v1/admin/scheme", get(admin_scheme::status))
+        .route("/v1/admin/scheme/sync", post(admin_scheme::sync))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             require_operator,
@@ -221,6 +241,8 @@ pub enum ServerError {
     Store(offpay_issuer::store::StoreError),
     /// Opening or initialising the issuer.
     Issuer(IssuerError),
+    /// Opening or initialising the scheme.
+    Scheme(offpay_scheme::SchemeError),
 }
 
 impl fmt::Display for ServerError {
@@ -230,6 +252,7 @@ impl fmt::Display for ServerError {
             ServerError::Io(what, e) => write!(f, "{what}: {e}"),
             ServerError::Store(e) => write!(f, "store: {e}"),
             ServerError::Issuer(e) => write!(f, "issuer: {e}"),
+            ServerError::Scheme(e) => write!(f, "scheme: {e}"),
         }
     }
 }
@@ -275,6 +298,38 @@ pub struct RunningServer {
     /// The serving task; ends after [`RunningServer::shutdown`].
     pub handle: tokio::task::JoinHandle<Result<(), ServerError>>,
     stop: Option<oneshot::Sender<()>>,
+    link: Option<LinkThread>,
+}
+
+/// The scheme link's background thread and its stop flag.
+#[derive(Debug)]
+struct LinkThread {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    handle: std::thread::JoinHandle<()>,
+}
+
+impl LinkThread {
+    fn start(state: &AppState) -> Result<Option<LinkThread>, ServerError> {
+        let Some(link) = state.link.clone() else {
+            return Ok(None);
+        };
+        if !state.issuer.is_member() {
+            tracing::warn!(scheme = link.url(), "scheme.url is set but this issuer is standalone: no link runs (offpay admin scheme join first)");
+            return Ok(None);
+        }
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let handle = link
+            .spawn(state.link_interval, stop.clone())
+            .map_err(|e| ServerError::Io("cannot start the scheme link thread".into(), e))?;
+        tracing::info!(scheme = link.url(), "scheme link started");
+        Ok(Some(LinkThread { stop, handle }))
+    }
+
+    async fn stop(self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let h = self.handle;
+        let _ = tokio::task::spawn_blocking(move || h.join()).await;
+    }
 }
 
 impl RunningServer {
@@ -287,6 +342,9 @@ impl RunningServer {
     pub async fn shutdown(mut self) -> Result<(), ServerError> {
         if let Some(s) = self.stop.take() {
             let _ = s.send(());
+        }
+        if let Some(l) = self.link.take() {
+            l.stop().await;
         }
         match (&mut self.handle).await {
             Ok(r) => r,
@@ -314,6 +372,7 @@ pub async fn spawn(config: ServerConfig) -> Result<RunningServer, ServerError> {
     let (state, prepared) = prepare(&config).await?;
     let (listener, addr) = bind(&config).await?;
     tracing::info!(%addr, "offpay server listening");
+    let link = LinkThread::start(&state)?;
     let (tx, rx) = oneshot::channel::<()>();
     let app = router(state.clone());
     let handle = tokio::spawn(async move {
@@ -330,6 +389,7 @@ pub async fn spawn(config: ServerConfig) -> Result<RunningServer, ServerError> {
         state,
         handle,
         stop: Some(tx),
+        link,
     })
 }
 
@@ -344,10 +404,15 @@ pub async fn serve(
     let (state, _prepared) = prepare(&config).await?;
     let (listener, addr) = bind(&config).await?;
     tracing::info!(%addr, backend = offpay_issuer::store::Store::backend(state.issuer.store()), "offpay server listening");
-    axum::serve(listener, router(state))
+    let link = LinkThread::start(&state)?;
+    let served = axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown)
         .await
-        .map_err(|e| ServerError::Io("serving".into(), e))?;
+        .map_err(|e| ServerError::Io("serving".into(), e));
+    if let Some(l) = link {
+        l.stop().await;
+    }
+    served?;
     tracing::info!("offpay server stopped");
     Ok(())
 }
@@ -397,4 +462,21 @@ pub fn init_logging(format: LogFormat) {
             .with_span_list(false)
             .try_init(),
     };
+}
+
+/// A member issuer's CA CSR (DER) for its admission to a scheme under
+/// `code` (`offpay admin scheme csr`). Blocking; the server need not run.
+pub fn member_csr(config: &ServerConfig, code: &str) -> Result<Vec<u8>, ServerError> {
+    startup::member_csr(config, code)
+}
+
+/// Make the issuer of `config` a member of a scheme from its admission
+/// (`offpay admin scheme join`): the root and the issuer CA certificate (DER).
+/// Blocking; run it before the server's first start as a member.
+pub fn join_scheme(
+    config: &ServerConfig,
+    root_der: &[u8],
+    ca_cert_der: &[u8],
+) -> Result<offpay_protocol::IssuerId, ServerError> {
+    startup::join_scheme(config, root_der, ca_cert_der)
 }

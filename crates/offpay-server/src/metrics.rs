@@ -33,9 +33,15 @@ pub struct Metrics {
     pub loads: AtomicU64,
     /// Redeem requests answered.
     pub redeems: AtomicU64,
+    /// Rounds of the scheme link that ended well.
+    pub scheme_rounds: AtomicU64,
+    /// Rounds of the scheme link that failed.
+    pub scheme_round_errors: AtomicU64,
+    /// Claims through the scheme link by (direction, result code).
+    scheme_claims: Mutex<BTreeMap<(&'static str, String), u64>>,
 }
 
-fn status_class(status: u16) -> &'static str {
+pub(crate) fn status_class(status: u16) -> &'static str {
     match status {
         100..=199 => "1xx",
         200..=299 => "2xx",
@@ -45,7 +51,7 @@ fn status_class(status: u16) -> &'static str {
     }
 }
 
-fn escape(label: &str) -> String {
+pub(crate) fn escape(label: &str) -> String {
     label
         .replace('\\', "\\\\")
         .replace('"', "\\\"")
@@ -66,6 +72,55 @@ impl Metrics {
         if let Ok(mut m) = self.issuer_errors.lock() {
             *m.entry((e.code(), e.detail().unwrap_or(""))).or_insert(0) += 1;
         }
+    }
+
+    /// Count one round of the scheme link (`None`: it failed).
+    pub fn scheme_round(&self, r: Option<&offpay_api::SchemeRound>) {
+        match r {
+            Some(_) => self.scheme_rounds.fetch_add(1, Ordering::Relaxed),
+            None => self.scheme_round_errors.fetch_add(1, Ordering::Relaxed),
+        };
+    }
+
+    /// Count claims through the scheme link: `inbound` = applied from the
+    /// inbox (else submitted), by result code.
+    pub fn scheme_claims(&self, inbound: bool, code: &str, n: u64) {
+        if let Ok(mut m) = self.scheme_claims.lock() {
+            *m.entry((if inbound { "in" } else { "out" }, code.to_string()))
+                .or_insert(0) += n;
+        }
+    }
+
+    /// The scheme link's series of a member issuer: claims in/out by result,
+    /// rounds, and per other issuer its open claims, the age of the oldest
+    /// and the net position (`issuer:<hex>` balance, positive: we owe it).
+    pub fn render_scheme(&self, positions: &[offpay_issuer::PeerPosition], now: u64) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "# HELP offpay_scheme_link_rounds_total Rounds of the scheme link by result.\n# TYPE offpay_scheme_link_rounds_total counter");
+        let _ = writeln!(out, "offpay_scheme_link_rounds_total{{result=\"ok\"}} {}", self.scheme_rounds.load(Ordering::Relaxed));
+        let _ = writeln!(out, "offpay_scheme_link_rounds_total{{result=\"error\"}} {}", self.scheme_round_errors.load(Ordering::Relaxed));
+        let _ = writeln!(out, "# HELP offpay_scheme_claims_total Claims through the scheme link by direction (out: submitted, in: applied from the inbox) and result.\n# TYPE offpay_scheme_claims_total counter");
+        if let Ok(m) = self.scheme_claims.lock() {
+            for ((dir, code), n) in m.iter() {
+                let _ = writeln!(out, "offpay_scheme_claims_total{{direction=\"{dir}\",result=\"{}\"}} {n}", escape(code));
+            }
+        }
+        let _ = writeln!(out, "# HELP offpay_scheme_open_claims_minor Claims not yet in a posted cycle, per other issuer and side, minor units.\n# TYPE offpay_scheme_open_claims_minor gauge");
+        for p in positions {
+            let _ = writeln!(out, "offpay_scheme_open_claims_minor{{peer=\"{}\",side=\"receivable\"}} {}", p.peer, p.open_receivable);
+            let _ = writeln!(out, "offpay_scheme_open_claims_minor{{peer=\"{}\",side=\"payable\"}} {}", p.peer, p.open_payable);
+        }
+        let _ = writeln!(out, "# HELP offpay_scheme_oldest_open_claim_age_seconds Age of the oldest open claim per other issuer.\n# TYPE offpay_scheme_oldest_open_claim_age_seconds gauge");
+        for p in positions {
+            if let Some(t) = p.oldest_open {
+                let _ = writeln!(out, "offpay_scheme_oldest_open_claim_age_seconds{{peer=\"{}\"}} {}", p.peer, now.saturating_sub(t.0));
+            }
+        }
+        let _ = writeln!(out, "# HELP offpay_scheme_net_position_minor The issuer:<peer> account per other issuer (positive: we owe it).\n# TYPE offpay_scheme_net_position_minor gauge");
+        for p in positions {
+            let _ = writeln!(out, "offpay_scheme_net_position_minor{{peer=\"{}\"}} {}", p.peer, p.account);
+        }
+        out
     }
 
     /// Count what a sync did.

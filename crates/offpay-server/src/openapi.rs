@@ -43,6 +43,8 @@ use crate::error::ErrorBody;
         api::roots,
         api::healthz,
         api::metrics,
+        crate::admin_scheme::status,
+        crate::admin_scheme::sync,
         serve,
     ),
     components(schemas(
@@ -67,6 +69,9 @@ use crate::error::ErrorBody;
         InvariantView,
         RootsResponse,
         Health,
+        SchemeStatus,
+        PeerPositionView,
+        SchemeRound,
     )),
     modifiers(&OperatorToken),
     tags(

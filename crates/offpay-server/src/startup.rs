@@ -64,8 +64,8 @@ fn warn_if_readable_by_others(path: &Path) {
 }
 
 /// The master key: `data_dir/master.key` (64 hex characters), created at the first start.
-fn master_key(data_dir: &Path) -> Result<([u8; MASTER_KEY_BYTES], PathBuf, bool), ServerError> {
-    let path = data_dir.join(config::MASTER_KEY_FILE);
+pub(crate) fn master_key(path: &Path) -> Result<([u8; MASTER_KEY_BYTES], PathBuf, bool), ServerError> {
+    let path = path.to_path_buf();
     if path.exists() {
         warn_if_readable_by_others(&path);
         let text = std::fs::read(&path).map_err(io(format!("cannot read {}", path.display())))?;
@@ -94,10 +94,18 @@ fn master_key(data_dir: &Path) -> Result<([u8; MASTER_KEY_BYTES], PathBuf, bool)
 
 /// The operator token: from the configuration, else `data_dir/operator-token`, created if absent.
 fn operator_token(config: &ServerConfig) -> Result<(String, Option<PathBuf>), ServerError> {
-    if let Some(t) = &config.operator_token {
+    operator_token_in(config.operator_token.as_ref(), &config.data_dir)
+}
+
+/// The operator token: `configured`, else `data_dir/operator-token`, created if absent.
+pub(crate) fn operator_token_in(
+    configured: Option<&String>,
+    data_dir: &Path,
+) -> Result<(String, Option<PathBuf>), ServerError> {
+    if let Some(t) = configured {
         return Ok((t.clone(), None));
     }
-    let path = config.data_dir.join(config::OPERATOR_TOKEN_FILE);
+    let path = data_dir.join(config::OPERATOR_TOKEN_FILE);
     if path.exists() {
         warn_if_readable_by_others(&path);
         let t = std::fs::read_to_string(&path)
@@ -120,8 +128,8 @@ fn now() -> offpay_protocol::UnixSeconds {
     crate::api::now()
 }
 
-pub(crate) fn prepare(config: &ServerConfig) -> Result<(AppState, Prepared), ServerError> {
-    let dir = &config.data_dir;
+/// Create the data directory (owner only) if it does not exist.
+pub(crate) fn ensure_dir(dir: &Path) -> Result<(), ServerError> {
     if !dir.exists() {
         let mut b = std::fs::DirBuilder::new();
         b.recursive(true);
@@ -136,7 +144,13 @@ pub(crate) fn prepare(config: &ServerConfig) -> Result<(AppState, Prepared), Ser
         )))?;
         tracing::info!(path = %dir.display(), "created the data directory");
     }
-    let (master, master_key_file, _) = master_key(dir)?;
+    Ok(())
+}
+
+pub(crate) fn prepare(config: &ServerConfig) -> Result<(AppState, Prepared), ServerError> {
+    let dir = &config.data_dir;
+    ensure_dir(dir)?;
+    let (master, master_key_file, _) = master_key(&config.master_key_path())?;
     let (token, token_file) = operator_token(config)?;
     let target = config.database_target();
     tracing::info!(database = %config::redact_url(&target), "opening the store");
@@ -160,8 +174,14 @@ pub(crate) fn prepare(config: &ServerConfig) -> Result<(AppState, Prepared), Ser
             "the issuer was initialised with another currency; the configured one is ignored"
         );
     }
-    let state = AppState::new(Arc::new(issuer), &token)
+    let mut state = AppState::new(Arc::new(issuer), &token)
         .with_operator_amount_max(config.operator_amount_max_minor);
+    if let (Some(url), Some(t)) = (&config.scheme.url, &config.scheme.token) {
+        state = state
+            .with_scheme_link(url, t)
+            .map_err(|e| ServerError::Config(config::ConfigError(format!("scheme.url: {e}"))))?;
+        state.link_interval = std::time::Duration::from_millis(config.scheme.interval_ms);
+    }
     Ok((
         state,
         Prepared {
@@ -171,4 +191,46 @@ pub(crate) fn prepare(config: &ServerConfig) -> Result<(AppState, Prepared), Ser
             initialised,
         },
     ))
+}
+
+/// The data directory, the master key and the store of a configuration,
+/// without the issuer (for `member_csr` and `join_scheme`).
+fn open_parts(
+    config: &ServerConfig,
+) -> Result<([u8; MASTER_KEY_BYTES], offpay_store::AnyStore, IssuerConfig), ServerError> {
+    ensure_dir(&config.data_dir)?;
+    let (master, _, _) = master_key(&config.master_key_path())?;
+    let store = offpay_store::open(&config.database_target()).map_err(ServerError::Store)?;
+    let mut issuer_config = IssuerConfig::default_for(config.currency);
+    issuer_config.suite = config.suite;
+    Ok((master, store, issuer_config))
+}
+
+/// A member issuer's CA CSR for the scheme (`code`: its issuer code). Its
+/// CA key is generated here once and sealed; the same key gives the same CSR.
+pub(crate) fn member_csr(config: &ServerConfig, code: &str) -> Result<Vec<u8>, ServerError> {
+    let (master, store, ic) = open_parts(config)?;
+    Issuer::member_csr(&store, &master, &ic, code, offpay_protocol::OsEntropy::shared())
+        .map_err(ServerError::Issuer)
+}
+
+/// Initialise the issuer as a member of a scheme from its admission (the
+/// root and its CA certificate, DER). Returns its issuer id.
+pub(crate) fn join_scheme(
+    config: &ServerConfig,
+    root_der: &[u8],
+    ca_cert_der: &[u8],
+) -> Result<offpay_protocol::IssuerId, ServerError> {
+    let (master, store, ic) = open_parts(config)?;
+    let issuer = Issuer::init_member(
+        store,
+        &master,
+        &ic,
+        root_der,
+        ca_cert_der,
+        now(),
+        offpay_protocol::OsEntropy::shared(),
+    )
+    .map_err(ServerError::Issuer)?;
+    Ok(issuer.issuer_id())
 }
