@@ -534,20 +534,12 @@ impl Cluster {
                 "/v1/scheme/issuers",
                 json!({"code": code, "csr": b64e(&csr)}),
             );
-            let ca = b64d(adm["ca_cert"].as_str().unwrap());
             root = b64d(adm["root_cert"].as_str().unwrap());
-            let ca_file = dir.path().join(format!("{code}.ca.der"));
-            let root_file = dir.path().join("root.der");
-            std::fs::write(&ca_file, &ca).unwrap();
-            std::fs::write(&root_file, &root).unwrap();
+            let adm_file = dir.path().join(format!("{code}.admission.json"));
+            std::fs::write(&adm_file, adm.to_string()).unwrap();
             let mut j = vec!["admin".to_string(), "scheme".into(), "join".into()];
             j.extend(n.store_args());
-            j.extend([
-                "--root".into(),
-                root_file.display().to_string(),
-                "--ca-cert".into(),
-                ca_file.display().to_string(),
-            ]);
+            j.extend(["--admission".into(), adm_file.display().to_string()]);
             let j: Vec<&str> = j.iter().map(String::as_str).collect();
             run_ok(bin, &j, &[]);
             n.issuer_id = adm["issuer"].as_str().unwrap().to_string();
