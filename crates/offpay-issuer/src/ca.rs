@@ -94,8 +94,9 @@ pub fn open_key(
 
 /// The CA keys and certificates in memory.
 pub struct CertificateFactory {
-    /// Scheme root key (kept offline in a real scheme; here sealed in the database).
-    root_key: SigningKey,
+    /// Scheme root key (kept offline in a real scheme; here sealed in the
+    /// database). `None` at a member issuer: the scheme holds it.
+    root_key: Option<SigningKey>,
     /// The scheme root certificate.
     pub root: Certificate,
     /// The issuer CA key: signs wallet certificates, CRLs, vouchers, checkpoints, policies.
@@ -109,6 +110,7 @@ impl std::fmt::Debug for CertificateFactory {
         f.debug_struct("CertificateFactory")
             .field("root", &self.root.subject_cn())
             .field("issuer", &self.issuer.subject_cn())
+            .field("member", &self.root_key.is_none())
             .finish()
     }
 }
@@ -137,26 +139,55 @@ impl CertificateFactory {
             now.plus(ISSUER_VALIDITY_SECONDS),
         )?;
         Ok(CertificateFactory {
-            root_key,
+            root_key: Some(root_key),
             root,
             issuer_key,
             issuer,
         })
     }
 
-    /// From sealed keys and certificates.
+    /// A member issuer's factory: its own issuer CA key, the certificate the
+    /// scheme issued for it, and the scheme root certificate (no root key).
+    /// The CA certificate must be a CA certificate for exactly this key,
+    /// signed by the root, and the root must be self-signed.
+    pub fn member(
+        root: Certificate,
+        issuer_key: SigningKey,
+        issuer: Certificate,
+    ) -> Result<CertificateFactory, IssuerError> {
+        root.verify_signed_by(&root)?;
+        issuer.verify_signed_by(&root)?;
+        if !root.is_ca() || !issuer.is_ca() {
+            return Err(IssuerError::Certificate(pki::PkiError::NotACa));
+        }
+        if *issuer.public_key() != issuer_key.public_key() {
+            return Err(crate::error::SchemeProblem::MemberKeyMismatch.into());
+        }
+        Ok(CertificateFactory {
+            root_key: None,
+            root,
+            issuer_key,
+            issuer,
+        })
+    }
+
+    /// From sealed keys and certificates; `root_sealed` is `None` at a member issuer.
     pub fn open(
         master: &[u8; MASTER_KEY_BYTES],
-        root_sealed: &[u8],
+        root_sealed: Option<&[u8]>,
         root_der: &[u8],
         issuer_sealed: &[u8],
         issuer_der: &[u8],
     ) -> Result<CertificateFactory, IssuerError> {
-        let root_key = open_key(master, "root", root_sealed)?;
+        let root_key = root_sealed
+            .map(|s| open_key(master, "root", s))
+            .transpose()?;
         let issuer_key = open_key(master, "issuer", issuer_sealed)?;
         let root = Certificate::from_der(root_der)?;
         let issuer = Certificate::from_der(issuer_der)?;
-        if *root.public_key() != root_key.public_key()
+        if root_key
+            .as_ref()
+            .is_some_and(|k| *root.public_key() != k.public_key())
             || *issuer.public_key() != issuer_key.public_key()
         {
             return Err(IssuerError::MasterKey);
@@ -169,16 +200,24 @@ impl CertificateFactory {
         })
     }
 
-    /// Sealed (root, issuer) keys.
+    /// Sealed (root, issuer) keys; no root key at a member issuer.
     pub fn sealed_keys(
         &self,
         master: &[u8; MASTER_KEY_BYTES],
         entropy: &dyn Entropy,
-    ) -> Result<(Vec<u8>, Vec<u8>), IssuerError> {
+    ) -> Result<(Option<Vec<u8>>, Vec<u8>), IssuerError> {
         Ok((
-            seal_key(master, "root", &self.root_key, entropy)?,
+            self.root_key
+                .as_ref()
+                .map(|k| seal_key(master, "root", k, entropy))
+                .transpose()?,
             seal_key(master, "issuer", &self.issuer_key, entropy)?,
         ))
+    }
+
+    /// Whether the issuer is a member of a scheme (it holds no root key).
+    pub fn is_member(&self) -> bool {
+        self.root_key.is_none()
     }
 
     /// The key that signs vouchers, checkpoints, sync responses and policies.
@@ -231,9 +270,9 @@ impl CertificateFactory {
         )?)
     }
 
-    /// Root key, for re-issuing the issuer CA (rotation).
-    pub fn root_key(&self) -> &SigningKey {
-        &self.root_key
+    /// Root key, for re-issuing the issuer CA (rotation); `None` at a member issuer.
+    pub fn root_key(&self) -> Option<&SigningKey> {
+        self.root_key.as_ref()
     }
 }
 
@@ -258,15 +297,17 @@ mod tests {
         .unwrap();
         let master = [7u8; 32];
         let (r, i) = f.sealed_keys(&master, &offpay_protocol::OsEntropy).unwrap();
-        let g = CertificateFactory::open(&master, &r, f.root.der(), &i, f.issuer.der()).unwrap();
+        let r = r.unwrap();
+        let g = CertificateFactory::open(&master, Some(&r), f.root.der(), &i, f.issuer.der())
+            .unwrap();
         assert_eq!(g.issuer_public(), f.issuer_public());
         assert!(matches!(
-            CertificateFactory::open(&[8u8; 32], &r, f.root.der(), &i, f.issuer.der()),
+            CertificateFactory::open(&[8u8; 32], Some(&r), f.root.der(), &i, f.issuer.der()),
             Err(IssuerError::MasterKey)
         ));
         // A sealed key cannot be swapped for the other one (label in the AAD).
         assert!(matches!(
-            CertificateFactory::open(&master, &i, f.root.der(), &r, f.issuer.der()),
+            CertificateFactory::open(&master, Some(&i), f.root.der(), &r, f.issuer.der()),
             Err(IssuerError::MasterKey)
         ));
     }

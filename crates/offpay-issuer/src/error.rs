@@ -13,7 +13,7 @@ use core::fmt;
 
 use offpay_protocol::cbor::DecodeError;
 use offpay_protocol::pki::PkiError;
-use offpay_protocol::{Amount, Currency, WalletId};
+use offpay_protocol::{Amount, Currency, Hash32, IssuerId, WalletId};
 
 use crate::store::{StoreError, WalletState};
 
@@ -192,6 +192,12 @@ pub enum Signature {
     UnlockKey,
     /// A PIN-locked request (signed by the granted unlock key).
     PinLockedRequest,
+    /// A scheme directory (signed by the scheme root).
+    Directory,
+    /// A settlement statement (signed by the scheme root).
+    Statement,
+    /// A claim's payment (signed by its payer).
+    Claim,
 }
 
 impl Signature {
@@ -215,6 +221,9 @@ impl Signature {
             Signature::UnlockGrant => "unlock_grant",
             Signature::UnlockKey => "unlock_key",
             Signature::PinLockedRequest => "pin_locked_request",
+            Signature::Directory => "directory",
+            Signature::Statement => "statement",
+            Signature::Claim => "claim",
         }
     }
 }
@@ -228,6 +237,9 @@ impl fmt::Display for Signature {
             Signature::UnlockGrant => f.write_str("unlock grant (wallet key)"),
             Signature::UnlockKey => f.write_str("unlock key"),
             Signature::PinLockedRequest => f.write_str("PIN-locked request (unlock key)"),
+            Signature::Directory => f.write_str("scheme directory (scheme root)"),
+            Signature::Statement => f.write_str("settlement statement (scheme root)"),
+            Signature::Claim => f.write_str("claim (payer wallet)"),
         }
     }
 }
@@ -623,6 +635,126 @@ pub enum IssuerError {
     Store(StoreError),
     /// A ledger invariant would break: nothing was written.
     Invariant(Invariant),
+    /// A scheme operation (member issuers) is refused: nothing was written.
+    Scheme(SchemeProblem),
+}
+
+/// Why a scheme operation of a member issuer is refused ([`IssuerError::Scheme`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SchemeProblem {
+    /// The operation needs a member issuer; this one is standalone.
+    NotAMember,
+    /// `init_member` before `member_csr`: no pending issuer CA key.
+    NoPendingKey,
+    /// `member_csr` again with another issuer code than the first time.
+    CodeMismatch {
+        /// The code of the pending CSR.
+        pending: String,
+    },
+    /// The issuer code is not `[a-z0-9-]{1,32}`.
+    BadCode,
+    /// The issued CA certificate is not for the pending key.
+    MemberKeyMismatch,
+    /// The directory is not newer than the installed one.
+    DirectoryNotNewer {
+        /// Installed version.
+        installed: u64,
+        /// Offered version.
+        offered: u64,
+    },
+    /// The directory, statement or claim is in another currency.
+    Currency,
+    /// The directory does not list this issuer.
+    NotInDirectory,
+    /// A payment by a wallet of an issuer the installed directory does not know.
+    UnknownIssuer {
+        /// The payer's issuer.
+        issuer: IssuerId,
+    },
+    /// A settlement statement addressed to another issuer.
+    StatementNotOurs,
+    /// A settlement statement that disagrees with our claims (nothing posted).
+    StatementMismatch {
+        /// The counterparty of the line that disagrees (None: the claim list itself).
+        counterparty: Option<IssuerId>,
+        /// What disagrees.
+        what: &'static str,
+    },
+    /// A statement cycle already posted with other contents.
+    StatementConflict {
+        /// The cycle.
+        cycle: u64,
+    },
+    /// An acknowledgement names a claim this issuer does not hold.
+    UnknownClaim {
+        /// The claim id.
+        id: Hash32,
+    },
+    /// A payment of which this issuer is neither the payer's nor the payee's issuer.
+    NotAParty,
+}
+
+impl SchemeProblem {
+    /// The stable code (the `detail` of [`IssuerError::Scheme`]).
+    pub fn code(&self) -> &'static str {
+        match self {
+            SchemeProblem::NotAMember => "not_a_member",
+            SchemeProblem::NoPendingKey => "no_pending_key",
+            SchemeProblem::CodeMismatch { .. } => "code_mismatch",
+            SchemeProblem::BadCode => "bad_code",
+            SchemeProblem::MemberKeyMismatch => "member_key_mismatch",
+            SchemeProblem::DirectoryNotNewer { .. } => "directory_not_newer",
+            SchemeProblem::Currency => "currency",
+            SchemeProblem::NotInDirectory => "not_in_directory",
+            SchemeProblem::UnknownIssuer { .. } => "unknown_issuer",
+            SchemeProblem::StatementNotOurs => "statement_not_ours",
+            SchemeProblem::StatementMismatch { .. } => "statement_mismatch",
+            SchemeProblem::StatementConflict { .. } => "statement_conflict",
+            SchemeProblem::UnknownClaim { .. } => "unknown_claim",
+            SchemeProblem::NotAParty => "not_a_party",
+        }
+    }
+}
+
+impl fmt::Display for SchemeProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SchemeProblem::NotAMember => f.write_str("this issuer is not a scheme member"),
+            SchemeProblem::NoPendingKey => {
+                f.write_str("no pending issuer CA key: make the member CSR first")
+            }
+            SchemeProblem::CodeMismatch { pending } => {
+                write!(f, "a CSR for issuer code {pending:?} is already pending")
+            }
+            SchemeProblem::BadCode => f.write_str("issuer code must be [a-z0-9-]{1,32}"),
+            SchemeProblem::MemberKeyMismatch => {
+                f.write_str("the issuer CA certificate is not for this issuer's pending key")
+            }
+            SchemeProblem::DirectoryNotNewer { installed, offered } => write!(
+                f,
+                "directory version {offered} is not newer than the installed {installed}"
+            ),
+            SchemeProblem::Currency => f.write_str("another currency than the issuer's"),
+            SchemeProblem::NotInDirectory => f.write_str("the directory does not list this issuer"),
+            SchemeProblem::UnknownIssuer { issuer } => {
+                write!(f, "issuer {} is not in the installed directory", issuer.to_hex())
+            }
+            SchemeProblem::StatementNotOurs => {
+                f.write_str("the settlement statement is for another issuer")
+            }
+            SchemeProblem::StatementMismatch { counterparty, what } => match counterparty {
+                Some(c) => write!(f, "statement line for {} disagrees: {what}", c.to_hex()),
+                None => write!(f, "statement disagrees with our claims: {what}"),
+            },
+            SchemeProblem::StatementConflict { cycle } => {
+                write!(f, "cycle {cycle} is already posted with another statement")
+            }
+            SchemeProblem::UnknownClaim { id } => write!(f, "no claim {}", id.to_hex()),
+            SchemeProblem::NotAParty => f.write_str(
+                "this issuer is neither the payer's nor the payee's issuer of the payment",
+            ),
+        }
+    }
 }
 
 impl IssuerError {
@@ -650,6 +782,7 @@ impl IssuerError {
             IssuerError::Store(StoreError::Conflict(_)) => "conflict",
             IssuerError::Store(_) => "storage",
             IssuerError::Invariant(_) => "invariant",
+            IssuerError::Scheme(_) => "scheme",
         }
     }
 
@@ -664,6 +797,7 @@ impl IssuerError {
             IssuerError::Limit(l) => Some(l.code()),
             IssuerError::WalletNotActive { state, .. } => Some(state.as_str()),
             IssuerError::Invariant(i) => Some(i.code()),
+            IssuerError::Scheme(p) => Some(p.code()),
             _ => None,
         }
     }
@@ -713,6 +847,7 @@ impl fmt::Display for IssuerError {
             IssuerError::Randomness => f.write_str("the random source failed"),
             IssuerError::Store(e) => write!(f, "{e}"),
             IssuerError::Invariant(i) => write!(f, "ledger invariant: {i}"),
+            IssuerError::Scheme(p) => write!(f, "scheme: {p}"),
         }
     }
 }
@@ -736,6 +871,11 @@ impl From<PkiError> for IssuerError {
 impl From<InputError> for IssuerError {
     fn from(e: InputError) -> Self {
         IssuerError::InvalidInput(e)
+    }
+}
+impl From<SchemeProblem> for IssuerError {
+    fn from(p: SchemeProblem) -> Self {
+        IssuerError::Scheme(p)
     }
 }
 impl From<Invariant> for IssuerError {

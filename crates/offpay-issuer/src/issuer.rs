@@ -141,6 +141,54 @@ pub struct Issuer<S: Store> {
     pub(crate) group: crate::group::GroupCommit<SyncJob, SyncOutcome>,
     /// Where enrollment tokens come from (and, at init, the CA keys and sealing nonces).
     pub(crate) entropy: SharedEntropy,
+    /// A member issuer's installed scheme directory (None: standalone, or none installed yet).
+    pub(crate) directory: std::sync::RwLock<Option<std::sync::Arc<crate::directory::Installed>>>,
+}
+
+/// The setting whose presence marks a member issuer (its value: the scheme root's certificate hash).
+pub(crate) const MEMBER_SETTING: &str = "scheme.member";
+
+/// Store the CA material: the sealed keys (no root key at a member issuer) and both certificates.
+pub(crate) fn write_ca_settings(
+    tx: &mut dyn Tx,
+    ca: &CertificateFactory,
+    root_sealed: Option<&[u8]>,
+    issuer_sealed: &[u8],
+) -> Result<(), IssuerError> {
+    if tx.setting("ca.issuer.cert")?.is_some() {
+        return Err(IssuerError::AlreadyInitialised);
+    }
+    if let Some(r) = root_sealed {
+        tx.set_setting("ca.root.key", r)?;
+    }
+    tx.set_setting("ca.root.cert", ca.root.der())?;
+    tx.set_setting("ca.issuer.key", issuer_sealed)?;
+    tx.set_setting("ca.issuer.cert", ca.issuer.der())?;
+    Ok(())
+}
+
+/// Store the policy, the first CRL, the counters and the system accounts.
+pub(crate) fn write_initial_settings(
+    tx: &mut dyn Tx,
+    config: &IssuerConfig,
+    policy_bytes: &[u8],
+    crl_der: &[u8],
+    now: UnixSeconds,
+) -> Result<(), IssuerError> {
+    tx.set_setting("policy", policy_bytes)?;
+    tx.set_setting(
+        "enrollment.seconds",
+        &config.enrollment_token_seconds.to_be_bytes(),
+    )?;
+    tx.set_setting("crl", crl_der)?;
+    // Serials 1 and 2 are the CA certificates; wallet serials are fixed-width (2^62 + n)
+    // so that every Payment of a suite has the same size.
+    tx.set_setting("counter.serial", &(1u64 << 62).to_be_bytes())?;
+    tx.set_setting("counter.crl", &1u64.to_be_bytes())?;
+    for a in Account::SYSTEM {
+        tx.create_account(&a.to_string(), a.book(), a.kind(), now)?;
+    }
+    Ok(())
 }
 
 impl<S: Store> std::fmt::Debug for Issuer<S> {
@@ -235,35 +283,40 @@ impl<S: Store> Issuer<S> {
             if tx.setting("ca.issuer.cert")?.is_some() {
                 return Err(IssuerError::AlreadyInitialised);
             }
-            tx.set_setting("ca.root.key", &root_sealed)?;
-            tx.set_setting("ca.root.cert", ca.root.der())?;
-            tx.set_setting("ca.issuer.key", &issuer_sealed)?;
-            tx.set_setting("ca.issuer.cert", ca.issuer.der())?;
-            tx.set_setting("policy", &policy_bytes)?;
-            tx.set_setting(
-                "enrollment.seconds",
-                &config.enrollment_token_seconds.to_be_bytes(),
-            )?;
-            tx.set_setting("crl", crl.der())?;
-            // Serials 1 and 2 are the CA certificates; wallet serials are fixed-width (2^62 + n)
-            // so that every Payment of a suite has the same size.
-            tx.set_setting("counter.serial", &(1u64 << 62).to_be_bytes())?;
-            tx.set_setting("counter.crl", &1u64.to_be_bytes())?;
-            for a in Account::SYSTEM {
-                tx.create_account(&a.to_string(), a.book(), a.kind(), now)?;
-            }
+            write_ca_settings(tx.as_mut(), &ca, root_sealed.as_deref(), &issuer_sealed)?;
+            write_initial_settings(tx.as_mut(), config, &policy_bytes, crl.der(), now)?;
             tx.commit()?;
         }
-        Ok(Issuer {
+        Ok(Issuer::assemble(
             store,
             ca,
-            policy: config.policy.clone(),
+            config.policy.clone(),
             policy_bytes,
-            enrollment_token_seconds: config.enrollment_token_seconds,
+            config.enrollment_token_seconds,
+            entropy,
+        ))
+    }
+
+    /// The issuer over an opened or initialised store (no member directory loaded yet).
+    pub(crate) fn assemble(
+        store: S,
+        ca: CertificateFactory,
+        policy: RiskPolicy,
+        policy_bytes: Vec<u8>,
+        enrollment_token_seconds: u64,
+        entropy: SharedEntropy,
+    ) -> Issuer<S> {
+        Issuer {
+            store,
+            ca,
+            policy,
+            policy_bytes,
+            enrollment_token_seconds,
             cert_cache: Mutex::new(HashMap::new()),
             group: crate::group::GroupCommit::new(),
             entropy,
-        })
+            directory: std::sync::RwLock::new(None),
+        }
     }
 
     /// Open an initialised issuer.
@@ -280,9 +333,16 @@ impl<S: Store> Issuer<S> {
         let (ca, policy_bytes, secs) = {
             let mut tx = store.begin()?;
             let get = |tx: &mut dyn Tx, k: &str| tx.setting(k)?.ok_or(IssuerError::NotInitialised);
+            // A member issuer holds no root key; a standalone one must.
+            let member = tx.setting(MEMBER_SETTING)?.is_some();
+            let root_sealed = if member {
+                None
+            } else {
+                Some(get(tx.as_mut(), "ca.root.key")?)
+            };
             let ca = CertificateFactory::open(
                 master,
-                &get(tx.as_mut(), "ca.root.key")?,
+                root_sealed.as_deref(),
                 &get(tx.as_mut(), "ca.root.cert")?,
                 &get(tx.as_mut(), "ca.issuer.key")?,
                 &get(tx.as_mut(), "ca.issuer.cert")?,
@@ -299,16 +359,16 @@ impl<S: Store> Issuer<S> {
             .as_slice()
             .try_into()
             .map_err(|_| IssuerError::Store(StoreError::Corrupt("enrollment.seconds".into())))?;
-        Ok(Issuer {
+        let issuer = Issuer::assemble(
             store,
             ca,
             policy,
             policy_bytes,
-            enrollment_token_seconds: u64::from_be_bytes(secs),
-            cert_cache: Mutex::new(HashMap::new()),
-            group: crate::group::GroupCommit::new(),
+            u64::from_be_bytes(secs),
             entropy,
-        })
+        );
+        issuer.load_directory()?;
+        Ok(issuer)
     }
 
     /// Open if initialised, else initialise.
@@ -712,8 +772,11 @@ impl<S: Store> Issuer<S> {
                 )));
             }
             let mut stats = RecordStats::default();
+            let installed = self.installed();
+            let member = self.member_ctx(&installed, crate::store::ClaimState::Outbox);
             let newly = record_and_settle(
                 &self.ca,
+                member.as_ref(),
                 tx,
                 &[(entry.clone(), Source::Own)],
                 now,
@@ -797,8 +860,16 @@ impl<S: Store> Issuer<S> {
 
     /// Check every ledger invariant now.
     pub fn invariants(&self) -> Result<InvariantReport, IssuerError> {
-        let totals = self.with_tx(|tx| Ok(tx.totals()?))?;
-        let mut violations = Vec::new();
+        let member = self.is_member();
+        let (totals, mut violations) = self.with_tx(|tx| {
+            let totals = tx.totals()?;
+            let v = if member {
+                crate::ledger::member_violations(tx)?
+            } else {
+                Vec::new()
+            };
+            Ok((totals, v))
+        })?;
         if totals.general_sum != 0 {
             violations.push(format!(
                 "general ledger sums to {} instead of 0",

@@ -2,16 +2,29 @@
 //! conversions between protocol amounts and the ledger's signed minor units.
 //!
 //! Accounts are stored under their text form (`external`, `customer:<id>`,
-//! `pool`, `guarantee`, `wallet:<hex>`, `issuance`); [`Account`] formats to and
+//! `pool`, `guarantee`, `wallet:<hex>`, `issuance`, and at a member issuer
+//! `issuer:<hex>`, `foreign:<hex>`, `settlement`); [`Account`] formats to and
 //! parses from exactly those strings, so the data on disk is unchanged.
+//!
+//! Sign conventions of a member issuer (balance = credits - debits): a
+//! payment of x by our wallet P to a wallet of issuer B posts
+//! `wallet:P -> foreign:B` (offline book) and `pool -> issuer:B` (general
+//! ledger): `issuer:B` rises by x, what we owe B. A payment of x by a wallet
+//! of issuer A to our wallet Q posts `foreign:A -> wallet:Q` and
+//! `issuer:A -> pool`: `issuer:A` falls by x, what A owes us. A posted
+//! settlement line with B of net n = receivable - payable moves the line's
+//! claims out of `issuer:B` into `settlement`, so `settlement` is minus the
+//! sum of the nets of every posted line (negative: the scheme owes us).
 
 use core::fmt;
 use core::str::FromStr;
 
-use offpay_protocol::{Amount, Currency, UnixSeconds, WalletId};
+use offpay_protocol::{Amount, Currency, IssuerId, UnixSeconds, WalletId};
 
 use crate::error::{InputError, Invariant, IssuerError};
-use crate::store::{Book, Posting};
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::store::{Book, Posting, StoreError, Tx};
 
 /// A ledger account.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -28,6 +41,14 @@ pub enum Account {
     Wallet(WalletId),
     /// Offline book: the counter-account of the wallet sub-accounts.
     Issuance,
+    /// General ledger: what we owe another issuer of the scheme, net of what
+    /// it owes us, for claims in no posted settlement cycle yet.
+    Peer(IssuerId),
+    /// Offline book: offline money that crossed to (credit) or from (debit)
+    /// the wallets of another issuer.
+    Foreign(IssuerId),
+    /// General ledger: our settlement account at the scheme.
+    Settlement,
 }
 
 impl Account {
@@ -37,16 +58,23 @@ impl Account {
             Account::External | Account::Customer(_) | Account::Pool | Account::Guarantee => {
                 Book::General
             }
-            Account::Wallet(_) | Account::Issuance => Book::Offline,
+            Account::Peer(_) | Account::Settlement => Book::General,
+            Account::Wallet(_) | Account::Issuance | Account::Foreign(_) => Book::Offline,
         }
     }
 
-    /// The stored account kind (`system`, `customer`, `wallet`).
+    /// The stored account kind (`system`, `customer`, `wallet`, `peer`, `foreign`).
     pub fn kind(&self) -> &'static str {
         match self {
             Account::Customer(_) => "customer",
             Account::Wallet(_) => "wallet",
-            Account::External | Account::Pool | Account::Guarantee | Account::Issuance => "system",
+            Account::Peer(_) => "peer",
+            Account::Foreign(_) => "foreign",
+            Account::External
+            | Account::Pool
+            | Account::Guarantee
+            | Account::Issuance
+            | Account::Settlement => "system",
         }
     }
 
@@ -68,6 +96,9 @@ impl fmt::Display for Account {
             Account::Guarantee => f.write_str("guarantee"),
             Account::Wallet(w) => write!(f, "wallet:{}", w.to_hex()),
             Account::Issuance => f.write_str("issuance"),
+            Account::Peer(i) => write!(f, "issuer:{}", i.to_hex()),
+            Account::Foreign(i) => write!(f, "foreign:{}", i.to_hex()),
+            Account::Settlement => f.write_str("settlement"),
         }
     }
 }
@@ -93,7 +124,15 @@ impl FromStr for Account {
             "pool" => Ok(Account::Pool),
             "guarantee" => Ok(Account::Guarantee),
             "issuance" => Ok(Account::Issuance),
+            "settlement" => Ok(Account::Settlement),
             _ => {
+                let issuer = |hex: &str| -> Result<IssuerId, UnknownAccount> {
+                    let i = IssuerId::from_hex(hex).ok_or_else(bad)?;
+                    if i.to_hex() != hex {
+                        return Err(bad());
+                    }
+                    Ok(i)
+                };
                 if let Some(id) = s.strip_prefix("customer:") {
                     if id.is_empty() {
                         return Err(bad());
@@ -106,6 +145,10 @@ impl FromStr for Account {
                         return Err(bad());
                     }
                     Ok(Account::Wallet(w))
+                } else if let Some(hex) = s.strip_prefix("issuer:") {
+                    Ok(Account::Peer(issuer(hex)?))
+                } else if let Some(hex) = s.strip_prefix("foreign:") {
+                    Ok(Account::Foreign(issuer(hex)?))
                 } else {
                     Err(bad())
                 }
@@ -155,6 +198,48 @@ pub fn to_amount(minor: i64, currency: Currency, account: &Account) -> Result<Am
         })
 }
 
+/// The member invariants, in the transaction of the others: every
+/// `issuer:<hex>` equals our open claims with it (payable - receivable),
+/// every `foreign:<hex>` all our claims with it, and `settlement` minus the
+/// nets of the posted statements.
+pub(crate) fn member_violations(tx: &mut dyn Tx) -> Result<Vec<String>, StoreError> {
+    let mut v = Vec::new();
+    let sums = tx.claim_sums()?;
+    let peer: BTreeMap<String, i64> = tx.balances_of_kind("peer")?.into_iter().collect();
+    let foreign: BTreeMap<String, i64> = tx.balances_of_kind("foreign")?.into_iter().collect();
+    let mut seen = BTreeSet::new();
+    for s in &sums {
+        let p = Account::Peer(s.counterparty).to_string();
+        let f = Account::Foreign(s.counterparty).to_string();
+        let open = s.open_payable - s.open_receivable;
+        let all = s.all_payable - s.all_receivable;
+        let pb = i128::from(peer.get(&p).copied().unwrap_or(0));
+        let fb = i128::from(foreign.get(&f).copied().unwrap_or(0));
+        if pb != open {
+            v.push(format!("account {p} is {pb}, its open claims {open}"));
+        }
+        if fb != all {
+            v.push(format!("account {f} is {fb}, its claims {all}"));
+        }
+        seen.insert(p);
+        seen.insert(f);
+    }
+    for (a, b) in peer.iter().chain(foreign.iter()) {
+        if !seen.contains(a) && *b != 0 {
+            v.push(format!("account {a} is {b} without any claim"));
+        }
+    }
+    let (_, nets) = tx.statement_totals()?;
+    let settlement = i128::from(tx.balance(&Account::Settlement.to_string())?.unwrap_or(0));
+    if settlement != -nets {
+        v.push(format!(
+            "settlement {settlement} differs from minus the posted statements' nets {}",
+            -nets
+        ));
+    }
+    Ok(v)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -172,6 +257,15 @@ mod tests {
                 "wallet:00112233445566778899aabbccddeeff",
             ),
             (Account::Issuance, "issuance"),
+            (
+                Account::Peer(IssuerId([0xab; 16])),
+                "issuer:abababababababababababababababab",
+            ),
+            (
+                Account::Foreign(IssuerId([1; 16])),
+                "foreign:01010101010101010101010101010101",
+            ),
+            (Account::Settlement, "settlement"),
         ];
         for (a, s) in all {
             assert_eq!(a.to_string(), s);
@@ -184,6 +278,9 @@ mod tests {
             "wallet:00112233445566778899AABBCCDDEEFF",
             "Pool",
             "other:1",
+            "issuer:",
+            "issuer:ABABABABABABABABABABABABABABABAB",
+            "foreign:0101",
         ] {
             assert_eq!(
                 bad.parse::<Account>(),

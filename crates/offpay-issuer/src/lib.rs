@@ -13,11 +13,14 @@
 
 pub mod ca;
 mod certificates;
+pub mod claims;
+mod directory;
 pub mod error;
 mod group;
 pub mod issuer;
 pub mod ledger;
 mod limits;
+pub mod member;
 mod reconcile;
 mod report;
 mod settle;
@@ -25,10 +28,12 @@ pub mod store;
 pub mod stranded;
 pub mod unlock;
 
-pub use error::{IssuerError, LockReason, ReportProblem};
+pub use claims::{ClaimAck, PeerPosition, StatementOutcome};
+pub use error::{IssuerError, LockReason, ReportProblem, SchemeProblem};
 pub use issuer::{
     AMOUNT_MINOR_MAX, Enrollment, InvariantReport, Issuer, IssuerConfig, RedeemOutcome, SyncOutcome,
 };
 pub use ledger::Account;
+pub use store::{ClaimDirection, ClaimFilter, ClaimRecord, ClaimState};
 pub use stranded::Stranded;
 pub use unlock::{PinUnlockAnswer, PinUnlockRequest};

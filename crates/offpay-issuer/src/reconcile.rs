@@ -12,14 +12,14 @@ use offpay_protocol::envelope::Signed;
 use offpay_protocol::messages::{
     CertField, ChainEntry, Checkpoint, Payment, SyncReport, SyncResponse, WalletCommand,
 };
-use offpay_protocol::pki::Certificate;
+use offpay_protocol::pki::{Certificate, PkiError};
 use offpay_protocol::suite::{BatchItem, verify_batch, verify_each};
 use offpay_protocol::{Amount, Hash32, PublicKey, UnixSeconds, WalletId};
 
 use crate::certificates;
 use crate::error::{
-    EntryList, InputError, Invariant, IssuerError, LockReason, ReportProblem, Signature, Sum,
-    reason_text,
+    EntryList, InputError, Invariant, IssuerError, LockReason, ReportProblem, SchemeProblem,
+    Signature, Sum, reason_text,
 };
 use crate::issuer::{Issuer, SyncOutcome};
 use crate::ledger::{Account, to_i64};
@@ -54,10 +54,26 @@ impl<S: Store> Issuer<S> {
             }
         };
         let cert = Certificate::from_der(&der)?;
-        cert.verify_signed_by(&self.ca.issuer)?;
-        let wallet = cert.wallet_id().ok_or(IssuerError::Certificate(
-            offpay_protocol::pki::PkiError::NotAWalletCertificate,
-        ))?;
+        let of = cert.issuer_id();
+        if self.is_member() && of != self.issuer_id() {
+            // Another issuer's wallet: its certificate must chain to an
+            // admitted issuer of the installed directory (finality rests on
+            // the payer's signature alone: status and revocation do not matter).
+            let installed = self.installed();
+            let trust = installed
+                .as_deref()
+                .map(|d| &d.trust)
+                .ok_or(SchemeProblem::UnknownIssuer { issuer: of })?;
+            trust.verify_wallet_signed(&cert).map_err(|e| match e {
+                PkiError::UnknownIssuer => SchemeProblem::UnknownIssuer { issuer: of }.into(),
+                e => IssuerError::Certificate(e),
+            })?;
+        } else {
+            cert.verify_signed_by(&self.ca.issuer)?;
+        }
+        let wallet = cert
+            .wallet_id()
+            .ok_or(IssuerError::Certificate(PkiError::NotAWalletCertificate))?;
         let c = (
             wallet,
             cert.serial(),
@@ -363,7 +379,9 @@ impl<S: Store> Issuer<S> {
         batch.extend(v.outgoing.iter().cloned().map(|e| (e, Source::Own)));
         batch.extend(v.incoming.iter().cloned().map(|e| (e, Source::Payee)));
         batch.extend(v.evidence.iter().cloned().map(|e| (e, Source::Evidence)));
-        record_and_settle(&self.ca, tx, &batch, now, &mut stats)?;
+        let installed = self.installed();
+        let member = self.member_ctx(&installed, crate::store::ClaimState::Outbox);
+        record_and_settle(&self.ca, member.as_ref(), tx, &batch, now, &mut stats)?;
         for (payer, why) in &v.anomalies {
             if let Some(mut p) = tx.wallet(payer, true)?
                 && p.state == WalletState::Active
@@ -618,6 +636,7 @@ impl<S: Store> Issuer<S> {
                 certificate,
                 policy,
                 command,
+                directory: self.directory_update(r.directory_version),
             },
             self.ca.signing_key(),
         )

@@ -5,15 +5,63 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use offpay_protocol::messages::{CertField, ChainEntry, DoubleSpendProof};
-use offpay_protocol::pki::{Certificate, RevocationReason};
-use offpay_protocol::{Hash32, UnixSeconds, WalletId};
+use offpay_protocol::messages::{CertField, ChainEntry, DoubleSpendProof, Payment};
+use offpay_protocol::pki::{Certificate, RevocationReason, SchemeTrust};
+use offpay_protocol::{Hash32, IssuerId, UnixSeconds, WalletId};
 
 use crate::ca::CertificateFactory;
 use crate::certificates;
-use crate::error::{InputError, Invariant, IssuerError};
+use crate::error::{InputError, Invariant, IssuerError, SchemeProblem};
 use crate::ledger::{Account, posting, to_i64};
-use crate::store::{DoubleSpendRecord, EntryRecord, Tx};
+use crate::store::{ClaimDirection, ClaimRecord, ClaimState, DoubleSpendRecord, EntryRecord, Tx};
+
+/// What settlement needs to know at a member issuer: who we are, the
+/// installed directory (the other issuers' CA certificates, for proofs),
+/// and the state new claims start in.
+pub(crate) struct Member<'a> {
+    /// This issuer.
+    pub(crate) us: IssuerId,
+    /// The installed directory, if any.
+    pub(crate) trust: Option<&'a SchemeTrust>,
+    /// The state of the claims this settlement writes.
+    pub(crate) claim_state: ClaimState,
+}
+
+/// Where a payment's two wallets are, seen from this issuer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Side {
+    /// Payer and payee are our wallets (always so at a standalone issuer).
+    Local,
+    /// Our wallet paid a wallet of `to`.
+    PayerHere { to: IssuerId },
+    /// A wallet of `from` paid our wallet.
+    PayeeHere { from: IssuerId },
+}
+
+/// The issuer of a payment's payer: its inline certificate's issuer (a
+/// referenced certificate is one of ours: only we hand out references).
+pub(crate) fn payer_issuer(p: &Payment, us: IssuerId) -> Result<IssuerId, IssuerError> {
+    match &p.payer_cert {
+        CertField::Inline(der) => Ok(Certificate::from_der(der)?.issuer_id()),
+        CertField::Reference(_) => Ok(us),
+    }
+}
+
+/// A payment's [`Side`]; a payment between two other issuers is refused.
+pub(crate) fn side(m: Option<&Member<'_>>, p: &Payment) -> Result<Side, IssuerError> {
+    let Some(m) = m else {
+        return Ok(Side::Local);
+    };
+    let from = payer_issuer(p, m.us)?;
+    match (from == m.us, p.payee_issuer == m.us) {
+        (true, true) => Ok(Side::Local),
+        (true, false) => Ok(Side::PayerHere {
+            to: p.payee_issuer,
+        }),
+        (false, true) => Ok(Side::PayeeHere { from }),
+        (false, false) => Err(SchemeProblem::NotAParty.into()),
+    }
+}
 
 /// Where an entry came from in a report.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -31,6 +79,8 @@ pub(crate) struct RecordStats {
     pub recorded: usize,
     pub settled: usize,
     pub double_spends: Vec<(WalletId, u64)>,
+    /// Claims on other issuers newly written (member issuers).
+    pub claims: usize,
 }
 
 fn entry_record(e: &ChainEntry, now: UnixSeconds) -> Result<EntryRecord, IssuerError> {
@@ -58,6 +108,7 @@ fn entry_record(e: &ChainEntry, now: UnixSeconds) -> Result<EntryRecord, IssuerE
 /// call, whatever the number of entries and payers.
 pub(crate) fn record_and_settle(
     ca: &CertificateFactory,
+    member: Option<&Member<'_>>,
     tx: &mut dyn Tx,
     batch: &[(ChainEntry, Source)],
     now: UnixSeconds,
@@ -111,10 +162,11 @@ pub(crate) fn record_and_settle(
     tx.insert_entries(&new_entries)?;
 
     // 3. Settle payments and redeems seen by their payer or payee, once each.
-    let settled_total = settle_once(tx, batch, now)?;
+    let settled_total = settle_once(member, tx, batch, now, stats)?;
 
-    // 4. Double spends: keep the proof, revoke and lock the payer.
-    prove_double_spends(ca, tx, conflicts, now, stats)?;
+    // 4. Double spends: keep the proof, revoke and lock the payer (ours only:
+    // a wallet of another issuer is revoked by its issuer, which gets the claims).
+    prove_double_spends(ca, member, tx, conflicts, now, stats)?;
 
     // 5. Cover the losses of every revoked payer touched.
     let mut payers: Vec<WalletId> = keys.iter().map(|(p, _)| *p).collect();
@@ -129,9 +181,11 @@ pub(crate) fn record_and_settle(
 /// Settle the batch's payments and redeems (not its evidence) that are not
 /// settled yet, once each; returns how many were.
 fn settle_once(
+    member: Option<&Member<'_>>,
     tx: &mut dyn Tx,
     batch: &[(ChainEntry, Source)],
     now: UnixSeconds,
+    stats: &mut RecordStats,
 ) -> Result<usize, IssuerError> {
     let mut to_settle: Vec<&ChainEntry> = Vec::new();
     let mut seen = BTreeSet::new();
@@ -148,11 +202,20 @@ fn settle_once(
         .into_iter()
         .filter(|e| !already.contains(&(e.payer(), e.hash())))
         .collect();
+    let mut sides: Vec<Side> = Vec::with_capacity(to_settle.len());
+    for e in &to_settle {
+        sides.push(match e {
+            ChainEntry::Payment(p) => side(member, p.body())?,
+            ChainEntry::Redeem(_) => Side::Local,
+        });
+    }
     let mut payees: Vec<WalletId> = to_settle
         .iter()
-        .filter_map(|e| match e {
-            ChainEntry::Payment(p) => Some(p.body().payee),
-            ChainEntry::Redeem(_) => None,
+        .zip(&sides)
+        .filter_map(|(e, s)| match (e, s) {
+            (ChainEntry::Payment(_), Side::PayerHere { .. }) => None,
+            (ChainEntry::Payment(p), _) => Some(p.body().payee),
+            (ChainEntry::Redeem(_), _) => None,
         })
         .collect();
     payees.sort();
@@ -169,25 +232,84 @@ fn settle_once(
     {
         return Err(InputError::UnknownPayee { payee: *payee }.into());
     }
+    let mut peers: Vec<IssuerId> = sides
+        .iter()
+        .filter_map(|s| match s {
+            Side::Local => None,
+            Side::PayerHere { to } => Some(*to),
+            Side::PayeeHere { from } => Some(*from),
+        })
+        .collect();
+    peers.sort();
+    peers.dedup();
+    for peer in peers {
+        for a in [Account::Peer(peer), Account::Foreign(peer)] {
+            tx.create_account(&a.to_string(), a.book(), a.kind(), now)?;
+        }
+    }
     let mut owners: HashMap<WalletId, String> = HashMap::new();
     let mut postings = Vec::with_capacity(to_settle.len());
     let mut settlements = Vec::with_capacity(to_settle.len());
-    for e in to_settle {
+    let mut claims = Vec::new();
+    for (e, side) in to_settle.into_iter().zip(sides) {
         let (payer, h) = (e.payer(), e.hash());
         let amount = to_i64(e.amount().minor)?;
         let reference = h.to_hex();
         match e {
             ChainEntry::Payment(p) => {
                 let payee = p.body().payee;
-                postings.push(posting(
-                    &Account::Wallet(payer),
-                    &Account::Wallet(payee),
-                    amount,
-                    "settle",
-                    reference,
-                    now,
-                )?);
+                let (from, to, claim) = match side {
+                    Side::Local => (Account::Wallet(payer), Account::Wallet(payee), None),
+                    Side::PayerHere { to } => {
+                        postings.push(posting(
+                            &Account::Pool,
+                            &Account::Peer(to),
+                            amount,
+                            "settle",
+                            reference.clone(),
+                            now,
+                        )?);
+                        (
+                            Account::Wallet(payer),
+                            Account::Foreign(to),
+                            Some((to, ClaimDirection::Payable)),
+                        )
+                    }
+                    Side::PayeeHere { from } => {
+                        postings.push(posting(
+                            &Account::Peer(from),
+                            &Account::Pool,
+                            amount,
+                            "settle",
+                            reference.clone(),
+                            now,
+                        )?);
+                        (
+                            Account::Foreign(from),
+                            Account::Wallet(payee),
+                            Some((from, ClaimDirection::Receivable)),
+                        )
+                    }
+                };
+                postings.push(posting(&from, &to, amount, "settle", reference, now)?);
                 settlements.push((h, payer, Some(payee), amount));
+                if let Some((counterparty, direction)) = claim {
+                    claims.push((
+                        ClaimRecord {
+                            id: h,
+                            counterparty,
+                            direction,
+                            amount,
+                            state: member.map_or(ClaimState::Outbox, |m| m.claim_state),
+                            refusal: None,
+                            cycle: None,
+                            payer,
+                            seq: e.seq(),
+                            created: now,
+                        },
+                        e.bytes().to_vec(),
+                    ));
+                }
             }
             ChainEntry::Redeem(_) => {
                 let owner = match owners.entry(payer) {
@@ -221,6 +343,9 @@ fn settle_once(
     }
     tx.post(&postings)?;
     tx.insert_settlements(&settlements, now)?;
+    if !claims.is_empty() {
+        stats.claims += tx.insert_claims(&claims)?.len();
+    }
     let settled_total = settlements.len();
     Ok(settled_total)
 }
@@ -228,13 +353,14 @@ fn settle_once(
 /// Two entries at one (payer, seq): keep the proof, revoke the payer (once).
 fn prove_double_spends(
     ca: &CertificateFactory,
+    member: Option<&Member<'_>>,
     tx: &mut dyn Tx,
     conflicts: Vec<(WalletId, Vec<u8>, Vec<u8>, u64)>,
     now: UnixSeconds,
     stats: &mut RecordStats,
 ) -> Result<(), IssuerError> {
     for (payer, a, b, seq) in conflicts {
-        let proof = build_proof(ca, tx, &payer, &a, &b)?;
+        let (proof, ours) = build_proof(ca, member, tx, &payer, &a, &b)?;
         let ea = ChainEntry::decode(&a)?.hash();
         let eb = ChainEntry::decode(&b)?.hash();
         let entries = if ea <= eb { [ea, eb] } else { [eb, ea] };
@@ -247,6 +373,11 @@ fn prove_double_spends(
         })?;
         if fresh {
             stats.double_spends.push((payer, seq));
+            if !ours {
+                // Another issuer's wallet: the proof is kept (and both entries
+                // go out as claims); its issuer revokes it.
+                continue;
+            }
             let mut w = tx.wallet(&payer, true)?.ok_or(IssuerError::UnknownWallet)?;
             certificates::revoke(
                 ca,
@@ -262,14 +393,16 @@ fn prove_double_spends(
     Ok(())
 }
 
-/// The proof for two entries of `payer`, with the certificate whose key signed them.
+/// The proof for two entries of `payer`, with the certificate whose key
+/// signed them and its issuer's CA certificate; and whether the payer is ours.
 fn build_proof(
     ca: &CertificateFactory,
+    member: Option<&Member<'_>>,
     tx: &mut dyn Tx,
     payer: &WalletId,
     a: &[u8],
     b: &[u8],
-) -> Result<Vec<u8>, IssuerError> {
+) -> Result<(Vec<u8>, bool), IssuerError> {
     let ea = ChainEntry::decode(a)?;
     let mut cert_der = None;
     if let ChainEntry::Payment(p) = &ea
@@ -287,7 +420,24 @@ fn build_proof(
         }
     }
     let cert_der = cert_der.ok_or(Invariant::NoCertificateVerifies { payer: *payer })?;
-    Ok(DoubleSpendProof::new(a.to_vec(), b.to_vec(), cert_der, ca.issuer.der().to_vec()).encode())
+    let mut issuer_der = ca.issuer.der().to_vec();
+    let mut ours = true;
+    if let Some(m) = member {
+        let of = Certificate::from_der(&cert_der)?.issuer_id();
+        if of != m.us {
+            ours = false;
+            issuer_der = m
+                .trust
+                .and_then(|t| t.issuer(&of))
+                .ok_or(SchemeProblem::UnknownIssuer { issuer: of })?
+                .der()
+                .to_vec();
+        }
+    }
+    Ok((
+        DoubleSpendProof::new(a.to_vec(), b.to_vec(), cert_der, issuer_der).encode(),
+        ours,
+    ))
 }
 
 /// A revoked payer whose sub-account is negative has spent money it did not

@@ -7,7 +7,7 @@
 
 use core::fmt;
 
-use offpay_protocol::{Hash32, UnixSeconds, WalletId};
+use offpay_protocol::{Hash32, IssuerId, UnixSeconds, WalletId};
 
 /// A storage failure.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -246,6 +246,139 @@ pub struct LedgerTotals {
     pub net_external_postings: i128,
 }
 
+/// Which way a claim between two issuers runs, seen from this issuer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ClaimDirection {
+    /// A wallet of the counterparty paid one of ours: the counterparty owes us.
+    Receivable,
+    /// One of our wallets paid a wallet of the counterparty: we owe it.
+    Payable,
+}
+
+impl ClaimDirection {
+    /// Stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClaimDirection::Receivable => "receivable",
+            ClaimDirection::Payable => "payable",
+        }
+    }
+    /// From the stored name.
+    pub fn parse(s: &str) -> Option<ClaimDirection> {
+        match s {
+            "receivable" => Some(ClaimDirection::Receivable),
+            "payable" => Some(ClaimDirection::Payable),
+            _ => None,
+        }
+    }
+}
+
+/// Where a claim is in its life at this issuer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ClaimState {
+    /// Written by a sync; not yet submitted to the scheme.
+    Outbox,
+    /// Submitted; the scheme accepted it (or already knew it).
+    Submitted,
+    /// Received from the scheme (the other party submitted it) and acknowledged.
+    Known,
+    /// Submitted; the scheme refused it (disputed: listed for operators).
+    Refused,
+}
+
+impl ClaimState {
+    /// Stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClaimState::Outbox => "outbox",
+            ClaimState::Submitted => "submitted",
+            ClaimState::Known => "known",
+            ClaimState::Refused => "refused",
+        }
+    }
+    /// From the stored name.
+    pub fn parse(s: &str) -> Option<ClaimState> {
+        match s {
+            "outbox" => Some(ClaimState::Outbox),
+            "submitted" => Some(ClaimState::Submitted),
+            "known" => Some(ClaimState::Known),
+            "refused" => Some(ClaimState::Refused),
+            _ => None,
+        }
+    }
+}
+
+/// A claim between this issuer and another one: one cross-issuer payment,
+/// identified by its entry hash, whose postings this issuer has made.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClaimRecord {
+    /// The payment's entry hash.
+    pub id: Hash32,
+    /// The other issuer.
+    pub counterparty: IssuerId,
+    /// Which way it runs.
+    pub direction: ClaimDirection,
+    /// Minor units, positive.
+    pub amount: i64,
+    /// Its state.
+    pub state: ClaimState,
+    /// The scheme's refusal code, when refused.
+    pub refusal: Option<String>,
+    /// The settlement cycle it was posted in.
+    pub cycle: Option<u64>,
+    /// The payer wallet (the entry is recorded under (payer, seq)).
+    pub payer: WalletId,
+    /// The entry's seq.
+    pub seq: u64,
+    /// When it was written.
+    pub created: UnixSeconds,
+}
+
+/// Which claims to list.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ClaimFilter {
+    /// Only with this counterparty.
+    pub counterparty: Option<IssuerId>,
+    /// Only in this state.
+    pub state: Option<ClaimState>,
+    /// Only claims in no posted cycle.
+    pub open_only: bool,
+    /// At most this many (oldest first); 0 = no limit.
+    pub limit: u32,
+}
+
+/// Sums of the claims with one counterparty.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ClaimSums {
+    /// The counterparty.
+    pub counterparty: IssuerId,
+    /// Receivable claims in no posted cycle.
+    pub open_receivable: i128,
+    /// Payable claims in no posted cycle.
+    pub open_payable: i128,
+    /// Every receivable claim.
+    pub all_receivable: i128,
+    /// Every payable claim.
+    pub all_payable: i128,
+    /// Creation time of the oldest claim in no posted cycle.
+    pub oldest_open: Option<UnixSeconds>,
+}
+
+/// A posted settlement statement.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StatementRecord {
+    /// The cycle.
+    pub cycle: u64,
+    /// SHA-256 of the signed statement's payload.
+    pub hash: Hash32,
+    /// The net of the statement (receivable - payable), minor units.
+    pub net: i64,
+    /// The signed statement.
+    pub bytes: Vec<u8>,
+    /// When it was posted.
+    pub posted: UnixSeconds,
+}
+
 /// A storage backend: hands out transactions.
 pub trait Store: Send + Sync {
     /// Begin a transaction (IMMEDIATE on SQLite, READ COMMITTED plus row locks on PostgreSQL).
@@ -453,4 +586,89 @@ pub trait Tx {
         response: &[u8],
         now: UnixSeconds,
     ) -> Result<(), StoreError>;
+
+    // --- scheme membership: claims and settlement statements ---
+    // (Default bodies refuse: a store without the scheme tables cannot serve a member issuer.)
+    /// Insert claims with their entry bytes; an id already stored is left as
+    /// it is. Returns the ids newly inserted.
+    fn insert_claims(
+        &mut self,
+        claims: &[(ClaimRecord, Vec<u8>)],
+    ) -> Result<Vec<Hash32>, StoreError> {
+        let _ = claims;
+        Err(no_scheme_tables())
+    }
+    /// The claims with these ids (any order).
+    fn claims_by_ids(&mut self, ids: &[Hash32]) -> Result<Vec<ClaimRecord>, StoreError> {
+        let _ = ids;
+        Err(no_scheme_tables())
+    }
+    /// Claims matching a filter, oldest first (then by id).
+    fn claims(&mut self, filter: &ClaimFilter) -> Result<Vec<ClaimRecord>, StoreError> {
+        let _ = filter;
+        Err(no_scheme_tables())
+    }
+    /// Outbox claims with their payment bytes, oldest first.
+    fn outbox(&mut self, limit: u32) -> Result<Vec<(Hash32, Vec<u8>)>, StoreError> {
+        let _ = limit;
+        Err(no_scheme_tables())
+    }
+    /// Set a claim's state and refusal code.
+    fn set_claim_state(
+        &mut self,
+        id: &Hash32,
+        state: ClaimState,
+        refusal: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let _ = (id, state, refusal);
+        Err(no_scheme_tables())
+    }
+    /// Put claims into a settlement cycle.
+    fn set_claims_cycle(&mut self, ids: &[Hash32], cycle: u64) -> Result<(), StoreError> {
+        let _ = (ids, cycle);
+        Err(no_scheme_tables())
+    }
+    /// Sums of the claims per counterparty, by counterparty.
+    fn claim_sums(&mut self) -> Result<Vec<ClaimSums>, StoreError> {
+        Err(no_scheme_tables())
+    }
+    /// A claim this issuer refused (from the scheme's inbox): its code.
+    fn claim_refusal(&mut self, id: &Hash32) -> Result<Option<String>, StoreError> {
+        let _ = id;
+        Err(no_scheme_tables())
+    }
+    /// Record the refusal of a claim from the scheme's inbox (no-op if recorded).
+    fn insert_claim_refusal(
+        &mut self,
+        id: &Hash32,
+        code: &str,
+        bytes: &[u8],
+        now: UnixSeconds,
+    ) -> Result<(), StoreError> {
+        let _ = (id, code, bytes, now);
+        Err(no_scheme_tables())
+    }
+    /// A posted statement.
+    fn statement(&mut self, cycle: u64) -> Result<Option<StatementRecord>, StoreError> {
+        let _ = cycle;
+        Err(no_scheme_tables())
+    }
+    /// Record a posted statement (Duplicate if the cycle exists).
+    fn insert_statement(&mut self, s: &StatementRecord) -> Result<(), StoreError> {
+        let _ = s;
+        Err(no_scheme_tables())
+    }
+    /// (highest posted cycle or 0, sum of the nets of every posted statement).
+    fn statement_totals(&mut self) -> Result<(u64, i128), StoreError> {
+        Err(no_scheme_tables())
+    }
+    /// Balances of every account of a kind (`peer`, `foreign`...), by id.
+    fn balances_of_kind(&mut self, kind: &str) -> Result<Vec<(String, i64)>, StoreError> {
+        let _ = kind;
+        Err(no_scheme_tables())
+    }
+}
+
+fn no_scheme_tables() -> StoreError {
+    StoreError::Database("this store has no scheme member tables".into())
 }

@@ -11,6 +11,8 @@ use sha2::{Digest, Sha256};
 pub const WALLET_ID_BYTES: usize = 16;
 /// Length in bytes of a [`Nonce`].
 pub const NONCE_BYTES: usize = 16;
+/// Length in bytes of an [`IssuerId`].
+pub const ISSUER_ID_BYTES: usize = 16;
 /// Length in bytes of a [`Hash32`].
 pub const HASH_BYTES: usize = 32;
 
@@ -85,6 +87,13 @@ fixed_bytes!(
     /// A payee's fresh request nonce: one payment instruction is accepted once.
     Nonce,
     NONCE_BYTES
+);
+fixed_bytes!(
+    /// An issuer of the scheme: the first 16 bytes of SHA-256 of its issuer
+    /// CA certificate's subject Name (DER). Hex (32 lower-case characters) in
+    /// JSON, the CLI and ledger account names.
+    IssuerId,
+    ISSUER_ID_BYTES
 );
 fixed_bytes!(
     /// A SHA-256 digest: entry hashes, payment ids, certificate references.

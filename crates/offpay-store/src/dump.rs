@@ -48,6 +48,12 @@ pub const TABLES: &[(&str, &str)] = &[
     ),
     ("revocations", "serial, wallet, reason_code, reason, time"),
     ("idempotency", "key, request, response, time"),
+    (
+        "claims",
+        "id, counterparty, direction, amount, state, refusal, cycle, payer, seq, bytes, created",
+    ),
+    ("claim_refusals", "id, code, bytes, time"),
+    ("statements", "cycle, hash, net, bytes, posted"),
 ];
 
 fn render(out: &mut String, v: &Value) {

@@ -4,11 +4,12 @@
 //! `$n` parameters, `ON CONFLICT`, no sequences, no stored procedures.
 
 use offpay_issuer::store::{
-    Book, CheckpointRecord, DoubleSpendRecord, EntryRecord, LedgerTotals, Posting,
-    RevocationRecord, StoreError, Tx, WalletRecord, WalletState,
+    Book, CheckpointRecord, ClaimDirection, ClaimFilter, ClaimRecord, ClaimState, ClaimSums,
+    DoubleSpendRecord, EntryRecord, LedgerTotals, Posting, RevocationRecord, StatementRecord,
+    StoreError, Tx, WalletRecord, WalletState,
 };
 use offpay_protocol::entropy::{Entropy, SharedEntropy};
-use offpay_protocol::{Hash32, UnixSeconds, WalletId};
+use offpay_protocol::{Hash32, IssuerId, UnixSeconds, WalletId};
 
 /// A SQL value.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -149,6 +150,9 @@ fn opt_wallet(v: &Value) -> Result<Option<WalletId>, StoreError> {
         v => wallet(v).map(Some),
     }
 }
+fn issuer(v: &Value) -> Result<IssuerId, StoreError> {
+    IssuerId::from_slice(&bytes(v)?).ok_or_else(|| corrupt("issuer id length"))
+}
 fn i(v: u64) -> Result<Value, StoreError> {
     i64::try_from(v)
         .map(Value::Int)
@@ -226,6 +230,28 @@ fn entry_row(r: &[Value]) -> Result<EntryRecord, StoreError> {
         time: UnixSeconds(uint(&r[7])?),
         bytes: bytes(&r[8])?,
         recorded: UnixSeconds(uint(&r[9])?),
+    })
+}
+
+const CLAIM_COLUMNS: &str =
+    "id, counterparty, direction, amount, state, refusal, cycle, payer, seq, created";
+
+fn claim_row(r: &[Value]) -> Result<ClaimRecord, StoreError> {
+    Ok(ClaimRecord {
+        id: hash(&r[0])?,
+        counterparty: issuer(&r[1])?,
+        direction: ClaimDirection::parse(&text(&r[2])?)
+            .ok_or_else(|| corrupt("claim direction"))?,
+        amount: int(&r[3])?,
+        state: ClaimState::parse(&text(&r[4])?).ok_or_else(|| corrupt("claim state"))?,
+        refusal: opt_text(&r[5])?,
+        cycle: match &r[6] {
+            Value::Null => None,
+            v => Some(uint(v)?),
+        },
+        payer: wallet(&r[7])?,
+        seq: uint(&r[8])?,
+        created: UnixSeconds(uint(&r[9])?),
     })
 }
 
@@ -1047,5 +1073,213 @@ impl<C: Conn> Tx for SqlTx<C> {
             &[t(key), b(&request.0), b(response), time(now)?],
         )?;
         Ok(())
+    }
+
+    fn insert_claims(
+        &mut self,
+        claims: &[(ClaimRecord, Vec<u8>)],
+    ) -> Result<Vec<Hash32>, StoreError> {
+        let mut fresh = Vec::new();
+        for (c, entry) in claims {
+            let n = self.conn.execute(
+                "INSERT INTO claims (id, counterparty, direction, amount, state, refusal, cycle, payer, seq, bytes, created) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (id) DO NOTHING",
+                &[
+                    b(&c.id.0),
+                    b(&c.counterparty.0),
+                    t(c.direction.as_str()),
+                    Value::Int(c.amount),
+                    t(c.state.as_str()),
+                    c.refusal.as_deref().map_or(Value::Null, t),
+                    c.cycle.map_or(Ok(Value::Null), i)?,
+                    w(&c.payer),
+                    i(c.seq)?,
+                    b(entry),
+                    time(c.created)?,
+                ],
+            )?;
+            if n == 1 {
+                fresh.push(c.id);
+            }
+        }
+        Ok(fresh)
+    }
+
+    fn claims_by_ids(&mut self, ids: &[Hash32]) -> Result<Vec<ClaimRecord>, StoreError> {
+        let mut out = Vec::new();
+        for chunk in padded_chunks(ids, PAIRS_PER_QUERY_MAX) {
+            let params: Vec<Value> = chunk.iter().map(|h| b(&h.0)).collect();
+            let sql = format!(
+                "SELECT {CLAIM_COLUMNS} FROM claims WHERE id IN ({})",
+                list(1, params.len())
+            );
+            for r in self.conn.query(&sql, &params)? {
+                out.push(claim_row(&r)?);
+            }
+        }
+        Ok(out)
+    }
+
+    fn claims(&mut self, filter: &ClaimFilter) -> Result<Vec<ClaimRecord>, StoreError> {
+        let mut terms: Vec<String> = Vec::new();
+        let mut params: Vec<Value> = Vec::new();
+        if let Some(c) = &filter.counterparty {
+            params.push(b(&c.0));
+            terms.push(format!("counterparty = ${}", params.len()));
+        }
+        if let Some(st) = filter.state {
+            params.push(t(st.as_str()));
+            terms.push(format!("state = ${}", params.len()));
+        }
+        if filter.open_only {
+            terms.push("cycle IS NULL".into());
+        }
+        let mut sql = format!("SELECT {CLAIM_COLUMNS} FROM claims");
+        if !terms.is_empty() {
+            sql.push_str(" WHERE ");
+            sql.push_str(&terms.join(" AND "));
+        }
+        sql.push_str(" ORDER BY created, id");
+        if filter.limit > 0 {
+            params.push(Value::Int(i64::from(filter.limit)));
+            sql.push_str(&format!(" LIMIT ${}", params.len()));
+        }
+        self.conn
+            .query(&sql, &params)?
+            .iter()
+            .map(|r| claim_row(r))
+            .collect()
+    }
+
+    fn outbox(&mut self, limit: u32) -> Result<Vec<(Hash32, Vec<u8>)>, StoreError> {
+        self.conn
+            .query(
+                "SELECT id, bytes FROM claims WHERE state = 'outbox' ORDER BY created, id LIMIT $1",
+                &[Value::Int(i64::from(limit))],
+            )?
+            .iter()
+            .map(|r| Ok((hash(&r[0])?, bytes(&r[1])?)))
+            .collect()
+    }
+
+    fn set_claim_state(
+        &mut self,
+        id: &Hash32,
+        state: ClaimState,
+        refusal: Option<&str>,
+    ) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE claims SET state = $1, refusal = $2 WHERE id = $3",
+            &[t(state.as_str()), refusal.map_or(Value::Null, t), b(&id.0)],
+        )?;
+        Ok(())
+    }
+
+    fn set_claims_cycle(&mut self, ids: &[Hash32], cycle: u64) -> Result<(), StoreError> {
+        for chunk in ids.chunks(PAIRS_PER_QUERY_MAX) {
+            let mut params: Vec<Value> = vec![i(cycle)?];
+            params.extend(chunk.iter().map(|h| b(&h.0)));
+            let sql = format!(
+                "UPDATE claims SET cycle = $1 WHERE cycle IS NULL AND id IN ({})",
+                list(2, chunk.len())
+            );
+            self.conn.execute(&sql, &params)?;
+        }
+        Ok(())
+    }
+
+    fn claim_sums(&mut self) -> Result<Vec<ClaimSums>, StoreError> {
+        self.conn
+            .query(
+                "SELECT counterparty, \
+                   CAST(COALESCE(SUM(CASE WHEN direction = 'receivable' AND cycle IS NULL THEN amount ELSE 0 END), 0) AS BIGINT), \
+                   CAST(COALESCE(SUM(CASE WHEN direction = 'payable' AND cycle IS NULL THEN amount ELSE 0 END), 0) AS BIGINT), \
+                   CAST(COALESCE(SUM(CASE WHEN direction = 'receivable' THEN amount ELSE 0 END), 0) AS BIGINT), \
+                   CAST(COALESCE(SUM(CASE WHEN direction = 'payable' THEN amount ELSE 0 END), 0) AS BIGINT), \
+                   MIN(CASE WHEN cycle IS NULL THEN created END) \
+                 FROM claims GROUP BY counterparty ORDER BY counterparty",
+                &[],
+            )?
+            .iter()
+            .map(|r| {
+                Ok(ClaimSums {
+                    counterparty: issuer(&r[0])?,
+                    open_receivable: i128::from(int(&r[1])?),
+                    open_payable: i128::from(int(&r[2])?),
+                    all_receivable: i128::from(int(&r[3])?),
+                    all_payable: i128::from(int(&r[4])?),
+                    oldest_open: match &r[5] {
+                        Value::Null => None,
+                        v => Some(UnixSeconds(uint(v)?)),
+                    },
+                })
+            })
+            .collect()
+    }
+
+    fn claim_refusal(&mut self, id: &Hash32) -> Result<Option<String>, StoreError> {
+        self.one("SELECT code FROM claim_refusals WHERE id = $1", &[b(&id.0)])?
+            .map(|r| text(&r[0]))
+            .transpose()
+    }
+
+    fn insert_claim_refusal(
+        &mut self,
+        id: &Hash32,
+        code: &str,
+        bytes: &[u8],
+        now: UnixSeconds,
+    ) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO claim_refusals (id, code, bytes, time) VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO NOTHING",
+            &[b(&id.0), t(code), b(bytes), time(now)?],
+        )?;
+        Ok(())
+    }
+
+    fn statement(&mut self, cycle: u64) -> Result<Option<StatementRecord>, StoreError> {
+        self.one(
+            "SELECT cycle, hash, net, bytes, posted FROM statements WHERE cycle = $1",
+            &[i(cycle)?],
+        )?
+        .map(|r| {
+            Ok(StatementRecord {
+                cycle: uint(&r[0])?,
+                hash: hash(&r[1])?,
+                net: int(&r[2])?,
+                bytes: bytes(&r[3])?,
+                posted: UnixSeconds(uint(&r[4])?),
+            })
+        })
+        .transpose()
+    }
+
+    fn insert_statement(&mut self, s: &StatementRecord) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO statements (cycle, hash, net, bytes, posted) VALUES ($1, $2, $3, $4, $5)",
+            &[i(s.cycle)?, b(&s.hash.0), Value::Int(s.net), b(&s.bytes), time(s.posted)?],
+        )?;
+        Ok(())
+    }
+
+    fn statement_totals(&mut self) -> Result<(u64, i128), StoreError> {
+        match self.one(
+            "SELECT CAST(COALESCE(MAX(cycle), 0) AS BIGINT), CAST(COALESCE(SUM(net), 0) AS BIGINT) FROM statements",
+            &[],
+        )? {
+            Some(r) => Ok((uint(&r[0])?, i128::from(int(&r[1])?))),
+            None => Ok((0, 0)),
+        }
+    }
+
+    fn balances_of_kind(&mut self, kind: &str) -> Result<Vec<(String, i64)>, StoreError> {
+        self.conn
+            .query(
+                "SELECT id, balance FROM accounts WHERE kind = $1 ORDER BY id",
+                &[t(kind)],
+            )?
+            .iter()
+            .map(|r| Ok((text(&r[0])?, int(&r[1])?)))
+            .collect()
     }
 }

@@ -11,7 +11,10 @@ use rusqlite::{Connection, ErrorCode};
 use crate::pool::{Pool, Pooled};
 use crate::sql::{Conn, Dialect, SqlTx, Value};
 
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/sqlite/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../migrations/sqlite/0001_init.sql")),
+    (2, include_str!("../migrations/sqlite/0002_scheme_member.sql")),
+];
 /// Connections in the pool of a file database.
 pub const SQLITE_CONNECTIONS_MAX: usize = 4;
 /// How long a writer waits for the lock before the transaction is retried.

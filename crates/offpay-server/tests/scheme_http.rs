@@ -1,0 +1,306 @@
+//! The scheme server over HTTP, in-process on a loopback port (SQLite in a
+//! temp dir): authentication of every route kind, bad input on every
+//! endpoint (a 4xx with a stable code that posts nothing), the OpenAPI
+//! document listing every route, metrics.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)] // Test code: a failed unwrap is a failed test.
+
+use offpay_client::{Client, Response};
+use offpay_protocol::{SigningKey, Suite, pki};
+use offpay_server::scheme::{RunningScheme, SchemeServerConfig};
+use serde_json::{Value, json};
+
+const OPERATOR: &str = "scheme-operator-token-0123456789";
+
+struct Fixture {
+    rt: tokio::runtime::Runtime,
+    server: Option<RunningScheme>,
+    _dir: tempfile::TempDir,
+    url: String,
+}
+
+impl Fixture {
+    fn start() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = SchemeServerConfig::with_data_dir(dir.path().join("scheme"));
+        config.listen = "127.0.0.1:0".parse().unwrap();
+        config.operator_token = Some(OPERATOR.into());
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let server = rt.block_on(offpay_server::scheme::spawn(config)).unwrap();
+        let url = server.url();
+        Fixture {
+            rt,
+            server: Some(server),
+            _dir: dir,
+            url,
+        }
+    }
+
+    fn client(&self, token: Option<&str>) -> Client {
+        let c = Client::new(&self.url).unwrap();
+        match token {
+            Some(t) => c.with_token(t),
+            None => c,
+        }
+    }
+
+    fn call(&self, token: Option<&str>, method: &str, path: &str, body: Option<(&str, &[u8])>) -> Response {
+        let c = self.client(token);
+        let (ct, b) = body.map_or((None, &[][..]), |(ct, b)| (Some(ct), b));
+        c.request(path, method, path, ct, b).unwrap()
+    }
+
+    fn json(&self, token: Option<&str>, method: &str, path: &str, body: &Value) -> Response {
+        let b = serde_json::to_vec(body).unwrap();
+        self.call(token, method, path, Some(("application/json", &b)))
+    }
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        if let Some(s) = self.server.take() {
+            self.rt.block_on(s.shutdown()).unwrap();
+        }
+    }
+}
+
+fn body(r: &Response) -> Value {
+    serde_json::from_slice(&r.body).unwrap_or(Value::Null)
+}
+
+/// The answer has this status and error code.
+#[track_caller]
+fn refused(r: &Response, status: u16, code: &str) {
+    assert_eq!(r.status, status, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(body(r)["code"], code, "{}", String::from_utf8_lossy(&r.body));
+}
+
+fn csr(code: &str, seed: u8) -> Vec<u8> {
+    let key = SigningKey::from_seed(Suite::Ed25519, &[seed; 32]).unwrap();
+    pki::build_ca_csr(&key, code).unwrap()
+}
+
+fn admit(f: &Fixture, code: &str, seed: u8) -> Value {
+    let r = f.json(
+        Some(OPERATOR),
+        "POST",
+        "/v1/scheme/issuers",
+        &json!({"code": code, "csr": offpay_api::b64(&csr(code, seed))}),
+    );
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    body(&r)
+}
+
+const OPERATOR_ROUTES: &[(&str, &str)] = &[
+    ("POST", "/v1/scheme/issuers"),
+    ("GET", "/v1/scheme/issuers"),
+    ("POST", "/v1/scheme/issuers/bank-a/suspend"),
+    ("POST", "/v1/scheme/issuers/bank-a/reinstate"),
+    ("POST", "/v1/scheme/issuers/bank-a/revoke"),
+    ("POST", "/v1/scheme/cycles"),
+    ("GET", "/v1/scheme/claims"),
+    ("GET", "/v1/scheme/invariants"),
+];
+
+const ISSUER_ROUTES: &[(&str, &str)] = &[
+    ("POST", "/v1/scheme/claims"),
+    ("GET", "/v1/scheme/inbox"),
+    ("POST", "/v1/scheme/inbox/ack"),
+    ("PUT", "/v1/scheme/crl"),
+    ("GET", "/v1/scheme/statements"),
+    ("GET", "/v1/scheme/cycles/1/claims"),
+];
+
+/// The state an operator sees: what a refused request must leave unchanged.
+fn snapshot(f: &Fixture) -> (Value, Value, Vec<u8>) {
+    let issuers = body(&f.call(Some(OPERATOR), "GET", "/v1/scheme/issuers", None));
+    let claims = body(&f.call(Some(OPERATOR), "GET", "/v1/scheme/claims", None));
+    let dir = f.call(None, "GET", "/v1/scheme/directory", None);
+    assert_eq!(dir.status, 200);
+    assert_eq!(dir.content_type.as_deref(), Some("application/cbor"));
+    (issuers, claims, dir.body)
+}
+
+#[test]
+fn tokens_act_only_where_they_belong() {
+    let f = Fixture::start();
+    let a = admit(&f, "bank-a", 1);
+    let b = admit(&f, "bank-b", 2);
+    let ta = a["token"].as_str().unwrap();
+    let tb = b["token"].as_str().unwrap();
+    assert_ne!(ta, tb);
+    assert_eq!(a["issuer"].as_str().unwrap().len(), 32);
+    assert!(!offpay_api::b64_decode(a["ca_cert"].as_str().unwrap()).unwrap().is_empty());
+    let before = snapshot(&f);
+
+    // Operator routes refuse issuer tokens, no token and a wrong one.
+    for (m, p) in OPERATOR_ROUTES {
+        for t in [Some(ta), Some(tb), None, Some("not-a-token-at-all-0123")] {
+            refused(&f.call(t, m, p, None), 401, "unauthorized");
+        }
+    }
+    // Issuer routes refuse the operator token, no token and a forged one.
+    for (m, p) in ISSUER_ROUTES {
+        for t in [Some(OPERATOR), None, Some("forged-issuer-token-0123456789")] {
+            refused(&f.call(t, m, p, None), 401, "unauthorized");
+        }
+    }
+    // A token names its issuer: each sees only its own (empty) statements and cycle claims.
+    for t in [ta, tb] {
+        let r = f.call(Some(t), "GET", "/v1/scheme/statements", None);
+        assert_eq!(r.status, 200);
+        assert_eq!(body(&r)["statements"], json!([]));
+    }
+    assert_eq!(snapshot(&f), before, "refused requests changed nothing");
+}
+
+#[test]
+fn bad_input_on_every_endpoint_is_a_stable_4xx_and_posts_nothing() {
+    let f = Fixture::start();
+    let a = admit(&f, "bank-a", 1);
+    let ta = a["token"].as_str().unwrap().to_string();
+    let t = Some(ta.as_str());
+    let op = Some(OPERATOR);
+    let before = snapshot(&f);
+
+    // Admission.
+    let adm = |v: Value| f.json(op, "POST", "/v1/scheme/issuers", &v);
+    refused(&adm(json!({"code": "bank-c"})), 400, "invalid_json");
+    refused(&adm(json!({"code": "bank-c", "csr": "!!not base64"})), 400, "invalid_input");
+    refused(&adm(json!({"code": "Bank C", "csr": offpay_api::b64(&csr("bank-c", 3))})), 400, "invalid_code");
+    refused(&adm(json!({"code": "bank-c", "csr": offpay_api::b64(b"garbage")})), 400, "invalid_csr");
+    refused(&adm(json!({"code": "bank-c", "csr": offpay_api::b64(&csr("bank-d", 3))})), 400, "invalid_csr");
+    refused(&adm(json!({"code": "bank-a", "csr": offpay_api::b64(&csr("bank-a", 1))})), 409, "issuer_exists");
+    refused(&f.call(op, "POST", "/v1/scheme/issuers", Some(("text/plain", b"x"))), 415, "unsupported_media_type");
+    // Status changes.
+    refused(&f.call(op, "POST", "/v1/scheme/issuers/NOPE!/suspend", None), 400, "invalid_code");
+    refused(&f.call(op, "POST", "/v1/scheme/issuers/bank-z/suspend", None), 404, "unknown_issuer");
+    refused(&f.call(op, "POST", "/v1/scheme/issuers/bank-a/reinstate", None), 409, "invalid_transition");
+    // Claims list.
+    refused(&f.call(op, "GET", "/v1/scheme/claims?issuer=xyz", None), 400, "invalid_input");
+    refused(&f.call(op, "GET", "/v1/scheme/claims?limit=0", None), 400, "invalid_input");
+    refused(&f.call(op, "GET", "/v1/scheme/claims?limit=ten", None), 400, "invalid_input");
+    // Submit.
+    let sub = |v: Value| f.json(t, "POST", "/v1/scheme/claims", &v);
+    refused(&sub(json!({})), 400, "invalid_json");
+    refused(&sub(json!({"entries": []})), 400, "invalid_input");
+    refused(&sub(json!({"entries": ["%%%"]})), 400, "invalid_input");
+    let many: Vec<String> = (0..257).map(|_| offpay_api::b64(b"x")).collect();
+    refused(&sub(json!({"entries": many})), 400, "invalid_input");
+    let big = vec![b'A'; offpay_server::scheme::CLAIMS_BODY_BYTES_MAX + 1];
+    refused(&f.call(t, "POST", "/v1/scheme/claims", Some(("application/json", &big))), 413, "body_too_large");
+    // A malformed entry is refused per claim, recorded, and posts nothing.
+    let r = sub(json!({"entries": [offpay_api::b64(b"not a payment")]}));
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let res = &body(&r)["results"];
+    assert_eq!(res.as_array().unwrap().len(), 1);
+    assert_eq!(res[0]["result"], "refused");
+    assert_eq!(res[0]["code"], "malformed_entry");
+    // Inbox and acks.
+    refused(&f.call(t, "GET", "/v1/scheme/inbox?limit=0", None), 400, "invalid_input");
+    refused(&f.call(t, "GET", "/v1/scheme/inbox?limit=-1", None), 400, "invalid_input");
+    let ack = |v: Value| f.json(t, "POST", "/v1/scheme/inbox/ack", &v);
+    let id = "ab".repeat(32);
+    refused(&ack(json!({"acks": []})), 400, "invalid_input");
+    refused(&ack(json!({"acks": [{"id": "zz", "result": "accepted"}]})), 400, "invalid_input");
+    refused(&ack(json!({"acks": [{"id": id, "result": "maybe"}]})), 400, "invalid_input");
+    refused(&ack(json!({"acks": [{"id": id, "result": "refused"}]})), 400, "invalid_input");
+    refused(&ack(json!({"acks": [{"id": id, "result": "refused", "code": "Not Snake"}]})), 400, "invalid_input");
+    refused(&ack(json!({"acks": [{"id": id, "result": "accepted"}]})), 404, "unknown_claim");
+    // CRL upload.
+    refused(&f.call(t, "PUT", "/v1/scheme/crl", Some(("application/cbor", b"x"))), 415, "unsupported_media_type");
+    refused(&f.call(t, "PUT", "/v1/scheme/crl", Some(("application/pkix-crl", b"not a crl"))), 422, "invalid_crl");
+    // Statements and cycle claims.
+    refused(&f.call(t, "GET", "/v1/scheme/statements?after=soon", None), 400, "invalid_input");
+    refused(&f.call(t, "GET", "/v1/scheme/cycles/zero/claims", None), 400, "invalid_input");
+    refused(&f.call(t, "GET", "/v1/scheme/cycles/0/claims", None), 400, "invalid_input");
+    // Unknown routes and methods.
+    refused(&f.call(op, "GET", "/v1/scheme/nothing", None), 404, "not_found");
+    refused(&f.call(op, "DELETE", "/v1/scheme/issuers", None), 405, "method_not_allowed");
+
+    assert_eq!(snapshot(&f), before, "nothing was posted");
+    let inv = body(&f.call(op, "GET", "/v1/scheme/invariants", None));
+    assert_eq!(inv["ok"], true, "{inv}");
+    // The refusal is counted.
+    let m = String::from_utf8(f.call(None, "GET", "/metrics", None).body).unwrap();
+    assert!(m.contains("offpay_scheme_claims_in_total{result=\"malformed_entry\"} 1"), "{m}");
+    assert!(m.contains("offpay_scheme_open_claims{age=\"1h\"} 0"), "{m}");
+}
+
+#[test]
+fn lifecycle_of_an_issuer_and_an_empty_cycle() {
+    let f = Fixture::start();
+    let a = admit(&f, "bank-a", 1);
+    admit(&f, "bank-b", 2);
+    let op = Some(OPERATOR);
+    let list = body(&f.call(op, "GET", "/v1/scheme/issuers", None));
+    let codes: Vec<&str> = list["issuers"].as_array().unwrap().iter().map(|i| i["code"].as_str().unwrap()).collect();
+    assert_eq!(codes.len(), 2);
+    assert!(codes.contains(&"bank-a") && codes.contains(&"bank-b"));
+    let d0 = f.call(None, "GET", "/v1/scheme/directory", None).body;
+    let s = body(&f.call(op, "POST", "/v1/scheme/issuers/bank-a/suspend", None));
+    assert_eq!(s["issuer"], a["issuer"]);
+    let v1 = s["directory_version"].as_u64().unwrap();
+    let r = body(&f.call(op, "POST", "/v1/scheme/issuers/bank-a/reinstate", None));
+    assert!(r["directory_version"].as_u64().unwrap() > v1);
+    let r = body(&f.call(op, "POST", "/v1/scheme/issuers/bank-a/revoke", None));
+    assert!(r["directory_version"].as_u64().unwrap() > v1);
+    assert_ne!(f.call(None, "GET", "/v1/scheme/directory", None).body, d0, "the directory changed");
+    let st = body(&f.call(op, "GET", "/v1/scheme/issuers", None));
+    let a_now = st["issuers"].as_array().unwrap().iter().find(|i| i["code"] == "bank-a").unwrap().clone();
+    assert_eq!(a_now["status"], "revoked");
+    refused(&f.call(op, "POST", "/v1/scheme/issuers/bank-a/reinstate", None), 409, "invalid_transition");
+    // A revoked issuer's token can no longer act.
+    let ta = a["token"].as_str().unwrap();
+    let r = f.json(Some(ta), "POST", "/v1/scheme/claims", &json!({"entries": [offpay_api::b64(b"x")]}));
+    assert!(r.status == 401 || r.status == 403, "{}", r.status);
+    // An empty cycle nets nothing.
+    let c = body(&f.call(op, "POST", "/v1/scheme/cycles", None));
+    assert_eq!(c["claims"], 0, "{c}");
+    assert_eq!(c["positions"], json!([]));
+    assert_eq!(body(&f.call(op, "GET", "/v1/scheme/invariants", None))["ok"], true);
+    // Public routes.
+    let roots = body(&f.call(None, "GET", "/v1/roots", None));
+    assert!(roots["root_pem"].as_str().unwrap().contains("BEGIN CERTIFICATE"));
+    assert_eq!(roots["currency"], "EUR");
+    assert_eq!(body(&f.call(None, "GET", "/healthz", None))["backend"], "sqlite");
+}
+
+#[test]
+fn the_openapi_documents_list_every_new_route() {
+    let f = Fixture::start();
+    let doc = body(&f.call(None, "GET", "/openapi.json", None));
+    let routes = [
+        ("post", "/v1/scheme/issuers"),
+        ("get", "/v1/scheme/issuers"),
+        ("post", "/v1/scheme/issuers/{code}/suspend"),
+        ("post", "/v1/scheme/issuers/{code}/reinstate"),
+        ("post", "/v1/scheme/issuers/{code}/revoke"),
+        ("post", "/v1/scheme/cycles"),
+        ("get", "/v1/scheme/claims"),
+        ("get", "/v1/scheme/invariants"),
+        ("post", "/v1/scheme/claims"),
+        ("get", "/v1/scheme/inbox"),
+        ("post", "/v1/scheme/inbox/ack"),
+        ("put", "/v1/scheme/crl"),
+        ("get", "/v1/scheme/statements"),
+        ("get", "/v1/scheme/cycles/{n}/claims"),
+        ("get", "/v1/scheme/directory"),
+        ("get", "/v1/roots"),
+        ("get", "/healthz"),
+        ("get", "/metrics"),
+        ("get", "/openapi.json"),
+    ];
+    for (m, p) in routes {
+        assert!(doc["paths"][p][m].is_object(), "scheme document lacks {m} {p}");
+    }
+    assert_eq!(doc["paths"].as_object().unwrap().len(), 17, "no undocumented extras");
+    assert!(doc["components"]["securitySchemes"]["issuer_token"].is_object());
+    // The issuer's document lists the member link's routes.
+    let issuer: Value = serde_json::from_str(&offpay_server::openapi::document_json()).unwrap();
+    assert!(issuer["paths"]["/v1/admin/scheme"]["get"].is_object());
+    assert!(issuer["paths"]["/v1/admin/scheme/sync"]["post"].is_object());
+}
