@@ -14,7 +14,9 @@ pub mod types;
 
 pub use entropy::{Entropy, EntropyError, OsEntropy, SeededEntropy, SharedEntropy};
 pub use suite::{PublicKey, SigningKey, Suite};
-pub use types::{Amount, AmountError, Currency, Hash32, IssuerId, Nonce, UnixSeconds, WalletId};
+pub use types::{
+    Amount, AmountError, Currency, Hash32, IssuerId, IssuerStatus, Nonce, UnixSeconds, WalletId,
+};
 pub mod cbor;
 pub mod envelope;
 pub mod evidence;

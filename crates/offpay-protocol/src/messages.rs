@@ -8,7 +8,9 @@
 
 use crate::cbor::{DecodeError, Decoder, Encoder, MapReader};
 use crate::envelope::{Body, Signed};
-use crate::types::{Amount, Currency, Hash32, Nonce, UnixSeconds, WalletId};
+use crate::types::{
+    Amount, Currency, Hash32, IssuerId, IssuerStatus, Nonce, UnixSeconds, WalletId,
+};
 
 /// Largest certificate carried inline in a message (DER bytes).
 pub const CERT_FIELD_BYTES_MAX: usize = 2048;
@@ -31,7 +33,7 @@ pub const SYNC_REPORT_BYTES_MAX: usize = 24 << 20;
 /// Largest CRL carried in a SyncResponse (DER bytes).
 pub const CRL_FIELD_BYTES_MAX: usize = 1 << 20;
 /// Largest SyncResponse envelope.
-pub const SYNC_RESPONSE_BYTES_MAX: usize = 4 << 20;
+pub const SYNC_RESPONSE_BYTES_MAX: usize = 6 << 20;
 /// Largest DoubleSpendProof encoding.
 pub const DOUBLE_SPEND_PROOF_BYTES_MAX: usize = 12 << 10;
 /// Largest lock reason text.
@@ -114,12 +116,19 @@ pub mod message_type {
     pub const PIN_LOCKED_REQUEST: u64 = 12;
     /// [`super::PinUnlock`]
     pub const PIN_UNLOCK: u64 = 13;
+    /// [`super::Directory`]
+    pub const DIRECTORY: u64 = 14;
+    /// [`super::SettlementStatement`]
+    pub const SETTLEMENT_STATEMENT: u64 = 15;
 }
 
 // ---- field helpers -------------------------------------------------------
 
 fn wallet(d: &mut Decoder<'_>, f: &'static str) -> Result<WalletId, DecodeError> {
     d.fixed::<16>(f).map(WalletId)
+}
+fn issuer_id(d: &mut Decoder<'_>, f: &'static str) -> Result<IssuerId, DecodeError> {
+    d.fixed::<16>(f).map(IssuerId)
 }
 fn hash(d: &mut Decoder<'_>, f: &'static str) -> Result<Hash32, DecodeError> {
     d.fixed::<32>(f).map(Hash32)
@@ -245,7 +254,7 @@ impl Body for PaymentRequest {
 /// chain. Signed by the payer TA after it durably debited itself.
 ///
 /// Keys: 2 payer, 3 seq, 4 prev, 5 payee, 6 amount, 7 currency, 8 nonce,
-/// 9 time, 10 payer certificate (DER) or 11 its reference.
+/// 9 time, 10 payer certificate (DER) or 11 its reference, 12 payee issuer.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Payment {
     /// The paying wallet.
@@ -264,6 +273,10 @@ pub struct Payment {
     pub time: UnixSeconds,
     /// The payer's wallet certificate.
     pub payer_cert: CertField,
+    /// The payee's issuer (the payee certificate's [`IssuerId`], set by the
+    /// payer TA from the validated request): the payee TA refuses a payment
+    /// naming another issuer.
+    pub payee_issuer: IssuerId,
 }
 
 impl Body for Payment {
@@ -271,7 +284,7 @@ impl Body for Payment {
     const NAME: &'static str = "Payment";
     const BYTES_MAX: usize = PAYMENT_BYTES_MAX;
     fn field_count(&self) -> usize {
-        9
+        10
     }
     fn encode_fields(&self, e: &mut Encoder) {
         e.uint(2).bytes(&self.payer.0);
@@ -282,6 +295,7 @@ impl Body for Payment {
         e.uint(8).bytes(&self.nonce.0);
         e.uint(9).uint(self.time.0);
         self.payer_cert.write(e, 10);
+        e.uint(12).bytes(&self.payee_issuer.0);
     }
     fn decode_fields(m: &mut MapReader<'_, '_>) -> Result<Self, DecodeError> {
         let payer = wallet(m.required(2, "payer")?, "payer")?;
@@ -298,6 +312,7 @@ impl Body for Payment {
             nonce: nonce(m.required(8, "nonce")?, "nonce")?,
             time: time(m.required(9, "time")?, "time")?,
             payer_cert: CertField::read(m, 10)?,
+            payee_issuer: issuer_id(m.required(12, "payee issuer")?, "payee issuer")?,
         })
     }
 }
@@ -538,7 +553,8 @@ impl Body for RiskPolicy {
 /// 7 incoming payments (array of accepted Payment envelopes),
 /// 8 loads applied (array of load seqs), 9 balance, 10 currency,
 /// 11 chain seq, 12 chain head, 13 last load seq, 14 rollback evidence
-/// (array of refused Payment envelopes), 15 locked (bool).
+/// (array of refused Payment envelopes), 15 locked (bool), 16 directory
+/// version (0: none).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SyncReport {
     /// The reporting wallet.
@@ -567,6 +583,9 @@ pub struct SyncReport {
     pub evidence: Vec<Vec<u8>>,
     /// Whether the TA is locked (rollback detected, or locked by the issuer).
     pub locked: bool,
+    /// The version of the scheme directory the TA holds (0: none); the
+    /// issuer answers with the changes after it.
+    pub directory_version: u64,
 }
 
 fn put_list(e: &mut Encoder, k: u64, items: &[Vec<u8>]) {
@@ -594,7 +613,7 @@ impl Body for SyncReport {
     const NAME: &'static str = "SyncReport";
     const BYTES_MAX: usize = SYNC_REPORT_BYTES_MAX;
     fn field_count(&self) -> usize {
-        14
+        15
     }
     fn encode_fields(&self, e: &mut Encoder) {
         e.uint(2).bytes(&self.wallet.0);
@@ -613,6 +632,7 @@ impl Body for SyncReport {
         e.uint(13).uint(self.load_seq);
         put_list(e, 14, &self.evidence);
         e.uint(15).bool(self.locked);
+        e.uint(16).uint(self.directory_version);
     }
     fn decode_fields(m: &mut MapReader<'_, '_>) -> Result<Self, DecodeError> {
         let wallet = wallet(m.required(2, "wallet")?, "wallet")?;
@@ -645,6 +665,9 @@ impl Body for SyncReport {
             load_seq: m.required(13, "load seq")?.uint("load seq")?,
             evidence: read_list(m.required(14, "evidence")?, "evidence", PAYMENT_BYTES_MAX)?,
             locked: m.required(15, "locked")?.bool("locked")?,
+            directory_version: m
+                .required(16, "directory version")?
+                .uint("directory version")?,
         })
     }
 }
@@ -728,7 +751,8 @@ pub enum WalletCommand {
 /// Keys: 2 wallet, 3 report seq, 4 time, 5 checkpoint (map), 6 vouchers
 /// (array of LoadVoucher envelopes), 7 CRL (DER, optional), 8 renewed wallet
 /// certificate (DER, optional), 9 RiskPolicy envelope (optional),
-/// 10 command (0 none, 1 lock, 2 unlock), 11 lock reason (text, with command 1 only).
+/// 10 command (0 none, 1 lock, 2 unlock), 11 lock reason (text, with command 1 only),
+/// 12 directory update (map, optional; see [`DirectoryUpdate`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SyncResponse {
     /// The wallet addressed.
@@ -749,6 +773,9 @@ pub struct SyncResponse {
     pub policy: Option<Vec<u8>>,
     /// Lock or unlock.
     pub command: WalletCommand,
+    /// The scheme directory's changes after the report's directory version
+    /// (a standalone issuer sends none).
+    pub directory: Option<DirectoryUpdate>,
 }
 
 impl Body for SyncResponse {
@@ -760,6 +787,7 @@ impl Body for SyncResponse {
             + self.certificate.is_some() as usize
             + self.policy.is_some() as usize
             + matches!(self.command, WalletCommand::Lock { .. }) as usize
+            + self.directory.is_some() as usize
     }
     fn encode_fields(&self, e: &mut Encoder) {
         e.uint(2).bytes(&self.wallet.0);
@@ -782,6 +810,10 @@ impl Body for SyncResponse {
             WalletCommand::Lock { reason } => e.uint(10).uint(1).uint(11).text(reason),
             WalletCommand::Unlock => e.uint(10).uint(2),
         };
+        if let Some(d) = &self.directory {
+            e.uint(12);
+            d.encode(e);
+        }
     }
     fn decode_fields(m: &mut MapReader<'_, '_>) -> Result<Self, DecodeError> {
         let wallet = wallet(m.required(2, "wallet")?, "wallet")?;
@@ -819,6 +851,7 @@ impl Body for SyncResponse {
             2 => WalletCommand::Unlock,
             _ => return Err(DecodeError::InvalidValue("command")),
         };
+        let directory = m.optional(12)?.map(DirectoryUpdate::decode).transpose()?;
         Ok(SyncResponse {
             wallet,
             report_seq,
@@ -829,6 +862,7 @@ impl Body for SyncResponse {
             certificate,
             policy,
             command,
+            directory,
         })
     }
 }
@@ -1168,6 +1202,549 @@ impl Body for PinUnlock {
     }
 }
 
+// ---- scheme of many issuers: directory -------------------------------------
+
+/// Most issuers in a [`Directory`] or a [`DirectoryUpdate`] (and in a wallet's directory).
+pub const DIRECTORY_ISSUERS_MAX: usize = 64;
+/// Largest encoded [`DirectoryUpdate`] (the map inside a SyncResponse).
+pub const DIRECTORY_UPDATE_BYTES_MAX: usize = 2 << 20;
+/// Largest Directory envelope.
+pub const DIRECTORY_BYTES_MAX: usize = 16 << 20;
+/// Largest issuer code carried (an issuer CA's commonName, `[a-z0-9-]{1,32}`).
+pub const ISSUER_CODE_FIELD_BYTES_MAX: usize = crate::pki::ISSUER_CODE_BYTES_MAX;
+/// Most lines in a [`SettlementStatement`].
+pub const STATEMENT_LINES_MAX: usize = 256;
+/// Largest SettlementStatement envelope.
+pub const SETTLEMENT_STATEMENT_BYTES_MAX: usize = 32 << 10;
+
+// A SyncResponse at its fullest with a directory update (5-byte map head).
+const _: () = assert!(
+    ENVELOPE_FIXED_BYTES_MAX
+        + SYNC_ENTRIES_MAX * (BYTES_HEAD_MAX + LOAD_VOUCHER_BYTES_MAX)
+        + 5
+        + CRL_FIELD_BYTES_MAX
+        + BYTES_HEAD_MAX
+        + CERT_FIELD_BYTES_MAX
+        + BYTES_HEAD_MAX
+        + RISK_POLICY_BYTES_MAX
+        + BYTES_HEAD_MAX
+        + REASON_BYTES_MAX
+        + 1
+        + DIRECTORY_UPDATE_BYTES_MAX
+        <= SYNC_RESPONSE_BYTES_MAX
+);
+// A statement at its fullest: each line at most 1 + 17 + 4 * 9 + 34 + 5 key bytes.
+const _: () = assert!(
+    ENVELOPE_FIXED_BYTES_MAX + 3 + STATEMENT_LINES_MAX * 96 <= SETTLEMENT_STATEMENT_BYTES_MAX
+);
+// A directory of every issuer, each with a certificate at its largest and a
+// CRL of up to 128 KiB (about 3 000 entries), fits; the scheme refuses a CRL
+// publication that would make its directory exceed DIRECTORY_BYTES_MAX.
+const _: () = assert!(
+    ENVELOPE_FIXED_BYTES_MAX
+        + 5
+        + CRL_FIELD_BYTES_MAX
+        + DIRECTORY_ISSUERS_MAX
+            * (16
+                + ISSUER_CODE_FIELD_BYTES_MAX
+                + BYTES_HEAD_MAX
+                + CERT_FIELD_BYTES_MAX
+                + 5
+                + (128 << 10))
+        <= DIRECTORY_BYTES_MAX
+);
+
+fn read_crl(d: &mut Decoder<'_>, f: &'static str) -> Result<Vec<u8>, DecodeError> {
+    d.bytes(f, CRL_FIELD_BYTES_MAX).map(<[u8]>::to_vec)
+}
+fn read_cert(d: &mut Decoder<'_>, f: &'static str) -> Result<Vec<u8>, DecodeError> {
+    d.bytes(f, CERT_FIELD_BYTES_MAX).map(<[u8]>::to_vec)
+}
+
+/// One issuer in a [`DirectoryUpdate`]: its CA certificate (root-signed) and
+/// its current CRL of wallet certificates (signed by that CA).
+///
+/// Keys (a nested map): 0 changed, 1 CA certificate (DER), 2 CRL (DER, optional).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DirectoryIssuer {
+    /// The directory version at which this issuer's entry last changed (>= 1).
+    pub changed: u64,
+    /// The issuer CA certificate (DER).
+    pub ca_cert: Vec<u8>,
+    /// The issuer's latest CRL (DER), if it published one.
+    pub crl: Option<Vec<u8>>,
+}
+
+impl DirectoryIssuer {
+    fn encode(&self, e: &mut Encoder) {
+        e.map(2 + self.crl.is_some() as usize);
+        e.uint(0).uint(self.changed);
+        e.uint(1).bytes(&self.ca_cert);
+        if let Some(c) = &self.crl {
+            e.uint(2).bytes(c);
+        }
+    }
+    fn decode(d: &mut Decoder<'_>) -> Result<DirectoryIssuer, DecodeError> {
+        let mut m = d.map("directory issuer", 3)?;
+        let changed = m.required(0, "changed")?.uint("changed")?;
+        if changed == 0 {
+            return Err(DecodeError::InvalidValue("changed starts at 1"));
+        }
+        let ca_cert = read_cert(
+            m.required(1, "issuer CA certificate")?,
+            "issuer CA certificate",
+        )?;
+        let crl = m
+            .optional(2)?
+            .map(|d| read_crl(d, "issuer CRL"))
+            .transpose()?;
+        m.end()?;
+        Ok(DirectoryIssuer {
+            changed,
+            ca_cert,
+            crl,
+        })
+    }
+}
+
+/// The changes of the scheme directory after a wallet's version, carried in
+/// a [`SyncResponse`] (plain CBOR inside the issuer-signed response; every
+/// element verifies on its own against the scheme root).
+///
+/// Keys (a nested map): 0 version, 1 issuer CRL (DER, root-signed, optional),
+/// 2 issuers (array of [`DirectoryIssuer`] maps, ascending `changed`).
+/// Decoding refuses more than [`DIRECTORY_ISSUERS_MAX`] issuers, an encoding
+/// over [`DIRECTORY_UPDATE_BYTES_MAX`], a `changed` of 0, above `version`
+/// or descending, and a `version` of 0.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DirectoryUpdate {
+    /// The directory version the wallet holds once it applied this update:
+    /// the highest `changed` fully included.
+    pub version: u64,
+    /// The root-signed CRL of issuer CA certificates (certificateHold =
+    /// suspended, another reason = revoked).
+    pub issuer_crl: Option<Vec<u8>>,
+    /// The issuers whose entry changed, oldest change first.
+    pub issuers: Vec<DirectoryIssuer>,
+}
+
+impl DirectoryUpdate {
+    /// The canonical CBOR map (as nested in a SyncResponse).
+    pub fn encode(&self, e: &mut Encoder) {
+        e.map(2 + self.issuer_crl.is_some() as usize);
+        e.uint(0).uint(self.version);
+        if let Some(c) = &self.issuer_crl {
+            e.uint(1).bytes(c);
+        }
+        e.uint(2).array(self.issuers.len());
+        for i in &self.issuers {
+            i.encode(e);
+        }
+    }
+    /// The encoded length in bytes.
+    pub fn encoded_len(&self) -> usize {
+        let mut e = Encoder::new();
+        self.encode(&mut e);
+        e.len()
+    }
+    /// Read one nested update map (strict; see the type's limits).
+    pub fn decode(d: &mut Decoder<'_>) -> Result<DirectoryUpdate, DecodeError> {
+        let start = d.position();
+        let mut m = d.map("directory update", 3)?;
+        let version = m
+            .required(0, "directory version")?
+            .uint("directory version")?;
+        if version == 0 {
+            return Err(DecodeError::InvalidValue("directory version starts at 1"));
+        }
+        let issuer_crl = m
+            .optional(1)?
+            .map(|d| read_crl(d, "issuer CRL"))
+            .transpose()?;
+        let issuers = {
+            let d = m.required(2, "directory issuers")?;
+            let n = d.array("directory issuers", DIRECTORY_ISSUERS_MAX)?;
+            let mut v: Vec<DirectoryIssuer> = Vec::with_capacity(n);
+            for _ in 0..n {
+                let i = DirectoryIssuer::decode(d)?;
+                if i.changed > version {
+                    return Err(DecodeError::InvalidValue(
+                        "issuer changed after the version",
+                    ));
+                }
+                if v.last().is_some_and(|p| p.changed > i.changed) {
+                    return Err(DecodeError::InvalidValue(
+                        "directory issuers not oldest first",
+                    ));
+                }
+                v.push(i);
+            }
+            d.leave();
+            v
+        };
+        m.end()?;
+        if d.position() - start > DIRECTORY_UPDATE_BYTES_MAX {
+            return Err(DecodeError::TooLarge {
+                field: "directory update",
+                max: DIRECTORY_UPDATE_BYTES_MAX as u64,
+            });
+        }
+        Ok(DirectoryUpdate {
+            version,
+            issuer_crl,
+            issuers,
+        })
+    }
+}
+
+/// One admitted issuer in the scheme's [`Directory`].
+///
+/// Keys (a nested map): 0 code, 1 status (0 active, 1 suspended, 2 revoked),
+/// 2 changed, 3 CA certificate (DER), 4 CRL (DER, optional).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DirectoryEntry {
+    /// The issuer code (`[a-z0-9-]{1,32}`, the CA certificate's commonName).
+    pub code: String,
+    /// Its standing (also on the directory's issuer CRL, which is what verifiers use).
+    pub status: IssuerStatus,
+    /// The directory version at which this entry last changed (>= 1).
+    pub changed: u64,
+    /// The issuer CA certificate (DER, root-signed).
+    pub ca_cert: Vec<u8>,
+    /// The issuer's latest CRL (DER), if it published one.
+    pub crl: Option<Vec<u8>>,
+}
+
+impl DirectoryEntry {
+    /// This entry as a [`DirectoryIssuer`] of an update.
+    pub fn to_update_issuer(&self) -> DirectoryIssuer {
+        DirectoryIssuer {
+            changed: self.changed,
+            ca_cert: self.ca_cert.clone(),
+            crl: self.crl.clone(),
+        }
+    }
+    fn encode(&self, e: &mut Encoder) {
+        e.map(4 + self.crl.is_some() as usize);
+        e.uint(0).text(&self.code);
+        e.uint(1).uint(self.status.code());
+        e.uint(2).uint(self.changed);
+        e.uint(3).bytes(&self.ca_cert);
+        if let Some(c) = &self.crl {
+            e.uint(4).bytes(c);
+        }
+    }
+    fn decode(d: &mut Decoder<'_>) -> Result<DirectoryEntry, DecodeError> {
+        let mut m = d.map("directory entry", 5)?;
+        let code = m
+            .required(0, "issuer code")?
+            .text("issuer code", ISSUER_CODE_FIELD_BYTES_MAX)?;
+        if !crate::pki::is_issuer_code(code) {
+            return Err(DecodeError::InvalidValue("issuer code"));
+        }
+        let code = code.to_string();
+        let status =
+            IssuerStatus::from_code(m.required(1, "issuer status")?.uint("issuer status")?)
+                .ok_or(DecodeError::InvalidValue("issuer status"))?;
+        let changed = m.required(2, "changed")?.uint("changed")?;
+        if changed == 0 {
+            return Err(DecodeError::InvalidValue("changed starts at 1"));
+        }
+        let ca_cert = read_cert(
+            m.required(3, "issuer CA certificate")?,
+            "issuer CA certificate",
+        )?;
+        let crl = m
+            .optional(4)?
+            .map(|d| read_crl(d, "issuer CRL"))
+            .transpose()?;
+        m.end()?;
+        Ok(DirectoryEntry {
+            code,
+            status,
+            changed,
+            ca_cert,
+            crl,
+        })
+    }
+}
+
+/// Scheme -> issuers (and, through sync, wallets): every admitted issuer,
+/// its CA certificate, its latest CRL, and the root-signed issuer CRL.
+/// Signed by the scheme root key.
+///
+/// Keys: 2 version, 3 time, 4 currency, 5 issuer CRL (DER, root-signed),
+/// 6 issuers (array of [`DirectoryEntry`] maps, ascending code, codes unique,
+/// at most [`DIRECTORY_ISSUERS_MAX`]; every `changed` at most `version`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Directory {
+    /// Directory version: grows with every change (admission, suspension,
+    /// reinstatement, revocation, CRL publication).
+    pub version: u64,
+    /// Scheme time of publication.
+    pub time: UnixSeconds,
+    /// The scheme's currency.
+    pub currency: Currency,
+    /// The root-signed CRL of issuer CA certificates.
+    pub issuer_crl: Vec<u8>,
+    /// The admitted issuers.
+    pub issuers: Vec<DirectoryEntry>,
+}
+
+impl Directory {
+    /// The changes after version `since`, for a holder at that version: the
+    /// entries with `changed > since`, oldest change first, as many whole
+    /// versions as fit in `budget` encoded bytes (capped at
+    /// [`DIRECTORY_UPDATE_BYTES_MAX`]), with the issuer CRL. `version` of the
+    /// update = the highest `changed` fully included. `None` when nothing
+    /// changed after `since`, or when not even the oldest change fits (the
+    /// holder stays at its version).
+    pub fn update_since(&self, since: u64, budget: usize) -> Option<DirectoryUpdate> {
+        let budget = budget.min(DIRECTORY_UPDATE_BYTES_MAX);
+        let mut pending: Vec<&DirectoryEntry> =
+            self.issuers.iter().filter(|e| e.changed > since).collect();
+        pending.sort_by_key(|e| e.changed);
+        let mut update = DirectoryUpdate {
+            version: since,
+            issuer_crl: Some(self.issuer_crl.clone()),
+            issuers: Vec::new(),
+        };
+        let mut i = 0;
+        while i < pending.len() {
+            // One version at a time: all entries sharing a `changed`, or none.
+            let v = pending[i].changed;
+            let mut j = i;
+            let mut next = update.clone();
+            while j < pending.len() && pending[j].changed == v {
+                next.issuers.push(pending[j].to_update_issuer());
+                j += 1;
+            }
+            next.version = v;
+            if next.encoded_len() > budget {
+                break;
+            }
+            update = next;
+            i = j;
+        }
+        (update.version > since).then_some(update)
+    }
+
+    /// The entry of an issuer code.
+    pub fn entry(&self, code: &str) -> Option<&DirectoryEntry> {
+        self.issuers
+            .binary_search_by(|e| e.code.as_str().cmp(code))
+            .ok()
+            .and_then(|i| self.issuers.get(i))
+    }
+}
+
+impl Body for Directory {
+    const TYPE: u64 = message_type::DIRECTORY;
+    const NAME: &'static str = "Directory";
+    const BYTES_MAX: usize = DIRECTORY_BYTES_MAX;
+    fn field_count(&self) -> usize {
+        5
+    }
+    fn encode_fields(&self, e: &mut Encoder) {
+        e.uint(2).uint(self.version);
+        e.uint(3).uint(self.time.0);
+        e.uint(4).text(self.currency.as_str());
+        e.uint(5).bytes(&self.issuer_crl);
+        e.uint(6).array(self.issuers.len());
+        for i in &self.issuers {
+            i.encode(e);
+        }
+    }
+    fn decode_fields(m: &mut MapReader<'_, '_>) -> Result<Self, DecodeError> {
+        let version = m
+            .required(2, "directory version")?
+            .uint("directory version")?;
+        let time = time(m.required(3, "time")?, "time")?;
+        let currency = currency(m.required(4, "currency")?)?;
+        let issuer_crl = read_crl(m.required(5, "issuer CRL")?, "issuer CRL")?;
+        let issuers = {
+            let d = m.required(6, "directory issuers")?;
+            let n = d.array("directory issuers", DIRECTORY_ISSUERS_MAX)?;
+            let mut v: Vec<DirectoryEntry> = Vec::with_capacity(n);
+            for _ in 0..n {
+                let e = DirectoryEntry::decode(d)?;
+                if e.changed > version {
+                    return Err(DecodeError::InvalidValue("entry changed after the version"));
+                }
+                if v.last().is_some_and(|p| p.code >= e.code) {
+                    return Err(DecodeError::InvalidValue(
+                        "directory entries not in ascending code order",
+                    ));
+                }
+                v.push(e);
+            }
+            d.leave();
+            v
+        };
+        Ok(Directory {
+            version,
+            time,
+            currency,
+            issuer_crl,
+            issuers,
+        })
+    }
+}
+
+// ---- scheme of many issuers: settlement -------------------------------------
+
+/// SHA-256 over the concatenation of the 32-byte claim ids, sorted ascending
+/// (sorted in place): the digest of a [`StatementLine`]'s claims.
+pub fn statement_digest(claim_ids: &mut [Hash32]) -> Hash32 {
+    use sha2::{Digest, Sha256};
+    claim_ids.sort_unstable();
+    let mut h = Sha256::new();
+    for id in claim_ids.iter() {
+        h.update(id.0);
+    }
+    Hash32(h.finalize().into())
+}
+
+/// One counterparty of a [`SettlementStatement`].
+///
+/// Keys (a nested map): 0 counterparty, 1 receivable, 2 payable, 3 claims, 4 digest.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StatementLine {
+    /// The other issuer.
+    pub counterparty: IssuerId,
+    /// Total of the cycle's claims where we are the payee's issuer (minor units).
+    pub receivable_minor: u64,
+    /// Total of the cycle's claims where we are the payer's issuer (minor units).
+    pub payable_minor: u64,
+    /// Number of claims in this line (both directions, at least 1).
+    pub claims: u64,
+    /// [`statement_digest`] of this line's claim ids.
+    pub digest: Hash32,
+}
+
+impl StatementLine {
+    /// Receivable minus payable: positive = the counterparty owes us.
+    pub fn net(&self) -> i128 {
+        i128::from(self.receivable_minor) - i128::from(self.payable_minor)
+    }
+    fn encode(&self, e: &mut Encoder) {
+        e.map(5);
+        e.uint(0).bytes(&self.counterparty.0);
+        e.uint(1).uint(self.receivable_minor);
+        e.uint(2).uint(self.payable_minor);
+        e.uint(3).uint(self.claims);
+        e.uint(4).bytes(&self.digest.0);
+    }
+    fn decode(d: &mut Decoder<'_>) -> Result<StatementLine, DecodeError> {
+        let mut m = d.map("statement line", 5)?;
+        let line = StatementLine {
+            counterparty: issuer_id(m.required(0, "counterparty")?, "counterparty")?,
+            receivable_minor: m.required(1, "receivable")?.uint("receivable")?,
+            payable_minor: m.required(2, "payable")?.uint("payable")?,
+            claims: m.required(3, "claims")?.uint("claims")?,
+            digest: hash(m.required(4, "digest")?, "digest")?,
+        };
+        m.end()?;
+        if line.claims == 0 {
+            return Err(DecodeError::InvalidValue("statement line without claims"));
+        }
+        Ok(line)
+    }
+}
+
+/// Scheme -> one issuer: its net position of a settlement cycle, per
+/// counterparty. Signed by the scheme root key.
+///
+/// Keys: 2 cycle, 3 issuer, 4 time, 5 currency, 6 lines (array of
+/// [`StatementLine`] maps, ascending counterparty, unique, never the issuer
+/// itself, 1 to [`STATEMENT_LINES_MAX`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SettlementStatement {
+    /// The cycle number (1, 2, ...).
+    pub cycle: u64,
+    /// The issuer addressed.
+    pub issuer: IssuerId,
+    /// Scheme time of the cycle's close.
+    pub time: UnixSeconds,
+    /// The scheme's currency.
+    pub currency: Currency,
+    /// One line per counterparty.
+    pub lines: Vec<StatementLine>,
+}
+
+impl SettlementStatement {
+    /// Sum of the lines' nets: positive = the scheme pays the issuer.
+    pub fn net(&self) -> i128 {
+        self.lines.iter().map(StatementLine::net).sum()
+    }
+    /// The line of a counterparty.
+    pub fn line(&self, counterparty: &IssuerId) -> Option<&StatementLine> {
+        self.lines
+            .binary_search_by(|l| l.counterparty.cmp(counterparty))
+            .ok()
+            .and_then(|i| self.lines.get(i))
+    }
+}
+
+impl Body for SettlementStatement {
+    const TYPE: u64 = message_type::SETTLEMENT_STATEMENT;
+    const NAME: &'static str = "SettlementStatement";
+    const BYTES_MAX: usize = SETTLEMENT_STATEMENT_BYTES_MAX;
+    fn field_count(&self) -> usize {
+        5
+    }
+    fn encode_fields(&self, e: &mut Encoder) {
+        e.uint(2).uint(self.cycle);
+        e.uint(3).bytes(&self.issuer.0);
+        e.uint(4).uint(self.time.0);
+        e.uint(5).text(self.currency.as_str());
+        e.uint(6).array(self.lines.len());
+        for l in &self.lines {
+            l.encode(e);
+        }
+    }
+    fn decode_fields(m: &mut MapReader<'_, '_>) -> Result<Self, DecodeError> {
+        let cycle = m.required(2, "cycle")?.uint("cycle")?;
+        if cycle == 0 {
+            return Err(DecodeError::InvalidValue("cycle starts at 1"));
+        }
+        let issuer = issuer_id(m.required(3, "issuer")?, "issuer")?;
+        let time = time(m.required(4, "time")?, "time")?;
+        let currency = currency(m.required(5, "currency")?)?;
+        let lines = {
+            let d = m.required(6, "statement lines")?;
+            let n = d.array("statement lines", STATEMENT_LINES_MAX)?;
+            if n == 0 {
+                return Err(DecodeError::InvalidValue("statement without lines"));
+            }
+            let mut v: Vec<StatementLine> = Vec::with_capacity(n);
+            for _ in 0..n {
+                let l = StatementLine::decode(d)?;
+                if l.counterparty == issuer {
+                    return Err(DecodeError::InvalidValue(
+                        "statement line with the issuer itself",
+                    ));
+                }
+                if v.last().is_some_and(|p| p.counterparty >= l.counterparty) {
+                    return Err(DecodeError::InvalidValue(
+                        "statement lines not in ascending counterparty order",
+                    ));
+                }
+                v.push(l);
+            }
+            d.leave();
+            v
+        };
+        Ok(SettlementStatement {
+            cycle,
+            issuer,
+            time,
+            currency,
+            lines,
+        })
+    }
+}
+
 #[cfg(test)]
 mod limit_tests {
     use super::*;
@@ -1245,6 +1822,7 @@ mod limit_tests {
                         nonce: Nonce([0xff; 16]),
                         time: max,
                         payer_cert: CertField::Reference(h),
+                        payee_issuer: IssuerId([0xff; 16]),
                     },
                     &key,
                 )

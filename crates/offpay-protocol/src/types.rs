@@ -111,6 +111,63 @@ impl Hash32 {
     }
 }
 
+impl IssuerId {
+    /// The id of the issuer CA whose subject Name has this DER encoding.
+    pub fn of_name_der(name_der: &[u8]) -> IssuerId {
+        let d = Sha256::digest(name_der);
+        let mut id = [0u8; ISSUER_ID_BYTES];
+        id.copy_from_slice(&d[..ISSUER_ID_BYTES]);
+        IssuerId(id)
+    }
+}
+
+/// An issuer's standing in the scheme, from the root-signed issuer CRL:
+/// listed with reason certificateHold = suspended, with any other reason =
+/// revoked, absent = active.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum IssuerStatus {
+    /// Admitted and in good standing: its wallets are accepted.
+    Active,
+    /// Temporarily barred (may be reinstated): its wallets are refused.
+    Suspended,
+    /// Permanently barred: its wallets are refused.
+    Revoked,
+}
+
+impl IssuerStatus {
+    /// The wire code (0 active, 1 suspended, 2 revoked).
+    pub const fn code(self) -> u64 {
+        match self {
+            IssuerStatus::Active => 0,
+            IssuerStatus::Suspended => 1,
+            IssuerStatus::Revoked => 2,
+        }
+    }
+    /// The status of a wire code (`None` for unknown codes).
+    pub const fn from_code(code: u64) -> Option<IssuerStatus> {
+        match code {
+            0 => Some(IssuerStatus::Active),
+            1 => Some(IssuerStatus::Suspended),
+            2 => Some(IssuerStatus::Revoked),
+            _ => None,
+        }
+    }
+    /// "active", "suspended" or "revoked" (JSON, CLI, metrics).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            IssuerStatus::Active => "active",
+            IssuerStatus::Suspended => "suspended",
+            IssuerStatus::Revoked => "revoked",
+        }
+    }
+}
+
+impl fmt::Display for IssuerStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 pub(crate) fn hex_lower(b: &[u8]) -> String {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(b.len() * 2);

@@ -260,6 +260,7 @@ fn scheme(suite: Suite) -> Scheme {
         nonce: Nonce([0x30; 16]),
         time: UnixSeconds(T0 + 3610),
         payer_cert: CertField::Inline(payer_cert.der().to_vec()),
+        payee_issuer: payee_cert.issuer_id(),
     };
     let payment = Signed::sign(payment_body.clone(), &payer_key);
     let payment_ref = Signed::sign(
@@ -323,6 +324,7 @@ fn scheme(suite: Suite) -> Scheme {
             load_seq: 1,
             evidence: vec![conflict.bytes().to_vec()],
             locked: true,
+            directory_version: 0,
         },
         &payer_key,
     );
@@ -347,6 +349,7 @@ fn scheme(suite: Suite) -> Scheme {
             command: WalletCommand::Lock {
                 reason: "locked".to_string(),
             },
+            directory: None,
         },
         &issuer_key,
     );

@@ -192,6 +192,7 @@ fn fixture(suite: Suite) -> Fixture {
         nonce: nonce(),
         time: t(3610),
         payer_cert: CertField::Inline(payer_cert.der().to_vec()),
+        payee_issuer: payee_cert.issuer_id(),
     };
     let payment = Signed::sign(payment_body.clone(), &payer_key);
     let payment_ref = Signed::sign(
@@ -267,6 +268,7 @@ fn fixture(suite: Suite) -> Fixture {
             load_seq: 1,
             evidence: Vec::new(),
             locked: false,
+            directory_version: 0,
         },
         &payer_key,
     );
@@ -291,6 +293,7 @@ fn fixture(suite: Suite) -> Fixture {
             command: WalletCommand::Lock {
                 reason: "double spend under investigation".to_string(),
             },
+            directory: None,
         },
         &issuer_key,
     );

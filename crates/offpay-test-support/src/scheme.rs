@@ -197,6 +197,7 @@ impl Scheme {
                 certificate: None,
                 policy: None,
                 command,
+                directory: None,
             },
             &self.issuer_key,
         )
@@ -278,6 +279,12 @@ impl RawSigner {
             nonce: r.nonce,
             time: now,
             payer_cert: self.cert_field(),
+            // The payee's issuer: from its inline certificate, else this
+            // signer's (test schemes have one issuer).
+            payee_issuer: match &r.payee_cert {
+                CertField::Inline(der) => Certificate::from_der(der).unwrap().issuer_id(),
+                CertField::Reference(_) => Certificate::from_der(&self.cert).unwrap().issuer_id(),
+            },
         }
     }
 

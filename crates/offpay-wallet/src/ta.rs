@@ -737,6 +737,7 @@ impl<V: Vault> Wallet<V> {
             nonce: r.nonce,
             time: now,
             payer_cert: CertField::Inline(cert.der().to_vec()),
+            payee_issuer: payee_cert.issuer_id(),
         };
         let signed = Signed::sign(body, &self.key);
         let mut next = self.state.clone();
@@ -1120,6 +1121,7 @@ impl<V: Vault> Wallet<V> {
             load_seq: next.load_seq,
             evidence: next.evidence.clone(),
             locked: next.lock.is_some(),
+            directory_version: 0,
         };
         next.pending_report = Some(PendingReport {
             report_seq: next.report_seq,

@@ -9,7 +9,7 @@ use super::x509::{
 };
 use super::{CERTIFICATE_BYTES_MAX, CertRole, OFFPAY_POLICY_REF_OID_DER, PkiError, PolicyRef};
 use crate::suite::{PublicKey, SIGNATURE_BYTES, SigningKey, Suite};
-use crate::types::{Hash32, UnixSeconds, WalletId};
+use crate::types::{Hash32, IssuerId, UnixSeconds, WalletId};
 
 /// An X.509 v3 certificate: the exact DER it was parsed from, and its fields.
 ///
@@ -175,6 +175,18 @@ impl Certificate {
             _ => {}
         }
         Ok(())
+    }
+
+    /// The [`IssuerId`] of this certificate's issuer Name: for a wallet
+    /// certificate, its issuer's id (for an issuer CA, the root's Name hash).
+    pub fn issuer_id(&self) -> IssuerId {
+        IssuerId::of_name_der(&self.issuer_name)
+    }
+
+    /// The [`IssuerId`] of this certificate's own subject Name: for an issuer
+    /// CA certificate, the issuer's id.
+    pub fn subject_issuer_id(&self) -> IssuerId {
+        IssuerId::of_name_der(&self.subject_name)
     }
 
     /// Parse a PEM certificate (label `CERTIFICATE`).

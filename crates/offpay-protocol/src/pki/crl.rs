@@ -8,7 +8,7 @@ use super::cert::Certificate;
 use super::x509::{self, encode_extension, oid};
 use super::{CRL_BYTES_MAX, PkiError};
 use crate::suite::{SIGNATURE_BYTES, SigningKey, Suite};
-use crate::types::{Hash32, UnixSeconds};
+use crate::types::{Hash32, IssuerId, UnixSeconds};
 
 /// Why a certificate was revoked: the RFC 5280 `CRLReason` codes (all but
 /// `removeFromCRL`, which only delta CRLs use; offpay publishes full CRLs).
@@ -252,6 +252,11 @@ impl Crl {
     /// The issuer's commonName ("" if none).
     pub fn issuer_cn(&self) -> &str {
         &self.issuer_cn
+    }
+
+    /// The [`IssuerId`] of this CRL's issuer Name (the CA that signed it).
+    pub fn issuer_id(&self) -> IssuerId {
+        IssuerId::of_name_der(&self.issuer_name)
     }
 
     /// When this CRL was issued.

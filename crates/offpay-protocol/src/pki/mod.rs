@@ -39,6 +39,7 @@ mod asn1;
 mod cert;
 mod crl;
 mod csr;
+mod scheme;
 mod x509;
 
 #[cfg(test)]
@@ -48,7 +49,11 @@ use core::fmt;
 
 pub use cert::{Certificate, issue_issuer_ca, issue_root, issue_wallet};
 pub use crl::{Crl, RevocationReason, RevokedEntry, issue_crl};
-pub use csr::{Csr, build_csr, parse_csr};
+pub use csr::{
+    CaCsr, Csr, ISSUER_CODE_BYTES_MAX, build_ca_csr, build_csr, is_issuer_code, parse_ca_csr,
+    parse_csr,
+};
+pub use scheme::SchemeTrust;
 
 use crate::types::{UnixSeconds, WalletId};
 
@@ -156,6 +161,13 @@ pub enum PkiError {
     CrlBadSignature,
     /// The certificate may not sign CRLs (not a CA, or keyUsage without cRLSign).
     NotACrlIssuer,
+    /// The certificate (or CRL) names an issuer CA the scheme trust does not
+    /// hold (not admitted, or not yet learnt by this holder).
+    UnknownIssuer,
+    /// The issuer CA is suspended (certificateHold on the root-signed issuer CRL).
+    IssuerSuspended,
+    /// The issuer CA is revoked (on the root-signed issuer CRL with another reason).
+    IssuerRevoked,
 }
 
 impl fmt::Display for PkiError {
@@ -178,6 +190,9 @@ impl fmt::Display for PkiError {
             PkiError::CrlWrongIssuer => f.write_str("CRL from another issuer"),
             PkiError::CrlBadSignature => f.write_str("CRL signature does not verify"),
             PkiError::NotACrlIssuer => f.write_str("certificate may not sign CRLs"),
+            PkiError::UnknownIssuer => f.write_str("issuer not admitted to the scheme"),
+            PkiError::IssuerSuspended => f.write_str("issuer suspended by the scheme"),
+            PkiError::IssuerRevoked => f.write_str("issuer revoked by the scheme"),
         }
     }
 }
@@ -205,7 +220,7 @@ pub fn validate_wallet_leaf(
 }
 
 /// The leaf's part of a chain check: signed by `issuer`, a wallet identity, valid at `now`.
-fn check_leaf(
+pub(crate) fn check_leaf(
     issuer: &Certificate,
     leaf: &Certificate,
     now: UnixSeconds,
@@ -217,7 +232,7 @@ fn check_leaf(
 }
 
 /// `leaf` is not on `crl` (whose signature the caller has checked).
-fn not_revoked(crl: Option<&Crl>, leaf: &Certificate) -> Result<(), PkiError> {
+pub(crate) fn not_revoked(crl: Option<&Crl>, leaf: &Certificate) -> Result<(), PkiError> {
     match crl.and_then(|c| c.is_revoked(leaf.serial())) {
         Some(e) => Err(PkiError::Revoked { serial: e.serial }),
         None => Ok(()),

@@ -501,6 +501,15 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
         };
         let r = Signed::<PaymentRequest>::decode(&req)
             .map_err(|e| SimError::Wallet(format!("request: {e}")))?;
+        // The attacker names the payee's real issuer (from its request).
+        let payee_issuer = match &r.body().payee_cert {
+            CertField::Inline(der) => pki::Certificate::from_der(der)
+                .map_err(|e| SimError::Wallet(format!("payee certificate: {e}")))?
+                .issuer_id(),
+            CertField::Reference(_) => {
+                return Err(SimError::Wallet("request without its certificate".into()));
+            }
+        };
         let payment = Signed::sign(
             Payment {
                 payer: wid,
@@ -511,6 +520,7 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
                 nonce: r.body().nonce,
                 time: now,
                 payer_cert: CertField::Inline(cert.der().to_vec()),
+                payee_issuer,
             },
             &wk,
         )
