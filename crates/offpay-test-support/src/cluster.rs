@@ -530,10 +530,14 @@ impl Cluster {
             let a: Vec<&str> = a.iter().map(String::as_str).collect();
             run_ok(bin, &a, &[]);
             let csr = std::fs::read(&csr_file).unwrap();
-            let adm = scheme.post_json(
-                "/v1/scheme/issuers",
-                json!({"code": code, "csr": b64e(&csr)}),
-            );
+            let adm = scheme
+                .op(
+                    "POST",
+                    "/v1/scheme/issuers",
+                    Some(&json!({"code": code, "csr": b64e(&csr)})),
+                )
+                .expect(201)
+                .json();
             root = b64d(adm["root_cert"].as_str().unwrap());
             let adm_file = dir.path().join(format!("{code}.admission.json"));
             std::fs::write(&adm_file, adm.to_string()).unwrap();
