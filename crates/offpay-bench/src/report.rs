@@ -283,7 +283,10 @@ impl Report {
         put("scheme_claims_per_s", rate(sc.map(|r| r.claims_per_s)));
         put("scheme_claim_seconds", secs(sc.map(|r| r.claim_seconds)));
         put("scheme_submit_seconds", secs(sc.map(|r| r.submit_seconds)));
-        put("scheme_deliver_seconds", secs(sc.map(|r| r.deliver_seconds)));
+        put(
+            "scheme_deliver_seconds",
+            secs(sc.map(|r| r.deliver_seconds)),
+        );
         put("scheme_cycle_seconds", secs(sc.map(|r| r.cycle_seconds)));
         put(
             "scheme_sync_payments_per_s",
@@ -474,14 +477,13 @@ impl Report {
             );
             for (name, v) in [
                 ("  submit (payee issuer -> scheme)", r.submit_seconds),
-                ("  deliver (inbox, apply at payer's, ack)", r.deliver_seconds),
+                (
+                    "  deliver (inbox, apply at payer's, ack)",
+                    r.deliver_seconds,
+                ),
                 ("  cycle close + statements posted", r.cycle_seconds),
             ] {
-                let _ = writeln!(
-                    t,
-                    "  {name:<44} {:>10.0} {v:>9.2}",
-                    r.claims as f64 / v
-                );
+                let _ = writeln!(t, "  {name:<44} {:>10.0} {v:>9.2}", r.claims as f64 / v);
             }
             let _ = writeln!(
                 t,

@@ -117,10 +117,7 @@ fn member(
 }
 
 /// Bank B's outbox to the scheme, in batches, until empty; claims sent.
-fn submit(
-    scheme: &Scheme<SchemeDb>,
-    from: &Issuer<AnyStore>,
-) -> Result<usize, String> {
+fn submit(scheme: &Scheme<SchemeDb>, from: &Issuer<AnyStore>) -> Result<usize, String> {
     let id = from.issuer_id();
     let mut sent = 0;
     loop {
@@ -178,9 +175,7 @@ fn deliver(scheme: &Scheme<SchemeDb>, to: &Issuer<AnyStore>) -> Result<usize, St
                 },
             ));
         }
-        scheme
-            .ack(&id, &back, sys::now())
-            .map_err(err("ack"))?;
+        scheme.ack(&id, &back, sys::now()).map_err(err("ack"))?;
         applied += inbox.len();
     }
 }
@@ -236,28 +231,30 @@ pub fn measure(
         OsEntropy::shared(),
     )
     .map_err(err("scheme init"))?;
-    let a = member(&scheme, dir.path(), "bank-a", now)?;
-    let b = member(&scheme, dir.path(), "bank-b", now)?;
+    let bank_a = member(&scheme, dir.path(), "bank-a", now)?;
+    let bank_b = member(&scheme, dir.path(), "bank-b", now)?;
     let directory = scheme.directory().map_err(err("directory"))?;
-    a.install_directory(&directory, now)
+    bank_a
+        .install_directory(&directory, now)
         .map_err(err("bank-a: directory"))?;
-    b.install_directory(&directory, now)
+    bank_b
+        .install_directory(&directory, now)
         .map_err(err("bank-b: directory"))?;
 
-    let t = Instant::now();
+    let clock = Instant::now();
     let half = (wallets / 2).max(1);
     let mut payers = Vec::with_capacity(half);
     let mut payees = Vec::with_capacity(half);
     for k in 0..half {
         payers.push(setup::wallet(
-            &a,
+            &bank_a,
             MemoryVault::new(),
             Suite::Ed25519,
             &format!("a{k}"),
             sys::now(),
         )?);
         payees.push(setup::wallet(
-            &b,
+            &bank_b,
             MemoryVault::new(),
             Suite::Ed25519,
             &format!("b{k}"),
@@ -267,7 +264,7 @@ pub fn measure(
     progress(&format!(
         "scheme: a scheme, two member banks, {} wallets each, in {:.1} s",
         half,
-        t.elapsed().as_secs_f64()
+        clock.elapsed().as_secs_f64()
     ));
 
     let mut run = SchemeRun {
@@ -297,7 +294,7 @@ pub fn measure(
             let mut minor = 1 + (x >> 40) % AMOUNT_MINOR_MAX;
             if balance(&payers[i]) < minor {
                 // A payer that ran dry is loaded again (untimed, outside the counts).
-                let v = a
+                let v = bank_a
                     .load(
                         &payers[i].wallet_id(),
                         Amount::new(setup::LOAD_MINOR, eur),
@@ -322,22 +319,22 @@ pub fn measure(
         made += in_round;
 
         // 1. One issuer's syncs: the payees at bank B.
-        let t = Instant::now();
+        let clock = Instant::now();
         for w in &mut payees {
-            run.settled += setup::sync(&b, w, sys::now())? as u64;
+            run.settled += setup::sync(&bank_b, w, sys::now())? as u64;
         }
-        let sync_secs = t.elapsed().as_secs_f64();
+        let sync_secs = clock.elapsed().as_secs_f64();
         run.sync_seconds += sync_secs;
 
         // 2. The claims through the scheme.
         let t0 = Instant::now();
-        let sent = submit(&scheme, &b)?;
+        let sent = submit(&scheme, &bank_b)?;
         let t1 = Instant::now();
-        let applied = deliver(&scheme, &a)?;
+        let applied = deliver(&scheme, &bank_a)?;
         let t2 = Instant::now();
         let cycle = scheme.close_cycle(sys::now()).map_err(err("close cycle"))?;
-        post_statements(&scheme, &a)?;
-        post_statements(&scheme, &b)?;
+        post_statements(&scheme, &bank_a)?;
+        post_statements(&scheme, &bank_b)?;
         let t3 = Instant::now();
         run.submit_seconds += (t1 - t0).as_secs_f64();
         run.deliver_seconds += (t2 - t1).as_secs_f64();
@@ -359,7 +356,7 @@ pub fn measure(
 
         // 3. The payers report at bank A (untimed).
         for w in &mut payers {
-            setup::sync(&a, w, sys::now())?;
+            setup::sync(&bank_a, w, sys::now())?;
         }
         progress(&format!(
             "scheme: round {}/{rounds}: {in_round} payments; bank B synced them in {sync_secs:.2} s ({:.0}/s); claims through the scheme in {:.2} s ({:.0}/s)",
@@ -379,7 +376,10 @@ pub fn measure(
             run.settled, run.claims
         ));
     }
-    for (name, issuer, peer) in [("bank-a", &a, b.issuer_id()), ("bank-b", &b, a.issuer_id())] {
+    for (name, issuer, peer) in [
+        ("bank-a", &bank_a, bank_b.issuer_id()),
+        ("bank-b", &bank_b, bank_a.issuer_id()),
+    ] {
         setup::check_invariants(issuer).map_err(|e| format!("{name}: {e}"))?;
         let open = issuer
             .peer_positions()

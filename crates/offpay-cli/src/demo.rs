@@ -917,12 +917,10 @@ fn start_bank(
 
 /// A customer of `bank` with `deposit` online, a wallet in `base/wallet-<id>`
 /// and `load` of it loaded (picked up with a sync).
-#[expect(clippy::too_many_arguments)] // lint-exception: the story's parameters, named at the one call site
 fn bank_customer(
     bank: &Bank,
     base: &Path,
-    id: &str,
-    name: &'static str,
+    (id, name): (&str, &'static str),
     deposit: u64,
     load: u64,
     kdf: KdfParams,
@@ -971,14 +969,16 @@ fn bank_customer(
 fn clone_wallet(from: &Path, to: &Path) -> Result<(), Failure> {
     copy_dir(from, to)?;
     let v = WalletDir::new(from).vault_dir();
-    let name = v.file_name().map(std::ffi::OsStr::to_os_string).unwrap_or_default();
+    let name = v
+        .file_name()
+        .map(std::ffi::OsStr::to_os_string)
+        .unwrap_or_default();
     copy_dir(&v, &to.join(name))
 }
 
 /// The two-bank chapters: a scheme and two member banks, payments both ways
 /// with transitivity, a cross-bank double spend caught at the payer's bank,
 /// a settlement cycle closed. Their final figures (JSON).
-#[expect(clippy::too_many_lines)] // lint-exception: one sequence of steps read top to bottom
 fn tell_two_banks(
     story: &mut Story,
     base: &Path,
@@ -1010,7 +1010,7 @@ fn tell_two_banks(
     result
 }
 
-#[expect(clippy::too_many_lines, clippy::too_many_arguments)] // lint-exception: one sequence of steps read top to bottom
+#[expect(clippy::too_many_lines)] // lint-exception: one sequence of steps read top to bottom
 fn two_banks_story(
     story: &mut Story,
     base: &Path,
@@ -1056,9 +1056,9 @@ fn two_banks_story(
 
     // ---- 11 ------------------------------------------------------------------------------
     story.chapter("Paying across banks, both ways, and on again");
-    let mut dan = bank_customer(a, base, "dan", "Dan", 10_000, 8_000, kdf, &cur)?;
-    let mut frank = bank_customer(a, base, "frank", "Frank", 0, 0, kdf, &cur)?;
-    let mut erin = bank_customer(b, base, "erin", "Erin", 0, 0, kdf, &cur)?;
+    let mut dan = bank_customer(a, base, ("dan", "Dan"), 10_000, 8_000, kdf, &cur)?;
+    let mut frank = bank_customer(a, base, ("frank", "Frank"), 0, 0, kdf, &cur)?;
+    let mut erin = bank_customer(b, base, ("erin", "Erin"), 0, 0, kdf, &cur)?;
     story.say(format!(
         "Dan and Frank bank with bank-a, Erin with bank-b. Dan's wallet holds {}.",
         show_u(dan.balance(), &cur)
@@ -1117,9 +1117,8 @@ fn two_banks_story(
     wallet::sync(&mut erin.w.wallet, &b.public)?;
     wallet::sync(&mut frank.w.wallet, &a.public)?;
     link_both(a, b)?;
-    let list = a
-        .op
-        .double_spends(&DoubleSpendsQuery {
+    let list =
+        a.op.double_spends(&DoubleSpendsQuery {
             payer: Some(dan.id()),
             limit: None,
         })?
@@ -1128,7 +1127,7 @@ fn two_banks_story(
         Some(d) => http::b64_field("the double-spend proof", &d.proof)?,
         None => Vec::new(),
     };
-    keep(&base, "dan-double-spend.proof", &proof);
+    keep(base, "dan-double-spend.proof", &proof);
     let proven = verify_double_spend_bytes(&proof, &root)
         .is_ok_and(|p| p.payer == dan.w.wallet.wallet_id() && p.seq == q1.seq);
     story.check(
@@ -1184,7 +1183,11 @@ fn two_banks_story(
             && b.owes(a)? == 0,
         "each bank posted its statement against its settlement account: nothing left open between them",
     );
-    let (ia, ib, is) = (a.op.invariants()?, b.op.invariants()?, sop.scheme_invariants()?);
+    let (ia, ib, is) = (
+        a.op.invariants()?,
+        b.op.invariants()?,
+        sop.scheme_invariants()?,
+    );
     story.check(
         ia.ok && ib.ok && is.ok,
         "ledger invariants hold at bank-a, at bank-b and at the scheme",

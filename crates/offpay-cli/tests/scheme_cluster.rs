@@ -72,8 +72,16 @@ fn both_ways_settle_once_and_net_to_zero(backend: Backend) {
     };
     let (a_id, b_id) = (c.a.issuer_id.clone(), c.b.issuer_id.clone());
     assert_ne!(a_id, b_id);
-    assert_eq!(c.a.root_der(), c.root, "bank-a's wallets trust the scheme root");
-    assert_eq!(c.b.root_der(), c.root, "bank-b's wallets trust the scheme root");
+    assert_eq!(
+        c.a.root_der(),
+        c.root,
+        "bank-a's wallets trust the scheme root"
+    );
+    assert_eq!(
+        c.b.root_der(),
+        c.root,
+        "bank-b's wallets trust the scheme root"
+    );
     let mut alice = c.a.customer_with_wallet("alice", 0, 10_000);
     let mut carol = c.a.customer_with_wallet("carol", 0, 0);
     let mut bob = c.b.customer_with_wallet("bob", 0, 0);
@@ -212,7 +220,11 @@ fn suspended_issuer_is_refused(backend: Backend) {
     pay(&mut alice, &mut bob, 500, now());
     c.b.sync(&mut bob);
     c.b.sync(&mut dave);
-    assert_eq!(c.b.sub_account(&bob), 1_500, "payments made before stay owed");
+    assert_eq!(
+        c.b.sub_account(&bob),
+        1_500,
+        "payments made before stay owed"
+    );
 
     // After the sync: a payment from bank A's wallet is refused by bob.
     let req = bob.request(eur(700), 300, now()).unwrap();

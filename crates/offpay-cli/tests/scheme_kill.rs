@@ -61,16 +61,12 @@ fn drain(c: &Cluster) -> Value {
         if open(&sa) == 0 && open(&sb) == 0 {
             return serde_json::json!({"a": sa, "b": sb});
         }
-        assert!(
-            Instant::now() < end,
-            "the links never drained: {sa} {sb}"
-        );
+        assert!(Instant::now() < end, "the links never drained: {sa} {sb}");
     }
 }
 
 fn kill_each_server_in_turn(backend: Backend) {
-    let Some(mut c) =
-        Cluster::start_with(bin(), backend, &format!("kill_{}", backend.name()), 40)
+    let Some(mut c) = Cluster::start_with(bin(), backend, &format!("kill_{}", backend.name()), 40)
     else {
         return;
     };

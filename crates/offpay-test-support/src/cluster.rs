@@ -435,7 +435,10 @@ impl Node {
                 return r;
             }
         }
-        panic!("{}: the link still has work after {LINK_ROUNDS_MAX} rounds", self.code());
+        panic!(
+            "{}: the link still has work after {LINK_ROUNDS_MAX} rounds",
+            self.code()
+        );
     }
 
     /// The issuer's scheme status (positions, open claims, directory version).
@@ -486,7 +489,12 @@ impl Cluster {
     }
 
     /// The same with the issuers' link running every `interval_ms` by itself.
-    pub fn start_with(bin: &Path, backend: Backend, test: &str, interval_ms: u64) -> Option<Cluster> {
+    pub fn start_with(
+        bin: &Path,
+        backend: Backend,
+        test: &str,
+        interval_ms: u64,
+    ) -> Option<Cluster> {
         let dir = tempfile::tempdir().unwrap();
         let mut dbs = Vec::new();
         let mut db_url = |who: &str| -> Option<Option<String>> {

@@ -21,10 +21,10 @@
 pub mod scheme;
 pub use scheme::*;
 
-#[cfg(feature = "postgres")]
-pub mod postgres;
 #[cfg(feature = "server")]
 pub mod cluster;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 #[cfg(feature = "server")]
 pub mod server;
 
