@@ -4,7 +4,7 @@ use core::fmt;
 
 use offpay_protocol::cbor::DecodeError;
 use offpay_protocol::pki::PkiError;
-use offpay_protocol::{Amount, WalletId};
+use offpay_protocol::{Amount, IssuerId, WalletId};
 
 use crate::vault::VaultError;
 
@@ -47,6 +47,40 @@ pub enum WalletError {
     PeerRevoked {
         /// The revoked certificate's serial.
         serial: u64,
+    },
+    /// The peer's issuer is suspended by the scheme (per the directory this
+    /// wallet holds): its wallets are refused until it is reinstated.
+    PeerIssuerSuspended {
+        /// The suspended issuer.
+        issuer: IssuerId,
+    },
+    /// The peer's issuer is revoked by the scheme: its wallets are refused.
+    PeerIssuerRevoked {
+        /// The revoked issuer.
+        issuer: IssuerId,
+    },
+    /// The payment names another issuer as the payee's than this wallet's issuer.
+    WrongPayeeIssuer {
+        /// This wallet's issuer.
+        expected: IssuerId,
+        /// The payment's `payee_issuer`.
+        got: IssuerId,
+    },
+    /// A scheme directory update from the issuer was refused (an issuer CA
+    /// that does not chain to the root, a CRL its CA did not sign, an issuer
+    /// CRL not signed by the root, malformed DER); nothing was applied.
+    DirectoryRefused(PkiError),
+    /// A directory update that does not move the wallet's directory forward.
+    StaleDirectory {
+        /// The version held.
+        held: u64,
+        /// The update's version.
+        got: u64,
+    },
+    /// A directory update that would make the wallet hold more issuers than it may.
+    DirectoryFull {
+        /// The limit.
+        max: usize,
     },
     /// A message refers to a certificate the wallet does not hold.
     UnknownCertificate,
@@ -177,6 +211,19 @@ impl fmt::Display for WalletError {
             BadSignature => f.write_str("signature does not verify"),
             PeerCertificate(e) => write!(f, "peer certificate refused: {e}"),
             PeerRevoked { serial } => write!(f, "peer certificate revoked (serial {serial})"),
+            PeerIssuerSuspended { issuer } => write!(f, "peer's issuer {issuer} is suspended"),
+            PeerIssuerRevoked { issuer } => write!(f, "peer's issuer {issuer} is revoked"),
+            WrongPayeeIssuer { expected, got } => {
+                write!(
+                    f,
+                    "payment names payee issuer {got}, this wallet's is {expected}"
+                )
+            }
+            DirectoryRefused(e) => write!(f, "scheme directory update refused: {e}"),
+            StaleDirectory { held, got } => {
+                write!(f, "directory update {got} does not follow version {held}")
+            }
+            DirectoryFull { max } => write!(f, "directory would exceed {max} issuers"),
             UnknownCertificate => f.write_str("certificate reference unknown to this wallet"),
             CertificateWalletMismatch => f.write_str("certificate belongs to another wallet"),
             IssuerMaterial(e) => write!(f, "issuer certificate, CRL or policy refused: {e}"),

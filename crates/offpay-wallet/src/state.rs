@@ -18,14 +18,20 @@ pub const HISTORY_MAX: usize = 256;
 /// Hard cap on the unsynced log, whatever the policy says.
 pub const LOG_ENTRIES_MAX: usize = offpay_protocol::messages::SYNC_ENTRIES_MAX;
 
-/// Version of the sealed state encoding.
-const STATE_FORMAT: u64 = 1;
+/// Version of the sealed state encoding: 2 adds the scheme directory (field 26).
+const STATE_FORMAT: u64 = 2;
+/// Format 1 (before the directory): such states still open, with an empty directory.
+const STATE_FORMAT_V1: u64 = 1;
 /// Fields of the sealed state (the top-level array).
-const STATE_FIELDS: usize = 25;
-/// What the array header said before it was corrected: the fields were always
-/// these 25, but the header claimed 26 (found by the paired assertion in
-/// [`TaState::encode`]); such states still open.
+const STATE_FIELDS: usize = 26;
+/// Fields of a format-1 state.
+const STATE_FIELDS_V1: usize = 25;
+/// What a format-1 array header said before it was corrected: the fields were
+/// always these 25, but the header claimed 26 (found by the paired assertion
+/// in [`TaState::encode`]); such states still open.
 const STATE_FIELDS_LEGACY_HEADER: usize = 26;
+/// Most issuers the directory in the state holds.
+pub const DIRECTORY_ISSUERS_MAX: usize = offpay_protocol::messages::DIRECTORY_ISSUERS_MAX;
 /// Bound on the decoder for any list in the state.
 const STATE_LIST_MAX: usize = 1 << 16;
 /// Bound on any byte string in the state.
@@ -112,6 +118,23 @@ pub(crate) struct PendingReport {
     pub evidence_len: u64,
 }
 
+/// One issuer CA learnt from the scheme directory, with its latest CRL.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct DirectoryIssuerState {
+    pub ca_der: Blob,
+    pub crl_der: Option<Blob>,
+}
+
+/// The scheme directory as this TA holds it (every element verified against
+/// the root when installed). Version 0 and empty: none yet (a standalone
+/// issuer's wallets, and states sealed before format 2).
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub(crate) struct DirectoryState {
+    pub version: u64,
+    pub issuer_crl: Option<Blob>,
+    pub issuers: Vec<DirectoryIssuerState>,
+}
+
 /// The whole TA state.
 #[derive(Clone, Debug)]
 pub(crate) struct TaState {
@@ -139,6 +162,7 @@ pub(crate) struct TaState {
     pub evidence: Vec<Vec<u8>>,
     pub history: Vec<HistoryItem>,
     pub lock: Option<LockReason>,
+    pub directory: DirectoryState,
 }
 
 fn suite_code(s: Suite) -> u64 {
@@ -261,6 +285,13 @@ impl TaState {
             + log
             + self.evidence.iter().map(|e| e.len() + 8).sum::<usize>()
             + self.history.len() * 80
+            + self.directory.issuer_crl.as_ref().map_or(0, |c| c.len())
+            + self
+                .directory
+                .issuers
+                .iter()
+                .map(|i| i.ca_der.len() + i.crl_der.as_ref().map_or(0, |c| c.len()) + 16)
+                .sum::<usize>()
     }
 
     /// The bounds every committed state keeps. Asserted (debug builds) where
@@ -273,6 +304,7 @@ impl TaState {
         debug_assert!(self.log.len() <= LOG_ENTRIES_MAX);
         debug_assert!(self.evidence.len() <= EVIDENCE_MAX);
         debug_assert!(self.history.len() <= HISTORY_MAX);
+        debug_assert!(self.directory.issuers.len() <= DIRECTORY_ISSUERS_MAX);
         if let Some(p) = &self.pending_report {
             // A pending report describes a prefix of what the state holds now.
             debug_assert!(p.log_len <= self.log.len() as u64);
@@ -396,6 +428,14 @@ impl TaState {
             Some(LockReason::RolledBack) => e.array(1).uint(0),
             Some(LockReason::Issuer(r)) => e.array(2).uint(1).text(r),
         };
+        let dir = &self.directory;
+        e.array(3).uint(dir.version);
+        opt_bytes(&mut e, &dir.issuer_crl);
+        e.array(dir.issuers.len());
+        for i in &dir.issuers {
+            e.array(2).bytes(&i.ca_der);
+            opt_bytes(&mut e, &i.crl_der);
+        }
         let bytes = e.finish();
         debug_assert!(offpay_protocol::cbor::is_one_value(&bytes), "state counts");
         EncodedState(bytes)
@@ -405,13 +445,15 @@ impl TaState {
     pub(crate) fn decode(bytes: &[u8]) -> Result<TaState, DecodeError> {
         let mut d = Decoder::new(bytes);
         let n = d.array("state", 32)?;
-        // States sealed before the header was corrected say 26 for the same 25 fields.
-        if n != STATE_FIELDS && n != STATE_FIELDS_LEGACY_HEADER {
-            return Err(DecodeError::BadLength { field: "state" });
-        }
         let format = d.uint("state format")?;
-        if format != STATE_FORMAT {
-            return Err(DecodeError::UnknownVersion(format));
+        match format {
+            STATE_FORMAT if n == STATE_FIELDS => {}
+            // Format-1 states sealed before the header was corrected say 26 for the same 25 fields.
+            STATE_FORMAT_V1 if n == STATE_FIELDS_V1 || n == STATE_FIELDS_LEGACY_HEADER => {}
+            STATE_FORMAT | STATE_FORMAT_V1 => {
+                return Err(DecodeError::BadLength { field: "state" });
+            }
+            _ => return Err(DecodeError::UnknownVersion(format)),
         }
         let wallet_id = WalletId(d.fixed::<16>("wallet id")?);
         let suite = suite_from(d.uint("suite")?)?;
@@ -575,6 +617,36 @@ impl TaState {
             d.leave();
             l
         };
+        let directory = if format == STATE_FORMAT {
+            if d.array("directory", 3)? != 3 {
+                return Err(DecodeError::BadLength { field: "directory" });
+            }
+            let version = d.uint("directory version")?;
+            let issuer_crl = read_opt_bytes(&mut d, "issuer crl")?.map(Blob::from);
+            let n = d.array("directory issuers", DIRECTORY_ISSUERS_MAX)?;
+            let mut issuers = Vec::with_capacity(n);
+            for _ in 0..n {
+                if d.array("directory issuer", 2)? != 2 {
+                    return Err(DecodeError::BadLength {
+                        field: "directory issuer",
+                    });
+                }
+                issuers.push(DirectoryIssuerState {
+                    ca_der: blob(&mut d, "issuer CA")?.into(),
+                    crl_der: read_opt_bytes(&mut d, "issuer CA crl")?.map(Blob::from),
+                });
+                d.leave();
+            }
+            d.leave();
+            d.leave();
+            DirectoryState {
+                version,
+                issuer_crl,
+                issuers,
+            }
+        } else {
+            DirectoryState::default()
+        };
         d.leave();
         d.finish()?;
         let state = TaState {
@@ -602,6 +674,7 @@ impl TaState {
             evidence,
             history,
             lock,
+            directory,
         };
         state.debug_check_bounds();
         Ok(state)
@@ -621,17 +694,80 @@ mod wipe_tests {
         assert_eq!(enc[..2], [0x98, STATE_FIELDS as u8]);
     }
 
-    /// A state sealed with the old header (26) still opens, to the same state.
+    /// The format-1 encoding of a state with an empty directory: the
+    /// format-2 one without its last field (`[0, [], []]`), format 1, 25 fields.
+    fn v1_encoding(s: &TaState) -> Vec<u8> {
+        assert_eq!(s.directory, DirectoryState::default());
+        let mut enc = s.encode().to_vec();
+        assert_eq!(enc[..3], [0x98, STATE_FIELDS as u8, STATE_FORMAT as u8]);
+        assert_eq!(enc[enc.len() - 4..], [0x83, 0x00, 0x80, 0x80]);
+        enc.truncate(enc.len() - 4);
+        enc[1] = STATE_FIELDS_V1 as u8;
+        enc[2] = STATE_FORMAT_V1 as u8;
+        enc
+    }
+
+    /// A format-1 state (before the directory) still opens, with an empty
+    /// directory, and is sealed again as format 2.
+    #[test]
+    fn a_format_1_state_still_decodes() {
+        let s = sample([3; 32]);
+        let enc = v1_encoding(&s);
+        let back = TaState::decode(&enc).unwrap();
+        assert_eq!(back.directory, DirectoryState::default());
+        assert_eq!(&*back.encode(), &*s.encode());
+        // Format 2 with 25 fields, or format 1 with 27, is refused.
+        let mut bad = s.encode().to_vec();
+        bad[1] = STATE_FIELDS_V1 as u8;
+        assert!(TaState::decode(&bad).is_err());
+        let mut bad = enc.clone();
+        bad[1] = 27;
+        assert!(TaState::decode(&bad).is_err());
+        // An unknown format is refused.
+        let mut bad = s.encode().to_vec();
+        bad[2] = 3;
+        assert_eq!(
+            TaState::decode(&bad).err(),
+            Some(DecodeError::UnknownVersion(3))
+        );
+    }
+
+    /// A format-1 state sealed with the old header (26) still opens, to the same state.
     #[test]
     fn a_state_with_the_old_header_still_decodes() {
         let s = sample([2; 32]);
-        let mut enc = s.encode().to_vec();
-        assert_eq!(enc[..2], [0x98, STATE_FIELDS as u8]);
+        let mut enc = v1_encoding(&s);
         enc[1] = STATE_FIELDS_LEGACY_HEADER as u8;
         let back = TaState::decode(&enc).unwrap();
         assert_eq!(&*back.encode(), &*s.encode());
         enc[1] = 24;
         assert!(TaState::decode(&enc).is_err());
+    }
+
+    /// The directory survives sealing byte for byte.
+    #[test]
+    fn the_directory_round_trips() {
+        let s = TaState {
+            directory: DirectoryState {
+                version: 9,
+                issuer_crl: Some(Blob::from(vec![4u8; 40])),
+                issuers: vec![
+                    DirectoryIssuerState {
+                        ca_der: Blob::from(vec![5u8; 300]),
+                        crl_der: None,
+                    },
+                    DirectoryIssuerState {
+                        ca_der: Blob::from(vec![6u8; 310]),
+                        crl_der: Some(Blob::from(vec![7u8; 90])),
+                    },
+                ],
+            },
+            ..sample([4; 32])
+        };
+        let enc = s.encode();
+        let back = TaState::decode(&enc).unwrap();
+        assert_eq!(back.directory, s.directory);
+        assert_eq!(&*back.encode(), &*enc);
     }
 
     fn sample(seed: [u8; 32]) -> TaState {
@@ -660,6 +796,7 @@ mod wipe_tests {
             evidence: Vec::new(),
             history: Vec::new(),
             lock: None,
+            directory: DirectoryState::default(),
         }
     }
 

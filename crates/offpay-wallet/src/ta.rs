@@ -11,21 +11,26 @@ use std::collections::HashMap;
 use offpay_protocol::entropy::{OsEntropy, SharedEntropy};
 use offpay_protocol::envelope::Signed;
 use offpay_protocol::messages::{
-    CertField, LoadVoucher, Payment, PaymentRequest, Receipt, Redeem, RiskPolicy, SyncReport,
-    SyncResponse, WalletCommand,
+    CertField, DirectoryUpdate, LoadVoucher, Payment, PaymentRequest, Receipt, Redeem, RiskPolicy,
+    SyncReport, SyncResponse, WalletCommand,
 };
-use offpay_protocol::pki::{self, Certificate, Crl, PkiError};
-use offpay_protocol::{Amount, Hash32, Nonce, PublicKey, SigningKey, Suite, UnixSeconds, WalletId};
+use offpay_protocol::pki::{self, Certificate, Crl, PkiError, SchemeTrust};
+use offpay_protocol::{
+    Amount, Hash32, IssuerId, IssuerStatus, Nonce, PublicKey, SigningKey, Suite, UnixSeconds,
+    WalletId,
+};
 use zeroize::Zeroizing;
 
 use crate::error::{LockReason, WalletError};
 // The state's own limits live with the state (which asserts them); the TA
 // enforces each with a refusal.
 pub use crate::state::{
-    EVIDENCE_MAX, HISTORY_MAX, LOG_ENTRIES_MAX, PENDING_REQUESTS_MAX, SEEN_PAYERS_MAX,
+    DIRECTORY_ISSUERS_MAX, EVIDENCE_MAX, HISTORY_MAX, LOG_ENTRIES_MAX, PENDING_REQUESTS_MAX,
+    SEEN_PAYERS_MAX,
 };
 use crate::state::{
-    HistoryItem, HistoryKind, LogEntry, PaidRequest, PendingReport, PendingRequest, TaState,
+    DirectoryIssuerState, DirectoryState, HistoryItem, HistoryKind, LogEntry, PaidRequest,
+    PendingReport, PendingRequest, TaState,
 };
 use crate::vault::{Vault, VaultError};
 
@@ -119,6 +124,8 @@ pub struct SyncApplied {
     pub locked: bool,
     /// The wallet was unlocked.
     pub unlocked: bool,
+    /// A scheme directory update was installed (its version).
+    pub directory_version: Option<u64>,
 }
 
 /// The trusted application of one wallet, over its vault.
@@ -131,6 +138,9 @@ pub struct Wallet<V: Vault> {
     cert: Option<Certificate>,
     policy: Option<RiskPolicy>,
     crl: Option<Crl>,
+    /// The root, our issuer and every issuer learnt from the scheme directory,
+    /// their CRLs and the issuer CRL: what peers are validated against.
+    trust: SchemeTrust,
     peers: HashMap<Hash32, Certificate>,
     /// Where the TA's random bytes come from (wallet id, key, request nonces).
     entropy: SharedEntropy,
@@ -149,11 +159,93 @@ fn random<const N: usize>(e: &SharedEntropy) -> Result<[u8; N], WalletError> {
     offpay_protocol::entropy::random(e.as_ref()).map_err(|_| WalletError::Randomness)
 }
 
-fn map_peer(e: PkiError) -> WalletError {
+fn map_peer(e: PkiError, issuer: IssuerId) -> WalletError {
     match e {
         PkiError::Revoked { serial } => WalletError::PeerRevoked { serial },
+        PkiError::IssuerSuspended => WalletError::PeerIssuerSuspended { issuer },
+        PkiError::IssuerRevoked => WalletError::PeerIssuerRevoked { issuer },
         e => WalletError::PeerCertificate(e),
     }
+}
+
+/// The trust a state describes: the root, our issuer (if enrolled), the
+/// directory's issuers and issuer CRL, then our issuer's CRL (each CRL kept
+/// only if newer than what is held).
+fn build_trust(
+    root: &Certificate,
+    issuer: Option<&Certificate>,
+    crl: Option<&Crl>,
+    dir: &DirectoryState,
+) -> Result<SchemeTrust, PkiError> {
+    let mut t = SchemeTrust::new(root.clone());
+    if let Some(i) = issuer {
+        t.add_issuer(i.clone())?;
+    }
+    for i in &dir.issuers {
+        t.add_issuer(Certificate::from_der(&i.ca_der)?)?;
+        if let Some(c) = &i.crl_der {
+            t.set_crl(Crl::from_der(c)?)?;
+        }
+    }
+    if let Some(c) = &dir.issuer_crl {
+        t.set_issuer_crl(Crl::from_der(c)?)?;
+    }
+    if let Some(c) = crl {
+        t.set_crl(c.clone())?;
+    }
+    Ok(t)
+}
+
+/// Verify a directory update and apply it to a copy of the trust: every CA
+/// chains to the root, every CRL is signed by its CA, the issuer CRL by the
+/// root (an older one is ignored), at most [`DIRECTORY_ISSUERS_MAX`] issuers
+/// in all. The new trust and the directory to seal; any refusal changes nothing.
+fn updated_trust(
+    trust: &SchemeTrust,
+    held: u64,
+    u: &DirectoryUpdate,
+) -> Result<(SchemeTrust, DirectoryState), WalletError> {
+    if u.version <= held {
+        return Err(WalletError::StaleDirectory {
+            held,
+            got: u.version,
+        });
+    }
+    let mut t = trust.clone();
+    for i in &u.issuers {
+        let ca = Certificate::from_der(&i.ca_cert).map_err(WalletError::DirectoryRefused)?;
+        let id = t.add_issuer(ca).map_err(WalletError::DirectoryRefused)?;
+        if let Some(der) = &i.crl {
+            let c = Crl::from_der(der).map_err(WalletError::DirectoryRefused)?;
+            if c.issuer_id() != id {
+                return Err(WalletError::DirectoryRefused(PkiError::CrlWrongIssuer));
+            }
+            t.set_crl(c).map_err(WalletError::DirectoryRefused)?;
+        }
+    }
+    if t.issuer_count() > DIRECTORY_ISSUERS_MAX {
+        return Err(WalletError::DirectoryFull {
+            max: DIRECTORY_ISSUERS_MAX,
+        });
+    }
+    if let Some(der) = &u.issuer_crl {
+        let c = Crl::from_der(der).map_err(WalletError::DirectoryRefused)?;
+        t.set_issuer_crl(c).map_err(WalletError::DirectoryRefused)?;
+    }
+    let dir = DirectoryState {
+        version: u.version,
+        issuer_crl: t.issuer_crl().map(|c| c.der().into()),
+        issuers: t
+            .issuer_ids()
+            .filter_map(|id| {
+                Some(DirectoryIssuerState {
+                    ca_der: t.issuer(id)?.der().into(),
+                    crl_der: t.crl(id).map(|c| c.der().into()),
+                })
+            })
+            .collect(),
+    };
+    Ok((t, dir))
 }
 
 impl<V: Vault> Wallet<V> {
@@ -184,6 +276,7 @@ impl<V: Vault> Wallet<V> {
         if vault.load()?.state.is_some() {
             return Err(WalletError::Vault(VaultError::AlreadyExists));
         }
+        let root_cert_copy = root.clone();
         let key = SigningKey::generate_with(suite, entropy.as_ref())
             .map_err(|_| WalletError::Randomness)?;
         let state = TaState {
@@ -211,6 +304,7 @@ impl<V: Vault> Wallet<V> {
             evidence: Vec::new(),
             history: Vec::new(),
             lock: None,
+            directory: DirectoryState::default(),
         };
         vault.commit(&state.encode())?;
         Ok(Wallet {
@@ -222,6 +316,7 @@ impl<V: Vault> Wallet<V> {
             cert: None,
             policy: None,
             crl: None,
+            trust: SchemeTrust::new(root_cert_copy),
             peers: HashMap::new(),
             entropy,
         })
@@ -273,6 +368,8 @@ impl<V: Vault> Wallet<V> {
             .map(Crl::from_der)
             .transpose()
             .map_err(|_| WalletError::Vault(VaultError::Corrupt("crl")))?;
+        let trust = build_trust(&root, issuer.as_ref(), crl.as_ref(), &state.directory)
+            .map_err(|_| WalletError::Vault(VaultError::Corrupt("directory")))?;
         if loaded.rollback.is_some() && state.lock != Some(LockReason::RolledBack) {
             // A restored old state: lock it and seal the lock at a new version so it sticks.
             state.lock = Some(LockReason::RolledBack);
@@ -287,6 +384,7 @@ impl<V: Vault> Wallet<V> {
             cert,
             policy,
             crl,
+            trust,
             peers: HashMap::new(),
             entropy,
         })
@@ -387,6 +485,13 @@ impl<V: Vault> Wallet<V> {
             }
             None => None,
         };
+        let trust = build_trust(
+            &self.root,
+            Some(&issuer),
+            crl.as_ref(),
+            &self.state.directory,
+        )
+        .map_err(WalletError::IssuerMaterial)?;
         let mut next = self.state.clone();
         next.issuer_der = Some(issuer_der.to_vec());
         next.cert_der = Some(cert_der.to_vec());
@@ -399,6 +504,8 @@ impl<V: Vault> Wallet<V> {
         self.cert = Some(cert);
         self.policy = Some(policy.body().clone());
         self.crl = crl;
+        self.trust = trust;
+        self.peers.clear();
         Ok(())
     }
 
@@ -455,36 +562,33 @@ impl<V: Vault> Wallet<V> {
         Ok(())
     }
 
-    /// Validate a peer's certificate offline: chain to the root through our
-    /// issuer, validity at `now`, not on our CRL, and naming `wallet`.
+    /// Validate a peer's certificate offline with the scheme trust: chain to
+    /// the root through an admitted, active issuer (ours or one learnt from
+    /// the directory), validity at `now`, not on its issuer's CRL, and naming
+    /// `wallet`.
     fn peer_certificate(
         &mut self,
         field: &CertField,
         wallet: WalletId,
         now: UnixSeconds,
     ) -> Result<Certificate, WalletError> {
+        self.enrolled()?;
         let reference = field.reference();
         let cert = match (self.peers.get(&reference), field) {
             (Some(c), _) => {
-                // Cached: already chained to the root; re-check time and revocation.
-                if now > c.not_after() {
-                    return Err(WalletError::PeerCertificate(PkiError::Expired));
-                }
-                if now < c.not_before() {
-                    return Err(WalletError::PeerCertificate(PkiError::NotYetValid));
-                }
-                if let Some(e) = self.crl.as_ref().and_then(|crl| crl.is_revoked(c.serial())) {
-                    return Err(WalletError::PeerRevoked { serial: e.serial });
-                }
+                // Cached: its signature verified; re-check status, time and revocation.
+                self.trust
+                    .revalidate_wallet(c, now)
+                    .map_err(|e| map_peer(e, c.issuer_id()))?;
                 c.clone()
             }
             (None, CertField::Reference(_)) => return Err(WalletError::UnknownCertificate),
             (None, CertField::Inline(der)) => {
-                let (issuer, _, _) = self.enrolled()?;
                 let c = Certificate::from_der(der).map_err(WalletError::PeerCertificate)?;
-                // The issuer certificate and the CRL were verified when installed.
-                pki::validate_wallet_leaf(&self.root, issuer, &c, now, self.crl.as_ref())
-                    .map_err(map_peer)?;
+                // Every CA certificate and CRL in the trust was verified when installed.
+                self.trust
+                    .validate_wallet(&c, now)
+                    .map_err(|e| map_peer(e, c.issuer_id()))?;
                 if self.peers.len() >= PEER_CACHE_MAX {
                     self.peers.clear();
                 }
@@ -811,6 +915,13 @@ impl<V: Vault> Wallet<V> {
         if p.payee != self.state.wallet_id {
             return Err(WalletError::WrongPayee);
         }
+        let own_issuer = self.enrolled()?.0.subject_issuer_id();
+        if p.payee_issuer != own_issuer {
+            return Err(WalletError::WrongPayeeIssuer {
+                expected: own_issuer,
+                got: p.payee_issuer,
+            });
+        }
         let payer_cert = self.peer_certificate(&p.payer_cert, p.payer, now)?;
         pay.verify(payer_cert.public_key())
             .map_err(|_| WalletError::BadSignature)?;
@@ -1121,7 +1232,7 @@ impl<V: Vault> Wallet<V> {
             load_seq: next.load_seq,
             evidence: next.evidence.clone(),
             locked: next.lock.is_some(),
-            directory_version: 0,
+            directory_version: next.directory.version,
         };
         next.pending_report = Some(PendingReport {
             report_seq: next.report_seq,
@@ -1206,6 +1317,19 @@ impl<V: Vault> Wallet<V> {
                 out.crl_updated = true;
             }
         }
+        // The trust after this response: our newer CRL, then the directory update.
+        let mut trust = self.trust.clone();
+        if let Some(c) = &new_crl {
+            trust
+                .set_crl(c.clone())
+                .map_err(WalletError::IssuerMaterial)?;
+        }
+        if let Some(u) = &r.directory {
+            let (t, dir) = updated_trust(&trust, self.state.directory.version, u)?;
+            trust = t;
+            next.directory = dir;
+            out.directory_version = Some(u.version);
+        }
         if let Some(der) = &r.certificate {
             let c = Certificate::from_der(der).map_err(WalletError::IssuerMaterial)?;
             let id = pki::validate_wallet_chain(
@@ -1268,7 +1392,12 @@ impl<V: Vault> Wallet<V> {
             out.locked = true;
         }
         // Install what changed before applying vouchers (the policy bounds them).
-        let saved = (self.cert.clone(), self.policy.clone(), self.crl.clone());
+        let saved = (
+            self.cert.clone(),
+            self.policy.clone(),
+            self.crl.clone(),
+            std::mem::replace(&mut self.trust, trust),
+        );
         if let Some(c) = new_cert {
             self.cert = Some(c);
         }
@@ -1291,14 +1420,18 @@ impl<V: Vault> Wallet<V> {
                     }
                 }
                 Err(e) => {
-                    (self.cert, self.policy, self.crl) = saved;
+                    (self.cert, self.policy, self.crl, self.trust) = saved;
                     return Err(e);
                 }
             }
         }
         if let Err(e) = self.commit(next) {
-            (self.cert, self.policy, self.crl) = saved;
+            (self.cert, self.policy, self.crl, self.trust) = saved;
             return Err(e);
+        }
+        if out.directory_version.is_some() {
+            // Issuer CAs may have been replaced: validate peers afresh.
+            self.peers.clear();
         }
         Ok(out)
     }
@@ -1335,6 +1468,22 @@ impl<V: Vault> Wallet<V> {
     /// The trusted root.
     pub fn root_certificate(&self) -> &Certificate {
         &self.root
+    }
+
+    /// The version of the scheme directory this wallet holds (0: none).
+    pub fn directory_version(&self) -> u64 {
+        self.state.directory.version
+    }
+
+    /// What this wallet validates peers against: the root, its issuer, the
+    /// issuers of the scheme directory, their CRLs and the issuer CRL.
+    pub fn scheme_trust(&self) -> &SchemeTrust {
+        &self.trust
+    }
+
+    /// An issuer's standing as this wallet knows it (`None`: unknown issuer).
+    pub fn issuer_status(&self, issuer: &IssuerId) -> Option<IssuerStatus> {
+        self.trust.issuer_status(issuer)
     }
 
     /// The outgoing chain's (seq, head).

@@ -165,6 +165,29 @@ impl SchemeTrust {
         Ok((wallet, id))
     }
 
+    /// [`SchemeTrust::validate_wallet`] for a certificate that passed it
+    /// before (a holder's cache): everything again but the leaf's signature
+    /// (the issuer's status, the validity periods at `now`, the CRL held now).
+    pub fn revalidate_wallet(
+        &self,
+        cert: &Certificate,
+        now: UnixSeconds,
+    ) -> Result<(WalletId, IssuerId), PkiError> {
+        let id = cert.issuer_id();
+        let (ca, crl) = self.issuers.get(&id).ok_or(PkiError::UnknownIssuer)?;
+        match self.issuer_status(&id) {
+            Some(IssuerStatus::Active) => {}
+            Some(IssuerStatus::Suspended) => return Err(PkiError::IssuerSuspended),
+            Some(IssuerStatus::Revoked) | None => return Err(PkiError::IssuerRevoked),
+        }
+        self.root.check_validity(now)?;
+        ca.check_validity(now)?;
+        let (wallet, _policy) = cert.wallet_identity()?;
+        cert.check_validity(now)?;
+        not_revoked(crl.as_ref(), cert)?;
+        Ok((wallet, id))
+    }
+
     /// The chain only: `cert` is a wallet certificate signed by an admitted
     /// issuer CA, whatever that issuer's status, the validity periods and the
     /// leaf's revocation. What a backend needs to settle a payment on the
