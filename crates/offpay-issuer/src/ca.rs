@@ -298,8 +298,8 @@ mod tests {
         let master = [7u8; 32];
         let (r, i) = f.sealed_keys(&master, &offpay_protocol::OsEntropy).unwrap();
         let r = r.unwrap();
-        let g = CertificateFactory::open(&master, Some(&r), f.root.der(), &i, f.issuer.der())
-            .unwrap();
+        let g =
+            CertificateFactory::open(&master, Some(&r), f.root.der(), &i, f.issuer.der()).unwrap();
         assert_eq!(g.issuer_public(), f.issuer_public());
         assert!(matches!(
             CertificateFactory::open(&[8u8; 32], Some(&r), f.root.der(), &i, f.issuer.der()),

@@ -22,7 +22,7 @@ use crate::issuer::Issuer;
 use crate::ledger::{Account, posting};
 use crate::settle::{RecordStats, Side, Source, record_and_settle, side};
 use crate::store::{
-    ClaimDirection, ClaimFilter, ClaimRecord, ClaimState, StatementRecord, Store, StoreError, Tx,
+    ClaimDirection, ClaimFilter, ClaimRecord, ClaimState, StatementRecord, Store, Tx,
 };
 
 /// The answer to one claim, ours to the scheme or the scheme's to us.
@@ -71,7 +71,6 @@ pub struct PeerPosition {
 
 /// A claim that passed the checks that need no database.
 struct Checked {
-    id: Hash32,
     entry: ChainEntry,
     side: Side,
 }
@@ -118,7 +117,9 @@ impl<S: Store> Issuer<S> {
                 .map(|c| (c.id, c))
                 .collect();
             for (id, ack) in results {
-                let c = held.get(id).ok_or(SchemeProblem::UnknownClaim { id: *id })?;
+                let c = held
+                    .get(id)
+                    .ok_or(SchemeProblem::UnknownClaim { id: *id })?;
                 match ack {
                     ClaimAck::Accepted | ClaimAck::AlreadyKnown => {
                         if matches!(c.state, ClaimState::Outbox | ClaimState::Refused) {
@@ -184,7 +185,6 @@ impl<S: Store> Issuer<S> {
         p.verify(cert.public_key())
             .map_err(|_| refused("bad_signature"))?;
         Ok(Checked {
-            id: *id,
             entry: ChainEntry::Payment(p),
             side: s,
         })
@@ -366,7 +366,10 @@ impl<S: Store> Issuer<S> {
             let mut by_peer: BTreeMap<IssuerId, Vec<&ClaimRecord>> = BTreeMap::new();
             for c in &held {
                 if c.cycle.is_some() {
-                    return Err(mismatch(Some(c.counterparty), "a claim is in a posted cycle"));
+                    return Err(mismatch(
+                        Some(c.counterparty),
+                        "a claim is in a posted cycle",
+                    ));
                 }
                 by_peer.entry(c.counterparty).or_default().push(c);
             }
@@ -452,7 +455,8 @@ impl<S: Store> Issuer<S> {
     /// Our position with every issuer we hold claims with.
     pub fn peer_positions(&self) -> Result<Vec<PeerPosition>, IssuerError> {
         self.with_tx(|tx| {
-            let balances: BTreeMap<String, i64> = tx.balances_of_kind("peer")?.into_iter().collect();
+            let balances: BTreeMap<String, i64> =
+                tx.balances_of_kind("peer")?.into_iter().collect();
             tx.claim_sums()?
                 .into_iter()
                 .map(|s| {

@@ -737,7 +737,11 @@ impl fmt::Display for SchemeProblem {
             SchemeProblem::Currency => f.write_str("another currency than the issuer's"),
             SchemeProblem::NotInDirectory => f.write_str("the directory does not list this issuer"),
             SchemeProblem::UnknownIssuer { issuer } => {
-                write!(f, "issuer {} is not in the installed directory", issuer.to_hex())
+                write!(
+                    f,
+                    "issuer {} is not in the installed directory",
+                    issuer.to_hex()
+                )
             }
             SchemeProblem::StatementNotOurs => {
                 f.write_str("the settlement statement is for another issuer")

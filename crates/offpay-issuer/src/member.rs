@@ -69,7 +69,10 @@ impl<S: Store> Issuer<S> {
         let key = SigningKey::generate_with(config.suite, entropy.as_ref())
             .map_err(|_| IssuerError::Randomness)?;
         let csr = pki::build_ca_csr(&key, code)?;
-        tx.set_setting(PENDING_KEY, &seal_key(master, "issuer", &key, entropy.as_ref())?)?;
+        tx.set_setting(
+            PENDING_KEY,
+            &seal_key(master, "issuer", &key, entropy.as_ref())?,
+        )?;
         tx.set_setting(PENDING_CODE, code.as_bytes())?;
         tx.set_setting(PENDING_CSR, &csr)?;
         tx.commit()?;
@@ -94,7 +97,9 @@ impl<S: Store> Issuer<S> {
             if tx.setting("ca.issuer.cert")?.is_some() {
                 return Err(IssuerError::AlreadyInitialised);
             }
-            let sealed = tx.setting(PENDING_KEY)?.ok_or(SchemeProblem::NoPendingKey)?;
+            let sealed = tx
+                .setting(PENDING_KEY)?
+                .ok_or(SchemeProblem::NoPendingKey)?;
             let key = open_key(master, "issuer", &sealed)?;
             let ca = CertificateFactory::member(root, key, issuer)?;
             let policy_bytes = Signed::sign(config.policy.clone(), ca.signing_key()).into_bytes();
@@ -153,7 +158,10 @@ impl<S: Store> Issuer<S> {
                 None => None,
             };
             match current {
-                Some(v) if v == version && tx.setting(DIRECTORY)?.as_deref() == Some(signed_directory) => {
+                Some(v)
+                    if v == version
+                        && tx.setting(DIRECTORY)?.as_deref() == Some(signed_directory) =>
+                {
                     Ok(false)
                 }
                 Some(v) if v >= version => Err(SchemeProblem::DirectoryNotNewer {
@@ -212,8 +220,10 @@ impl<S: Store> Issuer<S> {
 
     /// The directory changes a wallet holding `version` gets (member issuers).
     pub(crate) fn directory_update(&self, version: u64) -> Option<DirectoryUpdate> {
-        self.installed()
-            .and_then(|d| d.directory.update_since(version, DIRECTORY_UPDATE_BYTES_MAX))
+        self.installed().and_then(|d| {
+            d.directory
+                .update_since(version, DIRECTORY_UPDATE_BYTES_MAX)
+        })
     }
 
     /// The settlement context: `Some` at a member issuer.

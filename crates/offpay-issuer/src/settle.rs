@@ -55,9 +55,7 @@ pub(crate) fn side(m: Option<&Member<'_>>, p: &Payment) -> Result<Side, IssuerEr
     let from = payer_issuer(p, m.us)?;
     match (from == m.us, p.payee_issuer == m.us) {
         (true, true) => Ok(Side::Local),
-        (true, false) => Ok(Side::PayerHere {
-            to: p.payee_issuer,
-        }),
+        (true, false) => Ok(Side::PayerHere { to: p.payee_issuer }),
         (false, true) => Ok(Side::PayeeHere { from }),
         (false, false) => Err(SchemeProblem::NotAParty.into()),
     }

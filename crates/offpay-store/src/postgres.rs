@@ -16,7 +16,10 @@ use crate::sql::{Conn, Dialect, SqlTx, Value};
 
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/postgres/0001_init.sql")),
-    (2, include_str!("../migrations/postgres/0002_scheme_member.sql")),
+    (
+        2,
+        include_str!("../migrations/postgres/0002_scheme_member.sql"),
+    ),
 ];
 /// Connections in the pool.
 pub const POSTGRES_CONNECTIONS_MAX: usize = 16;

@@ -1257,7 +1257,13 @@ impl<C: Conn> Tx for SqlTx<C> {
     fn insert_statement(&mut self, s: &StatementRecord) -> Result<(), StoreError> {
         self.conn.execute(
             "INSERT INTO statements (cycle, hash, net, bytes, posted) VALUES ($1, $2, $3, $4, $5)",
-            &[i(s.cycle)?, b(&s.hash.0), Value::Int(s.net), b(&s.bytes), time(s.posted)?],
+            &[
+                i(s.cycle)?,
+                b(&s.hash.0),
+                Value::Int(s.net),
+                b(&s.bytes),
+                time(s.posted)?,
+            ],
         )?;
         Ok(())
     }

@@ -13,7 +13,10 @@ use crate::sql::{Conn, Dialect, SqlTx, Value};
 
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/sqlite/0001_init.sql")),
-    (2, include_str!("../migrations/sqlite/0002_scheme_member.sql")),
+    (
+        2,
+        include_str!("../migrations/sqlite/0002_scheme_member.sql"),
+    ),
 ];
 /// Connections in the pool of a file database.
 pub const SQLITE_CONNECTIONS_MAX: usize = 4;
