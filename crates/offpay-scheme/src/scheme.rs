@@ -5,10 +5,10 @@ use offpay_protocol::entropy::SharedEntropy;
 use offpay_protocol::envelope::Signed;
 use offpay_protocol::messages::{CRL_FIELD_BYTES_MAX, DIRECTORY_BYTES_MAX, Directory, DirectoryEntry};
 use offpay_protocol::pki::{
-    self, CSR_BYTES_MAX, Certificate, Crl, IssuerStatus, RevocationReason, RevokedEntry,
+    self, CSR_BYTES_MAX, Certificate, Crl, RevocationReason, RevokedEntry,
     SchemeTrust,
 };
-use offpay_protocol::{Currency, IssuerId, SigningKey, Suite, UnixSeconds};
+use offpay_protocol::{Currency, IssuerId, IssuerStatus, SigningKey, Suite, UnixSeconds};
 
 use crate::error::SchemeError;
 use crate::seal::{MASTER_KEY_BYTES, ROOT_KEY_LABEL, open_key, seal_key};

@@ -8,7 +8,10 @@ use offpay_api::{ErrorBody, PeerPositionView, SchemeRound, SchemeStatus};
 
 use crate::AppState;
 use crate::error::ApiError;
-use crate::link::{LINK_BATCH, LinkError};
+use crate::link::LinkError;
+
+/// Most outbox claims counted by the status (the figure saturates there).
+pub const OUTBOX_COUNT_MAX: u32 = 100_000;
 
 fn link_error(e: LinkError) -> ApiError {
     match &e {
@@ -36,7 +39,13 @@ pub async fn status(State(st): State<AppState>) -> Result<Json<SchemeStatus>, Ap
         let (positions, outbox, last_cycle) = if member {
             (
                 issuer.peer_positions()?,
-                issuer.claims_to_submit(LINK_BATCH)?.len() as u64,
+                issuer
+                    .claims(&offpay_issuer::ClaimFilter {
+                        state: Some(offpay_issuer::ClaimState::Outbox),
+                        limit: OUTBOX_COUNT_MAX,
+                        ..offpay_issuer::ClaimFilter::default()
+                    })?
+                    .len() as u64,
                 issuer.last_statement_cycle()?,
             )
         } else {

@@ -15,6 +15,9 @@
 //! | 409 | `insufficient_funds` | not enough online money |
 //! | 409 | `wallet_not_active` | the wallet is locked or revoked |
 //! | 409 | `unknown_checkpoint` | the report builds on a checkpoint never issued |
+//! | 409 | `scheme` | a member-issuer operation refused (detail: `offpay_issuer::SchemeProblem::code`) |
+//! | 409 | `not_member` | the scheme link's routes on a standalone issuer |
+//! | 502 | `scheme_unavailable`, `scheme_bad_answer` | the scheme link's round failed at the scheme |
 //! | 413 | `body_too_large` | body over the route's limit |
 //! | 415 | `unsupported_media_type` | wrong `Content-Type` |
 //! | 422 | `bad_signature` | a signature does not verify |
@@ -120,7 +123,8 @@ pub fn status_of(e: &IssuerError) -> StatusCode {
         | IssuerError::WalletNotActive { .. }
         | IssuerError::IdempotencyKeyReused
         | IssuerError::UnknownCheckpoint
-        | IssuerError::AlreadyInitialised => StatusCode::CONFLICT,
+        | IssuerError::AlreadyInitialised
+        | IssuerError::Scheme(_) => StatusCode::CONFLICT,
         IssuerError::Store(StoreError::Conflict(_)) => StatusCode::SERVICE_UNAVAILABLE,
         IssuerError::Store(_)
         | IssuerError::Invariant(_)

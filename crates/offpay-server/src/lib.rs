@@ -318,10 +318,11 @@ impl LinkThread {
             return Ok(None);
         }
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let url = link.url().to_string();
         let handle = link
             .spawn(state.link_interval, stop.clone())
             .map_err(|e| ServerError::Io("cannot start the scheme link thread".into(), e))?;
-        tracing::info!(scheme = link.url(), "scheme link started");
+        tracing::info!(scheme = %url, "scheme link started");
         Ok(Some(LinkThread { stop, handle }))
     }
 
