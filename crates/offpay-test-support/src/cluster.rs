@@ -371,13 +371,16 @@ impl Node {
         w
     }
 
-    /// A customer `id` with `online` minor units and a wallet loaded with `offline`.
+    /// A customer `id` with `online` minor units and a wallet loaded with
+    /// `offline`, synced once (so it holds the directory).
     pub fn customer_with_wallet(&self, id: &str, online: u64, offline: u64) -> Wallet<MemoryVault> {
         self.customer(id, online + offline);
         let mut w = self.wallet(id);
         if offline > 0 {
             self.load(&mut w, offline, &format!("load-{id}"));
         }
+        // The first sync brings the directory (the other issuers' CAs).
+        self.sync(&mut w);
         w
     }
 
