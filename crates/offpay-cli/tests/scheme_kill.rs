@@ -16,6 +16,9 @@ use offpay_wallet::Wallet;
 use offpay_wallet::vault::MemoryVault;
 use serde_json::Value;
 
+/// Payments each way per round (so every link round has claims to carry).
+const PER_ROUND: usize = 8;
+
 fn bin() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_offpay"))
 }
@@ -88,8 +91,9 @@ fn kill_each_server_in_turn(backend: Backend) {
     let order = ["scheme", "bank-a", "bank-b", "scheme", "bank-a", "bank-b"];
     for (round, victim) in order.iter().enumerate() {
         // Payments of this round (offline).
-        for i in 0..2 {
-            let x = 100 + round as u64 * 10 + i as u64;
+        for k in 0..PER_ROUND {
+            let i = k % 2;
+            let x = 100 + (round * PER_ROUND + k) as u64;
             offpay_test_support::pay(&mut a_pay[i], &mut b_get[i], x, now());
             offpay_test_support::pay(&mut b_pay[i], &mut a_get[i], x + 1, now());
             a_to_b += x;
