@@ -261,6 +261,13 @@ pub fn measure(
             sys::now(),
         )?);
     }
+    // The first sync brings each wallet the directory (the other bank's CA).
+    for w in &mut payers {
+        setup::sync(&bank_a, w, sys::now())?;
+    }
+    for w in &mut payees {
+        setup::sync(&bank_b, w, sys::now())?;
+    }
     progress(&format!(
         "scheme: a scheme, two member banks, {} wallets each, in {:.1} s",
         half,
