@@ -508,6 +508,10 @@ impl<'a> MapReader<'_, 'a> {
                 Ok(Some(&mut *self.d))
             }
             Some(k) if k < key => Err(DecodeError::UnexpectedKey { key: k }),
+            // Absent here but present further on: the keys are out of order.
+            Some(_) if self.appears_later(key) => {
+                Err(DecodeError::NonCanonical("map keys out of order"))
+            }
             _ => Ok(None),
         }
     }

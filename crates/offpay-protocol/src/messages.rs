@@ -1359,28 +1359,28 @@ impl DirectoryUpdate {
         }
         let issuer_crl = m
             .optional(1)?
-            .map(|d| read_crl(d, "issuer CRL"))
+            .map(|c| read_crl(c, "issuer CRL"))
             .transpose()?;
         let issuers = {
-            let d = m.required(2, "directory issuers")?;
-            let n = d.array("directory issuers", DIRECTORY_ISSUERS_MAX)?;
-            let mut v: Vec<DirectoryIssuer> = Vec::with_capacity(n);
+            let arr = m.required(2, "directory issuers")?;
+            let n = arr.array("directory issuers", DIRECTORY_ISSUERS_MAX)?;
+            let mut out: Vec<DirectoryIssuer> = Vec::with_capacity(n);
             for _ in 0..n {
-                let i = DirectoryIssuer::decode(d)?;
-                if i.changed > version {
+                let item = DirectoryIssuer::decode(arr)?;
+                if item.changed > version {
                     return Err(DecodeError::InvalidValue(
                         "issuer changed after the version",
                     ));
                 }
-                if v.last().is_some_and(|p| p.changed > i.changed) {
+                if out.last().is_some_and(|p| p.changed > item.changed) {
                     return Err(DecodeError::InvalidValue(
                         "directory issuers not oldest first",
                     ));
                 }
-                v.push(i);
+                out.push(item);
             }
-            d.leave();
-            v
+            arr.leave();
+            out
         };
         m.end()?;
         if d.position() - start > DIRECTORY_UPDATE_BYTES_MAX {
@@ -1563,11 +1563,11 @@ impl Body for Directory {
         let currency = currency(m.required(4, "currency")?)?;
         let issuer_crl = read_crl(m.required(5, "issuer CRL")?, "issuer CRL")?;
         let issuers = {
-            let d = m.required(6, "directory issuers")?;
-            let n = d.array("directory issuers", DIRECTORY_ISSUERS_MAX)?;
+            let arr = m.required(6, "directory issuers")?;
+            let n = arr.array("directory issuers", DIRECTORY_ISSUERS_MAX)?;
             let mut v: Vec<DirectoryEntry> = Vec::with_capacity(n);
             for _ in 0..n {
-                let e = DirectoryEntry::decode(d)?;
+                let e = DirectoryEntry::decode(arr)?;
                 if e.changed > version {
                     return Err(DecodeError::InvalidValue("entry changed after the version"));
                 }
@@ -1578,7 +1578,7 @@ impl Body for Directory {
                 }
                 v.push(e);
             }
-            d.leave();
+            arr.leave();
             v
         };
         Ok(Directory {
@@ -1712,14 +1712,14 @@ impl Body for SettlementStatement {
         let time = time(m.required(4, "time")?, "time")?;
         let currency = currency(m.required(5, "currency")?)?;
         let lines = {
-            let d = m.required(6, "statement lines")?;
-            let n = d.array("statement lines", STATEMENT_LINES_MAX)?;
+            let arr = m.required(6, "statement lines")?;
+            let n = arr.array("statement lines", STATEMENT_LINES_MAX)?;
             if n == 0 {
                 return Err(DecodeError::InvalidValue("statement without lines"));
             }
             let mut v: Vec<StatementLine> = Vec::with_capacity(n);
             for _ in 0..n {
-                let l = StatementLine::decode(d)?;
+                let l = StatementLine::decode(arr)?;
                 if l.counterparty == issuer {
                     return Err(DecodeError::InvalidValue(
                         "statement line with the issuer itself",
@@ -1732,7 +1732,7 @@ impl Body for SettlementStatement {
                 }
                 v.push(l);
             }
-            d.leave();
+            arr.leave();
             v
         };
         Ok(SettlementStatement {
@@ -1849,5 +1849,380 @@ mod limit_tests {
                 );
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod scheme_message_tests {
+    use super::*;
+    use crate::{SigningKey, Suite};
+
+    fn key() -> SigningKey {
+        SigningKey::from_seed(Suite::Ed25519, &[3; 32]).unwrap()
+    }
+
+    fn entry(code: &str, changed: u64, crl_len: usize) -> DirectoryEntry {
+        DirectoryEntry {
+            code: code.to_string(),
+            status: IssuerStatus::Active,
+            changed,
+            ca_cert: vec![0x30; 300],
+            crl: (crl_len > 0).then(|| vec![0x31; crl_len]),
+        }
+    }
+
+    fn directory(entries: Vec<DirectoryEntry>) -> Directory {
+        Directory {
+            version: entries.iter().map(|e| e.changed).max().unwrap_or(1),
+            time: UnixSeconds(1000),
+            currency: Currency::EUR,
+            issuer_crl: vec![0x32; 200],
+            issuers: entries,
+        }
+    }
+
+    fn update_bytes(u: &DirectoryUpdate) -> Vec<u8> {
+        let mut e = Encoder::new();
+        u.encode(&mut e);
+        e.finish()
+    }
+
+    fn decode_update(b: &[u8]) -> Result<DirectoryUpdate, DecodeError> {
+        let mut d = Decoder::new(b);
+        let u = DirectoryUpdate::decode(&mut d)?;
+        d.finish()?;
+        Ok(u)
+    }
+
+    fn statement(lines: Vec<StatementLine>) -> SettlementStatement {
+        SettlementStatement {
+            cycle: 1,
+            issuer: IssuerId([5; 16]),
+            time: UnixSeconds(10),
+            currency: Currency::EUR,
+            lines,
+        }
+    }
+
+    fn line(cp: u8) -> StatementLine {
+        StatementLine {
+            counterparty: IssuerId([cp; 16]),
+            receivable_minor: 10,
+            payable_minor: 30,
+            claims: 2,
+            digest: Hash32([cp; 32]),
+        }
+    }
+
+    #[test]
+    fn directory_and_statement_round_trip() {
+        let d = directory(vec![entry("bank-a", 1, 0), entry("bank-b", 2, 50)]);
+        let s = Signed::sign(d.clone(), &key());
+        let back = Signed::<Directory>::decode(s.bytes()).unwrap();
+        assert_eq!(back.body(), &d);
+        assert_eq!(d.entry("bank-b").unwrap().changed, 2);
+        assert!(d.entry("bank-c").is_none());
+        let st = statement(vec![line(1), line(9)]);
+        let s = Signed::sign(st.clone(), &key());
+        assert_eq!(
+            Signed::<SettlementStatement>::decode(s.bytes())
+                .unwrap()
+                .body(),
+            &st
+        );
+        assert_eq!(st.net(), -40);
+        assert_eq!(st.line(&IssuerId([9; 16])).unwrap().net(), -20);
+        let u = d.update_since(0, usize::MAX).unwrap();
+        assert_eq!(decode_update(&update_bytes(&u)).unwrap(), u);
+        assert_eq!(update_bytes(&u).len(), u.encoded_len());
+    }
+
+    #[test]
+    fn directory_refusals() {
+        let k = key();
+        let refuse = |d: Directory, want: DecodeError| {
+            let s = Signed::sign(d, &k);
+            assert_eq!(Signed::<Directory>::decode(s.bytes()).unwrap_err(), want);
+        };
+        refuse(
+            directory(vec![entry("bank-b", 1, 0), entry("bank-a", 1, 0)]),
+            DecodeError::InvalidValue("directory entries not in ascending code order"),
+        );
+        refuse(
+            directory(vec![entry("bank-a", 1, 0), entry("bank-a", 1, 0)]),
+            DecodeError::InvalidValue("directory entries not in ascending code order"),
+        );
+        refuse(
+            directory(vec![entry("Bank-A", 1, 0)]),
+            DecodeError::InvalidValue("issuer code"),
+        );
+        refuse(
+            directory(vec![entry("bank-a", 0, 0)]),
+            DecodeError::InvalidValue("changed starts at 1"),
+        );
+        let mut d = directory(vec![entry("bank-a", 2, 0)]);
+        d.version = 1;
+        refuse(
+            d,
+            DecodeError::InvalidValue("entry changed after the version"),
+        );
+        let mut e = entry("bank-a", 1, 0);
+        e.ca_cert = vec![0; CERT_FIELD_BYTES_MAX + 1];
+        refuse(
+            directory(vec![e]),
+            DecodeError::TooLarge {
+                field: "issuer CA certificate",
+                max: CERT_FIELD_BYTES_MAX as u64,
+            },
+        );
+        let many = (0..=DIRECTORY_ISSUERS_MAX)
+            .map(|i| entry(&format!("bank-{i:03}"), 1, 0))
+            .collect();
+        refuse(
+            directory(many),
+            DecodeError::TooLarge {
+                field: "directory issuers",
+                max: DIRECTORY_ISSUERS_MAX as u64,
+            },
+        );
+        // An unknown status code.
+        let one = directory(vec![entry("bank-a", 1, 0)]);
+        let mut payload = one.to_payload();
+        let at = payload
+            .windows(3)
+            .position(|w| w == [0x01, 0x00, 0x02])
+            .unwrap();
+        payload[at + 1] = 0x03;
+        let mut dec = Decoder::new(&payload);
+        let mut fields = dec.map("Directory", 32).unwrap();
+        crate::envelope::read_type_version(&mut fields, message_type::DIRECTORY).unwrap();
+        assert_eq!(
+            Directory::decode_fields(&mut fields).unwrap_err(),
+            DecodeError::InvalidValue("issuer status")
+        );
+    }
+
+    #[test]
+    fn update_refusals() {
+        let u = DirectoryUpdate {
+            version: 3,
+            issuer_crl: None,
+            issuers: vec![
+                DirectoryIssuer {
+                    changed: 2,
+                    ca_cert: vec![1; 10],
+                    crl: None,
+                },
+                DirectoryIssuer {
+                    changed: 3,
+                    ca_cert: vec![2; 10],
+                    crl: Some(vec![3; 10]),
+                },
+            ],
+        };
+        assert_eq!(decode_update(&update_bytes(&u)).unwrap(), u);
+        let mut bad = u.clone();
+        bad.issuers.swap(0, 1);
+        assert_eq!(
+            decode_update(&update_bytes(&bad)).unwrap_err(),
+            DecodeError::InvalidValue("directory issuers not oldest first")
+        );
+        let mut bad = u.clone();
+        bad.version = 2;
+        assert_eq!(
+            decode_update(&update_bytes(&bad)).unwrap_err(),
+            DecodeError::InvalidValue("issuer changed after the version")
+        );
+        let mut bad = u.clone();
+        bad.version = 0;
+        assert_eq!(
+            decode_update(&update_bytes(&bad)).unwrap_err(),
+            DecodeError::InvalidValue("directory version starts at 1")
+        );
+        // Over the byte budget: two CRLs at their largest.
+        let big = DirectoryUpdate {
+            version: 1,
+            issuer_crl: Some(vec![0; CRL_FIELD_BYTES_MAX]),
+            issuers: vec![DirectoryIssuer {
+                changed: 1,
+                ca_cert: vec![1; 10],
+                crl: Some(vec![0; CRL_FIELD_BYTES_MAX]),
+            }],
+        };
+        assert_eq!(
+            decode_update(&update_bytes(&big)).unwrap_err(),
+            DecodeError::TooLarge {
+                field: "directory update",
+                max: DIRECTORY_UPDATE_BYTES_MAX as u64,
+            }
+        );
+    }
+
+    #[test]
+    fn updates_follow_the_budget_whole_versions_at_a_time() {
+        // Versions 1 (a), 2 (b and c), 3 (d), each entry about 300 + crl bytes.
+        let d = directory(vec![
+            entry("a", 1, 0),
+            entry("b", 2, 1000),
+            entry("c", 2, 1000),
+            entry("d", 3, 0),
+        ]);
+        assert_eq!(d.update_since(3, usize::MAX), None);
+        let all = d.update_since(0, usize::MAX).unwrap();
+        assert_eq!(all.version, 3);
+        let changed: Vec<u64> = all.issuers.iter().map(|i| i.changed).collect();
+        assert_eq!(changed, [1, 2, 2, 3]);
+        // Since 1: b, c and d.
+        let since1 = d.update_since(1, usize::MAX).unwrap();
+        assert_eq!(since1.issuers.len(), 3);
+        // A budget that holds version 1 but not the whole of version 2.
+        let small = d.update_since(0, 1500).unwrap();
+        assert_eq!(small.version, 1);
+        assert_eq!(small.issuers.len(), 1);
+        assert!(small.encoded_len() <= 1500);
+        // A budget too small for the oldest change: nothing.
+        assert_eq!(d.update_since(0, 100), None);
+        // Every update carries the issuer CRL.
+        assert_eq!(small.issuer_crl.as_deref(), Some(&d.issuer_crl[..]));
+    }
+
+    #[test]
+    fn statement_refusals() {
+        let k = key();
+        let refuse = |st: SettlementStatement, want: DecodeError| {
+            let s = Signed::sign(st, &k);
+            assert_eq!(
+                Signed::<SettlementStatement>::decode(s.bytes()).unwrap_err(),
+                want
+            );
+        };
+        refuse(
+            statement(vec![line(9), line(1)]),
+            DecodeError::InvalidValue("statement lines not in ascending counterparty order"),
+        );
+        refuse(
+            statement(vec![line(1), line(1)]),
+            DecodeError::InvalidValue("statement lines not in ascending counterparty order"),
+        );
+        refuse(
+            statement(vec![line(5)]),
+            DecodeError::InvalidValue("statement line with the issuer itself"),
+        );
+        refuse(
+            statement(vec![]),
+            DecodeError::InvalidValue("statement without lines"),
+        );
+        let mut l = line(1);
+        l.claims = 0;
+        refuse(
+            statement(vec![l]),
+            DecodeError::InvalidValue("statement line without claims"),
+        );
+        let mut st = statement(vec![line(1)]);
+        st.cycle = 0;
+        refuse(st, DecodeError::InvalidValue("cycle starts at 1"));
+        let many = (0..=STATEMENT_LINES_MAX)
+            .map(|i| StatementLine {
+                counterparty: IssuerId([
+                    6,
+                    (i >> 8) as u8,
+                    i as u8,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                ]),
+                ..line(6)
+            })
+            .collect();
+        refuse(
+            statement(many),
+            DecodeError::TooLarge {
+                field: "statement lines",
+                max: STATEMENT_LINES_MAX as u64,
+            },
+        );
+        // The fullest statement, every integer at its widest, fits its limit.
+        let full: Vec<StatementLine> = (0..STATEMENT_LINES_MAX)
+            .map(|i| StatementLine {
+                counterparty: IssuerId([7, i as u8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
+                receivable_minor: u64::MAX,
+                payable_minor: u64::MAX,
+                claims: u64::MAX,
+                digest: Hash32([0xff; 32]),
+            })
+            .collect();
+        let st = SettlementStatement {
+            cycle: u64::MAX,
+            time: UnixSeconds(u64::MAX),
+            ..statement(full)
+        };
+        let s = Signed::sign(st.clone(), &k);
+        assert!(s.bytes().len() <= SETTLEMENT_STATEMENT_BYTES_MAX);
+        assert_eq!(
+            Signed::<SettlementStatement>::decode(s.bytes())
+                .unwrap()
+                .body(),
+            &st
+        );
+        // Nets in i128: no overflow with every line at its extreme.
+        assert_eq!(st.net(), 0);
+    }
+
+    #[test]
+    fn the_statement_digest_sorts_the_claim_ids() {
+        let ids = [Hash32([1; 32]), Hash32([2; 32]), Hash32([3; 32])];
+        let mut shuffled = [ids[2], ids[0], ids[1]];
+        let mut sorted = ids;
+        assert_eq!(
+            statement_digest(&mut shuffled),
+            statement_digest(&mut sorted)
+        );
+        assert_eq!(shuffled, sorted);
+        let mut cat = Vec::new();
+        for h in ids {
+            cat.extend_from_slice(&h.0);
+        }
+        assert_eq!(statement_digest(&mut sorted), Hash32::digest(&cat));
+        assert_eq!(statement_digest(&mut []), Hash32::digest(&[]));
+        assert_ne!(
+            statement_digest(&mut [ids[0], ids[1]]),
+            statement_digest(&mut [ids[0], ids[2]])
+        );
+    }
+
+    #[test]
+    fn every_payment_keeps_one_size_whatever_the_payee_issuer() {
+        let k = key();
+        let p = |issuer: IssuerId| Payment {
+            payer: WalletId([1; 16]),
+            seq: 1,
+            prev: Hash32::ZERO,
+            payee: WalletId([2; 16]),
+            amount: Amount::new(100, Currency::EUR),
+            nonce: Nonce([3; 16]),
+            time: UnixSeconds(5),
+            payer_cert: CertField::Reference(Hash32([4; 32])),
+            payee_issuer: issuer,
+        };
+        let a = Signed::sign(p(IssuerId([0; 16])), &k);
+        let b = Signed::sign(p(IssuerId([0xff; 16])), &k);
+        assert_eq!(a.bytes().len(), b.bytes().len());
+        assert_eq!(
+            Signed::<Payment>::decode(b.bytes())
+                .unwrap()
+                .body()
+                .payee_issuer,
+            IssuerId([0xff; 16])
+        );
     }
 }

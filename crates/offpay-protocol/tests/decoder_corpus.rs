@@ -1744,8 +1744,10 @@ fn field_rules_are_enforced() {
             &|v| {
                 let p = pairs(v);
                 p.retain(|(k, _)| *k != V::U(10) && *k != V::U(11));
-                p.push((V::U(10), V::B(vec![0x30; 10])));
-                p.push((V::U(11), V::B(vec![0; 32])));
+                // Before key 12 (payee issuer), in key order.
+                let at = p.len() - 1;
+                p.insert(at, (V::U(11), V::B(vec![0; 32])));
+                p.insert(at, (V::U(10), V::B(vec![0x30; 10])));
             },
             InvalidValue("both certificate and reference"),
         );
@@ -1761,7 +1763,8 @@ fn field_rules_are_enforced() {
             &|v| {
                 let p = pairs(v);
                 p.retain(|(k, _)| *k != V::U(10) && *k != V::U(11));
-                p.push((V::U(10), V::B(vec![0x30; CERT_FIELD_BYTES_MAX + 1])));
+                let at = p.len() - 1; // before key 12 (payee issuer)
+                p.insert(at, (V::U(10), V::B(vec![0x30; CERT_FIELD_BYTES_MAX + 1])));
             },
             TooLarge {
                 field: "certificate",

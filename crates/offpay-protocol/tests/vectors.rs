@@ -24,14 +24,18 @@ use offpay_protocol::cbor::Encoder;
 use offpay_protocol::envelope::{Signed, sig_structure};
 use offpay_protocol::evidence::verify_double_spend;
 use offpay_protocol::messages::{
-    CertField, ChainEntry, Checkpoint, DoubleSpendProof, LoadVoucher, Payment, PaymentRequest,
-    PinLockedRequest, PinUnlock, PinUnlockGrant, Receipt, Redeem, RiskPolicy, SyncReport,
-    SyncResponse, WalletCommand,
+    CertField, ChainEntry, Checkpoint, Directory, DirectoryEntry, DoubleSpendProof, LoadVoucher,
+    Payment, PaymentRequest, PinLockedRequest, PinUnlock, PinUnlockGrant, Receipt, Redeem,
+    RiskPolicy, SettlementStatement, StatementLine, SyncReport, SyncResponse, WalletCommand,
+    statement_digest,
 };
 use offpay_protocol::pki::{
     self, Certificate, Crl, PolicyRef, RevocationReason, RevokedEntry, validate_wallet_chain,
 };
-use offpay_protocol::{Hash32, Nonce, PublicKey, SigningKey, Suite, UnixSeconds, WalletId};
+use offpay_protocol::{
+    Currency, Hash32, IssuerId, IssuerStatus, Nonce, PublicKey, SigningKey, Suite, UnixSeconds,
+    WalletId,
+};
 
 // ---- the fixed inputs (listed in docs/PROTOCOL.md, appendix A) ----------------
 
@@ -107,6 +111,120 @@ struct Fixture {
     report: Signed<SyncReport>,
     response: Signed<SyncResponse>,
     proof: DoubleSpendProof,
+    scheme: SchemeFixture,
+}
+
+/// Seeds of the scheme vectors' two member issuer CAs.
+const SEED_BANK_B: [u8; 32] = [0x66; 32];
+const SEED_BANK_C: [u8; 32] = [0x77; 32];
+
+/// The scheme of many issuers (docs/PROTOCOL.md 7.13, 7.14): two member
+/// issuers "bank-b" (serial 3, active since version 2, with an empty CRL)
+/// and "bank-c" (serial 4, suspended at version 3 by the root-signed issuer
+/// CRL), the directory at version 3, and bank-b's statement of cycle 7.
+struct SchemeFixture {
+    bank_b: Certificate,
+    bank_c: Certificate,
+    issuer_crl: Crl,
+    directory: Directory,
+    signed_directory: Signed<Directory>,
+    statement: Signed<SettlementStatement>,
+    ca_csr: Vec<u8>,
+}
+
+fn scheme_fixture(suite: Suite, root_key: &SigningKey, root: &Certificate) -> SchemeFixture {
+    let key_b = SigningKey::from_seed(suite, &SEED_BANK_B).unwrap();
+    let key_c = SigningKey::from_seed(suite, &SEED_BANK_C).unwrap();
+    let ca_csr = pki::build_ca_csr(&key_b, "bank-b").unwrap();
+    let ca = |key: &SigningKey, code: &str, serial: u64| {
+        pki::issue_issuer_ca(
+            root_key,
+            root,
+            &key.public_key(),
+            code,
+            serial,
+            UnixSeconds(T0 - DAY),
+            t(1825 * DAY),
+        )
+        .unwrap()
+    };
+    let bank_b = ca(&key_b, "bank-b", 3);
+    let bank_c = ca(&key_c, "bank-c", 4);
+    let crl_b = pki::issue_crl(&key_b, &bank_b, 1, t(7000), t(7000 + DAY), &[]).unwrap();
+    let issuer_crl = pki::issue_crl(
+        root_key,
+        root,
+        2,
+        t(7200),
+        t(7200 + DAY),
+        &[RevokedEntry {
+            serial: 4,
+            revoked_at: t(7200),
+            reason: RevocationReason::CertificateHold,
+        }],
+    )
+    .unwrap();
+    let directory = Directory {
+        version: 3,
+        time: t(7200),
+        currency: Currency::EUR,
+        issuer_crl: issuer_crl.der().to_vec(),
+        issuers: vec![
+            DirectoryEntry {
+                code: "bank-b".to_string(),
+                status: IssuerStatus::Active,
+                changed: 2,
+                ca_cert: bank_b.der().to_vec(),
+                crl: Some(crl_b.der().to_vec()),
+            },
+            DirectoryEntry {
+                code: "bank-c".to_string(),
+                status: IssuerStatus::Suspended,
+                changed: 3,
+                ca_cert: bank_c.der().to_vec(),
+                crl: None,
+            },
+        ],
+    };
+    let signed_directory = Signed::sign(directory.clone(), root_key);
+    let (b, c) = (bank_b.subject_issuer_id(), bank_c.subject_issuer_id());
+    let mut ids = [Hash32([0x0b; 32]), Hash32([0x0a; 32])];
+    let mut lines = vec![
+        StatementLine {
+            counterparty: c,
+            receivable_minor: 1250,
+            payable_minor: 0,
+            claims: 1,
+            digest: statement_digest(&mut [Hash32([0x0c; 32])]),
+        },
+        StatementLine {
+            counterparty: IssuerId([0x01; 16]),
+            receivable_minor: 300,
+            payable_minor: 2000,
+            claims: 2,
+            digest: statement_digest(&mut ids),
+        },
+    ];
+    lines.sort_by_key(|l| l.counterparty);
+    let statement = Signed::sign(
+        SettlementStatement {
+            cycle: 7,
+            issuer: b,
+            time: t(7300),
+            currency: Currency::EUR,
+            lines,
+        },
+        root_key,
+    );
+    SchemeFixture {
+        bank_b,
+        bank_c,
+        issuer_crl,
+        directory,
+        signed_directory,
+        statement,
+        ca_csr,
+    }
 }
 
 #[expect(clippy::too_many_lines)] // lint-exception: one scenario told end to end
@@ -166,6 +284,8 @@ fn fixture(suite: Suite) -> Fixture {
         }],
     )
     .unwrap();
+
+    let scheme = scheme_fixture(suite, &root_key, &root);
 
     let request_body = PaymentRequest {
         payee: payee_id(),
@@ -268,7 +388,7 @@ fn fixture(suite: Suite) -> Fixture {
             load_seq: 1,
             evidence: Vec::new(),
             locked: false,
-            directory_version: 0,
+            directory_version: 1,
         },
         &payer_key,
     );
@@ -293,7 +413,7 @@ fn fixture(suite: Suite) -> Fixture {
             command: WalletCommand::Lock {
                 reason: "double spend under investigation".to_string(),
             },
-            directory: None,
+            directory: Some(scheme.directory.update_since(1, usize::MAX).unwrap()),
         },
         &issuer_key,
     );
@@ -328,6 +448,7 @@ fn fixture(suite: Suite) -> Fixture {
         report,
         response,
         proof,
+        scheme,
     }
 }
 
@@ -362,6 +483,15 @@ fn vectors(f: &Fixture) -> Vec<(String, Vec<u8>)> {
         (n("sync-report"), f.report.bytes().to_vec()),
         (n("sync-response"), f.response.bytes().to_vec()),
         (n("double-spend-proof"), f.proof.encode()),
+        (n("cert-bank-b"), f.scheme.bank_b.der().to_vec()),
+        (n("cert-bank-c"), f.scheme.bank_c.der().to_vec()),
+        (n("ca-csr-bank-b"), f.scheme.ca_csr.clone()),
+        (n("issuer-crl"), f.scheme.issuer_crl.der().to_vec()),
+        (n("directory"), f.scheme.signed_directory.bytes().to_vec()),
+        (
+            n("settlement-statement"),
+            f.scheme.statement.bytes().to_vec(),
+        ),
     ]
     .into_iter()
     .chain(pin_recovery_vectors(f))
@@ -686,6 +816,7 @@ fn document_vectors_decode_and_verify() {
             (eur(3000), 1, &[1][..])
         );
         assert!(r.incoming.is_empty() && r.evidence.is_empty() && !r.locked);
+        assert_eq!(r.directory_version, 1);
 
         // SyncResponse: every optional field present.
         let resp = Signed::<SyncResponse>::decode(&v("sync-response")).unwrap();
@@ -697,6 +828,51 @@ fn document_vectors_decode_and_verify() {
         assert_eq!(r.certificate.as_deref(), Some(&v("cert-payer-renewed")[..]));
         assert_eq!(r.policy.as_deref(), Some(&v("risk-policy")[..]));
         assert!(matches!(r.command, WalletCommand::Lock { .. }));
+        // Its directory update: what changed after version 1, every element
+        // verifiable against the root.
+        let u = r.directory.as_ref().unwrap();
+        assert_eq!(u.version, 3);
+        assert_eq!(u.issuer_crl.as_deref(), Some(&v("issuer-crl")[..]));
+        assert_eq!(u.issuers.len(), 2);
+        assert_eq!(u.issuers[0].changed, 2);
+        assert_eq!(u.issuers[0].ca_cert, v("cert-bank-b"));
+        assert_eq!(u.issuers[1].ca_cert, v("cert-bank-c"));
+        assert!(u.issuers[1].crl.is_none());
+
+        // The scheme: member issuer CAs, the issuer CRL, the directory, a statement.
+        let csr = pki::parse_ca_csr(&v("ca-csr-bank-b")).unwrap();
+        assert_eq!(csr.common_name, "bank-b");
+        let mut trust = pki::SchemeTrust::new(root.clone());
+        let bank_b = Certificate::from_der(&v("cert-bank-b")).unwrap();
+        let bank_c = Certificate::from_der(&v("cert-bank-c")).unwrap();
+        assert_eq!(bank_b.public_key(), &csr.public_key);
+        let b = trust.add_issuer(bank_b.clone()).unwrap();
+        let c = trust.add_issuer(bank_c).unwrap();
+        let issuer_crl = Crl::from_der(&v("issuer-crl")).unwrap();
+        assert!(trust.set_issuer_crl(issuer_crl).unwrap());
+        assert_eq!(trust.issuer_status(&b), Some(IssuerStatus::Active));
+        assert_eq!(trust.issuer_status(&c), Some(IssuerStatus::Suspended));
+        let dir = Signed::<Directory>::decode(&v("directory")).unwrap();
+        dir.verify(root.public_key()).unwrap();
+        assert_eq!(dir.body().version, 3);
+        assert_eq!(
+            dir.body().entry("bank-c").unwrap().status,
+            IssuerStatus::Suspended
+        );
+        assert_eq!(dir.body().update_since(1, usize::MAX).as_ref(), Some(u));
+        assert_eq!(dir.body().update_since(3, usize::MAX), None);
+        let st = Signed::<SettlementStatement>::decode(&v("settlement-statement")).unwrap();
+        st.verify(root.public_key()).unwrap();
+        let st = st.body();
+        assert_eq!((st.cycle, st.issuer), (7, b));
+        assert_eq!(st.net(), 1250 + 300 - 2000);
+        assert_eq!(st.line(&c).unwrap().digest, Hash32::digest(&[0x0c; 32]));
+        let mut concat = vec![0x0a; 32];
+        concat.extend_from_slice(&[0x0b; 32]);
+        assert_eq!(
+            st.line(&IssuerId([0x01; 16])).unwrap().digest,
+            Hash32::digest(&concat)
+        );
 
         // DoubleSpendProof: verifies against the root alone.
         let proof = DoubleSpendProof::decode(&v("double-spend-proof")).unwrap();
@@ -834,8 +1010,8 @@ fn limits_table() -> String {
     use offpay_protocol::messages::*;
     use offpay_protocol::pki::{CERTIFICATE_BYTES_MAX, CRL_BYTES_MAX, CSR_BYTES_MAX};
     use offpay_protocol::suite::SIGNATURE_BYTES;
-    use offpay_protocol::types::{HASH_BYTES, NONCE_BYTES, WALLET_ID_BYTES};
-    let rows: [(&str, usize, &str); 25] = [
+    use offpay_protocol::types::{HASH_BYTES, ISSUER_ID_BYTES, NONCE_BYTES, WALLET_ID_BYTES};
+    let rows: [(&str, usize, &str); 32] = [
         (
             "PAYMENT_REQUEST_BYTES_MAX",
             PAYMENT_REQUEST_BYTES_MAX,
@@ -866,7 +1042,37 @@ fn limits_table() -> String {
         (
             "SYNC_RESPONSE_BYTES_MAX",
             SYNC_RESPONSE_BYTES_MAX,
-            "a SyncResponse envelope (4 MiB)",
+            "a SyncResponse envelope (6 MiB)",
+        ),
+        (
+            "DIRECTORY_BYTES_MAX",
+            DIRECTORY_BYTES_MAX,
+            "a Directory envelope (16 MiB)",
+        ),
+        (
+            "DIRECTORY_UPDATE_BYTES_MAX",
+            DIRECTORY_UPDATE_BYTES_MAX,
+            "the directory update of a SyncResponse, key 12, as encoded (2 MiB)",
+        ),
+        (
+            "DIRECTORY_ISSUERS_MAX",
+            DIRECTORY_ISSUERS_MAX,
+            "issuers in a Directory or a directory update; also in a wallet's directory",
+        ),
+        (
+            "SETTLEMENT_STATEMENT_BYTES_MAX",
+            SETTLEMENT_STATEMENT_BYTES_MAX,
+            "a SettlementStatement envelope (32 KiB)",
+        ),
+        (
+            "STATEMENT_LINES_MAX",
+            STATEMENT_LINES_MAX,
+            "lines of a SettlementStatement",
+        ),
+        (
+            "ISSUER_CODE_FIELD_BYTES_MAX",
+            ISSUER_CODE_FIELD_BYTES_MAX,
+            "an issuer code (`[a-z0-9-]`, at least 1)",
         ),
         (
             "DOUBLE_SPEND_PROOF_BYTES_MAX",
@@ -896,7 +1102,7 @@ fn limits_table() -> String {
         (
             "CRL_FIELD_BYTES_MAX",
             CRL_FIELD_BYTES_MAX,
-            "the DER CRL in a SyncResponse (1 MiB)",
+            "a DER CRL inside a message: SyncResponse key 7, each CRL of a directory and its update, the issuer CRL (1 MiB)",
         ),
         (
             "REASON_BYTES_MAX",
@@ -925,6 +1131,7 @@ fn limits_table() -> String {
             "a signature in a message (exact)",
         ),
         ("WALLET_ID_BYTES", WALLET_ID_BYTES, "a wallet id (exact)"),
+        ("ISSUER_ID_BYTES", ISSUER_ID_BYTES, "an issuer id (exact)"),
         ("NONCE_BYTES", NONCE_BYTES, "a nonce (exact)"),
         (
             "HASH_BYTES",

@@ -43,6 +43,8 @@ mod scheme;
 mod x509;
 
 #[cfg(test)]
+mod scheme_tests;
+#[cfg(test)]
 mod tests;
 
 use core::fmt;
