@@ -360,67 +360,7 @@ impl<S: Store> Issuer<S> {
                 return Err(SchemeProblem::StatementConflict { cycle: st.cycle }.into());
             }
             let held = tx.claims_by_ids(claim_ids)?;
-            if held.len() != claim_ids.len() {
-                return Err(mismatch(None, "a claim is not ours"));
-            }
-            let mut by_peer: BTreeMap<IssuerId, Vec<&ClaimRecord>> = BTreeMap::new();
-            for c in &held {
-                if c.cycle.is_some() {
-                    return Err(mismatch(
-                        Some(c.counterparty),
-                        "a claim is in a posted cycle",
-                    ));
-                }
-                by_peer.entry(c.counterparty).or_default().push(c);
-            }
-            let mut postings = Vec::new();
-            let mut lined = BTreeSet::new();
-            for l in &st.lines {
-                let peer = l.counterparty;
-                if !lined.insert(peer) {
-                    return Err(mismatch(Some(peer), "two lines for one counterparty"));
-                }
-                let ours = by_peer.get(&peer).map(Vec::as_slice).unwrap_or(&[]);
-                let sum = |d: ClaimDirection| -> i128 {
-                    ours.iter()
-                        .filter(|c| c.direction == d)
-                        .map(|c| i128::from(c.amount))
-                        .sum()
-                };
-                if ours.len() as u64 != l.claims {
-                    return Err(mismatch(Some(peer), "claim count"));
-                }
-                if sum(ClaimDirection::Receivable) != i128::from(l.receivable_minor) {
-                    return Err(mismatch(Some(peer), "receivable sum"));
-                }
-                if sum(ClaimDirection::Payable) != i128::from(l.payable_minor) {
-                    return Err(mismatch(Some(peer), "payable sum"));
-                }
-                let mut ids: Vec<Hash32> = ours.iter().map(|c| c.id).collect();
-                if statement_digest(&mut ids) != l.digest {
-                    return Err(mismatch(Some(peer), "claim digest"));
-                }
-                // issuer:<peer> holds payable - receivable for these claims: move it to settlement.
-                let owed = i128::from(l.payable_minor) - i128::from(l.receivable_minor);
-                let (debit, credit, amount) = if owed >= 0 {
-                    (Account::Peer(peer), Account::Settlement, owed)
-                } else {
-                    (Account::Settlement, Account::Peer(peer), -owed)
-                };
-                if amount > 0 {
-                    postings.push(posting(
-                        &debit,
-                        &credit,
-                        narrow(amount)?,
-                        "settlement",
-                        reference.clone(),
-                        now,
-                    )?);
-                }
-            }
-            if let Some(peer) = by_peer.keys().find(|p| !lined.contains(*p)) {
-                return Err(mismatch(Some(*peer), "claims without a line"));
-            }
+            let postings = statement_postings(&st, &held, claim_ids.len(), &reference, now)?;
             let s = Account::Settlement;
             tx.create_account(&s.to_string(), s.book(), s.kind(), now)?;
             tx.post(&postings)?;
@@ -474,4 +414,80 @@ impl<S: Store> Issuer<S> {
                 .collect()
         })
     }
+}
+
+/// Check every line of a statement against our claims (`held`, the
+/// `listed` ids found) and give the postings that close them.
+fn statement_postings(
+    st: &SettlementStatement,
+    held: &[ClaimRecord],
+    listed: usize,
+    reference: &str,
+    now: UnixSeconds,
+) -> Result<Vec<crate::store::Posting>, IssuerError> {
+    let mismatch = |counterparty: Option<IssuerId>, what: &'static str| -> IssuerError {
+        SchemeProblem::StatementMismatch { counterparty, what }.into()
+    };
+    if held.len() != listed {
+        return Err(mismatch(None, "a claim is not ours"));
+    }
+    let mut by_peer: BTreeMap<IssuerId, Vec<&ClaimRecord>> = BTreeMap::new();
+    for c in held {
+        if c.cycle.is_some() {
+            return Err(mismatch(
+                Some(c.counterparty),
+                "a claim is in a posted cycle",
+            ));
+        }
+        by_peer.entry(c.counterparty).or_default().push(c);
+    }
+    let mut postings = Vec::new();
+    let mut lined = BTreeSet::new();
+    for l in &st.lines {
+        let peer = l.counterparty;
+        if !lined.insert(peer) {
+            return Err(mismatch(Some(peer), "two lines for one counterparty"));
+        }
+        let ours = by_peer.get(&peer).map(Vec::as_slice).unwrap_or(&[]);
+        let sum = |d: ClaimDirection| -> i128 {
+            ours.iter()
+                .filter(|c| c.direction == d)
+                .map(|c| i128::from(c.amount))
+                .sum()
+        };
+        if ours.len() as u64 != l.claims {
+            return Err(mismatch(Some(peer), "claim count"));
+        }
+        if sum(ClaimDirection::Receivable) != i128::from(l.receivable_minor) {
+            return Err(mismatch(Some(peer), "receivable sum"));
+        }
+        if sum(ClaimDirection::Payable) != i128::from(l.payable_minor) {
+            return Err(mismatch(Some(peer), "payable sum"));
+        }
+        let mut ids: Vec<Hash32> = ours.iter().map(|c| c.id).collect();
+        if statement_digest(&mut ids) != l.digest {
+            return Err(mismatch(Some(peer), "claim digest"));
+        }
+        // issuer:<peer> holds payable - receivable for these claims: move it to settlement.
+        let owed = i128::from(l.payable_minor) - i128::from(l.receivable_minor);
+        let (debit, credit, amount) = if owed >= 0 {
+            (Account::Peer(peer), Account::Settlement, owed)
+        } else {
+            (Account::Settlement, Account::Peer(peer), -owed)
+        };
+        if amount > 0 {
+            postings.push(posting(
+                &debit,
+                &credit,
+                narrow(amount)?,
+                "settlement",
+                reference.to_string(),
+                now,
+            )?);
+        }
+    }
+    if let Some(peer) = by_peer.keys().find(|p| !lined.contains(*p)) {
+        return Err(mismatch(Some(*peer), "claims without a line"));
+    }
+    Ok(postings)
 }

@@ -207,44 +207,8 @@ fn settle_once(
             ChainEntry::Redeem(_) => Side::Local,
         });
     }
-    let mut payees: Vec<WalletId> = to_settle
-        .iter()
-        .zip(&sides)
-        .filter_map(|(e, s)| match (e, s) {
-            (ChainEntry::Payment(_), Side::PayerHere { .. }) => None,
-            (ChainEntry::Payment(p), _) => Some(p.body().payee),
-            (ChainEntry::Redeem(_), _) => None,
-        })
-        .collect();
-    payees.sort();
-    payees.dedup();
-    let payee_accounts: Vec<String> = payees
-        .iter()
-        .map(|w| Account::Wallet(*w).to_string())
-        .collect();
-    let existing: BTreeSet<String> = tx.existing_accounts(&payee_accounts)?.into_iter().collect();
-    if let Some((payee, _)) = payees
-        .iter()
-        .zip(&payee_accounts)
-        .find(|(_, a)| !existing.contains(*a))
-    {
-        return Err(InputError::UnknownPayee { payee: *payee }.into());
-    }
-    let mut peers: Vec<IssuerId> = sides
-        .iter()
-        .filter_map(|s| match s {
-            Side::Local => None,
-            Side::PayerHere { to } => Some(*to),
-            Side::PayeeHere { from } => Some(*from),
-        })
-        .collect();
-    peers.sort();
-    peers.dedup();
-    for peer in peers {
-        for a in [Account::Peer(peer), Account::Foreign(peer)] {
-            tx.create_account(&a.to_string(), a.book(), a.kind(), now)?;
-        }
-    }
+    check_payees(tx, &to_settle, &sides)?;
+    open_peer_accounts(tx, &sides, now)?;
     let mut owners: HashMap<WalletId, String> = HashMap::new();
     let mut postings = Vec::with_capacity(to_settle.len());
     let mut settlements = Vec::with_capacity(to_settle.len());
@@ -256,40 +220,8 @@ fn settle_once(
         match e {
             ChainEntry::Payment(p) => {
                 let payee = p.body().payee;
-                let (from, to, claim) = match side {
-                    Side::Local => (Account::Wallet(payer), Account::Wallet(payee), None),
-                    Side::PayerHere { to } => {
-                        postings.push(posting(
-                            &Account::Pool,
-                            &Account::Peer(to),
-                            amount,
-                            "settle",
-                            reference.clone(),
-                            now,
-                        )?);
-                        (
-                            Account::Wallet(payer),
-                            Account::Foreign(to),
-                            Some((to, ClaimDirection::Payable)),
-                        )
-                    }
-                    Side::PayeeHere { from } => {
-                        postings.push(posting(
-                            &Account::Peer(from),
-                            &Account::Pool,
-                            amount,
-                            "settle",
-                            reference.clone(),
-                            now,
-                        )?);
-                        (
-                            Account::Foreign(from),
-                            Account::Wallet(payee),
-                            Some((from, ClaimDirection::Receivable)),
-                        )
-                    }
-                };
-                postings.push(posting(&from, &to, amount, "settle", reference, now)?);
+                let claim =
+                    payment_postings(side, payer, payee, amount, reference, now, &mut postings)?;
                 settlements.push((h, payer, Some(payee), amount));
                 if let Some((counterparty, direction)) = claim {
                     claims.push((
@@ -346,6 +278,110 @@ fn settle_once(
     }
     let settled_total = settlements.len();
     Ok(settled_total)
+}
+
+/// Every payee credited here (not those of other issuers) has a sub-account.
+fn check_payees(
+    tx: &mut dyn Tx,
+    to_settle: &[&ChainEntry],
+    sides: &[Side],
+) -> Result<(), IssuerError> {
+    let mut payees: Vec<WalletId> = to_settle
+        .iter()
+        .zip(sides)
+        .filter_map(|(e, s)| match (e, s) {
+            (ChainEntry::Payment(_), Side::PayerHere { .. }) => None,
+            (ChainEntry::Payment(p), _) => Some(p.body().payee),
+            (ChainEntry::Redeem(_), _) => None,
+        })
+        .collect();
+    payees.sort();
+    payees.dedup();
+    let payee_accounts: Vec<String> = payees
+        .iter()
+        .map(|w| Account::Wallet(*w).to_string())
+        .collect();
+    let existing: BTreeSet<String> = tx.existing_accounts(&payee_accounts)?.into_iter().collect();
+    if let Some((payee, _)) = payees
+        .iter()
+        .zip(&payee_accounts)
+        .find(|(_, a)| !existing.contains(*a))
+    {
+        return Err(InputError::UnknownPayee { payee: *payee }.into());
+    }
+    Ok(())
+}
+
+/// The `issuer:` and `foreign:` accounts of every other issuer in `sides` (no-op where they exist).
+fn open_peer_accounts(
+    tx: &mut dyn Tx,
+    sides: &[Side],
+    now: UnixSeconds,
+) -> Result<(), IssuerError> {
+    let mut peers: Vec<IssuerId> = sides
+        .iter()
+        .filter_map(|s| match s {
+            Side::Local => None,
+            Side::PayerHere { to } => Some(*to),
+            Side::PayeeHere { from } => Some(*from),
+        })
+        .collect();
+    peers.sort();
+    peers.dedup();
+    for peer in peers {
+        for a in [Account::Peer(peer), Account::Foreign(peer)] {
+            tx.create_account(&a.to_string(), a.book(), a.kind(), now)?;
+        }
+    }
+    Ok(())
+}
+
+/// The postings of one payment by its [`Side`] (see `ledger.rs` for the
+/// signs), and the claim it makes on another issuer, if any.
+fn payment_postings(
+    side: Side,
+    payer: WalletId,
+    payee: WalletId,
+    amount: i64,
+    reference: String,
+    now: UnixSeconds,
+    postings: &mut Vec<crate::store::Posting>,
+) -> Result<Option<(IssuerId, ClaimDirection)>, IssuerError> {
+    let (from, to, claim) = match side {
+        Side::Local => (Account::Wallet(payer), Account::Wallet(payee), None),
+        Side::PayerHere { to } => {
+            postings.push(posting(
+                &Account::Pool,
+                &Account::Peer(to),
+                amount,
+                "settle",
+                reference.clone(),
+                now,
+            )?);
+            (
+                Account::Wallet(payer),
+                Account::Foreign(to),
+                Some((to, ClaimDirection::Payable)),
+            )
+        }
+        Side::PayeeHere { from } => {
+            postings.push(posting(
+                &Account::Peer(from),
+                &Account::Pool,
+                amount,
+                "settle",
+                reference.clone(),
+                now,
+            )?);
+            (
+                Account::Foreign(from),
+                Account::Wallet(payee),
+                Some((from, ClaimDirection::Receivable)),
+            )
+        }
+    };
+    postings.push(posting(&from, &to, amount, "settle", reference, now)?);
+    Ok(claim)
 }
 
 /// Two entries at one (payer, seq): keep the proof, revoke the payer (once).

@@ -116,6 +116,12 @@ pub fn status_of(e: &IssuerError) -> StatusCode {
             StatusCode::UNPROCESSABLE_ENTITY
         }
         IssuerError::EnrollmentToken(_) => StatusCode::FORBIDDEN,
+        IssuerError::Scheme(
+            offpay_issuer::SchemeProblem::UnknownIssuer { .. }
+            | offpay_issuer::SchemeProblem::NotAParty
+            | offpay_issuer::SchemeProblem::BadCode,
+        ) => StatusCode::UNPROCESSABLE_ENTITY,
+        IssuerError::Scheme(_) => StatusCode::CONFLICT,
         IssuerError::UnknownWallet | IssuerError::UnknownCustomer => StatusCode::NOT_FOUND,
         IssuerError::CustomerExists
         | IssuerError::WalletExists

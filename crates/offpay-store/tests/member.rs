@@ -268,10 +268,78 @@ fn install(root: &Root, a: &Issuer<AnyStore>, b: &Issuer<AnyStore>) {
 #[test]
 fn two_member_issuers_settle_payments_both_ways() {
     on_every_backend("member_story", |root, a, b| {
+        let (mut alice, mut dave, mut erin, mut bob) = both_ways(root, a, b);
+        fork_across_issuers(a, b, &mut erin, &mut bob, &mut dave);
+        refusals_post_nothing(a, b, &mut alice, &mut dave);
+        statements_close_the_cycle(root, a, b);
+        fork_of_a_foreign_payer(root, a, b);
+    });
+}
+
+/// Frank@A and his clone pay two wallets of B: B proves the fork but does not
+/// revoke (Frank is not its wallet), both payees are paid and both entries go
+/// out as claims; A, given both, proves it too and revokes. Cycle 2 settles them.
+fn fork_of_a_foreign_payer(root: &Root, a: &Issuer<AnyStore>, b: &Issuer<AnyStore>) {
+    let mut frank = customer_with_wallet(a, "frank", 3_000, 2_000);
+    let mut gina = customer_with_wallet(b, "gina", 0, 0);
+    let mut hank = customer_with_wallet(b, "hank", 0, 0);
+    let mut clone = Wallet::open(frank.vault().clone()).unwrap();
+    pay(&mut frank, &mut gina, 1_500, T0.plus(800));
+    pay(&mut clone, &mut hank, 1_200, T0.plus(801));
+    let og = sync(b, &mut gina, T0.plus(810));
+    assert!(og.double_spends.is_empty());
+    let oh = sync(b, &mut hank, T0.plus(811));
+    assert_eq!(oh.double_spends, vec![(frank.wallet_id(), 1)]);
+    assert_eq!((sub(b, &gina), sub(b, &hank)), (1_500, 1_200));
+    let ds = b.double_spends(Some(&frank.wallet_id()), 10).unwrap();
+    assert_eq!(ds.len(), 1);
+    let proven = verify_double_spend_bytes(&ds[0].proof, b.root_certificate()).unwrap();
+    assert_eq!(proven.payer, frank.wallet_id());
+    assert!(matches!(
+        b.wallet(&frank.wallet_id()),
+        Err(IssuerError::UnknownWallet)
+    ));
+    assert_invariants(b);
+    // Both entries go out; A records the first, proves the second.
+    assert_eq!(b.claims_to_submit(100).unwrap().len(), 2);
+    assert_eq!(
+        deliver(b, a, T0.plus(820)),
+        vec![ClaimAck::Accepted, ClaimAck::Accepted]
+    );
+    let rec = a.wallet(&frank.wallet_id()).unwrap();
+    assert_eq!(rec.state, WalletState::Revoked);
+    // 2,000 held, 2,700 spent: the 700 overspent comes back from his 1,000 online.
+    assert_eq!((rec.clawed_back, rec.guaranteed), (700, 0));
+    assert_eq!(sub(a, &frank), 0);
+    for i in [a, b] {
+        assert_invariants(i);
+    }
+    let (ida, idb) = (a.issuer_id(), b.issuer_id());
+    assert_eq!(balance(a, &Account::Peer(idb)), 2_700);
+    assert_eq!(balance(b, &Account::Peer(ida)), -2_700);
+    // Cycle 2 closes them on both sides.
+    let (sa, ids_a) = statement_for(root, a, 2);
+    let (sb, ids_b) = statement_for(root, b, 2);
+    assert_eq!(ids_a.len(), 2);
+    assert!(a.apply_statement(&sa, &ids_a, T0.plus(900)).unwrap().posted);
+    assert!(b.apply_statement(&sb, &ids_b, T0.plus(900)).unwrap().posted);
+    assert_eq!(balance(a, &Account::Settlement), 5_500 + 2_700);
+    assert_eq!(balance(b, &Account::Settlement), -(5_500 + 2_700));
+    assert_eq!(a.last_statement_cycle().unwrap(), 2);
+    for i in [a, b] {
+        assert_invariants(i);
+    }
+}
+
+type W = Wallet<MemoryVault>;
+
+/// Alice@A pays Bob@B, Carol@B pays Dave@A; the claims move both ways.
+fn both_ways(root: &Root, a: &Issuer<AnyStore>, b: &Issuer<AnyStore>) -> (W, W, W, W) {
+    {
         install(root, a, b);
         let mut alice = customer_with_wallet(a, "alice", 20_000, 10_000);
         let mut dave = customer_with_wallet(a, "dave", 0, 0);
-        let mut erin = customer_with_wallet(a, "erin", 6_000, 5_000);
+        let erin = customer_with_wallet(a, "erin", 6_000, 5_000);
         let mut bob = customer_with_wallet(b, "bob", 0, 0);
         let mut carol = customer_with_wallet(b, "carol", 10_000, 5_000);
 
@@ -308,8 +376,13 @@ fn two_member_issuers_settle_payments_both_ways() {
             4_000,
             "Carol's payment settled at her issuer"
         );
-        // B's outbox to A: only Bob's receivable is left; A already holds it.
-        assert_eq!(deliver(b, a, T0.plus(201)), vec![ClaimAck::AlreadyKnown]);
+        // B acknowledged Bob's receivable from A's outbox: holding it, B need not submit it.
+        assert_eq!(deliver(b, a, T0.plus(201)), Vec::<ClaimAck>::new());
+        let known_b = b.claims(&ClaimFilter {
+            state: Some(ClaimState::Known),
+            ..ClaimFilter::default()
+        });
+        assert_eq!(known_b.unwrap().len(), 2);
         assert!(a.claims_to_submit(100).unwrap().is_empty());
         assert!(b.claims_to_submit(100).unwrap().is_empty());
 
@@ -353,13 +426,26 @@ fn two_member_issuers_settle_payments_both_ways() {
             ),
             (idb, 2_500, 1_000, 1_500)
         );
+        (alice, dave, erin, bob)
+    }
+}
 
+/// A fork split across the issuers: Erin@A pays Bob@B, her clone pays Dave@A.
+fn fork_across_issuers(
+    a: &Issuer<AnyStore>,
+    b: &Issuer<AnyStore>,
+    erin: &mut W,
+    bob: &mut W,
+    dave: &mut W,
+) {
+    let (ida, idb) = (a.issuer_id(), b.issuer_id());
+    {
         // A fork split across the issuers: Erin@A pays Bob@B, her clone pays Dave@A.
         let mut clone = Wallet::open(erin.vault().clone()).unwrap();
-        pay(&mut erin, &mut bob, 4_000, T0.plus(400));
-        pay(&mut clone, &mut dave, 4_000, T0.plus(401));
-        sync(b, &mut bob, T0.plus(410));
-        let od = sync(a, &mut dave, T0.plus(411));
+        pay(erin, bob, 4_000, T0.plus(400));
+        pay(&mut clone, dave, 4_000, T0.plus(401));
+        sync(b, bob, T0.plus(410));
+        let od = sync(a, dave, T0.plus(411));
         assert!(od.double_spends.is_empty(), "A sees one entry only");
         assert_eq!(deliver(b, a, T0.plus(420)), vec![ClaimAck::Accepted]);
         // Proven at the payer's issuer: revoked, both payees paid, the loss covered.
@@ -371,9 +457,9 @@ fn two_member_issuers_settle_payments_both_ways() {
         let rec = a.wallet(&erin.wallet_id()).unwrap();
         assert_eq!(rec.state, WalletState::Revoked);
         assert_eq!((rec.clawed_back, rec.guaranteed), (1_000, 2_000));
-        assert_eq!(sub(a, &erin), 0);
-        assert_eq!(sub(a, &dave), 5_000);
-        assert_eq!(sub(b, &bob), 6_500);
+        assert_eq!(sub(a, erin), 0);
+        assert_eq!(sub(a, dave), 5_000);
+        assert_eq!(sub(b, bob), 6_500);
         for i in [a, b] {
             assert_invariants(i);
         }
@@ -381,7 +467,12 @@ fn two_member_issuers_settle_payments_both_ways() {
             balance(a, &Account::Peer(idb)) + balance(b, &Account::Peer(ida)),
             0
         );
+    }
+}
 
+/// Claims that are no claims, and unknown acknowledgements, change nothing.
+fn refusals_post_nothing(a: &Issuer<AnyStore>, b: &Issuer<AnyStore>, alice: &mut W, dave: &mut W) {
+    {
         // Refusals post nothing.
         let before = (
             a.invariants().unwrap().totals,
@@ -397,7 +488,7 @@ fn two_member_issuers_settle_payments_both_ways() {
             }
         );
         // A payment between two wallets of A is no claim.
-        let local = pay(&mut alice, &mut dave, 100, T0.plus(501));
+        let local = pay(alice, dave, 100, T0.plus(501));
         let r = a
             .apply_scheme_claims(&[claim(&local)], T0.plus(502))
             .unwrap();
@@ -428,7 +519,13 @@ fn two_member_issuers_settle_payments_both_ways() {
             ),
             before
         );
+    }
+}
 
+/// Cycle 1: a statement for each side, signed by the root, posted on both.
+fn statements_close_the_cycle(root: &Root, a: &Issuer<AnyStore>, b: &Issuer<AnyStore>) {
+    let (ida, idb) = (a.issuer_id(), b.issuer_id());
+    {
         // Cycle 1: a statement for each side, signed by the root, posted on both.
         let (sa, ids_a) = statement_for(root, a, 1);
         let (sb, ids_b) = statement_for(root, b, 1);
@@ -471,9 +568,14 @@ fn two_member_issuers_settle_payments_both_ways() {
         // Replayed: nothing changes; another statement for cycle 1 is refused.
         let before = a.invariants().unwrap().totals;
         assert!(!a.apply_statement(&sa, &ids_a, T0.plus(700)).unwrap().posted);
-        let (other, _) = statement_for(root, a, 1);
+        let mut body = Signed::<SettlementStatement>::decode(&sa)
+            .unwrap()
+            .body()
+            .clone();
+        body.time = body.time.plus(1);
+        let other = Signed::sign(body, &root.key).into_bytes();
         assert!(matches!(
-            a.apply_statement(&other, &[], T0.plus(700)),
+            a.apply_statement(&other, &ids_a, T0.plus(700)),
             Err(IssuerError::Scheme(SchemeProblem::StatementConflict {
                 cycle: 1
             }))
@@ -487,7 +589,7 @@ fn two_member_issuers_settle_payments_both_ways() {
             .unwrap()
             .is_empty()
         );
-    });
+    }
 }
 
 /// A payment as a claim: (entry hash, bytes).
