@@ -64,7 +64,9 @@ impl ClaimResult {
     pub fn from_code(code: &str) -> Option<ClaimResult> {
         if code.is_empty()
             || code.len() > 64
-            || !code.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+            || !code
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
         {
             return None;
         }
@@ -115,7 +117,10 @@ impl<S: SchemeStore> Scheme<S> {
         if bytes.len() > PAYMENT_BYTES_MAX {
             return Err((
                 None,
-                ("malformed_entry", format!("{} bytes, over {PAYMENT_BYTES_MAX}", bytes.len())),
+                (
+                    "malformed_entry",
+                    format!("{} bytes, over {PAYMENT_BYTES_MAX}", bytes.len()),
+                ),
             ));
         }
         let signed = Signed::<Payment>::decode(bytes)
@@ -140,7 +145,10 @@ impl<S: SchemeStore> Scheme<S> {
         if wallet != p.payer {
             return Err(refuse((
                 "malformed_entry",
-                format!("the certificate is of wallet {wallet}, the payment of {}", p.payer),
+                format!(
+                    "the certificate is of wallet {wallet}, the payment of {}",
+                    p.payer
+                ),
             )));
         }
         signed
@@ -149,7 +157,10 @@ impl<S: SchemeStore> Scheme<S> {
         if p.amount.currency != self.currency {
             return Err(refuse((
                 "currency",
-                format!("{}, the scheme settles {}", p.amount.currency, self.currency),
+                format!(
+                    "{}, the scheme settles {}",
+                    p.amount.currency, self.currency
+                ),
             )));
         }
         let amount = i64::try_from(p.amount.minor)
@@ -226,10 +237,14 @@ impl<S: SchemeStore> Scheme<S> {
             }
             let trust = self.trust(&issuers)?;
             let admitted = |id: &IssuerId| issuers.iter().any(|r| r.id == *id);
-            let mut out = Vec::with_capacity(entries.len());
-            for bytes in entries {
+            let mut out: Vec<(Hash32, ClaimResult)> = Vec::with_capacity(entries.len());
+            let mut valid = Vec::new();
+            for (k, bytes) in entries.iter().enumerate() {
                 match self.check_entry(&trust, &admitted, from, bytes, now) {
-                    Ok(v) => out.push((v.claim.id, hold(tx, v, now)?)),
+                    Ok(v) => {
+                        out.push((v.claim.id, ClaimResult::AlreadyKnown));
+                        valid.push((k, v));
+                    }
                     Err((claim, (code, detail))) => {
                         tx.insert_refusal(&RefusalRecord {
                             id: String::new(),
@@ -241,9 +256,20 @@ impl<S: SchemeStore> Scheme<S> {
                             detail,
                             time: now,
                         })?;
-                        out.push((claim.unwrap_or_else(|| Hash32::digest(bytes)), ClaimResult::Refused { code }));
+                        out.push((
+                            claim.unwrap_or_else(|| Hash32::digest(bytes)),
+                            ClaimResult::Refused { code },
+                        ));
                     }
                 }
+            }
+            // Rows are written in claim id order, whatever the order of the
+            // batch: concurrent transactions lock them in one order (no
+            // deadlock). The same claim twice in a batch: the first is
+            // Accepted (if new), the next AlreadyKnown.
+            valid.sort_by_key(|(k, v)| (v.claim.id, *k));
+            for (k, v) in valid {
+                out[k].1 = hold(tx, v, now)?;
             }
             Ok(out)
         })
@@ -251,9 +277,13 @@ impl<S: SchemeStore> Scheme<S> {
 
     /// The claims `issuer` is a party to and neither submitted nor
     /// acknowledged, oldest first: (id, the signed payment).
-    pub fn inbox(&self, issuer: &IssuerId, limit: usize) -> Result<Vec<(Hash32, Vec<u8>)>, SchemeError> {
+    pub fn inbox(
+        &self,
+        issuer: &IssuerId,
+        limit: usize,
+    ) -> Result<Vec<(Hash32, Vec<u8>)>, SchemeError> {
         let limit = limit.min(INBOX_MAX);
-        self.with_tx(|tx| {
+        self.with_read(|tx| {
             Ok(tx
                 .inbox(issuer, limit)?
                 .into_iter()
@@ -267,14 +297,23 @@ impl<S: SchemeStore> Scheme<S> {
     /// Every id must be a claim `issuer` is a party to
     /// ([`SchemeError::UnknownClaim`] and nothing changes otherwise); an
     /// acknowledgement of a claim it already holds or refused changes nothing.
-    pub fn ack(&self, issuer: &IssuerId, acks: &[(Hash32, ClaimResult)], now: UnixSeconds) -> Result<(), SchemeError> {
+    pub fn ack(
+        &self,
+        issuer: &IssuerId,
+        acks: &[(Hash32, ClaimResult)],
+        now: UnixSeconds,
+    ) -> Result<(), SchemeError> {
         if acks.len() > ACK_MAX {
             return Err(SchemeError::TooLarge("acks", ACK_MAX));
         }
-        let ids: Vec<Hash32> = acks.iter().map(|(id, _)| *id).collect();
+        // In claim id order (one lock order for concurrent transactions); for
+        // an id given twice, the first acknowledgement counts.
+        let mut sorted = acks.to_vec();
+        sorted.sort_by_key(|(id, _)| *id);
+        let ids: Vec<Hash32> = sorted.iter().map(|(id, _)| *id).collect();
         self.with_tx(|tx| {
             let claims = tx.claims_by_id(&ids)?;
-            for (id, result) in acks {
+            for (id, result) in &sorted {
                 let party = claims
                     .iter()
                     .find(|c| c.id == *id)
@@ -291,16 +330,23 @@ impl<S: SchemeStore> Scheme<S> {
     }
 
     /// Refused submissions, newest first (of one submitter, or all).
-    pub fn refusals(&self, submitter: Option<&IssuerId>, limit: usize) -> Result<Vec<RefusalRecord>, SchemeError> {
+    pub fn refusals(
+        &self,
+        submitter: Option<&IssuerId>,
+        limit: usize,
+    ) -> Result<Vec<RefusalRecord>, SchemeError> {
         let limit = limit.min(INBOX_MAX);
-        self.with_tx(|tx| Ok(tx.refusals(submitter, limit)?))
+        self.with_read(|tx| Ok(tx.refusals(submitter, limit)?))
     }
 
     /// Claims as asked (at most [`INBOX_MAX`]).
-    pub fn claims(&self, query: &crate::store::ClaimQuery) -> Result<Vec<crate::scheme::ClaimInfo>, SchemeError> {
+    pub fn claims(
+        &self,
+        query: &crate::store::ClaimQuery,
+    ) -> Result<Vec<crate::scheme::ClaimInfo>, SchemeError> {
         let mut q = query.clone();
         q.limit = q.limit.clamp(1, INBOX_MAX);
-        self.with_tx(|tx| Ok(tx.claims(&q)?))
+        self.with_read(|tx| Ok(tx.claims(&q)?))
     }
 }
 
@@ -320,9 +366,11 @@ fn hold(tx: &mut dyn SchemeTx, v: Valid, now: UnixSeconds) -> Result<ClaimResult
                 Ok(ClaimResult::Accepted)
             } else {
                 // Already in a cycle (cannot be for a side not held) or changed concurrently.
-                Err(SchemeError::Store(crate::store::SchemeStoreError::Conflict(
-                    "claim side changed concurrently".into(),
-                )))
+                Err(SchemeError::Store(
+                    crate::store::SchemeStoreError::Conflict(
+                        "claim side changed concurrently".into(),
+                    ),
+                ))
             }
         }
     }

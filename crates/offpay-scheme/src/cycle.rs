@@ -14,7 +14,7 @@ use offpay_protocol::{Hash32, IssuerId, UnixSeconds};
 use crate::error::SchemeError;
 use crate::scheme::{K_CYCLE, K_DIRECTORY_VERSION, Scheme, get_u64, set_u64};
 use crate::store::{
-    ClaimQuery, CycleRecord, LineRecord, SchemeStore, SchemeStoreError, StatementRecord,
+    CycleRecord, LineRecord, NettedClaim, SchemeStore, SchemeStoreError, SchemeTx, StatementRecord,
 };
 
 /// Statements per `statements` page.
@@ -109,7 +109,10 @@ impl<S: SchemeStore> Scheme<S> {
             let mut total: i128 = 0;
             for (issuer, lines) in by_issuer {
                 if lines.len() > STATEMENT_LINES_MAX {
-                    return Err(SchemeError::TooLarge("statement lines", STATEMENT_LINES_MAX));
+                    return Err(SchemeError::TooLarge(
+                        "statement lines",
+                        STATEMENT_LINES_MAX,
+                    ));
                 }
                 let mut body_lines = Vec::with_capacity(lines.len());
                 let mut records = Vec::with_capacity(lines.len());
@@ -170,13 +173,17 @@ impl<S: SchemeStore> Scheme<S> {
 
     /// The last closed cycle (0 = none).
     pub fn last_cycle(&self) -> Result<u64, SchemeError> {
-        self.with_tx(|tx| get_u64(tx, K_CYCLE))
+        self.with_read(|tx| get_u64(tx, K_CYCLE))
     }
 
     /// `issuer`'s statements of the cycles after `after_cycle`, oldest first,
     /// at most [`STATEMENTS_PAGE_MAX`]: (cycle, `Signed<SettlementStatement>` bytes).
-    pub fn statements(&self, issuer: &IssuerId, after_cycle: u64) -> Result<Vec<(u64, Vec<u8>)>, SchemeError> {
-        self.with_tx(|tx| {
+    pub fn statements(
+        &self,
+        issuer: &IssuerId,
+        after_cycle: u64,
+    ) -> Result<Vec<(u64, Vec<u8>)>, SchemeError> {
+        self.with_read(|tx| {
             Ok(tx
                 .statements(issuer, after_cycle, STATEMENTS_PAGE_MAX)?
                 .into_iter()
@@ -188,7 +195,7 @@ impl<S: SchemeStore> Scheme<S> {
     /// The ids of the claims of `cycle` that `issuer` is a party to, sorted:
     /// what its statement's line digests are computed over.
     pub fn cycle_claims(&self, issuer: &IssuerId, cycle: u64) -> Result<Vec<Hash32>, SchemeError> {
-        self.with_tx(|tx| Ok(tx.cycle_claims(issuer, cycle)?))
+        self.with_read(|tx| Ok(tx.cycle_claims(issuer, cycle)?))
     }
 
     /// Net position per issuer over the claims both parties hold and no cycle
@@ -212,109 +219,21 @@ impl<S: SchemeStore> Scheme<S> {
     /// directory's version is the latest stored one.
     pub fn invariants(&self) -> Result<SchemeInvariants, SchemeError> {
         self.with_tx(|tx| {
+            // One view of the cycles (on PostgreSQL, READ COMMITTED reads
+            // each statement anew: hold off close_cycle meanwhile).
+            tx.lock_scheme()?;
             let mut v = Vec::new();
             let issuers = tx.issuers()?;
             let cycles = tx.cycles()?;
-            let nets = tx.statement_nets()?;
-            let lines = tx.statement_lines()?;
             let netted = tx.netted_claims()?;
-
-            // Expected lines from the claims: (cycle, issuer, counterparty) -> (recv, pay, ids).
-            let mut expected: BTreeMap<(u64, IssuerId, IssuerId), (i128, i128, Vec<Hash32>)> =
-                BTreeMap::new();
-            let mut per_cycle: BTreeMap<u64, (u64, i128)> = BTreeMap::new();
-            for (cycle, payer_issuer, payee_issuer, amount, id) in &netted {
-                let e = expected.entry((*cycle, *payee_issuer, *payer_issuer)).or_default();
-                e.0 += i128::from(*amount);
-                e.2.push(*id);
-                let e = expected.entry((*cycle, *payer_issuer, *payee_issuer)).or_default();
-                e.1 += i128::from(*amount);
-                e.2.push(*id);
-                let c = per_cycle.entry(*cycle).or_default();
-                c.0 += 1;
-                c.1 += i128::from(*amount);
-            }
-            for c in &cycles {
-                let (n, gross) = per_cycle.remove(&c.cycle).unwrap_or_default();
-                if n != c.claims || gross != i128::from(c.gross) {
-                    v.push(format!(
-                        "cycle {}: recorded {} claims of {}, holds {n} of {gross}",
-                        c.cycle, c.claims, c.gross
-                    ));
-                }
-            }
-            for (cycle, _) in per_cycle {
-                v.push(format!("claims are netted in cycle {cycle}, which was never closed"));
-            }
-            let mut sums: BTreeMap<u64, i128> = BTreeMap::new();
-            let mut line_nets: BTreeMap<(u64, IssuerId), i128> = BTreeMap::new();
-            for l in &lines {
-                *line_nets.entry((l.cycle, l.issuer)).or_default() +=
-                    i128::from(l.receivable) - i128::from(l.payable);
-                match expected.remove(&(l.cycle, l.issuer, l.counterparty)) {
-                    None => v.push(format!(
-                        "cycle {}: line {} -> {} has no claims",
-                        l.cycle, l.issuer, l.counterparty
-                    )),
-                    Some((recv, pay, mut ids)) => {
-                        if recv != i128::from(l.receivable)
-                            || pay != i128::from(l.payable)
-                            || ids.len() as u64 != l.claims
-                            || statement_digest(&mut ids) != l.digest
-                        {
-                            v.push(format!(
-                                "cycle {}: line {} -> {} does not match its claims",
-                                l.cycle, l.issuer, l.counterparty
-                            ));
-                        }
-                    }
-                }
-            }
-            for (cycle, issuer, counterparty) in expected.keys() {
-                v.push(format!(
-                    "cycle {cycle}: claims between {issuer} and {counterparty} are in no statement line"
-                ));
-            }
-            for s in &nets {
-                *sums.entry(s.cycle).or_default() += i128::from(s.net);
-                if line_nets.remove(&(s.cycle, s.issuer)) != Some(i128::from(s.net)) {
-                    v.push(format!(
-                        "cycle {}: statement of {} nets {}, not the sum of its lines",
-                        s.cycle, s.issuer, s.net
-                    ));
-                }
-            }
-            for ((cycle, issuer), _) in line_nets {
-                v.push(format!("cycle {cycle}: lines of {issuer} without a statement"));
-            }
-            for (cycle, sum) in sums {
-                if sum != 0 {
-                    v.push(format!("cycle {cycle}: positions sum to {sum}"));
-                }
-            }
-            // Every netted claim was held by both and not disputed (checked per cycle).
-            let mut claims_open = 0;
-            let mut claims_waiting = 0;
-            let mut claims_disputed = 0;
-            for c in tx.claims(&ClaimQuery {
-                issuer: None,
-                cycle: None,
-                disputed: false,
-                limit: usize::MAX >> 1,
-            })? {
-                if c.cycle.is_some() && (!c.held_by_both() || c.disputed()) {
-                    v.push(format!("claim {} is netted but not held by both parties", c.id));
-                }
-                if c.disputed() {
-                    claims_disputed += 1;
-                } else if c.cycle.is_none() {
-                    if c.held_by_both() {
-                        claims_open += 1;
-                    } else {
-                        claims_waiting += 1;
-                    }
-                }
-            }
+            check_cycles(&netted, &cycles, &mut v);
+            check_statements(
+                &netted,
+                &tx.statement_lines()?,
+                &tx.statement_nets()?,
+                &mut v,
+            );
+            let (claims_open, claims_waiting, claims_disputed) = check_claims(tx, &mut v)?;
             let version = get_u64(tx, K_DIRECTORY_VERSION)?;
             match tx.latest_directory()? {
                 Some((latest, _)) if latest == version => {}
@@ -325,12 +244,18 @@ impl<S: SchemeStore> Scheme<S> {
             }
             for r in &issuers {
                 if r.changed > version {
-                    v.push(format!("issuer {} changed in future version {}", r.code, r.changed));
+                    v.push(format!(
+                        "issuer {} changed in future version {}",
+                        r.code, r.changed
+                    ));
                 }
             }
             let last = get_u64(tx, K_CYCLE)?;
             if cycles.last().map_or(0, |c| c.cycle) != last || cycles.len() as u64 != last {
-                v.push(format!("{} cycles recorded, last cycle {last}", cycles.len()));
+                v.push(format!(
+                    "{} cycles recorded, last cycle {last}",
+                    cycles.len()
+                ));
             }
             Ok(SchemeInvariants {
                 ok: v.is_empty(),
@@ -344,4 +269,119 @@ impl<S: SchemeStore> Scheme<S> {
             })
         })
     }
+}
+
+/// Each cycle's record matches the claims netted in it.
+fn check_cycles(netted: &[NettedClaim], cycles: &[CycleRecord], v: &mut Vec<String>) {
+    let mut per_cycle: BTreeMap<u64, (u64, i128)> = BTreeMap::new();
+    for c in netted {
+        let e = per_cycle.entry(c.cycle).or_default();
+        e.0 += 1;
+        e.1 += i128::from(c.amount);
+    }
+    for c in cycles {
+        let (n, gross) = per_cycle.remove(&c.cycle).unwrap_or_default();
+        if n != c.claims || gross != i128::from(c.gross) {
+            v.push(format!(
+                "cycle {}: recorded {} claims of {}, holds {n} of {gross}",
+                c.cycle, c.claims, c.gross
+            ));
+        }
+    }
+    for cycle in per_cycle.keys() {
+        v.push(format!(
+            "claims are netted in cycle {cycle}, which was never closed"
+        ));
+    }
+}
+
+/// Expected statement lines from the netted claims, by (cycle, issuer,
+/// counterparty): (receivable, payable, claim ids).
+type ExpectedLines = BTreeMap<(u64, IssuerId, IssuerId), (i128, i128, Vec<Hash32>)>;
+
+/// Lines match the claims both ways, statements net their lines, cycles net to zero.
+fn check_statements(
+    netted: &[NettedClaim],
+    lines: &[LineRecord],
+    nets: &[StatementRecord],
+    v: &mut Vec<String>,
+) {
+    let mut expected = ExpectedLines::new();
+    for c in netted {
+        let e = expected
+            .entry((c.cycle, c.payee_issuer, c.payer_issuer))
+            .or_default();
+        e.0 += i128::from(c.amount);
+        e.2.push(c.id);
+        let e = expected
+            .entry((c.cycle, c.payer_issuer, c.payee_issuer))
+            .or_default();
+        e.1 += i128::from(c.amount);
+        e.2.push(c.id);
+    }
+    let mut line_nets: BTreeMap<(u64, IssuerId), i128> = BTreeMap::new();
+    for l in lines {
+        *line_nets.entry((l.cycle, l.issuer)).or_default() +=
+            i128::from(l.receivable) - i128::from(l.payable);
+        match expected.remove(&(l.cycle, l.issuer, l.counterparty)) {
+            None => v.push(format!(
+                "cycle {}: line {} -> {} has no claims",
+                l.cycle, l.issuer, l.counterparty
+            )),
+            Some((recv, pay, mut ids)) => {
+                if recv != i128::from(l.receivable)
+                    || pay != i128::from(l.payable)
+                    || ids.len() as u64 != l.claims
+                    || statement_digest(&mut ids) != l.digest
+                {
+                    v.push(format!(
+                        "cycle {}: line {} -> {} does not match its claims",
+                        l.cycle, l.issuer, l.counterparty
+                    ));
+                }
+            }
+        }
+    }
+    for (cycle, issuer, counterparty) in expected.keys() {
+        v.push(format!(
+            "cycle {cycle}: claims between {issuer} and {counterparty} are in no statement line"
+        ));
+    }
+    let mut sums: BTreeMap<u64, i128> = BTreeMap::new();
+    for s in nets {
+        *sums.entry(s.cycle).or_default() += i128::from(s.net);
+        if line_nets.remove(&(s.cycle, s.issuer)) != Some(i128::from(s.net)) {
+            v.push(format!(
+                "cycle {}: statement of {} nets {}, not the sum of its lines",
+                s.cycle, s.issuer, s.net
+            ));
+        }
+    }
+    for (cycle, issuer) in line_nets.keys() {
+        v.push(format!(
+            "cycle {cycle}: lines of {issuer} without a statement"
+        ));
+    }
+    for (cycle, sum) in sums {
+        if sum != 0 {
+            v.push(format!("cycle {cycle}: positions sum to {sum}"));
+        }
+    }
+}
+
+/// Every netted claim was held by both parties and not disputed; the counts
+/// of open (held by both, not netted), waiting (one side missing) and
+/// disputed claims.
+fn check_claims(
+    tx: &mut dyn SchemeTx,
+    v: &mut Vec<String>,
+) -> Result<(u64, u64, u64), SchemeError> {
+    let c = tx.claim_counts()?;
+    if c.netted_not_held > 0 {
+        v.push(format!(
+            "{} claims are netted but not held by both parties",
+            c.netted_not_held
+        ));
+    }
+    Ok((c.open, c.waiting, c.disputed))
 }

@@ -20,6 +20,8 @@ pub enum SchemeError {
     MasterKey,
     /// The random source failed.
     Randomness,
+    /// The scheme's configuration is refused (the root's commonName).
+    InvalidConfig(&'static str),
     /// An issuer code is not `[a-z0-9-]{1,32}`.
     InvalidCode,
     /// The CSR does not parse, is not a CA request, or names another code.
@@ -64,6 +66,7 @@ impl SchemeError {
             SchemeError::AlreadyInitialized => "already_initialized",
             SchemeError::MasterKey => "master_key",
             SchemeError::Randomness => "randomness",
+            SchemeError::InvalidConfig(_) => "invalid_config",
             SchemeError::InvalidCode => "invalid_code",
             SchemeError::InvalidCsr(_) => "invalid_csr",
             SchemeError::IssuerExists => "issuer_exists",
@@ -90,6 +93,7 @@ impl SchemeError {
             | SchemeError::Corrupt(d) => d.clone(),
             SchemeError::InvalidTransition { from, to } => format!("{from} -> {to}"),
             SchemeError::TooLarge(what, max) => format!("{what} over {max}"),
+            SchemeError::InvalidConfig(what) => (*what).to_string(),
             SchemeError::Store(e) => e.to_string(),
             other => other.code().to_string(),
         }

@@ -19,11 +19,11 @@ pub mod seal;
 pub mod store;
 pub mod token;
 
-pub use crate::claims::{ClaimResult, SUBMIT_CLAIMS_MAX, INBOX_MAX, ACK_MAX};
-pub use crate::cycle::{CycleSummary, SchemeInvariants, STATEMENTS_PAGE_MAX};
+pub use crate::claims::{ACK_MAX, ClaimResult, INBOX_MAX, SUBMIT_CLAIMS_MAX};
+pub use crate::cycle::{CycleSummary, STATEMENTS_PAGE_MAX, SchemeInvariants};
 pub use crate::error::SchemeError;
 pub use crate::scheme::{
-    Admission, ClaimInfo, ISSUER_VALIDITY_SECONDS, IssuerInfo, ROOT_VALIDITY_SECONDS,
-    Scheme, SchemeConfig, valid_code,
+    Admission, ClaimInfo, DIRECTORY_VERSIONS_KEPT, ISSUER_CRL_VALIDITY_SECONDS,
+    ISSUER_VALIDITY_SECONDS, IssuerInfo, ROOT_VALIDITY_SECONDS, Scheme, SchemeConfig, valid_code,
 };
 pub use crate::store::{ClaimQuery, RefusalRecord, SchemeStore, SchemeStoreError, SchemeTx};

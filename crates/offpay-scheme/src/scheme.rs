@@ -3,16 +3,19 @@
 
 use offpay_protocol::entropy::SharedEntropy;
 use offpay_protocol::envelope::Signed;
-use offpay_protocol::messages::{CRL_FIELD_BYTES_MAX, DIRECTORY_BYTES_MAX, Directory, DirectoryEntry};
+use offpay_protocol::messages::{
+    CRL_FIELD_BYTES_MAX, DIRECTORY_BYTES_MAX, DIRECTORY_ISSUERS_MAX, Directory, DirectoryEntry,
+};
 use offpay_protocol::pki::{
-    self, CSR_BYTES_MAX, Certificate, Crl, RevocationReason, RevokedEntry,
-    SchemeTrust,
+    self, CSR_BYTES_MAX, Certificate, Crl, RevocationReason, RevokedEntry, SchemeTrust,
 };
 use offpay_protocol::{Currency, IssuerId, IssuerStatus, SigningKey, Suite, UnixSeconds};
 
 use crate::error::SchemeError;
 use crate::seal::{MASTER_KEY_BYTES, ROOT_KEY_LABEL, open_key, seal_key};
-use crate::store::{ClaimRecord, IssuerRecord, SchemeStore, SchemeStoreError, SchemeTx, StoredStatus};
+use crate::store::{
+    ClaimRecord, IssuerRecord, SchemeStore, SchemeStoreError, SchemeTx, StoredStatus,
+};
 use crate::token;
 
 /// Validity of the scheme root certificate.
@@ -21,6 +24,8 @@ pub const ROOT_VALIDITY_SECONDS: u64 = 20 * 365 * 86_400;
 pub const ISSUER_VALIDITY_SECONDS: u64 = 5 * 365 * 86_400;
 /// How long the root-signed issuer CRL is announced as current.
 pub const ISSUER_CRL_VALIDITY_SECONDS: u64 = 7 * 86_400;
+/// Directory versions kept in the database (the latest and those before it).
+pub const DIRECTORY_VERSIONS_KEPT: u64 = 16;
 /// Attempts of a transaction that lost a race (PostgreSQL).
 pub(crate) const CONFLICT_RETRIES: usize = 8;
 
@@ -160,8 +165,16 @@ impl<S: SchemeStore> Scheme<S> {
         now: UnixSeconds,
         entropy: SharedEntropy,
     ) -> Result<Self, SchemeError> {
-        if config.root_cn.is_empty() || config.root_cn.len() > 64 {
-            return Err(SchemeError::InvalidCode);
+        if config.root_cn.is_empty()
+            || config.root_cn.len() > 64
+            || !config
+                .root_cn
+                .bytes()
+                .all(|b| b.is_ascii_graphic() || b == b' ')
+        {
+            return Err(SchemeError::InvalidConfig(
+                "the root commonName must be 1 to 64 printable ASCII characters",
+            ));
         }
         let root_key = SigningKey::generate_with(config.suite, entropy.as_ref())
             .map_err(|_| SchemeError::Randomness)?;
@@ -204,7 +217,9 @@ impl<S: SchemeStore> Scheme<S> {
     ) -> Result<Self, SchemeError> {
         let (sealed, root_der, currency) = {
             let mut tx = store.begin_scheme()?;
-            let root = tx.setting(K_ROOT_CERT)?.ok_or(SchemeError::NotInitialized)?;
+            let root = tx
+                .setting(K_ROOT_CERT)?
+                .ok_or(SchemeError::NotInitialized)?;
             let sealed = tx
                 .setting(K_ROOT_KEY)?
                 .ok_or_else(|| SchemeError::Corrupt("no sealed root key".into()))?;
@@ -270,10 +285,37 @@ impl<S: SchemeStore> Scheme<S> {
         }
     }
 
+    /// Run `f` in a read-only transaction (it must not write).
+    pub(crate) fn with_read<T>(
+        &self,
+        mut f: impl FnMut(&mut dyn SchemeTx) -> Result<T, SchemeError>,
+    ) -> Result<T, SchemeError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let result = (|| {
+                let mut tx = self.store.begin_scheme_read()?;
+                let v = f(tx.as_mut())?;
+                tx.commit()?;
+                Ok(v)
+            })();
+            match result {
+                Err(SchemeError::Store(SchemeStoreError::Conflict(_)))
+                    if attempt < CONFLICT_RETRIES => {}
+                other => return other,
+            }
+        }
+    }
+
     /// Admit an issuer: certify the CA key of its CSR (whose commonName must
     /// be `code`) under the root, list it in a new directory version, and
     /// return its certificate and a new bearer token.
-    pub fn admit(&self, code: &str, csr_der: &[u8], now: UnixSeconds) -> Result<Admission, SchemeError> {
+    pub fn admit(
+        &self,
+        code: &str,
+        csr_der: &[u8],
+        now: UnixSeconds,
+    ) -> Result<Admission, SchemeError> {
         if !valid_code(code) {
             return Err(SchemeError::InvalidCode);
         }
@@ -298,7 +340,11 @@ impl<S: SchemeStore> Scheme<S> {
             if tx.issuer_by_code(code)?.is_some() {
                 return Err(SchemeError::IssuerExists);
             }
-            for other in tx.issuers()? {
+            let issuers = tx.issuers()?;
+            if issuers.len() >= DIRECTORY_ISSUERS_MAX {
+                return Err(SchemeError::TooLarge("issuers", DIRECTORY_ISSUERS_MAX));
+            }
+            for other in issuers {
                 let cert = self.stored_cert(&other)?;
                 if *cert.public_key() == csr.public_key {
                     return Err(SchemeError::IssuerExists);
@@ -357,7 +403,7 @@ impl<S: SchemeStore> Scheme<S> {
     /// The stored hash is compared in constant time.
     pub fn authenticate(&self, token: &str) -> Result<IssuerId, SchemeError> {
         let (id, presented) = token::parse_token(token)?;
-        let stored = self.with_tx(|tx| Ok(tx.issuer(&id)?))?;
+        let stored = self.with_read(|tx| Ok(tx.issuer(&id)?))?;
         match stored {
             Some(r) if token::hashes_equal(&r.token_hash, &presented) => Ok(id),
             _ => Err(SchemeError::Unauthorized),
@@ -369,17 +415,25 @@ impl<S: SchemeStore> Scheme<S> {
         if !valid_code(code) {
             return Err(SchemeError::InvalidCode);
         }
-        self.with_tx(|tx| tx.issuer_by_code(code)?.map(|r| r.id).ok_or(SchemeError::UnknownIssuer))
+        self.with_read(|tx| {
+            tx.issuer_by_code(code)?
+                .map(|r| r.id)
+                .ok_or(SchemeError::UnknownIssuer)
+        })
     }
 
     /// One issuer.
     pub fn issuer(&self, id: &IssuerId) -> Result<IssuerInfo, SchemeError> {
-        self.with_tx(|tx| tx.issuer(id)?.map(|r| info(&r)).ok_or(SchemeError::UnknownIssuer))
+        self.with_read(|tx| {
+            tx.issuer(id)?
+                .map(|r| info(&r))
+                .ok_or(SchemeError::UnknownIssuer)
+        })
     }
 
     /// Every admitted issuer, in admission order.
     pub fn issuers(&self) -> Result<Vec<IssuerInfo>, SchemeError> {
-        self.with_tx(|tx| Ok(tx.issuers()?.iter().map(info).collect()))
+        self.with_read(|tx| Ok(tx.issuers()?.iter().map(info).collect()))
     }
 
     /// Suspend an active issuer (certificateHold on the issuer CRL): its
@@ -399,7 +453,12 @@ impl<S: SchemeStore> Scheme<S> {
         self.set_status(issuer, StoredStatus::Revoked, now)
     }
 
-    fn set_status(&self, issuer: &IssuerId, to: StoredStatus, now: UnixSeconds) -> Result<u64, SchemeError> {
+    fn set_status(
+        &self,
+        issuer: &IssuerId,
+        to: StoredStatus,
+        now: UnixSeconds,
+    ) -> Result<u64, SchemeError> {
         self.with_tx(|tx| {
             tx.lock_scheme()?;
             let r = tx.issuer(issuer)?.ok_or(SchemeError::UnknownIssuer)?;
@@ -411,7 +470,10 @@ impl<S: SchemeStore> Scheme<S> {
                 (r.status, to),
                 (StoredStatus::Active, StoredStatus::Suspended)
                     | (StoredStatus::Suspended, StoredStatus::Active)
-                    | (StoredStatus::Active | StoredStatus::Suspended, StoredStatus::Revoked)
+                    | (
+                        StoredStatus::Active | StoredStatus::Suspended,
+                        StoredStatus::Revoked
+                    )
             );
             if !allowed {
                 return Err(SchemeError::InvalidTransition {
@@ -427,7 +489,12 @@ impl<S: SchemeStore> Scheme<S> {
 
     /// Publish an issuer's new CRL (signed by its CA, a higher number than the
     /// last one) in a new directory version. The same CRL again changes nothing.
-    pub fn publish_crl(&self, from: &IssuerId, crl_der: &[u8], now: UnixSeconds) -> Result<u64, SchemeError> {
+    pub fn publish_crl(
+        &self,
+        from: &IssuerId,
+        crl_der: &[u8],
+        now: UnixSeconds,
+    ) -> Result<u64, SchemeError> {
         if crl_der.len() > CRL_FIELD_BYTES_MAX {
             return Err(SchemeError::TooLarge("crl", CRL_FIELD_BYTES_MAX));
         }
@@ -459,7 +526,7 @@ impl<S: SchemeStore> Scheme<S> {
 
     /// The latest root-signed directory (`Signed<Directory>` bytes).
     pub fn directory(&self) -> Result<Vec<u8>, SchemeError> {
-        self.with_tx(|tx| {
+        self.with_read(|tx| {
             tx.latest_directory()?
                 .map(|(_, d)| d)
                 .ok_or_else(|| SchemeError::Corrupt("no directory".into()))
@@ -468,7 +535,7 @@ impl<S: SchemeStore> Scheme<S> {
 
     /// The latest directory version.
     pub fn directory_version(&self) -> Result<u64, SchemeError> {
-        self.with_tx(|tx| get_u64(tx, K_DIRECTORY_VERSION))
+        self.with_read(|tx| get_u64(tx, K_DIRECTORY_VERSION))
     }
 
     /// The trust of the scheme: the root and every admitted issuer's CA (any
@@ -489,7 +556,12 @@ impl<S: SchemeStore> Scheme<S> {
     /// The root-signed CRL of issuer CA certificates: suspended issuers with
     /// certificateHold, revoked ones with privilegeWithdrawn; its number is the
     /// directory version.
-    fn issuer_crl(&self, issuers: &[IssuerRecord], version: u64, now: UnixSeconds) -> Result<Crl, SchemeError> {
+    fn issuer_crl(
+        &self,
+        issuers: &[IssuerRecord],
+        version: u64,
+        now: UnixSeconds,
+    ) -> Result<Crl, SchemeError> {
         let revoked: Vec<RevokedEntry> = issuers
             .iter()
             .filter_map(|r| {
@@ -517,9 +589,15 @@ impl<S: SchemeStore> Scheme<S> {
 
     /// Sign and store the next directory version (the current state of every
     /// issuer); the version.
-    fn publish_directory(&self, tx: &mut dyn SchemeTx, now: UnixSeconds) -> Result<u64, SchemeError> {
+    fn publish_directory(
+        &self,
+        tx: &mut dyn SchemeTx,
+        now: UnixSeconds,
+    ) -> Result<u64, SchemeError> {
         let version = get_u64(tx, K_DIRECTORY_VERSION)? + 1;
-        let issuers = tx.issuers()?;
+        let mut issuers = tx.issuers()?;
+        // The directory lists issuers by ascending code.
+        issuers.sort_by(|a, b| a.code.cmp(&b.code));
         let crl = self.issuer_crl(&issuers, version, now)?;
         let entries = issuers
             .iter()
@@ -544,6 +622,10 @@ impl<S: SchemeStore> Scheme<S> {
         }
         tx.insert_directory(version, now, &signed)?;
         set_u64(tx, K_DIRECTORY_VERSION, version)?;
+        // Issuers fetch the latest version only (each entry says when it
+        // changed); the last few are kept for audit, not every one (a
+        // directory can be megabytes of CRLs).
+        tx.prune_directory(version.saturating_sub(DIRECTORY_VERSIONS_KEPT - 1))?;
         Ok(version)
     }
 }

@@ -217,6 +217,34 @@ impl ClaimRecord {
     }
 }
 
+/// Claims by state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ClaimCounts {
+    /// In a cycle but not held by both parties, or disputed: must be 0.
+    pub netted_not_held: u64,
+    /// Held by both parties, not disputed, in no cycle yet.
+    pub open: u64,
+    /// One party does not hold it yet (and none disputes it).
+    pub waiting: u64,
+    /// A party refused it.
+    pub disputed: u64,
+}
+
+/// A claim netted in a cycle, as the invariants read it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NettedClaim {
+    /// The cycle.
+    pub cycle: u64,
+    /// The payer's issuer (debtor).
+    pub payer_issuer: IssuerId,
+    /// The payee's issuer (creditor).
+    pub payee_issuer: IssuerId,
+    /// Minor units.
+    pub amount: i64,
+    /// The claim id.
+    pub id: Hash32,
+}
+
 /// A refused submission.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RefusalRecord {
@@ -300,6 +328,11 @@ pub struct ClaimQuery {
 pub trait SchemeStore: Send + Sync {
     /// A read-write transaction.
     fn begin_scheme(&self) -> Result<Box<dyn SchemeTx + '_>, SchemeStoreError>;
+    /// A transaction that only reads (on SQLite a snapshot that does not
+    /// take the write lock). By default a read-write one.
+    fn begin_scheme_read(&self) -> Result<Box<dyn SchemeTx + '_>, SchemeStoreError> {
+        self.begin_scheme()
+    }
     /// "sqlite" or "postgres".
     fn scheme_backend(&self) -> &'static str;
 }
@@ -352,6 +385,8 @@ pub trait SchemeTx {
     ) -> Result<(), SchemeStoreError>;
     /// The latest directory version and its signed bytes.
     fn latest_directory(&mut self) -> Result<Option<(u64, Vec<u8>)>, SchemeStoreError>;
+    /// Delete the stored directory versions below `version`; how many.
+    fn prune_directory(&mut self, version: u64) -> Result<u64, SchemeStoreError>;
 
     /// Claims by id (those that exist).
     fn claims_by_id(&mut self, ids: &[Hash32]) -> Result<Vec<ClaimRecord>, SchemeStoreError>;
@@ -368,19 +403,21 @@ pub trait SchemeTx {
         now: UnixSeconds,
     ) -> Result<bool, SchemeStoreError>;
     /// Claims `issuer` is a party to whose side is `none`, oldest first.
-    fn inbox(&mut self, issuer: &IssuerId, limit: usize)
-    -> Result<Vec<ClaimRecord>, SchemeStoreError>;
+    fn inbox(
+        &mut self,
+        issuer: &IssuerId,
+        limit: usize,
+    ) -> Result<Vec<ClaimRecord>, SchemeStoreError>;
     /// Claims held by both parties, in no cycle, not disputed (locked on PostgreSQL).
     fn claims_to_net(&mut self) -> Result<Vec<ClaimRecord>, SchemeStoreError>;
     /// Put claims in a cycle (only those in none yet); how many moved.
     fn assign_cycle(&mut self, ids: &[Hash32], cycle: u64) -> Result<u64, SchemeStoreError>;
     /// Claims as asked.
     fn claims(&mut self, q: &ClaimQuery) -> Result<Vec<ClaimRecord>, SchemeStoreError>;
-    /// Every netted claim as (cycle, payer issuer, payee issuer, amount, id):
-    /// the invariants' input.
-    fn netted_claims(
-        &mut self,
-    ) -> Result<Vec<(u64, IssuerId, IssuerId, i64, Hash32)>, SchemeStoreError>;
+    /// Claim counts by state, in SQL (the invariants' input).
+    fn claim_counts(&mut self) -> Result<ClaimCounts, SchemeStoreError>;
+    /// Every netted claim: the invariants' input.
+    fn netted_claims(&mut self) -> Result<Vec<NettedClaim>, SchemeStoreError>;
 
     /// Record a refused submission.
     fn insert_refusal(&mut self, r: &RefusalRecord) -> Result<(), SchemeStoreError>;

@@ -14,7 +14,10 @@ pub const TOKEN_SECRET_BYTES: usize = 32;
 pub const TOKEN_CHARS: usize = 32 + 1 + 2 * TOKEN_SECRET_BYTES;
 
 /// A new token for `issuer` and the hash to store.
-pub fn new_token(issuer: &IssuerId, entropy: &dyn Entropy) -> Result<(String, Hash32), SchemeError> {
+pub fn new_token(
+    issuer: &IssuerId,
+    entropy: &dyn Entropy,
+) -> Result<(String, Hash32), SchemeError> {
     let secret = Zeroizing::new(
         offpay_protocol::entropy::random::<TOKEN_SECRET_BYTES>(entropy)
             .map_err(|_| SchemeError::Randomness)?,
@@ -35,7 +38,11 @@ pub fn parse_token(token: &str) -> Result<(IssuerId, Hash32), SchemeError> {
 }
 
 fn lower_hex<const N: usize>(s: &str) -> Result<[u8; N], SchemeError> {
-    if s.len() != 2 * N || !s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+    if s.len() != 2 * N
+        || !s
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
         return Err(SchemeError::Unauthorized);
     }
     let mut out = [0u8; N];
@@ -70,8 +77,18 @@ mod tests {
         other[last] = if other[last] == b'0' { b'1' } else { b'0' };
         let (_, h2) = parse_token(core::str::from_utf8(&other).unwrap()).unwrap();
         assert!(!hashes_equal(&h2, &hash));
-        for bad in ["", "x", &token.to_uppercase(), &token.replace('.', "-"), &token[1..]] {
-            assert_eq!(parse_token(bad).err(), Some(SchemeError::Unauthorized), "{bad}");
+        for bad in [
+            "",
+            "x",
+            &token.to_uppercase(),
+            &token.replace('.', "-"),
+            &token[1..],
+        ] {
+            assert_eq!(
+                parse_token(bad).err(),
+                Some(SchemeError::Unauthorized),
+                "{bad}"
+            );
         }
     }
 }

@@ -8,11 +8,12 @@
 use std::path::Path;
 
 use offpay_issuer::store::StoreError;
-use offpay_protocol::entropy::{Entropy, SharedEntropy};
+use offpay_protocol::entropy::SharedEntropy;
 use offpay_protocol::{Hash32, IssuerId, UnixSeconds, WalletId};
 use offpay_scheme::store::{
-    ClaimQuery, ClaimRecord, CycleRecord, IssuerRecord, LineRecord, Party, RefusalRecord,
-    SchemeStore, SchemeStoreError, SchemeTx, Side, StatementRecord, StoredStatus,
+    ClaimCounts, ClaimQuery, ClaimRecord, CycleRecord, IssuerRecord, LineRecord, NettedClaim,
+    Party, RefusalRecord, SchemeStore, SchemeStoreError, SchemeTx, Side, StatementRecord,
+    StoredStatus,
 };
 
 use crate::postgres::PostgresStore;
@@ -103,6 +104,15 @@ impl SchemeStore for SchemeDb {
                 let (conn, entropy) = s.begin_conn().map_err(store_err)?;
                 Ok(Box::new(SchemeSqlTx::new(conn, entropy)))
             }
+        }
+    }
+    fn begin_scheme_read(&self) -> Result<Box<dyn SchemeTx + '_>, SchemeStoreError> {
+        match self {
+            SchemeDb::Sqlite(s) => {
+                let (conn, entropy) = s.begin_read_conn().map_err(store_err)?;
+                Ok(Box::new(SchemeSqlTx::new(conn, entropy)))
+            }
+            SchemeDb::Postgres(_) => self.begin_scheme(),
         }
     }
     fn scheme_backend(&self) -> &'static str {
@@ -258,8 +268,7 @@ fn padded(ids: &[Hash32]) -> impl Iterator<Item = Vec<Hash32>> + '_ {
     })
 }
 
-const ISSUER_COLUMNS: &str =
-    "id, code, ca_cert, serial, status, status_time, changed, token_hash, crl, crl_number, admitted";
+const ISSUER_COLUMNS: &str = "id, code, ca_cert, serial, status, status_time, changed, token_hash, crl, crl_number, admitted";
 
 fn issuer_row(r: &[Value]) -> Result<IssuerRecord, SchemeStoreError> {
     Ok(IssuerRecord {
@@ -359,7 +368,10 @@ impl<C: Conn> SchemeTx for SchemeSqlTx<C> {
 
     fn setting(&mut self, key: &str) -> Result<Option<Vec<u8>>, SchemeStoreError> {
         match self
-            .rows("SELECT value FROM scheme_settings WHERE key = $1", &[t(key)])?
+            .rows(
+                "SELECT value FROM scheme_settings WHERE key = $1",
+                &[t(key)],
+            )?
             .first()
         {
             Some(r) => Ok(Some(bytes(&r[0])?)),
@@ -490,6 +502,35 @@ impl<C: Conn> SchemeTx for SchemeSqlTx<C> {
             .transpose()
     }
 
+    fn prune_directory(&mut self, version: u64) -> Result<u64, SchemeStoreError> {
+        self.exec(
+            "DELETE FROM scheme_directory WHERE version < $1",
+            &[i(version)?],
+        )
+    }
+
+    fn claim_counts(&mut self) -> Result<ClaimCounts, SchemeStoreError> {
+        const HELD: &str = "('submitted', 'acked')";
+        let rows = self.rows(
+            &format!(
+                "SELECT \
+                 COALESCE(SUM(CASE WHEN cycle IS NOT NULL AND NOT (payer_side IN {HELD} AND payee_side IN {HELD}) THEN 1 ELSE 0 END), 0), \
+                 COALESCE(SUM(CASE WHEN cycle IS NULL AND payer_side IN {HELD} AND payee_side IN {HELD} THEN 1 ELSE 0 END), 0), \
+                 COALESCE(SUM(CASE WHEN payer_side <> 'refused' AND payee_side <> 'refused' AND (payer_side = 'none' OR payee_side = 'none') THEN 1 ELSE 0 END), 0), \
+                 COALESCE(SUM(CASE WHEN payer_side = 'refused' OR payee_side = 'refused' THEN 1 ELSE 0 END), 0) \
+                 FROM scheme_claims"
+            ),
+            &[],
+        )?;
+        let r = rows.first().ok_or_else(|| corrupt("no claim counts"))?;
+        Ok(ClaimCounts {
+            netted_not_held: uint(&r[0])?,
+            open: uint(&r[1])?,
+            waiting: uint(&r[2])?,
+            disputed: uint(&r[3])?,
+        })
+    }
+
     fn claims_by_id(&mut self, ids: &[Hash32]) -> Result<Vec<ClaimRecord>, SchemeStoreError> {
         let mut out = Vec::new();
         if ids.is_empty() {
@@ -537,7 +578,9 @@ impl<C: Conn> SchemeTx for SchemeSqlTx<C> {
         )?;
         if n == 0 {
             // A concurrent transaction inserted it first: retry sees it.
-            return Err(SchemeStoreError::Conflict("claim inserted concurrently".into()));
+            return Err(SchemeStoreError::Conflict(
+                "claim inserted concurrently".into(),
+            ));
         }
         Ok(())
     }
@@ -572,21 +615,24 @@ impl<C: Conn> SchemeTx for SchemeSqlTx<C> {
         issuer: &IssuerId,
         limit: usize,
     ) -> Result<Vec<ClaimRecord>, SchemeStoreError> {
-        let limit = i(limit as u64)?;
         let mut out = Vec::new();
-        for (who, s) in [("payer_issuer", "payer_side"), ("payee_issuer", "payee_side")] {
+        for (who, s) in [
+            ("payer_issuer", "payer_side"),
+            ("payee_issuer", "payee_side"),
+        ] {
             let rows = self.rows(
                 &format!(
                     "SELECT {CLAIM_COLUMNS} FROM scheme_claims WHERE {who} = $1 AND {s} = 'none' ORDER BY created, id LIMIT $2"
                 ),
-                &[id(issuer), limit.clone()],
+                &[id(issuer), i(limit as u64)?],
             )?;
             for r in rows {
                 out.push(claim_row(&r)?);
             }
         }
-        out.sort_by(|a, b| (a.created, a.id.0).cmp(&(b.created, b.id.0)));
-        out.truncate(usize::try_from(int(&limit)?).unwrap_or(usize::MAX));
+        // Both halves are oldest first; merged, the oldest `limit` of all.
+        out.sort_by_key(|c| (c.created, c.id.0));
+        out.truncate(limit);
         Ok(out)
     }
 
@@ -656,22 +702,20 @@ impl<C: Conn> SchemeTx for SchemeSqlTx<C> {
         .collect()
     }
 
-    fn netted_claims(
-        &mut self,
-    ) -> Result<Vec<(u64, IssuerId, IssuerId, i64, Hash32)>, SchemeStoreError> {
+    fn netted_claims(&mut self) -> Result<Vec<NettedClaim>, SchemeStoreError> {
         self.rows(
             "SELECT cycle, payer_issuer, payee_issuer, amount, id FROM scheme_claims WHERE cycle IS NOT NULL ORDER BY cycle, id",
             &[],
         )?
         .iter()
         .map(|r| {
-            Ok((
-                uint(&r[0])?,
-                issuer_id(&r[1])?,
-                issuer_id(&r[2])?,
-                int(&r[3])?,
-                hash(&r[4])?,
-            ))
+            Ok(NettedClaim {
+                cycle: uint(&r[0])?,
+                payer_issuer: issuer_id(&r[1])?,
+                payee_issuer: issuer_id(&r[2])?,
+                amount: int(&r[3])?,
+                id: hash(&r[4])?,
+            })
         })
         .collect()
     }

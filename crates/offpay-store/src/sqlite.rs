@@ -270,23 +270,31 @@ impl SqliteStore {
     }
 }
 
-impl Store for SqliteStore {
-    fn begin(&self) -> Result<Box<dyn Tx + '_>, StoreError> {
-        let (conn, entropy) = self.begin_conn()?;
-        Ok(Box::new(SqlTx::new(conn, entropy)))
-    }
-    fn begin_read(&self) -> Result<Box<dyn Tx + '_>, StoreError> {
-        // A deferred transaction that only reads holds a WAL snapshot, not the write lock.
+impl SqliteStore {
+    /// A connection in an open read transaction: a deferred transaction that
+    /// only reads holds a WAL snapshot, not the write lock.
+    pub(crate) fn begin_read_conn(&self) -> Result<(SqliteConn<'_>, SharedEntropy), StoreError> {
         let mut c = self.pool.get()?;
         c.conn().execute_batch("BEGIN DEFERRED").map_err(err)?;
-        Ok(Box::new(SqlTx::new(
+        Ok((
             SqliteConn {
                 c,
                 open: true,
                 _writer: None,
             },
             self.entropy.clone(),
-        )))
+        ))
+    }
+}
+
+impl Store for SqliteStore {
+    fn begin(&self) -> Result<Box<dyn Tx + '_>, StoreError> {
+        let (conn, entropy) = self.begin_conn()?;
+        Ok(Box::new(SqlTx::new(conn, entropy)))
+    }
+    fn begin_read(&self) -> Result<Box<dyn Tx + '_>, StoreError> {
+        let (conn, entropy) = self.begin_read_conn()?;
+        Ok(Box::new(SqlTx::new(conn, entropy)))
     }
     fn single_writer(&self) -> bool {
         true
