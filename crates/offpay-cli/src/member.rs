@@ -11,10 +11,15 @@ use offpay_client::api::{AdmissionResponse, b64_decode};
 use offpay_server::{ServerArgs, ServerConfig};
 use serde_json::json;
 
-use crate::admin::to_json;
 use crate::http::Client;
 use crate::out::{Done, Failure, Outcome};
 use crate::walletdir::{read_bounded, write_atomic};
+
+/// A typed answer as the JSON object a command prints.
+fn to_json<T: serde::Serialize>(t: &T) -> Result<serde_json::Value, Failure> {
+    serde_json::to_value(t)
+        .map_err(|e| Failure::refused("internal", format!("cannot encode the answer: {e}")))
+}
 
 #[derive(Subcommand, Debug)]
 pub(crate) enum MemberCmd {
@@ -73,7 +78,11 @@ fn config(s: &StoreArgs, data_dir: Option<&PathBuf>) -> Result<ServerConfig, Fai
     ServerConfig::load(&args).map_err(|e| Failure::usage(e.to_string()))
 }
 
-pub(crate) fn run(cmd: &MemberCmd, data_dir: Option<&PathBuf>, op: impl Fn() -> Result<Client, Failure>) -> Outcome {
+pub(crate) fn run(
+    cmd: &MemberCmd,
+    data_dir: Option<&PathBuf>,
+    op: impl Fn() -> Result<Client, Failure>,
+) -> Outcome {
     match cmd {
         MemberCmd::Csr { code, out, store } => {
             let c = config(store, data_dir)?;
@@ -122,7 +131,10 @@ pub(crate) fn run(cmd: &MemberCmd, data_dir: Option<&PathBuf>, op: impl Fn() -> 
                 v.last_statement_cycle,
                 v.outbox,
                 v.rounds,
-                v.last_error.as_ref().map(|e| format!(", last error: {e}")).unwrap_or_default()
+                v.last_error
+                    .as_ref()
+                    .map(|e| format!(", last error: {e}"))
+                    .unwrap_or_default()
             );
             for p in &v.positions {
                 h.push_str(&format!(
@@ -142,7 +154,11 @@ pub(crate) fn run(cmd: &MemberCmd, data_dir: Option<&PathBuf>, op: impl Fn() -> 
                     v.refused,
                     v.inbox,
                     v.statements,
-                    if v.more { "; more to do: run it again" } else { "" }
+                    if v.more {
+                        "; more to do: run it again"
+                    } else {
+                        ""
+                    }
                 ),
                 to_json(&v)?,
             ))

@@ -181,8 +181,7 @@ impl Remote {
 fn issuer_code(s: &str) -> Result<&str, Failure> {
     let ok = !s.is_empty()
         && s.len() <= 32
-        && s
-            .bytes()
+        && s.bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
     if ok {
         Ok(s)
@@ -233,29 +232,9 @@ pub(crate) fn run(a: SchemeCliArgs, as_json: bool) -> Outcome {
             ))
         }
         SchemeCmd::Suspend { code, remote } => action(&remote, &code, "suspend", "suspended"),
-        SchemeCmd::Reinstate { code, remote } => {
-            action(&remote, &code, "reinstate", "reinstated")
-        }
+        SchemeCmd::Reinstate { code, remote } => action(&remote, &code, "reinstate", "reinstated"),
         SchemeCmd::Revoke { code, remote } => action(&remote, &code, "revoke", "revoked"),
-        SchemeCmd::Directory { out, remote } => {
-            let c = remote.operator()?;
-            let list = c.scheme_issuers()?;
-            let mut h = format!("{} issuer(s)\n", list.issuers.len());
-            for i in &list.issuers {
-                h.push_str(&format!(
-                    "  {:<16} {}  {:<9} changed at version {}\n",
-                    i.code, i.issuer, i.status, i.changed
-                ));
-            }
-            let mut j = to_json(&list)?;
-            if let Some(p) = out {
-                let d = c.scheme_directory()?;
-                write_atomic(&p, &d)?;
-                h.push_str(&format!("  signed directory ({} bytes) written to {}\n", d.len(), p.display()));
-                j["directory_file"] = json!(p.display().to_string());
-            }
-            Ok(Done::new(h, j))
-        }
+        SchemeCmd::Directory { out, remote } => directory(out.as_deref(), &remote),
         SchemeCmd::Claims {
             issuer,
             disputed,
@@ -302,21 +281,53 @@ pub(crate) fn run(a: SchemeCliArgs, as_json: bool) -> Outcome {
             after,
             issuer_token,
             server,
-        } => {
-            let token = issuer_token
-                .or_else(|| env_nonempty("OFFPAY_SCHEME_ISSUER_TOKEN"))
-                .ok_or_else(|| {
-                    Failure::usage("statements are an issuer's: pass --issuer-token or set OFFPAY_SCHEME_ISSUER_TOKEN")
-                })?;
-            let c = http::client(&scheme_url(server.as_deref()))?.with_token(&token);
-            let v = c.scheme_statements(&StatementsQuery { after })?;
-            let mut h = format!("{} statement(s)\n", v.statements.len());
-            for s in &v.statements {
-                h.push_str(&format!("  cycle {} ({} bytes base64)\n", s.cycle, s.statement.len()));
-            }
-            Ok(Done::new(h, to_json(&v)?))
-        }
+        } => statements(after, issuer_token, server.as_deref()),
     }
+}
+
+fn directory(out: Option<&std::path::Path>, remote: &Remote) -> Outcome {
+    let c = remote.operator()?;
+    let list = c.scheme_issuers()?;
+    let mut h = format!("{} issuer(s)\n", list.issuers.len());
+    for i in &list.issuers {
+        h.push_str(&format!(
+            "  {:<16} {}  {:<9} changed at version {}\n",
+            i.code, i.issuer, i.status, i.changed
+        ));
+    }
+    let mut j = to_json(&list)?;
+    if let Some(p) = out {
+        let d = c.scheme_directory()?;
+        write_atomic(p, &d)?;
+        h.push_str(&format!(
+            "  signed directory ({} bytes) written to {}\n",
+            d.len(),
+            p.display()
+        ));
+        j["directory_file"] = json!(p.display().to_string());
+    }
+    Ok(Done::new(h, j))
+}
+
+fn statements(after: Option<u64>, issuer_token: Option<String>, server: Option<&str>) -> Outcome {
+    let token = issuer_token
+        .or_else(|| env_nonempty("OFFPAY_SCHEME_ISSUER_TOKEN"))
+        .ok_or_else(|| {
+            Failure::usage(
+                "statements are an issuer's: pass --issuer-token or set OFFPAY_SCHEME_ISSUER_TOKEN",
+            )
+        })?;
+    let c = http::client(&scheme_url(server))?.with_token(&token);
+    let v = c.scheme_statements(&StatementsQuery { after })?;
+    let mut h = format!("{} statement(s)\n", v.statements.len());
+    for s in &v.statements {
+        h.push_str(&format!(
+            "  cycle {} ({} bytes base64)\n",
+            s.cycle,
+            s.statement.len()
+        ));
+    }
+    Ok(Done::new(h, to_json(&v)?))
 }
 
 fn action(remote: &Remote, code: &str, verb: &str, done: &str) -> Outcome {
@@ -339,7 +350,11 @@ fn init(args: &SchemeArgs) -> Outcome {
     Ok(Done::new(
         format!(
             "{} the scheme in {}\n  currency: {}\n  master key: {}\n  operator token: {}",
-            if prepared.initialised { "created" } else { "opened the existing" },
+            if prepared.initialised {
+                "created"
+            } else {
+                "opened the existing"
+            },
             redact_url(&config.database_target()),
             state.scheme.currency(),
             prepared.master_key_file.display(),

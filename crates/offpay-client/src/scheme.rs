@@ -6,8 +6,8 @@
 use offpay_api::{
     AckRequest, AckResponse, AdmissionResponse, AdmitRequest, ClaimOutcome, ClaimOutcomes,
     CycleClaims, CycleView, DirectoryChange, Inbox, InboxQuery, IssuerList, SchemeClaimList,
-    SchemeClaimsQuery, SchemeInvariantView, SchemeRoots, SchemeRound, SchemeStatus,
-    StatementList, StatementsQuery, SubmitClaimsRequest, b64,
+    SchemeClaimsQuery, SchemeInvariantView, SchemeRoots, SchemeRound, SchemeStatus, StatementList,
+    StatementsQuery, SubmitClaimsRequest, b64,
 };
 
 use crate::{CBOR, Client, Error, query, segment};
@@ -94,11 +94,7 @@ impl Client {
         if out.results.len() != entries.len() {
             return Err(Error::Malformed {
                 url: self.url(),
-                what: format!(
-                    "{} results for {} claims",
-                    out.results.len(),
-                    entries.len()
-                ),
+                what: format!("{} results for {} claims", out.results.len(), entries.len()),
             });
         }
         Ok(out)
@@ -121,9 +117,15 @@ impl Client {
     /// `PUT /v1/scheme/crl`: our CRL (DER).
     pub fn scheme_put_crl(&self, crl_der: &[u8]) -> Result<DirectoryChange, Error> {
         let url = self.url();
-        self.request("the CRL upload", "PUT", "/v1/scheme/crl", Some(PKIX_CRL), crl_der)?
-            .ok()?
-            .decode(&url)
+        self.request(
+            "the CRL upload",
+            "PUT",
+            "/v1/scheme/crl",
+            Some(PKIX_CRL),
+            crl_der,
+        )?
+        .ok()?
+        .decode(&url)
     }
 
     /// `GET /v1/scheme/statements?after=`.

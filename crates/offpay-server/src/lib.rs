@@ -27,11 +27,17 @@
 //! | POST | `/v1/admin/wallets/{id}/unlock` | operator | -> wallet |
 //! | GET | `/v1/admin/double-spends?payer=&limit=` | operator | double spends with proofs |
 //! | GET | `/v1/admin/invariants` | operator | invariant report |
+//! | GET | `/v1/admin/scheme` | operator | a member issuer's scheme link status |
+//! | POST | `/v1/admin/scheme/sync` | operator | one round of the scheme link now |
 //! | GET | `/v1/crl[?format=pem]` | - | CRL (`application/pkix-crl` or PEM) |
 //! | GET | `/v1/roots` | - | `{root_pem, issuer_pem}` |
 //! | GET | `/healthz` | - | `{status, backend}` |
 //! | GET | `/metrics` | - | Prometheus text |
 //! | GET | `/openapi.json` | - | OpenAPI 3.1 |
+//!
+//! A member issuer (configured `scheme.url` and `scheme.token`) runs its
+//! [`SchemeLink`] on a background thread (see [`link`]); the scheme
+//! operator's own server is [`scheme`].
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -113,7 +119,8 @@ impl AppState {
     /// The same with a link to the scheme at `url` with the issuer's `token`
     /// (its background thread starts with [`spawn`] or [`serve`]).
     pub fn with_scheme_link(mut self, url: &str, token: &str) -> Result<AppState, LinkError> {
-        let link = SchemeLink::new(self.issuer.clone(), url, token)?.with_metrics(self.metrics.clone());
+        let link =
+            SchemeLink::new(self.issuer.clone(), url, token)?.with_metrics(self.metrics.clone());
         self.link = Some(Arc::new(link));
         Ok(self)
     }
@@ -314,7 +321,10 @@ impl LinkThread {
             return Ok(None);
         };
         if !state.issuer.is_member() {
-            tracing::warn!(scheme = link.url(), "scheme.url is set but this issuer is standalone: no link runs (offpay admin scheme join first)");
+            tracing::warn!(
+                scheme = link.url(),
+                "scheme.url is set but this issuer is standalone: no link runs (offpay admin scheme join first)"
+            );
             return Ok(None);
         }
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));

@@ -151,12 +151,17 @@ fn outcome_of(id: &Hash32, a: &ClaimAck) -> ClaimOutcome {
 }
 
 fn hash(s: &str, what: &str) -> Result<Hash32, LinkError> {
-    Hash32::from_hex(s).ok_or_else(|| LinkError::BadAnswer(format!("{what} {s:?} is not a claim id")))
+    Hash32::from_hex(s)
+        .ok_or_else(|| LinkError::BadAnswer(format!("{what} {s:?} is not a claim id")))
 }
 
 impl SchemeLink {
     /// A link of `issuer` to the scheme at `url` with the issuer's `token`.
-    pub fn new(issuer: Arc<Issuer<AnyStore>>, url: &str, token: &str) -> Result<SchemeLink, LinkError> {
+    pub fn new(
+        issuer: Arc<Issuer<AnyStore>>,
+        url: &str,
+        token: &str,
+    ) -> Result<SchemeLink, LinkError> {
         let client = Client::new(url)?
             .with_token(token)
             .with_timeouts(offpay_client::Timeouts::both(LINK_REQUEST_TIMEOUT))
@@ -215,7 +220,11 @@ impl SchemeLink {
             m.scheme_claims(inbound, code, n);
         }
         if let Ok(mut s) = self.status.lock() {
-            let m = if inbound { &mut s.claims_in } else { &mut s.claims_out };
+            let m = if inbound {
+                &mut s.claims_in
+            } else {
+                &mut s.claims_out
+            };
             *m.entry(code.to_string()).or_insert(0) += n;
         }
     }
@@ -224,41 +233,55 @@ impl SchemeLink {
         if !self.issuer.is_member() {
             return Err(LinkError::NotMember);
         }
-        let mut round = SchemeRound::default();
-        // 1. Our CRL, when it changed since the last push of this process.
-        let crl = self.issuer.crl()?;
-        let h = Hash32::digest(&crl);
-        let pushed = self.last_crl.lock().map(|l| *l == Some(h)).unwrap_or(false);
-        if !pushed {
-            match self.client.scheme_put_crl(&crl) {
-                Ok(_) => round.crl_pushed = true,
-                // Not newer than what the scheme holds: it already has this one.
-                Err(offpay_client::Error::Http { code, .. }) if code == "invalid_crl" => {
-                    tracing::debug!("the scheme already holds our CRL");
-                }
-                Err(e) => return Err(e.into()),
-            }
-            if let Ok(mut l) = self.last_crl.lock() {
-                *l = Some(h);
-            }
-        }
-        // 2. The directory.
+        let mut round = SchemeRound {
+            crl_pushed: self.push_crl()?,
+            ..SchemeRound::default()
+        };
         let dir = self.client.scheme_directory()?;
         round.directory_version = self.issuer.install_directory(&dir, crate::api::now())?;
-        // 3. The outbox.
+        let outbox_more = self.outbox(&mut round)?;
+        let inbox_more = self.inbox(&mut round)?;
+        let statements_more = self.statements(&mut round)?;
+        round.more = outbox_more || inbox_more || statements_more;
+        Ok(round)
+    }
+
+    /// Our CRL, when it changed since the last push of this process.
+    fn push_crl(&self) -> Result<bool, LinkError> {
+        let crl = self.issuer.crl()?;
+        let h = Hash32::digest(&crl);
+        if self.last_crl.lock().map(|l| *l == Some(h)).unwrap_or(false) {
+            return Ok(false);
+        }
+        let pushed = match self.client.scheme_put_crl(&crl) {
+            Ok(_) => true,
+            // Not newer than what the scheme holds: it already has this one.
+            Err(offpay_client::Error::Http { code, .. }) if code == "invalid_crl" => {
+                tracing::debug!("the scheme already holds our CRL");
+                false
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if let Ok(mut l) = self.last_crl.lock() {
+            *l = Some(h);
+        }
+        Ok(pushed)
+    }
+
+    /// Submit the outbox; true when a batch was full (more to do).
+    fn outbox(&self, round: &mut SchemeRound) -> Result<bool, LinkError> {
+        let mut more = false;
         for _ in 0..LINK_BATCHES_PER_ROUND {
             let batch = self.issuer.claims_to_submit(LINK_BATCH)?;
             if batch.is_empty() {
-                round.more = false;
-                break;
+                return Ok(false);
             }
             let entries: Vec<Vec<u8>> = batch.iter().map(|(_, b)| b.clone()).collect();
             let out = self.client.scheme_submit(&entries)?;
             let mut results = Vec::with_capacity(batch.len());
             for ((id, _), o) in batch.iter().zip(out.results.iter()) {
-                let a = ack_of(o).ok_or_else(|| {
-                    LinkError::BadAnswer(format!("claim result {:?}", o.result))
-                })?;
+                let a = ack_of(o)
+                    .ok_or_else(|| LinkError::BadAnswer(format!("claim result {:?}", o.result)))?;
                 if matches!(a, ClaimAck::Refused { .. }) {
                     round.refused += 1;
                     tracing::warn!(claim = %id, code = ?o.code, "the scheme refused a claim");
@@ -268,18 +291,20 @@ impl SchemeLink {
             }
             self.issuer.claims_submitted(&results, crate::api::now())?;
             round.submitted += batch.len() as u64;
-            round.more = batch.len() == LINK_BATCH;
+            more = batch.len() == LINK_BATCH;
         }
-        let outbox_more = round.more;
-        // 4. The inbox.
-        let mut inbox_more = false;
+        Ok(more)
+    }
+
+    /// Pull, apply and ack the inbox; true when a page was full.
+    fn inbox(&self, round: &mut SchemeRound) -> Result<bool, LinkError> {
+        let mut more = false;
         for _ in 0..LINK_BATCHES_PER_ROUND {
             let inbox = self.client.scheme_inbox(&InboxQuery {
                 limit: u32::try_from(LINK_BATCH).ok(),
             })?;
             if inbox.claims.is_empty() {
-                inbox_more = false;
-                break;
+                return Ok(false);
             }
             let mut claims = Vec::with_capacity(inbox.claims.len());
             for c in &inbox.claims {
@@ -288,24 +313,32 @@ impl SchemeLink {
                     .map_err(|_| LinkError::BadAnswer("an inbox entry is not base64".into()))?;
                 claims.push((id, entry));
             }
-            let acks = self.issuer.apply_scheme_claims(&claims, crate::api::now())?;
-            let outcomes: Vec<ClaimOutcome> = acks.iter().map(|(id, a)| outcome_of(id, a)).collect();
+            let acks = self
+                .issuer
+                .apply_scheme_claims(&claims, crate::api::now())?;
+            let outcomes: Vec<ClaimOutcome> =
+                acks.iter().map(|(id, a)| outcome_of(id, a)).collect();
             for o in &outcomes {
                 self.count(true, o.code.as_deref().unwrap_or(&o.result), 1);
             }
             self.client.scheme_ack(&outcomes)?;
             round.inbox += claims.len() as u64;
-            inbox_more = claims.len() == LINK_BATCH;
+            more = claims.len() == LINK_BATCH;
         }
-        // 5. The statements.
-        let mut statements_more = false;
+        Ok(more)
+    }
+
+    /// Pull the statements after the last posted cycle and post them; true
+    /// when pages are left.
+    fn statements(&self, round: &mut SchemeRound) -> Result<bool, LinkError> {
         for _ in 0..LINK_BATCHES_PER_ROUND {
             let after = self.issuer.last_statement_cycle()?;
-            let list = self.client.scheme_statements(&StatementsQuery { after: Some(after) })?;
+            let list = self
+                .client
+                .scheme_statements(&StatementsQuery { after: Some(after) })?;
             let fresh: Vec<_> = list.statements.iter().filter(|s| s.cycle > after).collect();
             if fresh.is_empty() {
-                statements_more = false;
-                break;
+                return Ok(false);
             }
             for s in fresh {
                 let bytes = b64_decode(&s.statement)
@@ -316,18 +349,21 @@ impl SchemeLink {
                     .iter()
                     .map(|c| hash(c, "cycle claim"))
                     .collect::<Result<Vec<_>, _>>()?;
-                self.issuer.apply_statement(&bytes, &ids, crate::api::now())?;
+                self.issuer
+                    .apply_statement(&bytes, &ids, crate::api::now())?;
                 round.statements += 1;
             }
-            statements_more = true;
         }
-        round.more = outbox_more || inbox_more || statements_more;
-        Ok(round)
+        Ok(true)
     }
 
     /// Run rounds on a background thread every `interval` (a failed round
     /// waits longer: doubling up to [`LINK_BACKOFF_MAX`]) until `stop` is set.
-    pub fn spawn(self: Arc<Self>, interval: Duration, stop: Arc<AtomicBool>) -> std::io::Result<JoinHandle<()>> {
+    pub fn spawn(
+        self: Arc<Self>,
+        interval: Duration,
+        stop: Arc<AtomicBool>,
+    ) -> std::io::Result<JoinHandle<()>> {
         std::thread::Builder::new()
             .name("offpay-scheme-link".into())
             .spawn(move || {
@@ -336,7 +372,14 @@ impl SchemeLink {
                     match self.run_once() {
                         Ok(r) => {
                             if r.submitted + r.inbox + r.statements > 0 {
-                                tracing::info!(submitted = r.submitted, refused = r.refused, inbox = r.inbox, statements = r.statements, directory = r.directory_version, "scheme link round");
+                                tracing::info!(
+                                    submitted = r.submitted,
+                                    refused = r.refused,
+                                    inbox = r.inbox,
+                                    statements = r.statements,
+                                    directory = r.directory_version,
+                                    "scheme link round"
+                                );
                             }
                             wait = if r.more { Duration::ZERO } else { interval };
                         }

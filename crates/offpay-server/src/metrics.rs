@@ -96,29 +96,73 @@ impl Metrics {
     /// and the net position (`issuer:<hex>` balance, positive: we owe it).
     pub fn render_scheme(&self, positions: &[offpay_issuer::PeerPosition], now: u64) -> String {
         let mut out = String::new();
-        let _ = writeln!(out, "# HELP offpay_scheme_link_rounds_total Rounds of the scheme link by result.\n# TYPE offpay_scheme_link_rounds_total counter");
-        let _ = writeln!(out, "offpay_scheme_link_rounds_total{{result=\"ok\"}} {}", self.scheme_rounds.load(Ordering::Relaxed));
-        let _ = writeln!(out, "offpay_scheme_link_rounds_total{{result=\"error\"}} {}", self.scheme_round_errors.load(Ordering::Relaxed));
-        let _ = writeln!(out, "# HELP offpay_scheme_claims_total Claims through the scheme link by direction (out: submitted, in: applied from the inbox) and result.\n# TYPE offpay_scheme_claims_total counter");
+        let _ = writeln!(
+            out,
+            "# HELP offpay_scheme_link_rounds_total Rounds of the scheme link by result.\n# TYPE offpay_scheme_link_rounds_total counter"
+        );
+        let _ = writeln!(
+            out,
+            "offpay_scheme_link_rounds_total{{result=\"ok\"}} {}",
+            self.scheme_rounds.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "offpay_scheme_link_rounds_total{{result=\"error\"}} {}",
+            self.scheme_round_errors.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP offpay_scheme_claims_total Claims through the scheme link by direction (out: submitted, in: applied from the inbox) and result.\n# TYPE offpay_scheme_claims_total counter"
+        );
         if let Ok(m) = self.scheme_claims.lock() {
             for ((dir, code), n) in m.iter() {
-                let _ = writeln!(out, "offpay_scheme_claims_total{{direction=\"{dir}\",result=\"{}\"}} {n}", escape(code));
+                let _ = writeln!(
+                    out,
+                    "offpay_scheme_claims_total{{direction=\"{dir}\",result=\"{}\"}} {n}",
+                    escape(code)
+                );
             }
         }
-        let _ = writeln!(out, "# HELP offpay_scheme_open_claims_minor Claims not yet in a posted cycle, per other issuer and side, minor units.\n# TYPE offpay_scheme_open_claims_minor gauge");
+        let _ = writeln!(
+            out,
+            "# HELP offpay_scheme_open_claims_minor Claims not yet in a posted cycle, per other issuer and side, minor units.\n# TYPE offpay_scheme_open_claims_minor gauge"
+        );
         for p in positions {
-            let _ = writeln!(out, "offpay_scheme_open_claims_minor{{peer=\"{}\",side=\"receivable\"}} {}", p.peer, p.open_receivable);
-            let _ = writeln!(out, "offpay_scheme_open_claims_minor{{peer=\"{}\",side=\"payable\"}} {}", p.peer, p.open_payable);
+            let _ = writeln!(
+                out,
+                "offpay_scheme_open_claims_minor{{peer=\"{}\",side=\"receivable\"}} {}",
+                p.peer, p.open_receivable
+            );
+            let _ = writeln!(
+                out,
+                "offpay_scheme_open_claims_minor{{peer=\"{}\",side=\"payable\"}} {}",
+                p.peer, p.open_payable
+            );
         }
-        let _ = writeln!(out, "# HELP offpay_scheme_oldest_open_claim_age_seconds Age of the oldest open claim per other issuer.\n# TYPE offpay_scheme_oldest_open_claim_age_seconds gauge");
+        let _ = writeln!(
+            out,
+            "# HELP offpay_scheme_oldest_open_claim_age_seconds Age of the oldest open claim per other issuer.\n# TYPE offpay_scheme_oldest_open_claim_age_seconds gauge"
+        );
         for p in positions {
             if let Some(t) = p.oldest_open {
-                let _ = writeln!(out, "offpay_scheme_oldest_open_claim_age_seconds{{peer=\"{}\"}} {}", p.peer, now.saturating_sub(t.0));
+                let _ = writeln!(
+                    out,
+                    "offpay_scheme_oldest_open_claim_age_seconds{{peer=\"{}\"}} {}",
+                    p.peer,
+                    now.saturating_sub(t.0)
+                );
             }
         }
-        let _ = writeln!(out, "# HELP offpay_scheme_net_position_minor The issuer:<peer> account per other issuer (positive: we owe it).\n# TYPE offpay_scheme_net_position_minor gauge");
+        let _ = writeln!(
+            out,
+            "# HELP offpay_scheme_net_position_minor The issuer:<peer> account per other issuer (positive: we owe it).\n# TYPE offpay_scheme_net_position_minor gauge"
+        );
         for p in positions {
-            let _ = writeln!(out, "offpay_scheme_net_position_minor{{peer=\"{}\"}} {}", p.peer, p.account);
+            let _ = writeln!(
+                out,
+                "offpay_scheme_net_position_minor{{peer=\"{}\"}} {}",
+                p.peer, p.account
+            );
         }
         out
     }

@@ -64,7 +64,9 @@ fn warn_if_readable_by_others(path: &Path) {
 }
 
 /// The master key: `data_dir/master.key` (64 hex characters), created at the first start.
-pub(crate) fn master_key(path: &Path) -> Result<([u8; MASTER_KEY_BYTES], PathBuf, bool), ServerError> {
+pub(crate) fn master_key(
+    path: &Path,
+) -> Result<([u8; MASTER_KEY_BYTES], PathBuf, bool), ServerError> {
     let path = path.to_path_buf();
     if path.exists() {
         warn_if_readable_by_others(&path);
@@ -210,8 +212,14 @@ fn open_parts(
 /// CA key is generated here once and sealed; the same key gives the same CSR.
 pub(crate) fn member_csr(config: &ServerConfig, code: &str) -> Result<Vec<u8>, ServerError> {
     let (master, store, ic) = open_parts(config)?;
-    Issuer::member_csr(&store, &master, &ic, code, offpay_protocol::OsEntropy::shared())
-        .map_err(ServerError::Issuer)
+    Issuer::member_csr(
+        &store,
+        &master,
+        &ic,
+        code,
+        offpay_protocol::OsEntropy::shared(),
+    )
+    .map_err(ServerError::Issuer)
 }
 
 /// Initialise the issuer as a member of a scheme from its admission (the

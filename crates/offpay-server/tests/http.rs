@@ -49,6 +49,8 @@ const ADMIN_ROUTES: &[(&str, &str)] = &[
     ),
     ("GET", "/v1/admin/double-spends"),
     ("GET", "/v1/admin/invariants"),
+    ("GET", "/v1/admin/scheme"),
+    ("POST", "/v1/admin/scheme/sync"),
 ];
 
 const OPENAPI_ROUTES: &[(&str, &str)] = &[
@@ -70,6 +72,8 @@ const OPENAPI_ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/pin-unlock"),
     ("get", "/v1/admin/double-spends"),
     ("get", "/v1/admin/invariants"),
+    ("get", "/v1/admin/scheme"),
+    ("post", "/v1/admin/scheme/sync"),
     ("get", "/v1/crl"),
     ("get", "/v1/roots"),
     ("get", "/healthz"),

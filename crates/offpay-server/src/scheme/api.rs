@@ -379,7 +379,11 @@ pub async fn revoke(
 )]
 pub async fn close_cycle(State(st): State<SchemeState>) -> Result<Json<CycleView>, ApiError> {
     let c = blocking(&st, |s| s.close_cycle(now())).await?;
-    tracing::info!(cycle = c.cycle, claims = c.claims, "settlement cycle closed");
+    tracing::info!(
+        cycle = c.cycle,
+        claims = c.claims,
+        "settlement cycle closed"
+    );
     st.metrics.cycle_closed(c.cycle, &c.positions);
     Ok(Json(CycleView {
         cycle: c.cycle,
@@ -724,7 +728,10 @@ pub async fn metrics(State(st): State<SchemeState>) -> Response {
             .iter()
             .map(|c| t.0.saturating_sub(c.created.0))
             .collect();
-        Ok((ages, s.open_positions()?))
+        Ok(super::metrics::OpenClaims {
+            ages,
+            positions: s.open_positions()?,
+        })
     })
     .await
     .ok();

@@ -8,9 +8,7 @@ use std::path::{Path, PathBuf};
 use offpay_protocol::{Currency, Suite};
 use serde::Deserialize;
 
-use crate::config::{
-    ConfigError, LogFormat, MASTER_KEY_FILE, check_operator_token, redact_url,
-};
+use crate::config::{ConfigError, LogFormat, MASTER_KEY_FILE, check_operator_token, redact_url};
 
 /// Default listen address of the scheme server.
 pub const SCHEME_DEFAULT_LISTEN: &str = "127.0.0.1:8090";
@@ -139,7 +137,11 @@ fn relative_to(file: &Path, v: PathBuf) -> PathBuf {
 }
 
 fn currency(s: &str) -> Result<Currency, ConfigError> {
-    Currency::new(s).ok_or_else(|| ConfigError(format!("currency {s:?}: expected an ISO 4217 code such as EUR")))
+    Currency::new(s).ok_or_else(|| {
+        ConfigError(format!(
+            "currency {s:?}: expected an ISO 4217 code such as EUR"
+        ))
+    })
 }
 
 fn suite(s: &str) -> Result<Suite, ConfigError> {
@@ -191,7 +193,18 @@ impl SchemeServerConfig {
             .clone()
             .or_else(|| get("OFFPAY_SCHEME_CONFIG").map(PathBuf::from))
         {
-            let text = std::fs::read_to_string(&path).map_err(|e| {
+            c.apply_file(&path)?;
+        }
+        c.apply_env(&get)?;
+        c.apply_args(args)?;
+        c.validate()?;
+        Ok(c)
+    }
+
+    fn apply_file(&mut self, path: &Path) -> Result<(), ConfigError> {
+        let c = self;
+        {
+            let text = std::fs::read_to_string(path).map_err(|e| {
                 ConfigError(format!("cannot read config file {}: {e}", path.display()))
             })?;
             let f: FileConfig = toml::from_str(&text)
@@ -200,13 +213,13 @@ impl SchemeServerConfig {
                 c.listen = v;
             }
             if let Some(v) = f.data_dir {
-                c.data_dir = relative_to(&path, v);
+                c.data_dir = relative_to(path, v);
             }
             if let Some(v) = f.master_key_file {
-                c.master_key_file = Some(relative_to(&path, v));
+                c.master_key_file = Some(relative_to(path, v));
             }
-            c.database_url = f.database_url.or(c.database_url);
-            c.operator_token = f.operator_token.or(c.operator_token);
+            c.database_url = f.database_url.or(c.database_url.take());
+            c.operator_token = f.operator_token.or(c.operator_token.take());
             if let Some(v) = f.log_format {
                 c.log_format = v;
             }
@@ -220,6 +233,11 @@ impl SchemeServerConfig {
                 c.root_cn = v;
             }
         }
+        Ok(())
+    }
+
+    fn apply_env(&mut self, get: &impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        let c = self;
         if let Some(v) = get("OFFPAY_SCHEME_LISTEN") {
             c.listen = v
                 .parse()
@@ -257,7 +275,11 @@ impl SchemeServerConfig {
         if let Some(v) = get("OFFPAY_SCHEME_ROOT_CN") {
             c.root_cn = v;
         }
-        let a = args;
+        Ok(())
+    }
+
+    fn apply_args(&mut self, a: &SchemeArgs) -> Result<(), ConfigError> {
+        let c = self;
         if let Some(v) = a.listen {
             c.listen = v;
         }
@@ -285,6 +307,11 @@ impl SchemeServerConfig {
         if let Some(v) = &a.root_cn {
             c.root_cn = v.clone();
         }
+        Ok(())
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let c = self;
         if let Some(t) = &c.operator_token {
             check_operator_token(t)?;
         }
@@ -299,7 +326,7 @@ impl SchemeServerConfig {
         if c.root_cn.is_empty() || c.root_cn.len() > 64 {
             return Err(ConfigError("root_cn must be 1 to 64 characters".into()));
         }
-        Ok(c)
+        Ok(())
     }
 }
 
@@ -329,19 +356,32 @@ mod tests {
             config: Some(file),
             ..SchemeArgs::default()
         };
-        let c = SchemeServerConfig::load_with_env(&args, env(&[("OFFPAY_SCHEME_LISTEN", "127.0.0.1:9101")])).unwrap();
+        let c = SchemeServerConfig::load_with_env(
+            &args,
+            env(&[("OFFPAY_SCHEME_LISTEN", "127.0.0.1:9101")]),
+        )
+        .unwrap();
         assert_eq!(c.listen.port(), 9101);
         assert_eq!(c.data_dir, dir.path().join("d"));
         assert_eq!(c.root_cn, "test root");
         assert_eq!(c.currency.as_str(), "INR");
-        assert_eq!(c.master_key_path(), dir.path().join("d").join(MASTER_KEY_FILE));
+        assert_eq!(
+            c.master_key_path(),
+            dir.path().join("d").join(MASTER_KEY_FILE)
+        );
         let flags = SchemeArgs {
             listen: Some("127.0.0.1:9102".parse().unwrap()),
             ..args
         };
-        let c = SchemeServerConfig::load_with_env(&flags, env(&[("OFFPAY_SCHEME_LISTEN", "127.0.0.1:9101")])).unwrap();
+        let c = SchemeServerConfig::load_with_env(
+            &flags,
+            env(&[("OFFPAY_SCHEME_LISTEN", "127.0.0.1:9101")]),
+        )
+        .unwrap();
         assert_eq!(c.listen.port(), 9102);
-        let bad = |p: &[(&str, &str)]| SchemeServerConfig::load_with_env(&SchemeArgs::default(), env(p)).is_err();
+        let bad = |p: &[(&str, &str)]| {
+            SchemeServerConfig::load_with_env(&SchemeArgs::default(), env(p)).is_err()
+        };
         assert!(bad(&[("OFFPAY_SCHEME_OPERATOR_TOKEN", "short")]));
         assert!(bad(&[("OFFPAY_SCHEME_DATABASE_URL", "mysql://x")]));
         assert!(bad(&[("OFFPAY_SCHEME_CURRENCY", "euro")]));

@@ -16,6 +16,16 @@ pub const OPEN_AGE_BUCKETS: &[(u64, &str)] = &[
     (u64::MAX, "older"),
 ];
 
+/// What `/metrics` reads from the database: the ages (seconds) of the
+/// claims not netted yet, and the open net position per issuer.
+#[derive(Debug, Clone, Default)]
+pub struct OpenClaims {
+    /// Age of each claim not netted yet.
+    pub ages: Vec<u64>,
+    /// Net of the claims both parties hold, per issuer (positive: owed to it).
+    pub positions: Vec<(IssuerId, i128)>,
+}
+
 /// The scheme server's counters.
 #[derive(Debug, Default)]
 pub struct SchemeMetrics {
@@ -65,55 +75,93 @@ impl SchemeMetrics {
 
     /// The Prometheus text. `open`: the ages (seconds) of the claims not
     /// netted yet and the open net position per issuer, when the database answered.
-    pub fn render(&self, backend: &str, open: Option<&(Vec<u64>, Vec<(IssuerId, i128)>)>) -> String {
+    pub fn render(&self, backend: &str, open: Option<&OpenClaims>) -> String {
         let mut s = String::new();
-        let _ = writeln!(s, "# HELP offpay_scheme_info The scheme server.\n# TYPE offpay_scheme_info gauge");
+        let _ = writeln!(
+            s,
+            "# HELP offpay_scheme_info The scheme server.\n# TYPE offpay_scheme_info gauge"
+        );
         let _ = writeln!(s, "offpay_scheme_info{{backend=\"{}\"}} 1", escape(backend));
-        let _ = writeln!(s, "# HELP offpay_scheme_http_requests_total Answered requests by route and status class.\n# TYPE offpay_scheme_http_requests_total counter");
+        let _ = writeln!(
+            s,
+            "# HELP offpay_scheme_http_requests_total Answered requests by route and status class.\n# TYPE offpay_scheme_http_requests_total counter"
+        );
         if let Ok(m) = self.requests.lock() {
             for ((route, class), n) in m.iter() {
-                let _ = writeln!(s, "offpay_scheme_http_requests_total{{route=\"{}\",status=\"{class}\"}} {n}", escape(route));
+                let _ = writeln!(
+                    s,
+                    "offpay_scheme_http_requests_total{{route=\"{}\",status=\"{class}\"}} {n}",
+                    escape(route)
+                );
             }
         }
-        let _ = writeln!(s, "# HELP offpay_scheme_errors_total Refusals and failures by code.\n# TYPE offpay_scheme_errors_total counter");
+        let _ = writeln!(
+            s,
+            "# HELP offpay_scheme_errors_total Refusals and failures by code.\n# TYPE offpay_scheme_errors_total counter"
+        );
         if let Ok(m) = self.errors.lock() {
             for (code, n) in m.iter() {
                 let _ = writeln!(s, "offpay_scheme_errors_total{{code=\"{code}\"}} {n}");
             }
         }
-        let _ = writeln!(s, "# HELP offpay_scheme_claims_in_total Submitted claims by result.\n# TYPE offpay_scheme_claims_in_total counter");
+        let _ = writeln!(
+            s,
+            "# HELP offpay_scheme_claims_in_total Submitted claims by result.\n# TYPE offpay_scheme_claims_in_total counter"
+        );
         if let Ok(m) = self.claims_in.lock() {
             for (code, n) in m.iter() {
                 let _ = writeln!(s, "offpay_scheme_claims_in_total{{result=\"{code}\"}} {n}");
             }
         }
-        let _ = writeln!(s, "# HELP offpay_scheme_claims_out_total Claims handed out in inboxes.\n# TYPE offpay_scheme_claims_out_total counter");
+        let _ = writeln!(
+            s,
+            "# HELP offpay_scheme_claims_out_total Claims handed out in inboxes.\n# TYPE offpay_scheme_claims_out_total counter"
+        );
         let out = self.claims_out.lock().map(|c| *c).unwrap_or(0);
         let _ = writeln!(s, "offpay_scheme_claims_out_total {out}");
-        let _ = writeln!(s, "# HELP offpay_scheme_acks_total Inbox acknowledgements by result.\n# TYPE offpay_scheme_acks_total counter");
+        let _ = writeln!(
+            s,
+            "# HELP offpay_scheme_acks_total Inbox acknowledgements by result.\n# TYPE offpay_scheme_acks_total counter"
+        );
         if let Ok(m) = self.acks.lock() {
             for (code, n) in m.iter() {
                 let _ = writeln!(s, "offpay_scheme_acks_total{{result=\"{code}\"}} {n}");
             }
         }
-        if let Some((ages, positions)) = open {
-            let _ = writeln!(s, "# HELP offpay_scheme_open_claims Claims not netted yet, by age.\n# TYPE offpay_scheme_open_claims gauge");
+        if let Some(OpenClaims { ages, positions }) = open {
+            let _ = writeln!(
+                s,
+                "# HELP offpay_scheme_open_claims Claims not netted yet, by age.\n# TYPE offpay_scheme_open_claims gauge"
+            );
             for (i, (max, name)) in OPEN_AGE_BUCKETS.iter().enumerate() {
                 let min = if i == 0 { 0 } else { OPEN_AGE_BUCKETS[i - 1].0 };
                 let n = ages.iter().filter(|a| **a >= min && **a < *max).count();
                 let _ = writeln!(s, "offpay_scheme_open_claims{{age=\"{name}\"}} {n}");
             }
-            let _ = writeln!(s, "# HELP offpay_scheme_open_net_position_minor Net of the claims both parties hold, not netted yet, per issuer (positive: owed to it).\n# TYPE offpay_scheme_open_net_position_minor gauge");
+            let _ = writeln!(
+                s,
+                "# HELP offpay_scheme_open_net_position_minor Net of the claims both parties hold, not netted yet, per issuer (positive: owed to it).\n# TYPE offpay_scheme_open_net_position_minor gauge"
+            );
             for (id, n) in positions {
-                let _ = writeln!(s, "offpay_scheme_open_net_position_minor{{issuer=\"{id}\"}} {n}");
+                let _ = writeln!(
+                    s,
+                    "offpay_scheme_open_net_position_minor{{issuer=\"{id}\"}} {n}"
+                );
             }
         }
         if let Ok(c) = self.last_cycle.lock()
             && c.0 > 0
         {
-            let _ = writeln!(s, "# HELP offpay_scheme_cycle_net_position_minor Net position per issuer in the last cycle closed by this process.\n# TYPE offpay_scheme_cycle_net_position_minor gauge");
+            let _ = writeln!(
+                s,
+                "# HELP offpay_scheme_cycle_net_position_minor Net position per issuer in the last cycle closed by this process.\n# TYPE offpay_scheme_cycle_net_position_minor gauge"
+            );
             for (id, n) in &c.1 {
-                let _ = writeln!(s, "offpay_scheme_cycle_net_position_minor{{cycle=\"{}\",issuer=\"{id}\"}} {n}", c.0);
+                let _ = writeln!(
+                    s,
+                    "offpay_scheme_cycle_net_position_minor{{cycle=\"{}\",issuer=\"{id}\"}} {n}",
+                    c.0
+                );
             }
         }
         s
