@@ -417,3 +417,19 @@ pub fn measure(
     }
     Ok(run)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_claim_goes_through_once_per_round() {
+        let dir = tempfile::tempdir().unwrap();
+        // One payer, one payee: 50 payments a round, so 120 make three rounds.
+        let r = measure(2, 120, dir.path(), &mut |_| {}).unwrap();
+        assert_eq!((r.wallets, r.claims, r.cycles, r.settled), (2, 120, 3, 120));
+        assert!(r.claims_per_s > 0.0 && r.sync_payments_per_s > 0.0, "{r:?}");
+        let parts = r.submit_seconds + r.deliver_seconds + r.cycle_seconds;
+        assert!((parts - r.claim_seconds).abs() < 1e-6, "{r:?}");
+    }
+}
