@@ -202,37 +202,35 @@ fn balance(w: &Wallet<MemoryVault>) -> u64 {
     w.balance().map(|a| a.minor).unwrap_or(0)
 }
 
-/// The run: `wallets` wallets (at least 2), `payments` cross-issuer payments,
-/// every file in a fresh directory under `base`.
-#[expect(clippy::too_many_lines)] // lint-exception: one sequence of steps read top to bottom
-pub fn measure(
-    wallets: usize,
-    payments: usize,
-    base: &Path,
-    progress: &mut dyn FnMut(&str),
-) -> Result<SchemeRun, String> {
-    let dir = tempfile::Builder::new()
-        .prefix("offpay-bench-scheme-")
-        .tempdir_in(base)
-        .map_err(err("temporary directory"))?;
+/// The scheme, its two member banks and their wallets.
+struct World {
+    scheme: Scheme<SchemeDb>,
+    bank_a: Issuer<AnyStore>,
+    bank_b: Issuer<AnyStore>,
+    payers: Vec<Wallet<MemoryVault>>,
+    payees: Vec<Wallet<MemoryVault>>,
+}
+
+/// A scheme and two member banks in `dir`, `half` wallets at each, every
+/// wallet synced once (which brings it the directory).
+fn world(half: usize, dir: &Path) -> Result<World, String> {
     let now = sys::now();
-    let eur = setup::eur();
-    let scheme_store = SchemeDb::open_sqlite(&dir.path().join("scheme.sqlite"))
-        .map_err(err("scheme: open SQLite"))?;
+    let scheme_store =
+        SchemeDb::open_sqlite(&dir.join("scheme.sqlite")).map_err(err("scheme: open SQLite"))?;
     let scheme = Scheme::init(
         scheme_store,
         &MASTER_KEY,
         &SchemeConfig {
             suite: Suite::Ed25519,
             root_cn: "offpay bench scheme".into(),
-            currency: eur,
+            currency: setup::eur(),
         },
         now,
         OsEntropy::shared(),
     )
     .map_err(err("scheme init"))?;
-    let bank_a = member(&scheme, dir.path(), "bank-a", now)?;
-    let bank_b = member(&scheme, dir.path(), "bank-b", now)?;
+    let bank_a = member(&scheme, dir, "bank-a", now)?;
+    let bank_b = member(&scheme, dir, "bank-b", now)?;
     let directory = scheme.directory().map_err(err("directory"))?;
     bank_a
         .install_directory(&directory, now)
@@ -240,143 +238,114 @@ pub fn measure(
     bank_b
         .install_directory(&directory, now)
         .map_err(err("bank-b: directory"))?;
-
-    let clock = Instant::now();
-    let half = (wallets / 2).max(1);
     let mut payers = Vec::with_capacity(half);
     let mut payees = Vec::with_capacity(half);
     for k in 0..half {
-        payers.push(setup::wallet(
+        let mut w = setup::wallet(
             &bank_a,
             MemoryVault::new(),
             Suite::Ed25519,
             &format!("a{k}"),
             sys::now(),
-        )?);
-        payees.push(setup::wallet(
+        )?;
+        setup::sync(&bank_a, &mut w, sys::now())?;
+        payers.push(w);
+        let mut w = setup::wallet(
             &bank_b,
             MemoryVault::new(),
             Suite::Ed25519,
             &format!("b{k}"),
             sys::now(),
-        )?);
+        )?;
+        setup::sync(&bank_b, &mut w, sys::now())?;
+        payees.push(w);
     }
-    // The first sync brings each wallet the directory (the other bank's CA).
-    for w in &mut payers {
-        setup::sync(&bank_a, w, sys::now())?;
+    Ok(World {
+        scheme,
+        bank_a,
+        bank_b,
+        payers,
+        payees,
+    })
+}
+
+/// `n` payments of bank A's payers to bank B's payees (untimed); their sum.
+fn pay_round(w: &mut World, rng: &mut Rng, round: usize, n: usize) -> Result<u128, String> {
+    let eur = setup::eur();
+    let half = w.payers.len() as u64;
+    let mut total = 0;
+    for _ in 0..n {
+        let x = rng.next();
+        let i = (x % half) as usize;
+        let j = ((x >> 20) % half) as usize;
+        let mut minor = 1 + (x >> 40) % AMOUNT_MINOR_MAX;
+        if balance(&w.payers[i]) < minor {
+            // A payer that ran dry is loaded again.
+            let v = w
+                .bank_a
+                .load(
+                    &w.payers[i].wallet_id(),
+                    Amount::new(setup::LOAD_MINOR, eur),
+                    &format!("reload-{round}-{i}"),
+                    sys::now(),
+                )
+                .map_err(err("reload"))?;
+            w.payers[i]
+                .apply_voucher(&v, sys::now())
+                .map_err(err("apply voucher"))?;
+            minor = minor.min(balance(&w.payers[i]));
+        }
+        setup::pay_within(
+            &mut w.payers[i],
+            &mut w.payees[j],
+            Amount::new(minor, eur),
+            REQUEST_SECONDS,
+            sys::now(),
+        )?;
+        total += u128::from(minor);
     }
-    for w in &mut payees {
-        setup::sync(&bank_b, w, sys::now())?;
-    }
-    progress(&format!(
-        "scheme: a scheme, two member banks, {} wallets each, in {:.1} s",
-        half,
-        clock.elapsed().as_secs_f64()
-    ));
+    Ok(total)
+}
 
-    let mut run = SchemeRun {
-        wallets: 2 * half,
-        claims: 0,
-        cycles: 0,
-        claims_per_s: 0.0,
-        claim_seconds: 0.0,
-        submit_seconds: 0.0,
-        deliver_seconds: 0.0,
-        cycle_seconds: 0.0,
-        sync_payments_per_s: 0.0,
-        sync_seconds: 0.0,
-        settled: 0,
-    };
-    let per_round = (half * PER_ROUND).max(1);
-    let rounds = payments.div_ceil(per_round).max(1);
-    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
-    let mut made = 0;
-    let mut total_minor: u128 = 0;
-    for round in 0..rounds {
-        let in_round = (payments - made).min(per_round);
-        for _ in 0..in_round {
-            let x = rng.next();
-            let i = (x % half as u64) as usize;
-            let j = ((x >> 20) % half as u64) as usize;
-            let mut minor = 1 + (x >> 40) % AMOUNT_MINOR_MAX;
-            if balance(&payers[i]) < minor {
-                // A payer that ran dry is loaded again (untimed, outside the counts).
-                let v = bank_a
-                    .load(
-                        &payers[i].wallet_id(),
-                        Amount::new(setup::LOAD_MINOR, eur),
-                        &format!("reload-{round}-{i}"),
-                        sys::now(),
-                    )
-                    .map_err(err("reload"))?;
-                payers[i]
-                    .apply_voucher(&v, sys::now())
-                    .map_err(err("apply voucher"))?;
-                minor = minor.min(balance(&payers[i]));
-            }
-            setup::pay_within(
-                &mut payers[i],
-                &mut payees[j],
-                Amount::new(minor, eur),
-                REQUEST_SECONDS,
-                sys::now(),
-            )?;
-            total_minor += u128::from(minor);
-        }
-        made += in_round;
-
-        // 1. One issuer's syncs: the payees at bank B.
-        let clock = Instant::now();
-        for w in &mut payees {
-            run.settled += setup::sync(&bank_b, w, sys::now())? as u64;
-        }
-        let sync_secs = clock.elapsed().as_secs_f64();
-        run.sync_seconds += sync_secs;
-
-        // 2. The claims through the scheme.
-        let t0 = Instant::now();
-        let sent = submit(&scheme, &bank_b)?;
-        let t1 = Instant::now();
-        let applied = deliver(&scheme, &bank_a)?;
-        let t2 = Instant::now();
-        let cycle = scheme.close_cycle(sys::now()).map_err(err("close cycle"))?;
-        post_statements(&scheme, &bank_a)?;
-        post_statements(&scheme, &bank_b)?;
-        let t3 = Instant::now();
-        run.submit_seconds += (t1 - t0).as_secs_f64();
-        run.deliver_seconds += (t2 - t1).as_secs_f64();
-        run.cycle_seconds += (t3 - t2).as_secs_f64();
-        run.claim_seconds += (t3 - t0).as_secs_f64();
-        if sent != in_round || applied != in_round || cycle.claims as usize != in_round {
-            return Err(format!(
-                "round {}: {in_round} payments but {sent} claims submitted, {applied} applied, {} netted",
-                round + 1,
-                cycle.claims
-            ));
-        }
-        let sum: i128 = cycle.positions.iter().map(|(_, n)| *n).sum();
-        if sum != 0 {
-            return Err(format!("cycle {}: positions sum to {sum}", cycle.cycle));
-        }
-        run.claims += sent as u64;
-        run.cycles += 1;
-
-        // 3. The payers report at bank A (untimed).
-        for w in &mut payers {
-            setup::sync(&bank_a, w, sys::now())?;
-        }
-        progress(&format!(
-            "scheme: round {}/{rounds}: {in_round} payments; bank B synced them in {sync_secs:.2} s ({:.0}/s); claims through the scheme in {:.2} s ({:.0}/s)",
+/// The round's claims through the scheme (timed into `run`), checked to be
+/// `n`, each once; the seconds they took.
+fn claims_round(w: &World, run: &mut SchemeRun, round: usize, n: usize) -> Result<f64, String> {
+    let t0 = Instant::now();
+    let sent = submit(&w.scheme, &w.bank_b)?;
+    let t1 = Instant::now();
+    let applied = deliver(&w.scheme, &w.bank_a)?;
+    let t2 = Instant::now();
+    let cycle = w
+        .scheme
+        .close_cycle(sys::now())
+        .map_err(err("close cycle"))?;
+    post_statements(&w.scheme, &w.bank_a)?;
+    post_statements(&w.scheme, &w.bank_b)?;
+    let t3 = Instant::now();
+    run.submit_seconds += (t1 - t0).as_secs_f64();
+    run.deliver_seconds += (t2 - t1).as_secs_f64();
+    run.cycle_seconds += (t3 - t2).as_secs_f64();
+    run.claim_seconds += (t3 - t0).as_secs_f64();
+    if sent != n || applied != n || cycle.claims as usize != n {
+        return Err(format!(
+            "round {}: {n} payments but {sent} claims submitted, {applied} applied, {} netted",
             round + 1,
-            in_round as f64 / sync_secs,
-            (t3 - t0).as_secs_f64(),
-            in_round as f64 / (t3 - t0).as_secs_f64()
+            cycle.claims
         ));
     }
-    run.claims_per_s = run.claims as f64 / run.claim_seconds;
-    run.sync_payments_per_s = run.settled as f64 / run.sync_seconds;
+    let sum: i128 = cycle.positions.iter().map(|(_, net)| *net).sum();
+    if sum != 0 {
+        return Err(format!("cycle {}: positions sum to {sum}", cycle.cycle));
+    }
+    run.claims += sent as u64;
+    run.cycles += 1;
+    Ok((t3 - t0).as_secs_f64())
+}
 
-    // Correctness, not timing.
+/// Correctness, not timing: every payment settled and claimed once, nothing
+/// left open between the banks, every ledger's invariants, every cent at
+/// the payees.
+fn check_end(w: &World, run: &SchemeRun, payments: usize, paid: u128) -> Result<(), String> {
     if run.settled != payments as u64 || run.claims != payments as u64 {
         return Err(format!(
             "{payments} payments: bank B settled {}, the scheme carried {} claims",
@@ -384,8 +353,8 @@ pub fn measure(
         ));
     }
     for (name, issuer, peer) in [
-        ("bank-a", &bank_a, bank_b.issuer_id()),
-        ("bank-b", &bank_b, bank_a.issuer_id()),
+        ("bank-a", &w.bank_a, w.bank_b.issuer_id()),
+        ("bank-b", &w.bank_b, w.bank_a.issuer_id()),
     ] {
         setup::check_invariants(issuer).map_err(|e| format!("{name}: {e}"))?;
         let open = issuer
@@ -400,21 +369,87 @@ pub fn measure(
             ));
         }
     }
-    let inv = scheme.invariants().map_err(err("scheme invariants"))?;
+    let inv = w.scheme.invariants().map_err(err("scheme invariants"))?;
     if !inv.ok {
         return Err(format!(
             "scheme invariants violated: {}",
             inv.violations.join("; ")
         ));
     }
-    let received: u128 = payees.iter().map(|w| u128::from(balance(w))).sum();
-    let loaded = u128::from(setup::LOAD_MINOR) * half as u128;
-    if received != loaded + total_minor {
+    let received: u128 = w.payees.iter().map(|p| u128::from(balance(p))).sum();
+    let loaded = u128::from(setup::LOAD_MINOR) * w.payees.len() as u128;
+    if received != loaded + paid {
         return Err(format!(
             "bank B's payees hold {received}, expected {}",
-            loaded + total_minor
+            loaded + paid
         ));
     }
+    Ok(())
+}
+
+/// The run: `wallets` wallets (at least 2), `payments` cross-issuer payments,
+/// every file in a fresh directory under `base`.
+pub fn measure(
+    wallets: usize,
+    payments: usize,
+    base: &Path,
+    progress: &mut dyn FnMut(&str),
+) -> Result<SchemeRun, String> {
+    let dir = tempfile::Builder::new()
+        .prefix("offpay-bench-scheme-")
+        .tempdir_in(base)
+        .map_err(err("temporary directory"))?;
+    let clock = Instant::now();
+    let half = (wallets / 2).max(1);
+    let mut w = world(half, dir.path())?;
+    progress(&format!(
+        "scheme: a scheme, two member banks, {half} wallets each, in {:.1} s",
+        clock.elapsed().as_secs_f64()
+    ));
+    let mut run = SchemeRun {
+        wallets: 2 * half,
+        claims: 0,
+        cycles: 0,
+        claims_per_s: 0.0,
+        claim_seconds: 0.0,
+        submit_seconds: 0.0,
+        deliver_seconds: 0.0,
+        cycle_seconds: 0.0,
+        sync_payments_per_s: 0.0,
+        sync_seconds: 0.0,
+        settled: 0,
+    };
+    let per_round = half * PER_ROUND;
+    let rounds = payments.div_ceil(per_round).max(1);
+    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+    let (mut made, mut paid) = (0, 0u128);
+    for round in 0..rounds {
+        let n = (payments - made).min(per_round);
+        paid += pay_round(&mut w, &mut rng, round, n)?;
+        made += n;
+        // 1. One issuer's syncs: the payees at bank B.
+        let clock = Instant::now();
+        for p in &mut w.payees {
+            run.settled += setup::sync(&w.bank_b, p, sys::now())? as u64;
+        }
+        let sync_secs = clock.elapsed().as_secs_f64();
+        run.sync_seconds += sync_secs;
+        // 2. The claims through the scheme.
+        let claim_secs = claims_round(&w, &mut run, round, n)?;
+        // 3. The payers report at bank A (untimed).
+        for p in &mut w.payers {
+            setup::sync(&w.bank_a, p, sys::now())?;
+        }
+        progress(&format!(
+            "scheme: round {}/{rounds}: {n} payments; bank B synced them in {sync_secs:.2} s ({:.0}/s); claims through the scheme in {claim_secs:.2} s ({:.0}/s)",
+            round + 1,
+            n as f64 / sync_secs,
+            n as f64 / claim_secs
+        ));
+    }
+    run.claims_per_s = run.claims as f64 / run.claim_seconds;
+    run.sync_payments_per_s = run.settled as f64 / run.sync_seconds;
+    check_end(&w, &run, payments, paid)?;
     Ok(run)
 }
 
