@@ -270,34 +270,34 @@ fn world(half: usize, dir: &Path) -> Result<World, String> {
 }
 
 /// `n` payments of bank A's payers to bank B's payees (untimed); their sum.
-fn pay_round(w: &mut World, rng: &mut Rng, round: usize, n: usize) -> Result<u128, String> {
+fn pay_round(world: &mut World, rng: &mut Rng, round: usize, count: usize) -> Result<u128, String> {
     let eur = setup::eur();
-    let half = w.payers.len() as u64;
+    let half = world.payers.len() as u64;
     let mut total = 0;
-    for _ in 0..n {
-        let x = rng.next();
-        let i = (x % half) as usize;
-        let j = ((x >> 20) % half) as usize;
-        let mut minor = 1 + (x >> 40) % AMOUNT_MINOR_MAX;
-        if balance(&w.payers[i]) < minor {
+    for _ in 0..count {
+        let r = rng.next();
+        let payer = (r % half) as usize;
+        let payee = ((r >> 20) % half) as usize;
+        let mut minor = 1 + (r >> 40) % AMOUNT_MINOR_MAX;
+        if balance(&world.payers[payer]) < minor {
             // A payer that ran dry is loaded again.
-            let v = w
+            let voucher = world
                 .bank_a
                 .load(
-                    &w.payers[i].wallet_id(),
+                    &world.payers[payer].wallet_id(),
                     Amount::new(setup::LOAD_MINOR, eur),
-                    &format!("reload-{round}-{i}"),
+                    &format!("reload-{round}-{payer}"),
                     sys::now(),
                 )
                 .map_err(err("reload"))?;
-            w.payers[i]
-                .apply_voucher(&v, sys::now())
+            world.payers[payer]
+                .apply_voucher(&voucher, sys::now())
                 .map_err(err("apply voucher"))?;
-            minor = minor.min(balance(&w.payers[i]));
+            minor = minor.min(balance(&world.payers[payer]));
         }
         setup::pay_within(
-            &mut w.payers[i],
-            &mut w.payees[j],
+            &mut world.payers[payer],
+            &mut world.payees[payee],
             Amount::new(minor, eur),
             REQUEST_SECONDS,
             sys::now(),

@@ -1158,7 +1158,7 @@ fn fork_chapter(
         None => Vec::new(),
     };
     keep(base, "dan-double-spend.proof", &proof);
-    let proven = verify_double_spend_bytes(&proof, &root)
+    let proven = verify_double_spend_bytes(&proof, root)
         .is_ok_and(|p| p.payer == dan.w.wallet.wallet_id() && p.seq == q1.seq);
     story.check(
         q1.seq == q2.seq && list.len() == 1 && proven,
@@ -1169,12 +1169,12 @@ fn fork_chapter(
         dv.state == "revoked" && dv.clawed_back_minor + dv.guaranteed_minor == 3_000,
         format!(
             "Dan's wallet is revoked; bank-a carries the overspend (80.00 paid out of 50.00): {} clawed back from his account, {} from its guarantee",
-            show(i128::from(dv.clawed_back_minor), &cur),
-            show(i128::from(dv.guaranteed_minor), &cur)
+            show(i128::from(dv.clawed_back_minor), cur),
+            show(i128::from(dv.guaranteed_minor), cur)
         ),
     );
     story.check(
-        b.sub(&erin)? == 5_000 && a.sub(&frank)? == 6_000,
+        b.sub(erin)? == 5_000 && a.sub(frank)? == 6_000,
         "both payees are paid in full: Erin 50.00 at bank-b, Frank 60.00 at bank-a",
     );
 
@@ -1205,7 +1205,7 @@ fn settle_chapter(story: &mut Story, s: &SchemeCtx<'_>) -> Result<Value, Failure
          statements sent; bank-a pays {} to bank-b through its settlement account.",
         cycle.cycle,
         cycle.claims,
-        show(i128::from(owed), &cur)
+        show(i128::from(owed), cur)
     ));
     story.check(
         nets.iter().sum::<i128>() == 0 && net_a == Some(-i128::from(owed)) && cycle.claims == 3,
