@@ -27,10 +27,16 @@ use offpay_protocol::messages::{
     CertField, ChainEntry, Checkpoint, DoubleSpendProof, LoadVoucher, Payment, PaymentRequest,
     Receipt, Redeem, RiskPolicy, SyncReport, SyncResponse, WalletCommand, message_type,
 };
+use offpay_protocol::messages::{
+    DIRECTORY_BYTES_MAX, Directory, DirectoryEntry, SETTLEMENT_STATEMENT_BYTES_MAX,
+    SettlementStatement, StatementLine, statement_digest,
+};
 use offpay_protocol::pki::{
     self, Certificate, Crl, PolicyRef, RevocationReason, RevokedEntry, parse_csr,
 };
-use offpay_protocol::{Hash32, Nonce, PublicKey, SigningKey, Suite, UnixSeconds, WalletId};
+use offpay_protocol::{
+    Currency, Hash32, IssuerStatus, Nonce, PublicKey, SigningKey, Suite, UnixSeconds, WalletId,
+};
 use offpay_test_support::{default_policy, eur};
 use proptest::prelude::*;
 
@@ -103,10 +109,12 @@ enum Kind {
     Report,
     Response,
     Proof,
+    Directory,
+    Statement,
 }
 
 impl Kind {
-    const ALL: [Kind; 9] = [
+    const ALL: [Kind; 11] = [
         Kind::Request,
         Kind::Payment,
         Kind::Receipt,
@@ -116,6 +124,8 @@ impl Kind {
         Kind::Report,
         Kind::Response,
         Kind::Proof,
+        Kind::Directory,
+        Kind::Statement,
     ];
     fn type_number(self) -> u64 {
         match self {
@@ -128,6 +138,8 @@ impl Kind {
             Kind::Report => message_type::SYNC_REPORT,
             Kind::Response => message_type::SYNC_RESPONSE,
             Kind::Proof => message_type::DOUBLE_SPEND_PROOF,
+            Kind::Directory => message_type::DIRECTORY,
+            Kind::Statement => message_type::SETTLEMENT_STATEMENT,
         }
     }
     fn bytes_max(self) -> usize {
@@ -141,6 +153,8 @@ impl Kind {
             Kind::Report => SYNC_REPORT_BYTES_MAX,
             Kind::Response => SYNC_RESPONSE_BYTES_MAX,
             Kind::Proof => DOUBLE_SPEND_PROOF_BYTES_MAX,
+            Kind::Directory => DIRECTORY_BYTES_MAX,
+            Kind::Statement => SETTLEMENT_STATEMENT_BYTES_MAX,
         }
     }
     /// The name decoders put in errors about the whole message.
@@ -155,6 +169,8 @@ impl Kind {
             Kind::Report => SyncReport::NAME,
             Kind::Response => SyncResponse::NAME,
             Kind::Proof => "DoubleSpendProof",
+            Kind::Directory => Directory::NAME,
+            Kind::Statement => SettlementStatement::NAME,
         }
     }
     fn is_envelope(self) -> bool {
@@ -360,6 +376,78 @@ fn scheme(suite: Suite) -> Scheme {
         issuer.der().to_vec(),
     )
     .encode();
+    // The scheme of many issuers: a member CA, the issuer CRL, the directory,
+    // a response carrying its update, a statement.
+    let member_key = key(5);
+    let member = pki::issue_issuer_ca(
+        &root_key,
+        &root,
+        &member_key.public_key(),
+        "bank-m",
+        3,
+        UnixSeconds(T0 - DAY),
+        UnixSeconds(T0 + 1825 * DAY),
+    )
+    .unwrap();
+    let issuer_crl = pki::issue_crl(
+        &root_key,
+        &root,
+        1,
+        UnixSeconds(T0),
+        UnixSeconds(T0 + DAY),
+        &[RevokedEntry {
+            serial: 3,
+            revoked_at: UnixSeconds(T0),
+            reason: RevocationReason::CertificateHold,
+        }],
+    )
+    .unwrap();
+    let directory_body = Directory {
+        version: 2,
+        time: UnixSeconds(T0 + 7000),
+        currency: Currency::EUR,
+        issuer_crl: issuer_crl.der().to_vec(),
+        issuers: vec![
+            DirectoryEntry {
+                code: "bank-m".to_string(),
+                status: IssuerStatus::Suspended,
+                changed: 2,
+                ca_cert: member.der().to_vec(),
+                crl: None,
+            },
+            DirectoryEntry {
+                code: "corpus".to_string(),
+                status: IssuerStatus::Active,
+                changed: 1,
+                ca_cert: issuer.der().to_vec(),
+                crl: Some(crl.der().to_vec()),
+            },
+        ],
+    };
+    let directory = Signed::sign(directory_body.clone(), &root_key);
+    let response_dir = Signed::sign(
+        SyncResponse {
+            directory: directory_body.update_since(0, usize::MAX),
+            ..response.body().clone()
+        },
+        &issuer_key,
+    );
+    let statement = Signed::sign(
+        SettlementStatement {
+            cycle: 4,
+            issuer: issuer.subject_issuer_id(),
+            time: UnixSeconds(T0 + 7500),
+            currency: Currency::EUR,
+            lines: vec![StatementLine {
+                counterparty: member.subject_issuer_id(),
+                receivable_minor: 1250,
+                payable_minor: 990,
+                claims: 2,
+                digest: statement_digest(&mut [payment.payload_hash(), conflict.payload_hash()]),
+            }],
+        },
+        &root_key,
+    );
 
     let s = suite.name();
     let item = |name: &str, kind, bytes: &[u8], signer: &SigningKey| Item {
@@ -396,6 +484,19 @@ fn scheme(suite: Suite) -> Scheme {
             &issuer_key,
         ),
         item("double-spend-proof", Kind::Proof, &proof, &payer_key),
+        item(
+            "sync-response-directory",
+            Kind::Response,
+            response_dir.bytes(),
+            &issuer_key,
+        ),
+        item("directory", Kind::Directory, directory.bytes(), &root_key),
+        item(
+            "settlement-statement",
+            Kind::Statement,
+            statement.bytes(),
+            &root_key,
+        ),
     ];
     Scheme { root, items }
 }
@@ -421,6 +522,8 @@ fn decode(kind: Kind, bytes: &[u8]) -> Result<(), DecodeError> {
         Kind::Report => Signed::<SyncReport>::decode(bytes).map(drop),
         Kind::Response => Signed::<SyncResponse>::decode(bytes).map(drop),
         Kind::Proof => DoubleSpendProof::decode(bytes).map(drop),
+        Kind::Directory => Signed::<Directory>::decode(bytes).map(drop),
+        Kind::Statement => Signed::<SettlementStatement>::decode(bytes).map(drop),
     }
 }
 
@@ -457,6 +560,8 @@ fn decode_verify(item: &Item, bytes: &[u8]) -> Outcome {
         Kind::Policy => check::<RiskPolicy>(bytes, &key),
         Kind::Report => check::<SyncReport>(bytes, &key),
         Kind::Response => check::<SyncResponse>(bytes, &key),
+        Kind::Directory => check::<Directory>(bytes, &key),
+        Kind::Statement => check::<SettlementStatement>(bytes, &key),
         Kind::Proof => match DoubleSpendProof::decode(bytes) {
             Err(e) => Outcome::DecodeError(e),
             Ok(p) => match verify_double_spend(&p, &item.root) {
@@ -679,22 +784,26 @@ fn altered(item: &Item, f: impl FnOnce(&mut V)) -> Vec<u8> {
 /// A map key holding an unsigned integer in every message body (keys 0 and 1 aside).
 fn some_uint_key(kind: Kind) -> u64 {
     match kind {
-        Kind::Request => 6,  // created
-        Kind::Payment => 3,  // seq
-        Kind::Receipt => 5,  // seq
-        Kind::Voucher => 3,  // load seq
-        Kind::Redeem => 3,   // seq
-        Kind::Policy => 2,   // policy id
-        Kind::Report => 3,   // report seq
-        Kind::Response => 3, // report seq
-        Kind::Proof => 1,    // version
+        Kind::Request => 6,   // created
+        Kind::Payment => 3,   // seq
+        Kind::Receipt => 5,   // seq
+        Kind::Voucher => 3,   // load seq
+        Kind::Redeem => 3,    // seq
+        Kind::Policy => 2,    // policy id
+        Kind::Report => 3,    // report seq
+        Kind::Response => 3,  // report seq
+        Kind::Proof => 1,     // version
+        Kind::Directory => 2, // directory version
+        Kind::Statement => 2, // cycle
     }
 }
 
 /// A map key holding a byte string in every message body.
 fn some_bytes_key(kind: Kind) -> u64 {
     match kind {
-        Kind::Policy => 5, // currency (a text string)
+        Kind::Policy => 5,    // currency (a text string)
+        Kind::Directory => 5, // issuer CRL
+        Kind::Statement => 3, // issuer
         _ => 2,
     }
 }
@@ -1658,7 +1767,7 @@ fn field_rules_are_enforced() {
         });
         let V::M(p) = v else { panic!() };
         for (i, (key, _)) in p.iter().enumerate().skip(2) {
-            let optional = item.kind == Kind::Response && matches!(key, V::U(7..=9));
+            let optional = item.kind == Kind::Response && matches!(key, V::U(7..=9 | 12));
             let b = altered(item, |v| {
                 pairs(v).remove(i);
             });
@@ -1907,6 +2016,146 @@ fn field_rules_are_enforced() {
             UnexpectedType { field: "load seq" },
         );
     }
+    for item in item_of(&items, Kind::Directory, "") {
+        expect(
+            item,
+            "entries out of code order",
+            &|v| {
+                if let V::A(list) = field(v, 6) {
+                    list.reverse();
+                }
+            },
+            InvalidValue("directory entries not in ascending code order"),
+        );
+        expect(
+            item,
+            "65 entries",
+            &|v| {
+                if let V::A(list) = field(v, 6) {
+                    let first = list[0].clone();
+                    list.resize(65, first);
+                }
+            },
+            TooLarge {
+                field: "directory issuers",
+                max: 64,
+            },
+        );
+        expect(
+            item,
+            "an entry changed after the directory version",
+            &|v| *field(v, 2) = V::U(1),
+            InvalidValue("entry changed after the version"),
+        );
+        expect(
+            item,
+            "an issuer code with an upper-case letter",
+            &|v| {
+                if let V::A(list) = field(v, 6)
+                    && let V::M(e) = &mut list[0]
+                {
+                    e[0].1 = V::T("Bank-m".into());
+                }
+            },
+            InvalidValue("issuer code"),
+        );
+        expect(
+            item,
+            "an unknown status",
+            &|v| {
+                if let V::A(list) = field(v, 6)
+                    && let V::M(e) = &mut list[0]
+                {
+                    e[1].1 = V::U(3);
+                }
+            },
+            InvalidValue("issuer status"),
+        );
+    }
+    for item in item_of(&items, Kind::Statement, "") {
+        expect(
+            item,
+            "cycle 0",
+            &|v| *field(v, 2) = V::U(0),
+            InvalidValue("cycle starts at 1"),
+        );
+        expect(
+            item,
+            "no lines",
+            &|v| *field(v, 6) = V::A(Vec::new()),
+            InvalidValue("statement without lines"),
+        );
+        expect(
+            item,
+            "a 15-byte issuer",
+            &|v| *field(v, 3) = V::B(vec![1; 15]),
+            BadLength { field: "issuer" },
+        );
+        expect(
+            item,
+            "the same line twice",
+            &|v| {
+                if let V::A(list) = field(v, 6) {
+                    let first = list[0].clone();
+                    list.push(first);
+                }
+            },
+            InvalidValue("statement lines not in ascending counterparty order"),
+        );
+        expect(
+            item,
+            "a line with the issuer itself",
+            &|v| {
+                let me = field(v, 3).clone();
+                if let V::A(list) = field(v, 6)
+                    && let V::M(l) = &mut list[0]
+                {
+                    l[0].1 = me;
+                }
+            },
+            InvalidValue("statement line with the issuer itself"),
+        );
+    }
+    for item in item_of(&items, Kind::Response, "sync-response-directory") {
+        expect(
+            item,
+            "a directory update at version 0",
+            &|v| {
+                if let V::M(u) = field(v, 12) {
+                    u[0].1 = V::U(0);
+                }
+            },
+            InvalidValue("directory version starts at 1"),
+        );
+        expect(
+            item,
+            "update issuers newest first",
+            &|v| {
+                if let V::M(u) = field(v, 12)
+                    && let V::A(list) = &mut u[2].1
+                {
+                    list.reverse();
+                }
+            },
+            InvalidValue("directory issuers not oldest first"),
+        );
+    }
+    for item in item_of(&items, Kind::Payment, "payment") {
+        expect(
+            item,
+            "a 15-byte payee issuer",
+            &|v| *field(v, 12) = V::B(vec![0; 15]),
+            BadLength {
+                field: "payee issuer",
+            },
+        );
+        expect(
+            item,
+            "no payee issuer",
+            &|v| pairs(v).retain(|(k, _)| *k != V::U(12)),
+            MissingField("payee issuer"),
+        );
+    }
     for item in item_of(&items, Kind::Response, "") {
         expect(
             item,
@@ -2094,6 +2343,7 @@ fn feed_everything(b: &[u8], items: &[Item]) {
     let _ = Certificate::from_der(b);
     let _ = Crl::from_der(b);
     let _ = parse_csr(b);
+    let _ = pki::parse_ca_csr(b);
     let _ = PublicKey::from_bytes(Suite::Ed25519, b);
     let _ = PublicKey::from_bytes(Suite::P256, b);
     for item in items {
@@ -2193,7 +2443,7 @@ proptest! {
     /// never verifying with other bytes.
     #[test]
     fn mutated_messages_never_panic_or_verify(
-        which in 0usize..20,
+        which in 0usize..32,
         edits in proptest::collection::vec(edit(), 1..6),
     ) {
         let items = proptest_corpus();
@@ -2256,6 +2506,8 @@ fn write_fuzz_seeds() {
             Kind::Report => "decode_sync_report",
             Kind::Response => "decode_sync_response",
             Kind::Proof => "decode_double_spend_proof",
+            Kind::Directory => "decode_directory",
+            Kind::Statement => "decode_settlement_statement",
         };
         write(target, &item.bytes);
         write("decode_cbor", &item.bytes);

@@ -82,6 +82,14 @@ pub enum WalletError {
         /// The limit.
         max: usize,
     },
+    /// A directory update that would make the wallet's directory (its
+    /// certificates and CRLs) larger than it may seal.
+    DirectoryTooLarge {
+        /// The directory's size after the update.
+        bytes: usize,
+        /// The limit.
+        max: usize,
+    },
     /// A message refers to a certificate the wallet does not hold.
     UnknownCertificate,
     /// The certificate names another wallet than the message.
@@ -224,6 +232,9 @@ impl fmt::Display for WalletError {
                 write!(f, "directory update {got} does not follow version {held}")
             }
             DirectoryFull { max } => write!(f, "directory would exceed {max} issuers"),
+            DirectoryTooLarge { bytes, max } => {
+                write!(f, "directory of {bytes} bytes would exceed {max}")
+            }
             UnknownCertificate => f.write_str("certificate reference unknown to this wallet"),
             CertificateWalletMismatch => f.write_str("certificate belongs to another wallet"),
             IssuerMaterial(e) => write!(f, "issuer certificate, CRL or policy refused: {e}"),

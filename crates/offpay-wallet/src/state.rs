@@ -30,6 +30,9 @@ const STATE_FIELDS_V1: usize = 25;
 /// always these 25, but the header claimed 26 (found by the paired assertion
 /// in [`TaState::encode`]); such states still open.
 const STATE_FIELDS_LEGACY_HEADER: usize = 26;
+/// Most bytes of certificates and CRLs the directory in the state holds
+/// (1 MiB: a quarter of the vault's sealed state, whose log needs the rest).
+pub const DIRECTORY_STATE_BYTES_MAX: usize = 1 << 20;
 /// Most issuers the directory in the state holds.
 pub const DIRECTORY_ISSUERS_MAX: usize = offpay_protocol::messages::DIRECTORY_ISSUERS_MAX;
 /// Bound on the decoder for any list in the state.
@@ -133,6 +136,18 @@ pub(crate) struct DirectoryState {
     pub version: u64,
     pub issuer_crl: Option<Blob>,
     pub issuers: Vec<DirectoryIssuerState>,
+}
+
+impl DirectoryState {
+    /// Bytes of certificates and CRLs held.
+    pub(crate) fn bytes(&self) -> usize {
+        self.issuer_crl.as_ref().map_or(0, |c| c.len())
+            + self
+                .issuers
+                .iter()
+                .map(|i| i.ca_der.len() + i.crl_der.as_ref().map_or(0, |c| c.len()))
+                .sum::<usize>()
+    }
 }
 
 /// The whole TA state.

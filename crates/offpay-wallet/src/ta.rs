@@ -25,8 +25,8 @@ use crate::error::{LockReason, WalletError};
 // The state's own limits live with the state (which asserts them); the TA
 // enforces each with a refusal.
 pub use crate::state::{
-    DIRECTORY_ISSUERS_MAX, EVIDENCE_MAX, HISTORY_MAX, LOG_ENTRIES_MAX, PENDING_REQUESTS_MAX,
-    SEEN_PAYERS_MAX,
+    DIRECTORY_ISSUERS_MAX, DIRECTORY_STATE_BYTES_MAX, EVIDENCE_MAX, HISTORY_MAX, LOG_ENTRIES_MAX,
+    PENDING_REQUESTS_MAX, SEEN_PAYERS_MAX,
 };
 use crate::state::{
     DirectoryIssuerState, DirectoryState, HistoryItem, HistoryKind, LogEntry, PaidRequest,
@@ -170,7 +170,10 @@ fn map_peer(e: PkiError, issuer: IssuerId) -> WalletError {
 
 /// The trust a state describes: the root, our issuer (if enrolled), the
 /// directory's issuers and issuer CRL, then our issuer's CRL (each CRL kept
-/// only if newer than what is held).
+/// only if newer than what is held). Our CRL was verified against our issuer
+/// CA when installed; if the directory has since replaced that CA by a
+/// re-keyed one, the old CRL no longer applies and is left out (the next
+/// sync brings the new CA's).
 fn build_trust(
     root: &Certificate,
     issuer: Option<&Certificate>,
@@ -190,8 +193,11 @@ fn build_trust(
     if let Some(c) = &dir.issuer_crl {
         t.set_issuer_crl(Crl::from_der(c)?)?;
     }
-    if let Some(c) = crl {
-        t.set_crl(c.clone())?;
+    if let Some(c) = crl
+        && let Err(e) = t.set_crl(c.clone())
+        && dir.issuers.is_empty()
+    {
+        return Err(e);
     }
     Ok(t)
 }
@@ -245,6 +251,12 @@ fn updated_trust(
             })
             .collect(),
     };
+    if dir.bytes() > DIRECTORY_STATE_BYTES_MAX {
+        return Err(WalletError::DirectoryTooLarge {
+            bytes: dir.bytes(),
+            max: DIRECTORY_STATE_BYTES_MAX,
+        });
+    }
     Ok((t, dir))
 }
 
@@ -1250,7 +1262,10 @@ impl<V: Vault> Wallet<V> {
     }
 
     /// Apply the issuer's answer to the last report: checkpoint, CRL,
-    /// certificate, policy, vouchers, lock or unlock.
+    /// certificate, policy, scheme directory update, vouchers, lock or
+    /// unlock. The directory update is verified whole against the root
+    /// ([`WalletError::StaleDirectory`], [`WalletError::DirectoryRefused`],
+    /// [`WalletError::DirectoryFull`]); any refusal commits nothing.
     #[expect(clippy::too_many_lines)] // lint-exception: one sequence of steps read top to bottom; split by role when next changed
     pub fn apply_sync_response(
         &mut self,

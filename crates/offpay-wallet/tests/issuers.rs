@@ -653,3 +653,32 @@ fn a_revoked_wallet_of_another_issuer_is_refused_with_that_issuers_crl() {
         }
     );
 }
+
+#[test]
+fn a_directory_too_large_to_seal_is_refused() {
+    let (mut s, _, mut bob, _) = setup();
+    // Both banks publish CRLs of 16 000 entries: together over the bound.
+    let mut u = s.update(T0.plus(40));
+    let mut total = 0;
+    for bank in [A, B] {
+        s.banks[bank].revoked = (1..=16_000u64)
+            .map(|serial| RevokedEntry {
+                serial: 1_000_000 + serial,
+                revoked_at: T0,
+                reason: RevocationReason::KeyCompromise,
+            })
+            .collect();
+        let crl = s.banks[bank].crl(T0.plus(30));
+        total += crl.len();
+        u.issuers[bank].crl = Some(crl);
+    }
+    assert!(total > offpay_wallet::ta::DIRECTORY_STATE_BYTES_MAX);
+    let report = bob.sync_report(T0.plus(50)).unwrap();
+    let before = snapshot(&bob);
+    let resp = s.banks[B].respond(&report, T0.plus(50), Some(u));
+    assert!(matches!(
+        bob.apply_sync_response(&resp, T0.plus(50)).unwrap_err(),
+        WalletError::DirectoryTooLarge { max, .. } if max == offpay_wallet::ta::DIRECTORY_STATE_BYTES_MAX
+    ));
+    assert_eq!(snapshot(&bob), before);
+}
