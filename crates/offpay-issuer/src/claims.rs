@@ -22,7 +22,7 @@ use crate::issuer::Issuer;
 use crate::ledger::{Account, posting};
 use crate::settle::{RecordStats, Side, Source, record_and_settle, side};
 use crate::store::{
-    ClaimDirection, ClaimFilter, ClaimRecord, ClaimState, StatementRecord, Store, Tx,
+    ClaimDirection, ClaimFilter, ClaimRecord, ClaimState, StatementRecord, Store, StoreError, Tx,
 };
 
 /// The answer to one claim, ours to the scheme or the scheme's to us.
@@ -197,7 +197,9 @@ impl<S: Store> Issuer<S> {
     /// is a double spend: proof, revocation, lock, losses covered) and
     /// settled once. Payee's side: the payee is credited (finality). Each
     /// accepted claim is held in state `known`. Refusals are specific,
-    /// recorded and post nothing; the same claims again change nothing.
+    /// recorded (`claim_refusals`) and post nothing; a refused claim is
+    /// checked afresh when it comes again (a directory installed meanwhile
+    /// may admit its payer's issuer). The same claims again change nothing.
     pub fn apply_scheme_claims(
         &self,
         claims: &[(Hash32, Vec<u8>)],
@@ -243,10 +245,6 @@ impl<S: Store> Issuer<S> {
                         continue;
                     }
                 };
-                if let Some(code) = tx.claim_refusal(id)? {
-                    out.push((*id, ClaimAck::Refused { code }));
-                    continue;
-                }
                 let refusal = self.apply_one_claim(tx, member.as_ref(), c, now)?;
                 match refusal {
                     None => {
@@ -279,7 +277,8 @@ impl<S: Store> Issuer<S> {
             Side::PayeeHere { .. } => (p.body().payee, Source::Payee, "unknown_payee"),
             Side::Local => return Ok(Some("not_cross_issuer".into())),
         };
-        if tx.wallet(&wallet, false)?.is_none() {
+        // The wallet's row lock serializes this with its syncs.
+        if tx.wallet(&wallet, true)?.is_none() {
             return Ok(Some(missing.into()));
         }
         tx.savepoint()?;
@@ -346,40 +345,47 @@ impl<S: Store> Issuer<S> {
             return Err(mismatch(None, "a claim id is listed twice"));
         }
         let reference = format!("cycle:{}", st.cycle);
-        self.with_tx(|tx| {
-            if let Some(done) = tx.statement(st.cycle)? {
-                if done.hash == hash {
-                    return Ok(StatementOutcome {
-                        cycle: st.cycle,
-                        posted: false,
-                        net: i128::from(done.net),
-                        lines: st.lines.len(),
-                        claims: claim_ids.len(),
-                    });
+        let post = || {
+            self.with_tx(|tx| {
+                if let Some(done) = tx.statement(st.cycle)? {
+                    if done.hash == hash {
+                        return Ok(StatementOutcome {
+                            cycle: st.cycle,
+                            posted: false,
+                            net: i128::from(done.net),
+                            lines: st.lines.len(),
+                            claims: claim_ids.len(),
+                        });
+                    }
+                    return Err(SchemeProblem::StatementConflict { cycle: st.cycle }.into());
                 }
-                return Err(SchemeProblem::StatementConflict { cycle: st.cycle }.into());
-            }
-            let held = tx.claims_by_ids(claim_ids)?;
-            let postings = statement_postings(&st, &held, claim_ids.len(), &reference, now)?;
-            let s = Account::Settlement;
-            tx.create_account(&s.to_string(), s.book(), s.kind(), now)?;
-            tx.post(&postings)?;
-            tx.set_claims_cycle(claim_ids, st.cycle)?;
-            tx.insert_statement(&StatementRecord {
-                cycle: st.cycle,
-                hash,
-                net: narrow(net)?,
-                bytes: signed_statement.to_vec(),
-                posted: now,
-            })?;
-            Ok(StatementOutcome {
-                cycle: st.cycle,
-                posted: true,
-                net,
-                lines: st.lines.len(),
-                claims: claim_ids.len(),
+                let held = tx.claims_by_ids(claim_ids)?;
+                let postings = statement_postings(&st, &held, claim_ids.len(), &reference, now)?;
+                let s = Account::Settlement;
+                tx.create_account(&s.to_string(), s.book(), s.kind(), now)?;
+                tx.post(&postings)?;
+                tx.set_claims_cycle(claim_ids, st.cycle)?;
+                tx.insert_statement(&StatementRecord {
+                    cycle: st.cycle,
+                    hash,
+                    net: narrow(net)?,
+                    bytes: signed_statement.to_vec(),
+                    posted: now,
+                })?;
+                Ok(StatementOutcome {
+                    cycle: st.cycle,
+                    posted: true,
+                    net,
+                    lines: st.lines.len(),
+                    claims: claim_ids.len(),
+                })
             })
-        })
+        };
+        match post() {
+            // The same cycle posted concurrently: the second attempt sees it.
+            Err(IssuerError::Store(StoreError::Duplicate(_))) => post(),
+            r => r,
+        }
     }
 
     /// The highest settlement cycle posted (0: none).

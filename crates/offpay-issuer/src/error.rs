@@ -1008,6 +1008,49 @@ mod tests {
     }
 
     #[test]
+    fn scheme_codes_are_snake_case_and_distinct() {
+        let i = IssuerId([2; 16]);
+        snake(&[
+            SchemeProblem::NotAMember.code(),
+            SchemeProblem::NoPendingKey.code(),
+            SchemeProblem::CodeMismatch {
+                pending: "a".into(),
+            }
+            .code(),
+            SchemeProblem::BadCode.code(),
+            SchemeProblem::MemberKeyMismatch.code(),
+            SchemeProblem::DirectoryNotNewer {
+                installed: 2,
+                offered: 1,
+            }
+            .code(),
+            SchemeProblem::Currency.code(),
+            SchemeProblem::NotInDirectory.code(),
+            SchemeProblem::UnknownIssuer { issuer: i }.code(),
+            SchemeProblem::StatementNotOurs.code(),
+            SchemeProblem::StatementMismatch {
+                counterparty: Some(i),
+                what: "x",
+            }
+            .code(),
+            SchemeProblem::StatementConflict { cycle: 1 }.code(),
+            SchemeProblem::UnknownClaim {
+                id: Hash32([0; 32]),
+            }
+            .code(),
+            SchemeProblem::NotAParty.code(),
+            Signature::Directory.code(),
+            Signature::Statement.code(),
+            Signature::Claim.code(),
+        ]);
+        assert_eq!(
+            IssuerError::Scheme(SchemeProblem::NotAParty).code(),
+            "scheme"
+        );
+        assert!(IssuerError::Scheme(SchemeProblem::NotAParty).is_client_error());
+    }
+
+    #[test]
     fn lock_reasons_join_their_problems() {
         let r = LockReason::Report(vec![
             ReportProblem::LoadsNotContiguous,

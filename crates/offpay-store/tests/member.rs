@@ -273,7 +273,61 @@ fn two_member_issuers_settle_payments_both_ways() {
         refusals_post_nothing(a, b, &mut alice, &mut dave);
         statements_close_the_cycle(root, a, b);
         fork_of_a_foreign_payer(root, a, b);
+        unknown_issuer_until_the_directory_lists_it(root, a, b);
     });
+}
+
+/// A payment by a wallet of a third issuer C to Bob@B, brought as a claim
+/// before B's directory lists C: refused (`unknown_issuer`), nothing posted;
+/// once B installs a directory with C, the same claim is accepted.
+fn unknown_issuer_until_the_directory_lists_it(
+    root: &Root,
+    a: &Issuer<AnyStore>,
+    b: &Issuer<AnyStore>,
+) {
+    let c = member(
+        offpay_store::open_sqlite_memory().unwrap(),
+        root,
+        "bank-c",
+        4,
+    );
+    let d3 = directory(root, &[a, b, &c], 3);
+    c.install_directory(&d3, T0).unwrap();
+    let mut ivan = customer_with_wallet(&c, "ivan", 5_000, 3_000);
+    let mut jo = customer_with_wallet(b, "jo", 0, 0);
+    let req = jo.request(eur(700), 300, T0.plus(1_100)).unwrap();
+    let payment = ivan.pay(&req, T0.plus(1_100)).unwrap();
+    let before = b.invariants().unwrap().totals;
+    let r = b
+        .apply_scheme_claims(&[claim(&payment)], T0.plus(1_110))
+        .unwrap();
+    assert_eq!(
+        r[0].1,
+        ClaimAck::Refused {
+            code: "unknown_issuer".into()
+        }
+    );
+    assert_eq!(b.invariants().unwrap().totals, before, "nothing posted");
+    // The claim is about B and C only: A is no party to it.
+    let r = a
+        .apply_scheme_claims(&[claim(&payment)], T0.plus(1_111))
+        .unwrap();
+    assert_eq!(
+        r[0].1,
+        ClaimAck::Refused {
+            code: "not_a_party".into()
+        }
+    );
+    assert_eq!(b.install_directory(&d3, T0).unwrap(), 3);
+    let r = b
+        .apply_scheme_claims(&[claim(&payment)], T0.plus(1_120))
+        .unwrap();
+    assert_eq!(r[0].1, ClaimAck::Accepted);
+    assert_eq!(sub(b, &jo), 700, "finality: Jo is paid on Ivan's signature");
+    assert_eq!(balance(b, &Account::Peer(c.issuer_id())), -700);
+    assert_invariants(b);
+    // Jo's wallet learns C at its next sync (the directory update).
+    sync(b, &mut jo, T0.plus(1_130));
 }
 
 /// Frank@A and his clone pay two wallets of B: B proves the fork but does not
@@ -498,6 +552,14 @@ fn refusals_post_nothing(a: &Issuer<AnyStore>, b: &Issuer<AnyStore>, alice: &mut
                 code: "not_cross_issuer".into()
             }
         );
+        {
+            let mut tx = a.store().begin().unwrap();
+            assert_eq!(
+                tx.claim_refusal(&claim(&local).0).unwrap().as_deref(),
+                Some("not_cross_issuer"),
+                "the refusal is recorded"
+            );
+        }
         // An id that is not the payment's.
         let r = b
             .apply_scheme_claims(&[(Hash32([1; 32]), local)], T0.plus(503))
