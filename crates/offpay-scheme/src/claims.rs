@@ -375,3 +375,36 @@ fn hold(tx: &mut dyn SchemeTx, v: Valid, now: UnixSeconds) -> Result<ClaimResult
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_round_trip_and_unknown_refusals_are_kept_generic() {
+        for r in [
+            ClaimResult::Accepted,
+            ClaimResult::AlreadyKnown,
+            ClaimResult::Refused {
+                code: "unknown_payee",
+            },
+        ] {
+            assert_eq!(ClaimResult::from_code(r.code()), Some(r));
+        }
+        for c in ClaimResult::REFUSAL_CODES {
+            assert_eq!(
+                ClaimResult::from_code(c),
+                Some(ClaimResult::Refused { code: c })
+            );
+        }
+        assert_eq!(
+            ClaimResult::from_code("double_spend_seen"),
+            Some(ClaimResult::Refused {
+                code: "refused_by_issuer"
+            })
+        );
+        for bad in ["", "Unknown", "a b", "x-y", &"a".repeat(65)] {
+            assert_eq!(ClaimResult::from_code(bad), None, "{bad}");
+        }
+    }
+}
