@@ -9,6 +9,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 use offpay_client::api::{SchemeClaimsQuery, StatementsQuery};
+use offpay_protocol::envelope::Signed;
+use offpay_protocol::messages::SettlementStatement;
 use offpay_server::config::{OPERATOR_TOKEN_FILE, redact_url};
 use offpay_server::scheme::config::SCHEME_DEFAULT_DATA_DIR;
 use offpay_server::scheme::{SchemeArgs, SchemeServerConfig};
@@ -318,16 +320,63 @@ fn statements(after: Option<u64>, issuer_token: Option<String>, server: Option<&
             )
         })?;
     let c = http::client(&scheme_url(server))?.with_token(&token);
+    let root = offpay_protocol::pki::Certificate::from_pem(&c.scheme_roots()?.root_pem)
+        .map_err(|e| Failure::refused("bad_response", format!("the scheme root: {e}")))?;
     let v = c.scheme_statements(&StatementsQuery { after })?;
     let mut h = format!("{} statement(s)\n", v.statements.len());
+    let mut list = Vec::new();
     for s in &v.statements {
+        let bytes = http::b64_field("statement", &s.statement)?;
+        let signed = Signed::<SettlementStatement>::decode(&bytes).map_err(|e| {
+            Failure::refused(
+                "bad_response",
+                format!("statement of cycle {}: {e}", s.cycle),
+            )
+        })?;
+        signed.verify(root.public_key()).map_err(|e| {
+            Failure::refused(
+                "bad_signature",
+                format!(
+                    "statement of cycle {} is not signed by the scheme root: {e}",
+                    s.cycle
+                ),
+            )
+        })?;
+        let st = signed.body();
         h.push_str(&format!(
-            "  cycle {} ({} bytes base64)\n",
-            s.cycle,
-            s.statement.len()
+            "  cycle {}: net {} minor {} over {} line(s) (positive: the scheme pays this issuer)\n",
+            st.cycle,
+            st.net(),
+            st.currency,
+            st.lines.len()
         ));
+        let lines: Vec<_> = st
+            .lines
+            .iter()
+            .map(|l| {
+                h.push_str(&format!(
+                    "    with {}: receivable {} payable {} ({} claims)\n",
+                    l.counterparty, l.receivable_minor, l.payable_minor, l.claims
+                ));
+                json!({
+                    "counterparty": l.counterparty.to_hex(),
+                    "receivable_minor": l.receivable_minor,
+                    "payable_minor": l.payable_minor,
+                    "claims": l.claims,
+                    "digest": l.digest.to_hex(),
+                })
+            })
+            .collect();
+        list.push(json!({
+            "cycle": st.cycle,
+            "issuer": st.issuer.to_hex(),
+            "currency": st.currency.as_str(),
+            "net_minor": st.net().to_string(),
+            "lines": lines,
+            "statement": s.statement,
+        }));
     }
-    Ok(Done::new(h, to_json(&v)?))
+    Ok(Done::new(h, json!({ "statements": list })))
 }
 
 fn action(remote: &Remote, code: &str, verb: &str, done: &str) -> Outcome {

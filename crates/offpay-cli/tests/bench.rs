@@ -62,15 +62,15 @@ fn a_tiny_run_reports_every_field() {
 
     // Sizes are exact (docs/PERFORMANCE.md, "Message sizes"): the default
     // issuer CA names, first payment of 12.50.
-    assert_eq!(v["payment_bytes_with_cert"], 530);
-    assert_eq!(v["payment_bytes"], 221);
+    assert_eq!(v["payment_bytes_with_cert"], 548);
+    assert_eq!(v["payment_bytes"], 239);
     assert_eq!(v["request_bytes"], 481);
     assert_eq!(v["receipt_bytes"], 159);
     assert_eq!(v["voucher_bytes"], 115);
     assert_eq!(v["qr_version"], 18);
     assert_eq!(v["qr_version_p256"], 19);
     let p256 = v["payment_bytes_with_cert_p256"].as_u64().unwrap();
-    assert!((590..=596).contains(&p256), "{p256}");
+    assert!((608..=614).contains(&p256), "{p256}");
 
     for k in [
         "ed25519_sign_us",
@@ -134,7 +134,7 @@ fn a_tiny_run_reports_every_field() {
 #[test]
 fn parts_can_be_left_out_and_are_null() {
     let v = ok(&["bench", "--only", "sizes"]);
-    assert_eq!(v["payment_bytes_with_cert"], 530);
+    assert_eq!(v["payment_bytes_with_cert"], 548);
     for k in [
         "verify_batch_per_s",
         "offline_payment_p50_us",
@@ -173,7 +173,7 @@ fn parts_can_be_left_out_and_are_null() {
     let r = run(&["bench", "--only", "sizes"]);
     assert_eq!(r.code, 0, "{r:?}");
     assert!(r.stdout.contains("Payment (cert inline)"), "{r:?}");
-    assert!(r.stdout.contains("530"), "{r:?}");
+    assert!(r.stdout.contains("548"), "{r:?}");
 }
 
 #[test]

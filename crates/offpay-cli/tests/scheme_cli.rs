@@ -451,3 +451,203 @@ fn restart_after_kill(member: Proc, scheme_url: &str, adir: &str, token: &str, v
     ]);
     assert_eq!(r["directory_version"].as_u64().unwrap(), v);
 }
+
+/// A payment of `minor` EUR to wallet `payee` at issuer `payee_issuer`, from a
+/// wallet of an issuer whose CA key the test holds (seed 9, admitted as `ca_der`).
+fn foreign_payment(ca_der: &[u8], payee: &str, payee_issuer: &str, minor: u64) -> Vec<u8> {
+    use offpay_protocol::messages::{CertField, Payment};
+    use offpay_protocol::{Amount, Currency, Hash32, IssuerId, Nonce, SigningKey, Suite, WalletId};
+    let ca_key = SigningKey::from_seed(Suite::Ed25519, &[9; 32]).unwrap();
+    let ca = offpay_protocol::pki::Certificate::from_der(ca_der).unwrap();
+    let key = SigningKey::from_seed(Suite::Ed25519, &[0x41; 32]).unwrap();
+    let id = WalletId([0x41; 16]);
+    let now = offpay_protocol::UnixSeconds(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs(),
+    );
+    let cert = offpay_protocol::pki::issue_wallet(
+        &ca_key,
+        &ca,
+        &key.public_key(),
+        id,
+        offpay_protocol::pki::PolicyRef { id: 1, epoch: 1 },
+        77,
+        offpay_protocol::UnixSeconds(now.0 - 60),
+        now.plus(86_400),
+    )
+    .unwrap();
+    let p = Payment {
+        payer: id,
+        seq: 1,
+        prev: Hash32::ZERO,
+        payee: WalletId::from_hex(payee).unwrap(),
+        amount: Amount::new(minor, Currency::EUR),
+        nonce: Nonce([3; 16]),
+        time: now,
+        payer_cert: CertField::Inline(cert.der().to_vec()),
+        payee_issuer: IssuerId::from_hex(payee_issuer).unwrap(),
+    };
+    offpay_protocol::envelope::Signed::sign(p, &key).into_bytes()
+}
+
+#[test]
+fn a_claim_settles_into_a_statement_the_member_posts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let sdir = p(t, "scheme");
+    let adir = p(t, "bank-a");
+    let scheme = spawn(&[
+        "scheme",
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        &sdir,
+    ]);
+    let remote = ["--server", scheme.url.as_str(), "--data-dir", sdir.as_str()];
+    let (id_a, adm_a) = admission(t, &remote, &adir);
+    ok(&[
+        "admin",
+        "--data-dir",
+        &adir,
+        "scheme",
+        "join",
+        "--admission",
+        &adm_a,
+    ]);
+    let token_a: String = serde_json::from_str::<Value>(&std::fs::read_to_string(&adm_a).unwrap())
+        .unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .into();
+    let adm_x = admit_held_key(t, &remote);
+    // bank-a serves, with a customer and an enrolled wallet.
+    let member = spawn(&[
+        "server",
+        "--listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        &adir,
+        "--scheme-url",
+        &scheme.url,
+        "--scheme-token",
+        &token_a,
+        "--scheme-interval-ms",
+        "60000",
+    ]);
+    let admin = |args: &[&str]| {
+        let mut a = vec![
+            "admin",
+            "--server",
+            member.url.as_str(),
+            "--data-dir",
+            adir.as_str(),
+        ];
+        a.extend_from_slice(args);
+        ok(&a)
+    };
+    let carol = enroll(&member.url, &adir, t);
+    admin(&["scheme", "sync"]);
+
+    // bank-x claims a payment of its wallet to Carol's.
+    let ca_x = offpay_client::api::b64_decode(adm_x["ca_cert"].as_str().unwrap()).unwrap();
+    let entry = foreign_payment(&ca_x, &carol, &id_a, 1_500);
+    let cx = offpay_client::Client::new(&scheme.url)
+        .unwrap()
+        .with_token(adm_x["token"].as_str().unwrap());
+    let out = cx.scheme_submit(&[entry]).unwrap();
+    assert_eq!(out.results[0].result, "accepted", "{out:?}");
+    // bank-a applies it (Carol is credited: finality) and acks.
+    let round = admin(&["scheme", "sync"]);
+    assert_eq!(round["inbox"], 1, "{round}");
+    assert_eq!(admin(&["wallet", &carol])["offline_balance_minor"], 1_500);
+    let mut close = vec!["scheme", "cycle", "close"];
+    close.extend_from_slice(&remote);
+    let cycle = ok(&close);
+    assert_eq!(cycle["claims"], 1, "{cycle}");
+    // bank-a posts its statement: the scheme pays it 15.00.
+    let round = admin(&["scheme", "sync"]);
+    assert_eq!(round["statements"], 1, "{round}");
+    let st = admin(&["scheme", "status"]);
+    assert_eq!(st["last_statement_cycle"], cycle["cycle"], "{st}");
+    let stmts = ok(&[
+        "scheme",
+        "statements",
+        "--server",
+        &scheme.url,
+        "--issuer-token",
+        &token_a,
+    ]);
+    assert_eq!(stmts["statements"][0]["net_minor"], "1500", "{stmts}");
+    assert_eq!(
+        stmts["statements"][0]["lines"][0]["counterparty"],
+        adm_x["issuer"]
+    );
+    assert_eq!(
+        stmts["statements"][0]["lines"][0]["receivable_minor"],
+        1_500
+    );
+    // Exactly once: another round changes nothing; the books balance.
+    let again = admin(&["scheme", "sync"]);
+    assert_eq!(
+        (again["inbox"].as_u64(), again["statements"].as_u64()),
+        (Some(0), Some(0)),
+        "{again}"
+    );
+    assert_eq!(admin(&["invariants"])["invariants_ok"], true);
+    let mut claims = vec!["scheme", "claims"];
+    claims.extend_from_slice(&remote);
+    assert_eq!(ok(&claims)["claims"][0]["state"], "netted");
+}
+
+/// Admit `bank-x` from a CSR of the test-held CA key (seed 9); its admission.
+fn admit_held_key(t: &Path, remote: &[&str]) -> Value {
+    // A second issuer whose CA key the test holds: its CSR made here.
+    let csr_x = p(t, "x.csr");
+    let key_x =
+        offpay_protocol::SigningKey::from_seed(offpay_protocol::Suite::Ed25519, &[9; 32]).unwrap();
+    std::fs::write(
+        &csr_x,
+        offpay_protocol::pki::build_ca_csr(&key_x, "bank-x").unwrap(),
+    )
+    .unwrap();
+    let adm_file = p(t, "x.json");
+    let mut args = vec![
+        "scheme", "admit", "bank-x", "--csr", &csr_x, "--out", &adm_file,
+    ];
+    args.extend_from_slice(remote);
+    ok(&args);
+    serde_json::from_str(&std::fs::read_to_string(&adm_file).unwrap()).unwrap()
+}
+
+/// A customer `carol` at the member server and her enrolled wallet; its id.
+fn enroll(member_url: &str, adir: &str, t: &Path) -> String {
+    let admin = |args: &[&str]| {
+        let mut a = vec!["admin", "--server", member_url, "--data-dir", adir];
+        a.extend_from_slice(args);
+        ok(&a)
+    };
+    admin(&["create-account", "carol", "--name", "Carol"]);
+    let et = admin(&["enrollment-token", "carol"])["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let wdir = p(t, "carol-wallet");
+    let mut wc = offpay();
+    wc.env("OFFPAY_PIN", "4711");
+    let out = wc
+        .args([
+            "--json", "wallet", "--dir", &wdir, "create", "--server", member_url, "--token", &et,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let wallet: Value = serde_json::from_slice(&out.stdout).unwrap();
+    wallet["wallet_id"].as_str().unwrap().to_string()
+}

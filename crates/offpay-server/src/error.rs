@@ -129,8 +129,7 @@ pub fn status_of(e: &IssuerError) -> StatusCode {
         | IssuerError::WalletNotActive { .. }
         | IssuerError::IdempotencyKeyReused
         | IssuerError::UnknownCheckpoint
-        | IssuerError::AlreadyInitialised
-        | IssuerError::Scheme(_) => StatusCode::CONFLICT,
+        | IssuerError::AlreadyInitialised => StatusCode::CONFLICT,
         IssuerError::Store(StoreError::Conflict(_)) => StatusCode::SERVICE_UNAVAILABLE,
         IssuerError::Store(_)
         | IssuerError::Invariant(_)

@@ -123,7 +123,10 @@ impl<S: Send + Sync, T: DeserializeOwned, const MAX: usize> FromRequest<S> for J
 /// `application/pkix-crl`.
 pub const PKIX_CRL: &str = "application/pkix-crl";
 
-/// An `application/pkix-crl` body (a DER CRL) of at most [`BODY_BYTES_MAX`] bytes.
+/// Largest CRL upload: a CRL field's limit.
+pub const CRL_BODY_BYTES_MAX: usize = offpay_protocol::messages::CRL_FIELD_BYTES_MAX;
+
+/// An `application/pkix-crl` body (a DER CRL) of at most [`CRL_BODY_BYTES_MAX`] bytes.
 #[derive(Debug)]
 pub struct CrlBody(pub Bytes);
 
@@ -132,7 +135,7 @@ impl<S: Send + Sync> FromRequest<S> for CrlBody {
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         check_media_type(req.headers(), PKIX_CRL)?;
-        Ok(CrlBody(body_bytes(req, state, BODY_BYTES_MAX).await?))
+        Ok(CrlBody(body_bytes(req, state, CRL_BODY_BYTES_MAX).await?))
     }
 }
 

@@ -35,6 +35,8 @@ pub const LINK_BATCH: usize = offpay_api::CLAIMS_PER_REQUEST_MAX;
 pub const LINK_BATCHES_PER_ROUND: usize = 16;
 /// Longest pause after failed rounds (the backoff doubles up to it).
 pub const LINK_BACKOFF_MAX: Duration = Duration::from_secs(60);
+/// Largest scheme answer the link reads: a whole directory, plus room.
+pub const LINK_BODY_BYTES_MAX: usize = offpay_protocol::messages::DIRECTORY_BYTES_MAX + (64 << 10);
 /// Time per scheme request.
 pub const LINK_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -164,6 +166,10 @@ impl SchemeLink {
     ) -> Result<SchemeLink, LinkError> {
         let client = Client::new(url)?
             .with_token(token)
+            .with_limits(offpay_client::Limits {
+                head_bytes: offpay_client::HEAD_BYTES_MAX,
+                body_bytes: LINK_BODY_BYTES_MAX,
+            })
             .with_timeouts(offpay_client::Timeouts::both(LINK_REQUEST_TIMEOUT))
             .with_user_agent(concat!("offpay-server-link/", env!("CARGO_PKG_VERSION")));
         Ok(SchemeLink {
@@ -256,8 +262,9 @@ impl SchemeLink {
         let pushed = match self.client.scheme_put_crl(&crl) {
             Ok(_) => true,
             // Not newer than what the scheme holds: it already has this one.
-            Err(offpay_client::Error::Http { code, .. }) if code == "invalid_crl" => {
-                tracing::debug!("the scheme already holds our CRL");
+            // (After a restart, the first push of the same CRL lands here.)
+            Err(offpay_client::Error::Http { code, message, .. }) if code == "invalid_crl" => {
+                tracing::info!(%message, "the scheme keeps its copy of our CRL");
                 false
             }
             Err(e) => return Err(e.into()),

@@ -20,8 +20,14 @@ struct Fixture {
 
 impl Fixture {
     fn start() -> Fixture {
+        Fixture::start_on(None)
+    }
+
+    /// On SQLite in a temp dir, or on the PostgreSQL database at `url`.
+    fn start_on(url: Option<&str>) -> Fixture {
         let dir = tempfile::tempdir().unwrap();
         let mut config = SchemeServerConfig::with_data_dir(dir.path().join("scheme"));
+        config.database_url = url.map(str::to_string);
         config.listen = "127.0.0.1:0".parse().unwrap();
         config.operator_token = Some(OPERATOR.into());
         let rt = tokio::runtime::Builder::new_multi_thread()
@@ -308,6 +314,29 @@ fn bad_inbox_ack_crl_statements(f: &Fixture, t: Option<&str>) {
         422,
         "invalid_crl",
     );
+    let big = vec![0x30; offpay_server::extract::CRL_BODY_BYTES_MAX + 1];
+    refused(
+        &f.call(
+            t,
+            "PUT",
+            "/v1/scheme/crl",
+            Some(("application/pkix-crl", &big)),
+        ),
+        413,
+        "body_too_large",
+    );
+    // A CRL over the general body limit but within a CRL's is read (and judged).
+    let mid = vec![0x30; 100 << 10];
+    refused(
+        &f.call(
+            t,
+            "PUT",
+            "/v1/scheme/crl",
+            Some(("application/pkix-crl", &mid)),
+        ),
+        422,
+        "invalid_crl",
+    );
     // Statements and cycle claims.
     refused(
         &f.call(t, "GET", "/v1/scheme/statements?after=soon", None),
@@ -535,31 +564,49 @@ fn wallet_under(
     (key, id, cert.der().to_vec())
 }
 
-/// A signed payment of `minor` EUR from a wallet of `payer_adm` to one of `payee_adm`.
+/// A signed payment of `minor` EUR from a wallet of `payer_adm` (admitted
+/// with the CSR of seed 1) to a wallet of `payee_adm`.
 fn cross_payment(payer_adm: &Value, payee_adm: &Value, minor: u64) -> Vec<u8> {
     use offpay_protocol::messages::{CertField, Payment};
     let (pkey, pid, pcert) = wallet_under(payer_adm, 1, 0x31);
-    let (_, qid, qcert) = wallet_under(payee_adm, 2, 0x32);
     let payment = Payment {
         payer: pid,
         seq: 1,
         prev: offpay_protocol::Hash32::ZERO,
-        payee: qid,
+        payee: offpay_protocol::WalletId([0x32; 16]),
         amount: offpay_protocol::Amount::new(minor, offpay_protocol::Currency::EUR),
         nonce: offpay_protocol::Nonce([7; 16]),
         time: offpay_server::api::now(),
         payer_cert: CertField::Inline(pcert),
-        payee_issuer: pki::Certificate::from_der(&qcert).unwrap().issuer_id(),
+        payee_issuer: offpay_protocol::IssuerId::from_hex(payee_adm["issuer"].as_str().unwrap())
+            .unwrap(),
     };
     offpay_protocol::envelope::Signed::sign(payment, &pkey).into_bytes()
 }
 
 #[test]
 fn an_issuer_claims_only_as_itself_and_reads_only_its_own_statements() {
-    let f = Fixture::start();
-    let adm_a = admit(&f, "bank-a", 1);
-    let adm_b = admit(&f, "bank-b", 2);
-    let adm_c = admit(&f, "bank-c", 3);
+    claims_story(&Fixture::start(), "sqlite");
+}
+
+#[test]
+fn an_issuer_claims_only_as_itself_on_postgres() {
+    if let Some(db) = offpay_test_support::postgres::Database::fresh("scheme_http") {
+        let f = Fixture::start_on(Some(&db.url));
+        claims_story(&f, "postgres");
+        drop(f); // the server and its connections stop before the database is dropped
+        drop(db);
+    }
+}
+
+fn claims_story(f: &Fixture, backend: &str) {
+    assert_eq!(
+        body(&f.call(None, "GET", "/healthz", None))["backend"],
+        backend
+    );
+    let adm_a = admit(f, "bank-a", 1);
+    let adm_b = admit(f, "bank-b", 2);
+    let adm_c = admit(f, "bank-c", 3);
     let (ta, tb, tc) = (
         adm_a["token"].as_str().unwrap(),
         adm_b["token"].as_str().unwrap(),
@@ -658,4 +705,126 @@ fn an_issuer_claims_only_as_itself_and_reads_only_its_own_statements() {
         "{m}"
     );
     assert!(m.contains("offpay_scheme_cycle_net_position_minor{"), "{m}");
+}
+
+/// A member issuer server in-process: its CA CSR made in its store,
+/// admitted at the scheme, joined, then served (with no background link:
+/// the test runs the link's rounds itself). Returns the server, its link
+/// and its admission.
+fn member(
+    f: &Fixture,
+    dir: &std::path::Path,
+    code: &str,
+) -> (
+    offpay_server::RunningServer,
+    offpay_server::SchemeLink,
+    Value,
+) {
+    let mut config = offpay_server::ServerConfig::with_data_dir(dir.join(code));
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    config.operator_token = Some("member-operator-token-0123456789".into());
+    let csr = offpay_server::member_csr(&config, code).unwrap();
+    assert_eq!(
+        offpay_server::member_csr(&config, code).unwrap(),
+        csr,
+        "the same key gives the same CSR"
+    );
+    let r = f.json(
+        Some(OPERATOR),
+        "POST",
+        "/v1/scheme/issuers",
+        &json!({"code": code, "csr": offpay_api::b64(&csr)}),
+    );
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    let adm = body(&r);
+    let root = offpay_api::b64_decode(adm["root_cert"].as_str().unwrap()).unwrap();
+    let ca = offpay_api::b64_decode(adm["ca_cert"].as_str().unwrap()).unwrap();
+    let id = offpay_server::join_scheme(&config, &root, &ca).unwrap();
+    assert_eq!(id.to_hex(), adm["issuer"].as_str().unwrap());
+    let server = f.rt.block_on(offpay_server::spawn(config)).unwrap();
+    let link = offpay_server::SchemeLink::new(
+        server.state.issuer.clone(),
+        &f.url,
+        adm["token"].as_str().unwrap(),
+    )
+    .unwrap();
+    (server, link, adm)
+}
+
+#[test]
+fn the_member_link_applies_and_acks_its_inbox_exactly_once() {
+    let f = Fixture::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let (server_b, link_b, adm_b) = member(&f, tmp.path(), "bank-b");
+    // A payer's issuer the test holds the CA key of (seed 1).
+    let adm_c = admit(&f, "bank-c", 1);
+    let first = link_b.run_once().unwrap();
+    assert!(first.crl_pushed, "the first round pushes B's CRL");
+    assert_eq!(first.inbox, 0);
+    // C claims a payment of one of its wallets to a wallet B never enrolled.
+    let entry = cross_payment(&adm_c, &adm_b, 700);
+    let r = f.json(
+        Some(adm_c["token"].as_str().unwrap()),
+        "POST",
+        "/v1/scheme/claims",
+        &json!({ "entries": [offpay_api::b64(&entry)] }),
+    );
+    assert_eq!(
+        body(&r)["results"][0]["result"],
+        "accepted",
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
+    // B's round: the directory with C, the inbox applied and acked: refused, unknown payee.
+    let round = link_b.run_once().unwrap();
+    assert!(!round.crl_pushed, "an unchanged CRL is not pushed again");
+    assert_eq!(
+        (round.inbox, round.submitted, round.statements),
+        (1, 0, 0),
+        "{round:?}"
+    );
+    let disputed = body(&f.call(
+        Some(OPERATOR),
+        "GET",
+        "/v1/scheme/claims?disputed=true",
+        None,
+    ));
+    assert_eq!(disputed["claims"][0]["state"], "disputed", "{disputed}");
+    assert_eq!(
+        disputed["claims"][0]["dispute"], "unknown_payee",
+        "{disputed}"
+    );
+    // Exactly once: the next round finds nothing, and B posted nothing.
+    let again = link_b.run_once().unwrap();
+    assert_eq!((again.inbox, again.submitted), (0, 0), "{again:?}");
+    let inv = f.rt.block_on(async {
+        let issuer = server_b.state.issuer.clone();
+        tokio::task::spawn_blocking(move || issuer.invariants())
+            .await
+            .unwrap()
+    });
+    assert!(inv.unwrap().ok);
+    let status = link_b.status();
+    assert_eq!(status.rounds, 3);
+    assert_eq!(status.last_error, None);
+    assert_eq!(
+        status.claims_in.get("unknown_payee"),
+        Some(&1),
+        "{status:?}"
+    );
+    // The member's operator routes: status and a round over HTTP.
+    let c = Client::new(&server_b.url())
+        .unwrap()
+        .with_token("member-operator-token-0123456789");
+    let st = c.admin_scheme_status().unwrap();
+    assert!(st.member);
+    assert_eq!(st.issuer, adm_b["issuer"].as_str().unwrap());
+    assert!(st.directory_version >= 3, "{st:?}");
+    assert_eq!(st.outbox, 0);
+    let e = c.admin_scheme_sync().unwrap_err();
+    assert!(
+        matches!(&e, offpay_client::Error::Http { status: 409, code, .. } if code == "not_member"),
+        "no link configured here: {e:?}"
+    );
+    f.rt.block_on(server_b.shutdown()).unwrap();
 }

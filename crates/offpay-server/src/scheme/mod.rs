@@ -165,7 +165,10 @@ pub fn router(state: SchemeState) -> Router {
             "/v1/scheme/inbox/ack",
             post(api::ack).layer(DefaultBodyLimit::max(CLAIMS_BODY_BYTES_MAX)),
         )
-        .route("/v1/scheme/crl", put(api::put_crl))
+        .route(
+            "/v1/scheme/crl",
+            put(api::put_crl).layer(DefaultBodyLimit::max(crate::extract::CRL_BODY_BYTES_MAX)),
+        )
         .route("/v1/scheme/statements", get(api::statements))
         .route("/v1/scheme/cycles/{n}/claims", get(api::cycle_claims))
         .route("/v1/scheme/directory", get(api::directory))
@@ -270,18 +273,28 @@ impl RunningScheme {
         format!("http://{}", self.addr)
     }
 
-    /// Stop accepting, finish the requests in flight, wait for the end.
-    pub async fn shutdown(mut self) -> Result<(), ServerError> {
-        if let Some(s) = self.stop.take() {
+    /// Stop accepting, finish the requests in flight, wait for the end. The
+    /// scheme (and its database connections, whose synchronous drivers block
+    /// when they close) is dropped on the blocking pool.
+    pub async fn shutdown(self) -> Result<(), ServerError> {
+        let RunningScheme {
+            state,
+            mut handle,
+            stop,
+            ..
+        } = self;
+        if let Some(s) = stop {
             let _ = s.send(());
         }
-        match (&mut self.handle).await {
+        let r = match (&mut handle).await {
             Ok(r) => r,
             Err(e) => Err(ServerError::Io(
                 "server task".into(),
                 std::io::Error::other(e.to_string()),
             )),
-        }
+        };
+        let _ = tokio::task::spawn_blocking(move || drop(state)).await;
+        r
     }
 }
 
