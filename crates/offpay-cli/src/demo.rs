@@ -1184,7 +1184,7 @@ fn fork_chapter(
 /// Chapter 13: the scheme closes a cycle; both banks post their statements.
 fn settle_chapter(story: &mut Story, s: &SchemeCtx<'_>) -> Result<Value, Failure> {
     let (a, b, sop, cur, currency, root) = (s.a, s.b, s.sop, &s.cur, s.currency, &s.root);
-    let _ = (currency, cur);
+    let _ = currency;
     // ---- 13 ------------------------------------------------------------------------------
     story.chapter("Settlement");
     let owed = a.owes(b)?;
@@ -1233,6 +1233,7 @@ fn settle_chapter(story: &mut Story, s: &SchemeCtx<'_>) -> Result<Value, Failure
         "cycle": cycle.cycle,
         "claims": cycle.claims,
         "bank_a_paid_minor": owed,
+        "currency": cur,
         "invariants_ok": ia.ok && ib.ok && is.ok,
     }))
 }
