@@ -27,6 +27,13 @@
 //!    cores) / 2`. Every run checks the ledger invariants, that every payment
 //!    settled exactly once and that the issuer agrees with every wallet's
 //!    balance.
+//! 5. **Scheme** ([`scheme`]): a scheme and two member issuers (SQLite
+//!    files), `wallets / 2` payers at bank A paying `wallets / 2` payees at
+//!    bank B, `payments` payments in rounds; timed separately: bank B's payee
+//!    syncs (one issuer's sync throughput) and the claims' way through the
+//!    scheme (submit, inbox, apply at the payer's issuer, ack, cycle close,
+//!    statements posted at both). Checks every claim once, positions summing
+//!    to zero and all three ledgers' invariants.
 //!
 //! # JSON report (schema `offpay-bench/1`)
 //!
@@ -71,6 +78,12 @@
 //! | `sync_rss_growth_mib_by_round` | MiB | the same shape: what each round's syncs added to the RSS (after minus before) |
 //! | `sync_peak_rss_mib` | MiB | this process's peak RSS: the larger of VmHWM at the end of the reconciliation runs and every RSS sample |
 //! | `postgres_skipped` | | why PostgreSQL was skipped, else `null` |
+//! | `scheme_claims_per_s` | 1/s | claims carried per second of claim time (submit + deliver + cycle + statements) |
+//! | `scheme_claims`, `scheme_cycles` | | claims carried (= payments), cycles closed (one per round) |
+//! | `scheme_claim_seconds` | s | claim time; of which `scheme_submit_seconds`, `scheme_deliver_seconds`, `scheme_cycle_seconds` |
+//! | `scheme_sync_payments_per_s` | 1/s | payments settled per second of the payee issuer's syncs, same run |
+//! | `scheme_sync_seconds`, `scheme_sync_settled` | s, | those syncs' time and payments settled (= payments) |
+//! | `scheme_claims_to_sync_ratio` | | `scheme_claims_per_s / scheme_sync_payments_per_s` |
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -78,6 +91,7 @@ pub mod crypto;
 pub mod offline;
 pub mod reconcile;
 mod report;
+pub mod scheme;
 pub mod setup;
 pub mod sizes;
 pub mod stats;
@@ -129,12 +143,15 @@ pub struct Parts {
     pub postgres: bool,
     /// Reconciliation over HTTP.
     pub http: bool,
+    /// Claims through a scheme of two issuers, next to one issuer's syncs.
+    pub scheme: bool,
 }
 
 impl Parts {
     /// The names, in run order.
-    pub const NAMES: [&'static str; 6] =
-        ["crypto", "offline", "sizes", "sqlite", "postgres", "http"];
+    pub const NAMES: [&'static str; 7] = [
+        "crypto", "offline", "sizes", "sqlite", "postgres", "http", "scheme",
+    ];
 
     /// Everything.
     pub const fn all() -> Parts {
@@ -145,6 +162,7 @@ impl Parts {
             sqlite: true,
             postgres: true,
             http: true,
+            scheme: true,
         }
     }
 
@@ -157,6 +175,7 @@ impl Parts {
             sqlite: false,
             postgres: false,
             http: false,
+            scheme: false,
         };
         for name in list.split(',').map(str::trim) {
             match name {
@@ -166,6 +185,7 @@ impl Parts {
                 "sqlite" => p.sqlite = true,
                 "postgres" => p.postgres = true,
                 "http" => p.http = true,
+                "scheme" => p.scheme = true,
                 "reconcile" => {
                     p.sqlite = true;
                     p.postgres = true;
@@ -191,6 +211,7 @@ impl Parts {
             self.sqlite,
             self.postgres,
             self.http,
+            self.scheme,
         ];
         Parts::NAMES
             .iter()
@@ -368,6 +389,15 @@ pub fn run(config: &BenchConfig, progress: &mut dyn FnMut(&str)) -> Result<Repor
     if config.parts.http {
         report.http = Some(reconcile::http(&p, &base, progress).map_err(failed)?);
     }
+    if config.parts.scheme {
+        progress(&format!(
+            "scheme: {} cross-issuer payments, {} wallets, through a scheme of two issuers",
+            config.payments, config.wallets
+        ));
+        report.scheme = Some(
+            scheme::measure(config.wallets, config.payments, &base, progress).map_err(failed)?,
+        );
+    }
     if config.parts.reconcile() {
         // VmHWM is only updated now and then by the kernel: take the larger
         // of it and every RSS sample.
@@ -397,7 +427,8 @@ mod tests {
         );
         assert!(Parts::parse("crypto,warp").unwrap_err().contains("warp"));
         assert!(Parts::parse("").is_err());
-        assert_eq!(Parts::all().names().len(), 6);
+        assert_eq!(Parts::all().names().len(), 7);
+        assert_eq!(Parts::parse("scheme").unwrap().names(), ["scheme"]);
         assert!(Parts::parse("offline").unwrap().needs_crypto());
         assert!(!Parts::parse("sizes").unwrap().needs_crypto());
     }

@@ -8,6 +8,7 @@ use serde_json::{Map, Value, json};
 use crate::crypto::{self, CryptoFigures};
 use crate::offline::OfflineFigures;
 use crate::reconcile::Run;
+use crate::scheme::SchemeRun;
 use crate::setup::redact;
 use crate::sizes::Sizes;
 use crate::{BenchConfig, sys};
@@ -67,6 +68,8 @@ pub struct Report {
     pub http: Option<Run>,
     /// Peak RSS (VmHWM) after the reconciliation runs, MiB.
     pub peak_rss_mib: Option<f64>,
+    /// Claims through a scheme of two issuers.
+    pub scheme: Option<SchemeRun>,
 }
 
 /// A float for JSON: `null` when absent or not finite.
@@ -97,6 +100,7 @@ impl Report {
             postgres_skipped: None,
             http: None,
             peak_rss_mib: None,
+            scheme: None,
         }
     }
 
@@ -271,6 +275,29 @@ impl Report {
             num(self.peak_rss_mib.map(|x| round(x, 1))),
         );
         put("postgres_skipped", json!(self.postgres_skipped));
+        // Scheme.
+        let sc = self.scheme.as_ref();
+        let secs = |v: Option<f64>| num(v.map(|x| round(x, 3)));
+        put("scheme_claims", json!(sc.map(|r| r.claims)));
+        put("scheme_cycles", json!(sc.map(|r| r.cycles)));
+        put("scheme_claims_per_s", rate(sc.map(|r| r.claims_per_s)));
+        put("scheme_claim_seconds", secs(sc.map(|r| r.claim_seconds)));
+        put("scheme_submit_seconds", secs(sc.map(|r| r.submit_seconds)));
+        put(
+            "scheme_deliver_seconds",
+            secs(sc.map(|r| r.deliver_seconds)),
+        );
+        put("scheme_cycle_seconds", secs(sc.map(|r| r.cycle_seconds)));
+        put(
+            "scheme_sync_payments_per_s",
+            rate(sc.map(|r| r.sync_payments_per_s)),
+        );
+        put("scheme_sync_seconds", secs(sc.map(|r| r.sync_seconds)));
+        put("scheme_sync_settled", json!(sc.map(|r| r.settled)));
+        put(
+            "scheme_claims_to_sync_ratio",
+            ratio(sc.map(|r| r.claims_per_s / r.sync_payments_per_s)),
+        );
         Value::Object(m)
     }
 
@@ -430,6 +457,39 @@ impl Report {
                 );
             }
             let _ = writeln!(t, "  peak RSS: {} MiB", f0(self.peak_rss_mib));
+        }
+        if let Some(r) = &self.scheme {
+            let _ = writeln!(
+                t,
+                "\nscheme (a scheme and two member issuers on SQLite; {} wallets, {} cross-issuer payments, {} cycles)",
+                r.wallets, r.claims, r.cycles
+            );
+            let _ = writeln!(t, "  {:<44} {:>10} {:>9}", "", "per s", "seconds");
+            let _ = writeln!(
+                t,
+                "  {:<44} {:>10.0} {:>9.2}",
+                "payee issuer's syncs (payments settled)", r.sync_payments_per_s, r.sync_seconds
+            );
+            let _ = writeln!(
+                t,
+                "  {:<44} {:>10.0} {:>9.2}",
+                "claims through the scheme", r.claims_per_s, r.claim_seconds
+            );
+            for (name, v) in [
+                ("  submit (payee issuer -> scheme)", r.submit_seconds),
+                (
+                    "  deliver (inbox, apply at payer's, ack)",
+                    r.deliver_seconds,
+                ),
+                ("  cycle close + statements posted", r.cycle_seconds),
+            ] {
+                let _ = writeln!(t, "  {name:<44} {:>10.0} {v:>9.2}", r.claims as f64 / v);
+            }
+            let _ = writeln!(
+                t,
+                "  claims/s ÷ syncs' payments/s = {:.2}",
+                r.claims_per_s / r.sync_payments_per_s
+            );
         }
         t
     }

@@ -32,7 +32,7 @@ pub(crate) struct BenchArgs {
     #[arg(long, value_name = "N", default_value_t = offpay_bench::OFFLINE_PAYMENTS_DEFAULT)]
     offline_payments: usize,
     /// Parts to run, comma-separated: crypto, offline, sizes, sqlite,
-    /// postgres, http (reconcile = the last three). Default: all.
+    /// postgres, http (reconcile = these three), scheme. Default: all.
     #[arg(long, value_name = "PARTS")]
     only: Option<String>,
     /// PostgreSQL server (default: $OFFPAY_TEST_POSTGRES_URL, else

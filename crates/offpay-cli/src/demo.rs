@@ -5,6 +5,11 @@
 //! their own directories, and every message passed as bytes (also written as
 //! files, a QR code PNG, and carried once over the tap socket). Every step is
 //! checked; the demo exits non-zero if any did not behave as told.
+//!
+//! The last chapters tell a scheme of two banks: a scheme server and two
+//! member issuer servers, in-process too, each with its own SQLite database
+//! (under `two-banks/`); wallets of both banks pay each other, a cloned
+//! wallet double-spends across the banks, and a settlement cycle is closed.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -164,6 +169,7 @@ pub(crate) fn run(a: DemoArgs, as_json: bool) -> Outcome {
     );
     let _ = rt.block_on(server.shutdown());
     let table = result?;
+    let banks = tell_two_banks(&mut story, &base, &rt, kdf)?;
     let elapsed = started.elapsed();
     if !story.failed.is_empty() {
         return Err(Failure::refused(
@@ -192,6 +198,7 @@ pub(crate) fn run(a: DemoArgs, as_json: bool) -> Outcome {
             "chapters": story.chapters,
             "checks": checks,
             "final": table.1,
+            "two_banks": banks,
             "seconds": elapsed.as_secs_f64(),
         }),
     ))
@@ -818,4 +825,415 @@ fn copy_dir(from: &Path, to: &Path) -> Result<(), Failure> {
         }
     }
     Ok(())
+}
+
+// ---- the two-bank chapters -------------------------------------------------------------------
+
+/// The link of the demo's member banks runs when the demo says so (one
+/// round per step, deterministic), not by itself.
+const DEMO_LINK_INTERVAL_MS: u64 = 3_600_000;
+
+/// A member bank of the two-bank chapters: its server in this process.
+struct Bank {
+    code: &'static str,
+    id: String,
+    server: offpay_server::RunningServer,
+    public: offpay_client::Client,
+    op: offpay_client::Client,
+}
+
+impl Bank {
+    /// Link rounds until the link says no work is left.
+    fn link(&self) -> Result<(), Failure> {
+        for _ in 0..100 {
+            if !self.op.admin_scheme_sync()?.more {
+                return Ok(());
+            }
+        }
+        Err(Failure::refused(
+            "demo",
+            format!("{}: the scheme link never finished its work", self.code),
+        ))
+    }
+
+    /// Its `issuer:<peer>` account (positive: it owes the peer), minor units.
+    fn owes(&self, peer: &Bank) -> Result<i64, Failure> {
+        Ok(self
+            .op
+            .admin_scheme_status()?
+            .positions
+            .iter()
+            .find(|p| p.peer == peer.id)
+            .map_or(0, |p| p.account_minor))
+    }
+
+    fn sub(&self, p: &Person) -> Result<i64, Failure> {
+        Ok(self.op.wallet(&p.id())?.offline_balance_minor)
+    }
+}
+
+/// Both banks' links, twice (what one sends, the other then receives).
+fn link_both(a: &Bank, b: &Bank) -> Result<(), Failure> {
+    for _ in 0..2 {
+        a.link()?;
+        b.link()?;
+    }
+    Ok(())
+}
+
+/// A member bank `code` admitted by the scheme at `scheme_url`.
+fn start_bank(
+    rt: &tokio::runtime::Runtime,
+    base: &Path,
+    code: &'static str,
+    scheme_url: &str,
+    sop: &offpay_client::Client,
+) -> Result<Bank, Failure> {
+    let mut config = ServerConfig::with_data_dir(base.join(code));
+    config.listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    let csr = offpay_server::member_csr(&config, code)
+        .map_err(|e| Failure::refused("member_csr", e.to_string()))?;
+    let adm = sop.scheme_admit(code, &csr)?;
+    let root = http::b64_field("the scheme root", &adm.root_cert)?;
+    let ca = http::b64_field("the issuer CA certificate", &adm.ca_cert)?;
+    let id = offpay_server::join_scheme(&config, &root, &ca)
+        .map_err(|e| Failure::refused("join", e.to_string()))?;
+    config.scheme.url = Some(scheme_url.to_string());
+    config.scheme.token = Some(adm.token.clone());
+    config.scheme.interval_ms = DEMO_LINK_INTERVAL_MS;
+    let server = rt
+        .block_on(offpay_server::spawn(config))
+        .map_err(|e| Failure::refused("server_start", e.to_string()))?;
+    let public = http::client(&server.url())?;
+    let op = public.clone().with_token(&server.operator_token);
+    Ok(Bank {
+        code,
+        id: id.to_hex(),
+        server,
+        public,
+        op,
+    })
+}
+
+/// A customer of `bank` with `deposit` online, a wallet in `base/wallet-<id>`
+/// and `load` of it loaded (picked up with a sync).
+fn bank_customer(
+    bank: &Bank,
+    base: &Path,
+    (id, name): (&str, &'static str),
+    deposit: u64,
+    load: u64,
+    kdf: KdfParams,
+    cur: &str,
+) -> Result<Person, Failure> {
+    bank.op.create_customer(&CreateCustomerRequest {
+        id: id.to_string(),
+        name: name.to_string(),
+    })?;
+    if deposit > 0 {
+        bank.op.deposit(
+            id,
+            &MoneyRequest {
+                amount_minor: deposit,
+                currency: cur.to_string(),
+                idempotency_key: format!("demo-deposit-{id}"),
+            },
+        )?;
+    }
+    let t = bank.op.enrollment_token(id)?;
+    let e = wallet::enroll(
+        WalletDir::new(base.join(format!("wallet-{id}"))),
+        &bank.public,
+        &t.token,
+        DEMO_PIN,
+        kdf,
+        Suite::Ed25519,
+        None,
+    )?;
+    let mut p = Person { name, w: e.opened };
+    if load > 0 {
+        bank.op.load(
+            &p.id(),
+            &MoneyRequest {
+                amount_minor: load,
+                currency: cur.to_string(),
+                idempotency_key: format!("demo-load-{id}"),
+            },
+        )?;
+    }
+    wallet::sync(&mut p.w.wallet, &bank.public)?;
+    Ok(p)
+}
+
+/// Copy a wallet directory and its vault (the attacker's clone).
+fn clone_wallet(from: &Path, to: &Path) -> Result<(), Failure> {
+    copy_dir(from, to)?;
+    let v = WalletDir::new(from).vault_dir();
+    let name = v
+        .file_name()
+        .map(std::ffi::OsStr::to_os_string)
+        .unwrap_or_default();
+    copy_dir(&v, &to.join(name))
+}
+
+/// The two-bank chapters: a scheme and two member banks, payments both ways
+/// with transitivity, a cross-bank double spend caught at the payer's bank,
+/// a settlement cycle closed. Their final figures (JSON).
+fn tell_two_banks(
+    story: &mut Story,
+    base: &Path,
+    rt: &tokio::runtime::Runtime,
+    kdf: KdfParams,
+) -> Result<Value, Failure> {
+    let base = base.join("two-banks");
+    std::fs::create_dir_all(&base)
+        .map_err(|e| Failure::io(format!("cannot create {}", base.display()), &e))?;
+    // ---- 10 ------------------------------------------------------------------------------
+    story.chapter("Two banks, one scheme");
+    let mut sconfig = offpay_server::scheme::SchemeServerConfig::with_data_dir(base.join("scheme"));
+    sconfig.listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    let scheme = rt
+        .block_on(offpay_server::scheme::spawn(sconfig))
+        .map_err(|e| Failure::refused("server_start", e.to_string()))?;
+    let spub = http::client(&scheme.url())?;
+    let sop = spub.clone().with_token(&scheme.prepared.operator_token);
+    let result = (|| {
+        let a = start_bank(rt, &base, "bank-a", &scheme.url(), &sop)?;
+        let b = start_bank(rt, &base, "bank-b", &scheme.url(), &sop)?;
+        let r = two_banks_story(story, &base, kdf, &sop, &spub, &a, &b);
+        for bank in [a, b] {
+            let _ = rt.block_on(bank.server.shutdown());
+        }
+        r
+    })();
+    let _ = rt.block_on(scheme.shutdown());
+    result
+}
+
+fn two_banks_story(
+    story: &mut Story,
+    base: &Path,
+    kdf: KdfParams,
+    sop: &offpay_client::Client,
+    spub: &offpay_client::Client,
+    a: &Bank,
+    b: &Bank,
+) -> Result<Value, Failure> {
+    let sroots = spub.scheme_roots()?;
+    let root = Certificate::from_pem(&sroots.root_pem)
+        .map_err(|e| Failure::refused("bad_response", format!("scheme root: {e}")))?;
+    let cur = sroots.currency.clone();
+    let currency = Currency::new(&cur).ok_or_else(|| {
+        Failure::refused("bad_response", format!("the scheme's currency {cur:?}"))
+    })?;
+    story.say(format!(
+        "Now the real shape of a scheme: a scheme operator holds the root key \"{}\" and runs\n\
+         its own server and database; two banks, bank-a and bank-b, each run their own issuer\n\
+         (own server, own SQLite database). Each bank makes its CA key itself and sends a CSR;\n\
+         the scheme certifies it. The root key never exists at a bank.",
+        root.subject_cn()
+    ));
+    let mut chained = true;
+    for bank in [a, b] {
+        let r = bank.public.roots()?;
+        let ca = Certificate::from_pem(&r.issuer_pem)
+            .map_err(|e| Failure::refused("bad_response", format!("issuer CA: {e}")))?;
+        chained &= r.root_pem.trim() == sroots.root_pem.trim()
+            && ca.verify_signed_by(&root).is_ok()
+            && ca.subject_cn() == bank.code;
+    }
+    link_both(a, b)?;
+    let issuers = sop.scheme_issuers()?.issuers;
+    story.check(
+        chained,
+        "both banks' CA certificates chain to the scheme root, and their wallets trust that root",
+    );
+    story.check(
+        issuers.len() == 2 && issuers.iter().all(|i| i.status == "active"),
+        "the signed directory lists two active issuers; both banks installed it",
+    );
+
+    // ---- 11 ------------------------------------------------------------------------------
+    story.chapter("Paying across banks, both ways, and on again");
+    let mut dan = bank_customer(a, base, ("dan", "Dan"), 10_000, 8_000, kdf, &cur)?;
+    let mut frank = bank_customer(a, base, ("frank", "Frank"), 0, 0, kdf, &cur)?;
+    let mut erin = bank_customer(b, base, ("erin", "Erin"), 0, 0, kdf, &cur)?;
+    story.say(format!(
+        "Dan and Frank bank with bank-a, Erin with bank-b. Dan's wallet holds {}.",
+        show_u(dan.balance(), &cur)
+    ));
+    let (_, p1) = pay_once(&mut dan, &mut erin, 3_000, currency)?;
+    let (_, p2) = pay_once(&mut erin, &mut frank, 2_000, currency)?;
+    story.say(format!(
+        "Offline, Dan (bank-a) pays Erin (bank-b) {}; Erin pays Frank (bank-a) {} of that money\n\
+         at once: her wallet verified Dan's certificate against bank-a's CA from the directory.",
+        p1.amount, p2.amount
+    ));
+    wallet::sync(&mut erin.w.wallet, &b.public)?;
+    wallet::sync(&mut frank.w.wallet, &a.public)?;
+    wallet::sync(&mut dan.w.wallet, &a.public)?;
+    link_both(a, b)?;
+    story.say(
+        "They sync, each with their own bank. Each payee's bank settles at once on the payer's\n\
+         signature and files a claim on the payer's bank; the claims travel through the scheme.",
+    );
+    story.check(
+        b.sub(&erin)? == 1_000 && a.sub(&frank)? == 2_000 && a.sub(&dan)? == 5_000,
+        "sub-accounts: Dan 50.00 and Frank 20.00 at bank-a, Erin 10.00 at bank-b: each payment settled once",
+    );
+    let (owes_ab, owes_ba) = (a.owes(b)?, b.owes(a)?);
+    story.check(
+        owes_ab == 1_000 && owes_ba == -1_000,
+        format!(
+            "bank-a owes bank-b {} net (30.00 out, 20.00 in); bank-b's ledger says the same from its side",
+            show(i128::from(owes_ab), &cur)
+        ),
+    );
+    let claims = sop
+        .scheme_claims(&offpay_client::api::SchemeClaimsQuery::default())?
+        .claims;
+    story.check(
+        claims.len() == 2,
+        "the scheme holds exactly two claims, one per cross-bank payment",
+    );
+
+    let ctx = SchemeCtx {
+        sop,
+        a,
+        b,
+        root,
+        cur,
+        currency,
+    };
+    fork_chapter(story, base, &ctx, (&mut dan, &mut erin, &mut frank))?;
+    settle_chapter(story, &ctx)
+}
+
+/// What the two-bank chapters share.
+struct SchemeCtx<'a> {
+    sop: &'a offpay_client::Client,
+    a: &'a Bank,
+    b: &'a Bank,
+    root: Certificate,
+    cur: String,
+    currency: Currency,
+}
+
+/// Chapter 12: a cloned wallet of bank A pays at both banks.
+fn fork_chapter(
+    story: &mut Story,
+    base: &Path,
+    s: &SchemeCtx<'_>,
+    (dan, erin, frank): (&mut Person, &mut Person, &mut Person),
+) -> Result<(), Failure> {
+    let (a, b, sop, cur, currency, root) = (s.a, s.b, s.sop, &s.cur, s.currency, &s.root);
+    let _ = sop;
+    // ---- 12 ------------------------------------------------------------------------------
+    story.chapter("A cross-bank double spend");
+    let dan_dir = base.join("wallet-dan");
+    let clone_dir = base.join("wallet-dan-clone");
+    clone_wallet(&dan_dir, &clone_dir)?;
+    let mut clone = Person {
+        name: "Dan's clone",
+        w: Opened::open(WalletDir::new(&clone_dir), DEMO_PIN)?,
+    };
+    let (_, q1) = pay_once(dan, erin, 4_000, currency)?;
+    let (_, q2) = pay_once(&mut clone, frank, 4_000, currency)?;
+    story.say(format!(
+        "Dan copies his wallet. He pays Erin at bank-b {} and, with the copy, Frank at bank-a {}:\n\
+         both with seq {}. Neither payee can tell offline.",
+        q1.amount, q2.amount, q1.seq
+    ));
+    wallet::sync(&mut erin.w.wallet, &b.public)?;
+    wallet::sync(&mut frank.w.wallet, &a.public)?;
+    link_both(a, b)?;
+    let list =
+        a.op.double_spends(&DoubleSpendsQuery {
+            payer: Some(dan.id()),
+            limit: None,
+        })?
+        .double_spends;
+    let proof = match list.first() {
+        Some(d) => http::b64_field("the double-spend proof", &d.proof)?,
+        None => Vec::new(),
+    };
+    keep(base, "dan-double-spend.proof", &proof);
+    let proven = verify_double_spend_bytes(&proof, root)
+        .is_ok_and(|p| p.payer == dan.w.wallet.wallet_id() && p.seq == q1.seq);
+    story.check(
+        q1.seq == q2.seq && list.len() == 1 && proven,
+        "bank-a, Dan's bank, saw Frank's entry from his sync and Erin's through the scheme: one DoubleSpendProof, verifiable with the scheme root",
+    );
+    let dv = a.op.wallet(&dan.id())?;
+    story.check(
+        dv.state == "revoked" && dv.clawed_back_minor + dv.guaranteed_minor == 3_000,
+        format!(
+            "Dan's wallet is revoked; bank-a carries the overspend (80.00 paid out of 50.00): {} clawed back from his account, {} from its guarantee",
+            show(i128::from(dv.clawed_back_minor), cur),
+            show(i128::from(dv.guaranteed_minor), cur)
+        ),
+    );
+    story.check(
+        b.sub(erin)? == 5_000 && a.sub(frank)? == 6_000,
+        "both payees are paid in full: Erin 50.00 at bank-b, Frank 60.00 at bank-a",
+    );
+
+    Ok(())
+}
+
+/// Chapter 13: the scheme closes a cycle; both banks post their statements.
+fn settle_chapter(story: &mut Story, s: &SchemeCtx<'_>) -> Result<Value, Failure> {
+    let (a, b, sop, cur, currency, root) = (s.a, s.b, s.sop, &s.cur, s.currency, &s.root);
+    let _ = currency;
+    // ---- 13 ------------------------------------------------------------------------------
+    story.chapter("Settlement");
+    let owed = a.owes(b)?;
+    let cycle = sop.scheme_close_cycle()?;
+    link_both(a, b)?;
+    let nets: Vec<i128> = cycle
+        .positions
+        .iter()
+        .map(|p| p.net_minor.parse::<i128>().unwrap_or(i128::MAX))
+        .collect();
+    let net_a = cycle
+        .positions
+        .iter()
+        .find(|p| p.issuer == a.id)
+        .and_then(|p| p.net_minor.parse::<i128>().ok());
+    story.say(format!(
+        "The scheme closes cycle {}: {} claims netted into one position per bank, signed\n\
+         statements sent; bank-a pays {} to bank-b through its settlement account.",
+        cycle.cycle,
+        cycle.claims,
+        show(i128::from(owed), cur)
+    ));
+    story.check(
+        nets.iter().sum::<i128>() == 0 && net_a == Some(-i128::from(owed)) && cycle.claims == 3,
+        "three claims netted; the positions sum to zero; bank-a's is minus what it owed",
+    );
+    let (sa, sb) = (a.op.admin_scheme_status()?, b.op.admin_scheme_status()?);
+    story.check(
+        sa.last_statement_cycle == cycle.cycle
+            && sb.last_statement_cycle == cycle.cycle
+            && a.owes(b)? == 0
+            && b.owes(a)? == 0,
+        "each bank posted its statement against its settlement account: nothing left open between them",
+    );
+    let (ia, ib, is) = (
+        a.op.invariants()?,
+        b.op.invariants()?,
+        sop.scheme_invariants()?,
+    );
+    story.check(
+        ia.ok && ib.ok && is.ok,
+        "ledger invariants hold at bank-a, at bank-b and at the scheme",
+    );
+    Ok(json!({
+        "scheme_root": root.subject_cn(),
+        "cycle": cycle.cycle,
+        "claims": cycle.claims,
+        "bank_a_paid_minor": owed,
+        "currency": cur,
+        "invariants_ok": ia.ok && ib.ok && is.ok,
+    }))
 }

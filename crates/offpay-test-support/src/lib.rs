@@ -10,6 +10,9 @@
 //!   under `OFFPAY_REQUIRE_POSTGRES=1`.
 //! * `server` (feature `server`): a real server on a loopback port and a
 //!   client for it (`offpay-client`), with the story helpers.
+//! * `cluster` (feature `server`): a scheme server and two member issuer
+//!   servers as real `offpay` processes, each with its own database, that
+//!   can be killed with SIGKILL and restarted.
 //!
 //! A dev-dependency cycle (a crate's tests using this crate, which uses the
 //! crate) works for `tests/*.rs` only, not for unit tests inside `src/`.
@@ -18,6 +21,8 @@
 pub mod scheme;
 pub use scheme::*;
 
+#[cfg(feature = "server")]
+pub mod cluster;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 #[cfg(feature = "server")]
