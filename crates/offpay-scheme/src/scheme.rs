@@ -27,7 +27,7 @@ pub const ISSUER_CRL_VALIDITY_SECONDS: u64 = 7 * 86_400;
 /// Directory versions kept in the database (the latest and those before it).
 pub const DIRECTORY_VERSIONS_KEPT: u64 = 16;
 /// Attempts of a transaction that lost a race (PostgreSQL).
-pub(crate) const CONFLICT_RETRIES: usize = 8;
+pub(crate) const CONFLICT_RETRIES: u32 = 8;
 
 pub(crate) const K_ROOT_KEY: &str = "root_key";
 pub(crate) const K_ROOT_CERT: &str = "root_cert";
@@ -266,42 +266,45 @@ impl<S: SchemeStore> Scheme<S> {
     /// lost a race (a `Conflict`), at most [`CONFLICT_RETRIES`] times.
     pub(crate) fn with_tx<T>(
         &self,
-        mut f: impl FnMut(&mut dyn SchemeTx) -> Result<T, SchemeError>,
+        f: impl FnMut(&mut dyn SchemeTx) -> Result<T, SchemeError>,
     ) -> Result<T, SchemeError> {
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let result = (|| {
-                let mut tx = self.store.begin_scheme()?;
-                let v = f(tx.as_mut())?;
-                tx.commit()?;
-                Ok(v)
-            })();
-            match result {
-                Err(SchemeError::Store(SchemeStoreError::Conflict(_)))
-                    if attempt < CONFLICT_RETRIES => {}
-                other => return other,
-            }
-        }
+        self.retrying(false, f)
     }
 
     /// Run `f` in a read-only transaction (it must not write).
     pub(crate) fn with_read<T>(
         &self,
+        f: impl FnMut(&mut dyn SchemeTx) -> Result<T, SchemeError>,
+    ) -> Result<T, SchemeError> {
+        self.retrying(true, f)
+    }
+
+    /// [`Scheme::with_tx`] and [`Scheme::with_read`]: a lost race is retried
+    /// whole after a short back-off (1, 2, 4 ... ms).
+    fn retrying<T>(
+        &self,
+        read: bool,
         mut f: impl FnMut(&mut dyn SchemeTx) -> Result<T, SchemeError>,
     ) -> Result<T, SchemeError> {
-        let mut attempt = 0;
+        let mut attempt: u32 = 0;
         loop {
             attempt += 1;
             let result = (|| {
-                let mut tx = self.store.begin_scheme_read()?;
+                let mut tx = if read {
+                    self.store.begin_scheme_read()?
+                } else {
+                    self.store.begin_scheme()?
+                };
                 let v = f(tx.as_mut())?;
                 tx.commit()?;
                 Ok(v)
             })();
             match result {
                 Err(SchemeError::Store(SchemeStoreError::Conflict(_)))
-                    if attempt < CONFLICT_RETRIES => {}
+                    if attempt < CONFLICT_RETRIES =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(1 << attempt.min(6)));
+                }
                 other => return other,
             }
         }

@@ -377,15 +377,17 @@ async fn bind(config: &ServerConfig) -> Result<(tokio::net::TcpListener, SocketA
     Ok((listener, addr))
 }
 
-/// Prepare, bind (port 0 allowed) and serve in the background. The `offpay`
-/// CLI's demo starts the server in-process this way on a free loopback port.
-pub async fn spawn(config: ServerConfig) -> Result<RunningServer, ServerError> {
-    let (state, prepared) = prepare(&config).await?;
-    let (listener, addr) = bind(&config).await?;
-    tracing::info!(%addr, "offpay server listening");
-    let link = LinkThread::start(&state)?;
+/// Serve `app` on `listener` in a task until the returned sender fires (or
+/// is dropped): then the server stops accepting and finishes what it serves.
+/// The issuer server and the scheme server both run this way.
+pub(crate) fn serve_in_background(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+) -> (
+    tokio::task::JoinHandle<Result<(), ServerError>>,
+    oneshot::Sender<()>,
+) {
     let (tx, rx) = oneshot::channel::<()>();
-    let app = router(state.clone());
     let handle = tokio::spawn(async move {
         axum::serve(listener, app)
             .with_graceful_shutdown(async {
@@ -394,6 +396,17 @@ pub async fn spawn(config: ServerConfig) -> Result<RunningServer, ServerError> {
             .await
             .map_err(|e| ServerError::Io("serving".into(), e))
     });
+    (handle, tx)
+}
+
+/// Prepare, bind (port 0 allowed) and serve in the background. The `offpay`
+/// CLI's demo starts the server in-process this way on a free loopback port.
+pub async fn spawn(config: ServerConfig) -> Result<RunningServer, ServerError> {
+    let (state, prepared) = prepare(&config).await?;
+    let (listener, addr) = bind(&config).await?;
+    tracing::info!(%addr, "offpay server listening");
+    let link = LinkThread::start(&state)?;
+    let (handle, tx) = serve_in_background(listener, router(state.clone()));
     Ok(RunningServer {
         addr,
         operator_token: prepared.operator_token,

@@ -111,12 +111,17 @@ pub fn document_json() -> String {
     responses((status = 200, description = "The OpenAPI document", content_type = "application/json", body = Object))
 )]
 pub async fn serve() -> Response {
+    json_document(document_json())
+}
+
+/// An OpenAPI document as an `application/json` answer (the issuer's and the scheme's).
+pub(crate) fn json_document(doc: String) -> Response {
     (
         [(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         )],
-        document_json(),
+        doc,
     )
         .into_response()
 }

@@ -151,17 +151,9 @@ impl SchemeTrust {
         cert: &Certificate,
         now: UnixSeconds,
     ) -> Result<(WalletId, IssuerId), PkiError> {
-        let id = cert.issuer_id();
-        let (ca, crl) = self.issuers.get(&id).ok_or(PkiError::UnknownIssuer)?;
-        match self.issuer_status(&id) {
-            Some(IssuerStatus::Active) => {}
-            Some(IssuerStatus::Suspended) => return Err(PkiError::IssuerSuspended),
-            Some(IssuerStatus::Revoked) | None => return Err(PkiError::IssuerRevoked),
-        }
-        self.root.check_validity(now)?;
-        ca.check_validity(now)?;
+        let (id, ca, crl) = self.active_issuer_of(cert, now)?;
         let wallet = check_leaf(ca, cert, now)?;
-        not_revoked(crl.as_ref(), cert)?;
+        not_revoked(crl, cert)?;
         Ok((wallet, id))
     }
 
@@ -173,6 +165,20 @@ impl SchemeTrust {
         cert: &Certificate,
         now: UnixSeconds,
     ) -> Result<(WalletId, IssuerId), PkiError> {
+        let (id, _, crl) = self.active_issuer_of(cert, now)?;
+        let (wallet, _policy) = cert.wallet_identity()?;
+        cert.check_validity(now)?;
+        not_revoked(crl, cert)?;
+        Ok((wallet, id))
+    }
+
+    /// The issuer CA of `cert` (by its issuer name), admitted and active, the
+    /// root and that CA valid at `now`: what both validations start with.
+    fn active_issuer_of(
+        &self,
+        cert: &Certificate,
+        now: UnixSeconds,
+    ) -> Result<(IssuerId, &Certificate, Option<&Crl>), PkiError> {
         let id = cert.issuer_id();
         let (ca, crl) = self.issuers.get(&id).ok_or(PkiError::UnknownIssuer)?;
         match self.issuer_status(&id) {
@@ -182,10 +188,7 @@ impl SchemeTrust {
         }
         self.root.check_validity(now)?;
         ca.check_validity(now)?;
-        let (wallet, _policy) = cert.wallet_identity()?;
-        cert.check_validity(now)?;
-        not_revoked(crl.as_ref(), cert)?;
-        Ok((wallet, id))
+        Ok((id, ca, crl.as_ref()))
     }
 
     /// The chain only: `cert` is a wallet certificate signed by an admitted

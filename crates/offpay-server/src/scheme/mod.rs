@@ -308,16 +308,7 @@ pub async fn spawn(config: SchemeServerConfig) -> Result<RunningScheme, ServerEr
         .local_addr()
         .map_err(|e| ServerError::Io("local address".into(), e))?;
     tracing::info!(%addr, "offpay scheme server listening");
-    let (tx, rx) = oneshot::channel::<()>();
-    let app = router(state.clone());
-    let handle = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                let _ = rx.await;
-            })
-            .await
-            .map_err(|e| ServerError::Io("serving".into(), e))
-    });
+    let (handle, tx) = crate::serve_in_background(listener, router(state.clone()));
     Ok(RunningScheme {
         addr,
         prepared,

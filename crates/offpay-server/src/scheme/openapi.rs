@@ -2,8 +2,7 @@
 
 use std::sync::OnceLock;
 
-use axum::http::{HeaderValue, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use offpay_api::*;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -88,12 +87,5 @@ pub fn document_json() -> String {
     responses((status = 200, description = "The OpenAPI document", content_type = "application/json", body = Object))
 )]
 pub async fn serve() -> Response {
-    (
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        )],
-        document_json(),
-    )
-        .into_response()
+    crate::openapi::json_document(document_json())
 }
