@@ -24,7 +24,22 @@ use offpay_wallet::vault::MemoryVault;
 use offpay_test_support::postgres::Schema;
 use offpay_test_support::{eur, eur_currency, pay};
 
-const T0: UnixSeconds = UnixSeconds(1_795_000_000);
+mod common;
+use common::{T0, sync};
+
+/// A customer with `online` minor units and an enrolled wallet holding
+/// `offline`, synced once so that it holds the scheme directory.
+fn member_wallet(
+    issuer: &Issuer<AnyStore>,
+    id: &str,
+    online: u64,
+    offline: u64,
+) -> Wallet<MemoryVault> {
+    let mut w = common::customer_with_wallet(issuer, id, online, offline);
+    sync(issuer, &mut w, T0.plus(1));
+    w
+}
+
 const MASTER: [u8; 32] = [42u8; 32];
 const FAR: u64 = 10 * 365 * 86_400;
 
@@ -130,58 +145,6 @@ fn on_every_backend(name: &str, f: impl Fn(&Root, &Issuer<AnyStore>, &Issuer<Any
     let b = offpay_store::open_postgres_schema(&gb.url, &gb.name).unwrap();
     eprintln!("[{name}] postgres schemas {} {}", ga.name, gb.name);
     f(&r, &member(a, &r, "bank-a", 2), &member(b, &r, "bank-b", 3));
-}
-
-/// A customer with `online` minor units and an enrolled wallet holding `offline`.
-fn customer_with_wallet(
-    issuer: &Issuer<AnyStore>,
-    id: &str,
-    online: u64,
-    offline: u64,
-) -> Wallet<MemoryVault> {
-    issuer.create_customer(id, id, T0).unwrap();
-    if online > 0 {
-        issuer
-            .deposit(id, eur(online), &format!("dep-{id}"), T0)
-            .unwrap();
-    }
-    let token = issuer.create_enrollment_token(id, T0).unwrap();
-    let mut w = Wallet::create(
-        MemoryVault::new(),
-        Suite::Ed25519,
-        issuer.root_certificate().der(),
-        T0,
-    )
-    .unwrap();
-    let e = issuer.enroll(&token, &w.csr().unwrap(), T0).unwrap();
-    w.enroll(
-        &e.issuer_certificate,
-        &e.certificate,
-        &e.policy,
-        Some(&e.crl),
-        T0,
-    )
-    .unwrap();
-    if offline > 0 {
-        let v = issuer
-            .load(&w.wallet_id(), eur(offline), &format!("load-{id}"), T0)
-            .unwrap();
-        w.apply_voucher(&v, T0).unwrap();
-    }
-    // The first sync brings the scheme directory.
-    sync(issuer, &mut w, T0.plus(1));
-    w
-}
-
-fn sync(
-    issuer: &Issuer<AnyStore>,
-    w: &mut Wallet<MemoryVault>,
-    now: UnixSeconds,
-) -> offpay_issuer::SyncOutcome {
-    let report = w.sync_report(now).unwrap();
-    let out = issuer.sync(&report, now).unwrap();
-    w.apply_sync_response(&out.response, now).unwrap();
-    out
 }
 
 fn sub(issuer: &Issuer<AnyStore>, w: &Wallet<MemoryVault>) -> i64 {
@@ -293,8 +256,8 @@ fn unknown_issuer_until_the_directory_lists_it(
     );
     let d3 = directory(root, &[a, b, &c], 3);
     c.install_directory(&d3, T0).unwrap();
-    let mut ivan = customer_with_wallet(&c, "ivan", 5_000, 3_000);
-    let mut jo = customer_with_wallet(b, "jo", 0, 0);
+    let mut ivan = member_wallet(&c, "ivan", 5_000, 3_000);
+    let mut jo = member_wallet(b, "jo", 0, 0);
     let req = jo.request(eur(700), 300, T0.plus(1_100)).unwrap();
     let payment = ivan.pay(&req, T0.plus(1_100)).unwrap();
     let before = b.invariants().unwrap().totals;
@@ -334,9 +297,9 @@ fn unknown_issuer_until_the_directory_lists_it(
 /// revoke (Frank is not its wallet), both payees are paid and both entries go
 /// out as claims; A, given both, proves it too and revokes. Cycle 2 settles them.
 fn fork_of_a_foreign_payer(root: &Root, a: &Issuer<AnyStore>, b: &Issuer<AnyStore>) {
-    let mut frank = customer_with_wallet(a, "frank", 3_000, 2_000);
-    let mut gina = customer_with_wallet(b, "gina", 0, 0);
-    let mut hank = customer_with_wallet(b, "hank", 0, 0);
+    let mut frank = member_wallet(a, "frank", 3_000, 2_000);
+    let mut gina = member_wallet(b, "gina", 0, 0);
+    let mut hank = member_wallet(b, "hank", 0, 0);
     let mut clone = Wallet::open(frank.vault().clone()).unwrap();
     pay(&mut frank, &mut gina, 1_500, T0.plus(800));
     pay(&mut clone, &mut hank, 1_200, T0.plus(801));
@@ -391,11 +354,11 @@ type W = Wallet<MemoryVault>;
 fn both_ways(root: &Root, a: &Issuer<AnyStore>, b: &Issuer<AnyStore>) -> (W, W, W, W) {
     {
         install(root, a, b);
-        let mut alice = customer_with_wallet(a, "alice", 20_000, 10_000);
-        let mut dave = customer_with_wallet(a, "dave", 0, 0);
-        let erin = customer_with_wallet(a, "erin", 6_000, 5_000);
-        let mut bob = customer_with_wallet(b, "bob", 0, 0);
-        let mut carol = customer_with_wallet(b, "carol", 10_000, 5_000);
+        let mut alice = member_wallet(a, "alice", 20_000, 10_000);
+        let mut dave = member_wallet(a, "dave", 0, 0);
+        let erin = member_wallet(a, "erin", 6_000, 5_000);
+        let mut bob = member_wallet(b, "bob", 0, 0);
+        let mut carol = member_wallet(b, "carol", 10_000, 5_000);
 
         // Alice@A pays Bob@B; Carol@B pays Dave@A (Carol does not sync).
         let p1 = pay(&mut alice, &mut bob, 2_500, T0.plus(10));

@@ -12,7 +12,7 @@ use offpay_protocol::envelope::Signed;
 use offpay_protocol::evidence::verify_double_spend_bytes;
 use offpay_protocol::messages::SyncResponse;
 use offpay_protocol::pki::Crl;
-use offpay_protocol::{Currency, Suite, UnixSeconds, WalletId};
+use offpay_protocol::{Currency, Suite, WalletId};
 use offpay_store::AnyStore;
 use offpay_wallet::Wallet;
 use offpay_wallet::vault::MemoryVault;
@@ -20,7 +20,9 @@ use offpay_wallet::vault::MemoryVault;
 use offpay_test_support::postgres::Schema;
 use offpay_test_support::{eur, pay};
 
-const T0: UnixSeconds = UnixSeconds(1_795_000_000);
+mod common;
+use common::{T0, customer_with_wallet, sync};
+
 const MASTER: [u8; 32] = [42u8; 32];
 
 /// Run `f` on SQLite (a temporary file) and on PostgreSQL (a fresh schema).
@@ -50,57 +52,6 @@ fn on_every_backend(name: &str, f: impl Fn(&Issuer<AnyStore>)) {
     .unwrap();
     eprintln!("[{name}] postgres schema {}", guard.name);
     f(&issuer);
-}
-
-/// A customer with `online` minor units and an enrolled wallet holding `offline`.
-fn customer_with_wallet(
-    issuer: &Issuer<AnyStore>,
-    id: &str,
-    online: u64,
-    offline: u64,
-) -> Wallet<MemoryVault> {
-    issuer.create_customer(id, id, T0).unwrap();
-    if online > 0 {
-        issuer
-            .deposit(id, eur(online), &format!("dep-{id}"), T0)
-            .unwrap();
-    }
-    let token = issuer.create_enrollment_token(id, T0).unwrap();
-    let mut w = Wallet::create(
-        MemoryVault::new(),
-        Suite::Ed25519,
-        issuer.root_certificate().der(),
-        T0,
-    )
-    .unwrap();
-    let e = issuer.enroll(&token, &w.csr().unwrap(), T0).unwrap();
-    assert_eq!(e.wallet, w.wallet_id());
-    w.enroll(
-        &e.issuer_certificate,
-        &e.certificate,
-        &e.policy,
-        Some(&e.crl),
-        T0,
-    )
-    .unwrap();
-    if offline > 0 {
-        let v = issuer
-            .load(&w.wallet_id(), eur(offline), &format!("load-{id}"), T0)
-            .unwrap();
-        w.apply_voucher(&v, T0).unwrap();
-    }
-    w
-}
-
-fn sync(
-    issuer: &Issuer<AnyStore>,
-    w: &mut Wallet<MemoryVault>,
-    now: UnixSeconds,
-) -> offpay_issuer::SyncOutcome {
-    let report = w.sync_report(now).unwrap();
-    let out = issuer.sync(&report, now).unwrap();
-    w.apply_sync_response(&out.response, now).unwrap();
-    out
 }
 
 fn sub(issuer: &Issuer<AnyStore>, w: &Wallet<MemoryVault>) -> i64 {

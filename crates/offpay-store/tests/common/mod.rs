@@ -1,0 +1,62 @@
+//! What the issuer suites (`suite.rs`, `member.rs`) share: the start time, an
+//! enrolled and loaded wallet, and one sync.
+
+use offpay_issuer::Issuer;
+use offpay_protocol::{Suite, UnixSeconds};
+use offpay_store::AnyStore;
+use offpay_test_support::eur;
+use offpay_wallet::Wallet;
+use offpay_wallet::vault::MemoryVault;
+
+pub const T0: UnixSeconds = UnixSeconds(1_795_000_000);
+
+/// A customer with `online` minor units and an enrolled wallet holding `offline`.
+pub fn customer_with_wallet(
+    issuer: &Issuer<AnyStore>,
+    id: &str,
+    online: u64,
+    offline: u64,
+) -> Wallet<MemoryVault> {
+    issuer.create_customer(id, id, T0).unwrap();
+    if online > 0 {
+        issuer
+            .deposit(id, eur(online), &format!("dep-{id}"), T0)
+            .unwrap();
+    }
+    let token = issuer.create_enrollment_token(id, T0).unwrap();
+    let mut w = Wallet::create(
+        MemoryVault::new(),
+        Suite::Ed25519,
+        issuer.root_certificate().der(),
+        T0,
+    )
+    .unwrap();
+    let e = issuer.enroll(&token, &w.csr().unwrap(), T0).unwrap();
+    assert_eq!(e.wallet, w.wallet_id());
+    w.enroll(
+        &e.issuer_certificate,
+        &e.certificate,
+        &e.policy,
+        Some(&e.crl),
+        T0,
+    )
+    .unwrap();
+    if offline > 0 {
+        let v = issuer
+            .load(&w.wallet_id(), eur(offline), &format!("load-{id}"), T0)
+            .unwrap();
+        w.apply_voucher(&v, T0).unwrap();
+    }
+    w
+}
+
+pub fn sync(
+    issuer: &Issuer<AnyStore>,
+    w: &mut Wallet<MemoryVault>,
+    now: UnixSeconds,
+) -> offpay_issuer::SyncOutcome {
+    let report = w.sync_report(now).unwrap();
+    let out = issuer.sync(&report, now).unwrap();
+    w.apply_sync_response(&out.response, now).unwrap();
+    out
+}
