@@ -390,12 +390,6 @@ fn fmt_refusal(e: &OffpayError, f: &mut core::fmt::Formatter<'_>) -> core::fmt::
             f,
             "limit: offline {offline_seconds} s, max {max_seconds} s: sync first"
         ),
-        TerminalCannotPay => f.write_str("a receive-only terminal never pays"),
-        PayerIsTerminal { payer } => write!(f, "payer {payer} is a receive-only terminal"),
-        LimitReceiveCount { max } => write!(f, "limit: received payments count (max {max})"),
-        LimitReceiveAmount { left_minor } => {
-            write!(f, "limit: received amount ({left_minor} minor units left)")
-        }
         LogFull { max } => write!(f, "unsynced log full ({max} entries): sync first"),
         TooManyPendingRequests => f.write_str("too many pending payment requests"),
         ZeroAmount => f.write_str("amount must be positive"),
@@ -467,6 +461,12 @@ impl core::fmt::Display for OffpayError {
             } => write!(f, "the server refused (HTTP {status}, {code}): {reason}"),
             BadResponse { reason } => write!(f, "bad server answer: {reason}"),
             Internal { reason } => write!(f, "internal error: {reason}"),
+            TerminalCannotPay => f.write_str("a receive-only terminal never pays"),
+            PayerIsTerminal { payer } => write!(f, "payer {payer} is a receive-only terminal"),
+            LimitReceiveCount { max } => write!(f, "limit: received payments count (max {max})"),
+            LimitReceiveAmount { left_minor } => {
+                write!(f, "limit: received amount ({left_minor} minor units left)")
+            }
             refusal => fmt_refusal(refusal, f),
         }
     }
