@@ -1,7 +1,7 @@
 //! Rust implementations of the host traits for the SDK's tests: storage and
 //! counter in memory with crash injection at every host write, a platform
 //! with a settable clock, and a wallet fixture over the test scheme.
-#![allow(dead_code, unreachable_pub)] // each test file uses a part
+#![allow(dead_code)] // each test file uses a part of it
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
