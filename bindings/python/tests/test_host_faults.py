@@ -43,7 +43,7 @@ def test_rolled_back_state_blob_is_detected(bank):
     host.storage.replace("state.sealed", old)
     del w
     again = host.open()
-    assert again.status().locked
+    assert isinstance(again.status().lock, offpay.WalletLock.ROLLED_BACK)
     with pytest.raises(E.Locked):
         again.pay(payee.request(500, "EUR", 300))
 

@@ -119,14 +119,14 @@ def test_locked_by_the_issuer(bank, pair):
     (_, carol), (_, dave) = pair
     bank.server.admin("lock", carol.wallet_id(), "--reason", "python test")
     bank.client.sync(carol)
-    assert carol.status().locked
+    assert isinstance(carol.status().lock, offpay.WalletLock.ISSUER)
     with pytest.raises(E.Locked):
         carol.pay(dave.request(100, "EUR", 300))
     with pytest.raises(E.Locked):
         carol.request(100, "EUR", 300)
     bank.server.admin("unlock", carol.wallet_id())
     bank.client.sync(carol)
-    assert not carol.status().locked
+    assert carol.status().lock is None
     pay_round(carol, dave, 100)
 
 
