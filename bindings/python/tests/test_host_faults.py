@@ -98,23 +98,40 @@ def test_failed_counter_leaves_the_payment_unmade(bank):
 
 
 def test_several_threads_on_one_wallet(bank):
+    """Calls from several threads are serialized per wallet. One thread per
+    direction pays: two payments of one payer to one payee must arrive in seq
+    order (a later seq received first makes the earlier one look like a
+    rolled-back payer, PayerRolledBack), so the others only read."""
     (_, a), (_, b) = bank.enrolled("thready-a", load="20.00"), bank.enrolled("thready-b", load="20.00")
     errors = []
+    stop = threading.Event()
 
-    def run(payer, payee):
+    def pay(payer, payee):
         try:
-            for _ in range(8):
+            for _ in range(10):
                 pay_round(payer, payee, 100)
-                payer.status()
-                payee.history()
         except Exception as e:  # noqa: BLE001  (reported below)
             errors.append(e)
 
-    threads = [threading.Thread(target=run, args=p) for p in ((a, b), (b, a), (a, b), (b, a))]
-    for t in threads:
+    def read():
+        try:
+            while not stop.is_set():
+                for w in (a, b):
+                    w.status()
+                    w.history()
+                    assert w.balance().minor <= 4000
+        except Exception as e:  # noqa: BLE001
+            errors.append(e)
+
+    payers = [threading.Thread(target=pay, args=p) for p in ((a, b), (b, a))]
+    readers = [threading.Thread(target=read) for _ in range(2)]
+    for t in payers + readers:
         t.start()
-    for t in threads:
+    for t in payers:
         t.join(120)
+    stop.set()
+    for t in readers:
+        t.join(60)
     assert not errors, errors
     assert minor(a) + minor(b) == 4000
     assert minor(a) == 2000
