@@ -160,6 +160,25 @@ pub enum OffpayError {
         /// The limit.
         max_seconds: u64,
     },
+    /// This wallet is a receive-only terminal: it never pays (its takings
+    /// leave it by the sweep at sync, or a redeem).
+    TerminalCannotPay,
+    /// The payer's certificate names a receive-only terminal: no wallet
+    /// accepts a payment from one.
+    PayerIsTerminal {
+        /// The terminal (hex id).
+        payer: String,
+    },
+    /// Terminal risk limit: payments received since the last sync.
+    LimitReceiveCount {
+        /// The limit.
+        max: u32,
+    },
+    /// Terminal risk limit: total received since the last sync.
+    LimitReceiveAmount {
+        /// Minor units that may still be received before a sync.
+        left_minor: u64,
+    },
     /// The unsynced log is full: sync first.
     LogFull {
         /// The limit.
@@ -442,6 +461,12 @@ impl core::fmt::Display for OffpayError {
             } => write!(f, "the server refused (HTTP {status}, {code}): {reason}"),
             BadResponse { reason } => write!(f, "bad server answer: {reason}"),
             Internal { reason } => write!(f, "internal error: {reason}"),
+            TerminalCannotPay => f.write_str("a receive-only terminal never pays"),
+            PayerIsTerminal { payer } => write!(f, "payer {payer} is a receive-only terminal"),
+            LimitReceiveCount { max } => write!(f, "limit: received payments count (max {max})"),
+            LimitReceiveAmount { left_minor } => {
+                write!(f, "limit: received amount ({left_minor} minor units left)")
+            }
             refusal => fmt_refusal(refusal, f),
         }
     }
@@ -466,10 +491,7 @@ impl OffpayError {
     pub(crate) fn from_wallet(e: WalletError, host_failure: Option<String>) -> Self {
         let host_caused = matches!(
             e,
-            WalletError::Randomness
-                | WalletError::Vault(
-                    VaultError::Io { .. } | VaultError::Rng | VaultError::CounterRegressed
-                )
+            WalletError::Randomness | WalletError::Vault(VaultError::Io { .. } | VaultError::Rng)
         );
         match host_failure {
             Some(reason) if host_caused => OffpayError::Host { reason },

@@ -310,16 +310,18 @@ impl OffpayWallet {
         currency: String,
         valid_seconds: u64,
     ) -> Result<Vec<u8>, OffpayError> {
-        let currency = Currency::new(&currency).ok_or_else(|| {
-            OffpayError::invalid(format!(
-                "{:?} is not an ISO 4217 currency code (three capital letters)",
-                currency.chars().take(16).collect::<String>()
-            ))
-        })?;
-        if valid_seconds == 0 {
-            return Err(OffpayError::invalid("valid_seconds must be at least 1"));
-        }
-        self.ta(|w, now| w.request(Amount::new(amount_minor, currency), valid_seconds, now))
+        guarded(|| {
+            let currency = Currency::new(&currency).ok_or_else(|| {
+                OffpayError::invalid(format!(
+                    "{:?} is not an ISO 4217 currency code (three capital letters)",
+                    currency.chars().take(16).collect::<String>()
+                ))
+            })?;
+            if valid_seconds == 0 {
+                return Err(OffpayError::invalid("valid_seconds must be at least 1"));
+            }
+            self.ta(|w, now| w.request(Amount::new(amount_minor, currency), valid_seconds, now))
+        })
     }
 
     /// As payer: pay a request. Checks the payee's certificate, the request
