@@ -474,8 +474,27 @@ impl core::fmt::Display for OffpayError {
 
 impl std::error::Error for OffpayError {}
 
-fn amount_parts(a: &Amount) -> (u64, String) {
-    (a.minor, a.currency.to_string())
+fn insufficient(balance: &Amount, needed: &Amount) -> OffpayError {
+    OffpayError::InsufficientFunds {
+        balance_minor: balance.minor,
+        needed_minor: needed.minor,
+        currency: needed.currency.to_string(),
+    }
+}
+
+fn limit_per_payment(max: &Amount) -> OffpayError {
+    OffpayError::LimitPerPayment {
+        max_minor: max.minor,
+        currency: max.currency.to_string(),
+    }
+}
+
+fn amount_mismatch(requested: &Amount, paid: &Amount) -> OffpayError {
+    OffpayError::AmountMismatch {
+        requested_minor: requested.minor,
+        paid_minor: paid.minor,
+        currency: requested.currency.to_string(),
+    }
 }
 
 impl OffpayError {
@@ -556,18 +575,8 @@ impl From<WalletError> for OffpayError {
             WalletError::ClockSkew { ahead_seconds } => O::ClockSkew { ahead_seconds },
             WalletError::CurrencyMismatch => O::CurrencyMismatch,
             WalletError::SelfPayment => O::SelfPayment,
-            WalletError::InsufficientFunds { balance, needed } => O::InsufficientFunds {
-                balance_minor: balance.minor,
-                needed_minor: needed.minor,
-                currency: needed.currency.to_string(),
-            },
-            WalletError::LimitPerPayment { max } => {
-                let (max_minor, currency) = amount_parts(&max);
-                O::LimitPerPayment {
-                    max_minor,
-                    currency,
-                }
-            }
+            WalletError::InsufficientFunds { balance, needed } => insufficient(&balance, &needed),
+            WalletError::LimitPerPayment { max } => limit_per_payment(&max),
             WalletError::LimitHolding { max_minor } => O::LimitHolding { max_minor },
             WalletError::LimitOfflineSpend { left_minor } => O::LimitOfflineSpend { left_minor },
             WalletError::LimitOfflineCount { max } => O::LimitOfflineCount { max },
@@ -578,16 +587,18 @@ impl From<WalletError> for OffpayError {
                 offline_seconds,
                 max_seconds,
             },
+            WalletError::TerminalCannotPay => O::TerminalCannotPay,
+            WalletError::PayerIsTerminal { payer } => O::PayerIsTerminal {
+                payer: payer.to_hex(),
+            },
+            WalletError::LimitReceiveCount { max } => O::LimitReceiveCount { max },
+            WalletError::LimitReceiveAmount { left_minor } => O::LimitReceiveAmount { left_minor },
             WalletError::LogFull { max } => O::LogFull { max },
             WalletError::TooManyPendingRequests => O::TooManyPendingRequests,
             WalletError::ZeroAmount => O::ZeroAmount,
             WalletError::WrongPayee => O::WrongPayee,
             WalletError::NonceUnknown => O::NonceUnknown,
-            WalletError::AmountMismatch { requested, paid } => O::AmountMismatch {
-                requested_minor: requested.minor,
-                paid_minor: paid.minor,
-                currency: requested.currency.to_string(),
-            },
+            WalletError::AmountMismatch { requested, paid } => amount_mismatch(&requested, &paid),
             WalletError::PayerRolledBack { payer, seen, got } => O::PayerRolledBack {
                 payer: payer.to_hex(),
                 seen,

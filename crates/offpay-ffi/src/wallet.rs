@@ -395,7 +395,7 @@ impl OffpayWallet {
 
     /// Everything the app may show: balance, lock, limits left, expiries.
     pub fn status(&self) -> Result<WalletStatusInfo, OffpayError> {
-        self.with(|w, now| Ok(w.status(now).into()))
+        self.with(|w, now| Ok(WalletStatusInfo::new(w.status(now), w.profile().into())))
     }
 
     /// This wallet's certificate (DER), once enrolled.

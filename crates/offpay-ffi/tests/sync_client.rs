@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use common::*;
 use offpay_client::api::MoneyRequest;
-use offpay_ffi::{OffpayError, OffpayWallet, SyncClient};
+use offpay_ffi::{OffpayError, OffpayWallet, SyncClient, WalletProfile};
 use offpay_test_support::server::{TestServer, b64d};
 
 fn url(server: &TestServer) -> String {
@@ -139,4 +139,39 @@ fn bad_urls_are_invalid_arguments() {
             "{bad:?}"
         );
     }
+}
+
+#[test]
+fn a_terminal_enrolls_receives_and_never_pays() {
+    let server = TestServer::start();
+    server.create_customer("shop", 0);
+    server.create_customer("dave", 30_000);
+    let client = SyncClient::new(url(&server)).unwrap();
+    let (_hd, d) = enroll(&server, &client, "dave");
+    load(&server, &d, 10_000, "load-d");
+
+    let host = Host::new(&TestPlatform::real());
+    let t = host.create(&server.root_der()).unwrap();
+    let token = server
+        .operator
+        .enrollment_token_for(
+            "shop",
+            &offpay_client::api::EnrollmentTokenQuery {
+                profile: Some("terminal".into()),
+            },
+        )
+        .unwrap()
+        .token;
+    client.enroll(t.clone(), token).unwrap();
+    assert_eq!(t.status().unwrap().profile, WalletProfile::Terminal);
+    assert_eq!(d.status().unwrap().profile, WalletProfile::Personal);
+
+    pay(&d, &t, 1_200);
+    assert_eq!(balance(&t), 1_200);
+    let req = d.request(100, "EUR".into(), 300).unwrap();
+    assert_eq!(t.pay(req).unwrap_err(), OffpayError::TerminalCannotPay);
+    assert_eq!(balance(&t), 1_200);
+    client.sync(t.clone()).unwrap();
+    client.sync(d.clone()).unwrap();
+    server.assert_invariants();
 }
