@@ -86,6 +86,3 @@ class FileStorage(val directory: Path) : HostStorage {
         private val BLOB_NAME = Regex("[A-Za-z0-9_-][A-Za-z0-9._-]{0,${BLOB_NAME_CHARS_MAX - 1}}")
     }
 }
-
-internal fun quoted(text: String): String =
-    "\"" + (if (text.length > 80) text.take(80) + "..." else text).replace("\"", "\\\"") + "\""

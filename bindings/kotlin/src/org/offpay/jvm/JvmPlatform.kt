@@ -103,6 +103,6 @@ open class JvmPlatform(val secretFile: Path) : HostPlatform {
         const val DEVICE_SECRET_BYTES: Int = 32
 
         /** The most random bytes one call hands out. */
-        const val RANDOM_BYTES_MAX: UInt = 1u shl 20
+        const val RANDOM_BYTES_MAX: UInt = 1_048_576u
     }
 }

@@ -97,7 +97,7 @@ class OffpayServer private constructor(
                 throw OffpayCommandException("offpay server's first line is not 'listening': $firstLine")
             }
             // Keep draining stdout so the server never blocks on a full pipe.
-            Thread { stdout.use { while (it.readLine() != null) Unit } }.apply { isDaemon = true }.start()
+            Thread { stdout.use { while (true) it.readLine() ?: break } }.apply { isDaemon = true }.start()
             return OffpayServer(binary, dataDir, event["url"].string, process, log)
         }
 

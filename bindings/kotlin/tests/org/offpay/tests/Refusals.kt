@@ -4,6 +4,7 @@ import org.offpay.KdfSettings
 import org.offpay.OffpayException
 import org.offpay.OffpayWallet
 import org.offpay.SyncClient
+import org.offpay.WalletLock
 import java.net.ServerSocket
 import java.nio.file.Files
 import java.nio.file.Path
@@ -77,13 +78,15 @@ val refusalCases = listOf(
         val grace = ctx.customer("grace", load = null)
         ctx.server.admin("lock", frank.walletId, "--reason", "lost phone")
         SyncClient(ctx.server.url).use { it.sync(frank.wallet) }
-        refusedUnchanged<OffpayException.Locked>("pay from a locked wallet", frank) {
+        val locked = refusedUnchanged<OffpayException.Locked>("pay from a locked wallet", frank) {
             frank.wallet.pay(grace.wallet.request(100u, "EUR", 300u))
         }
+        check(!locked.rolledBack && locked.reason.contains("lost phone")) { "an issuer lock, with the operator's reason: $locked" }
+        check(frank.wallet.status().lock is WalletLock.Issuer) { "status shows the issuer lock: ${frank.wallet.status()}" }
     },
     Case("refusal: bad arguments and the sync client's server and network errors") { ctx ->
         val device = Device(ctx.dir("heidi"))
-        checkThrows<OffpayException.InvalidArgument>("a KDF below the minimum") {
+        checkThrows<OffpayException.InvalidKdfParams>("a KDF below the minimum") {
             OffpayWallet.create(
                 org.offpay.jvm.FileStorage(device.filesDir), org.offpay.jvm.FileCounter.create(device.counterFile),
                 device.platform, PIN, ctx.root, KdfSettings(memoryKib = 1u, passes = 0u),
@@ -93,7 +96,7 @@ val refusalCases = listOf(
         SyncClient(ctx.server.url).use { client ->
             val wallet = Device(ctx.dir("ivan")).create(ctx.root)
             val refused = checkThrows<OffpayException.Server>("enroll with a made-up token") { client.enroll(wallet, "not-a-token") }
-            check(refused.status in 400u..499u) { "a bad token is the client's mistake: ${refused.status}" }
+            check(refused.status.toInt() in 400..499) { "a bad token is the client's mistake: ${refused.status}" }
             wallet.close()
         }
         val closedPort = ServerSocket(0).use { it.localPort }
