@@ -14,18 +14,23 @@
 //! byte-identical Payment back on retry, a payee left credited the same
 //! Receipt, a voucher is credited once, a redeem entry stays in the log for
 //! the issuer. The same with [`MemoryVault::fail_commit_at_with`] at every
-//! [`CrashPoint`].
+//! [`CrashPoint`], and on host storage: the same directory's blobs copied
+//! into a [`MemoryBlobStore`] with a [`MemoryCounter`] at the counter file's
+//! value (`SealedVault`), crashing at every blob replace, before or after it
+//! is applied ([`BlobCrashPoint`]).
 #![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)] // Test code: a failed unwrap is a failed test.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use offpay_protocol::entropy::OsEntropy;
 use offpay_protocol::envelope::Signed;
 use offpay_protocol::messages::{SyncReport, WalletCommand};
 use offpay_protocol::{Suite, UnixSeconds};
 use offpay_test_support::*;
 use offpay_wallet::vault::{
-    CrashPoint, FaultyFs, KdfParams, MemoryVault, SealedFileVault, Vault, VaultError,
+    BlobCrashPoint, CrashPoint, FaultyFs, KdfParams, MemoryBlobStore, MemoryCounter, MemoryVault,
+    SealedFileVault, SealedVault, Vault, VaultError,
 };
 use offpay_wallet::{LockReason, Wallet, WalletError};
 
@@ -655,11 +660,96 @@ fn crash_memory(su: &Setup, r: &Reference) -> usize {
     fired
 }
 
-/// All write points of `op`, both suites, sealed and memory vaults.
+type BlobVault = SealedVault<MemoryBlobStore, MemoryCounter>;
+
+/// The vault directory `dir` as host storage: its three blobs, byte for byte,
+/// and a counter at the counter file's value.
+fn blob_copy(dir: &Path) -> (MemoryBlobStore, MemoryCounter) {
+    let store = MemoryBlobStore::new();
+    for name in ["state.sealed", "pin-attempts", "device-check"] {
+        store.put(name, &fs::read(dir.join(name)).unwrap());
+    }
+    let c = fs::read(dir.join("counter")).unwrap();
+    assert_eq!(&c[..4], b"OFPC");
+    let value = u64::from_le_bytes(c[4..].try_into().unwrap());
+    (store, MemoryCounter::new(value))
+}
+
+fn open_blob(store: &MemoryBlobStore, counter: &MemoryCounter) -> BlobVault {
+    SealedVault::open(
+        store.clone(),
+        counter.clone(),
+        PIN,
+        &SECRET,
+        OsEntropy::shared(),
+    )
+    .unwrap()
+}
+
+/// Every blob replace of one operation on `SealedVault<MemoryBlobStore,
+/// MemoryCounter>`, before and after it is applied; returns the crashes.
+fn crash_blob(su: &Setup, r: &Reference) -> usize {
+    let mut fired = 0;
+    for point in [BlobCrashPoint::BeforeReplace, BlobCrashPoint::AfterReplace] {
+        for n in 0.. {
+            let label = format!("{:?}/{}/blob/{point:?}/n={n}", su.op, su.suite);
+            let (store, counter) = blob_copy(&su.base);
+            let vault = open_blob(&store, &counter);
+            store.fail_replace_at(n, point);
+            let (out, w) = run(su.op, vault, &su.input);
+            drop(w);
+            let crashed = store.is_crashed();
+            if crashed {
+                assert_eq!(out, Err(WalletError::Vault(VaultError::Crashed)), "{label}");
+                store.restart();
+            } else {
+                assert_eq!(n, 1, "{label}: one commit, one replace");
+                if deterministic(su.op) {
+                    assert_eq!(out, r.out, "{label}");
+                }
+            }
+            // Disarm: the finish commits again.
+            store.fail_replace_at(u64::MAX, point);
+            let mut v = open_blob(&store, &counter);
+            let loaded = v.load().unwrap_or_else(|e| panic!("{label}: load: {e}"));
+            if su.op != Op::OpenRolledBack {
+                assert_eq!(loaded.rollback, None, "{label}: false rollback");
+            }
+            let outcome = classify(
+                su,
+                r,
+                loaded.state.as_deref().unwrap(),
+                loaded.version,
+                (su.before_version, r.after_version),
+                &label,
+            );
+            let expect = match (crashed, point) {
+                (true, BlobCrashPoint::BeforeReplace) => Outcome::Before,
+                _ => Outcome::After,
+            };
+            assert_eq!(outcome, expect, "{label}");
+            let mut w = Wallet::open(v).unwrap_or_else(|e| panic!("{label}: open: {e}"));
+            finish(su, r, &mut w, outcome, &out, &label);
+            let end = observe(&w, now());
+            drop(w);
+            let w = Wallet::open(open_blob(&store, &counter)).unwrap();
+            assert_eq!(observe(&w, now()), end, "{label}: finish not durable");
+            if !crashed {
+                break;
+            }
+            fired += 1;
+        }
+    }
+    fired
+}
+
+/// All write points of `op`, both suites, sealed, host-storage and memory
+/// vaults.
 fn crash_op(op: Op) {
     let started = std::time::Instant::now();
     let mut sealed = 0;
     let mut memory = 0;
+    let mut blob = 0;
     for suite in SUITES {
         let su = setup(op, suite);
         let r = reference(&su);
@@ -670,6 +760,9 @@ fn crash_op(op: Op) {
             "{op:?}/{suite}: one commit is 8 file operations"
         );
         sealed += n;
+        let b = crash_blob(&su, &r);
+        assert_eq!(b, 2, "{op:?}/{suite}: one replace, two crash points");
+        blob += b;
         if op != Op::OpenRolledBack {
             let m = crash_memory(&su, &r);
             assert_eq!(m, 3, "{op:?}/{suite}: one commit, three crash points");
@@ -681,7 +774,7 @@ fn crash_op(op: Op) {
         );
     }
     eprintln!(
-        "{op:?}: {sealed} sealed-vault crashes, {memory} memory-vault crashes, {:?}",
+        "{op:?}: {sealed} sealed-vault crashes, {blob} host-storage crashes, {memory} memory-vault crashes, {:?}",
         started.elapsed()
     );
 }

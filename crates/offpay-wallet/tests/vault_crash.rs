@@ -11,6 +11,10 @@
 //!   durable by an fsync is lost (file contents not `sync_file`d, directory
 //!   entries not `sync_dir`ed). This checks the fsync ordering, and that a
 //!   commit that returned `Ok` survives power loss.
+//!
+//! The same over host storage, `SealedVault<MemoryBlobStore, _>`: a crash
+//! at every blob replace (before or after it is applied) and at every
+//! counter advance (before or after), and a counter that fails to advance.
 #![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)] // Test code: a failed unwrap is a failed test.
 
 use std::collections::BTreeMap;
@@ -18,8 +22,10 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use offpay_protocol::entropy::OsEntropy;
 use offpay_wallet::vault::{
-    FaultyFs, KdfParams, RealFs, SealedFileVault, SimulatedCrash, Vault, VaultError, VaultFs,
+    BlobCrashPoint, FaultyFs, KdfParams, MemoryBlobStore, MemoryCounter, MonotonicCounter, RealFs,
+    SealedFileVault, SealedVault, SimulatedCrash, Vault, VaultError, VaultFs,
 };
 
 const PIN: &[u8] = b"2468";
@@ -37,7 +43,7 @@ fn states() -> Vec<Vec<u8>> {
 
 /// Checks a reopened vault after a crash during commit number `failed`
 /// (`None`: no crash fired) of `states()`; returns the loaded version.
-fn check_after_crash(v: &mut SealedFileVault, failed: Option<usize>, label: &str) -> u64 {
+fn check_after_crash<V: Vault>(v: &mut V, failed: Option<usize>, label: &str) -> u64 {
     let states = states();
     let l = v.load().unwrap_or_else(|e| panic!("{label}: load: {e}"));
     assert_eq!(l.rollback, None, "{label}: false rollback");
@@ -419,4 +425,268 @@ fn real_fs_is_what_faulty_fs_wraps() {
     assert_eq!(faulty.ops(), 8);
     let mut v = v.with_fs(Box::new(RealFs));
     assert_eq!(v.load().unwrap().state.as_deref(), Some(&b"a"[..]));
+}
+
+// ---------------------------------------------------------------------------
+// Host storage: SealedVault over a MemoryBlobStore.
+
+fn blob_create<C: MonotonicCounter>(
+    store: &MemoryBlobStore,
+    counter: C,
+) -> Result<SealedVault<MemoryBlobStore, C>, VaultError> {
+    SealedVault::create(
+        store.clone(),
+        counter,
+        PIN,
+        &SECRET,
+        KdfParams::TEST,
+        OsEntropy::shared(),
+    )
+}
+
+fn blob_open<C: MonotonicCounter>(
+    store: &MemoryBlobStore,
+    counter: C,
+) -> Result<SealedVault<MemoryBlobStore, C>, VaultError> {
+    SealedVault::open(store.clone(), counter, PIN, &SECRET, OsEntropy::shared())
+}
+
+const BLOB_POINTS: [BlobCrashPoint; 2] =
+    [BlobCrashPoint::BeforeReplace, BlobCrashPoint::AfterReplace];
+
+#[test]
+fn blob_crash_at_every_commit_replace() {
+    for point in BLOB_POINTS {
+        let mut n = 0;
+        loop {
+            let store = MemoryBlobStore::new();
+            let counter = MemoryCounter::new(0);
+            let mut v = blob_create(&store, counter.clone()).unwrap();
+            store.fail_replace_at(n, point);
+            let mut failed = None;
+            for (i, s) in states().iter().enumerate() {
+                if let Err(e) = v.commit(s) {
+                    assert_eq!(e, VaultError::Crashed, "n {n}");
+                    failed = Some(i);
+                    break;
+                }
+            }
+            // The dead process: every call fails.
+            if store.is_crashed() {
+                assert_eq!(v.load(), Err(VaultError::Crashed));
+            }
+            drop(v);
+            let fired = store.is_crashed();
+            if !fired {
+                assert_eq!(failed, None);
+                assert_eq!(n, 4, "one replace per commit");
+                assert_eq!(store.replaces(), 4);
+                break;
+            }
+            store.restart();
+            let label = format!("blob {point:?} n {n}");
+            let mut v = blob_open(&store, counter.clone()).unwrap();
+            let version = check_after_crash(&mut v, failed, &label);
+            // Before the replace: the old state; after it: the new one
+            // (the counter is advanced by the load).
+            let expect = n + u64::from(point == BlobCrashPoint::AfterReplace);
+            assert_eq!(version, expect, "{label}");
+            assert_eq!(counter.value(), version + 1, "{label}");
+            let mut v = blob_open(&store, counter.clone()).unwrap();
+            assert_eq!(
+                v.load().unwrap().state.as_deref(),
+                Some(&b"after the crash"[..])
+            );
+            n += 1;
+        }
+    }
+}
+
+#[test]
+fn blob_crash_at_every_create_and_open_replace() {
+    for point in BLOB_POINTS {
+        let mut n = 0;
+        loop {
+            let store = MemoryBlobStore::new();
+            let counter = MemoryCounter::new(0);
+            store.fail_replace_at(n, point);
+            let created = blob_create(&store, counter.clone());
+            if !store.is_crashed() {
+                created.unwrap();
+                assert_eq!(n, 3, "pin-attempts, device-check, state.sealed");
+                break;
+            }
+            assert_eq!(created.err(), Some(VaultError::Crashed), "n {n}");
+            store.restart();
+            // No vault yet (create again: the counter is still fresh) or an empty one.
+            let mut v = match blob_open(&store, counter.clone()) {
+                Err(VaultError::NotFound) => blob_create(&store, counter.clone()).unwrap(),
+                other => other.unwrap(),
+            };
+            assert_eq!(counter.value(), 0);
+            let l = v.load().unwrap();
+            assert_eq!((l.state, l.version, l.rollback), (None, 0, None), "n {n}");
+            v.commit(b"first").unwrap();
+            n += 1;
+        }
+    }
+    for point in BLOB_POINTS {
+        let store = MemoryBlobStore::new();
+        let counter = MemoryCounter::new(0);
+        blob_create(&store, counter.clone())
+            .unwrap()
+            .commit(b"kept")
+            .unwrap();
+        let mut n = 0;
+        loop {
+            store.fail_replace_at(n, point);
+            let opened = blob_open(&store, counter.clone());
+            if !store.is_crashed() {
+                opened.unwrap();
+                assert_eq!(n, 2, "count, reset");
+                break;
+            }
+            assert_eq!(opened.err(), Some(VaultError::Crashed), "n {n}");
+            store.restart();
+            let mut v = blob_open(&store, counter.clone()).unwrap();
+            let l = v.load().unwrap();
+            assert_eq!((l.state.as_deref(), l.version), (Some(&b"kept"[..]), 1));
+            n += 1;
+        }
+    }
+}
+
+/// A host counter that fails at advance call number `fail_at` (before or
+/// after the value changed), and, when `stuck`, at every advance from then
+/// on (a keystore that stopped working).
+#[derive(Clone, Debug)]
+struct FlakyCounter {
+    inner: MemoryCounter,
+    state: Arc<Mutex<Flaky>>,
+}
+
+#[derive(Debug, Default)]
+struct Flaky {
+    advances: u64,
+    fail_at: Option<u64>,
+    after: bool,
+    stuck: bool,
+    failed: bool,
+}
+
+impl FlakyCounter {
+    fn new(inner: MemoryCounter) -> Self {
+        Self {
+            inner,
+            state: Arc::default(),
+        }
+    }
+
+    fn fail_at(&self, n: u64, after: bool, stuck: bool) {
+        let mut s = self.state.lock().unwrap();
+        *s = Flaky {
+            fail_at: Some(n),
+            after,
+            stuck,
+            ..Flaky::default()
+        };
+    }
+
+    fn heal(&self) {
+        *self.state.lock().unwrap() = Flaky::default();
+    }
+
+    fn failed(&self) -> bool {
+        self.state.lock().unwrap().failed
+    }
+}
+
+fn keystore_down() -> VaultError {
+    VaultError::Io {
+        op: "advance counter",
+        kind: io::ErrorKind::Other,
+    }
+}
+
+impl MonotonicCounter for FlakyCounter {
+    fn read(&mut self) -> Result<u64, VaultError> {
+        self.inner.read()
+    }
+
+    fn advance_to(&mut self, v: u64) -> Result<(), VaultError> {
+        let mut s = self.state.lock().unwrap();
+        let n = s.advances;
+        s.advances += 1;
+        let fail = s.fail_at == Some(n) || (s.stuck && s.failed);
+        if !fail {
+            return self.inner.advance_to(v);
+        }
+        s.failed = true;
+        if s.after {
+            self.inner.advance_to(v)?;
+        }
+        Err(keystore_down())
+    }
+}
+
+#[test]
+fn blob_counter_failure_at_every_commit() {
+    // The counter advance fails once (before or after it took effect): the
+    // commit reports the error, and the next open completes or keeps it.
+    for after in [false, true] {
+        let mut n = 0;
+        loop {
+            let store = MemoryBlobStore::new();
+            let counter = FlakyCounter::new(MemoryCounter::new(0));
+            let mut v = blob_create(&store, counter.clone()).unwrap();
+            counter.fail_at(n, after, false);
+            let mut failed = None;
+            for (i, s) in states().iter().enumerate() {
+                if let Err(e) = v.commit(s) {
+                    assert_eq!(e, keystore_down(), "n {n}");
+                    failed = Some(i);
+                    break;
+                }
+            }
+            drop(v);
+            if !counter.failed() {
+                assert_eq!(n, 4, "one advance per commit");
+                break;
+            }
+            let label = format!("counter after={after} n {n}");
+            let mut v = blob_open(&store, counter.clone()).unwrap();
+            // The state blob was replaced before the advance: the new state.
+            let version = check_after_crash(&mut v, failed, &label);
+            assert_eq!(version, n + 1, "{label}");
+            n += 1;
+        }
+    }
+}
+
+#[test]
+fn blob_counter_stuck_blocks_every_commit_until_it_works() {
+    let store = MemoryBlobStore::new();
+    let counter = FlakyCounter::new(MemoryCounter::new(0));
+    let mut v = blob_create(&store, counter.clone()).unwrap();
+    v.commit(b"one").unwrap();
+    counter.fail_at(0, false, true);
+    assert_eq!(v.commit(b"two"), Err(keystore_down()));
+    // The state blob holds version 2, the counter 1: nothing more can be
+    // committed (no version is sealed twice, none past the counter + 1), on
+    // this handle or a reopened one, and load cannot finish either.
+    assert_eq!(v.commit(b"three"), Err(keystore_down()));
+    assert_eq!(v.load(), Err(keystore_down()));
+    let mut w = blob_open(&store, counter.clone()).unwrap();
+    assert_eq!(w.load(), Err(keystore_down()));
+    assert_eq!(w.commit(b"three"), Err(keystore_down()));
+    assert_eq!(counter.inner.value(), 1);
+    // The keystore works again: the interrupted commit completes.
+    counter.heal();
+    let l = w.load().unwrap();
+    assert_eq!(
+        (l.state.as_deref(), l.version, l.rollback),
+        (Some(&b"two"[..]), 2, None)
+    );
+    w.commit(b"three").unwrap();
+    assert_eq!(counter.inner.value(), 3);
 }

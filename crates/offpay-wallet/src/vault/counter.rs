@@ -4,15 +4,18 @@ use core::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::VaultError;
 use super::fs::{RealFs, VaultFs, atomic_write};
 
 /// A counter that never decreases, kept outside the sealed state.
 ///
-/// On a real device this is a TPM 2.0 NV counter or an eMMC RPMB block; the
-/// software fallback is [`FileCounter`].
-pub trait MonotonicCounter {
+/// On a real device this is a TPM 2.0 NV counter, an eMMC RPMB block, or
+/// what the platform keystore offers (the SDK's host counter); the software
+/// fallback is [`FileCounter`]. `Send`: a wallet moves between threads
+/// (behind the SDK's lock).
+pub trait MonotonicCounter: Send {
     /// The current value.
     ///
     /// # Errors
@@ -191,31 +194,47 @@ impl MonotonicCounter for FileCounter {
     }
 }
 
-/// An in-memory [`MonotonicCounter`] (tests, simulator).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// An in-memory [`MonotonicCounter`] (tests, simulator, the FFI's benchmark
+/// baseline).
+///
+/// Clones share the value: one counter, several handles, so a test keeps a
+/// clone to reopen a vault after its handle is gone (a restarted process).
+/// An independent copy (a cloned device) is
+/// `MemoryCounter::new(c.value())`.
+#[derive(Clone, Debug, Default)]
 pub struct MemoryCounter {
-    value: u64,
+    value: Arc<AtomicU64>,
 }
 
 impl MemoryCounter {
     /// A counter at `value`.
     #[must_use]
-    pub const fn new(value: u64) -> Self {
-        Self { value }
+    pub fn new(value: u64) -> Self {
+        Self {
+            value: Arc::new(AtomicU64::new(value)),
+        }
+    }
+
+    /// The current value.
+    #[must_use]
+    pub fn value(&self) -> u64 {
+        self.value.load(Ordering::SeqCst)
     }
 }
 
 impl MonotonicCounter for MemoryCounter {
     fn read(&mut self) -> Result<u64, VaultError> {
-        Ok(self.value)
+        Ok(self.value())
     }
 
     fn advance_to(&mut self, v: u64) -> Result<(), VaultError> {
-        if v < self.value {
-            return Err(VaultError::CounterRegressed);
-        }
-        self.value = v;
-        Ok(())
+        // Never below the current value, even with several handles.
+        self.value
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |cur| {
+                (v >= cur).then_some(v)
+            })
+            .map(|_| ())
+            .map_err(|_| VaultError::CounterRegressed)
     }
 }
 
@@ -247,5 +266,12 @@ mod tests {
         assert_eq!(c.advance_to(3), Ok(()));
         assert_eq!(c.advance_to(9), Ok(()));
         assert_eq!(c.read(), Ok(9));
+        // Clones are handles on the same counter.
+        let mut other = c.clone();
+        other.advance_to(11).unwrap();
+        assert_eq!((c.read(), c.value()), (Ok(11), 11));
+        assert_eq!(c.advance_to(10), Err(VaultError::CounterRegressed));
+        assert_eq!(MemoryCounter::new(c.value()).value(), 11);
+        assert_eq!(MemoryCounter::default().value(), 0);
     }
 }

@@ -9,9 +9,10 @@
 //!   money-moving message);
 //! - **atomic**: after a failed or interrupted commit, reopening yields
 //!   either the old or the new state, never a mix and never nothing;
-//! - **sealed** ([`SealedFileVault`]): confidential and authenticated under a
-//!   key derived from the user PIN and a device secret; any change to the
-//!   sealed file is detected ([`VaultError::Tampered`]);
+//! - **sealed** ([`SealedVault`], [`SealedFileVault`]): confidential and
+//!   authenticated under a key derived from the user PIN and a device
+//!   secret; any change to the sealed state is detected
+//!   ([`VaultError::Tampered`]);
 //! - **rollback-detecting**: every committed state carries a version that a
 //!   [`MonotonicCounter`] kept apart from the state follows; a state older
 //!   than the counter is reported in [`Loaded::rollback`] (the TA then locks
@@ -19,9 +20,16 @@
 //!
 //! Implementations:
 //!
+//! - [`SealedVault`]: the sealed vault over host-provided storage, a
+//!   [`BlobStore`] (named blobs with durable atomic replace: an app's files
+//!   directory) and a [`MonotonicCounter`] (on a phone: KeyMint/StrongBox,
+//!   the Keychain); what the SDK (offpay-ffi) runs on. The blobs, the
+//!   byte-by-byte sealed format and the commit protocol are documented in
+//!   [`sealed`]. [`MemoryBlobStore`] is an in-memory store with crash
+//!   injection ([`MemoryBlobStore::fail_replace_at`]).
 //! - [`SealedFileVault`]: the software vault (DESIGN.md §5, "app-integrated
-//!   TRE"); the files, the byte-by-byte sealed format and the commit
-//!   protocol are documented in [`sealed`].
+//!   TRE"), a [`SealedVault`] over a directory and a [`FileCounter`]: one
+//!   sealing and commit implementation for both.
 //! - [`MemoryVault`]: in memory, for tests and the simulator, with the same
 //!   version/counter semantics, rollback simulation
 //!   ([`MemoryVault::snapshot`]/[`MemoryVault::restore`]) and crash injection
@@ -51,6 +59,7 @@
 //!   wallet directory while a command runs). Temporary files get unique
 //!   names, so even unserialized writers never rename each other's files.
 
+mod blob;
 mod counter;
 mod fs;
 mod memory;
@@ -58,16 +67,18 @@ pub mod sealed;
 
 use core::fmt;
 
+pub use blob::{BlobCrashPoint, BlobStore, MemoryBlobStore};
 pub use counter::{FileCounter, MemoryCounter, MonotonicCounter};
 pub(crate) use fs::atomic_write as fs_atomic_write;
 pub use fs::{FaultyFs, RealFs, SimulatedCrash, VaultFs};
 pub use memory::{CrashPoint, MemorySnapshot, MemoryVault};
-pub use sealed::{KdfParams, SealedFileVault};
+pub use sealed::{KdfParams, SealedFileVault, SealedVault};
 
 /// Largest state (plaintext) a vault seals or unseals, in bytes (4 MiB).
 pub const STATE_BYTES_MAX: usize = 4 << 20;
 
-/// Consecutive wrong PINs after which [`SealedFileVault::open`] refuses
+/// Consecutive wrong PINs after which [`SealedVault::open`] (and so
+/// [`SealedFileVault::open`]) refuses
 /// every PIN ([`VaultError::PinAttemptsExhausted`]) until an issuer-signed
 /// unlock token is applied ([`crate::recovery`]).
 pub const PIN_ATTEMPTS_MAX: u32 = 5;
@@ -183,6 +194,10 @@ pub enum VaultError {
     Corrupt(&'static str),
     /// A monotonic counter would go (or went) backwards.
     CounterRegressed,
+    /// [`SealedVault::create`] was given a counter that is not at 0: a
+    /// counter already used by another (or an earlier) wallet. The app makes
+    /// one new counter per wallet; nothing was written.
+    CounterNotFresh,
     /// Fault injection: the simulated process is dead; restart it
     /// ([`MemoryVault::restart`], or reopen a [`SealedFileVault`]).
     Crashed,
@@ -220,6 +235,9 @@ impl fmt::Display for VaultError {
             Self::AlreadyExists => f.write_str("a vault already exists"),
             Self::Corrupt(what) => write!(f, "vault corrupt: {what}"),
             Self::CounterRegressed => f.write_str("monotonic counter would go backwards"),
+            Self::CounterNotFresh => f.write_str(
+                "the monotonic counter for a new vault is not fresh (not at 0): make one counter per wallet",
+            ),
             Self::Crashed => f.write_str("simulated crash: the process is dead"),
             Self::TooLarge => write!(f, "state larger than {STATE_BYTES_MAX} bytes"),
             Self::InvalidKdfParams => f.write_str("Argon2id parameters out of range"),

@@ -1,19 +1,47 @@
-//! The software sealed vault: [`SealedFileVault`].
+//! The sealed vault: [`SealedVault`] over host-provided storage (a
+//! [`BlobStore`] and a [`MonotonicCounter`]), and [`SealedFileVault`], the
+//! same vault over a directory and a [`FileCounter`].
 //!
-//! # Files in the vault directory
+//! # Blobs and files
 //!
-//! | file | content | written |
-//! | --- | --- | --- |
-//! | `state.sealed` | the sealed state (format below) | atomically at create and every commit |
-//! | `counter` | the [`FileCounter`]: `b"OFPC"` + u64 LE | atomically, after each state write |
-//! | `pin-attempts` | consecutive wrong PINs, plain u32 LE (4 bytes) | atomically, at each open |
-//! | `device-check` | 16 bytes, see "Device check" | atomically, at create |
-//! | `recovery.sealed` | the PIN recovery record ([`crate::recovery`]) | atomically, after enrollment and at each unlock request |
+//! | name | blob of [`SealedVault`]? | content | written |
+//! | --- | --- | --- | --- |
+//! | `state.sealed` | yes | the sealed state (format below) | replaced at create and every commit |
+//! | `pin-attempts` | yes | consecutive wrong PINs, plain u32 LE (4 bytes) | replaced at create and twice per right open (count, reset), once per wrong one |
+//! | `device-check` | yes | 16 bytes, see "Device check" | replaced at create (and at the first right open of a vault from before it) |
+//! | `counter` | no: the counter | the [`FileCounter`]: `b"OFPC"` + u64 LE | file vault only: atomically at create and after each state write |
+//! | `recovery.sealed` | no | the PIN recovery record ([`crate::recovery`]) | file vault only: atomically, after enrollment and at each unlock request |
 //!
-//! "Atomically" = write `NAME.PID.N.tmp` (a name unique to the process and
-//! the write), fsync it, rename it over `NAME`, fsync the directory. A crash
-//! leaves `NAME` old or new, never partial; a stale temporary file is
-//! ignored.
+//! A [`SealedVault`] writes its blobs in the same order and the same bytes
+//! as the file vault writes its files, so a directory's `state.sealed`,
+//! `pin-attempts` and `device-check`, copied into any blob store with the
+//! counter's value, open as the same vault. Write order at create:
+//! `pin-attempts`, `device-check`, (file vault: `counter` = 0),
+//! `state.sealed`; at commit: `state.sealed`, then the counter.
+//!
+//! In the file vault, "atomically" = write `NAME.PID.N.tmp` (a name unique
+//! to the process and the write), fsync it, rename it over `NAME`, fsync the
+//! directory. A crash leaves `NAME` old or new, never partial; a stale
+//! temporary file is ignored.
+//!
+//! **What the host must guarantee** for a [`SealedVault`]:
+//!
+//! - [`BlobStore::replace`] is durable and atomic: after `Ok` the new
+//!   content survives power loss; after an error or a crash the blob holds
+//!   the old or the new content, never a mix, never nothing (on a file
+//!   system: the temporary file, fsync, rename, fsync of the directory
+//!   above). [`BlobStore::read`] returns what the last replace left.
+//! - The counter's [`advance_to`](MonotonicCounter::advance_to) is durable
+//!   before it returns `Ok`; the counter never goes back; it lives apart
+//!   from the blobs (a backup or an attacker who restores the blobs must
+//!   not restore it); [`SealedVault::create`] gets a fresh one (0).
+//! - One writer at a time (the SDK holds a lock per wallet).
+//!
+//! The store needs no secrecy or integrity of its own: every blob the vault
+//! reads is authenticated or bounded (a lost or edited `pin-attempts` fails
+//! closed, an edited `device-check` refuses the device secret, an edited or
+//! restored `state.sealed` is [`VaultError::Tampered`] or a reported
+//! rollback).
 //!
 //! # Sealed file format (`state.sealed`, format version 1)
 //!
@@ -26,7 +54,7 @@
 //! | 5 | 4 | Argon2id memory cost `m_kib` (u32, KiB) |
 //! | 9 | 4 | Argon2id passes `t` (u32) |
 //! | 13 | 4 | Argon2id lanes `p` (u32) |
-//! | 17 | 16 | salt: random, drawn once at [`SealedFileVault::create`] |
+//! | 17 | 16 | salt: random, drawn once at [`SealedVault::create`] |
 //! | 33 | 16 | PIN check value: `SHA-256("offpay vault v1 pin check" ‖ key)[0..16]` |
 //! | 49 | 8 | state version (u64): 0 = nothing committed, +1 per commit |
 //! | 57 | 24 | XChaCha20-Poly1305 nonce: random, fresh for every write |
@@ -89,8 +117,7 @@
 //! created before this file existed gets it at its next right open.
 
 use core::fmt;
-use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use argon2::{Algorithm, Argon2, Version};
@@ -100,6 +127,7 @@ use offpay_protocol::entropy::{Entropy, OsEntropy, SharedEntropy};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
+use super::blob::{BlobStore, DirStore, read_optional};
 use super::counter::{FileCounter, MonotonicCounter};
 use super::fs::{RealFs, VaultFs, atomic_write};
 use super::{Loaded, PIN_ATTEMPTS_MAX, STATE_BYTES_MAX, Vault, VaultError, reconcile};
@@ -342,30 +370,37 @@ fn cipher(key: &[u8; KEY_LEN]) -> Result<XChaCha20Poly1305, VaultError> {
     XChaCha20Poly1305::new_from_slice(key).map_err(|_| VaultError::Kdf)
 }
 
-/// The software sealed vault: the state sealed with XChaCha20-Poly1305 under
-/// a key derived with Argon2id from the user PIN and a device secret, stored
-/// atomically in `state.sealed`, with a [`FileCounter`] in `counter` for
-/// rollback detection and a `pin-attempts` file.
+/// The sealed vault over host-provided storage: the state sealed with
+/// XChaCha20-Poly1305 under a key derived with Argon2id from the user PIN and
+/// a device secret, kept in a [`BlobStore`] (`state.sealed`, `pin-attempts`,
+/// `device-check`, byte for byte the formats of the
+/// [module documentation](self)), with a [`MonotonicCounter`] kept apart for
+/// rollback detection.
 ///
-/// The file format and protocol are documented byte by byte in the
-/// [module documentation](self); in short: `OFPV`, format version `1`,
-/// `m_kib`, `t`, `p` (u32 LE each), 16-byte salt, 16-byte PIN check value,
-/// state version (u64 LE), 24-byte nonce, ciphertext ‖ 16-byte tag; the
-/// 81-byte header is the AEAD associated data.
+/// This is the one sealing and commit implementation: [`SealedFileVault`] is
+/// a `SealedVault` over a directory and a [`FileCounter`]. An app embedding
+/// the wallet (the SDK) gives it its files directory as the store and a
+/// hardware-backed counter (Android KeyMint/StrongBox, the iOS Keychain or
+/// Secure Enclave) as the counter: then a restored old `state.sealed` is
+/// detected even by an attacker who owns the OS and the files.
 ///
-/// The directory must exist; one process at a time (no file lock).
+/// What the host must guarantee: [`BlobStore::replace`] is durable and
+/// atomic (write a temporary file, fsync it, rename it over, fsync the
+/// directory); [`MonotonicCounter::advance_to`] is durable before it returns
+/// `Ok` and the counter never goes back; one counter per wallet, fresh (0) at
+/// [`create`](SealedVault::create); one writer at a time.
 ///
 /// While a handle is in sync (after a successful `load` or `commit`),
-/// `commit` does not re-read `state.sealed`: the TA's memory is authoritative,
-/// so a file edited or restored behind the running vault's back is simply
-/// replaced by the next commit (and reported by the next `load` before that).
-/// After `open` or a failed commit, `commit` first re-reads, authenticates and
-/// reconciles the stored state with the counter (completing an interrupted
-/// commit) so that no version number is ever sealed twice.
-pub struct SealedFileVault {
-    dir: PathBuf,
-    fs: Arc<dyn VaultFs>,
-    counter: FileCounter,
+/// `commit` does not re-read `state.sealed`: the TA's memory is
+/// authoritative, so a blob edited or restored behind the running vault's
+/// back is simply replaced by the next commit (and reported by the next
+/// `load` before that). After `open` or a failed commit, `commit` first
+/// re-reads, authenticates and reconciles the stored state with the counter
+/// (completing an interrupted commit) so that no version number is ever
+/// sealed twice.
+pub struct SealedVault<S: BlobStore, C: MonotonicCounter> {
+    store: S,
+    counter: C,
     key: Zeroizing<[u8; KEY_LEN]>,
     kdf: KdfParams,
     salt: [u8; SALT_LEN],
@@ -375,15 +410,15 @@ pub struct SealedFileVault {
     version: u64,
     /// Where the salt and the sealing nonces come from.
     entropy: SharedEntropy,
-    /// `false` after open and after a failed commit: the disk must be
+    /// `false` after open and after a failed commit: the store must be
     /// re-read (and an interrupted commit completed) before the next commit.
     synced: bool,
 }
 
-impl fmt::Debug for SealedFileVault {
+impl<S: BlobStore, C: MonotonicCounter> fmt::Debug for SealedVault<S, C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SealedFileVault")
-            .field("dir", &self.dir)
+        f.debug_struct("SealedVault")
+            .field("store", &self.store)
             .field("kdf", &self.kdf)
             .field("version", &self.version)
             .field("synced", &self.synced)
@@ -391,75 +426,66 @@ impl fmt::Debug for SealedFileVault {
     }
 }
 
-impl SealedFileVault {
-    /// Create a new vault in the existing directory `dir`: draws a random
-    /// salt, derives the key from `pin` and `device_secret` with `kdf`, and
-    /// writes `pin-attempts` (0), `counter` (0) and `state.sealed` (version
-    /// 0, nothing committed), in that order, each atomically. The vault
-    /// exists once `state.sealed` does; a create interrupted before that can
-    /// simply be repeated.
+impl<S: BlobStore, C: MonotonicCounter> SealedVault<S, C> {
+    /// Create a new vault in `store` with the fresh `counter`: draws a random
+    /// salt from `entropy`, derives the key from `pin` and `device_secret`
+    /// with `kdf`, and writes the blobs `pin-attempts` (0), `device-check`
+    /// and `state.sealed` (version 0, nothing committed), in that order, each
+    /// by one [`BlobStore::replace`]. The vault exists once `state.sealed`
+    /// does; a create interrupted before that can simply be repeated (the
+    /// counter is not written at create).
     ///
     /// # Errors
-    /// [`VaultError::AlreadyExists`] if `state.sealed` exists,
-    /// [`VaultError::InvalidKdfParams`], [`VaultError::Kdf`],
-    /// [`VaultError::Rng`], I/O errors.
+    /// [`VaultError::InvalidKdfParams`]; [`VaultError::AlreadyExists`] if
+    /// `state.sealed` exists; [`VaultError::CounterNotFresh`] if
+    /// `counter.read()` is not 0 (one counter per wallet: a used one would
+    /// make the new vault look rolled back, or let an old state pass);
+    /// [`VaultError::Kdf`], [`VaultError::Rng`], the store's and the
+    /// counter's errors. Nothing is written before these checks pass.
     pub fn create(
-        dir: &Path,
+        mut store: S,
+        mut counter: C,
         pin: &[u8],
         device_secret: &[u8; 32],
         kdf: KdfParams,
-    ) -> Result<Self, VaultError> {
-        Self::create_with_fs(dir, pin, device_secret, kdf, Box::new(RealFs))
-    }
-
-    /// [`SealedFileVault::create`] through the given file system (fault
-    /// injection).
-    ///
-    /// # Errors
-    /// As [`SealedFileVault::create`].
-    pub fn create_with_fs(
-        dir: &Path,
-        pin: &[u8],
-        device_secret: &[u8; 32],
-        kdf: KdfParams,
-        fs: Box<dyn VaultFs>,
-    ) -> Result<Self, VaultError> {
-        Self::create_with_entropy(dir, pin, device_secret, kdf, fs, OsEntropy::shared())
-    }
-
-    /// [`SealedFileVault::create_with_fs`] drawing the salt and every sealing
-    /// nonce from `entropy` (the simulator and tests use a seeded one).
-    ///
-    /// # Errors
-    /// As [`SealedFileVault::create`].
-    pub fn create_with_entropy(
-        dir: &Path,
-        pin: &[u8],
-        device_secret: &[u8; 32],
-        kdf: KdfParams,
-        fs: Box<dyn VaultFs>,
         entropy: SharedEntropy,
     ) -> Result<Self, VaultError> {
-        let fs: Arc<dyn VaultFs> = Arc::from(fs);
-        kdf.validate()?;
-        match fs.read_file(&dir.join(STATE_FILE), SEALED_LEN_MAX) {
-            Ok(_) => return Err(VaultError::AlreadyExists),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(VaultError::io("read state")(e)),
+        Self::check_new(&mut store, kdf)?;
+        if counter.read()? != 0 {
+            return Err(VaultError::CounterNotFresh);
         }
+        Self::create_with(store, counter, pin, device_secret, kdf, entropy, |_| Ok(()))
+    }
+
+    /// The checks of create before anything is written: valid parameters,
+    /// no vault in `store` yet.
+    fn check_new(store: &mut S, kdf: KdfParams) -> Result<(), VaultError> {
+        kdf.validate()?;
+        if store.read(STATE_FILE, SEALED_LEN_MAX)?.is_some() {
+            return Err(VaultError::AlreadyExists);
+        }
+        Ok(())
+    }
+
+    /// The create protocol after [`SealedVault::check_new`]; `init_counter`
+    /// runs between the `device-check` and the `state.sealed` writes.
+    fn create_with(
+        mut store: S,
+        mut counter: C,
+        pin: &[u8],
+        device_secret: &[u8; 32],
+        kdf: KdfParams,
+        entropy: SharedEntropy,
+        init_counter: impl FnOnce(&mut C) -> Result<(), VaultError>,
+    ) -> Result<Self, VaultError> {
         let salt = random::<SALT_LEN>(entropy.as_ref())?;
         let key = derive_key(pin, device_secret, kdf, &salt)?;
         let check = check_value(&key);
-        atomic_write(fs.as_ref(), &dir.join(ATTEMPTS_FILE), &0u32.to_le_bytes())?;
-        atomic_write(
-            fs.as_ref(),
-            &dir.join(DEVICE_CHECK_FILE),
-            &device_check_value(device_secret),
-        )?;
-        let counter = FileCounter::init_with_fs(&dir.join(COUNTER_FILE), Arc::clone(&fs))?;
+        store.replace(ATTEMPTS_FILE, &0u32.to_le_bytes())?;
+        store.replace(DEVICE_CHECK_FILE, &device_check_value(device_secret))?;
+        init_counter(&mut counter)?;
         let mut vault = Self {
-            dir: dir.to_path_buf(),
-            fs,
+            store,
             counter,
             key,
             kdf,
@@ -470,16 +496,19 @@ impl SealedFileVault {
             entropy,
         };
         let sealed = vault.seal(0, &[])?;
-        atomic_write(vault.fs.as_ref(), &vault.state_path(), &sealed)?;
+        vault.store.replace(STATE_FILE, &sealed)?;
         vault.synced = true;
         Ok(vault)
     }
 
-    /// Open the vault in `dir` with `pin` and `device_secret`.
+    /// Open the vault in `store` with `counter`, `pin` and `device_secret`;
+    /// later commits draw their sealing nonces from `entropy`.
     ///
-    /// Counts the attempt in `pin-attempts` first, derives the key with the
-    /// parameters and salt of the stored header, checks it (PIN check value)
-    /// and unseals the stored state. A right PIN resets the count.
+    /// Checks the device secret (`device-check`, not counted as a PIN
+    /// guess), counts the attempt in `pin-attempts` first, derives the key
+    /// with the parameters and salt of the stored header, checks it (PIN
+    /// check value) and unseals the stored state. A right PIN resets the
+    /// count. The counter is not read here: [`Vault::load`] reconciles.
     ///
     /// # Errors
     /// [`VaultError::NotFound`] if there is no `state.sealed`;
@@ -490,40 +519,24 @@ impl SealedFileVault {
     /// belong to this vault (not counted); [`VaultError::PinAttemptsUnreadable`]
     /// if `pin-attempts` is missing or malformed;
     /// [`VaultError::WrongPin`] for a wrong PIN (counted);
-    /// [`VaultError::Tampered`] if the file is malformed or fails
-    /// authentication under the right key; I/O and KDF errors.
-    pub fn open(dir: &Path, pin: &[u8], device_secret: &[u8; 32]) -> Result<Self, VaultError> {
-        Self::open_with_fs(dir, pin, device_secret, Box::new(RealFs))
-    }
-
-    /// [`SealedFileVault::open`] through the given file system (fault
-    /// injection).
-    ///
-    /// # Errors
-    /// As [`SealedFileVault::open`].
-    pub fn open_with_fs(
-        dir: &Path,
+    /// [`VaultError::Tampered`] if `state.sealed` is malformed or fails
+    /// authentication under the right key; the store's and KDF errors.
+    pub fn open(
+        mut store: S,
+        counter: C,
         pin: &[u8],
         device_secret: &[u8; 32],
-        fs: Box<dyn VaultFs>,
+        entropy: SharedEntropy,
     ) -> Result<Self, VaultError> {
-        let fs: Arc<dyn VaultFs> = Arc::from(fs);
-        let file = match fs.read_file(&dir.join(STATE_FILE), SEALED_LEN_MAX) {
-            Ok(file) => file,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(VaultError::NotFound),
-            Err(e) => return Err(VaultError::io("read state")(e)),
-        };
+        let file = store
+            .read(STATE_FILE, SEALED_LEN_MAX)?
+            .ok_or(VaultError::NotFound)?;
         let (header, _, _) = Header::parse(&file)?;
 
         // The device secret first: a wrong one is not a PIN guess.
         let device_check = device_check_value(device_secret);
-        let device_check_stored = match fs.read_file(&dir.join(DEVICE_CHECK_FILE), DEVICE_CHECK_LEN)
-        {
-            Ok(bytes) => Some(bytes),
-            // A vault from before the device check: written after a right open.
-            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
-            Err(e) => return Err(VaultError::io("read device check")(e)),
-        };
+        // None: a vault from before the device check, written after a right open.
+        let device_check_stored = store.read(DEVICE_CHECK_FILE, DEVICE_CHECK_LEN)?;
         match &device_check_stored {
             Some(stored) if stored.len() != DEVICE_CHECK_LEN => {
                 return Err(VaultError::Corrupt("device-check file malformed"));
@@ -531,20 +544,15 @@ impl SealedFileVault {
             Some(stored) if !ct_eq(stored, &device_check) => {
                 return Err(VaultError::WrongDeviceSecret);
             }
-            Some(_) => {}
-            None => {}
+            Some(_) | None => {}
         }
 
-        let attempts = read_attempts(fs.as_ref(), dir)?;
+        let attempts = parse_attempts(store.read(ATTEMPTS_FILE, 4)?)?;
         if attempts >= PIN_ATTEMPTS_MAX {
             return Err(VaultError::PinAttemptsExhausted);
         }
         let attempts = attempts + 1;
-        atomic_write(
-            fs.as_ref(),
-            &dir.join(ATTEMPTS_FILE),
-            &attempts.to_le_bytes(),
-        )?;
+        store.replace(ATTEMPTS_FILE, &attempts.to_le_bytes())?;
 
         let key = derive_key(pin, device_secret, header.kdf, &header.salt)?;
         if !ct_eq(&check_value(&key), &header.check) {
@@ -552,15 +560,13 @@ impl SealedFileVault {
                 attempts_left: PIN_ATTEMPTS_MAX - attempts,
             });
         }
-        atomic_write(fs.as_ref(), &dir.join(ATTEMPTS_FILE), &0u32.to_le_bytes())?;
+        store.replace(ATTEMPTS_FILE, &0u32.to_le_bytes())?;
         if device_check_stored.is_none() {
-            atomic_write(fs.as_ref(), &dir.join(DEVICE_CHECK_FILE), &device_check)?;
+            store.replace(DEVICE_CHECK_FILE, &device_check)?;
         }
 
-        let counter = FileCounter::unchecked(&dir.join(COUNTER_FILE), Arc::clone(&fs), 0);
         let vault = Self {
-            dir: dir.to_path_buf(),
-            fs,
+            store,
             counter,
             key,
             kdf: header.kdf,
@@ -568,35 +574,11 @@ impl SealedFileVault {
             check: header.check,
             version: header.version,
             synced: false,
-            entropy: OsEntropy::shared(),
+            entropy,
         };
         // Right key: the state must authenticate.
         vault.unseal(&file)?;
         Ok(vault)
-    }
-
-    /// Reset the consecutive wrong-PIN count of the vault in `dir` to 0.
-    /// Not public: only [`crate::recovery`] calls it, after verifying an
-    /// issuer-signed unlock token bound to this wallet, this count and the
-    /// vault's own fresh nonce.
-    pub(crate) fn reset_pin_attempts(dir: &Path) -> Result<(), VaultError> {
-        atomic_write(&RealFs, &dir.join(ATTEMPTS_FILE), &0u32.to_le_bytes())
-    }
-
-    /// The same vault doing its file operations through `fs` from now on
-    /// (fault injection). The state and counter paths are unchanged.
-    #[must_use]
-    pub fn with_fs(mut self, fs: Box<dyn VaultFs>) -> Self {
-        let fs: Arc<dyn VaultFs> = Arc::from(fs);
-        self.counter = self.counter.rebind(Arc::clone(&fs));
-        self.fs = fs;
-        self
-    }
-
-    /// The vault directory.
-    #[must_use]
-    pub fn dir(&self) -> &Path {
-        &self.dir
     }
 
     /// The Argon2id parameters of this vault.
@@ -605,14 +587,27 @@ impl SealedFileVault {
         self.kdf
     }
 
-    /// Draw the sealing nonces of later commits from `entropy` (an opened
-    /// vault starts on the operating system's source).
+    /// Draw the sealing nonces of later commits from `entropy`.
     pub fn set_entropy(&mut self, entropy: SharedEntropy) {
         self.entropy = entropy;
     }
 
-    fn state_path(&self) -> PathBuf {
-        self.dir.join(STATE_FILE)
+    /// The blob store.
+    #[must_use]
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// The monotonic counter.
+    #[must_use]
+    pub fn counter(&self) -> &C {
+        &self.counter
+    }
+
+    /// The store and the counter back (the key is wiped).
+    #[must_use]
+    pub fn into_parts(self) -> (S, C) {
+        (self.store, self.counter)
     }
 
     fn seal(&self, version: u64, state: &[u8]) -> Result<Vec<u8>, VaultError> {
@@ -664,12 +659,11 @@ impl SealedFileVault {
     /// Read and unseal the stored state, reconcile it with the counter
     /// (completing an interrupted commit), and remember where we are.
     fn sync(&mut self) -> Result<Loaded, VaultError> {
-        let file = match self.fs.read_file(&self.state_path(), SEALED_LEN_MAX) {
-            Ok(file) => file,
-            // The vault was opened, so the file was there: someone removed it.
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(VaultError::Tampered),
-            Err(e) => return Err(VaultError::io("read state")(e)),
-        };
+        // The vault was opened, so the blob was there: someone removed it.
+        let file = self
+            .store
+            .read(STATE_FILE, SEALED_LEN_MAX)?
+            .ok_or(VaultError::Tampered)?;
         let (version, plaintext) = self.unseal(&file)?;
         let counter = self.counter.read().map_err(|e| match e {
             VaultError::NotFound => VaultError::Corrupt("counter file missing"),
@@ -689,19 +683,7 @@ impl SealedFileVault {
     }
 }
 
-/// Consecutive wrong PINs so far. A missing or malformed file fails closed,
-/// as its own error ([`VaultError::PinAttemptsUnreadable`]).
-pub(crate) fn read_attempts(fs: &dyn VaultFs, dir: &Path) -> Result<u32, VaultError> {
-    match fs.read_file(&dir.join(ATTEMPTS_FILE), 4) {
-        Ok(bytes) => <[u8; 4]>::try_from(bytes.as_slice())
-            .map(u32::from_le_bytes)
-            .map_err(|_| VaultError::PinAttemptsUnreadable),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Err(VaultError::PinAttemptsUnreadable),
-        Err(e) => Err(VaultError::io("read pin attempts")(e)),
-    }
-}
-
-impl Vault for SealedFileVault {
+impl<S: BlobStore, C: MonotonicCounter> Vault for SealedVault<S, C> {
     fn load(&mut self) -> Result<Loaded, VaultError> {
         self.sync()
     }
@@ -718,12 +700,212 @@ impl Vault for SealedFileVault {
             .checked_add(1)
             .ok_or(VaultError::Corrupt("version overflow"))?;
         let sealed = self.seal(version, state)?;
-        // Until both steps succeed we do not know what the disk holds.
+        // Until both steps succeed we do not know what the store holds.
         self.synced = false;
-        atomic_write(self.fs.as_ref(), &self.state_path(), &sealed)?;
+        self.store.replace(STATE_FILE, &sealed)?;
         self.counter.advance_to(version)?;
         self.version = version;
         self.synced = true;
         Ok(())
+    }
+}
+
+/// The software sealed vault: a [`SealedVault`] over a directory (every
+/// blob a file, replaced atomically) with a [`FileCounter`] in the file
+/// `counter`.
+///
+/// The file format and protocol are documented byte by byte in the
+/// [module documentation](self); in short: `OFPV`, format version `1`,
+/// `m_kib`, `t`, `p` (u32 LE each), 16-byte salt, 16-byte PIN check value,
+/// state version (u64 LE), 24-byte nonce, ciphertext ‖ 16-byte tag; the
+/// 81-byte header is the AEAD associated data.
+///
+/// The directory must exist; one process at a time (no file lock). The
+/// commit and re-read rules are [`SealedVault`]'s.
+pub struct SealedFileVault {
+    inner: SealedVault<DirStore, FileCounter>,
+}
+
+impl fmt::Debug for SealedFileVault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SealedFileVault")
+            .field("dir", &self.inner.store.dir)
+            .field("kdf", &self.inner.kdf)
+            .field("version", &self.inner.version)
+            .field("synced", &self.inner.synced)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SealedFileVault {
+    /// Create a new vault in the existing directory `dir`: draws a random
+    /// salt, derives the key from `pin` and `device_secret` with `kdf`, and
+    /// writes `pin-attempts` (0), `device-check`, `counter` (0) and
+    /// `state.sealed` (version 0, nothing committed), in that order, each
+    /// atomically. The vault exists once `state.sealed` does; a create
+    /// interrupted before that can simply be repeated.
+    ///
+    /// # Errors
+    /// [`VaultError::AlreadyExists`] if `state.sealed` exists,
+    /// [`VaultError::InvalidKdfParams`], [`VaultError::Kdf`],
+    /// [`VaultError::Rng`], I/O errors.
+    pub fn create(
+        dir: &Path,
+        pin: &[u8],
+        device_secret: &[u8; 32],
+        kdf: KdfParams,
+    ) -> Result<Self, VaultError> {
+        Self::create_with_fs(dir, pin, device_secret, kdf, Box::new(RealFs))
+    }
+
+    /// [`SealedFileVault::create`] through the given file system (fault
+    /// injection).
+    ///
+    /// # Errors
+    /// As [`SealedFileVault::create`].
+    pub fn create_with_fs(
+        dir: &Path,
+        pin: &[u8],
+        device_secret: &[u8; 32],
+        kdf: KdfParams,
+        fs: Box<dyn VaultFs>,
+    ) -> Result<Self, VaultError> {
+        Self::create_with_entropy(dir, pin, device_secret, kdf, fs, OsEntropy::shared())
+    }
+
+    /// [`SealedFileVault::create_with_fs`] drawing the salt and every sealing
+    /// nonce from `entropy` (the simulator and tests use a seeded one).
+    ///
+    /// # Errors
+    /// As [`SealedFileVault::create`].
+    pub fn create_with_entropy(
+        dir: &Path,
+        pin: &[u8],
+        device_secret: &[u8; 32],
+        kdf: KdfParams,
+        fs: Box<dyn VaultFs>,
+        entropy: SharedEntropy,
+    ) -> Result<Self, VaultError> {
+        let fs: Arc<dyn VaultFs> = Arc::from(fs);
+        let mut store = DirStore {
+            dir: dir.to_path_buf(),
+            fs: Arc::clone(&fs),
+        };
+        SealedVault::<DirStore, FileCounter>::check_new(&mut store, kdf)?;
+        let counter_path = dir.join(COUNTER_FILE);
+        let counter = FileCounter::unchecked(&counter_path, Arc::clone(&fs), 0);
+        // A counter file left by an interrupted create (or by a vault whose
+        // state.sealed was removed) is replaced by a fresh one, at the same
+        // point of the write order as always.
+        let inner =
+            SealedVault::create_with(store, counter, pin, device_secret, kdf, entropy, |c| {
+                *c = FileCounter::init_with_fs(&counter_path, fs)?;
+                Ok(())
+            })?;
+        Ok(Self { inner })
+    }
+
+    /// Open the vault in `dir` with `pin` and `device_secret`.
+    ///
+    /// Counts the attempt in `pin-attempts` first, derives the key with the
+    /// parameters and salt of the stored header, checks it (PIN check value)
+    /// and unseals the stored state. A right PIN resets the count.
+    ///
+    /// # Errors
+    /// As [`SealedVault::open`]: [`VaultError::NotFound`] if there is no
+    /// `state.sealed`; [`VaultError::PinAttemptsExhausted`],
+    /// [`VaultError::WrongDeviceSecret`] (not counted),
+    /// [`VaultError::PinAttemptsUnreadable`], [`VaultError::WrongPin`]
+    /// (counted), [`VaultError::Tampered`]; I/O and KDF errors.
+    pub fn open(dir: &Path, pin: &[u8], device_secret: &[u8; 32]) -> Result<Self, VaultError> {
+        Self::open_with_fs(dir, pin, device_secret, Box::new(RealFs))
+    }
+
+    /// [`SealedFileVault::open`] through the given file system (fault
+    /// injection).
+    ///
+    /// # Errors
+    /// As [`SealedFileVault::open`].
+    pub fn open_with_fs(
+        dir: &Path,
+        pin: &[u8],
+        device_secret: &[u8; 32],
+        fs: Box<dyn VaultFs>,
+    ) -> Result<Self, VaultError> {
+        let fs: Arc<dyn VaultFs> = Arc::from(fs);
+        let counter = FileCounter::unchecked(&dir.join(COUNTER_FILE), Arc::clone(&fs), 0);
+        let store = DirStore {
+            dir: dir.to_path_buf(),
+            fs,
+        };
+        let inner = SealedVault::open(store, counter, pin, device_secret, OsEntropy::shared())?;
+        Ok(Self { inner })
+    }
+
+    /// Reset the consecutive wrong-PIN count of the vault in `dir` to 0.
+    /// Not public: only [`crate::recovery`] calls it, after verifying an
+    /// issuer-signed unlock token bound to this wallet, this count and the
+    /// vault's own fresh nonce.
+    pub(crate) fn reset_pin_attempts(dir: &Path) -> Result<(), VaultError> {
+        atomic_write(&RealFs, &dir.join(ATTEMPTS_FILE), &0u32.to_le_bytes())
+    }
+
+    /// The same vault doing its file operations through `fs` from now on
+    /// (fault injection). The state and counter paths are unchanged.
+    #[must_use]
+    pub fn with_fs(mut self, fs: Box<dyn VaultFs>) -> Self {
+        let fs: Arc<dyn VaultFs> = Arc::from(fs);
+        self.inner.counter = self.inner.counter.rebind(Arc::clone(&fs));
+        self.inner.store.fs = fs;
+        self
+    }
+
+    /// The vault directory.
+    #[must_use]
+    pub fn dir(&self) -> &Path {
+        &self.inner.store.dir
+    }
+
+    /// The Argon2id parameters of this vault.
+    #[must_use]
+    pub fn kdf_params(&self) -> KdfParams {
+        self.inner.kdf_params()
+    }
+
+    /// Draw the sealing nonces of later commits from `entropy` (an opened
+    /// vault starts on the operating system's source).
+    pub fn set_entropy(&mut self, entropy: SharedEntropy) {
+        self.inner.set_entropy(entropy);
+    }
+}
+
+/// Consecutive wrong PINs in a `pin-attempts` blob. A missing or malformed
+/// blob fails closed, as its own error ([`VaultError::PinAttemptsUnreadable`]).
+fn parse_attempts(bytes: Option<Vec<u8>>) -> Result<u32, VaultError> {
+    let bytes = bytes.ok_or(VaultError::PinAttemptsUnreadable)?;
+    <[u8; 4]>::try_from(bytes.as_slice())
+        .map(u32::from_le_bytes)
+        .map_err(|_| VaultError::PinAttemptsUnreadable)
+}
+
+/// Consecutive wrong PINs so far in the vault directory `dir`. A missing or
+/// malformed file fails closed, as its own error
+/// ([`VaultError::PinAttemptsUnreadable`]).
+pub(crate) fn read_attempts(fs: &dyn VaultFs, dir: &Path) -> Result<u32, VaultError> {
+    parse_attempts(read_optional(
+        fs,
+        &dir.join(ATTEMPTS_FILE),
+        4,
+        "read pin attempts",
+    )?)
+}
+
+impl Vault for SealedFileVault {
+    fn load(&mut self) -> Result<Loaded, VaultError> {
+        self.inner.load()
+    }
+
+    fn commit(&mut self, state: &[u8]) -> Result<(), VaultError> {
+        self.inner.commit(state)
     }
 }

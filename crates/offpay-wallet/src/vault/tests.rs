@@ -444,6 +444,321 @@ fn vault_timings() {
     );
 }
 
+// ---- SealedVault over a BlobStore -------------------------------------------
+
+use offpay_protocol::entropy::{OsEntropy, SeededEntropy};
+
+type BlobVault = SealedVault<MemoryBlobStore, MemoryCounter>;
+
+fn blob_create(store: &MemoryBlobStore, counter: &MemoryCounter) -> BlobVault {
+    SealedVault::create(
+        store.clone(),
+        counter.clone(),
+        PIN,
+        &SECRET,
+        KdfParams::TEST,
+        OsEntropy::shared(),
+    )
+    .unwrap()
+}
+
+fn blob_open(store: &MemoryBlobStore, counter: &MemoryCounter) -> Result<BlobVault, VaultError> {
+    SealedVault::open(
+        store.clone(),
+        counter.clone(),
+        PIN,
+        &SECRET,
+        OsEntropy::shared(),
+    )
+}
+
+const BLOBS: [&str; 3] = ["state.sealed", "pin-attempts", "device-check"];
+
+fn counter_file_value(dir: &Path) -> u64 {
+    let bytes = fs::read(dir.join("counter")).unwrap();
+    assert_eq!(&bytes[..4], b"OFPC");
+    u64::from_le_bytes(bytes[4..].try_into().unwrap())
+}
+
+#[test]
+fn vault_blob_round_trip() {
+    let store = MemoryBlobStore::new();
+    let counter = MemoryCounter::new(0);
+    let mut v = blob_create(&store, &counter);
+    assert_eq!(
+        store.names(),
+        ["device-check", "pin-attempts", "state.sealed"]
+    );
+    let l = v.load().unwrap();
+    assert_eq!((l.state, l.version, l.rollback), (None, 0, None));
+    v.commit(b"first").unwrap();
+    v.commit(b"second state").unwrap();
+    assert_eq!(counter.value(), 2);
+    assert_eq!(v.kdf_params(), KdfParams::TEST);
+    let (s2, c2) = v.into_parts();
+    assert_eq!(s2.get("state.sealed"), store.get("state.sealed"));
+    assert_eq!(c2.value(), 2);
+    let mut v = blob_open(&store, &counter).unwrap();
+    let l = v.load().unwrap();
+    assert_eq!(l.state.as_deref(), Some(&b"second state"[..]));
+    assert_eq!((l.version, l.rollback), (2, None));
+    // Commit without load re-reads first.
+    let mut v2 = blob_open(&store, &counter).unwrap();
+    v2.commit(b"").unwrap();
+    assert_eq!(v.load().unwrap().state, Some(vec![]));
+    assert_eq!(counter.value(), 3);
+    let sealed = store.get("state.sealed").unwrap();
+    assert!(!sealed.windows(6).any(|w| w == b"second"));
+    assert_eq!(
+        v.commit(&vec![0; STATE_BYTES_MAX + 1]),
+        Err(VaultError::TooLarge)
+    );
+    assert_eq!(v.load().unwrap().version, 3);
+}
+
+#[test]
+fn vault_blob_same_bytes_as_the_file_vault() {
+    // The same seed, PIN, secret and commits: the blobs are the files, byte for
+    // byte, and the counter is the counter file's value.
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let mut f = SealedFileVault::create_with_entropy(
+        d,
+        PIN,
+        &SECRET,
+        KdfParams::TEST,
+        Box::new(RealFs),
+        SeededEntropy::shared(7, "vault"),
+    )
+    .unwrap();
+    let store = MemoryBlobStore::new();
+    let counter = MemoryCounter::new(0);
+    let mut b = SealedVault::create(
+        store.clone(),
+        counter.clone(),
+        PIN,
+        &SECRET,
+        KdfParams::TEST,
+        SeededEntropy::shared(7, "vault"),
+    )
+    .unwrap();
+    let same = |d: &Path, store: &MemoryBlobStore, counter: &MemoryCounter| {
+        for name in BLOBS {
+            assert_eq!(
+                store.get(name),
+                Some(fs::read(d.join(name)).unwrap()),
+                "{name}"
+            );
+        }
+        assert_eq!(counter.value(), counter_file_value(d));
+    };
+    same(d, &store, &counter);
+    for state in [&b"one"[..], b"", &[0x5a; 3000]] {
+        f.commit(state).unwrap();
+        b.commit(state).unwrap();
+        same(d, &store, &counter);
+    }
+    // A wrong PIN, then a right one: the same pin-attempts bytes.
+    drop((f, b));
+    assert!(SealedFileVault::open(d, b"0000", &SECRET).is_err());
+    assert!(
+        SealedVault::open(
+            store.clone(),
+            counter.clone(),
+            b"0000",
+            &SECRET,
+            OsEntropy::shared()
+        )
+        .is_err()
+    );
+    same(d, &store, &counter);
+    assert_eq!(store.get("pin-attempts").unwrap(), 1u32.to_le_bytes());
+    let mut f = open(d).unwrap();
+    let mut b = blob_open(&store, &counter).unwrap();
+    same(d, &store, &counter);
+    assert_eq!(f.load().unwrap(), b.load().unwrap());
+
+    // The files of a directory, copied into a store, open as the same vault.
+    let copy = MemoryBlobStore::new();
+    for name in BLOBS {
+        copy.put(name, &fs::read(d.join(name)).unwrap());
+    }
+    let mut c = blob_open(&copy, &MemoryCounter::new(counter_file_value(d))).unwrap();
+    assert_eq!(c.load().unwrap(), f.load().unwrap());
+    // And the blobs, written as files, open as a file vault.
+    let dir2 = tempfile::tempdir().unwrap();
+    for name in BLOBS {
+        fs::write(dir2.path().join(name), store.get(name).unwrap()).unwrap();
+    }
+    FileCounter::create(&dir2.path().join("counter"))
+        .unwrap()
+        .advance_to(counter.value())
+        .unwrap();
+    assert_eq!(
+        open(dir2.path()).unwrap().load().unwrap(),
+        b.load().unwrap()
+    );
+}
+
+#[test]
+fn vault_blob_create_refusals_write_nothing() {
+    let store = MemoryBlobStore::new();
+    let used = MemoryCounter::new(1);
+    let create = |store: &MemoryBlobStore, counter: &MemoryCounter, kdf| {
+        SealedVault::create(
+            store.clone(),
+            counter.clone(),
+            PIN,
+            &SECRET,
+            kdf,
+            OsEntropy::shared(),
+        )
+        .err()
+    };
+    assert_eq!(
+        create(&store, &used, KdfParams::TEST),
+        Some(VaultError::CounterNotFresh)
+    );
+    assert_eq!(store.names(), Vec::<String>::new());
+    assert_eq!(used.value(), 1);
+    let bad = KdfParams {
+        m_kib: 4,
+        t: 1,
+        p: 1,
+    };
+    let fresh = MemoryCounter::new(0);
+    assert_eq!(
+        create(&store, &fresh, bad),
+        Some(VaultError::InvalidKdfParams)
+    );
+    assert_eq!(store.names(), Vec::<String>::new());
+    assert_eq!(blob_open(&store, &fresh).err(), Some(VaultError::NotFound));
+    let mut v = blob_create(&store, &fresh);
+    v.commit(b"money").unwrap();
+    let before: Vec<_> = BLOBS.iter().map(|n| store.get(n)).collect();
+    // A second create over it: refused before the counter is even looked at.
+    assert_eq!(
+        create(&store, &MemoryCounter::new(0), KdfParams::TEST),
+        Some(VaultError::AlreadyExists)
+    );
+    assert_eq!(
+        create(&store, &fresh, KdfParams::TEST),
+        Some(VaultError::AlreadyExists)
+    );
+    let after: Vec<_> = BLOBS.iter().map(|n| store.get(n)).collect();
+    assert_eq!(before, after);
+    assert_eq!(v.load().unwrap().state.as_deref(), Some(&b"money"[..]));
+    assert!(
+        VaultError::CounterNotFresh
+            .to_string()
+            .contains("one counter per wallet")
+    );
+}
+
+#[test]
+fn vault_blob_pin_attempts_and_device_secret() {
+    let store = MemoryBlobStore::new();
+    let counter = MemoryCounter::new(0);
+    blob_create(&store, &counter).commit(b"x").unwrap();
+    let wrong = || {
+        SealedVault::open(
+            store.clone(),
+            counter.clone(),
+            b"999999",
+            &SECRET,
+            OsEntropy::shared(),
+        )
+        .err()
+    };
+    assert_eq!(wrong(), Some(VaultError::WrongPin { attempts_left: 4 }));
+    blob_open(&store, &counter).unwrap();
+    for left in (0..PIN_ATTEMPTS_MAX).rev() {
+        assert_eq!(
+            wrong(),
+            Some(VaultError::WrongPin {
+                attempts_left: left
+            })
+        );
+    }
+    assert_eq!(
+        blob_open(&store, &counter).err(),
+        Some(VaultError::PinAttemptsExhausted)
+    );
+    store.put("pin-attempts", &0u32.to_le_bytes());
+    let mut other = SECRET;
+    other[0] ^= 1;
+    for _ in 0..PIN_ATTEMPTS_MAX + 1 {
+        assert_eq!(
+            SealedVault::open(
+                store.clone(),
+                counter.clone(),
+                PIN,
+                &other,
+                OsEntropy::shared()
+            )
+            .err(),
+            Some(VaultError::WrongDeviceSecret)
+        );
+    }
+    assert_eq!(store.get("pin-attempts").unwrap(), [0; 4]);
+    // A host that lost or garbled pin-attempts: fail closed.
+    store.remove("pin-attempts");
+    assert_eq!(
+        blob_open(&store, &counter).err(),
+        Some(VaultError::PinAttemptsUnreadable)
+    );
+    store.put("pin-attempts", &[0; 5]);
+    assert_eq!(
+        blob_open(&store, &counter).err(),
+        Some(VaultError::PinAttemptsUnreadable)
+    );
+    store.put("pin-attempts", &0u32.to_le_bytes());
+    store.put("device-check", &[0; 3]);
+    assert!(matches!(
+        blob_open(&store, &counter).err(),
+        Some(VaultError::Corrupt(_))
+    ));
+}
+
+#[test]
+fn vault_blob_rollback_of_the_state_blob_alone() {
+    let store = MemoryBlobStore::new();
+    let counter = MemoryCounter::new(0);
+    let mut v = blob_create(&store, &counter);
+    v.commit(b"balance 100").unwrap();
+    let saved = store.get("state.sealed").unwrap();
+    v.commit(b"balance 60").unwrap();
+    v.commit(b"balance 10").unwrap();
+    store.put("state.sealed", &saved);
+    let expected = Some(RollbackDetected {
+        state_version: 1,
+        counter: 3,
+    });
+    let l = v.load().unwrap();
+    assert_eq!(l.state.as_deref(), Some(&b"balance 100"[..]));
+    assert_eq!((l.version, l.rollback), (1, expected));
+    let mut v = blob_open(&store, &counter).unwrap();
+    assert_eq!(v.load().unwrap().rollback, expected);
+    assert_eq!(counter.value(), 3, "the counter was not touched");
+    v.commit(b"locked").unwrap();
+    assert_eq!(
+        (v.load().unwrap().version, v.load().unwrap().rollback),
+        (4, None)
+    );
+    // An old counter with the current state: two ahead, no crash does that.
+    let mut w = blob_open(&store, &MemoryCounter::new(2)).unwrap();
+    assert!(matches!(w.load(), Err(VaultError::Corrupt(_))));
+    // The state blob removed or edited under a running vault.
+    let good = store.remove("state.sealed").unwrap();
+    assert_eq!(v.load(), Err(VaultError::Tampered));
+    let mut edited = good.clone();
+    *edited.last_mut().unwrap() ^= 1;
+    store.put("state.sealed", &edited);
+    assert_eq!(v.load(), Err(VaultError::Tampered));
+    store.put("state.sealed", &good);
+    assert_eq!(v.load().unwrap().state.as_deref(), Some(&b"locked"[..]));
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 
