@@ -15,12 +15,19 @@ import java.util.concurrent.CyclicBarrier
 import java.util.concurrent.atomic.AtomicInteger
 import kotlin.concurrent.thread
 
-/** A [FileStorage] whose replace number [failAt] (0-based) throws [failure] instead of writing. */
+/**
+ * A storage whose replace number [failAt] (0-based, counted once [armed])
+ * throws [failure] instead of writing.
+ */
 class FailingStorage(private val inner: HostStorage, private val failAt: Int, private val failure: () -> Throwable) : HostStorage {
     val replaces = AtomicInteger()
+
+    @Volatile
+    var armed = false
+
     override fun read(name: String): ByteArray? = inner.read(name)
     override fun replace(name: String, data: ByteArray) {
-        if (replaces.getAndIncrement() == failAt) throw failure()
+        if (armed && replaces.getAndIncrement() == failAt) throw failure()
         inner.replace(name, data)
     }
 }
@@ -73,6 +80,7 @@ val hostCases = listOf(
             val storage = FailingStorage(FileStorage(payer.device.filesDir), failAt) { HostException.Io("disk full (injected)") }
             val wallet = OffpayWallet.open(storage, FileCounter.open(payer.device.counterFile), payer.device.platform, PIN)
             val request = payee.wallet.request(100u, "EUR", 300u)
+            storage.armed = true
             val outcome = runCatching { wallet.pay(request) }
             wallet.close()
             val after = payer.device.open().use { it.balance()?.minor?.toLong() ?: 0L }
@@ -98,9 +106,11 @@ val hostCases = listOf(
         val nick = ctx.customer("nick", load = "5.00")
         val olga = ctx.customer("olga", load = null)
         nick.wallet.close()
+        nick.device.open().close() // the state as any open leaves it
         val before = nick.device.fingerprint()
         val storage = FailingStorage(FileStorage(nick.device.filesDir), 0) { IllegalStateException("bug in the app") }
         OffpayWallet.open(storage, FileCounter.open(nick.device.counterFile), nick.device.platform, PIN).use { wallet ->
+            storage.armed = true
             checkThrows<OffpayException>("pay through a storage that throws IllegalStateException") {
                 wallet.pay(olga.wallet.request(100u, "EUR", 300u))
             }

@@ -50,8 +50,9 @@ val refusalCases = listOf(
         refusedUnchanged<OffpayException.InsufficientFunds>("pay 6.00 with 5.00", dave) {
             dave.wallet.pay(erin.wallet.request(600u, "EUR", 300u))
         }
+        val maxPayment = erin.wallet.status().policy?.maxPaymentMinor ?: throw CheckFailed("an enrolled wallet has a policy")
         refusedUnchanged<OffpayException.LimitPerPayment>("request above the per-payment limit", erin) {
-            erin.wallet.request(50_001u, "EUR", 300u)
+            erin.wallet.request(maxPayment + 1u, "EUR", 300u)
         }
         refusedUnchanged<OffpayException.ZeroAmount>("request of zero", erin) { erin.wallet.request(0u, "EUR", 300u) }
         refusedUnchanged<OffpayException>("a payment that is not one", erin) { erin.wallet.receive(ByteArray(40) { 7 }) }
@@ -101,7 +102,12 @@ val refusalCases = listOf(
         }
         val closedPort = ServerSocket(0).use { it.localPort }
         SyncClient("http://127.0.0.1:$closedPort").use { client ->
-            refusedUnchanged<OffpayException.Network>("sync with no server listening", heidi) { client.sync(heidi.wallet) }
+            // The report is made (and recorded) before the network fails: money and history stay.
+            val balance = heidi.wallet.balance()
+            val history = heidi.wallet.history()
+            checkThrows<OffpayException.Network>("sync with no server listening") { client.sync(heidi.wallet) }
+            checkEqual(balance, heidi.wallet.balance(), "balance after a failed sync")
+            checkEqual(history, heidi.wallet.history(), "history after a failed sync")
         }
         checkThrows<OffpayException.InvalidArgument>("a server URL that is not one") { SyncClient("not a url") }
     },
