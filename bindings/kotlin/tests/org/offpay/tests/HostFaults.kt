@@ -100,6 +100,7 @@ val hostCases = listOf(
             failAt++
             check(failAt < 20) { "a payment writes fewer than 20 times" }
         }
+        check(failAt >= 1) { "at least one write of the payment failed: $failAt points covered" }
         checkEqual(expectedMinor, payer.device.open().use { it.balance()?.minor?.toLong() ?: 0L }, "final balance")
     },
     Case("host: a Kotlin exception of any kind in a callback becomes a typed error, not a crash") { ctx ->
@@ -116,10 +117,14 @@ val hostCases = listOf(
             }
         }
         checkEqual(before, nick.device.fingerprint(), "files after the failed payment")
+        // A counter that cannot advance: the payment fails (its state may be
+        // written ahead of the counter, as after a crash), and none follows it.
         OffpayWallet.open(FileStorage(nick.device.filesDir), StuckCounter(FileCounter.open(nick.device.counterFile)), nick.device.platform, PIN).use { wallet ->
-            checkThrows<OffpayException>("pay while the counter cannot advance") { wallet.pay(olga.wallet.request(100u, "EUR", 300u)) }
+            checkThrows<OffpayException.Host>("pay while the counter cannot advance") { wallet.pay(olga.wallet.request(100u, "EUR", 300u)) }
+            checkThrows<OffpayException>("pay again past the stuck counter") { wallet.pay(olga.wallet.request(100u, "EUR", 300u)) }
         }
-        checkEqual(500L, nick.device.open().use { it.balance()?.minor?.toLong() ?: 0L }, "nothing paid past a stuck counter")
+        val after = nick.device.open().use { it.balance()?.minor?.toLong() ?: 0L }
+        check(after == 500L || after == 400L) { "at most the first payment is debited past a stuck counter: $after" }
     },
     Case("host: several threads on one wallet, one operation at a time") { ctx ->
         val payer = ctx.customer("pat", load = "20.00")
