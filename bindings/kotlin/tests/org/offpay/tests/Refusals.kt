@@ -45,7 +45,7 @@ val refusalCases = listOf(
         checkThrows<OffpayException>("fifth wrong PIN") { carol.device.open("1234") }
         checkThrows<OffpayException.PinAttemptsExhausted>("the right PIN after five wrong ones") { carol.device.open(PIN) }
     },
-    Case("refusal: insufficient funds, per-payment limit, zero amount, replay, expiry, garbage") { ctx ->
+    Case("refusal: insufficient funds, per-payment limit, zero amount, wrong payee, replay, expiry, garbage") { ctx ->
         val dave = ctx.customer("dave", load = "5.00")
         val erin = ctx.customer("erin", load = "5.00")
         refusedUnchanged<OffpayException.InsufficientFunds>("pay 6.00 with 5.00", dave) {
@@ -59,12 +59,17 @@ val refusalCases = listOf(
         refusedUnchanged<OffpayException>("a payment that is not one", erin) { erin.wallet.receive(ByteArray(40) { 7 }) }
         refusedUnchanged<OffpayException>("a request that is not one", dave) { dave.wallet.pay(byteArrayOf(1, 2, 3)) }
 
-        // The same payment twice: credited once.
+        // The same payment twice (a torn exchange resumed): the same receipt, credited once.
         val request = erin.wallet.request(100u, "EUR", 300u)
         val payment = dave.wallet.pay(request)
-        dave.wallet.confirm(erin.wallet.receive(payment))
+        val receipt = erin.wallet.receive(payment)
+        dave.wallet.confirm(receipt)
         checkEqual(600L, erin.balanceMinor, "erin after one payment of 1.00")
-        refusedUnchanged<OffpayException.NonceUnknown>("the same payment again", erin) { erin.wallet.receive(payment) }
+        val history = erin.wallet.history()
+        check(erin.wallet.receive(payment).contentEquals(receipt)) { "the same payment again gets the same receipt" }
+        checkEqual(600L, erin.balanceMinor, "erin after the same payment again: credited once")
+        checkEqual(history, erin.wallet.history(), "erin's history after the same payment again")
+        refusedUnchanged<OffpayException.WrongPayee>("a payment addressed to another wallet", dave) { dave.wallet.receive(payment) }
 
         // A request the payer sees expired (its clock is past the validity).
         val shortLived = erin.wallet.request(100u, "EUR", 60u)
