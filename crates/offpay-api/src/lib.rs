@@ -133,6 +133,17 @@ pub struct MoneyRequest {
     pub idempotency_key: String,
 }
 
+/// `POST /v1/admin/customers/{id}/enrollment-tokens` parameters.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[cfg_attr(feature = "server", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "server", into_params(parameter_in = Query))]
+pub struct EnrollmentTokenQuery {
+    /// `personal` (default) or `terminal`: a receive-only merchant terminal,
+    /// whose certificate names the profile and whose takings are swept to
+    /// this customer's online account at each sync.
+    pub profile: Option<String>,
+}
+
 /// A new enrollment token.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
 #[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
@@ -141,6 +152,13 @@ pub struct EnrollmentTokenResponse {
     pub token: String,
     /// The customer it enrolls a wallet for.
     pub customer: String,
+    /// The profile of the wallet it enrolls: `personal` or `terminal`.
+    #[serde(default = "personal")]
+    pub profile: String,
+}
+
+fn personal() -> String {
+    "personal".to_string()
 }
 
 /// The response header of `POST /v1/sync` carrying the issuer's stranded

@@ -94,10 +94,16 @@ enum AdminCmd {
         idempotency_key: Option<String>,
     },
     /// A one-time enrollment token for one of a customer's wallets
-    /// (`offpay wallet --dir DIR create --token TOKEN`).
+    /// (`offpay wallet --dir DIR create --token TOKEN`); with --terminal, for
+    /// a receive-only merchant terminal of that customer (`offpay terminal
+    /// --dir DIR create --token TOKEN`), whose takings are swept to the
+    /// customer's online account at each sync.
     EnrollmentToken {
         /// Customer id.
         customer: String,
+        /// Enroll a receive-only merchant terminal, not a personal wallet.
+        #[arg(long)]
+        terminal: bool,
     },
     /// Wallets, in enrollment order.
     Wallets {
@@ -500,12 +506,21 @@ fn run_raw(a: AdminArgs) -> Outcome {
                 out,
             ))
         }
-        AdminCmd::EnrollmentToken { customer } => {
+        AdminCmd::EnrollmentToken { customer, terminal } => {
+            let terminal = *terminal;
             let id = customer_id(customer)?;
-            let v = op()?.enrollment_token(id)?;
+            let q = offpay_client::api::EnrollmentTokenQuery {
+                profile: terminal.then(|| "terminal".to_string()),
+            };
+            let v = op()?.enrollment_token_for(id, &q)?;
+            let (what, command) = if terminal {
+                ("terminal enrollment token", "terminal")
+            } else {
+                ("enrollment token", "wallet")
+            };
             Ok(Done::new(
                 format!(
-                    "enrollment token for {id} (one use): {}\n  offpay wallet --dir DIR create --server {} --token {}",
+                    "{what} for {id} (one use): {}\n  offpay {command} --dir DIR create --server {} --token {}",
                     v.token,
                     base.url(),
                     v.token

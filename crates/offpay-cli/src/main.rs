@@ -6,6 +6,7 @@
 //! offpay admin ...                 operator commands over the HTTP API
 //! offpay scheme ...                the scheme operator of many issuers
 //! offpay wallet --dir DIR ...      a wallet: create, load, request, pay, receive, ...
+//! offpay terminal --dir DIR ...    a receive-only merchant terminal: request, receive, sync (sweep)
 //! offpay evidence verify FILE      check a double-spend proof offline
 //! offpay sim                       many wallets, days, attacks: a report and plots
 //! offpay bench                     performance, each figure next to its bound
@@ -37,6 +38,7 @@ mod scheme;
 mod server;
 mod show;
 mod sim;
+mod terminal;
 mod unlock;
 mod wallet;
 mod walletdir;
@@ -96,6 +98,10 @@ enum Command {
     /// A wallet living in a directory: create, load, request, pay, receive,
     /// confirm, sync, redeem, balance, history, status, cert.
     Wallet(wallet::WalletArgs),
+    /// A receive-only merchant terminal (a wallet directory whose certificate
+    /// names the terminal profile): create, request, receive (also over the
+    /// tap), sync (sweeps the takings to the merchant's account), status.
+    Terminal(terminal::TerminalArgs),
     /// The scheme operator of many issuers: init, serve (HTTP API), admit,
     /// suspend, reinstate, revoke, directory, claims, cycle close, statements.
     Scheme(scheme::SchemeCliArgs),
@@ -154,6 +160,7 @@ fn main() -> ExitCode {
         Command::Server(a) => server::run(a, json),
         Command::Admin(a) => admin::run(a),
         Command::Wallet(a) => wallet::run(a),
+        Command::Terminal(a) => terminal::run(a),
         Command::Scheme(a) => scheme::run(a, json),
         Command::Evidence(a) => evidence::run(a),
         Command::Sim(a) => sim::run(a, json),

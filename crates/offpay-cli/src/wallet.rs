@@ -27,7 +27,7 @@ use clap::{Args, Subcommand};
 use offpay_protocol::cbor::DecodeError;
 use offpay_protocol::envelope::Signed;
 use offpay_protocol::messages::{LoadVoucher, Payment, PaymentRequest, Receipt};
-use offpay_protocol::pki::Certificate;
+use offpay_protocol::pki::{Certificate, WalletProfile};
 use offpay_protocol::{Amount, Currency, Hash32, Nonce, Suite};
 use offpay_transport::tap::{self, Decline, Declined, TapError, TapListener};
 use offpay_wallet::ta::{PENDING_REQUESTS_MAX, REQUEST_SECONDS_MAX};
@@ -67,7 +67,7 @@ pub(crate) struct WalletArgs {
 }
 
 #[derive(Subcommand, Debug)]
-enum WalletCmd {
+pub(crate) enum WalletCmd {
     /// Create the wallet and enroll it with the issuer, with a one-time token
     /// from `offpay admin enrollment-token CUSTOMER`.
     Create(CreateArgs),
@@ -131,7 +131,7 @@ enum WalletCmd {
 }
 
 #[derive(Args, Debug)]
-struct CreateArgs {
+pub(crate) struct CreateArgs {
     /// The issuer's server URL [env: OFFPAY_SERVER] [default: http://127.0.0.1:8080].
     #[arg(long, value_name = "URL")]
     server: Option<String>,
@@ -148,7 +148,7 @@ struct CreateArgs {
 }
 
 #[derive(Args, Debug)]
-struct RequestArgs {
+pub(crate) struct RequestArgs {
     #[command(flatten)]
     amount: AmountArgs,
     /// Seconds the request stays valid (at most 3600).
@@ -159,7 +159,7 @@ struct RequestArgs {
 }
 
 #[derive(Args, Debug)]
-struct RequestsArgs {
+pub(crate) struct RequestsArgs {
     /// Cancel the pending request with this id (its nonce, as listed; a unique
     /// prefix of at least 6 hex digits will do).
     #[arg(long, value_name = "ID")]
@@ -178,7 +178,7 @@ enum RequestsCmd {
 }
 
 #[derive(Args, Debug)]
-struct PayArgs {
+pub(crate) struct PayArgs {
     #[command(flatten)]
     input: InArgs,
     /// Pay the payee listening on ADDR (`receive --listen ADDR`): request,
@@ -199,7 +199,7 @@ struct PayArgs {
 }
 
 #[derive(Args, Debug)]
-struct ReceiveArgs {
+pub(crate) struct ReceiveArgs {
     #[command(flatten)]
     input: InArgs,
     /// Listen on ADDR for one payer (`pay --tap ADDR`) and run the whole
@@ -367,12 +367,16 @@ pub(crate) struct Synced {
     /// Money the issuer credited to this wallet that its TA does not hold
     /// (a payment it refused or never received), if the server said.
     pub stranded_minor: Option<i64>,
+    /// A terminal: what this sync swept to the merchant's online account
+    /// (the redeem its report carried), minor units; 0 for a personal wallet.
+    pub swept_minor: u64,
 }
 
 /// Sync over `POST /v1/sync` and apply the answer.
 pub(crate) fn sync(w: &mut DiskWallet, client: &Client) -> Result<Synced, Failure> {
     let evidence_reported = w.evidence().len();
     let was_locked = w.lock().is_some();
+    let swept_minor = w.sweep_due_minor();
     let report = w.sync_report(now()).map_err(wallet_failure)?;
     let answer = client.sync_answer(&report)?;
     let applied = w
@@ -383,6 +387,7 @@ pub(crate) fn sync(w: &mut DiskWallet, client: &Client) -> Result<Synced, Failur
         evidence_reported,
         was_locked,
         stranded_minor: answer.stranded_minor,
+        swept_minor,
     })
 }
 
@@ -510,6 +515,13 @@ pub(crate) fn confirm_receipt(w: &mut DiskWallet, receipt: &[u8]) -> Result<Rece
 }
 
 // ---- the commands ---------------------------------------------------------------------------
+
+impl WalletArgs {
+    /// `cmd` on the wallet in `dir` (`offpay terminal` runs its commands so).
+    pub(crate) fn new(dir: Option<PathBuf>, cmd: WalletCmd) -> WalletArgs {
+        WalletArgs { dir, cmd }
+    }
+}
 
 fn wallet_dir(a: &WalletArgs) -> Result<WalletDir, Failure> {
     a.dir
@@ -753,6 +765,10 @@ fn create(dir: WalletDir, c: CreateArgs) -> Outcome {
         cur,
         suite,
     );
+    let profile = o.wallet.profile();
+    if profile == WalletProfile::Terminal {
+        h.push_str("\n  a receive-only merchant terminal: it requests and receives, never pays, and sweeps its takings to the merchant's account at each sync");
+    }
     if e.root_from_server {
         h.push_str(&format!(
             "\n  trusting the server's scheme root (SHA-256 {}): compare it with the one your scheme publishes, or pass --root",
@@ -777,6 +793,7 @@ fn create(dir: WalletDir, c: CreateArgs) -> Outcome {
             "root_sha256": e.root_fingerprint,
             "root_from_server": e.root_from_server,
             "kdf": kdf_name,
+            "profile": profile.code(),
         }),
     ))
 }
@@ -970,6 +987,7 @@ fn decline(f: Failure) -> Decline {
         "amount_mismatch",
         "amount_not_expected",
         "payer_rolled_back",
+        "payer_is_terminal",
     ];
     let general = if NOT_ACCEPTABLE.contains(&f.code()) {
         Declined::NotAcceptable
@@ -1253,6 +1271,12 @@ pub(crate) fn sync_done(o: &Opened, s: &Synced) -> Done {
             a.vouchers_deferred
         ));
     }
+    if s.swept_minor > 0 {
+        h.push_str(&format!(
+            "\n  swept {} to the merchant's online account (terminal)",
+            show_u(s.swept_minor, &cur)
+        ));
+    }
     if s.evidence_reported > 0 {
         h.push_str(&format!(
             "\n  reported {} refused payment(s) as rollback evidence",
@@ -1292,6 +1316,8 @@ pub(crate) fn sync_done(o: &Opened, s: &Synced) -> Done {
             "vouchers_applied": a.vouchers_applied,
             "vouchers_deferred": a.vouchers_deferred,
             "evidence_reported": s.evidence_reported,
+            "profile": o.wallet.profile().code(),
+            "swept_minor": s.swept_minor,
             "certificate_renewed": a.certificate_renewed,
             "policy_updated": a.policy_updated,
             "crl_updated": a.crl_updated,
@@ -1388,6 +1414,38 @@ fn duration_words(s: u64) -> String {
 
 /// `wallet status`.
 pub(crate) fn status(o: &Opened) -> Done {
+    let mut d = general_status(o);
+    let st = o.wallet.status(now());
+    let cur = o.currency().map(|c| c.to_string()).unwrap_or_default();
+    if st.profile == WalletProfile::Terminal {
+        d.human.push_str(
+            "\n  profile:             receive-only terminal (never pays; sweeps at sync)",
+        );
+        if let (Some(minor), Some(n)) = (st.receive_left_minor, st.receive_payments_left) {
+            d.human.push_str(&format!(
+                "\n  may still receive:   {} in {} before a sync",
+                show_u(minor, &cur),
+                plural(u64::from(n), "payment", "payments")
+            ));
+        }
+        d.human.push_str(&format!(
+            "\n  sweep at next sync:  {}",
+            show_u(o.wallet.sweep_due_minor(), &cur)
+        ));
+    }
+    d.json.insert("profile".into(), json!(st.profile.code()));
+    d.json
+        .insert("receive_left_minor".into(), json!(st.receive_left_minor));
+    d.json.insert(
+        "receive_payments_left".into(),
+        json!(st.receive_payments_left),
+    );
+    d.json
+        .insert("sweep_due_minor".into(), json!(o.wallet.sweep_due_minor()));
+    d
+}
+
+fn general_status(o: &Opened) -> Done {
     let st = o.wallet.status(now());
     let cur = o.currency().map(|c| c.to_string()).unwrap_or_default();
     let lock = st.locked.as_ref().map(|r| r.to_string());

@@ -27,9 +27,9 @@ use std::io::{BufReader, Write};
 pub use offpay_api as api;
 use offpay_api::{
     CreateCustomerRequest, CustomerBalance, DoubleSpendList, DoubleSpendsQuery, EnrollRequest,
-    EnrollResponse, EnrollmentTokenResponse, ErrorBody, Health, InvariantView, LoadResponse,
-    LockRequest, MoneyRequest, PinUnlockApproval, PinUnlockPending, RedeemResponse, RevokeRequest,
-    RootsResponse, WalletList, WalletView, WalletsQuery,
+    EnrollResponse, EnrollmentTokenQuery, EnrollmentTokenResponse, ErrorBody, Health,
+    InvariantView, LoadResponse, LockRequest, MoneyRequest, PinUnlockApproval, PinUnlockPending,
+    RedeemResponse, RevokeRequest, RootsResponse, WalletList, WalletView, WalletsQuery,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -685,12 +685,23 @@ impl Client {
         )
     }
 
-    /// `POST /v1/admin/customers/{id}/enrollment-tokens`.
+    /// `POST /v1/admin/customers/{id}/enrollment-tokens`: a personal wallet's token.
     pub fn enrollment_token(&self, customer: &str) -> Result<EnrollmentTokenResponse, Error> {
+        self.enrollment_token_for(customer, &EnrollmentTokenQuery::default())
+    }
+
+    /// `POST /v1/admin/customers/{id}/enrollment-tokens?profile=...`: a token
+    /// for a wallet of the profile asked (`terminal`: a receive-only merchant terminal).
+    pub fn enrollment_token_for(
+        &self,
+        customer: &str,
+        q: &EnrollmentTokenQuery,
+    ) -> Result<EnrollmentTokenResponse, Error> {
+        let qs = query(&[("profile", q.profile.clone())]);
         self.post_empty_typed(
             "the enrollment token",
             &format!(
-                "/v1/admin/customers/{}/enrollment-tokens",
+                "/v1/admin/customers/{}/enrollment-tokens{qs}",
                 segment(customer)
             ),
         )

@@ -82,6 +82,7 @@ impl BaselineScheme {
             max_offline_seconds: DAY_SECONDS,
             max_log_entries: 4 * BASELINE_SYNC_EVERY_ROUNDS,
             cert_validity_seconds: DAY_SECONDS,
+            terminal: None,
         };
         let policy_bytes = Signed::sign(policy.clone(), &issuer_key).into_bytes();
         Ok(BaselineScheme {

@@ -160,6 +160,25 @@ pub enum OffpayError {
         /// The limit.
         max_seconds: u64,
     },
+    /// This wallet is a receive-only terminal: it never pays (its takings
+    /// leave it by the sweep at sync, or a redeem).
+    TerminalCannotPay,
+    /// The payer's certificate names a receive-only terminal: no wallet
+    /// accepts a payment from one.
+    PayerIsTerminal {
+        /// The terminal (hex id).
+        payer: String,
+    },
+    /// Terminal risk limit: payments received since the last sync.
+    LimitReceiveCount {
+        /// The limit.
+        max: u32,
+    },
+    /// Terminal risk limit: total received since the last sync.
+    LimitReceiveAmount {
+        /// Minor units that may still be received before a sync.
+        left_minor: u64,
+    },
     /// The unsynced log is full: sync first.
     LogFull {
         /// The limit.
@@ -442,6 +461,12 @@ impl core::fmt::Display for OffpayError {
             } => write!(f, "the server refused (HTTP {status}, {code}): {reason}"),
             BadResponse { reason } => write!(f, "bad server answer: {reason}"),
             Internal { reason } => write!(f, "internal error: {reason}"),
+            TerminalCannotPay => f.write_str("a receive-only terminal never pays"),
+            PayerIsTerminal { payer } => write!(f, "payer {payer} is a receive-only terminal"),
+            LimitReceiveCount { max } => write!(f, "limit: received payments count (max {max})"),
+            LimitReceiveAmount { left_minor } => {
+                write!(f, "limit: received amount ({left_minor} minor units left)")
+            }
             refusal => fmt_refusal(refusal, f),
         }
     }
@@ -449,8 +474,27 @@ impl core::fmt::Display for OffpayError {
 
 impl std::error::Error for OffpayError {}
 
-fn amount_parts(a: &Amount) -> (u64, String) {
-    (a.minor, a.currency.to_string())
+fn insufficient(balance: &Amount, needed: &Amount) -> OffpayError {
+    OffpayError::InsufficientFunds {
+        balance_minor: balance.minor,
+        needed_minor: needed.minor,
+        currency: needed.currency.to_string(),
+    }
+}
+
+fn limit_per_payment(max: &Amount) -> OffpayError {
+    OffpayError::LimitPerPayment {
+        max_minor: max.minor,
+        currency: max.currency.to_string(),
+    }
+}
+
+fn amount_mismatch(requested: &Amount, paid: &Amount) -> OffpayError {
+    OffpayError::AmountMismatch {
+        requested_minor: requested.minor,
+        paid_minor: paid.minor,
+        currency: requested.currency.to_string(),
+    }
 }
 
 impl OffpayError {
@@ -466,10 +510,7 @@ impl OffpayError {
     pub(crate) fn from_wallet(e: WalletError, host_failure: Option<String>) -> Self {
         let host_caused = matches!(
             e,
-            WalletError::Randomness
-                | WalletError::Vault(
-                    VaultError::Io { .. } | VaultError::Rng | VaultError::CounterRegressed
-                )
+            WalletError::Randomness | WalletError::Vault(VaultError::Io { .. } | VaultError::Rng)
         );
         match host_failure {
             Some(reason) if host_caused => OffpayError::Host { reason },
@@ -534,18 +575,8 @@ impl From<WalletError> for OffpayError {
             WalletError::ClockSkew { ahead_seconds } => O::ClockSkew { ahead_seconds },
             WalletError::CurrencyMismatch => O::CurrencyMismatch,
             WalletError::SelfPayment => O::SelfPayment,
-            WalletError::InsufficientFunds { balance, needed } => O::InsufficientFunds {
-                balance_minor: balance.minor,
-                needed_minor: needed.minor,
-                currency: needed.currency.to_string(),
-            },
-            WalletError::LimitPerPayment { max } => {
-                let (max_minor, currency) = amount_parts(&max);
-                O::LimitPerPayment {
-                    max_minor,
-                    currency,
-                }
-            }
+            WalletError::InsufficientFunds { balance, needed } => insufficient(&balance, &needed),
+            WalletError::LimitPerPayment { max } => limit_per_payment(&max),
             WalletError::LimitHolding { max_minor } => O::LimitHolding { max_minor },
             WalletError::LimitOfflineSpend { left_minor } => O::LimitOfflineSpend { left_minor },
             WalletError::LimitOfflineCount { max } => O::LimitOfflineCount { max },
@@ -556,16 +587,18 @@ impl From<WalletError> for OffpayError {
                 offline_seconds,
                 max_seconds,
             },
+            WalletError::TerminalCannotPay => O::TerminalCannotPay,
+            WalletError::PayerIsTerminal { payer } => O::PayerIsTerminal {
+                payer: payer.to_hex(),
+            },
+            WalletError::LimitReceiveCount { max } => O::LimitReceiveCount { max },
+            WalletError::LimitReceiveAmount { left_minor } => O::LimitReceiveAmount { left_minor },
             WalletError::LogFull { max } => O::LogFull { max },
             WalletError::TooManyPendingRequests => O::TooManyPendingRequests,
             WalletError::ZeroAmount => O::ZeroAmount,
             WalletError::WrongPayee => O::WrongPayee,
             WalletError::NonceUnknown => O::NonceUnknown,
-            WalletError::AmountMismatch { requested, paid } => O::AmountMismatch {
-                requested_minor: requested.minor,
-                paid_minor: paid.minor,
-                currency: requested.currency.to_string(),
-            },
+            WalletError::AmountMismatch { requested, paid } => amount_mismatch(&requested, &paid),
             WalletError::PayerRolledBack { payer, seen, got } => O::PayerRolledBack {
                 payer: payer.to_hex(),
                 seen,

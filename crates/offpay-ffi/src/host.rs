@@ -212,10 +212,7 @@ impl MonotonicCounter for HostMonotonicCounter {
             host_io("host counter read")
         })?;
         if value < self.floor {
-            self.failures.record(format!(
-                "host counter went backwards: read {value} after {}",
-                self.floor
-            ));
+            // A counter seen going backwards: its own refusal, not a host failure.
             return Err(VaultError::CounterRegressed);
         }
         self.floor = value;

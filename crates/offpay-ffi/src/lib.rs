@@ -43,7 +43,7 @@ pub use host::{HostCounter, HostError, HostPlatform, HostStorage};
 pub use sync::SyncClient;
 pub use types::{
     HistoryEntry, HistoryKind, KdfSettings, Money, PaymentBaseline, PolicyInfo, RedeemOutcome,
-    SyncOutcome, WalletLock, WalletStatusInfo, kdf_settings_interactive,
+    SyncOutcome, WalletLock, WalletProfile, WalletStatusInfo, kdf_settings_interactive,
 };
 pub use wallet::{DEVICE_SECRET_BYTES, OffpayWallet, PIN_BYTES_MAX};
 

@@ -174,6 +174,26 @@ impl From<&RiskPolicy> for PolicyInfo {
     }
 }
 
+/// The role a wallet's certificate names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, uniffi::Enum)]
+pub enum WalletProfile {
+    /// A person's wallet: pays and receives (also before enrollment).
+    Personal,
+    /// A receive-only merchant terminal: requests and receives, never pays
+    /// ([`crate::OffpayError::TerminalCannotPay`]); its takings above its
+    /// float go to the merchant's online account at each sync.
+    Terminal,
+}
+
+impl From<offpay_protocol::pki::WalletProfile> for WalletProfile {
+    fn from(p: offpay_protocol::pki::WalletProfile) -> Self {
+        match p {
+            offpay_protocol::pki::WalletProfile::Personal => WalletProfile::Personal,
+            offpay_protocol::pki::WalletProfile::Terminal => WalletProfile::Terminal,
+        }
+    }
+}
+
 /// Everything the app may show about a wallet.
 #[derive(Clone, Debug, PartialEq, Eq, uniffi::Record)]
 pub struct WalletStatusInfo {
@@ -181,6 +201,8 @@ pub struct WalletStatusInfo {
     pub wallet_id: String,
     /// Enrolled (holds a certificate).
     pub enrolled: bool,
+    /// Personal wallet or receive-only terminal (from its certificate).
+    pub profile: WalletProfile,
     /// Why it is locked, if it is.
     pub lock: Option<WalletLock>,
     /// Offline balance (none before enrollment).
@@ -209,11 +231,12 @@ pub struct WalletStatusInfo {
     pub pending_request_next_expiry_unix_seconds: Option<u64>,
 }
 
-impl From<WalletStatus> for WalletStatusInfo {
-    fn from(s: WalletStatus) -> Self {
+impl WalletStatusInfo {
+    pub(crate) fn new(s: WalletStatus, profile: WalletProfile) -> Self {
         WalletStatusInfo {
             wallet_id: s.wallet_id.to_hex(),
             enrolled: s.enrolled,
+            profile,
             lock: s.locked.as_ref().map(WalletLock::from),
             balance: s.balance.map(Money::from),
             seq: s.seq,

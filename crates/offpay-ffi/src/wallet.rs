@@ -310,16 +310,18 @@ impl OffpayWallet {
         currency: String,
         valid_seconds: u64,
     ) -> Result<Vec<u8>, OffpayError> {
-        let currency = Currency::new(&currency).ok_or_else(|| {
-            OffpayError::invalid(format!(
-                "{:?} is not an ISO 4217 currency code (three capital letters)",
-                currency.chars().take(16).collect::<String>()
-            ))
-        })?;
-        if valid_seconds == 0 {
-            return Err(OffpayError::invalid("valid_seconds must be at least 1"));
-        }
-        self.ta(|w, now| w.request(Amount::new(amount_minor, currency), valid_seconds, now))
+        guarded(|| {
+            let currency = Currency::new(&currency).ok_or_else(|| {
+                OffpayError::invalid(format!(
+                    "{:?} is not an ISO 4217 currency code (three capital letters)",
+                    currency.chars().take(16).collect::<String>()
+                ))
+            })?;
+            if valid_seconds == 0 {
+                return Err(OffpayError::invalid("valid_seconds must be at least 1"));
+            }
+            self.ta(|w, now| w.request(Amount::new(amount_minor, currency), valid_seconds, now))
+        })
     }
 
     /// As payer: pay a request. Checks the payee's certificate, the request
@@ -393,7 +395,7 @@ impl OffpayWallet {
 
     /// Everything the app may show: balance, lock, limits left, expiries.
     pub fn status(&self) -> Result<WalletStatusInfo, OffpayError> {
-        self.with(|w, now| Ok(w.status(now).into()))
+        self.with(|w, now| Ok(WalletStatusInfo::new(w.status(now), w.profile().into())))
     }
 
     /// This wallet's certificate (DER), once enrolled.

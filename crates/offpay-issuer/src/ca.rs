@@ -2,7 +2,9 @@
 //! under the operator's master key, and everything they sign.
 
 use offpay_protocol::entropy::Entropy;
-use offpay_protocol::pki::{self, Certificate, Crl, PolicyRef, RevocationReason, RevokedEntry};
+use offpay_protocol::pki::{
+    self, Certificate, Crl, PolicyRef, RevocationReason, RevokedEntry, WalletProfile,
+};
 use offpay_protocol::seal;
 use offpay_protocol::{PublicKey, SigningKey, Suite, UnixSeconds, WalletId};
 
@@ -179,26 +181,30 @@ impl CertificateFactory {
         self.issuer.public_key()
     }
 
-    /// Issue a wallet certificate.
+    /// Issue a wallet certificate of `profile`.
     #[allow(clippy::too_many_arguments)]
     pub fn issue_wallet(
         &self,
         public: &PublicKey,
         wallet: WalletId,
         policy: PolicyRef,
+        profile: WalletProfile,
         serial: u64,
         now: UnixSeconds,
         validity_seconds: u64,
     ) -> Result<Certificate, IssuerError> {
-        Ok(pki::issue_wallet(
+        Ok(pki::issue_wallet_certificate(
             &self.issuer_key,
             &self.issuer,
-            public,
-            wallet,
-            policy,
-            serial,
-            now,
-            now.plus(validity_seconds),
+            &pki::WalletCertificate {
+                wallet_public: public,
+                wallet_id: wallet,
+                policy,
+                profile,
+                serial,
+                not_before: now,
+                not_after: now.plus(validity_seconds),
+            },
         )?)
     }
 

@@ -3,21 +3,22 @@
 //! CRL (by the operator, or when a sync proves a double spend).
 
 use offpay_protocol::messages::RiskPolicy;
-use offpay_protocol::pki::{Certificate, PolicyRef, RevocationReason, RevokedEntry};
+use offpay_protocol::pki::{Certificate, PolicyRef, RevocationReason, RevokedEntry, WalletProfile};
 use offpay_protocol::{PublicKey, UnixSeconds, WalletId};
 
 use crate::ca::CertificateFactory;
 use crate::error::{IssuerError, reason_text};
 use crate::store::{RevocationRecord, Tx, WalletRecord, WalletState};
 
-/// Issue the next wallet certificate for `key` under the policy in force and
-/// record it; returns it with its serial.
+/// Issue the next wallet certificate for `key` (of `profile`) under the
+/// policy in force and record it; returns it with its serial.
 pub(crate) fn issue_wallet_certificate(
     ca: &CertificateFactory,
     policy: &RiskPolicy,
     tx: &mut dyn Tx,
     key: &PublicKey,
     wallet: WalletId,
+    profile: WalletProfile,
     now: UnixSeconds,
 ) -> Result<(Certificate, u64), IssuerError> {
     let serial = tx.next_counter("serial")?;
@@ -28,6 +29,7 @@ pub(crate) fn issue_wallet_certificate(
             id: policy.id,
             epoch: policy.epoch,
         },
+        profile,
         serial,
         now,
         policy.cert_validity_seconds,

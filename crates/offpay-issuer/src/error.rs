@@ -467,6 +467,14 @@ pub enum ReportProblem {
     },
     /// The wallet reports itself locked (its vault detected a rollback).
     SelfLocked,
+    /// A receive-only terminal reports an outgoing payment (its certificate
+    /// names the terminal profile; an intact terminal TA never signs one).
+    /// The entry still settles to its payee (finality), from the terminal's
+    /// own sub-account; the terminal is locked.
+    TerminalPayment {
+        /// The payment's seq on the terminal's chain.
+        seq: u64,
+    },
 }
 
 impl ReportProblem {
@@ -482,6 +490,7 @@ impl ReportProblem {
             ReportProblem::BalanceEquation { .. } => "balance_equation",
             ReportProblem::RolledBack { .. } => "rolled_back",
             ReportProblem::SelfLocked => "self_locked",
+            ReportProblem::TerminalPayment { .. } => "terminal_payment",
         }
     }
 }
@@ -527,6 +536,10 @@ impl fmt::Display for ReportProblem {
             ReportProblem::SelfLocked => {
                 f.write_str("the wallet reports itself locked (its vault detected a rollback)")
             }
+            ReportProblem::TerminalPayment { seq } => write!(
+                f,
+                "a receive-only terminal made an outgoing payment (seq {seq})"
+            ),
         }
     }
 }
@@ -542,14 +555,21 @@ pub enum LockReason {
         /// The payment's seq.
         seq: u64,
     },
+    /// A payer whose certificate names the terminal profile made a payment
+    /// (reported by its payee): a terminal never pays.
+    TerminalPaid {
+        /// The payment's seq.
+        seq: u64,
+    },
 }
 
 impl LockReason {
-    /// The stable code: `report` or `payment_outside_validity`.
+    /// The stable code: `report`, `payment_outside_validity` or `terminal_paid`.
     pub fn code(&self) -> &'static str {
         match self {
             LockReason::Report(_) => "report",
             LockReason::PaymentOutsideValidity { .. } => "payment_outside_validity",
+            LockReason::TerminalPaid { .. } => "terminal_paid",
         }
     }
 
@@ -557,7 +577,7 @@ impl LockReason {
     pub fn problems(&self) -> &[ReportProblem] {
         match self {
             LockReason::Report(p) => p,
-            LockReason::PaymentOutsideValidity { .. } => &[],
+            LockReason::PaymentOutsideValidity { .. } | LockReason::TerminalPaid { .. } => &[],
         }
     }
 }
@@ -578,6 +598,9 @@ impl fmt::Display for LockReason {
                 f,
                 "payment seq {seq} dated outside its certificate's validity"
             ),
+            LockReason::TerminalPaid { seq } => {
+                write!(f, "payment seq {seq} made by a receive-only terminal")
+            }
         }
     }
 }

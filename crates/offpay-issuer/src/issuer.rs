@@ -5,8 +5,8 @@ use std::sync::Mutex;
 
 use offpay_protocol::entropy::{OsEntropy, SharedEntropy};
 use offpay_protocol::envelope::Signed;
-use offpay_protocol::messages::{LoadVoucher, Redeem, RiskPolicy};
-use offpay_protocol::pki::{self, Certificate, RevocationReason};
+use offpay_protocol::messages::{LoadVoucher, Redeem, RiskPolicy, TerminalLimits};
+use offpay_protocol::pki::{self, Certificate, RevocationReason, WalletProfile};
 use offpay_protocol::{Amount, Currency, Hash32, Suite, UnixSeconds, WalletId};
 
 use crate::ca::{CertificateFactory, MASTER_KEY_BYTES};
@@ -43,7 +43,9 @@ pub struct IssuerConfig {
 
 impl IssuerConfig {
     /// A sensible default in `currency`: 500.00 per payment, 1,000.00 holding,
-    /// 2,000.00 and 200 payments between syncs, 7 days offline, 30-day certificates.
+    /// 2,000.00 and 200 payments between syncs, 7 days offline, 30-day
+    /// certificates; a terminal receives at most 500 payments and 1,000.00
+    /// between syncs and sweeps everything (float 0).
     pub fn default_for(currency: Currency) -> IssuerConfig {
         IssuerConfig {
             suite: Suite::Ed25519,
@@ -59,6 +61,11 @@ impl IssuerConfig {
                 max_offline_seconds: 7 * 86_400,
                 max_log_entries: 1_000,
                 cert_validity_seconds: 30 * 86_400,
+                terminal: Some(TerminalLimits {
+                    max_receive_payments: 500,
+                    max_receive_minor: 100_000,
+                    sweep_float_minor: 0,
+                }),
             },
             enrollment_token_seconds: 86_400,
         }
@@ -544,10 +551,24 @@ impl<S: Store> Issuer<S> {
 
     // ---- enrollment ---------------------------------------------------------------------
 
-    /// A one-time enrollment token for a customer (shown to the customer once).
+    /// A one-time enrollment token for a customer's personal wallet (shown
+    /// to the customer once).
     pub fn create_enrollment_token(
         &self,
         customer: &str,
+        now: UnixSeconds,
+    ) -> Result<String, IssuerError> {
+        self.create_enrollment_token_for(customer, WalletProfile::Personal, now)
+    }
+
+    /// A one-time enrollment token for a wallet of `profile`: with
+    /// [`WalletProfile::Terminal`], the wallet it enrolls gets a terminal
+    /// certificate (it receives, never pays) and its sweeps are credited to
+    /// `customer`'s online account (the merchant's).
+    pub fn create_enrollment_token_for(
+        &self,
+        customer: &str,
+        profile: WalletProfile,
         now: UnixSeconds,
     ) -> Result<String, IssuerError> {
         check_customer_id(customer)?;
@@ -557,15 +578,20 @@ impl<S: Store> Issuer<S> {
         let hash = Hash32::digest(token.as_bytes());
         self.with_tx(|tx| {
             tx.customer(customer)?.ok_or(IssuerError::UnknownCustomer)?;
-            tx.insert_enrollment_token(&hash, customer, now.plus(self.enrollment_token_seconds))?;
+            tx.insert_enrollment_token(
+                &hash,
+                customer,
+                profile,
+                now.plus(self.enrollment_token_seconds),
+            )?;
             Ok(())
         })?;
         Ok(token)
     }
 
     /// Enroll a wallet: the customer's token and the wallet's CSR in, its
-    /// certificate and everything it must trust out. Retrying with the same token
-    /// and CSR returns the same enrollment.
+    /// certificate (of the token's profile) and everything it must trust
+    /// out. Retrying with the same token and CSR returns the same enrollment.
     pub fn enroll(
         &self,
         token: &str,
@@ -578,10 +604,10 @@ impl<S: Store> Issuer<S> {
         let csr = pki::parse_csr(csr_der)?;
         let hash = Hash32::digest(token.as_bytes());
         self.with_tx(|tx| {
-            let (customer, expires, used) = tx
+            let token = tx
                 .enrollment_token(&hash)?
                 .ok_or(IssuerError::EnrollmentToken(TokenProblem::Unknown))?;
-            if let Some(w) = used {
+            if let Some(w) = token.wallet {
                 // Idempotent retry by the same wallet with the same key.
                 let rec = tx.wallet(&w, false)?.ok_or(IssuerError::UnknownWallet)?;
                 let cert = Certificate::from_der(&rec.cert_der)?;
@@ -590,7 +616,7 @@ impl<S: Store> Issuer<S> {
                 }
                 return Err(IssuerError::EnrollmentToken(TokenProblem::Used));
             }
-            if now > expires {
+            if now > token.expires {
                 return Err(IssuerError::EnrollmentToken(TokenProblem::Expired));
             }
             if tx.wallet(&csr.wallet_id, false)?.is_some() {
@@ -602,11 +628,12 @@ impl<S: Store> Issuer<S> {
                 tx,
                 &csr.public_key,
                 csr.wallet_id,
+                token.profile,
                 now,
             )?;
             let rec = WalletRecord {
                 id: csr.wallet_id,
-                customer: customer.clone(),
+                customer: token.customer.clone(),
                 cert_der: cert.der().to_vec(),
                 cert_serial: serial,
                 cert_not_after: cert.not_after(),

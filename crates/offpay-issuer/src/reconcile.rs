@@ -12,7 +12,7 @@ use offpay_protocol::envelope::Signed;
 use offpay_protocol::messages::{
     CertField, ChainEntry, Checkpoint, Payment, SyncReport, SyncResponse, WalletCommand,
 };
-use offpay_protocol::pki::{Certificate, PkiError};
+use offpay_protocol::pki::{Certificate, PkiError, WalletProfile};
 use offpay_protocol::suite::{BatchItem, verify_batch, verify_each};
 use offpay_protocol::{Amount, Hash32, PublicKey, UnixSeconds, WalletId};
 
@@ -80,6 +80,7 @@ impl<S: Store> Issuer<S> {
             cert.public_key().clone(),
             cert.not_before(),
             cert.not_after(),
+            cert.wallet_profile(),
         );
         let mut cache = self.cert_cache.lock().map_err(|_| poisoned())?;
         if cache.len() >= CERT_CACHE_MAX {
@@ -129,13 +130,16 @@ impl<S: Store> Issuer<S> {
                         index: i,
                         error,
                     })?;
-                    let (payer, _serial, key, nb, na) = self.payer_cert(&p)?;
+                    let (payer, _serial, key, nb, na, profile) = self.payer_cert(&p)?;
                     let t = p.body().time;
                     if t < nb || t > na {
                         anomalies.push((
                             payer,
                             LockReason::PaymentOutsideValidity { seq: p.body().seq },
                         ));
+                    }
+                    if profile == WalletProfile::Terminal {
+                        anomalies.push((payer, LockReason::TerminalPaid { seq: p.body().seq }));
                     }
                     keys.push(key);
                     what.push(Signature::Entry {
@@ -188,6 +192,7 @@ impl<S: Store> Issuer<S> {
             incoming,
             evidence,
             anomalies,
+            profile: wcert.wallet_profile(),
         })
     }
 
@@ -540,6 +545,15 @@ impl<S: Store> Issuer<S> {
         if r.locked && w.state == WalletState::Active && !w.unlock_pending {
             problems.push(ReportProblem::SelfLocked);
         }
+        // A terminal's chain holds redeems (its sweeps) only.
+        if v.profile == WalletProfile::Terminal
+            && let Some(e) = v
+                .outgoing
+                .iter()
+                .find(|e| matches!(e, ChainEntry::Payment(_)))
+        {
+            problems.push(ReportProblem::TerminalPayment { seq: e.seq() });
+        }
         Ok(())
     }
 
@@ -602,12 +616,14 @@ impl<S: Store> Issuer<S> {
             && w.cert_not_after.since(now) < self.policy.cert_validity_seconds / 2
         {
             let old = Certificate::from_der(&w.cert_der)?;
+            // A renewed certificate keeps the wallet's profile.
             let (cert, serial) = certificates::issue_wallet_certificate(
                 &self.ca,
                 &self.policy,
                 tx,
                 old.public_key(),
                 id,
+                old.wallet_profile(),
                 now,
             )?;
             w.cert_der = cert.der().to_vec();

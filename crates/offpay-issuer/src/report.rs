@@ -3,13 +3,22 @@
 
 use offpay_protocol::envelope::Signed;
 use offpay_protocol::messages::{ChainEntry, SyncReport};
+use offpay_protocol::pki::WalletProfile;
 use offpay_protocol::{Hash32, PublicKey, UnixSeconds, WalletId};
 
 use crate::error::LockReason;
 use crate::store::WalletRecord;
 
-/// A certificate already checked against the issuer CA: (wallet, serial, key, not before, not after).
-pub(crate) type CachedCert = (WalletId, u64, PublicKey, UnixSeconds, UnixSeconds);
+/// A certificate already checked against the issuer CA: (wallet, serial,
+/// key, not before, not after, profile).
+pub(crate) type CachedCert = (
+    WalletId,
+    u64,
+    PublicKey,
+    UnixSeconds,
+    UnixSeconds,
+    WalletProfile,
+);
 
 /// A verified report waiting for its transaction (group commit).
 pub(crate) struct SyncJob {
@@ -25,6 +34,9 @@ pub(crate) struct VerifiedReport {
     pub(crate) outgoing: Vec<ChainEntry>,
     pub(crate) incoming: Vec<ChainEntry>,
     pub(crate) evidence: Vec<ChainEntry>,
-    /// Payers whose certificate was not valid at an entry's time, and the lock that follows.
+    /// Payers whose certificate was not valid at an entry's time, or names
+    /// a terminal, and the lock that follows.
     pub(crate) anomalies: Vec<(WalletId, LockReason)>,
+    /// The reporting wallet's profile (from its current certificate).
+    pub(crate) profile: WalletProfile,
 }

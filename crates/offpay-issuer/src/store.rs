@@ -7,6 +7,7 @@
 
 use core::fmt;
 
+use offpay_protocol::pki::WalletProfile;
 use offpay_protocol::{Hash32, IssuerId, UnixSeconds, WalletId};
 
 /// A storage failure.
@@ -112,6 +113,19 @@ impl WalletState {
             _ => None,
         }
     }
+}
+
+/// A stored enrollment token (the token itself is kept as its SHA-256 only).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EnrollmentTokenRecord {
+    /// The customer whose wallet it enrolls (the sweep's account, for a terminal).
+    pub customer: String,
+    /// The profile the wallet's certificate will name.
+    pub profile: WalletProfile,
+    /// When it stops being accepted.
+    pub expires: UnixSeconds,
+    /// The wallet it enrolled, once used.
+    pub wallet: Option<WalletId>,
 }
 
 /// A wallet as the issuer knows it.
@@ -439,18 +453,19 @@ pub trait Tx {
     -> Result<(), StoreError>;
     /// Whether a customer exists; its display name.
     fn customer(&mut self, id: &str) -> Result<Option<String>, StoreError>;
-    /// Store an enrollment token (its SHA-256).
+    /// Store an enrollment token (its SHA-256) for a wallet of `profile`.
     fn insert_enrollment_token(
         &mut self,
         hash: &Hash32,
         customer: &str,
+        profile: WalletProfile,
         expires: UnixSeconds,
     ) -> Result<(), StoreError>;
-    /// An enrollment token: (customer, expires, wallet it enrolled if used).
+    /// An enrollment token.
     fn enrollment_token(
         &mut self,
         hash: &Hash32,
-    ) -> Result<Option<(String, UnixSeconds, Option<WalletId>)>, StoreError>;
+    ) -> Result<Option<EnrollmentTokenRecord>, StoreError>;
     /// Mark a token used by a wallet.
     fn use_enrollment_token(&mut self, hash: &Hash32, wallet: &WalletId) -> Result<(), StoreError>;
 

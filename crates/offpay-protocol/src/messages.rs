@@ -464,7 +464,9 @@ impl Body for Redeem {
 ///
 /// Keys: 2 id, 3 epoch, 4 max payment, 5 currency, 6 max balance,
 /// 7 max offline spend, 8 max offline payments, 9 max offline seconds,
-/// 10 max unsynced log entries, 11 certificate validity seconds.
+/// 10 max unsynced log entries, 11 certificate validity seconds; and for
+/// terminals (optional, all three or none): 12 max received payments, 13 max
+/// received minor units, 14 sweep float minor units ([`TerminalLimits`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RiskPolicy {
     /// Policy id (a wallet certificate names it).
@@ -485,6 +487,25 @@ pub struct RiskPolicy {
     pub max_log_entries: u32,
     /// Validity given to wallet certificates under this policy.
     pub cert_validity_seconds: u64,
+    /// What a wallet of the terminal profile may receive between two syncs,
+    /// and what it keeps at a sync. `None` (a policy written before
+    /// terminals existed): no receive limit but the log and holding limits,
+    /// and a float of 0 (a terminal sweeps everything).
+    pub terminal: Option<TerminalLimits>,
+}
+
+/// The limits of a receive-only merchant terminal (its certificate's
+/// [`crate::pki::WalletProfile::Terminal`]): its spend limits do not apply
+/// (it never pays), these do. Counted over the unsynced log, like the spend limits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TerminalLimits {
+    /// Most payments received between two syncs.
+    pub max_receive_payments: u32,
+    /// Largest total received between two syncs (the policy's currency).
+    pub max_receive_minor: u64,
+    /// What the terminal keeps offline at a sync: everything above it is
+    /// swept to the merchant's online account (a redeem entry in the report).
+    pub sweep_float_minor: u64,
 }
 
 impl RiskPolicy {
@@ -499,7 +520,7 @@ impl Body for RiskPolicy {
     const NAME: &'static str = "RiskPolicy";
     const BYTES_MAX: usize = RISK_POLICY_BYTES_MAX;
     fn field_count(&self) -> usize {
-        10
+        if self.terminal.is_some() { 13 } else { 10 }
     }
     fn encode_fields(&self, e: &mut Encoder) {
         e.uint(2).uint(self.id as u64);
@@ -511,6 +532,11 @@ impl Body for RiskPolicy {
         e.uint(9).uint(self.max_offline_seconds);
         e.uint(10).uint(self.max_log_entries as u64);
         e.uint(11).uint(self.cert_validity_seconds);
+        if let Some(t) = &self.terminal {
+            e.uint(12).uint(t.max_receive_payments as u64);
+            e.uint(13).uint(t.max_receive_minor);
+            e.uint(14).uint(t.sweep_float_minor);
+        }
     }
     fn decode_fields(m: &mut MapReader<'_, '_>) -> Result<Self, DecodeError> {
         let u32f = |d: &mut Decoder<'_>, f| d.uint_max(f, u32::MAX as u64).map(|v| v as u32);
@@ -540,6 +566,16 @@ impl Body for RiskPolicy {
                 v
             },
             cert_validity_seconds: m.required(11, "cert validity")?.uint("cert validity")?,
+            terminal: match m.optional(12)? {
+                None => None,
+                Some(d) => Some(TerminalLimits {
+                    max_receive_payments: u32f(d, "max receive payments")?,
+                    max_receive_minor: m
+                        .required(13, "max receive amount")?
+                        .uint("max receive amount")?,
+                    sweep_float_minor: m.required(14, "sweep float")?.uint("sweep float")?,
+                }),
+            },
         })
     }
 }
@@ -1807,6 +1843,11 @@ mod limit_tests {
                         max_offline_seconds: u64::MAX,
                         max_log_entries: u32::MAX,
                         cert_validity_seconds: u64::MAX,
+                        terminal: Some(TerminalLimits {
+                            max_receive_payments: u32::MAX,
+                            max_receive_minor: u64::MAX,
+                            sweep_float_minor: u64::MAX,
+                        }),
                     },
                     &key,
                 )
@@ -2223,6 +2264,80 @@ mod scheme_message_tests {
                 .body()
                 .payee_issuer,
             IssuerId([0xff; 16])
+        );
+    }
+}
+
+#[cfg(test)]
+mod terminal_policy_tests {
+    use super::*;
+    use crate::{SigningKey, Suite};
+
+    fn policy(terminal: Option<TerminalLimits>) -> RiskPolicy {
+        RiskPolicy {
+            id: 2,
+            epoch: 5,
+            max_payment: Amount::new(5_000, Currency::new("EUR").unwrap()),
+            max_balance_minor: 100_000,
+            max_offline_spend_minor: 20_000,
+            max_offline_payments: 20,
+            max_offline_seconds: 86_400,
+            max_log_entries: 500,
+            cert_validity_seconds: 30 * 86_400,
+            terminal,
+        }
+    }
+
+    #[test]
+    fn terminal_limits_round_trip_and_are_all_or_nothing() {
+        let key = SigningKey::from_seed(Suite::Ed25519, &[9; 32]).unwrap();
+        let limits = TerminalLimits {
+            max_receive_payments: 300,
+            max_receive_minor: 90_000,
+            sweep_float_minor: 1_000,
+        };
+        for p in [policy(None), policy(Some(limits))] {
+            let bytes = Signed::sign(p.clone(), &key).into_bytes();
+            assert_eq!(Signed::<RiskPolicy>::decode(&bytes).unwrap().body(), &p);
+        }
+        // A policy without the terminal keys is the policy of before (same bytes).
+        let old = Signed::sign(policy(None), &key).into_bytes();
+        let new = Signed::sign(policy(Some(limits)), &key).into_bytes();
+        assert!(new.len() > old.len());
+
+        // Keys 13 and 14 without 12, or 12 without 13/14: refused.
+        let payload = |extra: &[(u64, u64)]| {
+            let mut e = Encoder::new();
+            e.map(12 + extra.len());
+            e.uint(0).uint(RiskPolicy::TYPE);
+            e.uint(1).uint(crate::envelope::PROTOCOL_VERSION);
+            policy(None).encode_fields(&mut e);
+            for (k, v) in extra {
+                e.uint(*k).uint(*v);
+            }
+            e.finish()
+        };
+        assert_eq!(
+            RiskPolicy::from_payload(&payload(&[(13, 1), (14, 1)])),
+            Err(DecodeError::UnexpectedKey { key: 13 })
+        );
+        assert_eq!(
+            RiskPolicy::from_payload(&payload(&[(12, 1)])),
+            Err(DecodeError::MissingField("max receive amount"))
+        );
+        assert_eq!(
+            RiskPolicy::from_payload(&payload(&[(12, 1), (13, 1)])),
+            Err(DecodeError::MissingField("sweep float"))
+        );
+        assert_eq!(
+            RiskPolicy::from_payload(&payload(&[(12, 1), (13, 2), (14, 3)]))
+                .unwrap()
+                .terminal,
+            Some(TerminalLimits {
+                max_receive_payments: 1,
+                max_receive_minor: 2,
+                sweep_float_minor: 3,
+            })
         );
     }
 }

@@ -12,7 +12,7 @@ use base64::engine::general_purpose::STANDARD;
 use offpay_issuer::{Issuer, IssuerError};
 use offpay_protocol::envelope::Signed;
 use offpay_protocol::messages::LoadVoucher;
-use offpay_protocol::pki::{Crl, RevocationReason};
+use offpay_protocol::pki::{Crl, RevocationReason, WalletProfile};
 use offpay_protocol::{Amount, Currency, UnixSeconds, WalletId};
 use offpay_store::AnyStore;
 
@@ -328,13 +328,14 @@ pub async fn withdraw(
     move_money(st, id, req, false).await
 }
 
-/// A one-time enrollment token for one of the customer's wallets.
+/// A one-time enrollment token for one of the customer's wallets; with
+/// `?profile=terminal`, for a receive-only merchant terminal.
 #[utoipa::path(
     post, path = "/v1/admin/customers/{id}/enrollment-tokens", tag = "operator", security(("operator_token" = [])),
-    params(("id" = String, Path, description = "Customer id")),
+    params(("id" = String, Path, description = "Customer id"), EnrollmentTokenQuery),
     responses(
         (status = 201, description = "The token (shown once)", body = EnrollmentTokenResponse),
-        (status = 400, description = "`invalid_input`", body = ErrorBody),
+        (status = 400, description = "`invalid_input` (also: an unknown profile)", body = ErrorBody),
         (status = 401, description = "`unauthorized`", body = ErrorBody),
         (status = 404, description = "`unknown_customer`", body = ErrorBody),
     )
@@ -342,14 +343,24 @@ pub async fn withdraw(
 pub async fn enrollment_token(
     State(st): State<AppState>,
     PathId(id): PathId,
+    QueryParams(q): QueryParams<EnrollmentTokenQuery>,
 ) -> Result<(StatusCode, Json<EnrollmentTokenResponse>), ApiError> {
+    let profile = match q.profile.as_deref() {
+        None => WalletProfile::Personal,
+        Some(p) => WalletProfile::from_code(p)
+            .ok_or_else(|| ApiError::invalid_input("profile must be personal or terminal"))?,
+    };
     let c = id.clone();
-    let token = blocking(&st, move |i| i.create_enrollment_token(&c, now())).await?;
+    let token = blocking(&st, move |i| {
+        i.create_enrollment_token_for(&c, profile, now())
+    })
+    .await?;
     Ok((
         StatusCode::CREATED,
         Json(EnrollmentTokenResponse {
             token,
             customer: id,
+            profile: profile.code().to_string(),
         }),
     ))
 }

@@ -395,6 +395,38 @@ fn redeem_errors_post_nothing() {
 }
 
 #[test]
+fn enrollment_tokens_name_the_profile() {
+    let s = TestServer::start();
+    s.create_customer("alice", 0);
+    let personal = s
+        .req("POST", "/v1/admin/customers/alice/enrollment-tokens")
+        .auth(&s.token)
+        .send()
+        .expect(201)
+        .json();
+    assert_eq!(personal["profile"], "personal");
+    // A terminal's token; an unknown profile is the client's mistake.
+    let terminal = s
+        .req(
+            "POST",
+            "/v1/admin/customers/alice/enrollment-tokens?profile=terminal",
+        )
+        .auth(&s.token)
+        .send()
+        .expect(201)
+        .json();
+    assert_eq!(terminal["profile"], "terminal");
+    assert_ne!(terminal["token"], personal["token"]);
+    s.req(
+        "POST",
+        "/v1/admin/customers/alice/enrollment-tokens?profile=merchant",
+    )
+    .auth(&s.token)
+    .send()
+    .expect_error(400, "invalid_input");
+}
+
+#[test]
 fn enroll_errors() {
     let s = TestServer::start();
     s.create_customer("alice", 0);

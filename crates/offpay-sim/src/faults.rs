@@ -10,9 +10,10 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use offpay_issuer::store::{
     Book, CheckpointRecord, ClaimFilter, ClaimRecord, ClaimState, ClaimSums, DoubleSpendRecord,
-    EntryRecord, LedgerTotals, Posting, RevocationRecord, StatementRecord, Store, StoreError, Tx,
-    WalletRecord,
+    EnrollmentTokenRecord, EntryRecord, LedgerTotals, Posting, RevocationRecord, StatementRecord,
+    Store, StoreError, Tx, WalletRecord,
 };
+use offpay_protocol::pki::WalletProfile;
 use offpay_protocol::{Hash32, UnixSeconds, WalletId};
 use offpay_store::AnyStore;
 use serde::{Deserialize, Serialize};
@@ -250,8 +251,8 @@ impl Tx for FaultTx<'_> {
         fn totals(&mut self) -> LedgerTotals;
         fn create_customer(&mut self, id: &str, name: &str, now: UnixSeconds) -> ();
         fn customer(&mut self, id: &str) -> Option<String>;
-        fn insert_enrollment_token(&mut self, hash: &Hash32, customer: &str, expires: UnixSeconds) -> ();
-        fn enrollment_token(&mut self, hash: &Hash32) -> Option<(String, UnixSeconds, Option<WalletId>)>;
+        fn insert_enrollment_token(&mut self, hash: &Hash32, customer: &str, profile: WalletProfile, expires: UnixSeconds) -> ();
+        fn enrollment_token(&mut self, hash: &Hash32) -> Option<EnrollmentTokenRecord>;
         fn use_enrollment_token(&mut self, hash: &Hash32, wallet: &WalletId) -> ();
         fn insert_wallet(&mut self, w: &WalletRecord) -> ();
         fn wallet(&mut self, id: &WalletId, for_update: bool) -> Option<WalletRecord>;

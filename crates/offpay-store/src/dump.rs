@@ -25,7 +25,10 @@ pub const TABLES: &[(&str, &str)] = &[
         "id, book, debit, credit, amount, kind, reference, time",
     ),
     ("customers", "id, name, created"),
-    ("enrollment_tokens", "hash, customer, expires, wallet"),
+    (
+        "enrollment_tokens",
+        "hash, customer, expires, wallet, profile",
+    ),
     (
         "wallets",
         "id, customer, cert_der, cert_serial, cert_not_after, state, reason, load_seq, checkpoint, report_seq, policy_epoch, unlock_pending, clawed_back, guaranteed, created",

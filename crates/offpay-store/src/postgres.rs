@@ -20,6 +20,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         2,
         include_str!("../migrations/postgres/0002_scheme_member.sql"),
     ),
+    (3, include_str!("../migrations/postgres/0003_terminal.sql")),
 ];
 /// Connections in the pool.
 pub const POSTGRES_CONNECTIONS_MAX: usize = 16;

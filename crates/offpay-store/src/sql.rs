@@ -5,10 +5,11 @@
 
 use offpay_issuer::store::{
     Book, CheckpointRecord, ClaimDirection, ClaimFilter, ClaimRecord, ClaimState, ClaimSums,
-    DoubleSpendRecord, EntryRecord, LedgerTotals, Posting, RevocationRecord, StatementRecord,
-    StoreError, Tx, WalletRecord, WalletState,
+    DoubleSpendRecord, EnrollmentTokenRecord, EntryRecord, LedgerTotals, Posting, RevocationRecord,
+    StatementRecord, StoreError, Tx, WalletRecord, WalletState,
 };
 use offpay_protocol::entropy::{Entropy, SharedEntropy};
+use offpay_protocol::pki::WalletProfile;
 use offpay_protocol::{Hash32, IssuerId, UnixSeconds, WalletId};
 
 /// A SQL value.
@@ -570,11 +571,12 @@ impl<C: Conn> Tx for SqlTx<C> {
         &mut self,
         h: &Hash32,
         customer: &str,
+        profile: WalletProfile,
         expires: UnixSeconds,
     ) -> Result<(), StoreError> {
         self.conn.execute(
-            "INSERT INTO enrollment_tokens (hash, customer, expires, wallet) VALUES ($1, $2, $3, NULL)",
-            &[b(&h.0), t(customer), time(expires)?],
+            "INSERT INTO enrollment_tokens (hash, customer, expires, wallet, profile) VALUES ($1, $2, $3, NULL, $4)",
+            &[b(&h.0), t(customer), time(expires)?, t(profile.code())],
         )?;
         Ok(())
     }
@@ -582,17 +584,24 @@ impl<C: Conn> Tx for SqlTx<C> {
     fn enrollment_token(
         &mut self,
         h: &Hash32,
-    ) -> Result<Option<(String, UnixSeconds, Option<WalletId>)>, StoreError> {
+    ) -> Result<Option<EnrollmentTokenRecord>, StoreError> {
         let sql = format!(
-            "SELECT customer, expires, wallet FROM enrollment_tokens WHERE hash = $1{}",
+            "SELECT customer, expires, wallet, profile FROM enrollment_tokens WHERE hash = $1{}",
             self.lock()
         );
         match self.one(&sql, &[b(&h.0)])? {
-            Some(r) => Ok(Some((
-                text(&r[0])?,
-                UnixSeconds(uint(&r[1])?),
-                opt_wallet(&r[2])?,
-            ))),
+            Some(r) => {
+                let code = text(&r[3])?;
+                let profile = WalletProfile::from_code(&code).ok_or_else(|| {
+                    StoreError::Corrupt(format!("enrollment token profile {code:?}"))
+                })?;
+                Ok(Some(EnrollmentTokenRecord {
+                    customer: text(&r[0])?,
+                    profile,
+                    expires: UnixSeconds(uint(&r[1])?),
+                    wallet: opt_wallet(&r[2])?,
+                }))
+            }
             None => Ok(None),
         }
     }

@@ -7,12 +7,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)] // Test code: a failed unwrap is a failed test.
 
 use offpay_issuer::store::WalletState;
-use offpay_issuer::{Issuer, IssuerConfig, IssuerError};
+use offpay_issuer::{Issuer, IssuerConfig, IssuerError, LockReason, ReportProblem};
 use offpay_protocol::envelope::Signed;
 use offpay_protocol::evidence::verify_double_spend_bytes;
-use offpay_protocol::messages::SyncResponse;
-use offpay_protocol::pki::Crl;
-use offpay_protocol::{Currency, Suite, WalletId};
+use offpay_protocol::messages::{CertField, Payment, SyncReport, SyncResponse};
+use offpay_protocol::pki::{self, Crl, WalletProfile};
+use offpay_protocol::{Currency, Hash32, Nonce, SigningKey, Suite, UnixSeconds, WalletId};
 use offpay_store::AnyStore;
 use offpay_wallet::Wallet;
 use offpay_wallet::vault::MemoryVault;
@@ -573,4 +573,231 @@ fn pin_unlock_only_after_the_operator_approves() {
         ));
         assert_invariants(issuer);
     });
+}
+
+// ---- receive-only merchant terminals ------------------------------------------
+
+/// A terminal enrolled for customer `merchant` (a terminal enrollment token).
+fn terminal_for(issuer: &Issuer<AnyStore>, merchant: &str) -> Wallet<MemoryVault> {
+    issuer.create_customer(merchant, merchant, T0).unwrap();
+    let token = issuer
+        .create_enrollment_token_for(merchant, WalletProfile::Terminal, T0)
+        .unwrap();
+    let mut till = Wallet::create(
+        MemoryVault::new(),
+        Suite::Ed25519,
+        issuer.root_certificate().der(),
+        T0,
+    )
+    .unwrap();
+    let e = issuer.enroll(&token, &till.csr().unwrap(), T0).unwrap();
+    // The retry of an enrollment gives the same terminal certificate.
+    assert_eq!(issuer.enroll(&token, &till.csr().unwrap(), T0).unwrap(), e);
+    till.enroll(
+        &e.issuer_certificate,
+        &e.certificate,
+        &e.policy,
+        Some(&e.crl),
+        T0,
+    )
+    .unwrap();
+    assert_eq!(till.profile(), WalletProfile::Terminal);
+    till
+}
+
+#[test]
+fn a_terminal_takes_from_many_wallets_and_sweeps_to_the_merchant_at_sync() {
+    on_every_backend("terminal_sweep", |issuer| {
+        let mut till = terminal_for(issuer, "shop");
+        let mut buyers: Vec<_> = (0..6)
+            .map(|n| customer_with_wallet(issuer, &format!("buyer{n}"), 5_000, 3_000))
+            .collect();
+        // A personal token still enrolls a personal wallet.
+        assert_eq!(buyers[0].profile(), WalletProfile::Personal);
+        let mut taken = 0;
+        for (n, buyer) in buyers.iter_mut().enumerate() {
+            let amount = 250 + 100 * n as u64;
+            pay(buyer, &mut till, amount, T0.plus(10 + n as u64));
+            taken += amount;
+        }
+        // Some payers sync before the terminal, some after: the result is the same.
+        for buyer in buyers.iter_mut().take(3) {
+            sync(issuer, buyer, T0.plus(50));
+        }
+        let out = sync(issuer, &mut till, T0.plus(60));
+        assert_eq!(out.locked, None);
+        for buyer in buyers.iter_mut().skip(3) {
+            sync(issuer, buyer, T0.plus(70));
+        }
+        // The default policy's float is 0: everything went to the shop's account.
+        assert_eq!(till.balance().unwrap().minor, 0);
+        assert_eq!(issuer.customer_balance("shop").unwrap(), taken as i64);
+        assert_eq!(sub(issuer, &till), 0);
+        assert_invariants(issuer);
+        // The answer to the same report again credits nothing twice.
+        let again = till.sync_report(T0.plus(80)).unwrap();
+        sync_bytes_twice(issuer, &again, T0.plus(80));
+        till.apply_sync_response(
+            &issuer.sync(&again, T0.plus(80)).unwrap().response,
+            T0.plus(80),
+        )
+        .unwrap();
+        assert_eq!(issuer.customer_balance("shop").unwrap(), taken as i64);
+        // Past half its validity the certificate is renewed: still a terminal.
+        let later = T0.plus(16 * 86_400);
+        sync(issuer, &mut buyers[0], later);
+        pay(&mut buyers[0], &mut till, 100, later);
+        let old_cert = till.certificate().unwrap().clone();
+        sync(issuer, &mut till, T0.plus(16 * 86_400 + 1));
+        let renewed = till.certificate().unwrap();
+        assert_ne!(renewed, &old_cert);
+        assert_eq!(renewed.wallet_profile(), WalletProfile::Terminal);
+        assert_eq!(issuer.customer_balance("shop").unwrap(), taken as i64 + 100);
+        assert_invariants(issuer);
+        let inv = issuer.invariants().unwrap();
+        assert_eq!(inv.supply, 6 * 5_000, "money entered only by the deposits");
+    });
+}
+
+fn sync_bytes_twice(issuer: &Issuer<AnyStore>, report: &[u8], now: UnixSeconds) {
+    let first = issuer.sync(report, now).unwrap();
+    let second = issuer.sync(report, now).unwrap();
+    assert_eq!(first.response, second.response);
+    assert!(second.replayed);
+}
+
+/// A wallet key held by the test, enrolled at the real issuer with a token
+/// of `profile`: it signs what an intact TA never would.
+struct RawWallet {
+    key: SigningKey,
+    id: WalletId,
+    cert: Vec<u8>,
+}
+
+fn raw_wallet(
+    issuer: &Issuer<AnyStore>,
+    customer: &str,
+    profile: WalletProfile,
+    seed: u8,
+) -> RawWallet {
+    issuer.create_customer(customer, customer, T0).unwrap();
+    let token = issuer
+        .create_enrollment_token_for(customer, profile, T0)
+        .unwrap();
+    let key = SigningKey::from_seed(Suite::Ed25519, &[seed; 32]).unwrap();
+    let id = WalletId([seed; 16]);
+    let e = issuer
+        .enroll(&token, &pki::build_csr(&key, id).unwrap(), T0)
+        .unwrap();
+    RawWallet {
+        key,
+        id,
+        cert: e.certificate,
+    }
+}
+
+impl RawWallet {
+    /// This wallet's first chain entry: a payment of `minor` to `payee`.
+    fn payment(&self, issuer: &Issuer<AnyStore>, payee: WalletId, minor: u64) -> Signed<Payment> {
+        Signed::sign(
+            Payment {
+                payer: self.id,
+                seq: 1,
+                prev: Hash32::ZERO,
+                payee,
+                amount: eur(minor),
+                nonce: Nonce([7; 16]),
+                time: T0.plus(5),
+                payer_cert: CertField::Inline(self.cert.clone()),
+                payee_issuer: issuer.issuer_certificate().subject_issuer_id(),
+            },
+            &self.key,
+        )
+    }
+
+    /// Its first report: `outgoing`, `incoming`, the loads 1..=`loads`, the balance.
+    fn report(
+        &self,
+        outgoing: &[&Signed<Payment>],
+        incoming: &[&Signed<Payment>],
+        loads: u64,
+        balance: u64,
+    ) -> Vec<u8> {
+        let (seq, head) = match outgoing.last() {
+            Some(p) => (p.body().seq, p.payload_hash()),
+            None => (0, Hash32::ZERO),
+        };
+        Signed::sign(
+            SyncReport {
+                wallet: self.id,
+                report_seq: 1,
+                time: T0.plus(6),
+                base_checkpoint: 0,
+                outgoing: outgoing.iter().map(|p| p.bytes().to_vec()).collect(),
+                incoming: incoming.iter().map(|p| p.bytes().to_vec()).collect(),
+                loads: (1..=loads).collect(),
+                balance: eur(balance),
+                seq,
+                head,
+                load_seq: loads,
+                evidence: Vec::new(),
+                locked: false,
+                directory_version: 0,
+            },
+            &self.key,
+        )
+        .into_bytes()
+    }
+}
+
+/// A terminal key outside any TA pays a (likewise compromised) personal
+/// wallet. Whichever reports it first, the payment settles to the payee
+/// (finality, from the terminal's own sub-account) and the terminal is
+/// locked: by its own report (`terminal_payment`) or by the payee's
+/// (`terminal_paid`).
+#[test]
+fn an_outgoing_payment_of_a_terminal_settles_and_locks_the_terminal() {
+    for terminal_first in [true, false] {
+        on_every_backend("terminal_payment", |issuer| {
+            let till = raw_wallet(issuer, "shop", WalletProfile::Terminal, 0x71);
+            let payee = raw_wallet(issuer, "eve", WalletProfile::Personal, 0x72);
+            issuer.deposit("shop", eur(1_000), "dep-shop", T0).unwrap();
+            issuer.load(&till.id, eur(1_000), "load-shop", T0).unwrap();
+            let payment = till.payment(issuer, payee.id, 300);
+            let own = till.report(&[&payment], &[], 1, 700);
+            let payees = payee.report(&[], &[&payment], 0, 300);
+            let (first, second) = if terminal_first {
+                (&own, &payees)
+            } else {
+                (&payees, &own)
+            };
+            let out = issuer.sync(first, T0.plus(7)).unwrap();
+            if terminal_first {
+                assert_eq!(
+                    out.locked,
+                    Some(LockReason::Report(vec![ReportProblem::TerminalPayment {
+                        seq: 1
+                    }]))
+                );
+                assert_eq!(
+                    out.locked.as_ref().unwrap().problems()[0].code(),
+                    "terminal_payment"
+                );
+            } else {
+                assert_eq!(out.locked, None, "the payee is not at fault");
+                let rec = issuer.wallet(&till.id).unwrap();
+                assert_eq!(rec.state, WalletState::Locked);
+                assert_eq!(
+                    rec.reason.as_deref(),
+                    Some(LockReason::TerminalPaid { seq: 1 }.to_string().as_str())
+                );
+            }
+            issuer.sync(second, T0.plus(8)).unwrap();
+            assert_eq!(issuer.wallet(&till.id).unwrap().state, WalletState::Locked);
+            assert_eq!(issuer.wallet_balance(&payee.id).unwrap(), 300);
+            assert_eq!(issuer.wallet_balance(&till.id).unwrap(), 700);
+            assert_eq!(issuer.customer_balance("shop").unwrap(), 0);
+            assert_invariants(issuer);
+        });
+    }
 }

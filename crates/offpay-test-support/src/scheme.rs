@@ -9,7 +9,9 @@ use offpay_protocol::envelope::Signed;
 use offpay_protocol::messages::{
     Checkpoint, LoadVoucher, RiskPolicy, SyncReport, SyncResponse, WalletCommand,
 };
-use offpay_protocol::pki::{self, Certificate, PolicyRef, RevocationReason, RevokedEntry};
+use offpay_protocol::pki::{
+    self, Certificate, PolicyRef, RevocationReason, RevokedEntry, WalletProfile,
+};
 use offpay_protocol::{Amount, SigningKey, Suite, UnixSeconds, WalletId};
 use offpay_wallet::Wallet;
 use offpay_wallet::vault::{MemoryVault, Vault};
@@ -30,6 +32,7 @@ pub fn default_policy() -> RiskPolicy {
         max_offline_seconds: 7 * DAY,
         max_log_entries: 1000,
         cert_validity_seconds: 30 * DAY,
+        terminal: None,
     }
 }
 
@@ -102,22 +105,49 @@ impl Scheme {
         w
     }
 
+    /// Create a receive-only terminal in `vault` (its certificate names the
+    /// terminal profile) and enroll it.
+    pub fn enroll_terminal<V: Vault>(
+        &mut self,
+        vault: V,
+        suite: Suite,
+        now: UnixSeconds,
+    ) -> Wallet<V> {
+        let mut w = Wallet::create(vault, suite, self.root.der(), now).unwrap();
+        let cert = self.certify_profile(&w.csr().unwrap(), WalletProfile::Terminal, now);
+        w.enroll(self.issuer.der(), &cert, &self.policy_bytes, None, now)
+            .unwrap();
+        w
+    }
+
     pub fn certify(&mut self, csr: &[u8], now: UnixSeconds) -> Vec<u8> {
+        self.certify_profile(csr, WalletProfile::Personal, now)
+    }
+
+    pub fn certify_profile(
+        &mut self,
+        csr: &[u8],
+        profile: WalletProfile,
+        now: UnixSeconds,
+    ) -> Vec<u8> {
         let csr = pki::parse_csr(csr).unwrap();
         let serial = self.next_serial;
         self.next_serial += 1;
-        let cert = pki::issue_wallet(
+        let cert = pki::issue_wallet_certificate(
             &self.issuer_key,
             &self.issuer,
-            &csr.public_key,
-            csr.wallet_id,
-            PolicyRef {
-                id: self.policy.id,
-                epoch: self.policy.epoch,
+            &pki::WalletCertificate {
+                wallet_public: &csr.public_key,
+                wallet_id: csr.wallet_id,
+                policy: PolicyRef {
+                    id: self.policy.id,
+                    epoch: self.policy.epoch,
+                },
+                profile,
+                serial,
+                not_before: now,
+                not_after: now.plus(self.policy.cert_validity_seconds),
             },
-            serial,
-            now,
-            now.plus(self.policy.cert_validity_seconds),
         )
         .unwrap();
         self.serials.insert(csr.wallet_id, serial);
@@ -336,6 +366,16 @@ impl Scheme {
         let id = WalletId([seed; 16]);
         let csr = pki::build_csr(&key, id).unwrap();
         let cert = self.certify(&csr, now);
+        RawSigner { key, id, cert }
+    }
+
+    /// Like [`Scheme::raw_signer`], with a terminal certificate: it signs the
+    /// payments an honest terminal TA never makes.
+    pub fn raw_terminal_signer(&mut self, suite: Suite, seed: u8, now: UnixSeconds) -> RawSigner {
+        let key = SigningKey::from_seed(suite, &[seed; 32]).unwrap();
+        let id = WalletId([seed; 16]);
+        let csr = pki::build_csr(&key, id).unwrap();
+        let cert = self.certify_profile(&csr, WalletProfile::Terminal, now);
         RawSigner { key, id, cert }
     }
 

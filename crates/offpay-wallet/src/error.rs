@@ -148,6 +148,25 @@ pub enum WalletError {
         /// The limit.
         max_seconds: u64,
     },
+    /// This wallet is a receive-only terminal (its certificate's profile):
+    /// it never pays. Its takings leave it by the sweep at sync, or a redeem.
+    TerminalCannotPay,
+    /// The payer's certificate names a receive-only terminal: no wallet
+    /// accepts a payment from one (nothing was recorded, not even as evidence).
+    PayerIsTerminal {
+        /// The terminal.
+        payer: WalletId,
+    },
+    /// Terminal risk limit: payments received since the last sync.
+    LimitReceiveCount {
+        /// The limit.
+        max: u32,
+    },
+    /// Terminal risk limit: total received since the last sync.
+    LimitReceiveAmount {
+        /// Minor units that may still be received before a sync.
+        left_minor: u64,
+    },
     /// The unsynced log is full: sync first.
     LogFull {
         /// The limit.
@@ -264,6 +283,12 @@ impl fmt::Display for WalletError {
                 write!(f, "limit: offline spend ({left_minor} minor units left)")
             }
             LimitOfflineCount { max } => write!(f, "limit: offline payments count (max {max})"),
+            TerminalCannotPay => f.write_str("a receive-only terminal never pays"),
+            PayerIsTerminal { payer } => write!(f, "payer {payer} is a receive-only terminal"),
+            LimitReceiveCount { max } => write!(f, "limit: received payments count (max {max})"),
+            LimitReceiveAmount { left_minor } => {
+                write!(f, "limit: received amount ({left_minor} minor units left)")
+            }
             LimitOfflineTime {
                 offline_seconds,
                 max_seconds,

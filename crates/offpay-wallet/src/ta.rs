@@ -14,7 +14,7 @@ use offpay_protocol::messages::{
     CertField, DirectoryUpdate, LoadVoucher, Payment, PaymentRequest, Receipt, Redeem, RiskPolicy,
     SyncReport, SyncResponse, WalletCommand,
 };
-use offpay_protocol::pki::{self, Certificate, Crl, PkiError, SchemeTrust};
+use offpay_protocol::pki::{self, Certificate, Crl, PkiError, SchemeTrust, WalletProfile};
 use offpay_protocol::{
     Amount, Hash32, IssuerId, IssuerStatus, Nonce, PublicKey, SigningKey, Suite, UnixSeconds,
     WalletId,
@@ -90,6 +90,13 @@ pub struct WalletStatus {
     pub pending_requests: usize,
     /// When the oldest-expiring pending request expires (frees its slot).
     pub pending_request_next_expiry: Option<UnixSeconds>,
+    /// What the certificate lets this wallet do ([`Wallet::profile`]).
+    pub profile: WalletProfile,
+    /// A terminal: payments it may still receive before a sync (None: a
+    /// personal wallet, or a policy without terminal limits).
+    pub receive_payments_left: Option<u32>,
+    /// A terminal: minor units it may still receive before a sync.
+    pub receive_left_minor: Option<u64>,
 }
 
 /// A payment request this wallet (as payee) issued and still accepts.
@@ -417,6 +424,16 @@ impl<V: Vault> Wallet<V> {
         self.state.wallet_id
     }
 
+    /// What this wallet may do, as its certificate names it: a
+    /// [`WalletProfile::Terminal`] requests and receives but never pays
+    /// ([`WalletError::TerminalCannotPay`]) and sweeps its takings at sync.
+    /// [`WalletProfile::Personal`] before enrollment.
+    pub fn profile(&self) -> WalletProfile {
+        self.cert
+            .as_ref()
+            .map_or(WalletProfile::Personal, Certificate::wallet_profile)
+    }
+
     /// The wallet's public key.
     pub fn public_key(&self) -> PublicKey {
         self.key.public_key()
@@ -637,6 +654,39 @@ impl<V: Vault> Wallet<V> {
         (n, total)
     }
 
+    /// Incoming payments in the unsynced log: (count, total minor units).
+    /// Each was decoded and checked when it was received.
+    fn offline_received(&self) -> Result<(u32, u64), WalletError> {
+        let mut n = 0u32;
+        let mut total = 0u64;
+        for l in &self.state.log {
+            if let LogEntry::Incoming { payment, .. } = l {
+                let p = Signed::<Payment>::decode(payment)?;
+                n = n.saturating_add(1);
+                total = total.saturating_add(p.body().amount.minor);
+            }
+        }
+        Ok((n, total))
+    }
+
+    /// A terminal's receive limits for one more payment of `minor` units.
+    fn check_receive_limits(&self, policy: &RiskPolicy, minor: u64) -> Result<(), WalletError> {
+        let Some(limits) = policy.terminal else {
+            return Ok(());
+        };
+        let (count, received) = self.offline_received()?;
+        if count >= limits.max_receive_payments {
+            return Err(WalletError::LimitReceiveCount {
+                max: limits.max_receive_payments,
+            });
+        }
+        let left = limits.max_receive_minor.saturating_sub(received);
+        if minor > left {
+            return Err(WalletError::LimitReceiveAmount { left_minor: left });
+        }
+        Ok(())
+    }
+
     fn log_limit(&self, p: &RiskPolicy) -> usize {
         (p.max_log_entries as usize).min(LOG_ENTRIES_MAX)
     }
@@ -773,6 +823,9 @@ impl<V: Vault> Wallet<V> {
         self.unlocked()?;
         let now = self.clock(now);
         self.enrolled()?;
+        if self.profile() == WalletProfile::Terminal {
+            return Err(WalletError::TerminalCannotPay);
+        }
         let req = Signed::<PaymentRequest>::decode(request_bytes)?;
         let r = req.body().clone();
         if r.created > now.plus(PEER_CLOCK_LEAD_SECONDS_MAX) {
@@ -937,6 +990,9 @@ impl<V: Vault> Wallet<V> {
         let payer_cert = self.peer_certificate(&p.payer_cert, p.payer, now)?;
         pay.verify(payer_cert.public_key())
             .map_err(|_| WalletError::BadSignature)?;
+        if payer_cert.wallet_profile() == WalletProfile::Terminal {
+            return Err(WalletError::PayerIsTerminal { payer: p.payer });
+        }
         let (_, _, policy) = self.enrolled()?;
         if p.amount.currency != policy.currency() {
             return Err(WalletError::CurrencyMismatch);
@@ -985,6 +1041,9 @@ impl<V: Vault> Wallet<V> {
             return Err(WalletError::LimitHolding {
                 max_minor: policy.max_balance_minor,
             });
+        }
+        if self.profile() == WalletProfile::Terminal {
+            self.check_receive_limits(policy, p.amount.minor)?;
         }
         if self.state.log.len() >= self.log_limit(policy) {
             return Err(WalletError::LogFull {
@@ -1173,15 +1232,29 @@ impl<V: Vault> Wallet<V> {
                 max: LOG_ENTRIES_MAX as u32,
             });
         }
+        let mut next = self.state.clone();
+        let signed = self.redeem_into(&mut next, amount, now)?;
+        next.clock_floor = now;
+        self.commit(next)?;
+        Ok(signed.into_bytes())
+    }
+
+    /// Append a redeem of `amount` to `next`'s chain: debit, seq, head, log,
+    /// history. The caller has checked the amount, currency, balance and log room.
+    fn redeem_into(
+        &self,
+        next: &mut TaState,
+        amount: Amount,
+        now: UnixSeconds,
+    ) -> Result<Signed<Redeem>, WalletError> {
         let body = Redeem {
-            wallet: self.state.wallet_id,
-            seq: self.state.seq + 1,
-            prev: self.state.head,
+            wallet: next.wallet_id,
+            seq: next.seq + 1,
+            prev: next.head,
             amount,
             time: now,
         };
         let signed = Signed::sign(body, &self.key);
-        let mut next = self.state.clone();
         next.balance_minor = next
             .balance_minor
             .checked_sub(amount.minor)
@@ -1197,7 +1270,7 @@ impl<V: Vault> Wallet<V> {
         });
         let id = next.head;
         Self::push_history(
-            &mut next,
+            next,
             HistoryItem {
                 kind: HistoryKind::Redeemed,
                 amount_minor: amount.minor,
@@ -1206,29 +1279,55 @@ impl<V: Vault> Wallet<V> {
                 id,
             },
         );
-        next.clock_floor = now;
-        self.commit(next)?;
-        Ok(signed.into_bytes())
+        Ok(signed)
+    }
+
+    /// What a terminal sweeps at this sync: its balance above the policy's
+    /// float (0 without terminal limits), in minor units; 0 for a personal
+    /// wallet, a locked terminal (a lock is lifted online first), or a full
+    /// log (the next sync, after this one's checkpoint empties it, sweeps).
+    pub fn sweep_due_minor(&self) -> u64 {
+        let Some(policy) = &self.policy else {
+            return 0;
+        };
+        if self.profile() != WalletProfile::Terminal
+            || self.state.lock.is_some()
+            || self.state.log.len() >= LOG_ENTRIES_MAX
+        {
+            return 0;
+        }
+        let float = policy.terminal.map_or(0, |t| t.sweep_float_minor);
+        self.state.balance_minor.saturating_sub(float)
     }
 
     // ---- sync -------------------------------------------------------------------
 
     /// Build (and remember) a signed report of everything since the last
     /// checkpoint. Works on a locked wallet: that is how a lock is lifted.
+    ///
+    /// A terminal first sweeps ([`Wallet::sweep_due_minor`]): a redeem of its
+    /// balance above the float is appended to its chain and debited in the
+    /// same commit as the report, so the report carries it and the issuer
+    /// credits the merchant's online account when it settles it. Asking for
+    /// a report again sweeps nothing more (the balance is at the float).
     pub fn sync_report(&mut self, now: UnixSeconds) -> Result<Vec<u8>, WalletError> {
         let now = self.clock(now);
         let currency = self.enrolled()?.2.currency();
+        let mut next = self.state.clone();
+        let sweep = self.sweep_due_minor();
+        if sweep > 0 {
+            self.redeem_into(&mut next, Amount::new(sweep, currency), now)?;
+        }
         let mut outgoing = Vec::new();
         let mut incoming = Vec::new();
         let mut loads = Vec::new();
-        for l in &self.state.log {
+        for l in &next.log {
             match l {
                 LogEntry::Outgoing { entry, .. } => outgoing.push(entry.to_vec()),
                 LogEntry::Incoming { payment, .. } => incoming.push(payment.to_vec()),
                 LogEntry::Load { load_seq, .. } => loads.push(*load_seq),
             }
         }
-        let mut next = self.state.clone();
         next.report_seq += 1;
         let body = SyncReport {
             wallet: next.wallet_id,
@@ -1528,6 +1627,10 @@ impl<V: Vault> Wallet<V> {
         let now = self.clock(now);
         let (count, spent) = self.offline_spend();
         let p = self.policy.as_ref();
+        let terminal = p
+            .and_then(|p| p.terminal)
+            .filter(|_| self.profile() == WalletProfile::Terminal);
+        let received = self.offline_received().ok();
         WalletStatus {
             wallet_id: self.state.wallet_id,
             enrolled: self.cert.is_some(),
@@ -1558,6 +1661,13 @@ impl<V: Vault> Wallet<V> {
                 .filter(|r| r.expires >= now)
                 .map(|r| r.expires)
                 .min(),
+            profile: self.profile(),
+            receive_payments_left: terminal
+                .zip(received)
+                .map(|(t, (n, _))| t.max_receive_payments.saturating_sub(n)),
+            receive_left_minor: terminal
+                .zip(received)
+                .map(|(t, (_, total))| t.max_receive_minor.saturating_sub(total)),
         }
     }
 }

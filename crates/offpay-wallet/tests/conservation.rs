@@ -50,6 +50,7 @@ fn tight_policy() -> RiskPolicy {
         max_offline_seconds: 7 * DAY,
         max_log_entries: 1000,
         cert_validity_seconds: 30 * DAY,
+        terminal: None,
     }
 }
 

@@ -326,6 +326,7 @@ fn pay_peer_certificate_other_root() {
 fn pay_peer_certificate_expired() {
     let policy = RiskPolicy {
         cert_validity_seconds: DAY,
+        terminal: None,
         ..default_policy()
     };
     let mut s = Scheme::with_policy(ED, policy);
@@ -533,6 +534,7 @@ fn pay_log_full() {
 fn pay_own_certificate_expired() {
     let policy = RiskPolicy {
         cert_validity_seconds: DAY,
+        terminal: None,
         ..default_policy()
     };
     let mut s = Scheme::with_policy(ED, policy);
@@ -1398,4 +1400,91 @@ fn pay_limit_offline_time_with_clock_set_back() {
         },
         |w| w.pay(&req, T0.plus(7 * DAY - 600)),
     );
+}
+
+// ---- the receive-only terminal ------------------------------------------------
+
+fn terminal_policy() -> RiskPolicy {
+    RiskPolicy {
+        terminal: Some(offpay_protocol::messages::TerminalLimits {
+            max_receive_payments: 3,
+            max_receive_minor: 1_000,
+            sweep_float_minor: 200,
+        }),
+        ..default_policy()
+    }
+}
+
+#[test]
+fn a_terminal_never_pays() {
+    let (mut s, _alice, mut bob) = world_with(terminal_policy());
+    let mut till = s.enroll_terminal(MemoryVault::new(), ED, T0);
+    assert_eq!(till.profile(), pki::WalletProfile::Terminal);
+    assert_eq!(bob.profile(), pki::WalletProfile::Personal);
+    // Even with money on it (a voucher: the issuer never sends one to a
+    // terminal, but the TA does not rely on that), it pays no request.
+    s.load(&mut till, 500, T0);
+    let req = bob.request(eur(100), 300, T0).unwrap();
+    refuses(&mut till, WalletError::TerminalCannotPay, |w| {
+        w.pay(&req, T0)
+    });
+    // Garbage is refused for being a terminal first: nothing is even decoded.
+    refuses(&mut till, WalletError::TerminalCannotPay, |w| {
+        w.pay(b"x", T0)
+    });
+}
+
+#[test]
+fn no_wallet_accepts_a_payment_from_a_terminal() {
+    let (mut s, _alice, mut bob) = world_with(terminal_policy());
+    // A terminal key outside any TA signs what an honest terminal never would.
+    let forger = s.raw_terminal_signer(ED, 0x7e, T0);
+    let req = bob.request(eur(100), 300, T0).unwrap();
+    let payment = forger.sign(forger.payment_for(&req, T0));
+    refuses(
+        &mut bob,
+        WalletError::PayerIsTerminal { payer: forger.id },
+        |w| w.receive(&payment, T0),
+    );
+    // The same payment from a personal certificate of the same key is accepted:
+    // the refusal is the profile's.
+    let person = s.raw_signer(ED, 0x7e, T0);
+    let payment = person.sign(person.payment_for(&req, T0));
+    bob.receive(&payment, T0).unwrap();
+}
+
+#[test]
+fn terminal_receive_limits_count_and_amount() {
+    let (mut s, mut alice, _bob) = world_with(terminal_policy());
+    let mut till = s.enroll_terminal(MemoryVault::new(), ED, T0);
+    pay(&mut alice, &mut till, 600, T0);
+    let status = till.status(T0);
+    assert_eq!(status.receive_payments_left, Some(2));
+    assert_eq!(status.receive_left_minor, Some(400));
+    // Amount: 401 would bring the takings to 1 001 > 1 000.
+    let req = till.request(eur(401), 300, T0).unwrap();
+    let payment = alice.pay(&req, T0).unwrap();
+    refuses(
+        &mut till,
+        WalletError::LimitReceiveAmount { left_minor: 400 },
+        |w| w.receive(&payment, T0),
+    );
+    pay(&mut alice, &mut till, 100, T0);
+    pay(&mut alice, &mut till, 100, T0);
+    // Count: the fourth payment between two syncs.
+    let req = till.request(eur(1), 300, T0).unwrap();
+    let payment = alice.pay(&req, T0).unwrap();
+    refuses(&mut till, WalletError::LimitReceiveCount { max: 3 }, |w| {
+        w.receive(&payment, T0)
+    });
+    // A sync resets both (the unsynced log is what they count).
+    s.sync(&mut till, T0.plus(10));
+    assert_eq!(till.status(T0).receive_payments_left, Some(3));
+    pay(&mut alice, &mut till, 300, T0.plus(20));
+    // A personal wallet under the same policy has no receive limit.
+    let mut other = s.enroll(MemoryVault::new(), ED, T0);
+    for _ in 0..4 {
+        pay(&mut alice, &mut other, 300, T0.plus(30));
+    }
+    assert_eq!(other.status(T0).receive_payments_left, None);
 }

@@ -312,8 +312,18 @@ pub fn wait_for<T>(secs: u64, mut f: impl FnMut() -> Option<T>) -> T {
 /// in the background: the child, the address it listens on (read from the
 /// first stderr line, `... --tap ADDR`), and the rest of its stderr.
 pub fn tap_receiver(dir: &Path, args: &[&str]) -> (Child, String, BufReader<ChildStderr>) {
+    tap_receiver_as("wallet", dir, args)
+}
+
+/// [`tap_receiver`] with `offpay --json COMMAND --dir DIR receive ...`
+/// (`wallet` or `terminal`).
+pub fn tap_receiver_as(
+    command: &str,
+    dir: &Path,
+    args: &[&str],
+) -> (Child, String, BufReader<ChildStderr>) {
     let mut child = offpay()
-        .args(["--json", "wallet", "--dir", dir.to_str().unwrap()])
+        .args(["--json", command, "--dir", dir.to_str().unwrap()])
         .args(["receive", "--listen", "127.0.0.1:0"])
         .args(args)
         .stdout(Stdio::piped())

@@ -7,7 +7,10 @@ use super::asn1::{self, Reader, tag};
 use super::x509::{
     self, KU_CRL_SIGN, KU_DIGITAL_SIGNATURE, KU_KEY_CERT_SIGN, encode_extension, oid,
 };
-use super::{CERTIFICATE_BYTES_MAX, CertRole, OFFPAY_POLICY_REF_OID_DER, PkiError, PolicyRef};
+use super::{
+    CERTIFICATE_BYTES_MAX, CertRole, OFFPAY_POLICY_REF_OID_DER, OFFPAY_WALLET_PROFILE_OID_DER,
+    PkiError, PolicyRef, WalletProfile,
+};
 use crate::suite::{PublicKey, SIGNATURE_BYTES, SigningKey, Suite};
 use crate::types::{Hash32, IssuerId, UnixSeconds, WalletId};
 
@@ -48,6 +51,7 @@ pub struct Certificate {
     skid: Option<Vec<u8>>,
     akid: Option<Vec<u8>>,
     policy: Option<PolicyRef>,
+    profile: WalletProfile,
 }
 
 impl PartialEq for Certificate {
@@ -69,6 +73,7 @@ impl fmt::Debug for Certificate {
             .field("not_after", &self.not_after)
             .field("ca", &self.ca)
             .field("policy", &self.policy)
+            .field("profile", &self.profile)
             .field("reference", &self.reference())
             .finish()
     }
@@ -136,6 +141,7 @@ impl Certificate {
             skid: None,
             akid: None,
             policy: None,
+            profile: WalletProfile::Personal,
         };
         if let Some(exts) = r.optional(tag::ctx_cons(3), "extensions")? {
             let list = asn1::single(exts.value, tag::SEQUENCE, "extensions")?;
@@ -171,6 +177,7 @@ impl Certificate {
             oid::SKID => self.skid = Some(x509::parse_skid(e.value)?),
             oid::AKID => self.akid = x509::parse_akid(e.value)?,
             OFFPAY_POLICY_REF_OID_DER => self.policy = Some(x509::parse_policy_ref(e.value)?),
+            OFFPAY_WALLET_PROFILE_OID_DER => self.profile = x509::parse_wallet_profile(e.value)?,
             _ if e.critical => return Err(PkiError::UnsupportedCriticalExtension),
             _ => {}
         }
@@ -270,6 +277,13 @@ impl Certificate {
     /// [`super::OFFPAY_POLICY_REF_OID`]), if present.
     pub fn policy_ref(&self) -> Option<PolicyRef> {
         self.policy
+    }
+
+    /// The wallet profile the certificate names (offpay's private extension,
+    /// see [`super::OFFPAY_WALLET_PROFILE_OID`]): [`WalletProfile::Personal`]
+    /// when absent.
+    pub fn wallet_profile(&self) -> WalletProfile {
+        self.profile
     }
 
     /// Check that `issuer` issued this certificate: this certificate's issuer
@@ -532,12 +546,27 @@ pub fn issue_issuer_ca(
     )
 }
 
-/// Issue a wallet certificate: subject `CN=<wallet id, 32 lower-case hex>`,
-/// keyUsage digitalSignature (critical), authorityKeyIdentifier (RFC 5280
-/// requires it; OpenSSL's `-x509_strict` checks it) and the policy reference
-/// (offpay's non-critical private extension). Nothing else, to stay small:
-/// about 330 bytes (Ed25519) so that it fits inline in a payment's QR code.
-/// `issuer_key` must be `issuer`'s key and `issuer` a CA ([`PkiError::NotACa`]).
+/// What a wallet certificate states ([`issue_wallet_certificate`]).
+#[derive(Clone, Copy, Debug)]
+pub struct WalletCertificate<'a> {
+    /// The wallet's public key (from its CSR).
+    pub wallet_public: &'a PublicKey,
+    /// The wallet id (the subject commonName).
+    pub wallet_id: WalletId,
+    /// The risk policy it is under.
+    pub policy: PolicyRef,
+    /// What it may do ([`WalletProfile::Personal`] writes no extension).
+    pub profile: WalletProfile,
+    /// Serial (positive).
+    pub serial: u64,
+    /// Start of validity.
+    pub not_before: UnixSeconds,
+    /// End of validity.
+    pub not_after: UnixSeconds,
+}
+
+/// Issue a personal wallet certificate: [`issue_wallet_certificate`] with
+/// [`WalletProfile::Personal`].
 #[allow(clippy::too_many_arguments)]
 pub fn issue_wallet(
     issuer_key: &SigningKey,
@@ -549,23 +578,55 @@ pub fn issue_wallet(
     not_before: UnixSeconds,
     not_after: UnixSeconds,
 ) -> Result<Certificate, PkiError> {
-    check_signer(issuer_key, issuer)?;
-    build_certificate(
+    issue_wallet_certificate(
         issuer_key,
-        CertTemplate {
+        issuer,
+        &WalletCertificate {
+            wallet_public,
+            wallet_id,
+            policy,
+            profile: WalletProfile::Personal,
             serial,
-            issuer_name: &issuer.subject_name,
-            subject_cn: &wallet_id.to_hex(),
             not_before,
             not_after,
-            subject_key: wallet_public,
-            extensions: wallet_extensions(policy, &issuer.key_identifier()),
         },
     )
 }
 
-pub(crate) fn wallet_extensions(policy: PolicyRef, authority_key_id: &[u8]) -> Vec<Vec<u8>> {
-    vec![
+/// Issue a wallet certificate: subject `CN=<wallet id, 32 lower-case hex>`,
+/// keyUsage digitalSignature (critical), authorityKeyIdentifier (RFC 5280
+/// requires it; OpenSSL's `-x509_strict` checks it), the policy reference
+/// (offpay's non-critical private extension) and, for a terminal only, the
+/// wallet profile (another non-critical private extension, 6 bytes of value
+/// plus its OID). Nothing else, to stay small: about 330 bytes (Ed25519) so
+/// that it fits inline in a payment's QR code. `issuer_key` must be
+/// `issuer`'s key and `issuer` a CA ([`PkiError::NotACa`]).
+pub fn issue_wallet_certificate(
+    issuer_key: &SigningKey,
+    issuer: &Certificate,
+    w: &WalletCertificate<'_>,
+) -> Result<Certificate, PkiError> {
+    check_signer(issuer_key, issuer)?;
+    build_certificate(
+        issuer_key,
+        CertTemplate {
+            serial: w.serial,
+            issuer_name: &issuer.subject_name,
+            subject_cn: &w.wallet_id.to_hex(),
+            not_before: w.not_before,
+            not_after: w.not_after,
+            subject_key: w.wallet_public,
+            extensions: wallet_extensions(w.policy, w.profile, &issuer.key_identifier()),
+        },
+    )
+}
+
+pub(crate) fn wallet_extensions(
+    policy: PolicyRef,
+    profile: WalletProfile,
+    authority_key_id: &[u8],
+) -> Vec<Vec<u8>> {
+    let mut extensions = vec![
         encode_extension(
             oid::KEY_USAGE,
             true,
@@ -573,5 +634,9 @@ pub(crate) fn wallet_extensions(policy: PolicyRef, authority_key_id: &[u8]) -> V
         ),
         encode_extension(oid::AKID, false, &x509::encode_akid(authority_key_id)),
         x509::encode_policy_ref(policy),
-    ]
+    ];
+    if let Some(e) = x509::encode_wallet_profile(profile) {
+        extensions.push(e);
+    }
+    extensions
 }

@@ -49,7 +49,10 @@ mod tests;
 
 use core::fmt;
 
-pub use cert::{Certificate, issue_issuer_ca, issue_root, issue_wallet};
+pub use cert::{
+    Certificate, WalletCertificate, issue_issuer_ca, issue_root, issue_wallet,
+    issue_wallet_certificate,
+};
 pub use crl::{Crl, RevocationReason, RevokedEntry, issue_crl};
 pub use csr::{
     CaCsr, Csr, ISSUER_CODE_BYTES_MAX, build_ca_csr, build_csr, is_issuer_code, parse_ca_csr,
@@ -77,11 +80,66 @@ pub const OFFPAY_OID_ARC: &str = "2.25.210676877857255837455590850053590274578";
 /// `SEQUENCE { id INTEGER (0..2^32-1), epoch INTEGER (0..2^32-1) }`.
 pub const OFFPAY_POLICY_REF_OID: &str = "2.25.210676877857255837455590850053590274578.1";
 
+/// The wallet certificate extension naming the wallet's profile,
+/// `2.25.210676877857255837455590850053590274578.2`, non-critical. Its value
+/// is `ENUMERATED { terminal (1) }`. Absent means [`WalletProfile::Personal`]
+/// (every certificate issued before the extension existed, and every personal
+/// wallet's: their bytes, and so every payment's size, are unchanged);
+/// personal is never written explicitly, so each profile has one encoding.
+/// Non-critical so that verifiers that do not know it (OpenSSL, older
+/// wallets paying a terminal) still accept the certificate: the refusals it
+/// drives are offpay's own (`PayerIsTerminal`, the issuer's sync check).
+pub const OFFPAY_WALLET_PROFILE_OID: &str = "2.25.210676877857255837455590850053590274578.2";
+
 /// DER contents of [`OFFPAY_POLICY_REF_OID`].
 pub(crate) const OFFPAY_POLICY_REF_OID_DER: &[u8] = &[
     0x69, 0x82, 0xbc, 0xfe, 0xf2, 0x82, 0xa6, 0xdb, 0xa2, 0x9a, 0xe7, 0x94, 0x94, 0x96, 0xbb, 0xaf,
     0x95, 0x83, 0xa4, 0x12, 0x01,
 ];
+
+/// DER contents of [`OFFPAY_WALLET_PROFILE_OID`].
+pub(crate) const OFFPAY_WALLET_PROFILE_OID_DER: &[u8] = &[
+    0x69, 0x82, 0xbc, 0xfe, 0xf2, 0x82, 0xa6, 0xdb, 0xa2, 0x9a, 0xe7, 0x94, 0x94, 0x96, 0xbb, 0xaf,
+    0x95, 0x83, 0xa4, 0x12, 0x02,
+];
+
+/// What a wallet may do, as its certificate names it
+/// ([`OFFPAY_WALLET_PROFILE_OID`]; [`Certificate::wallet_profile`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum WalletProfile {
+    /// A person's wallet: pays and receives (no extension in the certificate).
+    #[default]
+    Personal,
+    /// A receive-only merchant terminal: requests and receives, never pays;
+    /// its takings above a float go to the merchant's online account at each
+    /// sync (the sweep, a redeem entry on its chain).
+    Terminal,
+}
+
+impl WalletProfile {
+    /// The stable name (`personal`, `terminal`): CLI, JSON and the store.
+    pub fn code(self) -> &'static str {
+        match self {
+            WalletProfile::Personal => "personal",
+            WalletProfile::Terminal => "terminal",
+        }
+    }
+
+    /// The profile named `code` ([`WalletProfile::code`]), if any.
+    pub fn from_code(code: &str) -> Option<WalletProfile> {
+        match code {
+            "personal" => Some(WalletProfile::Personal),
+            "terminal" => Some(WalletProfile::Terminal),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for WalletProfile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.code())
+    }
+}
 
 /// The place of a certificate in a chain ([`Certificate::role`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -503,7 +503,11 @@ fn chain_wrong_issuer_and_bad_signature() {
                 not_before: ago(1),
                 not_after: ahead(1),
                 subject_key: p.wallet.public_key(),
-                extensions: wallet_extensions(POLICY, &p.issuer.key_identifier()),
+                extensions: wallet_extensions(
+                    POLICY,
+                    WalletProfile::Personal,
+                    &p.issuer.key_identifier(),
+                ),
             },
         )
         .unwrap();
@@ -531,7 +535,11 @@ fn chain_roles() {
                 not_before: ago(1),
                 not_after: ahead(1),
                 subject_key: &fake_key.public_key(),
-                extensions: wallet_extensions(POLICY, &p.root.key_identifier()),
+                extensions: wallet_extensions(
+                    POLICY,
+                    WalletProfile::Personal,
+                    &p.root.key_identifier(),
+                ),
             },
         )
         .unwrap();
@@ -544,7 +552,11 @@ fn chain_roles() {
                 not_before: ago(1),
                 not_after: ahead(1),
                 subject_key: p.wallet.public_key(),
-                extensions: wallet_extensions(POLICY, &x509::key_id(&fake_key.public_key())),
+                extensions: wallet_extensions(
+                    POLICY,
+                    WalletProfile::Personal,
+                    &x509::key_id(&fake_key.public_key()),
+                ),
             },
         )
         .unwrap();
@@ -601,7 +613,11 @@ fn chain_roles() {
                 not_before: ago(1),
                 not_after: ahead(1),
                 subject_key: p.wallet.public_key(),
-                extensions: wallet_extensions(POLICY, &p.issuer.key_identifier()),
+                extensions: wallet_extensions(
+                    POLICY,
+                    WalletProfile::Personal,
+                    &p.issuer.key_identifier(),
+                ),
             },
         )
         .unwrap();
@@ -1050,7 +1066,7 @@ fn oversized_and_garbage_inputs() {
 #[test]
 fn unknown_critical_extension_is_refused() {
     let p = pki(Suite::Ed25519, Suite::Ed25519, Suite::Ed25519);
-    let mut exts = wallet_extensions(POLICY, &[1; 20]);
+    let mut exts = wallet_extensions(POLICY, WalletProfile::Personal, &[1; 20]);
     // 2.5.29.30 nameConstraints, critical.
     exts.push(x509::encode_extension(
         &[0x55, 0x1d, 0x1e],
@@ -1071,7 +1087,7 @@ fn unknown_critical_extension_is_refused() {
         Err(PkiError::UnsupportedCriticalExtension)
     );
     // The same, non-critical, is ignored.
-    let mut exts = wallet_extensions(POLICY, &[1; 20]);
+    let mut exts = wallet_extensions(POLICY, WalletProfile::Personal, &[1; 20]);
     exts.push(x509::encode_extension(
         &[0x55, 0x1d, 0x1e],
         false,
@@ -1079,7 +1095,7 @@ fn unknown_critical_extension_is_refused() {
     ));
     build_certificate(&p.issuer_key, template(exts)).unwrap();
     // Duplicate extensions are refused.
-    let mut exts = wallet_extensions(POLICY, &[1; 20]);
+    let mut exts = wallet_extensions(POLICY, WalletProfile::Personal, &[1; 20]);
     exts.push(x509::encode_policy_ref(POLICY));
     assert!(matches!(
         build_certificate(&p.issuer_key, template(exts)),
@@ -1219,4 +1235,117 @@ fn leaf_validation_agrees_with_the_full_chain_on_the_leaf() {
             assert!(both(&forged, NOW, None).is_err());
         }
     }
+}
+
+#[test]
+fn wallet_profile_is_named_by_the_certificate() {
+    let p = pki(Suite::Ed25519, Suite::Ed25519, Suite::Ed25519);
+    // Absent: a personal wallet (every certificate issued before the extension).
+    assert_eq!(p.wallet.wallet_profile(), WalletProfile::Personal);
+    let issue = |profile| {
+        issue_wallet_certificate(
+            &p.issuer_key,
+            &p.issuer,
+            &WalletCertificate {
+                wallet_public: &p.wallet_key.public_key(),
+                wallet_id: p.wallet_id,
+                policy: POLICY,
+                profile,
+                serial: 0x0123_4567_89ab_cdef,
+                not_before: ago(1),
+                not_after: ahead(30),
+            },
+        )
+        .unwrap()
+    };
+    // Personal writes no extension: byte for byte the certificate of issue_wallet.
+    assert_eq!(issue(WalletProfile::Personal).der(), p.wallet.der());
+    let terminal = issue(WalletProfile::Terminal);
+    assert_eq!(terminal.wallet_profile(), WalletProfile::Terminal);
+    // OID (2 + 21) + ENUMERATED (3) inside the extension's SEQUENCE and
+    // OCTET STRING (4), and one more length byte for the extension list (now
+    // over 127 bytes): 31 bytes, about 362 in all for Ed25519.
+    assert_eq!(terminal.der().len(), p.wallet.der().len() + 31);
+    assert_eq!(
+        validate_wallet_chain(&p.root, &p.issuer, &terminal, NOW, None),
+        Ok(p.wallet_id)
+    );
+    // Round trip through DER and PEM keeps it.
+    let again = Certificate::from_pem(&terminal.to_pem()).unwrap();
+    assert_eq!(again.wallet_profile(), WalletProfile::Terminal);
+
+    // Only ENUMERATED 1 is a profile: an explicit personal (0), another
+    // value, another type or trailing bytes are refused.
+    for value in [
+        vec![0x0a, 1, 0],
+        vec![0x0a, 1, 2],
+        vec![0x02, 1, 1],
+        vec![0x0a, 1, 1, 0],
+        vec![0x0a, 2, 0, 1],
+    ] {
+        let mut exts = wallet_extensions(POLICY, WalletProfile::Personal, &[1; 20]);
+        exts.push(x509::encode_extension(
+            OFFPAY_WALLET_PROFILE_OID_DER,
+            false,
+            &value,
+        ));
+        let t = CertTemplate {
+            serial: 9,
+            issuer_name: &p.issuer.subject_name,
+            subject_cn: &p.wallet_id.to_hex(),
+            not_before: ago(1),
+            not_after: ahead(1),
+            subject_key: p.wallet.public_key(),
+            extensions: exts,
+        };
+        assert_eq!(
+            build_certificate(&p.issuer_key, t),
+            Err(PkiError::Malformed("offpay wallet profile")),
+            "{value:02x?}"
+        );
+    }
+    // Twice: refused like any duplicate extension.
+    let mut exts = wallet_extensions(POLICY, WalletProfile::Terminal, &[1; 20]);
+    exts.extend(x509::encode_wallet_profile(WalletProfile::Terminal));
+    let t = CertTemplate {
+        serial: 9,
+        issuer_name: &p.issuer.subject_name,
+        subject_cn: &p.wallet_id.to_hex(),
+        not_before: ago(1),
+        not_after: ahead(1),
+        subject_key: p.wallet.public_key(),
+        extensions: exts,
+    };
+    assert_eq!(
+        build_certificate(&p.issuer_key, t),
+        Err(PkiError::Malformed("duplicate extension"))
+    );
+    assert_eq!(
+        WalletProfile::from_code(WalletProfile::Terminal.code()),
+        Some(WalletProfile::Terminal)
+    );
+    assert_eq!(WalletProfile::from_code("Terminal"), None);
+}
+
+#[test]
+fn wallet_profile_oid_der_matches_its_dotted_form() {
+    let arc: u128 = 210_676_877_857_255_837_455_590_850_053_590_274_578;
+    let mut base128 = Vec::new();
+    let mut n = arc;
+    base128.push((n & 0x7f) as u8);
+    n >>= 7;
+    while n > 0 {
+        base128.push(0x80 | (n & 0x7f) as u8);
+        n >>= 7;
+    }
+    base128.reverse();
+    let mut der = vec![0x69];
+    der.extend(base128);
+    der.push(2);
+    assert_eq!(der, OFFPAY_WALLET_PROFILE_OID_DER);
+    assert!(OFFPAY_WALLET_PROFILE_OID.ends_with(".2"));
+    assert_eq!(
+        OFFPAY_WALLET_PROFILE_OID[..OFFPAY_OID_ARC.len()],
+        *OFFPAY_OID_ARC
+    );
 }

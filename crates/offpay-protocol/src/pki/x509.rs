@@ -5,7 +5,7 @@
 use core::ops::Range;
 
 use super::asn1::{self, Reader, Res, Tlv, tag};
-use super::{OFFPAY_POLICY_REF_OID_DER, PkiError};
+use super::{OFFPAY_POLICY_REF_OID_DER, OFFPAY_WALLET_PROFILE_OID_DER, PkiError, WalletProfile};
 use crate::suite::{PublicKey, SIGNATURE_BYTES, SigningKey, Suite};
 use crate::types::Hash32;
 
@@ -301,6 +301,29 @@ pub(crate) fn parse_policy_ref(value: &[u8]) -> Res<super::PolicyRef> {
     let epoch = u32_field()?;
     r.finish(WHAT)?;
     Ok(super::PolicyRef { id, epoch })
+}
+
+/// The offpay wallet-profile extension, or None for a personal wallet (absent).
+pub(crate) fn encode_wallet_profile(p: WalletProfile) -> Option<Vec<u8>> {
+    match p {
+        WalletProfile::Personal => None,
+        WalletProfile::Terminal => Some(encode_extension(
+            OFFPAY_WALLET_PROFILE_OID_DER,
+            false,
+            &asn1::tlv(tag::ENUMERATED, &[1]),
+        )),
+    }
+}
+
+/// Parse the offpay wallet-profile extension value: `ENUMERATED 1`
+/// (terminal). Personal is the extension's absence, so an explicit 0 (or any
+/// other value) is refused: one encoding per profile.
+pub(crate) fn parse_wallet_profile(value: &[u8]) -> Res<WalletProfile> {
+    const WHAT: &str = "offpay wallet profile";
+    match asn1::single(value, tag::ENUMERATED, WHAT)? {
+        [1] => Ok(WalletProfile::Terminal),
+        _ => Err(PkiError::Malformed(WHAT)),
+    }
 }
 
 /// The outer structure of a signed object, parsed.
