@@ -96,8 +96,14 @@ class OffpayServer private constructor(
                 process.destroyForcibly()
                 throw OffpayCommandException("offpay server's first line is not 'listening': $firstLine")
             }
-            // Keep draining stdout so the server never blocks on a full pipe.
-            Thread { stdout.use { while (true) it.readLine() ?: break } }.apply { isDaemon = true }.start()
+            // Keep draining stdout so the server never blocks on a full pipe
+            // (the stream closes when the server stops: the end of the drain).
+            Thread {
+                try {
+                    stdout.use { while (true) it.readLine() ?: break }
+                } catch (_: java.io.IOException) {
+                }
+            }.apply { isDaemon = true }.start()
             return OffpayServer(binary, dataDir, event["url"].string, process, log)
         }
 
