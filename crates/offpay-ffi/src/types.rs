@@ -229,10 +229,18 @@ pub struct WalletStatusInfo {
     pub pending_requests: u64,
     /// When the soonest-expiring pending request expires.
     pub pending_request_next_expiry_unix_seconds: Option<u64>,
+    /// A terminal: payments it may still receive before a sync (none for a
+    /// personal wallet or a policy without terminal limits).
+    pub receive_payments_left: Option<u32>,
+    /// A terminal: minor units it may still receive before a sync.
+    pub receive_left_minor: Option<u64>,
+    /// A terminal: what its next sync report sweeps to the merchant's online
+    /// account (its balance above the policy's float); 0 for a personal wallet.
+    pub sweep_due_minor: u64,
 }
 
 impl WalletStatusInfo {
-    pub(crate) fn new(s: WalletStatus, profile: WalletProfile) -> Self {
+    pub(crate) fn new(s: WalletStatus, profile: WalletProfile, sweep_due_minor: u64) -> Self {
         WalletStatusInfo {
             wallet_id: s.wallet_id.to_hex(),
             enrolled: s.enrolled,
@@ -250,6 +258,9 @@ impl WalletStatusInfo {
             policy: s.policy.as_ref().map(PolicyInfo::from),
             pending_requests: s.pending_requests as u64,
             pending_request_next_expiry_unix_seconds: s.pending_request_next_expiry.map(|t| t.0),
+            receive_payments_left: s.receive_payments_left,
+            receive_left_minor: s.receive_left_minor,
+            sweep_due_minor,
         }
     }
 }

@@ -393,9 +393,16 @@ impl OffpayWallet {
         })
     }
 
-    /// Everything the app may show: balance, lock, limits left, expiries.
+    /// Everything the app may show: balance, lock, limits left (a terminal's
+    /// receive limits and its sweep due too), expiries.
     pub fn status(&self) -> Result<WalletStatusInfo, OffpayError> {
-        self.with(|w, now| Ok(WalletStatusInfo::new(w.status(now), w.profile().into())))
+        self.with(|w, now| {
+            Ok(WalletStatusInfo::new(
+                w.status(now),
+                w.profile().into(),
+                w.sweep_due_minor(),
+            ))
+        })
     }
 
     /// This wallet's certificate (DER), once enrolled.

@@ -166,12 +166,34 @@ fn a_terminal_enrolls_receives_and_never_pays() {
     assert_eq!(t.status().unwrap().profile, WalletProfile::Terminal);
     assert_eq!(d.status().unwrap().profile, WalletProfile::Personal);
 
+    let before = t.status().unwrap();
+    assert_eq!(before.sweep_due_minor, 0);
     pay(&d, &t, 1_200);
     assert_eq!(balance(&t), 1_200);
+    let after = t.status().unwrap();
+    // The receive limits count down; the whole taking is due to the shop
+    // (the issuer's default float is 0).
+    assert_eq!(
+        after.receive_payments_left.unwrap() + 1,
+        before.receive_payments_left.unwrap()
+    );
+    assert_eq!(
+        after.receive_left_minor.unwrap() + 1_200,
+        before.receive_left_minor.unwrap()
+    );
+    assert_eq!(after.sweep_due_minor, 1_200);
+    assert_eq!(d.status().unwrap().sweep_due_minor, 0);
     let req = d.request(100, "EUR".into(), 300).unwrap();
     assert_eq!(t.pay(req).unwrap_err(), OffpayError::TerminalCannotPay);
     assert_eq!(balance(&t), 1_200);
+    // The sync sweeps the takings to the shop's online account.
     client.sync(t.clone()).unwrap();
+    assert_eq!(balance(&t), 0);
+    assert_eq!(t.status().unwrap().sweep_due_minor, 0);
+    assert_eq!(
+        server.operator.customer("shop").unwrap().balance_minor,
+        1_200
+    );
     client.sync(d.clone()).unwrap();
     server.assert_invariants();
 }

@@ -277,6 +277,28 @@ fn a_restored_state_blob_opens_locked() {
 }
 
 #[test]
+fn an_edited_state_blob_is_tampered_and_changes_nothing() {
+    let (_s, _p, ha, a, _hb, _b) = two_wallets();
+    drop(a);
+    let sealed = ha.storage.get("state.sealed").unwrap();
+    // One bit of the ciphertext, then one of the header's version: the AEAD
+    // refuses both (the host sees only sealed bytes).
+    for offset in [sealed.len() - 20, 50] {
+        let mut edited = sealed.clone();
+        edited[offset] ^= 0x01;
+        ha.storage.put("state.sealed", &edited);
+        assert_eq!(
+            ha.open().unwrap_err(),
+            OffpayError::Tampered,
+            "edit at byte {offset}"
+        );
+    }
+    // The original opens again, balance intact.
+    ha.storage.put("state.sealed", &sealed);
+    assert_eq!(balance(&ha.open().unwrap()), 10_000);
+}
+
+#[test]
 fn a_counter_two_versions_behind_the_state_is_corrupt() {
     let (_s, _p, ha, a, _hb, _b) = two_wallets();
     drop(a);
