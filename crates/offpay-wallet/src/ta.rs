@@ -897,9 +897,10 @@ impl<V: Vault> Wallet<V> {
                 max: policy.max_log_entries,
             });
         }
+        let seq = self.state.seq.checked_add(1).ok_or(WalletError::Overflow)?;
         let body = Payment {
             payer: self.state.wallet_id,
-            seq: self.state.seq + 1,
+            seq,
             prev: self.state.head,
             payee: r.payee,
             amount: r.amount,
@@ -914,7 +915,7 @@ impl<V: Vault> Wallet<V> {
             .balance_minor
             .checked_sub(r.amount.minor)
             .ok_or(WalletError::Overflow)?;
-        next.seq += 1;
+        next.seq = seq;
         next.head = signed.payload_hash();
         next.log.push(LogEntry::Outgoing {
             entry: signed.bytes().into(),
@@ -1247,9 +1248,10 @@ impl<V: Vault> Wallet<V> {
         amount: Amount,
         now: UnixSeconds,
     ) -> Result<Signed<Redeem>, WalletError> {
+        let seq = next.seq.checked_add(1).ok_or(WalletError::Overflow)?;
         let body = Redeem {
             wallet: next.wallet_id,
-            seq: next.seq + 1,
+            seq,
             prev: next.head,
             amount,
             time: now,
@@ -1259,7 +1261,7 @@ impl<V: Vault> Wallet<V> {
             .balance_minor
             .checked_sub(amount.minor)
             .ok_or(WalletError::Overflow)?;
-        next.seq += 1;
+        next.seq = seq;
         next.head = signed.payload_hash();
         next.log.push(LogEntry::Outgoing {
             entry: signed.bytes().into(),
@@ -1328,7 +1330,10 @@ impl<V: Vault> Wallet<V> {
                 LogEntry::Load { load_seq, .. } => loads.push(*load_seq),
             }
         }
-        next.report_seq += 1;
+        next.report_seq = next
+            .report_seq
+            .checked_add(1)
+            .ok_or(WalletError::Overflow)?;
         let body = SyncReport {
             wallet: next.wallet_id,
             report_seq: next.report_seq,
