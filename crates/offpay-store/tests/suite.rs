@@ -21,7 +21,7 @@ use offpay_test_support::postgres::Schema;
 use offpay_test_support::{eur, pay};
 
 mod common;
-use common::{T0, customer_with_wallet, sync};
+use common::{T0, customer_with_wallet, enrolled_wallet, sync};
 
 const MASTER: [u8; 32] = [42u8; 32];
 
@@ -580,27 +580,7 @@ fn pin_unlock_only_after_the_operator_approves() {
 /// A terminal enrolled for customer `merchant` (a terminal enrollment token).
 fn terminal_for(issuer: &Issuer<AnyStore>, merchant: &str) -> Wallet<MemoryVault> {
     issuer.create_customer(merchant, merchant, T0).unwrap();
-    let token = issuer
-        .create_enrollment_token_for(merchant, WalletProfile::Terminal, T0)
-        .unwrap();
-    let mut till = Wallet::create(
-        MemoryVault::new(),
-        Suite::Ed25519,
-        issuer.root_certificate().der(),
-        T0,
-    )
-    .unwrap();
-    let e = issuer.enroll(&token, &till.csr().unwrap(), T0).unwrap();
-    // The retry of an enrollment gives the same terminal certificate.
-    assert_eq!(issuer.enroll(&token, &till.csr().unwrap(), T0).unwrap(), e);
-    till.enroll(
-        &e.issuer_certificate,
-        &e.certificate,
-        &e.policy,
-        Some(&e.crl),
-        T0,
-    )
-    .unwrap();
+    let till = enrolled_wallet(issuer, merchant, WalletProfile::Terminal);
     assert_eq!(till.profile(), WalletProfile::Terminal);
     till
 }

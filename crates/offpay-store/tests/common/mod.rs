@@ -2,6 +2,7 @@
 //! enrolled and loaded wallet, and one sync.
 
 use offpay_issuer::Issuer;
+use offpay_protocol::pki::WalletProfile;
 use offpay_protocol::{Suite, UnixSeconds};
 use offpay_store::AnyStore;
 use offpay_test_support::eur;
@@ -23,7 +24,24 @@ pub fn customer_with_wallet(
             .deposit(id, eur(online), &format!("dep-{id}"), T0)
             .unwrap();
     }
-    let token = issuer.create_enrollment_token(id, T0).unwrap();
+    let mut w = enrolled_wallet(issuer, id, WalletProfile::Personal);
+    if offline > 0 {
+        let v = issuer
+            .load(&w.wallet_id(), eur(offline), &format!("load-{id}"), T0)
+            .unwrap();
+        w.apply_voucher(&v, T0).unwrap();
+    }
+    w
+}
+
+/// A new wallet enrolled for the existing customer `id` with an enrollment
+/// token of `profile`. The retry of the enrollment gives the same answer.
+pub fn enrolled_wallet(
+    issuer: &Issuer<AnyStore>,
+    id: &str,
+    profile: WalletProfile,
+) -> Wallet<MemoryVault> {
+    let token = issuer.create_enrollment_token_for(id, profile, T0).unwrap();
     let mut w = Wallet::create(
         MemoryVault::new(),
         Suite::Ed25519,
@@ -33,6 +51,7 @@ pub fn customer_with_wallet(
     .unwrap();
     let e = issuer.enroll(&token, &w.csr().unwrap(), T0).unwrap();
     assert_eq!(e.wallet, w.wallet_id());
+    assert_eq!(issuer.enroll(&token, &w.csr().unwrap(), T0).unwrap(), e);
     w.enroll(
         &e.issuer_certificate,
         &e.certificate,
@@ -41,12 +60,6 @@ pub fn customer_with_wallet(
         T0,
     )
     .unwrap();
-    if offline > 0 {
-        let v = issuer
-            .load(&w.wallet_id(), eur(offline), &format!("load-{id}"), T0)
-            .unwrap();
-        w.apply_voucher(&v, T0).unwrap();
-    }
     w
 }
 
