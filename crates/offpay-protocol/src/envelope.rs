@@ -11,7 +11,9 @@
 use core::marker::PhantomData;
 
 use crate::cbor::{DecodeError, Decoder, Encoder, MapReader};
-use crate::suite::{BatchItem, PublicKey, SIGNATURE_BYTES, SignatureError, SigningKey, Suite};
+use crate::suite::{
+    BatchItem, PublicKey, SIGNATURE_BYTES, SignError, SignatureError, Signer, SigningKey, Suite,
+};
 use crate::types::Hash32;
 
 /// The COSE_Sign1 tag.
@@ -162,6 +164,26 @@ impl<T: Body> Signed<T> {
         let payload = body.to_payload();
         let suite = key.suite();
         let sig = key.sign(&sig_structure(suite, &payload));
+        Signed::assemble(body, suite, payload, &sig)
+    }
+
+    /// Sign `body` through `signer` (a key in process or in a device). A
+    /// signature of the wrong length for the suite, or one that does not
+    /// verify with the signer's public key, is refused
+    /// ([`SignError::BadOutput`]): a device's output is checked before it is
+    /// released.
+    pub fn try_sign(body: T, signer: &dyn Signer) -> Result<Signed<T>, SignError> {
+        let payload = body.to_payload();
+        let suite = signer.suite();
+        let msg = sig_structure(suite, &payload);
+        let sig = signer.try_sign(&msg)?;
+        if sig.len() != SIGNATURE_BYTES || signer.public_key().verify(&msg, &sig).is_err() {
+            return Err(SignError::BadOutput);
+        }
+        Ok(Signed::assemble(body, suite, payload, &sig))
+    }
+
+    fn assemble(body: T, suite: Suite, payload: Vec<u8>, sig: &[u8]) -> Signed<T> {
         let mut e = Encoder::new();
         e.tag(COSE_SIGN1_TAG)
             .array(4)
@@ -169,12 +191,12 @@ impl<T: Body> Signed<T> {
             .map(0);
         let payload_start = e.len() + header_len(payload.len());
         e.bytes(&payload);
-        let sig_start = e.len() + header_len(SIGNATURE_BYTES);
-        e.bytes(&sig);
+        let sig_start = e.len() + header_len(sig.len());
+        e.bytes(sig);
         let bytes = e.finish();
         Signed {
             payload: payload_start..payload_start + payload.len(),
-            signature: sig_start..sig_start + SIGNATURE_BYTES,
+            signature: sig_start..sig_start + sig.len(),
             bytes,
             body,
             suite,

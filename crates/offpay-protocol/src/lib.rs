@@ -14,7 +14,7 @@ pub mod suite;
 pub mod types;
 
 pub use entropy::{Entropy, EntropyError, OsEntropy, SeededEntropy, SharedEntropy};
-pub use suite::{PublicKey, SigningKey, Suite};
+pub use suite::{PublicKey, SignError, Signer, SigningKey, Suite};
 pub use types::{
     Amount, AmountError, Currency, Hash32, IssuerId, IssuerStatus, Nonce, UnixSeconds, WalletId,
 };

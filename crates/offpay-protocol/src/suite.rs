@@ -9,7 +9,7 @@ use core::fmt;
 
 use ed25519_dalek as ed;
 use p256::ecdsa as ec;
-use signature::{Signer, Verifier};
+use signature::{Signer as _, Verifier};
 use zeroize::Zeroizing;
 
 /// Length in bytes of a signature in COSE form (both suites).
@@ -269,6 +269,61 @@ impl SigningKey {
                 out
             }
         }
+    }
+}
+
+/// Why a [`Signer`] could not sign. A key in process always signs; a key
+/// held in a device (a PKCS#11 HSM, a secure element) may fail.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SignError {
+    /// The device holding the key failed or refused. `what` names the step
+    /// (open session, log in, find key, sign), `code` is the device's own
+    /// return value (a PKCS#11 `CKR_*`; 0 when it gave none).
+    Device {
+        /// The step that failed.
+        what: &'static str,
+        /// The device's return value.
+        code: u64,
+    },
+    /// The device returned a signature that does not verify with its public
+    /// key, or one of the wrong length for the suite: nothing is released.
+    BadOutput,
+}
+
+impl fmt::Display for SignError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SignError::Device { what, code } => {
+                write!(f, "signing device failed at {what} (code {code:#x})")
+            }
+            SignError::BadOutput => f.write_str("signing device returned an invalid signature"),
+        }
+    }
+}
+impl std::error::Error for SignError {}
+
+/// A key that signs: an in-process [`SigningKey`], or a key held in a device
+/// (a PKCS#11 token, a secure element) that never leaves it. Everything that
+/// issuers and the scheme sign (certificates, CRLs, requests, envelopes) can
+/// be signed through one.
+pub trait Signer: Send + Sync {
+    /// The key's suite.
+    fn suite(&self) -> Suite;
+    /// The matching public key.
+    fn public_key(&self) -> PublicKey;
+    /// Sign `msg`: the signature in COSE form for the suite.
+    fn try_sign(&self, msg: &[u8]) -> Result<Vec<u8>, SignError>;
+}
+
+impl Signer for SigningKey {
+    fn suite(&self) -> Suite {
+        SigningKey::suite(self)
+    }
+    fn public_key(&self) -> PublicKey {
+        SigningKey::public_key(self)
+    }
+    fn try_sign(&self, msg: &[u8]) -> Result<Vec<u8>, SignError> {
+        Ok(self.sign(msg).to_vec())
     }
 }
 

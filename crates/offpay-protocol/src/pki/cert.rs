@@ -11,7 +11,7 @@ use super::{
     CERTIFICATE_BYTES_MAX, CertRole, OFFPAY_POLICY_REF_OID_DER, OFFPAY_WALLET_PROFILE_OID_DER,
     PkiError, PolicyRef, WalletProfile,
 };
-use crate::suite::{PublicKey, SIGNATURE_BYTES, SigningKey, Suite};
+use crate::suite::{PublicKey, SIGNATURE_BYTES, Signer, Suite};
 use crate::types::{Hash32, IssuerId, UnixSeconds, WalletId};
 
 /// An X.509 v3 certificate: the exact DER it was parsed from, and its fields.
@@ -424,7 +424,7 @@ pub(crate) struct CertTemplate<'a> {
 /// Encode, sign and re-parse (so that we never issue what we would not accept).
 /// No role checks: the public issuing functions do those.
 pub(crate) fn build_certificate(
-    signer: &SigningKey,
+    signer: &dyn Signer,
     t: CertTemplate<'_>,
 ) -> Result<Certificate, PkiError> {
     if t.serial == 0 {
@@ -448,7 +448,7 @@ pub(crate) fn build_certificate(
         &x509::encode_spki(t.subject_key),
         &asn1::cons(tag::ctx_cons(3), &[&asn1::seq(&exts)]),
     ]);
-    Certificate::from_der(&x509::sign(signer, &tbs))
+    Certificate::from_der(&x509::sign(signer, &tbs)?)
 }
 
 pub(crate) fn ca_extensions(
@@ -480,7 +480,7 @@ pub(crate) fn ca_extensions(
 }
 
 /// `key` is `cert`'s key and `cert` may sign certificates.
-fn check_signer(key: &SigningKey, cert: &Certificate) -> Result<(), PkiError> {
+fn check_signer(key: &dyn Signer, cert: &Certificate) -> Result<(), PkiError> {
     if key.public_key() != *cert.public_key() {
         return Err(PkiError::InvalidArgument(
             "signing key does not match the issuer certificate",
@@ -496,7 +496,7 @@ fn check_signer(key: &SigningKey, cert: &Certificate) -> Result<(), PkiError> {
 /// `CN=common_name`; basicConstraints cA (critical, no path length limit),
 /// keyUsage keyCertSign + cRLSign (critical), subjectKeyIdentifier.
 pub fn issue_root(
-    key: &SigningKey,
+    key: &dyn Signer,
     common_name: &str,
     serial: u64,
     not_before: UnixSeconds,
@@ -523,7 +523,7 @@ pub fn issue_root(
 /// keyCertSign + cRLSign (critical), subject and authority key identifiers.
 /// `root_key` must be `root`'s key and `root` a CA ([`PkiError::NotACa`]).
 pub fn issue_issuer_ca(
-    root_key: &SigningKey,
+    root_key: &dyn Signer,
     root: &Certificate,
     issuer_public: &PublicKey,
     common_name: &str,
@@ -569,7 +569,7 @@ pub struct WalletCertificate<'a> {
 /// [`WalletProfile::Personal`].
 #[allow(clippy::too_many_arguments)]
 pub fn issue_wallet(
-    issuer_key: &SigningKey,
+    issuer_key: &dyn Signer,
     issuer: &Certificate,
     wallet_public: &PublicKey,
     wallet_id: WalletId,
@@ -602,7 +602,7 @@ pub fn issue_wallet(
 /// that it fits inline in a payment's QR code. `issuer_key` must be
 /// `issuer`'s key and `issuer` a CA ([`PkiError::NotACa`]).
 pub fn issue_wallet_certificate(
-    issuer_key: &SigningKey,
+    issuer_key: &dyn Signer,
     issuer: &Certificate,
     w: &WalletCertificate<'_>,
 ) -> Result<Certificate, PkiError> {

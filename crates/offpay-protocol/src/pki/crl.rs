@@ -7,7 +7,7 @@ use super::asn1::{self, Reader, tag};
 use super::cert::Certificate;
 use super::x509::{self, encode_extension, oid};
 use super::{CRL_BYTES_MAX, PkiError};
-use crate::suite::{SIGNATURE_BYTES, SigningKey, Suite};
+use crate::suite::{SIGNATURE_BYTES, Signer, Suite};
 use crate::types::{Hash32, IssuerId, UnixSeconds};
 
 /// Why a certificate was revoked: the RFC 5280 `CRLReason` codes (all but
@@ -351,7 +351,7 @@ fn parse_entry(value: &[u8]) -> Result<RevokedEntry, PkiError> {
 /// ([`PkiError::InvalidArgument`]), and so is a result over [`CRL_BYTES_MAX`]
 /// ([`PkiError::TooLarge`]; about 25 000 entries).
 pub fn issue_crl(
-    issuer_key: &SigningKey,
+    issuer_key: &dyn Signer,
     issuer: &Certificate,
     number: u64,
     this_update: UnixSeconds,
@@ -413,7 +413,7 @@ pub fn issue_crl(
     }
     asn1::put(&mut tbs_body, tag::ctx_cons(0), &exts);
     let tbs = asn1::tlv(tag::SEQUENCE, &tbs_body);
-    let der = x509::sign(issuer_key, &tbs);
+    let der = x509::sign(issuer_key, &tbs)?;
     if der.len() > CRL_BYTES_MAX {
         return Err(PkiError::TooLarge {
             len: der.len(),

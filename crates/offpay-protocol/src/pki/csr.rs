@@ -3,7 +3,7 @@
 use super::asn1::{self, Reader, tag};
 use super::x509;
 use super::{CSR_BYTES_MAX, PkiError};
-use crate::suite::{PublicKey, SigningKey};
+use crate::suite::{PublicKey, Signer};
 use crate::types::WalletId;
 
 /// A verified certification request: the wallet proved it holds the key.
@@ -17,14 +17,14 @@ pub struct Csr {
 
 /// Build a wallet's PKCS#10 request (DER): version 0, subject
 /// `CN=<wallet id hex>`, the key, no attributes, self-signed with `key`.
-pub fn build_csr(key: &SigningKey, wallet_id: WalletId) -> Result<Vec<u8>, PkiError> {
+pub fn build_csr(key: &dyn Signer, wallet_id: WalletId) -> Result<Vec<u8>, PkiError> {
     let info = asn1::seq(&[
         &asn1::uint(0),
         &x509::encode_name(&wallet_id.to_hex()),
         &x509::encode_spki(&key.public_key()),
         &[tag::ctx_cons(0), 0],
     ]);
-    let der = x509::sign(key, &info);
+    let der = x509::sign(key, &info)?;
     if der.len() > CSR_BYTES_MAX {
         return Err(PkiError::TooLarge {
             len: der.len(),
@@ -110,7 +110,7 @@ pub struct CaCsr {
 /// `common_name` must be an issuer code (`[a-z0-9-]{1,32}`,
 /// [`PkiError::InvalidArgument`] otherwise). Deterministic for Ed25519 keys:
 /// the same key and code give the same bytes.
-pub fn build_ca_csr(key: &SigningKey, common_name: &str) -> Result<Vec<u8>, PkiError> {
+pub fn build_ca_csr(key: &dyn Signer, common_name: &str) -> Result<Vec<u8>, PkiError> {
     if !is_issuer_code(common_name) {
         return Err(PkiError::InvalidArgument(
             "issuer code must be [a-z0-9-]{1,32}",
@@ -122,7 +122,7 @@ pub fn build_ca_csr(key: &SigningKey, common_name: &str) -> Result<Vec<u8>, PkiE
         &x509::encode_spki(&key.public_key()),
         &[tag::ctx_cons(0), 0],
     ]);
-    let der = x509::sign(key, &info);
+    let der = x509::sign(key, &info)?;
     if der.len() > CSR_BYTES_MAX {
         return Err(PkiError::TooLarge {
             len: der.len(),

@@ -60,6 +60,7 @@ pub use csr::{
 };
 pub use scheme::SchemeTrust;
 
+use crate::suite::SignError;
 use crate::types::{UnixSeconds, WalletId};
 
 /// Largest DER certificate accepted (checked before parsing).
@@ -228,6 +229,9 @@ pub enum PkiError {
     IssuerSuspended,
     /// The issuer CA is revoked (on the root-signed issuer CRL with another reason).
     IssuerRevoked,
+    /// The signing key's device failed or returned an invalid signature
+    /// (issuing only; nothing was issued).
+    Signer(SignError),
 }
 
 impl fmt::Display for PkiError {
@@ -253,6 +257,7 @@ impl fmt::Display for PkiError {
             PkiError::UnknownIssuer => f.write_str("issuer not admitted to the scheme"),
             PkiError::IssuerSuspended => f.write_str("issuer suspended by the scheme"),
             PkiError::IssuerRevoked => f.write_str("issuer revoked by the scheme"),
+            PkiError::Signer(e) => write!(f, "signing failed: {e}"),
         }
     }
 }

@@ -6,7 +6,7 @@ use core::ops::Range;
 
 use super::asn1::{self, Reader, Res, Tlv, tag};
 use super::{OFFPAY_POLICY_REF_OID_DER, OFFPAY_WALLET_PROFILE_OID_DER, PkiError, WalletProfile};
-use crate::suite::{PublicKey, SIGNATURE_BYTES, SigningKey, Suite};
+use crate::suite::{PublicKey, SIGNATURE_BYTES, SignError, Signer, Suite};
 use crate::types::Hash32;
 
 /// AlgorithmIdentifier `id-Ed25519` (1.3.101.112), parameters absent (RFC 8410).
@@ -66,7 +66,7 @@ pub(crate) fn suite_of_signature_algorithm(raw: &[u8]) -> Res<Suite> {
 
 /// The signatureValue BIT STRING (whole DER) for a COSE-form signature:
 /// Ed25519 the 64 bytes (RFC 8410), P-256 a DER `ECDSA-Sig-Value` (RFC 5480).
-pub(crate) fn encode_signature_value(suite: Suite, sig: &[u8; SIGNATURE_BYTES]) -> Vec<u8> {
+pub(crate) fn encode_signature_value(suite: Suite, sig: &[u8]) -> Vec<u8> {
     match suite {
         Suite::Ed25519 => asn1::bit_string(sig),
         Suite::P256 => {
@@ -362,14 +362,21 @@ pub(crate) fn parse_signed<'a>(der: &'a [u8], what: &'static str) -> Res<Signed<
     })
 }
 
-/// Sign a to-be-signed element (whole DER) and wrap it.
-pub(crate) fn sign(key: &SigningKey, tbs: &[u8]) -> Vec<u8> {
-    let sig = key.sign(tbs);
-    asn1::seq(&[
+/// Sign a to-be-signed element (whole DER) and wrap it. A signature of the
+/// wrong length for the signer's suite, or one that does not verify with its
+/// public key, is refused ([`SignError::BadOutput`]): a device's output is
+/// checked before it is released.
+pub(crate) fn sign(key: &dyn Signer, tbs: &[u8]) -> Res<Vec<u8>> {
+    let suite = key.suite();
+    let sig = key.try_sign(tbs).map_err(PkiError::Signer)?;
+    if sig.len() != SIGNATURE_BYTES || key.public_key().verify(tbs, &sig).is_err() {
+        return Err(PkiError::Signer(SignError::BadOutput));
+    }
+    Ok(asn1::seq(&[
         tbs,
-        signature_algorithm(key.suite()),
-        &encode_signature_value(key.suite(), &sig),
-    ])
+        signature_algorithm(suite),
+        &encode_signature_value(suite, &sig),
+    ]))
 }
 
 /// Base64 PEM with the given label.
