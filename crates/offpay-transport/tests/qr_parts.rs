@@ -99,7 +99,10 @@ fn parts_of_another_message_and_conflicts_are_refused() {
     let other = split(&message(2000, 4), PART_CODE_BYTES).unwrap();
     let mut r = Reassembly::new();
     r.add(&first[0]).unwrap();
-    assert!(matches!(r.add(&other[1]), Err(PartError::OtherMessage { .. })));
+    assert!(matches!(
+        r.add(&other[1]),
+        Err(PartError::OtherMessage { .. })
+    ));
     // Same id, other count: inconsistent.
     let mut bad_count = first[1].clone();
     bad_count[12] = 5;
