@@ -235,3 +235,22 @@ fn garbage_images_are_refused() {
     ));
     assert!(decode_images(std::iter::empty::<&[u8]>()).is_err());
 }
+
+/// The example of docs/PROTOCOL.md §14.
+#[test]
+fn protocol_doc_example() {
+    let msg = message(1000, 9);
+    let ps = split(&msg, PART_CODE_BYTES).unwrap();
+    let id = parts::message_id(&msg);
+    assert_eq!(ps.len(), 2);
+    for (i, p) in ps.iter().enumerate() {
+        assert_eq!(p.len(), 515);
+        assert_eq!(&p[..3], b"OQ\x01");
+        assert_eq!(p[3..11], id);
+        assert_eq!(p[11..15], [i as u8, 2, 0x03, 0xe8]);
+        assert_eq!(p[15..], msg[i * 500..(i + 1) * 500]);
+    }
+    assert_eq!(offpay_transport::qr_version_for(515), Some(18));
+    let doc = include_str!("../../../docs/PROTOCOL.md");
+    assert!(doc.contains("each code 515 bytes\n(version 18-M)"));
+}
