@@ -286,3 +286,36 @@ fn independent_encoder_agrees() {
     }
     assert_eq!((joined, refused), (3, 1));
 }
+
+/// An animated PNG of more frames than a message can have parts is refused
+/// from its header, before any frame is decoded.
+#[test]
+fn apng_with_too_many_frames_is_refused() {
+    let mut out = Vec::new();
+    let mut enc = png::Encoder::new(&mut out, 8, 8);
+    enc.set_color(png::ColorType::Grayscale);
+    enc.set_depth(png::BitDepth::Eight);
+    enc.set_animated(129, 0).unwrap();
+    let mut w = enc.write_header().unwrap();
+    for _ in 0..129 {
+        w.write_image_data(&[255; 64]).unwrap();
+    }
+    w.finish().unwrap();
+    assert!(matches!(
+        decode_images([out.as_slice()]),
+        Err(QrError::Parts(PartError::TooManyParts { needed: 129 }))
+    ));
+    // An animation without any code says so.
+    let mut out = Vec::new();
+    let mut enc = png::Encoder::new(&mut out, 8, 8);
+    enc.set_color(png::ColorType::Grayscale);
+    enc.set_animated(2, 0).unwrap();
+    let mut w = enc.write_header().unwrap();
+    w.write_image_data(&[255; 64]).unwrap();
+    w.write_image_data(&[255; 64]).unwrap();
+    w.finish().unwrap();
+    assert!(matches!(
+        decode_images([out.as_slice()]),
+        Err(QrError::NoQrCode)
+    ));
+}

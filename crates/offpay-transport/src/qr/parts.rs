@@ -625,6 +625,9 @@ pub fn decode_images<'a>(images: impl IntoIterator<Item = &'a [u8]>) -> Result<V
             }
         }
     }
+    if codes == 0 {
+        return Err(QrError::NoQrCode);
+    }
     match (single, r.count()) {
         (Some(b), None) if codes == 1 => Ok(b),
         (Some(_), _) => Err(QrError::Parts(PartError::NotAPart)),
