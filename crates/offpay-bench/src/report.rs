@@ -229,6 +229,27 @@ impl Report {
         );
         put("qr_version_p256", json!(s.map(|s| s.qr_version_p256)));
         put(
+            "sizes_by_suite",
+            json!(s.map(|s| {
+                s
+                .by_suite
+                .iter()
+                .map(|x| {
+                    let l = |l: crate::sizes::QrLayout| {
+                        json!({"bytes": l.bytes, "qr_version": l.version, "qr_codes": l.codes})
+                    };
+                    json!({
+                        "suite": x.suite,
+                        "request": l(x.request),
+                        "payment_inline": l(x.payment_inline),
+                        "payment_reference": l(x.payment_reference),
+                        "receipt": l(x.receipt),
+                    })
+                })
+                .collect::<Vec<_>>()
+            })),
+        );
+        put(
             "sync_report_bytes_per_payment",
             num(self
                 .any_run()
@@ -393,6 +414,24 @@ impl Report {
                 "  QR code (binary, level M): version {} (P-256: {})",
                 s.qr_version, s.qr_version_p256
             );
+            let _ = writeln!(
+                t,
+                "  per suite: bytes / QR version / codes (one code up to 666 bytes, version 20-M; else multi-part)"
+            );
+            for x in &s.by_suite {
+                for (name, l) in [
+                    ("PaymentRequest (cert inline)", x.request),
+                    ("Payment (cert inline)", x.payment_inline),
+                    ("Payment (cert reference)", x.payment_reference),
+                    ("Receipt", x.receipt),
+                ] {
+                    let _ = writeln!(
+                        t,
+                        "  {:<8} {name:<30} {:>6} B  v{:<2} x{}",
+                        x.suite, l.bytes, l.version, l.codes
+                    );
+                }
+            }
         }
         if self.config.parts.reconcile() {
             let _ = writeln!(

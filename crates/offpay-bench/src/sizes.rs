@@ -5,6 +5,7 @@ use offpay_protocol::envelope::Signed;
 use offpay_protocol::messages::{CertField, Payment};
 use offpay_protocol::{Amount, SigningKey, Suite};
 use offpay_transport::qr::encode_png;
+use offpay_transport::qr::parts::{PART_CODE_BYTES, PartCodes};
 use offpay_wallet::vault::MemoryVault;
 
 use crate::setup::{self, err};
@@ -32,6 +33,53 @@ pub struct Sizes {
     pub payment_bytes_with_cert_p256: usize,
     /// Smallest QR code version holding the P-256 inline payment.
     pub qr_version_p256: u8,
+    /// Per suite: the QR-carried messages, their QR version and code count.
+    pub by_suite: [SuiteSizes; 2],
+}
+
+/// How a message travels as QR codes: one code up to [`PART_CODE_BYTES`]
+/// (version 20-M), else multi-part codes all at one version.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QrLayout {
+    /// Encoded size of the message.
+    pub bytes: usize,
+    /// QR version of the code (of each part).
+    pub version: u8,
+    /// Codes needed (1: a single code).
+    pub codes: usize,
+}
+
+/// The QR-carried messages of one suite.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SuiteSizes {
+    /// The suite's name ("Ed25519", "P-256").
+    pub suite: &'static str,
+    /// PaymentRequest, payee certificate inline.
+    pub request: QrLayout,
+    /// Payment, payer certificate inline.
+    pub payment_inline: QrLayout,
+    /// Payment, payer certificate by reference.
+    pub payment_reference: QrLayout,
+    /// Receipt.
+    pub receipt: QrLayout,
+}
+
+/// Really encode `bytes` as the CLI would (not only look up a table).
+fn layout(bytes: &[u8]) -> Result<QrLayout, String> {
+    if bytes.len() <= PART_CODE_BYTES {
+        let info = encode_png(bytes, std::io::sink(), 1).map_err(err("QR code"))?;
+        return Ok(QrLayout {
+            bytes: bytes.len(),
+            version: info.version,
+            codes: 1,
+        });
+    }
+    let codes = PartCodes::new(bytes, PART_CODE_BYTES).map_err(err("QR parts"))?;
+    Ok(QrLayout {
+        bytes: bytes.len(),
+        version: codes.info.version,
+        codes: codes.parts.len(),
+    })
 }
 
 /// Sizes of one scheme.
@@ -42,6 +90,7 @@ struct Scheme {
     receipt: usize,
     voucher: usize,
     qr_version: u8,
+    layouts: SuiteSizes,
 }
 
 fn scheme(suite: Suite) -> Result<Scheme, String> {
@@ -73,7 +122,15 @@ fn scheme(suite: Suite) -> Result<Scheme, String> {
     let key = SigningKey::from_seed(suite, &[0x42; 32]).map_err(err("test key"))?;
     let by_reference = Signed::sign(body, &key).into_bytes();
     Signed::<Payment>::decode(&by_reference).map_err(err("decode payment by reference"))?;
+    let layouts = SuiteSizes {
+        suite: suite.name(),
+        request: layout(&x.request)?,
+        payment_inline: layout(&x.payment)?,
+        payment_reference: layout(&by_reference)?,
+        receipt: layout(&x.receipt)?,
+    };
     Ok(Scheme {
+        layouts,
         request: x.request.len(),
         payment: x.payment.len(),
         payment_by_reference: by_reference.len(),
@@ -99,5 +156,6 @@ pub fn measure() -> Result<Sizes, String> {
         qr_version: ed.qr_version,
         payment_bytes_with_cert_p256: p256.payment,
         qr_version_p256: p256.qr_version,
+        by_suite: [ed.layouts, p256.layouts],
     })
 }

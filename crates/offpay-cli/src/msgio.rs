@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 use offpay_protocol::envelope::Signed;
 use offpay_protocol::messages::{LoadVoucher, Payment, PaymentRequest, Receipt, Redeem};
-use offpay_transport::qr::{self, QR_SCALE_DEFAULT};
+use offpay_transport::qr::parts::{self, PART_CODE_BYTES, PartCodes};
+use offpay_transport::qr::{self, QR_SCALE_DEFAULT, TerminalTheme};
 use serde_json::{Map, Value, json};
 
 use crate::out::Failure;
@@ -23,9 +24,10 @@ pub(crate) struct InArgs {
     /// The message file (the binary message, as written by --out).
     #[arg(value_name = "FILE")]
     pub file: Option<PathBuf>,
-    /// Read the message from the QR code in a PNG image.
-    #[arg(long, value_name = "PNG", conflicts_with = "file")]
-    pub from_qr: Option<PathBuf>,
+    /// Read the message from QR codes: one PNG, the PNGs of a multi-part
+    /// message (any order), or one animated PNG of all its parts.
+    #[arg(long, value_name = "PNG", num_args = 1.., conflicts_with = "file")]
+    pub from_qr: Vec<PathBuf>,
 }
 
 /// Where an outgoing message goes (any combination).
@@ -40,6 +42,10 @@ pub(crate) struct OutArgs {
     /// Show the message as a QR code in the terminal.
     #[arg(long)]
     pub show_qr: bool,
+    /// Largest QR code, in bytes: a longer message becomes several codes
+    /// (the default, 666, is one version-20 code at level M).
+    #[arg(long, value_name = "BYTES", default_value_t = PART_CODE_BYTES)]
+    pub qr_part_bytes: usize,
 }
 
 /// The first bytes of every PNG file.
@@ -115,16 +121,21 @@ impl InArgs {
             }
             return Ok(bytes);
         }
-        if let Some(p) = &self.from_qr {
-            return qr::decode_png_file(p).map_err(|e| {
+        if !self.from_qr.is_empty() {
+            let names: Vec<String> = self
+                .from_qr
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect();
+            return parts::decode_files(&self.from_qr).map_err(|e| {
                 Failure::refused(
                     "qr_unreadable",
-                    format!("cannot read a QR code from {}: {e}", p.display()),
+                    format!("cannot read a QR code from {}: {e}", names.join(", ")),
                 )
             });
         }
         Err(Failure::usage(format!(
-            "give the {what}: a FILE, or --from-qr PNG"
+            "give the {what}: a FILE, or --from-qr PNG... (one code, all parts, or an animated PNG)"
         )))
     }
 }
@@ -160,6 +171,15 @@ impl OutArgs {
     /// written (its directory exists and takes a new file; it is not a
     /// directory), so a wrong path is refused with nothing changed.
     pub(crate) fn check(&self, what: &str) -> Result<(), Failure> {
+        let range = parts::PART_CODE_BYTES_MIN..=qr::QR_BYTES_MAX;
+        if !range.contains(&self.qr_part_bytes) {
+            return Err(Failure::usage(format!(
+                "--qr-part-bytes {} is out of range ({}..={} bytes); nothing was done",
+                self.qr_part_bytes,
+                range.start(),
+                range.end()
+            )));
+        }
         for p in self.out.iter().chain(self.qr.iter()) {
             check_writable(p).map_err(|why| {
                 Failure::refused(
@@ -194,6 +214,26 @@ impl OutArgs {
             ));
             w.json.insert("out".into(), json!(p.display().to_string()));
         }
+        let multi = (self.qr.is_some() || self.show_qr) && bytes.len() > self.qr_part_bytes;
+        if multi {
+            self.write_parts(bytes, what, retry, &mut w)?;
+        } else {
+            self.write_single(bytes, what, retry, &mut w)?;
+        }
+        w.json.insert("bytes".into(), json!(bytes.len()));
+        Ok(w)
+    }
+}
+
+impl OutArgs {
+    /// `bytes` as one QR code (PNG and/or terminal).
+    fn write_single(
+        &self,
+        bytes: &[u8],
+        what: &str,
+        retry: &str,
+        w: &mut Written,
+    ) -> Result<(), Failure> {
         if let Some(p) = &self.qr {
             let info = qr::encode_png_file(bytes, p, QR_SCALE_DEFAULT).map_err(|e| {
                 Failure::refused(
@@ -218,8 +258,63 @@ impl OutArgs {
             w.human.push_str(&text);
             w.json.insert("qr_text".into(), json!(text));
         }
-        w.json.insert("bytes".into(), json!(bytes.len()));
-        Ok(w)
+        Ok(())
+    }
+
+    /// `bytes` as a multi-part QR message: an animated PNG at `--qr` plus one
+    /// PNG per part next to it, and/or each part drawn on the terminal.
+    fn write_parts(
+        &self,
+        bytes: &[u8],
+        what: &str,
+        retry: &str,
+        w: &mut Written,
+    ) -> Result<(), Failure> {
+        let refused = |e: qr::QrError| {
+            Failure::refused("qr", format!("cannot make the QR codes: {e}{retry}"))
+        };
+        let codes = PartCodes::new(bytes, self.qr_part_bytes).map_err(refused)?;
+        let n = codes.parts.len();
+        w.json
+            .insert("qr_version".into(), json!(codes.info.version));
+        w.json.insert("qr_parts".into(), json!(n));
+        if let Some(p) = &self.qr {
+            let files = parts::encode_parts_files(bytes, p, self.qr_part_bytes, QR_SCALE_DEFAULT)
+                .map_err(|e| {
+                Failure::refused(
+                    "qr",
+                    format!("cannot write the QR codes {}: {e}{retry}", p.display()),
+                )
+            })?;
+            let names: Vec<String> = files
+                .files
+                .iter()
+                .map(|f| f.display().to_string())
+                .collect();
+            w.human.push_str(&format!(
+                "  {what} written as {n} QR codes (version {}, {}x{} modules each): animated in {}, one per file in {}\n",
+                files.info.version,
+                files.info.modules,
+                files.info.modules,
+                p.display(),
+                names.join(", ")
+            ));
+            w.json.insert("qr".into(), json!(p.display().to_string()));
+            w.json.insert("qr_files".into(), json!(names));
+        }
+        if self.show_qr {
+            let mut text = String::new();
+            for i in 0..n {
+                let code = codes
+                    .terminal(i, TerminalTheme::DarkBackground)
+                    .ok_or_else(|| Failure::refused("qr", format!("no QR part {}", i + 1)))?;
+                text.push_str(&format!("QR part {} of {n}:\n", i + 1));
+                text.push_str(&code);
+            }
+            w.human.push_str(&text);
+            w.json.insert("qr_text".into(), json!(text));
+        }
+        Ok(())
     }
 }
 

@@ -135,6 +135,24 @@ fn a_tiny_run_reports_every_field() {
 fn parts_can_be_left_out_and_are_null() {
     let v = ok(&["bench", "--only", "sizes"]);
     assert_eq!(v["payment_bytes_with_cert"], 548);
+    // Per suite, each QR-carried message with its code version and count,
+    // really encoded: today every one fits one code of version 20-M.
+    let by_suite = v["sizes_by_suite"].as_array().unwrap();
+    assert_eq!(by_suite.len(), 2, "{v}");
+    assert_eq!(by_suite[0]["suite"], "ed25519");
+    assert_eq!(by_suite[0]["payment_inline"]["bytes"], 548);
+    assert_eq!(by_suite[0]["payment_inline"]["qr_version"], 18);
+    assert_eq!(
+        by_suite[1]["payment_inline"]["qr_version"],
+        v["qr_version_p256"]
+    );
+    for x in by_suite {
+        for m in ["request", "payment_inline", "payment_reference", "receipt"] {
+            assert_eq!(x[m]["qr_codes"], 1, "{m}: {x}");
+            assert!(x[m]["bytes"].as_u64().unwrap() <= 666, "{m}: {x}");
+        }
+        assert!(x["payment_reference"]["bytes"].as_u64() < x["payment_inline"]["bytes"].as_u64());
+    }
     for k in [
         "verify_batch_per_s",
         "offline_payment_p50_us",

@@ -173,6 +173,97 @@ fn two_wallets_pay_through_qr_pngs() {
     t.sync_both_and_check();
 }
 
+#[test]
+fn two_wallets_pay_through_multi_part_qr_codes() {
+    let t = pair();
+    let (req, pay, rcpt) = (t.f("req.png"), t.f("pay.png"), t.f("rcpt.png"));
+    // Codes of at most 200 bytes: the request and the payment need several.
+    let asked = w(
+        &t.bob,
+        &[
+            "request",
+            "3",
+            "--qr",
+            &req,
+            "--qr-part-bytes",
+            "200",
+            "--show-qr",
+        ],
+    );
+    let req_parts = asked["qr_parts"].as_u64().unwrap();
+    assert!(req_parts >= 2, "{asked}");
+    assert_eq!(
+        asked["qr_files"].as_array().unwrap().len() as u64,
+        req_parts
+    );
+    assert!(asked["qr_text"].as_str().unwrap().contains("QR part 2 of"));
+    let paid = w(
+        &t.alice,
+        &[
+            "pay",
+            "--from-qr",
+            &req,
+            "--qr",
+            &pay,
+            "--qr-part-bytes",
+            "200",
+        ],
+    );
+    let files: Vec<String> = paid["qr_files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap().to_string())
+        .collect();
+    assert!(files.len() >= 3, "{paid}");
+    assert!(files[0].ends_with(&format!("pay-1-of-{}.png", files.len())));
+    // The payee scans the parts out of order, one twice, and one missing first.
+    let mut args = vec!["receive".to_string(), "--from-qr".into()];
+    args.extend(files.iter().skip(1).rev().cloned());
+    args.extend(["--out".into(), t.f("r.bin")]);
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    let e = w_refused(&t.bob, &argv, "qr_unreadable");
+    assert!(e.to_string().contains("missing: 1 of"), "{e}");
+    assert_eq!(balance(&t.bob), 0, "nothing received");
+    let mut args = vec!["receive".to_string(), "--from-qr".into()];
+    args.extend(files.iter().rev().cloned());
+    args.push(files[1].clone());
+    args.extend(["--qr".into(), rcpt.clone()]);
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    w(&t.bob, &argv);
+    w(&t.alice, &["confirm", "--from-qr", &rcpt]);
+    assert_eq!(balance(&t.alice), 9_700);
+    assert_eq!(balance(&t.bob), 300);
+    // The animated PNG carries the same payment: the payee already took it.
+    let again = w(
+        &t.bob,
+        &["receive", "--from-qr", &pay, "--out", &t.f("r2.bin")],
+    );
+    assert_eq!(again["payment_id"], paid["payment_id"], "{again}");
+    assert_eq!(balance(&t.bob), 300, "a payment is received once");
+    // A part size out of range is refused before the wallet acts.
+    let before = state(&t.bob);
+    let bad = run(&[
+        "wallet",
+        "--dir",
+        t.bob.to_str().unwrap(),
+        "request",
+        "1",
+        "--qr",
+        &t.f("x.png"),
+        "--qr-part-bytes",
+        "5",
+    ]);
+    assert_eq!(bad.code, 2, "{bad:?}");
+    assert!(
+        bad.stderr.contains("--qr-part-bytes 5 is out of range"),
+        "{bad:?}"
+    );
+    assert!(!std::path::Path::new(&t.f("x.png")).exists());
+    assert_eq!(state(&t.bob), before);
+    t.sync_both_and_check();
+}
+
 /// Start `wallet receive --listen 127.0.0.1:0`; the address it announces on stderr.
 fn listen(dir: &std::path::Path, amount: &str) -> (std::process::Child, String) {
     let (child, addr, mut err) = tap_receiver(dir, &["--amount", amount, "--valid", "60"]);

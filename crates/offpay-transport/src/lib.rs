@@ -7,7 +7,9 @@
 //! * [`qr`]: one message as one QR code (binary mode, level M), written to a
 //!   PNG file or drawn on a terminal with Unicode half blocks, and read back
 //!   from a PNG with a pure-Rust decoder. Good for a one-way hop (a payee
-//!   showing its PaymentRequest, a payer showing its Payment).
+//!   showing its PaymentRequest, a payer showing its Payment). A message
+//!   longer than one version-20 code goes as several ([`qr::parts`]: a PNG
+//!   series or an animated PNG, reassembled in any order).
 //! * [`tap`]: a local TCP connection that runs one whole payment exchange
 //!   (REQUEST, PAYMENT, RECEIPT) like a tap would: framed, size-limited,
 //!   time-limited, with the wallet logic passed in as closures, and a

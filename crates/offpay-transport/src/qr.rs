@@ -29,6 +29,8 @@ use std::path::Path;
 use qrcode::bits::Bits;
 use qrcode::{Color, EcLevel, QrCode, Version};
 
+pub mod parts;
+
 /// Most bytes one QR code holds in binary mode at level M (version 40-M).
 pub const QR_BYTES_MAX: usize = 2331;
 /// Light modules of quiet zone around the code, on each side (the standard's minimum).
@@ -151,6 +153,8 @@ pub enum QrError {
     },
     /// The QR decoder failed internally on this image (a bug in it, contained).
     DecoderFailed,
+    /// Multi-part QR: the parts could not be made or joined.
+    Parts(parts::PartError),
 }
 
 impl fmt::Display for QrError {
@@ -179,6 +183,7 @@ impl fmt::Display for QrError {
                 write!(f, "the image holds {count} different QR codes")
             }
             QrError::DecoderFailed => f.write_str("the QR decoder failed on this image"),
+            QrError::Parts(e) => e.fmt(f),
         }
     }
 }
@@ -213,6 +218,17 @@ impl Matrix {
             max: QR_BYTES_MAX,
         };
         let version = qr_version_for(bytes.len()).ok_or_else(too_large)?;
+        Matrix::with_version(bytes, version)
+    }
+
+    /// The code of `bytes` at `version` (at least the smallest that holds them).
+    fn with_version(bytes: &[u8], version: u8) -> Result<Matrix, QrError> {
+        if qr_capacity(version).is_none_or(|cap| bytes.len() > cap) {
+            return Err(QrError::TooLarge {
+                bytes: bytes.len(),
+                max: qr_capacity(version).unwrap_or(0),
+            });
+        }
         let enc = |e: qrcode::types::QrError| QrError::Encode(e.to_string());
         let mut bits = Bits::new(Version::Normal(i16::from(version)));
         bits.push_byte_data(bytes).map_err(enc)?;
@@ -272,6 +288,12 @@ pub fn encode_png<W: Write>(bytes: &[u8], out: W, scale: u32) -> Result<QrInfo, 
         });
     }
     let m = Matrix::new(bytes)?;
+    matrix_png(&m, out, scale)?;
+    Ok(m.info)
+}
+
+/// The 1-bit rows of `m`'s PNG at `scale`, and the image side in pixels.
+fn matrix_png_data(m: &Matrix, scale: u32) -> Result<(u32, Vec<u8>), QrError> {
     let scale_px = scale as usize; // <= 32
     let side_px = m.side() * scale_px; // <= (177 + 8) * 32
     let row_bytes = side_px.div_ceil(8);
@@ -286,6 +308,12 @@ pub fn encode_png<W: Write>(bytes: &[u8], out: W, scale: u32) -> Result<QrInfo, 
         }
     }
     let side = u32::try_from(side_px).map_err(|_| QrError::Encode("image too large".into()))?;
+    Ok((side, data))
+}
+
+/// Write `m` as a 1-bit greyscale PNG.
+fn matrix_png<W: Write>(m: &Matrix, out: W, scale: u32) -> Result<(), QrError> {
+    let (side, data) = matrix_png_data(m, scale)?;
     let png_err = |e: png::EncodingError| match e {
         png::EncodingError::IoError(e) => QrError::Io(e),
         e => QrError::Encode(e.to_string()),
@@ -296,7 +324,7 @@ pub fn encode_png<W: Write>(bytes: &[u8], out: W, scale: u32) -> Result<QrInfo, 
     let mut writer = enc.write_header().map_err(png_err)?;
     writer.write_image_data(&data).map_err(png_err)?;
     writer.finish().map_err(png_err)?;
-    Ok(m.info)
+    Ok(())
 }
 
 /// [`encode_png`] into a file at `path` (created or truncated).
@@ -346,6 +374,11 @@ pub fn encode_terminal(bytes: &[u8]) -> Result<String, QrError> {
 /// modules the glyphs paint so that the code shows dark-on-light.
 pub fn encode_terminal_for(bytes: &[u8], theme: TerminalTheme) -> Result<String, QrError> {
     let m = Matrix::new(bytes)?;
+    Ok(matrix_terminal(&m, theme))
+}
+
+/// `m` as Unicode half blocks (see [`encode_terminal_for`]).
+fn matrix_terminal(m: &Matrix, theme: TerminalTheme) -> String {
     let side = m.side();
     let painted = |x: usize, y: usize| {
         // Rows past the bottom (odd side) count as quiet zone (light).
@@ -367,7 +400,7 @@ pub fn encode_terminal_for(bytes: &[u8], theme: TerminalTheme) -> Result<String,
         }
         out.push('\n');
     }
-    Ok(out)
+    out
 }
 
 // ---- decoding ------------------------------------------------------------
@@ -379,6 +412,12 @@ pub fn decode_png_file(path: impl AsRef<Path>) -> Result<Vec<u8>, QrError> {
 
 /// [`decode_png_file`], also returning what code was read.
 pub fn decode_png_file_with_info(path: impl AsRef<Path>) -> Result<(Vec<u8>, QrInfo), QrError> {
+    let buf = read_png_file(path.as_ref())?;
+    decode_png_with_info(&buf)
+}
+
+/// The bytes of the file at `path`, at most [`QR_PNG_FILE_BYTES_MAX`].
+fn read_png_file(path: &Path) -> Result<Vec<u8>, QrError> {
     let file = File::open(path)?;
     let len = file.metadata()?.len();
     if len > QR_PNG_FILE_BYTES_MAX as u64 {
@@ -391,7 +430,13 @@ pub fn decode_png_file_with_info(path: impl AsRef<Path>) -> Result<(Vec<u8>, QrI
     // The file may grow while we read it: never read past the limit.
     file.take(QR_PNG_FILE_BYTES_MAX as u64 + 1)
         .read_to_end(&mut buf)?;
-    decode_png_with_info(&buf)
+    if buf.len() > QR_PNG_FILE_BYTES_MAX {
+        return Err(QrError::FileTooLarge {
+            bytes: buf.len() as u64,
+            max: QR_PNG_FILE_BYTES_MAX,
+        });
+    }
+    Ok(buf)
 }
 
 /// Decode the QR code in a PNG image held in memory and return its bytes.
@@ -419,6 +464,21 @@ pub fn decode_png_with_info(png_bytes: &[u8]) -> Result<(Vec<u8>, QrInfo), QrErr
 
 /// Decode a PNG to 8-bit luminance, one byte per pixel, row-major.
 fn png_to_luma(png_bytes: &[u8]) -> Result<(usize, usize, Vec<u8>), QrError> {
+    png_frames_to_luma(png_bytes, 1)?
+        .into_iter()
+        .next()
+        .ok_or(QrError::NoQrCode)
+}
+
+/// Most luminance pixels [`png_frames_to_luma`] returns over all frames.
+const FRAMES_PIXELS_MAX: u64 = 4 * QR_IMAGE_PIXELS_MAX;
+
+/// Decode the frames of a PNG (one) or APNG (up to `max_frames`; more is an
+/// error) to 8-bit luminance: (width, height, pixels) per frame.
+fn png_frames_to_luma(
+    png_bytes: &[u8],
+    max_frames: usize,
+) -> Result<Vec<(usize, usize, Vec<u8>)>, QrError> {
     let perr = |e: png::DecodingError| match e {
         png::DecodingError::LimitsExceeded => QrError::Png("decoder memory limit exceeded".into()),
         e => QrError::Png(e.to_string()),
@@ -458,8 +518,42 @@ fn png_to_luma(png_bytes: &[u8]) -> Result<(usize, usize, Vec<u8>), QrError> {
             height: h,
         });
     }
+    let frames = reader
+        .info()
+        .animation_control()
+        .map_or(1, |a| a.num_frames.max(1) as usize);
+    if frames > max_frames {
+        return Err(QrError::Parts(parts::PartError::TooManyParts {
+            needed: frames,
+        }));
+    }
     let mut buf = vec![0u8; size];
-    let frame = reader.next_frame(&mut buf).map_err(perr)?;
+    let mut out = Vec::with_capacity(frames);
+    let mut pixels = 0u64;
+    // An APNG whose default image is not a frame has one image more; a
+    // truncated one ends early (the missing parts are then named).
+    let animated = reader.info().animation_control().is_some();
+    let images = if animated { frames + 1 } else { 1 };
+    while out.len() < images {
+        let frame = match reader.next_frame(&mut buf) {
+            Ok(f) => f,
+            Err(_) if !out.is_empty() => break,
+            Err(e) => return Err(perr(e)),
+        };
+        pixels += u64::from(frame.width) * u64::from(frame.height);
+        if pixels > FRAMES_PIXELS_MAX {
+            return Err(QrError::ImageTooLarge {
+                width: w,
+                height: h,
+            });
+        }
+        out.push(frame_luma(&buf, &frame)?);
+    }
+    Ok(out)
+}
+
+/// One decoded frame (8-bit, normalised) as luminance.
+fn frame_luma(buf: &[u8], frame: &png::OutputInfo) -> Result<(usize, usize, Vec<u8>), QrError> {
     if frame.bit_depth != png::BitDepth::Eight {
         return Err(QrError::Png(format!(
             "unexpected bit depth {:?}",
