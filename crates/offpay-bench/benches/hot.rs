@@ -49,7 +49,7 @@ fn signatures(c: &mut Criterion) {
     let keys: Vec<SigningKey> = (0..64).map(|i| key(Suite::Ed25519, i + 1)).collect();
     let pks: Vec<PublicKey> = keys.iter().map(SigningKey::public_key).collect();
     let msgs: Vec<Vec<u8>> = (0..64).map(message).collect();
-    let sigs: Vec<[u8; 64]> = keys.iter().zip(&msgs).map(|(k, m)| k.sign(m)).collect();
+    let sigs: Vec<Vec<u8>> = keys.iter().zip(&msgs).map(|(k, m)| k.sign(m)).collect();
     let items: Vec<BatchItem<'_>> = pks
         .iter()
         .zip(&msgs)

@@ -62,7 +62,7 @@ fn sign_verify(suite: Suite, budget: Duration) -> Result<(f64, f64), String> {
     let k = key(suite, 0)?;
     let pk = k.public_key();
     let msgs = messages(OPS_PER_SAMPLE);
-    let sigs: Vec<[u8; 64]> = msgs.iter().map(|m| k.sign(m)).collect();
+    let sigs: Vec<Vec<u8>> = msgs.iter().map(|m| k.sign(m)).collect();
     for (m, s) in msgs.iter().zip(&sigs) {
         pk.verify(m, s)
             .map_err(|e| format!("{suite} self-check: {e}"))?;
@@ -92,7 +92,7 @@ pub fn verify_batch_us(budget: Duration) -> Result<f64, String> {
         .collect::<Result<_, _>>()?;
     let pks: Vec<PublicKey> = keys.iter().map(SigningKey::public_key).collect();
     let msgs = messages(BATCH);
-    let sigs: Vec<[u8; 64]> = keys.iter().zip(&msgs).map(|(k, m)| k.sign(m)).collect();
+    let sigs: Vec<Vec<u8>> = keys.iter().zip(&msgs).map(|(k, m)| k.sign(m)).collect();
     let items: Vec<BatchItem<'_>> = pks
         .iter()
         .zip(&msgs)

@@ -1,7 +1,7 @@
 //! COSE_Sign1 (RFC 9052) envelopes over deterministic CBOR.
 //!
 //! Every signed offpay message is exactly
-//! `18([h'A1 01 <alg>', {}, h'<payload>', h'<64-byte signature>'])`:
+//! `18([h'A1 01 <alg>', {}, h'<payload>', h'<signature>'])`:
 //! the protected header holds only the algorithm, the unprotected header is
 //! empty, the payload is the message body (a deterministic CBOR map whose key
 //! 0 is the message type and key 1 the protocol version), and the signature is
@@ -11,9 +11,7 @@
 use core::marker::PhantomData;
 
 use crate::cbor::{DecodeError, Decoder, Encoder, MapReader};
-use crate::suite::{
-    BatchItem, PublicKey, SIGNATURE_BYTES, SignError, SignatureError, Signer, SigningKey, Suite,
-};
+use crate::suite::{BatchItem, PublicKey, SignError, SignatureError, Signer, SigningKey, Suite};
 use crate::types::Hash32;
 
 /// The COSE_Sign1 tag.
@@ -91,10 +89,11 @@ pub fn peek_payload_type(payload: &[u8]) -> Result<u64, DecodeError> {
     m.required(0, "type")?.uint("type")
 }
 
-fn protected_header(suite: Suite) -> [u8; 3] {
-    // {1: alg}; both algorithms are small negative integers (one byte).
-    let alg = suite.cose_alg();
-    [0xa1, 0x01, 0x20 | (!alg as u8)]
+fn protected_header(suite: Suite) -> Vec<u8> {
+    // {1: alg}: `A1 01 27` (EdDSA -8), `A1 01 26` (ES256 -7), `A1 01 38 2F` (ML-DSA-44 -48).
+    let mut e = Encoder::new();
+    e.map(1).uint(1).int(suite.cose_alg());
+    e.finish()
 }
 
 /// Why a signed message was refused.
@@ -177,7 +176,7 @@ impl<T: Body> Signed<T> {
         let suite = signer.suite();
         let msg = sig_structure(suite, &payload);
         let sig = signer.try_sign(&msg)?;
-        if sig.len() != SIGNATURE_BYTES || signer.public_key().verify(&msg, &sig).is_err() {
+        if sig.len() != suite.signature_len() || signer.public_key().verify(&msg, &sig).is_err() {
             return Err(SignError::BadOutput);
         }
         Ok(Signed::assemble(body, suite, payload, &sig))
@@ -256,7 +255,7 @@ impl<T: Body> Signed<T> {
     pub fn payload(&self) -> &[u8] {
         &self.bytes[self.payload.clone()]
     }
-    /// The 64-byte signature.
+    /// The signature ([`Suite::signature_len`] bytes).
     pub fn signature(&self) -> &[u8] {
         &self.bytes[self.signature.clone()]
     }
@@ -321,12 +320,14 @@ pub fn decode_envelope(
     let payload_slice = d.bytes("payload", max)?;
     let payload_end = d.position();
     let payload = payload_end - payload_slice.len()..payload_end;
-    let sig = d.bytes("signature", SIGNATURE_BYTES)?;
-    if sig.len() != SIGNATURE_BYTES {
+    // The suite fixes the length: longer is refused before it is read.
+    let sig = d.bytes("signature", suite.signature_len())?;
+    let sig_len = sig.len();
+    if sig_len != suite.signature_len() {
         return Err(DecodeError::BadLength { field: "signature" });
     }
     let sig_end = d.position();
     d.leave();
     d.finish()?;
-    Ok((suite, payload, sig_end - SIGNATURE_BYTES..sig_end))
+    Ok((suite, payload, sig_end - sig_len..sig_end))
 }

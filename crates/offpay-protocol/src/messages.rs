@@ -12,39 +12,41 @@ use crate::types::{
     Amount, Currency, Hash32, IssuerId, IssuerStatus, Nonce, UnixSeconds, WalletId,
 };
 
-/// Largest certificate carried inline in a message (DER bytes).
-pub const CERT_FIELD_BYTES_MAX: usize = 2048;
+/// Largest certificate carried inline in a message (DER bytes): an ML-DSA-44
+/// key certified by an ML-DSA-44 CA ([`crate::pki::CERTIFICATE_BYTES_MAX`]).
+pub const CERT_FIELD_BYTES_MAX: usize = crate::pki::CERTIFICATE_BYTES_MAX;
 /// Largest PaymentRequest envelope.
-pub const PAYMENT_REQUEST_BYTES_MAX: usize = 2560;
+pub const PAYMENT_REQUEST_BYTES_MAX: usize = 8352;
 /// Largest Payment envelope.
-pub const PAYMENT_BYTES_MAX: usize = 2560;
+pub const PAYMENT_BYTES_MAX: usize = 8352;
 /// Largest Receipt envelope.
-pub const RECEIPT_BYTES_MAX: usize = 512;
+pub const RECEIPT_BYTES_MAX: usize = 2880;
 /// Largest LoadVoucher envelope.
-pub const LOAD_VOUCHER_BYTES_MAX: usize = 512;
+pub const LOAD_VOUCHER_BYTES_MAX: usize = 2880;
 /// Largest Redeem envelope.
-pub const REDEEM_BYTES_MAX: usize = 512;
+pub const REDEEM_BYTES_MAX: usize = 2880;
 /// Largest RiskPolicy envelope.
-pub const RISK_POLICY_BYTES_MAX: usize = 512;
+pub const RISK_POLICY_BYTES_MAX: usize = 2880;
 /// Most entries in each list of a SyncReport or SyncResponse.
 pub const SYNC_ENTRIES_MAX: usize = 4096;
 /// Largest SyncReport envelope: a full log of inline-certificate payments.
-pub const SYNC_REPORT_BYTES_MAX: usize = 24 << 20;
+pub const SYNC_REPORT_BYTES_MAX: usize = 34 << 20;
 /// Largest CRL carried in a SyncResponse (DER bytes).
 pub const CRL_FIELD_BYTES_MAX: usize = 1 << 20;
 /// Largest SyncResponse envelope.
-pub const SYNC_RESPONSE_BYTES_MAX: usize = 6 << 20;
+pub const SYNC_RESPONSE_BYTES_MAX: usize = 15 << 20;
 /// Largest DoubleSpendProof encoding.
-pub const DOUBLE_SPEND_PROOF_BYTES_MAX: usize = 12 << 10;
+pub const DOUBLE_SPEND_PROOF_BYTES_MAX: usize = 28 << 10;
 /// Largest lock reason text.
 pub const REASON_BYTES_MAX: usize = 128;
 
 /// Bytes of one byte string's CBOR head when the string holds up to 64 KiB.
 const BYTES_HEAD_MAX: usize = 3;
 /// Bound on everything of an envelope but its payload's variable fields: the
-/// tag, array, protected header, signature, the payload's head and every
-/// fixed-size field (ids, hashes, times, amounts, sequence numbers).
-const ENVELOPE_FIXED_BYTES_MAX: usize = 320;
+/// tag, array, protected header, the payload's head, every fixed-size field
+/// (ids, hashes, times, amounts, sequence numbers: 256 bytes) and the
+/// signature of the longest suite with its head (ML-DSA-44, 2420 bytes).
+const ENVELOPE_FIXED_BYTES_MAX: usize = 256 + BYTES_HEAD_MAX + crate::suite::SIGNATURE_BYTES_MAX;
 
 // The limits fit their containers (checked at compile time).
 // A PaymentRequest or Payment carrying its certificate inline.
@@ -1101,11 +1103,11 @@ impl DoubleSpendProof {
 // ---- PIN lockout recovery --------------------------------------------------
 
 /// Largest PinUnlockGrant envelope.
-pub const PIN_UNLOCK_GRANT_BYTES_MAX: usize = 256;
+pub const PIN_UNLOCK_GRANT_BYTES_MAX: usize = 2624;
 /// Largest PinLockedRequest envelope.
-pub const PIN_LOCKED_REQUEST_BYTES_MAX: usize = 512;
+pub const PIN_LOCKED_REQUEST_BYTES_MAX: usize = 2880;
 /// Largest PinUnlock envelope.
-pub const PIN_UNLOCK_BYTES_MAX: usize = 256;
+pub const PIN_UNLOCK_BYTES_MAX: usize = 2624;
 /// Largest PIN attempt count carried (more is malformed).
 pub const PIN_ATTEMPTS_FIELD_MAX: u64 = 255;
 

@@ -57,6 +57,7 @@ pub fn seal_key(
     header.push(match key.suite() {
         Suite::Ed25519 => 0,
         Suite::P256 => 1,
+        Suite::MlDsa44 => 2,
     });
     let seed = key.to_seed();
     let ct = cipher
@@ -86,6 +87,7 @@ pub fn open_key(
     let suite = match sealed[4] {
         0 => Suite::Ed25519,
         1 => Suite::P256,
+        2 => Suite::MlDsa44,
         _ => return Err(SealError::Open),
     };
     let cipher = XChaCha20Poly1305::new(master.into());
@@ -113,7 +115,7 @@ mod tests {
     #[test]
     fn round_trip_and_every_refusal() {
         let e = SeededEntropy::from_u64(1, "seal");
-        for suite in [Suite::Ed25519, Suite::P256] {
+        for suite in Suite::ALL {
             let key = SigningKey::generate_with(suite, &e).unwrap();
             let master = [9u8; 32];
             let sealed = seal_key(&master, "root", &key, &e).unwrap();

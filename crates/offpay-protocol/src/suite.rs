@@ -1,21 +1,44 @@
-//! Signature suites: Ed25519 (default) and ECDSA P-256 with SHA-256.
+//! Signature suites: Ed25519 (default), ECDSA P-256 with SHA-256, and
+//! ML-DSA-44 (FIPS 204, post-quantum).
 //!
 //! The suite is named in every key, certificate and message (the COSE `alg`
-//! header). Signatures are carried in their COSE form: 64 bytes for both
-//! suites (Ed25519 `R || S`, P-256 `r || s`). X.509 uses the DER form for
+//! header). Signatures are carried in their COSE form, whose length depends
+//! on the suite ([`Suite::signature_len`]): 64 bytes for Ed25519 (`R || S`)
+//! and P-256 (`r || s`), 2420 bytes for ML-DSA-44. X.509 uses the DER form for
 //! ECDSA; [`crate::pki`] converts.
+//!
+//! ML-DSA-44 keys come from the 32-byte seed xi (FIPS 204 `KeyGen_internal`),
+//! so every suite stores one 32-byte secret. Signing is the deterministic
+//! variant (FIPS 204 sec. 3.4) with the empty context string: the same key
+//! and message give the same bytes, like Ed25519 and RFC 6979 ECDSA.
 
 use core::fmt;
 
 use ed25519_dalek as ed;
+use ml_dsa as mldsa;
 use p256::ecdsa as ec;
 use signature::{Signer as _, Verifier};
 use zeroize::Zeroizing;
 
-/// Length in bytes of a signature in COSE form (both suites).
-pub const SIGNATURE_BYTES: usize = 64;
-/// Length in bytes of a secret key seed (both suites).
+/// Length in bytes of a secret key seed (every suite).
 pub const SECRET_KEY_BYTES: usize = 32;
+/// The longest signature in COSE form of any suite (ML-DSA-44: 2420 bytes).
+pub const SIGNATURE_BYTES_MAX: usize = 2420;
+/// The longest raw public key of any suite (ML-DSA-44: 1312 bytes).
+pub const PUBLIC_KEY_BYTES_MAX: usize = 1312;
+
+const _: () = {
+    let mut i = 0;
+    while i < Suite::ALL.len() {
+        assert!(Suite::ALL[i].signature_len() <= SIGNATURE_BYTES_MAX);
+        assert!(Suite::ALL[i].public_key_len() <= PUBLIC_KEY_BYTES_MAX);
+        i += 1;
+    }
+};
+
+type MlDsa44Signing = mldsa::SigningKey<mldsa::MlDsa44>;
+type MlDsa44Verifying = mldsa::VerifyingKey<mldsa::MlDsa44>;
+type MlDsa44Signature = mldsa::Signature<mldsa::MlDsa44>;
 
 /// A signature algorithm offpay speaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -24,14 +47,22 @@ pub enum Suite {
     Ed25519,
     /// ECDSA over P-256 with SHA-256, COSE alg ES256 (-7): what secure elements and HSMs offer.
     P256,
+    /// ML-DSA-44 (FIPS 204), COSE alg ML-DSA-44 (-48): post-quantum. Public key 1312 bytes,
+    /// signature 2420 bytes; deterministic signing, empty context.
+    MlDsa44,
 }
 
 impl Suite {
-    /// The COSE algorithm identifier (RFC 9053).
+    /// Every suite, in the order of their wire codes.
+    pub const ALL: [Suite; 3] = [Suite::Ed25519, Suite::P256, Suite::MlDsa44];
+
+    /// The COSE algorithm identifier (RFC 9053; ML-DSA-44 -48 from
+    /// draft-ietf-cose-dilithium, IANA COSE Algorithms registry).
     pub const fn cose_alg(self) -> i64 {
         match self {
             Suite::Ed25519 => -8,
             Suite::P256 => -7,
+            Suite::MlDsa44 => -48,
         }
     }
     /// The suite for a COSE algorithm identifier.
@@ -39,6 +70,7 @@ impl Suite {
         match alg {
             -8 => Some(Suite::Ed25519),
             -7 => Some(Suite::P256),
+            -48 => Some(Suite::MlDsa44),
             _ => None,
         }
     }
@@ -47,6 +79,7 @@ impl Suite {
         match self {
             Suite::Ed25519 => "ed25519",
             Suite::P256 => "p256",
+            Suite::MlDsa44 => "ml-dsa-44",
         }
     }
     /// Parse [`Suite::name`].
@@ -54,7 +87,24 @@ impl Suite {
         match s {
             "ed25519" => Some(Suite::Ed25519),
             "p256" => Some(Suite::P256),
+            "ml-dsa-44" => Some(Suite::MlDsa44),
             _ => None,
+        }
+    }
+    /// Length in bytes of a signature in COSE form: 64 (Ed25519, P-256), 2420 (ML-DSA-44).
+    pub const fn signature_len(self) -> usize {
+        match self {
+            Suite::Ed25519 | Suite::P256 => 64,
+            Suite::MlDsa44 => 2420,
+        }
+    }
+    /// Length in bytes of a raw public key ([`PublicKey::to_bytes`]): 32 (Ed25519),
+    /// 65 (P-256 uncompressed SEC1), 1312 (ML-DSA-44).
+    pub const fn public_key_len(self) -> usize {
+        match self {
+            Suite::Ed25519 => 32,
+            Suite::P256 => 65,
+            Suite::MlDsa44 => 1312,
         }
     }
 }
@@ -94,13 +144,28 @@ impl fmt::Display for SignatureError {
 impl std::error::Error for SignatureError {}
 
 /// A verifying (public) key of some suite.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub enum PublicKey {
     /// Ed25519: 32 bytes.
     Ed25519(ed::VerifyingKey),
     /// P-256: the uncompressed SEC1 point (65 bytes) on the wire.
     P256(ec::VerifyingKey),
+    /// ML-DSA-44: the FIPS 204 `pkEncode` form (1312 bytes) on the wire. Boxed: the
+    /// expanded matrix kept for verification is large.
+    MlDsa44(Box<MlDsa44Verifying>),
 }
+
+impl PartialEq for PublicKey {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (PublicKey::Ed25519(a), PublicKey::Ed25519(b)) => a == b,
+            (PublicKey::P256(a), PublicKey::P256(b)) => a == b,
+            (PublicKey::MlDsa44(a), PublicKey::MlDsa44(b)) => a.encode() == b.encode(),
+            _ => false,
+        }
+    }
+}
+impl Eq for PublicKey {}
 
 impl fmt::Debug for PublicKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -119,15 +184,18 @@ impl PublicKey {
         match self {
             PublicKey::Ed25519(_) => Suite::Ed25519,
             PublicKey::P256(_) => Suite::P256,
+            PublicKey::MlDsa44(_) => Suite::MlDsa44,
         }
     }
 
-    /// Raw public key bytes: Ed25519 32 bytes, P-256 uncompressed SEC1 (65 bytes).
+    /// Raw public key bytes: Ed25519 32 bytes, P-256 uncompressed SEC1 (65 bytes),
+    /// ML-DSA-44 `pkEncode` (1312 bytes).
     /// This is also the content of the X.509 `subjectPublicKey` BIT STRING.
     pub fn to_bytes(&self) -> Vec<u8> {
         match self {
             PublicKey::Ed25519(k) => k.to_bytes().to_vec(),
             PublicKey::P256(k) => k.to_sec1_bytes().to_vec(),
+            PublicKey::MlDsa44(k) => k.encode().to_vec(),
         }
     }
 
@@ -153,6 +221,12 @@ impl PublicKey {
                     .map(PublicKey::P256)
                     .map_err(|_| SignatureError::InvalidPublicKey)
             }
+            Suite::MlDsa44 => {
+                let enc = mldsa::EncodedVerifyingKey::<mldsa::MlDsa44>::try_from(bytes)
+                    .map_err(|_| SignatureError::InvalidPublicKey)?;
+                // Every 1312-byte string decodes (rho || t1, 10-bit coefficients).
+                Ok(PublicKey::MlDsa44(Box::new(MlDsa44Verifying::decode(&enc))))
+            }
         }
     }
 
@@ -168,6 +242,15 @@ impl PublicKey {
                 let s = ec::Signature::from_slice(sig).map_err(|_| SignatureError::BadSignature)?;
                 k.verify(msg, &s).map_err(|_| SignatureError::BadSignature)
             }
+            PublicKey::MlDsa44(k) => {
+                let s =
+                    MlDsa44Signature::try_from(sig).map_err(|_| SignatureError::BadSignature)?;
+                if k.verify_with_context(msg, &[], &s) {
+                    Ok(())
+                } else {
+                    Err(SignatureError::BadSignature)
+                }
+            }
         }
     }
 }
@@ -180,6 +263,8 @@ pub enum SigningKey {
     Ed25519(ed::SigningKey),
     /// ECDSA P-256 (deterministic nonces, RFC 6979).
     P256(ec::SigningKey),
+    /// ML-DSA-44 from its seed xi (deterministic signing, empty context). Boxed: large.
+    MlDsa44(Box<MlDsa44Signing>),
 }
 
 impl fmt::Debug for SigningKey {
@@ -217,7 +302,8 @@ impl SigningKey {
         Err(SignatureError::Randomness)
     }
 
-    /// The key for a 32-byte seed (Ed25519 secret key, or P-256 scalar).
+    /// The key for a 32-byte seed (Ed25519 secret key, P-256 scalar, or the
+    /// ML-DSA-44 seed xi of FIPS 204 `KeyGen_internal`).
     pub fn from_seed(
         suite: Suite,
         seed: &[u8; SECRET_KEY_BYTES],
@@ -227,6 +313,9 @@ impl SigningKey {
             Suite::P256 => ec::SigningKey::from_slice(seed)
                 .map(SigningKey::P256)
                 .map_err(|_| SignatureError::InvalidSecretKey),
+            Suite::MlDsa44 => Ok(SigningKey::MlDsa44(Box::new(MlDsa44Signing::from_seed(
+                &mldsa::Seed::from(*seed),
+            )))),
         }
     }
 
@@ -239,6 +328,11 @@ impl SigningKey {
                 out.copy_from_slice(&k.to_bytes());
                 out
             }
+            SigningKey::MlDsa44(k) => {
+                let mut out = Zeroizing::new([0u8; SECRET_KEY_BYTES]);
+                out.copy_from_slice(k.as_seed());
+                out
+            }
         }
     }
 
@@ -247,6 +341,7 @@ impl SigningKey {
         match self {
             SigningKey::Ed25519(_) => Suite::Ed25519,
             SigningKey::P256(_) => Suite::P256,
+            SigningKey::MlDsa44(_) => Suite::MlDsa44,
         }
     }
 
@@ -255,19 +350,32 @@ impl SigningKey {
         match self {
             SigningKey::Ed25519(k) => PublicKey::Ed25519(k.verifying_key()),
             SigningKey::P256(k) => PublicKey::P256(*k.verifying_key()),
+            SigningKey::MlDsa44(k) => {
+                PublicKey::MlDsa44(Box::new(signature::Keypair::verifying_key(k.as_ref())))
+            }
         }
     }
 
-    /// Sign `msg`; the COSE-form signature (64 bytes). Deterministic for both suites.
-    pub fn sign(&self, msg: &[u8]) -> [u8; SIGNATURE_BYTES] {
+    /// Sign `msg`; the COSE-form signature ([`Suite::signature_len`] bytes).
+    /// Deterministic for every suite.
+    ///
+    /// ML-DSA signing is a rejection-sampling loop that FIPS 204 lets an
+    /// implementation bound; the bound in `ml-dsa` (16,384 tries, each
+    /// accepted with probability about 1/4) is exhausted with probability far
+    /// below 2^-1000. Should it happen, the result is empty: every verifier
+    /// and decoder refuses it, and [`Signer::try_sign`] reports
+    /// [`SignError::BadOutput`].
+    pub fn sign(&self, msg: &[u8]) -> Vec<u8> {
         match self {
-            SigningKey::Ed25519(k) => k.sign(msg).to_bytes(),
+            SigningKey::Ed25519(k) => k.sign(msg).to_bytes().to_vec(),
             SigningKey::P256(k) => {
                 let s: ec::Signature = k.sign(msg);
-                let mut out = [0u8; SIGNATURE_BYTES];
-                out.copy_from_slice(&s.to_bytes());
-                out
+                s.to_bytes().to_vec()
             }
+            // `ml_dsa::SigningKey`'s `Signer`: deterministic, empty context.
+            SigningKey::MlDsa44(k) => signature::Signer::<MlDsa44Signature>::try_sign(&**k, msg)
+                .map(|s| s.encode().to_vec())
+                .unwrap_or_default(),
         }
     }
 }
@@ -323,7 +431,11 @@ impl Signer for SigningKey {
         SigningKey::public_key(self)
     }
     fn try_sign(&self, msg: &[u8]) -> Result<Vec<u8>, SignError> {
-        Ok(self.sign(msg).to_vec())
+        let sig = self.sign(msg);
+        if sig.len() != self.suite().signature_len() {
+            return Err(SignError::BadOutput);
+        }
+        Ok(sig)
     }
 }
 
@@ -337,9 +449,10 @@ pub struct BatchItem<'a> {
     pub sig: &'a [u8],
 }
 
-/// Verify many signatures at once. Ed25519 signatures are checked together with
-/// one multi-scalar multiplication (about twice the single-verify rate); P-256
-/// ones one by one. `Ok` only if every signature verifies; on `Err` the caller
+/// Verify many signatures at once, grouped by suite: the Ed25519 signatures
+/// are checked together with one multi-scalar multiplication (about twice the
+/// single-verify rate); P-256 and ML-DSA-44 ones one by one (neither has a
+/// batch equation). `Ok` only if every signature verifies; on `Err` the caller
 /// re-checks one by one to name the culprit ([`verify_each`]).
 pub fn verify_batch(items: &[BatchItem<'_>]) -> Result<(), SignatureError> {
     let mut msgs: Vec<&[u8]> = Vec::with_capacity(items.len());
@@ -354,7 +467,7 @@ pub fn verify_batch(items: &[BatchItem<'_>]) -> Result<(), SignatureError> {
                 sigs.push(s);
                 keys.push(*k);
             }
-            PublicKey::P256(_) => it.key.verify(it.msg, it.sig)?,
+            PublicKey::P256(_) | PublicKey::MlDsa44(_) => it.key.verify(it.msg, it.sig)?,
         }
     }
     match msgs.len() {
@@ -378,7 +491,7 @@ mod tests {
 
     #[test]
     fn sign_verify_both_suites() {
-        for suite in [Suite::Ed25519, Suite::P256] {
+        for suite in Suite::ALL {
             let k = SigningKey::from_seed(suite, &[7u8; 32]).unwrap();
             let sig = k.sign(b"hello");
             let pk = k.public_key();
@@ -396,32 +509,67 @@ mod tests {
 
     #[test]
     fn batch_names_failure() {
-        let keys: Vec<SigningKey> = (0..5u8)
-            .map(|i| SigningKey::from_seed(Suite::Ed25519, &[i + 1; 32]).unwrap())
+        // Every suite in one batch: the Ed25519 ones go through the
+        // multi-scalar check, the others one by one.
+        let keys: Vec<SigningKey> = (0..9u8)
+            .map(|i| SigningKey::from_seed(Suite::ALL[usize::from(i % 3)], &[i + 1; 32]).unwrap())
             .collect();
         let pks: Vec<PublicKey> = keys.iter().map(|k| k.public_key()).collect();
-        let msgs: Vec<Vec<u8>> = (0..5u8).map(|i| vec![i; 10]).collect();
-        let mut sigs: Vec<[u8; 64]> = keys.iter().zip(&msgs).map(|(k, m)| k.sign(m)).collect();
-        let items = |sigs: &[[u8; 64]]| -> Vec<(usize, [u8; 64])> {
-            sigs.iter().copied().enumerate().collect()
-        };
-        let check = |sigs: &[[u8; 64]]| {
-            let v = items(sigs);
-            let batch: Vec<BatchItem<'_>> = v
+        let msgs: Vec<Vec<u8>> = (0..9u8).map(|i| vec![i; 10]).collect();
+        let mut sigs: Vec<Vec<u8>> = keys.iter().zip(&msgs).map(|(k, m)| k.sign(m)).collect();
+        let check = |sigs: &[Vec<u8>]| {
+            let batch: Vec<BatchItem<'_>> = sigs
                 .iter()
+                .enumerate()
                 .map(|(i, s)| BatchItem {
-                    key: &pks[*i],
-                    msg: &msgs[*i],
+                    key: &pks[i],
+                    msg: &msgs[i],
                     sig: &s[..],
                 })
                 .collect();
             (verify_batch(&batch), verify_each(&batch))
         };
         assert_eq!(check(&sigs).0, Ok(()));
-        sigs[3][0] ^= 1;
-        let (b, each) = check(&sigs);
-        assert!(b.is_err());
-        assert!(each[3].is_err() && each.iter().filter(|r| r.is_err()).count() == 1);
+        for culprit in [3, 4, 5] {
+            let mut bad = sigs.clone();
+            bad[culprit][0] ^= 1;
+            let (b, each) = check(&bad);
+            assert!(b.is_err(), "suite {}", keys[culprit].suite());
+            assert!(each[culprit].is_err() && each.iter().filter(|r| r.is_err()).count() == 1);
+        }
+        // A truncated ML-DSA signature is refused, not a panic.
+        sigs[5].pop();
+        assert_eq!(check(&sigs).0, Err(SignatureError::BadSignature));
+    }
+
+    #[test]
+    fn ml_dsa_44_sizes_and_names() {
+        let k = SigningKey::from_seed(Suite::MlDsa44, &[9u8; 32]).unwrap();
+        let pk = k.public_key();
+        assert_eq!(pk.to_bytes().len(), 1312);
+        let sig = k.sign(b"m");
+        assert_eq!(sig.len(), 2420);
+        assert_eq!(Suite::MlDsa44.cose_alg(), -48);
+        assert_eq!(Suite::from_name("ml-dsa-44"), Some(Suite::MlDsa44));
+        for suite in Suite::ALL {
+            let k = SigningKey::from_seed(suite, &[3u8; 32]).unwrap();
+            assert_eq!(k.sign(b"x").len(), suite.signature_len());
+            assert_eq!(k.public_key().to_bytes().len(), suite.public_key_len());
+            assert_eq!(Suite::from_name(suite.name()), Some(suite));
+        }
+        // Another seed, another key; a key of the wrong length is refused.
+        let k2 = SigningKey::from_seed(Suite::MlDsa44, &[10u8; 32]).unwrap();
+        assert_ne!(k2.public_key(), pk);
+        assert_eq!(
+            k2.public_key().verify(b"m", &sig),
+            Err(SignatureError::BadSignature)
+        );
+        assert!(PublicKey::from_bytes(Suite::MlDsa44, &pk.to_bytes()[..1311]).is_err());
+        assert!(pk.verify(b"m", &sig[..2419]).is_err());
+        assert!(pk.verify(b"m", &[0u8; 2420]).is_err());
+        // Keys of different suites never compare equal.
+        let e = SigningKey::from_seed(Suite::Ed25519, &[9u8; 32]).unwrap();
+        assert_ne!(e.public_key(), pk);
     }
 
     #[test]

@@ -1372,6 +1372,27 @@ fn non_canonical_envelopes_are_refused() {
 // ---- signature suites --------------------------------------------------------------------
 
 #[test]
+fn ml_dsa_header_over_a_short_signature() {
+    // ML-DSA-44 (-48) named over a 64-byte signature: the suite fixes the length.
+    for item in corpus().into_iter().filter(|i| i.kind.is_envelope()) {
+        let n = &item.name;
+        let sig = &item.bytes[item.bytes.len() - 64..];
+        let mut e = Encoder::new();
+        e.tag(18)
+            .array(4)
+            .bytes(&[0xa1, 0x01, 0x38, 0x2f])
+            .map(0)
+            .bytes(&item.payload())
+            .bytes(sig);
+        assert_eq!(
+            decode_error(&item, &e.finish()),
+            DecodeError::BadLength { field: "signature" },
+            "{n}"
+        );
+    }
+}
+
+#[test]
 fn unknown_and_swapped_suites() {
     for item in corpus().into_iter().filter(|i| i.kind.is_envelope()) {
         let n = &item.name;
@@ -1421,14 +1442,14 @@ fn unknown_and_swapped_suites() {
                 ),
             }
         }
-        // Longer alg values: ES384 (-35), ES512 (-36), PS256 (-37), ML-DSA-44 (-48), 2^31.
+        // Longer alg values: ES384 (-35), ES512 (-36), PS256 (-37), ML-DSA-65 (-49), 2^31.
         let sig = &item.bytes[item.bytes.len() - 64..];
         let payload = item.payload();
         for (alg_cbor, alg) in [
             (vec![0x38, 0x22], -35i64),
             (vec![0x38, 0x23], -36),
             (vec![0x38, 0x24], -37),
-            (vec![0x38, 0x2f], -48),
+            (vec![0x38, 0x30], -49),
             (vec![0x1a, 0x80, 0, 0, 0], 1 << 31),
         ] {
             let mut e = Encoder::new();

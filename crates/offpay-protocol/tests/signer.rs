@@ -55,7 +55,7 @@ fn voucher() -> LoadVoucher {
 
 #[test]
 fn envelope_through_a_signer_is_the_same_bytes() {
-    for suite in [Suite::Ed25519, Suite::P256] {
+    for suite in Suite::ALL {
         let key = SigningKey::from_seed(suite, &[9; 32]).unwrap();
         let direct = Signed::sign(voucher(), &key);
         let dev = Device {

@@ -888,7 +888,7 @@ fn document_vectors_decode_and_verify() {
         // The other suite's key never verifies this suite's message.
         let other = match suite {
             Suite::Ed25519 => Suite::P256,
-            Suite::P256 => Suite::Ed25519,
+            Suite::P256 | Suite::MlDsa44 => Suite::Ed25519,
         };
         let other_pk = SigningKey::from_seed(other, &SEED_PAYER)
             .unwrap()
@@ -1009,7 +1009,7 @@ fn limits_table() -> String {
     use offpay_protocol::cbor::DEPTH_MAX;
     use offpay_protocol::messages::*;
     use offpay_protocol::pki::{CERTIFICATE_BYTES_MAX, CRL_BYTES_MAX, CSR_BYTES_MAX};
-    use offpay_protocol::suite::SIGNATURE_BYTES;
+    use offpay_protocol::suite::SIGNATURE_BYTES_MAX;
     use offpay_protocol::types::{HASH_BYTES, ISSUER_ID_BYTES, NONCE_BYTES, WALLET_ID_BYTES};
     let rows: [(&str, usize, &str); 32] = [
         (
@@ -1126,9 +1126,9 @@ fn limits_table() -> String {
         ),
         ("CSR_BYTES_MAX", CSR_BYTES_MAX, "a DER PKCS#10 request"),
         (
-            "SIGNATURE_BYTES",
-            SIGNATURE_BYTES,
-            "a signature in a message (exact)",
+            "SIGNATURE_BYTES_MAX",
+            SIGNATURE_BYTES_MAX,
+            "a signature in a message (exact per suite: 64 Ed25519 and P-256, 2420 ML-DSA-44)",
         ),
         ("WALLET_ID_BYTES", WALLET_ID_BYTES, "a wallet id (exact)"),
         ("ISSUER_ID_BYTES", ISSUER_ID_BYTES, "an issuer id (exact)"),

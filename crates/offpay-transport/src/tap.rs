@@ -84,8 +84,9 @@ use offpay_protocol::messages::{PAYMENT_BYTES_MAX, PAYMENT_REQUEST_BYTES_MAX, RE
 
 /// Bytes of a frame header: 1 type byte and a 4-byte big-endian length.
 pub const TAP_FRAME_HEADER_BYTES: usize = 5;
-/// Hard maximum payload of any frame, whatever its type.
-pub const TAP_FRAME_BYTES_MAX: usize = 4096;
+/// Hard maximum payload of any frame, whatever its type: the largest message
+/// (an ML-DSA-44 Payment with its certificate inline) rounded up to 1 KiB.
+pub const TAP_FRAME_BYTES_MAX: usize = 9216;
 /// Largest reason in an ERROR frame (longer reasons are cut when sent).
 pub const TAP_ERROR_REASON_BYTES_MAX: usize = 256;
 /// Default timeout for each frame read or written, in milliseconds.

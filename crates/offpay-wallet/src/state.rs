@@ -184,12 +184,14 @@ fn suite_code(s: Suite) -> u64 {
     match s {
         Suite::Ed25519 => 0,
         Suite::P256 => 1,
+        Suite::MlDsa44 => 2,
     }
 }
 fn suite_from(c: u64) -> Result<Suite, DecodeError> {
     match c {
         0 => Ok(Suite::Ed25519),
         1 => Ok(Suite::P256),
+        2 => Ok(Suite::MlDsa44),
         _ => Err(DecodeError::InvalidValue("suite")),
     }
 }

@@ -46,13 +46,13 @@ pub const PEER_CLOCK_LEAD_SECONDS_MAX: u64 = 3600;
 
 // The limits fit their containers (checked at compile time): a report of a
 // full log and full evidence, every entry at its largest, fits the report
-// limit (320 bytes bound the fixed fields, 3 + 9 the per-entry CBOR heads and
+// limit (2680 bytes bound the fixed fields and the longest signature, 3 + 9 the per-entry CBOR heads and
 // a load seq), and each list fits the report's list bound.
 const _: () = {
     use offpay_protocol::messages::{PAYMENT_BYTES_MAX, SYNC_ENTRIES_MAX, SYNC_REPORT_BYTES_MAX};
     assert!(LOG_ENTRIES_MAX <= SYNC_ENTRIES_MAX && EVIDENCE_MAX <= SYNC_ENTRIES_MAX);
     assert!(
-        320 + (LOG_ENTRIES_MAX + EVIDENCE_MAX) * (3 + PAYMENT_BYTES_MAX + 9)
+        2680 + (LOG_ENTRIES_MAX + EVIDENCE_MAX) * (3 + PAYMENT_BYTES_MAX + 9)
             <= SYNC_REPORT_BYTES_MAX
     );
 };

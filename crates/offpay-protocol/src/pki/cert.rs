@@ -11,7 +11,7 @@ use super::{
     CERTIFICATE_BYTES_MAX, CertRole, OFFPAY_POLICY_REF_OID_DER, OFFPAY_WALLET_PROFILE_OID_DER,
     PkiError, PolicyRef, WalletProfile,
 };
-use crate::suite::{PublicKey, SIGNATURE_BYTES, Signer, Suite};
+use crate::suite::{PublicKey, Signer, Suite};
 use crate::types::{Hash32, IssuerId, UnixSeconds, WalletId};
 
 /// An X.509 v3 certificate: the exact DER it was parsed from, and its fields.
@@ -37,7 +37,7 @@ pub struct Certificate {
     tbs: Range<usize>,
     serial: u64,
     sig_suite: Suite,
-    signature: [u8; SIGNATURE_BYTES],
+    signature: Vec<u8>,
     pub(crate) issuer_name: Vec<u8>,
     pub(crate) subject_name: Vec<u8>,
     issuer_cn: String,

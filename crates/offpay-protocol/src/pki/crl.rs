@@ -7,7 +7,7 @@ use super::asn1::{self, Reader, tag};
 use super::cert::Certificate;
 use super::x509::{self, encode_extension, oid};
 use super::{CRL_BYTES_MAX, PkiError};
-use crate::suite::{SIGNATURE_BYTES, Signer, Suite};
+use crate::suite::{Signer, Suite};
 use crate::types::{Hash32, IssuerId, UnixSeconds};
 
 /// Why a certificate was revoked: the RFC 5280 `CRLReason` codes (all but
@@ -112,7 +112,7 @@ pub struct Crl {
     der: Vec<u8>,
     tbs: Range<usize>,
     sig_suite: Suite,
-    signature: [u8; SIGNATURE_BYTES],
+    signature: Vec<u8>,
     issuer_name: Vec<u8>,
     issuer_cn: String,
     number: u64,

@@ -63,12 +63,15 @@ pub use scheme::SchemeTrust;
 use crate::suite::SignError;
 use crate::types::{UnixSeconds, WalletId};
 
-/// Largest DER certificate accepted (checked before parsing).
-pub const CERTIFICATE_BYTES_MAX: usize = 2048;
+/// Largest DER certificate accepted (checked before parsing): room for an
+/// ML-DSA-44 key (1312 bytes) under an ML-DSA-44 signature (2420 bytes) with
+/// the longest names and every extension.
+pub const CERTIFICATE_BYTES_MAX: usize = 5664;
 /// Largest DER CRL accepted (checked before parsing): about 25 000 entries.
 pub const CRL_BYTES_MAX: usize = 1 << 20;
-/// Largest DER certification request accepted (checked before parsing).
-pub const CSR_BYTES_MAX: usize = 2048;
+/// Largest DER certification request accepted (checked before parsing): an
+/// ML-DSA-44 key and self-signature.
+pub const CSR_BYTES_MAX: usize = 5664;
 
 /// offpay's OID arc: `2.25.<UUID 9e7ee409-35b4-46b3-9428-59daf2a0d212 as an
 /// integer>` (ITU-T X.667 / RFC 4122 UUID-based OIDs need no registration).

@@ -6,7 +6,7 @@ use core::ops::Range;
 
 use super::asn1::{self, Reader, Res, Tlv, tag};
 use super::{OFFPAY_POLICY_REF_OID_DER, OFFPAY_WALLET_PROFILE_OID_DER, PkiError, WalletProfile};
-use crate::suite::{PublicKey, SIGNATURE_BYTES, SignError, Signer, Suite};
+use crate::suite::{PublicKey, SignError, Signer, Suite};
 use crate::types::Hash32;
 
 /// AlgorithmIdentifier `id-Ed25519` (1.3.101.112), parameters absent (RFC 8410).
@@ -14,6 +14,11 @@ pub(crate) const ALG_ED25519: &[u8] = &[0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70
 /// AlgorithmIdentifier `ecdsa-with-SHA256` (1.2.840.10045.4.3.2), parameters absent (RFC 5758).
 pub(crate) const ALG_ECDSA_SHA256: &[u8] = &[
     0x30, 0x0a, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02,
+];
+/// AlgorithmIdentifier `id-ml-dsa-44` (2.16.840.1.101.3.4.3.17), parameters
+/// absent (RFC 9881): the signature algorithm and the SPKI algorithm alike.
+pub(crate) const ALG_ML_DSA_44: &[u8] = &[
+    0x30, 0x0b, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x03, 0x11,
 ];
 /// SPKI AlgorithmIdentifier `id-ecPublicKey` (1.2.840.10045.2.1) with namedCurve
 /// `prime256v1` (1.2.840.10045.3.1.7) (RFC 5480).
@@ -50,6 +55,7 @@ pub(crate) fn signature_algorithm(suite: Suite) -> &'static [u8] {
     match suite {
         Suite::Ed25519 => ALG_ED25519,
         Suite::P256 => ALG_ECDSA_SHA256,
+        Suite::MlDsa44 => ALG_ML_DSA_44,
     }
 }
 
@@ -59,18 +65,21 @@ pub(crate) fn suite_of_signature_algorithm(raw: &[u8]) -> Res<Suite> {
         Ok(Suite::Ed25519)
     } else if raw == ALG_ECDSA_SHA256 {
         Ok(Suite::P256)
+    } else if raw == ALG_ML_DSA_44 {
+        Ok(Suite::MlDsa44)
     } else {
         Err(PkiError::UnsupportedAlgorithm)
     }
 }
 
 /// The signatureValue BIT STRING (whole DER) for a COSE-form signature:
-/// Ed25519 the 64 bytes (RFC 8410), P-256 a DER `ECDSA-Sig-Value` (RFC 5480).
+/// Ed25519 the 64 bytes (RFC 8410), P-256 a DER `ECDSA-Sig-Value` (RFC 5480),
+/// ML-DSA-44 the 2420 bytes (RFC 9881).
 pub(crate) fn encode_signature_value(suite: Suite, sig: &[u8]) -> Vec<u8> {
     match suite {
-        Suite::Ed25519 => asn1::bit_string(sig),
+        Suite::Ed25519 | Suite::MlDsa44 => asn1::bit_string(sig),
         Suite::P256 => {
-            let (r, s) = sig.split_at(SIGNATURE_BYTES / 2);
+            let (r, s) = sig.split_at(sig.len() / 2);
             asn1::bit_string(&asn1::seq(&[
                 &asn1::uint_from_be(r),
                 &asn1::uint_from_be(s),
@@ -81,20 +90,27 @@ pub(crate) fn encode_signature_value(suite: Suite, sig: &[u8]) -> Vec<u8> {
 
 /// The COSE-form signature in a signatureValue BIT STRING's contents. The
 /// scalars' range is checked when verifying, not here.
-pub(crate) fn decode_signature_value(suite: Suite, bits: &[u8]) -> Res<[u8; SIGNATURE_BYTES]> {
+pub(crate) fn decode_signature_value(suite: Suite, bits: &[u8]) -> Res<Vec<u8>> {
     let octets = asn1::bit_string_octets(bits, "signature value")?;
-    let mut out = [0u8; SIGNATURE_BYTES];
+    let mut out = vec![0u8; suite.signature_len()];
     match suite {
         Suite::Ed25519 => {
-            if octets.len() != SIGNATURE_BYTES {
+            if octets.len() != out.len() {
                 return Err(PkiError::Malformed("Ed25519 signature length"));
+            }
+            out.copy_from_slice(octets);
+        }
+        Suite::MlDsa44 => {
+            if octets.len() != out.len() {
+                return Err(PkiError::Malformed("ML-DSA-44 signature length"));
             }
             out.copy_from_slice(octets);
         }
         Suite::P256 => {
             const WHAT: &str = "ECDSA-Sig-Value";
             let mut r = Reader::new(asn1::single(octets, tag::SEQUENCE, WHAT)?);
-            for half in out.chunks_exact_mut(SIGNATURE_BYTES / 2) {
+            let half_len = out.len() / 2;
+            for half in out.chunks_exact_mut(half_len) {
                 let m = asn1::uint_magnitude(r.expect(tag::INTEGER, WHAT)?, WHAT)?;
                 if m.len() > half.len() {
                     return Err(PkiError::Malformed(WHAT));
@@ -118,6 +134,7 @@ pub(crate) fn encode_spki(key: &PublicKey) -> Vec<u8> {
     let alg = match key.suite() {
         Suite::Ed25519 => ALG_ED25519,
         Suite::P256 => SPKI_ALG_P256,
+        Suite::MlDsa44 => ALG_ML_DSA_44,
     };
     asn1::seq(&[alg, &asn1::bit_string(&key.to_bytes())])
 }
@@ -132,6 +149,8 @@ pub(crate) fn parse_spki(value: &[u8]) -> Res<PublicKey> {
         Suite::Ed25519
     } else if alg.raw == SPKI_ALG_P256 {
         Suite::P256
+    } else if alg.raw == ALG_ML_DSA_44 {
+        Suite::MlDsa44
     } else {
         return Err(PkiError::UnsupportedAlgorithm);
     };
@@ -337,7 +356,7 @@ pub(crate) struct Signed<'a> {
     /// Its suite.
     pub suite: Suite,
     /// The signature in COSE form.
-    pub sig: [u8; SIGNATURE_BYTES],
+    pub sig: Vec<u8>,
 }
 
 /// Parse `SEQUENCE { tbs SEQUENCE, signatureAlgorithm, signature BIT STRING }`,
@@ -369,7 +388,7 @@ pub(crate) fn parse_signed<'a>(der: &'a [u8], what: &'static str) -> Res<Signed<
 pub(crate) fn sign(key: &dyn Signer, tbs: &[u8]) -> Res<Vec<u8>> {
     let suite = key.suite();
     let sig = key.try_sign(tbs).map_err(PkiError::Signer)?;
-    if sig.len() != SIGNATURE_BYTES || key.public_key().verify(tbs, &sig).is_err() {
+    if sig.len() != suite.signature_len() || key.public_key().verify(tbs, &sig).is_err() {
         return Err(PkiError::Signer(SignError::BadOutput));
     }
     Ok(asn1::seq(&[
