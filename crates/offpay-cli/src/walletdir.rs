@@ -6,6 +6,7 @@
 //! | `device.secret` | 32 random bytes, mode 0600: the device half of the vault key. It stands in for the OS keystore (Android Keystore, iOS Keychain, a TPM) that would hold it on a phone. |
 //! | `wallet.json` | the app side: server URL, wallet id, currency. Nothing secret, nothing trusted by the TA. |
 //! | `wallet.lock` | empty; the lock a command holds while it uses the wallet |
+//! | `counter.tpm` | only for a wallet created with `--counter tpm:...`: the TPM's endpoint and the counter's NV index (`0x…`), never its value; `vault/` then has no `counter` file, and the vault is sealed under the device secret bound to the index (SHA-256 of a label, the secret and the index), so deleting this file and writing a `vault/counter` does not reopen the vault with a file counter (`WrongDeviceSecret`) |
 //!
 //! **One process at a time.** Every command that opens the vault holds an
 //! exclusive lock on `wallet.lock` (`File::try_lock`, released when the
