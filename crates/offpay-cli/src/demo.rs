@@ -715,6 +715,8 @@ fn tell(
         "her wallet is locked and refuses to do business",
     );
 
+    tpm_chapter(story, base, (&op, &public), kdf, &root, currency)?;
+
     // ---- 9 -------------------------------------------------------------------------------
     story.chapter("Where the money is");
     let inv = op.invariants()?;
@@ -963,6 +965,82 @@ fn bank_customer(
     }
     wallet::sync(&mut p.w.wallet, &bank.public)?;
     Ok(p)
+}
+
+/// The rollback of chapter 8 again, on a wallet whose vault counter is a TPM
+/// 2.0 NV counter (a swtpm started here): copying and restoring the whole
+/// wallet directory is caught offline, the restored wallet opens locked.
+fn tpm_chapter(
+    story: &mut Story,
+    base: &Path,
+    (op, public): (&offpay_client::Client, &offpay_client::Client),
+    kdf: KdfParams,
+    root: &Certificate,
+    currency: Currency,
+) -> Result<(), Failure> {
+    story.chapter("The same attack on a wallet with a TPM counter");
+    if !offpay_tpm::swtpm::installed() {
+        story.say("skipped: swtpm not installed (bash .ci/tpm installs it)");
+        return Ok(());
+    }
+    let tpm_state = base.join("swtpm-state");
+    let tpm = offpay_tpm::swtpm::Swtpm::start(&tpm_state)
+        .map_err(|e| Failure::refused("swtpm", format!("cannot start swtpm: {e}")))?;
+    story.say(format!(
+        "Dave's vault keeps its monotonic counter in a TPM 2.0 NV counter (swtpm on {}),\n\
+         not in a file: nothing in his wallet directory holds the counter's value.",
+        tpm.endpoint()
+    ));
+    op.create_customer(&CreateCustomerRequest {
+        id: "dave".to_string(),
+        name: "Dave".to_string(),
+    })?;
+    let t = op.enrollment_token("dave")?;
+    let dir = WalletDir::new(base.join("wallet-dave")).with_counter(Some(&tpm.endpoint()))?;
+    let e = wallet::enroll(
+        dir,
+        public,
+        &t.token,
+        DEMO_PIN,
+        kdf,
+        Suite::Ed25519,
+        Some(root.der().to_vec()),
+    )?;
+    let dave_dir = e.opened.dir.clone();
+    let mut dave = e.opened;
+    drop(dave);
+    let copy = base.join("dave-wallet-copy");
+    clone_wallet(dave_dir.path(), &copy)?;
+    story.say(
+        "Dave copies his whole wallet directory: sealed state, device secret, counter record.",
+    );
+    dave = Opened::open(dave_dir.clone(), DEMO_PIN)?;
+    let asked = dave
+        .wallet
+        .request(Amount::new(100, currency), 300, crate::now())
+        .is_ok();
+    let seq = dave.wallet.chain_head().0;
+    drop(dave);
+    story.check(
+        asked,
+        "his wallet moves on (a payment request, a new sealed state and a TPM increment)",
+    );
+    let path = dave_dir.path().to_path_buf();
+    std::fs::remove_dir_all(&path)
+        .map_err(|e| Failure::io(format!("cannot remove {}", path.display()), &e))?;
+    clone_wallet(&copy, &path)?;
+    let dave = Opened::open(WalletDir::new(&path), DEMO_PIN)?;
+    let lock = dave.wallet.lock().map(ToString::to_string);
+    story.say(format!(
+        "He restores the copy and opens it: {}",
+        lock.as_deref().unwrap_or("(not locked)")
+    ));
+    story.check(
+        matches!(dave.wallet.lock(), Some(offpay_wallet::LockReason::RolledBack))
+            && dave.wallet.chain_head().0 == seq,
+        "the restored wallet opens locked (rolled back), offline: the TPM's counter did not go back",
+    );
+    Ok(())
 }
 
 /// Copy a wallet directory and its vault (the attacker's clone).

@@ -145,6 +145,11 @@ pub(crate) struct CreateArgs {
     /// Signature suite of the wallet key: ed25519 or p256.
     #[arg(long, default_value = "ed25519")]
     suite: String,
+    /// The vault's anti-rollback counter: `file` (default), or a TPM 2.0 NV
+    /// counter at `tpm:HOST:PORT` (swtpm / simulator) or `tpm:/dev/tpmrm0`;
+    /// every later command opens the wallet with the same counter.
+    #[arg(long, value_name = "COUNTER")]
+    counter: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -750,6 +755,7 @@ fn create(dir: WalletDir, c: CreateArgs) -> Outcome {
             format!("{} already holds a wallet", dir.path().display()),
         ));
     }
+    let dir = dir.with_counter(c.counter.as_deref())?;
     let pin = walletdir::pin(true)?;
     let e = enroll(dir, &client, &c.token, &pin, kdf, suite, root_der)?;
     let o = &e.opened;

@@ -6,6 +6,7 @@
 //! | `device.secret` | 32 random bytes, mode 0600: the device half of the vault key. It stands in for the OS keystore (Android Keystore, iOS Keychain, a TPM) that would hold it on a phone. |
 //! | `wallet.json` | the app side: server URL, wallet id, currency. Nothing secret, nothing trusted by the TA. |
 //! | `wallet.lock` | empty; the lock a command holds while it uses the wallet |
+//! | `counter.tpm` | only for a wallet created with `--counter tpm:...`: the TPM's endpoint and the counter's NV index (`0x…`), never its value; `vault/` then has no `counter` file, and the vault is sealed under the device secret bound to the index (SHA-256 of a label, the secret and the index), so deleting this file and writing a `vault/counter` does not reopen the vault with a file counter (`WrongDeviceSecret`) |
 //!
 //! **One process at a time.** Every command that opens the vault holds an
 //! exclusive lock on `wallet.lock` (`File::try_lock`, released when the
@@ -30,10 +31,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use offpay_protocol::WalletId;
+use offpay_protocol::entropy::OsEntropy;
+use offpay_tpm::transport::Endpoint;
+use offpay_tpm::{TpmCounter, TpmCounterConfig};
 use offpay_wallet::recovery::{self, RecoveryError};
-use offpay_wallet::vault::{KdfParams, SealedFileVault, VaultError};
+use offpay_wallet::vault::{
+    DirStore, KdfParams, Loaded, SealedFileVault, SealedVault, Vault, VaultError,
+};
 use offpay_wallet::{Wallet, WalletError};
 use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 use crate::out::Failure;
@@ -65,7 +72,7 @@ const CONFIG_BYTES_MAX: u64 = 64 << 10;
 const CONFIG_FORMAT: u64 = 1;
 
 /// A wallet opened from its directory.
-pub(crate) type DiskWallet = Wallet<SealedFileVault>;
+pub(crate) type DiskWallet = Wallet<DiskVault>;
 
 /// What the app remembers next to the vault.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -254,6 +261,64 @@ pub(crate) fn wallet_failure(e: WalletError) -> Failure {
 pub(crate) struct WalletDir {
     path: PathBuf,
     lock: OnceCell<Rc<File>>,
+    /// The counter a new vault gets (`--counter`): `None` the file counter.
+    counter: Option<Endpoint>,
+}
+
+/// Where a TPM wallet records its counter: the endpoint and the NV index
+/// (not the value: that stays in the TPM).
+pub(crate) const TPM_COUNTER_FILE: &str = "counter.tpm";
+/// Lowest NV index a CLI wallet picks (the base index is the next one).
+const TPM_INDEX_FIRST: u32 = 0x0140_0000;
+
+/// The vault of a wallet directory: the file counter, or a TPM counter.
+#[derive(Debug)]
+pub(crate) enum DiskVault {
+    /// [`SealedFileVault`]: the counter is the file `vault/counter`.
+    File(SealedFileVault),
+    /// A [`SealedVault`] over `vault/` with a [`TpmCounter`].
+    Tpm(Box<SealedVault<DirStore, TpmCounter>>),
+}
+
+impl Vault for DiskVault {
+    fn load(&mut self) -> Result<Loaded, VaultError> {
+        match self {
+            Self::File(v) => v.load(),
+            Self::Tpm(v) => v.load(),
+        }
+    }
+
+    fn commit(&mut self, state: &[u8]) -> Result<(), VaultError> {
+        match self {
+            Self::File(v) => v.commit(state),
+            Self::Tpm(v) => v.commit(state),
+        }
+    }
+}
+
+/// The secret a TPM wallet's vault is sealed under: the device secret bound
+/// to the counter's NV index, so the same vault opened as a file-counter
+/// vault (after someone deleted `counter.tpm` and wrote a `vault/counter`)
+/// fails as `WrongDeviceSecret` instead of opening without the TPM.
+fn tpm_vault_secret(secret: &[u8; DEVICE_SECRET_BYTES], index: u32) -> Zeroizing<[u8; 32]> {
+    let mut h = Sha256::new();
+    h.update(b"offpay cli vault with a TPM counter v1");
+    h.update(secret);
+    h.update(index.to_be_bytes());
+    let mut out = Zeroizing::new([0u8; 32]);
+    out.copy_from_slice(&h.finalize());
+    out
+}
+
+/// Parse `counter.tpm`: `ENDPOINT\nINDEX-HEX\n`.
+fn parse_tpm_record(text: &str) -> Option<(Endpoint, u32)> {
+    let mut lines = text.lines();
+    let ep = Endpoint::parse(lines.next()?).ok()?;
+    let index = u32::from_str_radix(lines.next()?.strip_prefix("0x")?, 16).ok()?;
+    if lines.next().is_some() {
+        return None;
+    }
+    Some((ep, index))
 }
 
 /// Files `create` made, removed again if enrollment fails.
@@ -349,7 +414,50 @@ impl WalletDir {
         WalletDir {
             path: path.into(),
             lock: OnceCell::new(),
+            counter: None,
         }
+    }
+
+    /// New vaults made through this handle use the TPM at `spec`
+    /// (`tpm:HOST:PORT` or `tpm:/dev/tpmrm0`); `None` or `file`: the file counter.
+    pub(crate) fn with_counter(mut self, spec: Option<&str>) -> Result<WalletDir, Failure> {
+        self.counter = match spec {
+            None | Some("file") => None,
+            Some(s) => Some(Endpoint::parse(s).map_err(|e| {
+                Failure::usage(format!(
+                    "--counter {s:?}: expected file, tpm:HOST:PORT or tpm:/dev/tpmrm0 ({e})"
+                ))
+            })?),
+        };
+        Ok(self)
+    }
+
+    fn tpm_record_path(&self) -> PathBuf {
+        self.path.join(TPM_COUNTER_FILE)
+    }
+
+    /// The TPM counter this wallet was created with, if any.
+    fn tpm_record(&self) -> Result<Option<TpmCounterConfig>, Failure> {
+        let p = self.tpm_record_path();
+        let bytes = match read_bounded(&p, 4096) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Failure::io(format!("cannot read {}", p.display()), &e)),
+        };
+        let bad = || {
+            Failure::refused(
+                "bad_config",
+                format!(
+                    "{} is not a TPM counter record (ENDPOINT, then 0xINDEX)",
+                    p.display()
+                ),
+            )
+        };
+        let text = std::str::from_utf8(&bytes).map_err(|_| bad())?;
+        let (ep, index) = parse_tpm_record(text).ok_or_else(bad)?;
+        TpmCounterConfig::new(ep, index)
+            .map(Some)
+            .map_err(|_| bad())
     }
 
     /// Take the exclusive lock on this wallet (`wallet.lock`) for as long as
@@ -504,7 +612,24 @@ impl WalletDir {
         }
         self.lock()?;
         let secret = self.device_secret()?;
-        let vault = SealedFileVault::open(&self.vault_dir(), pin.as_bytes(), &secret).map_err(
+        let opened = match self.tpm_record()? {
+            None => SealedFileVault::open(&self.vault_dir(), pin.as_bytes(), &secret)
+                .map(DiskVault::File),
+            Some(cfg) => {
+                let vs = tpm_vault_secret(&secret, cfg.index);
+                TpmCounter::open(cfg).and_then(|c| {
+                    SealedVault::open(
+                        DirStore::new(&self.vault_dir()),
+                        c,
+                        pin.as_bytes(),
+                        &vs,
+                        OsEntropy::shared(),
+                    )
+                    .map(|v| DiskVault::Tpm(Box::new(v)))
+                })
+            }
+        };
+        let vault = opened.map_err(
             |e| match e {
                 VaultError::NotFound => self.no_wallet(),
                 VaultError::WrongDeviceSecret => Failure::refused(
@@ -599,7 +724,7 @@ impl WalletDir {
         &self,
         pin: &str,
         kdf: KdfParams,
-    ) -> Result<(SealedFileVault, Created), Failure> {
+    ) -> Result<(DiskVault, Created), Failure> {
         if self.exists() || self.secret_path().exists() || self.config_path().exists() {
             return Err(Failure::refused(
                 "wallet_exists",
@@ -639,12 +764,42 @@ impl WalletDir {
             create_private_dir(&vd)
                 .map_err(|e| Failure::io(format!("cannot create {}", vd.display()), &e))?;
             created.paths.push(vd.clone());
-            SealedFileVault::create(&vd, pin.as_bytes(), &secret, kdf).map_err(|e| {
+            let refused = |e: VaultError| {
                 Failure::refused(
                     vault_error_code(&e),
                     format!("cannot create the vault: {e}"),
                 )
-            })
+            };
+            let Some(ep) = self.counter.clone() else {
+                return SealedFileVault::create(&vd, pin.as_bytes(), &secret, kdf)
+                    .map(DiskVault::File)
+                    .map_err(refused);
+            };
+            // An NV index per wallet, drawn from the device secret (even:
+            // the base index is the next one), recorded with the endpoint.
+            let [a, b, ..] = *secret;
+            let index = TPM_INDEX_FIRST + (u32::from(u16::from_be_bytes([a, b])) << 1);
+            let cfg = TpmCounterConfig::new(ep, index).map_err(refused)?;
+            let record = format!("{}\n{index:#010x}\n", cfg.endpoint);
+            write_private(&self.tpm_record_path(), record.as_bytes()).map_err(|e| {
+                Failure::io(
+                    format!("cannot create {}", self.tpm_record_path().display()),
+                    &e,
+                )
+            })?;
+            created.paths.push(self.tpm_record_path());
+            let counter = TpmCounter::create(cfg).map_err(refused)?;
+            let vs = tpm_vault_secret(&secret, index);
+            SealedVault::create(
+                DirStore::new(&vd),
+                counter,
+                pin.as_bytes(),
+                &vs,
+                kdf,
+                OsEntropy::shared(),
+            )
+            .map(|v| DiskVault::Tpm(Box::new(v)))
+            .map_err(refused)
         })();
         match result {
             Ok(v) => Ok((v, created)),

@@ -43,12 +43,23 @@ pub trait BlobStore: fmt::Debug + Send {
 /// replaced by [`atomic_write`] (temporary file, fsync, rename, fsync the
 /// directory) through a [`VaultFs`].
 #[derive(Debug)]
-pub(super) struct DirStore {
+pub struct DirStore {
     pub(super) dir: PathBuf,
     pub(super) fs: Arc<dyn VaultFs>,
 }
 
 impl DirStore {
+    /// The directory `dir` (which must exist) on the real file system: the
+    /// store of a [`super::SealedVault`] with another counter than the
+    /// file one (e.g. a TPM counter).
+    #[must_use]
+    pub fn new(dir: &std::path::Path) -> Self {
+        Self {
+            dir: dir.to_path_buf(),
+            fs: Arc::new(super::fs::RealFs),
+        }
+    }
+
     pub(super) fn path(&self, name: &str) -> PathBuf {
         self.dir.join(name)
     }

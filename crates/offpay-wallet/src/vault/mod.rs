@@ -67,7 +67,7 @@ pub mod sealed;
 
 use core::fmt;
 
-pub use blob::{BlobCrashPoint, BlobStore, MemoryBlobStore};
+pub use blob::{BlobCrashPoint, BlobStore, DirStore, MemoryBlobStore};
 pub use counter::{FileCounter, MemoryCounter, MonotonicCounter};
 pub(crate) use fs::atomic_write as fs_atomic_write;
 pub use fs::{FaultyFs, RealFs, SimulatedCrash, VaultFs};
@@ -198,6 +198,16 @@ pub enum VaultError {
     /// counter already used by another (or an earlier) wallet. The app makes
     /// one new counter per wallet; nothing was written.
     CounterNotFresh,
+    /// The counter device (a TPM) refused an operation, answered something
+    /// malformed, or is not reachable; nothing was advanced.
+    CounterDevice {
+        /// The operation (e.g. `"NV_Increment"`, `"connect"`).
+        op: &'static str,
+        /// Why, in words.
+        reason: &'static str,
+        /// The device's response code (0 when there is none).
+        rc: u32,
+    },
     /// Fault injection: the simulated process is dead; restart it
     /// ([`MemoryVault::restart`], or reopen a [`SealedFileVault`]).
     Crashed,
@@ -217,6 +227,9 @@ impl fmt::Display for VaultError {
         match self {
             Self::Io { op, kind } => write!(f, "vault I/O error during {op}: {kind}"),
             Self::Tampered => f.write_str("sealed vault state failed authentication (tampered)"),
+            Self::CounterDevice { op, reason, rc } => {
+                write!(f, "counter device: {op} failed: {reason} (response code {rc:#x})")
+            }
             Self::WrongPin { attempts_left } => {
                 let s = if *attempts_left == 1 { "" } else { "s" };
                 write!(f, "wrong PIN ({attempts_left} attempt{s} left)")
