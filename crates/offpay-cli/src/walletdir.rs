@@ -297,14 +297,25 @@ impl Vault for DiskVault {
 }
 
 /// The secret a TPM wallet's vault is sealed under: the device secret bound
-/// to the counter's NV index, so the same vault opened as a file-counter
-/// vault (after someone deleted `counter.tpm` and wrote a `vault/counter`)
-/// fails as `WrongDeviceSecret` instead of opening without the TPM.
-fn tpm_vault_secret(secret: &[u8; DEVICE_SECRET_BYTES], index: u32) -> Zeroizing<[u8; 32]> {
+/// to the counter's NV index and to its base (the counter's raw value at
+/// create, held in the TPM's write-locked base index). So the same vault
+/// opened as a file-counter vault (after someone deleted `counter.tpm` and
+/// wrote a `vault/counter`) fails as `WrongDeviceSecret` instead of opening
+/// without the TPM; and a host that holds the TPM's owner auth, undefines
+/// both indices and defines them again with a base of its choosing (to make
+/// a restored state look current) changes the base, hence the key: the
+/// restored vault does not open at all. It cannot pick the old base back: a
+/// new TPM counter starts at or above every value any counter ever had.
+fn tpm_vault_secret(
+    secret: &[u8; DEVICE_SECRET_BYTES],
+    index: u32,
+    base: u64,
+) -> Zeroizing<[u8; 32]> {
     let mut h = Sha256::new();
-    h.update(b"offpay cli vault with a TPM counter v1");
+    h.update(b"offpay cli vault with a TPM counter v2");
     h.update(secret);
     h.update(index.to_be_bytes());
+    h.update(base.to_be_bytes());
     let mut out = Zeroizing::new([0u8; 32]);
     out.copy_from_slice(&h.finalize());
     out
@@ -615,19 +626,17 @@ impl WalletDir {
         let opened = match self.tpm_record()? {
             None => SealedFileVault::open(&self.vault_dir(), pin.as_bytes(), &secret)
                 .map(DiskVault::File),
-            Some(cfg) => {
-                let vs = tpm_vault_secret(&secret, cfg.index);
-                TpmCounter::open(cfg).and_then(|c| {
-                    SealedVault::open(
-                        DirStore::new(&self.vault_dir()),
-                        c,
-                        pin.as_bytes(),
-                        &vs,
-                        OsEntropy::shared(),
-                    )
-                    .map(|v| DiskVault::Tpm(Box::new(v)))
-                })
-            }
+            Some(cfg) => TpmCounter::open(cfg).and_then(|c| {
+                let vs = tpm_vault_secret(&secret, c.config().index, c.base());
+                SealedVault::open(
+                    DirStore::new(&self.vault_dir()),
+                    c,
+                    pin.as_bytes(),
+                    &vs,
+                    OsEntropy::shared(),
+                )
+                .map(|v| DiskVault::Tpm(Box::new(v)))
+            }),
         };
         let vault = opened.map_err(
             |e| match e {
@@ -789,7 +798,7 @@ impl WalletDir {
             })?;
             created.paths.push(self.tpm_record_path());
             let counter = TpmCounter::create(cfg).map_err(refused)?;
-            let vs = tpm_vault_secret(&secret, index);
+            let vs = tpm_vault_secret(&secret, index, counter.base());
             SealedVault::create(
                 DirStore::new(&vd),
                 counter,
