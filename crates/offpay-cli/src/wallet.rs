@@ -142,7 +142,7 @@ pub(crate) struct CreateArgs {
     /// it. Default: fetched from the server, and its fingerprint printed.
     #[arg(long, value_name = "ROOT.pem")]
     root: Option<PathBuf>,
-    /// Signature suite of the wallet key: ed25519 or p256.
+    /// Signature suite of the wallet key: ed25519, p256 or ml-dsa-44.
     #[arg(long, default_value = "ed25519")]
     suite: String,
     /// The vault's anti-rollback counter: `file` (default), or a TPM 2.0 NV
@@ -736,8 +736,9 @@ pub(crate) fn run(a: WalletArgs) -> Outcome {
 }
 
 fn create(dir: WalletDir, c: CreateArgs) -> Outcome {
-    let suite = Suite::from_name(&c.suite)
-        .ok_or_else(|| Failure::usage(format!("--suite {:?}: ed25519 or p256", c.suite)))?;
+    let suite = Suite::from_name(&c.suite).ok_or_else(|| {
+        Failure::usage(format!("--suite {:?}: ed25519, p256 or ml-dsa-44", c.suite))
+    })?;
     let client = http::client(&server_url(c.server.as_deref()))?;
     let root_der = c
         .root

@@ -435,7 +435,8 @@ fn parse_currency(s: &str) -> Result<Currency, ConfigError> {
 }
 
 fn parse_suite(s: &str) -> Result<Suite, ConfigError> {
-    Suite::from_name(s).ok_or_else(|| ConfigError(format!("suite {s:?}: expected ed25519 or p256")))
+    Suite::from_name(s)
+        .ok_or_else(|| ConfigError(format!("suite {s:?}: expected ed25519, p256 or ml-dsa-44")))
 }
 
 /// The TOML file: every field optional.
@@ -487,7 +488,7 @@ pub struct ServerArgs {
     /// Currency of a new issuer (ISO 4217) [env: OFFPAY_CURRENCY] [default: EUR].
     #[arg(long, value_name = "CODE")]
     pub currency: Option<String>,
-    /// Signature suite of a new issuer's CA keys: ed25519 or p256 [env: OFFPAY_SUITE] [default: ed25519].
+    /// Signature suite of a new issuer's CA keys: ed25519, p256 or ml-dsa-44 [env: OFFPAY_SUITE] [default: ed25519].
     #[arg(long, value_name = "SUITE")]
     pub suite: Option<String>,
     /// Largest operator deposit, withdrawal or load, in minor units (a sanity

@@ -10,8 +10,8 @@ use offpay_wallet::vault::{KdfParams, MemoryVault, SealedFileVault};
 use offpay_wallet::{HistoryKind, Wallet};
 
 #[test]
-fn offline_payment_in_memory_both_suites() {
-    for suite in [Suite::Ed25519, Suite::P256] {
+fn offline_payment_in_memory_every_suite() {
+    for suite in Suite::ALL {
         let mut s = Scheme::new(suite);
         let mut alice = s.enroll(MemoryVault::new(), suite, T0);
         let mut bob = s.enroll(MemoryVault::new(), suite, T0);
@@ -26,6 +26,34 @@ fn offline_payment_in_memory_both_suites() {
         assert_eq!(bob.history().last().unwrap().kind, HistoryKind::Received);
         // Bob pays part back, offline, at once.
         pay(&mut bob, &mut alice, 1_000, T0.plus(120));
+        assert_eq!(alice.balance().unwrap().minor, 8_500);
+        assert_eq!(bob.balance().unwrap().minor, 1_500);
+    }
+}
+
+/// Mixed chains: ML-DSA-44 wallets under an Ed25519 root and issuer, and
+/// Ed25519 / P-256 wallets under an ML-DSA-44 root and issuer; a payment and
+/// a sync in each.
+#[test]
+fn offline_payment_mixed_suites_with_ml_dsa() {
+    for (ca, payer, payee) in [
+        (Suite::Ed25519, Suite::MlDsa44, Suite::MlDsa44),
+        (Suite::MlDsa44, Suite::Ed25519, Suite::P256),
+        (Suite::MlDsa44, Suite::MlDsa44, Suite::Ed25519),
+    ] {
+        let mut s = Scheme::new(ca);
+        let mut alice = s.enroll(MemoryVault::new(), payer, T0);
+        let mut bob = s.enroll(MemoryVault::new(), payee, T0);
+        s.load(&mut alice, 10_000, T0);
+        let payment = pay(&mut alice, &mut bob, 2_500, T0.plus(60));
+        let p = Signed::<Payment>::decode(&payment).unwrap();
+        assert_eq!(p.suite(), payer, "{ca}/{payer}/{payee}");
+        assert_eq!(alice.balance().unwrap().minor, 7_500);
+        assert_eq!(bob.balance().unwrap().minor, 2_500);
+        s.sync(&mut alice, T0.plus(120));
+        s.sync(&mut bob, T0.plus(120));
+        assert!(alice.lock().is_none() && bob.lock().is_none());
+        pay(&mut bob, &mut alice, 1_000, T0.plus(180));
         assert_eq!(alice.balance().unwrap().minor, 8_500);
         assert_eq!(bob.balance().unwrap().minor, 1_500);
     }

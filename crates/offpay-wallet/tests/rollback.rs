@@ -33,7 +33,7 @@ use offpay_wallet::{LockReason, Wallet, WalletError};
 
 const PIN: &[u8] = b"1357";
 const SECRET: [u8; 32] = [0x7e; 32];
-const SUITES: [Suite; 2] = [Suite::Ed25519, Suite::P256];
+const SUITES: [Suite; 3] = Suite::ALL;
 
 fn create_sealed(dir: &Path) -> SealedFileVault {
     fs::create_dir_all(dir).unwrap();

@@ -107,7 +107,7 @@ pub struct SchemeArgs {
     /// Currency of a new scheme (ISO 4217) [env: OFFPAY_SCHEME_CURRENCY] [default: EUR].
     #[arg(long, value_name = "CODE")]
     pub currency: Option<String>,
-    /// Suite of a new scheme's root key: ed25519 or p256 [env: OFFPAY_SCHEME_SUITE] [default: ed25519].
+    /// Suite of a new scheme's root key: ed25519, p256 or ml-dsa-44 [env: OFFPAY_SCHEME_SUITE] [default: ed25519].
     #[arg(long, value_name = "SUITE")]
     pub suite: Option<String>,
     /// commonName of a new scheme's root certificate [env: OFFPAY_SCHEME_ROOT_CN] [default: "offpay scheme root"].
@@ -145,7 +145,8 @@ fn currency(s: &str) -> Result<Currency, ConfigError> {
 }
 
 fn suite(s: &str) -> Result<Suite, ConfigError> {
-    Suite::from_name(s).ok_or_else(|| ConfigError(format!("suite {s:?}: expected ed25519 or p256")))
+    Suite::from_name(s)
+        .ok_or_else(|| ConfigError(format!("suite {s:?}: expected ed25519, p256 or ml-dsa-44")))
 }
 
 impl SchemeServerConfig {
