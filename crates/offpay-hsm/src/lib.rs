@@ -11,8 +11,8 @@
 //!
 //! Each signer holds one logged-in session behind a mutex. When the token
 //! answers `CKR_SESSION_HANDLE_INVALID`, `CKR_DEVICE_REMOVED` or
-//! `CKR_USER_NOT_LOGGED_IN`, the session is re-opened and logged in again
-//! once; a second failure is returned with its `CKR_*` code.
+//! `CKR_USER_NOT_LOGGED_IN` (or a stale key handle after a logout), the
+//! session is re-opened, logged in again and the key found again once; a second failure is returned with its `CKR_*` code.
 
 mod config;
 mod rv;
@@ -418,7 +418,11 @@ fn reconnectable(e: &CkError) -> bool {
             RvError::SessionHandleInvalid
                 | RvError::SessionClosed
                 | RvError::DeviceRemoved
-                | RvError::UserNotLoggedIn,
+                | RvError::UserNotLoggedIn
+                // A logged-out session no longer sees the private key: its
+                // handle is found again after the new login.
+                | RvError::ObjectHandleInvalid
+                | RvError::KeyHandleInvalid,
             _
         )
     )
@@ -539,5 +543,53 @@ impl Signer for HsmSigner {
             SignError::BadOutput
         })?;
         Ok(sig)
+    }
+}
+
+/// Initialize the first free (uninitialized) token of `module` with a label,
+/// an SO PIN and a user PIN, as `softhsm2-util --init-token --free` does.
+/// For provisioning a software token (SoftHSM2) and for tests; a hardware
+/// HSM is initialized with its vendor's tools.
+pub fn init_free_token(
+    module: &Path,
+    label: &str,
+    so_pin: &str,
+    user_pin: &str,
+) -> Result<(), HsmError> {
+    static INIT: Mutex<()> = Mutex::new(());
+    let _g = INIT
+        .lock()
+        .map_err(|_| HsmError::Config("token init lock poisoned".into()))?;
+    let ctx = context(module)?;
+    let mut free = None;
+    for slot in ctx.get_all_slots().map_err(device("list slots"))? {
+        let info = ctx.get_token_info(slot).map_err(device("token info"))?;
+        if !info.token_initialized() {
+            free = Some(slot);
+            break;
+        }
+    }
+    let slot = free.ok_or_else(|| HsmError::TokenNotFound("uninitialized (free)".into()))?;
+    let so = AuthPin::from(so_pin.to_string());
+    ctx.init_token(slot, &so, label)
+        .map_err(device("init token"))?;
+    let s = ctx.open_rw_session(slot).map_err(device("open session"))?;
+    s.login(UserType::So, Some(&so))
+        .map_err(device("log in as SO"))?;
+    s.init_pin(&AuthPin::from(user_pin.to_string()))
+        .map_err(device("init user pin"))?;
+    Ok(())
+}
+
+impl Token {
+    /// Destroy the key pair labelled `label` (retiring a key). Signers of it
+    /// fail with a device error from then on.
+    pub fn destroy_key_pair(&self, label: &str) -> Result<(), HsmError> {
+        let s = self.session()?;
+        let (private, public) =
+            find_pair(&s, label)?.ok_or_else(|| HsmError::KeyNotFound(label.into()))?;
+        s.destroy_object(private).map_err(device("destroy key"))?;
+        s.destroy_object(public).map_err(device("destroy key"))?;
+        Ok(())
     }
 }
