@@ -6,76 +6,11 @@
 //! Skips with a printed reason when SoftHSM2 is not installed, unless
 //! `OFFPAY_REQUIRE_HSM=1`.
 
-use std::path::PathBuf;
-use std::sync::OnceLock;
-
 use offpay_hsm::{HsmConfig, HsmError, KeyMode, PinSource, Token, TokenRef};
 use offpay_protocol::{SignError, Signer, SigningKey, Suite};
 
-const SO_PIN: &str = "so-pin-5678";
-const PIN: &str = "user-pin-1234";
-
-/// The value, or the test fails saying what could not be done.
-fn must<T, E: std::fmt::Debug>(r: Result<T, E>, what: &str) -> T {
-    match r {
-        Ok(v) => v,
-        Err(e) => panic!("{what}: {e:?}"),
-    }
-}
-
-fn module() -> PathBuf {
-    std::env::var_os("OFFPAY_HSM_MODULE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| "/usr/lib/softhsm/libsofthsm2.so".into())
-}
-
-/// A fresh token labelled after the test, in a token directory private to
-/// this test process; `None` (skipped) when SoftHSM2 is missing.
-fn token(name: &str) -> Option<TokenRef> {
-    let m = module();
-    if !m.is_file() {
-        assert!(
-            std::env::var("OFFPAY_REQUIRE_HSM").as_deref() != Ok("1"),
-            "[{name}] SoftHSM2 required (OFFPAY_REQUIRE_HSM=1) but {} is missing",
-            m.display()
-        );
-        eprintln!(
-            "[{name}] SKIPPED: SoftHSM2 module {} not installed (apt-get install softhsm2); set OFFPAY_REQUIRE_HSM=1 to fail instead",
-            m.display()
-        );
-        return None;
-    }
-    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let d = must(tempfile::tempdir(), "temp dir");
-        let tokens = d.path().join("tokens");
-        must(std::fs::create_dir(&tokens), "token dir");
-        let conf = d.path().join("softhsm2.conf");
-        must(
-            std::fs::write(
-                &conf,
-                format!(
-                    "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
-                    tokens.display()
-                ),
-            ),
-            "softhsm2.conf",
-        );
-        // SAFETY: set once, before the module is loaded, under the OnceLock;
-        // no other thread of this test binary reads SOFTHSM2_CONF before it.
-        unsafe { std::env::set_var("SOFTHSM2_CONF", &conf) };
-        d
-    });
-    must(
-        offpay_hsm::init_free_token(&m, name, SO_PIN, PIN),
-        "init token",
-    );
-    Some(TokenRef::Label(name.into()))
-}
-
-fn open(t: &TokenRef) -> Token {
-    must(Token::open_with_pin(&module(), t, PIN.into()), "open token")
-}
+mod common;
+use common::{PIN, module, must, open, token};
 
 fn sign_verify(name: &str, suite: Suite) {
     let Some(t) = token(name) else { return };
