@@ -50,7 +50,7 @@ fn wallet(issuer: &Issuer<AnyStore>, id: &str, online: u64, offline: u64) -> Wal
         ),
         "wallet",
     );
-    let e = must_err(must(issuer.enroll(&t, &must(w.csr(), "csr"), T0), "enroll");
+    let e = must(issuer.enroll(&t, &must(w.csr(), "csr"), T0), "enroll");
     must(
         w.enroll(
             &e.issuer_certificate,
@@ -133,7 +133,10 @@ fn flow(name: &str, suite: Suite) {
     drop(issuer);
 
     // A sealed-key open of this store is refused: its keys are in a token.
-    let e = Issuer::open(must(offpay_store::open_sqlite(&db), "sqlite"), &[7u8; 32]), "refusal");
+    let e = must_err(
+        Issuer::open(must(offpay_store::open_sqlite(&db), "sqlite"), &[7u8; 32]),
+        "refusal",
+    );
     assert!(matches!(e, IssuerError::DeviceKey(_)), "{e}");
     // Restart: a new token session adopts the same keys and goes on.
     assert_eq!(
@@ -160,25 +163,25 @@ fn flow(name: &str, suite: Suite) {
         tok.signer("other", suite, KeyMode::CreateOrAdopt),
         "other key",
     ));
-    let e = must_err(Issuer::open_with_signers(
-        must(offpay_store::open_sqlite(&db), "sqlite"),
-        None,
-        other,
-        OsEntropy::shared(),
-    ), "refusal");
+    let e = must_err(
+        Issuer::open_with_signers(
+            must(offpay_store::open_sqlite(&db), "sqlite"),
+            None,
+            other,
+            OsEntropy::shared(),
+        ),
+        "refusal",
+    );
     assert!(matches!(e, IssuerError::DeviceKey(_)), "{e}");
     // The token loses the issuer key mid-run: the load is refused with a
     // device error and nothing is written (the balance stays).
     let before = must(issuer.customer_balance("bob"), "balance");
     must(tok.destroy_key_pair("offpay-issuer-ca"), "destroy");
     ca2.close_session();
-    let e = must_err(issuer
-        .load(
-            &bob.wallet_id(),
-            eur(100),
-            "load-after-loss",
-            T0.plus(400),
-        ), "refusal");
+    let e = must_err(
+        issuer.load(&bob.wallet_id(), eur(100), "load-after-loss", T0.plus(400)),
+        "refusal",
+    );
     assert!(matches!(e, IssuerError::SigningDevice(_)), "{e}");
     assert_eq!(must(issuer.customer_balance("bob"), "balance"), before);
     assert!(must(issuer.invariants(), "invariants").ok);
