@@ -6,7 +6,8 @@ use offpay_protocol::pki::{
     self, Certificate, Crl, PolicyRef, RevocationReason, RevokedEntry, WalletProfile,
 };
 use offpay_protocol::seal;
-use offpay_protocol::{PublicKey, SigningKey, Suite, UnixSeconds, WalletId};
+use offpay_protocol::{PublicKey, Signer, SigningKey, Suite, UnixSeconds, WalletId};
+use std::sync::Arc;
 
 use crate::error::IssuerError;
 
@@ -43,15 +44,39 @@ pub fn open_key(
     seal::open_key(master, label, sealed).map_err(|_| IssuerError::MasterKey)
 }
 
+/// A CA key: in process (sealed under the master key at rest), or held by a
+/// device (a PKCS#11 token, `offpay-hsm`) that signs and never gives it out.
+#[derive(Clone)]
+pub enum CaKey {
+    /// In process; sealed in the database at rest.
+    Sealed(Box<SigningKey>),
+    /// In a device: only a reference is stored.
+    Device(Arc<dyn Signer>),
+}
+
+impl CaKey {
+    /// The key as a signer.
+    pub fn signer(&self) -> &dyn Signer {
+        match self {
+            CaKey::Sealed(k) => k.as_ref(),
+            CaKey::Device(d) => d.as_ref(),
+        }
+    }
+    /// Whether the key is held by a device.
+    pub fn in_device(&self) -> bool {
+        matches!(self, CaKey::Device(_))
+    }
+}
+
 /// The CA keys and certificates in memory.
 pub struct CertificateFactory {
     /// Scheme root key (kept offline in a real scheme; here sealed in the
-    /// database). `None` at a member issuer: the scheme holds it.
-    root_key: Option<SigningKey>,
+    /// database or in a token). `None` at a member issuer: the scheme holds it.
+    root_key: Option<CaKey>,
     /// The scheme root certificate.
     pub root: Certificate,
     /// The issuer CA key: signs wallet certificates, CRLs, vouchers, checkpoints, policies.
-    issuer_key: SigningKey,
+    issuer_key: CaKey,
     /// The issuer CA certificate.
     pub issuer: Certificate,
 }
@@ -90,9 +115,74 @@ impl CertificateFactory {
             now.plus(ISSUER_VALIDITY_SECONDS),
         )?;
         Ok(CertificateFactory {
-            root_key: Some(root_key),
+            root_key: Some(CaKey::Sealed(Box::new(root_key))),
             root,
-            issuer_key,
+            issuer_key: CaKey::Sealed(Box::new(issuer_key)),
+            issuer,
+        })
+    }
+
+    /// New certificates for keys held by a device (or any [`Signer`]): the
+    /// root key self-signs the root and certifies the issuer CA key.
+    pub fn generate_with_signers(
+        root_key: Arc<dyn Signer>,
+        issuer_key: Arc<dyn Signer>,
+        root_cn: &str,
+        issuer_cn: &str,
+        now: UnixSeconds,
+    ) -> Result<CertificateFactory, IssuerError> {
+        let root = pki::issue_root(
+            root_key.as_ref(),
+            root_cn,
+            1,
+            now,
+            now.plus(ROOT_VALIDITY_SECONDS),
+        )?;
+        let issuer = pki::issue_issuer_ca(
+            root_key.as_ref(),
+            &root,
+            &issuer_key.public_key(),
+            issuer_cn,
+            2,
+            now,
+            now.plus(ISSUER_VALIDITY_SECONDS),
+        )?;
+        Ok(CertificateFactory {
+            root_key: Some(CaKey::Device(root_key)),
+            root,
+            issuer_key: CaKey::Device(issuer_key),
+            issuer,
+        })
+    }
+
+    /// From the stored certificates and keys held by a device (after a
+    /// restart): each device key must be the one its certificate names
+    /// ([`IssuerError::DeviceKey`] otherwise: the token holds another key).
+    pub fn with_signers(
+        root_key: Option<Arc<dyn Signer>>,
+        root_der: &[u8],
+        issuer_key: Arc<dyn Signer>,
+        issuer_der: &[u8],
+    ) -> Result<CertificateFactory, IssuerError> {
+        let root = Certificate::from_der(root_der)?;
+        let issuer = Certificate::from_der(issuer_der)?;
+        if root_key
+            .as_ref()
+            .is_some_and(|k| *root.public_key() != k.public_key())
+        {
+            return Err(IssuerError::DeviceKey(
+                "the token's root key is not the key of the stored root certificate",
+            ));
+        }
+        if *issuer.public_key() != issuer_key.public_key() {
+            return Err(IssuerError::DeviceKey(
+                "the token's issuer key is not the key of the stored issuer CA certificate",
+            ));
+        }
+        Ok(CertificateFactory {
+            root_key: root_key.map(CaKey::Device),
+            root,
+            issuer_key: CaKey::Device(issuer_key),
             issuer,
         })
     }
@@ -117,7 +207,7 @@ impl CertificateFactory {
         Ok(CertificateFactory {
             root_key: None,
             root,
-            issuer_key,
+            issuer_key: CaKey::Sealed(Box::new(issuer_key)),
             issuer,
         })
     }
@@ -144,25 +234,32 @@ impl CertificateFactory {
             return Err(IssuerError::MasterKey);
         }
         Ok(CertificateFactory {
-            root_key,
+            root_key: root_key.map(|k| CaKey::Sealed(Box::new(k))),
             root,
-            issuer_key,
+            issuer_key: CaKey::Sealed(Box::new(issuer_key)),
             issuer,
         })
     }
 
     /// Sealed (root, issuer) keys; no root key at a member issuer.
+    /// [`IssuerError::DeviceKey`] when a key is held by a device.
     pub fn sealed_keys(
         &self,
         master: &[u8; MASTER_KEY_BYTES],
         entropy: &dyn Entropy,
     ) -> Result<(Option<Vec<u8>>, Vec<u8>), IssuerError> {
+        let seal = |label: &str, k: &CaKey| match k {
+            CaKey::Sealed(k) => seal_key(master, label, k, entropy),
+            CaKey::Device(_) => Err(IssuerError::DeviceKey(
+                "a key held by a device cannot be sealed",
+            )),
+        };
         Ok((
             self.root_key
                 .as_ref()
-                .map(|k| seal_key(master, "root", k, entropy))
+                .map(|k| seal("root", k))
                 .transpose()?,
-            seal_key(master, "issuer", &self.issuer_key, entropy)?,
+            seal("issuer", &self.issuer_key)?,
         ))
     }
 
@@ -172,8 +269,13 @@ impl CertificateFactory {
     }
 
     /// The key that signs vouchers, checkpoints, sync responses and policies.
-    pub fn signing_key(&self) -> &SigningKey {
-        &self.issuer_key
+    pub fn signer(&self) -> &dyn Signer {
+        self.issuer_key.signer()
+    }
+
+    /// Whether the issuer CA key is held by a device.
+    pub fn issuer_key_in_device(&self) -> bool {
+        self.issuer_key.in_device()
     }
 
     /// The issuer CA public key.
@@ -194,7 +296,7 @@ impl CertificateFactory {
         validity_seconds: u64,
     ) -> Result<Certificate, IssuerError> {
         Ok(pki::issue_wallet_certificate(
-            &self.issuer_key,
+            self.issuer_key.signer(),
             &self.issuer,
             &pki::WalletCertificate {
                 wallet_public: public,
@@ -216,7 +318,7 @@ impl CertificateFactory {
         revoked: &[RevokedEntry],
     ) -> Result<Crl, IssuerError> {
         Ok(pki::issue_crl(
-            &self.issuer_key,
+            self.issuer_key.signer(),
             &self.issuer,
             number,
             now,
@@ -226,8 +328,8 @@ impl CertificateFactory {
     }
 
     /// Root key, for re-issuing the issuer CA (rotation); `None` at a member issuer.
-    pub fn root_key(&self) -> Option<&SigningKey> {
-        self.root_key.as_ref()
+    pub fn root_key(&self) -> Option<&dyn Signer> {
+        self.root_key.as_ref().map(CaKey::signer)
     }
 }
 

@@ -13,7 +13,7 @@ use core::fmt;
 
 use offpay_protocol::cbor::DecodeError;
 use offpay_protocol::pki::PkiError;
-use offpay_protocol::{Amount, Currency, Hash32, IssuerId, WalletId};
+use offpay_protocol::{Amount, Currency, Hash32, IssuerId, SignError, WalletId};
 
 use crate::store::{StoreError, WalletState};
 
@@ -654,6 +654,12 @@ pub enum IssuerError {
     MasterKey,
     /// The random source failed (a server fault).
     Randomness,
+    /// The device holding a CA key (a PKCS#11 token) failed or refused to
+    /// sign: nothing was written (a 503 at the HTTP layer).
+    SigningDevice(SignError),
+    /// A CA key is held by a device: it cannot be sealed into the database,
+    /// and its token's key is not the one recorded (`what` says which).
+    DeviceKey(&'static str),
     /// Storage failed.
     Store(StoreError),
     /// A ledger invariant would break: nothing was written.
@@ -806,6 +812,8 @@ impl IssuerError {
             IssuerError::AlreadyInitialised => "already_initialised",
             IssuerError::MasterKey => "master_key",
             IssuerError::Randomness => "randomness",
+            IssuerError::SigningDevice(_) => "signing_device",
+            IssuerError::DeviceKey(_) => "device_key",
             IssuerError::Store(StoreError::Conflict(_)) => "conflict",
             IssuerError::Store(_) => "storage",
             IssuerError::Invariant(_) => "invariant",
@@ -838,6 +846,8 @@ impl IssuerError {
                 | IssuerError::NotInitialised
                 | IssuerError::MasterKey
                 | IssuerError::Randomness
+                | IssuerError::SigningDevice(_)
+                | IssuerError::DeviceKey(_)
         )
     }
 }
@@ -872,6 +882,8 @@ impl fmt::Display for IssuerError {
                 f.write_str("CA keys cannot be decrypted with this master key")
             }
             IssuerError::Randomness => f.write_str("the random source failed"),
+            IssuerError::SigningDevice(e) => write!(f, "signing device unavailable: {e}"),
+            IssuerError::DeviceKey(w) => write!(f, "CA key in a device: {w}"),
             IssuerError::Store(e) => write!(f, "{e}"),
             IssuerError::Invariant(i) => write!(f, "ledger invariant: {i}"),
             IssuerError::Scheme(p) => write!(f, "scheme: {p}"),
@@ -892,7 +904,16 @@ impl From<DecodeError> for IssuerError {
 }
 impl From<PkiError> for IssuerError {
     fn from(e: PkiError) -> Self {
-        IssuerError::Certificate(e)
+        match e {
+            // The CA key's device failed: not a refused certificate.
+            PkiError::Signer(s) => IssuerError::SigningDevice(s),
+            e => IssuerError::Certificate(e),
+        }
+    }
+}
+impl From<SignError> for IssuerError {
+    fn from(e: SignError) -> Self {
+        IssuerError::SigningDevice(e)
     }
 }
 impl From<InputError> for IssuerError {

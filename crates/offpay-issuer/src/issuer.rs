@@ -1,13 +1,13 @@
 //! The issuer: every operation of the backend, each one database transaction.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use offpay_protocol::entropy::{OsEntropy, SharedEntropy};
 use offpay_protocol::envelope::Signed;
 use offpay_protocol::messages::{LoadVoucher, Redeem, RiskPolicy, TerminalLimits};
 use offpay_protocol::pki::{self, Certificate, RevocationReason, WalletProfile};
-use offpay_protocol::{Amount, Currency, Hash32, Suite, UnixSeconds, WalletId};
+use offpay_protocol::{Amount, Currency, Hash32, Signer, Suite, UnixSeconds, WalletId};
 
 use crate::ca::{CertificateFactory, MASTER_KEY_BYTES};
 use crate::certificates;
@@ -156,6 +156,10 @@ pub struct Issuer<S: Store> {
 pub(crate) const MEMBER_SETTING: &str = "scheme.member";
 
 /// Store the CA material: the sealed keys (no root key at a member issuer) and both certificates.
+/// The setting holding the reference to device-held CA keys (an issuer
+/// set up by [`Issuer::init_with_signers`]); absent when they are sealed.
+pub const DEVICE_SETTING: &str = "ca.device";
+
 pub(crate) fn write_ca_settings(
     tx: &mut dyn Tx,
     ca: &CertificateFactory,
@@ -283,7 +287,7 @@ impl<S: Store> Issuer<S> {
             entropy.as_ref(),
         )?;
         let (root_sealed, issuer_sealed) = ca.sealed_keys(master, entropy.as_ref())?;
-        let policy_bytes = Signed::sign(config.policy.clone(), ca.signing_key()).into_bytes();
+        let policy_bytes = Signed::try_sign(config.policy.clone(), ca.signer())?.into_bytes();
         let crl = ca.issue_crl(1, now, &[])?;
         {
             let mut tx = store.begin()?;
@@ -340,6 +344,11 @@ impl<S: Store> Issuer<S> {
         let (ca, policy_bytes, secs) = {
             let mut tx = store.begin()?;
             let get = |tx: &mut dyn Tx, k: &str| tx.setting(k)?.ok_or(IssuerError::NotInitialised);
+            if tx.setting(DEVICE_SETTING)?.is_some() {
+                return Err(IssuerError::DeviceKey(
+                    "this issuer's CA keys are in a token: open it with its [hsm] configuration",
+                ));
+            }
             // A member issuer holds no root key; a standalone one must.
             let member = tx.setting(MEMBER_SETTING)?.is_some();
             let root_sealed = if member {
@@ -358,12 +367,23 @@ impl<S: Store> Issuer<S> {
             let secs = get(tx.as_mut(), "enrollment.seconds")?;
             (ca, policy, secs)
         };
+        Issuer::finish_open(store, ca, policy_bytes, &secs, entropy)
+    }
+
+    /// The policy, the enrollment validity and the member directory around
+    /// an opened CA.
+    fn finish_open(
+        store: S,
+        ca: CertificateFactory,
+        policy_bytes: Vec<u8>,
+        secs: &[u8],
+        entropy: SharedEntropy,
+    ) -> Result<Issuer<S>, IssuerError> {
         let policy = Signed::<RiskPolicy>::decode(&policy_bytes)
             .map_err(|e| IssuerError::Store(StoreError::Corrupt(format!("policy: {e}"))))?
             .body()
             .clone();
         let secs: [u8; 8] = secs
-            .as_slice()
             .try_into()
             .map_err(|_| IssuerError::Store(StoreError::Corrupt("enrollment.seconds".into())))?;
         let issuer = Issuer::assemble(
@@ -376,6 +396,97 @@ impl<S: Store> Issuer<S> {
         );
         issuer.load_directory()?;
         Ok(issuer)
+    }
+
+    /// Set up a new issuer whose root and issuer CA keys are held by a
+    /// device (a PKCS#11 token, `offpay-hsm`): the keys stay in the token;
+    /// the store keeps `key_ref` (module-independent: token label, key
+    /// labels, suite, public keys) and the certificates. A signing failure
+    /// writes nothing.
+    pub fn init_with_signers(
+        store: S,
+        root_key: Arc<dyn Signer>,
+        issuer_key: Arc<dyn Signer>,
+        key_ref: &str,
+        config: &IssuerConfig,
+        now: UnixSeconds,
+        entropy: SharedEntropy,
+    ) -> Result<Issuer<S>, IssuerError> {
+        if root_key.suite() != config.suite || issuer_key.suite() != config.suite {
+            return Err(IssuerError::DeviceKey(
+                "the token's keys are not of the configured suite",
+            ));
+        }
+        let ca = CertificateFactory::generate_with_signers(
+            root_key,
+            issuer_key,
+            &config.root_cn,
+            &config.issuer_cn,
+            now,
+        )?;
+        let policy_bytes = Signed::try_sign(config.policy.clone(), ca.signer())?.into_bytes();
+        let crl = ca.issue_crl(1, now, &[])?;
+        {
+            let mut tx = store.begin()?;
+            if tx.setting("ca.issuer.cert")?.is_some() {
+                return Err(IssuerError::AlreadyInitialised);
+            }
+            tx.set_setting(DEVICE_SETTING, key_ref.as_bytes())?;
+            tx.set_setting("ca.root.cert", ca.root.der())?;
+            tx.set_setting("ca.issuer.cert", ca.issuer.der())?;
+            write_initial_settings(tx.as_mut(), config, &policy_bytes, crl.der(), now)?;
+            tx.commit()?;
+        }
+        Ok(Issuer::assemble(
+            store,
+            ca,
+            config.policy.clone(),
+            policy_bytes,
+            config.enrollment_token_seconds,
+            entropy,
+        ))
+    }
+
+    /// The device key reference [`Issuer::init_with_signers`] stored, or
+    /// `None` for an issuer whose keys are sealed in the store.
+    pub fn device_reference(store: &S) -> Result<Option<String>, IssuerError> {
+        let mut tx = store.begin()?;
+        tx.setting(DEVICE_SETTING)?
+            .map(|b| {
+                String::from_utf8(b)
+                    .map_err(|_| IssuerError::Store(StoreError::Corrupt(DEVICE_SETTING.into())))
+            })
+            .transpose()
+    }
+
+    /// Open an issuer set up by [`Issuer::init_with_signers`], on the keys
+    /// the token holds: each must be the key of its stored certificate
+    /// ([`IssuerError::DeviceKey`] otherwise).
+    pub fn open_with_signers(
+        store: S,
+        root_key: Option<Arc<dyn Signer>>,
+        issuer_key: Arc<dyn Signer>,
+        entropy: SharedEntropy,
+    ) -> Result<Issuer<S>, IssuerError> {
+        let (ca, policy_bytes, secs) = {
+            let mut tx = store.begin()?;
+            let get = |tx: &mut dyn Tx, k: &str| tx.setting(k)?.ok_or(IssuerError::NotInitialised);
+            if tx.setting(DEVICE_SETTING)?.is_none() {
+                return Err(IssuerError::DeviceKey(
+                    "this issuer's CA keys are sealed in the store, not in a token",
+                ));
+            }
+            let ca = CertificateFactory::with_signers(
+                root_key,
+                &get(tx.as_mut(), "ca.root.cert")?,
+                issuer_key,
+                &get(tx.as_mut(), "ca.issuer.cert")?,
+            )?;
+            let policy = get(tx.as_mut(), "policy")?;
+            let secs = get(tx.as_mut(), "enrollment.seconds")?;
+            (ca, policy, secs)
+        };
+        Issuer::finish_open(store, ca, policy_bytes, &secs, entropy)
     }
 
     /// Open if initialised, else initialise.
@@ -749,15 +860,15 @@ impl<S: Store> Issuer<S> {
                 });
             }
             w.load_seq += 1;
-            let voucher = Signed::sign(
+            let voucher = Signed::try_sign(
                 LoadVoucher {
                     wallet: *wallet,
                     load_seq: w.load_seq,
                     amount: Amount::new(amount.minor, self.currency()),
                     issued: now,
                 },
-                self.ca.signing_key(),
-            )
+                self.ca.signer(),
+            )?
             .into_bytes();
             let reference = format!("{}/{}", wallet.to_hex(), w.load_seq);
             tx.post(&[

@@ -102,7 +102,7 @@ impl<S: Store> Issuer<S> {
                 .ok_or(SchemeProblem::NoPendingKey)?;
             let key = open_key(master, "issuer", &sealed)?;
             let ca = CertificateFactory::member(root, key, issuer)?;
-            let policy_bytes = Signed::sign(config.policy.clone(), ca.signing_key()).into_bytes();
+            let policy_bytes = Signed::try_sign(config.policy.clone(), ca.signer())?.into_bytes();
             let crl = ca.issue_crl(1, now, &[])?;
             write_ca_settings(tx.as_mut(), &ca, None, &sealed)?;
             write_initial_settings(tx.as_mut(), config, &policy_bytes, crl.der(), now)?;

@@ -633,7 +633,7 @@ impl<S: Store> Issuer<S> {
         }
         let policy = (w.policy_epoch != self.policy.epoch).then(|| self.policy_bytes.clone());
         w.policy_epoch = self.policy.epoch;
-        let response = Signed::sign(
+        let response = Signed::try_sign(
             SyncResponse {
                 wallet: id,
                 report_seq: r.report_seq,
@@ -654,8 +654,8 @@ impl<S: Store> Issuer<S> {
                 command,
                 directory: self.directory_update(r.directory_version),
             },
-            self.ca.signing_key(),
-        )
+            self.ca.signer(),
+        )?
         .into_bytes();
         tx.insert_checkpoint(&checkpoint)?;
         w.checkpoint = number;

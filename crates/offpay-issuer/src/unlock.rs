@@ -154,15 +154,15 @@ impl<S: Store> Issuer<S> {
             Ok(match record.approved {
                 None => PinUnlockAnswer::Pending(record),
                 Some(issued) => PinUnlockAnswer::Unlocked(
-                    Signed::sign(
+                    Signed::try_sign(
                         PinUnlock {
                             wallet: record.wallet,
                             attempts: record.attempts,
                             nonce: record.nonce,
                             issued,
                         },
-                        self.ca.signing_key(),
-                    )
+                        self.ca.signer(),
+                    )?
                     .into_bytes(),
                 ),
             })

@@ -131,11 +131,14 @@ pub fn status_of(e: &IssuerError) -> StatusCode {
         | IssuerError::UnknownCheckpoint
         | IssuerError::AlreadyInitialised => StatusCode::CONFLICT,
         IssuerError::Store(StoreError::Conflict(_)) => StatusCode::SERVICE_UNAVAILABLE,
+        // The token holding the CA key failed: retry later, nothing was written.
+        IssuerError::SigningDevice(_) => StatusCode::SERVICE_UNAVAILABLE,
         IssuerError::Store(_)
         | IssuerError::Invariant(_)
         | IssuerError::NotInitialised
         | IssuerError::MasterKey
-        | IssuerError::Randomness => StatusCode::INTERNAL_SERVER_ERROR,
+        | IssuerError::Randomness
+        | IssuerError::DeviceKey(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 
