@@ -303,6 +303,14 @@ fn find_pair(s: &Session, label: &str) -> Result<Option<(ObjectHandle, ObjectHan
     }
 }
 
+/// ML-DSA in a token: PKCS#11 3.2 names CKM_ML_DSA, SoftHSM2 2.6 has no
+/// mechanism for it, so a key of that suite is refused here, by name.
+fn unsupported(suite: Suite) -> HsmError {
+    HsmError::Config(format!(
+        "suite {suite} is not supported in a PKCS#11 token (Ed25519 and P-256 are)"
+    ))
+}
+
 fn generate(
     s: &Session,
     label: &str,
@@ -311,6 +319,7 @@ fn generate(
     let (mech, params) = match suite {
         Suite::Ed25519 => (Mechanism::EccEdwardsKeyPairGen, ED25519_PARAMS),
         Suite::P256 => (Mechanism::EccKeyPairGen, P256_PARAMS),
+        Suite::MlDsa44 => return Err(unsupported(suite)),
     };
     let label = label.as_bytes().to_vec();
     let public = [
@@ -364,6 +373,7 @@ fn read_public(
     let (want_kt, want_params) = match suite {
         Suite::Ed25519 => (KeyType::EC_EDWARDS, ED25519_PARAMS),
         Suite::P256 => (KeyType::EC, P256_PARAMS),
+        Suite::MlDsa44 => return Err(unsupported(suite)),
     };
     if kt != Some(want_kt) || params.as_deref() != Some(want_params) {
         return Err(HsmError::KeyMismatch(format!(
@@ -380,10 +390,7 @@ fn read_public(
 /// `CKA_EC_POINT` is the DER OCTET STRING of the point (some modules give
 /// the raw point): strip the header when the length says it is there.
 fn unwrap_point(p: &[u8], suite: Suite) -> &[u8] {
-    let raw_len = match suite {
-        Suite::Ed25519 => 32,
-        Suite::P256 => 65,
-    };
+    let raw_len = suite.public_key_len();
     if p.len() == raw_len + 2 && p[0] == 0x04 && usize::from(p[1]) == raw_len {
         &p[2..]
     } else {
@@ -466,6 +473,8 @@ impl HsmSigner {
                 msg,
             ),
             Suite::P256 => s.sign(&Mechanism::Ecdsa, key, &Sha256::digest(msg)),
+            // No signer of this suite is ever built (`unsupported`).
+            Suite::MlDsa44 => Err(CkError::NotSupported),
         }
     }
 
@@ -535,7 +544,7 @@ impl Signer for HsmSigner {
             }
         };
         drop(g);
-        if sig.len() != offpay_protocol::suite::SIGNATURE_BYTES {
+        if sig.len() != self.suite.signature_len() {
             return Err(SignError::BadOutput);
         }
         self.public.verify(msg, &sig).map_err(|e: SignatureError| {
