@@ -329,7 +329,7 @@ fn payer_rejects_oversized_unknown_garbage_and_premature_eof() {
     // Oversized REQUEST announced: refused from the header, payload never read.
     let (r, called) = payer_against(
         |mut s| {
-            let _ = s.write_all(&[0x01, 0x00, 0x00, 0x20, 0x00]);
+            let _ = s.write_all(&[0x01, 0x00, 0x00, 0x24, 0x00]);
             let _ = s.write_all(&[0u8; 64]);
         },
         t,
@@ -338,7 +338,7 @@ fn payer_rejects_oversized_unknown_garbage_and_premature_eof() {
     match r.unwrap_err() {
         TapError::FrameTooLarge {
             frame: FrameType::Request,
-            len: 8192,
+            len: 9216,
             max,
         } => assert_eq!(max, PAYMENT_REQUEST_BYTES_MAX),
         e => panic!("{e:?}"),
@@ -556,13 +556,13 @@ fn payee_against(
 #[test]
 fn payee_rejects_hostile_payers() {
     let t = Duration::from_secs(5);
-    let (r, called) = payee_against(|mut s| drop(s.write_all(&[0x02, 0, 0, 0x20, 0])), t);
+    let (r, called) = payee_against(|mut s| drop(s.write_all(&[0x02, 0, 0, 0x24, 0])), t);
     assert!(!called);
     assert!(matches!(
         r,
         Err(TapError::FrameTooLarge {
             frame: FrameType::Payment,
-            len: 8192,
+            len: 9216,
             ..
         })
     ));
