@@ -228,6 +228,8 @@ pub(crate) fn wallet_error_code(e: &WalletError) -> &'static str {
         Vault(v) => vault_error_code(v),
         Overflow => "overflow",
         Randomness => "randomness",
+        KeyDevice(_) => "key_device",
+        SuiteRetired { .. } => "suite_retired",
         _ => "refused",
     }
 }

@@ -238,6 +238,19 @@ pub enum OffpayError {
     Overflow,
     /// The random source failed.
     Randomness,
+    /// The key device (a hardware token) failed to sign; nothing was committed.
+    KeyDevice {
+        /// What failed.
+        reason: String,
+    },
+    /// The policy requires another signature suite: this key (or the
+    /// payer's) is of a retired suite; sync to re-key.
+    SuiteRetired {
+        /// The key's suite.
+        suite: String,
+        /// The suite required.
+        required: String,
+    },
 
     // ---- the vault's refusals (offpay_wallet::vault::VaultError) --------------
     /// The PIN is wrong; this attempt was counted.
@@ -420,6 +433,13 @@ fn fmt_refusal(e: &OffpayError, f: &mut core::fmt::Formatter<'_>) -> core::fmt::
         StalePolicy => f.write_str("risk policy older than the one in force"),
         Overflow => f.write_str("amount overflow"),
         Randomness => f.write_str("random source failed"),
+        KeyDevice { reason } => write!(f, "key device: {reason}"),
+        SuiteRetired { suite, required } => {
+            write!(
+                f,
+                "the {suite} key is of a retired suite: {required} is required; sync to re-key"
+            )
+        }
         // The other sections are written by Display itself.
         other => write!(f, "{other:?}"),
     }
@@ -616,6 +636,13 @@ impl From<WalletError> for OffpayError {
             WalletError::Vault(v) => v.into(),
             WalletError::Overflow => O::Overflow,
             WalletError::Randomness => O::Randomness,
+            WalletError::KeyDevice(e) => O::KeyDevice {
+                reason: e.to_string(),
+            },
+            WalletError::SuiteRetired { suite, required } => O::SuiteRetired {
+                suite: suite.name().to_string(),
+                required: required.name().to_string(),
+            },
         }
     }
 }

@@ -225,6 +225,18 @@ pub enum WalletError {
     Overflow,
     /// The OS random source failed.
     Randomness,
+    /// The vault's key device (a PKCS#11 token) failed to sign, or its
+    /// signature did not verify; nothing was committed.
+    KeyDevice(offpay_protocol::SignError),
+    /// The issuer's policy requires another signature suite for wallets
+    /// from a date that has passed: this wallet (as payer) or the payer
+    /// (as payee) holds a key of a retired suite. Sync to re-key.
+    SuiteRetired {
+        /// The suite the key is in.
+        suite: offpay_protocol::Suite,
+        /// The suite the policy requires.
+        required: offpay_protocol::Suite,
+    },
 }
 
 impl fmt::Display for WalletError {
@@ -326,6 +338,11 @@ impl fmt::Display for WalletError {
             Vault(e) => write!(f, "vault: {e}"),
             Overflow => f.write_str("amount overflow"),
             Randomness => f.write_str("random source failed"),
+            KeyDevice(e) => write!(f, "key device: {e}"),
+            SuiteRetired { suite, required } => write!(
+                f,
+                "the {suite} key is of a retired suite: the policy requires {required}; sync to re-key"
+            ),
         }
     }
 }

@@ -8,6 +8,7 @@
 #![warn(missing_docs)]
 
 pub mod error;
+mod key;
 pub mod recovery;
 mod state;
 pub mod ta;

@@ -18,12 +18,17 @@ pub const HISTORY_MAX: usize = 256;
 /// Hard cap on the unsynced log, whatever the policy says.
 pub const LOG_ENTRIES_MAX: usize = offpay_protocol::messages::SYNC_ENTRIES_MAX;
 
-/// Version of the sealed state encoding: 2 adds the scheme directory (field 26).
-const STATE_FORMAT: u64 = 2;
+/// Version of the sealed state encoding: 2 adds the scheme directory (field
+/// 26), 3 the key state (field 27: generation, device, re-keying).
+const STATE_FORMAT: u64 = 3;
+/// Format 2 (before re-keying): such states still open, with generation 0.
+const STATE_FORMAT_V2: u64 = 2;
 /// Format 1 (before the directory): such states still open, with an empty directory.
 const STATE_FORMAT_V1: u64 = 1;
 /// Fields of the sealed state (the top-level array).
-const STATE_FIELDS: usize = 26;
+const STATE_FIELDS: usize = 27;
+/// Fields of a format-2 state.
+const STATE_FIELDS_V2: usize = 26;
 /// Fields of a format-1 state.
 const STATE_FIELDS_V1: usize = 25;
 /// What a format-1 array header said before it was corrected: the fields were
@@ -150,11 +155,51 @@ impl DirectoryState {
     }
 }
 
+/// A key the issuer asked for and the TA made, waiting for its certificate
+/// (its CSR goes in every report until a sync response certifies it).
+#[derive(Clone, Debug)]
+pub(crate) struct PendingKey {
+    pub suite: Suite,
+    /// The software key's seed; `None`: key `generation + 1` of the vault's device.
+    pub seed: Option<Zeroizing<[u8; 32]>>,
+}
+
+/// Which key the TA signs with, and the re-key in progress.
+#[derive(Clone, Debug)]
+pub(crate) struct KeyState {
+    /// 0 for the wallet's first key, +1 at each re-key.
+    pub generation: u32,
+    /// The key is held by the vault's device ([`crate::vault::Vault::device_key`]).
+    pub device: bool,
+    /// The first chain seq signed by the current key (1 for the first key).
+    pub since: u64,
+    /// The current software key's seed after a re-key; `None` for
+    /// generation 0 (the state's root seed) and for device keys.
+    pub seed: Option<Zeroizing<[u8; 32]>>,
+    /// A re-key waiting for its certificate.
+    pub pending: Option<PendingKey>,
+}
+
+impl Default for KeyState {
+    fn default() -> Self {
+        KeyState {
+            generation: 0,
+            device: false,
+            since: 1,
+            seed: None,
+            pending: None,
+        }
+    }
+}
+
 /// The whole TA state.
 #[derive(Clone, Debug)]
 pub(crate) struct TaState {
     pub wallet_id: WalletId,
+    /// The current key's suite.
     pub suite: Suite,
+    /// The wallet's root secret: the first key's seed (generation 0) and
+    /// what the PIN unlock key is derived from; never changes.
     pub seed: Zeroizing<[u8; 32]>,
     pub root_der: Vec<u8>,
     pub issuer_der: Option<Vec<u8>>,
@@ -178,6 +223,7 @@ pub(crate) struct TaState {
     pub history: Vec<HistoryItem>,
     pub lock: Option<LockReason>,
     pub directory: DirectoryState,
+    pub key: KeyState,
 }
 
 fn suite_code(s: Suite) -> u64 {
@@ -453,6 +499,21 @@ impl TaState {
             e.array(2).bytes(&i.ca_der);
             opt_bytes(&mut e, &i.crl_der);
         }
+        let k = &self.key;
+        e.array(5)
+            .uint(u64::from(k.generation))
+            .bool(k.device)
+            .uint(k.since);
+        opt_bytes(&mut e, &k.seed.as_ref().map(|s| s.as_slice()));
+        match &k.pending {
+            None => {
+                e.array(0);
+            }
+            Some(p) => {
+                e.array(2).uint(suite_code(p.suite));
+                opt_bytes(&mut e, &p.seed.as_ref().map(|s| s.as_slice()));
+            }
+        }
         let bytes = e.finish();
         debug_assert!(offpay_protocol::cbor::is_one_value(&bytes), "state counts");
         EncodedState(bytes)
@@ -465,9 +526,10 @@ impl TaState {
         let format = d.uint("state format")?;
         match format {
             STATE_FORMAT if n == STATE_FIELDS => {}
+            STATE_FORMAT_V2 if n == STATE_FIELDS_V2 => {}
             // Format-1 states sealed before the header was corrected say 26 for the same 25 fields.
             STATE_FORMAT_V1 if n == STATE_FIELDS_V1 || n == STATE_FIELDS_LEGACY_HEADER => {}
-            STATE_FORMAT | STATE_FORMAT_V1 => {
+            STATE_FORMAT | STATE_FORMAT_V2 | STATE_FORMAT_V1 => {
                 return Err(DecodeError::BadLength { field: "state" });
             }
             _ => return Err(DecodeError::UnknownVersion(format)),
@@ -634,7 +696,7 @@ impl TaState {
             d.leave();
             l
         };
-        let directory = if format == STATE_FORMAT {
+        let directory = if format >= STATE_FORMAT_V2 {
             if d.array("directory", 3)? != 3 {
                 return Err(DecodeError::BadLength { field: "directory" });
             }
@@ -664,6 +726,11 @@ impl TaState {
         } else {
             DirectoryState::default()
         };
+        let key = if format == STATE_FORMAT {
+            read_key_state(&mut d)?
+        } else {
+            KeyState::default()
+        };
         d.leave();
         d.finish()?;
         let state = TaState {
@@ -692,10 +759,63 @@ impl TaState {
             history,
             lock,
             directory,
+            key,
         };
         state.debug_check_bounds();
         Ok(state)
     }
+}
+
+fn read_seed(
+    d: &mut Decoder<'_>,
+    f: &'static str,
+) -> Result<Option<Zeroizing<[u8; 32]>>, DecodeError> {
+    let n = d.array(f, 1)?;
+    let v = if n == 1 {
+        Some(Zeroizing::new(d.fixed::<32>(f)?))
+    } else {
+        None
+    };
+    d.leave();
+    Ok(v)
+}
+
+fn read_key_state(d: &mut Decoder<'_>) -> Result<KeyState, DecodeError> {
+    if d.array("key state", 5)? != 5 {
+        return Err(DecodeError::BadLength { field: "key state" });
+    }
+    let generation = u32::try_from(d.uint("key generation")?)
+        .map_err(|_| DecodeError::InvalidValue("key generation"))?;
+    let device = d.bool("key device")?;
+    let since = d.uint("key since")?;
+    let seed = read_seed(d, "key seed")?;
+    let pending = match d.array("pending key", 2)? {
+        0 => None,
+        2 => Some(PendingKey {
+            suite: suite_from(d.uint("pending key suite")?)?,
+            seed: read_seed(d, "pending key seed")?,
+        }),
+        _ => {
+            return Err(DecodeError::BadLength {
+                field: "pending key",
+            });
+        }
+    };
+    d.leave();
+    d.leave();
+    if since == 0 || (device && seed.is_some()) || (generation == 0 && seed.is_some()) {
+        return Err(DecodeError::InvalidValue("key state"));
+    }
+    if pending.as_ref().is_some_and(|p| p.seed.is_some() == device) {
+        return Err(DecodeError::InvalidValue("pending key"));
+    }
+    Ok(KeyState {
+        generation,
+        device,
+        since,
+        seed,
+        pending,
+    })
 }
 
 #[cfg(test)]
@@ -711,12 +831,24 @@ mod wipe_tests {
         assert_eq!(enc[..2], [0x98, STATE_FIELDS as u8]);
     }
 
+    /// The format-2 encoding of a state without a re-key: the format-3 one
+    /// without its last field (`[0, false, 1, [], []]`), 26 fields.
+    fn v2_encoding(s: &TaState) -> Vec<u8> {
+        assert!(s.key.generation == 0 && s.key.pending.is_none() && !s.key.device);
+        let mut enc = s.encode().to_vec();
+        assert_eq!(enc[..3], [0x98, STATE_FIELDS as u8, STATE_FORMAT as u8]);
+        assert_eq!(enc[enc.len() - 6..], [0x85, 0x00, 0xF4, 0x01, 0x80, 0x80]);
+        enc.truncate(enc.len() - 6);
+        enc[1] = STATE_FIELDS_V2 as u8;
+        enc[2] = STATE_FORMAT_V2 as u8;
+        enc
+    }
+
     /// The format-1 encoding of a state with an empty directory: the
     /// format-2 one without its last field (`[0, [], []]`), format 1, 25 fields.
     fn v1_encoding(s: &TaState) -> Vec<u8> {
         assert_eq!(s.directory, DirectoryState::default());
-        let mut enc = s.encode().to_vec();
-        assert_eq!(enc[..3], [0x98, STATE_FIELDS as u8, STATE_FORMAT as u8]);
+        let mut enc = v2_encoding(s);
         assert_eq!(enc[enc.len() - 4..], [0x83, 0x00, 0x80, 0x80]);
         enc.truncate(enc.len() - 4);
         enc[1] = STATE_FIELDS_V1 as u8;
@@ -724,8 +856,72 @@ mod wipe_tests {
         enc
     }
 
+    /// A format-2 state (before re-keying) opens with the first key, and is
+    /// sealed again as format 3.
+    #[test]
+    fn a_format_2_state_still_decodes() {
+        let s = sample([8; 32]);
+        let enc = v2_encoding(&s);
+        let back = TaState::decode(&enc).unwrap();
+        assert_eq!(back.key.generation, 0);
+        assert_eq!(back.key.since, 1);
+        assert_eq!(&*back.encode(), &*s.encode());
+        let mut bad = enc.clone();
+        bad[1] = STATE_FIELDS as u8;
+        assert!(TaState::decode(&bad).is_err());
+    }
+
+    /// The key state survives sealing; inconsistent ones are refused.
+    #[test]
+    fn the_key_state_round_trips() {
+        let s = TaState {
+            key: KeyState {
+                generation: 2,
+                device: false,
+                since: 41,
+                seed: Some(Zeroizing::new([9; 32])),
+                pending: Some(PendingKey {
+                    suite: Suite::MlDsa44,
+                    seed: Some(Zeroizing::new([10; 32])),
+                }),
+            },
+            ..sample([5; 32])
+        };
+        let enc = s.encode();
+        let back = TaState::decode(&enc).unwrap();
+        assert_eq!(back.key.generation, 2);
+        assert_eq!(back.key.since, 41);
+        assert_eq!(back.key.seed.as_deref(), Some(&[9; 32]));
+        let p = back.key.pending.as_ref().unwrap();
+        assert_eq!(
+            (p.suite, p.seed.as_deref()),
+            (Suite::MlDsa44, Some(&[10; 32]))
+        );
+        assert_eq!(&*back.encode(), &*enc);
+        // A device key with a seed, or a software re-key without one, is refused.
+        let device_with_seed = TaState {
+            key: KeyState {
+                device: true,
+                ..s.key.clone()
+            },
+            ..sample([5; 32])
+        };
+        assert!(TaState::decode(&device_with_seed.encode()).is_err());
+        let pending_without_seed = TaState {
+            key: KeyState {
+                pending: Some(PendingKey {
+                    suite: Suite::Ed25519,
+                    seed: None,
+                }),
+                ..s.key.clone()
+            },
+            ..sample([5; 32])
+        };
+        assert!(TaState::decode(&pending_without_seed.encode()).is_err());
+    }
+
     /// A format-1 state (before the directory) still opens, with an empty
-    /// directory, and is sealed again as format 2.
+    /// directory, and is sealed again as format 3.
     #[test]
     fn a_format_1_state_still_decodes() {
         let s = sample([3; 32]);
@@ -742,10 +938,10 @@ mod wipe_tests {
         assert!(TaState::decode(&bad).is_err());
         // An unknown format is refused.
         let mut bad = s.encode().to_vec();
-        bad[2] = 3;
+        bad[2] = 4;
         assert_eq!(
             TaState::decode(&bad).err(),
-            Some(DecodeError::UnknownVersion(3))
+            Some(DecodeError::UnknownVersion(4))
         );
     }
 
@@ -814,6 +1010,7 @@ mod wipe_tests {
             history: Vec::new(),
             lock: None,
             directory: DirectoryState::default(),
+            key: KeyState::default(),
         }
     }
 

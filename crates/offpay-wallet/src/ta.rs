@@ -22,6 +22,7 @@ use offpay_protocol::{
 use zeroize::Zeroizing;
 
 use crate::error::{LockReason, WalletError};
+use crate::key::WalletKey;
 // The state's own limits live with the state (which asserts them); the TA
 // enforces each with a refusal.
 pub use crate::state::{
@@ -29,8 +30,8 @@ pub use crate::state::{
     PENDING_REQUESTS_MAX, SEEN_PAYERS_MAX,
 };
 use crate::state::{
-    DirectoryIssuerState, DirectoryState, HistoryItem, HistoryKind, LogEntry, PaidRequest,
-    PendingReport, PendingRequest, TaState,
+    DirectoryIssuerState, DirectoryState, HistoryItem, HistoryKind, KeyState, LogEntry,
+    PaidRequest, PendingReport, PendingRequest, TaState,
 };
 use crate::vault::{Vault, VaultError};
 
@@ -139,7 +140,7 @@ pub struct SyncApplied {
 pub struct Wallet<V: Vault> {
     vault: V,
     state: TaState,
-    key: SigningKey,
+    key: WalletKey,
     root: Certificate,
     issuer: Option<Certificate>,
     cert: Option<Certificate>,
@@ -181,6 +182,24 @@ fn map_peer(e: PkiError, issuer: IssuerId) -> WalletError {
 /// CA when installed; if the directory has since replaced that CA by a
 /// re-keyed one, the old CRL no longer applies and is left out (the next
 /// sync brings the new CA's).
+/// The key the state says the TA signs with: the root seed (generation 0),
+/// a re-key's seed, or the vault device's key of that generation.
+fn current_key<V: Vault>(vault: &mut V, state: &TaState) -> Result<WalletKey, WalletError> {
+    let corrupt = |_| WalletError::Vault(VaultError::Corrupt("key"));
+    if state.key.device {
+        return vault
+            .device_key(state.suite, state.key.generation, false)?
+            .map(WalletKey::Device)
+            .ok_or(WalletError::Vault(VaultError::Corrupt(
+                "the vault holds no device key for this wallet",
+            )));
+    }
+    let seed = state.key.seed.as_ref().unwrap_or(&state.seed);
+    SigningKey::from_seed(state.suite, seed)
+        .map(WalletKey::Software)
+        .map_err(corrupt)
+}
+
 fn build_trust(
     root: &Certificate,
     issuer: Option<&Certificate>,
@@ -296,12 +315,19 @@ impl<V: Vault> Wallet<V> {
             return Err(WalletError::Vault(VaultError::AlreadyExists));
         }
         let root_cert_copy = root.clone();
-        let key = SigningKey::generate_with(suite, entropy.as_ref())
+        let root_key = SigningKey::generate_with(suite, entropy.as_ref())
             .map_err(|_| WalletError::Randomness)?;
+        let seed = root_key.to_seed();
+        // A vault with a key device holds the signing key; the root seed
+        // then only derives the PIN unlock key.
+        let (key, device) = match vault.device_key(suite, 0, true)? {
+            Some(d) => (WalletKey::Device(d), true),
+            None => (WalletKey::Software(root_key), false),
+        };
         let state = TaState {
             wallet_id: WalletId(random(&entropy)?),
             suite,
-            seed: key.to_seed(),
+            seed,
             root_der: root_der.to_vec(),
             issuer_der: None,
             cert_der: None,
@@ -324,6 +350,10 @@ impl<V: Vault> Wallet<V> {
             history: Vec::new(),
             lock: None,
             directory: DirectoryState::default(),
+            key: KeyState {
+                device,
+                ..KeyState::default()
+            },
         };
         vault.commit(&state.encode())?;
         Ok(Wallet {
@@ -360,8 +390,7 @@ impl<V: Vault> Wallet<V> {
         );
         let mut state = TaState::decode(&bytes)
             .map_err(|_| WalletError::Vault(VaultError::Corrupt("TA state")))?;
-        let key = SigningKey::from_seed(state.suite, &state.seed)
-            .map_err(|_| WalletError::Vault(VaultError::Corrupt("key")))?;
+        let key = current_key(&mut vault, &state)?;
         let parse = |d: &Option<Vec<u8>>| -> Result<Option<Certificate>, WalletError> {
             d.as_deref()
                 .map(Certificate::from_der)
@@ -452,14 +481,13 @@ impl<V: Vault> Wallet<V> {
             .to_bytes()
             .try_into()
             .map_err(|_| WalletError::Vault(VaultError::Kdf))?;
-        let grant = Signed::sign(
-            offpay_protocol::messages::PinUnlockGrant {
+        let grant = self
+            .key
+            .sign(offpay_protocol::messages::PinUnlockGrant {
                 wallet: self.state.wallet_id,
                 unlock_key,
-            },
-            &self.key,
-        )
-        .into_bytes();
+            })?
+            .into_bytes();
         Ok(crate::recovery::PinRecovery {
             wallet: self.state.wallet_id,
             unlock_seed: unlock.to_seed(),
@@ -471,7 +499,7 @@ impl<V: Vault> Wallet<V> {
 
     /// A PKCS#10 certificate signing request for this wallet's key (DER).
     pub fn csr(&self) -> Result<Vec<u8>, WalletError> {
-        pki::build_csr(&self.key, self.state.wallet_id).map_err(WalletError::IssuerMaterial)
+        pki::build_csr(self.key.signer(), self.state.wallet_id).map_err(WalletError::IssuerMaterial)
     }
 
     /// Install the issuer CA certificate, this wallet's certificate, the risk
@@ -731,7 +759,7 @@ impl<V: Vault> Wallet<V> {
             expires,
             payee_cert: CertField::Inline(cert.der().to_vec()),
         };
-        let signed = Signed::sign(body, &self.key);
+        let signed = self.key.sign(body)?;
         next.pending_requests.push(PendingRequest {
             nonce: signed.body().nonce,
             amount_minor: amount.minor,
@@ -909,7 +937,7 @@ impl<V: Vault> Wallet<V> {
             payer_cert: CertField::Inline(cert.der().to_vec()),
             payee_issuer: payee_cert.issuer_id(),
         };
-        let signed = Signed::sign(body, &self.key);
+        let signed = self.key.sign(body)?;
         let mut next = self.state.clone();
         next.balance_minor = next
             .balance_minor
@@ -1051,16 +1079,13 @@ impl<V: Vault> Wallet<V> {
                 max: policy.max_log_entries,
             });
         }
-        let receipt = Signed::sign(
-            Receipt {
-                payment_id: id,
-                payee: self.state.wallet_id,
-                payer: p.payer,
-                seq: p.seq,
-                time: now,
-            },
-            &self.key,
-        );
+        let receipt = self.key.sign(Receipt {
+            payment_id: id,
+            payee: self.state.wallet_id,
+            payer: p.payer,
+            seq: p.seq,
+            time: now,
+        })?;
         let mut next = self.state.clone();
         next.balance_minor = new_balance;
         next.pending_requests.remove(pos);
@@ -1256,7 +1281,7 @@ impl<V: Vault> Wallet<V> {
             amount,
             time: now,
         };
-        let signed = Signed::sign(body, &self.key);
+        let signed = self.key.sign(body)?;
         next.balance_minor = next
             .balance_minor
             .checked_sub(amount.minor)
@@ -1360,7 +1385,7 @@ impl<V: Vault> Wallet<V> {
             evidence_len: next.evidence.len() as u64,
         });
         next.clock_floor = now;
-        let signed = Signed::sign(body, &self.key);
+        let signed = self.key.sign(body)?;
         self.commit(next)?;
         Ok(signed.into_bytes())
     }

@@ -67,6 +67,10 @@ pub mod sealed;
 
 use core::fmt;
 
+use offpay_protocol::Suite;
+
+pub use crate::key::DeviceKey;
+
 pub use blob::{BlobCrashPoint, BlobStore, DirStore, MemoryBlobStore};
 pub use counter::{FileCounter, MemoryCounter, MonotonicCounter};
 pub(crate) use fs::atomic_write as fs_atomic_write;
@@ -117,6 +121,39 @@ pub trait Vault {
     /// of [`Vault::load`] when the vault must first re-read its state after a
     /// previous failed commit.
     fn commit(&mut self, state: &[u8]) -> Result<(), VaultError>;
+
+    /// The TA's signing key number `generation` (0 for the wallet's first
+    /// key, +1 at each re-key) in `suite`, held by this vault's hardware
+    /// (a PKCS#11 token: the secure-element stand-in), made first when
+    /// `create` is set and it does not exist. The key never leaves the
+    /// device; the TA signs through it.
+    ///
+    /// `Ok(None)`: this vault holds no keys, the TA keeps a software key
+    /// (its seed sealed in the state). That is the default.
+    ///
+    /// # Errors
+    /// The device's errors; a key that is absent when `create` is not set
+    /// is [`VaultError::Corrupt`].
+    fn device_key(
+        &mut self,
+        suite: Suite,
+        generation: u32,
+        create: bool,
+    ) -> Result<Option<DeviceKey>, VaultError> {
+        let _ = (suite, generation, create);
+        Ok(None)
+    }
+
+    /// Destroy the device key `generation`: the TA calls it once a re-key's
+    /// successor is certified and in use. The default does nothing.
+    ///
+    /// # Errors
+    /// The device's errors (the TA ignores them: a key left behind signs
+    /// nothing the issuer accepts after the switch).
+    fn retire_device_key(&mut self, generation: u32) -> Result<(), VaultError> {
+        let _ = generation;
+        Ok(())
+    }
 }
 
 /// The result of [`Vault::load`].
