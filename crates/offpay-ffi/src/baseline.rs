@@ -73,6 +73,7 @@ impl BaselineScheme {
         .map_err(|e| internal("issuer")(e.to_string()))?;
         let currency = Currency::new("EUR").ok_or_else(|| internal("currency")("EUR".into()))?;
         let policy = RiskPolicy {
+            required_suite: None,
             id: 1,
             epoch: 1,
             max_payment: Amount::new(BASELINE_LOAD_MINOR, currency),
@@ -159,6 +160,7 @@ impl BaselineScheme {
         self.checkpoint_number += 1;
         let response = Signed::sign(
             SyncResponse {
+                rekey: None,
                 wallet: r.wallet,
                 report_seq: r.report_seq,
                 time: now,

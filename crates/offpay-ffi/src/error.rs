@@ -433,13 +433,6 @@ fn fmt_refusal(e: &OffpayError, f: &mut core::fmt::Formatter<'_>) -> core::fmt::
         StalePolicy => f.write_str("risk policy older than the one in force"),
         Overflow => f.write_str("amount overflow"),
         Randomness => f.write_str("random source failed"),
-        KeyDevice { reason } => write!(f, "key device: {reason}"),
-        SuiteRetired { suite, required } => {
-            write!(
-                f,
-                "the {suite} key is of a retired suite: {required} is required; sync to re-key"
-            )
-        }
         // The other sections are written by Display itself.
         other => write!(f, "{other:?}"),
     }
@@ -486,6 +479,10 @@ impl core::fmt::Display for OffpayError {
             LimitReceiveCount { max } => write!(f, "limit: received payments count (max {max})"),
             LimitReceiveAmount { left_minor } => {
                 write!(f, "limit: received amount ({left_minor} minor units left)")
+            }
+            KeyDevice { reason } => write!(f, "key device: {reason}"),
+            SuiteRetired { suite, required } => {
+                write!(f, "{suite} keys are retired (the policy requires {required}): sync to re-key")
             }
             refusal => fmt_refusal(refusal, f),
         }

@@ -57,6 +57,23 @@ pub enum InputError {
         /// Its index.
         index: usize,
     },
+    /// A report is signed by a key generation the issuer does not hold for
+    /// the wallet (only the current and, after a re-key, the previous one).
+    UnknownKeyGeneration {
+        /// The report's.
+        got: u32,
+        /// The wallet's current generation.
+        current: u32,
+    },
+    /// An outgoing entry lies below the first seq of the oldest key the
+    /// issuer holds for the wallet.
+    EntryBeforeKey {
+        /// Its seq.
+        seq: u64,
+    },
+    /// The CSR in a report is malformed, names another wallet, or certifies
+    /// the key already in use.
+    RekeyCsr(&'static str),
     /// A payment names a certificate (by reference) the issuer never issued to its payer.
     UnknownPayerCertificate {
         /// The payer.
@@ -94,6 +111,9 @@ impl InputError {
             InputError::Entry { .. } => "entry_malformed",
             InputError::ForeignOutgoing { .. } => "foreign_outgoing_entry",
             InputError::UnknownPayerCertificate { .. } => "unknown_payer_certificate",
+            InputError::UnknownKeyGeneration { .. } => "unknown_key_generation",
+            InputError::EntryBeforeKey { .. } => "entry_before_key",
+            InputError::RekeyCsr(_) => "rekey_csr",
             InputError::PayerCertificateMismatch { .. } => "payer_certificate_mismatch",
             InputError::UnknownPayee { .. } => "unknown_payee",
             InputError::UnlockGrantForeign => "unlock_grant_foreign",
@@ -134,6 +154,15 @@ impl fmt::Display for InputError {
             InputError::UnknownPayerCertificate { payer } => {
                 write!(f, "payment of {payer} names an unknown certificate")
             }
+            InputError::UnknownKeyGeneration { got, current } => write!(
+                f,
+                "report signed by key generation {got}; the wallet's is {current} (or the one before)"
+            ),
+            InputError::EntryBeforeKey { seq } => write!(
+                f,
+                "outgoing entry {seq} lies before the oldest key held for the wallet"
+            ),
+            InputError::RekeyCsr(why) => write!(f, "re-key CSR refused: {why}"),
             InputError::PayerCertificateMismatch { payer, certified } => {
                 write!(
                     f,
@@ -1028,6 +1057,9 @@ mod tests {
                 },
                 InputError::ForeignOutgoing { index: 0 },
                 InputError::UnknownPayerCertificate { payer: w },
+                InputError::UnknownKeyGeneration { got: 2, current: 0 },
+                InputError::EntryBeforeKey { seq: 1 },
+                InputError::RekeyCsr("x"),
                 InputError::PayerCertificateMismatch {
                     payer: w,
                     certified: w,

@@ -66,6 +66,7 @@ impl IssuerConfig {
                     max_receive_minor: 100_000,
                     sweep_float_minor: 0,
                 }),
+                required_suite: None,
             },
             enrollment_token_seconds: 86_400,
         }
@@ -743,6 +744,9 @@ impl<S: Store> Issuer<S> {
                 now,
             )?;
             let rec = WalletRecord {
+                key_generation: 0,
+                prev_cert_der: None,
+                rekey_suite: None,
                 id: csr.wallet_id,
                 customer: token.customer.clone(),
                 cert_der: cert.der().to_vec(),
@@ -947,6 +951,26 @@ impl<S: Store> Issuer<S> {
             w.state = WalletState::Locked;
             w.reason = Some(reason_text(reason));
             w.unlock_pending = false;
+            tx.update_wallet(&w)?;
+            Ok(())
+        })
+    }
+
+    /// Ask a wallet to re-key: its next sync response tells it to make a new
+    /// key in `suite` (the same as today's, or another); the CSR comes in the
+    /// report after, and that report's response carries the new
+    /// certificate. The wallet keeps paying with its current key meanwhile.
+    /// `None` cancels a request not yet completed.
+    pub fn request_rekey(&self, id: &WalletId, suite: Option<Suite>) -> Result<(), IssuerError> {
+        self.with_tx(|tx| {
+            let mut w = tx.wallet(id, true)?.ok_or(IssuerError::UnknownWallet)?;
+            if w.state == WalletState::Revoked {
+                return Err(IssuerError::WalletNotActive {
+                    state: w.state,
+                    reason: w.reason.clone(),
+                });
+            }
+            w.rekey_suite = suite;
             tx.update_wallet(&w)?;
             Ok(())
         })

@@ -12,9 +12,9 @@ use offpay_protocol::envelope::Signed;
 use offpay_protocol::messages::{
     CertField, ChainEntry, Checkpoint, Payment, SyncReport, SyncResponse, WalletCommand,
 };
-use offpay_protocol::pki::{Certificate, PkiError, WalletProfile};
+use offpay_protocol::pki::{self, Certificate, PkiError, WalletProfile};
 use offpay_protocol::suite::{BatchItem, verify_batch, verify_each};
-use offpay_protocol::{Amount, Hash32, PublicKey, UnixSeconds, WalletId};
+use offpay_protocol::{Amount, Hash32, PublicKey, Suite, UnixSeconds, WalletId};
 
 use crate::certificates;
 use crate::error::{
@@ -95,7 +95,7 @@ impl<S: Store> Issuer<S> {
         let r = report.body();
         let wallet = self.wallet(&r.wallet)?;
         let wcert = Certificate::from_der(&wallet.cert_der)?;
-        let wkey = wcert.public_key().clone();
+        let (wkey, older) = report_keys(&wallet, &wcert, r)?;
         let mut keys: Vec<PublicKey> = vec![wkey.clone()];
         let mut what: Vec<Signature> = vec![Signature::Report];
         let mut msgs: Vec<Vec<u8>> = vec![report.sig_structure()];
@@ -104,15 +104,12 @@ impl<S: Store> Issuer<S> {
 
         let mut outgoing = Vec::with_capacity(r.outgoing.len());
         for (i, b) in r.outgoing.iter().enumerate() {
-            let e = ChainEntry::decode(b).map_err(|error| InputError::Entry {
-                list: EntryList::Outgoing,
-                index: i,
-                error,
-            })?;
-            if e.payer() != r.wallet {
-                return Err(InputError::ForeignOutgoing { index: i }.into());
-            }
-            keys.push(wkey.clone());
+            let e = outgoing_entry(i, b, r.wallet)?;
+            keys.push(match (e.seq() >= r.key_since, &older) {
+                (true, _) => wkey.clone(),
+                (false, Some(k)) => k.clone(),
+                (false, None) => return Err(InputError::EntryBeforeKey { seq: e.seq() }.into()),
+            });
             what.push(Signature::Entry {
                 list: EntryList::Outgoing,
                 index: i,
@@ -182,6 +179,7 @@ impl<S: Store> Issuer<S> {
                 names.get(bad).copied().unwrap_or(Signature::Report),
             ));
         }
+        let csr = report_csr(r)?;
         // The payload identifies the report: a re-encoded (malleated) P-256 signature is the same report.
         let hash = report.payload_hash();
         Ok(VerifiedReport {
@@ -193,6 +191,7 @@ impl<S: Store> Issuer<S> {
             evidence,
             anomalies,
             profile: wcert.wallet_profile(),
+            csr,
         })
     }
 
@@ -422,7 +421,7 @@ impl<S: Store> Issuer<S> {
             locked_now = Some(why);
         }
 
-        let (response, stranded) = self.answer(tx, r, &mut w, now)?;
+        let (response, stranded) = self.answer(tx, r, v.csr.as_ref(), &mut w, now)?;
         w.report_seq = w.report_seq.max(r.report_seq);
         tx.update_wallet(&w)?;
         if !reused_seq {
@@ -565,6 +564,7 @@ impl<S: Store> Issuer<S> {
         &self,
         tx: &mut dyn Tx,
         r: &SyncReport,
+        csr: Option<&pki::Csr>,
         w: &mut WalletRecord,
         now: UnixSeconds,
     ) -> Result<(Vec<u8>, crate::stranded::Stranded), IssuerError> {
@@ -611,8 +611,9 @@ impl<S: Store> Issuer<S> {
         let pending = tx.vouchers(&id, checkpoint.load_seq + 1, w.load_seq)?;
         let unapplied: i128 = pending.iter().map(|(_, a, _)| i128::from(*a)).sum();
         let vouchers: Vec<Vec<u8>> = pending.into_iter().map(|(_, _, b)| b).collect();
-        let mut certificate = None;
-        if w.state == WalletState::Active
+        let (mut certificate, rekey) = self.rekey(tx, r, csr, w, now)?;
+        if certificate.is_none()
+            && w.state == WalletState::Active
             && w.cert_not_after.since(now) < self.policy.cert_validity_seconds / 2
         {
             let old = Certificate::from_der(&w.cert_der)?;
@@ -653,6 +654,7 @@ impl<S: Store> Issuer<S> {
                 policy,
                 command,
                 directory: self.directory_update(r.directory_version),
+                rekey,
             },
             self.ca.signer(),
         )?
@@ -662,6 +664,123 @@ impl<S: Store> Issuer<S> {
         let stranded = crate::stranded::after_report(tx, &id, &checkpoint, unapplied)?;
         Ok((response, stranded))
     }
+}
+
+impl<S: Store> Issuer<S> {
+    /// Re-keying at sync: certify the report's CSR (the key the wallet made
+    /// when a previous response asked for it), or ask for a new key: the
+    /// operator's request ([`Issuer::request_rekey`]) or the policy's
+    /// required suite. Returns the certificate to send and the suite to ask
+    /// for; updates `w` (the previous key's certificate is kept: the
+    /// wallet's entries below the new key's first seq verify under it).
+    fn rekey(
+        &self,
+        tx: &mut dyn Tx,
+        r: &SyncReport,
+        csr: Option<&pki::Csr>,
+        w: &mut WalletRecord,
+        now: UnixSeconds,
+    ) -> Result<(Option<Vec<u8>>, Option<Suite>), IssuerError> {
+        if w.state != WalletState::Active {
+            return Ok((None, None));
+        }
+        let current = Certificate::from_der(&w.cert_der)?;
+        let wanted = w.rekey_suite.or_else(|| {
+            self.policy
+                .required_suite
+                .map(|q| q.suite)
+                .filter(|s| *s != current.suite())
+        });
+        let Some(csr) = csr else {
+            return Ok((None, wanted));
+        };
+        if csr.public_key == *current.public_key() {
+            if r.key_generation.checked_add(1) == Some(w.key_generation) {
+                // Certified already; the TA did not get that response: again.
+                return Ok((Some(w.cert_der.clone()), None));
+            }
+            return Err(InputError::RekeyCsr("it certifies the key in use").into());
+        }
+        if r.key_generation != w.key_generation {
+            return Err(InputError::RekeyCsr("the report is signed by a retired key").into());
+        }
+        if wanted.is_some_and(|s| s != csr.public_key.suite()) {
+            // A key of a suite no longer asked for: ask for the right one.
+            return Ok((None, wanted));
+        }
+        let (cert, serial) = certificates::issue_wallet_certificate(
+            &self.ca,
+            &self.policy,
+            tx,
+            &csr.public_key,
+            w.id,
+            current.wallet_profile(),
+            now,
+        )?;
+        w.prev_cert_der = Some(std::mem::replace(&mut w.cert_der, cert.der().to_vec()));
+        w.cert_serial = serial;
+        w.cert_not_after = cert.not_after();
+        w.key_generation = w
+            .key_generation
+            .checked_add(1)
+            .ok_or(InputError::RekeyCsr("key generation overflow"))?;
+        w.rekey_suite = None;
+        Ok((Some(w.cert_der.clone()), None))
+    }
+}
+
+/// The key that signed a report and the one before it: the report names
+/// the generation of its key, the current one or (a report made before the
+/// TA installed its re-keyed certificate) the one before. Entries below that
+/// key's first seq were signed by the generation before it.
+fn report_keys(
+    wallet: &WalletRecord,
+    wcert: &Certificate,
+    r: &SyncReport,
+) -> Result<(PublicKey, Option<PublicKey>), IssuerError> {
+    let prev = match &wallet.prev_cert_der {
+        Some(d) => Some(Certificate::from_der(d)?.public_key().clone()),
+        None => None,
+    };
+    if r.key_generation == wallet.key_generation {
+        Ok((wcert.public_key().clone(), prev))
+    } else if r.key_generation.checked_add(1) == Some(wallet.key_generation)
+        && let Some(p) = prev
+    {
+        Ok((p, None))
+    } else {
+        Err(InputError::UnknownKeyGeneration {
+            got: r.key_generation,
+            current: wallet.key_generation,
+        }
+        .into())
+    }
+}
+
+/// Outgoing entry `i` of a report by `wallet`: decoded, and of that wallet.
+fn outgoing_entry(i: usize, b: &[u8], wallet: WalletId) -> Result<ChainEntry, IssuerError> {
+    let e = ChainEntry::decode(b).map_err(|error| InputError::Entry {
+        list: EntryList::Outgoing,
+        index: i,
+        error,
+    })?;
+    if e.payer() != wallet {
+        return Err(InputError::ForeignOutgoing { index: i }.into());
+    }
+    Ok(e)
+}
+
+/// The report's re-key CSR, its proof of possession verified, naming the reporter.
+fn report_csr(r: &SyncReport) -> Result<Option<pki::Csr>, IssuerError> {
+    let Some(der) = &r.csr else {
+        return Ok(None);
+    };
+    let c = pki::parse_csr(der)
+        .map_err(|_| InputError::RekeyCsr("malformed, or its signature does not verify"))?;
+    if c.wallet_id != r.wallet {
+        return Err(InputError::RekeyCsr("it names another wallet").into());
+    }
+    Ok(Some(c))
 }
 
 /// What a sync response tells a wallet that is not being unlocked: nothing

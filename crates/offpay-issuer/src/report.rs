@@ -39,4 +39,6 @@ pub(crate) struct VerifiedReport {
     pub(crate) anomalies: Vec<(WalletId, LockReason)>,
     /// The reporting wallet's profile (from its current certificate).
     pub(crate) profile: WalletProfile,
+    /// The report's re-key CSR, its signature verified.
+    pub(crate) csr: Option<offpay_protocol::pki::Csr>,
 }

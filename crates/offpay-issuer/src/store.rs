@@ -8,7 +8,7 @@
 use core::fmt;
 
 use offpay_protocol::pki::WalletProfile;
-use offpay_protocol::{Hash32, IssuerId, UnixSeconds, WalletId};
+use offpay_protocol::{Hash32, IssuerId, Suite, UnixSeconds, WalletId};
 
 /// A storage failure.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -161,6 +161,14 @@ pub struct WalletRecord {
     pub guaranteed: i64,
     /// Enrollment time.
     pub created: UnixSeconds,
+    /// The generation of the current certificate's key (0: the first;
+    /// +1 at each re-key).
+    pub key_generation: u32,
+    /// The certificate of the previous key (`None` until a re-key): the
+    /// wallet's reports and redeems below the new key's first seq are signed by it.
+    pub prev_cert_der: Option<Vec<u8>>,
+    /// A re-key asked for and not completed: the suite of the new key.
+    pub rekey_suite: Option<Suite>,
 }
 
 /// One outgoing chain entry, recorded once under (payer, seq).

@@ -201,6 +201,11 @@ impl CertField {
     }
 }
 
+/// A suite given by its COSE algorithm identifier.
+fn suite_alg(d: &mut Decoder<'_>, f: &'static str) -> Result<crate::Suite, DecodeError> {
+    crate::Suite::from_cose_alg(d.int(f)?).ok_or(DecodeError::InvalidValue(f))
+}
+
 // ---- PaymentRequest ------------------------------------------------------
 
 /// Payee -> payer: "pay me this amount against this fresh nonce". Signed by the payee TA.
@@ -468,7 +473,9 @@ impl Body for Redeem {
 /// 7 max offline spend, 8 max offline payments, 9 max offline seconds,
 /// 10 max unsynced log entries, 11 certificate validity seconds; and for
 /// terminals (optional, all three or none): 12 max received payments, 13 max
-/// received minor units, 14 sweep float minor units ([`TerminalLimits`]).
+/// received minor units, 14 sweep float minor units ([`TerminalLimits`]);
+/// optional, both or none: 15 required suite (its COSE algorithm), 16 from
+/// (Unix seconds) ([`SuiteRequirement`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RiskPolicy {
     /// Policy id (a wallet certificate names it).
@@ -494,6 +501,27 @@ pub struct RiskPolicy {
     /// terminals existed): no receive limit but the log and holding limits,
     /// and a float of 0 (a terminal sweeps everything).
     pub terminal: Option<TerminalLimits>,
+    /// The signature suite every wallet key must be in from a date: the
+    /// issuer re-keys wallets of other suites at their syncs, and from
+    /// `from` on TAs refuse to pay or accept with a key of another suite.
+    pub required_suite: Option<SuiteRequirement>,
+}
+
+/// A policy's crypto-agility rule: wallets move to `suite`; keys of other
+/// suites are refused offline from `from` on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SuiteRequirement {
+    /// The suite wallet keys must be in.
+    pub suite: crate::Suite,
+    /// From this time (TA time) a key of another suite neither pays nor is accepted.
+    pub from: UnixSeconds,
+}
+
+impl SuiteRequirement {
+    /// Whether a key of `suite` is refused at `now`.
+    pub fn retires(&self, suite: crate::Suite, now: UnixSeconds) -> bool {
+        suite != self.suite && now >= self.from
+    }
 }
 
 /// The limits of a receive-only merchant terminal (its certificate's
@@ -522,7 +550,7 @@ impl Body for RiskPolicy {
     const NAME: &'static str = "RiskPolicy";
     const BYTES_MAX: usize = RISK_POLICY_BYTES_MAX;
     fn field_count(&self) -> usize {
-        if self.terminal.is_some() { 13 } else { 10 }
+        10 + 3 * self.terminal.is_some() as usize + 2 * self.required_suite.is_some() as usize
     }
     fn encode_fields(&self, e: &mut Encoder) {
         e.uint(2).uint(self.id as u64);
@@ -538,6 +566,10 @@ impl Body for RiskPolicy {
             e.uint(12).uint(t.max_receive_payments as u64);
             e.uint(13).uint(t.max_receive_minor);
             e.uint(14).uint(t.sweep_float_minor);
+        }
+        if let Some(r) = &self.required_suite {
+            e.uint(15).int(r.suite.cose_alg());
+            e.uint(16).uint(r.from.0);
         }
     }
     fn decode_fields(m: &mut MapReader<'_, '_>) -> Result<Self, DecodeError> {
@@ -578,6 +610,16 @@ impl Body for RiskPolicy {
                     sweep_float_minor: m.required(14, "sweep float")?.uint("sweep float")?,
                 }),
             },
+            required_suite: match m.optional(15)? {
+                None => None,
+                Some(d) => Some(SuiteRequirement {
+                    suite: suite_alg(d, "required suite")?,
+                    from: time(
+                        m.required(16, "required suite from")?,
+                        "required suite from",
+                    )?,
+                }),
+            },
         })
     }
 }
@@ -592,7 +634,9 @@ impl Body for RiskPolicy {
 /// 8 loads applied (array of load seqs), 9 balance, 10 currency,
 /// 11 chain seq, 12 chain head, 13 last load seq, 14 rollback evidence
 /// (array of refused Payment envelopes), 15 locked (bool), 16 directory
-/// version (0: none).
+/// version (0: none); optional: 17 CSR (PKCS#10 DER) of the key the issuer
+/// asked for, 18 key generation of the signing key (absent: 0), 19 the
+/// first seq signed by that key (absent: 1).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SyncReport {
     /// The reporting wallet.
@@ -624,6 +668,15 @@ pub struct SyncReport {
     /// The version of the scheme directory the TA holds (0: none); the
     /// issuer answers with the changes after it.
     pub directory_version: u64,
+    /// The CSR of a new key made at the issuer's request
+    /// ([`SyncResponse::rekey`]), sent until a response certifies it.
+    pub csr: Option<Vec<u8>>,
+    /// The generation of the key that signed this report (0: the wallet's
+    /// first key; +1 at each re-key).
+    pub key_generation: u32,
+    /// The first chain seq the signing key signed (1 for the first key): an
+    /// entry below it was signed by the key of the previous generation.
+    pub key_since: u64,
 }
 
 fn put_list(e: &mut Encoder, k: u64, items: &[Vec<u8>]) {
@@ -651,7 +704,9 @@ impl Body for SyncReport {
     const NAME: &'static str = "SyncReport";
     const BYTES_MAX: usize = SYNC_REPORT_BYTES_MAX;
     fn field_count(&self) -> usize {
-        15
+        15 + self.csr.is_some() as usize
+            + (self.key_generation != 0) as usize
+            + (self.key_since != 1) as usize
     }
     fn encode_fields(&self, e: &mut Encoder) {
         e.uint(2).bytes(&self.wallet.0);
@@ -671,6 +726,15 @@ impl Body for SyncReport {
         put_list(e, 14, &self.evidence);
         e.uint(15).bool(self.locked);
         e.uint(16).uint(self.directory_version);
+        if let Some(c) = &self.csr {
+            e.uint(17).bytes(c);
+        }
+        if self.key_generation != 0 {
+            e.uint(18).uint(u64::from(self.key_generation));
+        }
+        if self.key_since != 1 {
+            e.uint(19).uint(self.key_since);
+        }
     }
     fn decode_fields(m: &mut MapReader<'_, '_>) -> Result<Self, DecodeError> {
         let wallet = wallet(m.required(2, "wallet")?, "wallet")?;
@@ -706,6 +770,28 @@ impl Body for SyncReport {
             directory_version: m
                 .required(16, "directory version")?
                 .uint("directory version")?,
+            csr: m
+                .optional(17)?
+                .map(|d| {
+                    d.bytes("csr", crate::pki::CSR_BYTES_MAX)
+                        .map(<[u8]>::to_vec)
+                })
+                .transpose()?,
+            key_generation: match m.optional(18)? {
+                None => 0,
+                // Canonical: generation 0 is written by leaving the key out.
+                Some(d) => match d.uint_max("key generation", u32::MAX as u64)? {
+                    0 => return Err(DecodeError::InvalidValue("key generation 0 is implicit")),
+                    g => g as u32,
+                },
+            },
+            key_since: match m.optional(19)? {
+                None => 1,
+                Some(d) => match d.uint("key since")? {
+                    0 | 1 => return Err(DecodeError::InvalidValue("key since must exceed 1")),
+                    s => s,
+                },
+            },
         })
     }
 }
@@ -790,7 +876,8 @@ pub enum WalletCommand {
 /// (array of LoadVoucher envelopes), 7 CRL (DER, optional), 8 renewed wallet
 /// certificate (DER, optional), 9 RiskPolicy envelope (optional),
 /// 10 command (0 none, 1 lock, 2 unlock), 11 lock reason (text, with command 1 only),
-/// 12 directory update (map, optional; see [`DirectoryUpdate`]).
+/// 12 directory update (map, optional; see [`DirectoryUpdate`]),
+/// 13 re-key: the suite (COSE algorithm) of a new key to make (optional).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SyncResponse {
     /// The wallet addressed.
@@ -814,6 +901,10 @@ pub struct SyncResponse {
     /// The scheme directory's changes after the report's directory version
     /// (a standalone issuer sends none).
     pub directory: Option<DirectoryUpdate>,
+    /// Make a new key in this suite and send its CSR in the next reports
+    /// (the wallet keeps signing with its current key until a response
+    /// carries the new key's certificate).
+    pub rekey: Option<crate::Suite>,
 }
 
 impl Body for SyncResponse {
@@ -826,6 +917,7 @@ impl Body for SyncResponse {
             + self.policy.is_some() as usize
             + matches!(self.command, WalletCommand::Lock { .. }) as usize
             + self.directory.is_some() as usize
+            + self.rekey.is_some() as usize
     }
     fn encode_fields(&self, e: &mut Encoder) {
         e.uint(2).bytes(&self.wallet.0);
@@ -851,6 +943,9 @@ impl Body for SyncResponse {
         if let Some(d) = &self.directory {
             e.uint(12);
             d.encode(e);
+        }
+        if let Some(s) = self.rekey {
+            e.uint(13).int(s.cose_alg());
         }
     }
     fn decode_fields(m: &mut MapReader<'_, '_>) -> Result<Self, DecodeError> {
@@ -890,6 +985,10 @@ impl Body for SyncResponse {
             _ => return Err(DecodeError::InvalidValue("command")),
         };
         let directory = m.optional(12)?.map(DirectoryUpdate::decode).transpose()?;
+        let rekey = m
+            .optional(13)?
+            .map(|d| suite_alg(d, "re-key suite"))
+            .transpose()?;
         Ok(SyncResponse {
             wallet,
             report_seq,
@@ -901,6 +1000,7 @@ impl Body for SyncResponse {
             policy,
             command,
             directory,
+            rekey,
         })
     }
 }
@@ -1836,6 +1936,7 @@ mod limit_tests {
                 .len(),
                 Signed::sign(
                     RiskPolicy {
+                        required_suite: None,
                         id: u32::MAX,
                         epoch: u32::MAX,
                         max_payment: amount,
@@ -2277,6 +2378,7 @@ mod terminal_policy_tests {
 
     fn policy(terminal: Option<TerminalLimits>) -> RiskPolicy {
         RiskPolicy {
+            required_suite: None,
             id: 2,
             epoch: 5,
             max_payment: Amount::new(5_000, Currency::new("EUR").unwrap()),

@@ -327,6 +327,9 @@ fn scheme(suite: Suite) -> Scheme {
     let policy = Signed::sign(default_policy(), &issuer_key);
     let report = Signed::sign(
         SyncReport {
+            csr: None,
+            key_generation: 0,
+            key_since: 1,
             wallet: payer,
             report_seq: 1,
             time: UnixSeconds(T0 + 7300),
@@ -346,6 +349,7 @@ fn scheme(suite: Suite) -> Scheme {
     );
     let response = Signed::sign(
         SyncResponse {
+            rekey: None,
             wallet: payer,
             report_seq: 1,
             time: UnixSeconds(T0 + 7400),

@@ -375,6 +375,9 @@ fn fixture(suite: Suite) -> Fixture {
     let policy = Signed::sign(default_policy(), &issuer_key);
     let report = Signed::sign(
         SyncReport {
+            csr: None,
+            key_generation: 0,
+            key_since: 1,
             wallet: payer_id(),
             report_seq: 1,
             time: t(7300),
@@ -394,6 +397,7 @@ fn fixture(suite: Suite) -> Fixture {
     );
     let response = Signed::sign(
         SyncResponse {
+            rekey: None,
             wallet: payer_id(),
             report_seq: 1,
             time: t(7400),

@@ -31,7 +31,7 @@ pub const TABLES: &[(&str, &str)] = &[
     ),
     (
         "wallets",
-        "id, customer, cert_der, cert_serial, cert_not_after, state, reason, load_seq, checkpoint, report_seq, policy_epoch, unlock_pending, clawed_back, guaranteed, created",
+        "id, customer, cert_der, cert_serial, cert_not_after, state, reason, load_seq, checkpoint, report_seq, policy_epoch, unlock_pending, clawed_back, guaranteed, created, key_generation, prev_cert_der, rekey_suite",
     ),
     ("certificates", "serial, wallet, der"),
     ("vouchers", "wallet, load_seq, amount, bytes, created"),

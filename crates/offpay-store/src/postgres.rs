@@ -21,6 +21,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         include_str!("../migrations/postgres/0002_scheme_member.sql"),
     ),
     (3, include_str!("../migrations/postgres/0003_terminal.sql")),
+    (4, include_str!("../migrations/postgres/0004_rekey.sql")),
 ];
 /// Connections in the pool.
 pub const POSTGRES_CONNECTIONS_MAX: usize = 16;

@@ -10,7 +10,7 @@ use offpay_issuer::store::{
 };
 use offpay_protocol::entropy::{Entropy, SharedEntropy};
 use offpay_protocol::pki::WalletProfile;
-use offpay_protocol::{Hash32, IssuerId, UnixSeconds, WalletId};
+use offpay_protocol::{Hash32, IssuerId, Suite, UnixSeconds, WalletId};
 
 /// A SQL value.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -191,7 +191,7 @@ fn posting_id(time: UnixSeconds, entropy: &dyn Entropy) -> Result<String, StoreE
     ))
 }
 
-const WALLET_COLUMNS: &str = "id, customer, cert_der, cert_serial, cert_not_after, state, reason, load_seq, checkpoint, report_seq, policy_epoch, unlock_pending, clawed_back, guaranteed, created";
+const WALLET_COLUMNS: &str = "id, customer, cert_der, cert_serial, cert_not_after, state, reason, load_seq, checkpoint, report_seq, policy_epoch, unlock_pending, clawed_back, guaranteed, created, key_generation, prev_cert_der, rekey_suite";
 
 fn wallet_row(r: &[Value]) -> Result<WalletRecord, StoreError> {
     Ok(WalletRecord {
@@ -210,6 +210,15 @@ fn wallet_row(r: &[Value]) -> Result<WalletRecord, StoreError> {
         clawed_back: int(&r[12])?,
         guaranteed: int(&r[13])?,
         created: UnixSeconds(uint(&r[14])?),
+        key_generation: u32::try_from(uint(&r[15])?).map_err(|_| corrupt("key generation"))?,
+        prev_cert_der: match &r[16] {
+            Value::Null => None,
+            v => Some(bytes(v)?),
+        },
+        rekey_suite: match &r[17] {
+            Value::Null => None,
+            v => Some(Suite::from_cose_alg(int(v)?).ok_or_else(|| corrupt("re-key suite"))?),
+        },
     })
 }
 
@@ -617,7 +626,7 @@ impl<C: Conn> Tx for SqlTx<C> {
     fn insert_wallet(&mut self, r: &WalletRecord) -> Result<(), StoreError> {
         let sql = format!(
             "INSERT INTO wallets ({WALLET_COLUMNS}) VALUES {}",
-            placeholders(1, 15)
+            placeholders(1, 18)
         );
         self.conn.execute(
             &sql,
@@ -637,6 +646,10 @@ impl<C: Conn> Tx for SqlTx<C> {
                 Value::Int(r.clawed_back),
                 Value::Int(r.guaranteed),
                 time(r.created)?,
+                Value::Int(i64::from(r.key_generation)),
+                r.prev_cert_der.as_deref().map(b).unwrap_or(Value::Null),
+                r.rekey_suite
+                    .map_or(Value::Null, |s| Value::Int(s.cose_alg())),
             ],
         )?;
         Ok(())
@@ -657,7 +670,8 @@ impl<C: Conn> Tx for SqlTx<C> {
     fn update_wallet(&mut self, r: &WalletRecord) -> Result<(), StoreError> {
         let n = self.conn.execute(
             "UPDATE wallets SET cert_der = $1, cert_serial = $2, cert_not_after = $3, state = $4, reason = $5, load_seq = $6, \
-             checkpoint = $7, report_seq = $8, policy_epoch = $9, unlock_pending = $10, clawed_back = $11, guaranteed = $12 WHERE id = $13",
+             checkpoint = $7, report_seq = $8, policy_epoch = $9, unlock_pending = $10, clawed_back = $11, guaranteed = $12, \
+             key_generation = $13, prev_cert_der = $14, rekey_suite = $15 WHERE id = $16",
             &[
                 b(&r.cert_der),
                 i(r.cert_serial)?,
@@ -671,6 +685,10 @@ impl<C: Conn> Tx for SqlTx<C> {
                 Value::Int(r.unlock_pending as i64),
                 Value::Int(r.clawed_back),
                 Value::Int(r.guaranteed),
+                Value::Int(i64::from(r.key_generation)),
+                r.prev_cert_der.as_deref().map(b).unwrap_or(Value::Null),
+                r.rekey_suite
+                    .map_or(Value::Null, |s| Value::Int(s.cose_alg())),
                 w(&r.id),
             ],
         )?;

@@ -18,6 +18,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         include_str!("../migrations/sqlite/0002_scheme_member.sql"),
     ),
     (3, include_str!("../migrations/sqlite/0003_terminal.sql")),
+    (4, include_str!("../migrations/sqlite/0004_rekey.sql")),
 ];
 /// Connections in the pool of a file database.
 pub const SQLITE_CONNECTIONS_MAX: usize = 4;

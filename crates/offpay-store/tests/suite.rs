@@ -709,6 +709,9 @@ impl RawWallet {
         };
         Signed::sign(
             SyncReport {
+                csr: None,
+                key_generation: 0,
+                key_since: 1,
                 wallet: self.id,
                 report_seq: 1,
                 time: T0.plus(6),

@@ -23,6 +23,7 @@ pub use crate::eur;
 
 pub fn default_policy() -> RiskPolicy {
     RiskPolicy {
+        required_suite: None,
         id: 1,
         epoch: 1,
         max_payment: eur(50_000),
@@ -218,6 +219,7 @@ impl Scheme {
         };
         Signed::sign(
             SyncResponse {
+                rekey: None,
                 wallet: b.wallet,
                 report_seq: b.report_seq,
                 time: now,

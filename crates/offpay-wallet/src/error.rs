@@ -339,10 +339,7 @@ impl fmt::Display for WalletError {
             Overflow => f.write_str("amount overflow"),
             Randomness => f.write_str("random source failed"),
             KeyDevice(e) => write!(f, "key device: {e}"),
-            SuiteRetired { suite, required } => write!(
-                f,
-                "the {suite} key is of a retired suite: the policy requires {required}; sync to re-key"
-            ),
+            SuiteRetired { suite, required } => write!(f, "{suite} retired for {required}: re-key"),
         }
     }
 }

@@ -17,7 +17,7 @@ pub type DeviceKey = Box<dyn Signer>;
 /// The key the TA signs with.
 pub(crate) enum WalletKey {
     /// In process, from the seed sealed in the TA state.
-    Software(SigningKey),
+    Software(Box<SigningKey>),
     /// In the vault's hardware.
     Device(DeviceKey),
 }
@@ -26,7 +26,7 @@ impl WalletKey {
     /// The key as a [`Signer`] (for certificate signing requests).
     pub(crate) fn signer(&self) -> &dyn Signer {
         match self {
-            WalletKey::Software(k) => k,
+            WalletKey::Software(k) => k.as_ref(),
             WalletKey::Device(d) => d.as_ref(),
         }
     }

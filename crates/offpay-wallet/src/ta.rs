@@ -31,7 +31,7 @@ pub use crate::state::{
 };
 use crate::state::{
     DirectoryIssuerState, DirectoryState, HistoryItem, HistoryKind, KeyState, LogEntry,
-    PaidRequest, PendingReport, PendingRequest, TaState,
+    PaidRequest, PendingKey, PendingReport, PendingRequest, TaState,
 };
 use crate::vault::{Vault, VaultError};
 
@@ -134,6 +134,15 @@ pub struct SyncApplied {
     pub unlocked: bool,
     /// A scheme directory update was installed (its version).
     pub directory_version: Option<u64>,
+    /// The issuer asked for a new key in this suite: the TA made it and
+    /// sends its CSR in the next reports.
+    pub rekey_started: Option<Suite>,
+    /// The vault's key device could not make the key the issuer asked for
+    /// (e.g. a suite the token does not hold); the issuer asks again.
+    pub rekey_refused: Option<VaultError>,
+    /// The new key was certified: from the next entry on the TA signs with
+    /// it (its suite).
+    pub rekeyed: Option<Suite>,
 }
 
 /// The trusted application of one wallet, over its vault.
@@ -182,6 +191,17 @@ fn map_peer(e: PkiError, issuer: IssuerId) -> WalletError {
 /// CA when installed; if the directory has since replaced that CA by a
 /// re-keyed one, the old CRL no longer applies and is left out (the next
 /// sync brings the new CA's).
+/// [`WalletError::SuiteRetired`] if the policy retires keys of `suite` at `now`.
+fn check_suite(policy: &RiskPolicy, suite: Suite, now: UnixSeconds) -> Result<(), WalletError> {
+    match policy.required_suite {
+        Some(r) if r.retires(suite, now) => Err(WalletError::SuiteRetired {
+            suite,
+            required: r.suite,
+        }),
+        _ => Ok(()),
+    }
+}
+
 /// The key the state says the TA signs with: the root seed (generation 0),
 /// a re-key's seed, or the vault device's key of that generation.
 fn current_key<V: Vault>(vault: &mut V, state: &TaState) -> Result<WalletKey, WalletError> {
@@ -196,7 +216,7 @@ fn current_key<V: Vault>(vault: &mut V, state: &TaState) -> Result<WalletKey, Wa
     }
     let seed = state.key.seed.as_ref().unwrap_or(&state.seed);
     SigningKey::from_seed(state.suite, seed)
-        .map(WalletKey::Software)
+        .map(|k| WalletKey::Software(Box::new(k)))
         .map_err(corrupt)
 }
 
@@ -322,7 +342,7 @@ impl<V: Vault> Wallet<V> {
         // then only derives the PIN unlock key.
         let (key, device) = match vault.device_key(suite, 0, true)? {
             Some(d) => (WalletKey::Device(d), true),
-            None => (WalletKey::Software(root_key), false),
+            None => (WalletKey::Software(Box::new(root_key)), false),
         };
         let state = TaState {
             wallet_id: WalletId(random(&entropy)?),
@@ -571,6 +591,48 @@ impl<V: Vault> Wallet<V> {
     /// The TA's notion of now: never before the last trusted time it saw.
     fn clock(&self, device_now: UnixSeconds) -> UnixSeconds {
         device_now.max(self.state.clock_floor)
+    }
+
+    /// The key a re-key made (generation `current + 1`).
+    fn pending_key(&mut self, p: &PendingKey, current: u32) -> Result<WalletKey, WalletError> {
+        let corrupt = WalletError::Vault(VaultError::Corrupt("pending key"));
+        match &p.seed {
+            Some(seed) => SigningKey::from_seed(p.suite, seed)
+                .map(|k| WalletKey::Software(Box::new(k)))
+                .map_err(|_| corrupt),
+            None => {
+                let g = current.checked_add(1).ok_or(WalletError::Overflow)?;
+                self.vault
+                    .device_key(p.suite, g, false)?
+                    .map(WalletKey::Device)
+                    .ok_or(corrupt)
+            }
+        }
+    }
+
+    /// Make the key a re-key asks for: a fresh software seed, or the next
+    /// generation's key in the vault's device.
+    fn make_pending_key(
+        &mut self,
+        suite: Suite,
+        current: u32,
+        device: bool,
+    ) -> Result<PendingKey, WalletError> {
+        if device {
+            let g = current.checked_add(1).ok_or(WalletError::Overflow)?;
+            self.vault
+                .device_key(suite, g, true)?
+                .ok_or(WalletError::Vault(VaultError::Corrupt(
+                    "the vault holds no device keys",
+                )))?;
+            return Ok(PendingKey { suite, seed: None });
+        }
+        let k = SigningKey::generate_with(suite, self.entropy.as_ref())
+            .map_err(|_| WalletError::Randomness)?;
+        Ok(PendingKey {
+            suite,
+            seed: Some(k.to_seed()),
+        })
     }
 
     fn commit(&mut self, next: TaState) -> Result<(), WalletError> {
@@ -925,6 +987,7 @@ impl<V: Vault> Wallet<V> {
                 max: policy.max_log_entries,
             });
         }
+        check_suite(policy, self.state.suite, now)?;
         let seq = self.state.seq.checked_add(1).ok_or(WalletError::Overflow)?;
         let body = Payment {
             payer: self.state.wallet_id,
@@ -1074,6 +1137,7 @@ impl<V: Vault> Wallet<V> {
         if self.profile() == WalletProfile::Terminal {
             self.check_receive_limits(policy, p.amount.minor)?;
         }
+        check_suite(policy, payer_cert.suite(), now)?;
         if self.state.log.len() >= self.log_limit(policy) {
             return Err(WalletError::LogFull {
                 max: policy.max_log_entries,
@@ -1359,6 +1423,16 @@ impl<V: Vault> Wallet<V> {
             .report_seq
             .checked_add(1)
             .ok_or(WalletError::Overflow)?;
+        let csr = match &next.key.pending {
+            Some(p) => {
+                let key = self.pending_key(p, next.key.generation)?;
+                Some(
+                    pki::build_csr(key.signer(), next.wallet_id)
+                        .map_err(WalletError::IssuerMaterial)?,
+                )
+            }
+            None => None,
+        };
         let body = SyncReport {
             wallet: next.wallet_id,
             report_seq: next.report_seq,
@@ -1374,6 +1448,9 @@ impl<V: Vault> Wallet<V> {
             evidence: next.evidence.clone(),
             locked: next.lock.is_some(),
             directory_version: next.directory.version,
+            csr,
+            key_generation: next.key.generation,
+            key_since: next.key.since,
         };
         next.pending_report = Some(PendingReport {
             report_seq: next.report_seq,
@@ -1440,6 +1517,7 @@ impl<V: Vault> Wallet<V> {
         };
         let mut next = self.state.clone();
         let mut new_cert = None;
+        let mut new_key = None;
         let mut new_policy = None;
         let mut new_crl = None;
         // The CRL this TA already holds needs no second verification.
@@ -1484,8 +1562,22 @@ impl<V: Vault> Wallet<V> {
                 None,
             )
             .map_err(WalletError::IssuerMaterial)?;
-            if id != self.state.wallet_id || *c.public_key() != self.key.public_key() {
+            if id != self.state.wallet_id {
                 return Err(WalletError::CertificateWalletMismatch);
+            }
+            if *c.public_key() != self.key.public_key() {
+                // Not a renewal: it must certify the key made for the re-key.
+                let p = self
+                    .state
+                    .key
+                    .pending
+                    .clone()
+                    .ok_or(WalletError::CertificateWalletMismatch)?;
+                let k = self.pending_key(&p, self.state.key.generation)?;
+                if *c.public_key() != k.public_key() {
+                    return Err(WalletError::CertificateWalletMismatch);
+                }
+                new_key = Some(k);
             }
             next.cert_der = Some(der.clone());
             new_cert = Some(c);
@@ -1535,6 +1627,38 @@ impl<V: Vault> Wallet<V> {
             next.lock = Some(LockReason::Issuer(reason.clone()));
             out.locked = true;
         }
+        let retired = match &new_key {
+            Some(_) => {
+                // The switch: the next entry is the new key's first; it links
+                // to the head the old key signed (the chain continues).
+                let p = next
+                    .key
+                    .pending
+                    .take()
+                    .ok_or(WalletError::CertificateWalletMismatch)?;
+                let old = next.key.generation;
+                next.suite = p.suite;
+                next.key.generation = old.checked_add(1).ok_or(WalletError::Overflow)?;
+                next.key.since = next.seq.checked_add(1).ok_or(WalletError::Overflow)?;
+                next.key.seed = p.seed;
+                out.rekeyed = Some(next.suite);
+                next.key.device.then_some(old)
+            }
+            None => None,
+        };
+        if let Some(suite) = r.rekey
+            && new_key.is_none()
+            && next.key.pending.as_ref().is_none_or(|p| p.suite != suite)
+        {
+            match self.make_pending_key(suite, next.key.generation, next.key.device) {
+                Ok(p) => {
+                    next.key.pending = Some(p);
+                    out.rekey_started = Some(suite);
+                }
+                Err(WalletError::Vault(e)) if next.key.device => out.rekey_refused = Some(e),
+                Err(e) => return Err(e),
+            }
+        }
         // Install what changed before applying vouchers (the policy bounds them).
         let saved = (
             self.cert.clone(),
@@ -1572,6 +1696,14 @@ impl<V: Vault> Wallet<V> {
         if let Err(e) = self.commit(next) {
             (self.cert, self.policy, self.crl, self.trust) = saved;
             return Err(e);
+        }
+        if let Some(k) = new_key {
+            self.key = k;
+            // The old device key signs nothing the issuer accepts after the
+            // switch; a key left behind by a failed delete is harmless.
+            if let Some(g) = retired {
+                let _ = self.vault.retire_device_key(g);
+            }
         }
         if out.directory_version.is_some() {
             // Issuer CAs may have been replaced: validate peers afresh.

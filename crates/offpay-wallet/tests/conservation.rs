@@ -41,6 +41,7 @@ const MAX_OFFLINE_PAYMENTS: u32 = 4;
 /// Tight limits, so that random amounts hit every one of them.
 fn tight_policy() -> RiskPolicy {
     RiskPolicy {
+        required_suite: None,
         id: 1,
         epoch: 1,
         max_payment: eur(MAX_PAYMENT),

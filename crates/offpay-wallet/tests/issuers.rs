@@ -103,6 +103,7 @@ impl Bank {
         *n += 1;
         Signed::sign(
             SyncResponse {
+                rekey: None,
                 wallet: b.wallet,
                 report_seq: b.report_seq,
                 time: now,
