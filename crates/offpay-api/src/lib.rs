@@ -211,6 +211,13 @@ pub struct WalletView {
     /// When it was computed (the last sync), Unix seconds.
     #[serde(default)]
     pub stranded_at: u64,
+    /// The generation of the wallet's key (0: its first; +1 at each re-key).
+    #[serde(default)]
+    pub key_generation: u32,
+    /// A re-key asked for and not completed: the new key's suite
+    /// (`ed25519`, `p-256`, `ml-dsa-44`).
+    #[serde(default)]
+    pub rekey_suite: Option<String>,
 }
 
 /// Wallets.
@@ -259,6 +266,19 @@ pub struct RevokeRequest {
     /// RFC 5280 CRLReason code (default 1, keyCompromise).
     #[serde(default)]
     pub reason_code: Option<u8>,
+}
+
+/// `POST /v1/admin/wallets/{id}/rekey`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+pub struct RekeyRequest {
+    /// The new key's suite: `ed25519`, `p-256` or `ml-dsa-44` (default: the
+    /// suite of the wallet's current key).
+    #[serde(default)]
+    pub suite: Option<String>,
+    /// Cancel a re-key not yet completed instead.
+    #[serde(default)]
+    pub cancel: bool,
 }
 
 /// `POST /v1/admin/wallets/{id}/lock`.
@@ -458,6 +478,8 @@ mod from_issuer {
                 stranded_minor: 0,
                 stranded_checkpoint: 0,
                 stranded_at: 0,
+                key_generation: w.key_generation,
+                rekey_suite: w.rekey_suite.map(|s| s.name().to_string()),
             }
         }
 

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use clap::{Args, Subcommand};
 use offpay_client::api::{
     CreateCustomerRequest, CustomerBalance, DoubleSpendsQuery, InvariantView, LockRequest,
-    MoneyRequest, RevokeRequest, RootsResponse, WalletView, WalletsQuery,
+    MoneyRequest, RekeyRequest, RevokeRequest, RootsResponse, WalletView, WalletsQuery,
 };
 use offpay_protocol::WalletId;
 use offpay_protocol::evidence::verify_double_spend_bytes;
@@ -150,6 +150,19 @@ enum AdminCmd {
         /// Why, in words.
         #[arg(long)]
         reason: Option<String>,
+    },
+    /// Ask a wallet for a new key (its next sync tells it to make one; the
+    /// sync after certifies it), or cancel such a request.
+    Rekey {
+        /// Wallet id.
+        wallet: String,
+        /// The new key's suite: ed25519, p-256 or ml-dsa-44 (default: the
+        /// suite of its current key).
+        #[arg(long, conflicts_with = "cancel")]
+        suite: Option<String>,
+        /// Withdraw a re-key request not yet completed.
+        #[arg(long)]
+        cancel: bool,
     },
     /// Unlock a locked wallet (its next sync unlocks it and adopts the
     /// issuer's checkpoint).
@@ -634,6 +647,27 @@ fn run_raw(a: AdminArgs) -> Outcome {
                 format!("locked wallet {id}: its next sync tells it to lock"),
                 to_json(&v)?,
             ))
+        }
+        AdminCmd::Rekey {
+            wallet,
+            suite,
+            cancel,
+        } => {
+            let id = wallet_id(wallet)?;
+            let v = op()?.rekey(
+                &id.to_hex(),
+                &RekeyRequest {
+                    suite: suite.clone(),
+                    cancel: *cancel,
+                },
+            )?;
+            let what = match &v.rekey_suite {
+                Some(s) => format!(
+                    "re-key of wallet {id} to {s} requested: its next sync makes the key, the one after certifies it"
+                ),
+                None => format!("re-key of wallet {id} cancelled"),
+            };
+            Ok(Done::new(what, to_json(&v)?))
         }
         AdminCmd::Unlock { wallet } => {
             let id = wallet_id(wallet)?;

@@ -622,6 +622,10 @@ pub(crate) fn run(a: WalletArgs) -> Outcome {
             let client = o.client(server.as_deref())?;
             let s = sync(&mut o.wallet, &client)?;
             remember_stranded(&o, &s)?;
+            if s.applied.rekeyed.is_some() {
+                // The PIN recovery grant is signed by the wallet key: renew it.
+                o.dir.save_recovery(&o.wallet)?;
+            }
             Ok(sync_done(&o, &s))
         }
         WalletCmd::Redeem { amount, server } => {
@@ -1290,7 +1294,21 @@ pub(crate) fn sync_done(o: &Opened, s: &Synced) -> Done {
             s.evidence_reported
         ));
     }
-    if a.certificate_renewed {
+    if let Some(s) = a.rekey_started {
+        h.push_str(&format!(
+            "\n  the issuer asked for a new {s} key: made; the next sync certifies it"
+        ));
+    }
+    if let Some(e) = &a.rekey_refused {
+        h.push_str(&format!(
+            "\n  the key device could not make the new key: {e}"
+        ));
+    }
+    if let Some(s) = a.rekeyed {
+        h.push_str(&format!(
+            "\n  RE-KEYED: the wallet now signs with its new {s} key"
+        ));
+    } else if a.certificate_renewed {
         h.push_str("\n  certificate renewed");
     }
     if a.policy_updated {
@@ -1326,6 +1344,10 @@ pub(crate) fn sync_done(o: &Opened, s: &Synced) -> Done {
             "profile": o.wallet.profile().code(),
             "swept_minor": s.swept_minor,
             "certificate_renewed": a.certificate_renewed,
+            "rekey_started": a.rekey_started.map(|s| s.name()),
+            "rekey_refused": a.rekey_refused.map(|e| e.to_string()),
+            "rekeyed": a.rekeyed.map(|s| s.name()),
+            "suite": o.wallet.public_key().suite().name(),
             "policy_updated": a.policy_updated,
             "crl_updated": a.crl_updated,
             "unlocked": a.unlocked && s.was_locked,

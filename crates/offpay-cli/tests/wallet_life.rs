@@ -272,3 +272,67 @@ fn an_unlock_nobody_asked_for_is_refused() {
     let id = s.wallet("erin", &erin);
     s.admin_refused(&["unlock-pin", &id], "invalid_input");
 }
+
+/// The operator re-keys a wallet to ML-DSA-44 through the CLI: the next
+/// sync makes the key, the one after certifies it, the wallet pays with it
+/// (the payee accepts its certificate), a PIN lockout still comes back
+/// through the issuer (the recovery grant was renewed under the new key),
+/// and the books balance. A bad suite is refused by name.
+#[test]
+fn the_operator_re_keys_a_wallet_to_ml_dsa() {
+    let s = Server::start();
+    let tmp = tempfile::tempdir().unwrap();
+    s.customer("erin", "100.00");
+    s.customer("finn", "1.00");
+    let erin = tmp.path().join("erin");
+    let finn = tmp.path().join("finn");
+    let id = s.wallet("erin", &erin);
+    s.wallet("finn", &finn);
+    s.load(&id, &erin, "30.00");
+
+    let e = s.admin_refused(&["rekey", &id, "--suite", "rsa-2048"], "invalid_input");
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("ml-dsa-44"),
+        "{e}"
+    );
+    let v = s.admin(&["rekey", &id, "--suite", "ml-dsa-44"]);
+    assert_eq!(v["rekey_suite"], "ml-dsa-44", "{v}");
+    let first = w(&erin, &["sync"]);
+    assert_eq!(first["rekey_started"], "ml-dsa-44", "{first}");
+    assert_eq!(first["suite"], "ed25519");
+    let second = w(&erin, &["sync"]);
+    assert_eq!(second["rekeyed"], "ml-dsa-44", "{second}");
+    assert_eq!(second["suite"], "ml-dsa-44");
+    let after = s.admin(&["wallet", &id]);
+    assert_eq!(after["key_generation"], 1, "{after}");
+    assert_eq!(after["rekey_suite"], serde_json::Value::Null);
+
+    let (req, pay, rcpt) = (
+        p(tmp.path(), "req"),
+        p(tmp.path(), "pay"),
+        p(tmp.path(), "rcpt"),
+    );
+    w(&finn, &["request", "7.00", "--out", &req]);
+    w(&erin, &["pay", &req, "--out", &pay]);
+    w(&finn, &["receive", &pay, "--out", &rcpt]);
+    w(&erin, &["confirm", &rcpt]);
+    w(&erin, &["sync"]);
+    w(&finn, &["sync"]);
+    assert_eq!(balance(&erin), 2_300);
+    assert_eq!(balance(&finn), 700);
+    assert_eq!(s.sub_account_minor(&id), 2_300);
+
+    // A PIN lockout after the re-key comes back through the issuer.
+    for _ in 0..5 {
+        with_pin("0000", &erin, &["balance"]);
+    }
+    w_refused(&erin, &["balance"], "pin_attempts_exhausted");
+    assert_eq!(w(&erin, &["unlock"])["status"], "pending");
+    s.admin(&["unlock-pin", &id]);
+    assert_eq!(w(&erin, &["unlock"])["status"], "unlocked");
+    assert_eq!(balance(&erin), 2_300);
+    s.assert_invariants();
+}

@@ -29,7 +29,8 @@ use offpay_api::{
     CreateCustomerRequest, CustomerBalance, DoubleSpendList, DoubleSpendsQuery, EnrollRequest,
     EnrollResponse, EnrollmentTokenQuery, EnrollmentTokenResponse, ErrorBody, Health,
     InvariantView, LoadResponse, LockRequest, MoneyRequest, PinUnlockApproval, PinUnlockPending,
-    RedeemResponse, RevokeRequest, RootsResponse, WalletList, WalletView, WalletsQuery,
+    RedeemResponse, RekeyRequest, RevokeRequest, RootsResponse, WalletList, WalletView,
+    WalletsQuery,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -735,6 +736,15 @@ impl Client {
         self.post_typed(
             "the revocation",
             &format!("/v1/admin/wallets/{}/revoke", segment(id)),
+            req,
+        )
+    }
+
+    /// `POST /v1/admin/wallets/{id}/rekey`.
+    pub fn rekey(&self, id: &str, req: &RekeyRequest) -> Result<WalletView, Error> {
+        self.post_typed(
+            "the re-key request",
+            &format!("/v1/admin/wallets/{}/rekey", segment(id)),
             req,
         )
     }

@@ -286,6 +286,13 @@ pub struct SyncOutcome {
     pub unlocked: bool,
     /// A scheme directory update was installed (its version).
     pub directory_version: Option<u64>,
+    /// The issuer asked for a new key of this suite and the wallet made it
+    /// (the next sync certifies it).
+    pub rekey_started: Option<String>,
+    /// The key device could not make the key asked for (the issuer asks again).
+    pub rekey_refused: Option<String>,
+    /// The new key was certified: the wallet now signs with it (its suite).
+    pub rekeyed: Option<String>,
     /// The offline balance after the sync.
     pub balance: Option<Money>,
 }
@@ -302,6 +309,9 @@ impl SyncOutcome {
             locked: a.locked,
             unlocked: a.unlocked,
             directory_version: a.directory_version,
+            rekey_started: a.rekey_started.map(|s| s.name().to_string()),
+            rekey_refused: a.rekey_refused.map(|e| e.to_string()),
+            rekeyed: a.rekeyed.map(|s| s.name().to_string()),
             balance: balance.map(Money::from),
         }
     }

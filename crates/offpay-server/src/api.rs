@@ -13,7 +13,7 @@ use offpay_issuer::{Issuer, IssuerError};
 use offpay_protocol::envelope::Signed;
 use offpay_protocol::messages::LoadVoucher;
 use offpay_protocol::pki::{Crl, RevocationReason, WalletProfile};
-use offpay_protocol::{Amount, Currency, UnixSeconds, WalletId};
+use offpay_protocol::{Amount, Currency, Suite, UnixSeconds, WalletId};
 use offpay_store::AnyStore;
 
 use crate::AppState;
@@ -519,6 +519,58 @@ pub async fn lock(
         view(i, &id)
     })
     .await?;
+    Ok(Json(v))
+}
+
+/// Ask a wallet for a new key: its next sync response tells it to make one,
+/// the report after carries the CSR, and that report's response the new
+/// certificate. `cancel` withdraws a request not yet completed.
+#[utoipa::path(
+    post, path = "/v1/admin/wallets/{id}/rekey", tag = "operator", security(("operator_token" = [])),
+    params(("id" = String, Path, description = "Wallet id, hex")),
+    request_body(content = RekeyRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The wallet, its re-key requested (`rekey_suite`) or cancelled", body = WalletView),
+        (status = 400, description = "`invalid_json`, `invalid_input`: unknown suite, or a suite with `cancel`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 404, description = "`unknown_wallet`", body = ErrorBody),
+        (status = 409, description = "`wallet_not_active`: revoked", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
+    )
+)]
+pub async fn rekey(
+    State(st): State<AppState>,
+    PathId(id): PathId,
+    JsonBody(req): JsonBody<RekeyRequest>,
+) -> Result<Json<WalletView>, ApiError> {
+    let id = wallet_id(&id)?;
+    let named =
+        match req.suite.as_deref() {
+            Some(n) => Some(Suite::from_name(n).ok_or_else(|| {
+                ApiError::invalid_input("suite must be ed25519, p-256 or ml-dsa-44")
+            })?),
+            None => None,
+        };
+    if req.cancel && named.is_some() {
+        return Err(ApiError::invalid_input("cancel takes no suite"));
+    }
+    let cancel = req.cancel;
+    let v = blocking(&st, move |i| {
+        let suite = if cancel {
+            None
+        } else {
+            match named {
+                Some(s) => Some(s),
+                None => Some(
+                    offpay_protocol::pki::Certificate::from_der(&i.wallet(&id)?.cert_der)?.suite(),
+                ),
+            }
+        };
+        i.request_rekey(&id, suite)?;
+        view(i, &id)
+    })
+    .await?;
+    tracing::info!(wallet = %id, suite = ?v.rekey_suite, "re-key requested by the operator");
     Ok(Json(v))
 }
 

@@ -24,6 +24,7 @@
 //! | POST | `/v1/admin/wallets/{id}/load` | operator | `{amount_minor, currency, idempotency_key}` -> `{voucher, load_seq}` |
 //! | POST | `/v1/admin/wallets/{id}/revoke` | operator | `{reason, reason_code?}` -> wallet |
 //! | POST | `/v1/admin/wallets/{id}/lock` | operator | `{reason}` -> wallet |
+//! | POST | `/v1/admin/wallets/{id}/rekey` | operator | `{suite?, cancel?}` -> wallet |
 //! | POST | `/v1/admin/wallets/{id}/unlock` | operator | -> wallet |
 //! | GET | `/v1/admin/double-spends?payer=&limit=` | operator | double spends with proofs |
 //! | GET | `/v1/admin/invariants` | operator | invariant report |
@@ -203,6 +204,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/admin/wallets/{id}/load", post(api::load))
         .route("/v1/admin/wallets/{id}/revoke", post(api::revoke))
         .route("/v1/admin/wallets/{id}/lock", post(api::lock))
+        .route("/v1/admin/wallets/{id}/rekey", post(api::rekey))
         .route("/v1/admin/wallets/{id}/unlock", post(api::unlock))
         .route(
             "/v1/admin/wallets/{id}/pin-unlock",

@@ -61,8 +61,14 @@ const MAGIC: &[u8; 4] = b"OFPR";
 const FORMAT_VERSION: u8 = 1;
 const NONCE_LEN: usize = 24;
 const HEADER_LEN: usize = 4 + 1 + NONCE_LEN;
-/// Largest recovery file read.
-const RECOVERY_BYTES_MAX: usize = 1024;
+/// Largest recovery file read: the header, the AEAD tag and a record with
+/// the largest grant (an ML-DSA-44 wallet key's) and issuer key (an
+/// ML-DSA-44 CA's), with room for the map's keys and lengths.
+const RECOVERY_BYTES_MAX: usize = HEADER_LEN
+    + 16
+    + 128
+    + offpay_protocol::messages::PIN_UNLOCK_GRANT_BYTES_MAX
+    + offpay_protocol::suite::PUBLIC_KEY_BYTES_MAX;
 /// Label of the unlock key's derivation from the wallet key's seed.
 const UNLOCK_KEY_LABEL: &[u8] = b"offpay pin unlock key v1";
 
