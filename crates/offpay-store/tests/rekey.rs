@@ -312,3 +312,76 @@ fn a_report_of_an_unknown_key_generation_is_refused() {
         assert_books(issuer, [&alice]);
     });
 }
+
+/// A crash at each point of the commit that installs the new key (and of
+/// the one that makes it), then a restart and a reopen of the wallet: the
+/// wallet is either before the step (its report still pending, the same
+/// response applies again) or after it, never in between; its pending key
+/// survives the reopen (the CSR certifies the key it then signs with); it
+/// pays under its new key and the books balance.
+#[test]
+fn a_crash_while_re_keying_leaves_the_old_key_or_the_new_one() {
+    use offpay_wallet::vault::CrashPoint;
+    on_every_backend("rekey_crash", &config(None), |issuer| {
+        let points = [
+            CrashPoint::BeforeWrite,
+            CrashPoint::AfterStateWrite,
+            CrashPoint::AfterCounter,
+        ];
+        let mut bob = customer_with_wallet(issuer, "bob", 0, 0);
+        for (n, point) in points.into_iter().enumerate() {
+            let name = format!("w{n}");
+            let t = T0.plus(1_000 * n as u64);
+            let mut w = customer_with_wallet(issuer, &name, 5_000, 5_000);
+            pay(&mut w, &mut bob, 100, t.plus(1));
+            issuer
+                .request_rekey(&w.wallet_id(), Some(Suite::MlDsa44))
+                .unwrap();
+            let old_key = w.public_key();
+            // 1. The response that asks for the key: crash while applying it.
+            let report = w.sync_report(t.plus(2)).unwrap();
+            let out = issuer.sync(&report, t.plus(2)).unwrap();
+            let mut vault = w.into_vault();
+            vault.fail_commit_at_with(0, point);
+            let mut w = Wallet::open(vault).unwrap();
+            assert!(w.apply_sync_response(&out.response, t.plus(2)).is_err());
+            let mut vault = w.into_vault();
+            vault.restart();
+            let mut w = Wallet::open(vault).unwrap();
+            if point == CrashPoint::BeforeWrite {
+                let applied = w.apply_sync_response(&out.response, t.plus(2)).unwrap();
+                assert_eq!(applied.rekey_started, Some(Suite::MlDsa44));
+            }
+            // 2. The CSR goes out; the response with the certificate crashes.
+            let report = w.sync_report(t.plus(3)).unwrap();
+            let out = issuer.sync(&report, t.plus(3)).unwrap();
+            let mut vault = w.into_vault();
+            vault.fail_commit_at_with(0, point);
+            let mut w = Wallet::open(vault).unwrap();
+            assert!(w.apply_sync_response(&out.response, t.plus(3)).is_err());
+            assert_eq!(
+                w.public_key(),
+                old_key,
+                "{point:?}: no switch before the commit"
+            );
+            let mut vault = w.into_vault();
+            vault.restart();
+            let mut w = Wallet::open(vault).unwrap();
+            if point == CrashPoint::BeforeWrite {
+                assert_eq!(w.public_key(), old_key);
+                let applied = w.apply_sync_response(&out.response, t.plus(3)).unwrap();
+                assert_eq!(applied.rekeyed, Some(Suite::MlDsa44));
+            }
+            assert_eq!(w.public_key().suite(), Suite::MlDsa44, "{point:?}");
+            assert_eq!(
+                w.public_key(),
+                *cert_of(&w).public_key(),
+                "{point:?}: signs with the certified key"
+            );
+            pay(&mut w, &mut bob, 200, t.plus(4));
+            sync(issuer, &mut w, t.plus(5));
+            sync(issuer, &mut bob, t.plus(5));
+            assert_books(issuer, [&w, &bob]);
+        }
+    });
+}
