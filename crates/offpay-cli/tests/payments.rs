@@ -473,3 +473,59 @@ pub fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
         }
     }
 }
+
+/// A post-quantum issuer from the CLI: `server --suite ml-dsa-44` makes an
+/// ML-DSA-44 root and issuer CA; an ML-DSA-44 wallet and an Ed25519 wallet
+/// (a mixed chain) pay each other through QR codes, which the CLI splits
+/// into several parts when one code cannot hold the message; both sync and
+/// the books balance.
+#[test]
+fn an_ml_dsa_issuer_and_mixed_wallets_pay_through_multi_part_qr() {
+    let s = Server::start_with(&["--suite", "ml-dsa-44"]);
+    let tmp = tempfile::tempdir().unwrap();
+    s.customer("quinn", "100.00");
+    s.customer("ruth", "100.00");
+    let (quinn, ruth) = (tmp.path().join("quinn"), tmp.path().join("ruth"));
+    let q = s.wallet_of_suite("quinn", &quinn, "ml-dsa-44");
+    let r = s.wallet_of_suite("ruth", &ruth, "ed25519");
+    s.load(&q, &quinn, "40.00");
+    s.load(&r, &ruth, "40.00");
+    let cert = w(&quinn, &["cert"]);
+    assert!(
+        cert["pem"].as_str().unwrap().contains("BEGIN CERTIFICATE"),
+        "{cert}"
+    );
+    let f = |n: &str| p(tmp.path(), n);
+    // Ruth asks, Quinn (ML-DSA) pays: the payment with its certificate
+    // inline does not fit one code.
+    w(&ruth, &["request", "5.00", "--qr", &f("r1.png")]);
+    let paid = w(
+        &quinn,
+        &["pay", "--from-qr", &f("r1.png"), "--qr", &f("p1.png")],
+    );
+    assert!(paid["qr_parts"].as_u64().unwrap() >= 2, "{paid}");
+    let got = w(
+        &ruth,
+        &["receive", "--from-qr", &f("p1.png"), "--qr", &f("c1.png")],
+    );
+    assert_eq!(got["payer"], q, "{got}");
+    w(&quinn, &["confirm", "--from-qr", &f("c1.png")]);
+    // And back: the Ed25519 wallet pays the ML-DSA wallet.
+    w(&quinn, &["request", "2.00", "--qr", &f("r2.png")]);
+    w(
+        &ruth,
+        &["pay", "--from-qr", &f("r2.png"), "--qr", &f("p2.png")],
+    );
+    w(
+        &quinn,
+        &["receive", "--from-qr", &f("p2.png"), "--qr", &f("c2.png")],
+    );
+    w(&ruth, &["confirm", "--from-qr", &f("c2.png")]);
+    w(&quinn, &["sync"]);
+    w(&ruth, &["sync"]);
+    assert_eq!(balance(&quinn), 3_700);
+    assert_eq!(balance(&ruth), 4_300);
+    assert_eq!(s.sub_account_minor(&q), 3_700);
+    assert_eq!(s.sub_account_minor(&r), 4_300);
+    s.assert_invariants();
+}

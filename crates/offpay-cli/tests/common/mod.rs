@@ -131,8 +131,21 @@ impl Server {
         s
     }
 
+    /// [`Server::start`] with more server arguments (e.g. `--suite ml-dsa-44`).
+    pub fn start_with(args: &[&str]) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Server::start_in_with(&dir.path().join("data"), true, args);
+        s._dir = Some(dir);
+        s
+    }
+
     /// `offpay [--json] server --listen 127.0.0.1:0 --data-dir DIR`.
     pub fn start_in(data_dir: &Path, json: bool) -> Server {
+        Server::start_in_with(data_dir, json, &[])
+    }
+
+    /// [`Server::start_in`] with more server arguments.
+    pub fn start_in_with(data_dir: &Path, json: bool, args: &[&str]) -> Server {
         let mut c = offpay();
         if json {
             c.arg("--json");
@@ -140,6 +153,7 @@ impl Server {
         let mut child = c
             .args(["server", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
+            .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -224,6 +238,11 @@ impl Server {
 
     /// Enroll a new wallet for `customer` in `dir`; its id.
     pub fn wallet(&self, customer: &str, dir: &Path) -> String {
+        self.wallet_of_suite(customer, dir, "ed25519")
+    }
+
+    /// [`Server::wallet`] with a key of `suite`.
+    pub fn wallet_of_suite(&self, customer: &str, dir: &Path, suite: &str) -> String {
         let token = self.admin(&["enrollment-token", customer])["token"]
             .as_str()
             .unwrap()
@@ -237,8 +256,11 @@ impl Server {
             &self.url,
             "--token",
             &token,
+            "--suite",
+            suite,
         ]);
         assert_eq!(v["kdf"], "test");
+        assert_eq!(v["suite"], suite, "{v}");
         v["wallet_id"].as_str().unwrap().to_string()
     }
 
