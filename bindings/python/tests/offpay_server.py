@@ -59,7 +59,7 @@ def pem_to_der(pem: str) -> bytes:
 class OffpayServer:
     """``offpay --json server --listen 127.0.0.1:0 --data-dir DIR``, our child."""
 
-    def __init__(self, workdir: Optional[str] = None) -> None:
+    def __init__(self, workdir: Optional[str] = None, args: tuple = ()) -> None:
         self._tmp = None
         if workdir is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="offpay-py-")
@@ -68,7 +68,7 @@ class OffpayServer:
         self.data_dir = os.path.join(workdir, "server-data")
         self.bin = offpay_bin()
         self.proc = subprocess.Popen(
-            [self.bin, "--json", "server", "--listen", "127.0.0.1:0", "--data-dir", self.data_dir],
+            [self.bin, "--json", "server", "--listen", "127.0.0.1:0", "--data-dir", self.data_dir, *args],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
