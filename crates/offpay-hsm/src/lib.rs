@@ -16,6 +16,7 @@
 
 mod config;
 mod rv;
+pub mod vault;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -35,6 +36,7 @@ use sha2::{Digest, Sha256};
 
 pub use config::{HsmConfig, PinSource, TokenRef};
 pub use rv::ckr_code;
+pub use vault::HsmVault;
 
 /// DER of the Ed25519 curve OID 1.3.101.112 (`CKA_EC_PARAMS`).
 const ED25519_PARAMS: &[u8] = &[0x06, 0x03, 0x2b, 0x65, 0x70];
@@ -154,6 +156,17 @@ impl std::fmt::Debug for Token {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Token({:?}, slot {})", self.label, self.slot.id())
     }
+}
+
+/// How a key in the token is protected ([`Token::key_protection`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KeyProtection {
+    /// `CKA_SENSITIVE`.
+    pub sensitive: bool,
+    /// `CKA_EXTRACTABLE`.
+    pub extractable: bool,
+    /// The token hands out a non-empty `CKA_VALUE`.
+    pub value_readable: bool,
 }
 
 /// What to do when the token has no key under a label.
@@ -591,6 +604,92 @@ pub fn init_free_token(
 }
 
 impl Token {
+    /// Change the token's user PIN from the one this handle logged in with
+    /// to `new_pin` (`C_SetPIN`). Sessions logged in stay logged in; a new
+    /// login (this handle's included) needs the new PIN.
+    pub fn change_pin(&self, new_pin: &str) -> Result<(), HsmError> {
+        let s = self.session()?;
+        s.set_pin(&self.pin, &AuthPin::from(new_pin.to_string()))
+            .map_err(device("set pin"))
+    }
+
+    /// Log the user out of the token (`C_Logout`): PKCS#11 login is per
+    /// application, so every session of this process on the token is
+    /// logged out, as a token reset would do; the next operation of a
+    /// signer or a vault logs in again.
+    pub fn logout(&self) -> Result<(), HsmError> {
+        let s = self.session()?;
+        s.logout().map_err(device("log out"))
+    }
+
+    /// How the key of `class` labelled `label` is protected (an audit: the
+    /// vault's keys must be sensitive, not extractable, `CKA_VALUE` refused).
+    pub fn key_protection(
+        &self,
+        label: &str,
+        class: ObjectClass,
+    ) -> Result<KeyProtection, HsmError> {
+        let s = self.session()?;
+        let h = find_one(&s, label, class)?.ok_or_else(|| HsmError::KeyNotFound(label.into()))?;
+        let attrs = s
+            .get_attributes(h, &[AttributeType::Sensitive, AttributeType::Extractable])
+            .map_err(device("read attribute"))?;
+        let mut p = KeyProtection {
+            sensitive: false,
+            extractable: true,
+            value_readable: true,
+        };
+        for a in attrs {
+            match a {
+                Attribute::Sensitive(b) => p.sensitive = b,
+                Attribute::Extractable(b) => p.extractable = b,
+                _ => {}
+            }
+        }
+        p.value_readable = match s.get_attributes(h, &[AttributeType::Value]) {
+            Ok(attrs) => attrs
+                .iter()
+                .any(|a| matches!(a, Attribute::Value(v) if !v.is_empty())),
+            Err(CkError::Pkcs11(RvError::AttributeSensitive, _)) => false,
+            Err(e) => return Err(device("read attribute")(e)),
+        };
+        Ok(p)
+    }
+
+    /// Suspend (or resume) the use of the key of `class` labelled `label`
+    /// without destroying it: `CKA_ENCRYPT`/`CKA_DECRYPT` of a secret key,
+    /// `CKA_SIGN` of a private key set to `!suspended`. An operator's
+    /// stop; while suspended, every operation with the key is refused by
+    /// the token (`CKR_KEY_FUNCTION_NOT_PERMITTED`).
+    pub fn suspend_key(
+        &self,
+        label: &str,
+        class: ObjectClass,
+        suspended: bool,
+    ) -> Result<(), HsmError> {
+        let s = self.session()?;
+        let h = find_one(&s, label, class)?.ok_or_else(|| HsmError::KeyNotFound(label.into()))?;
+        let attrs = if class == ObjectClass::SECRET_KEY {
+            vec![
+                Attribute::Encrypt(!suspended),
+                Attribute::Decrypt(!suspended),
+            ]
+        } else {
+            vec![Attribute::Sign(!suspended)]
+        };
+        s.update_attributes(h, &attrs)
+            .map_err(device("set attribute"))
+    }
+
+    /// Destroy the secret key labelled `label` (decommissioning an
+    /// [`HsmVault`]'s sealing key: what it sealed is lost).
+    pub fn destroy_secret_key(&self, label: &str) -> Result<(), HsmError> {
+        let s = self.session()?;
+        let h = find_one(&s, label, ObjectClass::SECRET_KEY)?
+            .ok_or_else(|| HsmError::KeyNotFound(label.into()))?;
+        s.destroy_object(h).map_err(device("destroy key"))
+    }
+
     /// Destroy the key pair labelled `label` (retiring a key). Signers of it
     /// fail with a device error from then on.
     pub fn destroy_key_pair(&self, label: &str) -> Result<(), HsmError> {
