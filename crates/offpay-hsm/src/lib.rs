@@ -108,6 +108,18 @@ fn device(what: &'static str) -> impl Fn(CkError) -> HsmError {
     }
 }
 
+/// Object creation and destruction in tokens, serialized within the
+/// process: SoftHSM2's file object store answers concurrent creates in one
+/// token with `CKR_GENERAL_ERROR`, and a find-then-create must not race
+/// another (two keys under one label).
+pub(crate) fn object_writes() -> std::sync::MutexGuard<'static, ()> {
+    static WRITES: Mutex<()> = Mutex::new(());
+    // The guarded data is (): a panic elsewhere leaves nothing inconsistent.
+    WRITES
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// One initialized context per module path for the whole process:
 /// `C_Initialize` is process-wide.
 fn context(module: &Path) -> Result<Pkcs11, HsmError> {
@@ -248,11 +260,13 @@ impl Token {
     /// [`KeyMode::CreateOrAdopt`]).
     pub fn signer(&self, label: &str, suite: Suite, mode: KeyMode) -> Result<HsmSigner, HsmError> {
         let session = self.session()?;
+        let writes = object_writes();
         let (private, public) = match find_pair(&session, label)? {
             Some(pair) => pair,
             None if mode == KeyMode::CreateOrAdopt => generate(&session, label, suite)?,
             None => return Err(HsmError::KeyNotFound(label.to_string())),
         };
+        drop(writes);
         let public = read_public(&session, public, suite, label)?;
         Ok(HsmSigner {
             token: self.clone(),
@@ -685,6 +699,7 @@ impl Token {
     /// [`HsmVault`]'s sealing key: what it sealed is lost).
     pub fn destroy_secret_key(&self, label: &str) -> Result<(), HsmError> {
         let s = self.session()?;
+        let _writes = object_writes();
         let h = find_one(&s, label, ObjectClass::SECRET_KEY)?
             .ok_or_else(|| HsmError::KeyNotFound(label.into()))?;
         s.destroy_object(h).map_err(device("destroy key"))
@@ -694,6 +709,7 @@ impl Token {
     /// fail with a device error from then on.
     pub fn destroy_key_pair(&self, label: &str) -> Result<(), HsmError> {
         let s = self.session()?;
+        let _writes = object_writes();
         let (private, public) =
             find_pair(&s, label)?.ok_or_else(|| HsmError::KeyNotFound(label.into()))?;
         s.destroy_object(private).map_err(device("destroy key"))?;

@@ -267,12 +267,14 @@ impl<S: BlobStore, C: MonotonicCounter> HsmVault<S, C> {
             return Err(VaultError::CounterNotFresh);
         }
         let session = token.session().map_err(|e| vault_error(&e))?;
+        let writes = crate::object_writes();
         let key = match find_one(&session, &sealing_label(label), ObjectClass::SECRET_KEY)
             .map_err(|e| vault_error(&e))?
         {
             Some(k) => k,
             None => generate_sealing_key(&session, label)?,
         };
+        drop(writes);
         let key_id = check_sealing_key(&session, key)?;
         let mut vault = Self {
             token: token.clone(),

@@ -8,7 +8,9 @@
 //! * [`host`] and [`ta_crash`]: the vault suites (crash at every write,
 //!   counter failures, rollback, every TA operation crashed at every blob
 //!   replace) generic over a [`host::HostVault`], so that every vault
-//!   backend (the sealed vault here, offpay-hsm's `HsmVault`) runs them.
+//!   backend (the sealed vault here, offpay-hsm's `HsmVault`) runs them;
+//!   [`refusal_suite!`]: the TA's refusal tests over any
+//!   [`refusals::SuiteVault`].
 //! * `postgres` (feature `postgres`): a fresh schema or database per test,
 //!   skipped with a printed reason when no server answers, failed instead
 //!   under `OFFPAY_REQUIRE_POSTGRES=1`.
@@ -23,6 +25,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // lint-exception: test support code, a failed unwrap is a failed test
 
 pub mod host;
+pub mod refusals;
 pub mod scheme;
 pub mod ta_crash;
 pub use scheme::*;
