@@ -1,4 +1,8 @@
-//! offpay keys in a PKCS#11 token (an HSM, or SoftHSM2 in tests).
+//! offpay keys in a PKCS#11 token (an HSM, or SoftHSM2 in tests): the
+//! issuer's CA keys ([`HsmSigner`]) and a wallet's vault ([`HsmVault`], in
+//! [`vault`]: the TA's signing keys are token key pairs, its state is sealed
+//! with AES-256-GCM under a token-held secret key, the PIN is the token's;
+//! the secure-element stand-in).
 //!
 //! The token's module is loaded at run time (`dlopen` through `cryptoki`):
 //! nothing is linked at build time. An [`HsmSigner`] implements
@@ -13,6 +17,10 @@
 //! answers `CKR_SESSION_HANDLE_INVALID`, `CKR_DEVICE_REMOVED` or
 //! `CKR_USER_NOT_LOGGED_IN` (or a stale key handle after a logout), the
 //! session is re-opened, logged in again and the key found again once; a second failure is returned with its `CKR_*` code.
+//!
+//! Objects are created and destroyed under one process-wide lock: SoftHSM2's
+//! file object store answers concurrent creates in one token with
+//! `CKR_GENERAL_ERROR`, and a find-then-create must not race another.
 
 mod config;
 mod rv;

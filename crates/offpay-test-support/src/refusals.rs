@@ -1,4 +1,4 @@
-//! The TA's refusal suite, for every vault backend: [`refusal_suite!`]
+//! The TA's refusal suite, for every vault backend: [`refusal_suite!`](crate::refusal_suite)
 //! expands offpay-wallet's refusal tests (each asserts the exact
 //! `WalletError` and that nothing changed: the vault was not written, the
 //! status, chain head, history, evidence and unsynced log are what they

@@ -30,6 +30,11 @@
 //! - [`SealedFileVault`]: the software vault (DESIGN.md §5, "app-integrated
 //!   TRE"), a [`SealedVault`] over a directory and a [`FileCounter`]: one
 //!   sealing and commit implementation for both.
+//! - offpay-hsm's `HsmVault` (a crate of its own: this one links no PKCS#11):
+//!   the same version/counter rules ([`reconcile`]) over a [`BlobStore`] and
+//!   a [`MonotonicCounter`], the state sealed with AES-256-GCM under a
+//!   non-extractable key in a PKCS#11 token, and the TA's signing keys held
+//!   there too ([`Vault::device_key`]).
 //! - [`MemoryVault`]: in memory, for tests and the simulator, with the same
 //!   version/counter semantics, rollback simulation
 //!   ([`MemoryVault::snapshot`]/[`MemoryVault::restore`]) and crash injection
@@ -353,7 +358,7 @@ impl VaultError {
 ///
 /// Public so that a vault outside this crate (offpay-hsm's `HsmVault`)
 /// follows exactly the rules of [`SealedVault`] (see
-/// [`sealed`](self::sealed), "Commit protocol and recovery").
+/// [`sealed`], "Commit protocol and recovery").
 ///
 /// # Errors
 /// [`VaultError::Corrupt`] when the state is more than one version ahead
