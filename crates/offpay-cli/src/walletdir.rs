@@ -246,6 +246,9 @@ pub(crate) fn vault_error_code(e: &VaultError) -> &'static str {
         VaultError::NotFound => "no_wallet",
         VaultError::AlreadyExists => "wallet_exists",
         VaultError::Io { .. } => "vault_io",
+        VaultError::KeyDevice { .. } => "key_device",
+        VaultError::TokenPinRefused { locked: false, .. } => "wrong_pin",
+        VaultError::TokenPinRefused { locked: true, .. } => "pin_attempts_exhausted",
         _ => "vault",
     }
 }

@@ -265,6 +265,13 @@ pub enum OffpayError {
     PinAttemptsUnreadable,
     /// The device secret does not belong to this wallet (no attempt counted).
     WrongDeviceSecret,
+    /// The key device (a PKCS#11 token) refused the user PIN; the token
+    /// counts the attempts. `locked`: it refuses every PIN until its
+    /// security officer unlocks it.
+    TokenPinRefused {
+        /// The token refuses every PIN.
+        locked: bool,
+    },
     /// The sealed state failed authentication: it was edited, truncated or replaced.
     Tampered,
     /// The stored blobs and the counter disagree in a way no crash can produce.
@@ -334,6 +341,7 @@ pub enum OffpayError {
 }
 
 /// The text of the TA's refusals (the first section of [`OffpayError`]).
+#[expect(clippy::too_many_lines)] // lint-exception: one arm per variant, a flat table
 fn fmt_refusal(e: &OffpayError, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
     use OffpayError::*;
     match e {
@@ -451,6 +459,12 @@ impl core::fmt::Display for OffpayError {
             ),
             WrongDeviceSecret => {
                 f.write_str("the device secret does not belong to this wallet (no attempt counted)")
+            }
+            TokenPinRefused { locked: false } => {
+                f.write_str("the token refused the PIN (the token counts the attempt)")
+            }
+            TokenPinRefused { locked: true } => {
+                f.write_str("the token's PIN is locked: its security officer must unlock it")
             }
             Tampered => f.write_str("the sealed wallet state failed authentication (tampered)"),
             Corrupt { reason } => write!(f, "wallet storage corrupt: {reason}"),
@@ -665,6 +679,11 @@ impl From<VaultError> for OffpayError {
             VaultError::InvalidKdfParams => O::InvalidKdfParams,
             VaultError::Kdf => O::Kdf,
             VaultError::Rng => O::Randomness,
+            VaultError::TokenPinRefused { locked, .. } => O::TokenPinRefused { locked },
+            // The same variant as the TA's own key-device refusal.
+            e @ VaultError::KeyDevice { .. } => O::KeyDevice {
+                reason: e.to_string(),
+            },
             // Io (a storage that is not the host's), Crashed (fault injection).
             other => O::Vault {
                 reason: other.to_string(),

@@ -182,6 +182,20 @@ fn every_vault_refusal_has_its_own_variant() {
         (VaultError::InvalidKdfParams, OffpayError::InvalidKdfParams),
         (VaultError::Kdf, OffpayError::Kdf),
         (VaultError::Rng, OffpayError::Randomness),
+        (
+            VaultError::TokenPinRefused {
+                locked: false,
+                rc: 0xa0,
+            },
+            OffpayError::TokenPinRefused { locked: false },
+        ),
+        (
+            VaultError::TokenPinRefused {
+                locked: true,
+                rc: 0xa4,
+            },
+            OffpayError::TokenPinRefused { locked: true },
+        ),
     ];
     for (vault, sdk) in cases {
         assert_eq!(OffpayError::from(WalletError::Vault(vault)), sdk);
@@ -192,4 +206,14 @@ fn every_vault_refusal_has_its_own_variant() {
         kind: std::io::ErrorKind::PermissionDenied,
     });
     assert!(matches!(io, OffpayError::Vault { ref reason } if reason.contains("rename")));
+    // The vault's key device arrives as the TA's own key-device refusal.
+    let device = OffpayError::from(VaultError::KeyDevice {
+        op: "encrypt",
+        reason: "the token refused",
+        rc: 0x82,
+    });
+    assert!(
+        matches!(device, OffpayError::KeyDevice { ref reason } if reason.contains("encrypt") && reason.contains("0x82")),
+        "{device:?}"
+    );
 }

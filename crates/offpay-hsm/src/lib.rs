@@ -1,4 +1,8 @@
-//! offpay keys in a PKCS#11 token (an HSM, or SoftHSM2 in tests).
+//! offpay keys in a PKCS#11 token (an HSM, or SoftHSM2 in tests): the
+//! issuer's CA keys ([`HsmSigner`]) and a wallet's vault ([`HsmVault`], in
+//! [`vault`]: the TA's signing keys are token key pairs, its state is sealed
+//! with AES-256-GCM under a token-held secret key, the PIN is the token's;
+//! the secure-element stand-in).
 //!
 //! The token's module is loaded at run time (`dlopen` through `cryptoki`):
 //! nothing is linked at build time. An [`HsmSigner`] implements
@@ -13,9 +17,14 @@
 //! answers `CKR_SESSION_HANDLE_INVALID`, `CKR_DEVICE_REMOVED` or
 //! `CKR_USER_NOT_LOGGED_IN` (or a stale key handle after a logout), the
 //! session is re-opened, logged in again and the key found again once; a second failure is returned with its `CKR_*` code.
+//!
+//! Objects are created and destroyed under one process-wide lock: SoftHSM2's
+//! file object store answers concurrent creates in one token with
+//! `CKR_GENERAL_ERROR`, and a find-then-create must not race another.
 
 mod config;
 mod rv;
+pub mod vault;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -35,6 +44,7 @@ use sha2::{Digest, Sha256};
 
 pub use config::{HsmConfig, PinSource, TokenRef};
 pub use rv::ckr_code;
+pub use vault::HsmVault;
 
 /// DER of the Ed25519 curve OID 1.3.101.112 (`CKA_EC_PARAMS`).
 const ED25519_PARAMS: &[u8] = &[0x06, 0x03, 0x2b, 0x65, 0x70];
@@ -106,6 +116,18 @@ fn device(what: &'static str) -> impl Fn(CkError) -> HsmError {
     }
 }
 
+/// Object creation and destruction in tokens, serialized within the
+/// process: SoftHSM2's file object store answers concurrent creates in one
+/// token with `CKR_GENERAL_ERROR`, and a find-then-create must not race
+/// another (two keys under one label).
+pub(crate) fn object_writes() -> std::sync::MutexGuard<'static, ()> {
+    static WRITES: Mutex<()> = Mutex::new(());
+    // The guarded data is (): a panic elsewhere leaves nothing inconsistent.
+    WRITES
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// One initialized context per module path for the whole process:
 /// `C_Initialize` is process-wide.
 fn context(module: &Path) -> Result<Pkcs11, HsmError> {
@@ -154,6 +176,17 @@ impl std::fmt::Debug for Token {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Token({:?}, slot {})", self.label, self.slot.id())
     }
+}
+
+/// How a key in the token is protected ([`Token::key_protection`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KeyProtection {
+    /// `CKA_SENSITIVE`.
+    pub sensitive: bool,
+    /// `CKA_EXTRACTABLE`.
+    pub extractable: bool,
+    /// The token hands out a non-empty `CKA_VALUE`.
+    pub value_readable: bool,
 }
 
 /// What to do when the token has no key under a label.
@@ -235,11 +268,13 @@ impl Token {
     /// [`KeyMode::CreateOrAdopt`]).
     pub fn signer(&self, label: &str, suite: Suite, mode: KeyMode) -> Result<HsmSigner, HsmError> {
         let session = self.session()?;
+        let writes = object_writes();
         let (private, public) = match find_pair(&session, label)? {
             Some(pair) => pair,
             None if mode == KeyMode::CreateOrAdopt => generate(&session, label, suite)?,
             None => return Err(HsmError::KeyNotFound(label.to_string())),
         };
+        drop(writes);
         let public = read_public(&session, public, suite, label)?;
         Ok(HsmSigner {
             token: self.clone(),
@@ -591,10 +626,98 @@ pub fn init_free_token(
 }
 
 impl Token {
+    /// Change the token's user PIN from the one this handle logged in with
+    /// to `new_pin` (`C_SetPIN`). Sessions logged in stay logged in; a new
+    /// login (this handle's included) needs the new PIN.
+    pub fn change_pin(&self, new_pin: &str) -> Result<(), HsmError> {
+        let s = self.session()?;
+        s.set_pin(&self.pin, &AuthPin::from(new_pin.to_string()))
+            .map_err(device("set pin"))
+    }
+
+    /// Log the user out of the token (`C_Logout`): PKCS#11 login is per
+    /// application, so every session of this process on the token is
+    /// logged out, as a token reset would do; the next operation of a
+    /// signer or a vault logs in again.
+    pub fn logout(&self) -> Result<(), HsmError> {
+        let s = self.session()?;
+        s.logout().map_err(device("log out"))
+    }
+
+    /// How the key of `class` labelled `label` is protected (an audit: the
+    /// vault's keys must be sensitive, not extractable, `CKA_VALUE` refused).
+    pub fn key_protection(
+        &self,
+        label: &str,
+        class: ObjectClass,
+    ) -> Result<KeyProtection, HsmError> {
+        let s = self.session()?;
+        let h = find_one(&s, label, class)?.ok_or_else(|| HsmError::KeyNotFound(label.into()))?;
+        let attrs = s
+            .get_attributes(h, &[AttributeType::Sensitive, AttributeType::Extractable])
+            .map_err(device("read attribute"))?;
+        let mut p = KeyProtection {
+            sensitive: false,
+            extractable: true,
+            value_readable: true,
+        };
+        for a in attrs {
+            match a {
+                Attribute::Sensitive(b) => p.sensitive = b,
+                Attribute::Extractable(b) => p.extractable = b,
+                _ => {}
+            }
+        }
+        p.value_readable = match s.get_attributes(h, &[AttributeType::Value]) {
+            Ok(attrs) => attrs
+                .iter()
+                .any(|a| matches!(a, Attribute::Value(v) if !v.is_empty())),
+            Err(CkError::Pkcs11(RvError::AttributeSensitive, _)) => false,
+            Err(e) => return Err(device("read attribute")(e)),
+        };
+        Ok(p)
+    }
+
+    /// Suspend (or resume) the use of the key of `class` labelled `label`
+    /// without destroying it: `CKA_ENCRYPT`/`CKA_DECRYPT` of a secret key,
+    /// `CKA_SIGN` of a private key set to `!suspended`. An operator's
+    /// stop; while suspended, every operation with the key is refused by
+    /// the token (`CKR_KEY_FUNCTION_NOT_PERMITTED`).
+    pub fn suspend_key(
+        &self,
+        label: &str,
+        class: ObjectClass,
+        suspended: bool,
+    ) -> Result<(), HsmError> {
+        let s = self.session()?;
+        let h = find_one(&s, label, class)?.ok_or_else(|| HsmError::KeyNotFound(label.into()))?;
+        let attrs = if class == ObjectClass::SECRET_KEY {
+            vec![
+                Attribute::Encrypt(!suspended),
+                Attribute::Decrypt(!suspended),
+            ]
+        } else {
+            vec![Attribute::Sign(!suspended)]
+        };
+        s.update_attributes(h, &attrs)
+            .map_err(device("set attribute"))
+    }
+
+    /// Destroy the secret key labelled `label` (decommissioning an
+    /// [`HsmVault`]'s sealing key: what it sealed is lost).
+    pub fn destroy_secret_key(&self, label: &str) -> Result<(), HsmError> {
+        let s = self.session()?;
+        let _writes = object_writes();
+        let h = find_one(&s, label, ObjectClass::SECRET_KEY)?
+            .ok_or_else(|| HsmError::KeyNotFound(label.into()))?;
+        s.destroy_object(h).map_err(device("destroy key"))
+    }
+
     /// Destroy the key pair labelled `label` (retiring a key). Signers of it
     /// fail with a device error from then on.
     pub fn destroy_key_pair(&self, label: &str) -> Result<(), HsmError> {
         let s = self.session()?;
+        let _writes = object_writes();
         let (private, public) =
             find_pair(&s, label)?.ok_or_else(|| HsmError::KeyNotFound(label.into()))?;
         s.destroy_object(private).map_err(device("destroy key"))?;

@@ -8,6 +8,14 @@ use cryptoki_sys::*; // the CKR_* constants
 #[allow(clippy::useless_conversion)]
 pub(crate) const CKR_KEY_HANDLE_INVALID: u64 = cryptoki_sys::CKR_KEY_HANDLE_INVALID;
 
+/// `CKR_PIN_LOCKED`.
+#[allow(clippy::useless_conversion)]
+pub(crate) const CKR_PIN_LOCKED: u64 = cryptoki_sys::CKR_PIN_LOCKED;
+
+/// `CKR_MECHANISM_INVALID`.
+#[allow(clippy::useless_conversion)]
+pub(crate) const CKR_MECHANISM_INVALID: u64 = cryptoki_sys::CKR_MECHANISM_INVALID;
+
 /// The `CKR_*` value of a cryptoki error, 0 when it is not a token's answer
 /// (the module could not be loaded, a conversion failed).
 pub(crate) fn error_code(e: &CkError) -> u64 {

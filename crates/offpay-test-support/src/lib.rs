@@ -5,6 +5,12 @@
 //!   about the wallet or a transport (root and issuer CA, enrollment,
 //!   vouchers, CRLs, sync responses, forging helpers).
 //! * [`pay`], [`eur`], [`eur_currency`], [`test_bytes`].
+//! * [`host`] and [`ta_crash`]: the vault suites (crash at every write,
+//!   counter failures, rollback, every TA operation crashed at every blob
+//!   replace) generic over a [`host::HostVault`], so that every vault
+//!   backend (the sealed vault here, offpay-hsm's `HsmVault`) runs them;
+//!   [`refusal_suite!`]: the TA's refusal tests over any
+//!   [`refusals::SuiteVault`].
 //! * `postgres` (feature `postgres`): a fresh schema or database per test,
 //!   skipped with a printed reason when no server answers, failed instead
 //!   under `OFFPAY_REQUIRE_POSTGRES=1`.
@@ -18,7 +24,10 @@
 //! crate) works for `tests/*.rs` only, not for unit tests inside `src/`.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // lint-exception: test support code, a failed unwrap is a failed test
 
+pub mod host;
+pub mod refusals;
 pub mod scheme;
+pub mod ta_crash;
 pub use scheme::*;
 
 #[cfg(feature = "server")]

@@ -15,6 +15,7 @@ use crate::error::WalletError;
 pub type DeviceKey = Box<dyn Signer>;
 
 /// The key the TA signs with.
+#[expect(clippy::large_enum_variant)] // lint-exception: one per wallet, held in place, never moved in a loop
 pub(crate) enum WalletKey {
     /// In process, from the seed sealed in the TA state.
     Software(Box<SigningKey>),

@@ -16,7 +16,6 @@ use std::fs;
 use std::path::Path;
 
 use offpay_protocol::cbor::DecodeError;
-use offpay_protocol::entropy::OsEntropy;
 use offpay_protocol::envelope::Signed;
 use offpay_protocol::evidence::{EvidenceError, verify_double_spend, verify_double_spend_bytes};
 use offpay_protocol::messages::{
@@ -24,11 +23,9 @@ use offpay_protocol::messages::{
 };
 use offpay_protocol::pki::{Certificate, PkiError};
 use offpay_protocol::{Hash32, Suite, UnixSeconds};
+use offpay_test_support::host::{self, SealedHost, assert_refuses_everything};
 use offpay_test_support::*;
-use offpay_wallet::vault::{
-    KdfParams, MemoryBlobStore, MemoryCounter, MemoryVault, MonotonicCounter, SealedFileVault,
-    SealedVault, Vault, VaultError,
-};
+use offpay_wallet::vault::{KdfParams, MemoryVault, SealedFileVault, Vault, VaultError};
 use offpay_wallet::{LockReason, Wallet, WalletError};
 
 const PIN: &[u8] = b"1357";
@@ -46,34 +43,6 @@ fn open_sealed(dir: &Path) -> Wallet<SealedFileVault> {
 
 fn locked() -> WalletError {
     WalletError::Locked(LockReason::RolledBack)
-}
-
-/// `w` is a rolled-back wallet: every money-moving operation is refused with
-/// `Locked(RolledBack)` and leaves its state exactly as it was. `payee` is an
-/// honest wallet; `pending_req` a request `w` issued before the rollback point
-/// (still pending in the restored state); `voucher` a fresh voucher for `w`.
-fn assert_refuses_everything<V: Vault>(
-    w: &mut Wallet<V>,
-    payee: &mut Wallet<MemoryVault>,
-    pending_req: &[u8],
-    voucher: &[u8],
-    now: UnixSeconds,
-) {
-    let before = observe(w, now);
-    assert_eq!(before.status.locked, Some(LockReason::RolledBack));
-    let req = payee.request(eur(100), 300, now).unwrap();
-    assert_eq!(w.pay(&req, now), Err(locked()), "pay");
-    assert_eq!(w.request(eur(100), 300, now), Err(locked()), "request");
-    assert_eq!(w.redeem(eur(100), now), Err(locked()), "redeem");
-    assert_eq!(w.apply_voucher(voucher, now), Err(locked()), "voucher");
-    // A genuine payment for a request the wallet really has pending.
-    let payment = payee.pay(pending_req, now).unwrap();
-    assert_eq!(w.receive(&payment, now), Err(locked()), "receive");
-    assert_eq!(
-        observe(w, now),
-        before,
-        "a refusal changed the locked wallet"
-    );
 }
 
 /// The report `w` builds while locked: it says so, and carries the restored state.
@@ -275,143 +244,14 @@ fn issuer_lock_also_refuses_and_only_unlock_lifts_it() {
     pay(&mut alice, &mut bob, 10, T0.plus(2));
 }
 
-fn blob_create<C: MonotonicCounter>(
-    store: &MemoryBlobStore,
-    counter: C,
-) -> SealedVault<MemoryBlobStore, C> {
-    SealedVault::create(
-        store.clone(),
-        counter,
-        PIN,
-        &SECRET,
-        KdfParams::TEST,
-        OsEntropy::shared(),
-    )
-    .unwrap()
-}
-
-fn blob_open<C: MonotonicCounter>(
-    store: &MemoryBlobStore,
-    counter: C,
-) -> SealedVault<MemoryBlobStore, C> {
-    SealedVault::open(store.clone(), counter, PIN, &SECRET, OsEntropy::shared()).unwrap()
-}
-
 #[test]
 fn restored_state_blob_of_host_storage_opens_locked() {
-    for suite in SUITES {
-        let mut s = Scheme::new(suite);
-        let store = MemoryBlobStore::new();
-        let counter = MemoryCounter::new(0);
-        let mut alice = s.enroll(blob_create(&store, counter.clone()), suite, T0);
-        let mut bob = s.enroll(MemoryVault::new(), suite, T0);
-        s.load(&mut alice, 10_000, T0);
-        let pending_req = alice.request(eur(300), 3600, T0).unwrap();
-        // A backup of the app's files directory, restored after a payment; the
-        // counter (in the keystore) is not in the backup.
-        let aside = store.get("state.sealed").unwrap();
-        pay(&mut alice, &mut bob, 1_000, T0.plus(10));
-        let counted = counter.value();
-        drop(alice);
-        store.put("state.sealed", &aside);
-        let mut alice = Wallet::open(blob_open(&store, counter.clone())).unwrap();
-        assert_eq!(alice.lock(), Some(&LockReason::RolledBack));
-        assert_eq!(alice.balance().unwrap().minor, 10_000, "the restored state");
-        let v = s.voucher(alice.wallet_id(), 500, T0.plus(20));
-        assert_refuses_everything(&mut alice, &mut bob, &pending_req, &v, T0.plus(20));
-        drop(alice);
-        let alice = Wallet::open(blob_open(&store, counter.clone())).unwrap();
-        assert_eq!(
-            alice.lock(),
-            Some(&LockReason::RolledBack),
-            "the lock is sealed"
-        );
-        assert!(
-            counter.value() > counted,
-            "the lock is sealed above the counter"
-        );
-    }
-}
-
-/// A keystore counter that can be made to refuse every advance.
-#[derive(Clone, Debug, Default)]
-struct StuckCounter {
-    inner: MemoryCounter,
-    stuck: std::sync::Arc<std::sync::atomic::AtomicBool>,
-}
-
-impl StuckCounter {
-    fn stick(&self, stuck: bool) {
-        self.stuck.store(stuck, std::sync::atomic::Ordering::SeqCst);
-    }
-}
-
-fn keystore_down() -> VaultError {
-    VaultError::Io {
-        op: "advance counter",
-        kind: std::io::ErrorKind::Other,
-    }
-}
-
-impl MonotonicCounter for StuckCounter {
-    fn read(&mut self) -> Result<u64, VaultError> {
-        self.inner.read()
-    }
-
-    fn advance_to(&mut self, v: u64) -> Result<(), VaultError> {
-        if self.stuck.load(std::sync::atomic::Ordering::SeqCst) {
-            return Err(keystore_down());
-        }
-        self.inner.advance_to(v)
-    }
+    host::restored_state_blob_opens_locked(&SealedHost, &SUITES);
 }
 
 #[test]
 fn a_counter_that_cannot_advance_stops_the_wallet_paying_past_it() {
-    for suite in SUITES {
-        let mut s = Scheme::new(suite);
-        let store = MemoryBlobStore::new();
-        let counter = StuckCounter::default();
-        let mut alice = s.enroll(blob_create(&store, counter.clone()), suite, T0);
-        let mut bob = s.enroll(MemoryVault::new(), suite, T0);
-        s.load(&mut alice, 10_000, T0);
-        let t = T0.plus(10);
-        pay(&mut alice, &mut bob, 1_000, t);
-        let total = alice.balance().unwrap().minor + bob.balance().unwrap().minor;
-
-        counter.stick(true);
-        let req = bob.request(eur(2_000), 3600, t).unwrap();
-        // The state blob is replaced, the counter refuses: no Payment leaves.
-        assert_eq!(alice.pay(&req, t), Err(WalletError::Vault(keystore_down())));
-        let req2 = bob.request(eur(500), 3600, t).unwrap();
-        assert_eq!(
-            alice.pay(&req2, t),
-            Err(WalletError::Vault(keystore_down()))
-        );
-        assert!(alice.redeem(eur(100), t).is_err());
-        drop(alice);
-        // Reopened while the counter is still stuck: the open cannot finish
-        // the interrupted commit, so there is no wallet to pay with.
-        assert_eq!(
-            Wallet::open(blob_open(&store, counter.clone())).err(),
-            Some(WalletError::Vault(keystore_down()))
-        );
-
-        // The keystore works again: the interrupted commit completes, and the
-        // payee asking again gets the Payment, debited once.
-        counter.stick(false);
-        let mut alice = Wallet::open(blob_open(&store, counter.clone())).unwrap();
-        assert_eq!(alice.lock(), None);
-        assert_eq!(alice.balance().unwrap().minor, 7_000);
-        let payment = alice.pay(&req, t).unwrap();
-        assert_eq!(alice.balance().unwrap().minor, 7_000, "debited once");
-        let receipt = bob.receive(&payment, t).unwrap();
-        alice.confirm(&receipt).unwrap();
-        assert_eq!(
-            alice.balance().unwrap().minor + bob.balance().unwrap().minor,
-            total
-        );
-    }
+    host::a_counter_that_cannot_advance_stops_the_wallet_paying_past_it(&SealedHost, &SUITES);
 }
 
 // ---- (b) cloned wallet and double-spend proofs ---------------------------------

@@ -23,61 +23,14 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use offpay_protocol::entropy::OsEntropy;
+use offpay_test_support::host::{self, BLOB_POINTS, SealedHost, check_after_crash, states};
 use offpay_wallet::vault::{
-    BlobCrashPoint, FaultyFs, KdfParams, MemoryBlobStore, MemoryCounter, MonotonicCounter, RealFs,
-    SealedFileVault, SealedVault, SimulatedCrash, Vault, VaultError, VaultFs,
+    FaultyFs, KdfParams, MemoryBlobStore, MemoryCounter, MonotonicCounter, RealFs, SealedFileVault,
+    SealedVault, SimulatedCrash, Vault, VaultError, VaultFs,
 };
 
 const PIN: &[u8] = b"2468";
 const SECRET: [u8; 32] = [0x5a; 32];
-
-/// The states committed in sequence (distinct, of various sizes).
-fn states() -> Vec<Vec<u8>> {
-    vec![
-        b"state one".to_vec(),
-        Vec::new(),
-        vec![0xC3; 10_000],
-        b"state four, the last".to_vec(),
-    ]
-}
-
-/// Checks a reopened vault after a crash during commit number `failed`
-/// (`None`: no crash fired) of `states()`; returns the loaded version.
-fn check_after_crash<V: Vault>(v: &mut V, failed: Option<usize>, label: &str) -> u64 {
-    let states = states();
-    let l = v.load().unwrap_or_else(|e| panic!("{label}: load: {e}"));
-    assert_eq!(l.rollback, None, "{label}: false rollback");
-    let ok_count = failed.unwrap_or(states.len());
-    let old = ok_count.checked_sub(1).map(|i| states[i].clone());
-    let new = failed.map(|i| states[i].clone());
-    let ok_version = u64::try_from(ok_count).unwrap();
-    if l.state == old {
-        assert_eq!(l.version, ok_version, "{label}: old state, wrong version");
-    } else if l.state == new {
-        assert_eq!(
-            l.version,
-            ok_version + 1,
-            "{label}: new state, wrong version"
-        );
-    } else {
-        panic!("{label}: neither old nor new state: {l:?}");
-    }
-    // A further commit works and is durable.
-    v.commit(b"after the crash")
-        .unwrap_or_else(|e| panic!("{label}: commit after crash: {e}"));
-    let after = v.load().unwrap();
-    assert_eq!(
-        after.state.as_deref(),
-        Some(&b"after the crash"[..]),
-        "{label}"
-    );
-    assert_eq!(
-        (after.version, after.rollback),
-        (l.version + 1, None),
-        "{label}"
-    );
-    l.version
-}
 
 #[test]
 fn crash_at_every_commit_operation() {
@@ -451,55 +404,9 @@ fn blob_open<C: MonotonicCounter>(
     SealedVault::open(store.clone(), counter, PIN, &SECRET, OsEntropy::shared())
 }
 
-const BLOB_POINTS: [BlobCrashPoint; 2] =
-    [BlobCrashPoint::BeforeReplace, BlobCrashPoint::AfterReplace];
-
 #[test]
 fn blob_crash_at_every_commit_replace() {
-    for point in BLOB_POINTS {
-        let mut n = 0;
-        loop {
-            let store = MemoryBlobStore::new();
-            let counter = MemoryCounter::new(0);
-            let mut v = blob_create(&store, counter.clone()).unwrap();
-            store.fail_replace_at(n, point);
-            let mut failed = None;
-            for (i, s) in states().iter().enumerate() {
-                if let Err(e) = v.commit(s) {
-                    assert_eq!(e, VaultError::Crashed, "n {n}");
-                    failed = Some(i);
-                    break;
-                }
-            }
-            // The dead process: every call fails.
-            if store.is_crashed() {
-                assert_eq!(v.load(), Err(VaultError::Crashed));
-            }
-            drop(v);
-            let fired = store.is_crashed();
-            if !fired {
-                assert_eq!(failed, None);
-                assert_eq!(n, 4, "one replace per commit");
-                assert_eq!(store.replaces(), 4);
-                break;
-            }
-            store.restart();
-            let label = format!("blob {point:?} n {n}");
-            let mut v = blob_open(&store, counter.clone()).unwrap();
-            let version = check_after_crash(&mut v, failed, &label);
-            // Before the replace: the old state; after it: the new one
-            // (the counter is advanced by the load).
-            let expect = n + u64::from(point == BlobCrashPoint::AfterReplace);
-            assert_eq!(version, expect, "{label}");
-            assert_eq!(counter.value(), version + 1, "{label}");
-            let mut v = blob_open(&store, counter.clone()).unwrap();
-            assert_eq!(
-                v.load().unwrap().state.as_deref(),
-                Some(&b"after the crash"[..])
-            );
-            n += 1;
-        }
-    }
+    host::crash_at_every_commit_replace(&SealedHost);
 }
 
 #[test]
@@ -556,137 +463,12 @@ fn blob_crash_at_every_create_and_open_replace() {
     }
 }
 
-/// A host counter that fails at advance call number `fail_at` (before or
-/// after the value changed), and, when `stuck`, at every advance from then
-/// on (a keystore that stopped working).
-#[derive(Clone, Debug)]
-struct FlakyCounter {
-    inner: MemoryCounter,
-    state: Arc<Mutex<Flaky>>,
-}
-
-#[derive(Debug, Default)]
-struct Flaky {
-    advances: u64,
-    fail_at: Option<u64>,
-    after: bool,
-    stuck: bool,
-    failed: bool,
-}
-
-impl FlakyCounter {
-    fn new(inner: MemoryCounter) -> Self {
-        Self {
-            inner,
-            state: Arc::default(),
-        }
-    }
-
-    fn fail_at(&self, n: u64, after: bool, stuck: bool) {
-        let mut s = self.state.lock().unwrap();
-        *s = Flaky {
-            fail_at: Some(n),
-            after,
-            stuck,
-            ..Flaky::default()
-        };
-    }
-
-    fn heal(&self) {
-        *self.state.lock().unwrap() = Flaky::default();
-    }
-
-    fn failed(&self) -> bool {
-        self.state.lock().unwrap().failed
-    }
-}
-
-fn keystore_down() -> VaultError {
-    VaultError::Io {
-        op: "advance counter",
-        kind: io::ErrorKind::Other,
-    }
-}
-
-impl MonotonicCounter for FlakyCounter {
-    fn read(&mut self) -> Result<u64, VaultError> {
-        self.inner.read()
-    }
-
-    fn advance_to(&mut self, v: u64) -> Result<(), VaultError> {
-        let mut s = self.state.lock().unwrap();
-        let n = s.advances;
-        s.advances += 1;
-        let fail = s.fail_at == Some(n) || (s.stuck && s.failed);
-        if !fail {
-            return self.inner.advance_to(v);
-        }
-        s.failed = true;
-        if s.after {
-            self.inner.advance_to(v)?;
-        }
-        Err(keystore_down())
-    }
-}
-
 #[test]
 fn blob_counter_failure_at_every_commit() {
-    // The counter advance fails once (before or after it took effect): the
-    // commit reports the error, and the next open completes or keeps it.
-    for after in [false, true] {
-        let mut n = 0;
-        loop {
-            let store = MemoryBlobStore::new();
-            let counter = FlakyCounter::new(MemoryCounter::new(0));
-            let mut v = blob_create(&store, counter.clone()).unwrap();
-            counter.fail_at(n, after, false);
-            let mut failed = None;
-            for (i, s) in states().iter().enumerate() {
-                if let Err(e) = v.commit(s) {
-                    assert_eq!(e, keystore_down(), "n {n}");
-                    failed = Some(i);
-                    break;
-                }
-            }
-            drop(v);
-            if !counter.failed() {
-                assert_eq!(n, 4, "one advance per commit");
-                break;
-            }
-            let label = format!("counter after={after} n {n}");
-            let mut v = blob_open(&store, counter.clone()).unwrap();
-            // The state blob was replaced before the advance: the new state.
-            let version = check_after_crash(&mut v, failed, &label);
-            assert_eq!(version, n + 1, "{label}");
-            n += 1;
-        }
-    }
+    host::counter_failure_at_every_commit(&SealedHost);
 }
 
 #[test]
 fn blob_counter_stuck_blocks_every_commit_until_it_works() {
-    let store = MemoryBlobStore::new();
-    let counter = FlakyCounter::new(MemoryCounter::new(0));
-    let mut v = blob_create(&store, counter.clone()).unwrap();
-    v.commit(b"one").unwrap();
-    counter.fail_at(0, false, true);
-    assert_eq!(v.commit(b"two"), Err(keystore_down()));
-    // The state blob holds version 2, the counter 1: nothing more can be
-    // committed (no version is sealed twice, none past the counter + 1), on
-    // this handle or a reopened one, and load cannot finish either.
-    assert_eq!(v.commit(b"three"), Err(keystore_down()));
-    assert_eq!(v.load(), Err(keystore_down()));
-    let mut w = blob_open(&store, counter.clone()).unwrap();
-    assert_eq!(w.load(), Err(keystore_down()));
-    assert_eq!(w.commit(b"three"), Err(keystore_down()));
-    assert_eq!(counter.inner.value(), 1);
-    // The keystore works again: the interrupted commit completes.
-    counter.heal();
-    let l = w.load().unwrap();
-    assert_eq!(
-        (l.state.as_deref(), l.version, l.rollback),
-        (Some(&b"two"[..]), 2, None)
-    );
-    w.commit(b"three").unwrap();
-    assert_eq!(counter.inner.value(), 3);
+    host::counter_stuck_blocks_every_commit_until_it_works(&SealedHost);
 }

@@ -30,6 +30,11 @@
 //! - [`SealedFileVault`]: the software vault (DESIGN.md §5, "app-integrated
 //!   TRE"), a [`SealedVault`] over a directory and a [`FileCounter`]: one
 //!   sealing and commit implementation for both.
+//! - offpay-hsm's `HsmVault` (a crate of its own: this one links no PKCS#11):
+//!   the same version/counter rules ([`reconcile`]) over a [`BlobStore`] and
+//!   a [`MonotonicCounter`], the state sealed with AES-256-GCM under a
+//!   non-extractable key in a PKCS#11 token, and the TA's signing keys held
+//!   there too ([`Vault::device_key`]).
 //! - [`MemoryVault`]: in memory, for tests and the simulator, with the same
 //!   version/counter semantics, rollback simulation
 //!   ([`MemoryVault::snapshot`]/[`MemoryVault::restore`]) and crash injection
@@ -245,6 +250,27 @@ pub enum VaultError {
         /// The device's response code (0 when there is none).
         rc: u32,
     },
+    /// The vault's key device (a PKCS#11 token holding the wallet's signing
+    /// keys and the sealing key, offpay-hsm's `HsmVault`) refused an
+    /// operation, answered something malformed, or is not reachable; nothing
+    /// was committed.
+    KeyDevice {
+        /// The operation (e.g. `"encrypt"`, `"generate key"`).
+        op: &'static str,
+        /// Why, in words.
+        reason: &'static str,
+        /// The token's `CKR_*` value (0 when there is none).
+        rc: u32,
+    },
+    /// The key device (a PKCS#11 token) refused the user PIN: the token
+    /// counts wrong PINs itself. `locked`: it refuses every PIN
+    /// (`CKR_PIN_LOCKED`) until its security officer unlocks it.
+    TokenPinRefused {
+        /// The token refuses every PIN.
+        locked: bool,
+        /// The token's `CKR_*` value.
+        rc: u32,
+    },
     /// Fault injection: the simulated process is dead; restart it
     /// ([`MemoryVault::restart`], or reopen a [`SealedFileVault`]).
     Crashed,
@@ -267,6 +293,16 @@ impl fmt::Display for VaultError {
             Self::CounterDevice { op, reason, rc } => {
                 write!(f, "counter device: {op} failed: {reason} (response code {rc:#x})")
             }
+            Self::KeyDevice { op, reason, rc } => {
+                write!(f, "key device: {op} failed: {reason} (CKR {rc:#x})")
+            }
+            Self::TokenPinRefused { locked: false, rc } => {
+                write!(f, "the token refused the PIN (CKR {rc:#x}); the token counts the attempt")
+            }
+            Self::TokenPinRefused { locked: true, rc } => write!(
+                f,
+                "the token's PIN is locked (CKR {rc:#x}): its security officer must unlock it"
+            ),
             Self::WrongPin { attempts_left } => {
                 let s = if *attempts_left == 1 { "" } else { "s" };
                 write!(f, "wrong PIN ({attempts_left} attempt{s} left)")
@@ -319,7 +355,15 @@ impl VaultError {
 /// authenticated version of the stored state and the counter value, decide
 /// what to do. Returns the rollback report (if any) and whether the counter
 /// must be advanced to `state_version` (interrupted commit).
-pub(crate) fn reconcile(
+///
+/// Public so that a vault outside this crate (offpay-hsm's `HsmVault`)
+/// follows exactly the rules of [`SealedVault`] (see
+/// [`sealed`], "Commit protocol and recovery").
+///
+/// # Errors
+/// [`VaultError::Corrupt`] when the state is more than one version ahead
+/// of the counter.
+pub fn reconcile(
     state_version: u64,
     counter: u64,
 ) -> Result<(Option<RollbackDetected>, bool), VaultError> {
