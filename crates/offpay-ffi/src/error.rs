@@ -341,7 +341,6 @@ pub enum OffpayError {
 }
 
 /// The text of the TA's refusals (the first section of [`OffpayError`]).
-#[expect(clippy::too_many_lines)] // lint-exception: one arm per variant, a flat table
 fn fmt_refusal(e: &OffpayError, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
     use OffpayError::*;
     match e {

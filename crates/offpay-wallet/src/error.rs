@@ -240,7 +240,6 @@ pub enum WalletError {
 }
 
 impl fmt::Display for WalletError {
-    #[expect(clippy::too_many_lines)] // lint-exception: one arm per variant, a flat table
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         use WalletError::*;
         match self {

@@ -10,12 +10,9 @@ use offpay_protocol::envelope::{Body, Signed};
 use offpay_protocol::{PublicKey, Signer, SigningKey};
 
 use crate::error::WalletError;
-
-/// A signing key held by a vault's hardware: it signs, it never leaves.
-pub type DeviceKey = Box<dyn Signer>;
+use crate::vault::DeviceKey;
 
 /// The key the TA signs with.
-#[expect(clippy::large_enum_variant)] // lint-exception: one per wallet, held in place, never moved in a loop
 pub(crate) enum WalletKey {
     /// In process, from the seed sealed in the TA state.
     Software(Box<SigningKey>),

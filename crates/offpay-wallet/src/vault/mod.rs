@@ -74,7 +74,8 @@ use core::fmt;
 
 use offpay_protocol::Suite;
 
-pub use crate::key::DeviceKey;
+/// A signing key held by a vault's hardware: it signs, it never leaves.
+pub type DeviceKey = Box<dyn offpay_protocol::Signer>;
 
 pub use blob::{BlobCrashPoint, BlobStore, DirStore, MemoryBlobStore};
 pub use counter::{FileCounter, MemoryCounter, MonotonicCounter};
