@@ -680,3 +680,74 @@ impl<S: BlobStore, C: MonotonicCounter> Vault for HsmVault<S, C> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_errors_map_to_specific_vault_errors() {
+        let locked = rv::CKR_PIN_LOCKED;
+        assert_eq!(
+            vault_error(&HsmError::Login { code: locked }),
+            VaultError::TokenPinRefused {
+                locked: true,
+                rc: code32(locked),
+            }
+        );
+        assert_eq!(
+            vault_error(&HsmError::Login { code: 0xa0 }),
+            VaultError::TokenPinRefused {
+                locked: false,
+                rc: 0xa0,
+            }
+        );
+        assert_eq!(
+            vault_error(&HsmError::Device {
+                what: "sign",
+                code: 0x68,
+                detail: String::new(),
+            }),
+            VaultError::KeyDevice {
+                op: "sign",
+                reason: "the token refused",
+                rc: 0x68,
+            }
+        );
+        assert!(matches!(
+            vault_error(&HsmError::TokenNotFound("t".into())),
+            VaultError::KeyDevice {
+                op: "find token",
+                ..
+            }
+        ));
+        // A CKR value past u32 (none is defined) saturates, never wraps.
+        assert_eq!(code32(u64::MAX), u32::MAX);
+    }
+
+    #[test]
+    fn header_round_trips_and_short_blobs_are_tampered() {
+        let h = Header {
+            key_id: [3; KEY_ID_LEN],
+            version: 0x0102_0304_0506_0708,
+            iv: [9; IV_LEN],
+        };
+        let mut blob = h.encode().to_vec();
+        blob.extend_from_slice(&[0; TAG_LEN]);
+        let (back, ct) = Header::parse(&blob).unwrap();
+        assert_eq!(
+            (back.key_id, back.version, back.iv),
+            (h.key_id, h.version, h.iv)
+        );
+        assert_eq!(ct.len(), TAG_LEN);
+        assert!(matches!(
+            Header::parse(&blob[..blob.len() - 1]),
+            Err(VaultError::Tampered)
+        ));
+        let mut other = blob.clone();
+        other[4] = 2;
+        assert!(matches!(Header::parse(&other), Err(VaultError::Tampered)));
+        assert!(check_label("w").is_ok());
+        assert!(check_label("").is_err() && check_label("a/b").is_err());
+    }
+}

@@ -3,7 +3,8 @@
 //! not open with another (or without its key); what the token signs
 //! verifies with the wallet certificate; a token that fails mid-operation
 //! moves no money and leaves the committed state intact; a restart adopts
-//! the keys; every refusal is its own error.
+//! the keys (a new login, and a new process over a directory and a file
+//! counter); every refusal is its own error.
 //!
 //! Skips with a printed reason when SoftHSM2 is not installed, unless
 //! `OFFPAY_REQUIRE_HSM=1`.
@@ -16,7 +17,9 @@ use offpay_protocol::envelope::Signed;
 use offpay_protocol::messages::{Payment, Receipt};
 use offpay_protocol::{SignError, Signer, Suite};
 use offpay_test_support::*;
-use offpay_wallet::vault::{MemoryBlobStore, MemoryCounter, MemoryVault, Vault, VaultError};
+use offpay_wallet::vault::{
+    DirStore, FileCounter, MemoryBlobStore, MemoryCounter, MemoryVault, Vault, VaultError,
+};
 use offpay_wallet::{Wallet, WalletError};
 
 mod common;
@@ -33,7 +36,7 @@ fn reopen(tok: &Token, label: &str, store: &MemoryBlobStore, counter: &MemoryCou
 }
 
 #[test]
-fn commits_load_and_reopen_in_a_new_process_context() {
+fn commits_load_and_reopen_after_a_new_login() {
     let Some(t) = token("v_basic") else { return };
     let store = MemoryBlobStore::new();
     let counter = MemoryCounter::new(0);
@@ -460,4 +463,87 @@ fn retire_destroys_the_key_pair_and_open_without_it_is_corrupt() {
         matches!(e, WalletError::Vault(VaultError::Corrupt(_))),
         "{e}"
     );
+}
+
+/// Where the parent test hands the child process its wallet directory.
+const CHILD_DIR: &str = "OFFPAY_HSM_VAULT_CHILD_DIR";
+
+#[test]
+fn a_new_process_adopts_the_keys_and_opens_the_state() {
+    let Some(t) = token("v_process") else { return };
+    let tok = open(&t);
+    let dir = tempfile::tempdir().unwrap();
+    let counter_path = dir.path().join("counter");
+    let mut s = Scheme::new(Suite::P256);
+    let vault = HsmVault::create(
+        &tok,
+        "proc",
+        DirStore::new(dir.path()),
+        FileCounter::create(&counter_path).unwrap(),
+    )
+    .unwrap();
+    let mut alice = s.enroll(vault, Suite::P256, T0);
+    s.load(&mut alice, 4_321, T0);
+    let cert = alice.certificate().unwrap().clone();
+    drop(alice);
+    // The same test binary, run again for the child test alone: a new
+    // process, a new C_Initialize, the same token directory (SOFTHSM2_CONF
+    // is inherited).
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "child_process_reopens_the_wallet",
+            "--ignored",
+            "--nocapture",
+        ])
+        .env(CHILD_DIR, dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "child: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("1 passed"));
+    // The child's report, signed in the token by the adopted key, verifies
+    // with the wallet certificate.
+    let report = std::fs::read(dir.path().join("report")).unwrap();
+    let r = Signed::<offpay_protocol::messages::SyncReport>::decode(&report).unwrap();
+    r.verify(cert.public_key()).unwrap();
+    assert_eq!(r.body().balance, eur(4_321));
+    // The child committed (the report is sealed in the state): seen here.
+    let v = HsmVault::open(
+        &tok,
+        "proc",
+        DirStore::new(dir.path()),
+        FileCounter::open(&counter_path).unwrap(),
+    )
+    .unwrap();
+    let alice = Wallet::open(v).unwrap();
+    assert_eq!(alice.balance().unwrap().minor, 4_321);
+    assert_eq!(alice.status(T0.plus(60)).unsynced_entries, 1);
+}
+
+/// Run by [`a_new_process_adopts_the_keys_and_opens_the_state`] in a child
+/// process; passes at once when run alone.
+#[test]
+#[ignore = "run in a child process by a_new_process_adopts_the_keys_and_opens_the_state"]
+fn child_process_reopens_the_wallet() {
+    let Some(dir) = std::env::var_os(CHILD_DIR) else {
+        return;
+    };
+    let dir = std::path::PathBuf::from(dir);
+    let tok = login(&module(), &TokenRef::Label("v_process".into()), PIN).unwrap();
+    let v = HsmVault::open(
+        &tok,
+        "proc",
+        DirStore::new(&dir),
+        FileCounter::open(&dir.join("counter")).unwrap(),
+    )
+    .unwrap();
+    let mut alice = Wallet::open(v).unwrap();
+    assert_eq!(alice.balance().unwrap().minor, 4_321);
+    let report = alice.sync_report(T0.plus(60)).unwrap();
+    std::fs::write(dir.join("report"), report).unwrap();
 }
