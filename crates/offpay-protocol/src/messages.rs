@@ -211,7 +211,8 @@ fn suite_alg(d: &mut Decoder<'_>, f: &'static str) -> Result<crate::Suite, Decod
 /// Payee -> payer: "pay me this amount against this fresh nonce". Signed by the payee TA.
 ///
 /// Keys: 2 payee, 3 amount, 4 currency, 5 nonce, 6 created, 7 expires,
-/// 8 payee certificate (DER) or 9 its reference.
+/// 8 payee certificate (DER) or 9 its reference; optional: 10 the payer
+/// certificates the payee holds (array of 8-byte reference prefixes).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PaymentRequest {
     /// The payee wallet.
@@ -226,14 +227,24 @@ pub struct PaymentRequest {
     pub expires: UnixSeconds,
     /// The payee's wallet certificate.
     pub payee_cert: CertField,
+    /// The first 8 bytes of the references (SHA-256 of the DER) of the
+    /// payer certificates the payee TA holds, at most
+    /// [`KNOWN_CERTS_MAX`]: a payer whose certificate is listed may send
+    /// it by reference ([`CertField::Reference`]). Empty: send it inline.
+    pub known_certs: Vec<[u8; KNOWN_CERT_PREFIX_BYTES]>,
 }
+
+/// Most certificate prefixes a PaymentRequest lists (key 10).
+pub const KNOWN_CERTS_MAX: usize = 16;
+/// Bytes of a reference prefix in a PaymentRequest's key 10.
+pub const KNOWN_CERT_PREFIX_BYTES: usize = 8;
 
 impl Body for PaymentRequest {
     const TYPE: u64 = message_type::PAYMENT_REQUEST;
     const NAME: &'static str = "PaymentRequest";
     const BYTES_MAX: usize = PAYMENT_REQUEST_BYTES_MAX;
     fn field_count(&self) -> usize {
-        7
+        7 + !self.known_certs.is_empty() as usize
     }
     fn encode_fields(&self, e: &mut Encoder) {
         e.uint(2).bytes(&self.payee.0);
@@ -242,6 +253,12 @@ impl Body for PaymentRequest {
         e.uint(6).uint(self.created.0);
         e.uint(7).uint(self.expires.0);
         self.payee_cert.write(e, 8);
+        if !self.known_certs.is_empty() {
+            e.uint(10).array(self.known_certs.len());
+            for k in &self.known_certs {
+                e.bytes(k);
+            }
+        }
     }
     fn decode_fields(m: &mut MapReader<'_, '_>) -> Result<Self, DecodeError> {
         Ok(PaymentRequest {
@@ -251,6 +268,22 @@ impl Body for PaymentRequest {
             created: time(m.required(6, "created")?, "created")?,
             expires: time(m.required(7, "expires")?, "expires")?,
             payee_cert: CertField::read(m, 8)?,
+            known_certs: match m.optional(10)? {
+                None => Vec::new(),
+                Some(d) => {
+                    let n = d.array("known certificates", KNOWN_CERTS_MAX)?;
+                    if n == 0 {
+                        // Canonical: no list is written by leaving the key out.
+                        return Err(DecodeError::InvalidValue("empty known certificates"));
+                    }
+                    let mut v = Vec::with_capacity(n);
+                    for _ in 0..n {
+                        v.push(d.fixed::<KNOWN_CERT_PREFIX_BYTES>("known certificate")?);
+                    }
+                    d.leave();
+                    v
+                }
+            },
         })
     }
 }
@@ -1898,6 +1931,15 @@ mod limit_tests {
         let (w, h) = (WalletId([0xff; 16]), Hash32([0xff; 32]));
         for suite in [Suite::Ed25519, Suite::P256] {
             let key = SigningKey::from_seed(suite, &[9; 32]).unwrap();
+            let request = PaymentRequest {
+                payee: w,
+                amount,
+                nonce: Nonce([0xff; 16]),
+                created: max,
+                expires: max,
+                payee_cert: CertField::Reference(h),
+                known_certs: Vec::new(),
+            };
             let sizes = [
                 Signed::sign(
                     Receipt {
@@ -1972,19 +2014,7 @@ mod limit_tests {
                 )
                 .bytes()
                 .len(),
-                Signed::sign(
-                    PaymentRequest {
-                        payee: w,
-                        amount,
-                        nonce: Nonce([0xff; 16]),
-                        created: max,
-                        expires: max,
-                        payee_cert: CertField::Reference(h),
-                    },
-                    &key,
-                )
-                .bytes()
-                .len(),
+                Signed::sign(request, &key).bytes().len(),
             ];
             for n in sizes {
                 assert!(

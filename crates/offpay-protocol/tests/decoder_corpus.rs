@@ -258,6 +258,7 @@ fn scheme(suite: Suite) -> Scheme {
 
     let request = Signed::sign(
         PaymentRequest {
+            known_certs: Vec::new(),
             payee,
             amount: eur(1250),
             nonce: Nonce([0x30; 16]),

@@ -288,6 +288,7 @@ fn fixture(suite: Suite) -> Fixture {
     let scheme = scheme_fixture(suite, &root_key, &root);
 
     let request_body = PaymentRequest {
+        known_certs: Vec::new(),
         payee: payee_id(),
         amount: eur(1250),
         nonce: nonce(),

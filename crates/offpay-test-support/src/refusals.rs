@@ -403,6 +403,7 @@ macro_rules! refusal_suite {
                 created: T0,
                 expires: T0.plus(300),
                 payee_cert: CertField::Inline(s.certs[&bob.wallet_id()].clone()),
+                known_certs: Vec::new(),
             });
             refuses(&mut alice, WalletError::BadSignature, |w| {
                 w.pay(&forged, T0)
@@ -502,6 +503,7 @@ macro_rules! refusal_suite {
                 created: T0,
                 expires: T0.plus(300),
                 payee_cert: mallory.cert_field(),
+                known_certs: Vec::new(),
             });
             refuses(&mut alice, WalletError::CertificateWalletMismatch, |w| {
                 w.pay(&forged, T0)
@@ -522,6 +524,7 @@ macro_rules! refusal_suite {
                 created: T0,
                 expires: T0.plus(300),
                 payee_cert: CertField::Reference(Hash32::digest(&mallory.cert)),
+                known_certs: Vec::new(),
             });
             refuses(&mut alice, WalletError::UnknownCertificate, |w| {
                 w.pay(&req, T0)

@@ -288,6 +288,7 @@ impl RawSigner {
     /// A payment request from this signer (as payee), valid `valid_seconds` from `now`.
     pub fn request(&self, amount: Amount, now: UnixSeconds, valid_seconds: u64) -> Vec<u8> {
         self.sign(PaymentRequest {
+            known_certs: Vec::new(),
             payee: self.id,
             amount,
             nonce: Nonce([0x5e; 16]),

@@ -9,6 +9,9 @@ use crate::error::LockReason;
 
 /// Most payment requests a payee keeps pending at once.
 pub const PENDING_REQUESTS_MAX: usize = 16;
+/// Most payer certificates the TA keeps sealed for by-reference payments
+/// (PaymentRequest key 10), least recently used dropped first.
+pub const KNOWN_PEERS_MAX: usize = offpay_protocol::messages::KNOWN_CERTS_MAX;
 /// Most payers whose highest seq the TA remembers (offline rollback detection).
 pub const SEEN_PAYERS_MAX: usize = 1024;
 /// Most refused payments kept as rollback evidence until the next sync.
@@ -19,14 +22,15 @@ pub const HISTORY_MAX: usize = 256;
 pub const LOG_ENTRIES_MAX: usize = offpay_protocol::messages::SYNC_ENTRIES_MAX;
 
 /// Version of the sealed state encoding: 2 adds the scheme directory (field
-/// 26), 3 the key state (field 27: generation, device, re-keying).
+/// 26), 3 the key state (field 27: generation, device, re-keying) and the
+/// payer certificates held for by-reference payments (field 28).
 const STATE_FORMAT: u64 = 3;
 /// Format 2 (before re-keying): such states still open, with generation 0.
 const STATE_FORMAT_V2: u64 = 2;
 /// Format 1 (before the directory): such states still open, with an empty directory.
 const STATE_FORMAT_V1: u64 = 1;
 /// Fields of the sealed state (the top-level array).
-const STATE_FIELDS: usize = 27;
+const STATE_FIELDS: usize = 28;
 /// Fields of a format-2 state.
 const STATE_FIELDS_V2: usize = 26;
 /// Fields of a format-1 state.
@@ -224,6 +228,9 @@ pub(crate) struct TaState {
     pub lock: Option<LockReason>,
     pub directory: DirectoryState,
     pub key: KeyState,
+    /// Payer certificates (DER, each verified when first received, of this
+    /// issuer's wallets), least recently used first, with their references.
+    pub known_peers: Vec<(Hash32, Blob)>,
 }
 
 fn suite_code(s: Suite) -> u64 {
@@ -345,6 +352,11 @@ impl TaState {
                 .map(|r| r.payment.len() + 64)
                 .sum::<usize>()
             + self.seen_payers.len() * 32
+            + self
+                .known_peers
+                .iter()
+                .map(|(_, d)| d.len() + 8)
+                .sum::<usize>()
             + log
             + self.evidence.iter().map(|e| e.len() + 8).sum::<usize>()
             + self.history.len() * 80
@@ -368,6 +380,7 @@ impl TaState {
         debug_assert!(self.evidence.len() <= EVIDENCE_MAX);
         debug_assert!(self.history.len() <= HISTORY_MAX);
         debug_assert!(self.directory.issuers.len() <= DIRECTORY_ISSUERS_MAX);
+        debug_assert!(self.known_peers.len() <= KNOWN_PEERS_MAX);
         if let Some(p) = &self.pending_report {
             // A pending report describes a prefix of what the state holds now.
             debug_assert!(p.log_len <= self.log.len() as u64);
@@ -513,6 +526,10 @@ impl TaState {
                 e.array(2).uint(suite_code(p.suite));
                 opt_bytes(&mut e, &p.seed.as_ref().map(|s| s.as_slice()));
             }
+        }
+        e.array(self.known_peers.len());
+        for (_, der) in &self.known_peers {
+            e.bytes(der);
         }
         let bytes = e.finish();
         debug_assert!(offpay_protocol::cbor::is_one_value(&bytes), "state counts");
@@ -726,10 +743,18 @@ impl TaState {
         } else {
             DirectoryState::default()
         };
-        let key = if format == STATE_FORMAT {
-            read_key_state(&mut d)?
+        let (key, known_peers) = if format == STATE_FORMAT {
+            let key = read_key_state(&mut d)?;
+            let n = d.array("known peers", KNOWN_PEERS_MAX)?;
+            let mut peers = Vec::with_capacity(n);
+            for _ in 0..n {
+                let der: Blob = blob(&mut d, "known peer")?.into();
+                peers.push((Hash32::digest(&der), der));
+            }
+            d.leave();
+            (key, peers)
         } else {
-            KeyState::default()
+            (KeyState::default(), Vec::new())
         };
         d.leave();
         d.finish()?;
@@ -760,6 +785,7 @@ impl TaState {
             lock,
             directory,
             key,
+            known_peers,
         };
         state.debug_check_bounds();
         Ok(state)
@@ -831,14 +857,19 @@ mod wipe_tests {
         assert_eq!(enc[..2], [0x98, STATE_FIELDS as u8]);
     }
 
-    /// The format-2 encoding of a state without a re-key: the format-3 one
-    /// without its last field (`[0, false, 1, [], []]`), 26 fields.
+    /// The format-2 encoding of a state without a re-key or known peers: the
+    /// format-3 one without its last two fields (`[0, false, 1, [], []]`,
+    /// `[]`), 26 fields.
     fn v2_encoding(s: &TaState) -> Vec<u8> {
         assert!(s.key.generation == 0 && s.key.pending.is_none() && !s.key.device);
+        assert!(s.known_peers.is_empty());
         let mut enc = s.encode().to_vec();
         assert_eq!(enc[..3], [0x98, STATE_FIELDS as u8, STATE_FORMAT as u8]);
-        assert_eq!(enc[enc.len() - 6..], [0x85, 0x00, 0xF4, 0x01, 0x80, 0x80]);
-        enc.truncate(enc.len() - 6);
+        assert_eq!(
+            enc[enc.len() - 7..],
+            [0x85, 0x00, 0xF4, 0x01, 0x80, 0x80, 0x80]
+        );
+        enc.truncate(enc.len() - 7);
         enc[1] = STATE_FIELDS_V2 as u8;
         enc[2] = STATE_FORMAT_V2 as u8;
         enc
@@ -957,6 +988,48 @@ mod wipe_tests {
         assert!(TaState::decode(&enc).is_err());
     }
 
+    /// The known peers survive sealing with their references; more than
+    /// [`KNOWN_PEERS_MAX`] are refused.
+    #[test]
+    fn the_known_peers_round_trip_and_are_bounded() {
+        let peer = |b: u8| {
+            let der: Blob = vec![b; 300].into();
+            (Hash32::digest(&der), der)
+        };
+        let s = TaState {
+            known_peers: (0..KNOWN_PEERS_MAX as u8).map(peer).collect(),
+            ..sample([6; 32])
+        };
+        let enc = s.encode();
+        let back = TaState::decode(&enc).unwrap();
+        assert_eq!(back.known_peers, s.known_peers);
+        let mut over = s.clone();
+        over.known_peers.push(peer(200));
+        // Encoded in release builds only (debug builds assert the bound).
+        let mut e = Encoder::new();
+        e.array(KNOWN_PEERS_MAX + 1);
+        for (_, d) in &over.known_peers {
+            e.bytes(d);
+        }
+        let list = e.finish();
+        let mut bad = enc.to_vec();
+        let tail: usize = s
+            .known_peers
+            .iter()
+            .map(|(_, d)| d.len() + 3)
+            .sum::<usize>()
+            + 1;
+        bad.truncate(bad.len() - tail);
+        bad.extend_from_slice(&list);
+        assert!(matches!(
+            TaState::decode(&bad),
+            Err(DecodeError::TooLarge {
+                field: "known peers",
+                ..
+            })
+        ));
+    }
+
     /// The directory survives sealing byte for byte.
     #[test]
     fn the_directory_round_trips() {
@@ -1011,6 +1084,7 @@ mod wipe_tests {
             lock: None,
             directory: DirectoryState::default(),
             key: KeyState::default(),
+            known_peers: Vec::new(),
         }
     }
 

@@ -11,8 +11,8 @@ use std::collections::HashMap;
 use offpay_protocol::entropy::{OsEntropy, SharedEntropy};
 use offpay_protocol::envelope::Signed;
 use offpay_protocol::messages::{
-    CertField, DirectoryUpdate, LoadVoucher, Payment, PaymentRequest, Receipt, Redeem, RiskPolicy,
-    SyncReport, SyncResponse, WalletCommand,
+    CertField, DirectoryUpdate, KNOWN_CERT_PREFIX_BYTES, LoadVoucher, Payment, PaymentRequest,
+    Receipt, Redeem, RiskPolicy, SyncReport, SyncResponse, WalletCommand,
 };
 use offpay_protocol::pki::{self, Certificate, Crl, PkiError, SchemeTrust, WalletProfile};
 use offpay_protocol::{
@@ -26,8 +26,8 @@ use crate::key::WalletKey;
 // The state's own limits live with the state (which asserts them); the TA
 // enforces each with a refusal.
 pub use crate::state::{
-    DIRECTORY_ISSUERS_MAX, DIRECTORY_STATE_BYTES_MAX, EVIDENCE_MAX, HISTORY_MAX, LOG_ENTRIES_MAX,
-    PENDING_REQUESTS_MAX, SEEN_PAYERS_MAX,
+    DIRECTORY_ISSUERS_MAX, DIRECTORY_STATE_BYTES_MAX, EVIDENCE_MAX, HISTORY_MAX, KNOWN_PEERS_MAX,
+    LOG_ENTRIES_MAX, PENDING_REQUESTS_MAX, SEEN_PAYERS_MAX,
 };
 use crate::state::{
     DirectoryIssuerState, DirectoryState, HistoryItem, HistoryKind, KeyState, LogEntry,
@@ -191,6 +191,44 @@ fn map_peer(e: PkiError, issuer: IssuerId) -> WalletError {
 /// CA when installed; if the directory has since replaced that CA by a
 /// re-keyed one, the old CRL no longer applies and is left out (the next
 /// sync brings the new CA's).
+/// The first bytes of a certificate reference, as a PaymentRequest lists them.
+fn prefix(h: &Hash32) -> [u8; KNOWN_CERT_PREFIX_BYTES] {
+    let mut p = [0u8; KNOWN_CERT_PREFIX_BYTES];
+    p.copy_from_slice(&h.0[..KNOWN_CERT_PREFIX_BYTES]);
+    p
+}
+
+/// How the payer names its certificate: by reference when the payee's
+/// request lists it and the payee is of the same issuer (which holds every
+/// certificate it issued, so its reconciliation resolves the reference;
+/// across issuers the certificate travels inline, as claims need it); else
+/// inline.
+fn own_cert_field(
+    own: &Certificate,
+    payee: &Certificate,
+    known: &[[u8; KNOWN_CERT_PREFIX_BYTES]],
+) -> CertField {
+    let reference = Hash32::digest(own.der());
+    if payee.issuer_id() == own.issuer_id() && known.contains(&prefix(&reference)) {
+        CertField::Reference(reference)
+    } else {
+        CertField::Inline(own.der().to_vec())
+    }
+}
+
+/// Keep `der` (a validated payer certificate) as the most recently used
+/// known peer, dropping the least recently used beyond [`KNOWN_PEERS_MAX`].
+fn remember_peer(next: &mut TaState, reference: Hash32, der: &[u8]) {
+    let entry = match next.known_peers.iter().position(|(h, _)| *h == reference) {
+        Some(i) => next.known_peers.remove(i),
+        None => (reference, der.into()),
+    };
+    next.known_peers.push(entry);
+    if next.known_peers.len() > KNOWN_PEERS_MAX {
+        next.known_peers.remove(0);
+    }
+}
+
 /// [`WalletError::SuiteRetired`] if the policy retires keys of `suite` at `now`.
 fn check_suite(policy: &RiskPolicy, suite: Suite, now: UnixSeconds) -> Result<(), WalletError> {
     match policy.required_suite {
@@ -374,6 +412,7 @@ impl<V: Vault> Wallet<V> {
                 device,
                 ..KeyState::default()
             },
+            known_peers: Vec::new(),
         };
         vault.commit(&state.encode())?;
         Ok(Wallet {
@@ -701,7 +740,26 @@ impl<V: Vault> Wallet<V> {
                     .map_err(|e| map_peer(e, c.issuer_id()))?;
                 c.clone()
             }
-            (None, CertField::Reference(_)) => return Err(WalletError::UnknownCertificate),
+            (None, CertField::Reference(r)) => {
+                // Held sealed (a payer of earlier payments): validate it afresh.
+                let der = self
+                    .state
+                    .known_peers
+                    .iter()
+                    .find(|(h, _)| h == r)
+                    .map(|(_, d)| d.clone())
+                    .ok_or(WalletError::UnknownCertificate)?;
+                let c = Certificate::from_der(&der)
+                    .map_err(|_| WalletError::Vault(VaultError::Corrupt("known peer")))?;
+                self.trust
+                    .validate_wallet(&c, now)
+                    .map_err(|e| map_peer(e, c.issuer_id()))?;
+                if self.peers.len() >= PEER_CACHE_MAX {
+                    self.peers.clear();
+                }
+                self.peers.insert(reference, c.clone());
+                c
+            }
             (None, CertField::Inline(der)) => {
                 let c = Certificate::from_der(der).map_err(WalletError::PeerCertificate)?;
                 // Every CA certificate and CRL in the trust was verified when installed.
@@ -820,6 +878,15 @@ impl<V: Vault> Wallet<V> {
             created: now,
             expires,
             payee_cert: CertField::Inline(cert.der().to_vec()),
+            // The payer certificates held, most recently used first.
+            known_certs: self
+                .state
+                .known_peers
+                .iter()
+                .rev()
+                .take(offpay_protocol::messages::KNOWN_CERTS_MAX)
+                .map(|(h, _)| prefix(h))
+                .collect(),
         };
         let signed = self.key.sign(body)?;
         next.pending_requests.push(PendingRequest {
@@ -997,7 +1064,7 @@ impl<V: Vault> Wallet<V> {
             amount: r.amount,
             nonce: r.nonce,
             time: now,
-            payer_cert: CertField::Inline(cert.der().to_vec()),
+            payer_cert: own_cert_field(cert, &payee_cert, &r.known_certs),
             payee_issuer: payee_cert.issuer_id(),
         };
         let signed = self.key.sign(body)?;
@@ -1161,6 +1228,10 @@ impl<V: Vault> Wallet<V> {
                 }
                 next.seen_payers.push((p.payer, p.seq));
             }
+        }
+        if payer_cert.issuer_id() == self.enrolled()?.1.issuer_id() {
+            // Held for this payer's next payments by reference.
+            remember_peer(&mut next, p.payer_cert.reference(), payer_cert.der());
         }
         next.log.push(LogEntry::Incoming {
             payment: payment_bytes.into(),
