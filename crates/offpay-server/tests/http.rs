@@ -67,6 +67,7 @@ const OPENAPI_ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/admin/wallets/{id}/load"),
     ("post", "/v1/admin/wallets/{id}/revoke"),
     ("post", "/v1/admin/wallets/{id}/lock"),
+    ("post", "/v1/admin/wallets/{id}/rekey"),
     ("post", "/v1/admin/wallets/{id}/unlock"),
     ("post", "/v1/admin/wallets/{id}/pin-unlock"),
     ("post", "/v1/pin-unlock"),
@@ -744,6 +745,26 @@ fn wallet_endpoints() {
         .apply_voucher(&b64d(v1["voucher"].as_str().unwrap()), now())
         .unwrap();
     assert_eq!(s.wallet(&alice)["offline_balance_minor"], 1_000);
+
+    // Re-key: bad input is refused by name and changes nothing.
+    let rekey =
+        |body: serde_json::Value| s.admin_post(&format!("/v1/admin/wallets/{id}/rekey"), body);
+    rekey(json!({"suite": "rsa"})).expect_error(400, "invalid_input");
+    rekey(json!({"suite": "ed25519", "cancel": true})).expect_error(400, "invalid_input");
+    rekey(json!({"suite": 7})).expect_error(400, "invalid_json");
+    s.admin_post(&format!("/v1/admin/wallets/{unknown}/rekey"), json!({}))
+        .expect_error(404, "unknown_wallet");
+    assert_eq!(s.wallet(&alice)["rekey_suite"], serde_json::Value::Null);
+    let asked = rekey(json!({"suite": "ml-dsa-44"})).expect(200).json();
+    assert_eq!(asked["rekey_suite"], "ml-dsa-44");
+    assert_eq!(asked["key_generation"], 0);
+    let same = rekey(json!({})).expect(200).json();
+    assert_eq!(
+        same["rekey_suite"], "ed25519",
+        "default: the current key's suite"
+    );
+    let cancelled = rekey(json!({"cancel": true})).expect(200).json();
+    assert_eq!(cancelled["rekey_suite"], serde_json::Value::Null);
 
     // Lock, unlock, revoke.
     let locked = s
