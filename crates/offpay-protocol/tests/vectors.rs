@@ -557,7 +557,7 @@ fn pin_recovery_vectors(f: &Fixture) -> Vec<(String, Vec<u8>)> {
 }
 
 fn all_vectors() -> Vec<(String, Vec<u8>)> {
-    [Suite::Ed25519, Suite::P256]
+    Suite::ALL
         .into_iter()
         .flat_map(|s| vectors(&fixture(s)))
         .collect()
@@ -566,9 +566,17 @@ fn all_vectors() -> Vec<(String, Vec<u8>)> {
 // ---- reading the document ----------------------------------------------------------
 
 const DOC_PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/PROTOCOL.md");
+/// The ML-DSA-44 vectors (large: their keys, signatures and certificates
+/// are kilobytes), in their own file beside PROTOCOL.md.
+const ML_DSA_DOC_PATH: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../docs/vectors/ml-dsa-44.md"
+);
 
+/// PROTOCOL.md and the ML-DSA-44 vector file, one after the other.
 fn doc() -> String {
-    std::fs::read_to_string(DOC_PATH).unwrap_or_else(|e| panic!("read {DOC_PATH}: {e}"))
+    let read = |p: &str| std::fs::read_to_string(p).unwrap_or_else(|e| panic!("read {p}: {e}"));
+    format!("{}\n{}", read(DOC_PATH), read(ML_DSA_DOC_PATH))
 }
 
 /// Every ```` ```hex name=<name> ```` block of the document: name -> bytes.
@@ -657,7 +665,7 @@ fn building_twice_gives_the_same_bytes() {
 #[expect(clippy::many_single_char_names, clippy::too_many_lines)] // lint-exception: one scenario told end to end; short names follow the fixtures and formulas
 fn document_vectors_decode_and_verify() {
     let doc = doc_vectors(&doc());
-    for suite in [Suite::Ed25519, Suite::P256] {
+    for suite in Suite::ALL {
         let f = fixture(suite);
         let s = suite.name();
         let v = |base: &str| {
