@@ -100,6 +100,8 @@ pub mod sys;
 use std::fmt;
 use std::path::PathBuf;
 
+use offpay_protocol::Suite;
+
 pub use crate::report::{REQUIRED_FIELDS, Report, SCHEMA};
 
 /// Default wallets of the reconciliation runs.
@@ -110,6 +112,10 @@ pub const PAYMENTS_DEFAULT: usize = 100_000;
 pub const THREADS_DEFAULT: usize = 2;
 /// Default payments each wallet takes part in between two syncs.
 pub const PER_ROUND_DEFAULT: usize = 50;
+/// Default payments of each extra-suite reconciliation run (part `suites`):
+/// fewer than the Ed25519 runs, as a P-256 or ML-DSA-44 payment costs the
+/// issuer several times more and an ML-DSA-44 report ~6 times the bytes.
+pub const SUITE_PAYMENTS_DEFAULT: usize = 10_000;
 /// Default payments timed in the offline part.
 pub const OFFLINE_PAYMENTS_DEFAULT: usize = 1_000;
 /// PostgreSQL used when none is given (`--postgres`, `OFFPAY_TEST_POSTGRES_URL`).
@@ -145,12 +151,15 @@ pub struct Parts {
     pub http: bool,
     /// Claims through a scheme of two issuers, next to one issuer's syncs.
     pub scheme: bool,
+    /// Reconciliation of P-256 and ML-DSA-44 wallets (SQLite file), each
+    /// against its own suite's verify bound.
+    pub suites: bool,
 }
 
 impl Parts {
     /// The names, in run order.
-    pub const NAMES: [&'static str; 7] = [
-        "crypto", "offline", "sizes", "sqlite", "postgres", "http", "scheme",
+    pub const NAMES: [&'static str; 8] = [
+        "crypto", "offline", "sizes", "sqlite", "postgres", "http", "scheme", "suites",
     ];
 
     /// Everything.
@@ -163,6 +172,7 @@ impl Parts {
             postgres: true,
             http: true,
             scheme: true,
+            suites: true,
         }
     }
 
@@ -176,6 +186,7 @@ impl Parts {
             postgres: false,
             http: false,
             scheme: false,
+            suites: false,
         };
         for name in list.split(',').map(str::trim) {
             match name {
@@ -186,6 +197,7 @@ impl Parts {
                 "postgres" => p.postgres = true,
                 "http" => p.http = true,
                 "scheme" => p.scheme = true,
+                "suites" => p.suites = true,
                 "reconcile" => {
                     p.sqlite = true;
                     p.postgres = true;
@@ -212,6 +224,7 @@ impl Parts {
             self.postgres,
             self.http,
             self.scheme,
+            self.suites,
         ];
         Parts::NAMES
             .iter()
@@ -229,7 +242,7 @@ impl Parts {
     /// The crypto figures are measured when asked for and whenever a part
     /// held against them runs (offline payment, reconciliation).
     pub fn needs_crypto(&self) -> bool {
-        self.crypto || self.offline || self.reconcile()
+        self.crypto || self.offline || self.reconcile() || self.suites
     }
 }
 
@@ -252,6 +265,8 @@ pub struct BenchConfig {
     pub per_round: usize,
     /// Payments timed per offline variant.
     pub offline_payments: usize,
+    /// Payments of each extra-suite reconciliation run (1 to [`PAYMENTS_MAX`]).
+    pub suite_payments: usize,
     /// The parts to run.
     pub parts: Parts,
     /// PostgreSQL URL.
@@ -270,6 +285,7 @@ impl Default for BenchConfig {
             threads: THREADS_DEFAULT,
             per_round: PER_ROUND_DEFAULT,
             offline_payments: OFFLINE_PAYMENTS_DEFAULT,
+            suite_payments: SUITE_PAYMENTS_DEFAULT,
             parts: Parts::all(),
             postgres_url: POSTGRES_URL_DEFAULT.into(),
             require_postgres: false,
@@ -290,6 +306,7 @@ impl BenchConfig {
         };
         range("wallets", self.wallets, 2, WALLETS_MAX)?;
         range("payments", self.payments, 1, PAYMENTS_MAX)?;
+        range("suite-payments", self.suite_payments, 1, PAYMENTS_MAX)?;
         range("threads", self.threads, 1, THREADS_MAX)?;
         range("per-round", self.per_round, 2, PER_ROUND_MAX)?;
         range(
@@ -317,6 +334,14 @@ impl BenchConfig {
     /// The directory temporary directories are made in.
     pub fn temp_base(&self) -> PathBuf {
         self.temp_dir.clone().unwrap_or_else(std::env::temp_dir)
+    }
+
+    /// The extra suites' reconciliation parameters: [`BenchConfig::suite_payments`] payments.
+    pub fn suite_params(&self) -> reconcile::Params {
+        reconcile::Params {
+            payments: self.suite_payments,
+            ..self.reconcile_params()
+        }
     }
 
     /// The reconciliation parameters.
@@ -393,6 +418,19 @@ pub fn run(config: &BenchConfig, progress: &mut dyn FnMut(&str)) -> Result<Repor
     if config.parts.http {
         report.http = Some(reconcile::http(&p, &base, progress).map_err(failed)?);
     }
+    if config.parts.suites {
+        let sp = config.suite_params();
+        for suite in [Suite::P256, Suite::MlDsa44] {
+            let label = format!("sqlite {suite}");
+            progress(&format!(
+                "{label}: {} payments among {} {suite} wallets (CA {suite}), SQLite file",
+                sp.payments, sp.wallets
+            ));
+            let run =
+                reconcile::sqlite_suite(suite, &sp, &base, &label, progress).map_err(failed)?;
+            report.suite_runs.push((suite, run));
+        }
+    }
     if config.parts.scheme {
         progress(&format!(
             "scheme: {} cross-issuer payments, {} wallets, through a scheme of two issuers",
@@ -402,12 +440,13 @@ pub fn run(config: &BenchConfig, progress: &mut dyn FnMut(&str)) -> Result<Repor
             scheme::measure(config.wallets, config.payments, &base, progress).map_err(failed)?,
         );
     }
-    if config.parts.reconcile() {
+    if config.parts.reconcile() || config.parts.suites {
         // VmHWM is only updated now and then by the kernel: take the larger
         // of it and every RSS sample.
         let samples = [&report.sqlite, &report.postgres, &report.http]
             .into_iter()
             .flatten()
+            .chain(report.suite_runs.iter().map(|(_, r)| r))
             .flat_map(|r| r.rss_mib_by_round.iter().copied());
         report.peak_rss_mib =
             sys::rss_mib().map(|(rss, hwm)| samples.chain([rss, hwm]).fold(f64::NAN, f64::max));
@@ -431,7 +470,8 @@ mod tests {
         );
         assert!(Parts::parse("crypto,warp").unwrap_err().contains("warp"));
         assert!(Parts::parse("").is_err());
-        assert_eq!(Parts::all().names().len(), 7);
+        assert_eq!(Parts::all().names().len(), 8);
+        assert!(Parts::parse("suites").unwrap().needs_crypto());
         assert_eq!(Parts::parse("scheme").unwrap().names(), ["scheme"]);
         assert!(Parts::parse("offline").unwrap().needs_crypto());
         assert!(!Parts::parse("sizes").unwrap().needs_crypto());
@@ -448,6 +488,7 @@ mod tests {
         assert!(bad(|c| c.wallets = 1).contains("wallets"));
         assert!(bad(|c| c.threads = 0).contains("threads"));
         assert!(bad(|c| c.payments = 0).contains("payments"));
+        assert!(bad(|c| c.suite_payments = 0).contains("suite-payments"));
         assert!(bad(|c| c.per_round = 1).contains("per-round"));
         assert!(bad(|c| c.offline_payments = 3).contains("offline-payments"));
         assert!(bad(|c| c.postgres_url = "postgres://:@:99999999/x".into()).contains("PostgreSQL"));

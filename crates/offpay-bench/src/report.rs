@@ -74,6 +74,8 @@ pub struct Report {
     pub peak_rss_mib: Option<f64>,
     /// Claims through a scheme of two issuers.
     pub scheme: Option<SchemeRun>,
+    /// Reconciliation of the extra suites' wallets (SQLite file), in run order.
+    pub suite_runs: Vec<(Suite, Run)>,
 }
 
 /// A suite's prefix in the JSON field names: `ed25519`, `p256`, `mldsa44`.
@@ -124,6 +126,7 @@ impl Report {
             http: None,
             peak_rss_mib: None,
             scheme: None,
+            suite_runs: Vec::new(),
         }
     }
 
@@ -165,6 +168,25 @@ impl Report {
         Some(self.verify_batch_per_s()? * usable / SIGNATURES_PER_PAYMENT)
     }
 
+    /// Payments per second an issuer with wallets of `suite` could settle
+    /// if it did nothing but verify: `verify_rate_per_s(suite) ×
+    /// min(threads, cores) / 2` (batch verification for Ed25519, single
+    /// verification for the suites without a batch equation).
+    pub fn suite_verify_bound_per_s(&self, suite: Suite) -> Option<f64> {
+        let usable = self.config.threads.min(self.cores) as f64;
+        Some(self.crypto?.verify_rate_per_s(suite) * usable / SIGNATURES_PER_PAYMENT)
+    }
+
+    /// Every SQLite reconciliation run by suite: the Ed25519 one (part
+    /// `sqlite`) first, then the extra suites'.
+    fn sqlite_by_suite(&self) -> Vec<(Suite, &Run)> {
+        self.sqlite
+            .iter()
+            .map(|r| (Suite::Ed25519, r))
+            .chain(self.suite_runs.iter().map(|(s, r)| (*s, r)))
+            .collect()
+    }
+
     fn ratio(&self, run: &Option<Run>) -> Option<f64> {
         Some(run.as_ref()?.payments_per_s / self.verify_bound_per_s()?)
     }
@@ -199,6 +221,7 @@ impl Report {
                 "threads": self.config.threads,
                 "per_round": self.config.per_round,
                 "offline_payments": self.config.offline_payments,
+                "suite_payments": self.config.suite_payments,
                 "parts": self.config.parts.names(),
                 "postgres_url": redact(&self.config.postgres_url),
                 "temp_dir": self.config.temp_base().display().to_string(),
@@ -382,6 +405,29 @@ impl Report {
             num(self.peak_rss_mib.map(|x| round(x, 1))),
         );
         put("postgres_skipped", json!(self.postgres_skipped));
+        put(
+            "sync_by_suite",
+            Value::Array(
+                self.sqlite_by_suite()
+                    .into_iter()
+                    .map(|(suite, r)| {
+                        let bound = self.suite_verify_bound_per_s(suite);
+                        let payments = r.settled as f64;
+                        json!({
+                            "suite": suite.name(),
+                            "backend": "sqlite",
+                            "payments": r.settled,
+                            "payments_per_s": rate(Some(r.payments_per_s)),
+                            "sync_seconds": num(Some(round(r.sync_seconds, 3))),
+                            "verify_rate_per_s": rate(self.crypto.map(|c| c.verify_rate_per_s(suite))),
+                            "verify_bound_per_s": rate(bound),
+                            "ratio_to_verify_bound": ratio(bound.map(|b| r.payments_per_s / b)),
+                            "report_bytes_per_payment": num(Some(round(r.report_bytes as f64 / payments, 1))),
+                        })
+                    })
+                    .collect(),
+            ),
+        );
         // Scheme.
         let sc = self.scheme.as_ref();
         let secs = |v: Option<f64>| num(v.map(|x| round(x, 3)));
@@ -609,6 +655,44 @@ impl Report {
                 );
             }
             let _ = writeln!(t, "  peak RSS: {} MiB", f0(self.peak_rss_mib));
+        }
+        let by_suite = self.sqlite_by_suite();
+        if !self.suite_runs.is_empty() {
+            let _ = writeln!(
+                t,
+                "\nreconciliation per suite (SQLite file; wallets and CA of one suite; {} wallets, {} threads)",
+                self.config.wallets, self.config.threads
+            );
+            let _ = writeln!(
+                t,
+                "  {:<10} {:>9} {:>11} {:>14} {:>11} {:>7} {:>12}",
+                "suite",
+                "payments",
+                "payments/s",
+                "verify/s/core",
+                "bound",
+                "ratio",
+                "report B/pay"
+            );
+            for (suite, r) in &by_suite {
+                let bound = self.suite_verify_bound_per_s(*suite);
+                let _ = writeln!(
+                    t,
+                    "  {:<10} {:>9} {:>11.0} {:>14} {:>11} {:>7} {:>12.0}",
+                    display(*suite),
+                    r.settled,
+                    r.payments_per_s,
+                    f0(self.crypto.map(|c| c.verify_rate_per_s(*suite))),
+                    f0(bound),
+                    f2(bound.map(|b| r.payments_per_s / b)),
+                    r.report_bytes as f64 / r.settled.max(1) as f64
+                );
+            }
+            let _ = writeln!(
+                t,
+                "  bound = verify/s/core × min({}, {} cores) / 2; verify/s/core: Ed25519 batch verification, P-256 and ML-DSA-44 single verification (no batch equation)",
+                self.config.threads, self.cores
+            );
         }
         if let Some(r) = &self.scheme {
             let _ = writeln!(

@@ -95,6 +95,8 @@ fn a_tiny_run_reports_every_field() {
         "20",
         "--offline-payments",
         "20",
+        "--suite-payments",
+        "20",
     ];
     if std::env::var("OFFPAY_REQUIRE_POSTGRES").is_ok_and(|v| v == "1") {
         args.push("--require-postgres");
@@ -157,6 +159,14 @@ fn a_tiny_run_reports_every_field() {
 
     // Every payment settled exactly once, on every backend that ran.
     assert_eq!(v["sync_settled_sqlite"], 200);
+    let per_suite: Vec<&Value> = v["sync_by_suite"].as_array().unwrap().iter().collect();
+    assert_eq!(per_suite.len(), 3, "{v}");
+    assert_eq!(per_suite[0]["payments"], 200);
+    assert_eq!(
+        per_suite[0]["verify_bound_per_s"],
+        v["sync_verify_bound_per_s"]
+    );
+    assert_eq!(per_suite[2]["payments"], 20);
     assert_eq!(v["sync_settled_http"], 200);
     // 20 wallets × 50 payments each per round / 2 = 500 per round: one round.
     assert_eq!(
@@ -294,6 +304,45 @@ fn parts_can_be_left_out_and_are_null() {
 }
 
 #[test]
+fn extra_suites_reconcile_against_their_own_bound() {
+    let v = ok(&[
+        "bench",
+        "--only",
+        "suites",
+        "--suite-payments",
+        "40",
+        "--wallets",
+        "4",
+        "--threads",
+        "1",
+    ]);
+    assert_eq!(v["parameters"]["suite_payments"], 40);
+    let runs = v["sync_by_suite"].as_array().unwrap();
+    let names: Vec<&str> = runs.iter().map(|r| r["suite"].as_str().unwrap()).collect();
+    assert_eq!(names, ["p256", "ml-dsa-44"], "{v}");
+    for (r, verify) in runs.iter().zip(["p256_verify_us", "mldsa44_verify_us"]) {
+        // Every payment settled exactly once (checked by the run too).
+        assert_eq!(r["payments"], 40, "{r}");
+        // No batch equation: one core's single-verify rate × min(1, cores) / 2.
+        let rate = 1e6 / positive(&v, verify);
+        assert!(
+            (positive(r, "verify_rate_per_s") / rate - 1.0).abs() < 1e-3,
+            "{r}"
+        );
+        let bound = positive(r, "verify_bound_per_s");
+        assert!((bound - rate / 2.0).abs() / bound < 1e-3, "{r}");
+        let ratio = positive(r, "payments_per_s") / bound;
+        assert!(
+            (positive(r, "ratio_to_verify_bound") - ratio).abs() < 1e-3,
+            "{r}"
+        );
+        positive(r, "report_bytes_per_payment");
+    }
+    // The Ed25519 runs were left out.
+    assert!(v["sync_payments_per_s_sqlite"].is_null());
+}
+
+#[test]
 fn an_unreachable_required_postgres_is_refused() {
     let args = [
         "bench",
@@ -318,6 +367,10 @@ fn bad_flags_exit_2_and_say_why() {
         (vec!["bench", "--wallets", "1"], "wallets must be 2 to"),
         (vec!["bench", "--threads", "0"], "threads must be 1 to"),
         (vec!["bench", "--payments", "0"], "payments must be 1 to"),
+        (
+            vec!["bench", "--suite-payments", "0"],
+            "suite-payments must be 1 to",
+        ),
         (vec!["bench", "--per-round", "100000"], "per-round must be"),
         (
             vec!["bench", "--offline-payments", "2"],
