@@ -84,10 +84,13 @@
 //! | `scheme_sync_payments_per_s` | 1/s | payments settled per second of the payee issuer's syncs, same run |
 //! | `scheme_sync_seconds`, `scheme_sync_settled` | s, | those syncs' time and payments settled (= payments) |
 //! | `scheme_claims_to_sync_ratio` | | `scheme_claims_per_s / scheme_sync_payments_per_s` |
-#![forbid(unsafe_code)]
+// One unsafe call: pointing SOFTHSM2_CONF at the HSM part's private token
+// directory while the process has one thread (`hsm::TokenDir`).
+#![deny(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod crypto;
+pub mod hsm;
 pub mod offline;
 pub mod reconcile;
 mod report;
@@ -154,12 +157,14 @@ pub struct Parts {
     /// Reconciliation of P-256 and ML-DSA-44 wallets (SQLite file), each
     /// against its own suite's verify bound.
     pub suites: bool,
+    /// CA keys in a PKCS#11 token (SoftHSM2) against keys in process.
+    pub hsm: bool,
 }
 
 impl Parts {
     /// The names, in run order.
-    pub const NAMES: [&'static str; 8] = [
-        "crypto", "offline", "sizes", "sqlite", "postgres", "http", "scheme", "suites",
+    pub const NAMES: [&'static str; 9] = [
+        "crypto", "offline", "sizes", "sqlite", "postgres", "http", "scheme", "suites", "hsm",
     ];
 
     /// Everything.
@@ -173,6 +178,7 @@ impl Parts {
             http: true,
             scheme: true,
             suites: true,
+            hsm: true,
         }
     }
 
@@ -187,6 +193,7 @@ impl Parts {
             http: false,
             scheme: false,
             suites: false,
+            hsm: false,
         };
         for name in list.split(',').map(str::trim) {
             match name {
@@ -198,6 +205,7 @@ impl Parts {
                 "http" => p.http = true,
                 "scheme" => p.scheme = true,
                 "suites" => p.suites = true,
+                "hsm" => p.hsm = true,
                 "reconcile" => {
                     p.sqlite = true;
                     p.postgres = true;
@@ -225,6 +233,7 @@ impl Parts {
             self.http,
             self.scheme,
             self.suites,
+            self.hsm,
         ];
         Parts::NAMES
             .iter()
@@ -381,6 +390,20 @@ pub fn run(config: &BenchConfig, progress: &mut dyn FnMut(&str)) -> Result<Repor
     let base = config.temp_base();
     let mut report = Report::new(config);
     let failed = BenchError::Failed;
+    // The token directory first: SOFTHSM2_CONF is set while this process
+    // has one thread.
+    let token_dir = if config.parts.hsm {
+        match hsm::unavailable().map_or_else(|| hsm::TokenDir::new(&base), Err) {
+            Ok(d) => Some(d),
+            Err(why) => {
+                progress(&format!("hsm: skipped: {why}"));
+                report.hsm_skipped = Some(why);
+                None
+            }
+        }
+    } else {
+        None
+    };
     if config.parts.needs_crypto() {
         progress(
             "crypto: Ed25519 and P-256 sign and verify, Ed25519 batch verify; each suite's single signatures over many keys and messages (ML-DSA-44 too)",
@@ -440,6 +463,10 @@ pub fn run(config: &BenchConfig, progress: &mut dyn FnMut(&str)) -> Result<Repor
             scheme::measure(config.wallets, config.payments, &base, progress).map_err(failed)?,
         );
     }
+    if token_dir.is_some() {
+        report.hsm = Some(hsm::measure(&config.suite_params(), &base, progress).map_err(failed)?);
+    }
+    drop(token_dir);
     if config.parts.reconcile() || config.parts.suites {
         // VmHWM is only updated now and then by the kernel: take the larger
         // of it and every RSS sample.
@@ -470,7 +497,7 @@ mod tests {
         );
         assert!(Parts::parse("crypto,warp").unwrap_err().contains("warp"));
         assert!(Parts::parse("").is_err());
-        assert_eq!(Parts::all().names().len(), 8);
+        assert_eq!(Parts::all().names().len(), 9);
         assert!(Parts::parse("suites").unwrap().needs_crypto());
         assert_eq!(Parts::parse("scheme").unwrap().names(), ["scheme"]);
         assert!(Parts::parse("offline").unwrap().needs_crypto());

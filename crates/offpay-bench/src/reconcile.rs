@@ -296,6 +296,18 @@ fn run(
     Ok(run)
 }
 
+/// Against `issuer` (any store, any CA key), through `Issuer::sync` in
+/// this process, with wallets of `suite`.
+pub fn run_on(
+    issuer: &Issuer<AnyStore>,
+    suite: Suite,
+    p: &Params,
+    label: &str,
+    progress: &mut dyn FnMut(&str),
+) -> Result<Run, String> {
+    run(issuer, Via::Direct, suite, p, label, progress)
+}
+
 /// On a SQLite file in a fresh directory under `base`, Ed25519 wallets and CA.
 pub fn sqlite(p: &Params, base: &Path, progress: &mut dyn FnMut(&str)) -> Result<Run, String> {
     sqlite_suite(Suite::Ed25519, p, base, "sqlite", progress)

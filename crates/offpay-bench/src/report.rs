@@ -8,6 +8,7 @@ use serde_json::{Map, Value, json};
 use offpay_protocol::Suite;
 
 use crate::crypto::{self, CryptoFigures, Dist, SuiteCrypto};
+use crate::hsm::HsmFigures;
 use crate::offline::OfflineFigures;
 use crate::reconcile::Run;
 use crate::scheme::SchemeRun;
@@ -76,6 +77,10 @@ pub struct Report {
     pub scheme: Option<SchemeRun>,
     /// Reconciliation of the extra suites' wallets (SQLite file), in run order.
     pub suite_runs: Vec<(Suite, Run)>,
+    /// CA keys in a PKCS#11 token against keys in process.
+    pub hsm: Option<HsmFigures>,
+    /// Why the HSM part did not run.
+    pub hsm_skipped: Option<String>,
 }
 
 /// A suite's prefix in the JSON field names: `ed25519`, `p256`, `mldsa44`.
@@ -127,6 +132,8 @@ impl Report {
             peak_rss_mib: None,
             scheme: None,
             suite_runs: Vec::new(),
+            hsm: None,
+            hsm_skipped: None,
         }
     }
 
@@ -428,6 +435,44 @@ impl Report {
                     .collect(),
             ),
         );
+        // HSM.
+        let h = self.hsm.as_ref();
+        put("hsm_skipped", json!(self.hsm_skipped));
+        put("hsm_module", json!(h.map(|h| h.module.clone())));
+        for (i, suite) in [Suite::Ed25519, Suite::P256].into_iter().enumerate() {
+            let r = h.map(|h| h.rates[i]);
+            let p = prefix(suite);
+            put(
+                &format!("hsm_{p}_sign_per_s"),
+                rate(r.map(|r| r.token_per_s)),
+            );
+            put(
+                &format!("in_process_{p}_sign_per_s"),
+                rate(r.map(|r| r.in_process_per_s)),
+            );
+            put(
+                &format!("in_process_{p}_sign_verify_per_s"),
+                rate(r.map(|r| r.in_process_verified_per_s)),
+            );
+            put(
+                &format!("hsm_{p}_ratio_to_in_process"),
+                ratio(r.map(|r| r.token_per_s / r.in_process_verified_per_s)),
+            );
+        }
+        put("hsm_payments", json!(h.map(|h| h.token_run.settled)));
+        put(
+            "hsm_sync_payments_per_s",
+            rate(h.map(|h| h.token_run.payments_per_s)),
+        );
+        put(
+            "hsm_sealed_sync_payments_per_s",
+            rate(h.map(|h| h.sealed_run.payments_per_s)),
+        );
+        put(
+            "hsm_sync_ratio_to_sealed",
+            ratio(h.map(|h| h.token_run.payments_per_s / h.sealed_run.payments_per_s)),
+        );
+        put("hsm_sync_reports", json!(h.map(|h| h.token_run.reports)));
         // Scheme.
         let sc = self.scheme.as_ref();
         let secs = |v: Option<f64>| num(v.map(|x| round(x, 3)));
@@ -692,6 +737,45 @@ impl Report {
                 t,
                 "  bound = verify/s/core × min({}, {} cores) / 2; verify/s/core: Ed25519 batch verification, P-256 and ML-DSA-44 single verification (no batch equation)",
                 self.config.threads, self.cores
+            );
+        }
+        if let Some(why) = &self.hsm_skipped {
+            let _ = writeln!(t, "\nHSM: skipped: {why}");
+        }
+        if let Some(h) = &self.hsm {
+            let _ = writeln!(
+                t,
+                "\nHSM ({}; a fresh token in a private directory)",
+                h.module
+            );
+            let _ = writeln!(
+                t,
+                "  {:<9} {:>12} {:>12} {:>16} {:>7}",
+                "signing", "token /s", "in process", "+ verify (bound)", "ratio"
+            );
+            for r in &h.rates {
+                let _ = writeln!(
+                    t,
+                    "  {:<9} {:>12.0} {:>12.0} {:>16.0} {:>7.2}",
+                    display(r.suite),
+                    r.token_per_s,
+                    r.in_process_per_s,
+                    r.in_process_verified_per_s,
+                    r.token_per_s / r.in_process_verified_per_s
+                );
+            }
+            let _ = writeln!(
+                t,
+                "  the token path verifies each signature before releasing it: its bound is in-process sign + verify; ratio = token / bound"
+            );
+            let _ = writeln!(
+                t,
+                "  reconciliation, SQLite, Ed25519, {} payments, {} reports: CA keys in the token {:.0} payments/s, sealed in process {:.0}; ratio {:.2}",
+                h.token_run.settled,
+                h.token_run.reports,
+                h.token_run.payments_per_s,
+                h.sealed_run.payments_per_s,
+                h.token_run.payments_per_s / h.sealed_run.payments_per_s
             );
         }
         if let Some(r) = &self.scheme {

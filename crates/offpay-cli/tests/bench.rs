@@ -343,6 +343,64 @@ fn extra_suites_reconcile_against_their_own_bound() {
 }
 
 #[test]
+fn hsm_part_runs_on_softhsm_or_says_why_not() {
+    let v = ok(&[
+        "bench",
+        "--only",
+        "hsm",
+        "--suite-payments",
+        "40",
+        "--wallets",
+        "4",
+    ]);
+    let fields = [
+        "hsm_ed25519_sign_per_s",
+        "hsm_p256_sign_per_s",
+        "in_process_ed25519_sign_per_s",
+        "in_process_ed25519_sign_verify_per_s",
+        "in_process_p256_sign_per_s",
+        "in_process_p256_sign_verify_per_s",
+        "hsm_ed25519_ratio_to_in_process",
+        "hsm_p256_ratio_to_in_process",
+        "hsm_sync_payments_per_s",
+        "hsm_sealed_sync_payments_per_s",
+        "hsm_sync_ratio_to_sealed",
+    ];
+    match v["hsm_skipped"].as_str() {
+        Some(why) => {
+            assert!(why.contains("PKCS#11 module"), "{why}");
+            for k in fields {
+                assert!(v[k].is_null(), "{k}: {v}");
+            }
+        }
+        None => {
+            for k in fields {
+                positive(&v, k);
+            }
+            // Every payment settled exactly once through the token-keyed issuer.
+            assert_eq!(v["hsm_payments"], 40);
+            let r = positive(&v, "hsm_sync_payments_per_s")
+                / positive(&v, "hsm_sealed_sync_payments_per_s");
+            assert!((positive(&v, "hsm_sync_ratio_to_sealed") - r).abs() < 1e-3);
+        }
+    }
+    // A module that is not there: skipped, with the reason, not a failure.
+    let mut c = common::offpay();
+    c.env("OFFPAY_HSM_MODULE", "/nonexistent/libsofthsm2.so");
+    let r = common::run_with(c, &["--json", "bench", "--only", "hsm"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let v = r.json();
+    assert!(
+        v["hsm_skipped"]
+            .as_str()
+            .unwrap()
+            .contains("/nonexistent/libsofthsm2.so"),
+        "{v}"
+    );
+    assert!(v["hsm_sync_payments_per_s"].is_null());
+}
+
+#[test]
 fn an_unreachable_required_postgres_is_refused() {
     let args = [
         "bench",
