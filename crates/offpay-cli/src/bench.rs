@@ -1,5 +1,6 @@
-//! `offpay bench`: crypto bounds, offline payment latency, message sizes and
-//! reconciliation throughput (SQLite, PostgreSQL, HTTP) in one run, each
+//! `offpay bench`: crypto bounds, offline payment latency, message sizes,
+//! reconciliation throughput (SQLite, PostgreSQL, HTTP, per suite), claims
+//! through a scheme and CA keys in an HSM in one run, each
 //! figure next to the bound measured in the same run ([`offpay_bench`]).
 //! Progress goes to stderr; the table (or with `--json` one object, schema
 //! `offpay-bench/1`) to stdout.
@@ -32,11 +33,12 @@ pub(crate) struct BenchArgs {
     #[arg(long, value_name = "N", default_value_t = offpay_bench::OFFLINE_PAYMENTS_DEFAULT)]
     offline_payments: usize,
     /// Payments of each extra-suite reconciliation run (part suites:
-    /// P-256 and ML-DSA-44 wallets on SQLite).
+    /// P-256 and ML-DSA-44 wallets on SQLite) and of each run of part hsm.
     #[arg(long, value_name = "N", default_value_t = offpay_bench::SUITE_PAYMENTS_DEFAULT)]
     suite_payments: usize,
     /// Parts to run, comma-separated: crypto, offline, sizes, sqlite,
-    /// postgres, http (reconcile = these three), scheme, suites. Default: all.
+    /// postgres, http (reconcile = these three), scheme, suites, hsm
+    /// (skipped, saying why, when no PKCS#11 module is found). Default: all.
     #[arg(long, value_name = "PARTS")]
     only: Option<String>,
     /// PostgreSQL server (default: $OFFPAY_TEST_POSTGRES_URL, else
