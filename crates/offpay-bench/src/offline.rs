@@ -1,7 +1,9 @@
 //! Offline payment latency: two wallets in one process pay each other,
 //! request → pay → receive → confirm, each payment timed. Once with the
 //! vault in memory ([`MemoryVault`]) and once sealed on disk
-//! ([`SealedFileVault`], real fsync).
+//! ([`SealedFileVault`], real fsync). For each suite: the wallets and the
+//! issuer's CA keys of one suite ([`measure`] for Ed25519, P-256 and
+//! ML-DSA-44 in turn).
 
 use std::path::Path;
 use std::time::Instant;
@@ -36,6 +38,8 @@ const DEVICE_SECRET: [u8; 32] = [0x5d; 32];
 /// What the offline part measured.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct OfflineFigures {
+    /// The wallets' (and the issuer CA's) suite.
+    pub suite: Suite,
     /// Timed payments per variant.
     pub payments: usize,
     /// In memory: median microseconds per payment.
@@ -104,15 +108,23 @@ fn p50_p99(samples: &[f64]) -> (f64, f64) {
     )
 }
 
-/// Measure both variants; the sealed vaults and the atomic-write probe live
-/// in a fresh directory under `base`.
-pub fn measure(payments: usize, base: &Path) -> Result<OfflineFigures, String> {
+/// Measure both variants for each suite of [`Suite::ALL`], in that order.
+pub fn measure_all(payments: usize, base: &Path) -> Result<Vec<OfflineFigures>, String> {
+    Suite::ALL
+        .into_iter()
+        .map(|suite| measure(suite, payments, base))
+        .collect()
+}
+
+/// Measure both variants with wallets and CA keys of `suite`; the sealed
+/// vaults and the atomic-write probe live in a fresh directory under `base`.
+pub fn measure(suite: Suite, payments: usize, base: &Path) -> Result<OfflineFigures, String> {
     let t0 = sys::now();
     let store = offpay_store::open_sqlite_memory().map_err(err("in-memory store"))?;
-    let issuer = setup::issuer(store, Suite::Ed25519, t0)?;
+    let issuer = setup::issuer(store, suite, t0)?;
 
-    let mut a = setup::wallet(&issuer, MemoryVault::new(), Suite::Ed25519, "mem-a", t0)?;
-    let mut b = setup::wallet(&issuer, MemoryVault::new(), Suite::Ed25519, "mem-b", t0)?;
+    let mut a = setup::wallet(&issuer, MemoryVault::new(), suite, "mem-a", t0)?;
+    let mut b = setup::wallet(&issuer, MemoryVault::new(), suite, "mem-b", t0)?;
     let (memory_p50_us, memory_p99_us) = p50_p99(&run(
         &issuer,
         &mut a,
@@ -133,8 +145,8 @@ pub fn measure(payments: usize, base: &Path) -> Result<OfflineFigures, String> {
             .map_err(err("sealed vault"))
     };
     let t1 = t0.plus(SECONDS_PER_PAYMENT * (WARMUP_PAYMENTS + payments + 1) as u64);
-    let mut a = setup::wallet(&issuer, vault("a")?, Suite::Ed25519, "disk-a", t1)?;
-    let mut b = setup::wallet(&issuer, vault("b")?, Suite::Ed25519, "disk-b", t1)?;
+    let mut a = setup::wallet(&issuer, vault("a")?, suite, "disk-a", t1)?;
+    let mut b = setup::wallet(&issuer, vault("b")?, suite, "disk-b", t1)?;
     // The atomic writes are timed in the same directory, spread over the
     // on-disk payments (the disk's load changes over time: the bound must
     // see the same disk the payments saw).
@@ -153,6 +165,7 @@ pub fn measure(payments: usize, base: &Path) -> Result<OfflineFigures, String> {
     }
     let atomic_write_us = probe.finish().map_err(probe_err())?;
     Ok(OfflineFigures {
+        suite,
         payments,
         memory_p50_us,
         memory_p99_us,

@@ -132,6 +132,7 @@ fn balance(w: &Wallet<MemoryVault>) -> u64 {
 fn run(
     issuer: &Issuer<AnyStore>,
     via: Via<'_>,
+    suite: Suite,
     p: &Params,
     label: &str,
     progress: &mut dyn FnMut(&str),
@@ -143,7 +144,7 @@ fn run(
         wallets.push(setup::wallet(
             issuer,
             MemoryVault::new(),
-            Suite::Ed25519,
+            suite,
             &format!("c{k}"),
             sys::now(),
         )?);
@@ -295,16 +296,40 @@ fn run(
     Ok(run)
 }
 
-/// On a SQLite file in a fresh directory under `base`.
+/// Against `issuer` (any store, any CA key), through `Issuer::sync` in
+/// this process, with wallets of `suite`.
+pub fn run_on(
+    issuer: &Issuer<AnyStore>,
+    suite: Suite,
+    p: &Params,
+    label: &str,
+    progress: &mut dyn FnMut(&str),
+) -> Result<Run, String> {
+    run(issuer, Via::Direct, suite, p, label, progress)
+}
+
+/// On a SQLite file in a fresh directory under `base`, Ed25519 wallets and CA.
 pub fn sqlite(p: &Params, base: &Path, progress: &mut dyn FnMut(&str)) -> Result<Run, String> {
+    sqlite_suite(Suite::Ed25519, p, base, "sqlite", progress)
+}
+
+/// On a SQLite file in a fresh directory under `base`, wallets and issuer
+/// CA keys of `suite`.
+pub fn sqlite_suite(
+    suite: Suite,
+    p: &Params,
+    base: &Path,
+    label: &str,
+    progress: &mut dyn FnMut(&str),
+) -> Result<Run, String> {
     let dir = tempfile::Builder::new()
         .prefix("offpay-bench-sqlite-")
         .tempdir_in(base)
         .map_err(err(format!("temporary directory in {}", base.display())))?;
     let store =
         offpay_store::open_sqlite(&dir.path().join("bench.sqlite")).map_err(err("open SQLite"))?;
-    let issuer = setup::issuer(store, Suite::Ed25519, sys::now())?;
-    run(&issuer, Via::Direct, p, "sqlite", progress)
+    let issuer = setup::issuer(store, suite, sys::now())?;
+    run(&issuer, Via::Direct, suite, p, label, progress)
 }
 
 /// What became of the PostgreSQL run.
@@ -353,7 +378,14 @@ pub fn postgres(
         let store = offpay_store::open_postgres_schema(url, &schema)
             .map_err(err(format!("open PostgreSQL schema {schema}")))?;
         let issuer = setup::issuer(store, Suite::Ed25519, sys::now())?;
-        run(&issuer, Via::Direct, p, "postgres", progress)
+        run(
+            &issuer,
+            Via::Direct,
+            Suite::Ed25519,
+            p,
+            "postgres",
+            progress,
+        )
     })();
     let drop_sql = format!("DROP SCHEMA IF EXISTS {schema} CASCADE");
     if let Err(e) = admin.batch_execute(&drop_sql) {
@@ -418,6 +450,7 @@ pub fn http(p: &Params, base: &Path, progress: &mut dyn FnMut(&str)) -> Result<R
             addr: server.addr,
             settled: &metrics.payments_settled,
         },
+        Suite::Ed25519,
         p,
         "http",
         progress,

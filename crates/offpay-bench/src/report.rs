@@ -5,7 +5,10 @@ use std::fmt::Write as _;
 
 use serde_json::{Map, Value, json};
 
-use crate::crypto::{self, CryptoFigures};
+use offpay_protocol::Suite;
+
+use crate::crypto::{self, CryptoFigures, Dist, SuiteCrypto};
+use crate::hsm::HsmFigures;
 use crate::offline::OfflineFigures;
 use crate::reconcile::Run;
 use crate::scheme::SchemeRun;
@@ -54,8 +57,10 @@ pub struct Report {
     pub cores: usize,
     /// Signature costs.
     pub crypto: Option<CryptoFigures>,
-    /// Offline payment latency.
+    /// Offline payment latency, Ed25519 (the first of `offline_by_suite`).
     pub offline: Option<OfflineFigures>,
+    /// Offline payment latency per suite, in [`Suite::ALL`] order.
+    pub offline_by_suite: Vec<OfflineFigures>,
     /// Message sizes.
     pub sizes: Option<Sizes>,
     /// Reconciliation on SQLite.
@@ -70,6 +75,30 @@ pub struct Report {
     pub peak_rss_mib: Option<f64>,
     /// Claims through a scheme of two issuers.
     pub scheme: Option<SchemeRun>,
+    /// Reconciliation of the extra suites' wallets (SQLite file), in run order.
+    pub suite_runs: Vec<(Suite, Run)>,
+    /// CA keys in a PKCS#11 token against keys in process.
+    pub hsm: Option<HsmFigures>,
+    /// Why the HSM part did not run.
+    pub hsm_skipped: Option<String>,
+}
+
+/// A suite's prefix in the JSON field names: `ed25519`, `p256`, `mldsa44`.
+pub(crate) fn prefix(suite: Suite) -> &'static str {
+    match suite {
+        Suite::Ed25519 => "ed25519",
+        Suite::P256 => "p256",
+        Suite::MlDsa44 => "mldsa44",
+    }
+}
+
+/// A suite's name in the table.
+pub(crate) fn display(suite: Suite) -> &'static str {
+    match suite {
+        Suite::Ed25519 => "Ed25519",
+        Suite::P256 => "P-256",
+        Suite::MlDsa44 => "ML-DSA-44",
+    }
 }
 
 /// A float for JSON: `null` when absent or not finite.
@@ -94,6 +123,7 @@ impl Report {
             cores: sys::cores(),
             crypto: None,
             offline: None,
+            offline_by_suite: Vec::new(),
             sizes: None,
             sqlite: None,
             postgres: None,
@@ -101,6 +131,9 @@ impl Report {
             http: None,
             peak_rss_mib: None,
             scheme: None,
+            suite_runs: Vec::new(),
+            hsm: None,
+            hsm_skipped: None,
         }
     }
 
@@ -111,18 +144,27 @@ impl Report {
 
     /// `3 × sign + 3 × verify` (Ed25519), microseconds.
     pub fn offline_bound_us(&self) -> Option<f64> {
-        self.crypto.map(|c| {
-            f64::from(BOUND_SIGNS) * c.ed25519_sign_us
-                + f64::from(BOUND_VERIFIES) * c.ed25519_verify_us
-        })
+        self.suite_offline_bound_us(Suite::Ed25519)
     }
 
     /// The bound plus 4 commits × 2 atomic writes, microseconds.
     pub fn offline_durable_bound_us(&self) -> Option<f64> {
+        self.suite_offline_durable_bound_us(self.offline.as_ref()?)
+    }
+
+    /// `3 × sign + 3 × verify` of `suite` ([`CryptoFigures::sign_verify_us`]), microseconds.
+    pub fn suite_offline_bound_us(&self, suite: Suite) -> Option<f64> {
+        self.crypto.map(|c| {
+            let (sign, verify) = c.sign_verify_us(suite);
+            f64::from(BOUND_SIGNS) * sign + f64::from(BOUND_VERIFIES) * verify
+        })
+    }
+
+    /// The bound of `o`'s suite plus 4 commits × 2 of `o`'s atomic writes, microseconds.
+    pub fn suite_offline_durable_bound_us(&self, o: &OfflineFigures) -> Option<f64> {
         Some(
-            self.offline_bound_us()?
-                + f64::from(COMMITS_PER_PAYMENT * WRITES_PER_COMMIT)
-                    * self.offline?.atomic_write_us,
+            self.suite_offline_bound_us(o.suite)?
+                + f64::from(COMMITS_PER_PAYMENT * WRITES_PER_COMMIT) * o.atomic_write_us,
         )
     }
 
@@ -131,6 +173,25 @@ impl Report {
     pub fn verify_bound_per_s(&self) -> Option<f64> {
         let usable = self.config.threads.min(self.cores) as f64;
         Some(self.verify_batch_per_s()? * usable / SIGNATURES_PER_PAYMENT)
+    }
+
+    /// Payments per second an issuer with wallets of `suite` could settle
+    /// if it did nothing but verify: `verify_rate_per_s(suite) ×
+    /// min(threads, cores) / 2` (batch verification for Ed25519, single
+    /// verification for the suites without a batch equation).
+    pub fn suite_verify_bound_per_s(&self, suite: Suite) -> Option<f64> {
+        let usable = self.config.threads.min(self.cores) as f64;
+        Some(self.crypto?.verify_rate_per_s(suite) * usable / SIGNATURES_PER_PAYMENT)
+    }
+
+    /// Every SQLite reconciliation run by suite: the Ed25519 one (part
+    /// `sqlite`) first, then the extra suites'.
+    fn sqlite_by_suite(&self) -> Vec<(Suite, &Run)> {
+        self.sqlite
+            .iter()
+            .map(|r| (Suite::Ed25519, r))
+            .chain(self.suite_runs.iter().map(|(s, r)| (*s, r)))
+            .collect()
     }
 
     fn ratio(&self, run: &Option<Run>) -> Option<f64> {
@@ -167,6 +228,7 @@ impl Report {
                 "threads": self.config.threads,
                 "per_round": self.config.per_round,
                 "offline_payments": self.config.offline_payments,
+                "suite_payments": self.config.suite_payments,
                 "parts": self.config.parts.names(),
                 "postgres_url": redact(&self.config.postgres_url),
                 "temp_dir": self.config.temp_base().display().to_string(),
@@ -184,6 +246,34 @@ impl Report {
         put("p256_sign_us", us(c.map(|c| c.p256_sign_us)));
         put("p256_verify_us", us(c.map(|c| c.p256_verify_us)));
         put("verify_batch_per_s", rate(self.verify_batch_per_s()));
+        put(
+            "mldsa44_sign_us",
+            us(c.map(|c| c.sign_verify_us(Suite::MlDsa44).0)),
+        );
+        put(
+            "mldsa44_verify_us",
+            us(c.map(|c| c.sign_verify_us(Suite::MlDsa44).1)),
+        );
+        put("crypto_dist_keys", json!(crypto::DIST_KEYS));
+        for suite in Suite::ALL {
+            let d = c.map(|c| *c.suite(suite));
+            let p = prefix(suite);
+            put(
+                &format!("{p}_dist_samples"),
+                json!(d.map(|d| d.sign.samples)),
+            );
+            for (op, f) in [
+                (
+                    "sign",
+                    (|d: &SuiteCrypto| d.sign) as fn(&SuiteCrypto) -> Dist,
+                ),
+                ("verify", |d| d.verify),
+            ] {
+                put(&format!("{p}_{op}_p50_us"), us(d.map(|d| f(&d).p50_us)));
+                put(&format!("{p}_{op}_p99_us"), us(d.map(|d| f(&d).p99_us)));
+                put(&format!("{p}_{op}_max_us"), us(d.map(|d| f(&d).max_us)));
+            }
+        }
         // Offline payment.
         put("offline_payments", json!(o.map(|o| o.payments)));
         put("offline_payment_p50_us", us(o.map(|o| o.memory_p50_us)));
@@ -213,6 +303,31 @@ impl Report {
             "offline_payment_durable_ratio_to_bound",
             ratio(o.and_then(|o| Some(self.offline_durable_bound_us()? / o.durable_p50_us))),
         );
+        put(
+            "offline_by_suite",
+            Value::Array(
+                self.offline_by_suite
+                    .iter()
+                    .map(|o| {
+                        let bound = self.suite_offline_bound_us(o.suite);
+                        let dbound = self.suite_offline_durable_bound_us(o);
+                        json!({
+                            "suite": o.suite.name(),
+                            "payments": o.payments,
+                            "p50_us": us(Some(o.memory_p50_us)),
+                            "p99_us": us(Some(o.memory_p99_us)),
+                            "bound_us": us(bound),
+                            "ratio_to_bound": ratio(bound.map(|b| b / o.memory_p50_us)),
+                            "durable_p50_us": us(Some(o.durable_p50_us)),
+                            "durable_p99_us": us(Some(o.durable_p99_us)),
+                            "atomic_write_us": us(Some(o.atomic_write_us)),
+                            "durable_bound_us": us(dbound),
+                            "durable_ratio_to_bound": ratio(dbound.map(|b| b / o.durable_p50_us)),
+                        })
+                    })
+                    .collect(),
+            ),
+        );
         // Sizes.
         put("request_bytes", json!(s.map(|s| s.request_bytes)));
         put(
@@ -240,6 +355,7 @@ impl Report {
                     };
                     json!({
                         "suite": x.suite,
+                        "ca_suite": x.ca_suite,
                         "request": l(x.request),
                         "payment_inline": l(x.payment_inline),
                         "payment_reference": l(x.payment_reference),
@@ -296,6 +412,67 @@ impl Report {
             num(self.peak_rss_mib.map(|x| round(x, 1))),
         );
         put("postgres_skipped", json!(self.postgres_skipped));
+        put(
+            "sync_by_suite",
+            Value::Array(
+                self.sqlite_by_suite()
+                    .into_iter()
+                    .map(|(suite, r)| {
+                        let bound = self.suite_verify_bound_per_s(suite);
+                        let payments = r.settled as f64;
+                        json!({
+                            "suite": suite.name(),
+                            "backend": "sqlite",
+                            "payments": r.settled,
+                            "payments_per_s": rate(Some(r.payments_per_s)),
+                            "sync_seconds": num(Some(round(r.sync_seconds, 3))),
+                            "verify_rate_per_s": rate(self.crypto.map(|c| c.verify_rate_per_s(suite))),
+                            "verify_bound_per_s": rate(bound),
+                            "ratio_to_verify_bound": ratio(bound.map(|b| r.payments_per_s / b)),
+                            "report_bytes_per_payment": num(Some(round(r.report_bytes as f64 / payments, 1))),
+                        })
+                    })
+                    .collect(),
+            ),
+        );
+        // HSM.
+        let h = self.hsm.as_ref();
+        put("hsm_skipped", json!(self.hsm_skipped));
+        put("hsm_module", json!(h.map(|h| h.module.clone())));
+        for (i, suite) in [Suite::Ed25519, Suite::P256].into_iter().enumerate() {
+            let r = h.map(|h| h.rates[i]);
+            let p = prefix(suite);
+            put(
+                &format!("hsm_{p}_sign_per_s"),
+                rate(r.map(|r| r.token_per_s)),
+            );
+            put(
+                &format!("in_process_{p}_sign_per_s"),
+                rate(r.map(|r| r.in_process_per_s)),
+            );
+            put(
+                &format!("in_process_{p}_sign_verify_per_s"),
+                rate(r.map(|r| r.in_process_verified_per_s)),
+            );
+            put(
+                &format!("hsm_{p}_ratio_to_in_process"),
+                ratio(r.map(|r| r.token_per_s / r.in_process_verified_per_s)),
+            );
+        }
+        put("hsm_payments", json!(h.map(|h| h.token_run.settled)));
+        put(
+            "hsm_sync_payments_per_s",
+            rate(h.map(|h| h.token_run.payments_per_s)),
+        );
+        put(
+            "hsm_sealed_sync_payments_per_s",
+            rate(h.map(|h| h.sealed_run.payments_per_s)),
+        );
+        put(
+            "hsm_sync_ratio_to_sealed",
+            ratio(h.map(|h| h.token_run.payments_per_s / h.sealed_run.payments_per_s)),
+        );
+        put("hsm_sync_reports", json!(h.map(|h| h.token_run.reports)));
         // Scheme.
         let sc = self.scheme.as_ref();
         let secs = |v: Option<f64>| num(v.map(|x| round(x, 3)));
@@ -356,42 +533,66 @@ impl Report {
                 "Ed25519 batch verify rate",
                 c.verify_batch_per_s()
             );
+            let _ = writeln!(
+                t,
+                "  each signature timed alone, {} keys, a new message each (µs):",
+                crypto::DIST_KEYS
+            );
+            let _ = writeln!(
+                t,
+                "  {:<18} {:>8} {:>10} {:>10} {:>10}",
+                "", "samples", "median", "p99", "max"
+            );
+            for d in &c.by_suite {
+                for (op, x) in [("sign", d.sign), ("verify", d.verify)] {
+                    let _ = writeln!(
+                        t,
+                        "  {:<18} {:>8} {:>10.1} {:>10.1} {:>10.1}",
+                        format!("{} {op}", display(d.suite)),
+                        x.samples,
+                        x.p50_us,
+                        x.p99_us,
+                        x.max_us
+                    );
+                }
+            }
         }
         if let Some(o) = self.offline {
             let _ = writeln!(
                 t,
-                "\noffline payment (request → pay → receive → confirm, {} payments each)",
+                "\noffline payment (request → pay → receive → confirm, {} payments each; wallets and CA of one suite)",
                 o.payments
             );
             let _ = writeln!(
                 t,
-                "  {:<14} {:>10} {:>10} {:>12} {:>8}",
-                "vault", "p50 µs", "p99 µs", "bound µs", "ratio"
+                "  {:<10} {:<13} {:>10} {:>10} {:>12} {:>8}",
+                "suite", "vault", "p50 µs", "p99 µs", "bound µs", "ratio"
             );
-            let bound = self.offline_bound_us();
-            let dbound = self.offline_durable_bound_us();
+            for o in &self.offline_by_suite {
+                let bound = self.suite_offline_bound_us(o.suite);
+                let dbound = self.suite_offline_durable_bound_us(o);
+                for (vault, p50, p99, b) in [
+                    ("in memory", o.memory_p50_us, o.memory_p99_us, bound),
+                    ("sealed, disk", o.durable_p50_us, o.durable_p99_us, dbound),
+                ] {
+                    let _ = writeln!(
+                        t,
+                        "  {:<10} {vault:<13} {p50:>10.1} {p99:>10.1} {:>12} {:>8}",
+                        display(o.suite),
+                        f1(b),
+                        f2(b.map(|b| b / p50))
+                    );
+                }
+            }
+            let writes: Vec<String> = self
+                .offline_by_suite
+                .iter()
+                .map(|o| format!("{:.1}", o.atomic_write_us))
+                .collect();
             let _ = writeln!(
                 t,
-                "  {:<14} {:>10.1} {:>10.1} {:>12} {:>8}",
-                "in memory",
-                o.memory_p50_us,
-                o.memory_p99_us,
-                f1(bound),
-                f2(bound.map(|b| b / o.memory_p50_us))
-            );
-            let _ = writeln!(
-                t,
-                "  {:<14} {:>10.1} {:>10.1} {:>12} {:>8}",
-                "sealed, disk",
-                o.durable_p50_us,
-                o.durable_p99_us,
-                f1(dbound),
-                f2(dbound.map(|b| b / o.durable_p50_us))
-            );
-            let _ = writeln!(
-                t,
-                "  bound = {BOUND_SIGNS} signs + {BOUND_VERIFIES} verifies; on disk + {COMMITS_PER_PAYMENT} commits × {WRITES_PER_COMMIT} atomic writes of 4 KiB ({:.1} µs each); ratio = bound / p50",
-                o.atomic_write_us
+                "  bound = {BOUND_SIGNS} signs + {BOUND_VERIFIES} verifies of the suite; on disk + {COMMITS_PER_PAYMENT} commits × {WRITES_PER_COMMIT} atomic writes of 4 KiB ({} µs each, per suite's run); ratio = bound / p50",
+                writes.join(" / ")
             );
         }
         if let Some(s) = self.sizes {
@@ -416,7 +617,7 @@ impl Report {
             );
             let _ = writeln!(
                 t,
-                "  per suite: bytes / QR version / codes (one code up to 666 bytes, version 20-M; else multi-part)"
+                "  per chain (wallet suite / CA suite): bytes / QR version / codes (one code up to 666 bytes, version 20-M; else multi-part codes, PROTOCOL §14)"
             );
             for x in &s.by_suite {
                 for (name, l) in [
@@ -427,8 +628,11 @@ impl Report {
                 ] {
                     let _ = writeln!(
                         t,
-                        "  {:<8} {name:<30} {:>6} B  v{:<2} x{}",
-                        x.suite, l.bytes, l.version, l.codes
+                        "  {:<19} {name:<30} {:>6} B  v{:<2} x{}",
+                        format!("{}/{}", x.suite, x.ca_suite),
+                        l.bytes,
+                        l.version,
+                        l.codes
                     );
                 }
             }
@@ -496,6 +700,83 @@ impl Report {
                 );
             }
             let _ = writeln!(t, "  peak RSS: {} MiB", f0(self.peak_rss_mib));
+        }
+        let by_suite = self.sqlite_by_suite();
+        if !self.suite_runs.is_empty() {
+            let _ = writeln!(
+                t,
+                "\nreconciliation per suite (SQLite file; wallets and CA of one suite; {} wallets, {} threads)",
+                self.config.wallets, self.config.threads
+            );
+            let _ = writeln!(
+                t,
+                "  {:<10} {:>9} {:>11} {:>14} {:>11} {:>7} {:>12}",
+                "suite",
+                "payments",
+                "payments/s",
+                "verify/s/core",
+                "bound",
+                "ratio",
+                "report B/pay"
+            );
+            for (suite, r) in &by_suite {
+                let bound = self.suite_verify_bound_per_s(*suite);
+                let _ = writeln!(
+                    t,
+                    "  {:<10} {:>9} {:>11.0} {:>14} {:>11} {:>7} {:>12.0}",
+                    display(*suite),
+                    r.settled,
+                    r.payments_per_s,
+                    f0(self.crypto.map(|c| c.verify_rate_per_s(*suite))),
+                    f0(bound),
+                    f2(bound.map(|b| r.payments_per_s / b)),
+                    r.report_bytes as f64 / r.settled.max(1) as f64
+                );
+            }
+            let _ = writeln!(
+                t,
+                "  bound = verify/s/core × min({}, {} cores) / 2; verify/s/core: Ed25519 batch verification, P-256 and ML-DSA-44 single verification (no batch equation)",
+                self.config.threads, self.cores
+            );
+        }
+        if let Some(why) = &self.hsm_skipped {
+            let _ = writeln!(t, "\nHSM: skipped: {why}");
+        }
+        if let Some(h) = &self.hsm {
+            let _ = writeln!(
+                t,
+                "\nHSM ({}; a fresh token in a private directory)",
+                h.module
+            );
+            let _ = writeln!(
+                t,
+                "  {:<9} {:>12} {:>12} {:>16} {:>7}",
+                "signing", "token /s", "in process", "+ verify (bound)", "ratio"
+            );
+            for r in &h.rates {
+                let _ = writeln!(
+                    t,
+                    "  {:<9} {:>12.0} {:>12.0} {:>16.0} {:>7.2}",
+                    display(r.suite),
+                    r.token_per_s,
+                    r.in_process_per_s,
+                    r.in_process_verified_per_s,
+                    r.token_per_s / r.in_process_verified_per_s
+                );
+            }
+            let _ = writeln!(
+                t,
+                "  the token path verifies each signature before releasing it: its bound is in-process sign + verify; ratio = token / bound"
+            );
+            let _ = writeln!(
+                t,
+                "  reconciliation, SQLite, Ed25519, {} payments, {} reports: CA keys in the token {:.0} payments/s, sealed in process {:.0}; ratio {:.2}",
+                h.token_run.settled,
+                h.token_run.reports,
+                h.token_run.payments_per_s,
+                h.sealed_run.payments_per_s,
+                h.token_run.payments_per_s / h.sealed_run.payments_per_s
+            );
         }
         if let Some(r) = &self.scheme {
             let _ = writeln!(

@@ -1,5 +1,8 @@
 //! Message sizes, from real wallets and a real issuer: the first payment of
-//! a fresh wallet, 12.50 EUR, as in docs/PROTOCOL.md §10.
+//! a fresh wallet, 12.50 EUR, as in docs/PROTOCOL.md §10. Per chain
+//! ([`CHAINS`]): the three pure suites (wallets and issuer CA of one suite)
+//! and the two mixed ones (ML-DSA-44 wallets under an Ed25519 CA, Ed25519
+//! wallets under an ML-DSA-44 CA).
 
 use offpay_protocol::envelope::Signed;
 use offpay_protocol::messages::{CertField, Payment};
@@ -33,9 +36,21 @@ pub struct Sizes {
     pub payment_bytes_with_cert_p256: usize,
     /// Smallest QR code version holding the P-256 inline payment.
     pub qr_version_p256: u8,
-    /// Per suite: the QR-carried messages, their QR version and code count.
-    pub by_suite: [SuiteSizes; 2],
+    /// Per chain of [`CHAINS`], in that order: the QR-carried messages,
+    /// their QR version and code count.
+    pub by_suite: [SuiteSizes; 5],
 }
+
+/// The chains measured, `(wallet suite, issuer CA suite)`: Ed25519, P-256,
+/// ML-DSA-44, then ML-DSA-44 wallets under an Ed25519 CA and Ed25519
+/// wallets under an ML-DSA-44 CA.
+pub const CHAINS: [(Suite, Suite); 5] = [
+    (Suite::Ed25519, Suite::Ed25519),
+    (Suite::P256, Suite::P256),
+    (Suite::MlDsa44, Suite::MlDsa44),
+    (Suite::MlDsa44, Suite::Ed25519),
+    (Suite::Ed25519, Suite::MlDsa44),
+];
 
 /// How a message travels as QR codes: one code up to [`PART_CODE_BYTES`]
 /// (version 20-M), else multi-part codes all at one version.
@@ -49,11 +64,13 @@ pub struct QrLayout {
     pub codes: usize,
 }
 
-/// The QR-carried messages of one suite.
+/// The QR-carried messages of one chain.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SuiteSizes {
-    /// The suite's name ("Ed25519", "P-256").
+    /// The wallets' suite ([`Suite::name`]: "ed25519", "p256", "ml-dsa-44").
     pub suite: &'static str,
+    /// The issuer CA's suite (it signs the wallet certificates).
+    pub ca_suite: &'static str,
     /// PaymentRequest, payee certificate inline.
     pub request: QrLayout,
     /// Payment, payer certificate inline.
@@ -89,14 +106,14 @@ struct Scheme {
     payment_by_reference: usize,
     receipt: usize,
     voucher: usize,
-    qr_version: u8,
+    inline_payment: Vec<u8>,
     layouts: SuiteSizes,
 }
 
-fn scheme(suite: Suite) -> Result<Scheme, String> {
+fn scheme(suite: Suite, ca_suite: Suite) -> Result<Scheme, String> {
     let now = sys::now();
     let store = offpay_store::open_sqlite_memory().map_err(err("in-memory store"))?;
-    let issuer = setup::issuer(store, suite, now)?;
+    let issuer = setup::issuer(store, ca_suite, now)?;
     let mut payer = setup::wallet(&issuer, MemoryVault::new(), suite, "payer", now)?;
     let mut payee = setup::wallet(&issuer, MemoryVault::new(), suite, "payee", now)?;
     let voucher = issuer
@@ -124,6 +141,7 @@ fn scheme(suite: Suite) -> Result<Scheme, String> {
     Signed::<Payment>::decode(&by_reference).map_err(err("decode payment by reference"))?;
     let layouts = SuiteSizes {
         suite: suite.name(),
+        ca_suite: ca_suite.name(),
         request: layout(&x.request)?,
         payment_inline: layout(&x.payment)?,
         payment_reference: layout(&by_reference)?,
@@ -136,26 +154,38 @@ fn scheme(suite: Suite) -> Result<Scheme, String> {
         payment_by_reference: by_reference.len(),
         receipt: x.receipt.len(),
         voucher: voucher.len(),
-        // Really encode it (binary mode, level M), not only look up the capacity table.
-        qr_version: encode_png(&x.payment, std::io::sink(), 1)
-            .map_err(err("QR code"))?
-            .version,
+        inline_payment: x.payment,
     })
 }
 
 /// Measure every size.
 pub fn measure() -> Result<Sizes, String> {
-    let ed = scheme(Suite::Ed25519)?;
-    let p256 = scheme(Suite::P256)?;
+    let [ed, p256, mldsa, mldsa_under_ed, ed_under_mldsa] =
+        CHAINS.map(|(wallet, ca)| scheme(wallet, ca));
+    let (ed, p256) = (ed?, p256?);
+    // One code of the smallest version (binary mode, level M), really
+    // encoded, not only looked up in the capacity table: the Ed25519 and
+    // P-256 payments fit one (an ML-DSA-44 one fits no single code).
+    let qr_version = |s: &Scheme| -> Result<u8, String> {
+        Ok(encode_png(&s.inline_payment, std::io::sink(), 1)
+            .map_err(err("QR code"))?
+            .version)
+    };
     Ok(Sizes {
         request_bytes: ed.request,
         payment_bytes: ed.payment_by_reference,
         payment_bytes_with_cert: ed.payment,
         receipt_bytes: ed.receipt,
         voucher_bytes: ed.voucher,
-        qr_version: ed.qr_version,
+        qr_version: qr_version(&ed)?,
         payment_bytes_with_cert_p256: p256.payment,
-        qr_version_p256: p256.qr_version,
-        by_suite: [ed.layouts, p256.layouts],
+        qr_version_p256: qr_version(&p256)?,
+        by_suite: [
+            ed.layouts,
+            p256.layouts,
+            mldsa?.layouts,
+            mldsa_under_ed?.layouts,
+            ed_under_mldsa?.layouts,
+        ],
     })
 }

@@ -1,5 +1,6 @@
-//! `offpay bench`: crypto bounds, offline payment latency, message sizes and
-//! reconciliation throughput (SQLite, PostgreSQL, HTTP) in one run, each
+//! `offpay bench`: crypto bounds, offline payment latency, message sizes,
+//! reconciliation throughput (SQLite, PostgreSQL, HTTP, per suite), claims
+//! through a scheme and CA keys in an HSM in one run, each
 //! figure next to the bound measured in the same run ([`offpay_bench`]).
 //! Progress goes to stderr; the table (or with `--json` one object, schema
 //! `offpay-bench/1`) to stdout.
@@ -31,8 +32,13 @@ pub(crate) struct BenchArgs {
     /// Payments timed in each offline variant (memory, disk).
     #[arg(long, value_name = "N", default_value_t = offpay_bench::OFFLINE_PAYMENTS_DEFAULT)]
     offline_payments: usize,
+    /// Payments of each extra-suite reconciliation run (part suites:
+    /// P-256 and ML-DSA-44 wallets on SQLite) and of each run of part hsm.
+    #[arg(long, value_name = "N", default_value_t = offpay_bench::SUITE_PAYMENTS_DEFAULT)]
+    suite_payments: usize,
     /// Parts to run, comma-separated: crypto, offline, sizes, sqlite,
-    /// postgres, http (reconcile = these three), scheme. Default: all.
+    /// postgres, http (reconcile = these three), scheme, suites, hsm
+    /// (skipped, saying why, when no PKCS#11 module is found). Default: all.
     #[arg(long, value_name = "PARTS")]
     only: Option<String>,
     /// PostgreSQL server (default: $OFFPAY_TEST_POSTGRES_URL, else
@@ -62,6 +68,7 @@ pub(crate) fn run(a: BenchArgs) -> Outcome {
         threads: a.threads,
         per_round: a.per_round,
         offline_payments: a.offline_payments,
+        suite_payments: a.suite_payments,
         parts,
         postgres_url,
         require_postgres: a.require_postgres,
