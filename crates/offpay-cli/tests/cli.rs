@@ -597,3 +597,111 @@ fn sim_checks_its_outputs_before_running_and_says_what_ran() {
     assert_eq!(r.code, 2, "{r:?}");
     assert!(r.stderr.contains("expected \"default\""), "{r:?}");
 }
+
+/// `offpay server --hsm SPEC`: the scheme root and issuer CA keys are made
+/// in a SoftHSM2 token at the first start and adopted at the next; wallets
+/// enroll, load, pay and sync through it; the same data directory without
+/// the token, a wrong PIN, or a spec with a missing part is a clear startup
+/// error. Skipped (with the reason) without SoftHSM2 unless
+/// `OFFPAY_REQUIRE_HSM=1`.
+#[test]
+fn the_server_keeps_its_ca_keys_in_a_pkcs11_token() {
+    let module = "/usr/lib/softhsm/libsofthsm2.so";
+    if !std::path::Path::new(module).is_file() || which("softhsm2-util").is_none() {
+        assert!(
+            std::env::var("OFFPAY_REQUIRE_HSM").as_deref() != Ok("1"),
+            "SoftHSM2 required (OFFPAY_REQUIRE_HSM=1) but not installed"
+        );
+        eprintln!("SKIPPED: SoftHSM2 not installed (apt-get install softhsm2)");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let tokens = tmp.path().join("tokens");
+    std::fs::create_dir(&tokens).unwrap();
+    let conf = tmp.path().join("softhsm2.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "directories.tokendir = {}\nobjectstore.backend = file\n",
+            tokens.display()
+        ),
+    )
+    .unwrap();
+    let conf = conf.to_str().unwrap().to_string();
+    let init = std::process::Command::new("softhsm2-util")
+        .env("SOFTHSM2_CONF", &conf)
+        .args([
+            "--init-token",
+            "--free",
+            "--label",
+            "offpay",
+            "--so-pin",
+            "5678",
+            "--pin",
+            "1234",
+        ])
+        .output()
+        .unwrap();
+    assert!(init.status.success(), "{init:?}");
+    let spec = format!(
+        "module={module},token=offpay,pin=env:OFFPAY_HSM_PIN,issuer-key=offpay-issuer-ca,root-key=offpay-root"
+    );
+    let data = tmp.path().join("data");
+    let env = [("SOFTHSM2_CONF", conf.as_str()), ("OFFPAY_HSM_PIN", "1234")];
+    let args = ["--hsm", spec.as_str()];
+    let story = |s: &Server, name: &str| {
+        s.customer(name, "50.00");
+        let dir = tmp.path().join(name);
+        let id = s.wallet(name, &dir);
+        s.load(&id, &dir, "10.00");
+        dir
+    };
+    let s = Server::start_in_env(&data, true, &args, &env);
+    let alice = story(&s, "alice");
+    let bob = story(&s, "bob");
+    let req = p(tmp.path(), "req");
+    let pay = p(tmp.path(), "pay");
+    w(&bob, &["request", "3.00", "--out", &req]);
+    w(&alice, &["pay", &req, "--out", &pay]);
+    w(&bob, &["receive", &pay, "--out", &p(tmp.path(), "rcpt")]);
+    drop(s);
+    // The next start adopts the token's keys; the wallets sync through it.
+    let s = Server::start_in_env(&data, true, &args, &env);
+    w(&alice, &["sync", "--server", &s.url]);
+    w(&bob, &["sync", "--server", &s.url]);
+    assert_eq!(balance(&alice), 700);
+    assert_eq!(balance(&bob), 1_300);
+    s.assert_invariants();
+    drop(s);
+    let start = |extra_env: &[(&str, &str)], args: &[&str]| {
+        let mut c = offpay();
+        c.envs(extra_env.iter().copied());
+        let mut a = vec!["--json", "server", "--listen", "127.0.0.1:0", "--data-dir"];
+        a.push(data.to_str().unwrap());
+        a.extend_from_slice(args);
+        run_with(c, &a)
+    };
+    // Without the token, the same data directory does not start.
+    let r = start(&env, &[]);
+    assert_ne!(r.code, 0, "{r:?}");
+    assert!(r.stdout.contains("token"), "{r:?}");
+    // A wrong PIN, a spec without its root key: each its own error.
+    let r = start(
+        &[("SOFTHSM2_CONF", &conf), ("OFFPAY_HSM_PIN", "0000")],
+        &args,
+    );
+    assert_ne!(r.code, 0, "{r:?}");
+    assert!(r.stdout.to_lowercase().contains("pin"), "{r:?}");
+    let no_root = format!("module={module},token=offpay,pin=env:OFFPAY_HSM_PIN,issuer-key=x");
+    let r = start(&env, &["--hsm", &no_root]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stdout.contains("root-key"), "{r:?}");
+}
+
+fn which(bin: &str) -> Option<std::path::PathBuf> {
+    std::env::var_os("PATH")?
+        .to_str()?
+        .split(':')
+        .map(|d| std::path::Path::new(d).join(bin))
+        .find(|p| p.is_file())
+}

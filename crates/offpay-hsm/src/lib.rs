@@ -97,7 +97,21 @@ impl std::fmt::Display for HsmError {
                 write!(f, "PKCS#11 module {}: {reason}", path.display())
             }
             HsmError::TokenNotFound(t) => write!(f, "no PKCS#11 token {t} in any slot"),
-            HsmError::Login { code } => write!(f, "token refused the login (CKR {code:#x})"),
+            HsmError::Login { code } => match *code {
+                cryptoki_sys::CKR_PIN_INCORRECT => {
+                    write!(
+                        f,
+                        "token refused the login: wrong PIN (CKR_PIN_INCORRECT, {code:#x})"
+                    )
+                }
+                cryptoki_sys::CKR_PIN_LOCKED => {
+                    write!(
+                        f,
+                        "token refused the login: the PIN is locked (CKR_PIN_LOCKED, {code:#x})"
+                    )
+                }
+                _ => write!(f, "token refused the login (CKR {code:#x})"),
+            },
             HsmError::KeyNotFound(l) => write!(f, "no key labelled {l:?} in the token"),
             HsmError::KeyMismatch(m) => write!(f, "token key mismatch: {m}"),
             HsmError::Device { what, code, detail } => {

@@ -67,6 +67,11 @@ pub struct ServerConfig {
     pub master_key_file: Option<PathBuf>,
     /// The scheme link of a member issuer (`[scheme]` in the file).
     pub scheme: SchemeLinkConfig,
+    /// The CA keys in a PKCS#11 token: the `--hsm` spec
+    /// (`module=PATH,token=LABEL|slot=ID,pin=env:VAR|file:PATH,issuer-key=LABEL,root-key=LABEL`,
+    /// [`offpay_hsm::HsmConfig::parse`]; checked when the configuration is
+    /// loaded). `None`: the keys are sealed in the store under the master key.
+    pub hsm: Option<String>,
 }
 
 /// A member issuer's link to its scheme server.
@@ -130,6 +135,7 @@ impl fmt::Debug for ServerConfig {
             .field("operator_amount_max_minor", &self.operator_amount_max_minor)
             .field("master_key_file", &self.master_key_file)
             .field("scheme", &self.scheme)
+            .field("hsm", &self.hsm)
             .finish()
     }
 }
@@ -158,6 +164,7 @@ impl Default for ServerConfig {
             operator_amount_max_minor: OPERATOR_AMOUNT_MAX_MINOR_DEFAULT,
             master_key_file: None,
             scheme: SchemeLinkConfig::default(),
+            hsm: None,
         }
     }
 }
@@ -254,6 +261,9 @@ impl ServerConfig {
                 _ => v,
             });
         }
+        if let Some(v) = f.hsm {
+            self.hsm = Some(v);
+        }
         if let Some(sc) = f.scheme {
             if let Some(v) = sc.url {
                 self.scheme.url = Some(v);
@@ -303,6 +313,9 @@ impl ServerConfig {
         if let Some(v) = get("OFFPAY_MASTER_KEY_FILE") {
             self.master_key_file = Some(PathBuf::from(v));
         }
+        if let Some(v) = get("OFFPAY_HSM") {
+            self.hsm = Some(v);
+        }
         if let Some(v) = get("OFFPAY_SCHEME_URL") {
             self.scheme.url = Some(v);
         }
@@ -345,6 +358,9 @@ impl ServerConfig {
         if let Some(v) = &a.master_key_file {
             self.master_key_file = Some(v.clone());
         }
+        if let Some(v) = &a.hsm {
+            self.hsm = Some(v.clone());
+        }
         if let Some(v) = &a.scheme_url {
             self.scheme.url = Some(v.clone());
         }
@@ -369,6 +385,20 @@ impl ServerConfig {
         }
         if let Some(t) = &self.operator_token {
             check_operator_token(t)?;
+        }
+        if let Some(spec) = &self.hsm {
+            let h =
+                offpay_hsm::HsmConfig::parse(spec).map_err(|e| ConfigError(format!("hsm: {e}")))?;
+            if self.scheme.url.is_some() {
+                return Err(ConfigError(
+                    "hsm: a member issuer's CA key in a token is not supported yet (its key is sealed under the master key)".into(),
+                ));
+            }
+            if h.root_key.is_none() {
+                return Err(ConfigError(
+                    "hsm: a standalone issuer needs root-key=LABEL (its scheme root key is in the token too)".into(),
+                ));
+            }
         }
         if !(SCHEME_INTERVAL_MS_MIN..=SCHEME_INTERVAL_MS_MAX).contains(&self.scheme.interval_ms) {
             return Err(ConfigError(format!(
@@ -452,6 +482,7 @@ struct FileConfig {
     suite: Option<String>,
     operator_amount_max_minor: Option<u64>,
     master_key_file: Option<PathBuf>,
+    hsm: Option<String>,
     scheme: Option<FileSchemeConfig>,
 }
 
@@ -467,7 +498,7 @@ struct FileSchemeConfig {
 /// Flags of `offpay server` (the CLI flattens this).
 #[derive(clap::Args, Clone, Debug, Default, PartialEq, Eq)]
 pub struct ServerArgs {
-    /// TOML configuration file (keys: listen, data_dir, database_url, operator_token, log_format, currency, suite, operator_amount_max_minor, master_key_file; table [scheme]: url, token, interval_ms).
+    /// TOML configuration file (keys: listen, data_dir, database_url, operator_token, log_format, currency, suite, operator_amount_max_minor, master_key_file, hsm; table [scheme]: url, token, interval_ms).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Address to listen on [env: OFFPAY_LISTEN] [default: 127.0.0.1:8080].
@@ -498,6 +529,10 @@ pub struct ServerArgs {
     /// The master key file sealing the CA keys [env: OFFPAY_MASTER_KEY_FILE] [default: DATA_DIR/master.key, created at the first start].
     #[arg(long, value_name = "FILE")]
     pub master_key_file: Option<PathBuf>,
+    /// The root and issuer CA keys in a PKCS#11 token, created at the first
+    /// start or adopted: `module=PATH,token=LABEL|slot=ID,pin=env:VAR|file:PATH,issuer-key=LABEL,root-key=LABEL` [env: OFFPAY_HSM].
+    #[arg(long, value_name = "SPEC")]
+    pub hsm: Option<String>,
     /// Member issuer: the scheme server's URL; runs the scheme link [env: OFFPAY_SCHEME_URL].
     #[arg(long, value_name = "URL")]
     pub scheme_url: Option<String>,

@@ -165,8 +165,11 @@ pub(crate) fn prepare(config: &ServerConfig) -> Result<(AppState, Prepared), Ser
             .map_err(ServerError::Store)?
             .is_none()
     };
-    let issuer =
-        Issuer::open_or_init(store, &master, &issuer_config, now()).map_err(ServerError::Issuer)?;
+    let issuer = match &config.hsm {
+        None => Issuer::open_or_init(store, &master, &issuer_config, now()),
+        Some(spec) => open_with_token(store, spec, &issuer_config, initialised)?,
+    }
+    .map_err(ServerError::Issuer)?;
     if initialised {
         tracing::info!(currency = %issuer.currency(), suite = %config.suite, "issuer initialised: new scheme root and issuer CA");
     } else if issuer.currency() != config.currency {
@@ -193,6 +196,71 @@ pub(crate) fn prepare(config: &ServerConfig) -> Result<(AppState, Prepared), Ser
             initialised,
         },
     ))
+}
+
+/// The issuer with its root and issuer CA keys in the PKCS#11 token of
+/// `spec` (`--hsm`): at the first start the key pairs are generated in the
+/// token (or adopted when the labels already name pairs of the configured
+/// suite) and the store keeps only their reference; later starts adopt
+/// them and refuse a token whose keys are not the ones the certificates
+/// name. The PIN is read from its source (`env:` or `file:`), never from
+/// the configuration.
+fn open_with_token(
+    store: offpay_store::AnyStore,
+    spec: &str,
+    config: &IssuerConfig,
+    first_start: bool,
+) -> Result<Result<Issuer<offpay_store::AnyStore>, offpay_issuer::IssuerError>, ServerError> {
+    use offpay_hsm::{HsmConfig, KeyMode, Token};
+    let hsm_err =
+        |e: offpay_hsm::HsmError| ServerError::Config(config::ConfigError(format!("hsm: {e}")));
+    let h = HsmConfig::parse(spec).map_err(hsm_err)?;
+    let token = Token::open(&h).map_err(hsm_err)?;
+    let mode = if first_start {
+        KeyMode::CreateOrAdopt
+    } else {
+        KeyMode::AdoptOnly
+    };
+    let root_label = h.root_key.as_deref().ok_or_else(|| {
+        ServerError::Config(config::ConfigError(
+            "hsm: root-key=LABEL is required".into(),
+        ))
+    })?;
+    let issuer_key = Arc::new(
+        token
+            .signer(&h.issuer_key, config.suite, mode)
+            .map_err(hsm_err)?,
+    );
+    let root_key = Arc::new(
+        token
+            .signer(root_label, config.suite, mode)
+            .map_err(hsm_err)?,
+    );
+    tracing::info!(token = %token.label(), issuer_key = %h.issuer_key, root_key = %root_label, "CA keys in the PKCS#11 token");
+    if first_start {
+        let key_ref = format!(
+            "token={};issuer-key={};root-key={root_label};suite={}",
+            token.label(),
+            h.issuer_key,
+            config.suite
+        );
+        Ok(Issuer::init_with_signers(
+            store,
+            root_key,
+            issuer_key,
+            &key_ref,
+            config,
+            now(),
+            offpay_protocol::OsEntropy::shared(),
+        ))
+    } else {
+        Ok(Issuer::open_with_signers(
+            store,
+            Some(root_key),
+            issuer_key,
+            offpay_protocol::OsEntropy::shared(),
+        ))
+    }
 }
 
 /// The data directory, the master key and the store of a configuration,

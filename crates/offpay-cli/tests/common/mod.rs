@@ -146,7 +146,18 @@ impl Server {
 
     /// [`Server::start_in`] with more server arguments.
     pub fn start_in_with(data_dir: &Path, json: bool, args: &[&str]) -> Server {
+        Server::start_in_env(data_dir, json, args, &[])
+    }
+
+    /// [`Server::start_in_with`] with environment variables for the server.
+    pub fn start_in_env(
+        data_dir: &Path,
+        json: bool,
+        args: &[&str],
+        envs: &[(&str, &str)],
+    ) -> Server {
         let mut c = offpay();
+        c.envs(envs.iter().copied());
         if json {
             c.arg("--json");
         }
