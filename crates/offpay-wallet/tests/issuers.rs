@@ -303,6 +303,41 @@ fn wallets_of_two_issuers_pay_each_other_both_ways() {
     assert_eq!(bob.balance().unwrap().minor, 1_500);
 }
 
+/// Certificates by reference stay within one issuer: a payee lists only
+/// the certificates of its own issuer's payers, so a payer of another issuer
+/// always sends its certificate inline (a claim between issuers must carry
+/// it), while two wallets of one issuer go by reference from the second
+/// payment on.
+#[test]
+fn certificates_go_by_reference_within_an_issuer_only() {
+    let (_, mut alice, mut bob, mut carol) = setup();
+    let field = |p: &[u8]| {
+        Signed::<Payment>::decode(p)
+            .unwrap()
+            .body()
+            .payer_cert
+            .clone()
+    };
+    // A -> B twice: inline both times; Bob's requests list nothing.
+    pay(&mut alice, &mut bob, 100, T0.plus(60));
+    let req = bob.request(eur(100), 300, T0.plus(61)).unwrap();
+    assert!(
+        Signed::<PaymentRequest>::decode(&req)
+            .unwrap()
+            .body()
+            .known_certs
+            .is_empty()
+    );
+    let second = alice.pay(&req, T0.plus(61)).unwrap();
+    assert!(matches!(field(&second), CertField::Inline(_)));
+    bob.receive(&second, T0.plus(61)).unwrap();
+    // A -> A twice: the second by reference.
+    pay(&mut alice, &mut carol, 100, T0.plus(62));
+    let again = pay(&mut alice, &mut carol, 100, T0.plus(63));
+    assert!(matches!(field(&again), CertField::Reference(_)));
+    assert_eq!(carol.balance().unwrap().minor, 200);
+}
+
 #[test]
 fn money_crosses_issuers_and_comes_back_transitively() {
     let (_, mut alice, mut bob, mut carol) = setup();
