@@ -681,7 +681,10 @@ impl<S: Store> Issuer<S> {
         w: &mut WalletRecord,
         now: UnixSeconds,
     ) -> Result<(Option<Vec<u8>>, Option<Suite>), IssuerError> {
-        if w.state != WalletState::Active {
+        if w.state != WalletState::Active
+            || (csr.is_none() && w.rekey_suite.is_none() && self.policy.required_suite.is_none())
+        {
+            // Nothing to certify or ask for: no certificate parse on the sync path.
             return Ok((None, None));
         }
         let current = Certificate::from_der(&w.cert_der)?;

@@ -2406,7 +2406,7 @@ mod terminal_policy_tests {
     use super::*;
     use crate::{SigningKey, Suite};
 
-    fn policy(terminal: Option<TerminalLimits>) -> RiskPolicy {
+    pub(super) fn policy(terminal: Option<TerminalLimits>) -> RiskPolicy {
         RiskPolicy {
             required_suite: None,
             id: 2,
@@ -2473,5 +2473,101 @@ mod terminal_policy_tests {
                 sweep_float_minor: 3,
             })
         );
+    }
+}
+
+#[cfg(test)]
+mod rekey_field_tests {
+    use super::*;
+    use crate::{SigningKey, Suite};
+
+    fn report(csr: Option<Vec<u8>>, key_generation: u32, key_since: u64) -> SyncReport {
+        SyncReport {
+            wallet: WalletId([0xAA; 16]),
+            report_seq: 3,
+            time: UnixSeconds(1_000),
+            base_checkpoint: 2,
+            outgoing: Vec::new(),
+            incoming: Vec::new(),
+            loads: Vec::new(),
+            balance: Amount::new(0, Currency::new("EUR").unwrap()),
+            seq: 40,
+            head: Hash32([0xBB; 32]),
+            load_seq: 1,
+            evidence: Vec::new(),
+            locked: false,
+            directory_version: 0,
+            csr,
+            key_generation,
+            key_since,
+        }
+    }
+
+    /// Replace the one occurrence of `from` in `bytes` by `to`.
+    fn patch(bytes: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
+        let at: Vec<usize> = bytes
+            .windows(from.len())
+            .enumerate()
+            .filter(|(_, w)| *w == from)
+            .map(|(i, _)| i)
+            .collect();
+        assert_eq!(at.len(), 1, "pattern {from:02x?} must occur once");
+        let mut b = bytes.to_vec();
+        b[at[0]..at[0] + to.len()].copy_from_slice(to);
+        b
+    }
+
+    /// Keys 17 to 19 round-trip; absent they are the defaults (the report of
+    /// before, byte for byte); an explicit default, and a CSR over its
+    /// bound, are refused.
+    #[test]
+    fn the_re_key_fields_of_a_report_are_canonical_and_bounded() {
+        let key = SigningKey::from_seed(Suite::Ed25519, &[5; 32]).unwrap();
+        let plain = report(None, 0, 1);
+        let full = report(Some(vec![0x30; 300]), 7, 41);
+        for r in [&plain, &full] {
+            let b = Signed::sign(r.clone(), &key).into_bytes();
+            assert_eq!(Signed::<SyncReport>::decode(&b).unwrap().body(), r);
+        }
+        let b = Signed::sign(full.clone(), &key).into_bytes();
+        // Generation 7 (key 18 = 0x12, value 0x07) written as an explicit 0.
+        let zero = patch(&b, &[0x12, 0x07], &[0x12, 0x00]);
+        assert_eq!(
+            Signed::<SyncReport>::decode(&zero).unwrap_err(),
+            DecodeError::InvalidValue("key generation 0 is implicit")
+        );
+        // Since 41 (key 19 = 0x13, 0x18 0x29) written as 1.
+        let one = patch(&b, &[0x13, 0x18, 0x29], &[0x13, 0x18, 0x01]);
+        assert!(Signed::<SyncReport>::decode(&one).is_err());
+        let big = report(Some(vec![0x30; crate::pki::CSR_BYTES_MAX + 1]), 7, 41);
+        let b = Signed::sign(big, &key).into_bytes();
+        assert!(matches!(
+            Signed::<SyncReport>::decode(&b).unwrap_err(),
+            DecodeError::TooLarge { field: "csr", .. }
+        ));
+    }
+
+    /// A re-key suite and a policy's required suite travel as COSE
+    /// algorithms; one no suite has is refused by name.
+    #[test]
+    fn suites_travel_as_cose_algorithms() {
+        let key = SigningKey::from_seed(Suite::Ed25519, &[6; 32]).unwrap();
+        let mut p = super::terminal_policy_tests::policy(None);
+        p.required_suite = Some(SuiteRequirement {
+            suite: Suite::MlDsa44,
+            from: UnixSeconds(77_777),
+        });
+        let b = Signed::sign(p.clone(), &key).into_bytes();
+        assert_eq!(Signed::<RiskPolicy>::decode(&b).unwrap().body(), &p);
+        // -48 is 0x38 0x2f; -49 names no suite.
+        let bad = patch(&b, &[0x0f, 0x38, 0x2f], &[0x0f, 0x38, 0x30]);
+        assert_eq!(
+            Signed::<RiskPolicy>::decode(&bad).unwrap_err(),
+            DecodeError::InvalidValue("required suite")
+        );
+        let r = p.required_suite.unwrap();
+        assert!(r.retires(Suite::Ed25519, UnixSeconds(77_777)));
+        assert!(!r.retires(Suite::Ed25519, UnixSeconds(77_776)));
+        assert!(!r.retires(Suite::MlDsa44, UnixSeconds(99_999)));
     }
 }

@@ -12,7 +12,6 @@ use offpay_issuer::{Issuer, IssuerConfig};
 use offpay_protocol::cbor::DecodeError;
 use offpay_protocol::envelope::Signed;
 use offpay_protocol::messages::{CertField, KNOWN_CERTS_MAX, Payment, PaymentRequest};
-use offpay_protocol::pki::WalletProfile;
 use offpay_protocol::{Currency, SigningKey, Suite, UnixSeconds};
 use offpay_store::AnyStore;
 use offpay_test_support::postgres::Schema;
@@ -21,7 +20,7 @@ use offpay_wallet::vault::MemoryVault;
 use offpay_wallet::{Wallet, WalletError};
 
 mod common;
-use common::{T0, customer_with_wallet, sync};
+use common::{T0, customer_with_wallet, customer_with_wallet_of, sync};
 
 /// Run `f` on SQLite (a temporary file) and on PostgreSQL (a fresh schema).
 fn on_every_backend(name: &str, f: impl Fn(&Issuer<AnyStore>)) {
@@ -34,38 +33,6 @@ fn on_every_backend(name: &str, f: impl Fn(&Issuer<AnyStore>)) {
     };
     let store = offpay_store::open_postgres_schema(&guard.url, &guard.name).unwrap();
     f(&Issuer::init(store, &[9u8; 32], &cfg, T0).unwrap());
-}
-
-/// A customer with a loaded wallet whose key is of `suite`.
-fn wallet_of(issuer: &Issuer<AnyStore>, id: &str, suite: Suite, load: u64) -> Wallet<MemoryVault> {
-    issuer.create_customer(id, id, T0).unwrap();
-    issuer
-        .deposit(id, eur(load), &format!("dep-{id}"), T0)
-        .unwrap();
-    let t = issuer
-        .create_enrollment_token_for(id, WalletProfile::Personal, T0)
-        .unwrap();
-    let mut w = Wallet::create(
-        MemoryVault::new(),
-        suite,
-        issuer.root_certificate().der(),
-        T0,
-    )
-    .unwrap();
-    let e = issuer.enroll(&t, &w.csr().unwrap(), T0).unwrap();
-    w.enroll(
-        &e.issuer_certificate,
-        &e.certificate,
-        &e.policy,
-        Some(&e.crl),
-        T0,
-    )
-    .unwrap();
-    let v = issuer
-        .load(&w.wallet_id(), eur(load), &format!("load-{id}"), T0)
-        .unwrap();
-    w.apply_voucher(&v, T0).unwrap();
-    w
 }
 
 fn cert_field(payment: &[u8]) -> CertField {
@@ -90,7 +57,7 @@ fn assert_books(issuer: &Issuer<AnyStore>, ws: &[&Wallet<MemoryVault>]) {
 #[test]
 fn a_known_ml_dsa_payer_pays_by_reference() {
     on_every_backend("certref_known", |issuer| {
-        let mut alice = wallet_of(issuer, "alice", Suite::MlDsa44, 10_000);
+        let mut alice = customer_with_wallet_of(issuer, "alice", 10_000, 10_000, Suite::MlDsa44);
         let mut bob = customer_with_wallet(issuer, "bob", 1, 0);
         // The first payment carries the certificate; Bob keeps it sealed.
         let first = pay(&mut alice, &mut bob, 100, T0.plus(1));

@@ -580,7 +580,7 @@ fn pin_unlock_only_after_the_operator_approves() {
 /// A terminal enrolled for customer `merchant` (a terminal enrollment token).
 fn terminal_for(issuer: &Issuer<AnyStore>, merchant: &str) -> Wallet<MemoryVault> {
     issuer.create_customer(merchant, merchant, T0).unwrap();
-    let till = enrolled_wallet(issuer, merchant, WalletProfile::Terminal);
+    let till = enrolled_wallet(issuer, merchant, WalletProfile::Terminal, Suite::Ed25519);
     assert_eq!(till.profile(), WalletProfile::Terminal);
     till
 }

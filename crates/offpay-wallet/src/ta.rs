@@ -208,12 +208,13 @@ fn own_cert_field(
     payee: &Certificate,
     known: &[[u8; KNOWN_CERT_PREFIX_BYTES]],
 ) -> CertField {
-    let reference = Hash32::digest(own.der());
-    if payee.issuer_id() == own.issuer_id() && known.contains(&prefix(&reference)) {
-        CertField::Reference(reference)
-    } else {
-        CertField::Inline(own.der().to_vec())
+    if !known.is_empty() && payee.issuer_id() == own.issuer_id() {
+        let reference = Hash32::digest(own.der());
+        if known.contains(&prefix(&reference)) {
+            return CertField::Reference(reference);
+        }
     }
+    CertField::Inline(own.der().to_vec())
 }
 
 /// Keep `der` (a validated payer certificate) as the most recently used
@@ -724,12 +725,13 @@ impl<V: Vault> Wallet<V> {
     /// the root through an admitted, active issuer (ours or one learnt from
     /// the directory), validity at `now`, not on its issuer's CRL, and naming
     /// `wallet`.
+    /// Also its reference (the SHA-256 of its DER), computed once.
     fn peer_certificate(
         &mut self,
         field: &CertField,
         wallet: WalletId,
         now: UnixSeconds,
-    ) -> Result<Certificate, WalletError> {
+    ) -> Result<(Certificate, Hash32), WalletError> {
         self.enrolled()?;
         let reference = field.reference();
         let cert = match (self.peers.get(&reference), field) {
@@ -751,32 +753,36 @@ impl<V: Vault> Wallet<V> {
                     .ok_or(WalletError::UnknownCertificate)?;
                 let c = Certificate::from_der(&der)
                     .map_err(|_| WalletError::Vault(VaultError::Corrupt("known peer")))?;
-                self.trust
-                    .validate_wallet(&c, now)
-                    .map_err(|e| map_peer(e, c.issuer_id()))?;
-                if self.peers.len() >= PEER_CACHE_MAX {
-                    self.peers.clear();
-                }
-                self.peers.insert(reference, c.clone());
-                c
+                self.admit_peer(reference, c, now)?
             }
             (None, CertField::Inline(der)) => {
                 let c = Certificate::from_der(der).map_err(WalletError::PeerCertificate)?;
-                // Every CA certificate and CRL in the trust was verified when installed.
-                self.trust
-                    .validate_wallet(&c, now)
-                    .map_err(|e| map_peer(e, c.issuer_id()))?;
-                if self.peers.len() >= PEER_CACHE_MAX {
-                    self.peers.clear();
-                }
-                self.peers.insert(reference, c.clone());
-                c
+                self.admit_peer(reference, c, now)?
             }
         };
         if cert.wallet_id() != Some(wallet) {
             return Err(WalletError::CertificateWalletMismatch);
         }
-        Ok(cert)
+        Ok((cert, reference))
+    }
+
+    /// Validate a peer certificate not in the parsed cache against the
+    /// trust and cache it. Every CA certificate and CRL in the trust was
+    /// verified when installed.
+    fn admit_peer(
+        &mut self,
+        reference: Hash32,
+        c: Certificate,
+        now: UnixSeconds,
+    ) -> Result<Certificate, WalletError> {
+        self.trust
+            .validate_wallet(&c, now)
+            .map_err(|e| map_peer(e, c.issuer_id()))?;
+        if self.peers.len() >= PEER_CACHE_MAX {
+            self.peers.clear();
+        }
+        self.peers.insert(reference, c.clone());
+        Ok(c)
     }
 
     fn amount(&self, minor: u64) -> Result<Amount, WalletError> {
@@ -998,7 +1004,7 @@ impl<V: Vault> Wallet<V> {
         // The payee's signed time is a time this TA has verified (DESIGN §8): a payer
         // clock set back cannot hide its time offline or an expired certificate.
         let now = now.max(r.created);
-        let payee_cert = self.peer_certificate(&r.payee_cert, r.payee, now)?;
+        let (payee_cert, _) = self.peer_certificate(&r.payee_cert, r.payee, now)?;
         req.verify(payee_cert.public_key())
             .map_err(|_| WalletError::BadSignature)?;
         // Idempotent: this request already paid -> the same Payment, even after a sync.
@@ -1146,7 +1152,7 @@ impl<V: Vault> Wallet<V> {
                 got: p.payee_issuer,
             });
         }
-        let payer_cert = self.peer_certificate(&p.payer_cert, p.payer, now)?;
+        let (payer_cert, payer_ref) = self.peer_certificate(&p.payer_cert, p.payer, now)?;
         pay.verify(payer_cert.public_key())
             .map_err(|_| WalletError::BadSignature)?;
         if payer_cert.wallet_profile() == WalletProfile::Terminal {
@@ -1231,7 +1237,7 @@ impl<V: Vault> Wallet<V> {
         }
         if payer_cert.issuer_id() == self.enrolled()?.1.issuer_id() {
             // Held for this payer's next payments by reference.
-            remember_peer(&mut next, p.payer_cert.reference(), payer_cert.der());
+            remember_peer(&mut next, payer_ref, payer_cert.der());
         }
         next.log.push(LogEntry::Incoming {
             payment: payment_bytes.into(),

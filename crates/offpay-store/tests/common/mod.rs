@@ -18,13 +18,24 @@ pub fn customer_with_wallet(
     online: u64,
     offline: u64,
 ) -> Wallet<MemoryVault> {
+    customer_with_wallet_of(issuer, id, online, offline, Suite::Ed25519)
+}
+
+/// [`customer_with_wallet`] with a wallet key of `suite`.
+pub fn customer_with_wallet_of(
+    issuer: &Issuer<AnyStore>,
+    id: &str,
+    online: u64,
+    offline: u64,
+    suite: Suite,
+) -> Wallet<MemoryVault> {
     issuer.create_customer(id, id, T0).unwrap();
     if online > 0 {
         issuer
             .deposit(id, eur(online), &format!("dep-{id}"), T0)
             .unwrap();
     }
-    let mut w = enrolled_wallet(issuer, id, WalletProfile::Personal);
+    let mut w = enrolled_wallet(issuer, id, WalletProfile::Personal, suite);
     if offline > 0 {
         let v = issuer
             .load(&w.wallet_id(), eur(offline), &format!("load-{id}"), T0)
@@ -34,17 +45,18 @@ pub fn customer_with_wallet(
     w
 }
 
-/// A new wallet enrolled for the existing customer `id` with an enrollment
+/// A new wallet (its key of `suite`) enrolled for the existing customer `id` with an enrollment
 /// token of `profile`. The retry of the enrollment gives the same answer.
 pub fn enrolled_wallet(
     issuer: &Issuer<AnyStore>,
     id: &str,
     profile: WalletProfile,
+    suite: Suite,
 ) -> Wallet<MemoryVault> {
     let token = issuer.create_enrollment_token_for(id, profile, T0).unwrap();
     let mut w = Wallet::create(
         MemoryVault::new(),
-        Suite::Ed25519,
+        suite,
         issuer.root_certificate().der(),
         T0,
     )
