@@ -69,7 +69,8 @@ use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHan
 use cryptoki::session::Session;
 use offpay_protocol::Suite;
 use offpay_wallet::vault::{
-    BlobStore, DeviceKey, Loaded, MonotonicCounter, STATE_BYTES_MAX, Vault, VaultError, reconcile,
+    BlobStore, DeviceKey, Loaded, MonotonicCounter, STATE_BYTES_MAX, Vault, VaultError,
+    load_against_counter, write_then_count,
 };
 
 use crate::{HsmError, KeyMode, Token, find_one, reconnectable, rv};
@@ -532,21 +533,11 @@ impl<S: BlobStore, C: MonotonicCounter> HsmVault<S, C> {
             .read(STATE_BLOB, SEALED_LEN_MAX)?
             .ok_or(VaultError::Tampered)?;
         let (version, plaintext) = self.unseal(&blob)?;
-        let counter = self.counter.read().map_err(|e| match e {
-            VaultError::NotFound => VaultError::Corrupt("counter missing"),
-            e => e,
-        })?;
-        let (rollback, advance) = reconcile(version, counter)?;
-        if advance {
-            self.counter.advance_to(version)?;
-        }
-        self.version = version.max(counter);
+        let (loaded, next) =
+            load_against_counter(&mut self.counter, version, plaintext, "counter missing")?;
+        self.version = next;
         self.synced = true;
-        Ok(Loaded {
-            state: (version != 0).then_some(plaintext),
-            version,
-            rollback,
-        })
+        Ok(loaded)
     }
 }
 
@@ -633,8 +624,13 @@ impl<S: BlobStore, C: MonotonicCounter> Vault for HsmVault<S, C> {
         let sealed = self.seal(version, state)?;
         // Until both steps succeed we do not know what the store holds.
         self.synced = false;
-        self.store.replace(STATE_BLOB, &sealed)?;
-        self.counter.advance_to(version)?;
+        write_then_count(
+            &mut self.store,
+            &mut self.counter,
+            STATE_BLOB,
+            &sealed,
+            version,
+        )?;
         self.version = version;
         self.synced = true;
         Ok(())

@@ -352,6 +352,55 @@ impl VaultError {
     }
 }
 
+/// The counter half of loading a vault that seals its state into one blob
+/// ([`SealedVault`], `offpay_hsm::HsmVault`), once the blob was authenticated
+/// at `version`: read the counter (absent: [`VaultError::Corrupt`]`(missing)`),
+/// [`reconcile`] the two, finish an interrupted commit (advance the
+/// counter), and return the loaded state with the version the next commit
+/// builds on.
+///
+/// # Errors
+/// The counter's, and [`reconcile`]'s.
+pub fn load_against_counter<C: MonotonicCounter>(
+    counter: &mut C,
+    version: u64,
+    plaintext: Vec<u8>,
+    missing: &'static str,
+) -> Result<(Loaded, u64), VaultError> {
+    let value = counter.read().map_err(|e| match e {
+        VaultError::NotFound => VaultError::Corrupt(missing),
+        e => e,
+    })?;
+    let (rollback, advance) = reconcile(version, value)?;
+    if advance {
+        counter.advance_to(version)?;
+    }
+    let loaded = Loaded {
+        state: (version != 0).then_some(plaintext),
+        version,
+        rollback,
+    };
+    Ok((loaded, version.max(value)))
+}
+
+/// The durable half of such a vault's commit, in the order the rollback
+/// check relies on: replace the sealed blob, then advance the counter to
+/// its `version` (a crash between the two is finished by the next load).
+///
+/// # Errors
+/// The store's and the counter's; after an error the caller must reload
+/// before the next commit (it does not know which of the two happened).
+pub fn write_then_count<S: BlobStore, C: MonotonicCounter>(
+    store: &mut S,
+    counter: &mut C,
+    blob: &str,
+    sealed: &[u8],
+    version: u64,
+) -> Result<(), VaultError> {
+    store.replace(blob, sealed)?;
+    counter.advance_to(version)
+}
+
 /// Shared version/counter reconciliation of [`Vault::load`]: given the
 /// authenticated version of the stored state and the counter value, decide
 /// what to do. Returns the rollback report (if any) and whether the counter

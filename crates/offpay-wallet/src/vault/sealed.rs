@@ -130,7 +130,10 @@ use zeroize::Zeroizing;
 use super::blob::{BlobStore, DirStore, read_optional};
 use super::counter::{FileCounter, MonotonicCounter};
 use super::fs::{RealFs, VaultFs, atomic_write};
-use super::{Loaded, PIN_ATTEMPTS_MAX, STATE_BYTES_MAX, Vault, VaultError, reconcile};
+use super::{
+    Loaded, PIN_ATTEMPTS_MAX, STATE_BYTES_MAX, Vault, VaultError, load_against_counter,
+    write_then_count,
+};
 
 const MAGIC: &[u8; 4] = b"OFPV";
 const FORMAT_VERSION: u8 = 1;
@@ -665,21 +668,15 @@ impl<S: BlobStore, C: MonotonicCounter> SealedVault<S, C> {
             .read(STATE_FILE, SEALED_LEN_MAX)?
             .ok_or(VaultError::Tampered)?;
         let (version, plaintext) = self.unseal(&file)?;
-        let counter = self.counter.read().map_err(|e| match e {
-            VaultError::NotFound => VaultError::Corrupt("counter file missing"),
-            e => e,
-        })?;
-        let (rollback, advance) = reconcile(version, counter)?;
-        if advance {
-            self.counter.advance_to(version)?;
-        }
-        self.version = version.max(counter);
-        self.synced = true;
-        Ok(Loaded {
-            state: (version != 0).then_some(plaintext),
+        let (loaded, next) = load_against_counter(
+            &mut self.counter,
             version,
-            rollback,
-        })
+            plaintext,
+            "counter file missing",
+        )?;
+        self.version = next;
+        self.synced = true;
+        Ok(loaded)
     }
 }
 
@@ -702,8 +699,13 @@ impl<S: BlobStore, C: MonotonicCounter> Vault for SealedVault<S, C> {
         let sealed = self.seal(version, state)?;
         // Until both steps succeed we do not know what the store holds.
         self.synced = false;
-        self.store.replace(STATE_FILE, &sealed)?;
-        self.counter.advance_to(version)?;
+        write_then_count(
+            &mut self.store,
+            &mut self.counter,
+            STATE_FILE,
+            &sealed,
+            version,
+        )?;
         self.version = version;
         self.synced = true;
         Ok(())
