@@ -48,7 +48,9 @@ pub(crate) fn revoke(
     why: &str,
     now: UnixSeconds,
 ) -> Result<(), IssuerError> {
-    w.state = WalletState::Revoked;
+    if w.state != WalletState::Closed {
+        w.state = WalletState::Revoked;
+    }
     w.reason = Some(reason_text(why));
     w.unlock_pending = false;
     let mut changed = false;

@@ -95,6 +95,11 @@ pub enum InputError {
     UnlockGrantForeign,
     /// The operator approves a PIN unlock no wallet asked for.
     NoPinUnlockRequest,
+    /// A return window shorter than a payment request lives (or over a year).
+    ReturnWindow {
+        /// The shortest window.
+        min: u64,
+    },
 }
 
 impl InputError {
@@ -105,6 +110,7 @@ impl InputError {
             InputError::CustomerName => "customer_name",
             InputError::IdempotencyKey => "idempotency_key",
             InputError::ZeroAmount => "zero_amount",
+            InputError::ReturnWindow { .. } => "return_window",
             InputError::AmountTooLarge => "amount_too_large",
             InputError::AmountAboveMax { .. } => "amount_above_max",
             InputError::Currency { .. } => "currency",
@@ -141,6 +147,10 @@ impl fmt::Display for InputError {
                 crate::limits::IDEMPOTENCY_KEY_BYTES_MAX
             ),
             InputError::ZeroAmount => f.write_str("amount must be positive"),
+            InputError::ReturnWindow { min } => write!(
+                f,
+                "the return window must be {min} seconds (the longest a payment request lives) to one year"
+            ),
             InputError::AmountTooLarge => f.write_str("amount too large"),
             InputError::AmountAboveMax { amount, max } => write!(
                 f,
@@ -371,6 +381,8 @@ pub enum Invariant {
     GroupLeaderPanicked,
     /// A stored stranded-money figure does not decode.
     StrandedRecord,
+    /// The stored lifecycle rules do not decode.
+    LifecycleRecord,
     /// A stranded-money figure does not fit 64 bits.
     StrandedOverflow {
         /// The wallet.
@@ -390,6 +402,7 @@ impl Invariant {
             Invariant::GroupNoResult => "group_no_result",
             Invariant::GroupLeaderPanicked => "group_leader_panicked",
             Invariant::StrandedRecord => "stranded_record",
+            Invariant::LifecycleRecord => "lifecycle_record",
             Invariant::StrandedOverflow { .. } => "stranded_overflow",
         }
     }
@@ -411,6 +424,7 @@ impl fmt::Display for Invariant {
             Invariant::StrandedRecord => {
                 f.write_str("a stored stranded-money figure has a bad length")
             }
+            Invariant::LifecycleRecord => f.write_str("the stored lifecycle rules do not decode"),
             Invariant::StrandedOverflow { wallet } => {
                 write!(f, "the stranded-money figure of {wallet} overflows")
             }
@@ -1048,6 +1062,7 @@ mod tests {
                 InputError::CustomerName,
                 InputError::IdempotencyKey,
                 InputError::ZeroAmount,
+                InputError::ReturnWindow { min: 3600 },
                 InputError::AmountTooLarge,
                 InputError::Currency { expected: eur },
                 InputError::Entry {

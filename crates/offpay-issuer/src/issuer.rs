@@ -23,7 +23,7 @@ pub use crate::limits::{
 use crate::report::{CachedCert, SyncJob};
 use crate::settle::{RecordStats, Source, record_and_settle};
 use crate::store::{
-    DoubleSpendRecord, LedgerTotals, Store, StoreError, Tx, WalletRecord, WalletState,
+    DoubleSpendRecord, LedgerTotals, Retirement, Store, StoreError, Tx, WalletRecord, WalletState,
 };
 
 /// How an issuer is set up at its first start.
@@ -121,6 +121,9 @@ pub struct SyncOutcome {
     /// Money credited to the reporting wallet that its TA does not hold
     /// (`stranded.rs`), as of this sync.
     pub stranded: crate::stranded::Stranded,
+    /// Payments settled to the reporting wallet that its TA never reported,
+    /// returned to their payers by this sync (`lifecycle.rs`).
+    pub returned: crate::lifecycle::Returned,
 }
 
 /// The ledger invariants at one instant.
@@ -747,6 +750,8 @@ impl<S: Store> Issuer<S> {
                 key_generation: 0,
                 prev_cert_der: None,
                 rekey_suite: None,
+                retired: None,
+                closed_at: None,
                 id: csr.wallet_id,
                 customer: token.customer.clone(),
                 cert_der: cert.der().to_vec(),
@@ -942,7 +947,7 @@ impl<S: Store> Issuer<S> {
     pub fn lock(&self, id: &WalletId, reason: &str) -> Result<(), IssuerError> {
         self.with_tx(|tx| {
             let mut w = tx.wallet(id, true)?.ok_or(IssuerError::UnknownWallet)?;
-            if w.state == WalletState::Revoked {
+            if w.state.is_revoked() {
                 return Err(IssuerError::WalletNotActive {
                     state: w.state,
                     reason: w.reason.clone(),
@@ -964,7 +969,7 @@ impl<S: Store> Issuer<S> {
     pub fn request_rekey(&self, id: &WalletId, suite: Option<Suite>) -> Result<(), IssuerError> {
         self.with_tx(|tx| {
             let mut w = tx.wallet(id, true)?.ok_or(IssuerError::UnknownWallet)?;
-            if w.state == WalletState::Revoked {
+            if w.state.is_revoked() {
                 return Err(IssuerError::WalletNotActive {
                     state: w.state,
                     reason: w.reason.clone(),
@@ -981,7 +986,7 @@ impl<S: Store> Issuer<S> {
     pub fn unlock(&self, id: &WalletId) -> Result<(), IssuerError> {
         self.with_tx(|tx| {
             let mut w = tx.wallet(id, true)?.ok_or(IssuerError::UnknownWallet)?;
-            if w.state == WalletState::Revoked {
+            if w.state.is_revoked() {
                 return Err(IssuerError::WalletNotActive {
                     state: w.state,
                     reason: w.reason.clone(),
@@ -1005,10 +1010,72 @@ impl<S: Store> Issuer<S> {
     ) -> Result<(), IssuerError> {
         self.with_tx(|tx| {
             let mut w = tx.wallet(id, true)?.ok_or(IssuerError::UnknownWallet)?;
+            if w.state == WalletState::Closed {
+                return Err(IssuerError::WalletNotActive {
+                    state: w.state,
+                    reason: w.reason.clone(),
+                });
+            }
             certificates::revoke(&self.ca, tx, &mut w, reason, why, now)?;
             tx.update_wallet(&w)?;
             Ok(())
         })
+    }
+
+    // ---- the end of a wallet's life (lifecycle.rs) ----------------------------------------
+
+    /// Retire a wallet reported lost or broken: its certificate goes on the
+    /// CRL at once; its money is paid out by [`Issuer::close_due`] once no
+    /// payment of it can still be accepted. A new wallet of the same customer
+    /// can be enrolled right away. Retiring an already revoked wallet records
+    /// why (the rule for its payout); a closed wallet is refused.
+    pub fn retire(
+        &self,
+        id: &WalletId,
+        why: Retirement,
+        note: &str,
+        now: UnixSeconds,
+    ) -> Result<WalletRecord, IssuerError> {
+        self.with_tx(|tx| {
+            let mut w = tx.wallet(id, true)?.ok_or(IssuerError::UnknownWallet)?;
+            crate::lifecycle::retire(&self.ca, tx, &mut w, why, note, now)?;
+            tx.update_wallet(&w)?;
+            Ok(w)
+        })
+    }
+
+    /// When a revoked wallet becomes due to close: its certificate's expiry
+    /// plus the payees' offline limit (`None`: not revoked, or closed).
+    pub fn closes_at(&self, w: &WalletRecord) -> Option<UnixSeconds> {
+        (w.state == WalletState::Revoked)
+            .then(|| w.cert_not_after.plus(self.policy.max_offline_seconds))
+    }
+
+    /// Close the revoked wallets due at `now` (at most `limit`, capped at
+    /// [`crate::lifecycle::CLOSES_PER_CALL_MAX`]), in one transaction.
+    pub fn close_due(
+        &self,
+        now: UnixSeconds,
+        limit: u32,
+    ) -> Result<crate::lifecycle::CloseReport, IssuerError> {
+        let limit = limit.min(crate::lifecycle::CLOSES_PER_CALL_MAX);
+        let max_offline = self.policy.max_offline_seconds;
+        self.with_tx(|tx| crate::lifecycle::close_due(tx, max_offline, now, limit))
+    }
+
+    /// The scheme's rules for money no TA holds.
+    pub fn lifecycle_rules(&self) -> Result<crate::lifecycle::LifecycleRules, IssuerError> {
+        self.with_tx(crate::lifecycle::rules)
+    }
+
+    /// Set the scheme's rules for money no TA holds (refused when the return
+    /// window is shorter than a payment request lives).
+    pub fn set_lifecycle_rules(
+        &self,
+        r: &crate::lifecycle::LifecycleRules,
+    ) -> Result<(), IssuerError> {
+        r.check()?;
+        self.with_tx(|tx| crate::lifecycle::set_rules(tx, r))
     }
 
     /// Double spends, newest first.

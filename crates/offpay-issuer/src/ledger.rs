@@ -49,6 +49,10 @@ pub enum Account {
     Foreign(IssuerId),
     /// General ledger: our settlement account at the scheme.
     Settlement,
+    /// General ledger: the reserve for payments of closed wallets reported
+    /// after their close, and what lost wallets forfeit where the scheme
+    /// does not refund them (`lifecycle.rs`).
+    Reserve,
 }
 
 impl Account {
@@ -58,7 +62,7 @@ impl Account {
             Account::External | Account::Customer(_) | Account::Pool | Account::Guarantee => {
                 Book::General
             }
-            Account::Peer(_) | Account::Settlement => Book::General,
+            Account::Peer(_) | Account::Settlement | Account::Reserve => Book::General,
             Account::Wallet(_) | Account::Issuance | Account::Foreign(_) => Book::Offline,
         }
     }
@@ -74,7 +78,8 @@ impl Account {
             | Account::Pool
             | Account::Guarantee
             | Account::Issuance
-            | Account::Settlement => "system",
+            | Account::Settlement
+            | Account::Reserve => "system",
         }
     }
 
@@ -99,6 +104,7 @@ impl fmt::Display for Account {
             Account::Peer(i) => write!(f, "issuer:{}", i.to_hex()),
             Account::Foreign(i) => write!(f, "foreign:{}", i.to_hex()),
             Account::Settlement => f.write_str("settlement"),
+            Account::Reserve => f.write_str("reserve"),
         }
     }
 }
@@ -125,6 +131,7 @@ impl FromStr for Account {
             "guarantee" => Ok(Account::Guarantee),
             "issuance" => Ok(Account::Issuance),
             "settlement" => Ok(Account::Settlement),
+            "reserve" => Ok(Account::Reserve),
             _ => {
                 let issuer = |hex: &str| -> Result<IssuerId, UnknownAccount> {
                     let i = IssuerId::from_hex(hex).ok_or_else(bad)?;
@@ -266,6 +273,7 @@ mod tests {
                 "foreign:01010101010101010101010101010101",
             ),
             (Account::Settlement, "settlement"),
+            (Account::Reserve, "reserve"),
         ];
         for (a, s) in all {
             assert_eq!(a.to_string(), s);

@@ -19,6 +19,7 @@ pub mod error;
 mod group;
 pub mod issuer;
 pub mod ledger;
+pub mod lifecycle;
 mod limits;
 pub mod member;
 mod reconcile;
@@ -34,6 +35,7 @@ pub use issuer::{
     AMOUNT_MINOR_MAX, Enrollment, InvariantReport, Issuer, IssuerConfig, RedeemOutcome, SyncOutcome,
 };
 pub use ledger::Account;
+pub use lifecycle::{CloseReport, LifecycleRules, Returned};
 pub use store::{ClaimDirection, ClaimFilter, ClaimRecord, ClaimState};
 pub use stranded::Stranded;
 pub use unlock::{PinUnlockAnswer, PinUnlockRequest};

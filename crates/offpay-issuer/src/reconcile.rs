@@ -421,6 +421,13 @@ impl<S: Store> Issuer<S> {
             locked_now = Some(why);
         }
 
+        // What settled to this wallet that its TA never reported, once its
+        // window has closed, goes back to the payers (lifecycle.rs).
+        let returned = if w.state.is_revoked() {
+            crate::lifecycle::Returned::default()
+        } else {
+            crate::lifecycle::return_stranded(tx, &id, r.time, now)?
+        };
         let (response, stranded) = self.answer(tx, r, v.csr.as_ref(), &mut w, now)?;
         w.report_seq = w.report_seq.max(r.report_seq);
         tx.update_wallet(&w)?;
@@ -435,6 +442,7 @@ impl<S: Store> Issuer<S> {
             locked: locked_now,
             replayed: false,
             stranded,
+            returned,
         })
     }
 
@@ -792,7 +800,7 @@ fn report_csr(r: &SyncReport) -> Result<Option<pki::Csr>, IssuerError> {
 fn state_command(w: &WalletRecord) -> WalletCommand {
     match w.state {
         WalletState::Active => WalletCommand::None,
-        WalletState::Revoked => WalletCommand::Lock {
+        WalletState::Revoked | WalletState::Closed => WalletCommand::Lock {
             reason: reason_text(&match w.reason.as_deref() {
                 Some(r) if !r.starts_with("revoked") => format!("revoked: {r}"),
                 _ => w.reason.clone().unwrap_or_else(|| "revoked".into()),

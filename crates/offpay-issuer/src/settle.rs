@@ -166,11 +166,21 @@ pub(crate) fn record_and_settle(
     // a wallet of another issuer is revoked by its issuer, which gets the claims).
     prove_double_spends(ca, member, tx, conflicts, now, stats)?;
 
-    // 5. Cover the losses of every revoked payer touched.
-    let mut payers: Vec<WalletId> = keys.iter().map(|(p, _)| *p).collect();
-    payers.dedup();
-    for payer in tx.revoked_among(&payers)? {
-        cover_losses(tx, &payer, now)?;
+    // 5. Cover the losses (or refund the cover) of every revoked wallet
+    // touched, payer or payee, and keep every closed wallet touched at zero
+    // (lifecycle.rs).
+    let mut touched: Vec<WalletId> = keys.iter().map(|(p, _)| *p).collect();
+    touched.extend(batch.iter().filter_map(|(e, _)| match e {
+        ChainEntry::Payment(p) => Some(p.body().payee),
+        ChainEntry::Redeem(_) => None,
+    }));
+    touched.sort();
+    touched.dedup();
+    for w in tx.revoked_among(&touched)? {
+        cover_losses(tx, &w, now)?;
+    }
+    if settled_total > 0 {
+        crate::lifecycle::sweep_closed(tx, &touched, now)?;
     }
     stats.settled += settled_total;
     Ok(settled_total)
@@ -187,7 +197,12 @@ fn settle_once(
 ) -> Result<usize, IssuerError> {
     let mut to_settle: Vec<&ChainEntry> = Vec::new();
     let mut seen = BTreeSet::new();
+    // Entries a report of their payee carried: the payee's TA holds them.
+    let mut held: BTreeSet<(WalletId, Hash32)> = BTreeSet::new();
     for (e, s) in batch {
+        if *s == Source::Payee {
+            held.insert((e.payer(), e.hash()));
+        }
         if *s != Source::Evidence && seen.insert((e.payer(), e.hash())) {
             to_settle.push(e);
         }
@@ -196,6 +211,12 @@ fn settle_once(
         to_settle.iter().map(|e| (e.payer(), e.hash())).collect();
     let already: BTreeSet<(WalletId, Hash32)> =
         tx.settled_keys(&settle_keys)?.into_iter().collect();
+    // Settled before from the payer's report, now carried by the payee's.
+    let delivered_now: Vec<(WalletId, Hash32)> = already.intersection(&held).copied().collect();
+    if !delivered_now.is_empty() {
+        let late = tx.deliver(&delivered_now)?;
+        crate::lifecycle::credit_late_deliveries(tx, &late, now)?;
+    }
     let to_settle: Vec<&ChainEntry> = to_settle
         .into_iter()
         .filter(|e| !already.contains(&(e.payer(), e.hash())))
@@ -222,7 +243,9 @@ fn settle_once(
                 let payee = p.body().payee;
                 let claim =
                     payment_postings(side, payer, payee, amount, reference, now, &mut postings)?;
-                settlements.push((h, payer, Some(payee), amount));
+                // Only a payment between two of our wallets can be returned.
+                let delivered = side != Side::Local || held.contains(&(payer, h));
+                settlements.push((h, payer, Some(payee), amount, delivered));
                 if let Some((counterparty, direction)) = claim {
                     claims.push((
                         ClaimRecord {
@@ -267,7 +290,7 @@ fn settle_once(
                     reference,
                     now,
                 )?);
-                settlements.push((h, payer, None, amount));
+                settlements.push((h, payer, None, amount, true));
             }
         }
     }
@@ -477,7 +500,8 @@ fn build_proof(
 /// A revoked payer whose sub-account is negative has spent money it did not
 /// have: claw it back from its customer's online account, and charge the rest
 /// to the guarantee fund. If later settlements bring it back above zero, the
-/// guarantee fund is refunded first.
+/// guarantee fund is refunded first, then the customer (`clawed_back` and
+/// `guaranteed` count what is still outstanding).
 fn cover_losses(tx: &mut dyn Tx, payer: &WalletId, now: UnixSeconds) -> Result<(), IssuerError> {
     let mut w = tx.wallet(payer, true)?.ok_or(IssuerError::UnknownWallet)?;
     let sub_account = Account::Wallet(*payer);
@@ -530,25 +554,35 @@ fn cover_losses(tx: &mut dyn Tx, payer: &WalletId, now: UnixSeconds) -> Result<(
             )?);
             w.guaranteed += rest;
         }
-    } else if sub > 0 && w.guaranteed > 0 {
-        let refund = sub.min(w.guaranteed);
-        postings.push(posting(
-            &Account::Pool,
-            &Account::Guarantee,
-            refund,
-            "refund",
-            reference.clone(),
-            now,
-        )?);
-        postings.push(posting(
-            &sub_account,
-            &Account::Issuance,
-            refund,
-            "refund",
-            reference,
-            now,
-        )?);
-        w.guaranteed -= refund;
+    } else if sub > 0 && (w.guaranteed > 0 || w.clawed_back > 0) {
+        // Later settlements brought it back above zero: refund the guarantee
+        // fund first, then the customer what was clawed back.
+        let to_fund = sub.min(w.guaranteed);
+        let to_customer = (sub - to_fund).min(w.clawed_back);
+        let customer = Account::Customer(w.customer.clone());
+        for (to, amount) in [(&Account::Guarantee, to_fund), (&customer, to_customer)] {
+            if amount == 0 {
+                continue;
+            }
+            postings.push(posting(
+                &Account::Pool,
+                to,
+                amount,
+                "refund",
+                reference.clone(),
+                now,
+            )?);
+            postings.push(posting(
+                &sub_account,
+                &Account::Issuance,
+                amount,
+                "refund",
+                reference.clone(),
+                now,
+            )?);
+        }
+        w.guaranteed -= to_fund;
+        w.clawed_back -= to_customer;
     }
     if !postings.is_empty() {
         tx.post(&postings)?;

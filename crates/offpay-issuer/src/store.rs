@@ -91,8 +91,13 @@ pub enum WalletState {
     Active,
     /// Locked by the issuer (rollback, broken chain, operator); may sync.
     Locked,
-    /// Revoked (double spend or operator): its certificate is on the CRL.
+    /// Revoked (double spend, operator, or retired as lost or broken): its
+    /// certificate is on the CRL.
     Revoked,
+    /// Closed: revoked, and no payment of it can arrive any more within the
+    /// rules (its certificate expired and the payees' offline limit passed);
+    /// its sub-account was paid out, and is kept at zero from then on.
+    Closed,
 }
 
 impl WalletState {
@@ -102,7 +107,12 @@ impl WalletState {
             WalletState::Active => "active",
             WalletState::Locked => "locked",
             WalletState::Revoked => "revoked",
+            WalletState::Closed => "closed",
         }
+    }
+    /// Revoked or closed: its certificate is on the CRL for good.
+    pub fn is_revoked(self) -> bool {
+        matches!(self, WalletState::Revoked | WalletState::Closed)
     }
     /// From the stored name.
     pub fn parse(s: &str) -> Option<WalletState> {
@@ -110,10 +120,60 @@ impl WalletState {
             "active" => Some(WalletState::Active),
             "locked" => Some(WalletState::Locked),
             "revoked" => Some(WalletState::Revoked),
+            "closed" => Some(WalletState::Closed),
             _ => None,
         }
     }
 }
+
+/// Why a wallet was retired by its customer or the operator.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Retirement {
+    /// The device was lost or stolen: whoever holds it may still pay until
+    /// its certificate expires.
+    Lost,
+    /// The device is broken (tampered vault, failed counter) but was handed in
+    /// or still opens; retired the same way.
+    Broken,
+}
+
+impl Retirement {
+    /// Stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Retirement::Lost => "lost",
+            Retirement::Broken => "broken",
+        }
+    }
+    /// From the stored (or requested) name.
+    pub fn parse(s: &str) -> Option<Retirement> {
+        match s {
+            "lost" => Some(Retirement::Lost),
+            "broken" => Some(Retirement::Broken),
+            _ => None,
+        }
+    }
+}
+
+/// A settlement the payee's TA has not been seen to hold: settled from its
+/// payer's report, never carried by a report of the payee.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PendingSettlement {
+    /// The payer.
+    pub payer: WalletId,
+    /// The entry hash.
+    pub hash: Hash32,
+    /// The payee.
+    pub payee: WalletId,
+    /// Minor units.
+    pub amount: i64,
+    /// When it was settled (issuer time).
+    pub time: UnixSeconds,
+}
+
+/// A settlement to record: entry hash, payer, payee (payments), amount, and
+/// whether the payee's TA is known to hold it.
+pub type NewSettlement = (Hash32, WalletId, Option<WalletId>, i64, bool);
 
 /// A stored enrollment token (the token itself is kept as its SHA-256 only).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -155,9 +215,11 @@ pub struct WalletRecord {
     pub policy_epoch: u32,
     /// The operator unlocked it: the next sync response carries the unlock.
     pub unlock_pending: bool,
-    /// Total clawed back from the customer for this wallet's double spends.
+    /// Clawed back from the customer for this wallet's double spends, less
+    /// what later settlements refunded to the customer.
     pub clawed_back: i64,
-    /// Total charged to the guarantee fund for this wallet's double spends.
+    /// Charged to the guarantee fund for this wallet's double spends, less
+    /// what later settlements refunded to the fund.
     pub guaranteed: i64,
     /// Enrollment time.
     pub created: UnixSeconds,
@@ -169,6 +231,10 @@ pub struct WalletRecord {
     pub prev_cert_der: Option<Vec<u8>>,
     /// A re-key asked for and not completed: the suite of the new key.
     pub rekey_suite: Option<Suite>,
+    /// Retired by its customer or the operator, and why.
+    pub retired: Option<Retirement>,
+    /// When it was closed (state [`WalletState::Closed`]).
+    pub closed_at: Option<UnixSeconds>,
 }
 
 /// One outgoing chain entry, recorded once under (payer, seq).
@@ -552,12 +618,40 @@ pub trait Tx {
     fn insert_entries(&mut self, entries: &[EntryRecord]) -> Result<(), StoreError>;
     /// Which of these entry hashes are already settled.
     fn settled(&mut self, payer: &WalletId, hashes: &[Hash32]) -> Result<Vec<Hash32>, StoreError>;
-    /// Mark entries settled (hash, payer, payee or None for redeem, amount).
+    /// Mark entries settled (hash, payer, payee or None for redeem, amount,
+    /// delivered: whether the payee's TA is known to hold it).
     fn insert_settlements(
         &mut self,
-        s: &[(Hash32, WalletId, Option<WalletId>, i64)],
+        s: &[NewSettlement],
         now: UnixSeconds,
     ) -> Result<(), StoreError>;
+    /// A report of the payee carried these settled entries: mark the pending
+    /// ones delivered. Returns those that had been returned to their payer
+    /// (the payee holds them after all: the caller credits it again), now
+    /// marked delivered too.
+    fn deliver(
+        &mut self,
+        keys: &[(WalletId, Hash32)],
+    ) -> Result<Vec<PendingSettlement>, StoreError>;
+    /// Pending settlements to `payee` settled at or before `settled_by`,
+    /// oldest first, at most `limit`.
+    fn pending_to(
+        &mut self,
+        payee: &WalletId,
+        settled_by: UnixSeconds,
+        limit: u32,
+    ) -> Result<Vec<PendingSettlement>, StoreError>;
+    /// Mark pending settlements returned to their payer.
+    fn set_returned(&mut self, keys: &[(WalletId, Hash32)]) -> Result<(), StoreError>;
+    /// Revoked wallets whose certificate expired at or before `not_after_by`,
+    /// at most `limit`, oldest expiry first.
+    fn closing_due(
+        &mut self,
+        not_after_by: UnixSeconds,
+        limit: u32,
+    ) -> Result<Vec<WalletId>, StoreError>;
+    /// Which of these wallets are closed.
+    fn closed_among(&mut self, ids: &[WalletId]) -> Result<Vec<WalletId>, StoreError>;
 
     // --- checkpoints and reports ---
     /// A checkpoint of a wallet by number.

@@ -23,7 +23,7 @@ use offpay_protocol::{Nonce, PublicKey, Suite, UnixSeconds, WalletId};
 
 use crate::error::{InputError, IssuerError, Signature};
 use crate::issuer::Issuer;
-use crate::store::{Store, Tx, WalletState};
+use crate::store::{Store, Tx};
 
 /// Length of a stored unlock request.
 const RECORD_BYTES: usize = 16 + 8 * 3;
@@ -122,7 +122,7 @@ impl<S: Store> Issuer<S> {
             let w = tx
                 .wallet(&body.wallet, true)?
                 .ok_or(IssuerError::UnknownWallet)?;
-            if w.state == WalletState::Revoked {
+            if w.state.is_revoked() {
                 return Err(IssuerError::WalletNotActive {
                     state: w.state,
                     reason: w.reason.clone(),
@@ -184,7 +184,7 @@ impl<S: Store> Issuer<S> {
     ) -> Result<PinUnlockRequest, IssuerError> {
         self.with_tx(|tx| {
             let w = tx.wallet(wallet, true)?.ok_or(IssuerError::UnknownWallet)?;
-            if w.state == WalletState::Revoked {
+            if w.state.is_revoked() {
                 return Err(IssuerError::WalletNotActive {
                     state: w.state,
                     reason: w.reason.clone(),

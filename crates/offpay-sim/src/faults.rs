@@ -10,8 +10,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use offpay_issuer::store::{
     Book, CheckpointRecord, ClaimFilter, ClaimRecord, ClaimState, ClaimSums, DoubleSpendRecord,
-    EnrollmentTokenRecord, EntryRecord, LedgerTotals, Posting, RevocationRecord, StatementRecord,
-    Store, StoreError, Tx, WalletRecord,
+    EnrollmentTokenRecord, EntryRecord, LedgerTotals, NewSettlement, PendingSettlement, Posting,
+    RevocationRecord, StatementRecord, Store, StoreError, Tx, WalletRecord,
 };
 use offpay_protocol::pki::WalletProfile;
 use offpay_protocol::{Hash32, UnixSeconds, WalletId};
@@ -271,7 +271,12 @@ impl Tx for FaultTx<'_> {
         fn max_seq(&mut self, payer: &WalletId) -> u64;
         fn insert_entries(&mut self, entries: &[EntryRecord]) -> ();
         fn settled(&mut self, payer: &WalletId, hashes: &[Hash32]) -> Vec<Hash32>;
-        fn insert_settlements(&mut self, s: &[(Hash32, WalletId, Option<WalletId>, i64)], now: UnixSeconds) -> ();
+        fn insert_settlements(&mut self, s: &[NewSettlement], now: UnixSeconds) -> ();
+        fn deliver(&mut self, keys: &[(WalletId, Hash32)]) -> Vec<PendingSettlement>;
+        fn pending_to(&mut self, payee: &WalletId, settled_by: UnixSeconds, limit: u32) -> Vec<PendingSettlement>;
+        fn set_returned(&mut self, keys: &[(WalletId, Hash32)]) -> ();
+        fn closing_due(&mut self, not_after_by: UnixSeconds, limit: u32) -> Vec<WalletId>;
+        fn closed_among(&mut self, ids: &[WalletId]) -> Vec<WalletId>;
         fn checkpoint(&mut self, wallet: &WalletId, number: u64) -> Option<CheckpointRecord>;
         fn insert_checkpoint(&mut self, c: &CheckpointRecord) -> ();
         fn report(&mut self, wallet: &WalletId, report_seq: u64) -> Option<(Hash32, Vec<u8>)>;

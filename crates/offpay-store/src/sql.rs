@@ -5,8 +5,9 @@
 
 use offpay_issuer::store::{
     Book, CheckpointRecord, ClaimDirection, ClaimFilter, ClaimRecord, ClaimState, ClaimSums,
-    DoubleSpendRecord, EnrollmentTokenRecord, EntryRecord, LedgerTotals, Posting, RevocationRecord,
-    StatementRecord, StoreError, Tx, WalletRecord, WalletState,
+    DoubleSpendRecord, EnrollmentTokenRecord, EntryRecord, LedgerTotals, NewSettlement,
+    PendingSettlement, Posting, Retirement, RevocationRecord, StatementRecord, StoreError, Tx,
+    WalletRecord, WalletState,
 };
 use offpay_protocol::entropy::{Entropy, SharedEntropy};
 use offpay_protocol::pki::WalletProfile;
@@ -72,6 +73,29 @@ impl<C: Conn> SqlTx<C> {
             Dialect::Postgres => " FOR UPDATE",
         }
     }
+    /// Which of `ids` are wallets in `state`.
+    fn wallets_in_state(
+        &mut self,
+        ids: &[WalletId],
+        state: &str,
+    ) -> Result<Vec<WalletId>, StoreError> {
+        let mut out = Vec::new();
+        for chunk in padded_chunks(ids, INSERT_ROWS_MAX) {
+            let mut params: Vec<Value> = chunk.iter().map(w).collect();
+            params.push(t(state));
+            let sql = format!(
+                "SELECT id FROM wallets WHERE state = ${} AND id IN ({})",
+                chunk.len() + 1,
+                list(1, chunk.len())
+            );
+            for r in self.conn.query(&sql, &params)? {
+                out.push(wallet(&r[0])?);
+            }
+        }
+        out.sort();
+        out.dedup();
+        Ok(out)
+    }
     fn one(&mut self, sql: &str, params: &[Value]) -> Result<Option<Vec<Value>>, StoreError> {
         Ok(self.conn.query(sql, params)?.into_iter().next())
     }
@@ -92,7 +116,7 @@ impl<C: Conn> SqlTx<C> {
             let terms: Vec<String> = (0..n)
                 .map(|k| format!("({a} = ${} AND {b} = ${})", 2 * k + 1, 2 * k + 2))
                 .collect();
-            let sql = format!("{select} {}", terms.join(" OR "));
+            let sql = format!("{select} ({})", terms.join(" OR "));
             for r in self.conn.query(&sql, &params)? {
                 out.push(row(&r)?);
             }
@@ -191,7 +215,7 @@ fn posting_id(time: UnixSeconds, entropy: &dyn Entropy) -> Result<String, StoreE
     ))
 }
 
-const WALLET_COLUMNS: &str = "id, customer, cert_der, cert_serial, cert_not_after, state, reason, load_seq, checkpoint, report_seq, policy_epoch, unlock_pending, clawed_back, guaranteed, created, key_generation, prev_cert_der, rekey_suite";
+const WALLET_COLUMNS: &str = "id, customer, cert_der, cert_serial, cert_not_after, state, reason, load_seq, checkpoint, report_seq, policy_epoch, unlock_pending, clawed_back, guaranteed, created, key_generation, prev_cert_der, rekey_suite, retired, closed_at";
 
 fn wallet_row(r: &[Value]) -> Result<WalletRecord, StoreError> {
     Ok(WalletRecord {
@@ -219,6 +243,24 @@ fn wallet_row(r: &[Value]) -> Result<WalletRecord, StoreError> {
             Value::Null => None,
             v => Some(Suite::from_cose_alg(int(v)?).ok_or_else(|| corrupt("re-key suite"))?),
         },
+        retired: match &r[18] {
+            Value::Null => None,
+            v => Some(Retirement::parse(&text(v)?).ok_or_else(|| corrupt("retirement"))?),
+        },
+        closed_at: match &r[19] {
+            Value::Null => None,
+            v => Some(UnixSeconds(uint(v)?)),
+        },
+    })
+}
+
+fn pending_row(r: &[Value]) -> Result<PendingSettlement, StoreError> {
+    Ok(PendingSettlement {
+        payer: wallet(&r[0])?,
+        hash: hash(&r[1])?,
+        payee: opt_wallet(&r[2])?.ok_or_else(|| corrupt("settlement without payee"))?,
+        amount: int(&r[3])?,
+        time: UnixSeconds(uint(&r[4])?),
     })
 }
 
@@ -626,7 +668,7 @@ impl<C: Conn> Tx for SqlTx<C> {
     fn insert_wallet(&mut self, r: &WalletRecord) -> Result<(), StoreError> {
         let sql = format!(
             "INSERT INTO wallets ({WALLET_COLUMNS}) VALUES {}",
-            placeholders(1, 18)
+            placeholders(1, 20)
         );
         self.conn.execute(
             &sql,
@@ -650,6 +692,8 @@ impl<C: Conn> Tx for SqlTx<C> {
                 r.prev_cert_der.as_deref().map(b).unwrap_or(Value::Null),
                 r.rekey_suite
                     .map_or(Value::Null, |s| Value::Int(s.cose_alg())),
+                r.retired.map_or(Value::Null, |x| t(x.as_str())),
+                r.closed_at.map(time).transpose()?.unwrap_or(Value::Null),
             ],
         )?;
         Ok(())
@@ -671,7 +715,7 @@ impl<C: Conn> Tx for SqlTx<C> {
         let n = self.conn.execute(
             "UPDATE wallets SET cert_der = $1, cert_serial = $2, cert_not_after = $3, state = $4, reason = $5, load_seq = $6, \
              checkpoint = $7, report_seq = $8, policy_epoch = $9, unlock_pending = $10, clawed_back = $11, guaranteed = $12, \
-             key_generation = $13, prev_cert_der = $14, rekey_suite = $15 WHERE id = $16",
+             key_generation = $13, prev_cert_der = $14, rekey_suite = $15, retired = $16, closed_at = $17 WHERE id = $18",
             &[
                 b(&r.cert_der),
                 i(r.cert_serial)?,
@@ -689,6 +733,8 @@ impl<C: Conn> Tx for SqlTx<C> {
                 r.prev_cert_der.as_deref().map(b).unwrap_or(Value::Null),
                 r.rekey_suite
                     .map_or(Value::Null, |s| Value::Int(s.cose_alg())),
+                r.retired.map_or(Value::Null, |x| t(x.as_str())),
+                r.closed_at.map(time).transpose()?.unwrap_or(Value::Null),
                 w(&r.id),
             ],
         )?;
@@ -860,18 +906,7 @@ impl<C: Conn> Tx for SqlTx<C> {
     }
 
     fn revoked_among(&mut self, ids: &[WalletId]) -> Result<Vec<WalletId>, StoreError> {
-        let mut out = Vec::new();
-        for chunk in padded_chunks(ids, INSERT_ROWS_MAX) {
-            let params: Vec<Value> = chunk.iter().map(w).collect();
-            let sql = format!(
-                "SELECT id FROM wallets WHERE state = 'revoked' AND id IN ({})",
-                list(1, chunk.len())
-            );
-            for r in self.conn.query(&sql, &params)? {
-                out.push(wallet(&r[0])?);
-            }
-        }
-        Ok(out)
+        self.wallets_in_state(ids, "revoked")
     }
 
     fn max_seq(&mut self, payer: &WalletId) -> Result<u64, StoreError> {
@@ -932,27 +967,107 @@ impl<C: Conn> Tx for SqlTx<C> {
 
     fn insert_settlements(
         &mut self,
-        s: &[(Hash32, WalletId, Option<WalletId>, i64)],
+        s: &[NewSettlement],
         now: UnixSeconds,
     ) -> Result<(), StoreError> {
         for chunk in shaped_chunks(s, INSERT_ROWS_MAX / 2) {
-            let mut params = Vec::with_capacity(chunk.len() * 5);
-            for (h, payer, payee, amount) in chunk {
+            let mut params = Vec::with_capacity(chunk.len() * 6);
+            for (h, payer, payee, amount, delivered) in chunk {
                 params.extend([
                     w(payer),
                     b(&h.0),
                     payee.as_ref().map(w).unwrap_or(Value::Null),
                     Value::Int(*amount),
                     time(now)?,
+                    Value::Int(i64::from(*delivered)),
                 ]);
             }
             let sql = format!(
-                "INSERT INTO settlements (payer, hash, payee, amount, time) VALUES {}",
-                placeholders(chunk.len(), 5)
+                "INSERT INTO settlements (payer, hash, payee, amount, time, delivery) VALUES {}",
+                placeholders(chunk.len(), 6)
             );
             self.conn.execute(&sql, &params)?;
         }
         Ok(())
+    }
+
+    fn deliver(
+        &mut self,
+        keys: &[(WalletId, Hash32)],
+    ) -> Result<Vec<PendingSettlement>, StoreError> {
+        let pairs: Vec<(Value, Value)> = keys.iter().map(|(p, h)| (w(p), b(&h.0))).collect();
+        let returned = self.by_pairs(
+            "SELECT payer, hash, payee, amount, time FROM settlements WHERE delivery = 2 AND",
+            ("payer", "hash"),
+            &pairs,
+            pending_row,
+        )?;
+        for chunk in padded_chunks(&pairs, PAIRS_PER_QUERY_MAX) {
+            let n = chunk.len();
+            let params: Vec<Value> = chunk.into_iter().flat_map(|(x, y)| [x, y]).collect();
+            let terms: Vec<String> = (0..n)
+                .map(|k| format!("(payer = ${} AND hash = ${})", 2 * k + 1, 2 * k + 2))
+                .collect();
+            let sql = format!(
+                "UPDATE settlements SET delivery = 1 WHERE delivery <> 1 AND ({})",
+                terms.join(" OR ")
+            );
+            self.conn.execute(&sql, &params)?;
+        }
+        Ok(returned)
+    }
+
+    fn pending_to(
+        &mut self,
+        payee: &WalletId,
+        settled_by: UnixSeconds,
+        limit: u32,
+    ) -> Result<Vec<PendingSettlement>, StoreError> {
+        self.conn
+            .query(
+                "SELECT payer, hash, payee, amount, time FROM settlements \
+                 WHERE payee = $1 AND delivery = 0 AND time <= $2 ORDER BY time, payer, hash LIMIT $3",
+                &[w(payee), time(settled_by)?, Value::Int(i64::from(limit))],
+            )?
+            .iter()
+            .map(|r| pending_row(r))
+            .collect()
+    }
+
+    fn set_returned(&mut self, keys: &[(WalletId, Hash32)]) -> Result<(), StoreError> {
+        for (p, h) in keys {
+            let n = self.conn.execute(
+                "UPDATE settlements SET delivery = 2 WHERE payer = $1 AND hash = $2 AND delivery = 0",
+                &[w(p), b(&h.0)],
+            )?;
+            if n != 1 {
+                return Err(StoreError::Conflict(format!(
+                    "settlement {} of {p} is not pending",
+                    h.to_hex()
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    fn closing_due(
+        &mut self,
+        not_after_by: UnixSeconds,
+        limit: u32,
+    ) -> Result<Vec<WalletId>, StoreError> {
+        self.conn
+            .query(
+                "SELECT id FROM wallets WHERE state = 'revoked' AND cert_not_after <= $1 \
+                 ORDER BY cert_not_after, id LIMIT $2",
+                &[time(not_after_by)?, Value::Int(i64::from(limit))],
+            )?
+            .iter()
+            .map(|r| wallet(&r[0]))
+            .collect()
+    }
+
+    fn closed_among(&mut self, ids: &[WalletId]) -> Result<Vec<WalletId>, StoreError> {
+        self.wallets_in_state(ids, "closed")
     }
 
     fn checkpoint(

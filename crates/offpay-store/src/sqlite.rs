@@ -19,6 +19,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     ),
     (3, include_str!("../migrations/sqlite/0003_terminal.sql")),
     (4, include_str!("../migrations/sqlite/0004_rekey.sql")),
+    (5, include_str!("../migrations/sqlite/0005_lifecycle.sql")),
 ];
 /// Connections in the pool of a file database.
 pub const SQLITE_CONNECTIONS_MAX: usize = 4;

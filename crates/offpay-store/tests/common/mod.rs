@@ -85,3 +85,27 @@ pub fn sync(
     w.apply_sync_response(&out.response, now).unwrap();
     out
 }
+
+/// Run `f` on SQLite (a temporary file) and on PostgreSQL (a fresh schema,
+/// skipped with a printed reason when no server answers) with an issuer set
+/// up by `cfg`.
+#[allow(dead_code)] // Not every suite uses it.
+pub fn on_every_backend_with(
+    name: &str,
+    cfg: &offpay_issuer::IssuerConfig,
+    f: impl Fn(&Issuer<AnyStore>),
+) {
+    const MASTER: [u8; 32] = [7u8; 32];
+    let dir = tempfile::tempdir().unwrap();
+    let store = offpay_store::open_sqlite(&dir.path().join("offpay.sqlite")).unwrap();
+    let issuer = Issuer::init(store, &MASTER, cfg, T0).unwrap();
+    eprintln!("[{name}] sqlite");
+    f(&issuer);
+    let Some(guard) = offpay_test_support::postgres::Schema::fresh(name) else {
+        return;
+    };
+    let store = offpay_store::open_postgres_schema(&guard.url, &guard.name).unwrap();
+    let issuer = Issuer::init(store, &MASTER, cfg, T0).unwrap();
+    eprintln!("[{name}] postgres schema {}", guard.name);
+    f(&issuer);
+}
