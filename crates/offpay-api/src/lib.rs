@@ -218,6 +218,69 @@ pub struct WalletView {
     /// (`ed25519`, `p-256`, `ml-dsa-44`).
     #[serde(default)]
     pub rekey_suite: Option<String>,
+    /// Retired by its customer or the operator: `lost` or `broken`.
+    #[serde(default)]
+    pub retired: Option<String>,
+    /// When a revoked wallet becomes due to close (its certificate's expiry
+    /// plus the payees' offline limit), Unix seconds.
+    #[serde(default)]
+    pub closes_at: Option<u64>,
+    /// When it was closed (state `closed`), Unix seconds.
+    #[serde(default)]
+    pub closed_at: Option<u64>,
+}
+
+/// `POST /v1/admin/wallets/{id}/retire`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+pub struct RetireRequest {
+    /// `lost` (lost or stolen: whoever holds it may pay until its
+    /// certificate expires) or `broken` (tampered vault, failed counter).
+    pub reason: String,
+    /// A note for the record (who reported it, how).
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+/// `POST /v1/admin/lifecycle/close`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+pub struct CloseRequest {
+    /// Close at most this many wallets (default and cap: 1,000).
+    #[serde(default)]
+    pub limit: Option<u32>,
+}
+
+/// What closing the due wallets did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+pub struct CloseReportView {
+    /// Wallets closed.
+    pub closed: u32,
+    /// Paid out to customers' online accounts, minor units.
+    pub paid_out_minor: i64,
+    /// Forfeited to the reserve by lost wallets (where the scheme does not refund them).
+    pub forfeited_minor: i64,
+    /// Settlements to the closed wallets returned to their payers.
+    pub returned: u32,
+    /// Their sum, minor units.
+    pub returned_minor: i64,
+    /// More wallets are due than `limit` allowed: call again.
+    pub more: bool,
+}
+
+/// The scheme's rules for money no TA holds (`GET`/`PUT /v1/admin/lifecycle/rules`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+pub struct LifecycleRulesView {
+    /// Whether a wallet retired as lost is paid out to its customer at its
+    /// close (else its money goes to the reserve). Broken and revoked
+    /// wallets are always paid out.
+    pub refund_lost: bool,
+    /// Seconds after which a payment settled to a payee whose TA never
+    /// reported it goes back to the payer (at least 3,600: the longest a
+    /// payment request lives).
+    pub return_after_seconds: u64,
 }
 
 /// Wallets.
@@ -480,7 +543,17 @@ mod from_issuer {
                 stranded_at: 0,
                 key_generation: w.key_generation,
                 rekey_suite: w.rekey_suite.map(|s| s.name().to_string()),
+                retired: w.retired.map(|r| r.as_str().to_string()),
+                closes_at: None,
+                closed_at: w.closed_at.map(|t| t.0),
             }
+        }
+
+        /// With the time the wallet becomes due to close
+        /// (`offpay_issuer::Issuer::closes_at`).
+        pub fn with_closes_at(mut self, at: Option<u64>) -> WalletView {
+            self.closes_at = at;
+            self
         }
 
         /// With the issuer's stranded-money figure: money credited to the wallet
@@ -502,6 +575,28 @@ mod from_issuer {
                 entries: d.entries.iter().map(|h| h.to_hex()).collect(),
                 detected: d.detected.0,
                 proof: b64(&d.proof),
+            }
+        }
+    }
+
+    impl From<&offpay_issuer::CloseReport> for CloseReportView {
+        fn from(r: &offpay_issuer::CloseReport) -> CloseReportView {
+            CloseReportView {
+                closed: r.closed,
+                paid_out_minor: r.paid_out_minor,
+                forfeited_minor: r.forfeited_minor,
+                returned: r.returned,
+                returned_minor: r.returned_minor,
+                more: r.more,
+            }
+        }
+    }
+
+    impl From<&offpay_issuer::LifecycleRules> for LifecycleRulesView {
+        fn from(r: &offpay_issuer::LifecycleRules) -> LifecycleRulesView {
+            LifecycleRulesView {
+                refund_lost: r.refund_lost,
+                return_after_seconds: r.return_after_seconds,
             }
         }
     }

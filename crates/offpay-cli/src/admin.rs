@@ -8,8 +8,9 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
 use offpay_client::api::{
-    CreateCustomerRequest, CustomerBalance, DoubleSpendsQuery, InvariantView, LockRequest,
-    MoneyRequest, RekeyRequest, RevokeRequest, RootsResponse, WalletView, WalletsQuery,
+    CloseRequest, CreateCustomerRequest, CustomerBalance, DoubleSpendsQuery, InvariantView,
+    LockRequest, MoneyRequest, RekeyRequest, RetireRequest, RevokeRequest, RootsResponse,
+    WalletView, WalletsQuery,
 };
 use offpay_protocol::WalletId;
 use offpay_protocol::evidence::verify_double_spend_bytes;
@@ -143,6 +144,31 @@ enum AdminCmd {
         #[arg(long)]
         reason: Option<String>,
     },
+    /// Retire a wallet reported lost or broken: revoked at once, its money
+    /// paid out when it closes (certificate expiry plus the payees' offline
+    /// limit). Enroll the customer's new wallet right away.
+    Retire {
+        /// Wallet id.
+        wallet: String,
+        /// Lost or stolen.
+        #[arg(long, conflicts_with = "broken", required_unless_present = "broken")]
+        lost: bool,
+        /// Broken (tampered vault, failed counter).
+        #[arg(long)]
+        broken: bool,
+        /// A note for the record.
+        #[arg(long)]
+        note: Option<String>,
+    },
+    /// Close the revoked wallets due now (the server also does it every
+    /// close interval): return what their TA never held, pay them out.
+    CloseDue {
+        /// At most this many (1 to 1,000).
+        #[arg(long)]
+        limit: Option<u32>,
+    },
+    /// The scheme's rules for money no TA holds (set in the server's configuration).
+    Lifecycle,
     /// Lock a wallet (its next sync tells it to lock).
     Lock {
         /// Wallet id.
@@ -633,6 +659,72 @@ fn run_raw(a: AdminArgs) -> Outcome {
                     serial_text(&v.cert_serial)
                 ),
                 to_json(&v)?,
+            ))
+        }
+        AdminCmd::Retire {
+            wallet,
+            lost,
+            broken: _,
+            note,
+        } => {
+            let id = wallet_id(wallet)?;
+            let reason = if *lost { "lost" } else { "broken" };
+            let v = op()?.retire(
+                &id.to_hex(),
+                &RetireRequest {
+                    reason: reason.into(),
+                    note: note.clone(),
+                },
+            )?;
+            let when = v
+                .closes_at
+                .map(|t| {
+                    format!("; its money is paid out by the scheme's rules from {t} (Unix time)")
+                })
+                .unwrap_or_default();
+            Ok(Done::new(
+                format!(
+                    "retired wallet {id} as {reason}: certificate serial {} is on the CRL from now on{when}",
+                    serial_text(&v.cert_serial)
+                ),
+                to_json(&v)?,
+            ))
+        }
+        AdminCmd::CloseDue { limit } => {
+            let c = op()?;
+            let r = c.close_due(&CloseRequest { limit: *limit })?;
+            let currency = roots(&c)?.currency;
+            let cur = currency.as_str();
+            let more = if r.more {
+                " (more are due: run it again)"
+            } else {
+                ""
+            };
+            Ok(Done::new(
+                format!(
+                    "closed {} wallet(s): paid out {}, forfeited to the reserve {}, returned {} payment(s) of {} to their payers{more}",
+                    r.closed,
+                    show(i128::from(r.paid_out_minor), cur),
+                    show(i128::from(r.forfeited_minor), cur),
+                    r.returned,
+                    show(i128::from(r.returned_minor), cur),
+                ),
+                to_json(&r)?,
+            ))
+        }
+        AdminCmd::Lifecycle => {
+            let r = op()?.lifecycle_rules()?;
+            Ok(Done::new(
+                format!(
+                    "lost wallets: {}; a payment its payee never held goes back to the payer after {} s",
+                    if r.refund_lost {
+                        "paid out to the customer at close"
+                    } else {
+                        "not refunded (their money goes to the reserve)"
+                    },
+                    r.return_after_seconds
+                ),
+                to_json(&r)?,
             ))
         }
         AdminCmd::Lock { wallet, reason } => {

@@ -26,11 +26,11 @@ use std::io::{BufReader, Write};
 
 pub use offpay_api as api;
 use offpay_api::{
-    CreateCustomerRequest, CustomerBalance, DoubleSpendList, DoubleSpendsQuery, EnrollRequest,
-    EnrollResponse, EnrollmentTokenQuery, EnrollmentTokenResponse, ErrorBody, Health,
-    InvariantView, LoadResponse, LockRequest, MoneyRequest, PinUnlockApproval, PinUnlockPending,
-    RedeemResponse, RekeyRequest, RevokeRequest, RootsResponse, WalletList, WalletView,
-    WalletsQuery,
+    CloseReportView, CloseRequest, CreateCustomerRequest, CustomerBalance, DoubleSpendList,
+    DoubleSpendsQuery, EnrollRequest, EnrollResponse, EnrollmentTokenQuery,
+    EnrollmentTokenResponse, ErrorBody, Health, InvariantView, LifecycleRulesView, LoadResponse,
+    LockRequest, MoneyRequest, PinUnlockApproval, PinUnlockPending, RedeemResponse, RekeyRequest,
+    RetireRequest, RevokeRequest, RootsResponse, WalletList, WalletView, WalletsQuery,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -738,6 +738,25 @@ impl Client {
             &format!("/v1/admin/wallets/{}/revoke", segment(id)),
             req,
         )
+    }
+
+    /// `POST /v1/admin/wallets/{id}/retire`.
+    pub fn retire(&self, id: &str, req: &RetireRequest) -> Result<WalletView, Error> {
+        self.post_typed(
+            "the retirement",
+            &format!("/v1/admin/wallets/{}/retire", segment(id)),
+            req,
+        )
+    }
+
+    /// `POST /v1/admin/lifecycle/close`.
+    pub fn close_due(&self, req: &CloseRequest) -> Result<CloseReportView, Error> {
+        self.post_typed("closing the due wallets", "/v1/admin/lifecycle/close", req)
+    }
+
+    /// `GET /v1/admin/lifecycle/rules`.
+    pub fn lifecycle_rules(&self) -> Result<LifecycleRulesView, Error> {
+        self.get_typed("the lifecycle rules", "/v1/admin/lifecycle/rules")
     }
 
     /// `POST /v1/admin/wallets/{id}/rekey`.

@@ -198,11 +198,12 @@ fn settle_once(
     let mut to_settle: Vec<&ChainEntry> = Vec::new();
     let mut seen = BTreeSet::new();
     // Entries a report of their payee carried: the payee's TA holds them.
-    let mut held: BTreeSet<(WalletId, Hash32)> = BTreeSet::new();
+    let held: BTreeSet<(WalletId, Hash32)> = batch
+        .iter()
+        .filter(|(_, s)| *s == Source::Payee)
+        .map(|(e, _)| (e.payer(), e.hash()))
+        .collect();
     for (e, s) in batch {
-        if *s == Source::Payee {
-            held.insert((e.payer(), e.hash()));
-        }
         if *s != Source::Evidence && seen.insert((e.payer(), e.hash())) {
             to_settle.push(e);
         }
@@ -211,12 +212,7 @@ fn settle_once(
         to_settle.iter().map(|e| (e.payer(), e.hash())).collect();
     let already: BTreeSet<(WalletId, Hash32)> =
         tx.settled_keys(&settle_keys)?.into_iter().collect();
-    // Settled before from the payer's report, now carried by the payee's.
-    let delivered_now: Vec<(WalletId, Hash32)> = already.intersection(&held).copied().collect();
-    if !delivered_now.is_empty() {
-        let late = tx.deliver(&delivered_now)?;
-        crate::lifecycle::credit_late_deliveries(tx, &late, now)?;
-    }
+    deliver_reported(tx, &already, &held, now)?;
     let to_settle: Vec<&ChainEntry> = to_settle
         .into_iter()
         .filter(|e| !already.contains(&(e.payer(), e.hash())))
@@ -301,6 +297,22 @@ fn settle_once(
     }
     let settled_total = settlements.len();
     Ok(settled_total)
+}
+
+/// Settled before from their payer's report, now carried by their payee's:
+/// mark them delivered (and credit again any returned meanwhile).
+fn deliver_reported(
+    tx: &mut dyn Tx,
+    already: &BTreeSet<(WalletId, Hash32)>,
+    held: &BTreeSet<(WalletId, Hash32)>,
+    now: UnixSeconds,
+) -> Result<(), IssuerError> {
+    let delivered_now: Vec<(WalletId, Hash32)> = already.intersection(held).copied().collect();
+    if !delivered_now.is_empty() {
+        let late = tx.deliver(&delivered_now)?;
+        crate::lifecycle::credit_late_deliveries(tx, &late, now)?;
+    }
+    Ok(())
 }
 
 /// Every payee credited here (not those of other issuers) has a sub-account.

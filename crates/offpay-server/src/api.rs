@@ -39,7 +39,7 @@ pub fn now() -> UnixSeconds {
 }
 
 /// Run an issuer call on the blocking pool.
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     st: &AppState,
     f: impl FnOnce(&Issuer<AnyStore>) -> Result<T, IssuerError> + Send + 'static,
 ) -> Result<T, ApiError> {
@@ -56,7 +56,7 @@ async fn blocking<T: Send + 'static>(
     }
 }
 
-fn wallet_id(s: &str) -> Result<WalletId, ApiError> {
+pub(crate) fn wallet_id(s: &str) -> Result<WalletId, ApiError> {
     WalletId::from_hex(s)
         .ok_or_else(|| ApiError::invalid_input("wallet id must be 32 hexadecimal characters"))
 }
@@ -96,10 +96,12 @@ fn cbor_response(bytes: Vec<u8>) -> Response {
         .into_response()
 }
 
-fn view(issuer: &Issuer<AnyStore>, id: &WalletId) -> Result<WalletView, IssuerError> {
+pub(crate) fn view(issuer: &Issuer<AnyStore>, id: &WalletId) -> Result<WalletView, IssuerError> {
     let w = issuer.wallet(id)?;
     let bal = issuer.wallet_balance(id)?;
-    Ok(WalletView::new(&w, bal, issuer.currency().as_str()).with_stranded(&issuer.stranded(id)?))
+    Ok(WalletView::new(&w, bal, issuer.currency().as_str())
+        .with_stranded(&issuer.stranded(id)?)
+        .with_closes_at(issuer.closes_at(&w).map(|t| t.0)))
 }
 
 /// The `/v1/sync` answer's header carrying [`offpay_issuer::Stranded::minor`].

@@ -72,6 +72,36 @@ pub struct ServerConfig {
     /// [`offpay_hsm::HsmConfig::parse`]; checked when the configuration is
     /// loaded). `None`: the keys are sealed in the store under the master key.
     pub hsm: Option<String>,
+    /// The end of a wallet's life (`[lifecycle]` in the file).
+    pub lifecycle: LifecycleConfig,
+}
+
+/// The scheme's rules for money no TA holds, and how often due wallets
+/// are closed (offpay-issuer's `lifecycle.rs`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LifecycleConfig {
+    /// Whether a lost wallet's money is refunded at its close; `None`: keep
+    /// the stored rule (default: refund).
+    pub refund_lost: Option<bool>,
+    /// Seconds after which a payment its payee never held goes back to the
+    /// payer; `None`: keep the stored rule (default: 86,400).
+    pub return_after_seconds: Option<u64>,
+    /// Seconds between two runs of closing the due wallets (0: never; the
+    /// operator calls `POST /v1/admin/lifecycle/close`).
+    pub close_interval_seconds: u64,
+}
+
+/// Default [`LifecycleConfig::close_interval_seconds`]: hourly.
+pub const CLOSE_INTERVAL_SECONDS_DEFAULT: u64 = 3_600;
+
+impl Default for LifecycleConfig {
+    fn default() -> Self {
+        LifecycleConfig {
+            refund_lost: None,
+            return_after_seconds: None,
+            close_interval_seconds: CLOSE_INTERVAL_SECONDS_DEFAULT,
+        }
+    }
 }
 
 /// A member issuer's link to its scheme server.
@@ -136,6 +166,7 @@ impl fmt::Debug for ServerConfig {
             .field("master_key_file", &self.master_key_file)
             .field("scheme", &self.scheme)
             .field("hsm", &self.hsm)
+            .field("lifecycle", &self.lifecycle)
             .finish()
     }
 }
@@ -165,6 +196,7 @@ impl Default for ServerConfig {
             master_key_file: None,
             scheme: SchemeLinkConfig::default(),
             hsm: None,
+            lifecycle: LifecycleConfig::default(),
         }
     }
 }
@@ -255,6 +287,17 @@ impl ServerConfig {
         if let Some(v) = f.operator_amount_max_minor {
             self.operator_amount_max_minor = v;
         }
+        if let Some(l) = f.lifecycle {
+            if let Some(v) = l.refund_lost {
+                self.lifecycle.refund_lost = Some(v);
+            }
+            if let Some(v) = l.return_after_seconds {
+                self.lifecycle.return_after_seconds = Some(v);
+            }
+            if let Some(v) = l.close_interval_seconds {
+                self.lifecycle.close_interval_seconds = v;
+            }
+        }
         if let Some(v) = f.master_key_file {
             self.master_key_file = Some(match path.parent() {
                 Some(dir) if v.is_relative() && !dir.as_os_str().is_empty() => dir.join(v),
@@ -309,6 +352,28 @@ impl ServerConfig {
             self.operator_amount_max_minor = v
                 .parse()
                 .map_err(|e| ConfigError(format!("OFFPAY_OPERATOR_AMOUNT_MAX_MINOR={v}: {e}")))?;
+        }
+        if let Some(v) = get("OFFPAY_REFUND_LOST") {
+            self.lifecycle.refund_lost = Some(match v.as_str() {
+                "true" | "1" => true,
+                "false" | "0" => false,
+                _ => {
+                    return Err(ConfigError(format!(
+                        "OFFPAY_REFUND_LOST={v}: must be true or false"
+                    )));
+                }
+            });
+        }
+        if let Some(v) = get("OFFPAY_RETURN_AFTER_SECONDS") {
+            self.lifecycle.return_after_seconds = Some(
+                v.parse()
+                    .map_err(|e| ConfigError(format!("OFFPAY_RETURN_AFTER_SECONDS={v}: {e}")))?,
+            );
+        }
+        if let Some(v) = get("OFFPAY_CLOSE_INTERVAL_SECONDS") {
+            self.lifecycle.close_interval_seconds = v
+                .parse()
+                .map_err(|e| ConfigError(format!("OFFPAY_CLOSE_INTERVAL_SECONDS={v}: {e}")))?;
         }
         if let Some(v) = get("OFFPAY_MASTER_KEY_FILE") {
             self.master_key_file = Some(PathBuf::from(v));
@@ -370,6 +435,15 @@ impl ServerConfig {
         if let Some(v) = a.scheme_interval_ms {
             self.scheme.interval_ms = v;
         }
+        if let Some(v) = a.refund_lost {
+            self.lifecycle.refund_lost = Some(v);
+        }
+        if let Some(v) = a.return_after_seconds {
+            self.lifecycle.return_after_seconds = Some(v);
+        }
+        if let Some(v) = a.close_interval_seconds {
+            self.lifecycle.close_interval_seconds = v;
+        }
         Ok(())
     }
 
@@ -399,6 +473,20 @@ impl ServerConfig {
                     "hsm: a standalone issuer needs root-key=LABEL (its scheme root key is in the token too)".into(),
                 ));
             }
+        }
+        if let Some(v) = self.lifecycle.return_after_seconds {
+            offpay_issuer::LifecycleRules {
+                refund_lost: true,
+                return_after_seconds: v,
+            }
+            .check()
+            .map_err(|e| ConfigError(format!("lifecycle.return_after_seconds: {e}")))?;
+        }
+        if self.lifecycle.close_interval_seconds > 86_400 {
+            return Err(ConfigError(format!(
+                "lifecycle.close_interval_seconds must be 0 (off) to 86400 (got {})",
+                self.lifecycle.close_interval_seconds
+            )));
         }
         if !(SCHEME_INTERVAL_MS_MIN..=SCHEME_INTERVAL_MS_MAX).contains(&self.scheme.interval_ms) {
             return Err(ConfigError(format!(
@@ -484,6 +572,16 @@ struct FileConfig {
     master_key_file: Option<PathBuf>,
     hsm: Option<String>,
     scheme: Option<FileSchemeConfig>,
+    lifecycle: Option<FileLifecycleConfig>,
+}
+
+/// The `[lifecycle]` table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileLifecycleConfig {
+    refund_lost: Option<bool>,
+    return_after_seconds: Option<u64>,
+    close_interval_seconds: Option<u64>,
 }
 
 /// The `[scheme]` table.
@@ -498,7 +596,7 @@ struct FileSchemeConfig {
 /// Flags of `offpay server` (the CLI flattens this).
 #[derive(clap::Args, Clone, Debug, Default, PartialEq, Eq)]
 pub struct ServerArgs {
-    /// TOML configuration file (keys: listen, data_dir, database_url, operator_token, log_format, currency, suite, operator_amount_max_minor, master_key_file, hsm; table [scheme]: url, token, interval_ms).
+    /// TOML configuration file (keys: listen, data_dir, database_url, operator_token, log_format, currency, suite, operator_amount_max_minor, master_key_file, hsm; table [scheme]: url, token, interval_ms; table [lifecycle]: refund_lost, return_after_seconds, close_interval_seconds).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Address to listen on [env: OFFPAY_LISTEN] [default: 127.0.0.1:8080].
@@ -542,6 +640,17 @@ pub struct ServerArgs {
     /// Member issuer: milliseconds between two rounds of the scheme link [env: OFFPAY_SCHEME_INTERVAL_MS] [default: 5000].
     #[arg(long, value_name = "MS")]
     pub scheme_interval_ms: Option<u64>,
+    /// Whether a lost wallet's money is paid to its customer when it closes
+    /// (false: it goes to the reserve) [env: OFFPAY_REFUND_LOST] [default: the stored rule, first true].
+    #[arg(long, value_name = "BOOL")]
+    pub refund_lost: Option<bool>,
+    /// Seconds after which a payment its payee never held goes back to the
+    /// payer (3600 to 31536000) [env: OFFPAY_RETURN_AFTER_SECONDS] [default: the stored rule, first 86400].
+    #[arg(long, value_name = "SECONDS")]
+    pub return_after_seconds: Option<u64>,
+    /// Seconds between two runs closing the due wallets (0: off) [env: OFFPAY_CLOSE_INTERVAL_SECONDS] [default: 3600].
+    #[arg(long, value_name = "SECONDS")]
+    pub close_interval_seconds: Option<u64>,
 }
 
 /// A configuration problem.

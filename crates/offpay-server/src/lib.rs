@@ -26,6 +26,9 @@
 //! | POST | `/v1/admin/wallets/{id}/lock` | operator | `{reason}` -> wallet |
 //! | POST | `/v1/admin/wallets/{id}/rekey` | operator | `{suite?, cancel?}` -> wallet |
 //! | POST | `/v1/admin/wallets/{id}/unlock` | operator | -> wallet |
+//! | POST | `/v1/admin/wallets/{id}/retire` | operator | `{reason: lost\|broken, note?}` -> wallet |
+//! | POST | `/v1/admin/lifecycle/close` | operator | `{limit?}` -> what was closed |
+//! | GET | `/v1/admin/lifecycle/rules` | operator | the rules for money no TA holds |
 //! | GET | `/v1/admin/double-spends?payer=&limit=` | operator | double spends with proofs |
 //! | GET | `/v1/admin/invariants` | operator | invariant report |
 //! | GET | `/v1/admin/scheme` | operator | a member issuer's scheme link status |
@@ -48,6 +51,7 @@ pub mod config;
 pub mod dto;
 pub mod error;
 pub mod extract;
+pub mod lifecycle;
 pub mod link;
 pub mod metrics;
 pub mod openapi;
@@ -94,6 +98,8 @@ pub struct AppState {
     pub link: Option<Arc<SchemeLink>>,
     /// Pause between two rounds of the link's background thread.
     pub link_interval: std::time::Duration,
+    /// Pause between two runs closing the due wallets (zero: never).
+    pub close_interval: std::time::Duration,
 }
 
 impl fmt::Debug for AppState {
@@ -114,6 +120,7 @@ impl AppState {
             operator_amount_max_minor: config::OPERATOR_AMOUNT_MAX_MINOR_DEFAULT,
             link: None,
             link_interval: std::time::Duration::from_millis(config::SCHEME_INTERVAL_MS_DEFAULT),
+            close_interval: std::time::Duration::from_secs(config::CLOSE_INTERVAL_SECONDS_DEFAULT),
         }
     }
 
@@ -210,6 +217,9 @@ pub fn router(state: AppState) -> Router {
             "/v1/admin/wallets/{id}/pin-unlock",
             post(api::approve_pin_unlock),
         )
+        .route("/v1/admin/wallets/{id}/retire", post(lifecycle::retire))
+        .route("/v1/admin/lifecycle/close", post(lifecycle::close))
+        .route("/v1/admin/lifecycle/rules", get(lifecycle::rules))
         .route("/v1/admin/double-spends", get(api::double_spends))
         .route("/v1/admin/invariants", get(api::invariants))
         .route("/v1/admin/scheme", get(admin_scheme::status))
@@ -308,6 +318,7 @@ pub struct RunningServer {
     pub handle: tokio::task::JoinHandle<Result<(), ServerError>>,
     stop: Option<oneshot::Sender<()>>,
     link: Option<LinkThread>,
+    closer: Option<lifecycle::Closer>,
 }
 
 /// The scheme link's background thread and its stop flag.
@@ -355,6 +366,9 @@ impl RunningServer {
     pub async fn shutdown(mut self) -> Result<(), ServerError> {
         if let Some(s) = self.stop.take() {
             let _ = s.send(());
+        }
+        if let Some(c) = self.closer.take() {
+            c.stop().await;
         }
         if let Some(l) = self.link.take() {
             l.stop().await;
@@ -408,6 +422,7 @@ pub async fn spawn(config: ServerConfig) -> Result<RunningServer, ServerError> {
     let (listener, addr) = bind(&config).await?;
     tracing::info!(%addr, "offpay server listening");
     let link = LinkThread::start(&state)?;
+    let closer = start_closer(&state)?;
     let (handle, tx) = serve_in_background(listener, router(state.clone()));
     Ok(RunningServer {
         addr,
@@ -416,7 +431,14 @@ pub async fn spawn(config: ServerConfig) -> Result<RunningServer, ServerError> {
         handle,
         stop: Some(tx),
         link,
+        closer,
     })
+}
+
+/// Start the thread closing due wallets (none when the interval is zero).
+fn start_closer(state: &AppState) -> Result<Option<lifecycle::Closer>, ServerError> {
+    lifecycle::Closer::start(&state.issuer, state.close_interval)
+        .map_err(|e| ServerError::Io("cannot start the closing thread".into(), e))
 }
 
 /// Serve until `shutdown` resolves, then finish the requests in flight.
@@ -431,12 +453,16 @@ pub async fn serve(
     let (listener, addr) = bind(&config).await?;
     tracing::info!(%addr, backend = offpay_issuer::store::Store::backend(state.issuer.store()), "offpay server listening");
     let link = LinkThread::start(&state)?;
+    let closer = start_closer(&state)?;
     let served = axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown)
         .await
         .map_err(|e| ServerError::Io("serving".into(), e));
     if let Some(l) = link {
         l.stop().await;
+    }
+    if let Some(c) = closer {
+        c.stop().await;
     }
     served?;
     tracing::info!("offpay server stopped");

@@ -179,6 +179,23 @@ pub(crate) fn prepare(config: &ServerConfig) -> Result<(AppState, Prepared), Ser
             "the issuer was initialised with another currency; the configured one is ignored"
         );
     }
+    if config.lifecycle.refund_lost.is_some() || config.lifecycle.return_after_seconds.is_some() {
+        let mut rules = issuer.lifecycle_rules().map_err(ServerError::Issuer)?;
+        if let Some(v) = config.lifecycle.refund_lost {
+            rules.refund_lost = v;
+        }
+        if let Some(v) = config.lifecycle.return_after_seconds {
+            rules.return_after_seconds = v;
+        }
+        issuer
+            .set_lifecycle_rules(&rules)
+            .map_err(ServerError::Issuer)?;
+        tracing::info!(
+            refund_lost = rules.refund_lost,
+            return_after_seconds = rules.return_after_seconds,
+            "lifecycle rules set"
+        );
+    }
     let mut state = AppState::new(Arc::new(issuer), &token)
         .with_operator_amount_max(config.operator_amount_max_minor);
     if let (Some(url), Some(t)) = (&config.scheme.url, &config.scheme.token) {
@@ -187,6 +204,7 @@ pub(crate) fn prepare(config: &ServerConfig) -> Result<(AppState, Prepared), Ser
             .map_err(|e| ServerError::Config(config::ConfigError(format!("scheme.url: {e}"))))?;
         state.link_interval = std::time::Duration::from_millis(config.scheme.interval_ms);
     }
+    state.close_interval = std::time::Duration::from_secs(config.lifecycle.close_interval_seconds);
     Ok((
         state,
         Prepared {

@@ -69,6 +69,9 @@ const OPENAPI_ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/admin/wallets/{id}/lock"),
     ("post", "/v1/admin/wallets/{id}/rekey"),
     ("post", "/v1/admin/wallets/{id}/unlock"),
+    ("post", "/v1/admin/wallets/{id}/retire"),
+    ("post", "/v1/admin/lifecycle/close"),
+    ("get", "/v1/admin/lifecycle/rules"),
     ("post", "/v1/admin/wallets/{id}/pin-unlock"),
     ("post", "/v1/pin-unlock"),
     ("get", "/v1/admin/double-spends"),
@@ -837,6 +840,45 @@ fn wallet_endpoints() {
     s.admin_post(&format!("/v1/admin/wallets/{id}/lock"), json!({}))
         .expect_error(409, "wallet_not_active");
     load(&id, 10, "l5").expect_error(409, "wallet_not_active");
+
+    // Retire (lost or broken), close the due wallets, the rules: bad input
+    // is refused by name and changes nothing.
+    let retire =
+        |body: serde_json::Value| s.admin_post(&format!("/v1/admin/wallets/{id}/retire"), body);
+    retire(json!({"reason": "stolen"})).expect_error(400, "invalid_input");
+    retire(json!({"reason": 1})).expect_error(400, "invalid_json");
+    retire(json!({})).expect_error(400, "invalid_json");
+    retire(json!({"reason": "lost", "note": "x".repeat(201)})).expect_error(400, "invalid_input");
+    retire(json!({"reason": "lost", "note": "a\u{7}b"})).expect_error(400, "invalid_input");
+    s.admin_post(
+        &format!("/v1/admin/wallets/{unknown}/retire"),
+        json!({"reason": "lost"}),
+    )
+    .expect_error(404, "unknown_wallet");
+    assert_eq!(s.wallet(&alice)["retired"], serde_json::Value::Null);
+    let retired = retire(json!({"reason": "lost", "note": "reported at the branch"}))
+        .expect(200)
+        .json();
+    assert_eq!(retired["state"], "revoked");
+    assert_eq!(retired["retired"], "lost");
+    assert_eq!(
+        retired["closes_at"].as_u64().unwrap(),
+        retired["cert_not_after"].as_u64().unwrap() + 7 * 86_400,
+        "certificate expiry plus the payees' offline limit"
+    );
+    let close = |body: serde_json::Value| s.admin_post("/v1/admin/lifecycle/close", body);
+    close(json!({"limit": 0})).expect_error(400, "invalid_input");
+    close(json!({"limit": 1001})).expect_error(400, "invalid_input");
+    close(json!({"limit": "all"})).expect_error(400, "invalid_json");
+    let closed = close(json!({})).expect(200).json();
+    assert_eq!(
+        closed["closed"], 0,
+        "not due before its certificate expires"
+    );
+    assert_eq!(s.wallet(&alice)["state"], "revoked");
+    let rules = s.admin_get("/v1/admin/lifecycle/rules").expect(200).json();
+    assert_eq!(rules["refund_lost"], true);
+    assert_eq!(rules["return_after_seconds"], 86_400);
     // Revoking the other wallet without a code: keyCompromise.
     let r = s
         .admin_post(
