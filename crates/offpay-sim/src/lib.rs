@@ -70,11 +70,12 @@
 //! | `detection_delay_s` | distribution (`count`, `min`, `p50`, `p90`, `p99`, `max`, `mean`) of double spend to detection |
 //! | `honest_loss_minor` | what honest parties lost (0 when the properties hold) |
 //! | `guarantee_loss_minor` | loss absorbed by the guarantee account, net of refunds |
-//! | `clawed_back_minor` | taken back from attackers' online accounts |
+//! | `clawed_back_minor` | taken back from attackers' online accounts, net of what later settlements refunded |
 //! | `lost_device_minor` | offline balances of lost devices (the owners' loss) |
 //! | `forfeited_minor` | offline balances of tampered wallets (the tamperers' loss) |
-//! | `stranded_minor` | payments refused or never received, settled to the payee's sub-account from the payer's report |
-//! | `unclaimed_minor` | sub-account balances of wallets no device holds any more |
+//! | `stranded_minor` | payments refused or never received, settled to the payee's sub-account from the payer's report and still there at the end (0: the lifecycle rules returned them to the payers; only a payment from another issuer's wallet stays) |
+//! | `unclaimed_minor` | sub-account balances of wallets no device holds any more, left after the closing phase (0) |
+//! | `lifecycle` | `retired_lost`, `retired_broken`, `closed`, `paid_out_minor`, `forfeited_to_reserve_minor`, `returned`, `returned_minor`, `reserve_minor`, `honest_credits_minor`, `closing_after_s`: after the run the clock moves on until every revoked wallet is due and the return window passed, every device syncs once more, and the due wallets close |
 //! | `limits` | `holding_limit_minor`, `max_payment_minor`, `max_offline_spend_minor`, `max_offline_payments`, `max_offline_seconds`, `loss_bound_per_wallet_minor` |
 //! | `max_loss_per_attacker_minor` | the largest loss one attacker caused |
 //! | `refusals` | TA refusals by `WalletError` variant (e.g. `PeerRevoked`, `PeerCertificate(BadSignature)`) |

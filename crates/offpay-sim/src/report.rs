@@ -55,6 +55,34 @@ fn is_one(n: &u64) -> bool {
     *n == 1
 }
 
+/// What the scheme's lifecycle rules did over the run (offpay-issuer's
+/// `lifecycle.rs`): dead wallets retired and closed, their money paid out or
+/// forfeited, payments their payee never held returned to the payer.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LifecycleRecord {
+    /// Wallets retired as lost (their device was lost).
+    pub retired_lost: u64,
+    /// Wallets retired as broken (their vault was tampered with).
+    pub retired_broken: u64,
+    /// Revoked wallets closed in the closing phase.
+    pub closed: u64,
+    /// Paid out to customers' online accounts at close.
+    pub paid_out_minor: u64,
+    /// Forfeited to the reserve at close (lost wallets, no-refund rule).
+    pub forfeited_to_reserve_minor: u64,
+    /// Payments settled to a payee that never held them, returned to the payer.
+    pub returned: u64,
+    /// Their sum.
+    pub returned_minor: u64,
+    /// The reserve's balance at the end (negative: it paid late reports).
+    pub reserve_minor: i64,
+    /// What honest customers got back through these rules (their online
+    /// balance above what their own operations explain).
+    pub honest_credits_minor: u64,
+    /// The seconds the closing phase moved the clock past the run's end.
+    pub closing_after_s: u64,
+}
+
 /// The risk limits in force (the issuer's signed policy).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Limits {
@@ -391,8 +419,12 @@ pub struct SimReport {
     /// payee's sub-account from the payer's report (not in the payee's device).
     pub stranded_minor: u64,
     /// Sub-account balances of wallets no device holds any more (lost,
-    /// tampered): owed by the issuer, no API pays them out yet.
+    /// tampered) left at the end, after the closing phase paid them out:
+    /// 0 unless a rule keeps them.
     pub unclaimed_minor: u64,
+    /// The end of wallets' lives: retirements, closes, payouts, returns.
+    #[serde(default)]
+    pub lifecycle: LifecycleRecord,
     /// The risk limits in force.
     pub limits: Limits,
     /// Largest loss one attacker caused.
@@ -526,6 +558,25 @@ impl SimReport {
                 eur(self.stranded_minor),
             ),
             ("unclaimed (dead wallets)".into(), eur(self.unclaimed_minor)),
+            (
+                "retired lost / broken / closed".into(),
+                format!(
+                    "{} / {} / {}",
+                    self.lifecycle.retired_lost,
+                    self.lifecycle.retired_broken,
+                    self.lifecycle.closed
+                ),
+            ),
+            (
+                "paid out / forfeited / returned at close".into(),
+                format!(
+                    "{} / {} / {} ({} payments)",
+                    eur(self.lifecycle.paid_out_minor),
+                    eur(self.lifecycle.forfeited_to_reserve_minor),
+                    eur(self.lifecycle.returned_minor),
+                    self.lifecycle.returned
+                ),
+            ),
             (
                 "invariant checks / violations".into(),
                 format!(

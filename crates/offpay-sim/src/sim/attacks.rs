@@ -206,8 +206,13 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
             }
             AttackKind::LostDevice => {
                 self.injected(kind);
+                let lost = self.devices[dev].wallet.as_ref().map(|w| w.wallet_id());
                 let b = self.kill(dev);
                 self.r.lost_device_minor += b;
+                // The customer reports it: revoked at once, paid out at its close.
+                if let Some(id) = lost {
+                    self.retire(cust, &id, Retirement::Lost, now);
+                }
                 self.outcome(kind, "device_lost");
                 self.customers[cust].reprovisioned += 1;
                 self.provision(cust, now)?;
@@ -417,10 +422,15 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
             )),
         }
         let _ = std::fs::remove_dir_all(&dir);
-        // The wallet is dead: its holder forfeits the offline balance (until an
-        // operator pays out the sub-account: see the known gaps).
+        // The wallet is dead: its holder loses the offline balance from the
+        // device; the issuer pays its sub-account out when it closes.
+        let broken = self.devices[dev].wallet.as_ref().map(|w| w.wallet_id());
         let b = self.kill(dev);
         self.r.forfeited_minor += b;
+        // The customer hands it in as broken: revoked, paid out at its close.
+        if let Some(id) = broken {
+            self.retire(cust, &id, Retirement::Broken, now);
+        }
         self.customers[cust].reprovisioned += 1;
         self.provision(cust, now)?;
         self.outcome(AttackKind::Tamper, "customer_reprovisioned");

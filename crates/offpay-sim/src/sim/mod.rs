@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use offpay_issuer::store::{Store, WalletState};
+use offpay_issuer::store::{Retirement, Store, WalletState};
 use offpay_issuer::{Issuer, IssuerConfig, IssuerError, SyncOutcome};
 use offpay_protocol::envelope::Signed;
 use offpay_protocol::evidence::verify_double_spend_bytes;
@@ -152,6 +152,8 @@ struct Msg {
 /// A payment its payee did not accept (yet): refused, lost, or late.
 struct Undelivered {
     payee_dev: DeviceIdx,
+    /// The payee wallet (payments).
+    payee: Option<WalletId>,
     payer: WalletId,
     hash: Hash32,
     amount: u64,
@@ -477,6 +479,21 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
         bal
     }
 
+    /// The customer (or the operator) reports `id` lost or broken: the
+    /// issuer revokes it at once and pays it out when it closes.
+    fn retire(&mut self, cust: CustomerIdx, id: &WalletId, why: Retirement, now: UnixSeconds) {
+        match self
+            .iss(cust)
+            .retire(id, why, "reported by the customer", now)
+        {
+            Ok(_) => match why {
+                Retirement::Lost => self.r.lifecycle.retired_lost += 1,
+                Retirement::Broken => self.r.lifecycle.retired_broken += 1,
+            },
+            Err(e) => self.issuer_refusal("retire", &e),
+        }
+    }
+
     /// A new wallet for `cust`, enrolled with the issuer, as its primary device.
     fn provision(&mut self, cust: CustomerIdx, now: UnixSeconds) -> Result<DeviceIdx, SimError> {
         let id = self.customers[cust].id.clone();
@@ -666,6 +683,7 @@ pub fn run(config: SimConfig, mut progress: impl FnMut(Progress)) -> Result<SimR
         forfeited_minor: 0,
         stranded_minor: 0,
         unclaimed_minor: 0,
+        lifecycle: Default::default(),
         limits: limits.clone(),
         max_loss_per_attacker_minor: 0,
         refusals: BTreeMap::new(),

@@ -334,8 +334,13 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
         e: &ChainEntry,
         amount: u64,
     ) -> UndeliveredIdx {
+        let payee = match e {
+            ChainEntry::Payment(p) => Some(p.body().payee),
+            ChainEntry::Redeem(_) => None,
+        };
         self.undelivered.push(Undelivered {
             payee_dev,
+            payee,
             payer: e.payer(),
             hash: e.hash(),
             amount,
@@ -784,6 +789,8 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
         now: UnixSeconds,
     ) -> Result<(), SimError> {
         let cust = self.devices[dev].cust;
+        self.r.lifecycle.returned += u64::from(out.returned.count);
+        self.r.lifecycle.returned_minor += out.returned.minor.max(0) as u64;
         self.r.syncs += 1;
         self.day.syncs += 1;
         self.ds_seen_in_syncs += out.double_spends.len() as u64;
