@@ -710,6 +710,11 @@ pub struct SyncReport {
     /// The first chain seq the signing key signed (1 for the first key): an
     /// entry below it was signed by the key of the previous generation.
     pub key_since: u64,
+    /// The number of the issuer's CRL the TA holds (its complete CRL with
+    /// the deltas applied; `None`: none, or the TA wants the complete CRL):
+    /// the issuer answers with a delta CRL on it, the complete CRL, or no
+    /// CRL when it has not changed ([`SyncResponse::crl_delta`]).
+    pub crl_number: Option<u64>,
 }
 
 fn put_list(e: &mut Encoder, k: u64, items: &[Vec<u8>]) {
@@ -740,6 +745,7 @@ impl Body for SyncReport {
         15 + self.csr.is_some() as usize
             + (self.key_generation != 0) as usize
             + (self.key_since != 1) as usize
+            + self.crl_number.is_some() as usize
     }
     fn encode_fields(&self, e: &mut Encoder) {
         e.uint(2).bytes(&self.wallet.0);
@@ -767,6 +773,9 @@ impl Body for SyncReport {
         }
         if self.key_since != 1 {
             e.uint(19).uint(self.key_since);
+        }
+        if let Some(n) = self.crl_number {
+            e.uint(20).uint(n);
         }
     }
     fn decode_fields(m: &mut MapReader<'_, '_>) -> Result<Self, DecodeError> {
@@ -825,6 +834,10 @@ impl Body for SyncReport {
                     s => s,
                 },
             },
+            crl_number: m
+                .optional(20)?
+                .map(|d| d.uint("crl number"))
+                .transpose()?,
         })
     }
 }
@@ -910,7 +923,8 @@ pub enum WalletCommand {
 /// certificate (DER, optional), 9 RiskPolicy envelope (optional),
 /// 10 command (0 none, 1 lock, 2 unlock), 11 lock reason (text, with command 1 only),
 /// 12 directory update (map, optional; see [`DirectoryUpdate`]),
-/// 13 re-key: the suite (COSE algorithm) of a new key to make (optional).
+/// 13 re-key: the suite (COSE algorithm) of a new key to make (optional),
+/// 14 delta CRL (DER, optional; never with 7).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SyncResponse {
     /// The wallet addressed.
@@ -923,8 +937,13 @@ pub struct SyncResponse {
     pub checkpoint: Checkpoint,
     /// Load vouchers to apply, ascending load seq.
     pub vouchers: Vec<Vec<u8>>,
-    /// The current CRL of the issuer CA.
+    /// The current complete CRL of the issuer CA: when the report named no
+    /// CRL number, or one the issuer keeps no delta for.
     pub crl: Option<Vec<u8>>,
+    /// A delta CRL (RFC 5280 5.2.4) on the CRL number the report named,
+    /// bringing it to the current one. Never with [`SyncResponse::crl`];
+    /// neither when the report's number is the current one.
+    pub crl_delta: Option<Vec<u8>>,
     /// A renewed (or re-keyed) wallet certificate.
     pub certificate: Option<Vec<u8>>,
     /// A new risk policy.
@@ -951,6 +970,7 @@ impl Body for SyncResponse {
             + matches!(self.command, WalletCommand::Lock { .. }) as usize
             + self.directory.is_some() as usize
             + self.rekey.is_some() as usize
+            + self.crl_delta.is_some() as usize
     }
     fn encode_fields(&self, e: &mut Encoder) {
         e.uint(2).bytes(&self.wallet.0);
@@ -979,6 +999,9 @@ impl Body for SyncResponse {
         }
         if let Some(s) = self.rekey {
             e.uint(13).int(s.cose_alg());
+        }
+        if let Some(c) = &self.crl_delta {
+            e.uint(14).bytes(c);
         }
     }
     fn decode_fields(m: &mut MapReader<'_, '_>) -> Result<Self, DecodeError> {
@@ -1022,6 +1045,15 @@ impl Body for SyncResponse {
             .optional(13)?
             .map(|d| suite_alg(d, "re-key suite"))
             .transpose()?;
+        let crl_delta = m
+            .optional(14)?
+            .map(|d| read_crl(d, "delta crl"))
+            .transpose()?;
+        if crl.is_some() && crl_delta.is_some() {
+            return Err(DecodeError::InvalidValue(
+                "a complete CRL and a delta CRL together",
+            ));
+        }
         Ok(SyncResponse {
             wallet,
             report_seq,
@@ -1029,6 +1061,7 @@ impl Body for SyncResponse {
             checkpoint,
             vouchers,
             crl,
+            crl_delta,
             certificate,
             policy,
             command,
@@ -2500,6 +2533,7 @@ mod rekey_field_tests {
             csr,
             key_generation,
             key_since,
+            crl_number: None,
         }
     }
 
