@@ -613,8 +613,7 @@ pub trait Tx {
     /// What changed since the CRL numbered `base`: the revocations listed
     /// now that it did not list, by serial, and the serials it listed that
     /// were dropped since, ascending.
-    fn crl_changes(&mut self, base: u64)
-    -> Result<(Vec<RevocationRecord>, Vec<u64>), StoreError>;
+    fn crl_changes(&mut self, base: u64) -> Result<(Vec<RevocationRecord>, Vec<u64>), StoreError>;
     /// Set a revocation's certificate notAfter (a row recorded before they were kept).
     fn set_revocation_not_after(
         &mut self,

@@ -834,10 +834,7 @@ impl Body for SyncReport {
                     s => s,
                 },
             },
-            crl_number: m
-                .optional(20)?
-                .map(|d| d.uint("crl number"))
-                .transpose()?,
+            crl_number: m.optional(20)?.map(|d| d.uint("crl number")).transpose()?,
         })
     }
 }
@@ -2603,5 +2600,144 @@ mod rekey_field_tests {
         assert!(r.retires(Suite::Ed25519, UnixSeconds(77_777)));
         assert!(!r.retires(Suite::Ed25519, UnixSeconds(77_776)));
         assert!(!r.retires(Suite::MlDsa44, UnixSeconds(99_999)));
+    }
+}
+
+#[cfg(test)]
+mod crl_field_tests {
+    use super::*;
+    use crate::{SigningKey, Suite};
+
+    fn report(crl_number: Option<u64>) -> SyncReport {
+        SyncReport {
+            wallet: WalletId([0xAA; 16]),
+            report_seq: 3,
+            time: UnixSeconds(1_000),
+            base_checkpoint: 2,
+            outgoing: Vec::new(),
+            incoming: Vec::new(),
+            loads: Vec::new(),
+            balance: Amount::new(0, Currency::new("EUR").unwrap()),
+            seq: 40,
+            head: Hash32([0xBB; 32]),
+            load_seq: 1,
+            evidence: Vec::new(),
+            locked: false,
+            directory_version: 0,
+            csr: None,
+            key_generation: 0,
+            key_since: 1,
+            crl_number,
+        }
+    }
+
+    fn response(crl: Option<Vec<u8>>, crl_delta: Option<Vec<u8>>) -> SyncResponse {
+        SyncResponse {
+            wallet: WalletId([0xAA; 16]),
+            report_seq: 3,
+            time: UnixSeconds(1_000),
+            checkpoint: Checkpoint {
+                number: 4,
+                seq: 40,
+                head: Hash32([0xBB; 32]),
+                balance: Amount::new(0, Currency::new("EUR").unwrap()),
+                load_seq: 1,
+                time: UnixSeconds(1_000),
+                report_seq: 3,
+            },
+            vouchers: Vec::new(),
+            crl,
+            crl_delta,
+            certificate: None,
+            policy: None,
+            command: WalletCommand::None,
+            directory: None,
+            rekey: None,
+        }
+    }
+
+    /// The payload of `body` with `extra` (key, pre-encoded value) appended
+    /// to its map (whose head counts one more field per extra).
+    fn payload_with<B: Body>(body: &B, extra: &[(u64, &[u8])]) -> Vec<u8> {
+        let mut e = Encoder::new();
+        e.map(2 + body.field_count() + extra.len());
+        e.uint(0).uint(B::TYPE);
+        e.uint(1).uint(crate::envelope::PROTOCOL_VERSION);
+        body.encode_fields(&mut e);
+        let mut b = e.finish();
+        for (k, v) in extra {
+            let mut ke = Encoder::new();
+            ke.uint(*k);
+            b.extend_from_slice(&ke.finish());
+            b.extend_from_slice(v);
+        }
+        b
+    }
+
+    /// Key 20 of a SyncReport round-trips; absent it is `None` and the
+    /// report is the report of before, byte for byte; a value that is not an
+    /// unsigned integer is refused.
+    #[test]
+    fn the_crl_number_of_a_report() {
+        let key = SigningKey::from_seed(Suite::Ed25519, &[5; 32]).unwrap();
+        for n in [None, Some(1), Some(u64::MAX)] {
+            let r = report(n);
+            let b = Signed::sign(r.clone(), &key).into_bytes();
+            assert_eq!(Signed::<SyncReport>::decode(&b).unwrap().body(), &r);
+        }
+        let none = payload_with(&report(None), &[]);
+        let some = payload_with(&report(Some(7)), &[]);
+        // The same map plus one field (the head counts it): 0x14 0x07.
+        assert_eq!(some[1..], [&none[1..], &[0x14, 0x07][..]].concat());
+        assert_eq!(some[0], none[0] + 1);
+        let base = report(None);
+        for (bad, why) in [
+            (&[0x41, 0x07][..], "a byte string"),
+            (&[0x26][..], "a negative integer"),
+            (&[0xF5][..], "a boolean"),
+        ] {
+            let p = payload_with(&base, &[(20, bad)]);
+            assert!(SyncReport::from_payload(&p).is_err(), "{why} accepted");
+        }
+        // Key 21 is not a field.
+        let p = payload_with(&base, &[(21, &[0x01])]);
+        assert_eq!(
+            SyncReport::from_payload(&p),
+            Err(DecodeError::UnexpectedKey { key: 21 })
+        );
+    }
+
+    /// Key 14 of a SyncResponse (a delta CRL) round-trips; never with key 7;
+    /// bounded like the complete CRL; not a byte string: refused.
+    #[test]
+    fn the_delta_crl_of_a_response() {
+        let key = SigningKey::from_seed(Suite::Ed25519, &[6; 32]).unwrap();
+        for r in [
+            response(None, None),
+            response(Some(vec![0x30; 40]), None),
+            response(None, Some(vec![0x30; 50])),
+        ] {
+            let b = Signed::sign(r.clone(), &key).into_bytes();
+            assert_eq!(Signed::<SyncResponse>::decode(&b).unwrap().body(), &r);
+        }
+        let both = Signed::sign(response(Some(vec![1; 4]), Some(vec![2; 4])), &key).into_bytes();
+        assert_eq!(
+            Signed::<SyncResponse>::decode(&both).unwrap_err(),
+            DecodeError::InvalidValue("a complete CRL and a delta CRL together")
+        );
+        let big = Signed::sign(
+            response(None, Some(vec![0x30; CRL_FIELD_BYTES_MAX + 1])),
+            &key,
+        )
+        .into_bytes();
+        assert!(matches!(
+            Signed::<SyncResponse>::decode(&big).unwrap_err(),
+            DecodeError::TooLarge {
+                field: "delta crl",
+                ..
+            }
+        ));
+        let p = payload_with(&response(None, None), &[(14, &[0x07])]);
+        assert!(SyncResponse::from_payload(&p).is_err());
     }
 }

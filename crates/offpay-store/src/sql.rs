@@ -1127,10 +1127,7 @@ impl<C: Conn> Tx for SqlTx<C> {
         Ok(())
     }
 
-    fn crl_changes(
-        &mut self,
-        base: u64,
-    ) -> Result<(Vec<RevocationRecord>, Vec<u64>), StoreError> {
+    fn crl_changes(&mut self, base: u64) -> Result<(Vec<RevocationRecord>, Vec<u64>), StoreError> {
         let sql = format!(
             "SELECT {REVOCATION_COLUMNS} FROM revocations WHERE crl_added > $1 AND crl_removed IS NULL ORDER BY serial"
         );

@@ -281,7 +281,10 @@ impl fmt::Display for WalletError {
             UnknownCertificate => f.write_str("certificate reference unknown to this wallet"),
             CertificateWalletMismatch => f.write_str("certificate belongs to another wallet"),
             IssuerMaterial(e) => write!(f, "issuer certificate, CRL or policy refused: {e}"),
-            CrlDeltaBaseMismatch { held: Some(h), base } => {
+            CrlDeltaBaseMismatch {
+                held: Some(h),
+                base,
+            } => {
                 write!(f, "delta CRL on base {base}, but this wallet holds CRL {h}")
             }
             CrlDeltaBaseMismatch { held: None, base } => {

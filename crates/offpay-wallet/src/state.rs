@@ -939,7 +939,10 @@ mod wipe_tests {
         assert!(s.key.generation == 0 && s.key.pending.is_none() && !s.key.device);
         assert!(s.known_peers.is_empty());
         let mut enc = v3_encoding(s);
-        assert_eq!(enc[..3], [0x98, STATE_FIELDS_V3 as u8, STATE_FORMAT_V3 as u8]);
+        assert_eq!(
+            enc[..3],
+            [0x98, STATE_FIELDS_V3 as u8, STATE_FORMAT_V3 as u8]
+        );
         assert_eq!(
             enc[enc.len() - 7..],
             [0x85, 0x00, 0xF4, 0x01, 0x80, 0x80, 0x80]

@@ -483,7 +483,10 @@ impl<V: Vault> Wallet<V> {
                     .map(|d| DeltaCrl::from_der(d))
                     .collect::<Result<Vec<_>, _>>()
                     .map_err(corrupt)?;
-                Some(CrlState::from_parts(Crl::from_der(der).map_err(corrupt)?, deltas, i).map_err(corrupt)?)
+                Some(
+                    CrlState::from_parts(Crl::from_der(der).map_err(corrupt)?, deltas, i)
+                        .map_err(corrupt)?,
+                )
             }
             (Some(_), None) => return Err(WalletError::Vault(VaultError::Corrupt("crl"))),
             (None, _) => None,

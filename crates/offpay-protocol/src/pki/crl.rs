@@ -402,6 +402,11 @@ impl DeltaCrl {
         &self.crl.der
     }
 
+    /// PEM (label `X509 CRL`, LF line endings).
+    pub fn to_pem(&self) -> String {
+        self.crl.to_pem()
+    }
+
     /// The cRLNumber of the CRL this delta brings its base up to.
     pub fn number(&self) -> u64 {
         self.crl.number
@@ -484,7 +489,9 @@ impl CrlState {
 
     /// The CRL number this state stands at: the last delta's, else the base's.
     pub fn number(&self) -> u64 {
-        self.deltas.last().map_or(self.base.number, DeltaCrl::number)
+        self.deltas
+            .last()
+            .map_or(self.base.number, DeltaCrl::number)
     }
 
     /// The complete CRL the deltas apply to.

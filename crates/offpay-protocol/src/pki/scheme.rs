@@ -109,7 +109,10 @@ impl SchemeTrust {
         for d in state.deltas() {
             d.verify_signed_by(ca)?;
         }
-        if held.as_ref().is_some_and(|cur| state.number() < cur.number()) {
+        if held
+            .as_ref()
+            .is_some_and(|cur| state.number() < cur.number())
+        {
             return Ok(false);
         }
         *held = Some(state);
