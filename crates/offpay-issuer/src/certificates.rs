@@ -71,8 +71,11 @@ pub(crate) fn revoke(
 }
 
 /// The setting holding the lowest CRL number a delta may be based on: every
-/// revocation has its CRL numbers from that CRL on (absent until the first
-/// CRL published with them; before it, syncs get the complete CRL).
+/// revocation has its CRL numbers from that CRL on. Set by the first CRL
+/// published with them: 1 when no revocation was recorded before (every CRL
+/// until then was empty), else that CRL's number (revocations recorded
+/// before migration 0007 have no CRL numbers: a wallet holding an older CRL
+/// gets the complete one).
 const DELTA_FLOOR: &str = "crl.delta_floor";
 /// The setting holding the earliest notAfter of a certificate the current
 /// CRL lists (absent: it lists none with a known expiry).
@@ -116,7 +119,9 @@ pub(crate) fn publish_crl(
         .into_iter()
         .filter(|r| r.not_after.is_none())
         .collect();
+    let legacy = !unknown.is_empty();
     let mut wallets: Vec<_> = unknown.iter().map(|r| r.wallet).collect();
+    wallets.sort_unstable();
     wallets.dedup();
     for wallet in wallets {
         for (serial, der) in tx.certificates_of(&wallet)? {
@@ -135,7 +140,8 @@ pub(crate) fn publish_crl(
     let expiry = listed.iter().filter_map(|r| r.not_after).min();
     tx.set_setting(NEXT_EXPIRY, &expiry.map_or(u64::MAX, |t| t.0).to_be_bytes())?;
     if tx.setting(DELTA_FLOOR)?.is_none() {
-        tx.set_setting(DELTA_FLOOR, &number.to_be_bytes())?;
+        let floor = if legacy { number } else { 1 };
+        tx.set_setting(DELTA_FLOOR, &floor.to_be_bytes())?;
     }
     Ok(())
 }
