@@ -222,17 +222,21 @@ pub const CRL_DELTA_NEW: usize = 10;
 /// keyCompromise), an Ed25519 issuer CA, a SyncResponse as the issuer
 /// signs it at a sync with nothing else to say.
 pub fn crl_sizes(counts: &[usize]) -> Result<Vec<CrlSizes>, String> {
-    use offpay_protocol::messages::{
-        CRL_FIELD_BYTES_MAX, Checkpoint, SyncResponse, WalletCommand,
-    };
+    use offpay_protocol::messages::{CRL_FIELD_BYTES_MAX, Checkpoint, SyncResponse, WalletCommand};
     use offpay_protocol::pki::{self, RevocationReason, RevokedEntry};
     use offpay_protocol::{Currency, Hash32, UnixSeconds, WalletId};
 
     let now = UnixSeconds(1_795_000_000);
     let day = 86_400;
     let root_key = SigningKey::from_seed(Suite::Ed25519, &[1; 32]).map_err(err("key"))?;
-    let root = pki::issue_root(&root_key, "offpay scheme root", 1, now, now.plus(3650 * day))
-        .map_err(err("root"))?;
+    let root = pki::issue_root(
+        &root_key,
+        "offpay scheme root",
+        1,
+        now,
+        now.plus(3650 * day),
+    )
+    .map_err(err("root"))?;
     let key = SigningKey::from_seed(Suite::Ed25519, &[2; 32]).map_err(err("key"))?;
     let issuer = pki::issue_issuer_ca(
         &root_key,
@@ -250,7 +254,7 @@ pub fn crl_sizes(counts: &[usize]) -> Result<Vec<CrlSizes>, String> {
         reason: RevocationReason::KeyCompromise,
     };
     let response = |crl: Option<Vec<u8>>, crl_delta: Option<Vec<u8>>| {
-        let eur = Currency::new("EUR").map_err(err("currency"))?;
+        let eur = Currency::new("EUR").ok_or("currency")?;
         let body = SyncResponse {
             wallet: WalletId([0x5a; 16]),
             report_seq: 41,
