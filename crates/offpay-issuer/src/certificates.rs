@@ -146,9 +146,17 @@ pub(crate) fn publish_crl(
     Ok(())
 }
 
+/// What a sync response carries of our CRL: at most one of the two.
+#[derive(Debug, Default)]
+pub(crate) struct CrlPart {
+    /// The complete CRL (DER).
+    pub(crate) complete: Option<Vec<u8>>,
+    /// A delta CRL (DER) on the wallet's number.
+    pub(crate) delta: Option<Vec<u8>>,
+}
+
 /// The CRL part of a sync response for a wallet holding our CRL numbered
-/// `held` (`None`: none, or it wants the complete one): `(complete, delta)`,
-/// at most one of them. First, if a certificate the current CRL lists has
+/// `held` (`None`: none, or it wants the complete one). First, if a certificate the current CRL lists has
 /// expired, the next CRL is published without it. Then: nothing when `held`
 /// is the current number; a delta CRL on `held` when `held` is at or above
 /// the delta floor, at most [`CRL_DELTA_BASES_MAX`] numbers back, and the
@@ -158,14 +166,14 @@ pub(crate) fn crl_for_sync(
     tx: &mut dyn Tx,
     held: Option<u64>,
     now: UnixSeconds,
-) -> Result<(Option<Vec<u8>>, Option<Vec<u8>>), IssuerError> {
+) -> Result<CrlPart, IssuerError> {
     if setting_u64(tx, NEXT_EXPIRY)?.is_some_and(|e| e < now.0) {
         publish_crl(ca, tx, now)?;
     }
     let number = setting_u64(tx, "counter.crl")?.ok_or(IssuerError::NotInitialised)?;
     if let Some(h) = held {
         if h == number {
-            return Ok((None, None));
+            return Ok(CrlPart::default());
         }
         let floor = setting_u64(tx, DELTA_FLOOR)?;
         if h < number && floor.is_some_and(|f| h >= f) && number - h <= CRL_DELTA_BASES_MAX {
@@ -174,9 +182,15 @@ pub(crate) fn crl_for_sync(
             if (added.len() + removed.len()) as u64 <= listed {
                 let revoked: Vec<RevokedEntry> = added.iter().map(entry).collect();
                 let d = ca.issue_delta_crl(number, h, now, &revoked, &removed)?;
-                return Ok((None, Some(d.der().to_vec())));
+                return Ok(CrlPart {
+                    complete: None,
+                    delta: Some(d.der().to_vec()),
+                });
             }
         }
     }
-    Ok((tx.setting("crl")?, None))
+    Ok(CrlPart {
+        complete: tx.setting("crl")?,
+        delta: None,
+    })
 }

@@ -634,7 +634,7 @@ impl<S: Store> Issuer<S> {
         }
         let policy = (w.policy_epoch != self.policy.epoch).then(|| self.policy_bytes.clone());
         w.policy_epoch = self.policy.epoch;
-        let (crl, crl_delta) = certificates::crl_for_sync(&self.ca, tx, r.crl_number, now)?;
+        let crl = certificates::crl_for_sync(&self.ca, tx, r.crl_number, now)?;
         let response = Signed::try_sign(
             SyncResponse {
                 wallet: id,
@@ -650,8 +650,8 @@ impl<S: Store> Issuer<S> {
                     report_seq: w.report_seq.max(r.report_seq),
                 },
                 vouchers,
-                crl,
-                crl_delta,
+                crl: crl.complete,
+                crl_delta: crl.delta,
                 certificate,
                 policy,
                 command,

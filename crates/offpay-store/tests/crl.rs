@@ -132,44 +132,49 @@ fn serials(d: &DeltaCrl) -> Vec<u64> {
 /// revoked certificate has expired it leaves the CRL (a removeFromCRL entry
 /// in the next delta, gone from the complete CRL).
 #[test]
+#[expect(clippy::too_many_lines)] // lint-exception: one story read top to bottom
 fn deltas_carry_what_changed_and_expired_revocations_leave() {
     on_every_backend("crl_deltas", |issuer| {
         let mut payee = customer_with_wallet(issuer, "payee", 0, 0);
-        let mut a = customer_with_wallet(issuer, "a", 10_000, 5_000);
-        let mut b = customer_with_wallet(issuer, "b", 10_000, 5_000);
-        let mut c = customer_with_wallet(issuer, "c", 10_000, 5_000);
-        let (sa, sb, sc) = (serial(issuer, &a), serial(issuer, &b), serial(issuer, &c));
+        let mut alice = customer_with_wallet(issuer, "a", 10_000, 5_000);
+        let mut bob = customer_with_wallet(issuer, "b", 10_000, 5_000);
+        let mut carol = customer_with_wallet(issuer, "c", 10_000, 5_000);
+        let (sa, sb, sc) = (
+            serial(issuer, &alice),
+            serial(issuer, &bob),
+            serial(issuer, &carol),
+        );
         assert_eq!(payee.crl_state().unwrap().number(), 1);
 
         // Nothing revoked yet: nothing to send.
-        let p = sync(issuer, &mut payee, at(1));
-        assert_eq!(p.held, Some(1));
-        assert!(p.full.is_none() && p.delta.is_none());
+        let got = sync(issuer, &mut payee, at(1));
+        assert_eq!(got.held, Some(1));
+        assert!(got.full.is_none() && got.delta.is_none());
 
         issuer
             .revoke(
-                &a.wallet_id(),
+                &alice.wallet_id(),
                 RevocationReason::KeyCompromise,
                 "lost",
                 at(2),
             )
             .unwrap();
-        let p = sync(issuer, &mut payee, at(3));
-        let d = p.delta.expect("a delta on CRL 1");
-        assert!(p.full.is_none());
-        assert_eq!((d.base_number(), d.number()), (1, 2));
-        assert_eq!(serials(&d), [sa]);
-        assert!(d.removed().is_empty());
-        assert_eq!(d.revoked()[0].reason, RevocationReason::KeyCompromise);
+        let got = sync(issuer, &mut payee, at(3));
+        let delta = got.delta.expect("a delta on CRL 1");
+        assert!(got.full.is_none());
+        assert_eq!((delta.base_number(), delta.number()), (1, 2));
+        assert_eq!(serials(&delta), [sa]);
+        assert!(delta.removed().is_empty());
+        assert_eq!(delta.revoked()[0].reason, RevocationReason::KeyCompromise);
         assert_eq!(payee.crl_state().unwrap().number(), 2);
 
-        let p = sync(issuer, &mut payee, at(4));
-        assert_eq!(p.held, Some(2));
-        assert!(p.full.is_none() && p.delta.is_none());
+        let got = sync(issuer, &mut payee, at(4));
+        assert_eq!(got.held, Some(2));
+        assert!(got.full.is_none() && got.delta.is_none());
 
         issuer
             .revoke(
-                &b.wallet_id(),
+                &bob.wallet_id(),
                 RevocationReason::KeyCompromise,
                 "fraud",
                 at(5),
@@ -177,7 +182,7 @@ fn deltas_carry_what_changed_and_expired_revocations_leave() {
             .unwrap();
         issuer
             .revoke(
-                &c.wallet_id(),
+                &carol.wallet_id(),
                 RevocationReason::CessationOfOperation,
                 "closed",
                 at(6),
@@ -186,15 +191,15 @@ fn deltas_carry_what_changed_and_expired_revocations_leave() {
         // A wallet enrolled now holds CRL 4 and needs nothing.
         let mut late = customer_with_wallet(issuer, "late", 10_000, 5_000);
         assert_eq!(late.crl_state().unwrap().number(), 4);
-        let p = sync(issuer, &mut late, at(7));
-        assert!(p.full.is_none() && p.delta.is_none());
+        let got = sync(issuer, &mut late, at(7));
+        assert!(got.full.is_none() && got.delta.is_none());
 
-        let p = sync(issuer, &mut payee, at(7));
-        let d = p.delta.expect("a delta on CRL 2");
-        assert_eq!((d.base_number(), d.number()), (2, 4));
+        let got = sync(issuer, &mut payee, at(7));
+        let delta = got.delta.expect("a delta on CRL 2");
+        assert_eq!((delta.base_number(), delta.number()), (2, 4));
         assert!(sb < sc);
-        assert_eq!(serials(&d), [sb, sc]);
-        assert!(d.removed().is_empty());
+        assert_eq!(serials(&delta), [sb, sc]);
+        assert!(delta.removed().is_empty());
         assert_eq!(payee.crl_state().unwrap().deltas().len(), 2);
         assert_eq!(
             payee.crl_state().unwrap().entries().len(),
@@ -205,7 +210,7 @@ fn deltas_carry_what_changed_and_expired_revocations_leave() {
         );
 
         // The payee, holding CRL 1 and two deltas, refuses every revoked payer.
-        for (w, s) in [(&mut a, sa), (&mut b, sb), (&mut c, sc)] {
+        for (w, s) in [(&mut alice, sa), (&mut bob, sb), (&mut carol, sc)] {
             let req = payee.request(eur(100), 300, at(8)).unwrap();
             let payment = w.pay(&req, at(8)).unwrap();
             assert_eq!(
@@ -217,8 +222,8 @@ fn deltas_carry_what_changed_and_expired_revocations_leave() {
 
         // Days pass, the payee and the late wallet keep syncing (and renewing).
         for day in 1..=2 {
-            let p = sync(issuer, &mut payee, at(8 + day * 48));
-            assert!(p.full.is_none() && p.delta.is_none(), "day {day}");
+            let got = sync(issuer, &mut payee, at(8 + day * 48));
+            assert!(got.full.is_none() && got.delta.is_none(), "day {day}");
             sync(issuer, &mut late, at(8 + day * 48));
         }
         // Four wallets enrolled on day 5 (certificates until day 13), revoked at once.
@@ -235,29 +240,29 @@ fn deltas_carry_what_changed_and_expired_revocations_leave() {
                 )
                 .unwrap();
         }
-        let p = sync(issuer, &mut payee, at(124));
-        let d = p.delta.expect("a delta with the four");
-        assert_eq!((d.base_number(), d.number()), (4, 8));
-        assert_eq!(serials(&d), xs);
+        let got = sync(issuer, &mut payee, at(124));
+        let delta = got.delta.expect("a delta with the four");
+        assert_eq!((delta.base_number(), delta.number()), (4, 8));
+        assert_eq!(serials(&delta), xs);
         sync(issuer, &mut late, at(124));
         // Past the revoked certificates' notAfter (T0 + 8 days): they leave.
         let now = at(8 * 24 + 10);
-        let p = sync(issuer, &mut payee, now);
-        let d = p.delta.expect("a delta dropping the expired");
-        assert_eq!((d.base_number(), d.number()), (8, 9));
-        assert!(d.revoked().is_empty());
+        let got = sync(issuer, &mut payee, now);
+        let delta = got.delta.expect("a delta dropping the expired");
+        assert_eq!((delta.base_number(), delta.number()), (8, 9));
+        assert!(delta.revoked().is_empty());
         let mut gone = vec![sa, sb, sc];
         gone.sort_unstable();
-        assert_eq!(d.removed(), gone);
+        assert_eq!(delta.removed(), gone);
         let crl = Crl::from_der(&issuer.crl().unwrap()).unwrap();
-        assert_eq!(crl.number(), d.number());
+        assert_eq!(crl.number(), delta.number());
         let listed: Vec<u64> = crl.entries().iter().map(|e| e.serial).collect();
         assert_eq!(listed, xs);
         assert_eq!(payee.crl_state().unwrap().entries(), crl.entries());
         // The revoked payers are refused all the same: their certificates expired.
         let req = payee.request(eur(100), 300, now).unwrap();
         assert_eq!(
-            a.pay(&req, now).unwrap_err(),
+            alice.pay(&req, now).unwrap_err(),
             WalletError::OwnCertificateExpired
         );
         assert!(issuer.invariants().unwrap().ok);

@@ -252,6 +252,7 @@ pub enum WalletError {
 }
 
 impl fmt::Display for WalletError {
+    #[expect(clippy::too_many_lines)] // lint-exception: one line per refusal; a table, not logic
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         use WalletError::*;
         match self {

@@ -58,6 +58,26 @@ fn full(s: &Scheme, number: u64, revoked: &[u64]) -> Vec<u8> {
         .to_vec()
 }
 
+/// A delta CRL 6 on 5 signed by another issuer CA the root certified
+/// (common name `cn`, serial `serial`, its own key).
+fn foreign_delta(s: &Scheme, cn: &str, serial: u64) -> Vec<u8> {
+    let k2 = SigningKey::from_seed(Suite::Ed25519, &[0x44; 32]).unwrap();
+    let ca = pki::issue_issuer_ca(
+        &s.root_key,
+        &s.root,
+        &k2.public_key(),
+        cn,
+        serial,
+        T0,
+        T0.plus(DAY),
+    )
+    .unwrap();
+    pki::issue_delta_crl(&k2, &ca, 6, 5, T0, T0.plus(DAY), &[], &[])
+        .unwrap()
+        .der()
+        .to_vec()
+}
+
 /// The response to `report` carrying this CRL part, signed by `key`.
 fn respond(
     report: &[u8],
@@ -269,47 +289,14 @@ fn bad_deltas_are_refused_and_change_nothing() {
         forged,
         WalletError::CrlDeltaRefused(PkiError::CrlBadSignature),
     );
-    // Same issuer name, another key (a CA the root certified, not ours).
-    let k2 = SigningKey::from_seed(Suite::Ed25519, &[0x44; 32]).unwrap();
-    let impostor = pki::issue_issuer_ca(
-        &s.root_key,
-        &s.root,
-        &k2.public_key(),
-        "offpay test issuer",
-        9,
-        T0,
-        T0.plus(DAY),
-    )
-    .unwrap();
-    let d = pki::issue_delta_crl(&k2, &impostor, 6, 5, T0, T0.plus(DAY), &[], &[])
-        .unwrap()
-        .der()
-        .to_vec();
-    refuse(
-        &mut payee,
-        d,
-        WalletError::CrlDeltaRefused(PkiError::CrlWrongIssuer),
-    );
-    // Another issuer.
-    let other = pki::issue_issuer_ca(
-        &s.root_key,
-        &s.root,
-        &k2.public_key(),
-        "another issuer",
-        10,
-        T0,
-        T0.plus(DAY),
-    )
-    .unwrap();
-    let d = pki::issue_delta_crl(&k2, &other, 6, 5, T0, T0.plus(DAY), &[], &[])
-        .unwrap()
-        .der()
-        .to_vec();
-    refuse(
-        &mut payee,
-        d,
-        WalletError::CrlDeltaRefused(PkiError::CrlWrongIssuer),
-    );
+    // Same issuer name, another key (a CA the root certified, not ours); another issuer.
+    for (cn, serial) in [("offpay test issuer", 9), ("another issuer", 10)] {
+        refuse(
+            &mut payee,
+            foreign_delta(&s, cn, serial),
+            WalletError::CrlDeltaRefused(PkiError::CrlWrongIssuer),
+        );
+    }
     // A complete CRL where a delta belongs, and garbage.
     refuse(
         &mut payee,

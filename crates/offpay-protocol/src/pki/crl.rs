@@ -205,34 +205,7 @@ impl Crl {
         let exts = r.expect(tag::ctx_cons(0), "crlExtensions (cRLNumber required)")?;
         r.finish("tbsCertList")?;
 
-        let mut number = None;
-        let mut base = None;
-        let mut akid = None;
-        for e in x509::parse_extensions(asn1::single(exts, tag::SEQUENCE, "crlExtensions")?)? {
-            match e.oid {
-                oid::CRL_NUMBER => {
-                    const WHAT: &str = "cRLNumber (must fit in 64 bits)";
-                    number = Some(asn1::uint_u64(
-                        asn1::single(e.value, tag::INTEGER, WHAT)?,
-                        WHAT,
-                    )?);
-                }
-                oid::DELTA_CRL_INDICATOR => {
-                    const WHAT: &str = "deltaCRLIndicator (critical, must fit in 64 bits)";
-                    if !e.critical {
-                        return Err(PkiError::Malformed(WHAT));
-                    }
-                    base = Some(asn1::uint_u64(
-                        asn1::single(e.value, tag::INTEGER, WHAT)?,
-                        WHAT,
-                    )?);
-                }
-                oid::AKID => akid = x509::parse_akid(e.value)?,
-                _ if e.critical => return Err(PkiError::UnsupportedCriticalExtension),
-                _ => {}
-            }
-        }
-        let number = number.ok_or(PkiError::Malformed("cRLNumber missing"))?;
+        let CrlExtensions { number, base, akid } = parse_crl_extensions(exts)?;
 
         if base.is_none() && !removed.is_empty() {
             return Err(PkiError::Malformed("removeFromCRL outside a delta CRL"));
@@ -562,6 +535,47 @@ impl CrlState {
         self.deltas.push(delta);
         Ok(())
     }
+}
+
+/// The crlExtensions of a CRL: cRLNumber (required), the base CRL number of a
+/// deltaCRLIndicator (critical), the authorityKeyIdentifier; any other
+/// critical extension is refused.
+struct CrlExtensions {
+    number: u64,
+    base: Option<u64>,
+    akid: Option<Vec<u8>>,
+}
+
+fn parse_crl_extensions(exts: &[u8]) -> Result<CrlExtensions, PkiError> {
+    let mut number = None;
+    let mut base = None;
+    let mut akid = None;
+    for e in x509::parse_extensions(asn1::single(exts, tag::SEQUENCE, "crlExtensions")?)? {
+        match e.oid {
+            oid::CRL_NUMBER => {
+                const WHAT: &str = "cRLNumber (must fit in 64 bits)";
+                number = Some(asn1::uint_u64(
+                    asn1::single(e.value, tag::INTEGER, WHAT)?,
+                    WHAT,
+                )?);
+            }
+            oid::DELTA_CRL_INDICATOR => {
+                const WHAT: &str = "deltaCRLIndicator (critical, must fit in 64 bits)";
+                if !e.critical {
+                    return Err(PkiError::Malformed(WHAT));
+                }
+                base = Some(asn1::uint_u64(
+                    asn1::single(e.value, tag::INTEGER, WHAT)?,
+                    WHAT,
+                )?);
+            }
+            oid::AKID => akid = x509::parse_akid(e.value)?,
+            _ if e.critical => return Err(PkiError::UnsupportedCriticalExtension),
+            _ => {}
+        }
+    }
+    let number = number.ok_or(PkiError::Malformed("cRLNumber missing"))?;
+    Ok(CrlExtensions { number, base, akid })
 }
 
 /// One entry of a CRL's list: a revocation, or (delta CRLs only) a removal.
