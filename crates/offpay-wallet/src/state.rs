@@ -1047,10 +1047,10 @@ mod wipe_tests {
         assert!(TaState::decode(&bad).is_err());
         // An unknown format is refused.
         let mut bad = s.encode().to_vec();
-        bad[2] = 4;
+        bad[2] = 5;
         assert_eq!(
             TaState::decode(&bad).err(),
-            Some(DecodeError::UnknownVersion(4))
+            Some(DecodeError::UnknownVersion(5))
         );
     }
 
@@ -1097,8 +1097,11 @@ mod wipe_tests {
             .map(|(_, d)| d.len() + 3)
             .sum::<usize>()
             + 1;
-        bad.truncate(bad.len() - tail);
+        // The known peers, then the empty list of delta CRLs (`0x80`).
+        assert_eq!(bad.last(), Some(&0x80));
+        bad.truncate(bad.len() - tail - 1);
         bad.extend_from_slice(&list);
+        bad.push(0x80);
         assert!(matches!(
             TaState::decode(&bad),
             Err(DecodeError::TooLarge {
