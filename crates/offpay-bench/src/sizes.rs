@@ -189,3 +189,116 @@ pub fn measure() -> Result<Sizes, String> {
         ],
     })
 }
+
+/// Revocation sizes at one count of revoked certificates
+/// ([`crl_sizes`]): the complete CRL against a delta of [`CRL_DELTA_NEW`]
+/// new revocations, each alone and inside a signed SyncResponse.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CrlSizes {
+    /// Revoked certificates listed (unexpired).
+    pub revoked: usize,
+    /// The complete CRL, DER.
+    pub full_crl_bytes: usize,
+    /// The SyncResponse carrying it (no vouchers, certificate or policy).
+    pub full_response_bytes: usize,
+    /// Whether the complete CRL fits a SyncResponse
+    /// (`CRL_FIELD_BYTES_MAX`, the same as `pki::CRL_BYTES_MAX`).
+    pub full_fits: bool,
+    /// Milliseconds to build and sign the complete CRL.
+    pub full_build_ms: u64,
+    /// The delta CRL of [`CRL_DELTA_NEW`] revocations, DER.
+    pub delta_crl_bytes: usize,
+    /// The SyncResponse carrying it.
+    pub delta_response_bytes: usize,
+    /// The SyncResponse when nothing changed (no CRL at all).
+    pub unchanged_response_bytes: usize,
+}
+
+/// New revocations in the measured delta.
+pub const CRL_DELTA_NEW: usize = 10;
+
+/// Measure [`CrlSizes`] at each count: generated revocation records
+/// (fixed-width wallet serials from 2^62, a revocation date each,
+/// keyCompromise), an Ed25519 issuer CA, a SyncResponse as the issuer
+/// signs it at a sync with nothing else to say.
+pub fn crl_sizes(counts: &[usize]) -> Result<Vec<CrlSizes>, String> {
+    use offpay_protocol::messages::{CRL_FIELD_BYTES_MAX, Checkpoint, SyncResponse, WalletCommand};
+    use offpay_protocol::pki::{self, RevocationReason, RevokedEntry};
+    use offpay_protocol::{Currency, Hash32, UnixSeconds, WalletId};
+
+    let now = UnixSeconds(1_795_000_000);
+    let day = 86_400;
+    let root_key = SigningKey::from_seed(Suite::Ed25519, &[1; 32]).map_err(err("key"))?;
+    let root = pki::issue_root(
+        &root_key,
+        "offpay scheme root",
+        1,
+        now,
+        now.plus(3650 * day),
+    )
+    .map_err(err("root"))?;
+    let key = SigningKey::from_seed(Suite::Ed25519, &[2; 32]).map_err(err("key"))?;
+    let issuer = pki::issue_issuer_ca(
+        &root_key,
+        &root,
+        &key.public_key(),
+        "offpay issuer",
+        2,
+        now,
+        now.plus(365 * day),
+    )
+    .map_err(err("issuer CA"))?;
+    let entry = |i: usize| RevokedEntry {
+        serial: (1u64 << 62) + i as u64,
+        revoked_at: UnixSeconds(now.0 - (i as u64 % (30 * day))),
+        reason: RevocationReason::KeyCompromise,
+    };
+    let response = |crl: Option<Vec<u8>>, crl_delta: Option<Vec<u8>>| {
+        let eur = Currency::new("EUR").ok_or("currency")?;
+        let body = SyncResponse {
+            wallet: WalletId([0x5a; 16]),
+            report_seq: 41,
+            time: now,
+            checkpoint: Checkpoint {
+                number: 40,
+                seq: 1_000,
+                head: Hash32([0x33; 32]),
+                balance: Amount::new(12_345, eur),
+                load_seq: 12,
+                time: now,
+                report_seq: 41,
+            },
+            vouchers: Vec::new(),
+            crl,
+            crl_delta,
+            certificate: None,
+            policy: None,
+            command: WalletCommand::None,
+            directory: None,
+            rekey: None,
+        };
+        Ok::<usize, String>(Signed::sign(body, &key).into_bytes().len())
+    };
+    let mut out = Vec::with_capacity(counts.len());
+    for &n in counts {
+        let entries: Vec<RevokedEntry> = (0..n).map(entry).collect();
+        let t = std::time::Instant::now();
+        let full = pki::issue_crl_der_unbounded(&key, &issuer, 7, now, now.plus(day), &entries)
+            .map_err(err("complete CRL"))?;
+        let full_build_ms = t.elapsed().as_millis() as u64;
+        let new: Vec<RevokedEntry> = (n..n + CRL_DELTA_NEW).map(entry).collect();
+        let delta = pki::issue_delta_crl(&key, &issuer, 8, 7, now, now.plus(day), &new, &[])
+            .map_err(err("delta CRL"))?;
+        out.push(CrlSizes {
+            revoked: n,
+            full_crl_bytes: full.len(),
+            full_fits: full.len() <= CRL_FIELD_BYTES_MAX,
+            full_response_bytes: response(Some(full), None)?,
+            full_build_ms,
+            delta_crl_bytes: delta.der().len(),
+            delta_response_bytes: response(None, Some(delta.der().to_vec()))?,
+            unchanged_response_bytes: response(None, None)?,
+        });
+    }
+    Ok(out)
+}

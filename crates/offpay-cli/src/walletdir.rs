@@ -195,6 +195,8 @@ pub(crate) fn wallet_error_code(e: &WalletError) -> &'static str {
         UnknownCertificate => "unknown_certificate",
         CertificateWalletMismatch => "certificate_wallet_mismatch",
         IssuerMaterial(_) => "issuer_material",
+        CrlDeltaBaseMismatch { .. } => "crl_delta_base_mismatch",
+        CrlDeltaRefused(_) => "crl_delta_refused",
         OwnCertificateExpired => "own_certificate_expired",
         RequestExpired => "request_expired",
         RequestValidityTooLong { .. } => "request_validity_too_long",

@@ -175,6 +175,7 @@ impl BaselineScheme {
                 },
                 vouchers: Vec::new(),
                 crl: None,
+                crl_delta: None,
                 certificate: None,
                 policy: None,
                 command: WalletCommand::None,

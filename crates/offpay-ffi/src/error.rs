@@ -104,6 +104,19 @@ pub enum OffpayError {
         /// What is wrong with it.
         reason: String,
     },
+    /// A delta CRL from the issuer is not on the CRL number the wallet holds.
+    CrlDeltaBaseMismatch {
+        /// The CRL number held (`None`: none).
+        held: Option<u64>,
+        /// The delta's base CRL number.
+        base: u64,
+    },
+    /// A delta CRL from the issuer was refused (malformed, another
+    /// issuer's, bad signature, too many held); nothing was applied.
+    CrlDeltaRefused {
+        /// What is wrong with it.
+        reason: String,
+    },
     /// This wallet's certificate has expired: sync to renew it.
     OwnCertificateExpired,
     /// The payment request has expired.
@@ -341,6 +354,7 @@ pub enum OffpayError {
 }
 
 /// The text of the TA's refusals (the first section of [`OffpayError`]).
+#[expect(clippy::too_many_lines)] // lint-exception: one line per refusal; a table, not logic
 fn fmt_refusal(e: &OffpayError, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
     use OffpayError::*;
     match e {
@@ -370,6 +384,14 @@ fn fmt_refusal(e: &OffpayError, f: &mut core::fmt::Formatter<'_>) -> core::fmt::
         IssuerMaterial { reason } => {
             write!(f, "issuer certificate, CRL or policy refused: {reason}")
         }
+        CrlDeltaBaseMismatch {
+            held: Some(h),
+            base,
+        } => write!(f, "delta CRL on base {base}, but this wallet holds CRL {h}"),
+        CrlDeltaBaseMismatch { held: None, base } => {
+            write!(f, "delta CRL on base {base}, but this wallet holds no CRL")
+        }
+        CrlDeltaRefused { reason } => write!(f, "delta CRL refused: {reason}"),
         OwnCertificateExpired => f.write_str("this wallet's certificate expired: sync to renew"),
         RequestExpired => f.write_str("payment request expired"),
         RequestValidityTooLong { max_seconds } => {
@@ -555,6 +577,7 @@ impl OffpayError {
 }
 
 impl From<WalletError> for OffpayError {
+    #[expect(clippy::too_many_lines)] // lint-exception: one arm per refusal; a table, not logic
     fn from(e: WalletError) -> Self {
         use OffpayError as O;
         // Exhaustive, no wildcard: a new refusal of the TA needs its variant here.
@@ -595,6 +618,12 @@ impl From<WalletError> for OffpayError {
             WalletError::UnknownCertificate => O::UnknownCertificate,
             WalletError::CertificateWalletMismatch => O::CertificateWalletMismatch,
             WalletError::IssuerMaterial(p) => O::IssuerMaterial {
+                reason: p.to_string(),
+            },
+            WalletError::CrlDeltaBaseMismatch { held, base } => {
+                O::CrlDeltaBaseMismatch { held, base }
+            }
+            WalletError::CrlDeltaRefused(p) => O::CrlDeltaRefused {
                 reason: p.to_string(),
             },
             WalletError::OwnCertificateExpired => O::OwnCertificateExpired,

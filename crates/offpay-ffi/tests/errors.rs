@@ -41,6 +41,11 @@ fn every_wallet_error_maps_to_its_namesake() {
         WalletError::UnknownCertificate,
         WalletError::CertificateWalletMismatch,
         WalletError::IssuerMaterial(PkiError::Malformed("y")),
+        WalletError::CrlDeltaBaseMismatch {
+            held: Some(4),
+            base: 3,
+        },
+        WalletError::CrlDeltaRefused(PkiError::CrlBadSignature),
         WalletError::OwnCertificateExpired,
         WalletError::RequestExpired,
         WalletError::RequestValidityTooLong { max_seconds: 3600 },

@@ -310,6 +310,27 @@ impl CertificateFactory {
         )?)
     }
 
+    /// Issue a delta CRL: the changes from CRL `base` to CRL `number`.
+    pub fn issue_delta_crl(
+        &self,
+        number: u64,
+        base: u64,
+        now: UnixSeconds,
+        revoked: &[RevokedEntry],
+        removed: &[u64],
+    ) -> Result<pki::DeltaCrl, IssuerError> {
+        Ok(pki::issue_delta_crl(
+            self.issuer_key.signer(),
+            &self.issuer,
+            number,
+            base,
+            now,
+            now.plus(CRL_VALIDITY_SECONDS),
+            revoked,
+            removed,
+        )?)
+    }
+
     /// Issue a CRL.
     pub fn issue_crl(
         &self,

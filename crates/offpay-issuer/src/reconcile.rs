@@ -642,6 +642,7 @@ impl<S: Store> Issuer<S> {
         }
         let policy = (w.policy_epoch != self.policy.epoch).then(|| self.policy_bytes.clone());
         w.policy_epoch = self.policy.epoch;
+        let crl = certificates::crl_for_sync(&self.ca, tx, r.crl_number, now)?;
         let response = Signed::try_sign(
             SyncResponse {
                 wallet: id,
@@ -657,7 +658,8 @@ impl<S: Store> Issuer<S> {
                     report_seq: w.report_seq.max(r.report_seq),
                 },
                 vouchers,
-                crl: tx.setting("crl")?,
+                crl: crl.complete,
+                crl_delta: crl.delta,
                 certificate,
                 policy,
                 command,

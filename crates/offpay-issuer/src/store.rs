@@ -309,6 +309,13 @@ pub struct RevocationRecord {
     pub reason: String,
     /// When.
     pub time: UnixSeconds,
+    /// The revoked certificate's notAfter: it leaves the CRL once expired
+    /// (`None`: recorded before expiries were kept, filled in at the next CRL).
+    pub not_after: Option<UnixSeconds>,
+    /// The number of the first CRL that listed it (`None`: none yet).
+    pub crl_added: Option<u64>,
+    /// The number of the CRL that dropped it (`None`: still listed).
+    pub crl_removed: Option<u64>,
 }
 
 /// Sums over the books, for the invariants.
@@ -691,6 +698,22 @@ pub trait Tx {
     fn insert_revocation(&mut self, r: &RevocationRecord) -> Result<bool, StoreError>;
     /// All revocations, by serial.
     fn revocations(&mut self) -> Result<Vec<RevocationRecord>, StoreError>;
+    /// The revocations the CRL lists (not dropped), by serial.
+    fn listed_revocations(&mut self) -> Result<Vec<RevocationRecord>, StoreError>;
+    /// Record the CRL numbered `number`, published at `now`: it adds the
+    /// revocations on no CRL yet and drops the listed ones whose certificate
+    /// expired before `now`.
+    fn mark_crl(&mut self, number: u64, now: UnixSeconds) -> Result<(), StoreError>;
+    /// What changed since the CRL numbered `base`: the revocations listed
+    /// now that it did not list, by serial, and the serials it listed that
+    /// were dropped since, ascending.
+    fn crl_changes(&mut self, base: u64) -> Result<(Vec<RevocationRecord>, Vec<u64>), StoreError>;
+    /// Set a revocation's certificate notAfter (a row recorded before they were kept).
+    fn set_revocation_not_after(
+        &mut self,
+        serial: u64,
+        not_after: UnixSeconds,
+    ) -> Result<(), StoreError>;
 
     // --- idempotency of operator and wallet requests ---
     /// A stored response for an idempotency key: (request hash, response).

@@ -710,6 +710,11 @@ pub struct SyncReport {
     /// The first chain seq the signing key signed (1 for the first key): an
     /// entry below it was signed by the key of the previous generation.
     pub key_since: u64,
+    /// The number of the issuer's CRL the TA holds (its complete CRL with
+    /// the deltas applied; `None`: none, or the TA wants the complete CRL):
+    /// the issuer answers with a delta CRL on it, the complete CRL, or no
+    /// CRL when it has not changed ([`SyncResponse::crl_delta`]).
+    pub crl_number: Option<u64>,
 }
 
 fn put_list(e: &mut Encoder, k: u64, items: &[Vec<u8>]) {
@@ -740,6 +745,7 @@ impl Body for SyncReport {
         15 + self.csr.is_some() as usize
             + (self.key_generation != 0) as usize
             + (self.key_since != 1) as usize
+            + self.crl_number.is_some() as usize
     }
     fn encode_fields(&self, e: &mut Encoder) {
         e.uint(2).bytes(&self.wallet.0);
@@ -767,6 +773,9 @@ impl Body for SyncReport {
         }
         if self.key_since != 1 {
             e.uint(19).uint(self.key_since);
+        }
+        if let Some(n) = self.crl_number {
+            e.uint(20).uint(n);
         }
     }
     fn decode_fields(m: &mut MapReader<'_, '_>) -> Result<Self, DecodeError> {
@@ -825,6 +834,7 @@ impl Body for SyncReport {
                     s => s,
                 },
             },
+            crl_number: m.optional(20)?.map(|d| d.uint("crl number")).transpose()?,
         })
     }
 }
@@ -910,7 +920,8 @@ pub enum WalletCommand {
 /// certificate (DER, optional), 9 RiskPolicy envelope (optional),
 /// 10 command (0 none, 1 lock, 2 unlock), 11 lock reason (text, with command 1 only),
 /// 12 directory update (map, optional; see [`DirectoryUpdate`]),
-/// 13 re-key: the suite (COSE algorithm) of a new key to make (optional).
+/// 13 re-key: the suite (COSE algorithm) of a new key to make (optional),
+/// 14 delta CRL (DER, optional; never with 7).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SyncResponse {
     /// The wallet addressed.
@@ -923,8 +934,13 @@ pub struct SyncResponse {
     pub checkpoint: Checkpoint,
     /// Load vouchers to apply, ascending load seq.
     pub vouchers: Vec<Vec<u8>>,
-    /// The current CRL of the issuer CA.
+    /// The current complete CRL of the issuer CA: when the report named no
+    /// CRL number, or one the issuer keeps no delta for.
     pub crl: Option<Vec<u8>>,
+    /// A delta CRL (RFC 5280 5.2.4) on the CRL number the report named,
+    /// bringing it to the current one. Never with [`SyncResponse::crl`];
+    /// neither when the report's number is the current one.
+    pub crl_delta: Option<Vec<u8>>,
     /// A renewed (or re-keyed) wallet certificate.
     pub certificate: Option<Vec<u8>>,
     /// A new risk policy.
@@ -951,6 +967,7 @@ impl Body for SyncResponse {
             + matches!(self.command, WalletCommand::Lock { .. }) as usize
             + self.directory.is_some() as usize
             + self.rekey.is_some() as usize
+            + self.crl_delta.is_some() as usize
     }
     fn encode_fields(&self, e: &mut Encoder) {
         e.uint(2).bytes(&self.wallet.0);
@@ -979,6 +996,9 @@ impl Body for SyncResponse {
         }
         if let Some(s) = self.rekey {
             e.uint(13).int(s.cose_alg());
+        }
+        if let Some(c) = &self.crl_delta {
+            e.uint(14).bytes(c);
         }
     }
     fn decode_fields(m: &mut MapReader<'_, '_>) -> Result<Self, DecodeError> {
@@ -1022,6 +1042,15 @@ impl Body for SyncResponse {
             .optional(13)?
             .map(|d| suite_alg(d, "re-key suite"))
             .transpose()?;
+        let crl_delta = m
+            .optional(14)?
+            .map(|d| read_crl(d, "delta crl"))
+            .transpose()?;
+        if crl.is_some() && crl_delta.is_some() {
+            return Err(DecodeError::InvalidValue(
+                "a complete CRL and a delta CRL together",
+            ));
+        }
         Ok(SyncResponse {
             wallet,
             report_seq,
@@ -1029,6 +1058,7 @@ impl Body for SyncResponse {
             checkpoint,
             vouchers,
             crl,
+            crl_delta,
             certificate,
             policy,
             command,
@@ -2500,6 +2530,7 @@ mod rekey_field_tests {
             csr,
             key_generation,
             key_since,
+            crl_number: None,
         }
     }
 
@@ -2569,5 +2600,144 @@ mod rekey_field_tests {
         assert!(r.retires(Suite::Ed25519, UnixSeconds(77_777)));
         assert!(!r.retires(Suite::Ed25519, UnixSeconds(77_776)));
         assert!(!r.retires(Suite::MlDsa44, UnixSeconds(99_999)));
+    }
+}
+
+#[cfg(test)]
+mod crl_field_tests {
+    use super::*;
+    use crate::{SigningKey, Suite};
+
+    fn report(crl_number: Option<u64>) -> SyncReport {
+        SyncReport {
+            wallet: WalletId([0xAA; 16]),
+            report_seq: 3,
+            time: UnixSeconds(1_000),
+            base_checkpoint: 2,
+            outgoing: Vec::new(),
+            incoming: Vec::new(),
+            loads: Vec::new(),
+            balance: Amount::new(0, Currency::new("EUR").unwrap()),
+            seq: 40,
+            head: Hash32([0xBB; 32]),
+            load_seq: 1,
+            evidence: Vec::new(),
+            locked: false,
+            directory_version: 0,
+            csr: None,
+            key_generation: 0,
+            key_since: 1,
+            crl_number,
+        }
+    }
+
+    fn response(crl: Option<Vec<u8>>, crl_delta: Option<Vec<u8>>) -> SyncResponse {
+        SyncResponse {
+            wallet: WalletId([0xAA; 16]),
+            report_seq: 3,
+            time: UnixSeconds(1_000),
+            checkpoint: Checkpoint {
+                number: 4,
+                seq: 40,
+                head: Hash32([0xBB; 32]),
+                balance: Amount::new(0, Currency::new("EUR").unwrap()),
+                load_seq: 1,
+                time: UnixSeconds(1_000),
+                report_seq: 3,
+            },
+            vouchers: Vec::new(),
+            crl,
+            crl_delta,
+            certificate: None,
+            policy: None,
+            command: WalletCommand::None,
+            directory: None,
+            rekey: None,
+        }
+    }
+
+    /// The payload of `body` with `extra` (key, pre-encoded value) appended
+    /// to its map (whose head counts one more field per extra).
+    fn payload_with<B: Body>(body: &B, extra: &[(u64, &[u8])]) -> Vec<u8> {
+        let mut e = Encoder::new();
+        e.map(2 + body.field_count() + extra.len());
+        e.uint(0).uint(B::TYPE);
+        e.uint(1).uint(crate::envelope::PROTOCOL_VERSION);
+        body.encode_fields(&mut e);
+        let mut b = e.finish();
+        for (k, v) in extra {
+            let mut ke = Encoder::new();
+            ke.uint(*k);
+            b.extend_from_slice(&ke.finish());
+            b.extend_from_slice(v);
+        }
+        b
+    }
+
+    /// Key 20 of a SyncReport round-trips; absent it is `None` and the
+    /// report is the report of before, byte for byte; a value that is not an
+    /// unsigned integer is refused.
+    #[test]
+    fn the_crl_number_of_a_report() {
+        let key = SigningKey::from_seed(Suite::Ed25519, &[5; 32]).unwrap();
+        for n in [None, Some(1), Some(u64::MAX)] {
+            let r = report(n);
+            let b = Signed::sign(r.clone(), &key).into_bytes();
+            assert_eq!(Signed::<SyncReport>::decode(&b).unwrap().body(), &r);
+        }
+        let none = payload_with(&report(None), &[]);
+        let some = payload_with(&report(Some(7)), &[]);
+        // The same map plus one field (the head counts it): 0x14 0x07.
+        assert_eq!(some[1..], [&none[1..], &[0x14, 0x07][..]].concat());
+        assert_eq!(some[0], none[0] + 1);
+        let base = report(None);
+        for (bad, why) in [
+            (&[0x41, 0x07][..], "a byte string"),
+            (&[0x26][..], "a negative integer"),
+            (&[0xF5][..], "a boolean"),
+        ] {
+            let p = payload_with(&base, &[(20, bad)]);
+            assert!(SyncReport::from_payload(&p).is_err(), "{why} accepted");
+        }
+        // Key 21 is not a field.
+        let p = payload_with(&base, &[(21, &[0x01])]);
+        assert_eq!(
+            SyncReport::from_payload(&p),
+            Err(DecodeError::UnexpectedKey { key: 21 })
+        );
+    }
+
+    /// Key 14 of a SyncResponse (a delta CRL) round-trips; never with key 7;
+    /// bounded like the complete CRL; not a byte string: refused.
+    #[test]
+    fn the_delta_crl_of_a_response() {
+        let key = SigningKey::from_seed(Suite::Ed25519, &[6; 32]).unwrap();
+        for r in [
+            response(None, None),
+            response(Some(vec![0x30; 40]), None),
+            response(None, Some(vec![0x30; 50])),
+        ] {
+            let b = Signed::sign(r.clone(), &key).into_bytes();
+            assert_eq!(Signed::<SyncResponse>::decode(&b).unwrap().body(), &r);
+        }
+        let both = Signed::sign(response(Some(vec![1; 4]), Some(vec![2; 4])), &key).into_bytes();
+        assert_eq!(
+            Signed::<SyncResponse>::decode(&both).unwrap_err(),
+            DecodeError::InvalidValue("a complete CRL and a delta CRL together")
+        );
+        let big = Signed::sign(
+            response(None, Some(vec![0x30; CRL_FIELD_BYTES_MAX + 1])),
+            &key,
+        )
+        .into_bytes();
+        assert!(matches!(
+            Signed::<SyncResponse>::decode(&big).unwrap_err(),
+            DecodeError::TooLarge {
+                field: "delta crl",
+                ..
+            }
+        ));
+        let p = payload_with(&response(None, None), &[(14, &[0x07])]);
+        assert!(SyncResponse::from_payload(&p).is_err());
     }
 }

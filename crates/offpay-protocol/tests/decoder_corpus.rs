@@ -331,6 +331,7 @@ fn scheme(suite: Suite) -> Scheme {
             csr: None,
             key_generation: 0,
             key_since: 1,
+            crl_number: None,
             wallet: payer,
             report_seq: 1,
             time: UnixSeconds(T0 + 7300),
@@ -365,6 +366,7 @@ fn scheme(suite: Suite) -> Scheme {
             },
             vouchers: vec![voucher.bytes().to_vec()],
             crl: Some(crl.der().to_vec()),
+            crl_delta: None,
             certificate: Some(payer_cert.der().to_vec()),
             policy: Some(policy.bytes().to_vec()),
             command: WalletCommand::Lock {

@@ -230,6 +230,37 @@ fn scenario(root_suite: Suite, issuer_suite: Suite, wallet_suite: Suite) {
     );
     assert!(text.contains("verify OK"), "{text}");
 
+    // A delta CRL on it (RFC 5280 5.2.4): the wallet revoked since, 1001
+    // removed; OpenSSL reads both extensions and checks its signature.
+    let delta = pki::issue_delta_crl(
+        &issuer_key,
+        &issuer,
+        8,
+        7,
+        UnixSeconds(now.0 - 60),
+        now.plus(7 * DAY),
+        &[RevokedEntry {
+            serial: 1000,
+            revoked_at: UnixSeconds(now.0 - 60),
+            reason: RevocationReason::Superseded,
+        }],
+        &[1001],
+    )
+    .unwrap();
+    s.write("delta.pem", delta.to_pem());
+    let text = ok(dir, &["crl", "-noout", "-text", "-in", "delta.pem"]);
+    assert!(
+        text.contains("X509v3 Delta CRL Indicator: critical"),
+        "{text}"
+    );
+    assert!(text.contains("Remove From CRL"), "{text}");
+    assert!(text.contains("Superseded"), "{text}");
+    let text = ok(
+        dir,
+        &["crl", "-noout", "-in", "delta.pem", "-CAfile", "issuer.pem"],
+    );
+    assert!(text.contains("verify OK"), "{text}");
+
     // Chain verification with revocation checking.
     let verify = |leaf: &str, extra: &[&str]| {
         let mut args = vec![

@@ -379,6 +379,7 @@ fn fixture(suite: Suite) -> Fixture {
             csr: None,
             key_generation: 0,
             key_since: 1,
+            crl_number: None,
             wallet: payer_id(),
             report_seq: 1,
             time: t(7300),
@@ -413,6 +414,7 @@ fn fixture(suite: Suite) -> Fixture {
             },
             vouchers: vec![voucher2.bytes().to_vec()],
             crl: Some(crl.der().to_vec()),
+            crl_delta: None,
             certificate: Some(payer_cert_renewed.der().to_vec()),
             policy: Some(policy.bytes().to_vec()),
             command: WalletCommand::Lock {

@@ -285,6 +285,10 @@ impl Tx for FaultTx<'_> {
         fn double_spends(&mut self, payer: Option<&WalletId>, limit: u32) -> Vec<DoubleSpendRecord>;
         fn insert_revocation(&mut self, r: &RevocationRecord) -> bool;
         fn revocations(&mut self) -> Vec<RevocationRecord>;
+        fn listed_revocations(&mut self) -> Vec<RevocationRecord>;
+        fn mark_crl(&mut self, number: u64, now: UnixSeconds) -> ();
+        fn crl_changes(&mut self, base: u64) -> (Vec<RevocationRecord>, Vec<u64>);
+        fn set_revocation_not_after(&mut self, serial: u64, not_after: UnixSeconds) -> ();
         fn idempotent(&mut self, key: &str) -> Option<(Hash32, Vec<u8>)>;
         fn insert_idempotent(&mut self, key: &str, request: &Hash32, response: &[u8], now: UnixSeconds) -> ();
         fn insert_claims(&mut self, claims: &[(ClaimRecord, Vec<u8>)]) -> Vec<Hash32>;

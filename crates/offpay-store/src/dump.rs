@@ -49,7 +49,10 @@ pub const TABLES: &[(&str, &str)] = &[
         "double_spends",
         "payer, seq, entry_a, entry_b, proof, detected",
     ),
-    ("revocations", "serial, wallet, reason_code, reason, time"),
+    (
+        "revocations",
+        "serial, wallet, reason_code, reason, time, not_after, crl_added, crl_removed",
+    ),
     ("idempotency", "key, request, response, time"),
     (
         "claims",

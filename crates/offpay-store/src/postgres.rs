@@ -23,6 +23,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (3, include_str!("../migrations/postgres/0003_terminal.sql")),
     (4, include_str!("../migrations/postgres/0004_rekey.sql")),
     (5, include_str!("../migrations/postgres/0005_lifecycle.sql")),
+    (
+        7,
+        include_str!("../migrations/postgres/0007_compact_revocation.sql"),
+    ),
 ];
 /// Connections in the pool.
 pub const POSTGRES_CONNECTIONS_MAX: usize = 16;

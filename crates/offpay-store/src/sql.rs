@@ -264,6 +264,33 @@ fn pending_row(r: &[Value]) -> Result<PendingSettlement, StoreError> {
     })
 }
 
+const REVOCATION_COLUMNS: &str =
+    "serial, wallet, reason_code, reason, time, not_after, crl_added, crl_removed";
+
+fn opt_uint(v: &Value) -> Result<Option<u64>, StoreError> {
+    match v {
+        Value::Null => Ok(None),
+        v => uint(v).map(Some),
+    }
+}
+
+fn opt_i(v: Option<u64>) -> Result<Value, StoreError> {
+    v.map_or(Ok(Value::Null), i)
+}
+
+fn revocation_row(r: &[Value]) -> Result<RevocationRecord, StoreError> {
+    Ok(RevocationRecord {
+        serial: uint(&r[0])?,
+        wallet: wallet(&r[1])?,
+        reason_code: u8::try_from(uint(&r[2])?).map_err(|_| corrupt("reason code"))?,
+        reason: text(&r[3])?,
+        time: UnixSeconds(uint(&r[4])?),
+        not_after: opt_uint(&r[5])?.map(UnixSeconds),
+        crl_added: opt_uint(&r[6])?,
+        crl_removed: opt_uint(&r[7])?,
+    })
+}
+
 const ENTRY_COLUMNS: &str = "payer, seq, hash, prev, kind, payee, amount, time, bytes, recorded";
 
 fn entry_row(r: &[Value]) -> Result<EntryRecord, StoreError> {
@@ -1168,29 +1195,85 @@ impl<C: Conn> Tx for SqlTx<C> {
 
     fn insert_revocation(&mut self, r: &RevocationRecord) -> Result<bool, StoreError> {
         let n = self.conn.execute(
-            "INSERT INTO revocations (serial, wallet, reason_code, reason, time) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (serial) DO NOTHING",
-            &[i(r.serial)?, w(&r.wallet), Value::Int(r.reason_code as i64), t(&r.reason), time(r.time)?],
+            "INSERT INTO revocations (serial, wallet, reason_code, reason, time, not_after, crl_added, crl_removed) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (serial) DO NOTHING",
+            &[
+                i(r.serial)?,
+                w(&r.wallet),
+                Value::Int(r.reason_code as i64),
+                t(&r.reason),
+                time(r.time)?,
+                opt_i(r.not_after.map(|t| t.0))?,
+                opt_i(r.crl_added)?,
+                opt_i(r.crl_removed)?,
+            ],
         )?;
         Ok(n == 1)
     }
 
     fn revocations(&mut self) -> Result<Vec<RevocationRecord>, StoreError> {
+        let sql = format!("SELECT {REVOCATION_COLUMNS} FROM revocations ORDER BY serial");
         self.conn
+            .query(&sql, &[])?
+            .iter()
+            .map(|r| revocation_row(r))
+            .collect()
+    }
+
+    fn listed_revocations(&mut self) -> Result<Vec<RevocationRecord>, StoreError> {
+        let sql = format!(
+            "SELECT {REVOCATION_COLUMNS} FROM revocations WHERE crl_removed IS NULL ORDER BY serial"
+        );
+        self.conn
+            .query(&sql, &[])?
+            .iter()
+            .map(|r| revocation_row(r))
+            .collect()
+    }
+
+    fn mark_crl(&mut self, number: u64, now: UnixSeconds) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE revocations SET crl_added = $1 WHERE crl_added IS NULL",
+            &[i(number)?],
+        )?;
+        self.conn.execute(
+            "UPDATE revocations SET crl_removed = $1 WHERE crl_removed IS NULL AND not_after IS NOT NULL AND not_after < $2",
+            &[i(number)?, time(now)?],
+        )?;
+        Ok(())
+    }
+
+    fn crl_changes(&mut self, base: u64) -> Result<(Vec<RevocationRecord>, Vec<u64>), StoreError> {
+        let sql = format!(
+            "SELECT {REVOCATION_COLUMNS} FROM revocations WHERE crl_added > $1 AND crl_removed IS NULL ORDER BY serial"
+        );
+        let added = self
+            .conn
+            .query(&sql, &[i(base)?])?
+            .iter()
+            .map(|r| revocation_row(r))
+            .collect::<Result<Vec<_>, _>>()?;
+        let removed = self
+            .conn
             .query(
-                "SELECT serial, wallet, reason_code, reason, time FROM revocations ORDER BY serial",
-                &[],
+                "SELECT serial FROM revocations WHERE crl_removed > $1 AND crl_added <= $1 ORDER BY serial",
+                &[i(base)?],
             )?
             .iter()
-            .map(|r| {
-                Ok(RevocationRecord {
-                    serial: uint(&r[0])?,
-                    wallet: wallet(&r[1])?,
-                    reason_code: u8::try_from(uint(&r[2])?).map_err(|_| corrupt("reason code"))?,
-                    reason: text(&r[3])?,
-                    time: UnixSeconds(uint(&r[4])?),
-                })
-            })
-            .collect()
+            .map(|r| uint(&r[0]))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((added, removed))
+    }
+
+    fn set_revocation_not_after(
+        &mut self,
+        serial: u64,
+        not_after: UnixSeconds,
+    ) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE revocations SET not_after = $1 WHERE serial = $2",
+            &[time(not_after)?, i(serial)?],
+        )?;
+        Ok(())
     }
 
     fn idempotent(&mut self, key: &str) -> Result<Option<(Hash32, Vec<u8>)>, StoreError> {

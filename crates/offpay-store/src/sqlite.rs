@@ -20,6 +20,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (3, include_str!("../migrations/sqlite/0003_terminal.sql")),
     (4, include_str!("../migrations/sqlite/0004_rekey.sql")),
     (5, include_str!("../migrations/sqlite/0005_lifecycle.sql")),
+    (
+        7,
+        include_str!("../migrations/sqlite/0007_compact_revocation.sql"),
+    ),
 ];
 /// Connections in the pool of a file database.
 pub const SQLITE_CONNECTIONS_MAX: usize = 4;

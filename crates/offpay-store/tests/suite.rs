@@ -712,6 +712,7 @@ impl RawWallet {
                 csr: None,
                 key_generation: 0,
                 key_since: 1,
+                crl_number: None,
                 wallet: self.id,
                 report_seq: 1,
                 time: T0.plus(6),

@@ -226,6 +226,7 @@ impl Scheme {
                 checkpoint,
                 vouchers,
                 crl,
+                crl_delta: None,
                 certificate: None,
                 policy: None,
                 command,

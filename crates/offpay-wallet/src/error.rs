@@ -96,6 +96,18 @@ pub enum WalletError {
     CertificateWalletMismatch,
     /// A certificate, CRL or policy from the issuer does not verify against the trusted root.
     IssuerMaterial(PkiError),
+    /// A delta CRL from the issuer is not on the CRL number this wallet
+    /// holds (`held`; `None`: it holds no CRL); nothing was applied.
+    CrlDeltaBaseMismatch {
+        /// The CRL number held.
+        held: Option<u64>,
+        /// The delta's base CRL number.
+        base: u64,
+    },
+    /// A delta CRL from the issuer was refused: malformed or a complete
+    /// CRL, another issuer's, its signature does not verify, or the wallet
+    /// already holds the most deltas it may; nothing was applied.
+    CrlDeltaRefused(PkiError),
     /// The wallet's own certificate has expired: sync to renew it.
     OwnCertificateExpired,
     /// The payment request has expired.
@@ -240,6 +252,7 @@ pub enum WalletError {
 }
 
 impl fmt::Display for WalletError {
+    #[expect(clippy::too_many_lines)] // lint-exception: one line per refusal; a table, not logic
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         use WalletError::*;
         match self {
@@ -269,6 +282,16 @@ impl fmt::Display for WalletError {
             UnknownCertificate => f.write_str("certificate reference unknown to this wallet"),
             CertificateWalletMismatch => f.write_str("certificate belongs to another wallet"),
             IssuerMaterial(e) => write!(f, "issuer certificate, CRL or policy refused: {e}"),
+            CrlDeltaBaseMismatch {
+                held: Some(h),
+                base,
+            } => {
+                write!(f, "delta CRL on base {base}, but this wallet holds CRL {h}")
+            }
+            CrlDeltaBaseMismatch { held: None, base } => {
+                write!(f, "delta CRL on base {base}, but this wallet holds no CRL")
+            }
+            CrlDeltaRefused(e) => write!(f, "delta CRL refused: {e}"),
             OwnCertificateExpired => {
                 f.write_str("this wallet's certificate expired: sync to renew")
             }

@@ -23,14 +23,19 @@ pub const LOG_ENTRIES_MAX: usize = offpay_protocol::messages::SYNC_ENTRIES_MAX;
 
 /// Version of the sealed state encoding: 2 adds the scheme directory (field
 /// 26), 3 the key state (field 27: generation, device, re-keying) and the
-/// payer certificates held for by-reference payments (field 28).
-const STATE_FORMAT: u64 = 3;
+/// payer certificates held for by-reference payments (field 28), 4 the delta
+/// CRLs applied to our issuer's CRL (field 29).
+const STATE_FORMAT: u64 = 4;
+/// Format 3 (before delta CRLs): such states still open, with no delta.
+const STATE_FORMAT_V3: u64 = 3;
 /// Format 2 (before re-keying): such states still open, with generation 0.
 const STATE_FORMAT_V2: u64 = 2;
 /// Format 1 (before the directory): such states still open, with an empty directory.
 const STATE_FORMAT_V1: u64 = 1;
 /// Fields of the sealed state (the top-level array).
-const STATE_FIELDS: usize = 28;
+const STATE_FIELDS: usize = 29;
+/// Fields of a format-3 state.
+const STATE_FIELDS_V3: usize = 28;
 /// Fields of a format-2 state.
 const STATE_FIELDS_V2: usize = 26;
 /// Fields of a format-1 state.
@@ -210,6 +215,9 @@ pub(crate) struct TaState {
     pub cert_der: Option<Vec<u8>>,
     pub policy: Option<Vec<u8>>,
     pub crl_der: Option<Vec<u8>>,
+    /// The delta CRLs (DER) applied to `crl_der`, in order (each verified
+    /// when received; at most `pki::CRL_DELTAS_HELD_MAX`).
+    pub crl_deltas: Vec<Blob>,
     pub balance_minor: u64,
     pub seq: u64,
     pub head: Hash32,
@@ -341,6 +349,7 @@ impl TaState {
             + opt(&self.cert_der)
             + opt(&self.policy)
             + opt(&self.crl_der)
+            + self.crl_deltas.iter().map(|d| d.len() + 8).sum::<usize>()
             + self
                 .pending_requests
                 .iter()
@@ -381,6 +390,7 @@ impl TaState {
         debug_assert!(self.history.len() <= HISTORY_MAX);
         debug_assert!(self.directory.issuers.len() <= DIRECTORY_ISSUERS_MAX);
         debug_assert!(self.known_peers.len() <= KNOWN_PEERS_MAX);
+        debug_assert!(self.crl_deltas.len() <= offpay_protocol::pki::CRL_DELTAS_HELD_MAX);
         if let Some(p) = &self.pending_report {
             // A pending report describes a prefix of what the state holds now.
             debug_assert!(p.log_len <= self.log.len() as u64);
@@ -531,6 +541,10 @@ impl TaState {
         for (_, der) in &self.known_peers {
             e.bytes(der);
         }
+        e.array(self.crl_deltas.len());
+        for der in &self.crl_deltas {
+            e.bytes(der);
+        }
         let bytes = e.finish();
         debug_assert!(offpay_protocol::cbor::is_one_value(&bytes), "state counts");
         EncodedState(bytes)
@@ -543,10 +557,11 @@ impl TaState {
         let format = d.uint("state format")?;
         match format {
             STATE_FORMAT if n == STATE_FIELDS => {}
+            STATE_FORMAT_V3 if n == STATE_FIELDS_V3 => {}
             STATE_FORMAT_V2 if n == STATE_FIELDS_V2 => {}
             // Format-1 states sealed before the header was corrected say 26 for the same 25 fields.
             STATE_FORMAT_V1 if n == STATE_FIELDS_V1 || n == STATE_FIELDS_LEGACY_HEADER => {}
-            STATE_FORMAT | STATE_FORMAT_V2 | STATE_FORMAT_V1 => {
+            STATE_FORMAT | STATE_FORMAT_V3 | STATE_FORMAT_V2 | STATE_FORMAT_V1 => {
                 return Err(DecodeError::BadLength { field: "state" });
             }
             _ => return Err(DecodeError::UnknownVersion(format)),
@@ -743,7 +758,7 @@ impl TaState {
         } else {
             DirectoryState::default()
         };
-        let (key, known_peers) = if format == STATE_FORMAT {
+        let (key, known_peers) = if format >= STATE_FORMAT_V3 {
             let key = read_key_state(&mut d)?;
             let n = d.array("known peers", KNOWN_PEERS_MAX)?;
             let mut peers = Vec::with_capacity(n);
@@ -756,6 +771,17 @@ impl TaState {
         } else {
             (KeyState::default(), Vec::new())
         };
+        let crl_deltas = if format == STATE_FORMAT {
+            let n = d.array("crl deltas", offpay_protocol::pki::CRL_DELTAS_HELD_MAX)?;
+            let mut v = Vec::with_capacity(n);
+            for _ in 0..n {
+                v.push(Blob::from(blob(&mut d, "crl delta")?));
+            }
+            d.leave();
+            v
+        } else {
+            Vec::new()
+        };
         d.leave();
         d.finish()?;
         let state = TaState {
@@ -767,6 +793,7 @@ impl TaState {
             cert_der,
             policy,
             crl_der,
+            crl_deltas,
             balance_minor,
             seq,
             head,
@@ -857,14 +884,65 @@ mod wipe_tests {
         assert_eq!(enc[..2], [0x98, STATE_FIELDS as u8]);
     }
 
+    /// The format-3 encoding of a state without delta CRLs: the format-4
+    /// one without its last field (`[]`), 28 fields.
+    fn v3_encoding(s: &TaState) -> Vec<u8> {
+        assert!(s.crl_deltas.is_empty());
+        let mut enc = s.encode().to_vec();
+        assert_eq!(enc[..3], [0x98, STATE_FIELDS as u8, STATE_FORMAT as u8]);
+        assert_eq!(enc[enc.len() - 1..], [0x80]);
+        enc.truncate(enc.len() - 1);
+        enc[1] = STATE_FIELDS_V3 as u8;
+        enc[2] = STATE_FORMAT_V3 as u8;
+        enc
+    }
+
+    /// A format-3 state (before delta CRLs) opens with no delta and is
+    /// sealed again as format 4; deltas round-trip, bounded.
+    #[test]
+    fn a_format_3_state_still_decodes_and_deltas_round_trip() {
+        let s = sample([3; 32]);
+        let enc = v3_encoding(&s);
+        let back = TaState::decode(&enc).unwrap();
+        assert!(back.crl_deltas.is_empty());
+        assert_eq!(&*back.encode(), &*s.encode());
+        let mut bad = enc.clone();
+        bad[1] = STATE_FIELDS as u8;
+        assert!(TaState::decode(&bad).is_err());
+        let with = TaState {
+            crl_deltas: vec![Blob::from(vec![0x30; 70]), Blob::from(vec![0x31; 90])],
+            ..sample([3; 32])
+        };
+        let back = TaState::decode(&with.encode()).unwrap();
+        assert_eq!(back.crl_deltas, with.crl_deltas);
+        // One delta over the bound (the TA never seals it: built by hand
+        // from the encoding at the bound, 16 strings of 8 bytes): refused.
+        let max = offpay_protocol::pki::CRL_DELTAS_HELD_MAX;
+        assert_eq!(max, 16);
+        let full = TaState {
+            crl_deltas: vec![Blob::from(vec![0x30; 8]); max],
+            ..sample([3; 32])
+        };
+        let mut e = full.encode().to_vec();
+        assert!(TaState::decode(&e).is_ok());
+        let head = e.len() - max * 9 - 1;
+        assert_eq!(e[head], 0x90);
+        e[head] = 0x91;
+        e.extend_from_slice(&[0x48, 0x30, 0x30, 0x30, 0x30, 0x30, 0x30, 0x30, 0x30]);
+        assert!(TaState::decode(&e).is_err());
+    }
+
     /// The format-2 encoding of a state without a re-key or known peers: the
     /// format-3 one without its last two fields (`[0, false, 1, [], []]`,
     /// `[]`), 26 fields.
     fn v2_encoding(s: &TaState) -> Vec<u8> {
         assert!(s.key.generation == 0 && s.key.pending.is_none() && !s.key.device);
         assert!(s.known_peers.is_empty());
-        let mut enc = s.encode().to_vec();
-        assert_eq!(enc[..3], [0x98, STATE_FIELDS as u8, STATE_FORMAT as u8]);
+        let mut enc = v3_encoding(s);
+        assert_eq!(
+            enc[..3],
+            [0x98, STATE_FIELDS_V3 as u8, STATE_FORMAT_V3 as u8]
+        );
         assert_eq!(
             enc[enc.len() - 7..],
             [0x85, 0x00, 0xF4, 0x01, 0x80, 0x80, 0x80]
@@ -969,10 +1047,10 @@ mod wipe_tests {
         assert!(TaState::decode(&bad).is_err());
         // An unknown format is refused.
         let mut bad = s.encode().to_vec();
-        bad[2] = 4;
+        bad[2] = 5;
         assert_eq!(
             TaState::decode(&bad).err(),
-            Some(DecodeError::UnknownVersion(4))
+            Some(DecodeError::UnknownVersion(5))
         );
     }
 
@@ -1019,8 +1097,11 @@ mod wipe_tests {
             .map(|(_, d)| d.len() + 3)
             .sum::<usize>()
             + 1;
-        bad.truncate(bad.len() - tail);
+        // The known peers, then the empty list of delta CRLs (`0x80`).
+        assert_eq!(bad.last(), Some(&0x80));
+        bad.truncate(bad.len() - tail - 1);
         bad.extend_from_slice(&list);
+        bad.push(0x80);
         assert!(matches!(
             TaState::decode(&bad),
             Err(DecodeError::TooLarge {
@@ -1066,6 +1147,7 @@ mod wipe_tests {
             cert_der: None,
             policy: None,
             crl_der: None,
+            crl_deltas: Vec::new(),
             balance_minor: 7,
             seq: 3,
             head: Hash32([7; 32]),

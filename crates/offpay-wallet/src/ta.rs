@@ -14,7 +14,9 @@ use offpay_protocol::messages::{
     CertField, DirectoryUpdate, KNOWN_CERT_PREFIX_BYTES, LoadVoucher, Payment, PaymentRequest,
     Receipt, Redeem, RiskPolicy, SyncReport, SyncResponse, WalletCommand,
 };
-use offpay_protocol::pki::{self, Certificate, Crl, PkiError, SchemeTrust, WalletProfile};
+use offpay_protocol::pki::{
+    self, Certificate, Crl, CrlState, DeltaCrl, PkiError, SchemeTrust, WalletProfile,
+};
 use offpay_protocol::{
     Amount, Hash32, IssuerId, IssuerStatus, Nonce, PublicKey, SigningKey, Suite, UnixSeconds,
     WalletId,
@@ -154,7 +156,8 @@ pub struct Wallet<V: Vault> {
     issuer: Option<Certificate>,
     cert: Option<Certificate>,
     policy: Option<RiskPolicy>,
-    crl: Option<Crl>,
+    /// Our issuer's CRL: the complete CRL with the delta CRLs applied to it.
+    crl: Option<CrlState>,
     /// The root, our issuer and every issuer learnt from the scheme directory,
     /// their CRLs and the issuer CRL: what peers are validated against.
     trust: SchemeTrust,
@@ -262,7 +265,7 @@ fn current_key<V: Vault>(vault: &mut V, state: &TaState) -> Result<WalletKey, Wa
 fn build_trust(
     root: &Certificate,
     issuer: Option<&Certificate>,
-    crl: Option<&Crl>,
+    crl: Option<&CrlState>,
     dir: &DirectoryState,
 ) -> Result<SchemeTrust, PkiError> {
     let mut t = SchemeTrust::new(root.clone());
@@ -279,7 +282,7 @@ fn build_trust(
         t.set_issuer_crl(Crl::from_der(c)?)?;
     }
     if let Some(c) = crl
-        && let Err(e) = t.set_crl(c.clone())
+        && let Err(e) = t.set_crl_state(c.clone())
         && dir.issuers.is_empty()
     {
         return Err(e);
@@ -392,6 +395,7 @@ impl<V: Vault> Wallet<V> {
             cert_der: None,
             policy: None,
             crl_der: None,
+            crl_deltas: Vec::new(),
             balance_minor: 0,
             seq: 0,
             head: Hash32::ZERO,
@@ -470,12 +474,23 @@ impl<V: Vault> Wallet<V> {
             ),
             None => None,
         };
-        let crl = state
-            .crl_der
-            .as_deref()
-            .map(Crl::from_der)
-            .transpose()
-            .map_err(|_| WalletError::Vault(VaultError::Corrupt("crl")))?;
+        let crl = match (&state.crl_der, &issuer) {
+            (Some(der), Some(i)) => {
+                let corrupt = |_| WalletError::Vault(VaultError::Corrupt("crl"));
+                let deltas = state
+                    .crl_deltas
+                    .iter()
+                    .map(|d| DeltaCrl::from_der(d))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(corrupt)?;
+                Some(
+                    CrlState::from_parts(Crl::from_der(der).map_err(corrupt)?, deltas, i)
+                        .map_err(corrupt)?,
+                )
+            }
+            (Some(_), None) => return Err(WalletError::Vault(VaultError::Corrupt("crl"))),
+            (None, _) => None,
+        };
         let trust = build_trust(&root, issuer.as_ref(), crl.as_ref(), &state.directory)
             .map_err(|_| WalletError::Vault(VaultError::Corrupt("directory")))?;
         if loaded.rollback.is_some() && state.lock != Some(LockReason::RolledBack) {
@@ -598,7 +613,7 @@ impl<V: Vault> Wallet<V> {
                 let c = Crl::from_der(d).map_err(WalletError::IssuerMaterial)?;
                 c.verify_signed_by(&issuer)
                     .map_err(WalletError::IssuerMaterial)?;
-                Some(c)
+                Some(CrlState::new(c))
             }
             None => None,
         };
@@ -614,6 +629,7 @@ impl<V: Vault> Wallet<V> {
         next.cert_der = Some(cert_der.to_vec());
         next.policy = Some(policy_bytes.to_vec());
         next.crl_der = crl_der.map(<[u8]>::to_vec);
+        next.crl_deltas.clear();
         next.last_sync = now;
         next.clock_floor = now;
         self.commit(next)?;
@@ -1528,6 +1544,12 @@ impl<V: Vault> Wallet<V> {
             csr,
             key_generation: next.key.generation,
             key_since: next.key.since,
+            // At its bound of deltas the TA asks for the complete CRL.
+            crl_number: self
+                .crl
+                .as_ref()
+                .filter(|c| c.accepts_deltas())
+                .map(CrlState::number),
         };
         next.pending_report = Some(PendingReport {
             report_seq: next.report_seq,
@@ -1606,21 +1628,44 @@ impl<V: Vault> Wallet<V> {
             let c = Crl::from_der(der).map_err(WalletError::IssuerMaterial)?;
             c.verify_signed_by(&issuer)
                 .map_err(WalletError::IssuerMaterial)?;
-            if self
-                .crl
-                .as_ref()
-                .is_none_or(|old| c.number() > old.number())
-            {
+            // A complete CRL of the number our deltas reached replaces them.
+            if self.crl.as_ref().is_none_or(|old| {
+                c.number() > old.number()
+                    || (c.number() == old.number() && !old.deltas().is_empty())
+            }) {
                 next.crl_der = Some(der.clone());
-                new_crl = Some(c);
+                next.crl_deltas.clear();
+                new_crl = Some(CrlState::new(c));
                 out.crl_updated = true;
             }
+        }
+        if let Some(der) = &r.crl_delta {
+            let d = DeltaCrl::from_der(der).map_err(WalletError::CrlDeltaRefused)?;
+            d.verify_signed_by(&issuer)
+                .map_err(WalletError::CrlDeltaRefused)?;
+            let base = d.base_number();
+            let mut st = self
+                .crl
+                .clone()
+                .ok_or(WalletError::CrlDeltaBaseMismatch { held: None, base })?;
+            st.apply(d).map_err(|e| match e {
+                PkiError::CrlDeltaBaseMismatch { held, base } => {
+                    WalletError::CrlDeltaBaseMismatch {
+                        held: Some(held),
+                        base,
+                    }
+                }
+                e => WalletError::CrlDeltaRefused(e),
+            })?;
+            next.crl_deltas.push(der.as_slice().into());
+            new_crl = Some(st);
+            out.crl_updated = true;
         }
         // The trust after this response: our newer CRL, then the directory update.
         let mut trust = self.trust.clone();
         if let Some(c) = &new_crl {
             trust
-                .set_crl(c.clone())
+                .set_crl_state(c.clone())
                 .map_err(WalletError::IssuerMaterial)?;
         }
         if let Some(u) = &r.directory {
@@ -1821,6 +1866,12 @@ impl<V: Vault> Wallet<V> {
     /// The trusted root.
     pub fn root_certificate(&self) -> &Certificate {
         &self.root
+    }
+
+    /// Our issuer's CRL as this wallet holds it: the complete CRL and the
+    /// delta CRLs applied to it (`None` before the first CRL).
+    pub fn crl_state(&self) -> Option<&CrlState> {
+        self.crl.as_ref()
     }
 
     /// The version of the scheme directory this wallet holds (0: none).

@@ -118,6 +118,7 @@ impl Bank {
                 },
                 vouchers: Vec::new(),
                 crl: None,
+                crl_delta: None,
                 certificate: None,
                 policy: None,
                 command: WalletCommand::None,

@@ -24,6 +24,9 @@
 //! - Times: UTCTime through 2049, GeneralizedTime from 2050 (RFC 5280).
 //! - CRLs: v2, nextUpdate, cRLNumber, authorityKeyIdentifier; per entry a
 //!   revocationDate and a reasonCode (left out when unspecified, as RFC 5280 asks).
+//!   Delta CRLs ([`DeltaCrl`], RFC 5280 5.2.4) add the critical
+//!   deltaCRLIndicator and removeFromCRL entries; a holder keeps a complete
+//!   CRL with the deltas applied to it ([`CrlState`]).
 //! - Enrollment: the wallet sends a PKCS#10 request ([`build_csr`]); the
 //!   backend checks it ([`parse_csr`]) and issues ([`issue_wallet`]).
 //!
@@ -53,7 +56,10 @@ pub use cert::{
     Certificate, WalletCertificate, issue_issuer_ca, issue_root, issue_wallet,
     issue_wallet_certificate,
 };
-pub use crl::{Crl, RevocationReason, RevokedEntry, issue_crl};
+pub use crl::{
+    CRL_DELTAS_HELD_MAX, Crl, CrlState, DeltaCrl, RevocationReason, RevokedEntry, issue_crl,
+    issue_crl_der_unbounded, issue_delta_crl,
+};
 pub use csr::{
     CaCsr, Csr, ISSUER_CODE_BYTES_MAX, build_ca_csr, build_csr, is_issuer_code, parse_ca_csr,
     parse_csr,
@@ -225,6 +231,20 @@ pub enum PkiError {
     CrlBadSignature,
     /// The certificate may not sign CRLs (not a CA, or keyUsage without cRLSign).
     NotACrlIssuer,
+    /// A delta CRL where a complete CRL is expected.
+    CrlIsDelta,
+    /// A complete CRL where a delta CRL is expected.
+    CrlNotDelta,
+    /// A delta CRL whose base CRL number is not the number the holder's
+    /// CRL stands at (or the holder has no CRL of that issuer: `held` 0).
+    CrlDeltaBaseMismatch {
+        /// The CRL number held.
+        held: u64,
+        /// The delta's base CRL number.
+        base: u64,
+    },
+    /// The holder already holds [`CRL_DELTAS_HELD_MAX`] deltas on its base.
+    CrlDeltasFull,
     /// The certificate (or CRL) names an issuer CA the scheme trust does not
     /// hold (not admitted, or not yet learnt by this holder).
     UnknownIssuer,
@@ -257,6 +277,12 @@ impl fmt::Display for PkiError {
             PkiError::CrlWrongIssuer => f.write_str("CRL from another issuer"),
             PkiError::CrlBadSignature => f.write_str("CRL signature does not verify"),
             PkiError::NotACrlIssuer => f.write_str("certificate may not sign CRLs"),
+            PkiError::CrlIsDelta => f.write_str("delta CRL where a complete CRL is expected"),
+            PkiError::CrlNotDelta => f.write_str("complete CRL where a delta CRL is expected"),
+            PkiError::CrlDeltaBaseMismatch { held, base } => {
+                write!(f, "delta CRL on base {base}, but CRL {held} is held")
+            }
+            PkiError::CrlDeltasFull => write!(f, "{CRL_DELTAS_HELD_MAX} delta CRLs already held"),
             PkiError::UnknownIssuer => f.write_str("issuer not admitted to the scheme"),
             PkiError::IssuerSuspended => f.write_str("issuer suspended by the scheme"),
             PkiError::IssuerRevoked => f.write_str("issuer revoked by the scheme"),

@@ -4,13 +4,14 @@
 use std::collections::BTreeMap;
 
 use super::cert::Certificate;
-use super::crl::{Crl, RevocationReason};
-use super::{PkiError, check_leaf, not_revoked};
+use super::crl::{Crl, CrlState, DeltaCrl, RevocationReason};
+use super::{PkiError, check_leaf};
 use crate::types::{IssuerId, IssuerStatus, UnixSeconds, WalletId};
 
 /// What a wallet, an issuer or the scheme trusts: the scheme root, the issuer
 /// CA certificates it admitted (each verified against the root when added),
-/// their CRLs (each verified against its issuer CA) and the root-signed issuer
+/// their CRLs (each verified against its issuer CA, complete or complete with
+/// the delta CRLs applied to it: a [`CrlState`]) and the root-signed issuer
 /// CRL (suspensions and revocations of issuer CAs). One implementation for
 /// every holder; a standalone issuer is a scheme of one.
 ///
@@ -20,7 +21,7 @@ use crate::types::{IssuerId, IssuerStatus, UnixSeconds, WalletId};
 pub struct SchemeTrust {
     root: Certificate,
     issuer_crl: Option<Crl>,
-    issuers: BTreeMap<IssuerId, (Certificate, Option<Crl>)>,
+    issuers: BTreeMap<IssuerId, (Certificate, Option<CrlState>)>,
 }
 
 impl SchemeTrust {
@@ -39,7 +40,7 @@ impl SchemeTrust {
     /// certificates. Its id ([`Certificate::subject_issuer_id`]). Adding the
     /// same certificate again changes nothing; a different certificate for the
     /// same id (a renewed CA) replaces it, keeping the CRL only if the new
-    /// certificate verifies it.
+    /// certificate verifies it (its base and every delta).
     pub fn add_issuer(&mut self, ca: Certificate) -> Result<IssuerId, PkiError> {
         if ca == self.root {
             return Err(PkiError::WrongIssuer);
@@ -54,7 +55,10 @@ impl SchemeTrust {
         let id = ca.subject_issuer_id();
         let crl = match self.issuers.remove(&id) {
             Some((old, crl)) if old == ca => crl,
-            Some((_, crl)) => crl.filter(|c| c.verify_signed_by(&ca).is_ok()),
+            Some((_, crl)) => crl.filter(|c| {
+                c.base().verify_signed_by(&ca).is_ok()
+                    && c.deltas().iter().all(|d| d.verify_signed_by(&ca).is_ok())
+            }),
             None => None,
         };
         self.issuers.insert(id, (ca, crl));
@@ -75,21 +79,63 @@ impl SchemeTrust {
         Ok(true)
     }
 
-    /// Install an issuer's CRL of wallet certificates, signed by an admitted
-    /// issuer CA ([`PkiError::UnknownIssuer`] otherwise). `Ok(true)` if newer
-    /// (greater cRLNumber) than the one held or the first, `Ok(false)` if not
-    /// (ignored).
+    /// Install an issuer's complete CRL of wallet certificates, signed by an
+    /// admitted issuer CA ([`PkiError::UnknownIssuer`] otherwise). `Ok(true)`
+    /// if newer (greater cRLNumber) than the one held or the first, or of the
+    /// number a held CRL reached by deltas (the complete CRL replaces the
+    /// base and its deltas); `Ok(false)` if not (ignored).
     pub fn set_crl(&mut self, crl: Crl) -> Result<bool, PkiError> {
         let id = crl.issuer_id();
         let (ca, held) = self.issuers.get_mut(&id).ok_or(PkiError::UnknownIssuer)?;
         crl.verify_signed_by(ca)?;
         if let Some(cur) = held
-            && crl.number() <= cur.number()
+            && (crl.number() < cur.number()
+                || (crl.number() == cur.number() && cur.deltas().is_empty()))
         {
             return Ok(false);
         }
-        *held = Some(crl);
+        *held = Some(CrlState::new(crl));
         Ok(true)
+    }
+
+    /// Install a holder's CRL state of one issuer (a complete CRL with the
+    /// deltas applied to it), its base and every delta signed by that
+    /// admitted issuer CA. `Ok(true)` if it stands at a number at least the
+    /// one held (or none is held), `Ok(false)` if older (ignored).
+    pub fn set_crl_state(&mut self, state: CrlState) -> Result<bool, PkiError> {
+        let id = state.base().issuer_id();
+        let (ca, held) = self.issuers.get_mut(&id).ok_or(PkiError::UnknownIssuer)?;
+        state.base().verify_signed_by(ca)?;
+        for d in state.deltas() {
+            d.verify_signed_by(ca)?;
+        }
+        if held
+            .as_ref()
+            .is_some_and(|cur| state.number() < cur.number())
+        {
+            return Ok(false);
+        }
+        *held = Some(state);
+        Ok(true)
+    }
+
+    /// Apply a delta CRL to the CRL held of its issuer: signed by that
+    /// admitted issuer CA ([`PkiError::UnknownIssuer`],
+    /// [`PkiError::CrlWrongIssuer`], [`PkiError::CrlBadSignature`]), on the
+    /// number held ([`PkiError::CrlDeltaBaseMismatch`]; held 0 when no CRL
+    /// of that issuer is held), within [`super::CRL_DELTAS_HELD_MAX`]
+    /// ([`PkiError::CrlDeltasFull`]). On error nothing changes.
+    pub fn apply_crl_delta(&mut self, delta: DeltaCrl) -> Result<(), PkiError> {
+        let id = delta.issuer_id();
+        let (ca, held) = self.issuers.get_mut(&id).ok_or(PkiError::UnknownIssuer)?;
+        delta.verify_signed_by(ca)?;
+        match held {
+            Some(cur) => cur.apply(delta),
+            None => Err(PkiError::CrlDeltaBaseMismatch {
+                held: 0,
+                base: delta.base_number(),
+            }),
+        }
     }
 
     /// The scheme root.
@@ -107,8 +153,14 @@ impl SchemeTrust {
         self.issuers.get(id).map(|(c, _)| c)
     }
 
-    /// An admitted issuer's CRL of wallet certificates, if one is held.
+    /// An admitted issuer's complete CRL of wallet certificates held, if
+    /// any (the base of [`SchemeTrust::crl_state`]).
     pub fn crl(&self, id: &IssuerId) -> Option<&Crl> {
+        self.crl_state(id).map(CrlState::base)
+    }
+
+    /// An admitted issuer's CRL held with the deltas applied to it, if any.
+    pub fn crl_state(&self, id: &IssuerId) -> Option<&CrlState> {
         self.issuers.get(id).and_then(|(_, c)| c.as_ref())
     }
 
@@ -178,7 +230,7 @@ impl SchemeTrust {
         &self,
         cert: &Certificate,
         now: UnixSeconds,
-    ) -> Result<(IssuerId, &Certificate, Option<&Crl>), PkiError> {
+    ) -> Result<(IssuerId, &Certificate, Option<&CrlState>), PkiError> {
         let id = cert.issuer_id();
         let (ca, crl) = self.issuers.get(&id).ok_or(PkiError::UnknownIssuer)?;
         match self.issuer_status(&id) {
@@ -205,5 +257,13 @@ impl SchemeTrust {
         cert.verify_signed_by(ca)?;
         let (wallet, _policy) = cert.wallet_identity()?;
         Ok((wallet, id))
+    }
+}
+
+/// `cert` is not on `crl` (the held state of its issuer's CRL).
+fn not_revoked(crl: Option<&CrlState>, cert: &Certificate) -> Result<(), PkiError> {
+    match crl.and_then(|c| c.is_revoked(cert.serial())) {
+        Some(e) => Err(PkiError::Revoked { serial: e.serial }),
+        None => Ok(()),
     }
 }

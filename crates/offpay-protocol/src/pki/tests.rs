@@ -1352,3 +1352,228 @@ fn wallet_profile_oid_der_matches_its_dotted_form() {
         *OFFPAY_OID_ARC
     );
 }
+
+// ---- delta CRLs --------------------------------------------------------------
+
+fn revoked(serial: u64, days_ago: u64) -> RevokedEntry {
+    RevokedEntry {
+        serial,
+        revoked_at: ago(days_ago),
+        reason: RevocationReason::KeyCompromise,
+    }
+}
+
+fn delta(p: &Pki, number: u64, base: u64, add: &[RevokedEntry], remove: &[u64]) -> DeltaCrl {
+    issue_delta_crl(
+        &p.issuer_key,
+        &p.issuer,
+        number,
+        base,
+        ago(0),
+        ahead(1),
+        add,
+        remove,
+    )
+    .unwrap()
+}
+
+/// A delta CRL carries the critical deltaCRLIndicator (its base) and
+/// removeFromCRL entries; it is never taken for a complete CRL, nor a
+/// complete CRL for a delta; bad arguments are refused.
+#[test]
+fn delta_crl_round_trip_and_refusals() {
+    for suite in Suite::ALL {
+        let p = pki(suite, suite, suite);
+        let d = delta(&p, 9, 7, &[revoked(40, 1), revoked(3, 2)], &[17, 5]);
+        assert_eq!((d.number(), d.base_number()), (9, 7));
+        assert_eq!(
+            d.revoked().iter().map(|e| e.serial).collect::<Vec<_>>(),
+            [3, 40]
+        );
+        assert_eq!(d.removed(), [5, 17]);
+        assert_eq!(d.issuer_id(), p.issuer.subject_issuer_id());
+        d.verify_signed_by(&p.issuer).unwrap();
+        assert_eq!(d.verify_signed_by(&p.root), Err(PkiError::CrlWrongIssuer));
+        assert_eq!(DeltaCrl::from_der(d.der()).unwrap(), d);
+        // deltaCRLIndicator 2.5.29.27, critical, base 7; removeFromCRL (8) twice.
+        let indicator = [
+            0x06, 0x03, 0x55, 0x1d, 0x1b, 0x01, 0x01, 0xff, 0x04, 0x03, 0x02, 0x01, 0x07,
+        ];
+        assert_eq!(d.der().windows(13).filter(|w| *w == indicator).count(), 1);
+        let remove = [0x04, 0x03, 0x0a, 0x01, 0x08];
+        assert_eq!(d.der().windows(5).filter(|w| *w == remove).count(), 2);
+
+        assert_eq!(Crl::from_der(d.der()), Err(PkiError::CrlIsDelta));
+        let full = crl(&p, &[revoked(3, 2)]);
+        assert_eq!(DeltaCrl::from_der(full.der()), Err(PkiError::CrlNotDelta));
+
+        let issue = |number, base, add: &[RevokedEntry], remove: &[u64]| {
+            issue_delta_crl(
+                &p.issuer_key,
+                &p.issuer,
+                number,
+                base,
+                NOW,
+                NOW,
+                add,
+                remove,
+            )
+        };
+        assert!(matches!(
+            issue(7, 7, &[], &[]),
+            Err(PkiError::InvalidArgument(_))
+        ));
+        assert!(matches!(
+            issue(6, 7, &[], &[]),
+            Err(PkiError::InvalidArgument(_))
+        ));
+        assert!(matches!(
+            issue(8, 7, &[revoked(5, 1)], &[5]),
+            Err(PkiError::InvalidArgument("serial listed twice"))
+        ));
+        assert!(matches!(
+            issue(8, 7, &[], &[0]),
+            Err(PkiError::InvalidArgument(_))
+        ));
+        // An empty delta (nothing changed but the number) is a valid delta.
+        let empty = issue(8, 7, &[], &[]).unwrap();
+        assert!(empty.revoked().is_empty() && empty.removed().is_empty());
+    }
+}
+
+/// Every truncation, bit flip and splice of a delta CRL is refused (or, for
+/// the bytes the signature covers, fails its signature check).
+#[test]
+fn malformed_delta_crls_are_refused() {
+    let p = pki(Suite::Ed25519, Suite::Ed25519, Suite::Ed25519);
+    let d = delta(&p, 3, 2, &[revoked(9, 1)], &[4]);
+    check_corpus(d.der(), |b| {
+        DeltaCrl::from_der(b)?.verify_signed_by(&p.issuer)
+    });
+}
+
+/// A CRL state applies deltas in sequence; a delta on another number,
+/// of another issuer or past the bound is refused and changes nothing;
+/// the state can be rebuilt and verified from its signed parts.
+#[test]
+fn crl_state_applies_deltas_in_sequence() {
+    let p = pki(Suite::Ed25519, Suite::P256, Suite::Ed25519);
+    let base = issue_crl(
+        &p.issuer_key,
+        &p.issuer,
+        5,
+        ago(1),
+        ahead(1),
+        &[revoked(10, 3), revoked(20, 3)],
+    )
+    .unwrap();
+    let mut s = CrlState::new(base.clone());
+    assert_eq!(s.number(), 5);
+    let d6 = delta(&p, 6, 5, &[revoked(30, 1)], &[10]);
+    s.apply(d6.clone()).unwrap();
+    assert_eq!(s.number(), 6);
+    assert!(s.is_revoked(10).is_none());
+    assert!(s.is_revoked(20).is_some() && s.is_revoked(30).is_some());
+    // A delta on 5 again (not the number held) is refused.
+    let again = delta(&p, 7, 5, &[revoked(40, 0)], &[]);
+    let before = s.clone();
+    assert_eq!(
+        s.apply(again),
+        Err(PkiError::CrlDeltaBaseMismatch { held: 6, base: 5 })
+    );
+    assert_eq!(s, before);
+    // Another issuer's delta (its issuer Name differs) is refused.
+    let k2 = key(Suite::Ed25519, 21);
+    let issuer2 = issue_issuer_ca(
+        &p.root_key,
+        &p.root,
+        &k2.public_key(),
+        "Bank B",
+        6,
+        ago(1),
+        ahead(1),
+    )
+    .unwrap();
+    let foreign = issue_delta_crl(&k2, &issuer2, 7, 6, NOW, NOW, &[revoked(40, 0)], &[]).unwrap();
+    assert_eq!(s.apply(foreign), Err(PkiError::CrlWrongIssuer));
+    assert_eq!(s, before);
+    // The next one applies; a re-revoked serial is listed once.
+    let d7 = delta(&p, 9, 6, &[revoked(10, 0), revoked(20, 0)], &[30]);
+    s.apply(d7.clone()).unwrap();
+    assert_eq!(
+        s.entries().iter().map(|e| e.serial).collect::<Vec<_>>(),
+        [10, 20]
+    );
+    assert_eq!(s.is_revoked(20).unwrap().revoked_at, ago(0));
+    // Rebuilt from its parts, verified against the issuer CA.
+    let rebuilt =
+        CrlState::from_parts(base.clone(), vec![d6.clone(), d7.clone()], &p.issuer).unwrap();
+    assert_eq!(rebuilt, s);
+    assert_eq!(
+        CrlState::from_parts(base.clone(), vec![d7.clone()], &p.issuer),
+        Err(PkiError::CrlDeltaBaseMismatch { held: 5, base: 6 })
+    );
+    let mut der = d6.der().to_vec();
+    *der.last_mut().unwrap() ^= 1;
+    let forged = DeltaCrl::from_der(&der).unwrap();
+    assert_eq!(
+        CrlState::from_parts(base.clone(), vec![forged], &p.issuer),
+        Err(PkiError::CrlBadSignature)
+    );
+    // At most CRL_DELTAS_HELD_MAX deltas.
+    let mut s = CrlState::new(base);
+    for n in 0..CRL_DELTAS_HELD_MAX as u64 {
+        assert!(s.accepts_deltas());
+        s.apply(delta(&p, 6 + n, 5 + n, &[revoked(100 + n, 0)], &[]))
+            .unwrap();
+    }
+    assert!(!s.accepts_deltas());
+    let n = 5 + CRL_DELTAS_HELD_MAX as u64;
+    assert_eq!(
+        s.apply(delta(&p, n + 1, n, &[], &[])),
+        Err(PkiError::CrlDeltasFull)
+    );
+    assert_eq!(s.entries().len(), 2 + CRL_DELTAS_HELD_MAX);
+}
+
+/// The scheme trust checks a delta against the admitted CA: a forged one
+/// (bad signature) or one with no CRL held is refused; an applied delta
+/// revokes and un-lists wallets for the payee's check; a complete CRL of
+/// the number reached replaces the deltas.
+#[test]
+fn scheme_trust_applies_verified_deltas() {
+    let p = pki(Suite::Ed25519, Suite::Ed25519, Suite::Ed25519);
+    let mut t = SchemeTrust::new(p.root.clone());
+    let id = t.add_issuer(p.issuer.clone()).unwrap();
+    let serial = p.wallet.serial();
+    let d = delta(&p, 2, 1, &[revoked(serial, 0)], &[]);
+    assert_eq!(
+        t.apply_crl_delta(d.clone()),
+        Err(PkiError::CrlDeltaBaseMismatch { held: 0, base: 1 })
+    );
+    let base = issue_crl(&p.issuer_key, &p.issuer, 1, ago(1), ahead(1), &[]).unwrap();
+    assert!(t.set_crl(base).unwrap());
+    assert!(t.validate_wallet(&p.wallet, NOW).is_ok());
+    let mut der = d.der().to_vec();
+    *der.last_mut().unwrap() ^= 1;
+    assert_eq!(
+        t.apply_crl_delta(DeltaCrl::from_der(&der).unwrap()),
+        Err(PkiError::CrlBadSignature)
+    );
+    assert!(t.validate_wallet(&p.wallet, NOW).is_ok());
+    t.apply_crl_delta(d).unwrap();
+    assert_eq!(t.crl_state(&id).unwrap().number(), 2);
+    assert_eq!(
+        t.validate_wallet(&p.wallet, NOW),
+        Err(PkiError::Revoked { serial })
+    );
+    t.apply_crl_delta(delta(&p, 3, 2, &[], &[serial])).unwrap();
+    assert!(t.validate_wallet(&p.wallet, NOW).is_ok());
+    // A complete CRL 3 replaces the base and its deltas; an older one is ignored.
+    let full3 = issue_crl(&p.issuer_key, &p.issuer, 3, NOW, ahead(1), &[]).unwrap();
+    assert!(t.set_crl(full3.clone()).unwrap());
+    assert!(t.crl_state(&id).unwrap().deltas().is_empty());
+    assert!(!t.set_crl(full3).unwrap());
+    let old = issue_crl(&p.issuer_key, &p.issuer, 2, NOW, ahead(1), &[]).unwrap();
+    assert!(!t.set_crl(old).unwrap());
+}

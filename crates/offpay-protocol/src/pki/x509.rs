@@ -41,6 +41,8 @@ pub(crate) mod oid {
     pub(crate) const CRL_NUMBER: &[u8] = &[0x55, 0x1d, 0x14];
     /// 2.5.29.21 reasonCode
     pub(crate) const REASON_CODE: &[u8] = &[0x55, 0x1d, 0x15];
+    /// 2.5.29.27 deltaCRLIndicator
+    pub(crate) const DELTA_CRL_INDICATOR: &[u8] = &[0x55, 0x1d, 0x1b];
     /// 2.5.29.35 authorityKeyIdentifier
     pub(crate) const AKID: &[u8] = &[0x55, 0x1d, 0x23];
 }
