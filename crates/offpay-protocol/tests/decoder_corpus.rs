@@ -15,6 +15,9 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
+use offpay_protocol::bundle::{
+    BundleCheckpoint, BundleDelivery, EVIDENCE_BUNDLE_BYTES_MAX, EvidenceBundle,
+};
 use offpay_protocol::cbor::{DecodeError, Encoder};
 use offpay_protocol::envelope::{Body, Signed, VerifyError, sig_structure};
 use offpay_protocol::evidence::verify_double_spend;
@@ -111,10 +114,11 @@ enum Kind {
     Proof,
     Directory,
     Statement,
+    Bundle,
 }
 
 impl Kind {
-    const ALL: [Kind; 11] = [
+    const ALL: [Kind; 12] = [
         Kind::Request,
         Kind::Payment,
         Kind::Receipt,
@@ -126,6 +130,7 @@ impl Kind {
         Kind::Proof,
         Kind::Directory,
         Kind::Statement,
+        Kind::Bundle,
     ];
     fn type_number(self) -> u64 {
         match self {
@@ -140,6 +145,7 @@ impl Kind {
             Kind::Proof => message_type::DOUBLE_SPEND_PROOF,
             Kind::Directory => message_type::DIRECTORY,
             Kind::Statement => message_type::SETTLEMENT_STATEMENT,
+            Kind::Bundle => message_type::EVIDENCE_BUNDLE,
         }
     }
     fn bytes_max(self) -> usize {
@@ -155,6 +161,7 @@ impl Kind {
             Kind::Proof => DOUBLE_SPEND_PROOF_BYTES_MAX,
             Kind::Directory => DIRECTORY_BYTES_MAX,
             Kind::Statement => SETTLEMENT_STATEMENT_BYTES_MAX,
+            Kind::Bundle => EVIDENCE_BUNDLE_BYTES_MAX,
         }
     }
     /// The name decoders put in errors about the whole message.
@@ -171,6 +178,7 @@ impl Kind {
             Kind::Proof => "DoubleSpendProof",
             Kind::Directory => Directory::NAME,
             Kind::Statement => SettlementStatement::NAME,
+            Kind::Bundle => EvidenceBundle::NAME,
         }
     }
     fn is_envelope(self) -> bool {
@@ -383,6 +391,40 @@ fn scheme(suite: Suite) -> Scheme {
         issuer.der().to_vec(),
     )
     .encode();
+    // A dispute case's evidence bundle: the payment, its double spend, the
+    // payer's certificate, signed by the issuer CA key.
+    let bundle = Signed::sign(
+        EvidenceBundle {
+            case_id: 3,
+            kind: "not_my_payment".into(),
+            state: "decided".into(),
+            decision: "double_spend_rules".into(),
+            time: UnixSeconds(T0 + 8000),
+            wallet: payer,
+            seq: 1,
+            amount_minor: 1250,
+            currency: Currency::EUR,
+            paid_minor: 0,
+            entry: payment.bytes().to_vec(),
+            delivery: BundleDelivery::Delivered,
+            window_closed_at: UnixSeconds(0),
+            revoked_at: UnixSeconds(T0 + 100),
+            crl_number: 2,
+            retired: "lost".into(),
+            checkpoints: vec![BundleCheckpoint {
+                wallet: payer,
+                number: 1,
+                seq: 1,
+                head: payment.payload_hash(),
+                balance_minor: 8750,
+                time: UnixSeconds(T0 + 7000),
+            }],
+            double_spends: vec![proof.clone()],
+            wallet_certs: vec![payer_cert.der().to_vec()],
+            issuer_cert: issuer.der().to_vec(),
+        },
+        &issuer_key,
+    );
     // The scheme of many issuers: a member CA, the issuer CRL, the directory,
     // a response carrying its update, a statement.
     let member_key = key(5);
@@ -504,6 +546,7 @@ fn scheme(suite: Suite) -> Scheme {
             statement.bytes(),
             &root_key,
         ),
+        item("evidence-bundle", Kind::Bundle, bundle.bytes(), &issuer_key),
     ];
     Scheme { root, items }
 }
@@ -531,6 +574,7 @@ fn decode(kind: Kind, bytes: &[u8]) -> Result<(), DecodeError> {
         Kind::Proof => DoubleSpendProof::decode(bytes).map(drop),
         Kind::Directory => Signed::<Directory>::decode(bytes).map(drop),
         Kind::Statement => Signed::<SettlementStatement>::decode(bytes).map(drop),
+        Kind::Bundle => Signed::<EvidenceBundle>::decode(bytes).map(drop),
     }
 }
 
@@ -569,6 +613,7 @@ fn decode_verify(item: &Item, bytes: &[u8]) -> Outcome {
         Kind::Response => check::<SyncResponse>(bytes, &key),
         Kind::Directory => check::<Directory>(bytes, &key),
         Kind::Statement => check::<SettlementStatement>(bytes, &key),
+        Kind::Bundle => check::<EvidenceBundle>(bytes, &key),
         Kind::Proof => match DoubleSpendProof::decode(bytes) {
             Err(e) => Outcome::DecodeError(e),
             Ok(p) => match verify_double_spend(&p, &item.root) {
@@ -802,6 +847,7 @@ fn some_uint_key(kind: Kind) -> u64 {
         Kind::Proof => 1,     // version
         Kind::Directory => 2, // directory version
         Kind::Statement => 2, // cycle
+        Kind::Bundle => 2,    // case id
     }
 }
 
@@ -811,6 +857,7 @@ fn some_bytes_key(kind: Kind) -> u64 {
         Kind::Policy => 5,    // currency (a text string)
         Kind::Directory => 5, // issuer CRL
         Kind::Statement => 3, // issuer
+        Kind::Bundle => 7,    // wallet
         _ => 2,
     }
 }
@@ -2505,6 +2552,71 @@ proptest! {
     }
 }
 
+/// The bundle's own rules: each refused with its reason; and bundles whose
+/// parts decode but do not verify against the root are refused by
+/// verification, naming which signature fails.
+#[test]
+fn evidence_bundle_rules_are_enforced() {
+    use offpay_protocol::evidence::{BundleError, verify_bundle};
+    let items = corpus();
+    for item in item_of(&items, Kind::Bundle, "") {
+        let refused = |f: &dyn Fn(&mut V), want: DecodeError| {
+            assert_eq!(decode_error(item, &altered(item, f)), want, "{}", item.name);
+        };
+        refused(
+            &|v| *field(v, 2) = V::U(0),
+            DecodeError::InvalidValue("case ids start at 1"),
+        );
+        refused(
+            &|v| *field(v, 8) = V::U(0),
+            DecodeError::InvalidValue("a wallet case carries no entry"),
+        );
+        refused(
+            &|v| *field(v, 13) = V::U(4),
+            DecodeError::InvalidValue("delivery"),
+        );
+        refused(
+            &|v| *field(v, 3) = V::T("x".repeat(33)),
+            DecodeError::TooLarge {
+                field: "kind",
+                max: 32,
+            },
+        );
+        refused(
+            &|v| {
+                let V::A(c) = field(v, 18) else { panic!() };
+                let one = c[0].clone();
+                c.extend(std::iter::repeat_n(one, 4));
+            },
+            DecodeError::TooLarge {
+                field: "checkpoints",
+                max: 4,
+            },
+        );
+        verify_bundle(&item.bytes, &item.root).unwrap();
+        // Signed by the issuer, but the entry is of another seq.
+        let other_seq = altered(item, |v| *field(v, 8) = V::U(2));
+        assert_eq!(
+            verify_bundle(&other_seq, &item.root),
+            Err(BundleError::EntryMismatch)
+        );
+        // The wallet's certificate left out: nothing verifies the entry.
+        let no_cert = altered(item, |v| *field(v, 20) = V::A(Vec::new()));
+        assert_eq!(
+            verify_bundle(&no_cert, &item.root),
+            Err(BundleError::BadEntrySignature)
+        );
+        // A byte of the signature flipped: the issuer's signature fails.
+        let mut flipped = item.bytes.clone();
+        let last = flipped.len() - 1;
+        flipped[last] ^= 1;
+        assert_eq!(
+            verify_bundle(&flipped, &item.root),
+            Err(BundleError::BadIssuerSignature)
+        );
+    }
+}
+
 // ---- seeds for the fuzz targets ---------------------------------------------------------
 
 /// Writes every valid item of this corpus (both suites) and its certificates
@@ -2536,6 +2648,7 @@ fn write_fuzz_seeds() {
             Kind::Proof => "decode_double_spend_proof",
             Kind::Directory => "decode_directory",
             Kind::Statement => "decode_settlement_statement",
+            Kind::Bundle => "decode_evidence_bundle",
         };
         write(target, &item.bytes);
         write("decode_cbor", &item.bytes);
