@@ -827,6 +827,165 @@ mod tests {
         }
     }
 
+    fn wallet(retired: Option<Retirement>) -> WalletRecord {
+        WalletRecord {
+            id: WalletId([1; 16]),
+            customer: "alice".into(),
+            cert_der: Vec::new(),
+            cert_serial: 5,
+            cert_not_after: UnixSeconds(2_000),
+            state: crate::store::WalletState::Active,
+            reason: None,
+            load_seq: 0,
+            checkpoint: 0,
+            report_seq: 0,
+            policy_epoch: 0,
+            unlock_pending: false,
+            clawed_back: 0,
+            guaranteed: 0,
+            created: UnixSeconds(0),
+            key_generation: 0,
+            prev_cert_der: None,
+            rekey_suite: None,
+            retired,
+            closed_at: None,
+        }
+    }
+
+    fn payment(delivery: Delivery, payee_ours: bool, signed: bool) -> PaymentFacts {
+        let entry = EntryRecord {
+            payer: WalletId([1; 16]),
+            seq: 3,
+            hash: offpay_protocol::Hash32([7; 32]),
+            prev: offpay_protocol::Hash32([6; 32]),
+            kind: "payment",
+            payee: Some(WalletId([2; 16])),
+            amount: 400,
+            time: UnixSeconds(1_000),
+            bytes: Vec::new(),
+            recorded: UnixSeconds(1_010),
+        };
+        PaymentFacts {
+            settlement: Some(SettlementRecord {
+                payer: entry.payer,
+                hash: entry.hash,
+                payee: entry.payee,
+                amount: 400,
+                time: UnixSeconds(1_010),
+                delivery,
+            }),
+            entry,
+            payee_ours,
+            signed_by: signed.then_some(5),
+            refunded_by: None,
+        }
+    }
+
+    fn evidence(p: PaymentFacts, revoked: Option<u64>, retired: Option<Retirement>) -> Evidence {
+        Evidence {
+            wallet: wallet(retired),
+            payment: Some(p),
+            after_revocation: Vec::new(),
+            revoked: revoked.map(|t| (UnixSeconds(t), 2)),
+            double_spends: Vec::new(),
+            checkpoints: Vec::new(),
+            certs: Vec::new(),
+        }
+    }
+
+    fn decided(
+        kind: CaseKind,
+        ev: &Evidence,
+        window_closed: bool,
+        refund_lost: bool,
+    ) -> Result<Decision, CaseProblem> {
+        let rules = LifecycleRules {
+            refund_lost,
+            ..LifecycleRules::default()
+        };
+        let p = ev.payment.as_ref().expect("a payment case");
+        decide_payment(kind, ev, p, window_closed, &rules)
+    }
+
+    /// Each path of the rules for a case on a payment, from the evidence alone.
+    #[test]
+    fn the_evidence_decides_each_path() {
+        use CaseKind::*;
+        use Delivery::*;
+        let ev = |d, ours, signed| evidence(payment(d, ours, signed), None, None);
+        assert_eq!(
+            decided(PaidNotReceived, &ev(Delivered, true, true), false, true),
+            Ok(Decision::PayeeHolds)
+        );
+        assert_eq!(
+            decided(RefusedButDebited, &ev(Delivered, false, true), false, true),
+            Ok(Decision::OtherIssuer)
+        );
+        assert_eq!(
+            decided(PaidNotReceived, &ev(Returned, true, true), false, true),
+            Ok(Decision::ReturnedByRule)
+        );
+        assert_eq!(
+            decided(RefusedButDebited, &ev(Pending, true, true), true, true),
+            Ok(Decision::ReturnToPayer)
+        );
+        assert_eq!(
+            decided(NotMyPayment, &ev(Pending, true, true), false, true),
+            Err(CaseProblem::AwaitingPayee)
+        );
+        assert_eq!(
+            decided(NotMyPayment, &ev(Delivered, true, true), false, true),
+            Ok(Decision::PayerSigned)
+        );
+        assert_eq!(
+            decided(NotMyPayment, &ev(Delivered, true, false), false, true),
+            Ok(Decision::SignatureInvalid)
+        );
+        // Revoked before the payment's time (1,000): the fund refunds; not after.
+        let lost = |at| {
+            evidence(
+                payment(Delivered, true, true),
+                Some(at),
+                Some(Retirement::Lost),
+            )
+        };
+        assert_eq!(
+            decided(NotMyPayment, &lost(900), false, true),
+            Ok(Decision::GuaranteeRefund)
+        );
+        assert_eq!(
+            decided(NotMyPayment, &lost(1_000), false, true),
+            Ok(Decision::GuaranteeRefund)
+        );
+        assert_eq!(
+            decided(NotMyPayment, &lost(1_001), false, true),
+            Ok(Decision::PayerSigned)
+        );
+        assert_eq!(
+            decided(NotMyPayment, &lost(900), false, false),
+            Ok(Decision::NoRefundRule)
+        );
+        let broken = evidence(
+            payment(Delivered, true, true),
+            Some(900),
+            Some(Retirement::Broken),
+        );
+        assert_eq!(
+            decided(NotMyPayment, &broken, false, false),
+            Ok(Decision::GuaranteeRefund)
+        );
+        let mut refunded = ev(Delivered, true, true);
+        if let Some(p) = refunded.payment.as_mut() {
+            p.refunded_by = Some(9);
+        }
+        assert_eq!(
+            decided(NotMyPayment, &refunded, false, true),
+            Ok(Decision::AlreadyRefunded)
+        );
+        assert_eq!(paid_by(Decision::GuaranteeRefund, &lost(900)), Ok(400));
+        assert_eq!(paid_by(Decision::PayeeHolds, &lost(900)), Ok(0));
+    }
+
     #[test]
     fn texts_are_bounded_and_printable() {
         assert!(check_text("ops", "actor", 1, 64).is_ok());
