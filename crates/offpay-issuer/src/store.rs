@@ -962,8 +962,9 @@ pub trait Tx {
         keys: &[(WalletId, Hash32)],
         at: UnixSeconds,
     ) -> Result<(), StoreError>;
-    /// (payer, seq) of every case not yet resolved or rejected, on a payment
-    /// (retention keeps those entries).
+    /// (payer, seq) of the payment of every case not yet resolved or
+    /// rejected, and of every entry of a wallet such a case is about, by
+    /// payer and seq (retention keeps those entries).
     fn entries_held_by_cases(&mut self) -> Result<Vec<(WalletId, u64)>, StoreError>;
     /// Record that case `case_id` refunded payment (payer, seq): false (and
     /// nothing written) if a case refunded it before. Each payment is

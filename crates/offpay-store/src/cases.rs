@@ -325,7 +325,10 @@ impl<C: Conn> SqlTx<C> {
         self.conn
             .query(
                 &format!(
-                    "SELECT payer, seq FROM cases WHERE {HOLDING} AND seq IS NOT NULL ORDER BY payer, seq"
+                    "SELECT payer, seq FROM cases WHERE {HOLDING} AND seq IS NOT NULL \
+                     UNION SELECT payer, seq FROM entries WHERE payer IN \
+                     (SELECT payer FROM cases WHERE {HOLDING} AND seq IS NULL) \
+                     ORDER BY 1, 2"
                 ),
                 &[],
             )?

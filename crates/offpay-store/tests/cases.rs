@@ -347,6 +347,15 @@ fn not_my_payment_is_the_customers_unless_signed_after_the_wallet_was_reported_l
             .open_case(&opening(CaseKind::NotMyPayment, &alice, None), T0.plus(700))
             .unwrap();
         assert_eq!(c.amount, 900);
+        // Retention keeps every entry of a wallet an open case is about.
+        let held = issuer
+            .store()
+            .begin()
+            .unwrap()
+            .entries_held_by_cases()
+            .unwrap();
+        let seqs = [&mine, &stolen1, &stolen2].map(|p| (alice.wallet_id(), seq_of(p)));
+        assert_eq!(held, seqs.to_vec());
         let r = decide_and_resolve(issuer, c.id, T0.plus(710));
         assert_eq!((decision(&r), r.paid), (Decision::GuaranteeRefund, 500));
         check_bundle(issuer, &r, BundleDelivery::None);
@@ -357,7 +366,6 @@ fn not_my_payment_is_the_customers_unless_signed_after_the_wallet_was_reported_l
         assert_eq!((decision(&r), r.paid), (Decision::NothingToRefund, 0));
         assert_eq!(issuer.customer_balance("alice").unwrap(), online + 900);
         assert_eq!(guarantee(issuer), fund - 900);
-        let _ = stolen2;
         assert_books(issuer);
         // Where lost wallets are not refunded, the claim is rejected.
         issuer
