@@ -505,7 +505,14 @@ fn sign_bundle(
             .collect(),
         issuer_cert: ca.issuer.der().to_vec(),
     };
-    Ok(Signed::try_sign(body, ca.signer())?.into_bytes())
+    let bytes = Signed::try_sign(body, ca.signer())?.into_bytes();
+    // Every field is bounded by what the decoder accepts: the bundle reads back.
+    debug_assert!(
+        Signed::<EvidenceBundle>::decode(&bytes).is_ok(),
+        "the bundle of case {} does not decode",
+        c.id
+    );
+    Ok(bytes)
 }
 
 fn opening_of(c: &CaseRecord) -> CaseOpening {
@@ -715,6 +722,15 @@ pub(crate) fn resolve_case(
     apply(tx, &c, d, &ev, now)?;
     c.state = d.final_state();
     c.paid = paid;
+    // A wallet case's payments may have grown since the decision.
+    c.amount = disputed(&ev)?;
+    debug_assert!(
+        (0..=c.amount).contains(&c.paid),
+        "case {} pays {} of {} in dispute",
+        c.id,
+        c.paid,
+        c.amount
+    );
     c.resolved_at = Some(now);
     // The bundle shows the evidence as resolved (a return marks it returned).
     let ev = gather(tx, &opening_of(&c))?;
