@@ -222,6 +222,11 @@ enum AdminCmd {
         #[command(subcommand)]
         cmd: PkiCmd,
     },
+    /// Dispute cases: open, list, show, decide, resolve, bundle.
+    Case {
+        #[command(subcommand)]
+        cmd: crate::case::CaseCmd,
+    },
     /// This issuer as a member of a scheme: csr, join, status, sync.
     Scheme {
         #[command(subcommand)]
@@ -486,6 +491,7 @@ fn run_raw(a: AdminArgs) -> Outcome {
     let op = || -> Result<Client, Failure> { Ok(base.clone().with_token(&operator_token(&a)?)) };
     match &a.cmd {
         AdminCmd::Scheme { cmd } => crate::member::run(cmd, a.data_dir.as_ref(), op),
+        AdminCmd::Case { cmd } => crate::case::run(cmd, op),
         AdminCmd::CreateAccount { customer, name } => {
             let id = customer_id(customer)?;
             let v = op()?.create_customer(&CreateCustomerRequest {

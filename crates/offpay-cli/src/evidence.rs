@@ -1,10 +1,16 @@
 //! `offpay evidence verify FILE --root ROOT.pem`: check a DoubleSpendProof
-//! offline, with nothing but the scheme root certificate.
+//! or a dispute case's EvidenceBundle offline, with nothing but the scheme
+//! root certificate.
 
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
-use offpay_protocol::evidence::{EvidenceError, ProvenDoubleSpend, verify_double_spend_bytes};
+use offpay_protocol::bundle::EVIDENCE_BUNDLE_BYTES_MAX;
+use offpay_protocol::envelope::COSE_SIGN1_TAG;
+use offpay_protocol::evidence::{
+    BundleError, EvidenceError, ProvenDoubleSpend, VerifiedBundle, verify_bundle,
+    verify_double_spend_bytes,
+};
 use offpay_protocol::messages::DOUBLE_SPEND_PROOF_BYTES_MAX;
 use offpay_protocol::pki::{CERTIFICATE_BYTES_MAX, Certificate};
 use serde_json::json;
@@ -21,10 +27,12 @@ pub(crate) struct EvidenceArgs {
 #[derive(Subcommand, Debug)]
 enum EvidenceCmd {
     /// Verify a double-spend proof (as written by `offpay admin double-spends
-    /// --out-dir`) against the scheme root certificate: both entries signed by
-    /// one certified wallet key, with the same seq or the same prev.
+    /// --out-dir`: both entries signed by one certified wallet key, with the
+    /// same seq or the same prev) or a case's evidence bundle (`offpay admin
+    /// case bundle`: the issuer signed it, the payer signed its entry)
+    /// against the scheme root certificate.
     Verify {
-        /// The proof file (the DoubleSpendProof encoding).
+        /// The proof or bundle file.
         file: PathBuf,
         /// The scheme root certificate, PEM or DER (`offpay admin pki export`).
         #[arg(long, value_name = "ROOT.pem")]
@@ -91,6 +99,60 @@ pub(crate) fn require_root(cert: &Certificate, path: &Path) -> Result<(), Failur
     ))
 }
 
+fn bundle_code(e: &BundleError) -> &'static str {
+    match e {
+        BundleError::Decode(_) => "bundle_malformed",
+        BundleError::Certificate(_) => "bundle_certificate",
+        BundleError::BadIssuerSignature => "bundle_bad_issuer_signature",
+        BundleError::BadEntrySignature => "bundle_bad_entry_signature",
+        BundleError::EntryMismatch => "bundle_entry_mismatch",
+        BundleError::DoubleSpend(_) => "bundle_double_spend",
+    }
+}
+
+/// The verified bundle as JSON fields.
+fn bundle_json(v: &VerifiedBundle) -> serde_json::Value {
+    let b = &v.bundle;
+    json!({
+        "valid": true,
+        "type": "evidence_bundle",
+        "case_id": b.case_id,
+        "kind": b.kind,
+        "state": b.state,
+        "decision": b.decision,
+        "wallet": b.wallet.to_hex(),
+        "seq": b.seq,
+        "amount_minor": b.amount_minor,
+        "paid_minor": b.paid_minor,
+        "currency": b.currency.to_string(),
+        "delivery": b.delivery.as_str(),
+        "issuer_serial": crate::show::serial_hex(v.issuer_serial),
+        "entry_signed_by": v.entry.as_ref().map(|e| crate::show::serial_hex(e.payer_serial)),
+        "payment_id": v.entry.as_ref().map(|e| e.hash.to_hex()),
+        "double_spends": v.double_spends.len(),
+        "statements": v.statements(),
+    })
+}
+
+fn verify_bundle_file(file: &Path, bytes: &[u8], root: &Certificate) -> Outcome {
+    let v = verify_bundle(bytes, root).map_err(|e| {
+        Failure::refused(
+            bundle_code(&e),
+            format!("{} is not a valid evidence bundle: {e}", file.display()),
+        )
+    })?;
+    let mut text = format!(
+        "valid evidence bundle of case {}, checked against the root \"{}\" alone:",
+        v.bundle.case_id,
+        root.subject_cn()
+    );
+    for s in v.statements() {
+        text.push_str("\n  ");
+        text.push_str(&s);
+    }
+    Ok(Done::new(text, bundle_json(&v)))
+}
+
 pub(crate) fn run(a: EvidenceArgs) -> Outcome {
     let EvidenceCmd::Verify {
         file,
@@ -98,8 +160,23 @@ pub(crate) fn run(a: EvidenceArgs) -> Outcome {
     } = a.cmd;
     let root = read_root(&root_path)?;
     require_root(&root, &root_path)?;
-    let proof = read_bounded(&file, DOUBLE_SPEND_PROOF_BYTES_MAX as u64)
+    let max = EVIDENCE_BUNDLE_BYTES_MAX.max(DOUBLE_SPEND_PROOF_BYTES_MAX);
+    let bytes = read_bounded(&file, max as u64)
         .map_err(|e| Failure::io(format!("cannot read {}", file.display()), &e))?;
+    // A bundle is a COSE_Sign1 envelope (tag 18: 0xd2); a proof a bare map.
+    if bytes.first() == Some(&(0xc0 | COSE_SIGN1_TAG as u8)) {
+        return verify_bundle_file(&file, &bytes, &root);
+    }
+    if bytes.len() > DOUBLE_SPEND_PROOF_BYTES_MAX {
+        return Err(Failure::refused(
+            "proof_malformed",
+            format!(
+                "{} is neither an evidence bundle nor a double-spend proof (over {DOUBLE_SPEND_PROOF_BYTES_MAX} bytes)",
+                file.display()
+            ),
+        ));
+    }
+    let proof = bytes;
     let p = verify_double_spend_bytes(&proof, &root).map_err(|e| {
         Failure::refused(
             evidence_code(&e),

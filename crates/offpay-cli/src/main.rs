@@ -27,6 +27,7 @@ macro_rules! say {
 
 mod admin;
 mod bench;
+mod case;
 mod demo;
 mod evidence;
 mod http;

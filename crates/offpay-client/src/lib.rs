@@ -26,6 +26,7 @@ use std::io::{BufReader, Write};
 
 pub use offpay_api as api;
 use offpay_api::{
+    CaseActionRequest, CaseBundle, CaseList, CaseOpenRequest, CaseView, CasesQuery,
     CloseReportView, CloseRequest, CreateCustomerRequest, CustomerBalance, DoubleSpendList,
     DoubleSpendsQuery, EnrollRequest, EnrollResponse, EnrollmentTokenQuery,
     EnrollmentTokenResponse, ErrorBody, Health, InvariantView, LifecycleRulesView, LoadResponse,
@@ -757,6 +758,48 @@ impl Client {
     /// `GET /v1/admin/lifecycle/rules`.
     pub fn lifecycle_rules(&self) -> Result<LifecycleRulesView, Error> {
         self.get_typed("the lifecycle rules", "/v1/admin/lifecycle/rules")
+    }
+
+    /// `POST /v1/admin/cases`: open a dispute case.
+    pub fn open_case(&self, req: &CaseOpenRequest) -> Result<CaseView, Error> {
+        self.post_typed("the case", "/v1/admin/cases", req)
+    }
+
+    /// `GET /v1/admin/cases`.
+    pub fn cases(&self, q: &CasesQuery) -> Result<CaseList, Error> {
+        let qs = query(&[
+            ("state", q.state.clone()),
+            ("after", q.after.map(|a| a.to_string())),
+            ("limit", q.limit.map(|l| l.to_string())),
+        ]);
+        self.get_typed("the case list", &format!("/v1/admin/cases{qs}"))
+    }
+
+    /// `GET /v1/admin/cases/{id}`: the case with its events.
+    pub fn case(&self, id: u64) -> Result<CaseView, Error> {
+        self.get_typed("the case", &format!("/v1/admin/cases/{id}"))
+    }
+
+    /// `POST /v1/admin/cases/{id}/decide`.
+    pub fn decide_case(&self, id: u64, req: &CaseActionRequest) -> Result<CaseView, Error> {
+        self.post_typed("the decision", &format!("/v1/admin/cases/{id}/decide"), req)
+    }
+
+    /// `POST /v1/admin/cases/{id}/resolve`.
+    pub fn resolve_case(&self, id: u64, req: &CaseActionRequest) -> Result<CaseView, Error> {
+        self.post_typed(
+            "the resolution",
+            &format!("/v1/admin/cases/{id}/resolve"),
+            req,
+        )
+    }
+
+    /// `GET /v1/admin/cases/{id}/bundle`: the signed evidence bundle.
+    pub fn case_bundle(&self, id: u64) -> Result<CaseBundle, Error> {
+        self.get_typed(
+            "the evidence bundle",
+            &format!("/v1/admin/cases/{id}/bundle"),
+        )
     }
 
     /// `POST /v1/admin/wallets/{id}/rekey`.

@@ -15,7 +15,7 @@ use offpay_protocol::cbor::DecodeError;
 use offpay_protocol::pki::PkiError;
 use offpay_protocol::{Amount, Currency, Hash32, IssuerId, SignError, WalletId};
 
-use crate::store::{StoreError, WalletState};
+use crate::store::{CaseState, StoreError, WalletState};
 
 /// A field of a request the issuer refuses.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -709,6 +709,114 @@ pub enum IssuerError {
     Invariant(Invariant),
     /// A scheme operation (member issuers) is refused: nothing was written.
     Scheme(SchemeProblem),
+    /// A dispute-case operation is refused: nothing was written.
+    Case(CaseProblem),
+}
+
+/// Why a dispute-case operation is refused ([`IssuerError::Case`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CaseProblem {
+    /// No case with this id.
+    UnknownCase {
+        /// The id asked for.
+        id: u64,
+    },
+    /// The payer has no recorded entry at this seq (sync the wallet first).
+    UnknownPayment {
+        /// The payer.
+        payer: WalletId,
+        /// The seq.
+        seq: u64,
+    },
+    /// The entry at this seq is a redeem, not a payment.
+    NotAPayment,
+    /// Only `not_my_payment` may be opened on a wallet; the others need a payment.
+    KindNeedsPayment,
+    /// A case on this payment (or wallet) is already open or decided.
+    AlreadyOpen {
+        /// Its id.
+        id: u64,
+    },
+    /// The operation does not apply in the case's state.
+    WrongState {
+        /// The case's state.
+        state: CaseState,
+        /// What was asked.
+        action: &'static str,
+    },
+    /// The evidence does not decide yet: the payee's window is open and its
+    /// TA has not reported the payment (decide after its next sync).
+    AwaitingPayee,
+    /// The operator name or the note is empty, too long or not printable.
+    Text {
+        /// Which.
+        field: &'static str,
+    },
+    /// A case already refunded this payment: nothing is paid twice.
+    AlreadyRefunded {
+        /// The case that refunded it.
+        by: u64,
+    },
+    /// Since the decision the evidence changed (the payee reported the
+    /// payment, the lifecycle returned it...): decide again.
+    EvidenceChanged {
+        /// The decision taken.
+        decided: String,
+        /// The decision the evidence leads to now.
+        now: &'static str,
+    },
+}
+
+impl CaseProblem {
+    /// The stable code (the `detail` of [`IssuerError::Case`]).
+    pub fn code(&self) -> &'static str {
+        match self {
+            CaseProblem::UnknownCase { .. } => "unknown_case",
+            CaseProblem::UnknownPayment { .. } => "unknown_payment",
+            CaseProblem::NotAPayment => "not_a_payment",
+            CaseProblem::KindNeedsPayment => "kind_needs_payment",
+            CaseProblem::AlreadyOpen { .. } => "already_open",
+            CaseProblem::WrongState { .. } => "wrong_state",
+            CaseProblem::AwaitingPayee => "awaiting_payee",
+            CaseProblem::Text { .. } => "text",
+            CaseProblem::AlreadyRefunded { .. } => "already_refunded",
+            CaseProblem::EvidenceChanged { .. } => "evidence_changed",
+        }
+    }
+}
+
+impl fmt::Display for CaseProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CaseProblem::UnknownCase { id } => write!(f, "no case {id}"),
+            CaseProblem::UnknownPayment { payer, seq } => write!(
+                f,
+                "no recorded entry of wallet {} at seq {seq} (sync the wallet first)",
+                payer.to_hex()
+            ),
+            CaseProblem::NotAPayment => f.write_str("the entry is a redeem, not a payment"),
+            CaseProblem::KindNeedsPayment => {
+                f.write_str("only not_my_payment may be opened on a wallet; give the payment's seq")
+            }
+            CaseProblem::AlreadyOpen { id } => write!(f, "case {id} is already open on it"),
+            CaseProblem::WrongState { state, action } => {
+                write!(f, "cannot {action} a case that is {}", state.as_str())
+            }
+            CaseProblem::AwaitingPayee => f.write_str(
+                "the payee's window is open and its TA has not reported the payment: decide after its next sync",
+            ),
+            CaseProblem::Text { field } => {
+                write!(f, "{field} must be 1 to 256 printable characters")
+            }
+            CaseProblem::AlreadyRefunded { by } => {
+                write!(f, "case {by} already refunded this payment")
+            }
+            CaseProblem::EvidenceChanged { decided, now } => write!(
+                f,
+                "decided {decided}, but the evidence now leads to {now}: decide again"
+            ),
+        }
+    }
 }
 
 /// Why a scheme operation of a member issuer is refused ([`IssuerError::Scheme`]).
@@ -861,6 +969,7 @@ impl IssuerError {
             IssuerError::Store(_) => "storage",
             IssuerError::Invariant(_) => "invariant",
             IssuerError::Scheme(_) => "scheme",
+            IssuerError::Case(_) => "case",
         }
     }
 
@@ -876,6 +985,7 @@ impl IssuerError {
             IssuerError::WalletNotActive { state, .. } => Some(state.as_str()),
             IssuerError::Invariant(i) => Some(i.code()),
             IssuerError::Scheme(p) => Some(p.code()),
+            IssuerError::Case(p) => Some(p.code()),
             _ => None,
         }
     }
@@ -930,6 +1040,7 @@ impl fmt::Display for IssuerError {
             IssuerError::Store(e) => write!(f, "{e}"),
             IssuerError::Invariant(i) => write!(f, "ledger invariant: {i}"),
             IssuerError::Scheme(p) => write!(f, "scheme: {p}"),
+            IssuerError::Case(p) => write!(f, "case: {p}"),
         }
     }
 }
@@ -967,6 +1078,11 @@ impl From<InputError> for IssuerError {
 impl From<SchemeProblem> for IssuerError {
     fn from(p: SchemeProblem) -> Self {
         IssuerError::Scheme(p)
+    }
+}
+impl From<CaseProblem> for IssuerError {
+    fn from(p: CaseProblem) -> Self {
+        IssuerError::Case(p)
     }
 }
 impl From<Invariant> for IssuerError {

@@ -12,6 +12,7 @@
 #![warn(missing_docs)]
 
 pub mod ca;
+pub mod cases;
 mod certificates;
 pub mod claims;
 mod directory;
@@ -29,8 +30,9 @@ pub mod store;
 pub mod stranded;
 pub mod unlock;
 
+pub use cases::{CaseCounts, CaseOpening, Decision};
 pub use claims::{ClaimAck, PeerPosition, StatementOutcome};
-pub use error::{IssuerError, LockReason, ReportProblem, SchemeProblem};
+pub use error::{CaseProblem, IssuerError, LockReason, ReportProblem, SchemeProblem};
 pub use issuer::{
     AMOUNT_MINOR_MAX, Enrollment, InvariantReport, Issuer, IssuerConfig, RedeemOutcome, SyncOutcome,
 };

@@ -29,6 +29,9 @@
 //!    TA will never hold it. Should the payee's TA report it after all (its
 //!    clock was wrong), the payee is credited again from the guarantee fund:
 //!    the payee's TA never holds money its sub-account lacks.
+//!    A settlement that an open or decided dispute case holds is not
+//!    returned here: the case notes that the payee's window closed and
+//!    returns it when it is resolved (`cases.rs`).
 //! 3. **Refund clawbacks** (`settle.rs`, `cover_losses`): when a revoked
 //!    wallet's deficit was covered and later settlements bring its
 //!    sub-account above zero, the guarantee fund is refunded first, then the
@@ -190,8 +193,9 @@ pub(crate) fn retire(
 }
 
 /// Return `items` (pending settlements, each to one of our payees from one of
-/// our payers) to their payers' customers.
-fn return_pending(
+/// our payers) to their payers' customers (also a dispute case's return:
+/// `cases.rs`).
+pub(crate) fn return_pending(
     tx: &mut dyn Tx,
     items: &[PendingSettlement],
     now: UnixSeconds,
@@ -249,7 +253,33 @@ pub(crate) fn return_stranded(
         return Ok(Returned::default());
     };
     let items = tx.pending_to(payee, UnixSeconds(by), RETURNS_PER_SYNC_MAX)?;
+    let items = skip_held(tx, items, seen)?;
     return_pending(tx, &items, now)
+}
+
+/// Leave out the settlements an open or decided dispute case holds (the case
+/// decides them: `cases.rs`), noting on the case that the payee's window
+/// closed at `seen` without its TA reporting the payment.
+fn skip_held(
+    tx: &mut dyn Tx,
+    items: Vec<PendingSettlement>,
+    seen: UnixSeconds,
+) -> Result<Vec<PendingSettlement>, IssuerError> {
+    if items.is_empty() {
+        return Ok(items);
+    }
+    let keys: Vec<(WalletId, offpay_protocol::Hash32)> =
+        items.iter().map(|s| (s.payer, s.hash)).collect();
+    let mut held = tx.held_by_cases(&keys)?;
+    if held.is_empty() {
+        return Ok(items);
+    }
+    held.sort_unstable();
+    tx.note_case_window_closed(&held, seen)?;
+    Ok(items
+        .into_iter()
+        .filter(|s| held.binary_search(&(s.payer, s.hash)).is_err())
+        .collect())
 }
 
 /// A report of the payee carried settlements already returned to their

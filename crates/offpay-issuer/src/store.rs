@@ -474,6 +474,184 @@ pub struct StatementRecord {
     pub posted: UnixSeconds,
 }
 
+/// Whether the payee's TA holds a settled payment (the `delivery` column).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Delivery {
+    /// Settled from the payer's report only.
+    Pending,
+    /// A report of the payee carried it, or the payee is another issuer's.
+    Delivered,
+    /// Returned to the payer's customer after the payee's window closed (lifecycle rule 2).
+    Returned,
+}
+
+impl Delivery {
+    /// Stored code.
+    pub fn code(self) -> i64 {
+        match self {
+            Delivery::Pending => 0,
+            Delivery::Delivered => 1,
+            Delivery::Returned => 2,
+        }
+    }
+    /// From the stored code.
+    pub fn from_code(c: i64) -> Option<Delivery> {
+        match c {
+            0 => Some(Delivery::Pending),
+            1 => Some(Delivery::Delivered),
+            2 => Some(Delivery::Returned),
+            _ => None,
+        }
+    }
+}
+
+/// A settlement as stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SettlementRecord {
+    /// The payer.
+    pub payer: WalletId,
+    /// The entry hash.
+    pub hash: Hash32,
+    /// The payee (None: a redeem).
+    pub payee: Option<WalletId>,
+    /// Minor units.
+    pub amount: i64,
+    /// When it was settled (issuer time).
+    pub time: UnixSeconds,
+    /// Whether the payee's TA holds it.
+    pub delivery: Delivery,
+}
+
+/// What a customer says about a payment or a wallet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum CaseKind {
+    /// "I paid but the merchant says no."
+    PaidNotReceived,
+    /// "Not my payment" (on a payment, or on a wallet).
+    NotMyPayment,
+    /// "The merchant refused but I was debited."
+    RefusedButDebited,
+}
+
+impl CaseKind {
+    /// Every kind.
+    pub const ALL: [CaseKind; 3] = [
+        CaseKind::PaidNotReceived,
+        CaseKind::NotMyPayment,
+        CaseKind::RefusedButDebited,
+    ];
+    /// Stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CaseKind::PaidNotReceived => "paid_not_received",
+            CaseKind::NotMyPayment => "not_my_payment",
+            CaseKind::RefusedButDebited => "refused_but_debited",
+        }
+    }
+    /// From the stored (or requested) name.
+    pub fn parse(s: &str) -> Option<CaseKind> {
+        CaseKind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+/// Where a case is: open -> decided -> resolved (or rejected).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum CaseState {
+    /// Opened; its evidence attached.
+    Open,
+    /// Decided by the liability rules; nothing posted yet.
+    Decided,
+    /// Resolved: the decision's postings (if any) are made.
+    Resolved,
+    /// Closed with the customer's claim rejected by the rules; nothing posted.
+    Rejected,
+}
+
+impl CaseState {
+    /// Every state.
+    pub const ALL: [CaseState; 4] = [
+        CaseState::Open,
+        CaseState::Decided,
+        CaseState::Resolved,
+        CaseState::Rejected,
+    ];
+    /// Stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CaseState::Open => "open",
+            CaseState::Decided => "decided",
+            CaseState::Resolved => "resolved",
+            CaseState::Rejected => "rejected",
+        }
+    }
+    /// From the stored (or requested) name.
+    pub fn parse(s: &str) -> Option<CaseState> {
+        CaseState::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+    /// Open or decided: the case holds its payment (lifecycle does not return it).
+    pub fn holds(self) -> bool {
+        matches!(self, CaseState::Open | CaseState::Decided)
+    }
+}
+
+/// A dispute case as stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CaseRecord {
+    /// Case id (1, 2, ...).
+    pub id: u64,
+    /// What the customer says.
+    pub kind: CaseKind,
+    /// Where it is.
+    pub state: CaseState,
+    /// The payer of the payment, or the wallet the case is about.
+    pub payer: WalletId,
+    /// The payment's seq (None: a case on a wallet).
+    pub seq: Option<u64>,
+    /// The payment's entry hash (None: a case on a wallet).
+    pub entry: Option<Hash32>,
+    /// When it was opened.
+    pub opened_at: UnixSeconds,
+    /// Who opened it (the operator).
+    pub opened_by: String,
+    /// The customer's words, as the operator took them.
+    pub note: String,
+    /// The decision's stored name (None while open).
+    pub decision: Option<String>,
+    /// When it was resolved or rejected.
+    pub resolved_at: Option<UnixSeconds>,
+    /// The amount in dispute, minor units.
+    pub amount: i64,
+    /// What the resolution paid the customer, minor units.
+    pub paid: i64,
+    /// When a report of the payee made after its window closed did not carry
+    /// the payment (lifecycle rule 2 would have returned it, had the case not held it).
+    pub window_closed_at: Option<UnixSeconds>,
+    /// The signed evidence bundle as of the last state change.
+    pub bundle: Vec<u8>,
+}
+
+/// One state change of a case (rows are never updated or deleted).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CaseEvent {
+    /// The case.
+    pub case_id: u64,
+    /// Its number within the case (1, 2, ...).
+    pub n: u64,
+    /// When.
+    pub at: UnixSeconds,
+    /// The state before (None: the opening).
+    pub from: Option<CaseState>,
+    /// The state after.
+    pub to: CaseState,
+    /// Who.
+    pub actor: String,
+    /// Why.
+    pub note: String,
+}
+
+/// Counts of cases by kind and state: (kind, state, count).
+pub type CaseCountRow = (CaseKind, CaseState, u64);
+
 /// A storage backend: hands out transactions.
 pub trait Store: Send + Sync {
     /// Begin a transaction (IMMEDIATE on SQLite, READ COMMITTED plus row locks on PostgreSQL).
@@ -726,6 +904,81 @@ pub trait Tx {
         response: &[u8],
         now: UnixSeconds,
     ) -> Result<(), StoreError>;
+
+    // --- dispute cases ---
+    /// A settlement by its (payer, entry hash).
+    fn settlement(
+        &mut self,
+        payer: &WalletId,
+        hash: &Hash32,
+    ) -> Result<Option<SettlementRecord>, StoreError>;
+    /// Entries of `payer` timed at or after `from` (payer TA time), by seq, at most `limit`.
+    fn entries_from(
+        &mut self,
+        payer: &WalletId,
+        from: UnixSeconds,
+        limit: u32,
+    ) -> Result<Vec<EntryRecord>, StoreError>;
+    /// The revocations of one wallet, by serial.
+    fn revocations_of(&mut self, wallet: &WalletId) -> Result<Vec<RevocationRecord>, StoreError>;
+    /// The first checkpoint of `wallet` whose seq is at least `seq`.
+    fn checkpoint_covering(
+        &mut self,
+        wallet: &WalletId,
+        seq: u64,
+    ) -> Result<Option<CheckpointRecord>, StoreError>;
+    /// Insert a new case (Duplicate if its id exists).
+    fn insert_case(&mut self, c: &CaseRecord) -> Result<(), StoreError>;
+    /// A case; `for_update` locks its row until commit.
+    fn case(&mut self, id: u64, for_update: bool) -> Result<Option<CaseRecord>, StoreError>;
+    /// Update a case's state, decision, times, amounts and bundle.
+    fn update_case(&mut self, c: &CaseRecord) -> Result<(), StoreError>;
+    /// Cases, optionally in one state, by id from `after` (exclusive), at most `limit`.
+    fn cases(
+        &mut self,
+        state: Option<CaseState>,
+        after: u64,
+        limit: u32,
+    ) -> Result<Vec<CaseRecord>, StoreError>;
+    /// The case not yet resolved or rejected on this payment (seq) or wallet (None).
+    fn active_case_on(
+        &mut self,
+        payer: &WalletId,
+        seq: Option<u64>,
+    ) -> Result<Option<u64>, StoreError>;
+    /// Append a case event (Duplicate if (case, n) exists).
+    fn insert_case_event(&mut self, e: &CaseEvent) -> Result<(), StoreError>;
+    /// The events of a case, by n.
+    fn case_events(&mut self, id: u64) -> Result<Vec<CaseEvent>, StoreError>;
+    /// Which of these settlements (payer, entry hash) an open or decided case holds.
+    fn held_by_cases(
+        &mut self,
+        keys: &[(WalletId, Hash32)],
+    ) -> Result<Vec<(WalletId, Hash32)>, StoreError>;
+    /// Note on the open or decided cases holding these settlements that the
+    /// payee's window closed at `at` (kept if noted before).
+    fn note_case_window_closed(
+        &mut self,
+        keys: &[(WalletId, Hash32)],
+        at: UnixSeconds,
+    ) -> Result<(), StoreError>;
+    /// (payer, seq) of every case not yet resolved or rejected, on a payment
+    /// (retention keeps those entries).
+    fn entries_held_by_cases(&mut self) -> Result<Vec<(WalletId, u64)>, StoreError>;
+    /// Record that case `case_id` refunded payment (payer, seq): false (and
+    /// nothing written) if a case refunded it before. Each payment is
+    /// refunded by a case at most once.
+    fn insert_case_refund(
+        &mut self,
+        payer: &WalletId,
+        seq: u64,
+        case_id: u64,
+        amount: i64,
+    ) -> Result<bool, StoreError>;
+    /// The case that refunded payment (payer, seq), if any.
+    fn case_refund(&mut self, payer: &WalletId, seq: u64) -> Result<Option<u64>, StoreError>;
+    /// Counts of cases per kind and state (rows with a count of 0 left out).
+    fn case_counts(&mut self) -> Result<Vec<CaseCountRow>, StoreError>;
 
     // --- scheme membership: claims and settlement statements ---
     // (Default bodies refuse: a store without the scheme tables cannot serve a member issuer.)

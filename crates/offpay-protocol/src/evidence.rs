@@ -115,3 +115,218 @@ pub fn verify_double_spend_bytes(
     let proof = DoubleSpendProof::decode(bytes).map_err(EvidenceError::Decode)?;
     verify_double_spend(&proof, root)
 }
+
+// ---- evidence bundles of dispute cases -------------------------------------
+
+/// Why an evidence bundle does not verify.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BundleError {
+    /// The bundle or an item inside it is malformed.
+    Decode(DecodeError),
+    /// A certificate is malformed or does not chain to the root.
+    Certificate(PkiError),
+    /// The issuer's signature over the bundle does not verify.
+    BadIssuerSignature,
+    /// No wallet certificate of the bundle verifies the payer's entry.
+    BadEntrySignature,
+    /// The entry is not of the bundle's wallet and seq.
+    EntryMismatch,
+    /// A double-spend proof does not verify, or is of another wallet.
+    DoubleSpend(EvidenceError),
+}
+
+impl fmt::Display for BundleError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BundleError::Decode(e) => write!(f, "malformed bundle: {e}"),
+            BundleError::Certificate(e) => write!(f, "certificate: {e}"),
+            BundleError::BadIssuerSignature => {
+                f.write_str("the issuer's signature over the bundle does not verify")
+            }
+            BundleError::BadEntrySignature => {
+                f.write_str("no wallet certificate of the bundle verifies the payer's entry")
+            }
+            BundleError::EntryMismatch => {
+                f.write_str("the entry is not of the bundle's wallet and seq")
+            }
+            BundleError::DoubleSpend(e) => write!(f, "double-spend proof: {e}"),
+        }
+    }
+}
+impl std::error::Error for BundleError {}
+
+/// The payer's signed entry inside a verified bundle.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProvenEntry {
+    /// Its hash (the payment id).
+    pub hash: Hash32,
+    /// The amount that left the payer's wallet.
+    pub amount: Amount,
+    /// The payee (None: a redeem).
+    pub payee: Option<WalletId>,
+    /// Payer TA time of the entry.
+    pub time: crate::types::UnixSeconds,
+    /// Serial of the wallet certificate whose key signed it.
+    pub payer_serial: u64,
+}
+
+/// What a verified bundle establishes, and on whose signature.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VerifiedBundle {
+    /// The bundle (its statements are the issuer's, under its signature).
+    pub bundle: crate::bundle::EvidenceBundle,
+    /// Serial of the issuer CA certificate that signed the bundle.
+    pub issuer_serial: u64,
+    /// The entry, proven by the payer's own signature (None: no entry).
+    pub entry: Option<ProvenEntry>,
+    /// The double spends, each proven by two signatures of the payer's key.
+    pub double_spends: Vec<ProvenDoubleSpend>,
+}
+
+impl VerifiedBundle {
+    /// One line per proven statement, naming whose signature proves it.
+    pub fn statements(&self) -> Vec<String> {
+        let b = &self.bundle;
+        let mut out = vec![format!(
+            "issuer signed the bundle (CA certificate serial {}): case {} ({}), state {}, decision {}",
+            self.issuer_serial,
+            b.case_id,
+            b.kind,
+            b.state,
+            if b.decision.is_empty() {
+                "none yet"
+            } else {
+                &b.decision
+            }
+        )];
+        if let Some(e) = &self.entry {
+            out.push(format!(
+                "payer signed the entry (wallet {} certificate serial {}): seq {}, {} at {}{}",
+                b.wallet.to_hex(),
+                e.payer_serial,
+                b.seq,
+                e.amount,
+                e.time.0,
+                e.payee
+                    .map(|p| format!(" to {}", p.to_hex()))
+                    .unwrap_or_default()
+            ));
+        }
+        let reported = match b.delivery {
+            crate::bundle::BundleDelivery::Delivered => "the payee's TA reported the payment",
+            crate::bundle::BundleDelivery::Pending => "the payee's TA has not reported the payment",
+            crate::bundle::BundleDelivery::Returned => {
+                "the payee's TA did not report the payment within its window: returned to the payer"
+            }
+            crate::bundle::BundleDelivery::None => "no settlement in question",
+        };
+        out.push(format!("issuer states: {reported}"));
+        if b.revoked_at.0 == 0 {
+            out.push("issuer states: the wallet was not revoked".into());
+        } else {
+            out.push(format!(
+                "issuer states: the wallet was revoked at {} (CRL number {}{})",
+                b.revoked_at.0,
+                b.crl_number,
+                if b.retired.is_empty() {
+                    String::new()
+                } else {
+                    format!(", retired {}", b.retired)
+                }
+            ));
+        }
+        for c in &b.checkpoints {
+            out.push(format!(
+                "issuer states: checkpoint {} of {} covers seq {} (balance {} minor)",
+                c.number,
+                c.wallet.to_hex(),
+                c.seq,
+                c.balance_minor
+            ));
+        }
+        for d in &self.double_spends {
+            out.push(format!(
+                "payer signed two entries at seq {} (double spend, certificate serial {})",
+                d.seq, d.payer_serial
+            ));
+        }
+        out
+    }
+}
+
+/// Verify an encoded bundle against the scheme root certificate alone: the
+/// issuer CA chains to the root and signed the bundle, the entry (if any) is
+/// the bundle's wallet's at its seq and verifies under one of its
+/// certificates, and every double-spend proof verifies and is of the wallet.
+pub fn verify_bundle(bytes: &[u8], root: &Certificate) -> Result<VerifiedBundle, BundleError> {
+    let signed = crate::envelope::Signed::<crate::bundle::EvidenceBundle>::decode(bytes)
+        .map_err(BundleError::Decode)?;
+    let b = signed.body();
+    let issuer = Certificate::from_der(&b.issuer_cert).map_err(BundleError::Certificate)?;
+    root.verify_signed_by(root)
+        .map_err(BundleError::Certificate)?;
+    issuer
+        .verify_signed_by(root)
+        .map_err(BundleError::Certificate)?;
+    if !issuer.is_ca() {
+        return Err(BundleError::Certificate(PkiError::NotACa));
+    }
+    signed
+        .verify(issuer.public_key())
+        .map_err(|_| BundleError::BadIssuerSignature)?;
+    let mut certs = Vec::with_capacity(b.wallet_certs.len());
+    for der in &b.wallet_certs {
+        let c = Certificate::from_der(der).map_err(BundleError::Certificate)?;
+        c.verify_signed_by(&issuer)
+            .map_err(BundleError::Certificate)?;
+        if c.wallet_id() != Some(b.wallet) {
+            return Err(BundleError::Certificate(PkiError::NotAWalletCertificate));
+        }
+        certs.push(c);
+    }
+    let entry = if b.entry.is_empty() {
+        None
+    } else {
+        Some(prove_entry(&b.entry, b.wallet, b.seq, &certs)?)
+    };
+    let mut double_spends = Vec::with_capacity(b.double_spends.len());
+    for p in &b.double_spends {
+        let d = verify_double_spend_bytes(p, root).map_err(BundleError::DoubleSpend)?;
+        if d.payer != b.wallet {
+            return Err(BundleError::DoubleSpend(EvidenceError::WalletMismatch));
+        }
+        double_spends.push(d);
+    }
+    Ok(VerifiedBundle {
+        bundle: b.clone(),
+        issuer_serial: issuer.serial(),
+        entry,
+        double_spends,
+    })
+}
+
+fn prove_entry(
+    bytes: &[u8],
+    wallet: WalletId,
+    seq: u64,
+    certs: &[Certificate],
+) -> Result<ProvenEntry, BundleError> {
+    let e = ChainEntry::decode(bytes).map_err(BundleError::Decode)?;
+    if e.payer() != wallet || e.seq() != seq {
+        return Err(BundleError::EntryMismatch);
+    }
+    let signer = certs
+        .iter()
+        .find(|c| e.verify(c.public_key()).is_ok())
+        .ok_or(BundleError::BadEntrySignature)?;
+    Ok(ProvenEntry {
+        hash: e.hash(),
+        amount: e.amount(),
+        payee: match &e {
+            ChainEntry::Payment(p) => Some(p.body().payee),
+            ChainEntry::Redeem(_) => None,
+        },
+        time: e.time(),
+        payer_serial: signer.serial(),
+    })
+}

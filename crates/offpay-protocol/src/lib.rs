@@ -18,6 +18,7 @@ pub use suite::{PublicKey, SignError, Signer, SigningKey, Suite};
 pub use types::{
     Amount, AmountError, Currency, Hash32, IssuerId, IssuerStatus, Nonce, UnixSeconds, WalletId,
 };
+pub mod bundle;
 pub mod cbor;
 pub mod envelope;
 pub mod evidence;

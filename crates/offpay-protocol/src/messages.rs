@@ -122,6 +122,8 @@ pub mod message_type {
     pub const DIRECTORY: u64 = 14;
     /// [`super::SettlementStatement`]
     pub const SETTLEMENT_STATEMENT: u64 = 15;
+    /// [`crate::bundle::EvidenceBundle`]
+    pub const EVIDENCE_BUNDLE: u64 = 16;
 }
 
 // ---- field helpers -------------------------------------------------------

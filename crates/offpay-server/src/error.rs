@@ -122,6 +122,16 @@ pub fn status_of(e: &IssuerError) -> StatusCode {
             | offpay_issuer::SchemeProblem::BadCode,
         ) => StatusCode::UNPROCESSABLE_ENTITY,
         IssuerError::Scheme(_) => StatusCode::CONFLICT,
+        IssuerError::Case(
+            offpay_issuer::CaseProblem::UnknownCase { .. }
+            | offpay_issuer::CaseProblem::UnknownPayment { .. },
+        ) => StatusCode::NOT_FOUND,
+        IssuerError::Case(
+            offpay_issuer::CaseProblem::NotAPayment
+            | offpay_issuer::CaseProblem::KindNeedsPayment
+            | offpay_issuer::CaseProblem::Text { .. },
+        ) => StatusCode::UNPROCESSABLE_ENTITY,
+        IssuerError::Case(_) => StatusCode::CONFLICT,
         IssuerError::UnknownWallet | IssuerError::UnknownCustomer => StatusCode::NOT_FOUND,
         IssuerError::CustomerExists
         | IssuerError::WalletExists
@@ -230,6 +240,9 @@ mod tests {
                 reason: Some("x".into()),
             },
             IssuerError::IdempotencyKeyReused,
+            IssuerError::Case(offpay_issuer::CaseProblem::AwaitingPayee),
+            IssuerError::Case(offpay_issuer::CaseProblem::UnknownCase { id: 4 }),
+            IssuerError::Case(offpay_issuer::CaseProblem::Text { field: "note" }),
             IssuerError::UnknownCheckpoint,
             IssuerError::NotInitialised,
             IssuerError::AlreadyInitialised,

@@ -29,6 +29,12 @@
 //! | POST | `/v1/admin/wallets/{id}/retire` | operator | `{reason: lost\|broken, note?}` -> wallet |
 //! | POST | `/v1/admin/lifecycle/close` | operator | `{limit?}` -> what was closed |
 //! | GET | `/v1/admin/lifecycle/rules` | operator | the rules for money no TA holds |
+//! | POST | `/v1/admin/cases` | operator | `{kind, wallet_id, seq?, opened_by, note?}` -> case (201) |
+//! | GET | `/v1/admin/cases` | operator | `?state=&after=&limit=` -> cases |
+//! | GET | `/v1/admin/cases/{id}` | operator | case with its events |
+//! | POST | `/v1/admin/cases/{id}/decide` | operator | `{actor, note?}` -> case, decided by the liability rules |
+//! | POST | `/v1/admin/cases/{id}/resolve` | operator | `{actor, note?}` -> case, resolved or rejected |
+//! | GET | `/v1/admin/cases/{id}/bundle` | operator | the signed evidence bundle (base64) |
 //! | GET | `/v1/admin/double-spends?payer=&limit=` | operator | double spends with proofs |
 //! | GET | `/v1/admin/invariants` | operator | invariant report |
 //! | GET | `/v1/admin/scheme` | operator | a member issuer's scheme link status |
@@ -47,6 +53,7 @@
 
 pub mod admin_scheme;
 pub mod api;
+pub mod cases;
 pub mod config;
 pub mod dto;
 pub mod error;
@@ -220,6 +227,11 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/admin/wallets/{id}/retire", post(lifecycle::retire))
         .route("/v1/admin/lifecycle/close", post(lifecycle::close))
         .route("/v1/admin/lifecycle/rules", get(lifecycle::rules))
+        .route("/v1/admin/cases", post(cases::open).get(cases::list))
+        .route("/v1/admin/cases/{id}", get(cases::show))
+        .route("/v1/admin/cases/{id}/decide", post(cases::decide))
+        .route("/v1/admin/cases/{id}/resolve", post(cases::resolve))
+        .route("/v1/admin/cases/{id}/bundle", get(cases::bundle))
         .route("/v1/admin/double-spends", get(api::double_spends))
         .route("/v1/admin/invariants", get(api::invariants))
         .route("/v1/admin/scheme", get(admin_scheme::status))

@@ -51,6 +51,12 @@ const ADMIN_ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/admin/invariants"),
     ("GET", "/v1/admin/scheme"),
     ("POST", "/v1/admin/scheme/sync"),
+    ("POST", "/v1/admin/cases"),
+    ("GET", "/v1/admin/cases"),
+    ("GET", "/v1/admin/cases/1"),
+    ("POST", "/v1/admin/cases/1/decide"),
+    ("POST", "/v1/admin/cases/1/resolve"),
+    ("GET", "/v1/admin/cases/1/bundle"),
 ];
 
 const OPENAPI_ROUTES: &[(&str, &str)] = &[
@@ -72,6 +78,12 @@ const OPENAPI_ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/admin/wallets/{id}/retire"),
     ("post", "/v1/admin/lifecycle/close"),
     ("get", "/v1/admin/lifecycle/rules"),
+    ("post", "/v1/admin/cases"),
+    ("get", "/v1/admin/cases"),
+    ("get", "/v1/admin/cases/{id}"),
+    ("post", "/v1/admin/cases/{id}/decide"),
+    ("post", "/v1/admin/cases/{id}/resolve"),
+    ("get", "/v1/admin/cases/{id}/bundle"),
     ("post", "/v1/admin/wallets/{id}/pin-unlock"),
     ("post", "/v1/pin-unlock"),
     ("get", "/v1/admin/double-spends"),
@@ -992,6 +1004,128 @@ fn public_endpoints() {
         .auth(&s.token)
         .send()
         .expect_error(405, "method_not_allowed");
+}
+
+/// Bad case openings: each a specific 4xx, no case written.
+fn case_open_refusals(server: &TestServer, good: &Value) {
+    let open = |body: Value| server.admin_post("/v1/admin/cases", body);
+    let with = |key: &str, value: Value| {
+        let mut bad = good.clone();
+        bad[key] = value;
+        bad
+    };
+    open(with("kind", json!("refund_me"))).expect_error(400, "invalid_input");
+    open(with("wallet_id", json!("zz"))).expect_error(400, "invalid_input");
+    open(with("wallet_id", json!("00112233445566778899aabbccddeeff")))
+        .expect_error(404, "unknown_wallet");
+    let seq = good["seq"].as_u64().unwrap();
+    open(with("seq", json!(seq + 5))).expect_error(404, "case");
+    let mut no_seq = good.clone();
+    no_seq.as_object_mut().unwrap().remove("seq");
+    open(no_seq).expect_error(422, "case");
+    open(with("opened_by", json!(""))).expect_error(422, "case");
+    server
+        .req("POST", "/v1/admin/cases")
+        .auth(&server.token)
+        .header("content-type", "application/json")
+        .body(b"{not json")
+        .send()
+        .expect_error(400, "invalid_json");
+    assert_eq!(
+        server.admin_get("/v1/admin/cases").expect(200).json()["cases"],
+        json!([])
+    );
+}
+
+/// A dispute case through the API: opened on a payment Bob reported, decided
+/// (Bob holds it), resolved (rejected, nothing posted), its bundle verifies
+/// against the root; every bad request is a specific 4xx and writes nothing.
+#[test]
+fn cases_through_http() {
+    let server = TestServer::start();
+    server.create_customer("alice", 50_000);
+    server.create_customer("bob", 0);
+    let (mut alice, _) = server.enroll_wallet("alice");
+    let (mut bob, _) = server.enroll_wallet("bob");
+    server.load(&mut alice, 10_000, "load-alice");
+    let payment = pay(&mut alice, &mut bob, 2_500, now());
+    let seq = Signed::<offpay_protocol::messages::Payment>::decode(&payment)
+        .unwrap()
+        .body()
+        .seq;
+    server.sync(&mut bob);
+    server.sync(&mut alice);
+    let before = (server.customer_balance("alice"), server.assert_invariants());
+    let good = json!({"kind": "paid_not_received", "wallet_id": alice.wallet_id().to_hex(), "seq": seq, "opened_by": "ops", "note": "called"});
+    case_open_refusals(&server, &good);
+    let opened = server
+        .admin_post("/v1/admin/cases", good.clone())
+        .expect(201)
+        .json();
+    assert_eq!(opened["state"], "open");
+    assert_eq!(opened["amount_minor"], 2_500);
+    let id = opened["id"].as_u64().unwrap();
+    server
+        .admin_post("/v1/admin/cases", good)
+        .expect_error(409, "case");
+    let path = |tail: &str| format!("/v1/admin/cases/{id}{tail}");
+    let act = json!({"actor": "ops", "note": "by the rules"});
+    server
+        .admin_post(&path("/resolve"), act.clone())
+        .expect_error(409, "case");
+    server
+        .admin_post(&path("/decide"), json!({"actor": ""}))
+        .expect_error(422, "case");
+    for (bad, status, code) in [
+        ("/v1/admin/cases/x", 400, "invalid_input"),
+        ("/v1/admin/cases/0", 400, "invalid_input"),
+        ("/v1/admin/cases/999", 404, "case"),
+        ("/v1/admin/cases?state=closed", 400, "invalid_input"),
+        ("/v1/admin/cases?limit=0", 400, "invalid_input"),
+    ] {
+        server.admin_get(bad).expect_error(status, code);
+    }
+    let decided = server
+        .admin_post(&path("/decide"), act.clone())
+        .expect(200)
+        .json();
+    assert_eq!(decided["state"], "decided");
+    assert_eq!(decided["decision"], "payee_holds");
+    let resolved = server
+        .admin_post(&path("/resolve"), act.clone())
+        .expect(200)
+        .json();
+    assert_eq!(resolved["state"], "rejected");
+    assert_eq!(resolved["paid_minor"], 0);
+    server
+        .admin_post(&path("/resolve"), act)
+        .expect_error(409, "case");
+    let shown = server.admin_get(&path("")).expect(200).json();
+    assert_eq!(shown["events"].as_array().unwrap().len(), 3);
+    assert_eq!(shown["payment_id"].as_str().map(str::len), Some(64));
+    let listed = server
+        .admin_get("/v1/admin/cases?state=rejected")
+        .expect(200)
+        .json();
+    assert_eq!(listed["cases"].as_array().unwrap().len(), 1);
+    let open_ones = server
+        .admin_get("/v1/admin/cases?state=open")
+        .expect(200)
+        .json();
+    assert_eq!(open_ones["cases"], json!([]));
+    let bundle = server.admin_get(&path("/bundle")).expect(200).json();
+    let bundle = b64d(bundle["bundle"].as_str().unwrap());
+    let root = Certificate::from_der(&server.root_der()).unwrap();
+    let verified = offpay_protocol::evidence::verify_bundle(&bundle, &root).unwrap();
+    assert_eq!(verified.bundle.case_id, id);
+    assert_eq!(verified.bundle.state, "rejected");
+    assert!(verified.entry.is_some());
+    // Nothing was posted by any of it.
+    assert_eq!(
+        (server.customer_balance("alice"), server.assert_invariants()),
+        before
+    );
+    server.stop();
 }
 
 #[test]

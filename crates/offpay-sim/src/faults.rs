@@ -9,9 +9,10 @@
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use offpay_issuer::store::{
-    Book, CheckpointRecord, ClaimFilter, ClaimRecord, ClaimState, ClaimSums, DoubleSpendRecord,
-    EnrollmentTokenRecord, EntryRecord, LedgerTotals, NewSettlement, PendingSettlement, Posting,
-    RevocationRecord, StatementRecord, Store, StoreError, Tx, WalletRecord,
+    Book, CaseCountRow, CaseEvent, CaseRecord, CaseState, CheckpointRecord, ClaimFilter,
+    ClaimRecord, ClaimState, ClaimSums, DoubleSpendRecord, EnrollmentTokenRecord, EntryRecord,
+    LedgerTotals, NewSettlement, PendingSettlement, Posting, RevocationRecord, SettlementRecord,
+    StatementRecord, Store, StoreError, Tx, WalletRecord,
 };
 use offpay_protocol::pki::WalletProfile;
 use offpay_protocol::{Hash32, UnixSeconds, WalletId};
@@ -304,6 +305,23 @@ impl Tx for FaultTx<'_> {
         fn insert_statement(&mut self, s: &StatementRecord) -> ();
         fn statement_totals(&mut self) -> (u64, i128);
         fn balances_of_kind(&mut self, kind: &str) -> Vec<(String, i64)>;
+        fn settlement(&mut self, payer: &WalletId, hash: &Hash32) -> Option<SettlementRecord>;
+        fn entries_from(&mut self, payer: &WalletId, from: UnixSeconds, limit: u32) -> Vec<EntryRecord>;
+        fn revocations_of(&mut self, wallet: &WalletId) -> Vec<RevocationRecord>;
+        fn checkpoint_covering(&mut self, wallet: &WalletId, seq: u64) -> Option<CheckpointRecord>;
+        fn insert_case(&mut self, c: &CaseRecord) -> ();
+        fn case(&mut self, id: u64, for_update: bool) -> Option<CaseRecord>;
+        fn update_case(&mut self, c: &CaseRecord) -> ();
+        fn cases(&mut self, state: Option<CaseState>, after: u64, limit: u32) -> Vec<CaseRecord>;
+        fn active_case_on(&mut self, payer: &WalletId, seq: Option<u64>) -> Option<u64>;
+        fn insert_case_event(&mut self, e: &CaseEvent) -> ();
+        fn case_events(&mut self, id: u64) -> Vec<CaseEvent>;
+        fn held_by_cases(&mut self, keys: &[(WalletId, Hash32)]) -> Vec<(WalletId, Hash32)>;
+        fn note_case_window_closed(&mut self, keys: &[(WalletId, Hash32)], at: UnixSeconds) -> ();
+        fn entries_held_by_cases(&mut self) -> Vec<(WalletId, u64)>;
+        fn insert_case_refund(&mut self, payer: &WalletId, seq: u64, case_id: u64, amount: i64) -> bool;
+        fn case_refund(&mut self, payer: &WalletId, seq: u64) -> Option<u64>;
+        fn case_counts(&mut self) -> Vec<CaseCountRow>;
     }
 }
 

@@ -60,6 +60,15 @@ pub const TABLES: &[(&str, &str)] = &[
     ),
     ("claim_refusals", "id, code, bytes, time"),
     ("statements", "cycle, hash, net, bytes, posted"),
+    (
+        "cases",
+        "id, kind, state, payer, seq, entry, opened_at, opened_by, note, decision, resolved_at, amount, paid, window_closed_at, bundle",
+    ),
+    (
+        "case_events",
+        "case_id, n, at, from_state, to_state, actor, note",
+    ),
+    ("case_refunds", "payer, seq, case_id, amount"),
 ];
 
 fn render(out: &mut String, v: &Value) {

@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod cases;
 pub mod dump;
 mod pool;
 pub mod postgres;

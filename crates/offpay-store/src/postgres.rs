@@ -23,6 +23,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (3, include_str!("../migrations/postgres/0003_terminal.sql")),
     (4, include_str!("../migrations/postgres/0004_rekey.sql")),
     (5, include_str!("../migrations/postgres/0005_lifecycle.sql")),
+    (6, include_str!("../migrations/postgres/0006_cases.sql")),
     (
         7,
         include_str!("../migrations/postgres/0007_compact_revocation.sql"),

@@ -4,10 +4,10 @@
 //! `$n` parameters, `ON CONFLICT`, no sequences, no stored procedures.
 
 use offpay_issuer::store::{
-    Book, CheckpointRecord, ClaimDirection, ClaimFilter, ClaimRecord, ClaimState, ClaimSums,
-    DoubleSpendRecord, EnrollmentTokenRecord, EntryRecord, LedgerTotals, NewSettlement,
-    PendingSettlement, Posting, Retirement, RevocationRecord, StatementRecord, StoreError, Tx,
-    WalletRecord, WalletState,
+    Book, CaseCountRow, CaseEvent, CaseRecord, CaseState, CheckpointRecord, ClaimDirection,
+    ClaimFilter, ClaimRecord, ClaimState, ClaimSums, DoubleSpendRecord, EnrollmentTokenRecord,
+    EntryRecord, LedgerTotals, NewSettlement, PendingSettlement, Posting, Retirement,
+    RevocationRecord, SettlementRecord, StatementRecord, StoreError, Tx, WalletRecord, WalletState,
 };
 use offpay_protocol::entropy::{Entropy, SharedEntropy};
 use offpay_protocol::pki::WalletProfile;
@@ -67,7 +67,7 @@ impl<C: Conn> SqlTx<C> {
             entropy,
         }
     }
-    fn lock(&self) -> &'static str {
+    pub(crate) fn lock(&self) -> &'static str {
         match self.conn.dialect() {
             Dialect::Sqlite => "",
             Dialect::Postgres => " FOR UPDATE",
@@ -133,19 +133,19 @@ impl<C: Conn> Drop for SqlTx<C> {
     }
 }
 
-fn corrupt(what: &str) -> StoreError {
+pub(crate) fn corrupt(what: &str) -> StoreError {
     StoreError::Corrupt(what.to_string())
 }
-fn int(v: &Value) -> Result<i64, StoreError> {
+pub(crate) fn int(v: &Value) -> Result<i64, StoreError> {
     match v {
         Value::Int(i) => Ok(*i),
         _ => Err(corrupt("expected an integer")),
     }
 }
-fn uint(v: &Value) -> Result<u64, StoreError> {
+pub(crate) fn uint(v: &Value) -> Result<u64, StoreError> {
     u64::try_from(int(v)?).map_err(|_| corrupt("negative counter"))
 }
-fn text(v: &Value) -> Result<String, StoreError> {
+pub(crate) fn text(v: &Value) -> Result<String, StoreError> {
     match v {
         Value::Text(s) => Ok(s.clone()),
         _ => Err(corrupt("expected text")),
@@ -157,19 +157,19 @@ fn opt_text(v: &Value) -> Result<Option<String>, StoreError> {
         v => text(v).map(Some),
     }
 }
-fn bytes(v: &Value) -> Result<Vec<u8>, StoreError> {
+pub(crate) fn bytes(v: &Value) -> Result<Vec<u8>, StoreError> {
     match v {
         Value::Bytes(b) => Ok(b.clone()),
         _ => Err(corrupt("expected bytes")),
     }
 }
-fn hash(v: &Value) -> Result<Hash32, StoreError> {
+pub(crate) fn hash(v: &Value) -> Result<Hash32, StoreError> {
     Hash32::from_slice(&bytes(v)?).ok_or_else(|| corrupt("hash length"))
 }
-fn wallet(v: &Value) -> Result<WalletId, StoreError> {
+pub(crate) fn wallet(v: &Value) -> Result<WalletId, StoreError> {
     WalletId::from_slice(&bytes(v)?).ok_or_else(|| corrupt("wallet id length"))
 }
-fn opt_wallet(v: &Value) -> Result<Option<WalletId>, StoreError> {
+pub(crate) fn opt_wallet(v: &Value) -> Result<Option<WalletId>, StoreError> {
     match v {
         Value::Null => Ok(None),
         v => wallet(v).map(Some),
@@ -178,21 +178,21 @@ fn opt_wallet(v: &Value) -> Result<Option<WalletId>, StoreError> {
 fn issuer(v: &Value) -> Result<IssuerId, StoreError> {
     IssuerId::from_slice(&bytes(v)?).ok_or_else(|| corrupt("issuer id length"))
 }
-fn i(v: u64) -> Result<Value, StoreError> {
+pub(crate) fn i(v: u64) -> Result<Value, StoreError> {
     i64::try_from(v)
         .map(Value::Int)
         .map_err(|_| StoreError::Database(format!("{v} does not fit a signed 64-bit column")))
 }
-fn b(v: &[u8]) -> Value {
+pub(crate) fn b(v: &[u8]) -> Value {
     Value::Bytes(v.to_vec())
 }
-fn t(v: &str) -> Value {
+pub(crate) fn t(v: &str) -> Value {
     Value::Text(v.to_string())
 }
-fn w(v: &WalletId) -> Value {
+pub(crate) fn w(v: &WalletId) -> Value {
     Value::Bytes(v.0.to_vec())
 }
-fn time(v: UnixSeconds) -> Result<Value, StoreError> {
+pub(crate) fn time(v: UnixSeconds) -> Result<Value, StoreError> {
     i(v.0)
 }
 
@@ -264,21 +264,21 @@ fn pending_row(r: &[Value]) -> Result<PendingSettlement, StoreError> {
     })
 }
 
-const REVOCATION_COLUMNS: &str =
+pub(crate) const REVOCATION_COLUMNS: &str =
     "serial, wallet, reason_code, reason, time, not_after, crl_added, crl_removed";
 
-fn opt_uint(v: &Value) -> Result<Option<u64>, StoreError> {
+pub(crate) fn opt_uint(v: &Value) -> Result<Option<u64>, StoreError> {
     match v {
         Value::Null => Ok(None),
         v => uint(v).map(Some),
     }
 }
 
-fn opt_i(v: Option<u64>) -> Result<Value, StoreError> {
+pub(crate) fn opt_i(v: Option<u64>) -> Result<Value, StoreError> {
     v.map_or(Ok(Value::Null), i)
 }
 
-fn revocation_row(r: &[Value]) -> Result<RevocationRecord, StoreError> {
+pub(crate) fn revocation_row(r: &[Value]) -> Result<RevocationRecord, StoreError> {
     Ok(RevocationRecord {
         serial: uint(&r[0])?,
         wallet: wallet(&r[1])?,
@@ -291,9 +291,10 @@ fn revocation_row(r: &[Value]) -> Result<RevocationRecord, StoreError> {
     })
 }
 
-const ENTRY_COLUMNS: &str = "payer, seq, hash, prev, kind, payee, amount, time, bytes, recorded";
+pub(crate) const ENTRY_COLUMNS: &str =
+    "payer, seq, hash, prev, kind, payee, amount, time, bytes, recorded";
 
-fn entry_row(r: &[Value]) -> Result<EntryRecord, StoreError> {
+pub(crate) fn entry_row(r: &[Value]) -> Result<EntryRecord, StoreError> {
     Ok(EntryRecord {
         payer: wallet(&r[0])?,
         seq: uint(&r[1])?,
@@ -385,7 +386,10 @@ fn shaped_chunks<T>(items: &[T], max: usize) -> impl Iterator<Item = &[T]> {
 
 /// `items` as query keys: chunks of at most `max`, each padded to a power of
 /// two by repeating its last item (an `IN` list or `OR` matches a row once).
-fn padded_chunks<T: Clone>(items: &[T], max: usize) -> impl Iterator<Item = Vec<T>> + '_ {
+pub(crate) fn padded_chunks<T: Clone>(
+    items: &[T],
+    max: usize,
+) -> impl Iterator<Item = Vec<T>> + '_ {
     items.chunks(max).map(|c| {
         let mut v = c.to_vec();
         v.resize(padded_len(c.len()), c[c.len() - 1].clone());
@@ -394,7 +398,7 @@ fn padded_chunks<T: Clone>(items: &[T], max: usize) -> impl Iterator<Item = Vec<
 }
 
 /// Key pairs per OR-list query (SQLite's expression depth limit is 1000).
-const PAIRS_PER_QUERY_MAX: usize = 128;
+pub(crate) const PAIRS_PER_QUERY_MAX: usize = 128;
 
 /// Rows per multi-row INSERT (keeps parameters under SQLite's 32766 limit).
 const INSERT_ROWS_MAX: usize = 256;
@@ -1298,6 +1302,93 @@ impl<C: Conn> Tx for SqlTx<C> {
             &[t(key), b(&request.0), b(response), time(now)?],
         )?;
         Ok(())
+    }
+
+    fn settlement(
+        &mut self,
+        payer: &WalletId,
+        h: &Hash32,
+    ) -> Result<Option<SettlementRecord>, StoreError> {
+        self.db_settlement(payer, h)
+    }
+    fn entries_from(
+        &mut self,
+        payer: &WalletId,
+        from: UnixSeconds,
+        limit: u32,
+    ) -> Result<Vec<EntryRecord>, StoreError> {
+        self.db_entries_from(payer, from, limit)
+    }
+    fn revocations_of(&mut self, wl: &WalletId) -> Result<Vec<RevocationRecord>, StoreError> {
+        self.db_revocations_of(wl)
+    }
+    fn checkpoint_covering(
+        &mut self,
+        wl: &WalletId,
+        seq: u64,
+    ) -> Result<Option<CheckpointRecord>, StoreError> {
+        self.db_checkpoint_covering(wl, seq)
+    }
+    fn insert_case(&mut self, c: &CaseRecord) -> Result<(), StoreError> {
+        self.db_insert_case(c)
+    }
+    fn case(&mut self, id: u64, for_update: bool) -> Result<Option<CaseRecord>, StoreError> {
+        self.db_case(id, for_update)
+    }
+    fn update_case(&mut self, c: &CaseRecord) -> Result<(), StoreError> {
+        self.db_update_case(c)
+    }
+    fn cases(
+        &mut self,
+        state: Option<CaseState>,
+        after: u64,
+        limit: u32,
+    ) -> Result<Vec<CaseRecord>, StoreError> {
+        self.db_cases(state, after, limit)
+    }
+    fn active_case_on(
+        &mut self,
+        payer: &WalletId,
+        seq: Option<u64>,
+    ) -> Result<Option<u64>, StoreError> {
+        self.db_active_case_on(payer, seq)
+    }
+    fn insert_case_event(&mut self, e: &CaseEvent) -> Result<(), StoreError> {
+        self.db_insert_case_event(e)
+    }
+    fn case_events(&mut self, id: u64) -> Result<Vec<CaseEvent>, StoreError> {
+        self.db_case_events(id)
+    }
+    fn held_by_cases(
+        &mut self,
+        keys: &[(WalletId, Hash32)],
+    ) -> Result<Vec<(WalletId, Hash32)>, StoreError> {
+        self.db_held_by_cases(keys)
+    }
+    fn note_case_window_closed(
+        &mut self,
+        keys: &[(WalletId, Hash32)],
+        at: UnixSeconds,
+    ) -> Result<(), StoreError> {
+        self.db_note_case_window_closed(keys, at)
+    }
+    fn entries_held_by_cases(&mut self) -> Result<Vec<(WalletId, u64)>, StoreError> {
+        self.db_entries_held_by_cases()
+    }
+    fn insert_case_refund(
+        &mut self,
+        payer: &WalletId,
+        seq: u64,
+        case_id: u64,
+        amount: i64,
+    ) -> Result<bool, StoreError> {
+        self.db_insert_case_refund(payer, seq, case_id, amount)
+    }
+    fn case_refund(&mut self, payer: &WalletId, seq: u64) -> Result<Option<u64>, StoreError> {
+        self.db_case_refund(payer, seq)
+    }
+    fn case_counts(&mut self) -> Result<Vec<CaseCountRow>, StoreError> {
+        self.db_case_counts()
     }
 
     fn insert_claims(
