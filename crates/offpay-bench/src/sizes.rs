@@ -287,8 +287,19 @@ pub fn crl_sizes(counts: &[usize]) -> Result<Vec<CrlSizes>, String> {
             .map_err(err("complete CRL"))?;
         let full_build_ms = t.elapsed().as_millis() as u64;
         let new: Vec<RevokedEntry> = (n..n + CRL_DELTA_NEW).map(entry).collect();
-        let delta = pki::issue_delta_crl(&key, &issuer, 8, 7, now, now.plus(day), &new, &[])
-            .map_err(err("delta CRL"))?;
+        let delta = pki::issue_delta_crl(
+            &key,
+            &issuer,
+            8,
+            7,
+            now,
+            now.plus(day),
+            pki::CrlChanges {
+                revoked: &new,
+                removed: &[],
+            },
+        )
+        .map_err(err("delta CRL"))?;
         out.push(CrlSizes {
             revoked: n,
             full_crl_bytes: full.len(),

@@ -61,6 +61,11 @@ pub(crate) struct SimArgs {
     /// in the report's `faults`). A failing seed replays the failure exactly.
     #[arg(long)]
     faults: bool,
+    /// The scheme does not refund lost wallets: a lost wallet's money is
+    /// forfeited to the reserve at its close instead of paid out to its
+    /// customer (the lifecycle rule `refund_lost`).
+    #[arg(long)]
+    no_refund_lost: bool,
     /// Issuers: 1 (the default) is one standalone issuer; N > 1 runs N member
     /// issuers under one in-process scheme, customers spread over them, claims
     /// and settlement cycles between them.
@@ -113,6 +118,7 @@ pub(crate) fn run(a: SimArgs, as_json: bool) -> Outcome {
     }
     config.dump_store = a.dump.is_some();
     config.faults = a.faults;
+    config.refund_lost = !a.no_refund_lost;
     config.issuers = a.issuers;
     if let Some(h) = a.cycle_hours {
         config.cycle_hours = h;

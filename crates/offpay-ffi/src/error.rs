@@ -353,16 +353,11 @@ pub enum OffpayError {
     },
 }
 
-/// The text of the TA's refusals (the first section of [`OffpayError`]).
-#[expect(clippy::too_many_lines)] // lint-exception: one line per refusal; a table, not logic
-fn fmt_refusal(e: &OffpayError, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+/// The text of the TA's refusals of a peer's or an issuer's material
+/// (certificates, directory, CRL), the variants [`fmt_refusal`] hands here.
+fn fmt_trust_refusal(e: &OffpayError, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
     use OffpayError::*;
     match e {
-        Locked { reason, .. } => write!(f, "wallet locked: {reason}"),
-        NotEnrolled => f.write_str("wallet not enrolled"),
-        AlreadyEnrolled => f.write_str("wallet already enrolled"),
-        Malformed { reason } => write!(f, "malformed message: {reason}"),
-        BadSignature => f.write_str("signature does not verify"),
         PeerCertificate { reason } => write!(f, "peer certificate refused: {reason}"),
         PeerRevoked { serial } => write!(f, "peer certificate revoked (serial {serial})"),
         PeerIssuerSuspended { issuer } => write!(f, "peer's issuer {issuer} is suspended"),
@@ -392,6 +387,33 @@ fn fmt_refusal(e: &OffpayError, f: &mut core::fmt::Formatter<'_>) -> core::fmt::
             write!(f, "delta CRL on base {base}, but this wallet holds no CRL")
         }
         CrlDeltaRefused { reason } => write!(f, "delta CRL refused: {reason}"),
+        other => write!(f, "{other:?}"),
+    }
+}
+
+/// The text of the TA's refusals (the first section of [`OffpayError`]).
+fn fmt_refusal(e: &OffpayError, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+    use OffpayError::*;
+    match e {
+        Locked { reason, .. } => write!(f, "wallet locked: {reason}"),
+        NotEnrolled => f.write_str("wallet not enrolled"),
+        AlreadyEnrolled => f.write_str("wallet already enrolled"),
+        Malformed { reason } => write!(f, "malformed message: {reason}"),
+        BadSignature => f.write_str("signature does not verify"),
+        PeerCertificate { .. }
+        | PeerRevoked { .. }
+        | PeerIssuerSuspended { .. }
+        | PeerIssuerRevoked { .. }
+        | WrongPayeeIssuer { .. }
+        | DirectoryRefused { .. }
+        | StaleDirectory { .. }
+        | DirectoryFull { .. }
+        | DirectoryTooLarge { .. }
+        | UnknownCertificate
+        | CertificateWalletMismatch
+        | IssuerMaterial { .. }
+        | CrlDeltaBaseMismatch { .. }
+        | CrlDeltaRefused { .. } => fmt_trust_refusal(e, f),
         OwnCertificateExpired => f.write_str("this wallet's certificate expired: sync to renew"),
         RequestExpired => f.write_str("payment request expired"),
         RequestValidityTooLong { max_seconds } => {
@@ -576,8 +598,50 @@ impl OffpayError {
     }
 }
 
+/// The TA's refusals of a peer's or an issuer's material, the variants
+/// `From<WalletError>` hands here.
+fn trust_refusal(e: WalletError) -> OffpayError {
+    use OffpayError as O;
+    match e {
+        WalletError::PeerCertificate(p) => O::PeerCertificate {
+            reason: p.to_string(),
+        },
+        WalletError::PeerRevoked { serial } => O::PeerRevoked { serial },
+        WalletError::PeerIssuerSuspended { issuer } => O::PeerIssuerSuspended {
+            issuer: issuer.to_hex(),
+        },
+        WalletError::PeerIssuerRevoked { issuer } => O::PeerIssuerRevoked {
+            issuer: issuer.to_hex(),
+        },
+        WalletError::WrongPayeeIssuer { expected, got } => O::WrongPayeeIssuer {
+            expected: expected.to_hex(),
+            got: got.to_hex(),
+        },
+        WalletError::DirectoryRefused(p) => O::DirectoryRefused {
+            reason: p.to_string(),
+        },
+        WalletError::StaleDirectory { held, got } => O::StaleDirectory { held, got },
+        WalletError::DirectoryFull { max } => O::DirectoryFull { max: max as u64 },
+        WalletError::DirectoryTooLarge { bytes, max } => O::DirectoryTooLarge {
+            bytes: bytes as u64,
+            max: max as u64,
+        },
+        WalletError::UnknownCertificate => O::UnknownCertificate,
+        WalletError::CertificateWalletMismatch => O::CertificateWalletMismatch,
+        WalletError::IssuerMaterial(p) => O::IssuerMaterial {
+            reason: p.to_string(),
+        },
+        WalletError::CrlDeltaBaseMismatch { held, base } => O::CrlDeltaBaseMismatch { held, base },
+        WalletError::CrlDeltaRefused(p) => O::CrlDeltaRefused {
+            reason: p.to_string(),
+        },
+        other => O::Internal {
+            reason: format!("refusal without its mapping: {other}"),
+        },
+    }
+}
+
 impl From<WalletError> for OffpayError {
-    #[expect(clippy::too_many_lines)] // lint-exception: one arm per refusal; a table, not logic
     fn from(e: WalletError) -> Self {
         use OffpayError as O;
         // Exhaustive, no wildcard: a new refusal of the TA needs its variant here.
@@ -592,40 +656,20 @@ impl From<WalletError> for OffpayError {
                 reason: d.to_string(),
             },
             WalletError::BadSignature => O::BadSignature,
-            WalletError::PeerCertificate(p) => O::PeerCertificate {
-                reason: p.to_string(),
-            },
-            WalletError::PeerRevoked { serial } => O::PeerRevoked { serial },
-            WalletError::PeerIssuerSuspended { issuer } => O::PeerIssuerSuspended {
-                issuer: issuer.to_hex(),
-            },
-            WalletError::PeerIssuerRevoked { issuer } => O::PeerIssuerRevoked {
-                issuer: issuer.to_hex(),
-            },
-            WalletError::WrongPayeeIssuer { expected, got } => O::WrongPayeeIssuer {
-                expected: expected.to_hex(),
-                got: got.to_hex(),
-            },
-            WalletError::DirectoryRefused(p) => O::DirectoryRefused {
-                reason: p.to_string(),
-            },
-            WalletError::StaleDirectory { held, got } => O::StaleDirectory { held, got },
-            WalletError::DirectoryFull { max } => O::DirectoryFull { max: max as u64 },
-            WalletError::DirectoryTooLarge { bytes, max } => O::DirectoryTooLarge {
-                bytes: bytes as u64,
-                max: max as u64,
-            },
-            WalletError::UnknownCertificate => O::UnknownCertificate,
-            WalletError::CertificateWalletMismatch => O::CertificateWalletMismatch,
-            WalletError::IssuerMaterial(p) => O::IssuerMaterial {
-                reason: p.to_string(),
-            },
-            WalletError::CrlDeltaBaseMismatch { held, base } => {
-                O::CrlDeltaBaseMismatch { held, base }
-            }
-            WalletError::CrlDeltaRefused(p) => O::CrlDeltaRefused {
-                reason: p.to_string(),
-            },
+            e @ (WalletError::PeerCertificate(_)
+            | WalletError::PeerRevoked { .. }
+            | WalletError::PeerIssuerSuspended { .. }
+            | WalletError::PeerIssuerRevoked { .. }
+            | WalletError::WrongPayeeIssuer { .. }
+            | WalletError::DirectoryRefused(_)
+            | WalletError::StaleDirectory { .. }
+            | WalletError::DirectoryFull { .. }
+            | WalletError::DirectoryTooLarge { .. }
+            | WalletError::UnknownCertificate
+            | WalletError::CertificateWalletMismatch
+            | WalletError::IssuerMaterial(_)
+            | WalletError::CrlDeltaBaseMismatch { .. }
+            | WalletError::CrlDeltaRefused(_)) => trust_refusal(e),
             WalletError::OwnCertificateExpired => O::OwnCertificateExpired,
             WalletError::RequestExpired => O::RequestExpired,
             WalletError::RequestValidityTooLong { max_seconds } => {

@@ -326,8 +326,7 @@ impl CertificateFactory {
             base,
             now,
             now.plus(CRL_VALIDITY_SECONDS),
-            revoked,
-            removed,
+            pki::CrlChanges { revoked, removed },
         )?)
     }
 

@@ -239,12 +239,14 @@ fn scenario(root_suite: Suite, issuer_suite: Suite, wallet_suite: Suite) {
         7,
         UnixSeconds(now.0 - 60),
         now.plus(7 * DAY),
-        &[RevokedEntry {
-            serial: 1000,
-            revoked_at: UnixSeconds(now.0 - 60),
-            reason: RevocationReason::Superseded,
-        }],
-        &[1001],
+        pki::CrlChanges {
+            revoked: &[RevokedEntry {
+                serial: 1000,
+                revoked_at: UnixSeconds(now.0 - 60),
+                reason: RevocationReason::Superseded,
+            }],
+            removed: &[1001],
+        },
     )
     .unwrap();
     s.write("delta.pem", delta.to_pem());

@@ -1023,7 +1023,9 @@ fn size_table() -> String {
 fn limits_table() -> String {
     use offpay_protocol::cbor::DEPTH_MAX;
     use offpay_protocol::messages::*;
-    use offpay_protocol::pki::{CERTIFICATE_BYTES_MAX, CRL_BYTES_MAX, CSR_BYTES_MAX};
+    use offpay_protocol::pki::{
+        CERTIFICATE_BYTES_MAX, CRL_BYTES_MAX, CRL_DELTAS_HELD_MAX, CSR_BYTES_MAX,
+    };
     use offpay_protocol::suite::SIGNATURE_BYTES_MAX;
     use offpay_protocol::types::{HASH_BYTES, ISSUER_ID_BYTES, NONCE_BYTES, WALLET_ID_BYTES};
     let rows: [(&str, usize, &str); 34] = [
@@ -1146,7 +1148,7 @@ fn limits_table() -> String {
         ),
         (
             "CRL_DELTAS_HELD_MAX",
-            offpay_protocol::pki::CRL_DELTAS_HELD_MAX,
+            CRL_DELTAS_HELD_MAX,
             "delta CRLs a holder keeps on its complete CRL (`pki::CrlState`); a TA at it reports no CRL number and gets the complete CRL",
         ),
         ("CSR_BYTES_MAX", CSR_BYTES_MAX, "a DER PKCS#10 request"),

@@ -2,7 +2,7 @@
 //! JSON report, plots), plus the wall time and peak memory on stderr.
 //!
 //! `cargo run --release -p offpay-sim --example sim -- --wallets 10000 --days 30 --seed 1 \
-//!     [--issuers N] [--cycle-hours H] [--attack KIND=RATE ...] [--json] [--out FILE] [--plot DIR] [--store FILE] [--full-check-hours H]`
+//!     [--issuers N] [--cycle-hours H] [--attack KIND=RATE ...] [--json] [--out FILE] [--plot DIR] [--store FILE] [--full-check-hours H] [--no-refund-lost]`
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -66,6 +66,11 @@ fn main() {
             }
             "--out" => out = Some(PathBuf::from(val(i))),
             "--plot" => plot = Some(PathBuf::from(val(i))),
+            "--no-refund-lost" => {
+                config.refund_lost = false;
+                i += 1;
+                continue;
+            }
             "--json" => {
                 json = true;
                 i += 1;

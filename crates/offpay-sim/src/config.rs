@@ -301,6 +301,11 @@ pub struct SimConfig {
     /// Break the world on purpose, to see the auditor fail (tests of the
     /// auditor itself; `None` in every real run).
     pub sabotage: Option<Sabotage>,
+    /// The scheme's rule for lost wallets (offpay-issuer's
+    /// `LifecycleRules::refund_lost`): true (the default) pays a lost
+    /// wallet's sub-account out to its customer at its close, false forfeits
+    /// it to the reserve.
+    pub refund_lost: bool,
 }
 
 /// A deliberate bug, injected to show that the auditor catches it.
@@ -331,6 +336,7 @@ impl Default for SimConfig {
             issuers: 1,
             cycle_hours: 6,
             sabotage: None,
+            refund_lost: true,
         }
     }
 }

@@ -140,6 +140,44 @@ fn lost_device() {
     run_kind(AttackKind::LostDevice);
 }
 
+/// The scheme's rule for lost wallets decides only where their money goes
+/// at close: with a refund it is paid out to the customer, without one it
+/// is forfeited to the reserve, the same amount on the same seed; in both
+/// nothing is left unclaimed or stranded and every check holds.
+#[test]
+fn lost_wallets_are_paid_out_or_forfeited_by_the_scheme_rule() {
+    for seed in SEEDS {
+        let lost = vec![(AttackKind::LostDevice, 0.08)];
+        let refund = run(small(seed, lost.clone()), |_| {}).unwrap();
+        let forfeit = run(
+            SimConfig {
+                refund_lost: false,
+                ..small(seed, lost)
+            },
+            |_| {},
+        )
+        .unwrap();
+        for (r, what) in [(&refund, "refund"), (&forfeit, "no refund")] {
+            assert_clean(r, what);
+            assert_eq!(r.unclaimed_minor, 0, "{what} seed {seed}: unclaimed");
+            assert_eq!(r.stranded_minor, 0, "{what} seed {seed}: stranded");
+            assert!(r.lifecycle.retired_lost > 0, "{what} seed {seed}: lost");
+            assert_eq!(r.lifecycle.closed, r.lifecycle.retired_lost, "{what}");
+        }
+        assert_eq!(refund.lifecycle.forfeited_to_reserve_minor, 0);
+        assert_eq!(forfeit.lifecycle.paid_out_minor, 0);
+        assert_eq!(
+            refund.lifecycle.paid_out_minor, forfeit.lifecycle.forfeited_to_reserve_minor,
+            "seed {seed}: the same money, another destination"
+        );
+        assert!(refund.lifecycle.paid_out_minor > 0, "seed {seed}");
+        assert_eq!(
+            forfeit.lifecycle.reserve_minor, forfeit.lifecycle.forfeited_to_reserve_minor as i64,
+            "seed {seed}: the reserve holds what was forfeited"
+        );
+    }
+}
+
 #[test]
 fn crash() {
     let mut recovered = 0;

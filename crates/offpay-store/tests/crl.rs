@@ -121,6 +121,15 @@ fn serial(issuer: &Issuer<AnyStore>, w: &offpay_wallet::Wallet<MemoryVault>) -> 
     issuer.wallet(&w.wallet_id()).unwrap().cert_serial
 }
 
+fn revoke(
+    issuer: &Issuer<AnyStore>,
+    w: &offpay_wallet::Wallet<MemoryVault>,
+    reason: RevocationReason,
+    now: UnixSeconds,
+) {
+    issuer.revoke(&w.wallet_id(), reason, "test", now).unwrap();
+}
+
 fn serials(d: &DeltaCrl) -> Vec<u64> {
     d.revoked().iter().map(|e| e.serial).collect()
 }
@@ -132,7 +141,6 @@ fn serials(d: &DeltaCrl) -> Vec<u64> {
 /// revoked certificate has expired it leaves the CRL (a removeFromCRL entry
 /// in the next delta, gone from the complete CRL).
 #[test]
-#[expect(clippy::too_many_lines)] // lint-exception: one story read top to bottom
 fn deltas_carry_what_changed_and_expired_revocations_leave() {
     on_every_backend("crl_deltas", |issuer| {
         let mut payee = customer_with_wallet(issuer, "payee", 0, 0);
@@ -151,14 +159,7 @@ fn deltas_carry_what_changed_and_expired_revocations_leave() {
         assert_eq!(got.held, Some(1));
         assert!(got.full.is_none() && got.delta.is_none());
 
-        issuer
-            .revoke(
-                &alice.wallet_id(),
-                RevocationReason::KeyCompromise,
-                "lost",
-                at(2),
-            )
-            .unwrap();
+        revoke(issuer, &alice, RevocationReason::KeyCompromise, at(2));
         let got = sync(issuer, &mut payee, at(3));
         let delta = got.delta.expect("a delta on CRL 1");
         assert!(got.full.is_none());
@@ -172,22 +173,13 @@ fn deltas_carry_what_changed_and_expired_revocations_leave() {
         assert_eq!(got.held, Some(2));
         assert!(got.full.is_none() && got.delta.is_none());
 
-        issuer
-            .revoke(
-                &bob.wallet_id(),
-                RevocationReason::KeyCompromise,
-                "fraud",
-                at(5),
-            )
-            .unwrap();
-        issuer
-            .revoke(
-                &carol.wallet_id(),
-                RevocationReason::CessationOfOperation,
-                "closed",
-                at(6),
-            )
-            .unwrap();
+        revoke(issuer, &bob, RevocationReason::KeyCompromise, at(5));
+        revoke(
+            issuer,
+            &carol,
+            RevocationReason::CessationOfOperation,
+            at(6),
+        );
         // A wallet enrolled now holds CRL 4 and needs nothing.
         let mut late = customer_with_wallet(issuer, "late", 10_000, 5_000);
         assert_eq!(late.crl_state().unwrap().number(), 4);
@@ -231,14 +223,7 @@ fn deltas_carry_what_changed_and_expired_revocations_leave() {
         for k in 0..4 {
             let x = wallet_enrolled_at(issuer, &format!("x{k}"), at(122));
             xs.push(serial(issuer, &x));
-            issuer
-                .revoke(
-                    &x.wallet_id(),
-                    RevocationReason::KeyCompromise,
-                    "x",
-                    at(123),
-                )
-                .unwrap();
+            revoke(issuer, &x, RevocationReason::KeyCompromise, at(123));
         }
         let got = sync(issuer, &mut payee, at(124));
         let delta = got.delta.expect("a delta with the four");
@@ -291,9 +276,7 @@ fn a_wallet_at_its_bound_of_deltas_gets_the_complete_crl() {
         }
         let w = customer_with_wallet(issuer, "last", 1_000, 0);
         let last = serial(issuer, &w);
-        issuer
-            .revoke(&w.wallet_id(), RevocationReason::KeyCompromise, "x", at(30))
-            .unwrap();
+        revoke(issuer, &w, RevocationReason::KeyCompromise, at(30));
         let p = sync(issuer, &mut payee, at(31));
         assert_eq!(p.held, None);
         assert!(p.delta.is_none());

@@ -251,16 +251,13 @@ pub enum WalletError {
     },
 }
 
-impl fmt::Display for WalletError {
-    #[expect(clippy::too_many_lines)] // lint-exception: one line per refusal; a table, not logic
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl WalletError {
+    /// The message of a refusal of a peer's or an issuer's material
+    /// (certificates, directory, CRL), the variants [`fmt::Display`] hands
+    /// here.
+    fn fmt_trust(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         use WalletError::*;
         match self {
-            Locked(r) => write!(f, "wallet locked: {r}"),
-            NotEnrolled => f.write_str("wallet not enrolled"),
-            AlreadyEnrolled => f.write_str("wallet already enrolled"),
-            Malformed(e) => write!(f, "malformed message: {e}"),
-            BadSignature => f.write_str("signature does not verify"),
             PeerCertificate(e) => write!(f, "peer certificate refused: {e}"),
             PeerRevoked { serial } => write!(f, "peer certificate revoked (serial {serial})"),
             PeerIssuerSuspended { issuer } => write!(f, "peer's issuer {issuer} is suspended"),
@@ -292,6 +289,34 @@ impl fmt::Display for WalletError {
                 write!(f, "delta CRL on base {base}, but this wallet holds no CRL")
             }
             CrlDeltaRefused(e) => write!(f, "delta CRL refused: {e}"),
+            other => write!(f, "{other:?}"),
+        }
+    }
+}
+
+impl fmt::Display for WalletError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use WalletError::*;
+        match self {
+            PeerCertificate(_)
+            | PeerRevoked { .. }
+            | PeerIssuerSuspended { .. }
+            | PeerIssuerRevoked { .. }
+            | WrongPayeeIssuer { .. }
+            | DirectoryRefused(_)
+            | StaleDirectory { .. }
+            | DirectoryFull { .. }
+            | DirectoryTooLarge { .. }
+            | UnknownCertificate
+            | CertificateWalletMismatch
+            | IssuerMaterial(_)
+            | CrlDeltaBaseMismatch { .. }
+            | CrlDeltaRefused(_) => self.fmt_trust(f),
+            Locked(r) => write!(f, "wallet locked: {r}"),
+            NotEnrolled => f.write_str("wallet not enrolled"),
+            AlreadyEnrolled => f.write_str("wallet already enrolled"),
+            Malformed(e) => write!(f, "malformed message: {e}"),
+            BadSignature => f.write_str("signature does not verify"),
             OwnCertificateExpired => {
                 f.write_str("this wallet's certificate expired: sync to renew")
             }

@@ -34,8 +34,10 @@ fn delta(s: &Scheme, number: u64, base: u64, add: &[u64], remove: &[u64]) -> Vec
         base,
         T0,
         T0.plus(DAY),
-        &add,
-        remove,
+        pki::CrlChanges {
+            revoked: &add,
+            removed: remove,
+        },
     )
     .unwrap()
     .der()
@@ -72,10 +74,21 @@ fn foreign_delta(s: &Scheme, cn: &str, serial: u64) -> Vec<u8> {
         T0.plus(DAY),
     )
     .unwrap();
-    pki::issue_delta_crl(&k2, &ca, 6, 5, T0, T0.plus(DAY), &[], &[])
-        .unwrap()
-        .der()
-        .to_vec()
+    pki::issue_delta_crl(
+        &k2,
+        &ca,
+        6,
+        5,
+        T0,
+        T0.plus(DAY),
+        pki::CrlChanges {
+            revoked: &[],
+            removed: &[],
+        },
+    )
+    .unwrap()
+    .der()
+    .to_vec()
 }
 
 /// The response to `report` carrying this CRL part, signed by `key`.

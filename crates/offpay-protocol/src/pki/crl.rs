@@ -653,14 +653,23 @@ pub fn issue_crl(
     Crl::from_der(&der)
 }
 
+/// What a delta CRL lists: the certificates revoked since its base and the
+/// serials that left the list since.
+#[derive(Clone, Copy, Debug)]
+pub struct CrlChanges<'a> {
+    /// Revoked since the base CRL.
+    pub revoked: &'a [RevokedEntry],
+    /// Left the list since the base CRL (expired), as removeFromCRL entries.
+    pub removed: &'a [u64],
+}
+
 /// Issue a delta CRL (RFC 5280 5.2.4) signed by an issuer CA: what changed
 /// from the CRL numbered `base` to the CRL numbered `number` (> `base`).
 /// Like [`issue_crl`] plus the critical deltaCRLIndicator naming `base`;
-/// `revoked` are the certificates revoked since, `removed` the serials that
-/// left the list since (each an entry with revocationDate `this_update` and
+/// `changes.revoked` are the certificates revoked since, `changes.removed`
+/// the serials that left the list since (each an entry with revocationDate `this_update` and
 /// reasonCode removeFromCRL). A serial in both lists, twice or zero, or
 /// `number <= base`, is refused ([`PkiError::InvalidArgument`]).
-#[expect(clippy::too_many_arguments)] // lint-exception: the fields of the CRL, each named once
 pub fn issue_delta_crl(
     issuer_key: &dyn Signer,
     issuer: &Certificate,
@@ -668,9 +677,9 @@ pub fn issue_delta_crl(
     base: u64,
     this_update: UnixSeconds,
     next_update: UnixSeconds,
-    revoked: &[RevokedEntry],
-    removed: &[u64],
+    changes: CrlChanges<'_>,
 ) -> Result<DeltaCrl, PkiError> {
+    let CrlChanges { revoked, removed } = changes;
     if number <= base {
         return Err(PkiError::InvalidArgument(
             "delta CRL number must exceed its base",

@@ -57,8 +57,8 @@ pub use cert::{
     issue_wallet_certificate,
 };
 pub use crl::{
-    CRL_DELTAS_HELD_MAX, Crl, CrlState, DeltaCrl, RevocationReason, RevokedEntry, issue_crl,
-    issue_crl_der_unbounded, issue_delta_crl,
+    CRL_DELTAS_HELD_MAX, Crl, CrlChanges, CrlState, DeltaCrl, RevocationReason, RevokedEntry,
+    issue_crl, issue_crl_der_unbounded, issue_delta_crl,
 };
 pub use csr::{
     CaCsr, Csr, ISSUER_CODE_BYTES_MAX, build_ca_csr, build_csr, is_issuer_code, parse_ca_csr,

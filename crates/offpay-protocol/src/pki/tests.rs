@@ -1371,8 +1371,10 @@ fn delta(p: &Pki, number: u64, base: u64, add: &[RevokedEntry], remove: &[u64]) 
         base,
         ago(0),
         ahead(1),
-        add,
-        remove,
+        CrlChanges {
+            revoked: add,
+            removed: remove,
+        },
     )
     .unwrap()
 }
@@ -1415,8 +1417,10 @@ fn delta_crl_round_trip_and_refusals() {
                 base,
                 NOW,
                 NOW,
-                add,
-                remove,
+                CrlChanges {
+                    revoked: add,
+                    removed: remove,
+                },
             )
         };
         assert!(matches!(
@@ -1494,7 +1498,19 @@ fn crl_state_applies_deltas_in_sequence() {
         ahead(1),
     )
     .unwrap();
-    let foreign = issue_delta_crl(&k2, &issuer2, 7, 6, NOW, NOW, &[revoked(40, 0)], &[]).unwrap();
+    let foreign = issue_delta_crl(
+        &k2,
+        &issuer2,
+        7,
+        6,
+        NOW,
+        NOW,
+        CrlChanges {
+            revoked: &[revoked(40, 0)],
+            removed: &[],
+        },
+    )
+    .unwrap();
     assert_eq!(s.apply(foreign), Err(PkiError::CrlWrongIssuer));
     assert_eq!(s, before);
     // The next one applies; a re-revoked serial is listed once.

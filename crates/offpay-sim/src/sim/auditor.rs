@@ -381,17 +381,18 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
                 if tx.settled(&u.payer, &[u.hash])?.is_empty() {
                     continue;
                 }
-                if !pending.contains_key(&payee) {
-                    let p = tx
-                        .pending_to(&payee, UnixSeconds(i64::MAX as u64), u32::MAX)?
-                        .into_iter()
-                        .map(|s| (s.payer, s.hash))
-                        .collect();
-                    pending.insert(payee, p);
-                }
+                let held = match pending.entry(payee) {
+                    std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                    std::collections::hash_map::Entry::Vacant(e) => e.insert(
+                        tx.pending_to(&payee, UnixSeconds(i64::MAX as u64), u32::MAX)?
+                            .into_iter()
+                            .map(|s| (s.payer, s.hash))
+                            .collect(),
+                    ),
+                };
                 // A payment of another issuer's wallet is not returned (that
                 // issuer's customer): it stays, counted.
-                if pending[&payee].contains(&(u.payer, u.hash))
+                if held.contains(&(u.payer, u.hash))
                     || self
                         .owner
                         .get(&u.payer)

@@ -587,6 +587,7 @@ pub fn run(config: SimConfig, mut progress: impl FnMut(Progress)) -> Result<SimR
             T0,
             entropy.clone(),
         )?;
+        apply_rules(&issuer, &config)?;
         nodes.push(Node {
             issuer,
             base,
@@ -794,6 +795,16 @@ pub fn run(config: SimConfig, mut progress: impl FnMut(Progress)) -> Result<SimR
 
 /// Open the SQLite store `name` where the configuration says, with its
 /// seeded entropy stream. Returns the store and its file, if any.
+/// The scheme's lifecycle rules of the run on a new issuer.
+pub(super) fn apply_rules(issuer: &Issuer<FaultStore>, config: &SimConfig) -> Result<(), SimError> {
+    let rules = offpay_issuer::LifecycleRules {
+        refund_lost: config.refund_lost,
+        ..issuer.lifecycle_rules()?
+    };
+    issuer.set_lifecycle_rules(&rules)?;
+    Ok(())
+}
+
 fn open_store(
     choice: &StoreChoice,
     ram: Option<&tempfile::TempDir>,

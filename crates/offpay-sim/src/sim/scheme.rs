@@ -137,6 +137,7 @@ impl SchemeWorld {
                 T0,
                 entropy.clone(),
             )?;
+            super::apply_rules(&issuer, config)?;
             let crl = issuer.crl()?;
             scheme
                 .publish_crl(&adm.issuer, &crl, T0)
