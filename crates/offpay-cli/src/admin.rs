@@ -12,7 +12,6 @@ use offpay_client::api::{
     LockRequest, MoneyRequest, RekeyRequest, RetireRequest, RevokeRequest, RootsResponse,
     WalletView, WalletsQuery,
 };
-use offpay_protocol::WalletId;
 use offpay_protocol::evidence::verify_double_spend_bytes;
 use offpay_protocol::pki::{Certificate, Crl};
 use offpay_server::config::{DEFAULT_DATA_DIR, OPERATOR_TOKEN_FILE};
@@ -20,7 +19,7 @@ use serde_json::{Value, json};
 
 use crate::http::{self, Client};
 use crate::money::{self, show};
-use crate::out::{Done, Failure, Outcome};
+use crate::out::{Done, Failure, Outcome, to_json, wallet_id};
 use crate::walletdir::{read_bounded, write_atomic};
 
 /// Default server URL.
@@ -326,12 +325,6 @@ fn customer_id(s: &str) -> Result<&str, Failure> {
     }
 }
 
-/// A wallet id as typed.
-pub(crate) fn wallet_id(s: &str) -> Result<WalletId, Failure> {
-    WalletId::from_hex(s.trim())
-        .ok_or_else(|| Failure::usage(format!("wallet id {s:?}: expected 32 hex characters")))
-}
-
 /// A fresh idempotency key.
 fn fresh_key(prefix: &str) -> Result<String, Failure> {
     let b: [u8; 12] = offpay_protocol::entropy::random(&offpay_protocol::OsEntropy)
@@ -340,12 +333,6 @@ fn fresh_key(prefix: &str) -> Result<String, Failure> {
         "{prefix}-{}",
         b.iter().map(|x| format!("{x:02x}")).collect::<String>()
     ))
-}
-
-/// A typed answer as the JSON object a command prints.
-pub(crate) fn to_json<T: serde::Serialize>(t: &T) -> Result<Value, Failure> {
-    serde_json::to_value(t)
-        .map_err(|e| Failure::refused("internal", format!("cannot encode the answer: {e}")))
 }
 
 /// A 128-bit sum of the invariant report (a decimal string), or a refusal naming it.

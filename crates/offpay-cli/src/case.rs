@@ -6,9 +6,8 @@ use std::path::PathBuf;
 use clap::Subcommand;
 use offpay_client::api::{CaseActionRequest, CaseOpenRequest, CaseView, CasesQuery, b64_decode};
 
-use crate::admin::{to_json, wallet_id};
 use crate::http::Client;
-use crate::out::{Done, Failure, Outcome};
+use crate::out::{Done, Failure, Outcome, to_json, wallet_id};
 use crate::walletdir::write_atomic;
 
 #[derive(Subcommand, Debug)]

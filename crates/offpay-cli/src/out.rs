@@ -197,3 +197,15 @@ pub(crate) fn print_failure(f: &Failure, as_json: bool) {
 
 /// The result of every command.
 pub(crate) type Outcome = Result<Done, Failure>;
+
+/// A wallet id as typed.
+pub(crate) fn wallet_id(s: &str) -> Result<offpay_protocol::WalletId, Failure> {
+    offpay_protocol::WalletId::from_hex(s.trim())
+        .ok_or_else(|| Failure::usage(format!("wallet id {s:?}: expected 32 hex characters")))
+}
+
+/// A typed answer as the JSON object a command prints.
+pub(crate) fn to_json<T: serde::Serialize>(t: &T) -> Result<Value, Failure> {
+    serde_json::to_value(t)
+        .map_err(|e| Failure::refused("internal", format!("cannot encode the answer: {e}")))
+}

@@ -16,8 +16,8 @@ use offpay_server::scheme::config::SCHEME_DEFAULT_DATA_DIR;
 use offpay_server::scheme::{SchemeArgs, SchemeServerConfig};
 use serde_json::json;
 
-use crate::admin::to_json;
 use crate::http::{self, Client};
+use crate::out::to_json;
 use crate::out::{Done, Failure, Outcome};
 use crate::walletdir::{read_bounded, write_atomic};
 

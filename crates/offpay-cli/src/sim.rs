@@ -66,6 +66,11 @@ pub(crate) struct SimArgs {
     /// customer (the lifecycle rule `refund_lost`).
     #[arg(long)]
     no_refund_lost: bool,
+    /// Share (0 to 1) of the payments an honest payer's payee never accepted
+    /// that the payer disputes, and of lost devices whose customer disputes
+    /// the lost wallet (default 0.5).
+    #[arg(long, value_name = "R")]
+    dispute_rate: Option<f64>,
     /// Issuers: 1 (the default) is one standalone issuer; N > 1 runs N member
     /// issuers under one in-process scheme, customers spread over them, claims
     /// and settlement cycles between them.
@@ -89,7 +94,8 @@ pub(crate) struct SimArgs {
     plot: Option<PathBuf>,
 }
 
-pub(crate) fn run(a: SimArgs, as_json: bool) -> Outcome {
+/// The run the arguments ask for (validated by the caller).
+fn config_of(a: &SimArgs) -> Result<SimConfig, Failure> {
     let mut config = SimConfig {
         wallets: a.wallets,
         days: a.days,
@@ -119,10 +125,18 @@ pub(crate) fn run(a: SimArgs, as_json: bool) -> Outcome {
     config.dump_store = a.dump.is_some();
     config.faults = a.faults;
     config.refund_lost = !a.no_refund_lost;
+    if let Some(r) = a.dispute_rate {
+        config.dispute_rate = r;
+    }
     config.issuers = a.issuers;
     if let Some(h) = a.cycle_hours {
         config.cycle_hours = h;
     }
+    Ok(config)
+}
+
+pub(crate) fn run(a: SimArgs, as_json: bool) -> Outcome {
+    let config = config_of(&a)?;
     let seed = a.seed;
     // The same command line replays the same run, failure included.
     let replay = std::env::args().collect::<Vec<_>>().join(" ");

@@ -306,6 +306,10 @@ pub struct SimConfig {
     /// wallet's sub-account out to its customer at its close, false forfeits
     /// it to the reserve.
     pub refund_lost: bool,
+    /// Share of the payments an honest payer's payee never accepted that the
+    /// payer disputes (a case), and of lost devices whose customer says "not
+    /// my payment" about the lost wallet (0 to 1; 0.5 by default).
+    pub dispute_rate: f64,
 }
 
 /// A deliberate bug, injected to show that the auditor catches it.
@@ -337,6 +341,7 @@ impl Default for SimConfig {
             cycle_hours: 6,
             sabotage: None,
             refund_lost: true,
+            dispute_rate: 0.5,
         }
     }
 }
@@ -379,6 +384,9 @@ impl SimConfig {
         }
         if self.cycle_hours == 0 {
             return Err("the settlement cycle must be at least 1 hour".into());
+        }
+        if !(0.0..=1.0).contains(&self.dispute_rate) {
+            return Err("dispute rate must be in [0, 1]".into());
         }
         if self.full_check_hours == 0 {
             return Err("full check interval must be at least 1 hour".into());

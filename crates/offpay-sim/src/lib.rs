@@ -75,6 +75,7 @@
 //! | `forfeited_minor` | offline balances of tampered wallets (the tamperers' loss) |
 //! | `stranded_minor` | payments refused or never received, settled to the payee's sub-account from the payer's report and still there at the end (0: the lifecycle rules returned them to the payers; only a payment from another issuer's wallet stays) |
 //! | `unclaimed_minor` | sub-account balances of wallets no device holds any more, left after the closing phase (0) |
+//! | `cases` | `opened`, `resolved`, `rejected`, `open_at_end` (0), `paid_minor`, `never_opened`, `by_kind`, `by_decision`: honest payers dispute payments their payee never accepted (and lost wallets), at `dispute_rate`; the operator decides and resolves daily and in the closing phase |
 //! | `lifecycle` | `retired_lost`, `retired_broken`, `closed`, `paid_out_minor`, `forfeited_to_reserve_minor`, `returned`, `returned_minor`, `reserve_minor`, `honest_credits_minor`, `closing_after_s`: after the run the clock moves on until every revoked wallet is due and the return window passed, every device syncs once more, and the due wallets close |
 //! | `limits` | `holding_limit_minor`, `max_payment_minor`, `max_offline_spend_minor`, `max_offline_payments`, `max_offline_seconds`, `loss_bound_per_wallet_minor` |
 //! | `max_loss_per_attacker_minor` | the largest loss one attacker caused |
@@ -106,7 +107,7 @@ pub use config::{
     AttackKind, AttackMix, AttackSpec, DEFAULT_ATTACK_MIX, ISSUERS_MAX, ParseAttackError,
     PolicyOverrides, Sabotage, SimConfig, StoreChoice,
 };
-pub use report::{REPORT_SCHEMA, SimReport};
+pub use report::{CasesRecord, LifecycleRecord, REPORT_SCHEMA, SimReport};
 pub use sim::{T0, error_name, run};
 
 /// Where a run is, reported after every simulated hour and once at the end.

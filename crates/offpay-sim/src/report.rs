@@ -83,6 +83,30 @@ pub struct LifecycleRecord {
     pub closing_after_s: u64,
 }
 
+/// The dispute cases of the run (offpay-issuer's `cases.rs`): honest payers
+/// complain about payments their payee never accepted (and about a lost
+/// wallet), the operator decides and resolves by the liability rules.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CasesRecord {
+    /// Cases opened.
+    pub opened: u64,
+    /// Cases resolved (the customer was right: money back, or back already).
+    pub resolved: u64,
+    /// Cases rejected by the rules.
+    pub rejected: u64,
+    /// Still open after the closing phase (a violation when not 0).
+    pub open_at_end: u64,
+    /// What the resolutions paid customers.
+    pub paid_minor: u64,
+    /// Complaints never opened: the payer never brought the payment to the
+    /// issuer within the tries.
+    pub never_opened: u64,
+    /// Opened, by kind.
+    pub by_kind: BTreeMap<String, u64>,
+    /// Closed, by decision.
+    pub by_decision: BTreeMap<String, u64>,
+}
+
 /// The risk limits in force (the issuer's signed policy).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Limits {
@@ -425,6 +449,9 @@ pub struct SimReport {
     /// The end of wallets' lives: retirements, closes, payouts, returns.
     #[serde(default)]
     pub lifecycle: LifecycleRecord,
+    /// Dispute cases opened, decided and resolved.
+    #[serde(default)]
+    pub cases: CasesRecord,
     /// The risk limits in force.
     pub limits: Limits,
     /// Largest loss one attacker caused.
@@ -575,6 +602,16 @@ impl SimReport {
                     eur(self.lifecycle.forfeited_to_reserve_minor),
                     eur(self.lifecycle.returned_minor),
                     self.lifecycle.returned
+                ),
+            ),
+            (
+                "cases opened / resolved / rejected".into(),
+                format!(
+                    "{} / {} / {} ({} paid back)",
+                    self.cases.opened,
+                    self.cases.resolved,
+                    self.cases.rejected,
+                    eur(self.cases.paid_minor)
                 ),
             ),
             (

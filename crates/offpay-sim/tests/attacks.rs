@@ -178,6 +178,48 @@ fn lost_wallets_are_paid_out_or_forfeited_by_the_scheme_rule() {
     }
 }
 
+/// Honest payers dispute the payments their payees never accepted, and lost
+/// devices' customers dispute what the lost wallet may pay: every case is
+/// closed by the end, each payment case brought the money back to its payer
+/// (decided now or returned by the lifecycle rule before), each lost-wallet
+/// case found nothing to refund (nothing was paid after the report), the
+/// issuer's counts equal the simulation's, and every check holds.
+#[test]
+fn disputes_are_opened_decided_and_closed_by_the_rules() {
+    let mut opened = 0;
+    for seed in SEEDS {
+        let r = run(
+            SimConfig {
+                dispute_rate: 0.8,
+                ..small(
+                    seed,
+                    vec![(AttackKind::Torn, 0.1), (AttackKind::LostDevice, 0.04)],
+                )
+            },
+            |_| {},
+        )
+        .unwrap();
+        assert_clean(&r, &format!("disputes seed {seed}"));
+        let c = &r.cases;
+        assert_eq!(c.open_at_end, 0, "seed {seed}");
+        assert_eq!(c.opened, c.resolved + c.rejected, "seed {seed}: {c:?}");
+        for (d, n) in &c.by_decision {
+            assert!(
+                ["return_to_payer", "returned_by_rule", "nothing_to_refund"].contains(&d.as_str()),
+                "seed {seed}: {n} cases decided {d}"
+            );
+        }
+        assert_eq!(
+            c.rejected,
+            c.by_decision.get("nothing_to_refund").copied().unwrap_or(0),
+            "seed {seed}: only the lost-wallet cases are rejected"
+        );
+        assert_eq!(r.stranded_minor, 0, "seed {seed}");
+        opened += c.opened;
+    }
+    assert!(opened > 0, "cases were opened");
+}
+
 #[test]
 fn crash() {
     let mut recovered = 0;

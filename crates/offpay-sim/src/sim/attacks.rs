@@ -212,6 +212,7 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
                 // The customer reports it: revoked at once, paid out at its close.
                 if let Some(id) = lost {
                     self.retire(cust, &id, Retirement::Lost, now);
+                    self.maybe_dispute_wallet(cust, id, now);
                 }
                 self.outcome(kind, "device_lost");
                 self.customers[cust].reprovisioned += 1;

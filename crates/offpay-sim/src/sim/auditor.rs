@@ -175,6 +175,9 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
             self.sync_grouped(k, &devs, at)?;
         }
         self.settle_until_quiet(at)?;
+        // The operator works the cases the last syncs decided; those about a
+        // payment to a wallet that closes now are decided after the close.
+        self.work_cases(at)?;
         for k in self.nodes.indices() {
             loop {
                 let r = self.nodes[k].issuer.close_due(at, 1_000)?;
@@ -194,7 +197,7 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
                 .unwrap_or(0);
         }
         self.r.lifecycle.closing_after_s = at.since(end);
-        Ok(())
+        self.finish_cases(at)
     }
 
     pub(super) fn finish(&mut self, end: UnixSeconds) -> Result<(), SimError> {
@@ -464,10 +467,12 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
             self.violation(format!("honest parties lost {honest_loss}"));
         }
         self.r.lifecycle.honest_credits_minor = honest_credits;
-        let credited = self.r.lifecycle.paid_out_minor + self.r.lifecycle.returned_minor;
+        let credited = self.r.lifecycle.paid_out_minor
+            + self.r.lifecycle.returned_minor
+            + self.r.cases.paid_minor;
         if honest_credits > credited {
             self.violation(format!(
-                "honest customers hold {honest_credits} more online than their operations explain, but the issuers paid out and returned only {credited}"
+                "honest customers hold {honest_credits} more online than their operations explain, but the issuers paid out, returned and refunded by cases only {credited}"
             ));
         }
 

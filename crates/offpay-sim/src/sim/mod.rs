@@ -42,6 +42,7 @@ use crate::{Progress, SimError};
 
 mod attacks;
 mod auditor;
+mod disputes;
 mod index;
 mod scheme;
 mod workload;
@@ -126,6 +127,8 @@ enum Ev {
     Restore { cust: CustomerIdx, saved: SavedIdx },
     /// A delayed message (torn channel, replay).
     Msg { id: MsgIdx },
+    /// A payer complains about a payment its payee never accepted.
+    Dispute { u: UndeliveredIdx, tries: u8 },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -156,8 +159,12 @@ struct Undelivered {
     payee: Option<WalletId>,
     payer: WalletId,
     hash: Hash32,
+    /// The payer's seq of the entry.
+    seq: u64,
     amount: u64,
     accepted: bool,
+    /// The payee's TA refused it (else it never reached the payee).
+    refused: bool,
 }
 
 struct Device {
@@ -256,6 +263,10 @@ struct Sim<'a, P: FnMut(Progress)> {
     /// that enabling an attack does not reshuffle the baseline population.
     rng: Rng,
     arng: Rng,
+    /// Disputes draw from their own stream too.
+    drng: Rng,
+    /// The cases the customers opened.
+    cases: Vec<disputes::SimCase>,
     queue: BinaryHeap<Reverse<(u64, u64, Ev)>>,
     qseq: u64,
     devices: Table<DeviceIdx, Device>,
@@ -562,6 +573,7 @@ pub fn run(config: SimConfig, mut progress: impl FnMut(Progress)) -> Result<SimR
     let rng = seed_rng.fork(1);
     let arng = seed_rng.fork(2);
     let frng = seed_rng.fork(3);
+    let drng = seed_rng.fork(4);
     let gap = if config.faults {
         FAULT_MEAN_STATEMENTS
     } else {
@@ -685,6 +697,7 @@ pub fn run(config: SimConfig, mut progress: impl FnMut(Progress)) -> Result<SimR
         stranded_minor: 0,
         unclaimed_minor: 0,
         lifecycle: Default::default(),
+        cases: Default::default(),
         limits: limits.clone(),
         max_loss_per_attacker_minor: 0,
         refusals: BTreeMap::new(),
@@ -715,6 +728,8 @@ pub fn run(config: SimConfig, mut progress: impl FnMut(Progress)) -> Result<SimR
         root_der,
         rng,
         arng,
+        drng,
+        cases: Vec::new(),
         queue: BinaryHeap::new(),
         qseq: 0,
         devices: Table::with_capacity(n + n / 8),
@@ -942,6 +957,7 @@ impl<P: FnMut(Progress)> Sim<'_, P> {
                     } => self.on_spree(dev, left, gap, kind, now)?,
                     Ev::Restore { cust, saved } => self.on_restore(cust, saved, now)?,
                     Ev::Msg { id } => self.on_msg(id, now)?,
+                    Ev::Dispute { u, tries } => self.on_dispute(u, tries, now),
                 }
             }
             if self.scheme.is_some() {
@@ -954,6 +970,7 @@ impl<P: FnMut(Progress)> Sim<'_, P> {
             }
             if (hour + 1) % 24 == 0 {
                 let day = ((hour + 1) / 24) as u32;
+                self.work_cases(T0.plus(end))?;
                 self.end_of_day(day)?;
                 if u64::from(day) < days {
                     self.schedule_attacks(u64::from(day));

@@ -252,7 +252,7 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
             self.injected(AttackKind::Torn);
             if self.arng.chance(0.5) {
                 // The Payment is lost on the way.
-                let u = self.undelivered_add(payee_dev, &entry, minor);
+                let u = self.undelivered_add(payee_dev, &entry, minor, false, now);
                 if self.arng.chance(0.5) {
                     let later = Self::now_s(now) + self.arng.range(10, 600);
                     let id = self.msg(Msg {
@@ -333,19 +333,25 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
         payee_dev: DeviceIdx,
         e: &ChainEntry,
         amount: u64,
+        refused: bool,
+        now: UnixSeconds,
     ) -> UndeliveredIdx {
         let payee = match e {
             ChainEntry::Payment(p) => Some(p.body().payee),
             ChainEntry::Redeem(_) => None,
         };
-        self.undelivered.push(Undelivered {
+        let u = self.undelivered.push(Undelivered {
             payee_dev,
             payee,
             payer: e.payer(),
             hash: e.hash(),
+            seq: e.seq(),
             amount,
             accepted: false,
-        })
+            refused,
+        });
+        self.maybe_dispute(u, now);
+        u
     }
 
     /// Hand a Payment to its payee. Returns the receipt if accepted.
@@ -361,7 +367,7 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
         let entry =
             ChainEntry::decode(payment).map_err(|e| SimError::Wallet(format!("payment: {e}")))?;
         if !self.devices[payee_dev].alive() {
-            self.undelivered_add(payee_dev, &entry, minor);
+            self.undelivered_add(payee_dev, &entry, minor, false, now);
             return Ok(None);
         }
         let evidence_before = self.wallet(payee_dev).evidence().len();
@@ -398,7 +404,7 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
                         _ => self.hold(payee_dev, &entry.hash()),
                     }
                 }
-                self.undelivered_add(payee_dev, &entry, minor);
+                self.undelivered_add(payee_dev, &entry, minor, true, now);
                 Ok(None)
             }
         }
