@@ -80,12 +80,11 @@ fn tpm_counter_read_advance_and_persist() {
 
 #[test]
 fn tpm_counter_absent_tpm_is_a_clear_error() {
-    // A port nobody listens on, and a device path that does not exist.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    // A port nobody listens on, and a device path that does not exist. A
+    // privileged port: an ephemeral one freed here could be taken at once by
+    // the swtpm another test of this binary starts (seen: "connection to the
+    // TPM lost" instead of refused).
+    let port = 1;
     let cfg = TpmCounterConfig::new(
         Endpoint::parse(&format!("tpm:127.0.0.1:{port}")).unwrap(),
         INDEX,
