@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use clap::Subcommand;
 use offpay_client::api::{CaseActionRequest, CaseOpenRequest, CaseView, CasesQuery, b64_decode};
 
-use crate::admin::{to_json, wallet_id};
+use offpay_protocol::WalletId;
+use serde_json::Value;
+
 use crate::http::Client;
 use crate::out::{Done, Failure, Outcome};
 use crate::walletdir::write_atomic;
@@ -81,6 +83,16 @@ pub(crate) enum CaseCmd {
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
     },
+}
+
+fn wallet_id(s: &str) -> Result<WalletId, Failure> {
+    WalletId::from_hex(s.trim())
+        .ok_or_else(|| Failure::usage(format!("wallet id {s:?}: expected 32 hex characters")))
+}
+
+fn to_json<T: serde::Serialize>(t: &T) -> Result<Value, Failure> {
+    serde_json::to_value(t)
+        .map_err(|e| Failure::refused("internal", format!("cannot encode the answer: {e}")))
 }
 
 fn line(c: &CaseView) -> String {
