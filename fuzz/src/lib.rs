@@ -609,6 +609,12 @@ pub const HTTP_ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/admin/invariants"),
     ("GET", "/healthz"),
     ("GET", "/metrics"),
+    ("POST", "/v1/admin/cases"),
+    ("GET", "/v1/admin/cases"),
+    ("GET", "/v1/admin/cases/1"),
+    ("POST", "/v1/admin/cases/1/decide"),
+    ("POST", "/v1/admin/cases/1/resolve"),
+    ("GET", "/v1/admin/cases/1/bundle"),
 ];
 
 /// The content types the HTTP target sends (input byte 1, bits 0-1).

@@ -727,6 +727,9 @@ pub async fn metrics(State(st): State<AppState>) -> Response {
     let ledger = blocking(&st, |i| i.invariants()).await.ok();
     let backend = offpay_issuer::store::Store::backend(st.issuer.store());
     let mut text = st.metrics.render(backend, ledger.as_ref());
+    if let Ok(c) = blocking(&st, |i| i.case_counts()).await {
+        text.push_str(&st.metrics.render_cases(&c));
+    }
     if st.issuer.is_member()
         && let Ok(p) = blocking(&st, |i| i.peer_positions()).await
     {

@@ -91,6 +91,22 @@ impl Metrics {
         }
     }
 
+    /// The dispute cases by kind and state (`offpay_issuer::Issuer::case_counts`).
+    pub fn render_cases(&self, counts: &offpay_issuer::CaseCounts) -> String {
+        let mut out = String::from(
+            "# HELP offpay_cases Dispute cases by kind and state.\n# TYPE offpay_cases gauge\n",
+        );
+        for (kind, state, n) in &counts.by_kind_state {
+            let _ = writeln!(
+                out,
+                "offpay_cases{{kind=\"{}\",state=\"{}\"}} {n}",
+                kind.as_str(),
+                state.as_str()
+            );
+        }
+        out
+    }
+
     /// The scheme link's series of a member issuer: claims in/out by result,
     /// rounds, and per other issuer its open claims, the age of the oldest
     /// and the net position (`issuer:<hex>` balance, positive: we owe it).
@@ -367,5 +383,23 @@ mod tests {
         );
         assert!(text.contains("offpay_sync_report_problems_total{code=\"self_locked\"} 1\n"));
         assert!(text.contains("offpay_wallets_locked_total 1\n"));
+    }
+
+    #[test]
+    fn cases_are_a_gauge_by_kind_and_state() {
+        use offpay_issuer::store::{CaseKind, CaseState};
+        let counts = offpay_issuer::CaseCounts {
+            opened: 3,
+            resolved: 1,
+            rejected: 0,
+            by_kind_state: vec![
+                (CaseKind::NotMyPayment, CaseState::Open, 2),
+                (CaseKind::PaidNotReceived, CaseState::Resolved, 1),
+            ],
+        };
+        let text = Metrics::default().render_cases(&counts);
+        assert!(text.contains("# TYPE offpay_cases gauge\n"));
+        assert!(text.contains("offpay_cases{kind=\"not_my_payment\",state=\"open\"} 2\n"));
+        assert!(text.contains("offpay_cases{kind=\"paid_not_received\",state=\"resolved\"} 1\n"));
     }
 }

@@ -1125,6 +1125,11 @@ fn cases_through_http() {
         (server.customer_balance("alice"), server.assert_invariants()),
         before
     );
+    let metrics = server.get("/metrics").expect(200).text();
+    assert!(
+        metrics.contains("offpay_cases{kind=\"paid_not_received\",state=\"rejected\"} 1\n"),
+        "{metrics}"
+    );
     server.stop();
 }
 

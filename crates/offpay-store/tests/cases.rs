@@ -506,3 +506,50 @@ fn bad_requests_are_refused_with_their_reason_and_change_nothing() {
         assert_books(issuer);
     });
 }
+
+/// Operators resolving one case at once (four threads): one resolution
+/// pays, the others are refused, the guarantee fund pays once.
+#[test]
+fn concurrent_resolutions_pay_once() {
+    on_every_backend_with("cases_concurrent", &config(), |issuer| {
+        let mut alice = customer_with_wallet(issuer, "alice", 5_000, 5_000);
+        let mut carol = customer_with_wallet(issuer, "carol", 0, 0);
+        issuer
+            .retire(&alice.wallet_id(), Retirement::Lost, "stolen", T0.plus(100))
+            .unwrap();
+        let stolen = pay(&mut alice, &mut carol, 700, T0.plus(200));
+        sync(issuer, &mut carol, T0.plus(300));
+        let c = issuer
+            .open_case(
+                &opening(CaseKind::NotMyPayment, &alice, Some(seq_of(&stolen))),
+                T0.plus(400),
+            )
+            .unwrap();
+        issuer
+            .decide_case(c.id, "ops-ana", "", T0.plus(410))
+            .unwrap();
+        let (online, fund) = (issuer.customer_balance("alice").unwrap(), guarantee(issuer));
+        let results: Vec<_> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..4)
+                .map(|k| {
+                    scope.spawn(move || {
+                        issuer.resolve_case(c.id, &format!("ops-{k}"), "", T0.plus(420))
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let paid: Vec<_> = results.iter().filter(|r| r.is_ok()).collect();
+        assert_eq!(paid.len(), 1, "{results:?}");
+        for r in results.iter().filter(|r| r.is_err()) {
+            assert!(
+                matches!(r, Err(IssuerError::Case(CaseProblem::WrongState { .. }))),
+                "{r:?}"
+            );
+        }
+        assert_eq!(issuer.customer_balance("alice").unwrap(), online + 700);
+        assert_eq!(guarantee(issuer), fund - 700);
+        assert_eq!(issuer.case(c.id).unwrap().1.len(), 3);
+        assert_books(issuer);
+    });
+}
