@@ -10,7 +10,9 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde::{Deserialize, Serialize};
 
+mod privacy;
 mod scheme;
+pub use privacy::*;
 pub use scheme::*;
 
 /// The JSON body of every error answer.

@@ -227,6 +227,20 @@ enum AdminCmd {
         #[command(subcommand)]
         cmd: crate::member::MemberCmd,
     },
+    /// Privacy by retention: delete the payer-payee pairing of old payments.
+    Retention {
+        #[command(subcommand)]
+        cmd: crate::privacy::RetentionCmd,
+    },
+    /// Everything the issuer holds about a wallet and its customer, as JSON
+    /// for the customer (data-subject access).
+    Export {
+        /// Wallet id.
+        wallet: String,
+        /// Write the JSON export to this file.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
 }
 
 /// `offpay admin unlock-pin WALLET`.
@@ -486,6 +500,10 @@ fn run_raw(a: AdminArgs) -> Outcome {
     let op = || -> Result<Client, Failure> { Ok(base.clone().with_token(&operator_token(&a)?)) };
     match &a.cmd {
         AdminCmd::Scheme { cmd } => crate::member::run(cmd, a.data_dir.as_ref(), op),
+        AdminCmd::Retention { cmd } => crate::privacy::run_retention(cmd, &op()?),
+        AdminCmd::Export { wallet, out } => {
+            crate::privacy::export(&op()?, wallet_id(wallet)?, out.as_deref())
+        }
         AdminCmd::CreateAccount { customer, name } => {
             let id = customer_id(customer)?;
             let v = op()?.create_customer(&CreateCustomerRequest {

@@ -4,8 +4,13 @@
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
-use offpay_protocol::evidence::{EvidenceError, ProvenDoubleSpend, verify_double_spend_bytes};
-use offpay_protocol::messages::DOUBLE_SPEND_PROOF_BYTES_MAX;
+use offpay_protocol::evidence::{
+    EvidenceError, ProvenDoubleSpend, ProvenRetainedDoubleSpend, verify_double_spend_bytes,
+    verify_retained_double_spend_bytes,
+};
+use offpay_protocol::messages::{
+    DOUBLE_SPEND_PROOF_BYTES_MAX, RETAINED_DOUBLE_SPEND_PROOF_BYTES_MAX,
+};
 use offpay_protocol::pki::{CERTIFICATE_BYTES_MAX, Certificate};
 use serde_json::json;
 
@@ -56,6 +61,7 @@ fn evidence_code(e: &EvidenceError) -> &'static str {
         EvidenceError::WalletMismatch => "proof_wallet_mismatch",
         EvidenceError::SameEntry => "proof_same_entry",
         EvidenceError::NoConflict => "proof_no_conflict",
+        EvidenceError::BadIssuerSignature => "proof_bad_issuer_signature",
     }
 }
 
@@ -98,8 +104,14 @@ pub(crate) fn run(a: EvidenceArgs) -> Outcome {
     } = a.cmd;
     let root = read_root(&root_path)?;
     require_root(&root, &root_path)?;
-    let proof = read_bounded(&file, DOUBLE_SPEND_PROOF_BYTES_MAX as u64)
-        .map_err(|e| Failure::io(format!("cannot read {}", file.display()), &e))?;
+    let proof = read_bounded(
+        &file,
+        DOUBLE_SPEND_PROOF_BYTES_MAX.max(RETAINED_DOUBLE_SPEND_PROOF_BYTES_MAX) as u64,
+    )
+    .map_err(|e| Failure::io(format!("cannot read {}", file.display()), &e))?;
+    if proof.first() == Some(&COSE_SIGN1_TAG_BYTE) {
+        return run_retained(&proof, &file, &root);
+    }
     let p = verify_double_spend_bytes(&proof, &root).map_err(|e| {
         Failure::refused(
             evidence_code(&e),
@@ -119,5 +131,52 @@ pub(crate) fn run(a: EvidenceArgs) -> Outcome {
             root.subject_cn()
         ),
         proven_json(&p),
+    ))
+}
+
+/// The first byte of a COSE_Sign1 envelope (CBOR tag 18): a
+/// RetainedDoubleSpendProof; a DoubleSpendProof is a plain map.
+const COSE_SIGN1_TAG_BYTE: u8 = 0xd2;
+
+/// The proven facts of a retained-entry proof as JSON fields.
+fn proven_retained_json(p: &ProvenRetainedDoubleSpend) -> serde_json::Value {
+    json!({
+        "valid": true,
+        "kind": "retained",
+        "payer": p.payer.to_hex(),
+        "payer_serial": crate::show::serial_hex(p.payer_serial),
+        "seq": p.seq,
+        "entries": p.entries.iter().map(|h| h.to_hex()).collect::<Vec<_>>(),
+        "amount_minor": p.amount.minor,
+        "currency": p.amount.currency.to_string(),
+        "issuer_statement_time": p.time.0,
+        "rests_on_issuer_signature": true,
+    })
+}
+
+/// `offpay evidence verify` of a RetainedDoubleSpendProof (the issuer no
+/// longer holds the first entry's bytes; its signed statement stands for it).
+fn run_retained(proof: &[u8], file: &Path, root: &Certificate) -> Outcome {
+    let p = verify_retained_double_spend_bytes(proof, root).map_err(|e| {
+        Failure::refused(
+            evidence_code(&e),
+            format!(
+                "{} is not a valid retained double-spend proof: {e}",
+                file.display()
+            ),
+        )
+    })?;
+    Ok(Done::new(
+        format!(
+            "valid retained double-spend proof: wallet {} (certificate serial {}) signed entry {} for {} at seq {}, where the issuer states it recorded entry {}\n  the first entry rests on the issuer's signature (its bytes were deleted by the retention rule)\n  checked against the root \"{}\" alone",
+            p.payer,
+            crate::show::serial_hex(p.payer_serial),
+            p.entries[1],
+            p.amount,
+            p.seq,
+            p.entries[0],
+            root.subject_cn()
+        ),
+        proven_retained_json(&p),
     ))
 }

@@ -34,6 +34,7 @@ mod member;
 mod money;
 mod msgio;
 mod out;
+mod privacy;
 mod scheme;
 mod server;
 mod show;

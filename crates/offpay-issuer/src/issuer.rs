@@ -39,6 +39,9 @@ pub struct IssuerConfig {
     pub policy: RiskPolicy,
     /// How long an enrollment token is valid.
     pub enrollment_token_seconds: u64,
+    /// How long a settled payment's pairing of payer and payee is kept
+    /// (`None`: forever, the default); see `retention.rs`.
+    pub retention_seconds: Option<u64>,
 }
 
 impl IssuerConfig {
@@ -69,6 +72,7 @@ impl IssuerConfig {
                 required_suite: None,
             },
             enrollment_token_seconds: 86_400,
+            retention_seconds: None,
         }
     }
 }
@@ -196,6 +200,9 @@ pub(crate) fn write_initial_settings(
         &config.enrollment_token_seconds.to_be_bytes(),
     )?;
     tx.set_setting("crl", crl_der)?;
+    if config.retention_seconds.is_some() {
+        crate::retention::set_window(tx, config.retention_seconds)?;
+    }
     // Serials 1 and 2 are the CA certificates; wallet serials are fixed-width (2^62 + n)
     // so that every Payment of a suite has the same size.
     tx.set_setting("counter.serial", &(1u64 << 62).to_be_bytes())?;

@@ -17,7 +17,7 @@ use std::cell::Cell;
 
 use offpay_protocol::cbor::{DecodeError, Encoder};
 use offpay_protocol::envelope::{Body, Signed, VerifyError, sig_structure};
-use offpay_protocol::evidence::verify_double_spend;
+use offpay_protocol::evidence::{verify_double_spend, verify_retained_double_spend};
 use offpay_protocol::messages::{
     CERT_FIELD_BYTES_MAX, DOUBLE_SPEND_PROOF_BYTES_MAX, LOAD_VOUCHER_BYTES_MAX, PAYMENT_BYTES_MAX,
     PAYMENT_REQUEST_BYTES_MAX, REASON_BYTES_MAX, RECEIPT_BYTES_MAX, REDEEM_BYTES_MAX,
@@ -25,7 +25,8 @@ use offpay_protocol::messages::{
 };
 use offpay_protocol::messages::{
     CertField, ChainEntry, Checkpoint, DoubleSpendProof, LoadVoucher, Payment, PaymentRequest,
-    Receipt, Redeem, RiskPolicy, SyncReport, SyncResponse, WalletCommand, message_type,
+    RETAINED_DOUBLE_SPEND_PROOF_BYTES_MAX, Receipt, Redeem, RetainedDoubleSpendProof, RiskPolicy,
+    SyncReport, SyncResponse, WalletCommand, message_type,
 };
 use offpay_protocol::messages::{
     DIRECTORY_BYTES_MAX, Directory, DirectoryEntry, SETTLEMENT_STATEMENT_BYTES_MAX,
@@ -111,10 +112,11 @@ enum Kind {
     Proof,
     Directory,
     Statement,
+    Retained,
 }
 
 impl Kind {
-    const ALL: [Kind; 11] = [
+    const ALL: [Kind; 12] = [
         Kind::Request,
         Kind::Payment,
         Kind::Receipt,
@@ -126,6 +128,7 @@ impl Kind {
         Kind::Proof,
         Kind::Directory,
         Kind::Statement,
+        Kind::Retained,
     ];
     fn type_number(self) -> u64 {
         match self {
@@ -140,6 +143,7 @@ impl Kind {
             Kind::Proof => message_type::DOUBLE_SPEND_PROOF,
             Kind::Directory => message_type::DIRECTORY,
             Kind::Statement => message_type::SETTLEMENT_STATEMENT,
+            Kind::Retained => message_type::RETAINED_DOUBLE_SPEND_PROOF,
         }
     }
     fn bytes_max(self) -> usize {
@@ -155,6 +159,7 @@ impl Kind {
             Kind::Proof => DOUBLE_SPEND_PROOF_BYTES_MAX,
             Kind::Directory => DIRECTORY_BYTES_MAX,
             Kind::Statement => SETTLEMENT_STATEMENT_BYTES_MAX,
+            Kind::Retained => RETAINED_DOUBLE_SPEND_PROOF_BYTES_MAX,
         }
     }
     /// The name decoders put in errors about the whole message.
@@ -171,6 +176,7 @@ impl Kind {
             Kind::Proof => "DoubleSpendProof",
             Kind::Directory => Directory::NAME,
             Kind::Statement => SettlementStatement::NAME,
+            Kind::Retained => RetainedDoubleSpendProof::NAME,
         }
     }
     fn is_envelope(self) -> bool {
@@ -383,6 +389,21 @@ fn scheme(suite: Suite) -> Scheme {
         issuer.der().to_vec(),
     )
     .encode();
+    // The proof against an entry the issuer pruned: the conflicting entry,
+    // and the issuer CA's statement of the retained payment's hash.
+    let retained = Signed::sign(
+        RetainedDoubleSpendProof {
+            entry: conflict.bytes().to_vec(),
+            payer_cert: payer_cert.der().to_vec(),
+            issuer_cert: issuer.der().to_vec(),
+            payer,
+            seq: 1,
+            retained_hash: payment.payload_hash(),
+            retained_prev: Hash32::ZERO,
+            time: UnixSeconds(T0 + 90 * DAY),
+        },
+        &issuer_key,
+    );
     // The scheme of many issuers: a member CA, the issuer CRL, the directory,
     // a response carrying its update, a statement.
     let member_key = key(5);
@@ -492,6 +513,12 @@ fn scheme(suite: Suite) -> Scheme {
         ),
         item("double-spend-proof", Kind::Proof, &proof, &payer_key),
         item(
+            "retained-double-spend-proof",
+            Kind::Retained,
+            retained.bytes(),
+            &issuer_key,
+        ),
+        item(
             "sync-response-directory",
             Kind::Response,
             response_dir.bytes(),
@@ -531,6 +558,7 @@ fn decode(kind: Kind, bytes: &[u8]) -> Result<(), DecodeError> {
         Kind::Proof => DoubleSpendProof::decode(bytes).map(drop),
         Kind::Directory => Signed::<Directory>::decode(bytes).map(drop),
         Kind::Statement => Signed::<SettlementStatement>::decode(bytes).map(drop),
+        Kind::Retained => Signed::<RetainedDoubleSpendProof>::decode(bytes).map(drop),
     }
 }
 
@@ -569,6 +597,18 @@ fn decode_verify(item: &Item, bytes: &[u8]) -> Outcome {
         Kind::Response => check::<SyncResponse>(bytes, &key),
         Kind::Directory => check::<Directory>(bytes, &key),
         Kind::Statement => check::<SettlementStatement>(bytes, &key),
+        // The proof against a retained entry: decoded, then checked as evidence
+        // (the issuer's signature, the chain to the root, the entry's signature).
+        Kind::Retained => match check::<RetainedDoubleSpendProof>(bytes, &key) {
+            Outcome::Verified => {
+                let p = Signed::<RetainedDoubleSpendProof>::decode(bytes).unwrap();
+                match verify_retained_double_spend(&p, &item.root) {
+                    Ok(_) => Outcome::Verified,
+                    Err(e) => Outcome::NotVerified(format!("{e:?}")),
+                }
+            }
+            other => other,
+        },
         Kind::Proof => match DoubleSpendProof::decode(bytes) {
             Err(e) => Outcome::DecodeError(e),
             Ok(p) => match verify_double_spend(&p, &item.root) {
@@ -802,6 +842,7 @@ fn some_uint_key(kind: Kind) -> u64 {
         Kind::Proof => 1,     // version
         Kind::Directory => 2, // directory version
         Kind::Statement => 2, // cycle
+        Kind::Retained => 6,  // seq
     }
 }
 
@@ -1600,6 +1641,7 @@ fn absurd_length_headers_are_refused_without_allocating() {
             Kind::Payment if item.name.starts_with("payment-ref") => None,
             Kind::Payment => Some(10),
             Kind::Proof => Some(4),
+            Kind::Retained => Some(3),
             _ => None,
         };
         if let Some(key) = cert_key {
@@ -2536,6 +2578,7 @@ fn write_fuzz_seeds() {
             Kind::Proof => "decode_double_spend_proof",
             Kind::Directory => "decode_directory",
             Kind::Statement => "decode_settlement_statement",
+            Kind::Retained => "decode_double_spend_proof",
         };
         write(target, &item.bytes);
         write("decode_cbor", &item.bytes);

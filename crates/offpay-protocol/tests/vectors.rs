@@ -1023,10 +1023,12 @@ fn size_table() -> String {
 fn limits_table() -> String {
     use offpay_protocol::cbor::DEPTH_MAX;
     use offpay_protocol::messages::*;
-    use offpay_protocol::pki::{CERTIFICATE_BYTES_MAX, CRL_BYTES_MAX, CSR_BYTES_MAX};
+    use offpay_protocol::pki::{
+        CERTIFICATE_BYTES_MAX, CRL_BYTES_MAX, CRL_DELTAS_HELD_MAX, CSR_BYTES_MAX,
+    };
     use offpay_protocol::suite::SIGNATURE_BYTES_MAX;
     use offpay_protocol::types::{HASH_BYTES, ISSUER_ID_BYTES, NONCE_BYTES, WALLET_ID_BYTES};
-    let rows: [(&str, usize, &str); 32] = [
+    let rows: [(&str, usize, &str); 34] = [
         (
             "PAYMENT_REQUEST_BYTES_MAX",
             PAYMENT_REQUEST_BYTES_MAX,
@@ -1095,6 +1097,11 @@ fn limits_table() -> String {
             "a DoubleSpendProof encoding (12 KiB)",
         ),
         (
+            "RETAINED_DOUBLE_SPEND_PROOF_BYTES_MAX",
+            RETAINED_DOUBLE_SPEND_PROOF_BYTES_MAX,
+            "a RetainedDoubleSpendProof envelope (28 KiB)",
+        ),
+        (
             "PIN_UNLOCK_GRANT_BYTES_MAX",
             PIN_UNLOCK_GRANT_BYTES_MAX,
             "a PinUnlockGrant envelope; also the grant field of a PinLockedRequest",
@@ -1117,7 +1124,7 @@ fn limits_table() -> String {
         (
             "CRL_FIELD_BYTES_MAX",
             CRL_FIELD_BYTES_MAX,
-            "a DER CRL inside a message: SyncResponse key 7, each CRL of a directory and its update, the issuer CRL (1 MiB)",
+            "a DER CRL inside a message: SyncResponse keys 7 and 14, each CRL of a directory and its update, the issuer CRL (1 MiB)",
         ),
         (
             "REASON_BYTES_MAX",
@@ -1137,7 +1144,12 @@ fn limits_table() -> String {
         (
             "CRL_BYTES_MAX",
             CRL_BYTES_MAX,
-            "any DER CRL parsed (`pki::Crl::from_der`; 1 MiB, about 25 000 entries)",
+            "any DER CRL parsed (`pki::Crl::from_der`, `pki::DeltaCrl::from_der`; 1 MiB, about 25 000 entries)",
+        ),
+        (
+            "CRL_DELTAS_HELD_MAX",
+            CRL_DELTAS_HELD_MAX,
+            "delta CRLs a holder keeps on its complete CRL (`pki::CrlState`); a TA at it reports no CRL number and gets the complete CRL",
         ),
         ("CSR_BYTES_MAX", CSR_BYTES_MAX, "a DER PKCS#10 request"),
         (

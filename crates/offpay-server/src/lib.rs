@@ -55,6 +55,7 @@ pub mod lifecycle;
 pub mod link;
 pub mod metrics;
 pub mod openapi;
+pub mod privacy;
 pub mod scheme;
 mod startup;
 
@@ -100,6 +101,8 @@ pub struct AppState {
     pub link_interval: std::time::Duration,
     /// Pause between two runs closing the due wallets (zero: never).
     pub close_interval: std::time::Duration,
+    /// Pause between two retention passes (zero: never).
+    pub retention_interval: std::time::Duration,
 }
 
 impl fmt::Debug for AppState {
@@ -121,6 +124,9 @@ impl AppState {
             link: None,
             link_interval: std::time::Duration::from_millis(config::SCHEME_INTERVAL_MS_DEFAULT),
             close_interval: std::time::Duration::from_secs(config::CLOSE_INTERVAL_SECONDS_DEFAULT),
+            retention_interval: std::time::Duration::from_secs(
+                config::RETENTION_INTERVAL_SECONDS_DEFAULT,
+            ),
         }
     }
 
@@ -220,6 +226,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/admin/wallets/{id}/retire", post(lifecycle::retire))
         .route("/v1/admin/lifecycle/close", post(lifecycle::close))
         .route("/v1/admin/lifecycle/rules", get(lifecycle::rules))
+        .route("/v1/admin/retention/run", post(privacy::run))
+        .route("/v1/admin/wallets/{id}/export", get(privacy::export))
         .route("/v1/admin/double-spends", get(api::double_spends))
         .route("/v1/admin/invariants", get(api::invariants))
         .route("/v1/admin/scheme", get(admin_scheme::status))
@@ -319,6 +327,7 @@ pub struct RunningServer {
     stop: Option<oneshot::Sender<()>>,
     link: Option<LinkThread>,
     closer: Option<lifecycle::Closer>,
+    retainer: Option<lifecycle::Closer>,
 }
 
 /// The scheme link's background thread and its stop flag.
@@ -368,6 +377,9 @@ impl RunningServer {
             let _ = s.send(());
         }
         if let Some(c) = self.closer.take() {
+            c.stop().await;
+        }
+        if let Some(c) = self.retainer.take() {
             c.stop().await;
         }
         if let Some(l) = self.link.take() {
@@ -423,6 +435,7 @@ pub async fn spawn(config: ServerConfig) -> Result<RunningServer, ServerError> {
     tracing::info!(%addr, "offpay server listening");
     let link = LinkThread::start(&state)?;
     let closer = start_closer(&state)?;
+    let retainer = start_retainer(&state)?;
     let (handle, tx) = serve_in_background(listener, router(state.clone()));
     Ok(RunningServer {
         addr,
@@ -432,6 +445,7 @@ pub async fn spawn(config: ServerConfig) -> Result<RunningServer, ServerError> {
         stop: Some(tx),
         link,
         closer,
+        retainer,
     })
 }
 
@@ -439,6 +453,17 @@ pub async fn spawn(config: ServerConfig) -> Result<RunningServer, ServerError> {
 fn start_closer(state: &AppState) -> Result<Option<lifecycle::Closer>, ServerError> {
     lifecycle::Closer::start(&state.issuer, state.close_interval)
         .map_err(|e| ServerError::Io("cannot start the closing thread".into(), e))
+}
+
+/// Start the thread running the retention pass (none when the interval is zero).
+fn start_retainer(state: &AppState) -> Result<Option<lifecycle::Closer>, ServerError> {
+    lifecycle::Closer::periodic(
+        &state.issuer,
+        state.retention_interval,
+        "offpay-retention",
+        privacy::prune_all_due,
+    )
+    .map_err(|e| ServerError::Io("cannot start the retention thread".into(), e))
 }
 
 /// Serve until `shutdown` resolves, then finish the requests in flight.
@@ -454,6 +479,7 @@ pub async fn serve(
     tracing::info!(%addr, backend = offpay_issuer::store::Store::backend(state.issuer.store()), "offpay server listening");
     let link = LinkThread::start(&state)?;
     let closer = start_closer(&state)?;
+    let retainer = start_retainer(&state)?;
     let served = axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown)
         .await
@@ -462,6 +488,9 @@ pub async fn serve(
         l.stop().await;
     }
     if let Some(c) = closer {
+        c.stop().await;
+    }
+    if let Some(c) = retainer {
         c.stop().await;
     }
     served?;

@@ -11,7 +11,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use offpay_issuer::store::{
     Book, CheckpointRecord, ClaimFilter, ClaimRecord, ClaimState, ClaimSums, DoubleSpendRecord,
     EnrollmentTokenRecord, EntryRecord, LedgerTotals, NewSettlement, PendingSettlement, Posting,
-    RevocationRecord, StatementRecord, Store, StoreError, Tx, WalletRecord,
+    RetentionCandidate, RevocationRecord, SettlementRecord, StatementRecord, Store, StoreError,
+    StoredPosting, Tx, WalletRecord,
 };
 use offpay_protocol::pki::WalletProfile;
 use offpay_protocol::{Hash32, UnixSeconds, WalletId};
@@ -304,6 +305,14 @@ impl Tx for FaultTx<'_> {
         fn insert_statement(&mut self, s: &StatementRecord) -> ();
         fn statement_totals(&mut self) -> (u64, i128);
         fn balances_of_kind(&mut self, kind: &str) -> Vec<(String, i64)>;
+        fn retention_candidates(&mut self, settled_by: UnixSeconds, limit: u32) -> Vec<RetentionCandidate>;
+        fn postings_by_references(&mut self, references: &[String]) -> Vec<StoredPosting>;
+        fn fold_postings(&mut self, references: &[String], summaries: &[Posting]) -> ();
+        fn prune_payments(&mut self, keys: &[(WalletId, Hash32)]) -> ();
+        fn pruned_returned(&mut self, keys: &[(WalletId, Hash32)]) -> Vec<(WalletId, Hash32)>;
+        fn entries_held_by_cases(&mut self) -> Vec<(WalletId, u64)>;
+        fn postings_of_account(&mut self, account: &str, limit: u32) -> Vec<StoredPosting>;
+        fn settlements_of(&mut self, wallet: &WalletId, limit: u32) -> Vec<SettlementRecord>;
     }
 }
 
