@@ -351,11 +351,7 @@ fn fresh_key(prefix: &str) -> Result<String, Failure> {
     ))
 }
 
-/// A typed answer as the JSON object a command prints.
-pub(crate) fn to_json<T: serde::Serialize>(t: &T) -> Result<Value, Failure> {
-    serde_json::to_value(t)
-        .map_err(|e| Failure::refused("internal", format!("cannot encode the answer: {e}")))
-}
+pub(crate) use crate::out::to_json;
 
 /// A 128-bit sum of the invariant report (a decimal string), or a refusal naming it.
 pub(crate) fn sum(what: &str, s: &str) -> Result<i128, Failure> {

@@ -197,3 +197,9 @@ pub(crate) fn print_failure(f: &Failure, as_json: bool) {
 
 /// The result of every command.
 pub(crate) type Outcome = Result<Done, Failure>;
+
+/// A typed answer as the JSON object a command prints.
+pub(crate) fn to_json<T: serde::Serialize>(t: &T) -> Result<Value, Failure> {
+    serde_json::to_value(t)
+        .map_err(|e| Failure::refused("internal", format!("cannot encode the answer: {e}")))
+}

@@ -8,9 +8,8 @@ use offpay_client::api::RetentionRunRequest;
 use offpay_protocol::WalletId;
 use serde_json::json;
 
-use crate::admin::to_json;
 use crate::http::Client;
-use crate::out::{Done, Failure, Outcome};
+use crate::out::{Done, Failure, Outcome, to_json};
 use crate::walletdir::write_atomic;
 
 #[derive(Subcommand, Debug)]

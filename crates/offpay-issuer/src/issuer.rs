@@ -160,6 +160,12 @@ pub struct Issuer<S: Store> {
     pub(crate) directory: std::sync::RwLock<Option<std::sync::Arc<crate::directory::Installed>>>,
 }
 
+/// Settings key of the retention window (`retention.rs`; 8 bytes,
+/// big-endian seconds; absent or `u64::MAX`: keep forever).
+pub(crate) const RETENTION_WINDOW_KEY: &str = "retention.seconds";
+/// The longest retention window accepted: 100 years.
+pub const RETENTION_SECONDS_MAX: u64 = 100 * 365 * 86_400;
+
 /// The setting whose presence marks a member issuer (its value: the scheme root's certificate hash).
 pub(crate) const MEMBER_SETTING: &str = "scheme.member";
 
@@ -200,8 +206,14 @@ pub(crate) fn write_initial_settings(
         &config.enrollment_token_seconds.to_be_bytes(),
     )?;
     tx.set_setting("crl", crl_der)?;
-    if config.retention_seconds.is_some() {
-        crate::retention::set_window(tx, config.retention_seconds)?;
+    if let Some(seconds) = config.retention_seconds {
+        if seconds > RETENTION_SECONDS_MAX {
+            return Err(InputError::RetentionWindow {
+                max: RETENTION_SECONDS_MAX,
+            }
+            .into());
+        }
+        tx.set_setting(RETENTION_WINDOW_KEY, &seconds.to_be_bytes())?;
     }
     // Serials 1 and 2 are the CA certificates; wallet serials are fixed-width (2^62 + n)
     // so that every Payment of a suite has the same size.

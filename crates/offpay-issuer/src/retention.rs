@@ -44,15 +44,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use offpay_protocol::{UnixSeconds, WalletId};
 
 use crate::error::{InputError, Invariant, IssuerError};
-use crate::issuer::Issuer;
+use crate::issuer::{Issuer, RETENTION_WINDOW_KEY};
 use crate::store::{Book, Posting, Store, StoredPosting, Tx};
 
-/// Settings key of the retention window (8 bytes, big-endian seconds; absent: keep forever).
-const WINDOW_KEY: &str = "retention.seconds";
 /// Payments pruned per [`Issuer::run_retention`] call at most (one transaction).
 pub const RETENTION_BATCH_MAX: u32 = 1_000;
-/// The longest retention window accepted: 100 years.
-pub const RETENTION_SECONDS_MAX: u64 = 100 * 365 * 86_400;
+pub use crate::issuer::RETENTION_SECONDS_MAX;
 /// Seconds per day: summary postings are named by their UTC day.
 const DAY_SECONDS: u64 = 86_400;
 /// The clearing account of the general ledger's folded postings.
@@ -79,7 +76,7 @@ pub struct RetentionReport {
 
 /// The stored retention window.
 pub(crate) fn window(tx: &mut dyn Tx) -> Result<Option<u64>, IssuerError> {
-    match tx.setting(WINDOW_KEY)? {
+    match tx.setting(RETENTION_WINDOW_KEY)? {
         None => Ok(None),
         Some(b) => {
             let b: [u8; 8] = b
@@ -107,10 +104,10 @@ pub(crate) fn check_window(seconds: Option<u64>) -> Result<(), IssuerError> {
 pub(crate) fn set_window(tx: &mut dyn Tx, seconds: Option<u64>) -> Result<(), IssuerError> {
     check_window(seconds)?;
     match seconds {
-        Some(s) => tx.set_setting(WINDOW_KEY, &s.to_be_bytes())?,
+        Some(s) => tx.set_setting(RETENTION_WINDOW_KEY, &s.to_be_bytes())?,
         // "Keep forever" after a window was set: the key holds u64::MAX,
         // which reads back as no window.
-        None => tx.set_setting(WINDOW_KEY, &u64::MAX.to_be_bytes())?,
+        None => tx.set_setting(RETENTION_WINDOW_KEY, &u64::MAX.to_be_bytes())?,
     }
     Ok(())
 }

@@ -959,4 +959,59 @@ mod tests {
         );
         assert_eq!(redact_url("postgres://db/x"), "postgres://db/x");
     }
+
+    #[test]
+    fn privacy_keys_from_file_env_and_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(
+            &file,
+            "[privacy]\nretention_seconds = 7776000\nretention_interval_seconds = 600\n",
+        )
+        .unwrap();
+        let args = ServerArgs {
+            config: Some(file.clone()),
+            ..ServerArgs::default()
+        };
+        let c = ServerConfig::load_with_env(&args, env(&[])).unwrap();
+        assert_eq!(c.privacy.retention_seconds, Some(7_776_000));
+        assert_eq!(c.privacy.window(), Some(Some(7_776_000)));
+        assert_eq!(c.privacy.retention_interval_seconds, 600);
+        // The environment over the file, flags over both; 0 is "keep forever".
+        let c = ServerConfig::load_with_env(
+            &args,
+            env(&[
+                ("OFFPAY_RETENTION_SECONDS", "0"),
+                ("OFFPAY_RETENTION_INTERVAL_SECONDS", "60"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.privacy.window(), Some(None));
+        assert_eq!(c.privacy.retention_interval_seconds, 60);
+        let flags = ServerArgs {
+            retention_seconds: Some(86_400),
+            retention_interval_seconds: Some(0),
+            ..args.clone()
+        };
+        let c =
+            ServerConfig::load_with_env(&flags, env(&[("OFFPAY_RETENTION_SECONDS", "0")])).unwrap();
+        assert_eq!(c.privacy.window(), Some(Some(86_400)));
+        assert_eq!(c.privacy.retention_interval_seconds, 0);
+        // Unset: the stored window is kept.
+        let c = ServerConfig::load_with_env(&ServerArgs::default(), env(&[])).unwrap();
+        assert_eq!(c.privacy.window(), None);
+        assert_eq!(
+            c.privacy.retention_interval_seconds,
+            RETENTION_INTERVAL_SECONDS_DEFAULT
+        );
+        // Refused: not a number, a window over the maximum, an interval over a day.
+        let bad = |pairs: &[(&str, &str)]| {
+            ServerConfig::load_with_env(&ServerArgs::default(), env(pairs)).is_err()
+        };
+        assert!(bad(&[("OFFPAY_RETENTION_SECONDS", "soon")]));
+        assert!(bad(&[("OFFPAY_RETENTION_SECONDS", "18446744073709551615")]));
+        assert!(bad(&[("OFFPAY_RETENTION_INTERVAL_SECONDS", "86401")]));
+        std::fs::write(&file, "[privacy]\nretention_days = 1\n").unwrap();
+        assert!(ServerConfig::load_with_env(&args, env(&[])).is_err());
+    }
 }

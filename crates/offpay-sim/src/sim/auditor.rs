@@ -381,13 +381,13 @@ impl<'a, P: FnMut(Progress)> Sim<'a, P> {
                 if tx.settled(&u.payer, &[u.hash])?.is_empty() {
                     continue;
                 }
-                if !pending.contains_key(&payee) {
+                if let std::collections::hash_map::Entry::Vacant(slot) = pending.entry(payee) {
                     let p = tx
                         .pending_to(&payee, UnixSeconds(i64::MAX as u64), u32::MAX)?
                         .into_iter()
                         .map(|s| (s.payer, s.hash))
                         .collect();
-                    pending.insert(payee, p);
+                    slot.insert(p);
                 }
                 // A payment of another issuer's wallet is not returned (that
                 // issuer's customer): it stays, counted.
