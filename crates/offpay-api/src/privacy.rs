@@ -74,8 +74,8 @@ pub struct ExportCheckpoint {
     pub balance_minor: i64,
     /// Load seq.
     pub load_seq: u64,
-    /// Issuer time.
-    pub time: u64,
+    /// Issuer time of the checkpoint.
+    pub issued_at: u64,
 }
 
 /// One outgoing chain entry of the wallet.
@@ -97,7 +97,7 @@ pub struct ExportEntry {
     /// Minor units (0 once pruned).
     pub amount_minor: i64,
     /// Payer TA time (0 once pruned).
-    pub time: u64,
+    pub signed_at: u64,
     /// The signed entry, base64 (none once pruned).
     #[cfg_attr(feature = "server", schema(format = Byte))]
     pub entry: Option<String>,
@@ -116,7 +116,7 @@ pub struct ExportSettlement {
     /// Minor units (0 once pruned).
     pub amount_minor: i64,
     /// When it settled (0 once pruned).
-    pub time: u64,
+    pub settled_at: u64,
     /// `pending`, `delivered` or `returned`.
     pub delivery: String,
     /// Pruned by the retention rule.
@@ -139,8 +139,8 @@ pub struct ExportPosting {
     pub kind: String,
     /// The cause's id.
     pub reference: String,
-    /// Time.
-    pub time: u64,
+    /// When it was posted.
+    pub posted_at: u64,
 }
 
 /// A double spend of the wallet.
@@ -167,7 +167,7 @@ pub struct ExportRevocation {
     /// Why.
     pub reason: String,
     /// When.
-    pub time: u64,
+    pub revoked_at: u64,
 }
 
 /// `GET /v1/admin/wallets/{id}/export`: everything the issuer still holds
@@ -180,6 +180,8 @@ pub struct WalletExportView {
     pub wallet_id: String,
     /// Its customer.
     pub customer: String,
+    /// The issuer's currency (every `*_minor` amount).
+    pub currency: String,
     /// The customer's display name.
     pub customer_name: Option<String>,
     /// Lifecycle state.
@@ -244,7 +246,7 @@ mod from_issuer {
             amount_minor: p.amount,
             kind: p.kind.clone(),
             reference: p.reference.clone(),
-            time: p.time.0,
+            posted_at: p.time.0,
         }
     }
 
@@ -268,7 +270,7 @@ mod from_issuer {
                 pruned: e.is_pruned(),
                 payee: e.payee.map(|p| p.to_hex()),
                 amount_minor: e.amount,
-                time: e.time.0,
+                signed_at: e.time.0,
                 entry: (!e.is_pruned()).then(|| b64(&e.bytes)),
             })
             .collect()
@@ -282,19 +284,21 @@ mod from_issuer {
                 hash: s.hash.to_hex(),
                 payee: s.payee.map(|p| p.to_hex()),
                 amount_minor: s.amount,
-                time: s.time.0,
+                settled_at: s.time.0,
                 delivery: delivery(s.delivery),
                 pruned: s.pruned,
             })
             .collect()
     }
 
-    impl From<&WalletExport> for WalletExportView {
-        fn from(x: &WalletExport) -> WalletExportView {
+    impl WalletExportView {
+        /// From the issuer's export, amounts in `currency`.
+        pub fn new(x: &WalletExport, currency: &str) -> WalletExportView {
             let w = &x.wallet;
             WalletExportView {
                 wallet_id: w.id.to_hex(),
                 customer: w.customer.clone(),
+                currency: currency.to_string(),
                 customer_name: x.customer_name.clone(),
                 state: w.state.as_str().to_string(),
                 reason: w.reason.clone(),
@@ -325,7 +329,7 @@ mod from_issuer {
                         head: c.head.to_hex(),
                         balance_minor: c.balance,
                         load_seq: c.load_seq,
-                        time: c.time.0,
+                        issued_at: c.time.0,
                     })
                     .collect(),
                 entries: entries(x),
@@ -348,7 +352,7 @@ mod from_issuer {
                     .map(|r| ExportRevocation {
                         serial: r.serial.to_string(),
                         reason: r.reason.clone(),
-                        time: r.time.0,
+                        revoked_at: r.time.0,
                     })
                     .collect(),
                 truncated: x.truncated,

@@ -149,7 +149,7 @@ fn proven_retained_json(p: &ProvenRetainedDoubleSpend) -> serde_json::Value {
         "entries": p.entries.iter().map(|h| h.to_hex()).collect::<Vec<_>>(),
         "amount_minor": p.amount.minor,
         "currency": p.amount.currency.to_string(),
-        "issuer_statement_time": p.time.0,
+        "statement_at": p.time.0,
         "rests_on_issuer_signature": true,
     })
 }
@@ -179,4 +179,34 @@ fn run_retained(proof: &[u8], file: &Path, root: &Certificate) -> Outcome {
         ),
         proven_retained_json(&p),
     ))
+}
+
+/// Whether a stored proof (either kind) verifies against `root`, and a line
+/// saying what it shows (`offpay admin double-spends`).
+pub(crate) fn proof_check(proof: &[u8], root: &Certificate) -> (bool, String) {
+    if proof.first() == Some(&COSE_SIGN1_TAG_BYTE) {
+        return match verify_retained_double_spend_bytes(proof, root) {
+            Ok(p) => (
+                true,
+                format!(
+                    "verifies against the scheme root (certificate serial {}, new entry {}; the other entry was pruned and rests on the issuer's signed statement)",
+                    crate::show::serial_hex(p.payer_serial),
+                    p.amount
+                ),
+            ),
+            Err(e) => (false, format!("DOES NOT VERIFY: {e}")),
+        };
+    }
+    match verify_double_spend_bytes(proof, root) {
+        Ok(p) => (
+            true,
+            format!(
+                "verifies against the scheme root (certificate serial {}, amounts {} and {})",
+                crate::show::serial_hex(p.payer_serial),
+                p.amounts[0],
+                p.amounts[1]
+            ),
+        ),
+        Err(e) => (false, format!("DOES NOT VERIFY: {e}")),
+    }
 }

@@ -69,9 +69,9 @@ pub async fn export(
     PathId(id): PathId,
 ) -> Result<Json<WalletExportView>, ApiError> {
     let id = wallet_id(&id)?;
-    let x = blocking(&st, move |i| i.export_wallet(&id)).await?;
+    let (x, currency) = blocking(&st, move |i| Ok((i.export_wallet(&id)?, i.currency()))).await?;
     tracing::info!(wallet = %id, "wallet data exported");
-    Ok(Json(WalletExportView::from(&x)))
+    Ok(Json(WalletExportView::new(&x, currency.as_str())))
 }
 
 /// One background pass: prune every due payment, a batch at a time.
