@@ -201,8 +201,9 @@ fn balances(issuer: &Issuer<AnyStore>, ws: &[&Wallet<MemoryVault>]) -> Vec<i64> 
         .iter()
         .map(|w| issuer.wallet_balance(&w.wallet_id()).unwrap())
         .collect();
-    for c in ["alice", "bob", "carol", "dave"] {
-        out.push(issuer.customer_balance(c).unwrap());
+    for w in ws {
+        let customer = issuer.wallet(&w.wallet_id()).unwrap().customer;
+        out.push(issuer.customer_balance(&customer).unwrap());
     }
     let mut tx = issuer.store().begin().unwrap();
     for a in [
@@ -366,6 +367,39 @@ fn without_a_window_nothing_is_ever_pruned() {
         assert_eq!(x.entries[0].payee, None);
         assert_eq!(x.vouchers.len(), 1);
         assert!(!x.checkpoints.is_empty());
+        assert_books(issuer);
+    });
+}
+
+#[test]
+fn a_returned_payment_is_pruned_with_its_return_postings() {
+    on_every_backend("retention_returned", |issuer, raw| {
+        let mut dave = customer_with_wallet(issuer, "dave", 2_000, 2_000);
+        let mut bob = customer_with_wallet(issuer, "bob", 0, 0);
+        // Dave pays; the payment never reaches Bob's TA.
+        let req = bob
+            .request(offpay_test_support::eur(250), 300, T0.plus(10))
+            .unwrap();
+        let lost = dave.pay(&req, T0.plus(10)).unwrap();
+        sync(issuer, &mut dave, T0.plus(100));
+        let window = issuer.lifecycle_rules().unwrap().return_after_seconds;
+        let back = T0.plus(100 + window + 10);
+        let out = sync(issuer, &mut bob, back);
+        assert_eq!(out.returned.count, 1);
+        let p = paid(&dave, &bob, &lost);
+        assert!(!pair_links(raw, &p).is_empty());
+        let before = balances(issuer, &[&dave, &bob]);
+        let r = run(issuer, back.plus(WINDOW));
+        assert_eq!(r.pruned, 1);
+        assert!(r.postings_folded >= 3, "{r:?}");
+        assert_eq!(pair_links(raw, &p), Vec::<(String, String)>::new());
+        assert_eq!(balances(issuer, &[&dave, &bob]), before);
+        assert_books(issuer);
+        // Dave's rolled-back copy could not pay the same seq unseen: a
+        // honest resend of the pruned entry is no double spend and settles nothing.
+        let out = sync(issuer, &mut dave, back.plus(WINDOW + 10));
+        assert!(out.double_spends.is_empty());
+        assert_eq!(out.settled, 0);
         assert_books(issuer);
     });
 }
