@@ -2596,3 +2596,73 @@ fn write_fuzz_seeds() {
         }
     }
 }
+
+/// A retained-entry proof whose parts are each valid but prove nothing, or
+/// whose statement the issuer did not sign, is refused with the reason named.
+#[test]
+fn retained_proofs_that_prove_nothing_are_refused() {
+    use offpay_protocol::evidence::EvidenceError;
+    for suite in [Suite::Ed25519, Suite::P256] {
+        let s = scheme(suite);
+        let item = s.items.iter().find(|i| i.kind == Kind::Retained).unwrap();
+        let good = Signed::<RetainedDoubleSpendProof>::decode(&item.bytes).unwrap();
+        let proven = verify_retained_double_spend(&good, &s.root).unwrap();
+        assert_eq!(proven.seq, 1);
+        assert_eq!(proven.entries[0], good.body().retained_hash);
+        assert_eq!(proven.amount.minor, 990);
+        let resigned = |f: &dyn Fn(&mut RetainedDoubleSpendProof), key: &SigningKey| {
+            let mut b = good.body().clone();
+            f(&mut b);
+            verify_retained_double_spend(&Signed::sign(b, key), &s.root)
+        };
+        let entry_hash = ChainEntry::decode(&good.body().entry).unwrap().hash();
+        assert_eq!(
+            resigned(&|b| b.retained_hash = entry_hash, &item.signer),
+            Err(EvidenceError::SameEntry),
+            "{suite}"
+        );
+        assert_eq!(
+            resigned(
+                &|b| {
+                    b.seq = 2;
+                    b.retained_prev = Hash32([7; 32]);
+                },
+                &item.signer
+            ),
+            Err(EvidenceError::NoConflict),
+            "{suite}"
+        );
+        // The same prev at another seq is still a conflict.
+        assert!(resigned(&|b| b.seq = 2, &item.signer).is_ok());
+        assert_eq!(
+            resigned(&|b| b.payer = WalletId([0x77; 16]), &item.signer),
+            Err(EvidenceError::WalletMismatch),
+            "{suite}"
+        );
+        let stranger = SigningKey::from_seed(suite, &[0x42; 32]).unwrap();
+        assert_eq!(
+            resigned(&|_| {}, &stranger),
+            Err(EvidenceError::BadIssuerSignature),
+            "{suite}: a statement not signed by the issuer CA"
+        );
+        assert!(matches!(
+            resigned(
+                &|b| {
+                    let last = b.entry.len() - 1;
+                    b.entry[last] ^= 1;
+                },
+                &item.signer
+            ),
+            Err(EvidenceError::BadSignature | EvidenceError::Decode(_))
+        ));
+        let other = scheme(if suite == Suite::Ed25519 {
+            Suite::P256
+        } else {
+            Suite::Ed25519
+        });
+        assert!(matches!(
+            verify_retained_double_spend(&good, &other.root),
+            Err(EvidenceError::Certificate(_))
+        ));
+    }
+}
