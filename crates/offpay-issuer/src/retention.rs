@@ -45,7 +45,7 @@ use offpay_protocol::{UnixSeconds, WalletId};
 
 use crate::error::{InputError, Invariant, IssuerError};
 use crate::issuer::{Issuer, RETENTION_WINDOW_KEY};
-use crate::store::{Book, Posting, Store, StoredPosting, Tx};
+use crate::store::{Book, Posting, RetentionCandidate, Store, StoredPosting, Tx};
 
 /// Payments pruned per [`Issuer::run_retention`] call at most (one transaction).
 pub const RETENTION_BATCH_MAX: u32 = 1_000;
@@ -171,6 +171,27 @@ fn summary_reference(now: UnixSeconds, account: &str) -> String {
     format!("retention:{}:{account}", now.0 / DAY_SECONDS)
 }
 
+/// Of the candidates (oldest first), the at most `limit` not held by a
+/// case; how many were held; whether more are due than `limit`.
+pub(crate) fn due_payments(
+    candidates: Vec<RetentionCandidate>,
+    held: &BTreeSet<(WalletId, u64)>,
+    limit: u32,
+) -> (Vec<RetentionCandidate>, u32, bool) {
+    let mut held_count = 0u32;
+    let mut due = Vec::new();
+    for c in candidates {
+        if held.contains(&(c.payer, c.seq)) {
+            held_count = held_count.saturating_add(1);
+        } else {
+            due.push(c);
+        }
+    }
+    let more = due.len() > limit as usize;
+    due.truncate(limit as usize);
+    (due, held_count, more)
+}
+
 /// One batch: find up to `limit` due payments, fold their postings, prune them.
 fn prune_batch(
     tx: &mut dyn Tx,
@@ -187,16 +208,10 @@ fn prune_batch(
         enabled: true,
         ..RetentionReport::default()
     };
-    let mut due = Vec::new();
-    for c in tx.retention_candidates(settled_by, ask)? {
-        if held.contains(&(c.payer, c.seq)) {
-            report.held_by_cases += 1;
-        } else {
-            due.push(c);
-        }
-    }
-    report.more = due.len() > limit as usize;
-    due.truncate(limit as usize);
+    let candidates = tx.retention_candidates(settled_by, ask)?;
+    let (due, held_by_cases, more) = due_payments(candidates, &held, limit);
+    report.held_by_cases = held_by_cases;
+    report.more = more;
     if due.is_empty() {
         return Ok(report);
     }
@@ -336,6 +351,29 @@ mod tests {
         }
         // wallet:a -350, wallet:b +200, wallet:c +150, pool -70, customer:x +70.
         assert_eq!(out.len(), 5);
+    }
+
+    #[test]
+    fn entries_held_by_a_case_are_never_due_and_do_not_block_the_others() {
+        let c = |n: u8, seq: u64| RetentionCandidate {
+            payer: WalletId([n; 16]),
+            seq,
+            hash: offpay_protocol::Hash32([n; 32]),
+            payee: WalletId([0xee; 16]),
+            settled: UnixSeconds(u64::from(n)),
+        };
+        let held: BTreeSet<(WalletId, u64)> =
+            [(WalletId([1; 16]), 1), (WalletId([3; 16]), 7)].into();
+        let all = vec![c(1, 1), c(2, 1), c(3, 7), c(3, 8), c(4, 1)];
+        let (due, held_count, more) = due_payments(all.clone(), &held, 2);
+        assert_eq!(due, vec![c(2, 1), c(3, 8)]);
+        assert_eq!((held_count, more), (2, true));
+        let (due, held_count, more) = due_payments(all, &held, 10);
+        assert_eq!(due, vec![c(2, 1), c(3, 8), c(4, 1)]);
+        assert_eq!((held_count, more), (2, false));
+        // Held, whatever else: the same (payer, seq) of another payer is not.
+        let (due, _, _) = due_payments(vec![c(1, 1), c(1, 2)], &held, 10);
+        assert_eq!(due, vec![c(1, 2)]);
     }
 
     #[test]
