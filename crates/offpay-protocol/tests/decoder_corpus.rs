@@ -2607,6 +2607,19 @@ fn retained_proofs_that_prove_nothing_are_refused() {
         let item = s.items.iter().find(|i| i.kind == Kind::Retained).unwrap();
         let good = Signed::<RetainedDoubleSpendProof>::decode(&item.bytes).unwrap();
         let proven = verify_retained_double_spend(&good, &s.root).unwrap();
+        // The start of the payload as docs/PROTOCOL.md 7.15 shows it: a map
+        // of 10 pairs, type 17, version 1, key 2 (a `58` head below 256 bytes).
+        let head = if good.body().entry.len() >= 256 {
+            0x59
+        } else {
+            0x58
+        };
+        assert_eq!(
+            good.payload()[..7],
+            [0xaa, 0x00, 0x11, 0x01, 0x01, 0x02, head],
+            "{suite}"
+        );
+        assert_eq!(item.bytes[..4], [0xd2, 0x84, 0x43, 0xa1], "{suite}");
         assert_eq!(proven.seq, 1);
         assert_eq!(proven.entries[0], good.body().retained_hash);
         assert_eq!(proven.amount.minor, 990);
