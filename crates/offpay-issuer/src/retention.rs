@@ -33,6 +33,11 @@
 //! (the scheme's settlement needs them), redeems and loads (defunding and
 //! funding, tied to identity by the rules), and refused evidence entries.
 //!
+//! Cost: each batch asks for the oldest unpruned settlements that qualify
+//! (the partial index `settlements_retention`); old ones that do not yet
+//! (pending, a wallet not checkpointed, held) are passed over again by every
+//! batch until they do.
+//!
 //! A later entry at a pruned (payer, seq) is detected by hash (`settle.rs`)
 //! and proven by a [`offpay_protocol::messages::RetainedDoubleSpendProof`]:
 //! the payer-signed new entry and the issuer CA's signed statement of the
