@@ -1,9 +1,12 @@
-//! The DoubleSpendProof decoder and the proof check on top of it: refused or
-//! decoded to its own encoding; verifying never panics.
+//! The DoubleSpendProof and RetainedDoubleSpendProof decoders and the proof
+//! checks on top of them: refused or decoded to their own encoding;
+//! verifying never panics.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use offpay_protocol::messages::{DOUBLE_SPEND_PROOF_BYTES_MAX, DoubleSpendProof};
+use offpay_protocol::messages::{
+    DOUBLE_SPEND_PROOF_BYTES_MAX, DoubleSpendProof, RetainedDoubleSpendProof,
+};
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(p) = DoubleSpendProof::decode(data) {
@@ -14,7 +17,9 @@ fuzz_target!(|data: &[u8]| {
             "a proof decoded from a non-canonical encoding"
         );
     }
+    let _ = offpay_fuzz::check_envelope::<RetainedDoubleSpendProof>(data);
     if let Some(root) = offpay_fuzz::decoder_root() {
         let _ = offpay_protocol::evidence::verify_double_spend_bytes(data, root);
+        let _ = offpay_protocol::evidence::verify_retained_double_spend_bytes(data, root);
     }
 });

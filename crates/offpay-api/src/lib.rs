@@ -11,8 +11,10 @@ use base64::engine::general_purpose::STANDARD;
 use serde::{Deserialize, Serialize};
 
 mod cases;
+mod privacy;
 mod scheme;
 pub use cases::*;
+pub use privacy::*;
 pub use scheme::*;
 
 /// The JSON body of every error answer.

@@ -12,7 +12,6 @@ use offpay_client::api::{
     LockRequest, MoneyRequest, RekeyRequest, RetireRequest, RevokeRequest, RootsResponse,
     WalletView, WalletsQuery,
 };
-use offpay_protocol::evidence::verify_double_spend_bytes;
 use offpay_protocol::pki::{Certificate, Crl};
 use offpay_server::config::{DEFAULT_DATA_DIR, OPERATOR_TOKEN_FILE};
 use serde_json::{Value, json};
@@ -230,6 +229,20 @@ enum AdminCmd {
     Scheme {
         #[command(subcommand)]
         cmd: crate::member::MemberCmd,
+    },
+    /// Privacy by retention: delete the payer-payee pairing of old payments.
+    Retention {
+        #[command(subcommand)]
+        cmd: crate::privacy::RetentionCmd,
+    },
+    /// Everything the issuer holds about a wallet and its customer, as JSON
+    /// for the customer (data-subject access).
+    Export {
+        /// Wallet id.
+        wallet: String,
+        /// Write the JSON export to this file.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
     },
 }
 
@@ -479,6 +492,10 @@ fn run_raw(a: AdminArgs) -> Outcome {
     match &a.cmd {
         AdminCmd::Scheme { cmd } => crate::member::run(cmd, a.data_dir.as_ref(), op),
         AdminCmd::Case { cmd } => crate::case::run(cmd, op),
+        AdminCmd::Retention { cmd } => crate::privacy::run_retention(cmd, &op()?),
+        AdminCmd::Export { wallet, out } => {
+            crate::privacy::export(&op()?, wallet_id(wallet)?, out.as_deref())
+        }
         AdminCmd::CreateAccount { customer, name } => {
             let id = customer_id(customer)?;
             let v = op()?.create_customer(&CreateCustomerRequest {
@@ -900,26 +917,17 @@ fn double_spends(
     let mut list = Vec::with_capacity(found.double_spends.len());
     for d in &found.double_spends {
         let proof = http::b64_field("a double-spend proof", &d.proof)?;
-        let check = verify_double_spend_bytes(&proof, &root);
+        let (verified, check) = crate::evidence::proof_check(&proof, &root);
         h.push_str(&format!(
-            "payer {} used seq {} twice (detected {})\n  entries: {}\n  proof: {} bytes, {}\n",
+            "payer {} used seq {} twice (detected {})\n  entries: {}\n  proof: {} bytes, {check}\n",
             d.payer,
             d.seq,
             crate::show::date(d.detected),
             d.entries.join(", "),
             proof.len(),
-            match &check {
-                Ok(p) => format!(
-                    "verifies against the scheme root (certificate serial {}, amounts {} and {})",
-                    crate::show::serial_hex(p.payer_serial),
-                    p.amounts[0],
-                    p.amounts[1]
-                ),
-                Err(e) => format!("DOES NOT VERIFY: {e}"),
-            }
         ));
         let mut j = to_json(d)?;
-        j["proof_verified"] = json!(check.is_ok());
+        j["proof_verified"] = json!(verified);
         if let Some(dir) = out_dir {
             let f = dir.join(format!("{}-{}.proof", d.payer, d.seq));
             write_atomic(&f, &proof)?;

@@ -6,12 +6,15 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
 use offpay_protocol::bundle::EVIDENCE_BUNDLE_BYTES_MAX;
-use offpay_protocol::envelope::COSE_SIGN1_TAG;
+use offpay_protocol::cbor::DecodeError;
+use offpay_protocol::envelope::Signed;
 use offpay_protocol::evidence::{
-    BundleError, EvidenceError, ProvenDoubleSpend, VerifiedBundle, verify_bundle,
-    verify_double_spend_bytes,
+    BundleError, EvidenceError, ProvenDoubleSpend, ProvenRetainedDoubleSpend, VerifiedBundle,
+    verify_bundle, verify_double_spend_bytes, verify_retained_double_spend_bytes,
 };
-use offpay_protocol::messages::DOUBLE_SPEND_PROOF_BYTES_MAX;
+use offpay_protocol::messages::{
+    DOUBLE_SPEND_PROOF_BYTES_MAX, RETAINED_DOUBLE_SPEND_PROOF_BYTES_MAX, RetainedDoubleSpendProof,
+};
 use offpay_protocol::pki::{CERTIFICATE_BYTES_MAX, Certificate};
 use serde_json::json;
 
@@ -64,6 +67,7 @@ fn evidence_code(e: &EvidenceError) -> &'static str {
         EvidenceError::WalletMismatch => "proof_wallet_mismatch",
         EvidenceError::SameEntry => "proof_same_entry",
         EvidenceError::NoConflict => "proof_no_conflict",
+        EvidenceError::BadIssuerSignature => "proof_bad_issuer_signature",
     }
 }
 
@@ -160,12 +164,24 @@ pub(crate) fn run(a: EvidenceArgs) -> Outcome {
     } = a.cmd;
     let root = read_root(&root_path)?;
     require_root(&root, &root_path)?;
-    let max = EVIDENCE_BUNDLE_BYTES_MAX.max(DOUBLE_SPEND_PROOF_BYTES_MAX);
+    let max = EVIDENCE_BUNDLE_BYTES_MAX
+        .max(DOUBLE_SPEND_PROOF_BYTES_MAX)
+        .max(RETAINED_DOUBLE_SPEND_PROOF_BYTES_MAX);
     let bytes = read_bounded(&file, max as u64)
         .map_err(|e| Failure::io(format!("cannot read {}", file.display()), &e))?;
-    // A bundle is a COSE_Sign1 envelope (tag 18: 0xd2); a proof a bare map.
-    if bytes.first() == Some(&(0xc0 | COSE_SIGN1_TAG as u8)) {
-        return verify_bundle_file(&file, &bytes, &root);
+    // A bundle and a proof against a retained entry are COSE_Sign1
+    // envelopes (tag 18: 0xd2), told apart by their message type; a
+    // double-spend proof is a bare map.
+    if bytes.first() == Some(&COSE_SIGN1_TAG_BYTE) {
+        let not_retained = matches!(
+            Signed::<RetainedDoubleSpendProof>::decode(&bytes),
+            Err(DecodeError::WrongMessageType { .. })
+        );
+        return if not_retained {
+            verify_bundle_file(&file, &bytes, &root)
+        } else {
+            run_retained(&bytes, &file, &root)
+        };
     }
     if bytes.len() > DOUBLE_SPEND_PROOF_BYTES_MAX {
         return Err(Failure::refused(
@@ -197,4 +213,81 @@ pub(crate) fn run(a: EvidenceArgs) -> Outcome {
         ),
         proven_json(&p),
     ))
+}
+
+/// The first byte of a COSE_Sign1 envelope (CBOR tag 18): a
+/// RetainedDoubleSpendProof; a DoubleSpendProof is a plain map.
+const COSE_SIGN1_TAG_BYTE: u8 = 0xd2;
+
+/// The proven facts of a retained-entry proof as JSON fields.
+fn proven_retained_json(p: &ProvenRetainedDoubleSpend) -> serde_json::Value {
+    json!({
+        "valid": true,
+        "kind": "retained",
+        "payer": p.payer.to_hex(),
+        "payer_serial": crate::show::serial_hex(p.payer_serial),
+        "seq": p.seq,
+        "entries": p.entries.iter().map(|h| h.to_hex()).collect::<Vec<_>>(),
+        "amount_minor": p.amount.minor,
+        "currency": p.amount.currency.to_string(),
+        "statement_at": p.time.0,
+        "rests_on_issuer_signature": true,
+    })
+}
+
+/// `offpay evidence verify` of a RetainedDoubleSpendProof (the issuer no
+/// longer holds the first entry's bytes; its signed statement stands for it).
+fn run_retained(proof: &[u8], file: &Path, root: &Certificate) -> Outcome {
+    let p = verify_retained_double_spend_bytes(proof, root).map_err(|e| {
+        Failure::refused(
+            evidence_code(&e),
+            format!(
+                "{} is not a valid retained double-spend proof: {e}",
+                file.display()
+            ),
+        )
+    })?;
+    Ok(Done::new(
+        format!(
+            "valid retained double-spend proof: wallet {} (certificate serial {}) signed entry {} for {} at seq {}, where the issuer states it recorded entry {}\n  the first entry rests on the issuer's signature (its bytes were deleted by the retention rule)\n  checked against the root \"{}\" alone",
+            p.payer,
+            crate::show::serial_hex(p.payer_serial),
+            p.entries[1],
+            p.amount,
+            p.seq,
+            p.entries[0],
+            root.subject_cn()
+        ),
+        proven_retained_json(&p),
+    ))
+}
+
+/// Whether a stored proof (either kind) verifies against `root`, and a line
+/// saying what it shows (`offpay admin double-spends`).
+pub(crate) fn proof_check(proof: &[u8], root: &Certificate) -> (bool, String) {
+    if proof.first() == Some(&COSE_SIGN1_TAG_BYTE) {
+        return match verify_retained_double_spend_bytes(proof, root) {
+            Ok(p) => (
+                true,
+                format!(
+                    "verifies against the scheme root (certificate serial {}, new entry {}; the other entry was pruned and rests on the issuer's signed statement)",
+                    crate::show::serial_hex(p.payer_serial),
+                    p.amount
+                ),
+            ),
+            Err(e) => (false, format!("DOES NOT VERIFY: {e}")),
+        };
+    }
+    match verify_double_spend_bytes(proof, root) {
+        Ok(p) => (
+            true,
+            format!(
+                "verifies against the scheme root (certificate serial {}, amounts {} and {})",
+                crate::show::serial_hex(p.payer_serial),
+                p.amounts[0],
+                p.amounts[1]
+            ),
+        ),
+        Err(e) => (false, format!("DOES NOT VERIFY: {e}")),
+    }
 }

@@ -35,6 +35,7 @@ mod member;
 mod money;
 mod msgio;
 mod out;
+mod privacy;
 mod scheme;
 mod server;
 mod show;

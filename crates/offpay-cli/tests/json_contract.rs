@@ -248,6 +248,11 @@ fn every_command_keeps_the_json_contract() {
         .unwrap()
         .to_string();
     record("admin double-spends", ds);
+    record("admin retention run", admin(&["retention", "run"]));
+    let export = admin(&["export", &alice_id]);
+    assert_eq!(export["wallet_id"], alice_id.as_str());
+    assert!(!export["entries"].as_array().unwrap().is_empty());
+    record("admin export", export);
     let pki = d.join("pki");
     record(
         "admin pki export",

@@ -31,7 +31,8 @@ use offpay_api::{
     DoubleSpendsQuery, EnrollRequest, EnrollResponse, EnrollmentTokenQuery,
     EnrollmentTokenResponse, ErrorBody, Health, InvariantView, LifecycleRulesView, LoadResponse,
     LockRequest, MoneyRequest, PinUnlockApproval, PinUnlockPending, RedeemResponse, RekeyRequest,
-    RetireRequest, RevokeRequest, RootsResponse, WalletList, WalletView, WalletsQuery,
+    RetentionReportView, RetentionRunRequest, RetireRequest, RevokeRequest, RootsResponse,
+    WalletExportView, WalletList, WalletView, WalletsQuery,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -753,6 +754,19 @@ impl Client {
     /// `POST /v1/admin/lifecycle/close`.
     pub fn close_due(&self, req: &CloseRequest) -> Result<CloseReportView, Error> {
         self.post_typed("closing the due wallets", "/v1/admin/lifecycle/close", req)
+    }
+
+    /// `POST /v1/admin/retention/run`.
+    pub fn run_retention(&self, req: &RetentionRunRequest) -> Result<RetentionReportView, Error> {
+        self.post_typed("the retention pass", "/v1/admin/retention/run", req)
+    }
+
+    /// `GET /v1/admin/wallets/{id}/export`.
+    pub fn export_wallet(&self, id: &str) -> Result<WalletExportView, Error> {
+        self.get_typed(
+            "the wallet's data",
+            &format!("/v1/admin/wallets/{}/export", segment(id)),
+        )
     }
 
     /// `GET /v1/admin/lifecycle/rules`.

@@ -889,6 +889,7 @@ mod tests {
                 amount: 400,
                 time: UnixSeconds(1_010),
                 delivery,
+                pruned: false,
             }),
             entry,
             payee_ours,

@@ -100,6 +100,11 @@ pub enum InputError {
         /// The shortest window.
         min: u64,
     },
+    /// A retention window longer than the longest one kept.
+    RetentionWindow {
+        /// The longest window (seconds).
+        max: u64,
+    },
 }
 
 impl InputError {
@@ -111,6 +116,7 @@ impl InputError {
             InputError::IdempotencyKey => "idempotency_key",
             InputError::ZeroAmount => "zero_amount",
             InputError::ReturnWindow { .. } => "return_window",
+            InputError::RetentionWindow { .. } => "retention_window",
             InputError::AmountTooLarge => "amount_too_large",
             InputError::AmountAboveMax { .. } => "amount_above_max",
             InputError::Currency { .. } => "currency",
@@ -151,6 +157,9 @@ impl fmt::Display for InputError {
                 f,
                 "the return window must be {min} seconds (the longest a payment request lives) to one year"
             ),
+            InputError::RetentionWindow { max } => {
+                write!(f, "the retention window must be at most {max} seconds")
+            }
             InputError::AmountTooLarge => f.write_str("amount too large"),
             InputError::AmountAboveMax { amount, max } => write!(
                 f,
@@ -383,6 +392,8 @@ pub enum Invariant {
     StrandedRecord,
     /// The stored lifecycle rules do not decode.
     LifecycleRecord,
+    /// The stored retention window does not decode.
+    RetentionRecord,
     /// A stranded-money figure does not fit 64 bits.
     StrandedOverflow {
         /// The wallet.
@@ -403,6 +414,7 @@ impl Invariant {
             Invariant::GroupLeaderPanicked => "group_leader_panicked",
             Invariant::StrandedRecord => "stranded_record",
             Invariant::LifecycleRecord => "lifecycle_record",
+            Invariant::RetentionRecord => "retention_record",
             Invariant::StrandedOverflow { .. } => "stranded_overflow",
         }
     }
@@ -425,6 +437,9 @@ impl fmt::Display for Invariant {
                 f.write_str("a stored stranded-money figure has a bad length")
             }
             Invariant::LifecycleRecord => f.write_str("the stored lifecycle rules do not decode"),
+            Invariant::RetentionRecord => {
+                f.write_str("the stored retention window does not decode")
+            }
             Invariant::StrandedOverflow { wallet } => {
                 write!(f, "the stranded-money figure of {wallet} overflows")
             }
@@ -1179,6 +1194,7 @@ mod tests {
                 InputError::IdempotencyKey,
                 InputError::ZeroAmount,
                 InputError::ReturnWindow { min: 3600 },
+                InputError::RetentionWindow { max: 1 },
                 InputError::AmountTooLarge,
                 InputError::Currency { expected: eur },
                 InputError::Entry {

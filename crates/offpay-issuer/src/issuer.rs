@@ -39,6 +39,9 @@ pub struct IssuerConfig {
     pub policy: RiskPolicy,
     /// How long an enrollment token is valid.
     pub enrollment_token_seconds: u64,
+    /// How long a settled payment's pairing of payer and payee is kept
+    /// (`None`: forever, the default); see `retention.rs`.
+    pub retention_seconds: Option<u64>,
 }
 
 impl IssuerConfig {
@@ -69,6 +72,7 @@ impl IssuerConfig {
                 required_suite: None,
             },
             enrollment_token_seconds: 86_400,
+            retention_seconds: None,
         }
     }
 }
@@ -156,6 +160,12 @@ pub struct Issuer<S: Store> {
     pub(crate) directory: std::sync::RwLock<Option<std::sync::Arc<crate::directory::Installed>>>,
 }
 
+/// Settings key of the retention window (`retention.rs`; 8 bytes,
+/// big-endian seconds; absent or `u64::MAX`: keep forever).
+pub(crate) const RETENTION_WINDOW_KEY: &str = "retention.seconds";
+/// The longest retention window accepted: 100 years.
+pub const RETENTION_SECONDS_MAX: u64 = 100 * 365 * 86_400;
+
 /// The setting whose presence marks a member issuer (its value: the scheme root's certificate hash).
 pub(crate) const MEMBER_SETTING: &str = "scheme.member";
 
@@ -196,6 +206,15 @@ pub(crate) fn write_initial_settings(
         &config.enrollment_token_seconds.to_be_bytes(),
     )?;
     tx.set_setting("crl", crl_der)?;
+    if let Some(seconds) = config.retention_seconds {
+        if seconds > RETENTION_SECONDS_MAX {
+            return Err(InputError::RetentionWindow {
+                max: RETENTION_SECONDS_MAX,
+            }
+            .into());
+        }
+        tx.set_setting(RETENTION_WINDOW_KEY, &seconds.to_be_bytes())?;
+    }
     // Serials 1 and 2 are the CA certificates; wallet serials are fixed-width (2^62 + n)
     // so that every Payment of a suite has the same size.
     tx.set_setting("counter.serial", &(1u64 << 62).to_be_bytes())?;

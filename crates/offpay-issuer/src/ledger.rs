@@ -5,6 +5,10 @@
 //! `pool`, `guarantee`, `wallet:<hex>`, `issuance`, and at a member issuer
 //! `issuer:<hex>`, `foreign:<hex>`, `settlement`); [`Account`] formats to and
 //! parses from exactly those strings, so the data on disk is unchanged.
+//! Two more accounts are not [`Account`]s: `retention:gl` and
+//! `retention:offline`, the clearing accounts of the summary postings the
+//! retention rule folds a pruned payment's postings into (`retention.rs`);
+//! each is zero after every retention batch.
 //!
 //! Sign conventions of a member issuer (balance = credits - debits): a
 //! payment of x by our wallet P to a wallet of issuer B posts

@@ -5,7 +5,10 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use offpay_protocol::messages::{CertField, ChainEntry, DoubleSpendProof, Payment};
+use offpay_protocol::envelope::Signed;
+use offpay_protocol::messages::{
+    CertField, ChainEntry, DoubleSpendProof, Payment, RetainedDoubleSpendProof,
+};
 use offpay_protocol::pki::{Certificate, RevocationReason, SchemeTrust};
 use offpay_protocol::{Hash32, IssuerId, UnixSeconds, WalletId};
 
@@ -13,7 +16,9 @@ use crate::ca::CertificateFactory;
 use crate::certificates;
 use crate::error::{InputError, Invariant, IssuerError, SchemeProblem};
 use crate::ledger::{Account, posting, to_i64};
-use crate::store::{ClaimDirection, ClaimRecord, ClaimState, DoubleSpendRecord, EntryRecord, Tx};
+use crate::store::{
+    ClaimDirection, ClaimRecord, ClaimState, DoubleSpendRecord, EntryRecord, PendingSettlement, Tx,
+};
 
 /// What settlement needs to know at a member issuer: who we are, the
 /// installed directory (the other issuers' CA certificates, for proofs),
@@ -134,19 +139,20 @@ pub(crate) fn record_and_settle(
         .map(|e| ((e.payer, e.prev), e))
         .collect();
 
-    // 2. Classify: known, new, or in conflict (a double spend).
+    // 2. Classify: known, new, or in conflict (a double spend; against a
+    // pruned entry, by its retained hash: retention.rs).
     let mut new_entries: Vec<EntryRecord> = Vec::new();
-    let mut conflicts: Vec<(WalletId, Vec<u8>, Vec<u8>, u64)> = Vec::new();
+    let mut conflicts: Vec<Conflict> = Vec::new();
     for (e, _) in batch {
         let (payer, h) = (e.payer(), e.hash());
         match known.get(&(payer, e.seq())) {
             Some(k) if k.hash == h => {}
-            Some(k) => conflicts.push((payer, k.bytes.clone(), e.bytes().to_vec(), e.seq())),
+            Some(k) => conflicts.push(Conflict::new(k, e)),
             None => {
                 if let Some(k) = by_prev.get(&(payer, e.prev()))
                     && k.hash != h
                 {
-                    conflicts.push((payer, k.bytes.clone(), e.bytes().to_vec(), e.seq()));
+                    conflicts.push(Conflict::new(k, e));
                     continue;
                 }
                 let rec = entry_record(e, now)?;
@@ -212,7 +218,7 @@ fn settle_once(
         to_settle.iter().map(|e| (e.payer(), e.hash())).collect();
     let already: BTreeSet<(WalletId, Hash32)> =
         tx.settled_keys(&settle_keys)?.into_iter().collect();
-    deliver_reported(tx, &already, &held, now)?;
+    deliver_reported(tx, batch, &already, &held, now)?;
     let to_settle: Vec<&ChainEntry> = to_settle
         .into_iter()
         .filter(|e| !already.contains(&(e.payer(), e.hash())))
@@ -303,13 +309,34 @@ fn settle_once(
 /// mark them delivered (and credit again any returned meanwhile).
 fn deliver_reported(
     tx: &mut dyn Tx,
+    batch: &[(ChainEntry, Source)],
     already: &BTreeSet<(WalletId, Hash32)>,
     held: &BTreeSet<(WalletId, Hash32)>,
     now: UnixSeconds,
 ) -> Result<(), IssuerError> {
     let delivered_now: Vec<(WalletId, Hash32)> = already.intersection(held).copied().collect();
     if !delivered_now.is_empty() {
-        let late = tx.deliver(&delivered_now)?;
+        // A returned payment pruned since keeps no payee or amount: the
+        // payee's report carries the payer-signed entry, which has both.
+        let pruned: BTreeSet<(WalletId, Hash32)> =
+            tx.pruned_returned(&delivered_now)?.into_iter().collect();
+        let mut late = tx.deliver(&delivered_now)?;
+        for (e, _) in batch.iter().filter(|(_, s)| *s == Source::Payee) {
+            if let ChainEntry::Payment(p) = e
+                && pruned.contains(&(e.payer(), e.hash()))
+                && !late
+                    .iter()
+                    .any(|l| (l.payer, l.hash) == (e.payer(), e.hash()))
+            {
+                late.push(PendingSettlement {
+                    payer: e.payer(),
+                    hash: e.hash(),
+                    payee: p.body().payee,
+                    amount: to_i64(e.amount().minor)?,
+                    time: now,
+                });
+            }
+        }
         crate::lifecycle::credit_late_deliveries(tx, &late, now)?;
     }
     Ok(())
@@ -419,19 +446,48 @@ fn payment_postings(
     Ok(claim)
 }
 
+/// A new entry in conflict with a recorded one (same seq or same prev).
+struct Conflict {
+    payer: WalletId,
+    /// The recorded entry (its bytes empty when pruned by the retention rule).
+    recorded: EntryRecord,
+    /// The new entry's bytes.
+    new: Vec<u8>,
+    /// The new entry's seq.
+    seq: u64,
+}
+
+impl Conflict {
+    fn new(recorded: &EntryRecord, e: &ChainEntry) -> Conflict {
+        Conflict {
+            payer: e.payer(),
+            recorded: recorded.clone(),
+            new: e.bytes().to_vec(),
+            seq: e.seq(),
+        }
+    }
+}
+
 /// Two entries at one (payer, seq): keep the proof, revoke the payer (once).
+/// Against a pruned entry the proof is a [`RetainedDoubleSpendProof`]: the
+/// new entry and the issuer's signed statement of the retained hash.
 fn prove_double_spends(
     ca: &CertificateFactory,
     member: Option<&Member<'_>>,
     tx: &mut dyn Tx,
-    conflicts: Vec<(WalletId, Vec<u8>, Vec<u8>, u64)>,
+    conflicts: Vec<Conflict>,
     now: UnixSeconds,
     stats: &mut RecordStats,
 ) -> Result<(), IssuerError> {
-    for (payer, a, b, seq) in conflicts {
-        let (proof, ours) = build_proof(ca, member, tx, &payer, &a, &b)?;
-        let ea = ChainEntry::decode(&a)?.hash();
-        let eb = ChainEntry::decode(&b)?.hash();
+    for c in conflicts {
+        let (payer, seq) = (c.payer, c.seq);
+        let (proof, ours) = if c.recorded.is_pruned() {
+            build_retained_proof(ca, tx, &c.recorded, &c.new, now)?
+        } else {
+            build_proof(ca, member, tx, &payer, &c.recorded.bytes, &c.new)?
+        };
+        let ea = c.recorded.hash;
+        let eb = ChainEntry::decode(&c.new)?.hash();
         let entries = if ea <= eb { [ea, eb] } else { [eb, ea] };
         let fresh = tx.insert_double_spend(&DoubleSpendRecord {
             payer,
@@ -462,6 +518,56 @@ fn prove_double_spends(
     Ok(())
 }
 
+/// The certificate of `payer` whose key signed `entry`: its inline one, or
+/// one of those the issuer issued to it.
+fn signing_certificate(
+    tx: &mut dyn Tx,
+    payer: &WalletId,
+    entry: &ChainEntry,
+) -> Result<Vec<u8>, IssuerError> {
+    if let ChainEntry::Payment(p) = entry
+        && let CertField::Inline(der) = &p.body().payer_cert
+    {
+        return Ok(der.clone());
+    }
+    for (_, der) in tx.certificates_of(payer)? {
+        let c = Certificate::from_der(&der)?;
+        if entry.verify(c.public_key()).is_ok() {
+            return Ok(der);
+        }
+    }
+    Err(Invariant::NoCertificateVerifies { payer: *payer }.into())
+}
+
+/// The proof against a pruned entry of one of our wallets: the new entry,
+/// its certificate, and the issuer CA's signed statement of what it
+/// retained at (payer, seq). Always one of ours: only our wallets' payments
+/// are pruned.
+fn build_retained_proof(
+    ca: &CertificateFactory,
+    tx: &mut dyn Tx,
+    retained: &EntryRecord,
+    new: &[u8],
+    now: UnixSeconds,
+) -> Result<(Vec<u8>, bool), IssuerError> {
+    let entry = ChainEntry::decode(new)?;
+    let payer_cert = signing_certificate(tx, &retained.payer, &entry)?;
+    let proof = Signed::try_sign(
+        RetainedDoubleSpendProof {
+            entry: new.to_vec(),
+            payer_cert,
+            issuer_cert: ca.issuer.der().to_vec(),
+            payer: retained.payer,
+            seq: retained.seq,
+            retained_hash: retained.hash,
+            retained_prev: retained.prev,
+            time: now,
+        },
+        ca.signer(),
+    )?;
+    Ok((proof.into_bytes(), true))
+}
+
 /// The proof for two entries of `payer`, with the certificate whose key
 /// signed them and its issuer's CA certificate; and whether the payer is ours.
 fn build_proof(
@@ -473,22 +579,7 @@ fn build_proof(
     b: &[u8],
 ) -> Result<(Vec<u8>, bool), IssuerError> {
     let ea = ChainEntry::decode(a)?;
-    let mut cert_der = None;
-    if let ChainEntry::Payment(p) = &ea
-        && let CertField::Inline(der) = &p.body().payer_cert
-    {
-        cert_der = Some(der.clone());
-    }
-    if cert_der.is_none() {
-        for (_, der) in tx.certificates_of(payer)? {
-            let c = Certificate::from_der(&der)?;
-            if ea.verify(c.public_key()).is_ok() {
-                cert_der = Some(der);
-                break;
-            }
-        }
-    }
-    let cert_der = cert_der.ok_or(Invariant::NoCertificateVerifies { payer: *payer })?;
+    let cert_der = signing_certificate(tx, payer, &ea)?;
     let mut issuer_der = ca.issuer.der().to_vec();
     let mut ours = true;
     if let Some(m) = member {

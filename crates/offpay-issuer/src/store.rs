@@ -175,6 +175,42 @@ pub struct PendingSettlement {
 /// whether the payee's TA is known to hold it.
 pub type NewSettlement = (Hash32, WalletId, Option<WalletId>, i64, bool);
 
+/// A settled payment the retention rule may prune: delivered or returned,
+/// both wallets checkpointed past it, settled at or before the cut-off, in no
+/// double-spend record and no claim on another issuer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RetentionCandidate {
+    /// The payer.
+    pub payer: WalletId,
+    /// The entry's seq.
+    pub seq: u64,
+    /// The entry hash (payment id).
+    pub hash: Hash32,
+    /// The payee.
+    pub payee: WalletId,
+    /// When it was settled.
+    pub settled: UnixSeconds,
+}
+
+/// A posting as stored, for the retention fold and the data-subject export.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredPosting {
+    /// The book.
+    pub book: Book,
+    /// Account debited.
+    pub debit: String,
+    /// Account credited.
+    pub credit: String,
+    /// Minor units, positive.
+    pub amount: i64,
+    /// Its kind.
+    pub kind: String,
+    /// Its reference.
+    pub reference: String,
+    /// Time.
+    pub time: UnixSeconds,
+}
+
 /// A stored enrollment token (the token itself is kept as its SHA-256 only).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EnrollmentTokenRecord {
@@ -256,10 +292,18 @@ pub struct EntryRecord {
     pub amount: i64,
     /// Payer TA time.
     pub time: UnixSeconds,
-    /// The signed envelope.
+    /// The signed envelope (empty once pruned by the retention rule: then
+    /// only payer, seq, hash, prev and kind are kept).
     pub bytes: Vec<u8>,
     /// When the issuer first saw it.
     pub recorded: UnixSeconds,
+}
+
+impl EntryRecord {
+    /// Pruned by the retention rule: its bytes, payee and amount are gone.
+    pub fn is_pruned(&self) -> bool {
+        self.bytes.is_empty()
+    }
 }
 
 /// A checkpoint as stored (the issuer's signed statement of a wallet's state).
@@ -520,6 +564,8 @@ pub struct SettlementRecord {
     pub time: UnixSeconds,
     /// Whether the payee's TA holds it.
     pub delivery: Delivery,
+    /// Pruned by the retention rule (payee None, amount and time 0).
+    pub pruned: bool,
 }
 
 /// What a customer says about a payment or a wallet.
@@ -892,6 +938,52 @@ pub trait Tx {
         serial: u64,
         not_after: UnixSeconds,
     ) -> Result<(), StoreError>;
+
+    // --- privacy by retention (retention.rs) ---
+    /// Settled payments the retention rule may prune (see
+    /// [`RetentionCandidate`]), settled at or before `settled_by`, oldest
+    /// first, at most `limit`.
+    fn retention_candidates(
+        &mut self,
+        settled_by: UnixSeconds,
+        limit: u32,
+    ) -> Result<Vec<RetentionCandidate>, StoreError>;
+    /// The postings with these references (any order).
+    fn postings_by_references(
+        &mut self,
+        references: &[String],
+    ) -> Result<Vec<StoredPosting>, StoreError>;
+    /// Replace the postings with these references by `summaries`, leaving
+    /// every balance as it is: refused (Corrupt, nothing written) unless
+    /// every account's net (credits - debits) over the removed postings
+    /// equals its net over the summaries.
+    fn fold_postings(
+        &mut self,
+        references: &[String],
+        summaries: &[Posting],
+    ) -> Result<(), StoreError>;
+    /// Prune these settled payments (payer, entry hash): the entry keeps
+    /// payer, seq, hash, prev and kind; its payee, amount, times and bytes
+    /// are cleared; the settlement keeps payer, hash and delivery.
+    fn prune_payments(&mut self, keys: &[(WalletId, Hash32)]) -> Result<(), StoreError>;
+    /// Which of these (payer, entry hash) are pruned settlements returned to
+    /// their payer (a late delivery of one is credited from the payee's report).
+    fn pruned_returned(
+        &mut self,
+        keys: &[(WalletId, Hash32)],
+    ) -> Result<Vec<(WalletId, Hash32)>, StoreError>;
+    /// Postings debiting or crediting `account`, oldest first, at most `limit`.
+    fn postings_of_account(
+        &mut self,
+        account: &str,
+        limit: u32,
+    ) -> Result<Vec<StoredPosting>, StoreError>;
+    /// Settlements whose payer or payee is `wallet`, oldest first, at most `limit`.
+    fn settlements_of(
+        &mut self,
+        wallet: &WalletId,
+        limit: u32,
+    ) -> Result<Vec<SettlementRecord>, StoreError>;
 
     // --- idempotency of operator and wallet requests ---
     /// A stored response for an idempotency key: (request hash, response).

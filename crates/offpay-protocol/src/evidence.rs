@@ -11,9 +11,10 @@
 use core::fmt;
 
 use crate::cbor::DecodeError;
-use crate::messages::{ChainEntry, DoubleSpendProof};
+use crate::envelope::Signed;
+use crate::messages::{ChainEntry, DoubleSpendProof, RetainedDoubleSpendProof};
 use crate::pki::{Certificate, PkiError};
-use crate::types::{Amount, Hash32, WalletId};
+use crate::types::{Amount, Hash32, UnixSeconds, WalletId};
 
 /// Why a proof does not prove a double spend.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -30,6 +31,9 @@ pub enum EvidenceError {
     SameEntry,
     /// The entries share neither seq nor prev: no conflict.
     NoConflict,
+    /// A retained-entry statement's signature does not verify under the
+    /// issuer CA certificate it carries.
+    BadIssuerSignature,
 }
 
 impl fmt::Display for EvidenceError {
@@ -41,6 +45,9 @@ impl fmt::Display for EvidenceError {
             EvidenceError::WalletMismatch => f.write_str("entries are not of the certified wallet"),
             EvidenceError::SameEntry => f.write_str("the two entries are identical"),
             EvidenceError::NoConflict => f.write_str("entries share neither seq nor prev"),
+            EvidenceError::BadIssuerSignature => {
+                f.write_str("the issuer's retained-entry statement does not verify")
+            }
         }
     }
 }
@@ -329,4 +336,85 @@ fn prove_entry(
         time: e.time(),
         payer_serial: signer.serial(),
     })
+}
+
+/// What a verified [`RetainedDoubleSpendProof`] establishes: the payer signed
+/// `entries[1]`, and the issuer states it recorded `entries[0]` at the same
+/// (payer, seq) or with the same prev. The first half rests on the issuer's
+/// signature alone (it deleted the entry's bytes by its retention rule).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProvenRetainedDoubleSpend {
+    /// The wallet.
+    pub payer: WalletId,
+    /// Serial of its certificate (to revoke).
+    pub payer_serial: u64,
+    /// The seq the issuer recorded the retained entry at.
+    pub seq: u64,
+    /// The retained entry's hash (issuer's statement), then the new entry's hash.
+    pub entries: [Hash32; 2],
+    /// The new entry's amount (the retained entry's is no longer known).
+    pub amount: Amount,
+    /// Issuer time of the statement.
+    pub time: UnixSeconds,
+}
+
+/// Verify a retained-entry double-spend proof against the scheme root
+/// certificate alone: the issuer CA chains to the root and signed the
+/// envelope; the payer certificate was issued by that CA and its key signed
+/// the new entry; the entry is of the stated payer, differs from the
+/// retained hash and shares its seq or its prev.
+pub fn verify_retained_double_spend(
+    proof: &Signed<RetainedDoubleSpendProof>,
+    root: &Certificate,
+) -> Result<ProvenRetainedDoubleSpend, EvidenceError> {
+    let p = proof.body();
+    let issuer = Certificate::from_der(&p.issuer_cert).map_err(EvidenceError::Certificate)?;
+    let payer = Certificate::from_der(&p.payer_cert).map_err(EvidenceError::Certificate)?;
+    root.verify_signed_by(root)
+        .map_err(EvidenceError::Certificate)?;
+    issuer
+        .verify_signed_by(root)
+        .map_err(EvidenceError::Certificate)?;
+    if !issuer.is_ca() {
+        return Err(EvidenceError::Certificate(PkiError::NotACa));
+    }
+    proof
+        .verify(issuer.public_key())
+        .map_err(|_| EvidenceError::BadIssuerSignature)?;
+    payer
+        .verify_signed_by(&issuer)
+        .map_err(EvidenceError::Certificate)?;
+    let wallet = payer
+        .wallet_id()
+        .ok_or(EvidenceError::Certificate(PkiError::NotAWalletCertificate))?;
+    let e = ChainEntry::decode(&p.entry).map_err(EvidenceError::Decode)?;
+    if e.payer() != wallet || p.payer != wallet {
+        return Err(EvidenceError::WalletMismatch);
+    }
+    let h = e.hash();
+    if h == p.retained_hash {
+        return Err(EvidenceError::SameEntry);
+    }
+    if e.seq() != p.seq && e.prev() != p.retained_prev {
+        return Err(EvidenceError::NoConflict);
+    }
+    e.verify(payer.public_key())
+        .map_err(|_| EvidenceError::BadSignature)?;
+    Ok(ProvenRetainedDoubleSpend {
+        payer: wallet,
+        payer_serial: payer.serial(),
+        seq: p.seq,
+        entries: [p.retained_hash, h],
+        amount: e.amount(),
+        time: p.time,
+    })
+}
+
+/// Decode and verify an encoded retained-entry proof.
+pub fn verify_retained_double_spend_bytes(
+    bytes: &[u8],
+    root: &Certificate,
+) -> Result<ProvenRetainedDoubleSpend, EvidenceError> {
+    let proof = Signed::<RetainedDoubleSpendProof>::decode(bytes).map_err(EvidenceError::Decode)?;
+    verify_retained_double_spend(&proof, root)
 }

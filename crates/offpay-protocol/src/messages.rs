@@ -37,6 +37,8 @@ pub const CRL_FIELD_BYTES_MAX: usize = 1 << 20;
 pub const SYNC_RESPONSE_BYTES_MAX: usize = 15 << 20;
 /// Largest DoubleSpendProof encoding.
 pub const DOUBLE_SPEND_PROOF_BYTES_MAX: usize = 28 << 10;
+/// Largest RetainedDoubleSpendProof envelope.
+pub const RETAINED_DOUBLE_SPEND_PROOF_BYTES_MAX: usize = 28 << 10;
 /// Largest lock reason text.
 pub const REASON_BYTES_MAX: usize = 128;
 
@@ -79,6 +81,14 @@ const _: () = assert!(
 const _: () = assert!(
     16 + 2 * (BYTES_HEAD_MAX + PAYMENT_BYTES_MAX) + 2 * (BYTES_HEAD_MAX + CERT_FIELD_BYTES_MAX)
         <= DOUBLE_SPEND_PROOF_BYTES_MAX
+);
+// A RetainedDoubleSpendProof: one entry and two certificates at their largest.
+const _: () = assert!(
+    ENVELOPE_FIXED_BYTES_MAX
+        + BYTES_HEAD_MAX
+        + PAYMENT_BYTES_MAX
+        + 2 * (BYTES_HEAD_MAX + CERT_FIELD_BYTES_MAX)
+        <= RETAINED_DOUBLE_SPEND_PROOF_BYTES_MAX
 );
 // Redeems travel in a report's outgoing list, whose entries may be Payments.
 const _: () = assert!(REDEEM_BYTES_MAX <= PAYMENT_BYTES_MAX);
@@ -124,6 +134,8 @@ pub mod message_type {
     pub const SETTLEMENT_STATEMENT: u64 = 15;
     /// [`crate::bundle::EvidenceBundle`]
     pub const EVIDENCE_BUNDLE: u64 = 16;
+    /// [`super::RetainedDoubleSpendProof`]
+    pub const RETAINED_DOUBLE_SPEND_PROOF: u64 = 17;
 }
 
 // ---- field helpers -------------------------------------------------------
@@ -1262,6 +1274,91 @@ impl DoubleSpendProof {
             ));
         }
         Ok(p)
+    }
+}
+
+// ---- RetainedDoubleSpendProof ----------------------------------------------
+
+/// A double spend against an entry whose bytes the issuer no longer holds
+/// (deleted by its retention rule: it keeps only the hash and prev of a
+/// settled entry). The new entry is signed by the payer; the retained side
+/// is the **issuer's** signed statement that it recorded an entry with
+/// `retained_hash` and `retained_prev` at (`payer`, `seq`). The envelope is
+/// signed by the issuer CA key; it verifies with the scheme root certificate
+/// alone ([`crate::evidence::verify_retained_double_spend`]), but unlike a
+/// [`DoubleSpendProof`] it rests on the issuer's word for the pruned side.
+///
+/// Keys: 2 entry (the new entry's envelope), 3 payer certificate (DER),
+/// 4 issuer CA certificate (DER), 5 payer, 6 seq, 7 retained hash,
+/// 8 retained prev, 9 time (issuer time of the statement).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RetainedDoubleSpendProof {
+    /// The new chain entry envelope (Payment or Redeem), signed by the payer.
+    pub entry: Vec<u8>,
+    /// The payer's wallet certificate whose key signed `entry`.
+    pub payer_cert: Vec<u8>,
+    /// The issuer CA certificate that issued it and signs this statement.
+    pub issuer_cert: Vec<u8>,
+    /// The payer wallet.
+    pub payer: WalletId,
+    /// The seq at which the issuer recorded the retained entry.
+    pub seq: u64,
+    /// The entry hash the issuer recorded at (payer, seq).
+    pub retained_hash: Hash32,
+    /// That entry's prev.
+    pub retained_prev: Hash32,
+    /// Issuer time of the statement.
+    pub time: UnixSeconds,
+}
+
+impl Body for RetainedDoubleSpendProof {
+    const TYPE: u64 = message_type::RETAINED_DOUBLE_SPEND_PROOF;
+    const NAME: &'static str = "RetainedDoubleSpendProof";
+    const BYTES_MAX: usize = RETAINED_DOUBLE_SPEND_PROOF_BYTES_MAX;
+    fn field_count(&self) -> usize {
+        8
+    }
+    fn encode_fields(&self, e: &mut Encoder) {
+        e.uint(2).bytes(&self.entry);
+        e.uint(3).bytes(&self.payer_cert);
+        e.uint(4).bytes(&self.issuer_cert);
+        e.uint(5).bytes(&self.payer.0);
+        e.uint(6).uint(self.seq);
+        e.uint(7).bytes(&self.retained_hash.0);
+        e.uint(8).bytes(&self.retained_prev.0);
+        e.uint(9).uint(self.time.0);
+    }
+    fn decode_fields(m: &mut MapReader<'_, '_>) -> Result<Self, DecodeError> {
+        let entry = m
+            .required(2, "entry")?
+            .bytes("entry", PAYMENT_BYTES_MAX)?
+            .to_vec();
+        let payer_cert = m
+            .required(3, "payer certificate")?
+            .bytes("payer certificate", CERT_FIELD_BYTES_MAX)?
+            .to_vec();
+        let issuer_cert = m
+            .required(4, "issuer certificate")?
+            .bytes("issuer certificate", CERT_FIELD_BYTES_MAX)?
+            .to_vec();
+        let payer = wallet(m.required(5, "payer")?, "payer")?;
+        let seq = m.required(6, "seq")?.uint("seq")?;
+        if seq == 0 {
+            return Err(DecodeError::InvalidValue("seq starts at 1"));
+        }
+        let retained_hash = hash(m.required(7, "retained hash")?, "retained hash")?;
+        let retained_prev = hash(m.required(8, "retained prev")?, "retained prev")?;
+        let time = time(m.required(9, "time")?, "time")?;
+        Ok(RetainedDoubleSpendProof {
+            entry,
+            payer_cert,
+            issuer_cert,
+            payer,
+            seq,
+            retained_hash,
+            retained_prev,
+            time,
+        })
     }
 }
 

@@ -20,7 +20,7 @@ use offpay_protocol::bundle::{
 };
 use offpay_protocol::cbor::{DecodeError, Encoder};
 use offpay_protocol::envelope::{Body, Signed, VerifyError, sig_structure};
-use offpay_protocol::evidence::verify_double_spend;
+use offpay_protocol::evidence::{verify_double_spend, verify_retained_double_spend};
 use offpay_protocol::messages::{
     CERT_FIELD_BYTES_MAX, DOUBLE_SPEND_PROOF_BYTES_MAX, LOAD_VOUCHER_BYTES_MAX, PAYMENT_BYTES_MAX,
     PAYMENT_REQUEST_BYTES_MAX, REASON_BYTES_MAX, RECEIPT_BYTES_MAX, REDEEM_BYTES_MAX,
@@ -28,7 +28,8 @@ use offpay_protocol::messages::{
 };
 use offpay_protocol::messages::{
     CertField, ChainEntry, Checkpoint, DoubleSpendProof, LoadVoucher, Payment, PaymentRequest,
-    Receipt, Redeem, RiskPolicy, SyncReport, SyncResponse, WalletCommand, message_type,
+    RETAINED_DOUBLE_SPEND_PROOF_BYTES_MAX, Receipt, Redeem, RetainedDoubleSpendProof, RiskPolicy,
+    SyncReport, SyncResponse, WalletCommand, message_type,
 };
 use offpay_protocol::messages::{
     DIRECTORY_BYTES_MAX, Directory, DirectoryEntry, SETTLEMENT_STATEMENT_BYTES_MAX,
@@ -115,10 +116,11 @@ enum Kind {
     Directory,
     Statement,
     Bundle,
+    Retained,
 }
 
 impl Kind {
-    const ALL: [Kind; 12] = [
+    const ALL: [Kind; 13] = [
         Kind::Request,
         Kind::Payment,
         Kind::Receipt,
@@ -131,6 +133,7 @@ impl Kind {
         Kind::Directory,
         Kind::Statement,
         Kind::Bundle,
+        Kind::Retained,
     ];
     fn type_number(self) -> u64 {
         match self {
@@ -146,6 +149,7 @@ impl Kind {
             Kind::Directory => message_type::DIRECTORY,
             Kind::Statement => message_type::SETTLEMENT_STATEMENT,
             Kind::Bundle => message_type::EVIDENCE_BUNDLE,
+            Kind::Retained => message_type::RETAINED_DOUBLE_SPEND_PROOF,
         }
     }
     fn bytes_max(self) -> usize {
@@ -162,6 +166,7 @@ impl Kind {
             Kind::Directory => DIRECTORY_BYTES_MAX,
             Kind::Statement => SETTLEMENT_STATEMENT_BYTES_MAX,
             Kind::Bundle => EVIDENCE_BUNDLE_BYTES_MAX,
+            Kind::Retained => RETAINED_DOUBLE_SPEND_PROOF_BYTES_MAX,
         }
     }
     /// The name decoders put in errors about the whole message.
@@ -179,6 +184,7 @@ impl Kind {
             Kind::Directory => Directory::NAME,
             Kind::Statement => SettlementStatement::NAME,
             Kind::Bundle => EvidenceBundle::NAME,
+            Kind::Retained => RetainedDoubleSpendProof::NAME,
         }
     }
     fn is_envelope(self) -> bool {
@@ -425,6 +431,21 @@ fn scheme(suite: Suite) -> Scheme {
         },
         &issuer_key,
     );
+    // The proof against an entry the issuer pruned: the conflicting entry,
+    // and the issuer CA's statement of the retained payment's hash.
+    let retained = Signed::sign(
+        RetainedDoubleSpendProof {
+            entry: conflict.bytes().to_vec(),
+            payer_cert: payer_cert.der().to_vec(),
+            issuer_cert: issuer.der().to_vec(),
+            payer,
+            seq: 1,
+            retained_hash: payment.payload_hash(),
+            retained_prev: Hash32::ZERO,
+            time: UnixSeconds(T0 + 90 * DAY),
+        },
+        &issuer_key,
+    );
     // The scheme of many issuers: a member CA, the issuer CRL, the directory,
     // a response carrying its update, a statement.
     let member_key = key(5);
@@ -534,6 +555,12 @@ fn scheme(suite: Suite) -> Scheme {
         ),
         item("double-spend-proof", Kind::Proof, &proof, &payer_key),
         item(
+            "retained-double-spend-proof",
+            Kind::Retained,
+            retained.bytes(),
+            &issuer_key,
+        ),
+        item(
             "sync-response-directory",
             Kind::Response,
             response_dir.bytes(),
@@ -575,6 +602,7 @@ fn decode(kind: Kind, bytes: &[u8]) -> Result<(), DecodeError> {
         Kind::Directory => Signed::<Directory>::decode(bytes).map(drop),
         Kind::Statement => Signed::<SettlementStatement>::decode(bytes).map(drop),
         Kind::Bundle => Signed::<EvidenceBundle>::decode(bytes).map(drop),
+        Kind::Retained => Signed::<RetainedDoubleSpendProof>::decode(bytes).map(drop),
     }
 }
 
@@ -614,6 +642,18 @@ fn decode_verify(item: &Item, bytes: &[u8]) -> Outcome {
         Kind::Directory => check::<Directory>(bytes, &key),
         Kind::Statement => check::<SettlementStatement>(bytes, &key),
         Kind::Bundle => check::<EvidenceBundle>(bytes, &key),
+        // The proof against a retained entry: decoded, then checked as evidence
+        // (the issuer's signature, the chain to the root, the entry's signature).
+        Kind::Retained => match check::<RetainedDoubleSpendProof>(bytes, &key) {
+            Outcome::Verified => {
+                let p = Signed::<RetainedDoubleSpendProof>::decode(bytes).unwrap();
+                match verify_retained_double_spend(&p, &item.root) {
+                    Ok(_) => Outcome::Verified,
+                    Err(e) => Outcome::NotVerified(format!("{e:?}")),
+                }
+            }
+            other => other,
+        },
         Kind::Proof => match DoubleSpendProof::decode(bytes) {
             Err(e) => Outcome::DecodeError(e),
             Ok(p) => match verify_double_spend(&p, &item.root) {
@@ -848,6 +888,7 @@ fn some_uint_key(kind: Kind) -> u64 {
         Kind::Directory => 2, // directory version
         Kind::Statement => 2, // cycle
         Kind::Bundle => 2,    // case id
+        Kind::Retained => 6,  // seq
     }
 }
 
@@ -1647,6 +1688,7 @@ fn absurd_length_headers_are_refused_without_allocating() {
             Kind::Payment if item.name.starts_with("payment-ref") => None,
             Kind::Payment => Some(10),
             Kind::Proof => Some(4),
+            Kind::Retained => Some(3),
             _ => None,
         };
         if let Some(key) = cert_key {
@@ -2649,6 +2691,7 @@ fn write_fuzz_seeds() {
             Kind::Directory => "decode_directory",
             Kind::Statement => "decode_settlement_statement",
             Kind::Bundle => "decode_evidence_bundle",
+            Kind::Retained => "decode_double_spend_proof",
         };
         write(target, &item.bytes);
         write("decode_cbor", &item.bytes);
@@ -2664,5 +2707,88 @@ fn write_fuzz_seeds() {
             );
             write("decode_certificate", item.root.der());
         }
+    }
+}
+
+/// A retained-entry proof whose parts are each valid but prove nothing, or
+/// whose statement the issuer did not sign, is refused with the reason named.
+#[test]
+fn retained_proofs_that_prove_nothing_are_refused() {
+    use offpay_protocol::evidence::EvidenceError;
+    for suite in [Suite::Ed25519, Suite::P256] {
+        let s = scheme(suite);
+        let item = s.items.iter().find(|i| i.kind == Kind::Retained).unwrap();
+        let good = Signed::<RetainedDoubleSpendProof>::decode(&item.bytes).unwrap();
+        let proven = verify_retained_double_spend(&good, &s.root).unwrap();
+        // The start of the payload as docs/PROTOCOL.md 7.15 shows it: a map
+        // of 10 pairs, type 17, version 1, key 2 (a `58` head below 256 bytes).
+        let head = if good.body().entry.len() >= 256 {
+            0x59
+        } else {
+            0x58
+        };
+        assert_eq!(
+            good.payload()[..7],
+            [0xaa, 0x00, 0x11, 0x01, 0x01, 0x02, head],
+            "{suite}"
+        );
+        assert_eq!(item.bytes[..4], [0xd2, 0x84, 0x43, 0xa1], "{suite}");
+        assert_eq!(proven.seq, 1);
+        assert_eq!(proven.entries[0], good.body().retained_hash);
+        assert_eq!(proven.amount.minor, 990);
+        let resigned = |f: &dyn Fn(&mut RetainedDoubleSpendProof), key: &SigningKey| {
+            let mut b = good.body().clone();
+            f(&mut b);
+            verify_retained_double_spend(&Signed::sign(b, key), &s.root)
+        };
+        let entry_hash = ChainEntry::decode(&good.body().entry).unwrap().hash();
+        assert_eq!(
+            resigned(&|b| b.retained_hash = entry_hash, &item.signer),
+            Err(EvidenceError::SameEntry),
+            "{suite}"
+        );
+        assert_eq!(
+            resigned(
+                &|b| {
+                    b.seq = 2;
+                    b.retained_prev = Hash32([7; 32]);
+                },
+                &item.signer
+            ),
+            Err(EvidenceError::NoConflict),
+            "{suite}"
+        );
+        // The same prev at another seq is still a conflict.
+        assert!(resigned(&|b| b.seq = 2, &item.signer).is_ok());
+        assert_eq!(
+            resigned(&|b| b.payer = WalletId([0x77; 16]), &item.signer),
+            Err(EvidenceError::WalletMismatch),
+            "{suite}"
+        );
+        let stranger = SigningKey::from_seed(suite, &[0x42; 32]).unwrap();
+        assert_eq!(
+            resigned(&|_| {}, &stranger),
+            Err(EvidenceError::BadIssuerSignature),
+            "{suite}: a statement not signed by the issuer CA"
+        );
+        assert!(matches!(
+            resigned(
+                &|b| {
+                    let last = b.entry.len() - 1;
+                    b.entry[last] ^= 1;
+                },
+                &item.signer
+            ),
+            Err(EvidenceError::BadSignature | EvidenceError::Decode(_))
+        ));
+        let other = scheme(if suite == Suite::Ed25519 {
+            Suite::P256
+        } else {
+            Suite::Ed25519
+        });
+        assert!(matches!(
+            verify_retained_double_spend(&good, &other.root),
+            Err(EvidenceError::Certificate(_))
+        ));
     }
 }

@@ -1028,7 +1028,7 @@ fn limits_table() -> String {
     };
     use offpay_protocol::suite::SIGNATURE_BYTES_MAX;
     use offpay_protocol::types::{HASH_BYTES, ISSUER_ID_BYTES, NONCE_BYTES, WALLET_ID_BYTES};
-    let rows: [(&str, usize, &str); 34] = [
+    let rows: [(&str, usize, &str); 35] = [
         (
             "PAYMENT_REQUEST_BYTES_MAX",
             PAYMENT_REQUEST_BYTES_MAX,
@@ -1100,6 +1100,11 @@ fn limits_table() -> String {
             "DOUBLE_SPEND_PROOF_BYTES_MAX",
             DOUBLE_SPEND_PROOF_BYTES_MAX,
             "a DoubleSpendProof encoding (12 KiB)",
+        ),
+        (
+            "RETAINED_DOUBLE_SPEND_PROOF_BYTES_MAX",
+            RETAINED_DOUBLE_SPEND_PROOF_BYTES_MAX,
+            "a RetainedDoubleSpendProof envelope (28 KiB)",
         ),
         (
             "PIN_UNLOCK_GRANT_BYTES_MAX",

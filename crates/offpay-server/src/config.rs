@@ -74,6 +74,95 @@ pub struct ServerConfig {
     pub hsm: Option<String>,
     /// The end of a wallet's life (`[lifecycle]` in the file).
     pub lifecycle: LifecycleConfig,
+    /// Privacy by retention (`[privacy]` in the file).
+    pub privacy: PrivacyConfig,
+}
+
+/// How long the pairing of a settled payment's two wallets is kept, and how
+/// often the retention pass runs (offpay-issuer's `retention.rs`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PrivacyConfig {
+    /// Seconds after settlement a payment's payer-payee pairing is deleted
+    /// (once delivered and both wallets checkpointed past it); `None`: keep
+    /// the stored window (default: keep forever); 0 in the file, the
+    /// environment or a flag sets "keep forever".
+    pub retention_seconds: Option<u64>,
+    /// Seconds between two retention passes (0: never; the operator calls
+    /// `POST /v1/admin/retention/run`).
+    pub retention_interval_seconds: u64,
+}
+
+/// Default [`PrivacyConfig::retention_interval_seconds`]: hourly.
+pub const RETENTION_INTERVAL_SECONDS_DEFAULT: u64 = 3_600;
+
+impl Default for PrivacyConfig {
+    fn default() -> Self {
+        PrivacyConfig {
+            retention_seconds: None,
+            retention_interval_seconds: RETENTION_INTERVAL_SECONDS_DEFAULT,
+        }
+    }
+}
+
+impl PrivacyConfig {
+    /// The window to store: `Some(None)` for "keep forever" (0), `None` to
+    /// keep the stored one.
+    pub fn window(&self) -> Option<Option<u64>> {
+        self.retention_seconds.map(|s| (s != 0).then_some(s))
+    }
+
+    fn apply_file(&mut self, f: Option<FilePrivacyConfig>) {
+        if let Some(p) = f {
+            if let Some(v) = p.retention_seconds {
+                self.retention_seconds = Some(v);
+            }
+            if let Some(v) = p.retention_interval_seconds {
+                self.retention_interval_seconds = v;
+            }
+        }
+    }
+
+    fn apply_env(&mut self, env: &impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        if let Some(v) = env("OFFPAY_RETENTION_SECONDS") {
+            self.retention_seconds = Some(
+                v.parse()
+                    .map_err(|e| ConfigError(format!("OFFPAY_RETENTION_SECONDS={v}: {e}")))?,
+            );
+        }
+        if let Some(v) = env("OFFPAY_RETENTION_INTERVAL_SECONDS") {
+            self.retention_interval_seconds = v
+                .parse()
+                .map_err(|e| ConfigError(format!("OFFPAY_RETENTION_INTERVAL_SECONDS={v}: {e}")))?;
+        }
+        Ok(())
+    }
+
+    fn apply_args(&mut self, a: &ServerArgs) {
+        if let Some(v) = a.retention_seconds {
+            self.retention_seconds = Some(v);
+        }
+        if let Some(v) = a.retention_interval_seconds {
+            self.retention_interval_seconds = v;
+        }
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(Some(v)) = self.window()
+            && v > offpay_issuer::retention::RETENTION_SECONDS_MAX
+        {
+            return Err(ConfigError(format!(
+                "privacy.retention_seconds must be 0 (keep forever) to {} (got {v})",
+                offpay_issuer::retention::RETENTION_SECONDS_MAX
+            )));
+        }
+        if self.retention_interval_seconds > 86_400 {
+            return Err(ConfigError(format!(
+                "privacy.retention_interval_seconds must be 0 (off) to 86400 (got {})",
+                self.retention_interval_seconds
+            )));
+        }
+        Ok(())
+    }
 }
 
 /// The scheme's rules for money no TA holds, and how often due wallets
@@ -167,6 +256,7 @@ impl fmt::Debug for ServerConfig {
             .field("scheme", &self.scheme)
             .field("hsm", &self.hsm)
             .field("lifecycle", &self.lifecycle)
+            .field("privacy", &self.privacy)
             .finish()
     }
 }
@@ -197,6 +287,7 @@ impl Default for ServerConfig {
             scheme: SchemeLinkConfig::default(),
             hsm: None,
             lifecycle: LifecycleConfig::default(),
+            privacy: PrivacyConfig::default(),
         }
     }
 }
@@ -287,6 +378,7 @@ impl ServerConfig {
         if let Some(v) = f.operator_amount_max_minor {
             self.operator_amount_max_minor = v;
         }
+        self.privacy.apply_file(f.privacy);
         if let Some(l) = f.lifecycle {
             if let Some(v) = l.refund_lost {
                 self.lifecycle.refund_lost = Some(v);
@@ -375,6 +467,7 @@ impl ServerConfig {
                 .parse()
                 .map_err(|e| ConfigError(format!("OFFPAY_CLOSE_INTERVAL_SECONDS={v}: {e}")))?;
         }
+        self.privacy.apply_env(&get)?;
         if let Some(v) = get("OFFPAY_MASTER_KEY_FILE") {
             self.master_key_file = Some(PathBuf::from(v));
         }
@@ -444,6 +537,7 @@ impl ServerConfig {
         if let Some(v) = a.close_interval_seconds {
             self.lifecycle.close_interval_seconds = v;
         }
+        self.privacy.apply_args(a);
         Ok(())
     }
 
@@ -482,6 +576,7 @@ impl ServerConfig {
             .check()
             .map_err(|e| ConfigError(format!("lifecycle.return_after_seconds: {e}")))?;
         }
+        self.privacy.validate()?;
         if self.lifecycle.close_interval_seconds > 86_400 {
             return Err(ConfigError(format!(
                 "lifecycle.close_interval_seconds must be 0 (off) to 86400 (got {})",
@@ -573,6 +668,15 @@ struct FileConfig {
     hsm: Option<String>,
     scheme: Option<FileSchemeConfig>,
     lifecycle: Option<FileLifecycleConfig>,
+    privacy: Option<FilePrivacyConfig>,
+}
+
+/// The `[privacy]` table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FilePrivacyConfig {
+    retention_seconds: Option<u64>,
+    retention_interval_seconds: Option<u64>,
 }
 
 /// The `[lifecycle]` table.
@@ -596,7 +700,7 @@ struct FileSchemeConfig {
 /// Flags of `offpay server` (the CLI flattens this).
 #[derive(clap::Args, Clone, Debug, Default, PartialEq, Eq)]
 pub struct ServerArgs {
-    /// TOML configuration file (keys: listen, data_dir, database_url, operator_token, log_format, currency, suite, operator_amount_max_minor, master_key_file, hsm; table [scheme]: url, token, interval_ms; table [lifecycle]: refund_lost, return_after_seconds, close_interval_seconds).
+    /// TOML configuration file (keys: listen, data_dir, database_url, operator_token, log_format, currency, suite, operator_amount_max_minor, master_key_file, hsm; table [scheme]: url, token, interval_ms; table [lifecycle]: refund_lost, return_after_seconds, close_interval_seconds; table [privacy]: retention_seconds, retention_interval_seconds).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Address to listen on [env: OFFPAY_LISTEN] [default: 127.0.0.1:8080].
@@ -651,6 +755,14 @@ pub struct ServerArgs {
     /// Seconds between two runs closing the due wallets (0: off) [env: OFFPAY_CLOSE_INTERVAL_SECONDS] [default: 3600].
     #[arg(long, value_name = "SECONDS")]
     pub close_interval_seconds: Option<u64>,
+    /// Seconds after settlement the pairing of a payment's payer and payee
+    /// is deleted, once delivered and both wallets are checkpointed past it
+    /// (0: keep forever) [env: OFFPAY_RETENTION_SECONDS] [default: the stored window, first keep forever].
+    #[arg(long, value_name = "SECONDS")]
+    pub retention_seconds: Option<u64>,
+    /// Seconds between two retention passes (0: off) [env: OFFPAY_RETENTION_INTERVAL_SECONDS] [default: 3600].
+    #[arg(long, value_name = "SECONDS")]
+    pub retention_interval_seconds: Option<u64>,
 }
 
 /// A configuration problem.
@@ -846,5 +958,60 @@ mod tests {
             "postgres://app:***@db:5432/x"
         );
         assert_eq!(redact_url("postgres://db/x"), "postgres://db/x");
+    }
+
+    #[test]
+    fn privacy_keys_from_file_env_and_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(
+            &file,
+            "[privacy]\nretention_seconds = 7776000\nretention_interval_seconds = 600\n",
+        )
+        .unwrap();
+        let args = ServerArgs {
+            config: Some(file.clone()),
+            ..ServerArgs::default()
+        };
+        let c = ServerConfig::load_with_env(&args, env(&[])).unwrap();
+        assert_eq!(c.privacy.retention_seconds, Some(7_776_000));
+        assert_eq!(c.privacy.window(), Some(Some(7_776_000)));
+        assert_eq!(c.privacy.retention_interval_seconds, 600);
+        // The environment over the file, flags over both; 0 is "keep forever".
+        let c = ServerConfig::load_with_env(
+            &args,
+            env(&[
+                ("OFFPAY_RETENTION_SECONDS", "0"),
+                ("OFFPAY_RETENTION_INTERVAL_SECONDS", "60"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.privacy.window(), Some(None));
+        assert_eq!(c.privacy.retention_interval_seconds, 60);
+        let flags = ServerArgs {
+            retention_seconds: Some(86_400),
+            retention_interval_seconds: Some(0),
+            ..args.clone()
+        };
+        let c =
+            ServerConfig::load_with_env(&flags, env(&[("OFFPAY_RETENTION_SECONDS", "0")])).unwrap();
+        assert_eq!(c.privacy.window(), Some(Some(86_400)));
+        assert_eq!(c.privacy.retention_interval_seconds, 0);
+        // Unset: the stored window is kept.
+        let c = ServerConfig::load_with_env(&ServerArgs::default(), env(&[])).unwrap();
+        assert_eq!(c.privacy.window(), None);
+        assert_eq!(
+            c.privacy.retention_interval_seconds,
+            RETENTION_INTERVAL_SECONDS_DEFAULT
+        );
+        // Refused: not a number, a window over the maximum, an interval over a day.
+        let bad = |pairs: &[(&str, &str)]| {
+            ServerConfig::load_with_env(&ServerArgs::default(), env(pairs)).is_err()
+        };
+        assert!(bad(&[("OFFPAY_RETENTION_SECONDS", "soon")]));
+        assert!(bad(&[("OFFPAY_RETENTION_SECONDS", "18446744073709551615")]));
+        assert!(bad(&[("OFFPAY_RETENTION_INTERVAL_SECONDS", "86401")]));
+        std::fs::write(&file, "[privacy]\nretention_days = 1\n").unwrap();
+        assert!(ServerConfig::load_with_env(&args, env(&[])).is_err());
     }
 }

@@ -62,6 +62,7 @@ pub mod lifecycle;
 pub mod link;
 pub mod metrics;
 pub mod openapi;
+pub mod privacy;
 pub mod scheme;
 mod startup;
 
@@ -107,6 +108,8 @@ pub struct AppState {
     pub link_interval: std::time::Duration,
     /// Pause between two runs closing the due wallets (zero: never).
     pub close_interval: std::time::Duration,
+    /// Pause between two retention passes (zero: never).
+    pub retention_interval: std::time::Duration,
 }
 
 impl fmt::Debug for AppState {
@@ -128,6 +131,9 @@ impl AppState {
             link: None,
             link_interval: std::time::Duration::from_millis(config::SCHEME_INTERVAL_MS_DEFAULT),
             close_interval: std::time::Duration::from_secs(config::CLOSE_INTERVAL_SECONDS_DEFAULT),
+            retention_interval: std::time::Duration::from_secs(
+                config::RETENTION_INTERVAL_SECONDS_DEFAULT,
+            ),
         }
     }
 
@@ -232,6 +238,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/admin/cases/{id}/decide", post(cases::decide))
         .route("/v1/admin/cases/{id}/resolve", post(cases::resolve))
         .route("/v1/admin/cases/{id}/bundle", get(cases::bundle))
+        .route("/v1/admin/retention/run", post(privacy::run))
+        .route("/v1/admin/wallets/{id}/export", get(privacy::export))
         .route("/v1/admin/double-spends", get(api::double_spends))
         .route("/v1/admin/invariants", get(api::invariants))
         .route("/v1/admin/scheme", get(admin_scheme::status))
@@ -331,6 +339,7 @@ pub struct RunningServer {
     stop: Option<oneshot::Sender<()>>,
     link: Option<LinkThread>,
     closer: Option<lifecycle::Closer>,
+    retainer: Option<lifecycle::Closer>,
 }
 
 /// The scheme link's background thread and its stop flag.
@@ -380,6 +389,9 @@ impl RunningServer {
             let _ = s.send(());
         }
         if let Some(c) = self.closer.take() {
+            c.stop().await;
+        }
+        if let Some(c) = self.retainer.take() {
             c.stop().await;
         }
         if let Some(l) = self.link.take() {
@@ -435,6 +447,7 @@ pub async fn spawn(config: ServerConfig) -> Result<RunningServer, ServerError> {
     tracing::info!(%addr, "offpay server listening");
     let link = LinkThread::start(&state)?;
     let closer = start_closer(&state)?;
+    let retainer = start_retainer(&state)?;
     let (handle, tx) = serve_in_background(listener, router(state.clone()));
     Ok(RunningServer {
         addr,
@@ -444,6 +457,7 @@ pub async fn spawn(config: ServerConfig) -> Result<RunningServer, ServerError> {
         stop: Some(tx),
         link,
         closer,
+        retainer,
     })
 }
 
@@ -451,6 +465,17 @@ pub async fn spawn(config: ServerConfig) -> Result<RunningServer, ServerError> {
 fn start_closer(state: &AppState) -> Result<Option<lifecycle::Closer>, ServerError> {
     lifecycle::Closer::start(&state.issuer, state.close_interval)
         .map_err(|e| ServerError::Io("cannot start the closing thread".into(), e))
+}
+
+/// Start the thread running the retention pass (none when the interval is zero).
+fn start_retainer(state: &AppState) -> Result<Option<lifecycle::Closer>, ServerError> {
+    lifecycle::Closer::periodic(
+        &state.issuer,
+        state.retention_interval,
+        "offpay-retention",
+        privacy::prune_all_due,
+    )
+    .map_err(|e| ServerError::Io("cannot start the retention thread".into(), e))
 }
 
 /// Serve until `shutdown` resolves, then finish the requests in flight.
@@ -466,6 +491,7 @@ pub async fn serve(
     tracing::info!(%addr, backend = offpay_issuer::store::Store::backend(state.issuer.store()), "offpay server listening");
     let link = LinkThread::start(&state)?;
     let closer = start_closer(&state)?;
+    let retainer = start_retainer(&state)?;
     let served = axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown)
         .await
@@ -474,6 +500,9 @@ pub async fn serve(
         l.stop().await;
     }
     if let Some(c) = closer {
+        c.stop().await;
+    }
+    if let Some(c) = retainer {
         c.stop().await;
     }
     served?;

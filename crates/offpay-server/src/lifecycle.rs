@@ -129,6 +129,17 @@ impl Closer {
         issuer: &Arc<Issuer<AnyStore>>,
         interval: Duration,
     ) -> std::io::Result<Option<Closer>> {
+        Closer::periodic(issuer, interval, "offpay-closer", close_all_due)
+    }
+
+    /// A thread running `job` every `interval` on the issuer (none when
+    /// `interval` is zero): the closer, and the retention pass (`privacy.rs`).
+    pub(crate) fn periodic(
+        issuer: &Arc<Issuer<AnyStore>>,
+        interval: Duration,
+        name: &str,
+        job: fn(&Issuer<AnyStore>),
+    ) -> std::io::Result<Option<Closer>> {
         if interval.is_zero() {
             return Ok(None);
         }
@@ -136,7 +147,7 @@ impl Closer {
         let weak: Weak<Issuer<AnyStore>> = Arc::downgrade(issuer);
         let flag = stop.clone();
         let handle = std::thread::Builder::new()
-            .name("offpay-closer".into())
+            .name(name.into())
             .spawn(move || {
                 let mut next = Instant::now() + interval;
                 while !flag.load(Ordering::Relaxed) {
@@ -148,7 +159,7 @@ impl Closer {
                     let Some(issuer) = weak.upgrade() else {
                         return;
                     };
-                    close_all_due(&issuer);
+                    job(&issuer);
                 }
             })?;
         Ok(Some(Closer { stop, handle }))

@@ -196,6 +196,12 @@ pub(crate) fn prepare(config: &ServerConfig) -> Result<(AppState, Prepared), Ser
             "lifecycle rules set"
         );
     }
+    if let Some(window) = config.privacy.window() {
+        issuer
+            .set_retention_seconds(window)
+            .map_err(ServerError::Issuer)?;
+        tracing::info!(retention_seconds = ?window, "retention window set");
+    }
     let mut state = AppState::new(Arc::new(issuer), &token)
         .with_operator_amount_max(config.operator_amount_max_minor);
     if let (Some(url), Some(t)) = (&config.scheme.url, &config.scheme.token) {
@@ -205,6 +211,8 @@ pub(crate) fn prepare(config: &ServerConfig) -> Result<(AppState, Prepared), Ser
         state.link_interval = std::time::Duration::from_millis(config.scheme.interval_ms);
     }
     state.close_interval = std::time::Duration::from_secs(config.lifecycle.close_interval_seconds);
+    state.retention_interval =
+        std::time::Duration::from_secs(config.privacy.retention_interval_seconds);
     Ok((
         state,
         Prepared {

@@ -57,6 +57,11 @@ const ADMIN_ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/admin/cases/1/decide"),
     ("POST", "/v1/admin/cases/1/resolve"),
     ("GET", "/v1/admin/cases/1/bundle"),
+    ("POST", "/v1/admin/retention/run"),
+    (
+        "GET",
+        "/v1/admin/wallets/00112233445566778899aabbccddeeff/export",
+    ),
 ];
 
 const OPENAPI_ROUTES: &[(&str, &str)] = &[
@@ -84,6 +89,8 @@ const OPENAPI_ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/admin/cases/{id}/decide"),
     ("post", "/v1/admin/cases/{id}/resolve"),
     ("get", "/v1/admin/cases/{id}/bundle"),
+    ("post", "/v1/admin/retention/run"),
+    ("get", "/v1/admin/wallets/{id}/export"),
     ("post", "/v1/admin/wallets/{id}/pin-unlock"),
     ("post", "/v1/pin-unlock"),
     ("get", "/v1/admin/double-spends"),
@@ -1304,5 +1311,74 @@ fn stranded_money_is_shown_to_the_payee_and_the_operator() {
         .unwrap();
     assert_eq!(bobs["stranded_minor"], 350);
     assert_eq!(s.wallet(&alice)["stranded_minor"], 0);
+    s.assert_invariants();
+}
+
+#[test]
+fn retention_run_and_wallet_export_through_http() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = offpay_server::config::ServerConfig::with_data_dir(dir.path().join("data"));
+    config.privacy.retention_seconds = Some(1);
+    config.privacy.retention_interval_seconds = 0;
+    let s = TestServer::start_with(config);
+    s.create_customer("alice", 10_000);
+    s.create_customer("bob", 0);
+    let (mut alice, _) = s.enroll_wallet("alice");
+    let (mut bob, _) = s.enroll_wallet("bob");
+    s.load(&mut alice, 5_000, "load-alice");
+    pay(&mut alice, &mut bob, 1_200, now());
+    s.sync(&mut alice);
+    s.sync(&mut bob);
+    let alice_hex = alice.wallet_id().to_hex();
+    let bob_hex = bob.wallet_id().to_hex();
+    let export = |hex: &str| s.admin_get(&format!("/v1/admin/wallets/{hex}/export"));
+    let before = export(&alice_hex).expect(200).json();
+    assert_eq!(before["wallet_id"], alice_hex.as_str());
+    assert_eq!(before["customer"], "alice");
+    assert_eq!(before["vouchers"][0]["amount_minor"], 5_000);
+    assert_eq!(before["entries"][0]["payee"], bob_hex.as_str());
+    assert_eq!(before["entries"][0]["amount_minor"], 1_200);
+    assert_eq!(before["entries"][0]["pruned"], false);
+    assert!(before["entries"][0]["entry"].is_string());
+    assert_eq!(before["settlements"][0]["delivery"], "delivered");
+    assert!(!before["checkpoints"].as_array().unwrap().is_empty());
+    assert!(before["customer_postings"].as_array().unwrap().len() >= 2);
+    // Refusals change nothing.
+    let run = |body: Value| s.admin_post("/v1/admin/retention/run", body);
+    run(json!({"limit": 0})).expect_error(400, "invalid_input");
+    run(json!({"limit": 1001})).expect_error(400, "invalid_input");
+    run(json!({"limit": "all"})).expect_error(400, "invalid_json");
+    export("zz").expect_error(400, "invalid_input");
+    export("00112233445566778899aabbccddeeff").expect_error(404, "unknown_wallet");
+    assert_eq!(export(&alice_hex).expect(200).json(), before);
+    // After the one-second window: the pairing goes, the totals stay.
+    std::thread::sleep(std::time::Duration::from_millis(2_100));
+    let r = run(json!({})).expect(200).json();
+    assert_eq!(r["enabled"], true);
+    assert_eq!(r["retention_seconds"], 1);
+    assert_eq!(r["pruned"], 1);
+    assert_eq!(r["more"], false);
+    assert_eq!(run(json!({"limit": 10})).expect(200).json()["pruned"], 0);
+    let after = export(&alice_hex).expect(200).json();
+    let e = &after["entries"][0];
+    assert_eq!(e["pruned"], true);
+    assert_eq!(e["payee"], Value::Null);
+    assert_eq!(e["amount_minor"], 0);
+    assert_eq!(e["entry"], Value::Null);
+    assert_eq!(e["hash"], before["entries"][0]["hash"]);
+    assert_eq!(after["settlements"][0]["pruned"], true);
+    assert_eq!(after["settlements"][0]["payee"], Value::Null);
+    let text = serde_json::to_string(&after).unwrap();
+    assert!(
+        !text.contains(&bob_hex),
+        "the export of Alice no longer names Bob"
+    );
+    let bob_text = serde_json::to_string(&export(&bob_hex).expect(200).json()).unwrap();
+    assert!(
+        !bob_text.contains(&alice_hex),
+        "the export of Bob no longer names Alice"
+    );
+    assert_eq!(s.wallet(&alice)["offline_balance_minor"], 3_800);
+    assert_eq!(s.wallet(&bob)["offline_balance_minor"], 1_200);
     s.assert_invariants();
 }

@@ -11,8 +11,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use offpay_issuer::store::{
     Book, CaseCountRow, CaseEvent, CaseRecord, CaseState, CheckpointRecord, ClaimFilter,
     ClaimRecord, ClaimState, ClaimSums, DoubleSpendRecord, EnrollmentTokenRecord, EntryRecord,
-    LedgerTotals, NewSettlement, PendingSettlement, Posting, RevocationRecord, SettlementRecord,
-    StatementRecord, Store, StoreError, Tx, WalletRecord,
+    LedgerTotals, NewSettlement, PendingSettlement, Posting, RetentionCandidate, RevocationRecord,
+    SettlementRecord, StatementRecord, Store, StoreError, StoredPosting, Tx, WalletRecord,
 };
 use offpay_protocol::pki::WalletProfile;
 use offpay_protocol::{Hash32, UnixSeconds, WalletId};
@@ -322,6 +322,13 @@ impl Tx for FaultTx<'_> {
         fn insert_case_refund(&mut self, payer: &WalletId, seq: u64, case_id: u64, amount: i64) -> bool;
         fn case_refund(&mut self, payer: &WalletId, seq: u64) -> Option<u64>;
         fn case_counts(&mut self) -> Vec<CaseCountRow>;
+        fn retention_candidates(&mut self, settled_by: UnixSeconds, limit: u32) -> Vec<RetentionCandidate>;
+        fn postings_by_references(&mut self, references: &[String]) -> Vec<StoredPosting>;
+        fn fold_postings(&mut self, references: &[String], summaries: &[Posting]) -> ();
+        fn prune_payments(&mut self, keys: &[(WalletId, Hash32)]) -> ();
+        fn pruned_returned(&mut self, keys: &[(WalletId, Hash32)]) -> Vec<(WalletId, Hash32)>;
+        fn postings_of_account(&mut self, account: &str, limit: u32) -> Vec<StoredPosting>;
+        fn settlements_of(&mut self, wallet: &WalletId, limit: u32) -> Vec<SettlementRecord>;
     }
 }
 

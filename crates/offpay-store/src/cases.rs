@@ -93,7 +93,7 @@ impl<C: Conn> SqlTx<C> {
         h: &Hash32,
     ) -> Result<Option<SettlementRecord>, StoreError> {
         let rows = self.conn.query(
-            "SELECT payee, amount, time, delivery FROM settlements WHERE payer = $1 AND hash = $2",
+            "SELECT payee, amount, time, delivery, pruned FROM settlements WHERE payer = $1 AND hash = $2",
             &[w(payer), b(&h.0)],
         )?;
         let Some(r) = rows.first() else {
@@ -106,6 +106,7 @@ impl<C: Conn> SqlTx<C> {
             amount: int(&r[1])?,
             time: UnixSeconds(uint(&r[2])?),
             delivery: Delivery::from_code(int(&r[3])?).ok_or_else(|| corrupt("delivery"))?,
+            pruned: int(&r[4])? != 0,
         }))
     }
 

@@ -28,6 +28,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         7,
         include_str!("../migrations/postgres/0007_compact_revocation.sql"),
     ),
+    (8, include_str!("../migrations/postgres/0008_retention.sql")),
 ];
 /// Connections in the pool.
 pub const POSTGRES_CONNECTIONS_MAX: usize = 16;

@@ -6,8 +6,9 @@
 use offpay_issuer::store::{
     Book, CaseCountRow, CaseEvent, CaseRecord, CaseState, CheckpointRecord, ClaimDirection,
     ClaimFilter, ClaimRecord, ClaimState, ClaimSums, DoubleSpendRecord, EnrollmentTokenRecord,
-    EntryRecord, LedgerTotals, NewSettlement, PendingSettlement, Posting, Retirement,
-    RevocationRecord, SettlementRecord, StatementRecord, StoreError, Tx, WalletRecord, WalletState,
+    EntryRecord, LedgerTotals, NewSettlement, PendingSettlement, Posting, RetentionCandidate,
+    Retirement, RevocationRecord, SettlementRecord, StatementRecord, StoreError, StoredPosting, Tx,
+    WalletRecord, WalletState,
 };
 use offpay_protocol::entropy::{Entropy, SharedEntropy};
 use offpay_protocol::pki::WalletProfile;
@@ -289,6 +290,33 @@ pub(crate) fn revocation_row(r: &[Value]) -> Result<RevocationRecord, StoreError
         crl_added: opt_uint(&r[6])?,
         crl_removed: opt_uint(&r[7])?,
     })
+}
+
+const POSTING_COLUMNS: &str = "book, debit, credit, amount, kind, reference, time";
+
+fn stored_posting_row(r: &[Value]) -> Result<StoredPosting, StoreError> {
+    Ok(StoredPosting {
+        book: Book::parse(&text(&r[0])?).ok_or_else(|| corrupt("posting book"))?,
+        debit: text(&r[1])?,
+        credit: text(&r[2])?,
+        amount: int(&r[3])?,
+        kind: text(&r[4])?,
+        reference: text(&r[5])?,
+        time: UnixSeconds(uint(&r[6])?),
+    })
+}
+
+/// Each (book, account)'s net (credits - debits) over some postings.
+fn nets<'a>(
+    moves: impl Iterator<Item = (Book, &'a str, &'a str, i64)>,
+) -> std::collections::BTreeMap<(&'static str, &'a str), i128> {
+    let mut out = std::collections::BTreeMap::new();
+    for (book, debit, credit, amount) in moves {
+        *out.entry((book.as_str(), debit)).or_insert(0i128) -= i128::from(amount);
+        *out.entry((book.as_str(), credit)).or_insert(0i128) += i128::from(amount);
+    }
+    out.retain(|_, v| *v != 0);
+    out
 }
 
 pub(crate) const ENTRY_COLUMNS: &str =
@@ -1028,7 +1056,7 @@ impl<C: Conn> Tx for SqlTx<C> {
     ) -> Result<Vec<PendingSettlement>, StoreError> {
         let pairs: Vec<(Value, Value)> = keys.iter().map(|(p, h)| (w(p), b(&h.0))).collect();
         let returned = self.by_pairs(
-            "SELECT payer, hash, payee, amount, time FROM settlements WHERE delivery = 2 AND",
+            "SELECT payer, hash, payee, amount, time FROM settlements WHERE delivery = 2 AND pruned = 0 AND",
             ("payer", "hash"),
             &pairs,
             pending_row,
@@ -1278,6 +1306,200 @@ impl<C: Conn> Tx for SqlTx<C> {
             &[time(not_after)?, i(serial)?],
         )?;
         Ok(())
+    }
+
+    fn retention_candidates(
+        &mut self,
+        settled_by: UnixSeconds,
+        limit: u32,
+    ) -> Result<Vec<RetentionCandidate>, StoreError> {
+        // Delivered or returned; the payer's last checkpoint covers the
+        // entry's seq and the payee's last checkpoint is no older than the
+        // settlement; in no double spend and no claim on another issuer.
+        self.conn
+            .query(
+                "SELECT s.payer, e.seq, s.hash, s.payee, s.time FROM settlements s \
+                 JOIN entries e ON e.payer = s.payer AND e.hash = s.hash \
+                 JOIN wallets pw ON pw.id = s.payer \
+                 JOIN checkpoints pc ON pc.wallet = s.payer AND pc.number = pw.checkpoint \
+                 JOIN wallets qw ON qw.id = s.payee \
+                 JOIN checkpoints qc ON qc.wallet = s.payee AND qc.number = qw.checkpoint \
+                 WHERE s.pruned = 0 AND s.delivery IN (1, 2) AND s.time <= $1 AND e.kind = 'payment' \
+                 AND pc.seq >= e.seq AND qc.time >= s.time \
+                 AND NOT EXISTS (SELECT 1 FROM double_spends d WHERE d.payer = s.payer AND d.seq = e.seq) \
+                 AND NOT EXISTS (SELECT 1 FROM claims c WHERE c.id = s.hash) \
+                 ORDER BY s.time, s.payer, s.hash LIMIT $2",
+                &[time(settled_by)?, Value::Int(i64::from(limit))],
+            )?
+            .iter()
+            .map(|r| {
+                Ok(RetentionCandidate {
+                    payer: wallet(&r[0])?,
+                    seq: uint(&r[1])?,
+                    hash: hash(&r[2])?,
+                    payee: wallet(&r[3])?,
+                    settled: UnixSeconds(uint(&r[4])?),
+                })
+            })
+            .collect()
+    }
+
+    fn postings_by_references(
+        &mut self,
+        references: &[String],
+    ) -> Result<Vec<StoredPosting>, StoreError> {
+        let mut refs = references.to_vec();
+        refs.sort();
+        refs.dedup();
+        let mut out = Vec::new();
+        for chunk in padded_chunks(&refs, INSERT_ROWS_MAX) {
+            let params: Vec<Value> = chunk.iter().map(|r| t(r)).collect();
+            let sql = format!(
+                "SELECT {POSTING_COLUMNS} FROM postings WHERE reference IN ({}) ORDER BY id",
+                list(1, chunk.len())
+            );
+            for r in self.conn.query(&sql, &params)? {
+                out.push(stored_posting_row(&r)?);
+            }
+        }
+        Ok(out)
+    }
+
+    fn fold_postings(
+        &mut self,
+        references: &[String],
+        summaries: &[Posting],
+    ) -> Result<(), StoreError> {
+        let removed = self.postings_by_references(references)?;
+        let before = nets(
+            removed
+                .iter()
+                .map(|p| (p.book, p.debit.as_str(), p.credit.as_str(), p.amount)),
+        );
+        let after = nets(
+            summaries
+                .iter()
+                .map(|p| (p.book, p.debit.as_str(), p.credit.as_str(), p.amount)),
+        );
+        if before != after {
+            return Err(StoreError::Corrupt(
+                "folded postings would change a balance".into(),
+            ));
+        }
+        let mut refs = references.to_vec();
+        refs.sort();
+        refs.dedup();
+        for chunk in padded_chunks(&refs, INSERT_ROWS_MAX) {
+            let params: Vec<Value> = chunk.iter().map(|r| t(r)).collect();
+            let sql = format!(
+                "DELETE FROM postings WHERE reference IN ({})",
+                list(1, chunk.len())
+            );
+            self.conn.execute(&sql, &params)?;
+        }
+        for chunk in shaped_chunks(summaries, INSERT_ROWS_MAX) {
+            let mut params = Vec::with_capacity(chunk.len() * 8);
+            for p in chunk {
+                if p.amount <= 0 || p.debit == p.credit {
+                    return Err(StoreError::Corrupt(format!("invalid posting {p:?}")));
+                }
+                params.extend([
+                    Value::Text(posting_id(p.time, self.entropy.as_ref())?),
+                    t(p.book.as_str()),
+                    t(&p.debit),
+                    t(&p.credit),
+                    Value::Int(p.amount),
+                    t(p.kind),
+                    t(&p.reference),
+                    time(p.time)?,
+                ]);
+            }
+            let sql = format!(
+                "INSERT INTO postings (id, book, debit, credit, amount, kind, reference, time) VALUES {}",
+                placeholders(chunk.len(), 8)
+            );
+            self.conn.execute(&sql, &params)?;
+        }
+        Ok(())
+    }
+
+    fn prune_payments(&mut self, keys: &[(WalletId, Hash32)]) -> Result<(), StoreError> {
+        for (p, h) in keys {
+            let entries = self.conn.execute(
+                "UPDATE entries SET payee = NULL, amount = 0, time = 0, bytes = $3, recorded = 0, pruned = 1 \
+                 WHERE payer = $1 AND hash = $2 AND kind = 'payment'",
+                &[w(p), b(&h.0), b(&[])],
+            )?;
+            let settlements = self.conn.execute(
+                "UPDATE settlements SET payee = NULL, amount = 0, time = 0, pruned = 1 \
+                 WHERE payer = $1 AND hash = $2 AND delivery <> 0",
+                &[w(p), b(&h.0)],
+            )?;
+            if entries != 1 || settlements != 1 {
+                return Err(StoreError::Conflict(format!(
+                    "payment {} of {p} is not a settled, delivered payment",
+                    h.to_hex()
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    fn pruned_returned(
+        &mut self,
+        keys: &[(WalletId, Hash32)],
+    ) -> Result<Vec<(WalletId, Hash32)>, StoreError> {
+        let pairs: Vec<(Value, Value)> = keys.iter().map(|(p, h)| (w(p), b(&h.0))).collect();
+        self.by_pairs(
+            "SELECT payer, hash FROM settlements WHERE delivery = 2 AND pruned = 1 AND",
+            ("payer", "hash"),
+            &pairs,
+            |r| Ok((wallet(&r[0])?, hash(&r[1])?)),
+        )
+    }
+
+    fn postings_of_account(
+        &mut self,
+        account: &str,
+        limit: u32,
+    ) -> Result<Vec<StoredPosting>, StoreError> {
+        self.conn
+            .query(
+                &format!(
+                    "SELECT {POSTING_COLUMNS} FROM postings WHERE debit = $1 OR credit = $1 ORDER BY id LIMIT $2"
+                ),
+                &[t(account), Value::Int(i64::from(limit))],
+            )?
+            .iter()
+            .map(|r| stored_posting_row(r))
+            .collect()
+    }
+
+    fn settlements_of(
+        &mut self,
+        wl: &WalletId,
+        limit: u32,
+    ) -> Result<Vec<SettlementRecord>, StoreError> {
+        self.conn
+            .query(
+                "SELECT payer, hash, payee, amount, time, delivery, pruned FROM settlements \
+                 WHERE payer = $1 OR payee = $1 ORDER BY time, payer, hash LIMIT $2",
+                &[w(wl), Value::Int(i64::from(limit))],
+            )?
+            .iter()
+            .map(|r| {
+                Ok(SettlementRecord {
+                    payer: wallet(&r[0])?,
+                    hash: hash(&r[1])?,
+                    payee: opt_wallet(&r[2])?,
+                    amount: int(&r[3])?,
+                    time: UnixSeconds(uint(&r[4])?),
+                    delivery: offpay_issuer::store::Delivery::from_code(int(&r[5])?)
+                        .ok_or_else(|| corrupt("delivery"))?,
+                    pruned: int(&r[6])? != 0,
+                })
+            })
+            .collect()
     }
 
     fn idempotent(&mut self, key: &str) -> Result<Option<(Hash32, Vec<u8>)>, StoreError> {

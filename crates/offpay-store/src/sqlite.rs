@@ -25,6 +25,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         7,
         include_str!("../migrations/sqlite/0007_compact_revocation.sql"),
     ),
+    (8, include_str!("../migrations/sqlite/0008_retention.sql")),
 ];
 /// Connections in the pool of a file database.
 pub const SQLITE_CONNECTIONS_MAX: usize = 4;
