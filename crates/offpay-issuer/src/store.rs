@@ -964,7 +964,10 @@ pub trait Tx {
     ) -> Result<(), StoreError>;
     /// Prune these settled payments (payer, entry hash): the entry keeps
     /// payer, seq, hash, prev and kind; its payee, amount, times and bytes
-    /// are cleared; the settlement keeps payer, hash and delivery.
+    /// are cleared; the settlement keeps payer, hash and delivery; a closed
+    /// (resolved or rejected) dispute case about it keeps its kind, state,
+    /// decision and what it paid, and drops its evidence bundle, entry hash
+    /// and amount.
     fn prune_payments(&mut self, keys: &[(WalletId, Hash32)]) -> Result<(), StoreError>;
     /// Which of these (payer, entry hash) are pruned settlements returned to
     /// their payer (a late delivery of one is credited from the payee's report).

@@ -1441,6 +1441,13 @@ impl<C: Conn> Tx for SqlTx<C> {
                     h.to_hex()
                 )));
             }
+            // A closed case about it keeps its kind, decision and what it
+            // paid, not its evidence (the bundle names the payee).
+            self.conn.execute(
+                "UPDATE cases SET bundle = $3, entry = NULL, amount = 0 \
+                 WHERE payer = $1 AND entry = $2 AND state IN ('resolved', 'rejected')",
+                &[w(p), b(&h.0), b(&[])],
+            )?;
         }
         Ok(())
     }

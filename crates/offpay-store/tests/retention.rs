@@ -7,8 +7,8 @@
 //! while it is pending, or while a double spend holds it, nothing is pruned.
 #![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)] // Test code: a failed unwrap is a failed test.
 
-use offpay_issuer::store::{Store, WalletState};
-use offpay_issuer::{Account, Issuer, IssuerConfig, RetentionReport};
+use offpay_issuer::store::{CaseKind, CaseState, Store, WalletState};
+use offpay_issuer::{Account, CaseOpening, Issuer, IssuerConfig, RetentionReport};
 use offpay_protocol::evidence::verify_retained_double_spend_bytes;
 use offpay_protocol::messages::ChainEntry;
 use offpay_protocol::{Currency, Hash32, UnixSeconds, WalletId};
@@ -338,6 +338,57 @@ fn nothing_is_pruned_while_pending_not_checkpointed_or_held_by_a_double_spend() 
         assert_eq!(run(issuer, t.plus(10 * WINDOW)).pruned, 0);
         let kept = pair_links(raw, &paid(&eve, &bob, &eb));
         assert!(kept.iter().any(|(t, _)| t == "entries"), "{kept:?}");
+        assert_books(issuer);
+    });
+}
+
+/// A payment an open dispute case holds is kept whole past the window;
+/// once the case is closed the payment is pruned, and the closed case keeps
+/// its decision but no evidence naming the payee.
+#[test]
+fn a_payment_is_kept_while_a_case_holds_it_then_pruned_with_the_cases_evidence() {
+    on_every_backend("retention_cases", |issuer, raw| {
+        let mut alice = customer_with_wallet(issuer, "alice", 5_000, 5_000);
+        let mut bob = customer_with_wallet(issuer, "bob", 0, 0);
+        let ab = pay(&mut alice, &mut bob, 900, T0.plus(10));
+        sync(issuer, &mut alice, T0.plus(100));
+        sync(issuer, &mut bob, T0.plus(100));
+        let c = issuer
+            .open_case(
+                &CaseOpening {
+                    kind: CaseKind::PaidNotReceived,
+                    payer: alice.wallet_id(),
+                    seq: Some(1),
+                    opened_by: "ops".into(),
+                    note: "the shop says no".into(),
+                },
+                T0.plus(200),
+            )
+            .unwrap();
+        let late = T0.plus(100 + 10 * WINDOW);
+        let out = run(issuer, late);
+        assert_eq!((out.pruned, out.held_by_cases), (0, 1));
+        let p = paid(&alice, &bob, &ab);
+        assert!(
+            pair_links(raw, &p).iter().any(|(t, _)| t == "entries"),
+            "the held entry is whole"
+        );
+        issuer.decide_case(c.id, "ops", "", late).unwrap();
+        let closed = issuer.resolve_case(c.id, "ops", "", late).unwrap();
+        assert_eq!(closed.decision.as_deref(), Some("payee_holds"));
+        assert_eq!(closed.state, CaseState::Rejected);
+        let out = run(issuer, late.plus(1));
+        assert_eq!((out.pruned, out.held_by_cases), (1, 0));
+        assert_eq!(pair_links(raw, &p), Vec::<(String, String)>::new());
+        let (kept, events) = issuer.case(c.id).unwrap();
+        assert_eq!(kept.state, CaseState::Rejected);
+        assert_eq!(kept.decision.as_deref(), Some("payee_holds"));
+        assert!(kept.bundle.is_empty() && kept.entry.is_none() && kept.amount == 0);
+        assert_eq!(
+            events.len(),
+            3,
+            "opened, decided, rejected: the history stays"
+        );
         assert_books(issuer);
     });
 }
