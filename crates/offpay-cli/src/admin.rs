@@ -719,7 +719,11 @@ fn run_raw(a: AdminArgs) -> Outcome {
                     r.returned,
                     show(i128::from(r.returned_minor), cur),
                 ),
-                to_json(&r)?,
+                {
+                    let mut v = to_json(&r)?;
+                    v["currency"] = json!(cur);
+                    v
+                },
             ))
         }
         AdminCmd::Lifecycle => {

@@ -263,6 +263,16 @@ fn every_command_keeps_the_json_contract() {
         ok(&["evidence", "verify", &proof, "--root", &p(&pki, "root.pem")]),
     );
     record("admin revoke", admin(&["revoke", &bob_id]));
+    record("admin lifecycle", admin(&["lifecycle"]));
+    let retired = admin(&["retire", &alice_id, "--lost", "--note", "phone stolen"]);
+    assert_eq!(retired["retired"], "lost");
+    record("admin retire", retired);
+    let closed = admin(&["close-due"]);
+    assert_eq!(
+        closed["closed"], 0,
+        "not due before the certificate expired"
+    );
+    record("admin close-due", closed);
 
     // Failures: refused, usage, done but not delivered.
     let r = run(&[
