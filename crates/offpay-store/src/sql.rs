@@ -59,6 +59,35 @@ pub struct SqlTx<C: Conn> {
 }
 
 impl<C: Conn> SqlTx<C> {
+    /// Insert postings (each positive, between two accounts) in chunks,
+    /// leaving the cached balances to the caller: `post` moves them, the
+    /// retention fold keeps every net.
+    fn insert_postings(&mut self, postings: &[Posting]) -> Result<(), StoreError> {
+        for chunk in shaped_chunks(postings, INSERT_ROWS_MAX) {
+            let mut params = Vec::with_capacity(chunk.len() * 8);
+            for p in chunk {
+                if p.amount <= 0 || p.debit == p.credit {
+                    return Err(StoreError::Corrupt(format!("invalid posting {p:?}")));
+                }
+                params.extend([
+                    Value::Text(posting_id(p.time, self.entropy.as_ref())?),
+                    t(p.book.as_str()),
+                    t(&p.debit),
+                    t(&p.credit),
+                    Value::Int(p.amount),
+                    t(p.kind),
+                    t(&p.reference),
+                    time(p.time)?,
+                ]);
+            }
+            let sql = format!(
+                "INSERT INTO postings (id, book, debit, credit, amount, kind, reference, time) VALUES {}",
+                placeholders(chunk.len(), 8)
+            );
+            self.conn.execute(&sql, &params)?;
+        }
+        Ok(())
+    }
     /// Wrap a connection whose transaction is already open; posting ids draw
     /// their random part from `entropy`.
     pub fn new(conn: C, entropy: SharedEntropy) -> SqlTx<C> {
@@ -514,29 +543,7 @@ impl<C: Conn> Tx for SqlTx<C> {
 
     fn post(&mut self, postings: &[Posting]) -> Result<(), StoreError> {
         let mut deltas: std::collections::BTreeMap<&str, i128> = std::collections::BTreeMap::new();
-        for chunk in shaped_chunks(postings, INSERT_ROWS_MAX) {
-            let mut params = Vec::with_capacity(chunk.len() * 8);
-            for p in chunk {
-                if p.amount <= 0 || p.debit == p.credit {
-                    return Err(StoreError::Corrupt(format!("invalid posting {p:?}")));
-                }
-                params.extend([
-                    Value::Text(posting_id(p.time, self.entropy.as_ref())?),
-                    t(p.book.as_str()),
-                    t(&p.debit),
-                    t(&p.credit),
-                    Value::Int(p.amount),
-                    t(p.kind),
-                    t(&p.reference),
-                    time(p.time)?,
-                ]);
-            }
-            let sql = format!(
-                "INSERT INTO postings (id, book, debit, credit, amount, kind, reference, time) VALUES {}",
-                placeholders(chunk.len(), 8)
-            );
-            self.conn.execute(&sql, &params)?;
-        }
+        self.insert_postings(postings)?;
         for p in postings {
             *deltas.entry(&p.debit).or_default() -= p.amount as i128;
             *deltas.entry(&p.credit).or_default() += p.amount as i128;
@@ -1397,29 +1404,7 @@ impl<C: Conn> Tx for SqlTx<C> {
             );
             self.conn.execute(&sql, &params)?;
         }
-        for chunk in shaped_chunks(summaries, INSERT_ROWS_MAX) {
-            let mut params = Vec::with_capacity(chunk.len() * 8);
-            for p in chunk {
-                if p.amount <= 0 || p.debit == p.credit {
-                    return Err(StoreError::Corrupt(format!("invalid posting {p:?}")));
-                }
-                params.extend([
-                    Value::Text(posting_id(p.time, self.entropy.as_ref())?),
-                    t(p.book.as_str()),
-                    t(&p.debit),
-                    t(&p.credit),
-                    Value::Int(p.amount),
-                    t(p.kind),
-                    t(&p.reference),
-                    time(p.time)?,
-                ]);
-            }
-            let sql = format!(
-                "INSERT INTO postings (id, book, debit, credit, amount, kind, reference, time) VALUES {}",
-                placeholders(chunk.len(), 8)
-            );
-            self.conn.execute(&sql, &params)?;
-        }
+        self.insert_postings(summaries)?;
         Ok(())
     }
 
